@@ -1,1 +1,50 @@
-//! placeholder
+//! # flink-core
+//!
+//! The user's vocabulary of flink-rs: the [`StreamExecutionEnvironment`], the
+//! [`DataStream`] and [`KeyedStream`] builders, the function traits, sources and sinks,
+//! partitioners and key groups, and the graphs a job compiles into. No threads and no
+//! I/O live here; `flink-runtime` executes what this crate describes.
+//!
+//! [`StreamExecutionEnvironment`]: environment::StreamExecutionEnvironment
+//! [`DataStream`]: datastream::DataStream
+//! [`KeyedStream`]: keyed_stream::KeyedStream
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod collect;
+pub mod config;
+pub mod datastream;
+pub mod environment;
+pub mod error;
+pub mod failure;
+pub mod functions;
+pub mod graph;
+pub mod key_group;
+pub mod keyed_stream;
+pub mod metrics;
+pub mod node;
+pub mod operator;
+pub mod operators;
+pub mod output;
+pub mod partitioner;
+pub mod sink;
+pub mod source;
+pub mod sources;
+pub mod state;
+pub mod stream_type;
+
+/// The names most jobs need.
+pub mod prelude {
+    pub use crate::collect::CollectedRecords;
+    pub use crate::config::{BufferTimeout, ExecutionConfig};
+    pub use crate::datastream::{DataStream, DataStreamSink};
+    pub use crate::environment::StreamExecutionEnvironment;
+    pub use crate::error::{ConfigError, GraphError};
+    pub use crate::functions::{
+        Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
+    };
+    pub use crate::keyed_stream::KeyedStream;
+    pub use crate::sink::{Sink, SinkError, SinkWriter};
+    pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
+    pub use crate::state::ValueState;
+}

@@ -1,0 +1,137 @@
+//! Execution settings with validation, mirroring Flink's network and parallelism options.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// Largest max parallelism Flink accepts (2^15 key groups).
+pub const UPPER_BOUND_MAX_PARALLELISM: usize = 1 << 15;
+/// Smallest network buffer accepted: a length prefix plus a little payload.
+pub const MIN_BUFFER_SIZE: usize = 64;
+
+/// When a partially filled output buffer is shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BufferTimeout {
+    /// Flush after every record (Flink's `setBufferTimeout(0)`): lowest latency.
+    EveryRecord,
+    /// Flush partial buffers at least this often (Flink's default is 100 ms).
+    Interval(Duration),
+    /// Ship only full buffers (Flink's `-1`): highest throughput, unbounded latency.
+    OnlyWhenFull,
+}
+
+/// The settings a job runs with. Built with defaults, changed with setters, validated when
+/// the job is built, so a bad value is a [`ConfigError`] and never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionConfig {
+    /// Parallelism of operators that do not set their own.
+    pub parallelism: usize,
+    /// Number of key groups; the upper bound for any operator's parallelism.
+    pub max_parallelism: usize,
+    /// Size in bytes of one network buffer.
+    pub buffer_size: usize,
+    /// When partial buffers are flushed.
+    pub buffer_timeout: BufferTimeout,
+    /// Buffers each input channel owns (its initial credit).
+    pub exclusive_buffers_per_channel: usize,
+    /// Buffers each input gate lends to channels with backlog.
+    pub floating_buffers_per_gate: usize,
+    /// Whether operators may be chained into one task.
+    pub chaining: bool,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: 1,
+            max_parallelism: 128,
+            buffer_size: 32 * 1024,
+            buffer_timeout: BufferTimeout::Interval(Duration::from_millis(100)),
+            exclusive_buffers_per_channel: 2,
+            floating_buffers_per_gate: 8,
+            chaining: true,
+        }
+    }
+}
+
+impl ExecutionConfig {
+    /// Checks every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_parallelism == 0 || self.max_parallelism > UPPER_BOUND_MAX_PARALLELISM {
+            return Err(ConfigError::MaxParallelismOutOfRange(self.max_parallelism));
+        }
+        self.validate_parallelism("default", self.parallelism)?;
+        if self.buffer_size < MIN_BUFFER_SIZE {
+            return Err(ConfigError::BufferTooSmall {
+                min: MIN_BUFFER_SIZE,
+                got: self.buffer_size,
+            });
+        }
+        if self.exclusive_buffers_per_channel == 0 {
+            return Err(ConfigError::NoExclusiveBuffers);
+        }
+        Ok(())
+    }
+
+    /// Checks a parallelism value against this config's max parallelism.
+    pub fn validate_parallelism(&self, what: &str, parallelism: usize) -> Result<(), ConfigError> {
+        if parallelism == 0 {
+            return Err(ConfigError::ZeroParallelism { what: what.into() });
+        }
+        if parallelism > self.max_parallelism {
+            return Err(ConfigError::ParallelismAboveMax {
+                what: what.into(),
+                parallelism,
+                max_parallelism: self.max_parallelism,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_flink() {
+        let c = ExecutionConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!((c.max_parallelism, c.buffer_size), (128, 32768));
+        assert_eq!(
+            (c.exclusive_buffers_per_channel, c.floating_buffers_per_gate),
+            (2, 8)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_typed_errors() {
+        let bad = |f: fn(&mut ExecutionConfig)| {
+            let mut c = ExecutionConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(
+            bad(|c| c.buffer_size = 0),
+            ConfigError::BufferTooSmall { min: 64, got: 0 }
+        );
+        assert!(matches!(
+            bad(|c| c.parallelism = 0),
+            ConfigError::ZeroParallelism { .. }
+        ));
+        assert!(matches!(
+            bad(|c| c.parallelism = 129),
+            ConfigError::ParallelismAboveMax { .. }
+        ));
+        assert_eq!(
+            bad(|c| c.max_parallelism = 0),
+            ConfigError::MaxParallelismOutOfRange(0)
+        );
+        assert_eq!(
+            bad(|c| c.exclusive_buffers_per_channel = 0),
+            ConfigError::NoExclusiveBuffers
+        );
+    }
+}

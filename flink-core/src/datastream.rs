@@ -1,0 +1,303 @@
+//! [`DataStream`]: a stream of records and the operations that make new streams.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::collect::{CollectSink, CollectedRecords};
+use crate::environment::StreamExecutionEnvironment;
+use crate::error::GraphError;
+use crate::functions::{FilterFunction, FlatMapFunction, MapFunction};
+use crate::keyed_stream::KeyedStream;
+use crate::environment::NodeSpec;
+use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
+use crate::operator::{Operator, RuntimeContext};
+use crate::operators::{FilterOperator, FlatMapOperator, MapOperator, SinkOperator};
+use crate::partitioner::Partitioner;
+use crate::sink::Sink;
+use crate::stream_type::{Record, TypeOf};
+
+/// One upstream of a stream: a node, and how its records are partitioned onward.
+#[derive(Clone)]
+pub(crate) struct Input {
+    pub(crate) node: usize,
+    pub(crate) partitioner: Option<EdgePartitioner>,
+}
+
+/// A stream of records of type `T`, produced by one operator (or a union of several).
+///
+/// ```
+/// use flink_core::prelude::*;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// let evens = env.from_sequence(1, 6).filter(|x| x % 2 == 0).collect_vec();
+/// # let _ = evens;
+/// ```
+pub struct DataStream<T> {
+    pub(crate) env: StreamExecutionEnvironment,
+    pub(crate) inputs: Vec<Input>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for DataStream<T> {
+    fn clone(&self) -> Self {
+        Self {
+            env: self.env.clone(),
+            inputs: self.inputs.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Record> DataStream<T> {
+    pub(crate) fn from_node(env: StreamExecutionEnvironment, node: usize) -> Self {
+        Self {
+            env,
+            inputs: vec![Input {
+                node,
+                partitioner: None,
+            }],
+            _type: PhantomData,
+        }
+    }
+
+    /// The environment this stream belongs to.
+    pub fn env(&self) -> &StreamExecutionEnvironment {
+        &self.env
+    }
+
+    /// Adds an operator reading this stream; `make` builds one instance per subtask.
+    /// The building block of every transformation, and of custom operators.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// use flink_core::operator::Operator;
+    ///
+    /// struct Twice;
+    /// impl Operator<u64, u64> for Twice {
+    ///     fn process<C: Collector<u64> + ?Sized>(&mut self, x: u64, out: &mut C) {
+    ///         out.collect(x);
+    ///         out.collect(x);
+    ///     }
+    /// }
+    /// let env = StreamExecutionEnvironment::new();
+    /// let doubled = env.from_sequence(1, 3).transform("Twice", |_ctx| Twice);
+    /// # let _ = doubled;
+    /// ```
+    pub fn transform<O, Op, Make>(&self, name: &str, make: Make) -> DataStream<O>
+    where
+        O: Record,
+        Op: Operator<T, O>,
+        Make: Fn(&RuntimeContext) -> Op + Send + Sync + 'static,
+    {
+        let kind = NodeKind::Operator(Arc::new(OperatorNode::<T, O, Op, Make>::new(make)));
+        let id = self.env.add_node(name, kind, TypeOf::<O>::arc(), false);
+        self.connect_to(id);
+        DataStream::from_node(self.env.clone(), id)
+    }
+
+    fn connect_to(&self, target: usize) {
+        for input in &self.inputs {
+            let partitioner = input
+                .partitioner
+                .clone()
+                .unwrap_or_else(|| EdgePartitioner::new(Partitioner::<T>::Forward, false));
+            self.env.add_edge(input.node, target, partitioner);
+        }
+    }
+
+    /// Transforms each record with `f`.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let lengths = env.from_collection(vec!["a".to_string(), "bcd".into()]).map(|s: String| s.len());
+    /// # let _ = lengths;
+    /// ```
+    pub fn map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: MapFunction<T, O> + Clone + Sync,
+    {
+        self.transform("Map", move |_| MapOperator::new(f.clone()))
+    }
+
+    /// Keeps the records for which `f` is true.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let odd = env.from_sequence(1, 9).filter(|x| x % 2 == 1);
+    /// # let _ = odd;
+    /// ```
+    pub fn filter<F>(&self, f: F) -> DataStream<T>
+    where
+        F: FilterFunction<T> + Clone + Sync,
+    {
+        self.transform("Filter", move |_| FilterOperator::new(f.clone()))
+    }
+
+    /// Emits any number of records per input record.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let words = env
+    ///     .from_collection(vec!["to be or not".to_string()])
+    ///     .flat_map(|line: String, out: &mut dyn Collector<String>| {
+    ///         line.split(' ').for_each(|w| out.collect(w.to_string()))
+    ///     });
+    /// # let _ = words;
+    /// ```
+    pub fn flat_map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FlatMapFunction<T, O> + Clone + Sync,
+    {
+        self.transform("FlatMap", move |_| FlatMapOperator::new(f.clone()))
+    }
+
+    /// Partitions the stream by a key: records with equal keys meet in one instance.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let sums = env
+    ///     .from_sequence(1, 100)
+    ///     .map(|x| (x % 3, x))
+    ///     .key_by(|pair: &(u64, u64)| pair.0)
+    ///     .sum(|pair: &mut (u64, u64)| &mut pair.1);
+    /// # let _ = sums;
+    /// ```
+    pub fn key_by<K, F>(&self, key: F) -> KeyedStream<K, T>
+    where
+        K: Record + std::hash::Hash + Eq,
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        KeyedStream::new(self.clone(), Arc::new(key))
+    }
+
+    /// Merges streams of the same type; the next operator reads them all.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let all = env.from_sequence(1, 3).union(&[env.from_sequence(10, 12)]);
+    /// # let _ = all;
+    /// ```
+    pub fn union(&self, others: &[DataStream<T>]) -> DataStream<T> {
+        let mut merged = self.clone();
+        for other in others {
+            merged.inputs.extend(other.inputs.iter().cloned());
+        }
+        merged
+    }
+
+    pub(crate) fn with_partitioner(&self, partitioner: Partitioner<T>) -> DataStream<T> {
+        let mut next = self.clone();
+        for input in &mut next.inputs {
+            input.partitioner = Some(EdgePartitioner::new(partitioner.clone(), true));
+        }
+        next
+    }
+
+    /// Spreads records round robin over the next operator's instances.
+    pub fn rebalance(&self) -> DataStream<T> {
+        self.with_partitioner(Partitioner::Rebalance)
+    }
+
+    /// Sends every record to every instance of the next operator.
+    pub fn broadcast(&self) -> DataStream<T> {
+        self.with_partitioner(Partitioner::Broadcast)
+    }
+
+    /// Sends instance `i`'s records to instance `i` of the next operator (equal
+    /// parallelism required).
+    pub fn forward(&self) -> DataStream<T> {
+        self.with_partitioner(Partitioner::Forward)
+    }
+
+    fn modify(self, setting: &'static str, f: impl FnOnce(&mut NodeSpec)) -> Self {
+        match self.inputs.as_slice() {
+            [only] => self.env.with_node(only.node, f),
+            inputs => self.env.record_error(GraphError::NotAnOperator {
+                setting,
+                inputs: inputs.len(),
+            }),
+        }
+        self
+    }
+
+    /// Names the operator that produces this stream.
+    pub fn name(self, name: &str) -> Self {
+        self.modify("name", |n| n.name = name.to_string())
+    }
+
+    /// Gives the producing operator a stable id (used by state restore later).
+    pub fn uid(self, uid: &str) -> Self {
+        self.modify("uid", |n| n.uid = Some(uid.to_string()))
+    }
+
+    /// Sets the producing operator's parallelism.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        self.modify("set_parallelism", |n| n.parallelism = Some(parallelism))
+    }
+
+    /// Keeps the producing operator out of any chain.
+    pub fn disable_chaining(self) -> Self {
+        self.modify("disable_chaining", |n| n.chaining = ChainingStrategy::Never)
+    }
+
+    /// Starts a new chain at the producing operator.
+    pub fn start_new_chain(self) -> Self {
+        self.modify("start_new_chain", |n| n.chaining = ChainingStrategy::Head)
+    }
+
+    /// Writes the stream to `sink`.
+    pub fn sink_to(&self, sink: impl Sink<T>) -> DataStreamSink {
+        self.sink_named(sink, "Sink")
+    }
+
+    /// Writes the stream to `sink`, naming the sink operator.
+    pub fn sink_named(&self, sink: impl Sink<T>, name: &str) -> DataStreamSink {
+        let sink = Arc::new(sink);
+        let stream = self.transform::<(), _, _>(name, move |ctx| {
+            SinkOperator::new(sink.create_writer(ctx), ctx.operator_name.to_string())
+        });
+        stream.env.with_node(stream.inputs[0].node, |n| n.is_sink = true);
+        DataStreamSink { stream }
+    }
+
+    /// Collects every record into memory, readable after the job ran. For tests and
+    /// small jobs.
+    pub fn collect_vec(&self) -> CollectedRecords<T> {
+        let records = CollectedRecords::default();
+        self.sink_named(CollectSink::new(records.clone()), "Collect Sink");
+        records
+    }
+}
+
+/// The end of a stream: a sink operator, which can still be named and configured.
+pub struct DataStreamSink {
+    stream: DataStream<()>,
+}
+
+impl DataStreamSink {
+    /// Names the sink operator.
+    pub fn name(self, name: &str) -> Self {
+        Self {
+            stream: self.stream.name(name),
+        }
+    }
+
+    /// Sets the sink's parallelism.
+    pub fn set_parallelism(self, parallelism: usize) -> Self {
+        Self {
+            stream: self.stream.set_parallelism(parallelism),
+        }
+    }
+
+    /// Keeps the sink out of any chain.
+    pub fn disable_chaining(self) -> Self {
+        Self {
+            stream: self.stream.disable_chaining(),
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! [`StreamExecutionEnvironment`]: where a job is described.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{BufferTimeout, ExecutionConfig};
+use crate::datastream::DataStream;
+use crate::error::GraphError;
+use crate::graph::{JobGraph, StreamGraph};
+use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, SourceNode};
+use crate::source::Source;
+use crate::sources::{CollectionSource, GeneratorSource, IteratorSource, SequenceSource};
+use crate::stream_type::{Record, StreamType, TypeOf};
+
+/// A node as the builder records it, before defaults are resolved.
+pub(crate) struct NodeSpec {
+    pub(crate) name: String,
+    pub(crate) uid: Option<String>,
+    pub(crate) parallelism: Option<usize>,
+    pub(crate) chaining: ChainingStrategy,
+    pub(crate) kind: NodeKind,
+    pub(crate) output_type: Arc<dyn StreamType>,
+    pub(crate) is_sink: bool,
+}
+
+/// An edge as the builder records it.
+pub(crate) struct EdgeSpec {
+    pub(crate) source: usize,
+    pub(crate) target: usize,
+    pub(crate) partitioner: EdgePartitioner,
+}
+
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub(crate) config: ExecutionConfig,
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) edges: Vec<EdgeSpec>,
+    /// Problems found while describing the job, reported when it is built.
+    pub(crate) errors: Vec<GraphError>,
+}
+
+/// The entry point of a job: holds the configuration and the operators described so
+/// far. Cheap to clone; clones describe the same job.
+///
+/// ```
+/// use flink_core::prelude::*;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// env.set_parallelism(2);
+/// let out = env.from_sequence(1, 10).map(|x| x * 2).collect_vec();
+/// let plan = env.job_graph().unwrap();
+/// assert_eq!(plan.vertices.len(), 1); // source, map and sink form one chain
+/// # let _ = out;
+/// ```
+#[derive(Clone, Default)]
+pub struct StreamExecutionEnvironment {
+    pub(crate) inner: Rc<RefCell<Builder>>,
+}
+
+impl StreamExecutionEnvironment {
+    /// A new environment with the default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new environment with `config` (validated when the job is built).
+    pub fn with_config(config: ExecutionConfig) -> Self {
+        let env = Self::new();
+        env.inner.borrow_mut().config = config;
+        env
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> ExecutionConfig {
+        self.inner.borrow().config.clone()
+    }
+
+    /// Changes the configuration in place.
+    pub fn configure(&self, f: impl FnOnce(&mut ExecutionConfig)) -> &Self {
+        f(&mut self.inner.borrow_mut().config);
+        self
+    }
+
+    /// Sets the default parallelism.
+    pub fn set_parallelism(&self, parallelism: usize) -> &Self {
+        self.configure(|c| c.parallelism = parallelism)
+    }
+
+    /// Sets the maximum parallelism (number of key groups).
+    pub fn set_max_parallelism(&self, max_parallelism: usize) -> &Self {
+        self.configure(|c| c.max_parallelism = max_parallelism)
+    }
+
+    /// Sets the network buffer size in bytes.
+    pub fn set_buffer_size(&self, bytes: usize) -> &Self {
+        self.configure(|c| c.buffer_size = bytes)
+    }
+
+    /// Sets the buffer timeout: `Some(0)` flushes every record, `None` only full buffers.
+    pub fn set_buffer_timeout(&self, timeout: Option<Duration>) -> &Self {
+        let t = match timeout {
+            Some(d) if d.is_zero() => BufferTimeout::EveryRecord,
+            Some(d) => BufferTimeout::Interval(d),
+            None => BufferTimeout::OnlyWhenFull,
+        };
+        self.configure(|c| c.buffer_timeout = t)
+    }
+
+    /// Turns operator chaining off for the whole job.
+    pub fn disable_operator_chaining(&self) -> &Self {
+        self.configure(|c| c.chaining = false)
+    }
+
+    /// Adds a source.
+    pub fn from_source<T: Record>(&self, source: impl Source<T>, name: &str) -> DataStream<T> {
+        let non_parallel = !source.is_parallel();
+        let kind = NodeKind::Source(Arc::new(SourceNode {
+            source: Arc::new(source),
+        }));
+        let id = self.add_node(name, kind, TypeOf::<T>::arc(), false);
+        if non_parallel {
+            self.inner.borrow_mut().nodes[id].parallelism = Some(1);
+        }
+        DataStream::from_node(self.clone(), id)
+    }
+
+    /// A bounded source of the numbers `from..=to`, split among parallel instances.
+    pub fn from_sequence(&self, from: u64, to: u64) -> DataStream<u64> {
+        self.from_source(SequenceSource::new(from, to), "Sequence Source")
+    }
+
+    /// A source emitting `f(i)` for `i` in `0..count`, or forever when `count` is `None`.
+    pub fn from_generator<T: Record>(
+        &self,
+        count: Option<u64>,
+        f: impl Fn(u64) -> T + Send + Sync + 'static,
+    ) -> DataStream<T> {
+        let source = match count {
+            Some(n) => GeneratorSource::bounded(0..n, f),
+            None => GeneratorSource::unbounded(f),
+        };
+        self.from_source(source, "Generator Source")
+    }
+
+    /// A source over the elements of `items`.
+    pub fn from_collection<T: Record + Sync>(&self, items: Vec<T>) -> DataStream<T> {
+        self.from_source(CollectionSource::new(items), "Collection Source")
+    }
+
+    /// A non-parallel source draining an iterator.
+    pub fn from_iter<I>(&self, iter: I) -> DataStream<I::Item>
+    where
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Record,
+    {
+        self.from_source(IteratorSource::new(iter.into_iter()), "Iterator Source")
+    }
+
+    /// The validated stream graph of the job described so far.
+    pub fn stream_graph(&self) -> Result<StreamGraph, GraphError> {
+        StreamGraph::build(&self.inner.borrow())
+    }
+
+    /// The job graph (operators chained into tasks) of the job described so far.
+    pub fn job_graph(&self) -> Result<JobGraph, GraphError> {
+        Ok(JobGraph::from_stream_graph(&self.stream_graph()?))
+    }
+
+    pub(crate) fn add_node(
+        &self,
+        name: &str,
+        kind: NodeKind,
+        output_type: Arc<dyn StreamType>,
+        is_sink: bool,
+    ) -> usize {
+        let mut b = self.inner.borrow_mut();
+        b.nodes.push(NodeSpec {
+            name: name.to_string(),
+            uid: None,
+            parallelism: None,
+            chaining: ChainingStrategy::Always,
+            kind,
+            output_type,
+            is_sink,
+        });
+        b.nodes.len() - 1
+    }
+
+    pub(crate) fn add_edge(&self, source: usize, target: usize, partitioner: EdgePartitioner) {
+        self.inner.borrow_mut().edges.push(EdgeSpec {
+            source,
+            target,
+            partitioner,
+        });
+    }
+
+    pub(crate) fn record_error(&self, error: GraphError) {
+        self.inner.borrow_mut().errors.push(error);
+    }
+
+    pub(crate) fn with_node(&self, id: usize, f: impl FnOnce(&mut NodeSpec)) {
+        f(&mut self.inner.borrow_mut().nodes[id]);
+    }
+}
+

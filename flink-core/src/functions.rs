@@ -1,0 +1,75 @@
+//! The user function traits. Each has a blanket implementation for closures, so
+//! `stream.map(|x| x * 2)` and `stream.map(MyMapper)` both work.
+
+/// Receives the records a function emits.
+pub trait Collector<T> {
+    /// Emits one record downstream.
+    fn collect(&mut self, record: T);
+}
+
+/// One record in, one record out.
+pub trait MapFunction<I, O>: Send + 'static {
+    /// Transforms one record.
+    fn map(&mut self, value: I) -> O;
+}
+
+impl<I, O, F: FnMut(I) -> O + Send + 'static> MapFunction<I, O> for F {
+    fn map(&mut self, value: I) -> O {
+        self(value)
+    }
+}
+
+/// Keeps the records for which it returns `true`.
+pub trait FilterFunction<T>: Send + 'static {
+    /// Decides whether `value` goes on.
+    fn filter(&mut self, value: &T) -> bool;
+}
+
+impl<T, F: FnMut(&T) -> bool + Send + 'static> FilterFunction<T> for F {
+    fn filter(&mut self, value: &T) -> bool {
+        self(value)
+    }
+}
+
+/// One record in, any number out.
+pub trait FlatMapFunction<I, O>: Send + 'static {
+    /// Emits zero or more records for `value`.
+    fn flat_map(&mut self, value: I, out: &mut dyn Collector<O>);
+}
+
+impl<I, O, F: FnMut(I, &mut dyn Collector<O>) + Send + 'static> FlatMapFunction<I, O> for F {
+    fn flat_map(&mut self, value: I, out: &mut dyn Collector<O>) {
+        self(value, out)
+    }
+}
+
+/// Combines two records of one key into one.
+pub trait ReduceFunction<T>: Send + 'static {
+    /// Folds `value` into the accumulated `acc`.
+    fn reduce(&mut self, acc: T, value: T) -> T;
+}
+
+impl<T, F: FnMut(T, T) -> T + Send + 'static> ReduceFunction<T> for F {
+    fn reduce(&mut self, acc: T, value: T) -> T {
+        self(acc, value)
+    }
+}
+
+/// Extracts the key a record is partitioned and grouped by.
+pub trait KeySelector<T, K>: Send + Sync + 'static {
+    /// Returns the key of `value`.
+    fn key(&self, value: &T) -> K;
+}
+
+impl<T, K, F: Fn(&T) -> K + Send + Sync + 'static> KeySelector<T, K> for F {
+    fn key(&self, value: &T) -> K {
+        self(value)
+    }
+}
+
+/// Collects into a `Vec`; handy for testing functions in isolation.
+impl<T> Collector<T> for Vec<T> {
+    fn collect(&mut self, record: T) {
+        self.push(record);
+    }
+}

@@ -1,0 +1,170 @@
+use std::sync::Arc;
+
+use crate::config::ExecutionConfig;
+use crate::environment::Builder;
+use crate::error::GraphError;
+use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind};
+use crate::partitioner::PartitionKind;
+use crate::stream_type::StreamType;
+
+use super::plan::{Plan, PlanEdge, PlanNode};
+
+/// An operator of the job, with its parallelism resolved.
+#[derive(Clone)]
+pub struct StreamNode {
+    /// Index in [`StreamGraph::nodes`]; edges always go from lower to higher ids.
+    pub id: usize,
+    /// Display name.
+    pub name: String,
+    /// Stable user id, if set.
+    pub uid: Option<String>,
+    /// Parallel instances.
+    pub parallelism: usize,
+    /// Chaining preference.
+    pub chaining: ChainingStrategy,
+    /// What runs.
+    pub kind: NodeKind,
+    /// The record type the node emits.
+    pub output_type: Arc<dyn StreamType>,
+    /// Whether this is a sink.
+    pub is_sink: bool,
+}
+
+/// A connection between two operators.
+#[derive(Clone)]
+pub struct StreamEdge {
+    /// Producer node id.
+    pub source: usize,
+    /// Consumer node id.
+    pub target: usize,
+    /// Partitioning, resolved (an implicit edge is forward or rebalance).
+    pub partitioner: EdgePartitioner,
+}
+
+/// The operators of a job as the user described them, validated.
+#[derive(Clone)]
+pub struct StreamGraph {
+    /// The configuration the job runs with.
+    pub config: ExecutionConfig,
+    /// Nodes in creation (and therefore topological) order.
+    pub nodes: Vec<StreamNode>,
+    /// Edges.
+    pub edges: Vec<StreamEdge>,
+}
+
+impl StreamGraph {
+    pub(crate) fn build(b: &Builder) -> Result<Self, GraphError> {
+        b.config.validate()?;
+        if let Some(e) = b.errors.first() {
+            return Err(e.clone());
+        }
+        if !b.nodes.iter().any(|n| n.is_sink) {
+            return Err(GraphError::NoSink);
+        }
+        let nodes = b
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(id, n)| resolve_node(&b.config, id, n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let edges = b
+            .edges
+            .iter()
+            .map(|e| resolve_edge(&nodes, e.source, e.target, &e.partitioner))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            config: b.config.clone(),
+            nodes,
+            edges,
+        })
+    }
+
+    /// Edges into `node`.
+    pub fn inputs_of(&self, node: usize) -> impl Iterator<Item = &StreamEdge> {
+        self.edges.iter().filter(move |e| e.target == node)
+    }
+
+    /// Edges out of `node`.
+    pub fn outputs_of(&self, node: usize) -> impl Iterator<Item = &StreamEdge> {
+        self.edges.iter().filter(move |e| e.source == node)
+    }
+
+    /// The printable plan.
+    pub fn plan(&self) -> Plan {
+        Plan {
+            kind: "stream",
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| PlanNode {
+                    id: n.id.to_string(),
+                    name: n.name.clone(),
+                    parallelism: n.parallelism,
+                    details: vec![format!("out: {}", n.output_type.type_name())],
+                })
+                .collect(),
+            edges: self
+                .edges
+                .iter()
+                .map(|e| PlanEdge {
+                    from: e.source.to_string(),
+                    to: e.target.to_string(),
+                    label: e.partitioner.kind.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn resolve_node(
+    config: &ExecutionConfig,
+    id: usize,
+    spec: &crate::environment::NodeSpec,
+) -> Result<StreamNode, GraphError> {
+    let parallelism = spec.parallelism.unwrap_or(config.parallelism);
+    config.validate_parallelism(&spec.name, parallelism)?;
+    if let NodeKind::Source(s) = &spec.kind {
+        if !s.is_parallel() && parallelism > 1 {
+            return Err(GraphError::NonParallelOperator {
+                operator: spec.name.clone(),
+                parallelism,
+            });
+        }
+    }
+    Ok(StreamNode {
+        id,
+        name: spec.name.clone(),
+        uid: spec.uid.clone(),
+        parallelism,
+        chaining: spec.chaining,
+        kind: spec.kind.clone(),
+        output_type: spec.output_type.clone(),
+        is_sink: spec.is_sink,
+    })
+}
+
+fn resolve_edge(
+    nodes: &[StreamNode],
+    source: usize,
+    target: usize,
+    partitioner: &EdgePartitioner,
+) -> Result<StreamEdge, GraphError> {
+    let (up, down) = (&nodes[source], &nodes[target]);
+    let mut partitioner = partitioner.clone();
+    if partitioner.kind == PartitionKind::Forward && up.parallelism != down.parallelism {
+        if partitioner.explicit {
+            return Err(GraphError::ForwardParallelismMismatch {
+                from: up.name.clone(),
+                from_parallelism: up.parallelism,
+                to: down.name.clone(),
+                to_parallelism: down.parallelism,
+            });
+        }
+        partitioner = up.output_type.rebalance_partitioner();
+    }
+    Ok(StreamEdge {
+        source,
+        target,
+        partitioner,
+    })
+}

@@ -1,0 +1,150 @@
+//! [`KeyedStream`]: a stream partitioned by key, with keyed state.
+
+use std::hash::Hash;
+use std::ops::AddAssign;
+use std::sync::Arc;
+
+use crate::datastream::{DataStream, DataStreamSink};
+use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction, ReduceFunction};
+use crate::key_group::stable_key_hash;
+use crate::operators::{KeyedProcessOperator, KeyedReduceOperator};
+use crate::partitioner::Partitioner;
+use crate::sink::Sink;
+use crate::state::ValueState;
+use crate::stream_type::Record;
+
+/// The key extractor of a keyed stream.
+pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
+/// A stream whose records are routed by key through key groups, so that every record
+/// of one key reaches the same parallel instance and its keyed state.
+pub struct KeyedStream<K, T> {
+    partitioned: DataStream<T>,
+    key: KeyFn<T, K>,
+}
+
+impl<K, T> KeyedStream<K, T>
+where
+    K: Record + Hash + Eq,
+    T: Record,
+{
+    pub(crate) fn new(stream: DataStream<T>, key: KeyFn<T, K>) -> Self {
+        let hash_key = key.clone();
+        let partitioner = Partitioner::Hash(Arc::new(move |record: &T, scratch: &mut Vec<u8>| {
+            stable_key_hash(&hash_key(record), scratch)
+        }));
+        let partitioned = stream.with_partitioner(partitioner);
+        Self { partitioned, key }
+    }
+
+    /// The key extractor.
+    pub fn key_selector(&self) -> KeyFn<T, K> {
+        self.key.clone()
+    }
+
+    /// The stream, hash-partitioned by key, for operators that are not keyed themselves.
+    pub fn partitioned(&self) -> &DataStream<T> {
+        &self.partitioned
+    }
+
+    /// Emits the running reduction of each key, one result per input record.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let longest = env
+    ///     .from_collection(vec![("a".to_string(), 3u64), ("a".into(), 5)])
+    ///     .key_by(|r: &(String, u64)| r.0.clone())
+    ///     .reduce(|x: (String, u64), y: (String, u64)| if y.1 > x.1 { y } else { x });
+    /// # let _ = longest;
+    /// ```
+    pub fn reduce<F>(&self, f: F) -> DataStream<T>
+    where
+        F: ReduceFunction<T> + Clone + Sync,
+    {
+        let key = self.key.clone();
+        self.partitioned.transform("Keyed Reduce", move |_| {
+            let key = key.clone();
+            KeyedReduceOperator::new(move |r: &T| key(r), f.clone())
+        })
+    }
+
+    /// Emits, per record, the record with `field` replaced by the running sum of that
+    /// field over its key (Flink's `sum(position)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let counts = env
+    ///     .from_collection(vec![("x".to_string(), 1u64), ("x".into(), 1)])
+    ///     .key_by(|r: &(String, u64)| r.0.clone())
+    ///     .sum(|r: &mut (String, u64)| &mut r.1);
+    /// # let _ = counts;
+    /// ```
+    pub fn sum<N, F>(&self, field: F) -> DataStream<T>
+    where
+        N: AddAssign + Copy,
+        F: Fn(&mut T) -> &mut N + Clone + Send + Sync + 'static,
+    {
+        self.reduce(move |mut acc: T, mut value: T| {
+            let add = *field(&mut value);
+            *field(&mut acc) += add;
+            acc
+        })
+    }
+
+    /// Runs `f` per record with the key and that key's [`ValueState`].
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// // Emit each key's count every time it grows.
+    /// let counts = env.from_sequence(1, 10).key_by(|x: &u64| x % 2).process(
+    ///     |key: &u64, _x: u64, count: &mut ValueState<u64>, out: &mut dyn Collector<(u64, u64)>| {
+    ///         let n = count.value().copied().unwrap_or(0) + 1;
+    ///         count.update(n);
+    ///         out.collect((*key, n));
+    ///     },
+    /// );
+    /// # let _ = counts;
+    /// ```
+    pub fn process<O, S, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        S: Send + 'static,
+        F: FnMut(&K, T, &mut ValueState<'_, S>, &mut dyn Collector<O>)
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        let key = self.key.clone();
+        self.partitioned.transform("Keyed Process", move |_| {
+            let key = key.clone();
+            KeyedProcessOperator::new(move |r: &T| key(r), f.clone())
+        })
+    }
+
+    /// Maps records after key partitioning.
+    pub fn map<O: Record, F: MapFunction<T, O> + Clone + Sync>(&self, f: F) -> DataStream<O> {
+        self.partitioned.map(f)
+    }
+
+    /// Filters records after key partitioning.
+    pub fn filter<F: FilterFunction<T> + Clone + Sync>(&self, f: F) -> DataStream<T> {
+        self.partitioned.filter(f)
+    }
+
+    /// Flat-maps records after key partitioning.
+    pub fn flat_map<O: Record, F: FlatMapFunction<T, O> + Clone + Sync>(
+        &self,
+        f: F,
+    ) -> DataStream<O> {
+        self.partitioned.flat_map(f)
+    }
+
+    /// Writes the key-partitioned stream to `sink`.
+    pub fn sink_to(&self, sink: impl Sink<T>) -> DataStreamSink {
+        self.partitioned.sink_to(sink)
+    }
+}

@@ -1,0 +1,50 @@
+//! Record counters that cost one plain store per record: a single writer (the task
+//! thread) keeps the count and publishes it; any thread may read it live.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A live, single-writer record counter.
+#[derive(Debug, Default)]
+pub struct Counter {
+    local: u64,
+    shared: Arc<AtomicU64>,
+}
+
+impl Counter {
+    /// A counter publishing into `shared`.
+    pub fn new(shared: Arc<AtomicU64>) -> Self {
+        Self { local: 0, shared }
+    }
+
+    /// Counts one record.
+    #[inline(always)]
+    pub fn inc(&mut self) {
+        self.local += 1;
+        self.shared.store(self.local, Ordering::Relaxed);
+    }
+
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.local
+    }
+}
+
+/// Records in and out of one parallel instance of an operator.
+#[derive(Debug, Default)]
+pub struct OperatorMetrics {
+    /// Records the operator received.
+    pub records_in: Arc<AtomicU64>,
+    /// Records the operator emitted.
+    pub records_out: Arc<AtomicU64>,
+}
+
+impl OperatorMetrics {
+    /// Current (records in, records out).
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.records_in.load(Ordering::Relaxed),
+            self.records_out.load(Ordering::Relaxed),
+        )
+    }
+}

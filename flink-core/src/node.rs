@@ -1,0 +1,166 @@
+//! What a graph node runs, with its types erased: factories the runtime calls once per
+//! parallel instance to build a chain of typed operators.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::failure::attribute_panics;
+use crate::functions::Collector;
+use crate::metrics::Counter;
+use crate::operator::{Chained, Operator, RuntimeContext};
+use crate::output::{AnyOutput, Output};
+use crate::partitioner::{PartitionKind, Partitioner};
+use crate::source::{Boundedness, Source, SourcePoll};
+use crate::stream_type::Record;
+
+/// How a node may be chained with its neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ChainingStrategy {
+    /// Chain with upstream and downstream where the rules allow.
+    Always,
+    /// Never chain (`disable_chaining`).
+    Never,
+    /// Start a new chain here, but let downstream chain to it (`start_new_chain`).
+    Head,
+}
+
+/// Drives one parallel source instance: polls its reader into the chain.
+pub trait SourceDriver: Send {
+    /// Emits a batch.
+    fn poll(&mut self) -> SourcePoll;
+    /// The reader finished: propagate end of input down the chain.
+    fn end_input(&mut self);
+}
+
+/// Builds the parallel instances of a source node.
+pub trait SourceFactory: Send + Sync {
+    /// Bounded or not.
+    fn boundedness(&self) -> Boundedness;
+    /// Whether more than one instance may run.
+    fn is_parallel(&self) -> bool;
+    /// One instance, emitting into `out` (an output of the node's record type).
+    fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver>;
+}
+
+/// Builds the parallel instances of an operator node.
+pub trait OperatorFactory: Send + Sync {
+    /// One instance emitting into `out`; returns the instance as an output of the
+    /// node's input type.
+    fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> AnyOutput;
+}
+
+/// What a node runs.
+#[derive(Clone)]
+pub enum NodeKind {
+    /// A source: no inputs.
+    Source(Arc<dyn SourceFactory>),
+    /// An operator with one logical input (possibly fed by several edges).
+    Operator(Arc<dyn OperatorFactory>),
+}
+
+/// The partitioner of an edge, erased: `Partitioner<T>` for the edge's record type.
+#[derive(Clone)]
+pub struct EdgePartitioner {
+    /// The kind, for plans and chaining.
+    pub kind: PartitionKind,
+    /// Whether the user asked for it (an implicit edge becomes rebalance when the
+    /// parallelism changes, as in Flink).
+    pub explicit: bool,
+    /// The typed partitioner.
+    pub typed: Arc<dyn Any + Send + Sync>,
+}
+
+impl EdgePartitioner {
+    /// Erases `partitioner`.
+    pub fn new<T: 'static>(partitioner: Partitioner<T>, explicit: bool) -> Self {
+        Self {
+            kind: partitioner.kind(),
+            explicit,
+            typed: Arc::new(partitioner),
+        }
+    }
+}
+
+pub(crate) struct SourceNode<T> {
+    pub(crate) source: Arc<dyn Source<T>>,
+}
+
+impl<T: Record> SourceFactory for SourceNode<T> {
+    fn boundedness(&self) -> Boundedness {
+        self.source.boundedness()
+    }
+
+    fn is_parallel(&self) -> bool {
+        self.source.is_parallel()
+    }
+
+    fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {
+        Box::new(TypedSourceDriver {
+            reader: self.source.create_reader(ctx),
+            out: CountedOutput {
+                inner: out.into_typed::<T>(),
+                count: Counter::new(ctx.metrics.records_out.clone()),
+            },
+            name: ctx.operator_name.clone(),
+        })
+    }
+}
+
+struct CountedOutput<T> {
+    inner: Box<dyn Output<T>>,
+    count: Counter,
+}
+
+impl<T> Collector<T> for CountedOutput<T> {
+    #[inline(always)]
+    fn collect(&mut self, record: T) {
+        self.count.inc();
+        self.inner.collect(record);
+    }
+}
+
+struct TypedSourceDriver<T> {
+    reader: Box<dyn crate::source::SourceReader<T>>,
+    out: CountedOutput<T>,
+    name: Arc<str>,
+}
+
+impl<T: Record> SourceDriver for TypedSourceDriver<T> {
+    fn poll(&mut self) -> SourcePoll {
+        let (reader, out) = (&mut self.reader, &mut self.out);
+        attribute_panics(&self.name, || reader.poll_next(out))
+    }
+
+    fn end_input(&mut self) {
+        self.out.inner.end_input();
+    }
+}
+
+/// An operator node made from a per-instance constructor.
+pub(crate) struct OperatorNode<I, O, Op, Make> {
+    make: Make,
+    _types: PhantomData<fn(I, Op) -> O>,
+}
+
+impl<I, O, Op, Make> OperatorNode<I, O, Op, Make> {
+    pub(crate) fn new(make: Make) -> Self {
+        Self {
+            make,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<I, O, Op, Make> OperatorFactory for OperatorNode<I, O, Op, Make>
+where
+    I: 'static,
+    O: 'static,
+    Op: Operator<I, O>,
+    Make: Fn(&RuntimeContext) -> Op + Send + Sync,
+{
+    fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> AnyOutput {
+        let op = (self.make)(ctx);
+        AnyOutput::new::<I>(Box::new(Chained::new(op, out.into_typed::<O>(), ctx)))
+    }
+}

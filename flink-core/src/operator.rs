@@ -1,0 +1,103 @@
+//! [`Operator`]: the generic piece every built-in transformation is made of, and
+//! [`Chained`], which runs an operator inside a task and hands its output to the next
+//! operator by a plain call.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::failure::attribute_panics;
+use crate::functions::Collector;
+use crate::metrics::{Counter, OperatorMetrics};
+use crate::output::Output;
+
+/// What a parallel operator instance knows about where it runs.
+#[derive(Debug, Clone)]
+pub struct RuntimeContext {
+    /// The operator's name, as shown in plans and errors.
+    pub operator_name: Arc<str>,
+    /// This instance's index, `0..parallelism`.
+    pub subtask_index: usize,
+    /// How many instances the operator runs as.
+    pub parallelism: usize,
+    /// Number of key groups.
+    pub max_parallelism: usize,
+    /// Live record counters for this instance.
+    pub metrics: Arc<OperatorMetrics>,
+}
+
+/// A record-at-a-time operator. Generic over the output so the call into the next
+/// chained operator can be inlined where the types allow.
+pub trait Operator<I, O>: Send + 'static {
+    /// Processes one record, emitting any results into `out`.
+    fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C);
+
+    /// Called once after the last record; may emit final results.
+    fn end_input<C: Collector<O> + ?Sized>(&mut self, _out: &mut C) {}
+}
+
+/// Counts what an operator emits, then forwards it.
+pub struct CountingOutput<O> {
+    inner: Box<dyn Output<O>>,
+    count: Counter,
+}
+
+impl<O> Collector<O> for CountingOutput<O> {
+    #[inline(always)]
+    fn collect(&mut self, record: O) {
+        self.count.inc();
+        self.inner.collect(record);
+    }
+}
+
+/// An operator placed in a chain: an [`Output`] for its input type that processes each
+/// record and passes results to the rest of the chain.
+pub struct Chained<Op, I, O> {
+    operator: Op,
+    out: CountingOutput<O>,
+    records_in: Counter,
+    name: Arc<str>,
+    _input: PhantomData<fn(I)>,
+}
+
+impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
+    /// Wires `operator` to `out`, counting into the context's metrics.
+    pub fn new(operator: Op, out: Box<dyn Output<O>>, ctx: &RuntimeContext) -> Self {
+        Self {
+            operator,
+            out: CountingOutput {
+                inner: out,
+                count: Counter::new(ctx.metrics.records_out.clone()),
+            },
+            records_in: Counter::new(ctx.metrics.records_in.clone()),
+            name: ctx.operator_name.clone(),
+            _input: PhantomData,
+        }
+    }
+}
+
+impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
+    #[inline]
+    fn collect(&mut self, record: I) {
+        self.records_in.inc();
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || op.process(record, out));
+    }
+}
+
+impl<Op: Operator<I, O>, I: 'static, O: 'static> Output<I> for Chained<Op, I, O> {
+    fn end_input(&mut self) {
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || op.end_input(out));
+        self.out.inner.end_input();
+    }
+}
+
+/// Lets a user function that takes `&mut dyn Collector` write into a generic collector.
+pub(crate) struct ForwardTo<'a, C: ?Sized>(pub(crate) &'a mut C);
+
+impl<O, C: Collector<O> + ?Sized> Collector<O> for ForwardTo<'_, C> {
+    #[inline(always)]
+    fn collect(&mut self, record: O) {
+        self.0.collect(record);
+    }
+}

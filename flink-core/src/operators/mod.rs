@@ -1,0 +1,16 @@
+//! The built-in operators, each a short [`Operator`](crate::operator::Operator) over a
+//! user function.
+
+mod filter;
+mod flat_map;
+mod keyed_process;
+mod keyed_reduce;
+mod map;
+mod sink;
+
+pub use filter::FilterOperator;
+pub use flat_map::FlatMapOperator;
+pub use keyed_process::KeyedProcessOperator;
+pub use keyed_reduce::KeyedReduceOperator;
+pub use map::MapOperator;
+pub use sink::SinkOperator;

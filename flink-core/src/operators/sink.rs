@@ -1,0 +1,32 @@
+use crate::failure::fail_operator;
+use crate::functions::Collector;
+use crate::operator::Operator;
+use crate::sink::SinkWriter;
+
+/// Hands records to a [`SinkWriter`]; a write error fails the job naming this sink.
+pub struct SinkOperator<T> {
+    writer: Box<dyn SinkWriter<T>>,
+    name: String,
+}
+
+impl<T> SinkOperator<T> {
+    /// Wraps the writer of sink `name`.
+    pub fn new(writer: Box<dyn SinkWriter<T>>, name: String) -> Self {
+        Self { writer, name }
+    }
+}
+
+impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
+    #[inline]
+    fn process<C: Collector<()> + ?Sized>(&mut self, record: T, _out: &mut C) {
+        if let Err(e) = self.writer.write(record) {
+            fail_operator(&self.name, format!("sink write failed: {e}"));
+        }
+    }
+
+    fn end_input<C: Collector<()> + ?Sized>(&mut self, _out: &mut C) {
+        if let Err(e) = self.writer.finish() {
+            fail_operator(&self.name, format!("sink finish failed: {e}"));
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! [`Output`]: what an operator emits into. Inside a chain it is the next operator
+//! (a plain call); at a chain's end it serializes into the network.
+
+use std::any::Any;
+
+use crate::functions::Collector;
+
+/// The runtime side of a [`Collector`]: records, plus the end-of-input signal that
+/// travels down a chain and out over the network.
+pub trait Output<T>: Collector<T> + Send {
+    /// No more records will come; flush and propagate.
+    fn end_input(&mut self);
+}
+
+/// A type-erased `Box<dyn Output<T>>`, used where the graph wires nodes whose record
+/// types are only known to the nodes themselves. Downcast once at task set-up.
+pub struct AnyOutput(Box<dyn Any + Send>);
+
+impl AnyOutput {
+    /// Erases a typed output.
+    pub fn new<T: 'static>(output: Box<dyn Output<T>>) -> Self {
+        Self(Box::new(output))
+    }
+
+    /// Recovers the typed output.
+    ///
+    /// # Panics
+    /// If `T` is not the type it was created with: the graph wiring is broken, a bug
+    /// in flink-rs, never a user error.
+    pub fn into_typed<T: 'static>(self) -> Box<dyn Output<T>> {
+        *self
+            .0
+            .downcast::<Box<dyn Output<T>>>()
+            .unwrap_or_else(|_| panic!("output is not of record type {}", std::any::type_name::<T>()))
+    }
+}
+
+/// Sends every record to several outputs (a stream consumed by more than one operator).
+pub struct FanOut<T> {
+    outputs: Vec<Box<dyn Output<T>>>,
+}
+
+impl<T> FanOut<T> {
+    /// A fan-out over `outputs`; records are cloned for all but the last.
+    pub fn new(outputs: Vec<Box<dyn Output<T>>>) -> Self {
+        Self { outputs }
+    }
+}
+
+impl<T: Clone> Collector<T> for FanOut<T> {
+    fn collect(&mut self, record: T) {
+        if let Some((last, rest)) = self.outputs.split_last_mut() {
+            for out in rest {
+                out.collect(record.clone());
+            }
+            last.collect(record);
+        }
+    }
+}
+
+impl<T: Clone + Send> Output<T> for FanOut<T> {
+    fn end_input(&mut self) {
+        for out in &mut self.outputs {
+            out.end_input();
+        }
+    }
+}

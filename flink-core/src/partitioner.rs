@@ -1,0 +1,127 @@
+//! How records of an edge are spread over the downstream instances.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::key_group::{key_group_of, subtask_of_key_group};
+
+/// The partitioning of an edge, as shown in plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PartitionKind {
+    /// Instance `i` sends to instance `i` only; needs equal parallelism; chainable.
+    Forward,
+    /// Round robin over all downstream instances.
+    Rebalance,
+    /// By key group of a stable key hash.
+    Hash,
+    /// Every record to every downstream instance.
+    Broadcast,
+}
+
+impl fmt::Display for PartitionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Self::Forward => "FORWARD",
+            Self::Rebalance => "REBALANCE",
+            Self::Hash => "HASH",
+            Self::Broadcast => "BROADCAST",
+        };
+        f.write_str(s)
+    }
+}
+
+/// A function giving the stable key hash of a record of type `T`.
+pub type KeyHasher<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> u32 + Send + Sync>;
+
+/// The partitioning of an edge whose records are of type `T`.
+pub enum Partitioner<T> {
+    /// See [`PartitionKind::Forward`].
+    Forward,
+    /// See [`PartitionKind::Rebalance`].
+    Rebalance,
+    /// See [`PartitionKind::Hash`].
+    Hash(KeyHasher<T>),
+    /// See [`PartitionKind::Broadcast`].
+    Broadcast,
+}
+
+impl<T> Clone for Partitioner<T> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Forward => Self::Forward,
+            Self::Rebalance => Self::Rebalance,
+            Self::Hash(h) => Self::Hash(h.clone()),
+            Self::Broadcast => Self::Broadcast,
+        }
+    }
+}
+
+impl<T> Partitioner<T> {
+    /// The kind, for plans.
+    pub fn kind(&self) -> PartitionKind {
+        match self {
+            Self::Forward => PartitionKind::Forward,
+            Self::Rebalance => PartitionKind::Rebalance,
+            Self::Hash(_) => PartitionKind::Hash,
+            Self::Broadcast => PartitionKind::Broadcast,
+        }
+    }
+}
+
+/// Where one record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// To one channel.
+    Channel(usize),
+    /// To every channel.
+    All,
+}
+
+/// A partitioner bound to one producing instance: picks a target per record.
+pub struct ChannelSelector<T> {
+    partitioner: Partitioner<T>,
+    channels: usize,
+    max_parallelism: usize,
+    next: usize,
+    scratch: Vec<u8>,
+}
+
+impl<T> ChannelSelector<T> {
+    /// Selects among `channels` downstream channels. The round robin of `Rebalance`
+    /// starts at `start` so parallel producers do not all hit channel 0 first.
+    pub fn new(
+        partitioner: Partitioner<T>,
+        channels: usize,
+        max_parallelism: usize,
+        start: usize,
+    ) -> Self {
+        Self {
+            partitioner,
+            channels,
+            max_parallelism,
+            next: start % channels.max(1),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The target of `record`.
+    #[inline]
+    pub fn select(&mut self, record: &T) -> Target {
+        match &self.partitioner {
+            Partitioner::Forward => Target::Channel(0),
+            Partitioner::Rebalance => {
+                let c = self.next;
+                self.next = if c + 1 == self.channels { 0 } else { c + 1 };
+                Target::Channel(c)
+            }
+            Partitioner::Hash(hasher) => {
+                let hash = hasher(record, &mut self.scratch);
+                let group = key_group_of(hash, self.max_parallelism);
+                Target::Channel(subtask_of_key_group(group, self.max_parallelism, self.channels))
+            }
+            Partitioner::Broadcast => Target::All,
+        }
+    }
+}

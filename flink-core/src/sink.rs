@@ -1,0 +1,24 @@
+//! The sink vocabulary: where a stream's records finally go.
+
+use std::error::Error;
+
+use crate::operator::RuntimeContext;
+
+/// An error a sink reports; it fails the job, naming the sink operator.
+pub type SinkError = Box<dyn Error + Send + Sync>;
+
+/// A destination for records. One writer is created per parallel sink instance.
+pub trait Sink<T>: Send + Sync + 'static {
+    /// Creates the writer of one parallel instance.
+    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<T>>;
+}
+
+/// Writes the records of one parallel sink instance.
+pub trait SinkWriter<T>: Send {
+    /// Writes one record.
+    fn write(&mut self, record: T) -> Result<(), SinkError>;
+    /// Called once after the last record: flush and commit what is buffered.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+use std::ops::Range;
+use std::sync::Arc;
+
+use crate::functions::Collector;
+use crate::operator::RuntimeContext;
+use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
+use crate::sources::BATCH;
+
+/// Emits `f(i)` for each index `i` of a range (or of `0..` when unbounded). The range
+/// is split into contiguous, equal shares among the parallel readers, so every index
+/// is emitted exactly once whatever the parallelism.
+pub struct GeneratorSource<T> {
+    range: Option<Range<u64>>,
+    f: Arc<dyn Fn(u64) -> T + Send + Sync>,
+}
+
+impl<T> GeneratorSource<T> {
+    /// A bounded generator over `range`.
+    pub fn bounded(range: Range<u64>, f: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+        Self {
+            range: Some(range),
+            f: Arc::new(f),
+        }
+    }
+
+    /// An unbounded generator over `0..`; each reader `i` of `p` emits indices `i, i+p, ..`.
+    pub fn unbounded(f: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+        Self {
+            range: None,
+            f: Arc::new(f),
+        }
+    }
+}
+
+/// The numbers of a range, as a source: `SequenceSource::new(1..=n)` like Flink's
+/// `fromSequence(1, n)`.
+pub struct SequenceSource;
+
+impl SequenceSource {
+    /// A bounded source of every `u64` in `from..=to`.
+    pub fn new(from: u64, to: u64) -> GeneratorSource<u64> {
+        GeneratorSource::bounded(from..to.saturating_add(1), |i| i)
+    }
+
+    /// An unbounded source of `0, 1, 2, ..`.
+    pub fn unbounded() -> GeneratorSource<u64> {
+        GeneratorSource::unbounded(|i| i)
+    }
+}
+
+/// This reader's share of `range`: contiguous, sizes differing by at most one.
+fn share(range: &Range<u64>, index: usize, parallelism: usize) -> Range<u64> {
+    let len = range.end.saturating_sub(range.start);
+    let (p, i) = (parallelism as u64, index as u64);
+    let (base, extra) = (len / p, len % p);
+    let start = range.start + i * base + i.min(extra);
+    let size = base + u64::from(i < extra);
+    start..start + size
+}
+
+impl<T: Send + 'static> Source<T> for GeneratorSource<T> {
+    fn boundedness(&self) -> Boundedness {
+        match self.range {
+            Some(_) => Boundedness::Bounded,
+            None => Boundedness::Unbounded,
+        }
+    }
+
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        let (next, end, step) = match &self.range {
+            Some(r) => {
+                let s = share(r, ctx.subtask_index, ctx.parallelism);
+                (s.start, s.end, 1)
+            }
+            None => (ctx.subtask_index as u64, u64::MAX, ctx.parallelism as u64),
+        };
+        Box::new(GeneratorReader {
+            next,
+            end,
+            step,
+            f: self.f.clone(),
+        })
+    }
+}
+
+struct GeneratorReader<T> {
+    next: u64,
+    end: u64,
+    step: u64,
+    f: Arc<dyn Fn(u64) -> T + Send + Sync>,
+}
+
+impl<T> SourceReader<T> for GeneratorReader<T> {
+    fn poll_next(&mut self, out: &mut dyn Collector<T>) -> SourcePoll {
+        let batch_end = self.end.min(self.next.saturating_add(BATCH * self.step));
+        while self.next < batch_end {
+            out.collect((self.f)(self.next));
+            self.next += self.step;
+        }
+        if self.next >= self.end {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::MoreAvailable
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn shares_cover_the_range_exactly_once() {
+        for p in 1..7 {
+            let mut covered = vec![];
+            for i in 0..p {
+                covered.extend(share(&(3..20), i, p));
+            }
+            assert_eq!(covered, (3..20).collect::<Vec<_>>());
+        }
+    }
+}

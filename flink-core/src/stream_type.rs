@@ -1,0 +1,177 @@
+//! The record type of a stream, as an object: the graph stores one per node so the
+//! runtime can build typed fan-outs, network outputs and decoders for types it never
+//! names.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{decode, encode_into};
+use crate::failure::fail_operator;
+use crate::functions::Collector;
+use crate::output::{AnyOutput, FanOut, Output};
+use crate::partitioner::{ChannelSelector, Partitioner, Target};
+
+/// The bound every record type meets.
+pub trait Record: Serialize + DeserializeOwned + Clone + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> Record for T {}
+
+/// The byte-level side of a network output, implemented by the runtime: it frames
+/// serialized records into buffers of the edge's result partition.
+pub trait RecordBytesWriter: Send {
+    /// Writes one serialized record to `channel`.
+    fn write(&mut self, channel: usize, record: &[u8]);
+    /// Writes one serialized record to every channel.
+    fn broadcast(&mut self, record: &[u8]);
+    /// Called after every record when the buffer timeout is zero, and by the task
+    /// on its flush timer otherwise.
+    fn flush(&mut self);
+    /// No more records: flush and send end-of-partition downstream.
+    fn finish(&mut self);
+}
+
+/// The byte-level side of an input: decodes serialized records into the chain.
+pub trait RecordDecoder: Send {
+    /// Decodes one serialized record and pushes it into the chain.
+    fn decode(&mut self, record: &[u8]);
+    /// All inputs ended.
+    fn end_input(&mut self);
+}
+
+/// Type-erased operations on a record type.
+pub trait StreamType: Send + Sync {
+    /// The Rust type name, for plans.
+    fn type_name(&self) -> &'static str;
+    /// A fan-out of typed outputs (`AnyOutput`s of this type).
+    fn fan_out(&self, outputs: Vec<AnyOutput>) -> AnyOutput;
+    /// An output that partitions and serializes into `writer`. `partitioner` is a
+    /// `Partitioner<T>` of this type, erased.
+    fn network_output(
+        &self,
+        partitioner: &(dyn Any + Send + Sync),
+        writer: Box<dyn RecordBytesWriter>,
+        setup: NetworkOutputSetup,
+    ) -> AnyOutput;
+    /// A round-robin partitioner for this type, for implicit edges whose parallelism
+    /// changes.
+    fn rebalance_partitioner(&self) -> crate::node::EdgePartitioner;
+    /// A decoder feeding `head`, an output of this type.
+    fn decoder(&self, head: AnyOutput, operator: Arc<str>) -> Box<dyn RecordDecoder>;
+}
+
+/// Numbers a network output needs besides its partitioner.
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkOutputSetup {
+    /// Downstream channels of this producer.
+    pub channels: usize,
+    /// Number of key groups.
+    pub max_parallelism: usize,
+    /// Index of the producing instance (to stagger round robin).
+    pub subtask_index: usize,
+}
+
+/// The [`StreamType`] of `T`.
+pub struct TypeOf<T>(PhantomData<fn() -> T>);
+
+impl<T: Record> TypeOf<T> {
+    /// The type object of `T`.
+    pub fn arc() -> Arc<dyn StreamType> {
+        Arc::new(Self(PhantomData))
+    }
+}
+
+impl<T: Record> StreamType for TypeOf<T> {
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn fan_out(&self, outputs: Vec<AnyOutput>) -> AnyOutput {
+        let mut typed: Vec<Box<dyn Output<T>>> =
+            outputs.into_iter().map(AnyOutput::into_typed).collect();
+        if typed.len() == 1 {
+            return AnyOutput::new(typed.pop().expect("one output"));
+        }
+        AnyOutput::new::<T>(Box::new(FanOut::new(typed)))
+    }
+
+    fn network_output(
+        &self,
+        partitioner: &(dyn Any + Send + Sync),
+        writer: Box<dyn RecordBytesWriter>,
+        setup: NetworkOutputSetup,
+    ) -> AnyOutput {
+        let partitioner = partitioner
+            .downcast_ref::<Partitioner<T>>()
+            .expect("edge partitioner of the producer's record type")
+            .clone();
+        let selector = ChannelSelector::new(
+            partitioner,
+            setup.channels,
+            setup.max_parallelism,
+            setup.subtask_index,
+        );
+        AnyOutput::new::<T>(Box::new(NetworkOutput {
+            selector,
+            writer,
+            scratch: Vec::with_capacity(256),
+        }))
+    }
+
+    fn rebalance_partitioner(&self) -> crate::node::EdgePartitioner {
+        crate::node::EdgePartitioner::new(Partitioner::<T>::Rebalance, false)
+    }
+
+    fn decoder(&self, head: AnyOutput, operator: Arc<str>) -> Box<dyn RecordDecoder> {
+        Box::new(TypedDecoder {
+            head: head.into_typed::<T>(),
+            operator,
+        })
+    }
+}
+
+/// Partitions and serializes records into a [`RecordBytesWriter`].
+struct NetworkOutput<T> {
+    selector: ChannelSelector<T>,
+    writer: Box<dyn RecordBytesWriter>,
+    scratch: Vec<u8>,
+}
+
+impl<T: Record> Collector<T> for NetworkOutput<T> {
+    #[inline]
+    fn collect(&mut self, record: T) {
+        self.scratch.clear();
+        encode_into(&record, &mut self.scratch);
+        match self.selector.select(&record) {
+            Target::Channel(c) => self.writer.write(c, &self.scratch),
+            Target::All => self.writer.broadcast(&self.scratch),
+        }
+    }
+}
+
+impl<T: Record> Output<T> for NetworkOutput<T> {
+    fn end_input(&mut self) {
+        self.writer.finish();
+    }
+}
+
+struct TypedDecoder<T> {
+    head: Box<dyn Output<T>>,
+    operator: Arc<str>,
+}
+
+impl<T: Record> RecordDecoder for TypedDecoder<T> {
+    #[inline]
+    fn decode(&mut self, record: &[u8]) {
+        match decode::<T>(record) {
+            Ok(value) => self.head.collect(value),
+            Err(e) => fail_operator(&self.operator, format!("cannot decode input record: {e}")),
+        }
+    }
+
+    fn end_input(&mut self) {
+        self.head.end_input();
+    }
+}
