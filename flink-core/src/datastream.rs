@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::collect::{CollectSink, CollectedRecords};
 use crate::environment::StreamExecutionEnvironment;
 use crate::error::GraphError;
-use crate::functions::{FilterFunction, FlatMapFunction, MapFunction};
+use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction};
 use crate::keyed_stream::KeyedStream;
 use crate::environment::NodeSpec;
 use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
@@ -130,6 +130,15 @@ impl<T: Record> DataStream<T> {
     /// ```
     pub fn filter<F>(&self, f: F) -> DataStream<T>
     where
+        F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+    {
+        self.filter_with(f)
+    }
+
+    /// Keeps the records a named [`FilterFunction`] accepts. (`filter` takes closures:
+    /// a closure over `&T` only infers its signature when the bound names `FnMut`.)
+    pub fn filter_with<F>(&self, f: F) -> DataStream<T>
+    where
         F: FilterFunction<T> + Clone + Sync,
     {
         self.transform("Filter", move |_| FilterOperator::new(f.clone()))
@@ -142,12 +151,20 @@ impl<T: Record> DataStream<T> {
     /// let env = StreamExecutionEnvironment::new();
     /// let words = env
     ///     .from_collection(vec!["to be or not".to_string()])
-    ///     .flat_map(|line: String, out: &mut dyn Collector<String>| {
+    ///     .flat_map(|line, out: &mut dyn Collector<String>| {
     ///         line.split(' ').for_each(|w| out.collect(w.to_string()))
     ///     });
     /// # let _ = words;
     /// ```
     pub fn flat_map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
+    {
+        self.flat_map_with(f)
+    }
+
+    /// Applies a named [`FlatMapFunction`].
+    pub fn flat_map_with<O: Record, F>(&self, f: F) -> DataStream<O>
     where
         F: FlatMapFunction<T, O> + Clone + Sync,
     {

@@ -5,7 +5,7 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 
 use crate::datastream::{DataStream, DataStreamSink};
-use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction, ReduceFunction};
+use crate::functions::{Collector, MapFunction, ReduceFunction};
 use crate::key_group::stable_key_hash;
 use crate::operators::{KeyedProcessOperator, KeyedReduceOperator};
 use crate::partitioner::Partitioner;
@@ -131,15 +131,18 @@ where
     }
 
     /// Filters records after key partitioning.
-    pub fn filter<F: FilterFunction<T> + Clone + Sync>(&self, f: F) -> DataStream<T> {
+    pub fn filter<F>(&self, f: F) -> DataStream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+    {
         self.partitioned.filter(f)
     }
 
     /// Flat-maps records after key partitioning.
-    pub fn flat_map<O: Record, F: FlatMapFunction<T, O> + Clone + Sync>(
-        &self,
-        f: F,
-    ) -> DataStream<O> {
+    pub fn flat_map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
+    {
         self.partitioned.flat_map(f)
     }
 
