@@ -15,7 +15,10 @@ pub const WIRE: bincode::config::Configuration = bincode::config::standard();
 /// turns this into a job failure naming the operator.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) {
     if let Err(e) = bincode::serde::encode_into_std_write(value, buf, WIRE) {
-        panic!("cannot serialize record of type {}: {e}", std::any::type_name::<T>());
+        panic!(
+            "cannot serialize record of type {}: {e}",
+            std::any::type_name::<T>()
+        );
     }
 }
 

@@ -4,11 +4,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::collect::{CollectSink, CollectedRecords};
+use crate::environment::NodeSpec;
 use crate::environment::StreamExecutionEnvironment;
 use crate::error::GraphError;
 use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction};
 use crate::keyed_stream::KeyedStream;
-use crate::environment::NodeSpec;
 use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
 use crate::operator::{Operator, RuntimeContext};
 use crate::operators::{FilterOperator, FlatMapOperator, MapOperator, SinkOperator};
@@ -278,7 +278,9 @@ impl<T: Record> DataStream<T> {
         let stream = self.transform::<(), _, _>(name, move |ctx| {
             SinkOperator::new(sink.create_writer(ctx), ctx.operator_name.to_string())
         });
-        stream.env.with_node(stream.inputs[0].node, |n| n.is_sink = true);
+        stream
+            .env
+            .with_node(stream.inputs[0].node, |n| n.is_sink = true);
         DataStreamSink { stream }
     }
 

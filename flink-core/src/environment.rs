@@ -205,4 +205,3 @@ impl StreamExecutionEnvironment {
         f(&mut self.inner.borrow_mut().nodes[id]);
     }
 }
-

@@ -59,7 +59,11 @@ pub fn subtask_of_key_group(key_group: usize, max_parallelism: usize, parallelis
 /// The parallel instance a key goes to.
 pub fn subtask_of_key<K: Serialize>(key: &K, max_parallelism: usize, parallelism: usize) -> usize {
     let hash = stable_key_hash(key, &mut Vec::new());
-    subtask_of_key_group(key_group_of(hash, max_parallelism), max_parallelism, parallelism)
+    subtask_of_key_group(
+        key_group_of(hash, max_parallelism),
+        max_parallelism,
+        parallelism,
+    )
 }
 
 #[cfg(test)]
@@ -71,7 +75,10 @@ mod tests {
         assert_eq!(murmur3_32(b"", 0), 0);
         assert_eq!(murmur3_32(b"", 1), 0x514e_28b7);
         assert_eq!(murmur3_32(b"hello", 0), 0x248b_fa47);
-        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2e4f_f723);
+        assert_eq!(
+            murmur3_32(b"The quick brown fox jumps over the lazy dog", 0),
+            0x2e4f_f723
+        );
     }
 
     #[test]

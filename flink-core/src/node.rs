@@ -31,6 +31,8 @@ pub trait SourceDriver: Send {
     fn poll(&mut self) -> SourcePoll;
     /// The reader finished: propagate end of input down the chain.
     fn end_input(&mut self);
+    /// Flush partial network buffers down the chain.
+    fn flush(&mut self);
 }
 
 /// Builds the parallel instances of a source node.
@@ -134,6 +136,10 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
 
     fn end_input(&mut self) {
         self.out.inner.end_input();
+    }
+
+    fn flush(&mut self) {
+        self.out.inner.flush();
     }
 }
 

@@ -90,6 +90,10 @@ impl<Op: Operator<I, O>, I: 'static, O: 'static> Output<I> for Chained<Op, I, O>
         attribute_panics(&self.name, || op.end_input(out));
         self.out.inner.end_input();
     }
+
+    fn flush(&mut self) {
+        self.out.inner.flush();
+    }
 }
 
 /// Lets a user function that takes `&mut dyn Collector` write into a generic collector.

@@ -10,6 +10,9 @@ use crate::functions::Collector;
 pub trait Output<T>: Collector<T> + Send {
     /// No more records will come; flush and propagate.
     fn end_input(&mut self);
+
+    /// Ship partially filled network buffers now (the buffer timeout fired).
+    fn flush(&mut self);
 }
 
 /// A type-erased `Box<dyn Output<T>>`, used where the graph wires nodes whose record
@@ -28,10 +31,12 @@ impl AnyOutput {
     /// If `T` is not the type it was created with: the graph wiring is broken, a bug
     /// in flink-rs, never a user error.
     pub fn into_typed<T: 'static>(self) -> Box<dyn Output<T>> {
-        *self
-            .0
-            .downcast::<Box<dyn Output<T>>>()
-            .unwrap_or_else(|_| panic!("output is not of record type {}", std::any::type_name::<T>()))
+        *self.0.downcast::<Box<dyn Output<T>>>().unwrap_or_else(|_| {
+            panic!(
+                "output is not of record type {}",
+                std::any::type_name::<T>()
+            )
+        })
     }
 }
 
@@ -62,6 +67,12 @@ impl<T: Clone + Send> Output<T> for FanOut<T> {
     fn end_input(&mut self) {
         for out in &mut self.outputs {
             out.end_input();
+        }
+    }
+
+    fn flush(&mut self) {
+        for out in &mut self.outputs {
+            out.flush();
         }
     }
 }

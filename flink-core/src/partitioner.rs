@@ -119,7 +119,11 @@ impl<T> ChannelSelector<T> {
             Partitioner::Hash(hasher) => {
                 let hash = hasher(record, &mut self.scratch);
                 let group = key_group_of(hash, self.max_parallelism);
-                Target::Channel(subtask_of_key_group(group, self.max_parallelism, self.channels))
+                Target::Channel(subtask_of_key_group(
+                    group,
+                    self.max_parallelism,
+                    self.channels,
+                ))
             }
             Partitioner::Broadcast => Target::All,
         }

@@ -39,6 +39,8 @@ pub trait RecordDecoder: Send {
     fn decode(&mut self, record: &[u8]);
     /// All inputs ended.
     fn end_input(&mut self);
+    /// Flush partial network buffers down the chain.
+    fn flush(&mut self);
 }
 
 /// Type-erased operations on a record type.
@@ -155,6 +157,10 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
     fn end_input(&mut self) {
         self.writer.finish();
     }
+
+    fn flush(&mut self) {
+        self.writer.flush();
+    }
 }
 
 struct TypedDecoder<T> {
@@ -173,5 +179,9 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
 
     fn end_input(&mut self) {
         self.head.end_input();
+    }
+
+    fn flush(&mut self) {
+        self.head.flush();
     }
 }

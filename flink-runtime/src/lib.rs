@@ -1,1 +1,27 @@
-//! placeholder
+//! # flink-runtime
+//!
+//! Executes the jobs `flink-core` describes. Each parallel instance of a chain of
+//! operators runs as a task on its own thread; tasks exchange serialized records in
+//! fixed-size buffers from bounded pools over credit-based channels, so a slow
+//! consumer slows its producers and memory in flight stays bounded.
+#![warn(missing_docs)]
+
+pub mod execute;
+pub mod flush_timer;
+pub mod job_client;
+mod job_network;
+pub mod job_result;
+pub mod local_executor;
+pub mod network;
+pub mod record_writer;
+mod task;
+pub mod task_metrics;
+
+/// Everything a job needs: the `flink-core` prelude plus execution.
+pub mod prelude {
+    pub use crate::execute::ExecuteExt;
+    pub use crate::job_client::JobClient;
+    pub use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
+    pub use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot, TimeShares};
+    pub use flink_core::prelude::*;
+}

@@ -37,6 +37,8 @@ pub struct JobEdge {
     pub target_node: usize,
     /// How records are partitioned.
     pub partitioner: EdgePartitioner,
+    /// Index of the stream edge this job edge carries.
+    pub stream_edge: usize,
 }
 
 /// The job after chaining: which operators share a task, and the network edges.
@@ -85,8 +87,10 @@ impl JobGraph {
         let edges = sg
             .edges
             .iter()
-            .filter(|e| vertex_of_node[e.source] != vertex_of_node[e.target])
-            .map(|e| JobEdge {
+            .enumerate()
+            .filter(|(_, e)| vertex_of_node[e.source] != vertex_of_node[e.target])
+            .map(|(stream_edge, e)| JobEdge {
+                stream_edge,
                 source_vertex: vertex_of_node[e.source],
                 target_vertex: vertex_of_node[e.target],
                 source_node: e.source,

@@ -43,7 +43,10 @@ impl Plan {
 
     /// The plan as a Graphviz DOT digraph.
     pub fn to_dot(&self) -> String {
-        let mut dot = format!("digraph {} {{\n  rankdir=LR;\n  node [shape=box];\n", self.kind);
+        let mut dot = format!(
+            "digraph {} {{\n  rankdir=LR;\n  node [shape=box];\n",
+            self.kind
+        );
         for n in &self.nodes {
             let mut label = format!("{}\\np={}", escape(&n.name), n.parallelism);
             for d in &n.details {

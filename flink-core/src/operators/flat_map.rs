@@ -19,9 +19,7 @@ impl<F, I, O> FlatMapOperator<F, I, O> {
     }
 }
 
-impl<F: FlatMapFunction<I, O>, I: 'static, O: 'static> Operator<I, O>
-    for FlatMapOperator<F, I, O>
-{
+impl<F: FlatMapFunction<I, O>, I: 'static, O: 'static> Operator<I, O> for FlatMapOperator<F, I, O> {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         self.f.flat_map(record, &mut ForwardTo(out));
     }

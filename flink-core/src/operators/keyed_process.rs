@@ -41,7 +41,12 @@ where
         // Taking the value out and putting it back keeps `key` usable by the function
         // without cloning it per record.
         let mut slot = self.state.remove(&key);
-        (self.f)(&key, record, &mut ValueState::new(&mut slot), &mut ForwardTo(out));
+        (self.f)(
+            &key,
+            record,
+            &mut ValueState::new(&mut slot),
+            &mut ForwardTo(out),
+        );
         if let Some(value) = slot {
             self.state.insert(key, value);
         }

@@ -1,0 +1,98 @@
+//! [`JobClient`]: a handle on a running job, to watch it, cancel it and wait for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+
+use flink_core::metrics::OperatorMetrics;
+
+use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
+use crate::network::CancelToken;
+use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
+
+/// The live counters of one operator: one entry per parallel instance.
+#[derive(Clone)]
+pub(crate) struct OperatorCounters {
+    pub(crate) id: usize,
+    pub(crate) name: String,
+    pub(crate) instances: Vec<Arc<OperatorMetrics>>,
+}
+
+impl OperatorCounters {
+    pub(crate) fn summary(&self) -> OperatorSummary {
+        let (mut records_in, mut records_out) = (0, 0);
+        for m in &self.instances {
+            let (i, o) = m.snapshot();
+            records_in += i;
+            records_out += o;
+        }
+        OperatorSummary {
+            id: self.id,
+            name: self.name.clone(),
+            parallelism: self.instances.len(),
+            records_in,
+            records_out,
+        }
+    }
+}
+
+/// What observers of a running job can read.
+#[derive(Clone)]
+pub(crate) struct JobObservables {
+    pub(crate) tasks: Vec<Arc<TaskMetrics>>,
+    pub(crate) operators: Vec<OperatorCounters>,
+}
+
+impl JobObservables {
+    pub(crate) fn task_snapshots(&self) -> Vec<TaskMetricsSnapshot> {
+        self.tasks.iter().map(|t| t.snapshot()).collect()
+    }
+
+    pub(crate) fn operator_summaries(&self) -> Vec<OperatorSummary> {
+        self.operators
+            .iter()
+            .map(OperatorCounters::summary)
+            .collect()
+    }
+}
+
+/// A submitted job. Dropping the client does not stop the job; call [`cancel`].
+///
+/// [`cancel`]: JobClient::cancel
+pub struct JobClient {
+    pub(crate) name: String,
+    pub(crate) cancel: CancelToken,
+    pub(crate) cancelled_by_user: Arc<AtomicBool>,
+    pub(crate) result: Receiver<Result<JobExecutionResult, JobError>>,
+    pub(crate) observables: JobObservables,
+}
+
+impl JobClient {
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Asks every task to stop; [`wait`](Self::wait) then returns [`JobError::Cancelled`].
+    pub fn cancel(&self) {
+        self.cancelled_by_user.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+
+    /// Live time accounting and pool usage of every subtask.
+    pub fn task_metrics(&self) -> Vec<TaskMetricsSnapshot> {
+        self.observables.task_snapshots()
+    }
+
+    /// Live record counts of every operator.
+    pub fn operator_metrics(&self) -> Vec<OperatorSummary> {
+        self.observables.operator_summaries()
+    }
+
+    /// Blocks until the job ends and returns its result.
+    pub fn wait(self) -> Result<JobExecutionResult, JobError> {
+        self.result
+            .recv()
+            .unwrap_or_else(|_| Err(JobError::Runtime("the job coordinator vanished".into())))
+    }
+}

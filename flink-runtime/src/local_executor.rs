@@ -1,0 +1,320 @@
+//! The local executor: runs a [`JobGraph`] in this process, one thread per subtask,
+//! with every exchange going through credit-based channels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use flink_core::config::BufferTimeout;
+use flink_core::graph::{ExecutionGraph, JobGraph};
+use flink_core::metrics::OperatorMetrics;
+use flink_core::node::NodeKind;
+use flink_core::operator::RuntimeContext;
+use flink_core::output::AnyOutput;
+use flink_core::stream_type::NetworkOutputSetup;
+
+use crate::flush_timer::FlushTimer;
+use crate::job_client::{JobClient, JobObservables, OperatorCounters};
+use crate::job_network::JobNetwork as Network;
+use crate::job_result::{JobError, JobExecutionResult};
+use crate::network::{CancelToken, InputGate, PartitionWriter, ResultPartition};
+use crate::record_writer::RecordWriter;
+use crate::task::{Task, TaskInput, TaskOutcome};
+use crate::task_metrics::TaskMetrics;
+
+/// Everything one subtask needs to build its task on its own thread.
+struct SubtaskSetup {
+    vertex: usize,
+    subtask: usize,
+    gate: Option<InputGate>,
+    /// Result partitions of this subtask, by job edge id.
+    partitions: HashMap<usize, Arc<ResultPartition>>,
+    metrics: Arc<TaskMetrics>,
+}
+
+/// Starts `jg` and returns a handle on it.
+pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
+    let eg = ExecutionGraph::from_job_graph(&jg);
+    let cancel = CancelToken::new();
+    let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
+    let operators = operator_counters(&jg);
+    let mut network =
+        Network::build(&jg, &eg, &cancel).map_err(|e| JobError::Runtime(e.to_string()))?;
+    let jg = Arc::new(jg);
+    let (outcomes_tx, outcomes_rx) = sync_channel(network.subtask_count());
+    let mut threads = Vec::new();
+    let mut tasks = Vec::new();
+    for v in &jg.vertices {
+        for s in 0..v.parallelism {
+            let io = network.io_metrics(v.id, s);
+            let metrics = Arc::new(TaskMetrics::new(v.name.clone(), s, v.parallelism, io));
+            tasks.push(metrics.clone());
+            let setup = SubtaskSetup {
+                vertex: v.id,
+                subtask: s,
+                gate: network.take_gate(v.id, s),
+                partitions: network.partitions_of(v.id, s),
+                metrics,
+            };
+            let spawned = spawn_subtask(
+                jg.clone(),
+                setup,
+                &operators,
+                timer.clock(),
+                cancel.clone(),
+                outcomes_tx.clone(),
+            );
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    cancel.cancel();
+                    return Err(runtime_error(e));
+                }
+            }
+        }
+    }
+    drop(outcomes_tx);
+    let observables = JobObservables { tasks, operators };
+    let cancelled_by_user = Arc::new(AtomicBool::new(false));
+    let (result_tx, result_rx) = sync_channel(1);
+    let coordinator = Coordinator {
+        job_name: name.to_string(),
+        cancel: cancel.clone(),
+        cancelled_by_user: cancelled_by_user.clone(),
+        outcomes: outcomes_rx,
+        threads,
+        timer,
+        observables: observables.clone(),
+        started: Instant::now(),
+    };
+    std::thread::Builder::new()
+        .name(format!("job-{name}"))
+        .spawn(move || {
+            let _ = result_tx.send(coordinator.run());
+        })
+        .map_err(runtime_error)?;
+    Ok(JobClient {
+        name: name.to_string(),
+        cancel,
+        cancelled_by_user,
+        result: result_rx,
+        observables,
+    })
+}
+
+fn runtime_error(e: std::io::Error) -> JobError {
+    JobError::Runtime(e.to_string())
+}
+
+fn flush_interval(jg: &JobGraph) -> Option<std::time::Duration> {
+    match jg.stream_graph.config.buffer_timeout {
+        BufferTimeout::Interval(d) => Some(d),
+        BufferTimeout::EveryRecord | BufferTimeout::OnlyWhenFull => None,
+    }
+}
+
+fn operator_counters(jg: &JobGraph) -> Vec<OperatorCounters> {
+    jg.stream_graph
+        .nodes
+        .iter()
+        .map(|n| OperatorCounters {
+            id: n.id,
+            name: n.name.clone(),
+            instances: (0..n.parallelism)
+                .map(|_| Arc::new(OperatorMetrics::default()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// (0-based subtask, parallelism, outcome) of one finished subtask.
+type Outcome = (usize, usize, TaskOutcome);
+
+fn spawn_subtask(
+    jg: Arc<JobGraph>,
+    setup: SubtaskSetup,
+    operators: &[OperatorCounters],
+    flush: crate::flush_timer::FlushClock,
+    cancel: CancelToken,
+    outcomes: SyncSender<Outcome>,
+) -> std::io::Result<JoinHandle<()>> {
+    let v = &jg.vertices[setup.vertex];
+    let thread_name = format!("{} ({}/{})", v.name, setup.subtask + 1, v.parallelism);
+    let counters: Vec<Arc<OperatorMetrics>> = v
+        .nodes
+        .iter()
+        .map(|&n| operators[n].instances[setup.subtask].clone())
+        .collect();
+    std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let (subtask, parallelism) = (setup.subtask, jg.vertices[setup.vertex].parallelism);
+            let task_name = jg.vertices[setup.vertex].name.clone();
+            let outcome = Task::run_guarded(&task_name, || {
+                build_task(&jg, setup, &counters, flush, cancel)
+            });
+            let _ = outcomes.send((subtask, parallelism, outcome));
+        })
+}
+
+/// Builds the operator chain of one subtask back to front, so each operator is created
+/// with its (already built) downstream.
+fn build_task(
+    jg: &JobGraph,
+    mut setup: SubtaskSetup,
+    counters: &[Arc<OperatorMetrics>],
+    flush: crate::flush_timer::FlushClock,
+    cancel: CancelToken,
+) -> Task {
+    let sg = &jg.stream_graph;
+    let vertex = &jg.vertices[setup.vertex];
+    let config = &sg.config;
+    let mut heads: HashMap<usize, AnyOutput> = HashMap::new();
+    let mut source = None;
+    for (pos, &node_id) in vertex.nodes.iter().enumerate().rev() {
+        let node = &sg.nodes[node_id];
+        let mut outputs = Vec::new();
+        for (edge_id, edge) in sg
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.source == node_id)
+        {
+            if jg.is_chained(node_id, edge.target) {
+                outputs.push(
+                    heads
+                        .remove(&edge.target)
+                        .expect("chained successor built first"),
+                );
+                continue;
+            }
+            let job_edge = jg
+                .edges
+                .iter()
+                .position(|je| je.stream_edge == edge_id)
+                .expect("every cross-task stream edge is a job edge");
+            let partition = setup
+                .partitions
+                .remove(&job_edge)
+                .expect("partition per job edge");
+            let channels = partition.num_subpartitions();
+            let writer = RecordWriter::new(
+                PartitionWriter::new(partition),
+                config.buffer_timeout == BufferTimeout::EveryRecord,
+                node.name.clone(),
+            );
+            outputs.push(node.output_type.network_output(
+                &*edge.partitioner.typed,
+                Box::new(writer),
+                NetworkOutputSetup {
+                    channels,
+                    max_parallelism: config.max_parallelism,
+                    subtask_index: setup.subtask,
+                },
+            ));
+        }
+        let out = node.output_type.fan_out(outputs);
+        let ctx = RuntimeContext {
+            operator_name: node.name.as_str().into(),
+            subtask_index: setup.subtask,
+            parallelism: node.parallelism,
+            max_parallelism: config.max_parallelism,
+            metrics: counters[pos].clone(),
+        };
+        match &node.kind {
+            NodeKind::Source(factory) => source = Some(factory.create(&ctx, out)),
+            NodeKind::Operator(factory) => {
+                heads.insert(node_id, factory.create(&ctx, out));
+            }
+        }
+    }
+    let input = match source {
+        Some(driver) => TaskInput::Source(driver),
+        None => {
+            let head = vertex.head();
+            let upstream = sg
+                .inputs_of(head)
+                .next()
+                .expect("a non-source head has an input");
+            let decoder = sg.nodes[upstream.source].output_type.decoder(
+                heads.remove(&head).expect("head built"),
+                sg.nodes[head].name.as_str().into(),
+            );
+            let gate = setup
+                .gate
+                .take()
+                .expect("a non-source task has an input gate");
+            TaskInput::Network { gate, decoder }
+        }
+    };
+    Task {
+        input,
+        flush,
+        cancel,
+        metrics: setup.metrics,
+    }
+}
+
+/// Watches the tasks of one job: cancels the rest on the first failure, then reports.
+struct Coordinator {
+    job_name: String,
+    cancel: CancelToken,
+    cancelled_by_user: Arc<AtomicBool>,
+    outcomes: Receiver<Outcome>,
+    threads: Vec<JoinHandle<()>>,
+    timer: FlushTimer,
+    observables: JobObservables,
+    started: Instant,
+}
+
+impl Coordinator {
+    fn run(self) -> Result<JobExecutionResult, JobError> {
+        let mut first_failure = None;
+        let mut lost = false;
+        for _ in 0..self.threads.len() {
+            match self.outcomes.recv() {
+                Ok((subtask, parallelism, TaskOutcome::Failed { operator, message })) => {
+                    if first_failure.is_none() {
+                        tracing::error!(job = %self.job_name, %operator, subtask, %message, "operator failed; cancelling the job");
+                        first_failure = Some(JobError::OperatorFailed {
+                            operator,
+                            subtask: subtask + 1,
+                            parallelism,
+                            message,
+                        });
+                        self.cancel.cancel();
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    lost = true;
+                    break;
+                }
+            }
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+        drop(self.timer);
+        if let Some(e) = first_failure {
+            return Err(e);
+        }
+        if self.cancelled_by_user.load(Ordering::SeqCst) {
+            return Err(JobError::Cancelled);
+        }
+        if lost {
+            return Err(JobError::Runtime(
+                "a task thread ended without reporting".into(),
+            ));
+        }
+        Ok(JobExecutionResult {
+            job_name: self.job_name,
+            duration: self.started.elapsed(),
+            operators: self.observables.operator_summaries(),
+            tasks: self.observables.task_snapshots(),
+        })
+    }
+}

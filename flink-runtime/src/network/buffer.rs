@@ -1,0 +1,125 @@
+//! Network buffers: fixed-capacity byte segments borrowed from a bounded pool.
+
+use std::sync::Arc;
+
+use super::buffer_pool::PoolInner;
+
+/// What a buffer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BufferKind {
+    /// Length-prefixed record bytes (records may continue in the next buffer).
+    Data,
+    /// Exactly one encoded [`Event`](super::event::Event).
+    Event,
+}
+
+/// A fixed-capacity byte segment from a [`BufferPool`](super::buffer_pool::BufferPool),
+/// with a fill length and a kind. Dropping it returns the segment to its pool and wakes
+/// a waiting requester.
+pub struct Buffer {
+    segment: Box<[u8]>,
+    len: usize,
+    kind: BufferKind,
+    pool: Arc<PoolInner>,
+}
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Buffer")
+            .field("len", &self.len)
+            .field("capacity", &self.segment.len())
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl Buffer {
+    pub(crate) fn new(segment: Box<[u8]>, pool: Arc<PoolInner>) -> Self {
+        Self {
+            segment,
+            len: 0,
+            kind: BufferKind::Data,
+            pool,
+        }
+    }
+
+    /// Number of valid bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no byte has been written.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Size of the underlying segment.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.segment.len()
+    }
+
+    /// Bytes that can still be appended.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.segment.len() - self.len
+    }
+
+    /// Data or event buffer.
+    #[inline]
+    pub fn kind(&self) -> BufferKind {
+        self.kind
+    }
+
+    /// Change the kind (an event buffer carries exactly one encoded event).
+    pub fn set_kind(&mut self, kind: BufferKind) {
+        self.kind = kind;
+    }
+
+    /// The valid bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.segment[..self.len]
+    }
+
+    /// Append as many bytes of `bytes` as fit; returns how many were appended.
+    #[inline]
+    pub fn append(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.remaining());
+        self.segment[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        n
+    }
+
+    /// Append a u32 little-endian length prefix followed by `record`.
+    /// The caller guarantees `remaining() >= 4 + record.len()`.
+    #[inline]
+    pub(crate) fn append_record(&mut self, record: &[u8]) {
+        let start = self.len;
+        let end = start + 4 + record.len();
+        let dst = &mut self.segment[start..end];
+        dst[..4].copy_from_slice(&(record.len() as u32).to_le_bytes());
+        dst[4..].copy_from_slice(record);
+        self.len = end;
+    }
+
+    /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
+    pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
+        &mut self.segment[self.len..]
+    }
+
+    /// Mark `n` more bytes (written through [`spare_mut`](Self::spare_mut)) as valid.
+    pub(crate) fn commit(&mut self, n: usize) {
+        assert!(n <= self.remaining(), "commit beyond buffer capacity");
+        self.len += n;
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let segment = std::mem::take(&mut self.segment);
+        self.pool.recycle(segment);
+    }
+}

@@ -1,0 +1,191 @@
+//! A bounded pool of equally sized memory segments handed out as [`Buffer`]s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::buffer::Buffer;
+use super::cancel::{CancelToken, CancelWaker};
+use super::error::NetworkError;
+use super::io_metrics::IoMetrics;
+
+/// Longest single condition-variable wait; a safety net on top of explicit cancel wake-ups.
+pub(crate) const MAX_WAIT_SLICE: Duration = Duration::from_millis(50);
+
+struct PoolState {
+    free: Vec<Box<[u8]>>,
+    allocated: usize,
+    in_use: usize,
+    max_in_use: usize,
+    waiters: usize,
+}
+
+pub(crate) struct PoolInner {
+    state: Mutex<PoolState>,
+    available: Condvar,
+    capacity: usize,
+    segment_size: usize,
+    metrics: Option<Arc<IoMetrics>>,
+}
+
+impl PoolInner {
+    /// Return a segment (called from `Buffer::drop`).
+    pub(crate) fn recycle(&self, segment: Box<[u8]>) {
+        let mut st = self.state.lock();
+        st.free.push(segment);
+        st.in_use -= 1;
+        let wake = st.waiters > 0;
+        drop(st);
+        if let Some(m) = &self.metrics {
+            m.out_used_dec();
+        }
+        if wake {
+            self.available.notify_one();
+        }
+    }
+
+    fn try_take(self: &Arc<Self>, st: &mut PoolState) -> Option<Buffer> {
+        let segment = match st.free.pop() {
+            Some(s) => s,
+            None if st.allocated < self.capacity => {
+                st.allocated += 1;
+                vec![0u8; self.segment_size].into_boxed_slice()
+            }
+            None => return None,
+        };
+        st.in_use += 1;
+        st.max_in_use = st.max_in_use.max(st.in_use);
+        if let Some(m) = &self.metrics {
+            m.out_used_inc();
+        }
+        Some(Buffer::new(segment, Arc::clone(self)))
+    }
+}
+
+impl CancelWaker for PoolInner {
+    fn wake(&self) {
+        let _st = self.state.lock();
+        self.available.notify_all();
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.sub_out_capacity(self.capacity);
+        }
+    }
+}
+
+/// A bounded pool of `capacity` segments of `segment_size` bytes each.
+/// Segments are allocated lazily (never more than `capacity`) and reused forever.
+/// Requesting from an exhausted pool blocks; that blocking is back pressure.
+#[derive(Clone)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+    cancel: CancelToken,
+}
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BufferPool")
+            .field("capacity", &self.inner.capacity)
+            .field("segment_size", &self.inner.segment_size)
+            .field("in_use", &self.in_use())
+            .finish()
+    }
+}
+
+impl BufferPool {
+    /// A pool of `capacity` segments of `segment_size` bytes. Blocking requests observe
+    /// `cancel`; usage is reported to `metrics` as output-pool usage when given.
+    pub fn new(
+        capacity: usize,
+        segment_size: usize,
+        cancel: CancelToken,
+        metrics: Option<Arc<IoMetrics>>,
+    ) -> Result<Self, NetworkError> {
+        if capacity == 0 || segment_size < 8 {
+            return Err(NetworkError::InvalidConfig(format!(
+                "buffer pool needs capacity >= 1 and segment size >= 8 (got {capacity}, {segment_size})"
+            )));
+        }
+        if let Some(m) = &metrics {
+            m.add_out_capacity(capacity);
+        }
+        let inner = Arc::new(PoolInner {
+            state: Mutex::new(PoolState {
+                free: Vec::with_capacity(capacity),
+                allocated: 0,
+                in_use: 0,
+                max_in_use: 0,
+                waiters: 0,
+            }),
+            available: Condvar::new(),
+            capacity,
+            segment_size,
+            metrics,
+        });
+        let weak = Arc::downgrade(&inner);
+        cancel.register(weak);
+        Ok(Self { inner, cancel })
+    }
+
+    /// Maximum number of segments.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Size of every segment in bytes.
+    pub fn segment_size(&self) -> usize {
+        self.inner.segment_size
+    }
+
+    /// Segments currently handed out as buffers.
+    pub fn in_use(&self) -> usize {
+        self.inner.state.lock().in_use
+    }
+
+    /// High-water mark of [`in_use`](Self::in_use).
+    pub fn max_in_use(&self) -> usize {
+        self.inner.state.lock().max_in_use
+    }
+
+    /// Segments allocated so far (never exceeds [`capacity`](Self::capacity)).
+    pub fn allocated(&self) -> usize {
+        self.inner.state.lock().allocated
+    }
+
+    /// Take a buffer if one is free, without blocking.
+    pub fn try_request(&self) -> Option<Buffer> {
+        let mut st = self.inner.state.lock();
+        self.inner.try_take(&mut st)
+    }
+
+    /// Take a buffer, blocking while the pool is exhausted. Time spent blocked is added
+    /// to the back-pressure counter. Returns `Cancelled` promptly after cancellation.
+    pub fn request(&self) -> Result<Buffer, NetworkError> {
+        let mut st = self.inner.state.lock();
+        if let Some(b) = self.inner.try_take(&mut st) {
+            return Ok(b);
+        }
+        let start = Instant::now();
+        st.waiters += 1;
+        let result = loop {
+            if self.cancel.is_cancelled() {
+                break Err(NetworkError::Cancelled);
+            }
+            if let Some(b) = self.inner.try_take(&mut st) {
+                break Ok(b);
+            }
+            self.inner.available.wait_for(&mut st, MAX_WAIT_SLICE);
+        };
+        st.waiters -= 1;
+        drop(st);
+        if let Some(m) = &self.inner.metrics {
+            m.add_back_pressured(start.elapsed());
+        }
+        result
+    }
+}

@@ -1,0 +1,135 @@
+//! In-band events that travel in order with the data, one per event buffer.
+
+use super::error::NetworkError;
+
+const TAG_END_OF_PARTITION: u8 = 0;
+const TAG_WATERMARK: u8 = 1;
+const TAG_CHECKPOINT_BARRIER: u8 = 2;
+const TAG_CUSTOM: u8 = 3;
+
+/// An event sent in-band through a subpartition. Events consume credit like data buffers
+/// and are delivered in order with the records around them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// The producer finished this subpartition; nothing follows.
+    EndOfPartition,
+    /// Event-time progress of the producer.
+    Watermark(i64),
+    /// A checkpoint barrier (reserved for checkpointing).
+    CheckpointBarrier {
+        /// Checkpoint id.
+        id: u64,
+        /// Checkpoint trigger timestamp (ms).
+        timestamp: i64,
+    },
+    /// Opaque user-defined event payload.
+    Custom(Vec<u8>),
+}
+
+impl Event {
+    /// Number of bytes of the encoding.
+    pub fn encoded_len(&self) -> usize {
+        1 + match self {
+            Event::EndOfPartition => 0,
+            Event::Watermark(_) => 8,
+            Event::CheckpointBarrier { .. } => 16,
+            Event::Custom(bytes) => bytes.len(),
+        }
+    }
+
+    /// Encode into the front of `out`; returns the encoded length, or `None` if it does not fit.
+    pub fn encode_into(&self, out: &mut [u8]) -> Option<usize> {
+        let len = self.encoded_len();
+        if out.len() < len {
+            return None;
+        }
+        match self {
+            Event::EndOfPartition => out[0] = TAG_END_OF_PARTITION,
+            Event::Watermark(ts) => {
+                out[0] = TAG_WATERMARK;
+                out[1..9].copy_from_slice(&ts.to_le_bytes());
+            }
+            Event::CheckpointBarrier { id, timestamp } => {
+                out[0] = TAG_CHECKPOINT_BARRIER;
+                out[1..9].copy_from_slice(&id.to_le_bytes());
+                out[9..17].copy_from_slice(&timestamp.to_le_bytes());
+            }
+            Event::Custom(bytes) => {
+                out[0] = TAG_CUSTOM;
+                out[1..len].copy_from_slice(bytes);
+            }
+        }
+        Some(len)
+    }
+
+    /// Encode into a fresh vector.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.encoded_len()];
+        self.encode_into(&mut v);
+        v
+    }
+
+    /// Decode an event received on `channel` (the channel is only used for error reports).
+    pub fn decode(bytes: &[u8], channel: usize) -> Result<Event, NetworkError> {
+        let corrupt = |reason: &str| NetworkError::CorruptStream {
+            channel,
+            reason: reason.to_string(),
+        };
+        let (&tag, body) = bytes.split_first().ok_or_else(|| corrupt("empty event"))?;
+        let fixed = |n: usize| -> Result<(), NetworkError> {
+            if body.len() == n {
+                Ok(())
+            } else {
+                Err(corrupt("event body has wrong length"))
+            }
+        };
+        let le8 = |b: &[u8]| -> [u8; 8] { b.try_into().expect("8 bytes") };
+        match tag {
+            TAG_END_OF_PARTITION => {
+                fixed(0)?;
+                Ok(Event::EndOfPartition)
+            }
+            TAG_WATERMARK => {
+                fixed(8)?;
+                Ok(Event::Watermark(i64::from_le_bytes(le8(body))))
+            }
+            TAG_CHECKPOINT_BARRIER => {
+                fixed(16)?;
+                Ok(Event::CheckpointBarrier {
+                    id: u64::from_le_bytes(le8(&body[..8])),
+                    timestamp: i64::from_le_bytes(le8(&body[8..])),
+                })
+            }
+            TAG_CUSTOM => Ok(Event::Custom(body.to_vec())),
+            _ => Err(corrupt("unknown event tag")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip() {
+        for e in [
+            Event::EndOfPartition,
+            Event::Watermark(-42),
+            Event::CheckpointBarrier {
+                id: 7,
+                timestamp: 1234,
+            },
+            Event::Custom(vec![1, 2, 3]),
+            Event::Custom(vec![]),
+        ] {
+            assert_eq!(Event::decode(&e.encode(), 0).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn garbage_is_rejected() {
+        assert!(Event::decode(&[], 0).is_err());
+        assert!(Event::decode(&[9], 0).is_err());
+        assert!(Event::decode(&[TAG_WATERMARK, 1, 2], 0).is_err());
+    }
+}

@@ -1,0 +1,281 @@
+//! Receiver side of one channel: its segments, received buffers and credit logic.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use super::buffer::BufferKind;
+use super::error::NetworkError;
+use super::input_gate::GateShared;
+use super::transport::{AddCredit, BufferResponse, CreditTransport};
+
+/// A receiver-owned memory segment; `floating` ones belong to the gate's floating pool.
+pub(crate) struct Segment {
+    pub(crate) data: Box<[u8]>,
+    pub(crate) floating: bool,
+}
+
+impl Segment {
+    pub(crate) fn new(size: usize, floating: bool) -> Self {
+        Self {
+            data: vec![0u8; size].into_boxed_slice(),
+            floating,
+        }
+    }
+}
+
+/// A buffer received from the sender, waiting to be consumed.
+pub(crate) struct Received {
+    pub(crate) segment: Segment,
+    pub(crate) len: usize,
+    pub(crate) kind: BufferKind,
+}
+
+struct ChannelState {
+    /// Segments available for incoming buffers; all of them are announced credit.
+    free: Vec<Segment>,
+    received: VecDeque<Received>,
+    /// Last backlog announced by the sender.
+    backlog: usize,
+    queued_in_gate: bool,
+    waiting_floating: bool,
+    released: bool,
+    transport: Option<Arc<dyn CreditTransport>>,
+}
+
+/// One input channel of a gate.
+///
+/// Credit invariant: the sender's credit never exceeds `free.len()`, because segments are
+/// added to `free` before the matching credit is announced and a shipped buffer consumes
+/// credit before it consumes a segment. Lock order: channel lock, then (optionally) the
+/// floating-pool lock or the gate availability lock; never another channel's lock.
+pub(crate) struct InputChannel {
+    index: usize,
+    state: Mutex<ChannelState>,
+    credit_announced: AtomicU64,
+    buffers_received: AtomicU64,
+    violations: AtomicU64,
+}
+
+impl InputChannel {
+    pub(crate) fn new(
+        index: usize,
+        exclusive: usize,
+        floating: usize,
+        segment_size: usize,
+    ) -> Self {
+        let mut free = Vec::with_capacity(exclusive + floating);
+        free.extend((0..exclusive).map(|_| Segment::new(segment_size, false)));
+        Self {
+            index,
+            state: Mutex::new(ChannelState {
+                free,
+                received: VecDeque::with_capacity(exclusive + floating),
+                backlog: 0,
+                queued_in_gate: false,
+                waiting_floating: false,
+                released: false,
+                transport: None,
+            }),
+            credit_announced: AtomicU64::new(0),
+            buffers_received: AtomicU64::new(0),
+            violations: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.lock().transport.is_some()
+    }
+
+    /// Attach the sender and announce the initial credit (the free exclusive segments).
+    pub(crate) fn connect(&self, transport: Arc<dyn CreditTransport>) -> Result<(), NetworkError> {
+        let mut st = self.state.lock();
+        if st.transport.is_some() {
+            return Err(NetworkError::AlreadyConnected {
+                what: "input channel",
+                index: self.index,
+            });
+        }
+        st.transport = Some(Arc::clone(&transport));
+        let credit = st.free.len();
+        drop(st);
+        self.announce(Some(transport), credit);
+        Ok(())
+    }
+
+    /// A buffer arrived from the sender (called on the shipping thread).
+    pub(crate) fn on_buffer(
+        &self,
+        msg: BufferResponse<'_>,
+        gate: &GateShared,
+    ) -> Result<(), NetworkError> {
+        let mut st = self.state.lock();
+        if st.released {
+            return Err(NetworkError::ChannelReleased {
+                channel: self.index,
+            });
+        }
+        let Some(mut segment) = st.free.pop() else {
+            self.violations.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(channel = self.index, "buffer received without credit");
+            return Err(NetworkError::CreditViolation {
+                channel: self.index,
+            });
+        };
+        let len = msg.bytes.len();
+        if len > segment.data.len() {
+            st.free.push(segment);
+            return Err(NetworkError::CorruptStream {
+                channel: self.index,
+                reason: format!("buffer of {len} bytes exceeds segment size"),
+            });
+        }
+        segment.data[..len].copy_from_slice(msg.bytes);
+        st.received.push_back(Received {
+            segment,
+            len,
+            kind: msg.kind,
+        });
+        self.buffers_received.fetch_add(1, Ordering::Relaxed);
+        gate.segment_taken();
+        st.backlog = msg.backlog;
+        if !st.queued_in_gate {
+            st.queued_in_gate = true;
+            gate.notify_available(self.index);
+        }
+        let credit = self.request_floating_locked(&mut st, gate);
+        let transport = if credit > 0 {
+            st.transport.clone()
+        } else {
+            None
+        };
+        drop(st);
+        self.announce(transport, credit);
+        Ok(())
+    }
+
+    /// Pop the oldest received buffer; the flag tells whether more remain queued (the
+    /// channel then stays registered as available).
+    pub(crate) fn take_received(&self) -> Option<(Received, bool)> {
+        let mut st = self.state.lock();
+        let r = st.received.pop_front()?;
+        let more = !st.received.is_empty();
+        if !more {
+            st.queued_in_gate = false;
+        }
+        Some((r, more))
+    }
+
+    /// The consumer is done with an exclusive segment: it becomes credit again, unless the
+    /// channel holds a surplus floating segment, which is then given back instead (credit
+    /// unchanged: the exclusive segment takes its place). Returns that floating segment.
+    pub(crate) fn recycle_exclusive(&self, segment: Segment) -> Option<Segment> {
+        let mut st = self.state.lock();
+        if st.released {
+            return None;
+        }
+        if st.free.len() >= st.backlog
+            && let Some(pos) = st.free.iter().position(|s| s.floating)
+        {
+            let floating = st.free.swap_remove(pos);
+            st.free.push(segment);
+            return Some(floating);
+        }
+        st.free.push(segment);
+        let transport = st.transport.clone();
+        drop(st);
+        self.announce(transport, 1);
+        None
+    }
+
+    /// The floating pool offers a segment to this (waiting) channel. Returns it if the
+    /// channel no longer needs it.
+    pub(crate) fn offer_floating(&self, segment: Segment, gate: &GateShared) -> Option<Segment> {
+        let mut st = self.state.lock();
+        st.waiting_floating = false;
+        if st.released || st.backlog <= st.free.len() {
+            return Some(segment);
+        }
+        st.free.push(segment);
+        let credit = 1 + self.request_floating_locked(&mut st, gate);
+        let transport = st.transport.clone();
+        drop(st);
+        self.announce(transport, credit);
+        None
+    }
+
+    /// Re-check the backlog and request floating segments if needed.
+    pub(crate) fn ensure_floating(&self, gate: &GateShared) {
+        let mut st = self.state.lock();
+        if st.released {
+            return;
+        }
+        let credit = self.request_floating_locked(&mut st, gate);
+        let transport = if credit > 0 {
+            st.transport.clone()
+        } else {
+            None
+        };
+        drop(st);
+        self.announce(transport, credit);
+    }
+
+    /// Release: drop all segments, tell the sender. Returns how many received buffers were
+    /// discarded.
+    pub(crate) fn release(&self) -> usize {
+        let mut st = self.state.lock();
+        st.released = true;
+        let discarded = st.received.len();
+        st.received.clear();
+        st.free.clear();
+        let transport = st.transport.take();
+        drop(st);
+        if let Some(t) = transport {
+            t.cancel_partition_request(self.index);
+        }
+        discarded
+    }
+
+    pub(crate) fn credit_announced(&self) -> u64 {
+        self.credit_announced.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn buffers_received(&self) -> u64 {
+        self.buffers_received.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn violations(&self) -> u64 {
+        self.violations.load(Ordering::Relaxed)
+    }
+
+    /// Request `backlog - free` floating segments unless already waiting; returns how many
+    /// were obtained (new credit to announce after unlocking).
+    fn request_floating_locked(&self, st: &mut ChannelState, gate: &GateShared) -> usize {
+        if st.waiting_floating {
+            return 0;
+        }
+        let need = st.backlog.saturating_sub(st.free.len());
+        if need == 0 {
+            return 0;
+        }
+        let before = st.free.len();
+        st.waiting_floating = gate.floating.request_into(need, self.index, &mut st.free);
+        st.free.len() - before
+    }
+
+    /// Send `credit` to the sender. Must be called without holding the channel lock.
+    fn announce(&self, transport: Option<Arc<dyn CreditTransport>>, credit: usize) {
+        if credit == 0 {
+            return;
+        }
+        let Some(t) = transport else { return };
+        self.credit_announced
+            .fetch_add(credit as u64, Ordering::Relaxed);
+        t.add_credit(AddCredit {
+            channel: self.index,
+            credit,
+        });
+    }
+}

@@ -1,0 +1,426 @@
+//! The receiver side of a task's input: M input channels, exclusive and floating segments.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::buffer::BufferKind;
+use super::buffer_pool::MAX_WAIT_SLICE;
+use super::cancel::{CancelToken, CancelWaker};
+use super::config::NetworkConfig;
+use super::error::NetworkError;
+use super::event::Event;
+use super::floating_pool::FloatingPool;
+use super::input_channel::{InputChannel, Segment};
+use super::io_metrics::IoMetrics;
+use super::record_deserializer::RecordDeserializer;
+use super::transport::CreditTransport;
+
+/// One item handed out by [`InputGate::poll`].
+#[derive(Debug)]
+pub enum GateItem<'a> {
+    /// A complete record (the bytes the producer emitted).
+    Record {
+        /// Input channel it arrived on.
+        channel: usize,
+        /// The record bytes; valid only during the callback.
+        bytes: &'a [u8],
+    },
+    /// An in-band event (including `EndOfPartition`).
+    Event {
+        /// Input channel it arrived on.
+        channel: usize,
+        /// The event.
+        event: Event,
+    },
+}
+
+/// Outcome of one [`InputGate::poll`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatePoll {
+    /// One received buffer was processed (zero or more items delivered).
+    Processed,
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// Every channel delivered `EndOfPartition`.
+    Finished,
+    /// The cancel token was triggered.
+    Cancelled,
+}
+
+/// Counters of a gate, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateStats {
+    /// Credit announced to senders so far (initial + returned + floating).
+    pub credit_announced: u64,
+    /// Buffers received so far.
+    pub buffers_received: u64,
+    /// Buffers that arrived without a free segment (must be 0).
+    pub credit_violations: u64,
+    /// Exclusive segments (allocated up front).
+    pub exclusive_segments: usize,
+    /// Floating segments allocated so far (at most the configured floating count).
+    pub floating_allocated: usize,
+    /// Configured floating segments.
+    pub floating_capacity: usize,
+    /// High-water mark of segments holding received, not yet recycled data.
+    pub max_segments_in_use: usize,
+}
+
+struct AvailState {
+    queue: VecDeque<usize>,
+    waiting: bool,
+}
+
+/// State shared between the gate (consumer thread) and the senders' shipping threads.
+pub(crate) struct GateShared {
+    pub(crate) channels: Vec<InputChannel>,
+    pub(crate) floating: FloatingPool,
+    avail: Mutex<AvailState>,
+    avail_cv: Condvar,
+    metrics: Arc<IoMetrics>,
+    segment_size: usize,
+    exclusive_segments: usize,
+    in_use: AtomicUsize,
+    max_in_use: AtomicUsize,
+}
+
+impl GateShared {
+    /// Channel `ch` went from no received buffers to some: queue it and wake the consumer
+    /// if it is waiting.
+    pub(crate) fn notify_available(&self, ch: usize) {
+        let mut av = self.avail.lock();
+        av.queue.push_back(ch);
+        let wake = av.waiting;
+        drop(av);
+        if wake {
+            self.avail_cv.notify_one();
+        }
+    }
+
+    /// A segment now holds received data.
+    pub(crate) fn segment_taken(&self) {
+        let n = self.in_use.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_use.fetch_max(n, Ordering::Relaxed);
+        self.metrics.in_used_inc();
+    }
+
+    fn segments_released(&self, n: usize) {
+        self.in_use.fetch_sub(n, Ordering::Relaxed);
+        self.metrics.in_used_sub(n);
+    }
+
+    /// Return a consumed segment of channel `ch`.
+    fn recycle(&self, ch: usize, segment: Segment) {
+        self.segments_released(1);
+        let channel = &self.channels[ch];
+        if segment.floating {
+            self.recycle_floating(segment);
+            channel.ensure_floating(self);
+        } else if let Some(floating) = channel.recycle_exclusive(segment) {
+            self.recycle_floating(floating);
+        }
+    }
+
+    /// Give a floating segment to the first waiting channel that still needs it, else
+    /// back to the floating pool. Holds no channel lock while taking the pool lock.
+    fn recycle_floating(&self, mut segment: Segment) {
+        loop {
+            match self.floating.put_or_waiter(segment) {
+                None => return,
+                Some((s, waiter)) => match self.channels[waiter].offer_floating(s, self) {
+                    None => return,
+                    Some(s) => segment = s,
+                },
+            }
+        }
+    }
+}
+
+impl CancelWaker for GateShared {
+    fn wake(&self) {
+        let _av = self.avail.lock();
+        self.avail_cv.notify_all();
+    }
+}
+
+impl Drop for GateShared {
+    fn drop(&mut self) {
+        self.metrics
+            .sub_in_capacity(self.exclusive_segments + self.floating.capacity());
+    }
+}
+
+/// An input gate over `M` input channels. Each channel owns
+/// `exclusive_buffers_per_channel` segments (its initial credit); the gate lends
+/// `floating_buffers_per_gate` floating segments to channels whose sender announces a
+/// backlog. Records are handed out per channel in order via [`poll`](Self::poll).
+///
+/// Dropping the gate releases every channel; their senders drop queued data and fail
+/// further writes with `ReceiverReleased`.
+pub struct InputGate {
+    shared: Arc<GateShared>,
+    deserializers: Vec<RecordDeserializer>,
+    finished: Vec<bool>,
+    num_finished: usize,
+    blocked: Vec<bool>,
+    parked: Vec<bool>,
+    cancel: CancelToken,
+}
+
+impl std::fmt::Debug for InputGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputGate")
+            .field("channels", &self.deserializers.len())
+            .field("finished", &self.num_finished)
+            .finish()
+    }
+}
+
+impl InputGate {
+    /// A gate with `num_channels` channels sized by `config`. Blocking polls observe
+    /// `cancel`; idle time and input pool usage go to `metrics`.
+    pub fn new(
+        num_channels: usize,
+        config: &NetworkConfig,
+        cancel: CancelToken,
+        metrics: Arc<IoMetrics>,
+    ) -> Result<Self, NetworkError> {
+        if num_channels == 0 {
+            return Err(NetworkError::InvalidConfig(
+                "an input gate needs at least one channel".into(),
+            ));
+        }
+        if config.exclusive_buffers_per_channel == 0 {
+            return Err(NetworkError::InvalidConfig(
+                "exclusive_buffers_per_channel must be >= 1".into(),
+            ));
+        }
+        let size = config.buffer_size;
+        let exclusive = config.exclusive_buffers_per_channel;
+        let floating = config.floating_buffers_per_gate;
+        let channels = (0..num_channels)
+            .map(|i| InputChannel::new(i, exclusive, floating, size))
+            .collect();
+        metrics.add_in_capacity(config.gate_segment_capacity(num_channels));
+        let shared = Arc::new(GateShared {
+            channels,
+            floating: FloatingPool::new(floating, size),
+            avail: Mutex::new(AvailState {
+                queue: VecDeque::with_capacity(num_channels),
+                waiting: false,
+            }),
+            avail_cv: Condvar::new(),
+            metrics,
+            segment_size: size,
+            exclusive_segments: num_channels * exclusive,
+            in_use: AtomicUsize::new(0),
+            max_in_use: AtomicUsize::new(0),
+        });
+        let weak = Arc::downgrade(&shared);
+        cancel.register(weak);
+        Ok(Self {
+            shared,
+            deserializers: (0..num_channels)
+                .map(|_| RecordDeserializer::new())
+                .collect(),
+            finished: vec![false; num_channels],
+            num_finished: 0,
+            blocked: vec![false; num_channels],
+            parked: vec![false; num_channels],
+            cancel,
+        })
+    }
+
+    /// Number of input channels.
+    pub fn num_channels(&self) -> usize {
+        self.deserializers.len()
+    }
+
+    /// Size of every receiver segment.
+    pub fn segment_size(&self) -> usize {
+        self.shared.segment_size
+    }
+
+    /// Whether every channel delivered `EndOfPartition`.
+    pub fn is_finished(&self) -> bool {
+        self.num_finished == self.deserializers.len()
+    }
+
+    /// Whether `channel` delivered `EndOfPartition`.
+    pub fn is_channel_finished(&self, channel: usize) -> bool {
+        self.finished.get(channel).copied().unwrap_or(false)
+    }
+
+    /// The metrics this gate reports to.
+    pub fn metrics(&self) -> &Arc<IoMetrics> {
+        &self.shared.metrics
+    }
+
+    /// Counters summed over all channels.
+    pub fn stats(&self) -> GateStats {
+        let mut s = GateStats {
+            exclusive_segments: self.shared.exclusive_segments,
+            floating_allocated: self.shared.floating.allocated(),
+            floating_capacity: self.shared.floating.capacity(),
+            max_segments_in_use: self.shared.max_in_use.load(Ordering::Relaxed),
+            ..GateStats::default()
+        };
+        for c in &self.shared.channels {
+            s.credit_announced += c.credit_announced();
+            s.buffers_received += c.buffers_received();
+            s.credit_violations += c.violations();
+        }
+        s
+    }
+
+    /// Attach the sender side of `channel` and announce its initial credit. The local
+    /// wiring helpers call this; a network transport would too.
+    pub fn connect_channel(
+        &self,
+        channel: usize,
+        transport: Arc<dyn CreditTransport>,
+    ) -> Result<(), NetworkError> {
+        self.channel(channel)?.connect(transport)
+    }
+
+    /// Whether `channel` already has a sender attached.
+    pub fn is_channel_connected(&self, channel: usize) -> Result<bool, NetworkError> {
+        Ok(self.channel(channel)?.is_connected())
+    }
+
+    /// Stop consuming `channel` (e.g. checkpoint barrier alignment): its received buffers
+    /// stay unconsumed, so it returns no credit and its sender stalls, while the other
+    /// channels keep flowing.
+    pub fn block_channel(&mut self, channel: usize) -> Result<(), NetworkError> {
+        self.channel(channel)?;
+        self.blocked[channel] = true;
+        Ok(())
+    }
+
+    /// Resume consuming a channel blocked with [`block_channel`](Self::block_channel).
+    pub fn resume_channel(&mut self, channel: usize) -> Result<(), NetworkError> {
+        self.channel(channel)?;
+        self.blocked[channel] = false;
+        if std::mem::take(&mut self.parked[channel]) {
+            self.shared.avail.lock().queue.push_back(channel);
+        }
+        Ok(())
+    }
+
+    /// Process one received buffer: hand its records (re-assembled across buffers) or its
+    /// event to `on_item`, in per-channel order, then recycle the buffer (returning credit).
+    /// Waits up to `timeout` for any channel to have data; that wait counts as idle time.
+    pub fn poll(
+        &mut self,
+        timeout: Duration,
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<GatePoll, NetworkError> {
+        if self.is_finished() {
+            return Ok(GatePoll::Finished);
+        }
+        if self.cancel.is_cancelled() {
+            return Ok(GatePoll::Cancelled);
+        }
+        let ch = match self.next_available(timeout) {
+            Ok(ch) => ch,
+            Err(outcome) => return Ok(outcome),
+        };
+        let shared = Arc::clone(&self.shared);
+        let Some((received, more)) = shared.channels[ch].take_received() else {
+            return Ok(GatePoll::Processed);
+        };
+        if more {
+            shared.notify_available(ch);
+        }
+        let data = &received.segment.data[..received.len];
+        let result = match received.kind {
+            BufferKind::Data => self.deserializers[ch].feed(data, ch, |bytes| {
+                on_item(GateItem::Record { channel: ch, bytes })
+            }),
+            BufferKind::Event => self.handle_event(ch, data, on_item),
+        };
+        shared.recycle(ch, received.segment);
+        result.map(|()| GatePoll::Processed)
+    }
+
+    fn handle_event(
+        &mut self,
+        ch: usize,
+        data: &[u8],
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<(), NetworkError> {
+        let event = Event::decode(data, ch)?;
+        if event == Event::EndOfPartition {
+            if self.deserializers[ch].is_mid_record() {
+                return Err(NetworkError::CorruptStream {
+                    channel: ch,
+                    reason: "EndOfPartition inside a spanning record".into(),
+                });
+            }
+            if !self.finished[ch] {
+                self.finished[ch] = true;
+                self.num_finished += 1;
+                tracing::trace!(channel = ch, "input channel finished");
+            }
+        }
+        on_item(GateItem::Event { channel: ch, event });
+        Ok(())
+    }
+
+    /// Next channel with data that is not blocked, waiting up to `timeout`.
+    fn next_available(&mut self, timeout: Duration) -> Result<usize, GatePoll> {
+        let deadline = Instant::now().checked_add(timeout);
+        let shared = &self.shared;
+        let mut av = shared.avail.lock();
+        loop {
+            while let Some(ch) = av.queue.pop_front() {
+                if self.blocked[ch] {
+                    self.parked[ch] = true;
+                } else {
+                    return Ok(ch);
+                }
+            }
+            if self.cancel.is_cancelled() {
+                return Err(GatePoll::Cancelled);
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if now >= d => return Err(GatePoll::Timeout),
+                Some(d) => (d - now).min(MAX_WAIT_SLICE),
+                None => MAX_WAIT_SLICE,
+            };
+            av.waiting = true;
+            shared.avail_cv.wait_for(&mut av, wait);
+            av.waiting = false;
+            shared.metrics.add_idle(now.elapsed());
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<GateShared> {
+        &self.shared
+    }
+
+    fn channel(&self, channel: usize) -> Result<&InputChannel, NetworkError> {
+        self.shared
+            .channels
+            .get(channel)
+            .ok_or(NetworkError::IndexOutOfRange {
+                what: "input channel",
+                index: channel,
+                len: self.shared.channels.len(),
+            })
+    }
+}
+
+impl Drop for InputGate {
+    fn drop(&mut self) {
+        for c in &self.shared.channels {
+            let discarded = c.release();
+            self.shared.segments_released(discarded);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! I/O metrics of one task: back pressure, idleness, throughput and pool usage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Shared, lock-free I/O counters of a task. Written by the network layer,
+/// read by anyone (e.g. a monitoring thread).
+#[derive(Debug, Default)]
+pub struct IoMetrics {
+    back_pressured_ns: AtomicU64,
+    idle_ns: AtomicU64,
+    buffers_shipped: AtomicU64,
+    bytes_shipped: AtomicU64,
+    out_pool_used: AtomicUsize,
+    out_pool_capacity: AtomicUsize,
+    in_pool_used: AtomicUsize,
+    in_pool_capacity: AtomicUsize,
+}
+
+impl IoMetrics {
+    /// New zeroed metrics, ready to be shared.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Total nanoseconds writers spent blocked waiting for an output buffer.
+    pub fn back_pressured_ns(&self) -> u64 {
+        self.back_pressured_ns.load(Ordering::Relaxed)
+    }
+
+    /// Total nanoseconds readers spent blocked waiting for input.
+    pub fn idle_ns(&self) -> u64 {
+        self.idle_ns.load(Ordering::Relaxed)
+    }
+
+    /// Number of buffers (data and event) shipped by the partitions of this task.
+    pub fn buffers_shipped(&self) -> u64 {
+        self.buffers_shipped.load(Ordering::Relaxed)
+    }
+
+    /// Number of bytes shipped by the partitions of this task.
+    pub fn bytes_shipped(&self) -> u64 {
+        self.bytes_shipped.load(Ordering::Relaxed)
+    }
+
+    /// Output buffers currently handed out (in a writer or queued) and total output capacity.
+    pub fn out_pool(&self) -> (usize, usize) {
+        (
+            self.out_pool_used.load(Ordering::Relaxed),
+            self.out_pool_capacity.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Input segments currently holding received data and total input capacity
+    /// (exclusive + floating).
+    pub fn in_pool(&self) -> (usize, usize) {
+        (
+            self.in_pool_used.load(Ordering::Relaxed),
+            self.in_pool_capacity.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Fraction of output buffers in use, in `[0, 1]` (0 when there is no output pool).
+    pub fn out_pool_usage(&self) -> f64 {
+        fraction(self.out_pool())
+    }
+
+    /// Fraction of input segments holding unconsumed data, in `[0, 1]` (0 without input).
+    pub fn in_pool_usage(&self) -> f64 {
+        fraction(self.in_pool())
+    }
+
+    pub(crate) fn add_back_pressured(&self, d: Duration) {
+        self.back_pressured_ns
+            .fetch_add(saturating_nanos(d).max(1), Ordering::Relaxed);
+    }
+
+    pub fn add_idle(&self, d: Duration) {
+        self.idle_ns
+            .fetch_add(saturating_nanos(d).max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_shipped(&self, bytes: usize) {
+        self.buffers_shipped.fetch_add(1, Ordering::Relaxed);
+        self.bytes_shipped
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_out_capacity(&self, n: usize) {
+        self.out_pool_capacity.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub_out_capacity(&self, n: usize) {
+        self.out_pool_capacity.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn out_used_inc(&self) {
+        self.out_pool_used.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn out_used_dec(&self) {
+        self.out_pool_used.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_in_capacity(&self, n: usize) {
+        self.in_pool_capacity.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub_in_capacity(&self, n: usize) {
+        self.in_pool_capacity.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn in_used_inc(&self) {
+        self.in_pool_used.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn in_used_sub(&self, n: usize) {
+        self.in_pool_used.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn fraction((used, cap): (usize, usize)) -> f64 {
+    if cap == 0 {
+        0.0
+    } else {
+        (used as f64 / cap as f64).min(1.0)
+    }
+}

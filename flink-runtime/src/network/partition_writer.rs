@@ -1,0 +1,165 @@
+//! The task-side writer of a result partition: records and events in, buffers out.
+
+use std::sync::Arc;
+
+use super::buffer::BufferKind;
+use super::error::NetworkError;
+use super::event::Event;
+use super::record_serializer::RecordSerializer;
+use super::result_partition::ResultPartition;
+
+/// Writes already-serialized records and events into a [`ResultPartition`].
+///
+/// Owned by exactly one task thread. The per-record path is a memcpy into the current
+/// buffer of the subpartition; locks are taken only per buffer (request, enqueue).
+/// Buffers are queued when full, on [`flush`](Self::flush) and before events; the caller
+/// decides when to flush (buffer timeout, every record, end of input).
+#[derive(Debug)]
+pub struct PartitionWriter {
+    partition: Arc<ResultPartition>,
+    serializers: Vec<RecordSerializer>,
+    finished: bool,
+}
+
+impl PartitionWriter {
+    /// A writer for `partition`. Create only one writer per partition.
+    pub fn new(partition: Arc<ResultPartition>) -> Self {
+        let serializers = (0..partition.num_subpartitions())
+            .map(|_| RecordSerializer::new())
+            .collect();
+        Self {
+            partition,
+            serializers,
+            finished: false,
+        }
+    }
+
+    /// The partition written to.
+    pub fn partition(&self) -> &Arc<ResultPartition> {
+        &self.partition
+    }
+
+    /// Number of subpartitions (consumer channels).
+    pub fn num_subpartitions(&self) -> usize {
+        self.serializers.len()
+    }
+
+    /// Append one record (already serialized bytes) to `subpartition`. Blocks while the
+    /// pool is exhausted (back pressure); fails on cancellation or a released receiver.
+    #[inline]
+    pub fn emit(&mut self, subpartition: usize, record: &[u8]) -> Result<(), NetworkError> {
+        if let Some(ser) = self.serializers.get_mut(subpartition)
+            && ser.try_write(record)
+        {
+            return Ok(());
+        }
+        self.emit_slow(subpartition, record)
+    }
+
+    #[cold]
+    fn emit_slow(&mut self, subpartition: usize, record: &[u8]) -> Result<(), NetworkError> {
+        self.check_writable(subpartition)?;
+        let partition = &self.partition;
+        self.serializers[subpartition].write(
+            record,
+            &mut || partition.pool().request(),
+            &mut |buffer| partition.add_buffer(subpartition, buffer),
+        )
+    }
+
+    /// Append a record to every subpartition.
+    pub fn broadcast_record(&mut self, record: &[u8]) -> Result<(), NetworkError> {
+        for i in 0..self.serializers.len() {
+            self.emit(i, record)?;
+        }
+        Ok(())
+    }
+
+    /// Queue the partially filled buffer of `subpartition`, if it holds data.
+    pub fn flush(&mut self, subpartition: usize) -> Result<(), NetworkError> {
+        self.check_index(subpartition)?;
+        if let Some(buffer) = self.serializers[subpartition].take_filled() {
+            self.partition.add_buffer(subpartition, buffer)?;
+        }
+        Ok(())
+    }
+
+    /// Flush every subpartition.
+    pub fn flush_all(&mut self) -> Result<(), NetworkError> {
+        for i in 0..self.serializers.len() {
+            self.flush(i)?;
+        }
+        Ok(())
+    }
+
+    /// Write an event to one subpartition, after flushing its partial data buffer.
+    pub fn emit_event(&mut self, subpartition: usize, event: &Event) -> Result<(), NetworkError> {
+        self.check_writable(subpartition)?;
+        self.flush(subpartition)?;
+        let len = event.encoded_len();
+        let buffer_size = self.partition.buffer_size();
+        if len > buffer_size {
+            return Err(NetworkError::EventTooLarge { len, buffer_size });
+        }
+        let mut buffer = self.partition.pool().request()?;
+        let n = event
+            .encode_into(buffer.spare_mut())
+            .expect("size checked against buffer size");
+        buffer.commit(n);
+        buffer.set_kind(BufferKind::Event);
+        self.partition.add_buffer(subpartition, buffer)
+    }
+
+    /// Write an event to every subpartition.
+    pub fn broadcast_event(&mut self, event: &Event) -> Result<(), NetworkError> {
+        for i in 0..self.serializers.len() {
+            self.emit_event(i, event)?;
+        }
+        Ok(())
+    }
+
+    /// Flush everything, then send `EndOfPartition` on every subpartition. Afterwards
+    /// every write fails with [`NetworkError::WriterFinished`].
+    pub fn finish(&mut self) -> Result<(), NetworkError> {
+        if self.finished {
+            return Ok(());
+        }
+        self.broadcast_event(&Event::EndOfPartition)?;
+        self.finished = true;
+        for s in &mut self.serializers {
+            s.clear();
+        }
+        tracing::debug!(
+            subpartitions = self.serializers.len(),
+            "partition writer finished"
+        );
+        Ok(())
+    }
+
+    /// Whether [`finish`](Self::finish) completed.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn check_index(&self, subpartition: usize) -> Result<(), NetworkError> {
+        if subpartition < self.serializers.len() {
+            Ok(())
+        } else {
+            Err(NetworkError::IndexOutOfRange {
+                what: "subpartition",
+                index: subpartition,
+                len: self.serializers.len(),
+            })
+        }
+    }
+
+    fn check_writable(&self, subpartition: usize) -> Result<(), NetworkError> {
+        if self.finished {
+            return Err(NetworkError::WriterFinished);
+        }
+        if self.partition.cancel_token().is_cancelled() {
+            return Err(NetworkError::Cancelled);
+        }
+        self.check_index(subpartition)
+    }
+}

@@ -1,0 +1,183 @@
+//! The sender side of a task's output: N subpartitions sharing one bounded buffer pool.
+
+use std::sync::{Arc, Weak};
+
+use super::buffer::Buffer;
+use super::buffer_pool::BufferPool;
+use super::cancel::CancelToken;
+use super::error::NetworkError;
+use super::io_metrics::IoMetrics;
+use super::subpartition::{Subpartition, SubpartitionStats};
+use super::transport::ChannelTransport;
+
+/// Aggregated credit counters over all subpartitions of a partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionStats {
+    /// Credit announced by receivers so far.
+    pub credit_received: u64,
+    /// Buffers shipped so far.
+    pub buffers_shipped: u64,
+    /// Buffers that would have been shipped without credit (must be 0).
+    pub credit_violations: u64,
+    /// Buffers currently queued in all subpartitions.
+    pub queued: usize,
+    /// Segments allocated by the partition's pool (never above its capacity).
+    pub pool_allocated: usize,
+    /// High-water mark of pool buffers in use.
+    pub pool_max_in_use: usize,
+    /// Capacity of the partition's pool.
+    pub pool_capacity: usize,
+}
+
+/// A result partition: `N` subpartitions (one per consumer channel) and one bounded
+/// [`BufferPool`]. Shared (`Arc`) between the writing task (through a
+/// [`PartitionWriter`](super::partition_writer::PartitionWriter)) and the channels that
+/// drain it.
+pub struct ResultPartition {
+    subpartitions: Vec<Arc<Subpartition>>,
+    pool: BufferPool,
+    cancel: CancelToken,
+    metrics: Arc<IoMetrics>,
+}
+
+impl std::fmt::Debug for ResultPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultPartition")
+            .field("subpartitions", &self.subpartitions.len())
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+impl ResultPartition {
+    /// A partition with `num_subpartitions` subpartitions and a pool of `pool_size` buffers
+    /// of `buffer_size` bytes. `pool_size` must be at least `num_subpartitions + 1`.
+    pub fn new(
+        num_subpartitions: usize,
+        pool_size: usize,
+        buffer_size: usize,
+        cancel: CancelToken,
+        metrics: Arc<IoMetrics>,
+    ) -> Result<Arc<Self>, NetworkError> {
+        if num_subpartitions == 0 {
+            return Err(NetworkError::InvalidConfig(
+                "a result partition needs at least one subpartition".into(),
+            ));
+        }
+        if pool_size < num_subpartitions + 1 {
+            return Err(NetworkError::InvalidConfig(format!(
+                "pool of {pool_size} buffers is too small for {num_subpartitions} subpartitions (need >= N+1)"
+            )));
+        }
+        let pool = BufferPool::new(
+            pool_size,
+            buffer_size,
+            cancel.clone(),
+            Some(Arc::clone(&metrics)),
+        )?;
+        let subpartitions = (0..num_subpartitions)
+            .map(|i| Arc::new(Subpartition::new(i, pool_size, Arc::clone(&metrics))))
+            .collect();
+        Ok(Arc::new(Self {
+            subpartitions,
+            pool,
+            cancel,
+            metrics,
+        }))
+    }
+
+    /// Number of subpartitions.
+    pub fn num_subpartitions(&self) -> usize {
+        self.subpartitions.len()
+    }
+
+    /// Size in bytes of each buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.pool.segment_size()
+    }
+
+    /// The partition's buffer pool.
+    pub fn pool(&self) -> &BufferPool {
+        &self.pool
+    }
+
+    /// The cancellation token observed by blocking buffer requests.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// The metrics this partition reports to.
+    pub fn metrics(&self) -> &Arc<IoMetrics> {
+        &self.metrics
+    }
+
+    /// Counters of one subpartition.
+    pub fn subpartition_stats(
+        &self,
+        subpartition: usize,
+    ) -> Result<SubpartitionStats, NetworkError> {
+        Ok(self.sub(subpartition)?.stats())
+    }
+
+    /// Counters summed over all subpartitions plus pool usage.
+    pub fn stats(&self) -> PartitionStats {
+        let mut total = PartitionStats {
+            pool_allocated: self.pool.allocated(),
+            pool_max_in_use: self.pool.max_in_use(),
+            pool_capacity: self.pool.capacity(),
+            ..PartitionStats::default()
+        };
+        for s in &self.subpartitions {
+            let st = s.stats();
+            total.credit_received += st.credit_received;
+            total.buffers_shipped += st.buffers_shipped;
+            total.credit_violations += st.credit_violations;
+            total.queued += st.queued;
+        }
+        total
+    }
+
+    /// Queue a finished buffer on a subpartition; it ships as soon as credit allows.
+    pub fn add_buffer(&self, subpartition: usize, buffer: Buffer) -> Result<(), NetworkError> {
+        self.sub(subpartition)?.add_buffer(buffer)
+    }
+
+    /// Receiver-announced credit for a subpartition (entry point for a transport).
+    pub fn add_credit(&self, subpartition: usize, credit: usize) -> Result<(), NetworkError> {
+        self.sub(subpartition)?.add_credit(credit);
+        Ok(())
+    }
+
+    /// The receiver of a subpartition went away (entry point for a transport).
+    pub fn release_subpartition(&self, subpartition: usize) -> Result<(), NetworkError> {
+        self.sub(subpartition)?.release();
+        Ok(())
+    }
+
+    /// Attach the transport a subpartition ships through. Each subpartition has exactly one.
+    pub fn connect_subpartition(
+        &self,
+        subpartition: usize,
+        transport: Weak<dyn ChannelTransport>,
+        receiver_channel: usize,
+    ) -> Result<(), NetworkError> {
+        self.sub(subpartition)?.connect(transport, receiver_channel)
+    }
+
+    pub(crate) fn subpartition_handle(
+        &self,
+        subpartition: usize,
+    ) -> Result<Arc<Subpartition>, NetworkError> {
+        self.sub(subpartition).map(Arc::clone)
+    }
+
+    fn sub(&self, i: usize) -> Result<&Arc<Subpartition>, NetworkError> {
+        self.subpartitions
+            .get(i)
+            .ok_or(NetworkError::IndexOutOfRange {
+                what: "subpartition",
+                index: i,
+                len: self.subpartitions.len(),
+            })
+    }
+}

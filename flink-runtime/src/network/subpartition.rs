@@ -1,0 +1,192 @@
+//! Sender side of one channel: the queue of finished buffers and the credit it holds.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::buffer::Buffer;
+use super::error::NetworkError;
+use super::io_metrics::IoMetrics;
+use super::transport::{BufferResponse, ChannelTransport};
+
+struct SubState {
+    queue: VecDeque<Buffer>,
+    credit: usize,
+    shipping: bool,
+    released: bool,
+    transport: Option<Weak<dyn ChannelTransport>>,
+    receiver_channel: usize,
+}
+
+/// Counters of one subpartition, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubpartitionStats {
+    /// Credit announced by the receiver so far (including initial credit).
+    pub credit_received: u64,
+    /// Buffers shipped so far.
+    pub buffers_shipped: u64,
+    /// Times a buffer would have been shipped without credit (must stay 0).
+    pub credit_violations: u64,
+    /// Buffers currently queued (backlog).
+    pub queued: usize,
+    /// Credit currently held.
+    pub credit: usize,
+}
+
+/// One subpartition. Buffers are shipped only while credit is held. Shipping is done by
+/// whichever thread notices credit and backlog (the writer on enqueue, the receiver on
+/// credit); a `shipping` flag under the subpartition lock makes exactly one thread the
+/// shipper at a time, so order is preserved and the lock is not held while the
+/// transport copies bytes (and possibly calls back with more credit).
+pub(crate) struct Subpartition {
+    index: usize,
+    state: Mutex<SubState>,
+    metrics: Arc<IoMetrics>,
+    credit_received: AtomicU64,
+    shipped: AtomicU64,
+    violations: AtomicU64,
+}
+
+impl Subpartition {
+    pub(crate) fn new(index: usize, queue_capacity: usize, metrics: Arc<IoMetrics>) -> Self {
+        Self {
+            index,
+            state: Mutex::new(SubState {
+                queue: VecDeque::with_capacity(queue_capacity),
+                credit: 0,
+                shipping: false,
+                released: false,
+                transport: None,
+                receiver_channel: 0,
+            }),
+            metrics,
+            credit_received: AtomicU64::new(0),
+            shipped: AtomicU64::new(0),
+            violations: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn connect(
+        &self,
+        transport: Weak<dyn ChannelTransport>,
+        receiver_channel: usize,
+    ) -> Result<(), NetworkError> {
+        let mut st = self.state.lock();
+        if st.transport.is_some() {
+            return Err(NetworkError::AlreadyConnected {
+                what: "subpartition",
+                index: self.index,
+            });
+        }
+        st.transport = Some(transport);
+        st.receiver_channel = receiver_channel;
+        Ok(())
+    }
+
+    /// Queue a finished buffer and ship what credit allows.
+    pub(crate) fn add_buffer(&self, buffer: Buffer) -> Result<(), NetworkError> {
+        let mut st = self.state.lock();
+        if st.released {
+            drop(st);
+            drop(buffer);
+            return Err(NetworkError::ReceiverReleased {
+                subpartition: self.index,
+            });
+        }
+        st.queue.push_back(buffer);
+        self.ship(st);
+        Ok(())
+    }
+
+    /// Receiver announced `credit` more segments.
+    pub(crate) fn add_credit(&self, credit: usize) {
+        self.credit_received
+            .fetch_add(credit as u64, Ordering::Relaxed);
+        let mut st = self.state.lock();
+        st.credit += credit;
+        self.ship(st);
+    }
+
+    /// The receiver went away: drop queued buffers (returning them to the pool, which wakes
+    /// a blocked writer) and refuse further data.
+    pub(crate) fn release(&self) {
+        let mut st = self.state.lock();
+        if !st.released {
+            tracing::debug!(
+                subpartition = self.index,
+                "subpartition released by receiver"
+            );
+        }
+        st.released = true;
+        st.transport = None;
+        let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+        drop(st);
+        drop(dropped);
+    }
+
+    pub(crate) fn stats(&self) -> SubpartitionStats {
+        let st = self.state.lock();
+        SubpartitionStats {
+            credit_received: self.credit_received.load(Ordering::Relaxed),
+            buffers_shipped: self.shipped.load(Ordering::Relaxed),
+            credit_violations: self.violations.load(Ordering::Relaxed),
+            queued: st.queue.len(),
+            credit: st.credit,
+        }
+    }
+
+    /// Ship while credit and backlog last, unless another thread is already shipping
+    /// (it will observe our queued buffer / credit before it stops).
+    fn ship<'a>(&'a self, mut st: MutexGuard<'a, SubState>) {
+        if st.shipping {
+            return;
+        }
+        st.shipping = true;
+        loop {
+            if st.released || st.credit == 0 || st.queue.is_empty() {
+                break;
+            }
+            let Some(transport) = st.transport.as_ref().and_then(Weak::upgrade) else {
+                // Not connected yet (no credit can exist then) or receiver gone.
+                if st.transport.is_some() {
+                    st.released = true;
+                    st.queue.clear();
+                }
+                break;
+            };
+            let buffer = st.queue.pop_front().expect("non-empty");
+            if st.credit == 0 {
+                self.violations.fetch_add(1, Ordering::Relaxed);
+            }
+            st.credit -= 1;
+            let backlog = st.queue.len();
+            let channel = st.receiver_channel;
+            drop(st);
+
+            let result = transport.send_buffer(BufferResponse {
+                channel,
+                backlog,
+                kind: buffer.kind(),
+                bytes: buffer.as_slice(),
+            });
+            self.shipped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.add_shipped(buffer.len());
+            drop(buffer);
+            drop(transport);
+
+            st = self.state.lock();
+            if let Err(e) = result {
+                tracing::debug!(subpartition = self.index, error = %e, "receiver refused buffer");
+                st.released = true;
+                st.transport = None;
+                let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+                drop(st);
+                drop(dropped);
+                st = self.state.lock();
+            }
+        }
+        st.shipping = false;
+    }
+}

@@ -1,0 +1,66 @@
+//! [`RecordWriter`]: the bridge from a chain's typed network output (which partitions
+//! and serializes records) to a result partition's buffers.
+
+use std::panic::resume_unwind;
+
+use flink_core::failure::{TaskCancelled, fail_operator};
+use flink_core::stream_type::RecordBytesWriter;
+
+use crate::network::{NetworkError, PartitionWriter};
+
+/// Writes serialized records of one producer subtask into one result partition.
+pub struct RecordWriter {
+    writer: PartitionWriter,
+    flush_every_record: bool,
+    operator: String,
+}
+
+impl RecordWriter {
+    /// A writer for the output of `operator` into `writer`'s partition.
+    pub fn new(writer: PartitionWriter, flush_every_record: bool, operator: String) -> Self {
+        Self {
+            writer,
+            flush_every_record,
+            operator,
+        }
+    }
+
+    /// Turns a network error into the task's stop: cancellation unwinds quietly, any
+    /// other error fails the job naming the producing operator.
+    fn check(&self, result: Result<(), NetworkError>) {
+        match result {
+            Ok(()) => {}
+            Err(NetworkError::Cancelled) => resume_unwind(Box::new(TaskCancelled)),
+            Err(e) => fail_operator(&self.operator, format!("network output failed: {e}")),
+        }
+    }
+}
+
+impl RecordBytesWriter for RecordWriter {
+    #[inline]
+    fn write(&mut self, channel: usize, record: &[u8]) {
+        let mut r = self.writer.emit(channel, record);
+        if self.flush_every_record && r.is_ok() {
+            r = self.writer.flush(channel);
+        }
+        self.check(r);
+    }
+
+    fn broadcast(&mut self, record: &[u8]) {
+        let mut r = self.writer.broadcast_record(record);
+        if self.flush_every_record && r.is_ok() {
+            r = self.writer.flush_all();
+        }
+        self.check(r);
+    }
+
+    fn flush(&mut self) {
+        let r = self.writer.flush_all();
+        self.check(r);
+    }
+
+    fn finish(&mut self) {
+        let r = self.writer.finish();
+        self.check(r);
+    }
+}

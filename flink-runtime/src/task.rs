@@ -1,0 +1,148 @@
+//! A task: one parallel instance of a job vertex, running its operator chain on its
+//! own thread until its input ends, it fails, or the job is cancelled.
+
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flink_core::failure::{OperatorFailure, TaskCancelled, panic_message};
+use flink_core::node::SourceDriver;
+use flink_core::source::SourcePoll;
+use flink_core::stream_type::RecordDecoder;
+
+use crate::flush_timer::FlushClock;
+use crate::network::{CancelToken, GateItem, GatePoll, InputGate, NetworkError};
+use crate::task_metrics::TaskMetrics;
+
+/// How long a blocked task waits before re-checking flushes and cancellation.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The longest a pending source sleeps at once.
+const MAX_SOURCE_BACKOFF: Duration = Duration::from_millis(10);
+
+/// Where a task's records come from.
+pub(crate) enum TaskInput {
+    /// A source reader at the head of the chain.
+    Source(Box<dyn SourceDriver>),
+    /// An input gate whose records are decoded into the chain.
+    Network {
+        gate: InputGate,
+        decoder: Box<dyn RecordDecoder>,
+    },
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TaskOutcome {
+    /// Input ended and everything was flushed downstream.
+    Finished,
+    /// An operator failed.
+    Failed { operator: String, message: String },
+    /// The job was cancelled.
+    Cancelled,
+}
+
+/// A task ready to run.
+pub(crate) struct Task {
+    pub(crate) input: TaskInput,
+    pub(crate) flush: FlushClock,
+    pub(crate) cancel: CancelToken,
+    pub(crate) metrics: Arc<TaskMetrics>,
+}
+
+impl Task {
+    /// Runs `build` then the task it builds, turning every way of stopping into an
+    /// outcome; nothing unwinds past this function.
+    pub(crate) fn run_guarded(task_name: &str, build: impl FnOnce() -> Task) -> TaskOutcome {
+        match catch_unwind(AssertUnwindSafe(|| build().run())) {
+            Ok(()) => TaskOutcome::Finished,
+            Err(payload) => {
+                if payload.is::<TaskCancelled>() {
+                    TaskOutcome::Cancelled
+                } else if let Some(f) = payload.downcast_ref::<OperatorFailure>() {
+                    TaskOutcome::Failed {
+                        operator: f.operator.clone(),
+                        message: f.message.clone(),
+                    }
+                } else {
+                    TaskOutcome::Failed {
+                        operator: task_name.to_string(),
+                        message: panic_message(&*payload),
+                    }
+                }
+            }
+        }
+    }
+
+    fn run(mut self) {
+        match &mut self.input {
+            TaskInput::Source(driver) => run_source(
+                driver.as_mut(),
+                &mut self.flush,
+                &self.cancel,
+                &self.metrics,
+            ),
+            TaskInput::Network { gate, decoder } => {
+                run_network(gate, decoder.as_mut(), &mut self.flush, &self.cancel)
+            }
+        }
+    }
+}
+
+fn stop_if_cancelled(cancel: &CancelToken) {
+    if cancel.is_cancelled() {
+        resume_unwind(Box::new(TaskCancelled));
+    }
+}
+
+fn run_source(
+    driver: &mut dyn SourceDriver,
+    flush: &mut FlushClock,
+    cancel: &CancelToken,
+    metrics: &TaskMetrics,
+) {
+    loop {
+        stop_if_cancelled(cancel);
+        match driver.poll() {
+            SourcePoll::MoreAvailable => {}
+            SourcePoll::Pending(wait) => {
+                driver.flush();
+                let started = Instant::now();
+                std::thread::sleep(wait.min(MAX_SOURCE_BACKOFF));
+                metrics.io.add_idle(started.elapsed());
+            }
+            SourcePoll::Finished => break,
+        }
+        if flush.due() {
+            driver.flush();
+        }
+    }
+    driver.end_input();
+}
+
+fn run_network(
+    gate: &mut InputGate,
+    decoder: &mut dyn RecordDecoder,
+    flush: &mut FlushClock,
+    cancel: &CancelToken,
+) {
+    loop {
+        stop_if_cancelled(cancel);
+        let polled = gate.poll(POLL_INTERVAL, &mut |item| {
+            if let GateItem::Record { bytes, .. } = item {
+                decoder.decode(bytes)
+            }
+        });
+        match polled {
+            Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
+            Ok(GatePoll::Finished) => break,
+            Ok(GatePoll::Cancelled) | Err(NetworkError::Cancelled) => {
+                resume_unwind(Box::new(TaskCancelled))
+            }
+            Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
+        }
+        if flush.due() {
+            decoder.flush();
+        }
+    }
+    decoder.end_input();
+}
