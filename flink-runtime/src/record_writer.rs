@@ -25,12 +25,18 @@ impl RecordWriter {
         }
     }
 
-    /// Turns a network error into the task's stop: cancellation unwinds quietly, any
-    /// other error fails the job naming the producing operator.
+    /// Turns a network error into the task's stop. Cancellation, and a consumer that
+    /// went away (which only happens while the job is going down because some other
+    /// task failed), unwind quietly so the failure that caused it is the one reported;
+    /// any other error fails the job naming the producing operator.
     fn check(&self, result: Result<(), NetworkError>) {
         match result {
             Ok(()) => {}
-            Err(NetworkError::Cancelled) => resume_unwind(Box::new(TaskCancelled)),
+            Err(
+                NetworkError::Cancelled
+                | NetworkError::ReceiverReleased { .. }
+                | NetworkError::ChannelReleased { .. },
+            ) => resume_unwind(Box::new(TaskCancelled)),
             Err(e) => fail_operator(&self.operator, format!("network output failed: {e}")),
         }
     }
