@@ -201,8 +201,10 @@ fn build_task(
                 .remove(&job_edge)
                 .expect("partition per job edge");
             let channels = partition.num_subpartitions();
+            let partition_writer = PartitionWriter::new(partition)
+                .unwrap_or_else(|e| panic!("result partition of '{}': {e}", node.name));
             let writer = RecordWriter::new(
-                PartitionWriter::new(partition),
+                partition_writer,
                 config.buffer_timeout == BufferTimeout::EveryRecord,
                 node.name.clone(),
             );

@@ -61,7 +61,7 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     fn flush(&mut self) {
-        let r = self.writer.flush_all();
+        let r = self.writer.flush_shippable();
         self.check(r);
     }
 

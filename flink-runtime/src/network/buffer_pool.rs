@@ -170,7 +170,6 @@ impl BufferPool {
         if let Some(b) = self.inner.try_take(&mut st) {
             return Ok(b);
         }
-        let start = Instant::now();
         st.waiters += 1;
         let result = loop {
             if self.cancel.is_cancelled() {
@@ -179,13 +178,63 @@ impl BufferPool {
             if let Some(b) = self.inner.try_take(&mut st) {
                 break Ok(b);
             }
+            // Credit each slice as it ends, so a live reading of a writer that is
+            // blocked right now already shows the time (at most one slice late).
+            let slice = Instant::now();
             self.inner.available.wait_for(&mut st, MAX_WAIT_SLICE);
+            if let Some(m) = &self.inner.metrics {
+                m.add_back_pressured(slice.elapsed());
+            }
         };
         st.waiters -= 1;
         drop(st);
-        if let Some(m) = &self.inner.metrics {
-            m.add_back_pressured(start.elapsed());
-        }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_is_bounded_and_recycles() {
+        let m = IoMetrics::new();
+        let pool = BufferPool::new(2, 16, CancelToken::new(), Some(Arc::clone(&m))).unwrap();
+        let a = pool.try_request().unwrap();
+        let b = pool.request().unwrap();
+        assert!(pool.try_request().is_none());
+        assert_eq!(m.out_pool(), (2, 2));
+        drop(a);
+        assert_eq!(pool.in_use(), 1);
+        let c = pool.try_request().unwrap();
+        drop((b, c));
+        assert_eq!(pool.allocated(), 2);
+        assert_eq!(pool.max_in_use(), 2);
+        assert_eq!(m.out_pool_usage(), 0.0);
+    }
+
+    #[test]
+    fn blocked_request_is_woken_by_recycle_and_counts_back_pressure() {
+        let m = IoMetrics::new();
+        let pool = BufferPool::new(1, 16, CancelToken::new(), Some(Arc::clone(&m))).unwrap();
+        let held = pool.request().unwrap();
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.request().map(|b| b.capacity()));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(held);
+        assert_eq!(t.join().unwrap(), Ok(16));
+        assert!(m.back_pressured_ns() > 0);
+    }
+
+    #[test]
+    fn blocked_request_observes_cancellation() {
+        let cancel = CancelToken::new();
+        let pool = BufferPool::new(1, 16, cancel.clone(), None).unwrap();
+        let _held = pool.request().unwrap();
+        let p2 = pool.clone();
+        let t = std::thread::spawn(move || p2.request().map(|_| ()));
+        std::thread::sleep(Duration::from_millis(20));
+        cancel.cancel();
+        assert_eq!(t.join().unwrap(), Err(NetworkError::Cancelled));
     }
 }

@@ -48,6 +48,9 @@ pub enum NetworkError {
     /// The writer already finished the partition (EndOfPartition was written).
     #[error("partition writer already finished")]
     WriterFinished,
+    /// A second writer was requested for a partition (records would interleave).
+    #[error("the partition already has a writer")]
+    WriterExists,
     /// A subpartition or input channel was connected twice.
     #[error("{what} {index} is already connected")]
     AlreadyConnected {

@@ -76,6 +76,7 @@ impl IoMetrics {
             .fetch_add(saturating_nanos(d).max(1), Ordering::Relaxed);
     }
 
+    /// Adds time spent waiting for input outside a gate (a source with nothing to read).
     pub fn add_idle(&self, d: Duration) {
         self.idle_ns
             .fetch_add(saturating_nanos(d).max(1), Ordering::Relaxed);

@@ -34,7 +34,7 @@ impl ChannelTransport for LocalChannel {
         let gate = self.gate.upgrade().ok_or(NetworkError::ChannelReleased {
             channel: self.channel,
         })?;
-        gate.channels[msg.channel].on_buffer(msg, &gate)
+        gate.channels[self.channel].on_buffer(msg, &gate)
     }
 }
 

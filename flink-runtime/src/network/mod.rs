@@ -9,6 +9,24 @@
 //!
 //! Threading: one OS thread per task, blocking waits on parking_lot condvars, all of them
 //! cancellable through a [`CancelToken`]. Locks are taken per buffer, never per record.
+//!
+//! # Protocol
+//!
+//! * A channel announces its exclusive segments as initial credit when connected.
+//! * A subpartition ships its oldest queued buffer only while credit > 0; each shipped
+//!   buffer carries the backlog (buffers still queued behind it). Shipping is done by
+//!   whichever thread notices credit and backlog; one thread at a time per subpartition.
+//! * On receipt the input channel requests `backlog - free segments` floating segments
+//!   from its gate (registering as a waiter if none are free) and announces them as credit.
+//! * A consumed exclusive segment becomes credit again (or replaces a surplus floating
+//!   segment, which goes back to the gate); a consumed floating segment goes to the first
+//!   waiting channel, or back to the floating pool.
+//!
+//! # Lock order
+//!
+//! subpartition lock → buffer-pool lock; input-channel lock → floating-pool lock or gate
+//! availability lock. No lock is held while calling a transport, and no code takes a
+//! channel lock while holding the floating-pool lock, so no cycle exists.
 
 #![warn(missing_docs)]
 

@@ -22,16 +22,18 @@ pub struct PartitionWriter {
 }
 
 impl PartitionWriter {
-    /// A writer for `partition`. Create only one writer per partition.
-    pub fn new(partition: Arc<ResultPartition>) -> Self {
+    /// The writer of `partition`. Each partition has at most one writer; a second call
+    /// fails with [`NetworkError::WriterExists`].
+    pub fn new(partition: Arc<ResultPartition>) -> Result<Self, NetworkError> {
+        partition.claim_writer()?;
         let serializers = (0..partition.num_subpartitions())
             .map(|_| RecordSerializer::new())
             .collect();
-        Self {
+        Ok(Self {
             partition,
             serializers,
             finished: false,
-        }
+        })
     }
 
     /// The partition written to.
@@ -80,6 +82,21 @@ impl PartitionWriter {
         self.check_index(subpartition)?;
         if let Some(buffer) = self.serializers[subpartition].take_filled() {
             self.partition.add_buffer(subpartition, buffer)?;
+        }
+        Ok(())
+    }
+
+    /// The buffer timeout's flush: finish partial buffers only where they can ship
+    /// at once. Where credit is exhausted the data could not move anyway, so the
+    /// buffer keeps filling instead of occupying a whole pool buffer half empty; this
+    /// is what Flink's flush achieves by exposing the written part of a buffer that
+    /// stays open for writing. Such data ships with the next full buffer or the next
+    /// tick that finds credit.
+    pub fn flush_shippable(&mut self) -> Result<(), NetworkError> {
+        for i in 0..self.serializers.len() {
+            if self.serializers[i].has_data() && self.partition.can_ship_now(i) {
+                self.flush(i)?;
+            }
         }
         Ok(())
     }

@@ -17,6 +17,11 @@ pub struct RecordSerializer {
 }
 
 impl RecordSerializer {
+    /// Whether the current buffer holds any bytes.
+    pub fn has_data(&self) -> bool {
+        self.current.as_ref().is_some_and(|b| !b.is_empty())
+    }
+
     /// A serializer without a current buffer.
     pub fn new() -> Self {
         Self { current: None }
@@ -93,5 +98,66 @@ impl RecordSerializer {
     /// Drop the current buffer (returning it to its pool).
     pub fn clear(&mut self) {
         self.current = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::buffer_pool::BufferPool;
+    use crate::network::cancel::CancelToken;
+    use crate::network::record_deserializer::RecordDeserializer;
+
+    /// Serialize `records` into buffers of `size` bytes and read them back buffer by buffer.
+    fn round_trip(size: usize, records: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<usize>) {
+        let pool = BufferPool::new(1000, size, CancelToken::new(), None).unwrap();
+        let mut ser = RecordSerializer::new();
+        let mut filled: Vec<Vec<u8>> = Vec::new();
+        for r in records {
+            if !ser.try_write(r) {
+                ser.write(r, &mut || pool.request(), &mut |b| {
+                    filled.push(b.as_slice().to_vec());
+                    Ok(())
+                })
+                .unwrap();
+            }
+        }
+        if let Some(b) = ser.take_filled() {
+            filled.push(b.as_slice().to_vec());
+        }
+        let mut de = RecordDeserializer::new();
+        let mut out = Vec::new();
+        for b in &filled {
+            de.feed(b, 0, |r| out.push(r.to_vec())).unwrap();
+        }
+        assert!(!de.is_mid_record());
+        (out, filled.iter().map(Vec::len).collect())
+    }
+
+    #[test]
+    fn records_span_buffers_and_prefix_is_never_split() {
+        let records: Vec<Vec<u8>> = (0..200usize)
+            .map(|i| vec![i as u8; (i * 13) % 50])
+            .collect();
+        for size in [8, 9, 10, 11, 16, 33] {
+            let (out, lens) = round_trip(size, &records);
+            assert_eq!(out, records, "buffer size {size}");
+            assert!(lens.iter().all(|l| *l <= size && *l > 0));
+        }
+    }
+
+    #[test]
+    fn buffer_finished_when_prefix_does_not_fit() {
+        // 16-byte buffers: 4 + 10 = 14 bytes, 2 remain -> next prefix goes to a new buffer.
+        let (out, lens) = round_trip(16, &[vec![1; 10], vec![2; 3]]);
+        assert_eq!(out, vec![vec![1; 10], vec![2; 3]]);
+        assert_eq!(lens, vec![14, 7]);
+    }
+
+    #[test]
+    fn empty_records_and_exact_fits() {
+        let records = vec![vec![], vec![5; 12], vec![], vec![], vec![6; 4]];
+        let (out, _) = round_trip(16, &records);
+        assert_eq!(out, records);
     }
 }

@@ -1,5 +1,6 @@
 //! The sender side of a task's output: N subpartitions sharing one bounded buffer pool.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::buffer::Buffer;
@@ -38,6 +39,7 @@ pub struct ResultPartition {
     pool: BufferPool,
     cancel: CancelToken,
     metrics: Arc<IoMetrics>,
+    writer_claimed: AtomicBool,
 }
 
 impl std::fmt::Debug for ResultPartition {
@@ -76,13 +78,20 @@ impl ResultPartition {
             Some(Arc::clone(&metrics)),
         )?;
         let subpartitions = (0..num_subpartitions)
-            .map(|i| Arc::new(Subpartition::new(i, pool_size, Arc::clone(&metrics))))
+            .map(|i| {
+                Arc::new(Subpartition::new(
+                    i,
+                    pool_size.min(16),
+                    Arc::clone(&metrics),
+                ))
+            })
             .collect();
         Ok(Arc::new(Self {
             subpartitions,
             pool,
             cancel,
             metrics,
+            writer_claimed: AtomicBool::new(false),
         }))
     }
 
@@ -142,6 +151,11 @@ impl ResultPartition {
         self.sub(subpartition)?.add_buffer(buffer)
     }
 
+    /// Whether a buffer added to `subpartition` now would ship at once.
+    pub(crate) fn can_ship_now(&self, subpartition: usize) -> bool {
+        self.sub(subpartition).is_ok_and(|s| s.can_ship_now())
+    }
+
     /// Receiver-announced credit for a subpartition (entry point for a transport).
     pub fn add_credit(&self, subpartition: usize, credit: usize) -> Result<(), NetworkError> {
         self.sub(subpartition)?.add_credit(credit);
@@ -162,6 +176,15 @@ impl ResultPartition {
         receiver_channel: usize,
     ) -> Result<(), NetworkError> {
         self.sub(subpartition)?.connect(transport, receiver_channel)
+    }
+
+    /// Claim the single writer slot; fails if a writer was already created.
+    pub(crate) fn claim_writer(&self) -> Result<(), NetworkError> {
+        if self.writer_claimed.swap(true, Ordering::AcqRel) {
+            Err(NetworkError::WriterExists)
+        } else {
+            Ok(())
+        }
     }
 
     pub(crate) fn subpartition_handle(

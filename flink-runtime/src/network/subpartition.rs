@@ -100,6 +100,12 @@ impl Subpartition {
         Ok(())
     }
 
+    /// Whether one more buffer would ship at once: credit beyond what is queued.
+    pub(crate) fn can_ship_now(&self) -> bool {
+        let st = self.state.lock();
+        !st.released && st.credit > st.queue.len()
+    }
+
     /// Receiver announced `credit` more segments.
     pub(crate) fn add_credit(&self, credit: usize) {
         self.credit_received

@@ -1,0 +1,102 @@
+//! Word count over a generated text, the classic first job.
+//!
+//! `cargo run --release -p flink-examples --bin word_count -- [lines] [parallelism]`
+//!
+//! Prints the job plan, the ten most frequent words and the job's metrics.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use flink_runtime::prelude::*;
+
+const TEXT: &str = "to be or not to be that is the question whether tis nobler in the mind \
+                    to suffer the slings and arrows of outrageous fortune or to take arms \
+                    against a sea of troubles and by opposing end them";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let lines: u64 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()
+        .context("lines")?
+        .unwrap_or(200_000);
+    let parallelism: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()
+        .context("parallelism")?
+        .unwrap_or(2);
+
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    let words: Vec<&'static str> = TEXT.split_whitespace().collect();
+    let counts = env
+        .from_generator(Some(lines), move |i| {
+            // Line i: a window of the text starting at a position derived from i.
+            let start = (i as usize * 7) % words.len();
+            let len = 3 + (i as usize % 9);
+            (0..len)
+                .map(|j| words[(start + j) % words.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .flat_map(|line: String, out: &mut dyn Collector<(String, u64)>| {
+            for word in line.split(' ') {
+                out.collect((word.to_string(), 1));
+            }
+        })
+        .name("Tokenizer")
+        .key_by(|(word, _): &(String, u64)| word.clone())
+        .sum(|r: &mut (String, u64)| &mut r.1)
+        .name("Count")
+        .collect_vec();
+
+    println!("{}", env.job_graph()?.plan().to_dot());
+    let result = env.execute("word count")?;
+
+    let mut finals: BTreeMap<String, u64> = BTreeMap::new();
+    for (word, count) in counts.take() {
+        let c = finals.entry(word).or_default();
+        *c = (*c).max(count);
+    }
+    let mut top: Vec<_> = finals.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    println!("top words:");
+    for (word, count) in top.iter().take(10) {
+        println!("  {word:<12} {count}");
+    }
+    let total: u64 = top.iter().map(|(_, c)| c).sum();
+    let tokens = result
+        .operator("Tokenizer")
+        .context("tokenizer metrics")?
+        .records_out;
+    anyhow::ensure!(
+        total == tokens,
+        "counted {total} words but the tokenizer emitted {tokens}"
+    );
+    println!(
+        "\njob '{}' finished in {:.3} s",
+        result.job_name,
+        result.duration.as_secs_f64()
+    );
+    for op in &result.operators {
+        println!(
+            "  {:<18} p={} in={:<10} out={}",
+            op.name, op.parallelism, op.records_in, op.records_out
+        );
+    }
+    for t in &result.tasks {
+        let s = t.shares();
+        println!(
+            "  {} ({}/{}): busy {:.0} / back-pressured {:.0} / idle {:.0} ms/s",
+            t.task,
+            t.subtask + 1,
+            t.parallelism,
+            s.busy_ms_per_s,
+            s.back_pressured_ms_per_s,
+            s.idle_ms_per_s
+        );
+    }
+    Ok(())
+}
