@@ -128,7 +128,7 @@ impl StreamExecutionEnvironment {
 
     /// A bounded source of the numbers `from..=to`, split among parallel instances.
     pub fn from_sequence(&self, from: u64, to: u64) -> DataStream<u64> {
-        self.from_source(SequenceSource::new(from, to), "Sequence Source")
+        self.from_source(SequenceSource::range(from, to), "Sequence Source")
     }
 
     /// A source emitting `f(i)` for `i` in `0..count`, or forever when `count` is `None`.

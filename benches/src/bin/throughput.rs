@@ -54,7 +54,7 @@ fn chain(n: u64, chained: bool) -> anyhow::Result<()> {
     let count = sink.count();
     env.from_sequence(1, n)
         .map(|x: u64| x * 2)
-        .filter(|x: &u64| x % 3 != 0)
+        .filter(|x: &u64| !x.is_multiple_of(3))
         .sink_to(sink);
     let result = env.execute(if chained { "chain" } else { "nochain" })?;
     let expected = n - n / 3;
@@ -74,7 +74,7 @@ fn raw_chain(n: u64) -> anyhow::Result<()> {
     let mut count = 0u64;
     for x in 1..=n {
         let y = std::hint::black_box(x) * 2;
-        if y % 3 != 0 {
+        if !y.is_multiple_of(3) {
             count += 1;
         }
     }

@@ -60,13 +60,15 @@ impl ExecutionGraph {
         for (edge_id, e) in jg.edges.iter().enumerate() {
             let producers = jg.vertices[e.source_vertex].parallelism;
             let consumers = jg.vertices[e.target_vertex].parallelism;
+            let forward = e.partitioner.kind == PartitionKind::Forward;
             for p in 0..producers {
-                for c in 0..consumers {
-                    let forward = e.partitioner.kind == PartitionKind::Forward;
+                let slots = next_gate_channel[e.target_vertex]
+                    .iter_mut()
+                    .take(consumers);
+                for (c, slot) in slots.enumerate() {
                     if forward && p != c {
                         continue;
                     }
-                    let slot = &mut next_gate_channel[e.target_vertex][c];
                     channels.push(Channel {
                         job_edge: edge_id,
                         producer: (e.source_vertex, p),

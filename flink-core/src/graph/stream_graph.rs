@@ -123,13 +123,14 @@ fn resolve_node(
 ) -> Result<StreamNode, GraphError> {
     let parallelism = spec.parallelism.unwrap_or(config.parallelism);
     config.validate_parallelism(&spec.name, parallelism)?;
-    if let NodeKind::Source(s) = &spec.kind {
-        if !s.is_parallel() && parallelism > 1 {
-            return Err(GraphError::NonParallelOperator {
-                operator: spec.name.clone(),
-                parallelism,
-            });
-        }
+    if let NodeKind::Source(s) = &spec.kind
+        && !s.is_parallel()
+        && parallelism > 1
+    {
+        return Err(GraphError::NonParallelOperator {
+            operator: spec.name.clone(),
+            parallelism,
+        });
     }
     Ok(StreamNode {
         id,

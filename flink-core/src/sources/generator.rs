@@ -32,13 +32,13 @@ impl<T> GeneratorSource<T> {
     }
 }
 
-/// The numbers of a range, as a source: `SequenceSource::new(1..=n)` like Flink's
+/// The numbers of a range, as a source: `SequenceSource::range(1..=n)` like Flink's
 /// `fromSequence(1, n)`.
 pub struct SequenceSource;
 
 impl SequenceSource {
     /// A bounded source of every `u64` in `from..=to`.
-    pub fn new(from: u64, to: u64) -> GeneratorSource<u64> {
+    pub fn range(from: u64, to: u64) -> GeneratorSource<u64> {
         GeneratorSource::bounded(from..to.saturating_add(1), |i| i)
     }
 
