@@ -87,6 +87,18 @@ impl<T> SinkWriter<T> for CountingWriter {
         Ok(())
     }
 
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), SinkError> {
+        if self.interval.is_none() && !self.live {
+            self.local += batch.len() as u64;
+            batch.clear();
+            return Ok(());
+        }
+        for record in batch.drain(..) {
+            self.write(record)?;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<(), SinkError> {
         self.shared.fetch_add(self.local, Ordering::Relaxed);
         Ok(())

@@ -132,11 +132,11 @@ impl StreamExecutionEnvironment {
     }
 
     /// A source emitting `f(i)` for `i` in `0..count`, or forever when `count` is `None`.
-    pub fn from_generator<T: Record>(
-        &self,
-        count: Option<u64>,
-        f: impl Fn(u64) -> T + Send + Sync + 'static,
-    ) -> DataStream<T> {
+    pub fn from_generator<T, F>(&self, count: Option<u64>, f: F) -> DataStream<T>
+    where
+        T: Record,
+        F: Fn(u64) -> T + Send + Sync + 'static,
+    {
         let source = match count {
             Some(n) => GeneratorSource::bounded(0..n, f),
             None => GeneratorSource::unbounded(f),

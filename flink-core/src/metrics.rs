@@ -24,6 +24,13 @@ impl Counter {
         self.shared.store(self.local, Ordering::Relaxed);
     }
 
+    /// Counts `n` records.
+    #[inline(always)]
+    pub fn add(&mut self, n: u64) {
+        self.local += n;
+        self.shared.store(self.local, Ordering::Relaxed);
+    }
+
     /// The count so far.
     pub fn get(&self) -> u64 {
         self.local

@@ -6,12 +6,11 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::failure::attribute_panics;
-use crate::functions::Collector;
 use crate::metrics::Counter;
 use crate::operator::{Chained, Operator, RuntimeContext};
 use crate::output::{AnyOutput, Output};
 use crate::partitioner::{PartitionKind, Partitioner};
-use crate::source::{Boundedness, Source, SourcePoll};
+use crate::source::{Boundedness, Source, SourceOutput, SourcePoll};
 use crate::stream_type::Record;
 
 /// How a node may be chained with its neighbours.
@@ -100,46 +99,39 @@ impl<T: Record> SourceFactory for SourceNode<T> {
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {
         Box::new(TypedSourceDriver {
             reader: self.source.create_reader(ctx),
-            out: CountedOutput {
-                inner: out.into_typed::<T>(),
-                count: Counter::new(ctx.metrics.records_out.clone()),
-            },
+            out: out.into_typed::<T>(),
+            batch: SourceOutput::new(),
+            records_out: Counter::new(ctx.metrics.records_out.clone()),
             name: ctx.operator_name.clone(),
         })
     }
 }
 
-struct CountedOutput<T> {
-    inner: Box<dyn Output<T>>,
-    count: Counter,
-}
-
-impl<T> Collector<T> for CountedOutput<T> {
-    #[inline(always)]
-    fn collect(&mut self, record: T) {
-        self.count.inc();
-        self.inner.collect(record);
-    }
-}
-
 struct TypedSourceDriver<T> {
     reader: Box<dyn crate::source::SourceReader<T>>,
-    out: CountedOutput<T>,
+    out: Box<dyn Output<T>>,
+    batch: SourceOutput<T>,
+    records_out: Counter,
     name: Arc<str>,
 }
 
 impl<T: Record> SourceDriver for TypedSourceDriver<T> {
     fn poll(&mut self) -> SourcePoll {
-        let (reader, out) = (&mut self.reader, &mut self.out);
-        attribute_panics(&self.name, || reader.poll_next(out))
+        let (reader, batch) = (&mut self.reader, &mut self.batch);
+        let status = attribute_panics(&self.name, || reader.poll_next(batch));
+        if !self.batch.batch.is_empty() {
+            self.records_out.add(self.batch.batch.len() as u64);
+            self.out.collect_batch(&mut self.batch.batch);
+        }
+        status
     }
 
     fn end_input(&mut self) {
-        self.out.inner.end_input();
+        self.out.end_input();
     }
 
     fn flush(&mut self) {
-        self.out.inner.flush();
+        self.out.flush();
     }
 }
 
@@ -161,7 +153,7 @@ impl<I, O, Op, Make> OperatorNode<I, O, Op, Make> {
 impl<I, O, Op, Make> OperatorFactory for OperatorNode<I, O, Op, Make>
 where
     I: 'static,
-    O: 'static,
+    O: Send + 'static,
     Op: Operator<I, O>,
     Make: Fn(&RuntimeContext) -> Op + Send + Sync,
 {

@@ -31,6 +31,18 @@ pub trait Operator<I, O>: Send + 'static {
     /// Processes one record, emitting any results into `out`.
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C);
 
+    /// Processes a batch, leaving `batch` empty. The default calls [`process`] per
+    /// record into `out`; being generic, it compiles to a loop with the user
+    /// function inlined.
+    ///
+    /// [`process`]: Operator::process
+    #[inline]
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Vec<O>) {
+        for record in batch.drain(..) {
+            self.process(record, out);
+        }
+    }
+
     /// Called once after the last record; may emit final results.
     fn end_input<C: Collector<O> + ?Sized>(&mut self, _out: &mut C) {}
 }
@@ -54,6 +66,8 @@ impl<O> Collector<O> for CountingOutput<O> {
 pub struct Chained<Op, I, O> {
     operator: Op,
     out: CountingOutput<O>,
+    /// Reused output batch.
+    batch: Vec<O>,
     records_in: Counter,
     name: Arc<str>,
     _input: PhantomData<fn(I)>,
@@ -68,6 +82,7 @@ impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
                 inner: out,
                 count: Counter::new(ctx.metrics.records_out.clone()),
             },
+            batch: Vec::new(),
             records_in: Counter::new(ctx.metrics.records_in.clone()),
             name: ctx.operator_name.clone(),
             _input: PhantomData,
@@ -84,7 +99,17 @@ impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
     }
 }
 
-impl<Op: Operator<I, O>, I: 'static, O: 'static> Output<I> for Chained<Op, I, O> {
+impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op, I, O> {
+    fn collect_batch(&mut self, batch: &mut Vec<I>) {
+        self.records_in.add(batch.len() as u64);
+        let (op, out) = (&mut self.operator, &mut self.batch);
+        attribute_panics(&self.name, || op.process_batch(batch, out));
+        if !self.batch.is_empty() {
+            self.out.count.add(self.batch.len() as u64);
+            self.out.inner.collect_batch(&mut self.batch);
+        }
+    }
+
     fn end_input(&mut self) {
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.end_input(out));

@@ -8,6 +8,15 @@ use crate::functions::Collector;
 /// The runtime side of a [`Collector`]: records, plus the end-of-input signal that
 /// travels down a chain and out over the network.
 pub trait Output<T>: Collector<T> + Send {
+    /// Takes every record of `batch`, in order, leaving it empty (its allocation is
+    /// reused by the caller). Chains pass records in batches so that each hop costs
+    /// one call per batch rather than per record.
+    fn collect_batch(&mut self, batch: &mut Vec<T>) {
+        for record in batch.drain(..) {
+            self.collect(record);
+        }
+    }
+
     /// No more records will come; flush and propagate.
     fn end_input(&mut self);
 
@@ -64,6 +73,16 @@ impl<T: Clone> Collector<T> for FanOut<T> {
 }
 
 impl<T: Clone + Send> Output<T> for FanOut<T> {
+    fn collect_batch(&mut self, batch: &mut Vec<T>) {
+        if let Some((last, rest)) = self.outputs.split_last_mut() {
+            for out in rest {
+                out.collect_batch(&mut batch.clone());
+            }
+            last.collect_batch(batch);
+        }
+        batch.clear();
+    }
+
     fn end_input(&mut self) {
         for out in &mut self.outputs {
             out.end_input();

@@ -17,6 +17,15 @@ pub trait Sink<T>: Send + Sync + 'static {
 pub trait SinkWriter<T>: Send {
     /// Writes one record.
     fn write(&mut self, record: T) -> Result<(), SinkError>;
+    /// Writes a batch of records in order, leaving `batch` empty. Override it when a
+    /// batch can be written more cheaply than record by record.
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), SinkError> {
+        for record in batch.drain(..) {
+            self.write(record)?;
+        }
+        Ok(())
+    }
+
     /// Called once after the last record: flush and commit what is buffered.
     fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())

@@ -44,5 +44,48 @@ pub trait Source<T>: Send + Sync + 'static {
 pub trait SourceReader<T>: Send {
     /// Emits a batch of records into `out` and says what comes next. A batch should be
     /// short (about a thousand records) so the task can flush and observe cancellation.
-    fn poll_next(&mut self, out: &mut dyn Collector<T>) -> SourcePoll;
+    fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll;
+}
+
+/// Collects the records of one [`SourceReader::poll_next`] call; the batch then
+/// enters the chain in one hand-off. A concrete type (not a trait object) so that a
+/// reader's per-record `collect` compiles to a push.
+#[derive(Debug)]
+pub struct SourceOutput<T> {
+    pub(crate) batch: Vec<T>,
+}
+
+impl<T> SourceOutput<T> {
+    /// An empty output.
+    pub fn new() -> Self {
+        Self { batch: Vec::new() }
+    }
+
+    /// Records collected so far in this poll.
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Whether nothing was collected in this poll.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    /// Takes the collected records (for tests of readers).
+    pub fn take(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.batch)
+    }
+}
+
+impl<T> Default for SourceOutput<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Collector<T> for SourceOutput<T> {
+    #[inline(always)]
+    fn collect(&mut self, record: T) {
+        self.batch.push(record);
+    }
 }

@@ -35,8 +35,10 @@ pub trait RecordBytesWriter: Send {
 
 /// The byte-level side of an input: decodes serialized records into the chain.
 pub trait RecordDecoder: Send {
-    /// Decodes one serialized record and pushes it into the chain.
+    /// Decodes one serialized record into the pending batch.
     fn decode(&mut self, record: &[u8]);
+    /// Hands the pending batch to the chain (called after each input buffer).
+    fn deliver(&mut self);
     /// All inputs ended.
     fn end_input(&mut self);
     /// Flush partial network buffers down the chain.
@@ -129,6 +131,7 @@ impl<T: Record> StreamType for TypeOf<T> {
     fn decoder(&self, head: AnyOutput, operator: Arc<str>) -> Box<dyn RecordDecoder> {
         Box::new(TypedDecoder {
             head: head.into_typed::<T>(),
+            batch: Vec::new(),
             operator,
         })
     }
@@ -165,6 +168,7 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
 
 struct TypedDecoder<T> {
     head: Box<dyn Output<T>>,
+    batch: Vec<T>,
     operator: Arc<str>,
 }
 
@@ -172,16 +176,24 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     #[inline]
     fn decode(&mut self, record: &[u8]) {
         match decode::<T>(record) {
-            Ok(value) => self.head.collect(value),
+            Ok(value) => self.batch.push(value),
             Err(e) => fail_operator(&self.operator, format!("cannot decode input record: {e}")),
         }
     }
 
+    fn deliver(&mut self) {
+        if !self.batch.is_empty() {
+            self.head.collect_batch(&mut self.batch);
+        }
+    }
+
     fn end_input(&mut self) {
+        self.deliver();
         self.head.end_input();
     }
 
     fn flush(&mut self) {
+        self.deliver();
         self.head.flush();
     }
 }

@@ -35,9 +35,17 @@ impl FlushTimer {
                     std::thread::Builder::new()
                         .name("output-flusher".into())
                         .spawn(move || {
+                            // park_timeout may wake early (and drop unparks it), so tick
+                            // by deadline rather than by each wake-up.
+                            let mut next = std::time::Instant::now() + interval;
                             while !stop.load(Ordering::Relaxed) {
-                                std::thread::sleep(interval);
-                                epoch.fetch_add(1, Ordering::Relaxed);
+                                let now = std::time::Instant::now();
+                                if now >= next {
+                                    epoch.fetch_add(1, Ordering::Relaxed);
+                                    next += interval;
+                                } else {
+                                    std::thread::park_timeout(next - now);
+                                }
                             }
                         })?,
                 )
@@ -64,6 +72,7 @@ impl Drop for FlushTimer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

@@ -6,6 +6,11 @@
 //! consumer slows its producers and memory in flight stays bounded.
 #![warn(missing_docs)]
 
+/// The project README; its example is compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;

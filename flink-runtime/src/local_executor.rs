@@ -297,6 +297,7 @@ impl Coordinator {
                 }
             }
         }
+        let duration = self.started.elapsed();
         for t in self.threads {
             let _ = t.join();
         }
@@ -314,7 +315,7 @@ impl Coordinator {
         }
         Ok(JobExecutionResult {
             job_name: self.job_name,
-            duration: self.started.elapsed(),
+            duration,
             operators: self.observables.operator_summaries(),
             tasks: self.observables.task_snapshots(),
         })

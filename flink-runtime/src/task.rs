@@ -132,6 +132,7 @@ fn run_network(
                 decoder.decode(bytes)
             }
         });
+        decoder.deliver();
         match polled {
             Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
             Ok(GatePoll::Finished) => break,

@@ -82,13 +82,15 @@ fn a_stalled_sink_throttles_the_source_within_the_pool_bound() {
     let client = env.execute_async("stalled sink").unwrap();
 
     // Sender pool (1 subpartition: 1*2 + 8 buffers) + receiver (2 exclusive + 8
-    // floating) + the serializer's current buffer + the record the sink holds and the
-    // one the map is emitting.
+    // floating) + the serializer's current buffer + the records of one buffer the
+    // sink has decoded into its batch (that buffer is already recycled) + the source
+    // batch being serialized.
     let config = env.config();
     let buffers = (2 + config.floating_buffers_per_gate)
         + (config.exclusive_buffers_per_channel + config.floating_buffers_per_gate)
-        + 1;
-    let bound = (buffers * (BUFFER_SIZE / RECORD_BYTES + 1) + 2) as u64;
+        + 2;
+    let bound =
+        (buffers * (BUFFER_SIZE / RECORD_BYTES + 1)) as u64 + flink_core::sources::SOURCE_BATCH;
 
     for round in 1..=20u64 {
         // The sink is stalled between rounds; the pause only makes the stall long

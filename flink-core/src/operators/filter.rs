@@ -26,4 +26,13 @@ impl<F: FilterFunction<T>, T: 'static> Operator<T, T> for FilterOperator<F, T> {
             out.collect(record);
         }
     }
+
+    #[inline]
+    fn process_batch(&mut self, batch: &mut Vec<T>, out: &mut Vec<T>) {
+        // Filter in place, then hand the same allocation on: no copy of survivors
+        // into a second vector. `out` is empty here, so the swap leaves `batch` empty.
+        let f = &mut self.f;
+        batch.retain(|r| f.filter(r));
+        std::mem::swap(batch, out);
+    }
 }

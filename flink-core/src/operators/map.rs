@@ -24,4 +24,11 @@ impl<F: MapFunction<I, O>, I: 'static, O: 'static> Operator<I, O> for MapOperato
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         out.collect(self.f.map(record));
     }
+
+    #[inline]
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Vec<O>) {
+        // An exact-size iterator: one capacity check for the whole batch.
+        let f = &mut self.f;
+        out.extend(batch.drain(..).map(|r| f.map(r)));
+    }
 }

@@ -24,6 +24,12 @@ impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
         }
     }
 
+    fn process_batch(&mut self, batch: &mut Vec<T>, _out: &mut Vec<()>) {
+        if let Err(e) = self.writer.write_batch(batch) {
+            fail_operator(&self.name, format!("sink write failed: {e}"));
+        }
+    }
+
     fn end_input<C: Collector<()> + ?Sized>(&mut self, _out: &mut C) {
         if let Err(e) = self.writer.finish() {
             fail_operator(&self.name, format!("sink finish failed: {e}"));

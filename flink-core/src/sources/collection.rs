@@ -2,7 +2,7 @@ use std::sync::Mutex;
 
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
-use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
+use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use crate::sources::BATCH;
 
 /// Emits the elements of a `Vec`, split into contiguous shares among the readers.
@@ -75,7 +75,7 @@ where
 struct IterReader<I>(I);
 
 impl<I: Iterator + Send> SourceReader<I::Item> for IterReader<I> {
-    fn poll_next(&mut self, out: &mut dyn Collector<I::Item>) -> SourcePoll {
+    fn poll_next(&mut self, out: &mut SourceOutput<I::Item>) -> SourcePoll {
         for _ in 0..BATCH {
             match self.0.next() {
                 Some(item) => out.collect(item),

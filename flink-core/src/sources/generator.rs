@@ -3,20 +3,20 @@ use std::sync::Arc;
 
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
-use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
+use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use crate::sources::BATCH;
 
 /// Emits `f(i)` for each index `i` of a range (or of `0..` when unbounded). The range
 /// is split into contiguous, equal shares among the parallel readers, so every index
 /// is emitted exactly once whatever the parallelism.
-pub struct GeneratorSource<T> {
+pub struct GeneratorSource<F> {
     range: Option<Range<u64>>,
-    f: Arc<dyn Fn(u64) -> T + Send + Sync>,
+    f: Arc<F>,
 }
 
-impl<T> GeneratorSource<T> {
+impl<F> GeneratorSource<F> {
     /// A bounded generator over `range`.
-    pub fn bounded(range: Range<u64>, f: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+    pub fn bounded(range: Range<u64>, f: F) -> Self {
         Self {
             range: Some(range),
             f: Arc::new(f),
@@ -24,7 +24,7 @@ impl<T> GeneratorSource<T> {
     }
 
     /// An unbounded generator over `0..`; each reader `i` of `p` emits indices `i, i+p, ..`.
-    pub fn unbounded(f: impl Fn(u64) -> T + Send + Sync + 'static) -> Self {
+    pub fn unbounded(f: F) -> Self {
         Self {
             range: None,
             f: Arc::new(f),
@@ -32,18 +32,21 @@ impl<T> GeneratorSource<T> {
     }
 }
 
+/// The generator function of a sequence.
+pub type Identity = fn(u64) -> u64;
+
 /// The numbers of a range, as a source: `SequenceSource::range(1..=n)` like Flink's
 /// `fromSequence(1, n)`.
 pub struct SequenceSource;
 
 impl SequenceSource {
     /// A bounded source of every `u64` in `from..=to`.
-    pub fn range(from: u64, to: u64) -> GeneratorSource<u64> {
+    pub fn range(from: u64, to: u64) -> GeneratorSource<Identity> {
         GeneratorSource::bounded(from..to.saturating_add(1), |i| i)
     }
 
     /// An unbounded source of `0, 1, 2, ..`.
-    pub fn unbounded() -> GeneratorSource<u64> {
+    pub fn unbounded() -> GeneratorSource<Identity> {
         GeneratorSource::unbounded(|i| i)
     }
 }
@@ -58,7 +61,11 @@ fn share(range: &Range<u64>, index: usize, parallelism: usize) -> Range<u64> {
     start..start + size
 }
 
-impl<T: Send + 'static> Source<T> for GeneratorSource<T> {
+impl<T, F> Source<T> for GeneratorSource<F>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> T + Send + Sync + 'static,
+{
     fn boundedness(&self) -> Boundedness {
         match self.range {
             Some(_) => Boundedness::Bounded,
@@ -83,16 +90,22 @@ impl<T: Send + 'static> Source<T> for GeneratorSource<T> {
     }
 }
 
-struct GeneratorReader<T> {
+struct GeneratorReader<F> {
     next: u64,
     end: u64,
     step: u64,
-    f: Arc<dyn Fn(u64) -> T + Send + Sync>,
+    f: Arc<F>,
 }
 
-impl<T> SourceReader<T> for GeneratorReader<T> {
-    fn poll_next(&mut self, out: &mut dyn Collector<T>) -> SourcePoll {
+impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
+    fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
         let batch_end = self.end.min(self.next.saturating_add(BATCH * self.step));
+        if self.step == 1 {
+            // An exact-size range: the batch is filled without per-record checks.
+            let f = &*self.f;
+            out.batch.extend((self.next..batch_end).map(f));
+            self.next = batch_end;
+        }
         while self.next < batch_end {
             out.collect((self.f)(self.next));
             self.next += self.step;

@@ -6,5 +6,7 @@ mod generator;
 pub use collection::{CollectionSource, IteratorSource};
 pub use generator::{GeneratorSource, SequenceSource};
 
-/// Records a source reader emits per `poll_next` call.
-pub(crate) const BATCH: u64 = 1024;
+/// Records the built-in source readers emit per `poll_next` call: the size of the
+/// batch a source hands to its chain.
+pub const SOURCE_BATCH: u64 = 1024;
+pub(crate) use SOURCE_BATCH as BATCH;
