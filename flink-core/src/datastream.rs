@@ -13,6 +13,7 @@ use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
 use crate::operator::{Operator, RuntimeContext};
 use crate::operators::{FilterOperator, FlatMapOperator, MapOperator, SinkOperator};
 use crate::partitioner::Partitioner;
+use crate::side_output::OutputTag;
 use crate::sink::Sink;
 use crate::stream_type::{Record, TypeOf};
 
@@ -21,6 +22,8 @@ use crate::stream_type::{Record, TypeOf};
 pub(crate) struct Input {
     pub(crate) node: usize,
     pub(crate) partitioner: Option<EdgePartitioner>,
+    /// The side output read, if not the main output.
+    pub(crate) tag: Option<String>,
 }
 
 /// A stream of records of type `T`, produced by one operator (or a union of several).
@@ -55,6 +58,7 @@ impl<T: Record> DataStream<T> {
             inputs: vec![Input {
                 node,
                 partitioner: None,
+                tag: None,
             }],
             _type: PhantomData,
         }
@@ -101,7 +105,8 @@ impl<T: Record> DataStream<T> {
                 .partitioner
                 .clone()
                 .unwrap_or_else(|| EdgePartitioner::new(Partitioner::<T>::Forward, false));
-            self.env.add_edge(input.node, target, partitioner);
+            self.env
+                .add_edge(input.node, target, partitioner, input.tag.clone());
         }
     }
 
@@ -265,6 +270,36 @@ impl<T: Record> DataStream<T> {
     /// Starts a new chain at the producing operator.
     pub fn start_new_chain(self) -> Self {
         self.modify("start_new_chain", |n| n.chaining = ChainingStrategy::Head)
+    }
+
+    /// The side output `tag` of the operator producing this stream, as a stream.
+    pub fn side_output<S: Record>(&self, tag: &OutputTag<S>) -> DataStream<S> {
+        let [only] = self.inputs.as_slice() else {
+            self.env.record_error(GraphError::NotAnOperator {
+                setting: "side_output",
+                inputs: self.inputs.len(),
+            });
+            return DataStream {
+                env: self.env.clone(),
+                inputs: Vec::new(),
+                _type: PhantomData,
+            };
+        };
+        self.env.with_node(only.node, |n| {
+            if !n.side_types.iter().any(|(id, _)| id == tag.id()) {
+                n.side_types
+                    .push((tag.id().to_string(), TypeOf::<S>::arc()));
+            }
+        });
+        DataStream {
+            env: self.env.clone(),
+            inputs: vec![Input {
+                node: only.node,
+                partitioner: None,
+                tag: Some(tag.id().to_string()),
+            }],
+            _type: PhantomData,
+        }
     }
 
     /// Writes the stream to `sink`.

@@ -22,6 +22,8 @@ pub(crate) struct NodeSpec {
     pub(crate) chaining: ChainingStrategy,
     pub(crate) kind: NodeKind,
     pub(crate) output_type: Arc<dyn StreamType>,
+    /// Record types of the side outputs read downstream, by tag id.
+    pub(crate) side_types: Vec<(String, Arc<dyn StreamType>)>,
     pub(crate) is_sink: bool,
 }
 
@@ -30,6 +32,7 @@ pub(crate) struct EdgeSpec {
     pub(crate) source: usize,
     pub(crate) target: usize,
     pub(crate) partitioner: EdgePartitioner,
+    pub(crate) tag: Option<String>,
 }
 
 #[derive(Default)]
@@ -184,16 +187,24 @@ impl StreamExecutionEnvironment {
             chaining: ChainingStrategy::Always,
             kind,
             output_type,
+            side_types: Vec::new(),
             is_sink,
         });
         b.nodes.len() - 1
     }
 
-    pub(crate) fn add_edge(&self, source: usize, target: usize, partitioner: EdgePartitioner) {
+    pub(crate) fn add_edge(
+        &self,
+        source: usize,
+        target: usize,
+        partitioner: EdgePartitioner,
+        tag: Option<String>,
+    ) {
         self.inner.borrow_mut().edges.push(EdgeSpec {
             source,
             target,
             partitioner,
+            tag,
         });
     }
 

@@ -14,6 +14,8 @@ pub mod codec;
 pub mod collect;
 pub mod config;
 pub mod datastream;
+pub mod dead_letter;
+pub mod destination;
 pub mod environment;
 pub mod error;
 pub mod failure;
@@ -27,6 +29,7 @@ pub mod operator;
 pub mod operators;
 pub mod output;
 pub mod partitioner;
+pub mod side_output;
 pub mod sink;
 pub mod source;
 pub mod sources;
@@ -38,12 +41,15 @@ pub mod prelude {
     pub use crate::collect::CollectedRecords;
     pub use crate::config::{BufferTimeout, ExecutionConfig};
     pub use crate::datastream::{DataStream, DataStreamSink};
+    pub use crate::dead_letter::DeadLetter;
+    pub use crate::destination::{AckDestination, DeliveryError};
     pub use crate::environment::StreamExecutionEnvironment;
     pub use crate::error::{ConfigError, GraphError};
     pub use crate::functions::{
         Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
     };
     pub use crate::keyed_stream::KeyedStream;
+    pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
     pub use crate::state::ValueState;

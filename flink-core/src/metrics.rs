@@ -44,6 +44,8 @@ pub struct OperatorMetrics {
     pub records_in: Arc<AtomicU64>,
     /// Records the operator emitted.
     pub records_out: Arc<AtomicU64>,
+    /// Records written to a side output that nothing consumes.
+    pub side_output_unconsumed: Arc<AtomicU64>,
 }
 
 impl OperatorMetrics {

@@ -10,6 +10,7 @@ use crate::metrics::Counter;
 use crate::operator::{Chained, Operator, RuntimeContext};
 use crate::output::{AnyOutput, Output};
 use crate::partitioner::{PartitionKind, Partitioner};
+use crate::side_output::SideOutputControl;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll};
 use crate::stream_type::Record;
 
@@ -103,6 +104,7 @@ impl<T: Record> SourceFactory for SourceNode<T> {
             batch: SourceOutput::new(),
             records_out: Counter::new(ctx.metrics.records_out.clone()),
             name: ctx.operator_name.clone(),
+            side_outputs: ctx.side_outputs.controls(),
         })
     }
 }
@@ -113,6 +115,7 @@ struct TypedSourceDriver<T> {
     batch: SourceOutput<T>,
     records_out: Counter,
     name: Arc<str>,
+    side_outputs: Vec<Arc<dyn SideOutputControl>>,
 }
 
 impl<T: Record> SourceDriver for TypedSourceDriver<T> {
@@ -128,10 +131,16 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
 
     fn end_input(&mut self) {
         self.out.end_input();
+        for side in &self.side_outputs {
+            side.end_input();
+        }
     }
 
     fn flush(&mut self) {
         self.out.flush();
+        for side in &self.side_outputs {
+            side.flush();
+        }
     }
 }
 

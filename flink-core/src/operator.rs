@@ -9,6 +9,7 @@ use crate::failure::attribute_panics;
 use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
+use crate::side_output::{OutputTag, SideOutput, SideOutputControl, SideOutputs};
 
 /// What a parallel operator instance knows about where it runs.
 #[derive(Debug, Clone)]
@@ -23,6 +24,15 @@ pub struct RuntimeContext {
     pub max_parallelism: usize,
     /// Live record counters for this instance.
     pub metrics: Arc<OperatorMetrics>,
+    /// The side outputs wired to this instance.
+    pub side_outputs: SideOutputs,
+}
+
+impl RuntimeContext {
+    /// The side output named by `tag`, for an operator to keep and write into.
+    pub fn side_output<T: 'static>(&self, tag: &OutputTag<T>) -> SideOutput<T> {
+        self.side_outputs.get(tag)
+    }
 }
 
 /// A record-at-a-time operator. Generic over the output so the call into the next
@@ -70,6 +80,7 @@ pub struct Chained<Op, I, O> {
     batch: Vec<O>,
     records_in: Counter,
     name: Arc<str>,
+    side_outputs: Vec<Arc<dyn SideOutputControl>>,
     _input: PhantomData<fn(I)>,
 }
 
@@ -85,6 +96,7 @@ impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
             batch: Vec::new(),
             records_in: Counter::new(ctx.metrics.records_in.clone()),
             name: ctx.operator_name.clone(),
+            side_outputs: ctx.side_outputs.controls(),
             _input: PhantomData,
         }
     }
@@ -114,10 +126,16 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.end_input(out));
         self.out.inner.end_input();
+        for side in &self.side_outputs {
+            side.end_input();
+        }
     }
 
     fn flush(&mut self) {
         self.out.inner.flush();
+        for side in &self.side_outputs {
+            side.flush();
+        }
     }
 }
 

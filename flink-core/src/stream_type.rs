@@ -62,6 +62,8 @@ pub trait StreamType: Send + Sync {
     /// A round-robin partitioner for this type, for implicit edges whose parallelism
     /// changes.
     fn rebalance_partitioner(&self) -> crate::node::EdgePartitioner;
+    /// A side-output slot around `out`, an output of this type.
+    fn side_slot(&self, out: AnyOutput) -> crate::side_output::SideSlot;
     /// A decoder feeding `head`, an output of this type.
     fn decoder(&self, head: AnyOutput, operator: Arc<str>) -> Box<dyn RecordDecoder>;
 }
@@ -122,6 +124,10 @@ impl<T: Record> StreamType for TypeOf<T> {
             writer,
             scratch: Vec::with_capacity(256),
         }))
+    }
+
+    fn side_slot(&self, out: AnyOutput) -> crate::side_output::SideSlot {
+        crate::side_output::SideSlot::new::<T>(out)
     }
 
     fn rebalance_partitioner(&self) -> crate::node::EdgePartitioner {

@@ -20,11 +20,14 @@ pub(crate) struct OperatorCounters {
 
 impl OperatorCounters {
     pub(crate) fn summary(&self) -> OperatorSummary {
-        let (mut records_in, mut records_out) = (0, 0);
+        let (mut records_in, mut records_out, mut side_output_unconsumed) = (0, 0, 0);
         for m in &self.instances {
             let (i, o) = m.snapshot();
             records_in += i;
             records_out += o;
+            side_output_unconsumed += m
+                .side_output_unconsumed
+                .load(std::sync::atomic::Ordering::Relaxed);
         }
         OperatorSummary {
             id: self.id,
@@ -32,6 +35,7 @@ impl OperatorCounters {
             parallelism: self.instances.len(),
             records_in,
             records_out,
+            side_output_unconsumed,
         }
     }
 }

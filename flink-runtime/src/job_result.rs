@@ -47,6 +47,8 @@ pub struct OperatorSummary {
     pub records_in: u64,
     /// Records emitted.
     pub records_out: u64,
+    /// Records written to side outputs that nothing reads (counted, not delivered).
+    pub side_output_unconsumed: u64,
 }
 
 /// The result of a job that ran to completion.

@@ -14,6 +14,7 @@ use flink_core::metrics::OperatorMetrics;
 use flink_core::node::NodeKind;
 use flink_core::operator::RuntimeContext;
 use flink_core::output::AnyOutput;
+use flink_core::side_output::SideOutputs;
 use flink_core::stream_type::NetworkOutputSetup;
 
 use crate::flush_timer::FlushTimer;
@@ -176,55 +177,51 @@ fn build_task(
     let mut source = None;
     for (pos, &node_id) in vertex.nodes.iter().enumerate().rev() {
         let node = &sg.nodes[node_id];
-        let mut outputs = Vec::new();
+        // Outputs grouped by side-output tag (None = the main output).
+        let mut groups: Vec<(Option<String>, Vec<AnyOutput>)> = vec![(None, Vec::new())];
         for (edge_id, edge) in sg
             .edges
             .iter()
             .enumerate()
             .filter(|(_, e)| e.source == node_id)
         {
-            if jg.is_chained(node_id, edge.target) {
-                outputs.push(
-                    heads
-                        .remove(&edge.target)
-                        .expect("chained successor built first"),
-                );
-                continue;
+            let output = if jg.is_chained(node_id, edge.target) {
+                heads
+                    .remove(&edge.target)
+                    .expect("chained successor built first")
+            } else {
+                network_output(jg, edge_id, &mut setup, config)
+            };
+            match groups.iter_mut().find(|(tag, _)| *tag == edge.tag) {
+                Some((_, outputs)) => outputs.push(output),
+                None => groups.push((edge.tag.clone(), vec![output])),
             }
-            let job_edge = jg
-                .edges
-                .iter()
-                .position(|je| je.stream_edge == edge_id)
-                .expect("every cross-task stream edge is a job edge");
-            let partition = setup
-                .partitions
-                .remove(&job_edge)
-                .expect("partition per job edge");
-            let channels = partition.num_subpartitions();
-            let partition_writer = PartitionWriter::new(partition)
-                .unwrap_or_else(|e| panic!("result partition of '{}': {e}", node.name));
-            let writer = RecordWriter::new(
-                partition_writer,
-                config.buffer_timeout == BufferTimeout::EveryRecord,
-                node.name.clone(),
-            );
-            outputs.push(node.output_type.network_output(
-                &*edge.partitioner.typed,
-                Box::new(writer),
-                NetworkOutputSetup {
-                    channels,
-                    max_parallelism: config.max_parallelism,
-                    subtask_index: setup.subtask,
-                },
-            ));
         }
-        let out = node.output_type.fan_out(outputs);
+        let metrics = counters[pos].clone();
+        let side_outputs = SideOutputs::new(metrics.side_output_unconsumed.clone());
+        let mut main = None;
+        for (tag, outputs) in groups {
+            match tag {
+                None => main = Some(node.output_type.fan_out(outputs)),
+                Some(tag) => {
+                    let edge_type = sg
+                        .edges
+                        .iter()
+                        .find(|e| e.source == node_id && e.tag.as_deref() == Some(tag.as_str()))
+                        .map(|e| sg.edge_type(e))
+                        .expect("a tag group has an edge");
+                    side_outputs.insert(&tag, edge_type.side_slot(edge_type.fan_out(outputs)));
+                }
+            }
+        }
+        let out = main.expect("the main group always exists");
         let ctx = RuntimeContext {
             operator_name: node.name.as_str().into(),
             subtask_index: setup.subtask,
             parallelism: node.parallelism,
             max_parallelism: config.max_parallelism,
-            metrics: counters[pos].clone(),
+            metrics,
+            side_outputs,
         };
         match &node.kind {
             NodeKind::Source(factory) => source = Some(factory.create(&ctx, out)),
@@ -241,7 +238,7 @@ fn build_task(
                 .inputs_of(head)
                 .next()
                 .expect("a non-source head has an input");
-            let decoder = sg.nodes[upstream.source].output_type.decoder(
+            let decoder = sg.edge_type(upstream).decoder(
                 heads.remove(&head).expect("head built"),
                 sg.nodes[head].name.as_str().into(),
             );
@@ -258,6 +255,44 @@ fn build_task(
         cancel,
         metrics: setup.metrics,
     }
+}
+
+/// The typed network output of the cross-task stream edge `edge_id`.
+fn network_output(
+    jg: &JobGraph,
+    edge_id: usize,
+    setup: &mut SubtaskSetup,
+    config: &flink_core::config::ExecutionConfig,
+) -> AnyOutput {
+    let sg = &jg.stream_graph;
+    let edge = &sg.edges[edge_id];
+    let operator = &sg.nodes[edge.source].name;
+    let job_edge = jg
+        .edges
+        .iter()
+        .position(|je| je.stream_edge == edge_id)
+        .expect("every cross-task stream edge is a job edge");
+    let partition = setup
+        .partitions
+        .remove(&job_edge)
+        .expect("partition per job edge");
+    let channels = partition.num_subpartitions();
+    let partition_writer = PartitionWriter::new(partition)
+        .unwrap_or_else(|e| panic!("result partition of '{operator}': {e}"));
+    let writer = RecordWriter::new(
+        partition_writer,
+        config.buffer_timeout == BufferTimeout::EveryRecord,
+        operator.clone(),
+    );
+    sg.edge_type(edge).network_output(
+        &*edge.partitioner.typed,
+        Box::new(writer),
+        NetworkOutputSetup {
+            channels,
+            max_parallelism: config.max_parallelism,
+            subtask_index: setup.subtask,
+        },
+    )
 }
 
 /// Watches the tasks of one job: cancels the rest on the first failure, then reports.

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use crate::config::ExecutionConfig;
-use crate::environment::Builder;
+use crate::environment::{Builder, EdgeSpec};
 use crate::error::GraphError;
 use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind};
 use crate::partitioner::PartitionKind;
@@ -26,6 +26,8 @@ pub struct StreamNode {
     pub kind: NodeKind,
     /// The record type the node emits.
     pub output_type: Arc<dyn StreamType>,
+    /// Record types of its side outputs that something reads, by tag id.
+    pub side_types: Vec<(String, Arc<dyn StreamType>)>,
     /// Whether this is a sink.
     pub is_sink: bool,
 }
@@ -39,6 +41,8 @@ pub struct StreamEdge {
     pub target: usize,
     /// Partitioning, resolved (an implicit edge is forward or rebalance).
     pub partitioner: EdgePartitioner,
+    /// The side output this edge carries, or `None` for the main output.
+    pub tag: Option<String>,
 }
 
 /// The operators of a job as the user described them, validated.
@@ -70,13 +74,18 @@ impl StreamGraph {
         let edges = b
             .edges
             .iter()
-            .map(|e| resolve_edge(&nodes, e.source, e.target, &e.partitioner))
+            .map(|e| resolve_edge(&nodes, e))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             config: b.config.clone(),
             nodes,
             edges,
         })
+    }
+
+    /// The record type carried by `edge`: its side output's type, or the main one.
+    pub fn edge_type(&self, edge: &StreamEdge) -> Arc<dyn StreamType> {
+        edge_type(&self.nodes[edge.source], edge.tag.as_deref())
     }
 
     /// Edges into `node`.
@@ -109,7 +118,10 @@ impl StreamGraph {
                 .map(|e| PlanEdge {
                     from: e.source.to_string(),
                     to: e.target.to_string(),
-                    label: e.partitioner.kind.to_string(),
+                    label: match &e.tag {
+                        Some(tag) => format!("{} [side output '{tag}']", e.partitioner.kind),
+                        None => e.partitioner.kind.to_string(),
+                    },
                 })
                 .collect(),
         }
@@ -140,18 +152,27 @@ fn resolve_node(
         chaining: spec.chaining,
         kind: spec.kind.clone(),
         output_type: spec.output_type.clone(),
+        side_types: spec.side_types.clone(),
         is_sink: spec.is_sink,
     })
 }
 
-fn resolve_edge(
-    nodes: &[StreamNode],
-    source: usize,
-    target: usize,
-    partitioner: &EdgePartitioner,
-) -> Result<StreamEdge, GraphError> {
+fn edge_type(source: &StreamNode, tag: Option<&str>) -> Arc<dyn StreamType> {
+    match tag {
+        Some(tag) => source
+            .side_types
+            .iter()
+            .find(|(id, _)| id == tag)
+            .map(|(_, t)| t.clone())
+            .expect("side_output registers the tag's type"),
+        None => source.output_type.clone(),
+    }
+}
+
+fn resolve_edge(nodes: &[StreamNode], spec: &EdgeSpec) -> Result<StreamEdge, GraphError> {
+    let (source, target) = (spec.source, spec.target);
     let (up, down) = (&nodes[source], &nodes[target]);
-    let mut partitioner = partitioner.clone();
+    let mut partitioner = spec.partitioner.clone();
     if partitioner.kind == PartitionKind::Forward && up.parallelism != down.parallelism {
         if partitioner.explicit {
             return Err(GraphError::ForwardParallelismMismatch {
@@ -161,11 +182,12 @@ fn resolve_edge(
                 to_parallelism: down.parallelism,
             });
         }
-        partitioner = up.output_type.rebalance_partitioner();
+        partitioner = edge_type(up, spec.tag.as_deref()).rebalance_partitioner();
     }
     Ok(StreamEdge {
         source,
         target,
         partitioner,
+        tag: spec.tag.clone(),
     })
 }

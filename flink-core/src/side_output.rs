@@ -1,0 +1,192 @@
+//! Typed side outputs: a second (third, ...) stream an operator can emit into besides
+//! its main output, such as dead letters or late records.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::functions::Collector;
+use crate::output::{AnyOutput, Output};
+
+/// Names a side output of records of type `T`. Equal ids mean the same side output.
+///
+/// ```
+/// use flink_core::prelude::*;
+/// use flink_core::side_output::OutputTag;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// let odd = OutputTag::<u64>::new("odd");
+/// let tag = odd.clone();
+/// let evens = env.from_sequence(1, 10).transform("Split", move |ctx| {
+///     SplitOdd { odd: ctx.side_output(&tag) }
+/// });
+/// let odds = evens.side_output(&odd).collect_vec();
+/// # let _ = (evens, odds);
+///
+/// struct SplitOdd { odd: flink_core::side_output::SideOutput<u64> }
+/// impl flink_core::operator::Operator<u64, u64> for SplitOdd {
+///     fn process<C: Collector<u64> + ?Sized>(&mut self, x: u64, out: &mut C) {
+///         if x % 2 == 1 { self.odd.collect(x) } else { out.collect(x) }
+///     }
+/// }
+/// ```
+pub struct OutputTag<T> {
+    id: Arc<str>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> OutputTag<T> {
+    /// A tag with identifier `id`.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            _type: PhantomData,
+        }
+    }
+
+    /// The identifier.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl<T> Clone for OutputTag<T> {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for OutputTag<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OutputTag({})", self.id)
+    }
+}
+
+type Shared<T> = Arc<Mutex<Box<dyn Output<T>>>>;
+
+fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Box<dyn Output<T>>> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Where an operator writes one side output. Records written to a side output that
+/// nothing consumes are counted (see `OperatorSummary::side_output_unconsumed` in the
+/// runtime), never silently dropped.
+pub struct SideOutput<T> {
+    target: Option<Shared<T>>,
+    unconsumed: Arc<AtomicU64>,
+}
+
+impl<T> Collector<T> for SideOutput<T> {
+    fn collect(&mut self, record: T) {
+        match &self.target {
+            Some(shared) => lock(shared).collect(record),
+            None => {
+                self.unconsumed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl<T> SideOutput<T> {
+    /// Whether a downstream operator reads this side output.
+    pub fn is_consumed(&self) -> bool {
+        self.target.is_some()
+    }
+}
+
+/// End-of-input and flush for a side output, without its type.
+pub trait SideOutputControl: Send + Sync {
+    /// Propagates end of input.
+    fn end_input(&self);
+    /// Propagates a flush.
+    fn flush(&self);
+}
+
+impl<T: 'static> SideOutputControl for Shared<T> {
+    fn end_input(&self) {
+        lock(self).end_input();
+    }
+
+    fn flush(&self) {
+        lock(self).flush();
+    }
+}
+
+/// One wired side output: the typed target and its control.
+pub struct SideSlot {
+    typed: Box<dyn Any + Send + Sync>,
+    control: Arc<dyn SideOutputControl>,
+}
+
+impl SideSlot {
+    /// Wraps `out`, an output of `T`.
+    pub fn new<T: 'static>(out: AnyOutput) -> Self {
+        let shared: Shared<T> = Arc::new(Mutex::new(out.into_typed::<T>()));
+        Self {
+            control: Arc::new(shared.clone()),
+            typed: Box::new(shared),
+        }
+    }
+}
+
+/// The side outputs wired to one parallel operator instance, by tag id.
+#[derive(Clone, Default)]
+pub struct SideOutputs {
+    slots: Arc<Mutex<HashMap<String, SideSlot>>>,
+    unconsumed: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SideOutputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        f.debug_struct("SideOutputs")
+            .field("tags", &slots.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SideOutputs {
+    /// Side outputs counting unconsumed records into `unconsumed`.
+    pub fn new(unconsumed: Arc<AtomicU64>) -> Self {
+        Self {
+            slots: Arc::default(),
+            unconsumed,
+        }
+    }
+
+    /// Wires `slot` as the side output `id`.
+    pub fn insert(&self, id: &str, slot: SideSlot) {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.insert(id.to_string(), slot);
+    }
+
+    /// The side output named by `tag`.
+    ///
+    /// # Panics
+    /// If the tag's id was wired with another record type: two tags with one id and
+    /// different types are a programming error.
+    pub fn get<T: 'static>(&self, tag: &OutputTag<T>) -> SideOutput<T> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let target = slots.get(tag.id()).map(|slot| {
+            slot.typed
+                .downcast_ref::<Shared<T>>()
+                .unwrap_or_else(|| panic!("side output '{}' has another record type", tag.id()))
+                .clone()
+        });
+        SideOutput {
+            target,
+            unconsumed: self.unconsumed.clone(),
+        }
+    }
+
+    /// Controls of every wired side output.
+    pub fn controls(&self) -> Vec<Arc<dyn SideOutputControl>> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.values().map(|s| s.control.clone()).collect()
+    }
+}
