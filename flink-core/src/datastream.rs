@@ -3,7 +3,9 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::async_io::{AsyncFunction, AsyncOptions};
 use crate::collect::{CollectSink, CollectedRecords};
+use crate::dead_letter::{DeadLetter, dead_letter_tag};
 use crate::environment::NodeSpec;
 use crate::environment::StreamExecutionEnvironment;
 use crate::error::GraphError;
@@ -11,6 +13,7 @@ use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction};
 use crate::keyed_stream::KeyedStream;
 use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
 use crate::operator::{Operator, RuntimeContext};
+use crate::operators::AsyncWaitOperator;
 use crate::operators::{FilterOperator, FlatMapOperator, MapOperator, SinkOperator};
 use crate::partitioner::Partitioner;
 use crate::side_output::OutputTag;
@@ -270,6 +273,53 @@ impl<T: Record> DataStream<T> {
     /// Starts a new chain at the producing operator.
     pub fn start_new_chain(self) -> Self {
         self.modify("start_new_chain", |n| n.chaining = ChainingStrategy::Head)
+    }
+
+    /// Calls `f` asynchronously for each record with bounded concurrency, a timeout per
+    /// attempt and retries, as `options` say. Results are ordered or not per the
+    /// options; calls that fail for good fail the job or, with
+    /// `options.dead_letters()`, go to [`dead_letters`](Self::dead_letters).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::async_io::{AsyncOptions, RetryStrategy};
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let enriched = env.from_sequence(1, 100).async_function(
+    ///     |x: u64| async move { if x % 50 == 0 { Err("unlucky") } else { Ok(x * 10) } },
+    ///     AsyncOptions::new()
+    ///         .ordered(true)
+    ///         .timeout(Duration::from_secs(1))
+    ///         .capacity(10)
+    ///         .retry(RetryStrategy::FixedDelay { delay: Duration::from_millis(1), max_attempts: 3 })
+    ///         .dead_letters(),
+    /// );
+    /// let failed = enriched.dead_letters::<u64>().collect_vec();
+    /// let ok = enriched.collect_vec();
+    /// # let _ = (failed, ok);
+    /// ```
+    pub fn async_function<O, F>(&self, f: F, options: AsyncOptions) -> DataStream<O>
+    where
+        O: Record,
+        F: AsyncFunction<T, O>,
+    {
+        if let Err(error) = options.validate() {
+            self.env.record_error(GraphError::InvalidAsyncOptions {
+                operator: "Async Function".into(),
+                error,
+            });
+        }
+        let (f, options) = (Arc::new(f), Arc::new(options));
+        self.transform("Async Function", move |ctx| {
+            AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
+        })
+    }
+
+    /// The dead letters of the operator producing this stream, whose input records
+    /// were of type `R`.
+    pub fn dead_letters<R: Record>(&self) -> DataStream<DeadLetter<R>> {
+        self.side_output(&dead_letter_tag::<R>())
     }
 
     /// The side output `tag` of the operator producing this stream, as a stream.

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::config::{BufferTimeout, ExecutionConfig};
 use crate::datastream::DataStream;
 use crate::error::GraphError;
@@ -42,6 +43,8 @@ pub(crate) struct Builder {
     pub(crate) edges: Vec<EdgeSpec>,
     /// Problems found while describing the job, reported when it is built.
     pub(crate) errors: Vec<GraphError>,
+    /// The clock operators wait on; `None` means the runtime's real clock.
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 /// The entry point of a job: holds the configuration and the operators described so
@@ -109,6 +112,13 @@ impl StreamExecutionEnvironment {
             None => BufferTimeout::OnlyWhenFull,
         };
         self.configure(|c| c.buffer_timeout = t)
+    }
+
+    /// Makes every operator of the job wait on `clock` (tests use a
+    /// [`ManualClock`](crate::clock::ManualClock) to control time).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) -> &Self {
+        self.inner.borrow_mut().clock = Some(clock);
+        self
     }
 
     /// Turns operator chaining off for the whole job.

@@ -68,6 +68,14 @@ pub enum GraphError {
         /// How many streams the union joins.
         inputs: usize,
     },
+    /// The options of an async operator cannot work.
+    #[error("async operator '{operator}': {error}")]
+    InvalidAsyncOptions {
+        /// Operator name.
+        operator: String,
+        /// What is wrong.
+        error: crate::async_io::AsyncOptionsError,
+    },
     /// A non-parallel operator (such as a collection source) was given parallelism above one.
     #[error("operator '{operator}' is non-parallel and cannot run with parallelism {parallelism}")]
     NonParallelOperator {

@@ -146,6 +146,20 @@ where
         self.partitioned.flat_map(f)
     }
 
+    /// Calls `f` asynchronously per record after key partitioning; see
+    /// [`DataStream::async_function`].
+    pub fn async_function<O, F>(
+        &self,
+        f: F,
+        options: crate::async_io::AsyncOptions,
+    ) -> DataStream<O>
+    where
+        O: Record,
+        F: crate::async_io::AsyncFunction<T, O>,
+    {
+        self.partitioned.async_function(f, options)
+    }
+
     /// Writes the key-partitioned stream to `sink`.
     pub fn sink_to(&self, sink: impl Sink<T>) -> DataStreamSink {
         self.partitioned.sink_to(sink)

@@ -10,6 +10,8 @@
 //! [`KeyedStream`]: keyed_stream::KeyedStream
 #![warn(missing_docs)]
 
+pub mod async_io;
+pub mod clock;
 pub mod codec;
 pub mod collect;
 pub mod config;
@@ -29,6 +31,7 @@ pub mod operator;
 pub mod operators;
 pub mod output;
 pub mod partitioner;
+pub mod services;
 pub mod side_output;
 pub mod sink;
 pub mod source;

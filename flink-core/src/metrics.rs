@@ -46,9 +46,33 @@ pub struct OperatorMetrics {
     pub records_out: Arc<AtomicU64>,
     /// Records written to a side output that nothing consumes.
     pub side_output_unconsumed: Arc<AtomicU64>,
+    /// Operator-specific counters and gauges (retries, timeouts, in flight, ...).
+    custom: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 impl OperatorMetrics {
+    /// The operator-specific metric `name`, created at zero on first use. Counters
+    /// are summed over parallel instances in reports; so are gauges (such as
+    /// "in_flight"), which then read as the operator's total.
+    pub fn custom(&self, name: &str) -> Arc<AtomicU64> {
+        let mut custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, m)) = custom.iter().find(|(n, _)| n == name) {
+            return m.clone();
+        }
+        let m = Arc::new(AtomicU64::new(0));
+        custom.push((name.to_string(), m.clone()));
+        m
+    }
+
+    /// Current values of the operator-specific metrics.
+    pub fn custom_snapshot(&self) -> Vec<(String, u64)> {
+        let custom = self.custom.lock().unwrap_or_else(|p| p.into_inner());
+        custom
+            .iter()
+            .map(|(n, m)| (n.clone(), m.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Current (records in, records out).
     pub fn snapshot(&self) -> (u64, u64) {
         (

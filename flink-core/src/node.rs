@@ -33,6 +33,8 @@ pub trait SourceDriver: Send {
     fn end_input(&mut self);
     /// Flush partial network buffers down the chain.
     fn flush(&mut self);
+    /// Lets the chain emit results ready without input; true if work is pending.
+    fn poll_pending(&mut self) -> bool;
 }
 
 /// Builds the parallel instances of a source node.
@@ -141,6 +143,10 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
         for side in &self.side_outputs {
             side.flush();
         }
+    }
+
+    fn poll_pending(&mut self) -> bool {
+        self.out.poll_pending()
     }
 }
 

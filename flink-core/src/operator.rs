@@ -9,6 +9,7 @@ use crate::failure::attribute_panics;
 use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
+use crate::services::RuntimeServices;
 use crate::side_output::{OutputTag, SideOutput, SideOutputControl, SideOutputs};
 
 /// What a parallel operator instance knows about where it runs.
@@ -26,6 +27,8 @@ pub struct RuntimeContext {
     pub metrics: Arc<OperatorMetrics>,
     /// The side outputs wired to this instance.
     pub side_outputs: SideOutputs,
+    /// Clock, spawner and cancellation of the job.
+    pub services: RuntimeServices,
 }
 
 impl RuntimeContext {
@@ -51,6 +54,13 @@ pub trait Operator<I, O>: Send + 'static {
         for record in batch.drain(..) {
             self.process(record, out);
         }
+    }
+
+    /// Emits results that became ready without new input (such as completed async
+    /// calls) and says whether more are still pending. The task calls it while its
+    /// input is idle.
+    fn poll_pending(&mut self, _out: &mut Vec<O>) -> bool {
+        false
     }
 
     /// Called once after the last record; may emit final results.
@@ -120,6 +130,16 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             self.out.count.add(self.batch.len() as u64);
             self.out.inner.collect_batch(&mut self.batch);
         }
+    }
+
+    fn poll_pending(&mut self) -> bool {
+        let (op, batch) = (&mut self.operator, &mut self.batch);
+        let pending = attribute_panics(&self.name, || op.poll_pending(batch));
+        if !self.batch.is_empty() {
+            self.out.count.add(self.batch.len() as u64);
+            self.out.inner.collect_batch(&mut self.batch);
+        }
+        self.out.inner.poll_pending() || pending
     }
 
     fn end_input(&mut self) {

@@ -17,6 +17,12 @@ pub trait Output<T>: Collector<T> + Send {
         }
     }
 
+    /// Lets operators emit results that became ready without new input; returns
+    /// whether any operator downstream still has work pending.
+    fn poll_pending(&mut self) -> bool {
+        false
+    }
+
     /// No more records will come; flush and propagate.
     fn end_input(&mut self);
 
@@ -93,5 +99,13 @@ impl<T: Clone + Send> Output<T> for FanOut<T> {
         for out in &mut self.outputs {
             out.flush();
         }
+    }
+
+    fn poll_pending(&mut self) -> bool {
+        let mut pending = false;
+        for out in &mut self.outputs {
+            pending |= out.poll_pending();
+        }
+        pending
     }
 }

@@ -43,6 +43,8 @@ pub trait RecordDecoder: Send {
     fn end_input(&mut self);
     /// Flush partial network buffers down the chain.
     fn flush(&mut self);
+    /// Lets the chain emit results ready without input; true if work is pending.
+    fn poll_pending(&mut self) -> bool;
 }
 
 /// Type-erased operations on a record type.
@@ -201,5 +203,9 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     fn flush(&mut self) {
         self.deliver();
         self.head.flush();
+    }
+
+    fn poll_pending(&mut self) -> bool {
+        self.head.poll_pending()
     }
 }

@@ -7,7 +7,6 @@ use std::sync::mpsc::Receiver;
 use flink_core::metrics::OperatorMetrics;
 
 use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
-use crate::network::CancelToken;
 use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
 
 /// The live counters of one operator: one entry per parallel instance.
@@ -21,7 +20,14 @@ pub(crate) struct OperatorCounters {
 impl OperatorCounters {
     pub(crate) fn summary(&self) -> OperatorSummary {
         let (mut records_in, mut records_out, mut side_output_unconsumed) = (0, 0, 0);
+        let mut custom: Vec<(String, u64)> = Vec::new();
         for m in &self.instances {
+            for (name, v) in m.custom_snapshot() {
+                match custom.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, total)) => *total += v,
+                    None => custom.push((name, v)),
+                }
+            }
             let (i, o) = m.snapshot();
             records_in += i;
             records_out += o;
@@ -36,6 +42,7 @@ impl OperatorCounters {
             records_in,
             records_out,
             side_output_unconsumed,
+            custom,
         }
     }
 }
@@ -65,7 +72,7 @@ impl JobObservables {
 /// [`cancel`]: JobClient::cancel
 pub struct JobClient {
     pub(crate) name: String,
-    pub(crate) cancel: CancelToken,
+    pub(crate) cancel: crate::local_executor::JobCancel,
     pub(crate) cancelled_by_user: Arc<AtomicBool>,
     pub(crate) result: Receiver<Result<JobExecutionResult, JobError>>,
     pub(crate) observables: JobObservables,

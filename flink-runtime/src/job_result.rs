@@ -49,6 +49,15 @@ pub struct OperatorSummary {
     pub records_out: u64,
     /// Records written to side outputs that nothing reads (counted, not delivered).
     pub side_output_unconsumed: u64,
+    /// Operator-specific metrics (retries, timeouts, ...), summed over instances.
+    pub custom: Vec<(String, u64)>,
+}
+
+impl OperatorSummary {
+    /// The operator-specific metric `name`.
+    pub fn custom(&self, name: &str) -> Option<u64> {
+        self.custom.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
 }
 
 /// The result of a job that ran to completion.

@@ -11,6 +11,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod async_executor;
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;
@@ -18,6 +19,7 @@ mod job_network;
 pub mod job_result;
 pub mod local_executor;
 pub mod network;
+pub mod precise_timer;
 pub mod record_writer;
 mod task;
 pub mod task_metrics;

@@ -17,14 +17,17 @@ use flink_core::output::AnyOutput;
 use flink_core::side_output::SideOutputs;
 use flink_core::stream_type::NetworkOutputSetup;
 
+use crate::async_executor::TokioSpawner;
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
 use crate::job_result::{JobError, JobExecutionResult};
 use crate::network::{CancelToken, InputGate, PartitionWriter, ResultPartition};
+use crate::precise_timer::SystemClock;
 use crate::record_writer::RecordWriter;
 use crate::task::{Task, TaskInput, TaskOutcome};
 use crate::task_metrics::TaskMetrics;
+use flink_core::services::{CancelFlag, RuntimeServices};
 
 /// Everything one subtask needs to build its task on its own thread.
 struct SubtaskSetup {
@@ -40,6 +43,15 @@ struct SubtaskSetup {
 pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let eg = ExecutionGraph::from_job_graph(&jg);
     let cancel = CancelToken::new();
+    let services = RuntimeServices {
+        clock: jg
+            .stream_graph
+            .clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(SystemClock::new())),
+        spawner: Arc::new(TokioSpawner::new(1)),
+        cancelled: CancelFlag::new(),
+    };
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
     let mut network =
@@ -65,13 +77,17 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                 setup,
                 &operators,
                 timer.clock(),
-                cancel.clone(),
+                JobCancel {
+                    token: cancel.clone(),
+                    services: services.clone(),
+                },
                 outcomes_tx.clone(),
             );
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
                     cancel.cancel();
+                    services.cancelled.cancel();
                     return Err(runtime_error(e));
                 }
             }
@@ -81,9 +97,13 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let observables = JobObservables { tasks, operators };
     let cancelled_by_user = Arc::new(AtomicBool::new(false));
     let (result_tx, result_rx) = sync_channel(1);
+    let job_cancel = JobCancel {
+        token: cancel,
+        services,
+    };
     let coordinator = Coordinator {
         job_name: name.to_string(),
-        cancel: cancel.clone(),
+        cancel: job_cancel.clone(),
         cancelled_by_user: cancelled_by_user.clone(),
         outcomes: outcomes_rx,
         threads,
@@ -99,7 +119,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         .map_err(runtime_error)?;
     Ok(JobClient {
         name: name.to_string(),
-        cancel,
+        cancel: job_cancel,
         cancelled_by_user,
         result: result_rx,
         observables,
@@ -139,7 +159,7 @@ fn spawn_subtask(
     setup: SubtaskSetup,
     operators: &[OperatorCounters],
     flush: crate::flush_timer::FlushClock,
-    cancel: CancelToken,
+    cancel: JobCancel,
     outcomes: SyncSender<Outcome>,
 ) -> std::io::Result<JoinHandle<()>> {
     let v = &jg.vertices[setup.vertex];
@@ -168,7 +188,7 @@ fn build_task(
     mut setup: SubtaskSetup,
     counters: &[Arc<OperatorMetrics>],
     flush: crate::flush_timer::FlushClock,
-    cancel: CancelToken,
+    cancel: JobCancel,
 ) -> Task {
     let sg = &jg.stream_graph;
     let vertex = &jg.vertices[setup.vertex];
@@ -222,6 +242,7 @@ fn build_task(
             max_parallelism: config.max_parallelism,
             metrics,
             side_outputs,
+            services: cancel.services.clone(),
         };
         match &node.kind {
             NodeKind::Source(factory) => source = Some(factory.create(&ctx, out)),
@@ -252,7 +273,7 @@ fn build_task(
     Task {
         input,
         flush,
-        cancel,
+        cancel: cancel.token,
         metrics: setup.metrics,
     }
 }
@@ -295,10 +316,25 @@ fn network_output(
     )
 }
 
+/// Everything that cancels a job: the network's token (wakes blocked buffer waits)
+/// and the services' flag (wakes operators waiting on async calls).
+#[derive(Clone)]
+pub(crate) struct JobCancel {
+    token: CancelToken,
+    services: RuntimeServices,
+}
+
+impl JobCancel {
+    pub(crate) fn cancel(&self) {
+        self.services.cancelled.cancel();
+        self.token.cancel();
+    }
+}
+
 /// Watches the tasks of one job: cancels the rest on the first failure, then reports.
 struct Coordinator {
     job_name: String,
-    cancel: CancelToken,
+    cancel: JobCancel,
     cancelled_by_user: Arc<AtomicBool>,
     outcomes: Receiver<Outcome>,
     threads: Vec<JoinHandle<()>>,

@@ -16,6 +16,9 @@ use crate::task_metrics::TaskMetrics;
 
 /// How long a blocked task waits before re-checking flushes and cancellation.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How long it waits for input while an operator has work pending (async calls in
+/// flight whose results must go out even if no input arrives).
+const PENDING_POLL_INTERVAL: Duration = Duration::from_micros(200);
 /// The longest a pending source sleeps at once.
 const MAX_SOURCE_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -105,6 +108,7 @@ fn run_source(
         match driver.poll() {
             SourcePoll::MoreAvailable => {}
             SourcePoll::Pending(wait) => {
+                driver.poll_pending();
                 driver.flush();
                 let started = Instant::now();
                 std::thread::sleep(wait.min(MAX_SOURCE_BACKOFF));
@@ -125,14 +129,21 @@ fn run_network(
     flush: &mut FlushClock,
     cancel: &CancelToken,
 ) {
+    let mut pending = false;
     loop {
         stop_if_cancelled(cancel);
-        let polled = gate.poll(POLL_INTERVAL, &mut |item| {
+        let wait = if pending {
+            PENDING_POLL_INTERVAL
+        } else {
+            POLL_INTERVAL
+        };
+        let polled = gate.poll(wait, &mut |item| {
             if let GateItem::Record { bytes, .. } = item {
                 decoder.decode(bytes)
             }
         });
         decoder.deliver();
+        pending = decoder.poll_pending();
         match polled {
             Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
             Ok(GatePoll::Finished) => break,

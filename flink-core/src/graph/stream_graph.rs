@@ -54,6 +54,8 @@ pub struct StreamGraph {
     pub nodes: Vec<StreamNode>,
     /// Edges.
     pub edges: Vec<StreamEdge>,
+    /// The clock set on the environment, if any.
+    pub clock: Option<Arc<dyn crate::clock::Clock>>,
 }
 
 impl StreamGraph {
@@ -80,6 +82,7 @@ impl StreamGraph {
             config: b.config.clone(),
             nodes,
             edges,
+            clock: b.clock.clone(),
         })
     }
 

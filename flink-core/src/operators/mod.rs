@@ -1,6 +1,7 @@
 //! The built-in operators, each a short [`Operator`](crate::operator::Operator) over a
 //! user function.
 
+mod async_wait;
 mod filter;
 mod flat_map;
 mod keyed_process;
@@ -8,6 +9,7 @@ mod keyed_reduce;
 mod map;
 mod sink;
 
+pub use async_wait::AsyncWaitOperator;
 pub use filter::FilterOperator;
 pub use flat_map::FlatMapOperator;
 pub use keyed_process::KeyedProcessOperator;

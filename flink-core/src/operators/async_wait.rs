@@ -1,0 +1,288 @@
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{Either, select};
+
+use crate::async_io::{
+    AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter, OutputMode,
+};
+use crate::dead_letter::{DeadLetter, dead_letter_tag};
+use crate::failure::{TaskCancelled, fail_operator, panic_message};
+use crate::functions::Collector;
+use crate::operator::{Operator, RuntimeContext};
+use crate::services::RuntimeServices;
+use crate::side_output::SideOutput;
+
+/// How often a blocked wait for a completion checks for cancellation.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// The end of one call, all attempts included.
+enum Completion<I, O> {
+    Done(O),
+    Failed {
+        input: I,
+        failure: AsyncFailure,
+        attempts: u32,
+    },
+    Panicked(String),
+}
+
+/// Live counters of the operator, also reported as metrics.
+struct AsyncMetrics {
+    in_flight: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
+    timeouts: Arc<AtomicU64>,
+    dead_letters: Arc<AtomicU64>,
+}
+
+/// Calls an [`AsyncFunction`] per record without blocking the task: up to `capacity`
+/// calls run at once on the runtime's spawner; when full, `process` waits for one to
+/// complete, which is how the operator applies back pressure. Each attempt is bounded
+/// by the timeout; failed attempts are retried per the strategy; a final failure
+/// fails the job or becomes a dead letter.
+pub struct AsyncWaitOperator<I, O, F> {
+    function: Arc<F>,
+    options: Arc<AsyncOptions>,
+    services: RuntimeServices,
+    name: String,
+    next_seq: u64,
+    in_flight: usize,
+    /// Ordered mode: sequence numbers in input order, and completions waiting for
+    /// their turn.
+    order: VecDeque<u64>,
+    completed: HashMap<u64, Completion<I, O>>,
+    sender: SyncSender<(u64, Completion<I, O>)>,
+    receiver: Receiver<(u64, Completion<I, O>)>,
+    dead_letter_output: SideOutput<DeadLetter<I>>,
+    jitter_seed: u64,
+    metrics: AsyncMetrics,
+}
+
+impl<I, O, F> AsyncWaitOperator<I, O, F>
+where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+    F: AsyncFunction<I, O>,
+{
+    /// An operator instance calling `function` with `options`.
+    pub fn new(function: Arc<F>, options: Arc<AsyncOptions>, ctx: &RuntimeContext) -> Self {
+        let (sender, receiver) = sync_channel(options.capacity);
+        let m = &ctx.metrics;
+        Self {
+            function,
+            jitter_seed: options.jitter_seed ^ (ctx.subtask_index as u64).wrapping_mul(0x9e37_79b9),
+            options,
+            services: ctx.services.clone(),
+            name: ctx.operator_name.to_string(),
+            next_seq: 0,
+            in_flight: 0,
+            order: VecDeque::new(),
+            completed: HashMap::new(),
+            sender,
+            receiver,
+            dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
+            metrics: AsyncMetrics {
+                in_flight: m.custom("in_flight"),
+                retries: m.custom("retries"),
+                timeouts: m.custom("timeouts"),
+                dead_letters: m.custom("dead_letters"),
+            },
+        }
+    }
+
+    fn start_call(&mut self, input: I) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight += 1;
+        self.metrics
+            .in_flight
+            .store(self.in_flight as u64, Ordering::Relaxed);
+        if self.options.mode == OutputMode::Ordered {
+            self.order.push_back(seq);
+        }
+        let call = call_with_retries(
+            self.function.clone(),
+            self.options.clone(),
+            self.services.clone(),
+            input,
+            Jitter::new(self.jitter_seed.wrapping_add(seq)),
+            self.metrics.retries.clone(),
+            self.metrics.timeouts.clone(),
+        );
+        let sender = self.sender.clone();
+        self.services.spawner.spawn(Box::pin(async move {
+            let completion = match AssertUnwindSafe(call).catch_unwind().await {
+                Ok(c) => c,
+                Err(payload) => Completion::Panicked(panic_message(&*payload)),
+            };
+            // Never blocks: at most `capacity` calls are in flight, and the channel
+            // holds `capacity` completions.
+            let _ = sender.send((seq, completion));
+        }));
+    }
+
+    /// Waits for one completion, checking for cancellation while it waits.
+    fn wait_for_completion(&mut self) -> (u64, Completion<I, O>) {
+        loop {
+            match self.receiver.recv_timeout(CANCEL_CHECK) {
+                Ok(c) => return c,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.services.cancelled.is_cancelled() {
+                        std::panic::resume_unwind(Box::new(TaskCancelled));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    fail_operator(&self.name, "async completions channel closed")
+                }
+            }
+        }
+    }
+
+    fn accept<C: Collector<O> + ?Sized>(
+        &mut self,
+        seq: u64,
+        completion: Completion<I, O>,
+        out: &mut C,
+    ) {
+        self.in_flight -= 1;
+        self.metrics
+            .in_flight
+            .store(self.in_flight as u64, Ordering::Relaxed);
+        match self.options.mode {
+            OutputMode::Unordered => self.emit(completion, out),
+            OutputMode::Ordered => {
+                self.completed.insert(seq, completion);
+                while let Some(head) = self.order.front() {
+                    let Some(done) = self.completed.remove(head) else {
+                        break;
+                    };
+                    self.order.pop_front();
+                    self.emit(done, out);
+                }
+            }
+        }
+    }
+
+    fn emit<C: Collector<O> + ?Sized>(&mut self, completion: Completion<I, O>, out: &mut C) {
+        match completion {
+            Completion::Done(o) => out.collect(o),
+            Completion::Panicked(message) => {
+                fail_operator(&self.name, format!("async function panicked: {message}"))
+            }
+            Completion::Failed {
+                input,
+                failure,
+                attempts,
+            } => match self.options.on_failure {
+                FailurePolicy::FailJob => fail_operator(
+                    &self.name,
+                    format!("async call failed after {attempts} attempt(s): {failure}"),
+                ),
+                FailurePolicy::DeadLetter => {
+                    self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    let letter = DeadLetter::new(
+                        input,
+                        &self.name,
+                        format!("async call failed after {attempts} attempt(s)"),
+                    )
+                    .with_attempts(attempts)
+                    .with_last_error(failure.to_string());
+                    self.dead_letter_output.collect(letter);
+                }
+            },
+        }
+    }
+
+    fn drain_ready<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        loop {
+            match self.receiver.try_recv() {
+                Ok((seq, c)) => self.accept(seq, c, out),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// One call: attempts with a timeout each, retried while the strategy and the
+/// predicate allow.
+async fn call_with_retries<I, O, F: AsyncFunction<I, O>>(
+    function: Arc<F>,
+    options: Arc<AsyncOptions>,
+    services: RuntimeServices,
+    input: I,
+    mut jitter: Jitter,
+    retries: Arc<AtomicU64>,
+    timeouts: Arc<AtomicU64>,
+) -> Completion<I, O> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match select(
+            function.invoke(&input),
+            services.clock.sleep(options.timeout),
+        )
+        .await
+        {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => {
+                timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(AsyncFailure::Timeout(options.timeout))
+            }
+        };
+        let failure = match result {
+            Ok(output) => return Completion::Done(output),
+            Err(failure) => failure,
+        };
+        let delay = if (options.retry_if)(&failure) {
+            options.retry.delay_after(attempt, &mut jitter)
+        } else {
+            None
+        };
+        match delay {
+            Some(delay) => {
+                retries.fetch_add(1, Ordering::Relaxed);
+                services.clock.sleep(delay).await;
+            }
+            None => {
+                return Completion::Failed {
+                    input,
+                    failure,
+                    attempts: attempt,
+                };
+            }
+        }
+    }
+}
+
+impl<I, O, F> Operator<I, O> for AsyncWaitOperator<I, O, F>
+where
+    I: Clone + Send + 'static,
+    O: Send + 'static,
+    F: AsyncFunction<I, O>,
+{
+    fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
+        while self.in_flight >= self.options.capacity {
+            let (seq, c) = self.wait_for_completion();
+            self.accept(seq, c, out);
+        }
+        self.start_call(record);
+        self.drain_ready(out);
+    }
+
+    fn poll_pending(&mut self, out: &mut Vec<O>) -> bool {
+        self.drain_ready(out);
+        self.in_flight > 0
+    }
+
+    fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        while self.in_flight > 0 {
+            let (seq, c) = self.wait_for_completion();
+            self.accept(seq, c, out);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! What the runtime lends operators that wait on the outside world: a clock, a way to
+//! run futures, and the job's cancellation flag. Defined here as traits so operators
+//! stay independent of any particular executor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+
+use crate::clock::Clock;
+
+/// Runs futures to completion somewhere else than the calling thread.
+pub trait Spawner: Send + Sync + 'static {
+    /// Starts `future`; it must be polled to completion.
+    fn spawn(&self, future: BoxFuture<'static, ()>);
+}
+
+/// Set when the job is being cancelled; long waits inside operators check it.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// A flag that is not set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the flag.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the flag is set.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The services of one job.
+#[derive(Clone)]
+pub struct RuntimeServices {
+    /// Time and timers.
+    pub clock: Arc<dyn Clock>,
+    /// Where futures run.
+    pub spawner: Arc<dyn Spawner>,
+    /// The job's cancellation.
+    pub cancelled: CancelFlag,
+}
+
+impl std::fmt::Debug for RuntimeServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeServices")
+            .field("cancelled", &self.cancelled)
+            .finish()
+    }
+}
