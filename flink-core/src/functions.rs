@@ -5,6 +5,12 @@
 pub trait Collector<T> {
     /// Emits one record downstream.
     fn collect(&mut self, record: T);
+
+    /// Delivers what was collected so far all the way out of the task (down the chain
+    /// and into network buffers, flushed). An operator calls this before it blocks
+    /// waiting for something that records it already emitted may be needed for, such
+    /// as the gateway waiting for records to finish downstream.
+    fn flush_before_wait(&mut self) {}
 }
 
 /// One record in, one record out.

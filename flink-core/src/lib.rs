@@ -31,6 +31,7 @@ pub mod operator;
 pub mod operators;
 pub mod output;
 pub mod partitioner;
+pub mod pipeline;
 pub mod services;
 pub mod side_output;
 pub mod sink;

@@ -50,7 +50,7 @@ pub trait Operator<I, O>: Send + 'static {
     ///
     /// [`process`]: Operator::process
     #[inline]
-    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Vec<O>) {
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
         for record in batch.drain(..) {
             self.process(record, out);
         }
@@ -59,12 +59,50 @@ pub trait Operator<I, O>: Send + 'static {
     /// Emits results that became ready without new input (such as completed async
     /// calls) and says whether more are still pending. The task calls it while its
     /// input is idle.
-    fn poll_pending(&mut self, _out: &mut Vec<O>) -> bool {
+    fn poll_pending(&mut self, _out: &mut Emitter<'_, O>) -> bool {
         false
     }
 
     /// Called once after the last record; may emit final results.
     fn end_input<C: Collector<O> + ?Sized>(&mut self, _out: &mut C) {}
+}
+
+/// Where a chained operator emits a batch: records collect in a vector that is handed
+/// to the next operator when the batch is done, or earlier on
+/// [`flush_before_wait`](Collector::flush_before_wait).
+pub struct Emitter<'a, O> {
+    batch: &'a mut Vec<O>,
+    next: Option<&'a mut CountingOutput<O>>,
+}
+
+impl<'a, O> Emitter<'a, O> {
+    /// An emitter that only collects into `batch` (for tests and wrappers).
+    pub fn collecting(batch: &'a mut Vec<O>) -> Self {
+        Self { batch, next: None }
+    }
+
+    /// The records emitted so far in this batch, for bulk operations.
+    #[inline(always)]
+    pub fn batch(&mut self) -> &mut Vec<O> {
+        self.batch
+    }
+}
+
+impl<O> Collector<O> for Emitter<'_, O> {
+    #[inline(always)]
+    fn collect(&mut self, record: O) {
+        self.batch.push(record);
+    }
+
+    fn flush_before_wait(&mut self) {
+        if let Some(next) = &mut self.next {
+            if !self.batch.is_empty() {
+                next.count.add(self.batch.len() as u64);
+                next.inner.collect_batch(self.batch);
+            }
+            next.inner.flush();
+        }
+    }
 }
 
 /// Counts what an operator emits, then forwards it.
@@ -78,6 +116,11 @@ impl<O> Collector<O> for CountingOutput<O> {
     fn collect(&mut self, record: O) {
         self.count.inc();
         self.inner.collect(record);
+    }
+
+    /// Records already went downstream one by one; only the network buffers remain.
+    fn flush_before_wait(&mut self) {
+        self.inner.flush();
     }
 }
 
@@ -124,8 +167,12 @@ impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
 impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op, I, O> {
     fn collect_batch(&mut self, batch: &mut Vec<I>) {
         self.records_in.add(batch.len() as u64);
-        let (op, out) = (&mut self.operator, &mut self.batch);
-        attribute_panics(&self.name, || op.process_batch(batch, out));
+        let mut out = Emitter {
+            batch: &mut self.batch,
+            next: Some(&mut self.out),
+        };
+        let op = &mut self.operator;
+        attribute_panics(&self.name, || op.process_batch(batch, &mut out));
         if !self.batch.is_empty() {
             self.out.count.add(self.batch.len() as u64);
             self.out.inner.collect_batch(&mut self.batch);
@@ -133,8 +180,12 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
     }
 
     fn poll_pending(&mut self) -> bool {
-        let (op, batch) = (&mut self.operator, &mut self.batch);
-        let pending = attribute_panics(&self.name, || op.poll_pending(batch));
+        let mut out = Emitter {
+            batch: &mut self.batch,
+            next: Some(&mut self.out),
+        };
+        let op = &mut self.operator;
+        let pending = attribute_panics(&self.name, || op.poll_pending(&mut out));
         if !self.batch.is_empty() {
             self.out.count.add(self.batch.len() as u64);
             self.out.inner.collect_batch(&mut self.batch);
@@ -166,5 +217,9 @@ impl<O, C: Collector<O> + ?Sized> Collector<O> for ForwardTo<'_, C> {
     #[inline(always)]
     fn collect(&mut self, record: O) {
         self.0.collect(record);
+    }
+
+    fn flush_before_wait(&mut self) {
+        self.0.flush_before_wait();
     }
 }

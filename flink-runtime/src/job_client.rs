@@ -100,10 +100,35 @@ impl JobClient {
         self.observables.operator_summaries()
     }
 
+    /// A handle for watching the job from other threads.
+    pub fn observer(&self) -> JobObserver {
+        JobObserver {
+            observables: self.observables.clone(),
+        }
+    }
+
     /// Blocks until the job ends and returns its result.
     pub fn wait(self) -> Result<JobExecutionResult, JobError> {
         self.result
             .recv()
             .unwrap_or_else(|_| Err(JobError::Runtime("the job coordinator vanished".into())))
+    }
+}
+
+/// Reads a running job's live metrics; cheap to clone and send to other threads.
+#[derive(Clone)]
+pub struct JobObserver {
+    observables: JobObservables,
+}
+
+impl JobObserver {
+    /// Live time accounting and pool usage of every subtask.
+    pub fn task_metrics(&self) -> Vec<TaskMetricsSnapshot> {
+        self.observables.task_snapshots()
+    }
+
+    /// Live record counts of every operator.
+    pub fn operator_metrics(&self) -> Vec<OperatorSummary> {
+        self.observables.operator_summaries()
     }
 }

@@ -19,6 +19,7 @@ mod job_network;
 pub mod job_result;
 pub mod local_executor;
 pub mod network;
+pub mod pipeline_monitor;
 pub mod precise_timer;
 pub mod record_writer;
 mod task;
@@ -27,7 +28,7 @@ pub mod task_metrics;
 /// Everything a job needs: the `flink-core` prelude plus execution.
 pub mod prelude {
     pub use crate::execute::ExecuteExt;
-    pub use crate::job_client::JobClient;
+    pub use crate::job_client::{JobClient, JobObserver};
     pub use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
     pub use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot, TimeShares};
     pub use flink_core::prelude::*;

@@ -174,9 +174,11 @@ fn spawn_subtask(
         .spawn(move || {
             let (subtask, parallelism) = (setup.subtask, jg.vertices[setup.vertex].parallelism);
             let task_name = jg.vertices[setup.vertex].name.clone();
+            let metrics = setup.metrics.clone();
             let outcome = Task::run_guarded(&task_name, || {
                 build_task(&jg, setup, &counters, flush, cancel)
             });
+            metrics.end();
             let _ = outcomes.send((subtask, parallelism, outcome));
         })
 }

@@ -20,6 +20,8 @@ pub struct TaskMetrics {
     /// Blocking times and pool usage from the network layer.
     pub io: Arc<IoMetrics>,
     started: Instant,
+    /// Nanoseconds from start to end, once the task ended (0 while running).
+    ended_after_ns: std::sync::atomic::AtomicU64,
 }
 
 /// Flink's back-pressure status of a subtask, from its back-pressured share of time.
@@ -76,6 +78,26 @@ impl TaskMetrics {
             parallelism,
             io,
             started: Instant::now(),
+            ended_after_ns: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Marks the task ended: its time accounting stops here.
+    pub fn end(&self) {
+        let ns = u64::try_from(self.started.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.ended_after_ns
+            .store(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self
+            .ended_after_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => self.started.elapsed(),
+            ns => Duration::from_nanos(ns),
         }
     }
 
@@ -85,7 +107,7 @@ impl TaskMetrics {
             task: self.task.clone(),
             subtask: self.subtask,
             parallelism: self.parallelism,
-            elapsed: self.started.elapsed(),
+            elapsed: self.elapsed(),
             back_pressured: Duration::from_nanos(self.io.back_pressured_ns()),
             idle: Duration::from_nanos(self.io.idle_ns()),
             out_pool_usage: self.io.out_pool_usage(),

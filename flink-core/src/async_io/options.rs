@@ -22,6 +22,8 @@ pub enum FailurePolicy {
     FailJob,
     /// Emit a dead letter on the operator's dead-letter side output and go on.
     DeadLetter,
+    /// Count it in the operator's `errors` metric, log it, and go on.
+    Count,
 }
 
 /// Decides whether a failure may be retried.

@@ -14,7 +14,7 @@ use crate::async_io::{
 use crate::dead_letter::{DeadLetter, dead_letter_tag};
 use crate::failure::{TaskCancelled, fail_operator, panic_message};
 use crate::functions::Collector;
-use crate::operator::{Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
 use crate::side_output::SideOutput;
 
@@ -38,6 +38,7 @@ struct AsyncMetrics {
     retries: Arc<AtomicU64>,
     timeouts: Arc<AtomicU64>,
     dead_letters: Arc<AtomicU64>,
+    errors: Arc<AtomicU64>,
 }
 
 /// Calls an [`AsyncFunction`] per record without blocking the task: up to `capacity`
@@ -91,6 +92,7 @@ where
                 retries: m.custom("retries"),
                 timeouts: m.custom("timeouts"),
                 dead_letters: m.custom("dead_letters"),
+                errors: m.custom("errors"),
             },
         }
     }
@@ -183,6 +185,10 @@ where
                     &self.name,
                     format!("async call failed after {attempts} attempt(s): {failure}"),
                 ),
+                FailurePolicy::Count => {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing_free_warn(&self.name, attempts, &failure);
+                }
                 FailurePolicy::DeadLetter => {
                     self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
                     let letter = DeadLetter::new(
@@ -196,6 +202,12 @@ where
                 }
             },
         }
+    }
+
+    /// Emits completed calls into `out`; true while calls are in flight.
+    pub fn poll_pending_into<C: Collector<O> + ?Sized>(&mut self, out: &mut C) -> bool {
+        self.drain_ready(out);
+        self.in_flight > 0
     }
 
     fn drain_ready<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
@@ -266,6 +278,9 @@ where
     F: AsyncFunction<I, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
+        if self.in_flight >= self.options.capacity {
+            out.flush_before_wait();
+        }
         while self.in_flight >= self.options.capacity {
             let (seq, c) = self.wait_for_completion();
             self.accept(seq, c, out);
@@ -274,15 +289,24 @@ where
         self.drain_ready(out);
     }
 
-    fn poll_pending(&mut self, out: &mut Vec<O>) -> bool {
+    fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
         self.drain_ready(out);
         self.in_flight > 0
     }
 
     fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        out.flush_before_wait();
         while self.in_flight > 0 {
             let (seq, c) = self.wait_for_completion();
             self.accept(seq, c, out);
         }
     }
+}
+
+/// flink-core has no logging dependency; counted failures are reported through the
+/// `errors` metric, and to standard error so they are seen while the job runs.
+fn tracing_free_warn(operator: &str, attempts: u32, failure: &AsyncFailure) {
+    eprintln!(
+        "{operator}: async call failed after {attempts} attempt(s), counted as error: {failure}"
+    );
 }

@@ -1,7 +1,7 @@
 use std::marker::PhantomData;
 
 use crate::functions::{Collector, FilterFunction};
-use crate::operator::Operator;
+use crate::operator::{Emitter, Operator};
 
 /// Keeps records accepted by a [`FilterFunction`].
 pub struct FilterOperator<F, T> {
@@ -28,11 +28,16 @@ impl<F: FilterFunction<T>, T: 'static> Operator<T, T> for FilterOperator<F, T> {
     }
 
     #[inline]
-    fn process_batch(&mut self, batch: &mut Vec<T>, out: &mut Vec<T>) {
+    fn process_batch(&mut self, batch: &mut Vec<T>, out: &mut Emitter<'_, T>) {
         // Filter in place, then hand the same allocation on: no copy of survivors
         // into a second vector. `out` is empty here, so the swap leaves `batch` empty.
         let f = &mut self.f;
         batch.retain(|r| f.filter(r));
-        std::mem::swap(batch, out);
+        let out = out.batch();
+        if out.is_empty() {
+            std::mem::swap(batch, out);
+        } else {
+            out.append(batch);
+        }
     }
 }

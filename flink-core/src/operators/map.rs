@@ -1,7 +1,7 @@
 use std::marker::PhantomData;
 
 use crate::functions::{Collector, MapFunction};
-use crate::operator::Operator;
+use crate::operator::{Emitter, Operator};
 
 /// Applies a [`MapFunction`] to every record.
 pub struct MapOperator<F, I, O> {
@@ -26,9 +26,9 @@ impl<F: MapFunction<I, O>, I: 'static, O: 'static> Operator<I, O> for MapOperato
     }
 
     #[inline]
-    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Vec<O>) {
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
         // An exact-size iterator: one capacity check for the whole batch.
         let f = &mut self.f;
-        out.extend(batch.drain(..).map(|r| f.map(r)));
+        out.batch().extend(batch.drain(..).map(|r| f.map(r)));
     }
 }

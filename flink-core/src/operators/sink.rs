@@ -1,6 +1,6 @@
 use crate::failure::fail_operator;
 use crate::functions::Collector;
-use crate::operator::Operator;
+use crate::operator::{Emitter, Operator};
 use crate::sink::SinkWriter;
 
 /// Hands records to a [`SinkWriter`]; a write error fails the job naming this sink.
@@ -24,7 +24,7 @@ impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
         }
     }
 
-    fn process_batch(&mut self, batch: &mut Vec<T>, _out: &mut Vec<()>) {
+    fn process_batch(&mut self, batch: &mut Vec<T>, _out: &mut Emitter<'_, ()>) {
         if let Err(e) = self.writer.write_batch(batch) {
             fail_operator(&self.name, format!("sink write failed: {e}"));
         }

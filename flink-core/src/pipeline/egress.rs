@@ -1,0 +1,235 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, RetryStrategy};
+use crate::destination::AckDestination;
+use crate::functions::Collector;
+use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operators::AsyncWaitOperator;
+use crate::services::RuntimeServices;
+
+use super::config::{AsyncEgressConfig, FinalSinkConfig, GatewayConfig};
+use super::envelope::Envelope;
+use super::state::{PipelineState, Stage};
+
+/// Calls the user's function on the payload, keeping the envelope.
+pub struct OnPayload<T, O>(pub Arc<dyn AsyncFunction<T, O>>);
+
+impl<T: Send + 'static, O: Send + 'static> AsyncFunction<Envelope<T>, Envelope<O>>
+    for OnPayload<T, O>
+{
+    fn invoke(&self, input: &Envelope<T>) -> BoxFuture<'static, Result<Envelope<O>, AsyncFailure>> {
+        let call = self.0.invoke(&input.payload);
+        let envelope = input.clone_without_payload();
+        Box::pin(async move { call.await.map(|o| envelope.with_payload(o)) })
+    }
+}
+
+impl<T> Envelope<T> {
+    fn clone_without_payload(&self) -> Envelope<()> {
+        Envelope {
+            key: self.key.clone(),
+            partition: self.partition,
+            admitted_ns: self.admitted_ns,
+            payload: (),
+        }
+    }
+}
+
+/// Sends the payload to the destination; the acknowledgment completes the call.
+pub struct SendTo<O>(pub Arc<dyn AckDestination<O>>);
+
+impl<O: Clone + Send + 'static> AsyncFunction<Envelope<O>, Envelope<O>> for SendTo<O> {
+    fn invoke(&self, input: &Envelope<O>) -> BoxFuture<'static, Result<Envelope<O>, AsyncFailure>> {
+        let ack = self.0.send(input.payload.clone());
+        let envelope = input.clone();
+        Box::pin(async move { ack.await.map(|()| envelope).map_err(AsyncFailure::from) })
+    }
+}
+
+/// The async options of stage 4.
+pub fn egress_options(c: &AsyncEgressConfig) -> AsyncOptions {
+    AsyncOptions::new()
+        .ordered(false)
+        .timeout(c.operation_timeout)
+        .capacity(c.max_concurrent_operations)
+        .retry(RetryStrategy::ExponentialBackoff {
+            initial: c.base_retry_delay,
+            multiplier: 2.0,
+            max_delay: c.max_retry_delay,
+            max_attempts: c.max_retries + 1,
+            jitter: 0.2,
+        })
+        .with_policy(if c.dead_letters_enabled {
+            FailurePolicy::DeadLetter
+        } else {
+            FailurePolicy::FailJob
+        })
+}
+
+/// The async options of stage 5.
+pub fn final_sink_options(c: &FinalSinkConfig) -> AsyncOptions {
+    let options = AsyncOptions::new()
+        .ordered(false)
+        .timeout(c.acknowledgment_timeout)
+        .capacity(c.max_pending_acknowledgments);
+    if c.require_acknowledgment {
+        options
+            .retry(RetryStrategy::FixedDelay {
+                delay: (c.acknowledgment_timeout / 10).min(Duration::from_millis(100)),
+                max_attempts: c.acknowledgment_retries + 1,
+            })
+            .with_policy(FailurePolicy::DeadLetter)
+    } else {
+        options.with_policy(FailurePolicy::Count)
+    }
+}
+
+impl AsyncOptions {
+    fn with_policy(mut self, policy: FailurePolicy) -> Self {
+        self.on_failure = policy;
+        self
+    }
+}
+
+/// Stage 4: the external call, through the async I/O operator (bounded concurrency,
+/// timeout, exponential backoff with jitter, dead letters).
+pub struct EgressOperator<T, O> {
+    inner: AsyncWaitOperator<Envelope<T>, Envelope<O>, OnPayload<T, O>>,
+}
+
+impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
+    /// An instance calling `call`.
+    pub fn new(
+        call: Arc<OnPayload<T, O>>,
+        config: &AsyncEgressConfig,
+        state: &PipelineState,
+        ctx: &RuntimeContext,
+    ) -> Self {
+        let inner = AsyncWaitOperator::new(call, Arc::new(egress_options(config)), ctx);
+        register_async_stage(Stage::Egress, config.max_concurrent_operations, state, ctx);
+        Self { inner }
+    }
+}
+
+/// Registers what an async-based stage ends (dead letters, counted errors) and its
+/// in-flight calls as the stage's queue.
+fn register_async_stage(
+    stage: Stage,
+    capacity: usize,
+    state: &PipelineState,
+    ctx: &RuntimeContext,
+) {
+    state.register_finished(ctx.metrics.custom("dead_letters"));
+    state.register_finished(ctx.metrics.custom("errors"));
+    state.register_queue(stage, ctx.metrics.custom("in_flight"), capacity as u64);
+}
+
+impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelope<O>>
+    for EgressOperator<T, O>
+{
+    fn process<C: Collector<Envelope<O>> + ?Sized>(&mut self, record: Envelope<T>, out: &mut C) {
+        self.inner.process(record, out);
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, Envelope<O>>) -> bool {
+        self.inner.poll_pending(out)
+    }
+
+    fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
+        self.inner.end_input(out);
+    }
+}
+
+/// Stage 5: sends to an acknowledging destination with at most
+/// `max_pending_acknowledgments` sends awaiting their ack; an ack that does not come
+/// within the timeout is retried, then dead-lettered. Emits a receipt per
+/// acknowledged record and records its end-to-end latency.
+pub struct FinalSinkOperator<O> {
+    inner: AsyncWaitOperator<Envelope<O>, Envelope<O>, SendTo<O>>,
+    state: Arc<PipelineState>,
+    services: RuntimeServices,
+    slow_threshold: Duration,
+}
+
+impl<O: Clone + Send + 'static> FinalSinkOperator<O> {
+    /// An instance sending through `send`.
+    pub fn new(
+        send: Arc<SendTo<O>>,
+        config: &FinalSinkConfig,
+        gateway: &GatewayConfig,
+        state: Arc<PipelineState>,
+        ctx: &RuntimeContext,
+    ) -> Self {
+        let inner = AsyncWaitOperator::new(send, Arc::new(final_sink_options(config)), ctx);
+        register_async_stage(
+            Stage::FinalSink,
+            config.max_pending_acknowledgments,
+            &state,
+            ctx,
+        );
+        state.register_finished(ctx.metrics.records_out.clone());
+        Self {
+            inner,
+            state,
+            services: ctx.services.clone(),
+            slow_threshold: gateway.slow_processing_threshold,
+        }
+    }
+}
+
+/// Records the latency of each acknowledged record on its way out.
+struct Acknowledged<'a, C: ?Sized> {
+    out: &'a mut C,
+    state: &'a PipelineState,
+    now: Duration,
+    slow_threshold: Duration,
+}
+
+impl<O, C: Collector<Envelope<O>> + ?Sized> Collector<Envelope<O>> for Acknowledged<'_, C> {
+    fn collect(&mut self, receipt: Envelope<O>) {
+        let latency = self
+            .now
+            .saturating_sub(Duration::from_nanos(receipt.admitted_ns));
+        self.state.record_latency(latency, self.slow_threshold);
+        self.out.collect(receipt);
+    }
+
+    fn flush_before_wait(&mut self) {
+        self.out.flush_before_wait();
+    }
+}
+
+impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSinkOperator<O> {
+    fn process<C: Collector<Envelope<O>> + ?Sized>(&mut self, record: Envelope<O>, out: &mut C) {
+        let mut acked = Acknowledged {
+            out,
+            state: &self.state,
+            now: self.services.clock.now(),
+            slow_threshold: self.slow_threshold,
+        };
+        self.inner.process(record, &mut acked);
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, Envelope<O>>) -> bool {
+        let mut acked = Acknowledged {
+            out,
+            state: &self.state,
+            now: self.services.clock.now(),
+            slow_threshold: self.slow_threshold,
+        };
+        self.inner.poll_pending_into(&mut acked)
+    }
+
+    fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
+        let mut acked = Acknowledged {
+            out,
+            state: &self.state,
+            now: self.services.clock.now(),
+            slow_threshold: self.slow_threshold,
+        };
+        self.inner.end_input(&mut acked);
+    }
+}

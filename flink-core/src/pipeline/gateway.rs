@@ -1,0 +1,162 @@
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::failure::TaskCancelled;
+use crate::functions::Collector;
+use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::services::RuntimeServices;
+
+use super::config::{GatewayConfig, PressureThresholds};
+use super::envelope::Envelope;
+use super::state::{PipelineState, Stage};
+
+/// Longest single wait before the gateway re-reads pressure and the concurrency count.
+const RECHECK: Duration = Duration::from_millis(1);
+
+/// Stage 1: admits records at most at the configured rate (a token bucket shared out
+/// among parallel instances), with at most `max_concurrent` records inside the
+/// pipeline, slowing down further when downstream stages report pressure and speeding
+/// up again when it falls. It never rejects: records wait in a bounded queue, and
+/// when that is full the gateway stops reading its input.
+pub struct GatewayOperator<T> {
+    config: GatewayConfig,
+    thresholds: PressureThresholds,
+    state: Arc<PipelineState>,
+    services: RuntimeServices,
+    queue: VecDeque<T>,
+    queue_used: Arc<AtomicU64>,
+    /// This instance's share of the rate, per second.
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last_refill: Duration,
+    admitted: Arc<AtomicU64>,
+    throttled: Arc<AtomicU64>,
+}
+
+impl<T> GatewayOperator<T> {
+    /// An instance registered with `state`.
+    pub fn new(
+        config: GatewayConfig,
+        thresholds: PressureThresholds,
+        state: Arc<PipelineState>,
+        ctx: &RuntimeContext,
+    ) -> Self {
+        let rate = config.max_requests_per_second / ctx.parallelism as f64;
+        let burst = (rate / 10.0).max(1.0);
+        let queue_used = Arc::new(AtomicU64::new(0));
+        state.register_queue(Stage::Gateway, queue_used.clone(), config.queue_size as u64);
+        let admitted = ctx.metrics.custom("admitted");
+        state.register_admitted(admitted.clone());
+        Self {
+            thresholds,
+            queue: VecDeque::with_capacity(config.queue_size),
+            config,
+            state,
+            last_refill: ctx.services.clock.now(),
+            services: ctx.services.clone(),
+            queue_used,
+            rate,
+            burst,
+            tokens: burst,
+            admitted,
+            throttled: ctx.metrics.custom("throttled_waits"),
+        }
+    }
+
+    /// Share of the configured rate allowed at downstream pressure `p`.
+    fn rate_factor(&self, p: f64) -> f64 {
+        let t = &self.thresholds;
+        if p >= t.critical {
+            0.0
+        } else if p >= t.high {
+            0.25
+        } else if p >= t.moderate {
+            0.5
+        } else {
+            1.0
+        }
+    }
+
+    /// Takes a token if the rate, the concurrency limit and the pressure allow one
+    /// more record now; otherwise says how long to wait before asking again.
+    fn try_take_token(&mut self) -> Result<(), Duration> {
+        let now = self.services.clock.now();
+        let factor = self.rate_factor(self.state.downstream_pressure());
+        let rate = self.rate * factor;
+        let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(self.burst);
+        self.last_refill = now;
+        if factor == 0.0 || self.state.in_pipeline() >= self.config.max_concurrent as u64 {
+            return Err(RECHECK);
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate).min(RECHECK))
+        }
+    }
+
+    fn admit<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
+        if let Some(payload) = self.queue.pop_front() {
+            self.queue_used
+                .store(self.queue.len() as u64, Ordering::Relaxed);
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+            out.collect(Envelope {
+                key: String::new(),
+                partition: 0,
+                admitted_ns: u64::try_from(self.services.clock.now().as_nanos())
+                    .unwrap_or(u64::MAX),
+                payload,
+            });
+        }
+    }
+
+    /// Admits what may be admitted now, without waiting.
+    fn admit_ready<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
+        while !self.queue.is_empty() && self.try_take_token().is_ok() {
+            self.admit(out);
+        }
+    }
+
+    /// Admits the oldest record, waiting (on the job's clock) as long as needed.
+    fn admit_waiting<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
+        while let Err(wait) = self.try_take_token() {
+            // Records admitted earlier may be what we wait on: send them on (again at
+            // every step, since a buffer without credit ships only when credit comes).
+            out.flush_before_wait();
+            if self.services.cancelled.is_cancelled() {
+                std::panic::resume_unwind(Box::new(TaskCancelled));
+            }
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            futures::executor::block_on(self.services.clock.sleep(wait));
+        }
+        self.admit(out);
+    }
+}
+
+impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
+    fn process<C: Collector<Envelope<T>> + ?Sized>(&mut self, record: T, out: &mut C) {
+        self.queue.push_back(record);
+        self.queue_used
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        while self.queue.len() >= self.config.queue_size {
+            self.admit_waiting(out);
+        }
+        self.admit_ready(out);
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, Envelope<T>>) -> bool {
+        self.admit_ready(out);
+        !self.queue.is_empty()
+    }
+
+    fn end_input<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
+        while !self.queue.is_empty() {
+            self.admit_waiting(out);
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The prebuilt five-stage pipeline `Gateway -> KeyGen -> IngressProcessing ->
+//! AsyncEgressProcessing -> FinalSink`, as a composite that expands into five named
+//! operators on the ordinary runtime, so credit-based back pressure reaches from the
+//! destination to the gateway by itself. See `docs/backpressure.md`.
+
+mod builder;
+mod config;
+mod controller;
+mod egress;
+mod envelope;
+mod gateway;
+mod ingress;
+mod key_gen;
+mod latency;
+mod state;
+
+pub use builder::{FiveStagePipeline, FiveStagePipelineBuilder, PipelineStreams};
+pub use config::{
+    AsyncEgressConfig, FinalSinkConfig, GatewayConfig, IngressConfig, KeyGenConfig, PipelineConfig,
+    PipelineConfigError, PressureThresholds,
+};
+pub use controller::{
+    Health, PipelineBackPressureController, PipelineStatus, PressureLevel, StageCounts, StageStatus,
+};
+pub use envelope::Envelope;
+pub use key_gen::partition_of;
+pub use latency::LatencyHistogram;
+pub use state::{PipelineState, STAGES, Stage};
