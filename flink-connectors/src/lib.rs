@@ -16,6 +16,7 @@
 
 pub mod dead_letters;
 pub mod file;
+pub mod kafka;
 pub mod print;
 mod runtime;
 

@@ -49,3 +49,5 @@ pub fn unique(prefix: &str) -> String {
         .as_nanos();
     format!("{prefix}_{}_{nanos}_{n}", std::process::id())
 }
+
+pub mod kafka;
