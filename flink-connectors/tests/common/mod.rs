@@ -51,3 +51,23 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub mod kafka;
+
+/// A sink appending every record to a shared vector at once (readable while the job
+/// runs and after it was cancelled, unlike `collect_vec`).
+pub struct SharedVecSink<T>(pub std::sync::Arc<std::sync::Mutex<Vec<T>>>);
+
+impl<T: Send + 'static> flink_core::sink::Sink<T> for SharedVecSink<T> {
+    fn create_writer(
+        &self,
+        _: &flink_core::operator::RuntimeContext,
+    ) -> Box<dyn flink_core::sink::SinkWriter<T>> {
+        Box::new(SharedVecSink(self.0.clone()))
+    }
+}
+
+impl<T: Send> flink_core::sink::SinkWriter<T> for SharedVecSink<T> {
+    fn write(&mut self, record: T) -> Result<(), flink_core::sink::SinkError> {
+        self.0.lock().unwrap().push(record);
+        Ok(())
+    }
+}
