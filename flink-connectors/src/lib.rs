@@ -17,6 +17,7 @@
 pub mod dead_letters;
 pub mod file;
 pub mod kafka;
+pub mod postgres;
 pub mod print;
 mod runtime;
 

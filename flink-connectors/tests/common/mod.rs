@@ -51,6 +51,7 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub mod kafka;
+pub mod pg;
 
 /// A sink appending every record to a shared vector at once (readable while the job
 /// runs and after it was cancelled, unlike `collect_vec`).
