@@ -16,6 +16,7 @@
 
 pub mod dead_letters;
 pub mod file;
+pub mod http;
 pub mod kafka;
 pub mod postgres;
 pub mod print;
