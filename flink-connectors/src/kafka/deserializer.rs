@@ -129,3 +129,38 @@ where
         Ok((key, value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserializers_report_what_is_wrong() {
+        assert_eq!(StringDeserializer.deserialize(b"ok"), Ok("ok".to_string()));
+        assert!(
+            StringDeserializer
+                .deserialize(&[0xff])
+                .unwrap_err()
+                .starts_with("invalid UTF-8")
+        );
+        let json = JsonDeserializer::<u32>::new();
+        assert!(
+            json.deserialize(b"\"x\"")
+                .unwrap_err()
+                .starts_with("invalid JSON")
+        );
+        let kv =
+            KeyValue::<_, _, String, u32>::new(StringDeserializer, JsonDeserializer::<u32>::new());
+        assert_eq!(
+            kv.deserialize(Some(b"k"), Some(b"7")),
+            Ok((Some("k".to_string()), 7))
+        );
+        assert_eq!(kv.deserialize(None, Some(b"7")), Ok((None, 7)));
+        assert!(kv.deserialize(Some(b"k"), None).is_err());
+        assert!(
+            kv.deserialize(Some(&[0xff]), Some(b"7"))
+                .unwrap_err()
+                .starts_with("key: invalid UTF-8")
+        );
+    }
+}

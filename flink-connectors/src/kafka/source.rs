@@ -467,9 +467,9 @@ fn list_partitions(
             }
             if let Some(err) = topic.error() {
                 return Err(KafkaConnectorError::Invalid(format!(
-                    "topic {}: {:?}",
+                    "topic {}: {}",
                     topic.name(),
-                    rdkafka::types::RDKafkaRespErr::from(err)
+                    rdkafka::types::RDKafkaErrorCode::from(err)
                 )));
             }
             for p in topic.partitions() {

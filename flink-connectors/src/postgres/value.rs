@@ -130,3 +130,28 @@ impl SqlValue {
         format!("{self:?}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_range_checked_against_the_column_type() {
+        let mut buf = BytesMut::new();
+        assert!(SqlValue::Int(70_000).to_sql(&Type::INT4, &mut buf).is_ok());
+        let Err(err) = SqlValue::Int(70_000).to_sql(&Type::INT2, &mut buf) else {
+            panic!("70,000 fitted a smallint");
+        };
+        assert_eq!(err.to_string(), "value 70000 does not fit column type int2");
+        assert!(
+            SqlValue::Text("x".into())
+                .to_sql(&Type::INT4, &mut buf)
+                .is_err()
+        );
+        assert!(matches!(
+            SqlValue::Null.to_sql(&Type::INT4, &mut buf),
+            Ok(IsNull::Yes)
+        ));
+        assert_eq!(SqlValue::from(Option::<i64>::None), SqlValue::Null);
+    }
+}

@@ -245,3 +245,36 @@ impl<T> BatchWriter<T> {
         Ok(outcomes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(upsert: &[&str]) -> BatchWriter<()> {
+        let config =
+            PostgresConfig::new("postgres://x", "s.t", ["id", "name", "n"], |_: &()| vec![])
+                .upsert_on(upsert.iter().copied());
+        BatchWriter::new(config, Arc::default())
+    }
+
+    #[test]
+    fn insert_statement_quotes_identifiers_and_numbers_parameters() {
+        assert_eq!(
+            writer(&[]).sql(2),
+            r#"INSERT INTO "s"."t" ("id", "name", "n") VALUES ($1, $2, $3), ($4, $5, $6)"#
+        );
+    }
+
+    #[test]
+    fn upsert_statement_updates_the_other_columns() {
+        assert_eq!(
+            writer(&["id"]).sql(1),
+            r#"INSERT INTO "s"."t" ("id", "name", "n") VALUES ($1, $2, $3) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "n" = EXCLUDED."n""#
+        );
+        assert!(
+            writer(&["id", "name", "n"])
+                .sql(1)
+                .ends_with(r#"ON CONFLICT ("id", "name", "n") DO NOTHING"#)
+        );
+    }
+}

@@ -30,9 +30,14 @@ pub fn service(var: &str, test: &str) -> Option<String> {
                     "{test}: {var} is not set but FLINK_RS_REQUIRE_SERVICES=1: the {what} is missing"
                 );
             }
-            eprintln!(
+            // Written to stderr directly, not through `eprintln!`, which the test harness
+            // captures and hides for passing tests: a skip must be seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "!!!!! SKIPPED {test}: {var} is not set, so no {what} to test against. \
-                 Run `scripts/services.sh start` and source the state file it prints. !!!!!"
+                 Run `scripts/services.sh start{}` and source the state file it prints. !!!!!",
+                if var == TANSU { " --tansu" } else { "" }
             );
             None
         }
