@@ -60,8 +60,10 @@ apt_install() {
 }
 
 ensure_noida() {
+    local installed
+    installed=$(pip show noida-db 2>/dev/null || true)
     if ! command -v noida-db >/dev/null 2>&1 ||
-        ! pip show noida-db 2>/dev/null | grep -q "^Version: $NOIDA_VERSION$"; then
+        ! grep -qx "Version: $NOIDA_VERSION" <<<"$installed"; then
         log "pip install noida-db==$NOIDA_VERSION"
         pip install -q "noida-db==$NOIDA_VERSION" >&2
     fi
