@@ -306,12 +306,18 @@ struct Assigned {
     next_offset: i64,
     stop: Option<i64>,
     done: bool,
+    /// Records and dead letters not yet published to the shared handle.
+    new_records: u64,
+    new_dead_letters: u64,
+    /// Whether this poll touched the partition.
+    touched: bool,
 }
 
 struct ReaderState {
     consumer: BaseConsumer,
     partitions: Vec<Assigned>,
-    index: HashMap<(String, i32), usize>,
+    /// Topic -> (partition, index into `partitions`).
+    index: HashMap<String, Vec<(i32, usize)>>,
     last_refresh: Instant,
     last_commit: Instant,
 }
@@ -421,16 +427,21 @@ impl<T> KafkaReader<T> {
                 next_offset: start,
                 stop,
                 done,
+                new_records: 0,
+                new_dead_letters: 0,
+                touched: false,
             });
         }
         consumer
             .assign(&assignment)
             .map_err(KafkaConnectorError::client("assign"))?;
-        let index = partitions
-            .iter()
-            .enumerate()
-            .map(|(i, p)| ((p.topic.clone(), p.partition), i))
-            .collect();
+        let mut index: HashMap<String, Vec<(i32, usize)>> = HashMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            index
+                .entry(p.topic.clone())
+                .or_default()
+                .push((p.partition, i));
+        }
         Ok(ReaderState {
             consumer,
             partitions,
@@ -528,7 +539,11 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                     continue;
                 }
             };
-            let Some(&i) = state.index.get(&(msg.topic().to_string(), msg.partition())) else {
+            let Some(i) = state.index.get(msg.topic()).and_then(|ps| {
+                ps.iter()
+                    .find(|(p, _)| *p == msg.partition())
+                    .map(|(_, i)| *i)
+            }) else {
                 continue;
             };
             let part = &mut state.partitions[i];
@@ -565,15 +580,25 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                     tracing::debug!(error = %e, "kafka source: pause of a finished partition");
                 }
             }
+            part.touched = true;
+            if good {
+                part.new_records += 1;
+            } else {
+                part.new_dead_letters += 1;
+            }
+        }
+        // Publish this poll's progress: one update per partition touched.
+        for part in state.partitions.iter_mut().filter(|p| p.touched) {
+            let (next, records, dead) = (part.next_offset, part.new_records, part.new_dead_letters);
             self.offsets.update(&part.topic, part.partition, |p| {
                 p.next_offset = next;
                 p.high_watermark = p.high_watermark.max(next);
-                if good {
-                    p.records += 1;
-                } else {
-                    p.dead_letters += 1;
-                }
+                p.records += records;
+                p.dead_letters += dead;
             });
+            part.touched = false;
+            part.new_records = 0;
+            part.new_dead_letters = 0;
         }
         if state.last_refresh.elapsed() >= WATERMARK_REFRESH {
             state.last_refresh = Instant::now();

@@ -102,7 +102,20 @@ impl<T> PostgresSink<T> {
     }
 }
 
-type Batch<T> = Vec<(T, Vec<SqlValue>)>;
+/// Records and their rows, in the same order.
+struct Batch<T> {
+    records: Vec<T>,
+    rows: Vec<Vec<SqlValue>>,
+}
+
+impl<T> Batch<T> {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            records: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+        }
+    }
+}
 
 impl<T: Send + 'static> Sink<T> for PostgresSink<T> {
     fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<T>> {
@@ -114,9 +127,8 @@ impl<T: Send + 'static> Sink<T> for PostgresSink<T> {
         let mut writer = BatchWriter::new(self.config.clone(), self.metrics.counters.clone());
         let worker = runtime.handle().spawn(async move {
             while let Some(batch) = rx.recv().await {
-                let rows: Vec<Vec<SqlValue>> = batch.iter().map(|(_, r)| r.clone()).collect();
-                let outcomes = writer.write(&rows).await?;
-                for ((record, _), outcome) in batch.into_iter().zip(outcomes) {
+                let outcomes = writer.write(&batch.rows).await?;
+                for (record, outcome) in batch.records.into_iter().zip(outcomes) {
                     if let Some(reason) = outcome {
                         let _ = dead_tx.send((record, reason));
                     }
@@ -127,7 +139,7 @@ impl<T: Send + 'static> Sink<T> for PostgresSink<T> {
         Box::new(PostgresWriter {
             mapper: self.config.clone(),
             batch_size: self.config.batch_size,
-            batch: Vec::with_capacity(self.config.batch_size),
+            batch: Batch::with_capacity(self.config.batch_size),
             tx: Some(tx),
             worker: Some(worker),
             dead_rx,
@@ -173,10 +185,10 @@ impl<T: Send + 'static> PostgresWriter<T> {
     }
 
     fn submit(&mut self) -> Result<(), PostgresConnectorError> {
-        if self.batch.is_empty() {
+        if self.batch.records.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
+        let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(self.batch_size));
         let sent = match &self.tx {
             Some(tx) => tx.blocking_send(batch).is_ok(),
             None => false,
@@ -192,9 +204,9 @@ impl<T: Send + 'static> PostgresWriter<T> {
 
 impl<T: Send + 'static> SinkWriter<T> for PostgresWriter<T> {
     fn write(&mut self, record: T) -> Result<(), SinkError> {
-        let row = (self.mapper.mapper)(&record);
-        self.batch.push((record, row));
-        if self.batch.len() >= self.batch_size {
+        self.batch.rows.push((self.mapper.mapper)(&record));
+        self.batch.records.push(record);
+        if self.batch.records.len() >= self.batch_size {
             self.submit()?;
         }
         Ok(())
