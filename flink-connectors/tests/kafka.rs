@@ -523,3 +523,61 @@ fn kafka_destination_acknowledges_with_delivery_reports() {
         "{err:?}"
     );
 }
+
+#[test]
+fn sink_routes_records_to_a_topic_per_record_and_reads_keys_back() {
+    let Some(bootstrap) = service(
+        KAFKA,
+        "sink_routes_records_to_a_topic_per_record_and_reads_keys_back",
+    ) else {
+        return;
+    };
+    let (even, odd) = (unique("even"), unique("odd"));
+    create_topic(&bootstrap, &even, 1);
+    create_topic(&bootstrap, &odd, 1);
+    let (e, o) = (even.clone(), odd.clone());
+    let env = StreamExecutionEnvironment::new();
+    env.from_sequence(1, 1_001).sink_to(
+        KafkaSink::<u64>::builder()
+            .bootstrap_servers(&bootstrap)
+            .topic_fn(move |x: &u64| {
+                if x.is_multiple_of(2) {
+                    e.clone()
+                } else {
+                    o.clone()
+                }
+            })
+            .key(|x: &u64| Some(format!("key-{}", x % 3).into_bytes()))
+            .string_values()
+            .build()
+            .unwrap(),
+    );
+    env.execute("route").unwrap();
+
+    // Read the odd topic back with keys: (Option<String>, u64).
+    use flink_connectors::kafka::{JsonDeserializer, KeyValue, StringDeserializer};
+    let env = StreamExecutionEnvironment::new();
+    let read = env
+        .from_source(
+            KafkaSource::<(Option<String>, u64)>::builder()
+                .bootstrap_servers(&bootstrap)
+                .topics([&odd])
+                .bounded()
+                .deserializer(KeyValue::new(
+                    StringDeserializer,
+                    JsonDeserializer::<u64>::new(),
+                ))
+                .build()
+                .unwrap(),
+            "Kafka",
+        )
+        .collect_vec();
+    env.execute("read odd").unwrap();
+    let read = read.take();
+    assert_eq!(read.len(), 501);
+    assert!(
+        read.iter()
+            .all(|(k, v)| v % 2 == 1 && k.as_deref() == Some(format!("key-{}", v % 3).as_str()))
+    );
+    assert_eq!(read_all(&bootstrap, &even, 1, 500).len(), 500);
+}
