@@ -70,26 +70,38 @@ fn main() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(500));
 
+    // Extra producer properties: FLINK_RS_PRODUCER_PROPS="linger.ms=20,batch.size=1000000".
+    let props: Vec<(String, String)> = std::env::var("FLINK_RS_PRODUCER_PROPS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
+    let mut sink = KafkaSink::<Event>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topic(&topic)
+        .key(|e: &Event| Some(e.key.as_bytes().to_vec()))
+        .json_values();
+    for (k, v) in &props {
+        sink = sink.property(k, v);
+    }
     env.from_sequence(1, n)
         .map(|id: u64| Event {
             id,
             key: format!("k{}", id % 1000),
             amount: (id % 997) as i64,
         })
-        .sink_to(
-            KafkaSink::<Event>::builder()
-                .bootstrap_servers(&bootstrap)
-                .topic(&topic)
-                .key(|e: &Event| Some(e.key.as_bytes().to_vec()))
-                .json_values()
-                .build()
-                .unwrap(),
-        );
+        .sink_to(sink.build().unwrap());
     let started = Instant::now();
     env.execute("produce").unwrap();
     report("sequence -> KafkaSink (JSON, keyed)", n, started.elapsed());
+    if std::env::var("FLINK_RS_PRODUCE_ONLY").is_ok() {
+        return;
+    }
 
     let source = || {
         KafkaSource::<Event>::builder()
