@@ -2,8 +2,8 @@
 //!
 //! Sources and sinks that touch the outside world:
 //!
-//! - [`print`]: printing to standard output;
-//! - [`file`]: text and JSON-lines file sources, a rolling part-file sink;
+//! - [`print`](mod@print): printing to standard output;
+//! - [`file`](mod@file): text and JSON-lines file sources, a rolling part-file sink;
 //! - [`kafka`]: a Kafka source and sink (librdkafka through `rdkafka`), and a Kafka
 //!   producer as an [`AckDestination`](flink_core::destination::AckDestination);
 //! - [`postgres`]: a batching, retrying, upserting PostgreSQL sink and destination;
