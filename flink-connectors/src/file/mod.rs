@@ -1,0 +1,10 @@
+//! Files: line-oriented text and JSON-lines sources over a file or a directory, and a
+//! sink writing rolling part files.
+
+pub mod format;
+pub mod sink;
+pub mod source;
+
+pub use format::{JsonLines, LineFormat, TextLines};
+pub use sink::{FileSink, FileSinkError};
+pub use source::FileSource;

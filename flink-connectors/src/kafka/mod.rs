@@ -1,0 +1,22 @@
+//! Kafka: a source reading assigned partitions (bounded or unbounded), a sink with
+//! bounded in-flight sends, and a producer as an acknowledging destination. Built on
+//! librdkafka through `rdkafka` (bundled build).
+
+pub mod deserializer;
+pub mod destination;
+pub mod error;
+pub mod offsets;
+pub mod serializer;
+pub mod sink;
+pub mod source;
+
+pub use deserializer::{
+    BytesDeserializer, JsonDeserializer, KafkaRecordDeserializer, KeyValue, StringDeserializer,
+    ValueDeserializer, ValueOnly,
+};
+pub use destination::KafkaDestination;
+pub use error::KafkaConnectorError;
+pub use offsets::{KafkaOffsets, PartitionProgress};
+pub use serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
+pub use sink::{DeliveryGuarantee, KafkaSink, KafkaSinkBuilder};
+pub use source::{KafkaSource, KafkaSourceBuilder, StartingOffsets};

@@ -1,0 +1,408 @@
+//! A sink producing records to Kafka, with a bound on sends awaiting their delivery
+//! report.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
+use flink_core::functions::Collector;
+use flink_core::operator::RuntimeContext;
+use flink_core::side_output::SideOutput;
+use flink_core::sink::{Sink, SinkError, SinkWriter};
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::Serialize;
+
+use super::error::KafkaConnectorError;
+use super::serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
+
+/// What the sink promises about delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryGuarantee {
+    /// Fire and forget: `finish()` does not wait for delivery reports, so records
+    /// still in flight at the end may be lost; failures reported before then still
+    /// count.
+    None,
+    /// Every record is delivered at least once: `finish()` flushes and waits for
+    /// every delivery report, and a failed delivery fails the job (or becomes a dead
+    /// letter). The default.
+    AtLeastOnce,
+}
+
+type TopicFn<T> = dyn Fn(&T) -> String + Send + Sync;
+type KeyFn<T> = dyn Fn(&T) -> Option<Vec<u8>> + Send + Sync;
+
+struct SinkConfig<T> {
+    properties: Vec<(String, String)>,
+    topic: Arc<TopicFn<T>>,
+    key: Option<Arc<KeyFn<T>>>,
+    serializer: Arc<dyn ValueSerializer<T>>,
+    guarantee: DeliveryGuarantee,
+    max_in_flight: usize,
+    dead_letters: bool,
+    flush_timeout: Duration,
+}
+
+/// Writes records to Kafka topics.
+///
+/// Each record goes to a fixed topic or one chosen per record, with an optional key
+/// (records with equal keys land in the same partition, in order) and a value
+/// serializer (bytes, UTF-8, JSON or your own [`ValueSerializer`]). At most
+/// [`max_in_flight`](KafkaSinkBuilder::max_in_flight) records await their delivery
+/// report; the writer blocks (serving reports) when the bound is reached, which back
+/// pressure carries upstream. A failed delivery fails the job with the broker's
+/// error, or, with [`dead_letters`](KafkaSinkBuilder::dead_letters), becomes a
+/// [`DeadLetter<Vec<u8>>`] (the value bytes) on [`dead_letter_tag::<Vec<u8>>()`] (read
+/// it with [`DeadLetterSinkExt`](crate::DeadLetterSinkExt)).
+///
+/// Exactly-once (Kafka transactions committed on checkpoint completion) needs
+/// checkpoints, which are not built yet; see `docs/connectors.md`.
+///
+/// ```no_run
+/// use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink};
+/// use flink_core::prelude::*;
+///
+/// let sink = KafkaSink::<(String, u64)>::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .topic("counts")
+///     .key(|(word, _): &(String, u64)| Some(word.as_bytes().to_vec()))
+///     .json_values()
+///     .delivery_guarantee(DeliveryGuarantee::AtLeastOnce)
+///     .build()
+///     .unwrap();
+/// let env = StreamExecutionEnvironment::new();
+/// env.from_collection(vec![("a".to_string(), 1u64)]).sink_to(sink);
+/// ```
+pub struct KafkaSink<T> {
+    config: Arc<SinkConfig<T>>,
+}
+
+impl<T> KafkaSink<T> {
+    /// A builder.
+    pub fn builder() -> KafkaSinkBuilder<T> {
+        KafkaSinkBuilder {
+            bootstrap: None,
+            topic: None,
+            key: None,
+            serializer: None,
+            guarantee: DeliveryGuarantee::AtLeastOnce,
+            max_in_flight: 10_000,
+            dead_letters: false,
+            flush_timeout: Duration::from_secs(60),
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// Builds a [`KafkaSink`].
+pub struct KafkaSinkBuilder<T> {
+    bootstrap: Option<String>,
+    topic: Option<Arc<TopicFn<T>>>,
+    key: Option<Arc<KeyFn<T>>>,
+    serializer: Option<Arc<dyn ValueSerializer<T>>>,
+    guarantee: DeliveryGuarantee,
+    max_in_flight: usize,
+    dead_letters: bool,
+    flush_timeout: Duration,
+    properties: Vec<(String, String)>,
+}
+
+impl<T> KafkaSinkBuilder<T> {
+    /// The brokers to bootstrap from (required).
+    pub fn bootstrap_servers(mut self, servers: &str) -> Self {
+        self.bootstrap = Some(servers.to_string());
+        self
+    }
+
+    /// Every record goes to `topic`.
+    pub fn topic(mut self, topic: &str) -> Self {
+        let topic = topic.to_string();
+        self.topic = Some(Arc::new(move |_: &T| topic.clone()));
+        self
+    }
+
+    /// Each record goes to the topic `f` names.
+    pub fn topic_fn(mut self, f: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+        self.topic = Some(Arc::new(f));
+        self
+    }
+
+    /// The message key of each record (`None`: no key).
+    pub fn key(mut self, f: impl Fn(&T) -> Option<Vec<u8>> + Send + Sync + 'static) -> Self {
+        self.key = Some(Arc::new(f));
+        self
+    }
+
+    /// Serializes values with `serializer`.
+    pub fn value_serializer(mut self, serializer: impl ValueSerializer<T>) -> Self {
+        self.serializer = Some(Arc::new(serializer));
+        self
+    }
+
+    /// Values as the records' UTF-8 `Display` text.
+    pub fn string_values(self) -> Self
+    where
+        T: std::fmt::Display,
+    {
+        self.value_serializer(StringSerializer)
+    }
+
+    /// Values as the records' bytes.
+    pub fn bytes_values(self) -> Self
+    where
+        T: AsRef<[u8]>,
+    {
+        self.value_serializer(BytesSerializer)
+    }
+
+    /// Values as JSON documents.
+    pub fn json_values(self) -> Self
+    where
+        T: Serialize + 'static,
+    {
+        self.value_serializer(JsonSerializer::<T>::new())
+    }
+
+    /// None or at-least-once (the default).
+    pub fn delivery_guarantee(mut self, guarantee: DeliveryGuarantee) -> Self {
+        self.guarantee = guarantee;
+        self
+    }
+
+    /// Records awaiting a delivery report per writer at most (default 10,000).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Failed deliveries and unserializable records become dead letters instead of
+    /// failing the job.
+    pub fn dead_letters(mut self, on: bool) -> Self {
+        self.dead_letters = on;
+        self
+    }
+
+    /// How long `finish()` waits for outstanding deliveries (default 60 s).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Sets a librdkafka producer property, passed through as is.
+    pub fn property(mut self, key: &str, value: &str) -> Self {
+        self.properties.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Builds the sink.
+    ///
+    /// # Errors
+    /// When the bootstrap servers, the topic or the serializer are missing.
+    pub fn build(self) -> Result<KafkaSink<T>, KafkaConnectorError> {
+        let bootstrap = self
+            .bootstrap
+            .ok_or(KafkaConnectorError::Missing("bootstrap_servers"))?;
+        let mut properties = vec![
+            ("bootstrap.servers".to_string(), bootstrap),
+            ("linger.ms".into(), "5".into()),
+        ];
+        properties.extend(self.properties);
+        Ok(KafkaSink {
+            config: Arc::new(SinkConfig {
+                properties,
+                topic: self.topic.ok_or(KafkaConnectorError::Missing("topic"))?,
+                key: self.key,
+                serializer: self
+                    .serializer
+                    .ok_or(KafkaConnectorError::Missing("value serializer"))?,
+                guarantee: self.guarantee,
+                max_in_flight: self.max_in_flight,
+                dead_letters: self.dead_letters,
+                flush_timeout: self.flush_timeout,
+            }),
+        })
+    }
+}
+
+/// A failed delivery, as the report said.
+struct Failure {
+    topic: String,
+    payload: Vec<u8>,
+    error: String,
+}
+
+#[derive(Default)]
+struct Reports {
+    in_flight: AtomicUsize,
+    failures: Mutex<Vec<Failure>>,
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if let Err((error, message)) = result {
+            let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            failures.push(Failure {
+                topic: message.topic().to_string(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                error: error.to_string(),
+            });
+        }
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
+    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<T>> {
+        let mut cc = ClientConfig::new();
+        for (k, v) in &self.config.properties {
+            cc.set(k, v);
+        }
+        let producer: BaseProducer<Reports> = cc
+            .create_with_context(Reports::default())
+            .unwrap_or_else(|e| panic!("kafka sink: cannot create the producer: {e}"));
+        Box::new(KafkaWriter {
+            config: self.config.clone(),
+            producer,
+            operator: ctx.operator_name.to_string(),
+            dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
+        })
+    }
+}
+
+struct KafkaWriter<T> {
+    config: Arc<SinkConfig<T>>,
+    producer: BaseProducer<Reports>,
+    operator: String,
+    dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
+}
+
+impl<T: 'static> KafkaWriter<T> {
+    fn in_flight(&self) -> usize {
+        self.producer.context().in_flight.load(Ordering::Acquire)
+    }
+
+    /// Turns reported failures into dead letters or the job's failure.
+    fn check_failures(&mut self) -> Result<(), KafkaConnectorError> {
+        let failures = {
+            let mut f = self
+                .producer
+                .context()
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut *f)
+        };
+        let Some(first) = failures.first() else {
+            return Ok(());
+        };
+        if !self.config.dead_letters {
+            return Err(KafkaConnectorError::Delivery {
+                topic: first.topic.clone(),
+                message: format!("{} ({} failed deliveries)", first.error, failures.len()),
+            });
+        }
+        for f in failures {
+            let reason = format!("delivery to topic {} failed: {}", f.topic, f.error);
+            self.dead_letters.collect(
+                DeadLetter::new(f.payload, &self.operator, reason).with_last_error(f.error),
+            );
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, record: &T) -> Result<(), KafkaConnectorError> {
+        let value = match self.config.serializer.serialize(record) {
+            Ok(v) => v,
+            Err(e) if self.config.dead_letters => {
+                self.dead_letters.collect(DeadLetter::new(
+                    Vec::new(),
+                    &self.operator,
+                    format!("cannot serialize the record: {e}"),
+                ));
+                return Ok(());
+            }
+            Err(e) => return Err(KafkaConnectorError::Serialize(e)),
+        };
+        let topic = (self.config.topic)(record);
+        let key = self.config.key.as_ref().and_then(|k| k(record));
+        while self.in_flight() >= self.config.max_in_flight {
+            self.producer.poll(Duration::from_millis(100));
+        }
+        let mut rec = BaseRecord::to(&topic).payload(&value);
+        if let Some(k) = &key {
+            rec = rec.key(k);
+        }
+        self.producer
+            .context()
+            .in_flight
+            .fetch_add(1, Ordering::AcqRel);
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    self.producer.poll(Duration::from_millis(100));
+                }
+                Err((e, _)) => {
+                    self.producer
+                        .context()
+                        .in_flight
+                        .fetch_sub(1, Ordering::AcqRel);
+                    if self.config.dead_letters {
+                        let reason = format!("cannot produce to topic {topic}: {e}");
+                        self.dead_letters
+                            .collect(DeadLetter::new(value, &self.operator, reason));
+                        return Ok(());
+                    }
+                    return Err(KafkaConnectorError::Delivery {
+                        topic,
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
+    fn write(&mut self, record: T) -> Result<(), SinkError> {
+        self.send(&record)?;
+        self.producer.poll(Duration::ZERO);
+        self.check_failures()?;
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), SinkError> {
+        for record in batch.drain(..) {
+            self.send(&record)?;
+        }
+        self.producer.poll(Duration::ZERO);
+        self.check_failures()?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        if self.config.guarantee == DeliveryGuarantee::AtLeastOnce {
+            self.producer
+                .flush(self.config.flush_timeout)
+                .map_err(KafkaConnectorError::client(format!(
+                    "flush ({} records still in flight)",
+                    self.in_flight()
+                )))?;
+        } else {
+            self.producer.poll(Duration::ZERO);
+        }
+        self.check_failures()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,640 @@
+//! A source reading Kafka partitions assigned deterministically to parallel readers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
+use flink_core::functions::Collector;
+use flink_core::operator::RuntimeContext;
+use flink_core::side_output::SideOutput;
+use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use regex::Regex;
+use serde::de::DeserializeOwned;
+
+use super::deserializer::{
+    BytesDeserializer, JsonDeserializer, KafkaRecordDeserializer, StringDeserializer,
+    ValueDeserializer, ValueOnly,
+};
+use super::error::KafkaConnectorError;
+use super::offsets::KafkaOffsets;
+
+/// Records emitted per poll at most.
+const BATCH: usize = 1_000;
+/// How long a poll waits for the first message.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Timeout of metadata, watermark and offset look-ups.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a reader refreshes the high watermarks (for the lag metric).
+const WATERMARK_REFRESH: Duration = Duration::from_secs(1);
+/// How often a reader commits its offsets when committing is on.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where a reader starts in each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingOffsets {
+    /// The earliest offset still held (the low watermark).
+    Earliest,
+    /// The end of the partition at start: only records produced afterwards.
+    Latest,
+    /// The group's committed offset; where there is none, the earliest.
+    Committed,
+    /// The first record whose timestamp is at or after this many milliseconds since
+    /// the Unix epoch; the end of the partition where there is none.
+    Timestamp(i64),
+}
+
+/// Which topics to read.
+#[derive(Debug, Clone)]
+enum Topics {
+    List(Vec<String>),
+    Pattern(Regex),
+}
+
+struct Config {
+    properties: Vec<(String, String)>,
+    topics: Topics,
+    starting: StartingOffsets,
+    boundedness: Boundedness,
+    commit_offsets: bool,
+}
+
+/// Reads Kafka topics into a stream of `T`.
+///
+/// At its first poll each parallel reader lists the partitions of the topics (a list,
+/// or every non-internal topic matching a regular expression), sorts them by
+/// (topic, partition) and takes those whose index `i` has `i % parallelism ==
+/// subtask`. It `assign`s them (no consumer-group rebalancing), so each partition is
+/// read by exactly one subtask. Partitions are discovered once, at start.
+///
+/// - **Bounded** mode stops each partition at its end offset (high watermark) seen at
+///   start; **unbounded** mode reads until the job is cancelled.
+/// - A message the deserializer rejects becomes a [`DeadLetter<Vec<u8>>`] (the value
+///   bytes, the error and the message's position as reason) on
+///   [`dead_letter_tag::<Vec<u8>>()`]; reading goes on.
+/// - [`offsets`](Self::offsets) is a shared handle on every partition's next offset,
+///   high watermark and lag.
+/// - Memory: the reader only polls librdkafka when the task asks for records, and
+///   librdkafka's prefetch queue is bounded (`queued.max.messages.kbytes`, 2 MiB per
+///   reader by default), so a back-pressured job does not buffer more.
+///
+/// ```no_run
+/// use flink_connectors::kafka::{KafkaSource, StartingOffsets};
+/// use flink_core::prelude::*;
+///
+/// let source = KafkaSource::<String>::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .topics(["events"])
+///     .group_id("my-job")
+///     .starting_offsets(StartingOffsets::Earliest)
+///     .bounded()
+///     .string_values()
+///     .build()
+///     .unwrap();
+/// let lag = source.offsets();
+/// let env = StreamExecutionEnvironment::new();
+/// env.from_source(source, "Kafka").collect_vec();
+/// # let _ = lag;
+/// ```
+pub struct KafkaSource<T> {
+    config: Arc<Config>,
+    deserializer: Arc<dyn KafkaRecordDeserializer<T>>,
+    offsets: KafkaOffsets,
+}
+
+impl<T> KafkaSource<T> {
+    /// A builder.
+    pub fn builder() -> KafkaSourceBuilder<T> {
+        KafkaSourceBuilder {
+            bootstrap: None,
+            group_id: None,
+            topics: None,
+            starting: StartingOffsets::Earliest,
+            boundedness: Boundedness::Unbounded,
+            deserializer: None,
+            properties: Vec::new(),
+            commit_offsets: false,
+        }
+    }
+
+    /// The shared handle on every partition's progress and lag.
+    pub fn offsets(&self) -> KafkaOffsets {
+        self.offsets.clone()
+    }
+}
+
+/// Builds a [`KafkaSource`].
+pub struct KafkaSourceBuilder<T> {
+    bootstrap: Option<String>,
+    group_id: Option<String>,
+    topics: Option<Result<Topics, String>>,
+    starting: StartingOffsets,
+    boundedness: Boundedness,
+    deserializer: Option<Arc<dyn KafkaRecordDeserializer<T>>>,
+    properties: Vec<(String, String)>,
+    commit_offsets: bool,
+}
+
+impl<T> KafkaSourceBuilder<T> {
+    /// The brokers to bootstrap from, `host:port[,host:port...]` (required).
+    pub fn bootstrap_servers(mut self, servers: &str) -> Self {
+        self.bootstrap = Some(servers.to_string());
+        self
+    }
+
+    /// The consumer group, for committed offsets (default `flink-rs`).
+    pub fn group_id(mut self, group: &str) -> Self {
+        self.group_id = Some(group.to_string());
+        self
+    }
+
+    /// Reads these topics.
+    pub fn topics<S: AsRef<str>>(mut self, topics: impl IntoIterator<Item = S>) -> Self {
+        let list = topics.into_iter().map(|t| t.as_ref().to_string()).collect();
+        self.topics = Some(Ok(Topics::List(list)));
+        self
+    }
+
+    /// Reads every non-internal topic whose whole name matches `pattern`.
+    pub fn topic_pattern(mut self, pattern: &str) -> Self {
+        self.topics = Some(
+            Regex::new(&format!("^(?:{pattern})$"))
+                .map(Topics::Pattern)
+                .map_err(|e| format!("topic pattern {pattern:?}: {e}")),
+        );
+        self
+    }
+
+    /// Where to start (default [`StartingOffsets::Earliest`]).
+    pub fn starting_offsets(mut self, starting: StartingOffsets) -> Self {
+        self.starting = starting;
+        self
+    }
+
+    /// Stops at the end offsets seen at start.
+    pub fn bounded(mut self) -> Self {
+        self.boundedness = Boundedness::Bounded;
+        self
+    }
+
+    /// Reads until cancelled (the default).
+    pub fn unbounded(mut self) -> Self {
+        self.boundedness = Boundedness::Unbounded;
+        self
+    }
+
+    /// Commits the next offsets to the group every 5 s and when a bounded reader
+    /// finishes (default off: with checkpoints, commits will follow them).
+    pub fn commit_offsets(mut self, commit: bool) -> Self {
+        self.commit_offsets = commit;
+        self
+    }
+
+    /// Sets a librdkafka consumer property (passed through as is; it overrides the
+    /// source's own defaults).
+    pub fn property(mut self, key: &str, value: &str) -> Self {
+        self.properties.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Deserializes whole messages (key and value) with `deserializer`.
+    pub fn deserializer(mut self, deserializer: impl KafkaRecordDeserializer<T>) -> Self {
+        self.deserializer = Some(Arc::new(deserializer));
+        self
+    }
+
+    /// Deserializes message values with `deserializer`, ignoring keys.
+    pub fn value_deserializer(self, deserializer: impl ValueDeserializer<T>) -> Self
+    where
+        T: 'static,
+    {
+        self.deserializer(ValueOnly(deserializer))
+    }
+
+    /// Builds the source.
+    ///
+    /// # Errors
+    /// When the bootstrap servers, the topics or the deserializer are missing, or the
+    /// topic pattern is not a regular expression.
+    pub fn build(self) -> Result<KafkaSource<T>, KafkaConnectorError> {
+        let bootstrap = self
+            .bootstrap
+            .ok_or(KafkaConnectorError::Missing("bootstrap_servers"))?;
+        let topics = self
+            .topics
+            .ok_or(KafkaConnectorError::Missing("topics or topic_pattern"))?
+            .map_err(KafkaConnectorError::Invalid)?;
+        let deserializer = self
+            .deserializer
+            .ok_or(KafkaConnectorError::Missing("deserializer"))?;
+        let mut properties = vec![
+            ("bootstrap.servers".to_string(), bootstrap),
+            (
+                "group.id".to_string(),
+                self.group_id.unwrap_or_else(|| "flink-rs".to_string()),
+            ),
+            ("enable.auto.commit".into(), "false".into()),
+            ("enable.auto.offset.store".into(), "false".into()),
+            ("auto.offset.reset".into(), "earliest".into()),
+            ("queued.max.messages.kbytes".into(), "2048".into()),
+            ("queued.min.messages".into(), "10000".into()),
+        ];
+        properties.extend(self.properties);
+        Ok(KafkaSource {
+            config: Arc::new(Config {
+                properties,
+                topics,
+                starting: self.starting,
+                boundedness: self.boundedness,
+                commit_offsets: self.commit_offsets,
+            }),
+            deserializer,
+            offsets: KafkaOffsets::default(),
+        })
+    }
+}
+
+impl KafkaSourceBuilder<Vec<u8>> {
+    /// Values as raw bytes.
+    pub fn bytes_values(self) -> Self {
+        self.value_deserializer(BytesDeserializer)
+    }
+}
+
+impl KafkaSourceBuilder<String> {
+    /// Values as UTF-8 text (invalid UTF-8 becomes a dead letter).
+    pub fn string_values(self) -> Self {
+        self.value_deserializer(StringDeserializer)
+    }
+}
+
+impl<T: DeserializeOwned + 'static> KafkaSourceBuilder<T> {
+    /// Values as JSON documents of `T` (invalid JSON becomes a dead letter).
+    pub fn json_values(self) -> Self {
+        self.value_deserializer(JsonDeserializer::<T>::new())
+    }
+}
+
+impl<T: Send + 'static> Source<T> for KafkaSource<T> {
+    fn boundedness(&self) -> Boundedness {
+        self.config.boundedness
+    }
+
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        Box::new(KafkaReader {
+            config: self.config.clone(),
+            deserializer: self.deserializer.clone(),
+            offsets: self.offsets.clone(),
+            subtask: ctx.subtask_index,
+            parallelism: ctx.parallelism,
+            operator: ctx.operator_name.to_string(),
+            dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
+            state: None,
+        })
+    }
+}
+
+/// One assigned partition.
+struct Assigned {
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    stop: Option<i64>,
+    done: bool,
+    /// Records and dead letters not yet published to the shared handle.
+    new_records: u64,
+    new_dead_letters: u64,
+    /// Whether this poll touched the partition.
+    touched: bool,
+}
+
+struct ReaderState {
+    consumer: BaseConsumer,
+    partitions: Vec<Assigned>,
+    /// Topic -> (partition, index into `partitions`).
+    index: HashMap<String, Vec<(i32, usize)>>,
+    last_refresh: Instant,
+    last_commit: Instant,
+}
+
+struct KafkaReader<T> {
+    config: Arc<Config>,
+    deserializer: Arc<dyn KafkaRecordDeserializer<T>>,
+    offsets: KafkaOffsets,
+    subtask: usize,
+    parallelism: usize,
+    operator: String,
+    dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
+    state: Option<ReaderState>,
+}
+
+impl<T> KafkaReader<T> {
+    /// Lists, splits, resolves and assigns this reader's partitions.
+    fn start(&self) -> Result<ReaderState, KafkaConnectorError> {
+        let mut cc = ClientConfig::new();
+        for (k, v) in &self.config.properties {
+            cc.set(k, v);
+        }
+        let consumer: BaseConsumer = cc
+            .create()
+            .map_err(KafkaConnectorError::client("create consumer"))?;
+        let all = list_partitions(&consumer, &self.config.topics)?;
+        let mine: Vec<(String, i32)> = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.parallelism == self.subtask)
+            .map(|(_, tp)| tp)
+            .collect();
+        let committed = if self.config.starting == StartingOffsets::Committed && !mine.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &mine {
+                tpl.add_partition(t, *p);
+            }
+            Some(
+                consumer
+                    .committed_offsets(tpl, LOOKUP_TIMEOUT)
+                    .map_err(KafkaConnectorError::client("read committed offsets"))?,
+            )
+        } else {
+            None
+        };
+        let by_time = if let StartingOffsets::Timestamp(ts) = self.config.starting {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &mine {
+                tpl.add_partition_offset(t, *p, Offset::Offset(ts))
+                    .map_err(KafkaConnectorError::client("offsets for time"))?;
+            }
+            Some(
+                consumer
+                    .offsets_for_times(tpl, LOOKUP_TIMEOUT)
+                    .map_err(KafkaConnectorError::client("offsets for time"))?,
+            )
+        } else {
+            None
+        };
+        let bounded = self.config.boundedness == Boundedness::Bounded;
+        let mut partitions = Vec::new();
+        let mut assignment = TopicPartitionList::new();
+        for (topic, partition) in mine {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, LOOKUP_TIMEOUT)
+                .map_err(KafkaConnectorError::client(format!(
+                    "watermarks of {topic}/{partition}"
+                )))?;
+            let lookup = |list: &Option<TopicPartitionList>| {
+                list.as_ref()
+                    .and_then(|l| l.find_partition(&topic, partition))
+                    .map(|e| e.offset())
+            };
+            let start = match self.config.starting {
+                StartingOffsets::Earliest => low,
+                StartingOffsets::Latest => high,
+                StartingOffsets::Committed => match lookup(&committed) {
+                    Some(Offset::Offset(o)) => o.clamp(low, high),
+                    _ => low,
+                },
+                StartingOffsets::Timestamp(_) => match lookup(&by_time) {
+                    Some(Offset::Offset(o)) => o.clamp(low, high),
+                    _ => high,
+                },
+            };
+            let stop = bounded.then_some(high);
+            let done = stop.is_some_and(|s| start >= s);
+            tracing::info!(
+                subtask = self.subtask,
+                %topic, partition, start, ?stop, low, high,
+                "kafka source: assigned partition"
+            );
+            self.offsets.update(&topic, partition, |p| {
+                p.subtask = self.subtask;
+                p.next_offset = start;
+                p.high_watermark = high;
+                p.stop_offset = stop;
+            });
+            if !done {
+                assignment
+                    .add_partition_offset(&topic, partition, Offset::Offset(start))
+                    .map_err(KafkaConnectorError::client("assign"))?;
+            }
+            partitions.push(Assigned {
+                topic,
+                partition,
+                next_offset: start,
+                stop,
+                done,
+                new_records: 0,
+                new_dead_letters: 0,
+                touched: false,
+            });
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(KafkaConnectorError::client("assign"))?;
+        let mut index: HashMap<String, Vec<(i32, usize)>> = HashMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            index
+                .entry(p.topic.clone())
+                .or_default()
+                .push((p.partition, i));
+        }
+        Ok(ReaderState {
+            consumer,
+            partitions,
+            index,
+            last_refresh: Instant::now(),
+            last_commit: Instant::now(),
+        })
+    }
+
+    fn commit(&self, state: &ReaderState, mode: CommitMode) {
+        let mut tpl = TopicPartitionList::new();
+        for p in &state.partitions {
+            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next_offset));
+        }
+        if tpl.count() > 0
+            && let Err(e) = state.consumer.commit(&tpl, mode)
+        {
+            tracing::warn!(error = %e, "kafka source: committing offsets failed");
+        }
+    }
+}
+
+fn list_partitions(
+    consumer: &BaseConsumer,
+    topics: &Topics,
+) -> Result<Vec<(String, i32)>, KafkaConnectorError> {
+    let mut out = Vec::new();
+    let mut collect = |metadata: rdkafka::metadata::Metadata,
+                       keep: &dyn Fn(&str) -> bool|
+     -> Result<(), KafkaConnectorError> {
+        for topic in metadata.topics() {
+            if !keep(topic.name()) {
+                continue;
+            }
+            if let Some(err) = topic.error() {
+                return Err(KafkaConnectorError::Invalid(format!(
+                    "topic {}: {}",
+                    topic.name(),
+                    rdkafka::types::RDKafkaErrorCode::from(err)
+                )));
+            }
+            for p in topic.partitions() {
+                out.push((topic.name().to_string(), p.id()));
+            }
+        }
+        Ok(())
+    };
+    match topics {
+        Topics::List(list) => {
+            for t in list {
+                let md = consumer
+                    .fetch_metadata(Some(t), LOOKUP_TIMEOUT)
+                    .map_err(KafkaConnectorError::client(format!("metadata of {t}")))?;
+                collect(md, &|name| name == t)?;
+            }
+        }
+        Topics::Pattern(re) => {
+            let md = consumer
+                .fetch_metadata(None, LOOKUP_TIMEOUT)
+                .map_err(KafkaConnectorError::client("metadata"))?;
+            collect(md, &|name| !name.starts_with("__") && re.is_match(name))?;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        if self.state.is_none() {
+            let state = self
+                .start()
+                .unwrap_or_else(|e| panic!("kafka source subtask {}: {e}", self.subtask));
+            self.state = Some(state);
+        }
+        let state = self.state.as_mut().expect("started");
+        if !state.partitions.iter().any(|p| !p.done)
+            && self.config.boundedness == Boundedness::Unbounded
+        {
+            // Nothing assigned to this reader: idle until cancelled.
+            return SourcePoll::Pending(POLL_WAIT);
+        }
+        let mut wait = POLL_WAIT;
+        let mut emitted = 0;
+        while emitted < BATCH && state.partitions.iter().any(|p| !p.done) {
+            let Some(result) = state.consumer.poll(wait) else {
+                break;
+            };
+            wait = Duration::ZERO;
+            let msg = match result {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kafka source: consumer error");
+                    continue;
+                }
+            };
+            let Some(i) = state.index.get(msg.topic()).and_then(|ps| {
+                ps.iter()
+                    .find(|(p, _)| *p == msg.partition())
+                    .map(|(_, i)| *i)
+            }) else {
+                continue;
+            };
+            let part = &mut state.partitions[i];
+            let offset = msg.offset();
+            if part.done || offset < part.next_offset || part.stop.is_some_and(|s| offset >= s) {
+                continue;
+            }
+            part.next_offset = offset + 1;
+            emitted += 1;
+            let good = match self.deserializer.deserialize(msg.key(), msg.payload()) {
+                Ok(record) => {
+                    out.collect(record);
+                    true
+                }
+                Err(err) => {
+                    let reason = format!(
+                        "{err} (topic {}, partition {}, offset {offset})",
+                        part.topic, part.partition
+                    );
+                    self.dead_letters.collect(DeadLetter::new(
+                        msg.payload().unwrap_or_default().to_vec(),
+                        &self.operator,
+                        reason,
+                    ));
+                    false
+                }
+            };
+            let next = part.next_offset;
+            if part.stop.is_some_and(|s| next >= s) {
+                part.done = true;
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&part.topic, part.partition);
+                if let Err(e) = state.consumer.pause(&tpl) {
+                    tracing::debug!(error = %e, "kafka source: pause of a finished partition");
+                }
+            }
+            part.touched = true;
+            if good {
+                part.new_records += 1;
+            } else {
+                part.new_dead_letters += 1;
+            }
+        }
+        // Publish this poll's progress: one update per partition touched.
+        for part in state.partitions.iter_mut().filter(|p| p.touched) {
+            let (next, records, dead) = (part.next_offset, part.new_records, part.new_dead_letters);
+            self.offsets.update(&part.topic, part.partition, |p| {
+                p.next_offset = next;
+                p.high_watermark = p.high_watermark.max(next);
+                p.records += records;
+                p.dead_letters += dead;
+            });
+            part.touched = false;
+            part.new_records = 0;
+            part.new_dead_letters = 0;
+        }
+        if state.last_refresh.elapsed() >= WATERMARK_REFRESH {
+            state.last_refresh = Instant::now();
+            for p in &state.partitions {
+                if let Ok((_, high)) = state.consumer.fetch_watermarks(
+                    &p.topic,
+                    p.partition,
+                    Duration::from_millis(500),
+                ) {
+                    self.offsets
+                        .update(&p.topic, p.partition, |s| s.high_watermark = high);
+                }
+            }
+        }
+        let finished = state.partitions.iter().all(|p| p.done)
+            && self.config.boundedness == Boundedness::Bounded;
+        if self.config.commit_offsets
+            && (finished || state.last_commit.elapsed() >= COMMIT_INTERVAL)
+        {
+            let state = self.state.as_ref().expect("started");
+            self.commit(
+                state,
+                if finished {
+                    CommitMode::Sync
+                } else {
+                    CommitMode::Async
+                },
+            );
+            self.state.as_mut().expect("started").last_commit = Instant::now();
+        }
+        if finished {
+            SourcePoll::Finished
+        } else if emitted > 0 {
+            SourcePoll::MoreAvailable
+        } else {
+            SourcePoll::Pending(Duration::ZERO)
+        }
+    }
+}

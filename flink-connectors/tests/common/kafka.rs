@@ -1,0 +1,135 @@
+//! Kafka helpers for tests: create topics, produce, read back.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Creates `topic` with `partitions` partitions and waits until its metadata shows them.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let res = futures::executor::block_on(admin.create_topics(
+        [&new],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e:?}"));
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for _ in 0..100 {
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))
+            && md
+                .topics()
+                .iter()
+                .any(|t| t.name() == topic && t.partitions().len() == partitions as usize)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("topic {topic} did not appear with {partitions} partitions");
+}
+
+/// One message to produce: partition (None: by key), key, value.
+pub type Msg = (Option<i32>, Option<Vec<u8>>, Vec<u8>);
+
+/// Produces `messages` in order and waits for every delivery.
+pub fn produce(bootstrap: &str, topic: &str, messages: &[Msg]) {
+    produce_with(bootstrap, topic, messages, None)
+}
+
+/// As [`produce`], with an explicit timestamp (ms) for every message.
+pub fn produce_with(bootstrap: &str, topic: &str, messages: &[Msg], timestamp: Option<i64>) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
+    for (partition, key, value) in messages {
+        let mut rec = BaseRecord::to(topic).payload(value);
+        if let Some(p) = partition {
+            rec = rec.partition(*p);
+        }
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        if let Some(ts) = timestamp {
+            rec = rec.timestamp(ts);
+        }
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// One message read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+}
+
+/// Reads every partition of `topic` from the beginning until `expected` messages
+/// arrived (or 60 s passed), in partition order.
+pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < expected && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    // Anything beyond `expected` would be a duplicate: look a little longer.
+    let settle = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+            });
+        }
+    }
+    out
+}

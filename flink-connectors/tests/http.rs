@@ -1,0 +1,214 @@
+//! HTTP destination and client against a real local HTTP server (axum) that can be
+//! told to answer with a status, be slow, or fail a number of times first.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use flink_connectors::http::{HttpClient, HttpDestination, HttpRequest, status_outcome};
+use flink_core::destination::{AckDestination, DeliveryError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Event {
+    id: u64,
+}
+
+#[derive(Default)]
+struct Server {
+    received: Mutex<Vec<serde_json::Value>>,
+    flaky_calls: AtomicU32,
+}
+
+/// Starts the server on a free port on its own thread; returns its address.
+fn start_server() -> (SocketAddr, Arc<Server>) {
+    let state = Arc::new(Server::default());
+    let app = Router::new()
+        .route(
+            "/collect",
+            post(|State(s): State<Arc<Server>>, body: String| async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                s.received.lock().unwrap().push(v);
+                StatusCode::CREATED
+            }),
+        )
+        .route("/status/{code}", get(status).post(status))
+        .route(
+            "/slow/{ms}",
+            post(|Path(ms): Path<u64>| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/flaky/{failures}",
+            post(
+                |State(s): State<Arc<Server>>, Path(failures): Path<u32>| async move {
+                    if s.flaky_calls.fetch_add(1, Ordering::SeqCst) < failures {
+                        (StatusCode::SERVICE_UNAVAILABLE, "try later")
+                    } else {
+                        (StatusCode::OK, "fine")
+                    }
+                },
+            ),
+        )
+        .route("/json", get(|| async { axum::Json(Event { id: 42 }) }))
+        .with_state(state.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), state)
+}
+
+async fn status(Path(code): Path<u16>) -> (StatusCode, String) {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        format!("answering {code}"),
+    )
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+#[test]
+fn a_2xx_answer_acknowledges_each_record() {
+    let (addr, server) = start_server();
+    let dest = HttpDestination::<Event>::new(&format!("http://{addr}/collect")).unwrap();
+    let acks: Vec<_> = (0..200).map(|id| dest.send(Event { id })).collect();
+    let results = block(futures::future::join_all(acks));
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let mut ids: Vec<u64> = server
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (0..200).collect::<Vec<u64>>());
+    block(dest.flush()).unwrap();
+}
+
+#[test]
+fn status_codes_map_to_retryable_or_permanent() {
+    let (addr, _) = start_server();
+    let outcome = |code: u16| {
+        let dest = HttpDestination::<Event>::new(&format!("http://{addr}/status/{code}")).unwrap();
+        block(dest.send(Event { id: 1 }))
+    };
+    for code in [200, 201, 202, 204] {
+        assert_eq!(outcome(code), Ok(()), "{code}");
+    }
+    for code in [408, 429, 500, 502, 503, 504] {
+        match outcome(code) {
+            Err(DeliveryError::Retryable(m)) => {
+                assert!(m.contains(&format!("HTTP {code}")), "{m}");
+                assert!(
+                    m.contains(&format!("answering {code}")),
+                    "the body is in the message: {m}"
+                );
+                assert!(
+                    m.contains(&format!("POST http://{addr}/status/{code}")),
+                    "{m}"
+                );
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+    for code in [400, 401, 403, 404, 409, 422] {
+        assert!(
+            matches!(outcome(code), Err(DeliveryError::Permanent(m)) if m.contains(&format!("HTTP {code}"))),
+            "{code}"
+        );
+    }
+    // The same mapping without a server.
+    assert_eq!(status_outcome(299, ""), Ok(()));
+    assert!(status_outcome(599, "").unwrap_err().is_retryable());
+    assert!(!status_outcome(304, "").unwrap_err().is_retryable());
+}
+
+#[test]
+fn a_timeout_and_a_refused_connection_are_retryable() {
+    let (addr, _) = start_server();
+    let dest = HttpDestination::<Event>::with_timeout(
+        &format!("http://{addr}/slow/5000"),
+        Duration::from_millis(200),
+    )
+    .unwrap();
+    match block(dest.send(Event { id: 1 })) {
+        Err(DeliveryError::Retryable(m)) => assert!(m.contains("timed out"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dest = HttpDestination::<Event>::new(&format!("http://127.0.0.1:{port}/x")).unwrap();
+    assert!(matches!(
+        block(dest.send(Event { id: 1 })),
+        Err(DeliveryError::Retryable(_))
+    ));
+    // A slow answer within the timeout is fine.
+    let dest = HttpDestination::<Event>::with_timeout(
+        &format!("http://{addr}/slow/50"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(block(dest.send(Event { id: 1 })), Ok(()));
+}
+
+#[test]
+fn call_returns_the_response_and_a_caller_can_retry_retryable_errors() {
+    let (addr, _) = start_server();
+    let client = HttpClient::new(Duration::from_secs(5)).unwrap();
+    let response = block(client.call(HttpRequest::get(&format!("http://{addr}/json")))).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json::<Event>().unwrap(), Event { id: 42 });
+    assert!(
+        response
+            .headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v == "application/json")
+    );
+
+    // Fails twice with 503, then answers: a retry loop on Retryable gets through.
+    let request =
+        HttpRequest::post_json(&format!("http://{addr}/flaky/2"), &Event { id: 1 }).unwrap();
+    let mut attempts = 0;
+    let response = loop {
+        attempts += 1;
+        match block(client.call(request.clone())) {
+            Ok(r) => break r,
+            Err(e) if e.is_retryable() && attempts < 5 => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    assert_eq!(
+        (attempts, response.body.as_slice()),
+        (3, b"fine".as_slice())
+    );
+    // An invalid URL cannot be cured by retrying.
+    assert!(matches!(
+        block(client.call(HttpRequest::get("not a url"))),
+        Err(DeliveryError::Permanent(_))
+    ));
+}

