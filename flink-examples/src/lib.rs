@@ -1,4 +1,5 @@
 //! The shared workload of the examples: orders, a simulated pricing service and a
 //! simulated acknowledging store, all deterministic for a given seed.
 
+pub mod variants;
 pub mod workload;
