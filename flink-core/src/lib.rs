@@ -17,6 +17,7 @@ pub mod collect;
 pub mod config;
 pub mod datastream;
 pub mod dead_letter;
+pub mod dead_letter_queue;
 pub mod destination;
 pub mod environment;
 pub mod error;
