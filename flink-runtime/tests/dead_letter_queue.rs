@@ -8,7 +8,7 @@ fn job_with_dead_letters(queue: &BoundedQueue<DeadLetter<u64>>) -> StreamExecuti
     let env = StreamExecutionEnvironment::new();
     let results = env.from_sequence(1, 1_000).async_function(
         |x: u64| async move {
-            if x % 10 == 0 {
+            if x.is_multiple_of(10) {
                 Err(AsyncFailure::Permanent(format!("{x} rejected")))
             } else {
                 Ok(x)
