@@ -10,7 +10,7 @@ use crate::side_output::SideOutput;
 
 use super::config::IngressConfig;
 use super::envelope::Envelope;
-use super::state::{PipelineState, Stage};
+use super::state::PipelineState;
 
 /// Validates a record: `Err(reason)` makes it a dead letter.
 pub type Validator<T> = Arc<dyn Fn(&T) -> Result<(), String> + Send + Sync>;
@@ -43,8 +43,11 @@ impl<T: Clone + 'static> IngressOperator<T> {
         state: &PipelineState,
         ctx: &RuntimeContext,
     ) -> Self {
+        // The buffer batches: it fills up to `buffer_size` routinely and then hands
+        // on at once, so its fill is not pressure and is not registered as such (it
+        // made the gateway throttle itself). The stage's pressure comes from its
+        // task's measured back pressure and its error rate.
         let used = Arc::new(AtomicU64::new(0));
-        state.register_queue(Stage::Ingress, used.clone(), config.buffer_size as u64);
         let dead_count = ctx.metrics.custom("dead_letters");
         state.register_finished(dead_count.clone());
         Self {
