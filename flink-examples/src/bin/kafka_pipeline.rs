@@ -1,0 +1,233 @@
+//! Kafka -> five-stage pipeline -> PostgreSQL, against real services.
+//!
+//! Produces a demo topic of orders (keyed by customer, JSON), reads it back with a
+//! bounded `KafkaSource` at parallelism 2, runs it through the `FiveStagePipeline`
+//! (validation, normalisation, the simulated flaky pricing service of
+//! `flink_examples::workload`) into a PostgreSQL table upserted on the order id, prints
+//! the pipeline's status while it runs, then the exact accounting and the row count.
+//!
+//! ```sh
+//! . "$(scripts/services.sh start)"
+//! cargo run --release -p flink-examples --bin kafka_pipeline -- [records]
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail, ensure};
+use flink_connectors::kafka::{KafkaSink, KafkaSource, StartingOffsets};
+use flink_connectors::postgres::{PostgresConfig, PostgresDestination, SqlValue};
+use flink_core::pipeline::{FiveStagePipeline, PipelineConfig};
+use flink_examples::workload::{
+    Order, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order, validate,
+};
+use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
+use flink_runtime::prelude::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+
+const TABLE: &str = "kafka_pipeline_orders";
+const PARTITIONS: i32 = 4;
+
+fn env_var(name: &str) -> anyhow::Result<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => bail!(
+            "{name} is not set: start the broker and the database with \
+             `. \"$(scripts/services.sh start)\"` (it exports FLINK_RS_KAFKA_BOOTSTRAP \
+             and FLINK_RS_POSTGRES_URL), then run this example again"
+        ),
+    }
+}
+
+fn create_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("Kafka admin client")?;
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let results = futures::executor::block_on(admin.create_topics(
+        [&new],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .with_context(|| format!("creating topic {topic} on {bootstrap}"))?;
+    for r in results {
+        if let Err((t, e)) = r {
+            bail!("creating topic {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sql` statements, or the query `count` and returns its single i64.
+fn postgres(url: &str, sql: &str, count: bool) -> anyhow::Result<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        tokio::spawn(conn);
+        if count {
+            let row = client.query_one(sql, &[]).await.context("row count")?;
+            Ok(row.get::<_, i64>(0))
+        } else {
+            client
+                .batch_execute(sql)
+                .await
+                .context("creating the table")?;
+            Ok(0)
+        }
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let records: u64 = match std::env::args().nth(1) {
+        Some(a) => a.parse().with_context(|| format!("records: {a}"))?,
+        None => 20_000,
+    };
+    let bootstrap = env_var("FLINK_RS_KAFKA_BOOTSTRAP")?;
+    let url = env_var("FLINK_RS_POSTGRES_URL")?;
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
+    let topic = format!("kafka_pipeline_orders_{millis}");
+
+    // 1. The demo topic: `records` orders keyed by customer, as JSON.
+    create_topic(&bootstrap, &topic)?;
+    let env = StreamExecutionEnvironment::new();
+    let origin = Origin::new();
+    env.from_generator(Some(records), move |i| order(i, &origin))
+        .sink_to(
+            KafkaSink::<Order>::builder()
+                .bootstrap_servers(&bootstrap)
+                .topic(&topic)
+                .key(|o: &Order| Some(o.customer.clone().into_bytes()))
+                .json_values()
+                .build()?,
+        );
+    env.execute("produce demo orders")?;
+    println!("produced {records} orders to topic {topic} ({PARTITIONS} partitions)");
+
+    // 2. The table, upserted on the order id.
+    postgres(
+        &url,
+        &format!(
+            "DROP TABLE IF EXISTS {TABLE};
+             CREATE TABLE {TABLE} (id bigint PRIMARY KEY, customer text NOT NULL,
+               amount_cents bigint NOT NULL, tax_cents bigint NOT NULL)"
+        ),
+        false,
+    )?;
+    let destination = PostgresDestination::new(
+        PostgresConfig::new(
+            &url,
+            TABLE,
+            ["id", "customer", "amount_cents", "tax_cents"],
+            |p: &PricedOrder| {
+                vec![
+                    SqlValue::Int(p.order.id as i64),
+                    SqlValue::from(p.order.customer.as_str()),
+                    SqlValue::Int(p.order.amount_cents),
+                    SqlValue::Int(p.tax_cents),
+                ]
+            },
+        )
+        .upsert_on(["id"]),
+    )?;
+
+    // 3. Kafka -> five-stage pipeline -> PostgreSQL.
+    let service = PricingService::new(ServiceProfile {
+        seed: 42,
+        base_latency: Duration::from_micros(500),
+        error_rate: 0.05,   // failed first attempts, retried
+        timeout_rate: 0.01, // never answered: time out, then dead letters
+    });
+    let mut config = PipelineConfig::default();
+    config.egress.operation_timeout = Duration::from_millis(100);
+    config.egress.max_retries = 2;
+    config.final_sink.destination = format!("postgres {TABLE}");
+    config.final_sink.acknowledgment_timeout = Duration::from_secs(30);
+    config.monitoring_interval = Duration::from_secs(1);
+    let pricing = service.clone();
+    let pipeline = FiveStagePipeline::<Order, PricedOrder>::builder()
+        .config(config)
+        .key(|o| o.customer.clone())
+        .validate(validate)
+        .preprocess(|o| Ok(normalize(o)))
+        .call(move |o: Order| pricing.price(o))
+        .destination(destination)
+        .build()?;
+    let source = KafkaSource::<Order>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topics([&topic])
+        .starting_offsets(StartingOffsets::Earliest)
+        .bounded()
+        .json_values()
+        .build()?;
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let out = env
+        .from_source(source, "Kafka orders")
+        .apply_pipeline(&pipeline);
+    let delivered = out.delivered.collect_vec();
+    let dead_letters = out.dead_letters.collect_vec();
+    let undelivered = out.undelivered.collect_vec();
+    let client = env.execute_async("kafka -> five-stage -> postgres")?;
+    let monitor = PipelineMonitor::start(
+        client.observer(),
+        out.state.clone(),
+        &out.config,
+        |status| println!("{}", status.table()),
+    )?;
+    let result = client.wait()?;
+    drop(monitor);
+
+    // 4. What happened to every record.
+    let report = PipelineReport::new(&result.operators);
+    println!(
+        "pipeline report ({:.2} s, {} service calls):\n{report}",
+        result.duration.as_secs_f64(),
+        service.calls()
+    );
+    let (delivered, dead_letters, undelivered) =
+        (delivered.take(), dead_letters.take(), undelivered.take());
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for d in &dead_letters {
+        let cause = match &d.last_error {
+            Some(e) => format!("{}: {} ({e})", d.operator, d.reason),
+            None => format!("{}: {}", d.operator, d.reason),
+        };
+        // Validation reasons name the order; group them by their common part.
+        let cause = match cause.split_once(": order ") {
+            Some((head, _)) => format!("{head}: order .. has amount <= 0"),
+            None => cause,
+        };
+        *reasons.entry(cause).or_default() += 1;
+    }
+    for d in &undelivered {
+        *reasons
+            .entry(format!("{}: {}", d.operator, d.reason))
+            .or_default() += 1;
+    }
+    println!("dead letters by cause:");
+    for (cause, n) in &reasons {
+        println!("  {n:>6}  {cause}");
+    }
+    let rows = postgres(&url, &format!("SELECT count(*) FROM {TABLE}"), true)?;
+    let dead = dead_letters.len() + undelivered.len();
+    println!(
+        "rows in {TABLE}: {rows} (receipts {}); {rows} rows + {dead} dead letters = {} of {records} orders",
+        delivered.len(),
+        rows as u64 + dead as u64
+    );
+    ensure!(
+        report.accounted() && report.received() == records,
+        "accounting mismatch:\n{report}"
+    );
+    ensure!(
+        rows as u64 + dead as u64 == records,
+        "{rows} rows + {dead} dead letters != {records} orders"
+    );
+    Ok(())
+}
