@@ -43,29 +43,32 @@ pub struct ManualClock {
 #[derive(Default)]
 struct ManualInner {
     now_ns: AtomicU64,
-    sleepers: Mutex<BinaryHeap<Sleeper>>,
+    sleepers: Mutex<BinaryHeap<Due<u64>>>,
 }
 
-struct Sleeper {
-    deadline_ns: u64,
-    state: Arc<SleepState>,
+/// A sleep waiting in a timer heap: ordered so that a max-heap pops the earliest
+/// deadline first. Used by [`ManualClock`] and by the runtime's real timer.
+pub struct Due<D> {
+    /// When it fires.
+    pub deadline: D,
+    /// What to fire.
+    pub state: Arc<SleepState>,
 }
 
-impl PartialEq for Sleeper {
+impl<D: Ord> PartialEq for Due<D> {
     fn eq(&self, other: &Self) -> bool {
-        self.deadline_ns == other.deadline_ns
+        self.deadline == other.deadline
     }
 }
-impl Eq for Sleeper {}
-impl PartialOrd for Sleeper {
+impl<D: Ord> Eq for Due<D> {}
+impl<D: Ord> PartialOrd for Due<D> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Sleeper {
-    /// Earliest deadline first in a max-heap.
+impl<D: Ord> Ord for Due<D> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.deadline_ns.cmp(&self.deadline_ns)
+        other.deadline.cmp(&self.deadline)
     }
 }
 
@@ -147,7 +150,7 @@ impl ManualClock {
                 .sleepers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            while sleepers.peek().is_some_and(|s| s.deadline_ns <= now) {
+            while sleepers.peek().is_some_and(|s| s.deadline <= now) {
                 due.extend(sleepers.pop());
             }
         }
@@ -176,7 +179,7 @@ impl ManualClock {
         while sleepers.peek().is_some_and(|s| s.state.is_abandoned()) {
             sleepers.pop();
         }
-        sleepers.peek().map(|s| Duration::from_nanos(s.deadline_ns))
+        sleepers.peek().map(|s| Duration::from_nanos(s.deadline))
     }
 }
 
@@ -204,8 +207,8 @@ impl Clock for ManualClock {
                 .sleepers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            sleepers.push(Sleeper {
-                deadline_ns,
+            sleepers.push(Due {
+                deadline: deadline_ns,
                 state: state.clone(),
             });
         }

@@ -9,35 +9,12 @@ use std::collections::BinaryHeap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use flink_core::clock::{Clock, SleepFuture, SleepState};
+use flink_core::clock::{Clock, Due, SleepFuture, SleepState};
 use futures::future::BoxFuture;
 use parking_lot::{Condvar, Mutex};
 
-struct Entry {
-    deadline: Instant,
-    state: Arc<SleepState>,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.deadline == other.deadline
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Entry {
-    /// Earliest deadline first in a max-heap.
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.deadline.cmp(&self.deadline)
-    }
-}
-
 struct Timer {
-    heap: Mutex<BinaryHeap<Entry>>,
+    heap: Mutex<BinaryHeap<Due<Instant>>>,
     changed: Condvar,
 }
 
@@ -93,7 +70,7 @@ impl Timer {
     fn add(&self, deadline: Instant, state: Arc<SleepState>) {
         let mut heap = self.heap.lock();
         let earliest = heap.peek().is_none_or(|e| deadline < e.deadline);
-        heap.push(Entry { deadline, state });
+        heap.push(Due { deadline, state });
         if earliest {
             self.changed.notify_one();
         }

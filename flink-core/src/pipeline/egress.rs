@@ -188,6 +188,22 @@ struct Acknowledged<'a, C: ?Sized> {
     slow_threshold: Duration,
 }
 
+impl<'a, C: ?Sized> Acknowledged<'a, C> {
+    fn new(
+        out: &'a mut C,
+        state: &'a PipelineState,
+        services: &RuntimeServices,
+        slow_threshold: Duration,
+    ) -> Self {
+        Self {
+            out,
+            state,
+            now: services.clock.now(),
+            slow_threshold,
+        }
+    }
+}
+
 impl<O, C: Collector<Envelope<O>> + ?Sized> Collector<Envelope<O>> for Acknowledged<'_, C> {
     fn collect(&mut self, receipt: Envelope<O>) {
         let latency = self
@@ -204,32 +220,17 @@ impl<O, C: Collector<Envelope<O>> + ?Sized> Collector<Envelope<O>> for Acknowled
 
 impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSinkOperator<O> {
     fn process<C: Collector<Envelope<O>> + ?Sized>(&mut self, record: Envelope<O>, out: &mut C) {
-        let mut acked = Acknowledged {
-            out,
-            state: &self.state,
-            now: self.services.clock.now(),
-            slow_threshold: self.slow_threshold,
-        };
+        let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.process(record, &mut acked);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, Envelope<O>>) -> bool {
-        let mut acked = Acknowledged {
-            out,
-            state: &self.state,
-            now: self.services.clock.now(),
-            slow_threshold: self.slow_threshold,
-        };
+        let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.poll_pending_into(&mut acked)
     }
 
     fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
-        let mut acked = Acknowledged {
-            out,
-            state: &self.state,
-            now: self.services.clock.now(),
-            slow_threshold: self.slow_threshold,
-        };
+        let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.end_input(&mut acked);
     }
 }

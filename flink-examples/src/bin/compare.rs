@@ -151,49 +151,37 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3))
 }
 
+/// One value of a variant's outcome, as printed.
+type Column<'a> = Box<dyn Fn(&Outcome) -> String + 'a>;
+
 fn print_table(s: &Scenario, records: u64, five: &Outcome, chain: &Outcome) {
     println!("\n## {} ({records} records)", s.title);
     println!("{:<28} {:>22} {:>22}", "", "five-stage", "operator chain");
-    let row = |k: &str, a: String, b: String| println!("{k:<28} {a:>22} {b:>22}");
-    row(
-        "throughput (records/s)",
-        format!("{:.0}", records as f64 / five.seconds),
-        format!("{:.0}", records as f64 / chain.seconds),
-    );
-    row(
-        "delivered",
-        five.delivered.to_string(),
-        chain.delivered.to_string(),
-    );
-    row(
-        "latency p50 / p99 (ms)",
-        format!("{} / {}", ms(five.p50), ms(five.p99)),
-        format!("{} / {}", ms(chain.p50), ms(chain.p99)),
-    );
-    row(
-        "peak RSS (MB)",
-        format!("{:.1}", five.peak_rss_mb),
-        format!("{:.1}", chain.peak_rss_mb),
-    );
-    row(
-        "retries",
-        five.retries.to_string(),
-        chain.retries.to_string(),
-    );
-    row(
-        "timeouts",
-        five.timeouts.to_string(),
-        chain.timeouts.to_string(),
-    );
-    row(
-        "dead letters",
-        five.dead_letters.to_string(),
-        chain.dead_letters.to_string(),
-    );
-    row(
-        "lines of user code",
-        user_code_lines("five-stage").to_string(),
-        user_code_lines("chain").to_string(),
+    let rows: [(&str, Column); 7] = [
+        (
+            "throughput (records/s)",
+            Box::new(|o| format!("{:.0}", records as f64 / o.seconds)),
+        ),
+        ("delivered", Box::new(|o| o.delivered.to_string())),
+        (
+            "latency p50 / p99 (ms)",
+            Box::new(|o| format!("{} / {}", ms(o.p50), ms(o.p99))),
+        ),
+        (
+            "peak RSS, process (MB)",
+            Box::new(|o| format!("{:.1}", o.peak_rss_mb)),
+        ),
+        ("retries", Box::new(|o| o.retries.to_string())),
+        ("timeouts", Box::new(|o| o.timeouts.to_string())),
+        ("dead letters", Box::new(|o| o.dead_letters.to_string())),
+    ];
+    for (label, value) in &rows {
+        println!("{label:<28} {:>22} {:>22}", value(five), value(chain));
+    }
+    let lines = (user_code_lines("five-stage"), user_code_lines("chain"));
+    println!(
+        "{:<28} {:>22} {:>22}",
+        "lines of user code", lines.0, lines.1
     );
     println!("accounting, five-stage:     {}", five.accounting);
     println!("accounting, operator chain: {}", chain.accounting);
