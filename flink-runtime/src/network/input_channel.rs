@@ -145,14 +145,7 @@ impl InputChannel {
             st.queued_in_gate = true;
             gate.notify_available(self.index);
         }
-        let credit = self.request_floating_locked(&mut st, gate);
-        let transport = if credit > 0 {
-            st.transport.clone()
-        } else {
-            None
-        };
-        drop(st);
-        self.announce(transport, credit);
+        self.grant_floating(st, gate);
         Ok(())
     }
 
@@ -206,12 +199,10 @@ impl InputChannel {
         None
     }
 
-    /// Re-check the backlog and request floating segments if needed.
-    pub(crate) fn ensure_floating(&self, gate: &GateShared) {
-        let mut st = self.state.lock();
-        if st.released {
-            return;
-        }
+    /// Requests the floating segments the announced backlog needs and tells the sender
+    /// about the new credit, after releasing the channel lock (no lock is held while
+    /// calling a transport).
+    fn grant_floating(&self, mut st: parking_lot::MutexGuard<'_, ChannelState>, gate: &GateShared) {
         let credit = self.request_floating_locked(&mut st, gate);
         let transport = if credit > 0 {
             st.transport.clone()
@@ -220,6 +211,15 @@ impl InputChannel {
         };
         drop(st);
         self.announce(transport, credit);
+    }
+
+    /// Re-check the backlog and request floating segments if needed.
+    pub(crate) fn ensure_floating(&self, gate: &GateShared) {
+        let st = self.state.lock();
+        if st.released {
+            return;
+        }
+        self.grant_floating(st, gate);
     }
 
     /// Release: drop all segments, tell the sender. Returns how many received buffers were
