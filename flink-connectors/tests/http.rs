@@ -212,3 +212,77 @@ fn call_returns_the_response_and_a_caller_can_retry_retryable_errors() {
         Err(DeliveryError::Permanent(_))
     ));
 }
+
+/// The HTTP client inside the async I/O operator: the operator's timeout, retries
+/// and capacity apply; a 4xx becomes a dead letter at once, a call slower than the
+/// timeout is retried and then dead-lettered, the rest succeed, exactly.
+#[test]
+fn http_calls_in_async_function_get_timeouts_retries_and_dead_letters() {
+    use flink_core::async_io::{AsyncOptions, RetryStrategy};
+    use flink_runtime::prelude::*;
+
+    let (addr, _server) = start_server();
+    let client = Arc::new(HttpClient::new(Duration::from_secs(30)).unwrap());
+    let env = StreamExecutionEnvironment::new();
+    let results = env.from_sequence(1, 40).async_function(
+        move |x: u64| {
+            let client = client.clone();
+            let path = match x % 10 {
+                0 => "status/400".to_string(),
+                5 => "slow/2000".to_string(),
+                _ => "status/200".to_string(),
+            };
+            let request =
+                HttpRequest::post_json(&format!("http://{addr}/{path}"), &Event { id: x });
+            async move { client.call(request.unwrap()).await.map(|_| x) }
+        },
+        AsyncOptions::new()
+            .capacity(8)
+            .timeout(Duration::from_millis(200))
+            .retry(RetryStrategy::FixedDelay {
+                delay: Duration::from_millis(5),
+                max_attempts: 2,
+            })
+            .dead_letters(),
+    );
+    let ok = results.collect_vec();
+    let dead = results.dead_letters::<u64>().collect_vec();
+    let result = env.execute("http async").unwrap();
+    assert_eq!(
+        ok.take_sorted(),
+        (1..=40).filter(|x| x % 5 != 0).collect::<Vec<u64>>()
+    );
+    let mut dead = dead.take();
+    dead.sort_by_key(|d| d.record);
+    let summary: Vec<(u64, u32, bool)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d.record,
+                d.attempts,
+                d.last_error.as_deref() == Some("timed out after 200ms"),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, u32, bool)> = (1..=40u64)
+        .filter(|x| x % 5 == 0)
+        .map(|x| {
+            if x % 10 == 0 {
+                (x, 1, false)
+            } else {
+                (x, 2, true)
+            }
+        })
+        .collect();
+    assert_eq!(summary, expected);
+    assert!(dead.iter().filter(|d| d.record % 10 == 0).all(|d| {
+        d.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("permanent:"))
+    }));
+    let op = result.operator("Async Function").unwrap();
+    assert_eq!(
+        (op.custom("timeouts"), op.custom("retries")),
+        (Some(8), Some(4))
+    );
+}
