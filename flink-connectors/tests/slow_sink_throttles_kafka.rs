@@ -107,6 +107,13 @@ fn a_slow_postgres_sink_throttles_the_kafka_source() {
         );
     }
     let ops = job.operator_metrics();
+    // The readers publish their lag as an operator metric too; it is large while the
+    // sink holds the source back.
+    let metric_lag: u64 = ops.iter().filter_map(|o| o.custom("consumer_lag")).sum();
+    assert!(
+        metric_lag >= RECORDS as u64 - (samples[2].1 + BOUND),
+        "consumer_lag metric {metric_lag}: {samples:?}"
+    );
     job.cancel();
     let _ = job.wait();
     // The source did go on reading as the sink wrote (throttled, not stopped).

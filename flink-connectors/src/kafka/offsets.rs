@@ -46,6 +46,18 @@ impl KafkaOffsets {
         self.lock().values().map(PartitionProgress::lag).sum()
     }
 
+    /// Records the partitions of parallel reader `subtask` are behind their high
+    /// watermarks.
+    pub fn lag_of_subtask(&self, subtask: usize) -> u64 {
+        let lag: i64 = self
+            .lock()
+            .values()
+            .filter(|p| p.subtask == subtask)
+            .map(PartitionProgress::lag)
+            .sum();
+        u64::try_from(lag).unwrap_or(0)
+    }
+
     /// Total records emitted.
     pub fn records(&self) -> u64 {
         self.lock().values().map(|p| p.records).sum()

@@ -294,6 +294,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             parallelism: ctx.parallelism,
             operator: ctx.operator_name.to_string(),
             dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
+            consumer_lag: ctx.metrics.custom("consumer_lag"),
             state: None,
         })
     }
@@ -330,6 +331,8 @@ struct KafkaReader<T> {
     parallelism: usize,
     operator: String,
     dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
+    /// This reader's lag (records behind the high watermarks), as an operator metric.
+    consumer_lag: Arc<std::sync::atomic::AtomicU64>,
     state: Option<ReaderState>,
 }
 
@@ -600,6 +603,10 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             part.new_records = 0;
             part.new_dead_letters = 0;
         }
+        self.consumer_lag.store(
+            self.offsets.lag_of_subtask(self.subtask),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if state.last_refresh.elapsed() >= WATERMARK_REFRESH {
             state.last_refresh = Instant::now();
             for p in &state.partitions {
