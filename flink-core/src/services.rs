@@ -13,6 +13,12 @@ use crate::clock::Clock;
 pub trait Spawner: Send + Sync + 'static {
     /// Starts `future`; it must be polled to completion.
     fn spawn(&self, future: BoxFuture<'static, ()>);
+
+    /// Runs `f` where futures of this spawner's kind can be polled (for tokio: inside
+    /// the runtime's context, so clients such as reqwest find their reactor).
+    fn in_context(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// Set when the job is being cancelled; long waits inside operators check it.

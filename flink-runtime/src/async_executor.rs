@@ -38,6 +38,11 @@ impl Spawner for TokioSpawner {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         self.runtime().spawn(future);
     }
+
+    fn in_context(&self, f: &mut dyn FnMut()) {
+        let _context = self.runtime().enter();
+        f()
+    }
 }
 
 impl Drop for TokioSpawner {

@@ -2,11 +2,13 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError, sync_channel};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::future::{Either, select};
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::async_io::{
     AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter, OutputMode,
@@ -42,8 +44,10 @@ struct AsyncMetrics {
 }
 
 /// Calls an [`AsyncFunction`] per record without blocking the task: up to `capacity`
-/// calls run at once on the runtime's spawner; when full, `process` waits for one to
-/// complete, which is how the operator applies back pressure. Each attempt is bounded
+/// calls are in flight at once, polled on the task's own thread inside the runtime's
+/// async context (a completing timer or socket wakes the task directly); when full,
+/// `process` waits for one to complete, which is how the operator applies back
+/// pressure. Each attempt is bounded
 /// by the timeout; failed attempts are retried per the strategy; a final failure
 /// fails the job or becomes a dead letter.
 pub struct AsyncWaitOperator<I, O, F> {
@@ -57,8 +61,10 @@ pub struct AsyncWaitOperator<I, O, F> {
     /// their turn.
     order: VecDeque<u64>,
     completed: HashMap<u64, Completion<I, O>>,
-    sender: SyncSender<(u64, Completion<I, O>)>,
-    receiver: Receiver<(u64, Completion<I, O>)>,
+    /// The calls in flight, polled on the task's own thread: a completion wakes the
+    /// task directly (one hand-off from the timer or reactor, none through a worker).
+    calls: FuturesUnordered<BoxFuture<'static, (u64, Completion<I, O>)>>,
+    waker: Waker,
     dead_letter_output: SideOutput<DeadLetter<I>>,
     jitter_seed: u64,
     metrics: AsyncMetrics,
@@ -72,7 +78,6 @@ where
 {
     /// An operator instance calling `function` with `options`.
     pub fn new(function: Arc<F>, options: Arc<AsyncOptions>, ctx: &RuntimeContext) -> Self {
-        let (sender, receiver) = sync_channel(options.capacity);
         let m = &ctx.metrics;
         Self {
             function,
@@ -84,8 +89,8 @@ where
             in_flight: 0,
             order: VecDeque::new(),
             completed: HashMap::new(),
-            sender,
-            receiver,
+            calls: FuturesUnordered::new(),
+            waker: futures::task::waker(Arc::new(UnparkTask(std::thread::current()))),
             dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
             metrics: AsyncMetrics {
                 in_flight: m.custom("in_flight"),
@@ -116,32 +121,41 @@ where
             self.metrics.retries.clone(),
             self.metrics.timeouts.clone(),
         );
-        let sender = self.sender.clone();
-        self.services.spawner.spawn(Box::pin(async move {
+        self.calls.push(Box::pin(async move {
             let completion = match AssertUnwindSafe(call).catch_unwind().await {
                 Ok(c) => c,
                 Err(payload) => Completion::Panicked(panic_message(&*payload)),
             };
-            // Never blocks: at most `capacity` calls are in flight, and the channel
-            // holds `capacity` completions.
-            let _ = sender.send((seq, completion));
+            (seq, completion)
         }));
     }
 
-    /// Waits for one completion, checking for cancellation while it waits.
-    fn wait_for_completion(&mut self) -> (u64, Completion<I, O>) {
-        loop {
-            match self.receiver.recv_timeout(CANCEL_CHECK) {
-                Ok(c) => return c,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.services.cancelled.is_cancelled() {
-                        std::panic::resume_unwind(Box::new(TaskCancelled));
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    fail_operator(&self.name, "async completions channel closed")
-                }
+    /// Polls the calls in flight once, returning those that completed.
+    fn poll_calls(&mut self) -> Vec<(u64, Completion<I, O>)> {
+        let mut ready = Vec::new();
+        let (calls, waker) = (&mut self.calls, &self.waker);
+        self.services.spawner.in_context(&mut || {
+            let mut cx = Context::from_waker(waker);
+            while let Poll::Ready(Some(done)) = calls.poll_next_unpin(&mut cx) {
+                ready.push(done);
             }
+        });
+        ready
+    }
+
+    /// Waits until at least one call completed, checking for cancellation meanwhile.
+    fn wait_for_completions(&mut self) -> Vec<(u64, Completion<I, O>)> {
+        loop {
+            let ready = self.poll_calls();
+            if !ready.is_empty() {
+                return ready;
+            }
+            if self.services.cancelled.is_cancelled() {
+                std::panic::resume_unwind(Box::new(TaskCancelled));
+            }
+            // A completion unparks this thread; the timeout only bounds how late a
+            // cancellation is seen.
+            std::thread::park_timeout(CANCEL_CHECK);
         }
     }
 
@@ -211,11 +225,8 @@ where
     }
 
     fn drain_ready<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
-        loop {
-            match self.receiver.try_recv() {
-                Ok((seq, c)) => self.accept(seq, c, out),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
-            }
+        for (seq, c) in self.poll_calls() {
+            self.accept(seq, c, out);
         }
     }
 }
@@ -282,8 +293,9 @@ where
             out.flush_before_wait();
         }
         while self.in_flight >= self.options.capacity {
-            let (seq, c) = self.wait_for_completion();
-            self.accept(seq, c, out);
+            for (seq, c) in self.wait_for_completions() {
+                self.accept(seq, c, out);
+            }
         }
         self.start_call(record);
         self.drain_ready(out);
@@ -297,8 +309,9 @@ where
     fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         out.flush_before_wait();
         while self.in_flight > 0 {
-            let (seq, c) = self.wait_for_completion();
-            self.accept(seq, c, out);
+            for (seq, c) in self.wait_for_completions() {
+                self.accept(seq, c, out);
+            }
         }
     }
 }
@@ -309,4 +322,13 @@ fn tracing_free_warn(operator: &str, attempts: u32, failure: &AsyncFailure) {
     eprintln!(
         "{operator}: async call failed after {attempts} attempt(s), counted as error: {failure}"
     );
+}
+
+/// Wakes the task thread that owns the calls.
+struct UnparkTask(std::thread::Thread);
+
+impl futures::task::ArcWake for UnparkTask {
+    fn wake_by_ref(task: &Arc<Self>) {
+        task.0.unpark();
+    }
 }
