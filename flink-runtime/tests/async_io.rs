@@ -10,6 +10,9 @@ use flink_core::clock::{Clock, ManualClock};
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
 
+mod common;
+use common::until;
+
 /// A fake service that counts concurrent calls and answers after a delay that varies
 /// by input, so completions come back out of order.
 #[derive(Clone, Default)]
@@ -65,18 +68,6 @@ fn unordered_mode_loses_nothing_and_never_exceeds_capacity() {
         );
         assert!(max_seen >= 1);
     }
-}
-
-/// Waits (yielding) until `cond` holds. Bounded by a count of checks, not by time,
-/// so a broken operator fails the test instead of hanging it.
-fn until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..20_000_000u64 {
-        if cond() {
-            return;
-        }
-        std::thread::yield_now();
-    }
-    panic!("gave up waiting for: {what}");
 }
 
 #[test]

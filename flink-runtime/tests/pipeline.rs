@@ -14,6 +14,9 @@ use flink_core::pipeline::{
 use flink_runtime::pipeline_monitor::{PipelineReport, stage_counts};
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
+
+mod common;
+use common::{eventually, until};
 use futures::future::BoxFuture;
 
 /// Acknowledges every record, keeping them; can be stalled and released.
@@ -36,26 +39,12 @@ impl AckDestination<u64> for Destination {
     }
 }
 
-/// Bounded by a count of checks, never by time: a broken pipeline fails the test.
-fn until(what: &str, cond: impl Fn() -> bool) {
-    assert!(eventually(cond), "gave up waiting for: {what}");
-}
-
 /// Whether the gateway is parked on its short re-check sleep (calls in flight wait
 /// on 1 s timeouts instead).
 fn gateway_waiting(clock: &ManualClock) -> bool {
     clock
         .next_deadline()
         .is_some_and(|d| d <= clock.now() + Duration::from_millis(1))
-}
-
-fn eventually(cond: impl Fn() -> bool) -> bool {
-    (0..5_000_000u64).any(|_| {
-        cond() || {
-            std::thread::yield_now();
-            false
-        }
-    })
 }
 
 fn fast_config() -> PipelineConfig {

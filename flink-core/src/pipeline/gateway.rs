@@ -14,6 +14,8 @@ use super::state::{PipelineState, Stage};
 
 /// Longest single wait before the gateway re-reads pressure and the concurrency count.
 const RECHECK: Duration = Duration::from_millis(1);
+/// How stale the downstream pressure the gateway acts on may be.
+const SIGNAL_REFRESH: Duration = Duration::from_millis(1);
 
 /// Stage 1: admits records at most at the configured rate (a token bucket shared out
 /// among parallel instances), with at most `max_concurrent` records inside the
@@ -34,6 +36,20 @@ pub struct GatewayOperator<T> {
     last_refill: Duration,
     admitted: Arc<AtomicU64>,
     throttled: Arc<AtomicU64>,
+    signals: Signals,
+}
+
+/// The shared signals as last read. Reading them takes several locks, so the gateway
+/// does it at most once per [`SIGNAL_REFRESH`] of its clock rather than per record;
+/// the concurrency limit stays exact because `in_pipeline + admitted_since` bounds the
+/// true count from above (records only leave the pipeline meanwhile), and a bound at
+/// the limit forces a fresh read.
+#[derive(Default)]
+struct Signals {
+    read_at: Option<Duration>,
+    pressure: f64,
+    in_pipeline: u64,
+    admitted_since: u64,
 }
 
 impl<T> GatewayOperator<T> {
@@ -63,6 +79,7 @@ impl<T> GatewayOperator<T> {
             tokens: burst,
             admitted,
             throttled: ctx.metrics.custom("throttled_waits"),
+            signals: Signals::default(),
         }
     }
 
@@ -84,12 +101,25 @@ impl<T> GatewayOperator<T> {
     /// more record now; otherwise says how long to wait before asking again.
     fn try_take_token(&mut self) -> Result<(), Duration> {
         let now = self.services.clock.now();
-        let factor = self.rate_factor(self.state.downstream_pressure());
+        let limit = self.config.max_concurrent as u64;
+        let s = &mut self.signals;
+        let stale = s
+            .read_at
+            .is_none_or(|at| now.saturating_sub(at) >= SIGNAL_REFRESH);
+        if stale || s.in_pipeline + s.admitted_since >= limit {
+            *s = Signals {
+                read_at: Some(now),
+                pressure: self.state.downstream_pressure(),
+                in_pipeline: self.state.in_pipeline(),
+                admitted_since: 0,
+            };
+        }
+        let factor = self.rate_factor(self.signals.pressure);
         let rate = self.rate * factor;
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(self.burst);
         self.last_refill = now;
-        if factor == 0.0 || self.state.in_pipeline() >= self.config.max_concurrent as u64 {
+        if factor == 0.0 || self.signals.in_pipeline + self.signals.admitted_since >= limit {
             return Err(RECHECK);
         }
         if self.tokens >= 1.0 {
@@ -105,6 +135,7 @@ impl<T> GatewayOperator<T> {
             self.queue_used
                 .store(self.queue.len() as u64, Ordering::Relaxed);
             self.admitted.fetch_add(1, Ordering::Relaxed);
+            self.signals.admitted_since += 1;
             out.collect(Envelope {
                 key: String::new(),
                 partition: 0,

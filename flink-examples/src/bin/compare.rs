@@ -14,15 +14,32 @@ use flink_runtime::prelude::*;
 
 /// What one variant did in one scenario.
 struct Outcome {
+    measured: Measured,
+    retries: u64,
+    timeouts: u64,
+    dead_letters: u64,
+    accounting: String,
+}
+
+/// What both variants measure the same way: at the store and in the process.
+struct Measured {
     seconds: f64,
     delivered: u64,
     p50: Option<Duration>,
     p99: Option<Duration>,
     peak_rss_mb: f64,
-    retries: u64,
-    timeouts: u64,
-    dead_letters: u64,
-    accounting: String,
+}
+
+impl Measured {
+    fn of(result: &JobExecutionResult, store: &OrderStore) -> Self {
+        Self {
+            seconds: result.duration.as_secs_f64(),
+            delivered: store.stored(),
+            p50: store.latency().quantile(0.5),
+            p99: store.latency().quantile(0.99),
+            peak_rss_mb: peak_rss_mb(),
+        }
+    }
 }
 
 /// Lines of user code between the markers `// <name>: begin` and `// <name>: end` of
@@ -93,11 +110,7 @@ fn run_five_stage(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
         store.stored()
     );
     Ok(Outcome {
-        seconds: result.duration.as_secs_f64(),
-        delivered,
-        p50: store.latency().quantile(0.5),
-        p99: store.latency().quantile(0.99),
-        peak_rss_mb: peak_rss_mb(),
+        measured: Measured::of(&result, &store),
         retries: egress.custom("retries").unwrap_or(0) + sink.custom("retries").unwrap_or(0),
         timeouts: egress.custom("timeouts").unwrap_or(0) + sink.custom("timeouts").unwrap_or(0),
         dead_letters: dead + undelivered,
@@ -128,11 +141,7 @@ fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
     let delivered = store.stored();
     let balanced = source.records_out == dropped + dead + delivered;
     Ok(Outcome {
-        seconds: result.duration.as_secs_f64(),
-        delivered,
-        p50: store.latency().quantile(0.5),
-        p99: store.latency().quantile(0.99),
-        peak_rss_mb: peak_rss_mb(),
+        measured: Measured::of(&result, &store),
         retries: call.custom("retries").unwrap_or(0),
         timeouts: call.custom("timeouts").unwrap_or(0),
         dead_letters: dead,
@@ -160,16 +169,16 @@ fn print_table(s: &Scenario, records: u64, five: &Outcome, chain: &Outcome) {
     let rows: [(&str, Column); 7] = [
         (
             "throughput (records/s)",
-            Box::new(|o| format!("{:.0}", records as f64 / o.seconds)),
+            Box::new(|o| format!("{:.0}", records as f64 / o.measured.seconds)),
         ),
-        ("delivered", Box::new(|o| o.delivered.to_string())),
+        ("delivered", Box::new(|o| o.measured.delivered.to_string())),
         (
             "latency p50 / p99 (ms)",
-            Box::new(|o| format!("{} / {}", ms(o.p50), ms(o.p99))),
+            Box::new(|o| format!("{} / {}", ms(o.measured.p50), ms(o.measured.p99))),
         ),
         (
             "peak RSS, process (MB)",
-            Box::new(|o| format!("{:.1}", o.peak_rss_mb)),
+            Box::new(|o| format!("{:.1}", o.measured.peak_rss_mb)),
         ),
         ("retries", Box::new(|o| o.retries.to_string())),
         ("timeouts", Box::new(|o| o.timeouts.to_string())),
