@@ -28,7 +28,6 @@ pub struct IngressOperator<T> {
     services: RuntimeServices,
     buffer: Vec<Envelope<T>>,
     oldest: Duration,
-    used: Arc<AtomicU64>,
     dead_letters: SideOutput<DeadLetter<Envelope<T>>>,
     dead_count: Arc<AtomicU64>,
     name: String,
@@ -47,7 +46,6 @@ impl<T: Clone + 'static> IngressOperator<T> {
         // on at once, so its fill is not pressure and is not registered as such (it
         // made the gateway throttle itself). The stage's pressure comes from its
         // task's measured back pressure and its error rate.
-        let used = Arc::new(AtomicU64::new(0));
         let dead_count = ctx.metrics.custom("dead_letters");
         state.register_finished(dead_count.clone());
         Self {
@@ -57,7 +55,6 @@ impl<T: Clone + 'static> IngressOperator<T> {
             config,
             services: ctx.services.clone(),
             oldest: Duration::ZERO,
-            used,
             dead_letters: ctx.side_output(&dead_letter_tag::<Envelope<T>>()),
             dead_count,
             name: ctx.operator_name.to_string(),
@@ -74,7 +71,6 @@ impl<T: Clone + 'static> IngressOperator<T> {
         for record in self.buffer.drain(..) {
             out.collect(record);
         }
-        self.used.store(0, Ordering::Relaxed);
     }
 
     fn hand_on_if_due<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
@@ -108,7 +104,6 @@ impl<T: Clone + Send + 'static> Operator<Envelope<T>, Envelope<T>> for IngressOp
             self.oldest = self.services.clock.now();
         }
         self.buffer.push(record);
-        self.used.store(self.buffer.len() as u64, Ordering::Relaxed);
         self.hand_on_if_due(out);
     }
 
