@@ -1,11 +1,27 @@
-//! Record serialization between tasks: bincode 2 with its standard configuration
-//! (little-endian, variable-length integers) over serde.
+//! Record serialization between tasks: bincode 2 over serde, little-endian with
+//! fixed-width integers.
+//!
+//! Fixed width, as Flink's own serializers write a `long` in eight bytes: a record's
+//! size then does not depend on its value, so a full set of in-flight buffers holds
+//! the same number of records all job long and the rate a back-pressured source sees
+//! is the rate of its sink. With variable-length integers, records grew from 3 to 5
+//! bytes as a counter passed 65,535, the records in flight shrank by a third and the
+//! source's steady-state rate read 5 % below its sink's.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// The one bincode configuration flink-rs uses on the wire.
-pub const WIRE: bincode::config::Configuration = bincode::config::standard();
+/// The bincode configuration of records on the wire.
+pub const WIRE: bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+> = bincode::config::standard().with_fixed_int_encoding();
+
+/// The bincode configuration a key is hashed in (see [`crate::key_group`]): the
+/// standard one, variable-length integers. It is part of the key-group contract and
+/// independent of [`WIRE`], so records can change their wire form without moving
+/// a single key to another subtask.
+pub const KEY_HASH: bincode::config::Configuration = bincode::config::standard();
 
 /// Appends the encoding of `value` to `buf`.
 ///
@@ -14,7 +30,16 @@ pub const WIRE: bincode::config::Configuration = bincode::config::standard();
 /// non-string keys is fine, but a custom impl returning an error is not); the task
 /// turns this into a job failure naming the operator.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) {
-    if let Err(e) = bincode::serde::encode_into_std_write(value, buf, WIRE) {
+    encode_with(value, buf, WIRE);
+}
+
+/// Appends the encoding of `value` under `config` to `buf`; panics as [`encode_into`].
+pub fn encode_with<T: Serialize + ?Sized, C: bincode::config::Config>(
+    value: &T,
+    buf: &mut Vec<u8>,
+    config: C,
+) {
+    if let Err(e) = bincode::serde::encode_into_std_write(value, buf, config) {
         panic!(
             "cannot serialize record of type {}: {e}",
             std::any::type_name::<T>()

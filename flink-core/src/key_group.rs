@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::codec::encode_into;
+use crate::codec::{KEY_HASH, encode_with};
 
 /// MurmurHash3 x86_32 of `data` with `seed`.
 pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
@@ -42,7 +42,7 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 /// The stable hash of a key; `scratch` is reused to avoid an allocation per record.
 pub fn stable_key_hash<K: Serialize>(key: &K, scratch: &mut Vec<u8>) -> u32 {
     scratch.clear();
-    encode_into(key, scratch);
+    encode_with(key, scratch, KEY_HASH);
     murmur3_32(scratch, 0)
 }
 
