@@ -18,6 +18,16 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Duration;
     /// Completes once `duration` has passed on this clock.
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()>;
+
+    /// Blocks the calling thread until it is unparked or `max` has passed.
+    ///
+    /// A thread that waits for futures it polls itself (the async operator) parks
+    /// here. A clock with its own timers may fire the ones that fall due on this
+    /// thread, so a thread waiting on its own timers wakes at their deadline rather
+    /// than after a hand-off from a timer thread. Spurious returns are allowed.
+    fn park(&self, max: Duration) {
+        std::thread::park_timeout(max);
+    }
 }
 
 /// A clock that only moves when told to. Sleeps complete when [`advance`] passes
@@ -47,7 +57,7 @@ struct ManualInner {
 }
 
 /// A sleep waiting in a timer heap: ordered so that a max-heap pops the earliest
-/// deadline first. Used by [`ManualClock`] and by the runtime's real timer.
+/// deadline first. Used by [`ManualClock`].
 pub struct Due<D> {
     /// When it fires.
     pub deadline: D,

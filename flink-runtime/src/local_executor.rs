@@ -172,6 +172,8 @@ fn spawn_subtask(
     std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
+            // A task waiting on its own timers parks until their deadlines.
+            crate::precise_timer::minimize_timer_slack();
             let (subtask, parallelism) = (setup.subtask, jg.vertices[setup.vertex].parallelism);
             let task_name = jg.vertices[setup.vertex].name.clone();
             let metrics = setup.metrics.clone();

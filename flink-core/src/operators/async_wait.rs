@@ -154,8 +154,8 @@ where
                 std::panic::resume_unwind(Box::new(TaskCancelled));
             }
             // A completion unparks this thread; the timeout only bounds how late a
-            // cancellation is seen.
-            std::thread::park_timeout(CANCEL_CHECK);
+            // cancellation is seen. The clock may serve its due timers meanwhile.
+            self.services.clock.park(CANCEL_CHECK);
         }
     }
 
