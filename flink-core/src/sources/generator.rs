@@ -32,8 +32,13 @@ impl<F> GeneratorSource<F> {
     }
 }
 
-/// The generator function of a sequence.
-pub type Identity = fn(u64) -> u64;
+/// The generator function of a sequence: a zero-sized function item, not a `fn`
+/// pointer, so that filling a batch compiles to a plain counting loop rather than an
+/// indirect call per record (a third of the `chain` benchmark's time).
+#[inline(always)]
+fn identity(i: u64) -> u64 {
+    i
+}
 
 /// The numbers of a range, as a source: `SequenceSource::range(1..=n)` like Flink's
 /// `fromSequence(1, n)`.
@@ -41,13 +46,16 @@ pub struct SequenceSource;
 
 impl SequenceSource {
     /// A bounded source of every `u64` in `from..=to`.
-    pub fn range(from: u64, to: u64) -> GeneratorSource<Identity> {
-        GeneratorSource::bounded(from..to.saturating_add(1), |i| i)
+    pub fn range(
+        from: u64,
+        to: u64,
+    ) -> GeneratorSource<impl Fn(u64) -> u64 + Send + Sync + 'static> {
+        GeneratorSource::bounded(from..to.saturating_add(1), identity)
     }
 
     /// An unbounded source of `0, 1, 2, ..`.
-    pub fn unbounded() -> GeneratorSource<Identity> {
-        GeneratorSource::unbounded(|i| i)
+    pub fn unbounded() -> GeneratorSource<impl Fn(u64) -> u64 + Send + Sync + 'static> {
+        GeneratorSource::unbounded(identity)
     }
 }
 
