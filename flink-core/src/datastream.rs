@@ -113,6 +113,19 @@ impl<T: Record> DataStream<T> {
         }
     }
 
+    /// Gives the stream event time: watermarks computed from each record's
+    /// timestamp by `strategy`, emitted after each batch in which they advance and
+    /// as [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the input ends.
+    /// See [`WatermarkStrategy`](crate::watermark::WatermarkStrategy) for an example.
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: crate::watermark::WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.transform("Timestamps/Watermarks", move |_| {
+            crate::operators::WatermarkAssigner::new(strategy.clone())
+        })
+    }
+
     /// Transforms each record with `f`.
     ///
     /// ```

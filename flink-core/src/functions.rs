@@ -11,6 +11,11 @@ pub trait Collector<T> {
     /// waiting for something that records it already emitted may be needed for, such
     /// as the gateway waiting for records to finish downstream.
     fn flush_before_wait(&mut self) {}
+
+    /// Passes event-time progress downstream, after every record collected before
+    /// it. Runtime outputs forward it; collectors that are not stream outputs (a
+    /// `Vec`, the end of a sink) ignore it. Operators call it, user functions need not.
+    fn emit_watermark(&mut self, _watermark: crate::watermark::Watermark) {}
 }
 
 /// One record in, one record out.

@@ -40,6 +40,7 @@ pub mod source;
 pub mod sources;
 pub mod state;
 pub mod stream_type;
+pub mod watermark;
 
 /// The names most jobs need.
 pub mod prelude {
@@ -58,4 +59,5 @@ pub mod prelude {
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
     pub use crate::state::ValueState;
+    pub use crate::watermark::Watermark;
 }

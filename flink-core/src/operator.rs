@@ -11,6 +11,7 @@ use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
 use crate::services::RuntimeServices;
 use crate::side_output::{OutputTag, SideOutput, SideOutputControl, SideOutputs};
+use crate::watermark::Watermark;
 
 /// What a parallel operator instance knows about where it runs.
 #[derive(Debug, Clone)]
@@ -65,6 +66,13 @@ pub trait Operator<I, O>: Send + 'static {
 
     /// Called once after the last record; may emit final results.
     fn end_input<C: Collector<O> + ?Sized>(&mut self, _out: &mut C) {}
+
+    /// Event time advanced to `watermark`. The default passes it on at once; an
+    /// operator that holds records back (such as the async operator) passes it on
+    /// once the records that preceded it are out.
+    fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        out.emit_watermark(watermark);
+    }
 }
 
 /// Where a chained operator emits a batch: records collect in a vector that is handed
@@ -103,12 +111,25 @@ impl<O> Collector<O> for Emitter<'_, O> {
             next.inner.flush();
         }
     }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        if let Some(next) = &mut self.next {
+            if !self.batch.is_empty() {
+                next.count.add(self.batch.len() as u64);
+                next.inner.collect_batch(self.batch);
+            }
+            next.emit_watermark(watermark);
+        }
+    }
 }
 
 /// Counts what an operator emits, then forwards it.
 pub struct CountingOutput<O> {
     inner: Box<dyn Output<O>>,
     count: Counter,
+    /// Watermarks go to the side outputs too, in order with what the operator
+    /// wrote there.
+    side_outputs: Vec<Arc<dyn SideOutputControl>>,
 }
 
 impl<O> Collector<O> for CountingOutput<O> {
@@ -122,6 +143,13 @@ impl<O> Collector<O> for CountingOutput<O> {
     fn flush_before_wait(&mut self) {
         self.inner.flush();
     }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.inner.emit_watermark(watermark);
+        for side in &self.side_outputs {
+            side.emit_watermark(watermark);
+        }
+    }
 }
 
 /// An operator placed in a chain: an [`Output`] for its input type that processes each
@@ -133,7 +161,6 @@ pub struct Chained<Op, I, O> {
     batch: Vec<O>,
     records_in: Counter,
     name: Arc<str>,
-    side_outputs: Vec<Arc<dyn SideOutputControl>>,
     _input: PhantomData<fn(I)>,
 }
 
@@ -145,11 +172,11 @@ impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
             out: CountingOutput {
                 inner: out,
                 count: Counter::new(ctx.metrics.records_out.clone()),
+                side_outputs: ctx.side_outputs.controls(),
             },
             batch: Vec::new(),
             records_in: Counter::new(ctx.metrics.records_in.clone()),
             name: ctx.operator_name.clone(),
-            side_outputs: ctx.side_outputs.controls(),
             _input: PhantomData,
         }
     }
@@ -161,6 +188,12 @@ impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
         self.records_in.inc();
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.process(record, out));
+    }
+
+    /// A watermark arriving at this operator.
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || op.process_watermark(watermark, out));
     }
 }
 
@@ -197,14 +230,14 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.end_input(out));
         self.out.inner.end_input();
-        for side in &self.side_outputs {
+        for side in &self.out.side_outputs {
             side.end_input();
         }
     }
 
     fn flush(&mut self) {
         self.out.inner.flush();
-        for side in &self.side_outputs {
+        for side in &self.out.side_outputs {
             side.flush();
         }
     }
@@ -221,5 +254,9 @@ impl<O, C: Collector<O> + ?Sized> Collector<O> for ForwardTo<'_, C> {
 
     fn flush_before_wait(&mut self) {
         self.0.flush_before_wait();
+    }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.0.emit_watermark(watermark);
     }
 }

@@ -76,6 +76,12 @@ impl<T: Clone> Collector<T> for FanOut<T> {
             last.collect(record);
         }
     }
+
+    fn emit_watermark(&mut self, watermark: crate::watermark::Watermark) {
+        for out in &mut self.outputs {
+            out.emit_watermark(watermark);
+        }
+    }
 }
 
 impl<T: Clone + Send> Output<T> for FanOut<T> {

@@ -105,6 +105,8 @@ pub trait SideOutputControl: Send + Sync {
     fn end_input(&self);
     /// Propagates a flush.
     fn flush(&self);
+    /// Propagates event-time progress.
+    fn emit_watermark(&self, watermark: crate::watermark::Watermark);
 }
 
 impl<T: 'static> SideOutputControl for Shared<T> {
@@ -114,6 +116,10 @@ impl<T: 'static> SideOutputControl for Shared<T> {
 
     fn flush(&self) {
         lock(self).flush();
+    }
+
+    fn emit_watermark(&self, watermark: crate::watermark::Watermark) {
+        lock(self).emit_watermark(watermark);
     }
 }
 

@@ -14,6 +14,7 @@ use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
 use crate::partitioner::{ChannelSelector, Partitioner, Target};
+use crate::watermark::Watermark;
 
 /// The bound every record type meets.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + 'static {}
@@ -31,6 +32,8 @@ pub trait RecordBytesWriter: Send {
     fn flush(&mut self);
     /// No more records: flush and send end-of-partition downstream.
     fn finish(&mut self);
+    /// Sends event-time progress to every channel, after the records written so far.
+    fn watermark(&mut self, watermark: Watermark);
 }
 
 /// The byte-level side of an input: decodes serialized records into the chain.
@@ -41,6 +44,9 @@ pub trait RecordDecoder: Send {
     fn deliver(&mut self);
     /// All inputs ended.
     fn end_input(&mut self);
+    /// Event time of the whole input advanced: deliver the pending batch, then pass
+    /// the watermark into the chain.
+    fn watermark(&mut self, watermark: Watermark);
     /// Flush partial network buffers down the chain.
     fn flush(&mut self);
     /// Lets the chain emit results ready without input; true if work is pending.
@@ -162,6 +168,10 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
             Target::All => self.writer.broadcast(&self.scratch),
         }
     }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.writer.watermark(watermark);
+    }
 }
 
 impl<T: Record> Output<T> for NetworkOutput<T> {
@@ -198,6 +208,11 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     fn end_input(&mut self) {
         self.deliver();
         self.head.end_input();
+    }
+
+    fn watermark(&mut self, watermark: Watermark) {
+        self.deliver();
+        self.head.emit_watermark(watermark);
     }
 
     fn flush(&mut self) {

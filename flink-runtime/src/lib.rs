@@ -24,6 +24,7 @@ pub mod precise_timer;
 pub mod record_writer;
 mod task;
 pub mod task_metrics;
+mod watermark_valve;
 
 /// Everything a job needs: the `flink-core` prelude plus execution.
 pub mod prelude {

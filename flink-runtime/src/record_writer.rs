@@ -5,8 +5,9 @@ use std::panic::resume_unwind;
 
 use flink_core::failure::{TaskCancelled, fail_operator};
 use flink_core::stream_type::RecordBytesWriter;
+use flink_core::watermark::Watermark;
 
-use crate::network::{NetworkError, PartitionWriter};
+use crate::network::{Event, NetworkError, PartitionWriter};
 
 /// Writes serialized records of one producer subtask into one result partition.
 pub struct RecordWriter {
@@ -67,6 +68,13 @@ impl RecordBytesWriter for RecordWriter {
 
     fn finish(&mut self) {
         let r = self.writer.finish();
+        self.check(r);
+    }
+
+    fn watermark(&mut self, watermark: Watermark) {
+        let r = self
+            .writer
+            .broadcast_event(&Event::Watermark(watermark.timestamp()));
         self.check(r);
     }
 }

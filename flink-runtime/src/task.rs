@@ -9,10 +9,12 @@ use flink_core::failure::{OperatorFailure, TaskCancelled, panic_message};
 use flink_core::node::SourceDriver;
 use flink_core::source::SourcePoll;
 use flink_core::stream_type::RecordDecoder;
+use flink_core::watermark::Watermark;
 
 use crate::flush_timer::FlushClock;
-use crate::network::{CancelToken, GateItem, GatePoll, InputGate, NetworkError};
+use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError};
 use crate::task_metrics::TaskMetrics;
+use crate::watermark_valve::WatermarkValve;
 
 /// How long a blocked task waits before re-checking flushes and cancellation.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -130,6 +132,7 @@ fn run_network(
     cancel: &CancelToken,
 ) {
     let mut pending = false;
+    let mut valve = WatermarkValve::new(gate.num_channels());
     loop {
         stop_if_cancelled(cancel);
         let wait = if pending {
@@ -138,8 +141,23 @@ fn run_network(
             POLL_INTERVAL
         };
         let polled = gate.poll(wait, &mut |item| {
-            if let GateItem::Record { bytes, .. } = item {
-                decoder.decode(bytes)
+            let advanced = match item {
+                GateItem::Record { bytes, .. } => {
+                    decoder.decode(bytes);
+                    None
+                }
+                GateItem::Event {
+                    channel,
+                    event: Event::Watermark(ts),
+                } => valve.on_watermark(channel, Watermark(ts)),
+                GateItem::Event {
+                    channel,
+                    event: Event::EndOfPartition,
+                } => valve.on_channel_finished(channel),
+                GateItem::Event { .. } => None,
+            };
+            if let Some(watermark) = advanced {
+                decoder.watermark(watermark);
             }
         });
         decoder.deliver();

@@ -1,4 +1,3 @@
-use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,15 +9,16 @@ use futures::future::BoxFuture;
 use futures::future::{Either, select};
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::async_io::{
-    AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter, OutputMode,
-};
+use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter};
 use crate::dead_letter::{DeadLetter, dead_letter_tag};
 use crate::failure::{TaskCancelled, fail_operator, panic_message};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
 use crate::side_output::SideOutput;
+use crate::watermark::Watermark;
+
+use super::result_queue::{Released, ResultQueue};
 
 /// How often a blocked wait for a completion checks for cancellation.
 const CANCEL_CHECK: Duration = Duration::from_millis(50);
@@ -56,11 +56,13 @@ pub struct AsyncWaitOperator<I, O, F> {
     services: RuntimeServices,
     name: String,
     next_seq: u64,
+    /// Calls running now (the `in_flight` metric).
     in_flight: usize,
-    /// Ordered mode: sequence numbers in input order, and completions waiting for
-    /// their turn.
-    order: VecDeque<u64>,
-    completed: HashMap<u64, Completion<I, O>>,
+    /// Calls started whose result has not left yet: what `capacity` bounds, so
+    /// results held back for order or for a watermark count too.
+    occupied: usize,
+    /// Results waiting for their turn, and the watermarks between them.
+    queue: ResultQueue<Completion<I, O>>,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
     /// task directly (one hand-off from the timer or reactor, none through a worker).
     calls: FuturesUnordered<BoxFuture<'static, (u64, Completion<I, O>)>>,
@@ -79,6 +81,7 @@ where
     /// An operator instance calling `function` with `options`.
     pub fn new(function: Arc<F>, options: Arc<AsyncOptions>, ctx: &RuntimeContext) -> Self {
         let m = &ctx.metrics;
+        let mode = options.mode;
         Self {
             function,
             jitter_seed: options.jitter_seed ^ (ctx.subtask_index as u64).wrapping_mul(0x9e37_79b9),
@@ -87,8 +90,8 @@ where
             name: ctx.operator_name.to_string(),
             next_seq: 0,
             in_flight: 0,
-            order: VecDeque::new(),
-            completed: HashMap::new(),
+            occupied: 0,
+            queue: ResultQueue::new(mode),
             calls: FuturesUnordered::new(),
             waker: futures::task::waker(Arc::new(UnparkTask(std::thread::current()))),
             dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
@@ -106,12 +109,11 @@ where
         let seq = self.next_seq;
         self.next_seq += 1;
         self.in_flight += 1;
+        self.occupied += 1;
         self.metrics
             .in_flight
             .store(self.in_flight as u64, Ordering::Relaxed);
-        if self.options.mode == OutputMode::Ordered {
-            self.order.push_back(seq);
-        }
+        self.queue.started(seq);
         let call = call_with_retries(
             self.function.clone(),
             self.options.clone(),
@@ -169,17 +171,24 @@ where
         self.metrics
             .in_flight
             .store(self.in_flight as u64, Ordering::Relaxed);
-        match self.options.mode {
-            OutputMode::Unordered => self.emit(completion, out),
-            OutputMode::Ordered => {
-                self.completed.insert(seq, completion);
-                while let Some(head) = self.order.front() {
-                    let Some(done) = self.completed.remove(head) else {
-                        break;
-                    };
-                    self.order.pop_front();
-                    self.emit(done, out);
+        let mut released = Vec::new();
+        self.queue
+            .completed(seq, completion, &mut |r| released.push(r));
+        self.emit_released(released, out);
+    }
+
+    fn emit_released<C: Collector<O> + ?Sized>(
+        &mut self,
+        released: Vec<Released<Completion<I, O>>>,
+        out: &mut C,
+    ) {
+        for r in released {
+            match r {
+                Released::Result(completion) => {
+                    self.occupied -= 1;
+                    self.emit(completion, out);
                 }
+                Released::Watermark(w) => out.emit_watermark(w),
             }
         }
     }
@@ -222,6 +231,13 @@ where
     pub fn poll_pending_into<C: Collector<O> + ?Sized>(&mut self, out: &mut C) -> bool {
         self.drain_ready(out);
         self.in_flight > 0
+    }
+
+    /// Waits until a call completes and emits what that releases.
+    fn complete_some<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        for (seq, c) in self.wait_for_completions() {
+            self.accept(seq, c, out);
+        }
     }
 
     fn drain_ready<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
@@ -289,16 +305,21 @@ where
     F: AsyncFunction<I, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
-        if self.in_flight >= self.options.capacity {
+        if self.occupied >= self.options.capacity {
             out.flush_before_wait();
         }
-        while self.in_flight >= self.options.capacity {
-            for (seq, c) in self.wait_for_completions() {
-                self.accept(seq, c, out);
-            }
+        while self.occupied >= self.options.capacity {
+            self.complete_some(out);
         }
         self.start_call(record);
         self.drain_ready(out);
+    }
+
+    fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        let mut released = Vec::new();
+        self.queue
+            .watermark(watermark, self.next_seq, &mut |r| released.push(r));
+        self.emit_released(released, out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
@@ -309,9 +330,7 @@ where
     fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         out.flush_before_wait();
         while self.in_flight > 0 {
-            for (seq, c) in self.wait_for_completions() {
-                self.accept(seq, c, out);
-            }
+            self.complete_some(out);
         }
     }
 }

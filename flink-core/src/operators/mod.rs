@@ -7,7 +7,9 @@ mod flat_map;
 mod keyed_process;
 mod keyed_reduce;
 mod map;
+mod result_queue;
 mod sink;
+mod watermark_assigner;
 
 pub use async_wait::AsyncWaitOperator;
 pub use filter::FilterOperator;
@@ -16,3 +18,4 @@ pub use keyed_process::KeyedProcessOperator;
 pub use keyed_reduce::KeyedReduceOperator;
 pub use map::MapOperator;
 pub use sink::SinkOperator;
+pub use watermark_assigner::WatermarkAssigner;
