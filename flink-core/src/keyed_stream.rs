@@ -9,6 +9,7 @@ use crate::functions::{Collector, MapFunction, ReduceFunction};
 use crate::key_group::stable_key_hash;
 use crate::operators::{KeyedProcessOperator, KeyedReduceOperator};
 use crate::partitioner::Partitioner;
+use crate::process_context::ProcessContext;
 use crate::sink::Sink;
 use crate::state::ValueState;
 use crate::stream_type::Record;
@@ -118,10 +119,32 @@ where
             + Sync
             + 'static,
     {
+        let mut f = f;
+        self.process_with_context(
+            move |key: &K,
+                  record: T,
+                  state: &mut ValueState<'_, S>,
+                  ctx: &mut ProcessContext<'_, O>| { f(key, record, state, ctx) },
+        )
+    }
+
+    /// Like [`process`](Self::process), with a [`ProcessContext`] that also emits to
+    /// typed side outputs and tells the current watermark. See [`ProcessContext`] for
+    /// an example.
+    pub fn process_with_context<O, S, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        S: Send + 'static,
+        F: FnMut(&K, T, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>)
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
         let key = self.key.clone();
-        self.partitioned.transform("Keyed Process", move |_| {
+        self.partitioned.transform("Keyed Process", move |ctx| {
             let key = key.clone();
-            KeyedProcessOperator::new(move |r: &T| key(r), f.clone())
+            KeyedProcessOperator::new(move |r: &T| key(r), f.clone(), ctx)
         })
     }
 

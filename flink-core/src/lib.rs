@@ -33,6 +33,7 @@ pub mod operators;
 pub mod output;
 pub mod partitioner;
 pub mod pipeline;
+pub mod process_context;
 pub mod services;
 pub mod side_output;
 pub mod sink;
@@ -55,6 +56,7 @@ pub mod prelude {
         Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
     };
     pub use crate::keyed_stream::KeyedStream;
+    pub use crate::process_context::ProcessContext;
     pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};

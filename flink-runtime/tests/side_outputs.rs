@@ -69,3 +69,47 @@ fn an_unread_side_output_is_counted_not_lost_silently() {
         500
     );
 }
+
+#[test]
+fn a_keyed_process_function_writes_side_outputs_and_keeps_state() {
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let late = OutputTag::<(u64, u64)>::new("over-limit");
+        let tag = late.clone();
+        // Each key admits its first 100 records; the rest go to the side output with
+        // the key's running count.
+        // One source instance, so each key's records arrive in sequence order.
+        let admitted = env
+            .from_sequence(1, 1_000)
+            .set_parallelism(1)
+            .key_by(|x: &u64| x % 4)
+            .process_with_context(
+                move |_key: &u64,
+                      x: u64,
+                      count: &mut ValueState<u64>,
+                      ctx: &mut ProcessContext<u64>| {
+                    let n = count.value().copied().unwrap_or(0) + 1;
+                    count.update(n);
+                    if n > 100 {
+                        ctx.output(&tag, (x, n));
+                    } else {
+                        ctx.collect(x);
+                    }
+                },
+            );
+        let over = admitted.side_output(&late).collect_vec();
+        let main = admitted.collect_vec();
+        env.execute("keyed process side outputs").unwrap();
+
+        let main = main.take_sorted();
+        let over = over.take_sorted();
+        assert_eq!(main.len(), 400, "parallelism {p}");
+        assert_eq!(over.len(), 600, "parallelism {p}");
+        // Keys see their records in order, so the first 100 of each key are admitted.
+        assert_eq!(main, (1..=400).collect::<Vec<u64>>());
+        // Already sorted: x's running count in its key is ceil(x / 4).
+        let expected: Vec<(u64, u64)> = (401..=1_000u64).map(|x| (x, x.div_ceil(4))).collect();
+        assert_eq!(over, expected);
+    }
+}

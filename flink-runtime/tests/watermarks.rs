@@ -89,7 +89,10 @@ fn assert_no_result_crosses_a_watermark(seen: &[Seen]) {
         );
     }
     assert_eq!(marks.last(), Some(&(seen.len() - 1, i64::MAX)));
-    assert_eq!(records_before(seen, seen.len()), (1..=N).collect::<Vec<_>>());
+    assert_eq!(
+        records_before(seen, seen.len()),
+        (1..=N).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -128,13 +131,21 @@ fn a_task_forwards_the_minimum_watermark_of_its_input_channels() {
 
     let marks = watermarks(&seen);
     assert!(marks.len() > 1, "expected watermarks before the end");
-    assert!(marks.windows(2).all(|m| m[0].1 < m[1].1), "watermarks go forward");
+    assert!(
+        marks.windows(2).all(|m| m[0].1 < m[1].1),
+        "watermarks go forward"
+    );
     // No record arrives behind a watermark that covers it: each source instance's
     // records reach the probe before that instance's later watermarks.
     for &(position, w) in &marks {
-        let late = seen[position..].iter().any(|s| matches!(s, Seen::Record(x) if (*x as i64) <= w));
+        let late = seen[position..]
+            .iter()
+            .any(|s| matches!(s, Seen::Record(x) if (*x as i64) <= w));
         assert!(!late, "a record at or below watermark {w} came after it");
     }
     assert_eq!(marks.last(), Some(&(seen.len() - 1, i64::MAX)));
-    assert_eq!(records_before(&seen, seen.len()), (1..=N).collect::<Vec<_>>());
+    assert_eq!(
+        records_before(&seen, seen.len()),
+        (1..=N).collect::<Vec<_>>()
+    );
 }
