@@ -19,6 +19,7 @@ pub mod datastream;
 pub mod dead_letter;
 pub mod dead_letter_queue;
 pub mod destination;
+pub mod destinations;
 pub mod environment;
 pub mod error;
 pub mod failure;

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use flink_core::async_io::{AsyncFailure, AsyncOptions};
+use flink_core::destinations::CollectingDestination;
 use flink_core::operator::Operator;
+use flink_core::pipeline::{Envelope, FiveStagePipeline, PipelineConfig};
 use flink_core::watermark::{Watermark, WatermarkStrategy};
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
@@ -79,6 +81,10 @@ fn records_before(seen: &[Seen], position: usize) -> Vec<u64> {
 /// Monotonous timestamps: the assigner emits `max - 1` after a batch whose largest
 /// record is `max`, so exactly the records `1..=w + 1` precede watermark `w`.
 fn assert_no_result_crosses_a_watermark(seen: &[Seen]) {
+    assert_no_result_crosses_a_watermark_of(seen, N)
+}
+
+fn assert_no_result_crosses_a_watermark_of(seen: &[Seen], n: u64) {
     let marks = watermarks(seen);
     assert!(marks.len() > 2, "expected watermarks, saw {}", marks.len());
     for &(position, w) in &marks[..marks.len() - 1] {
@@ -91,7 +97,7 @@ fn assert_no_result_crosses_a_watermark(seen: &[Seen]) {
     assert_eq!(marks.last(), Some(&(seen.len() - 1, i64::MAX)));
     assert_eq!(
         records_before(seen, seen.len()),
-        (1..=N).collect::<Vec<_>>()
+        (1..=n).collect::<Vec<_>>()
     );
 }
 
@@ -148,4 +154,32 @@ fn a_task_forwards_the_minimum_watermark_of_its_input_channels() {
         records_before(&seen, seen.len()),
         (1..=N).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn the_five_stage_pipeline_keeps_receipts_behind_their_watermarks() {
+    const RECORDS: u64 = 3_000;
+    let env = StreamExecutionEnvironment::new();
+    let pipeline = FiveStagePipeline::<u64, u64>::builder()
+        .key(|x| format!("user-{}", x % 37))
+        .call(slow_for_early)
+        .destination(CollectingDestination::new())
+        .config({
+            let mut c = PipelineConfig::default();
+            c.gateway.max_requests_per_second = 1e9;
+            c
+        })
+        .build()
+        .unwrap();
+    let out = env
+        .from_sequence(1, RECORDS)
+        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+        .apply_pipeline(&pipeline);
+    let seen = out
+        .delivered
+        .map(|e: Envelope<u64>| e.payload)
+        .transform("Probe", |_| Probe)
+        .collect_vec();
+    env.execute("watermarks through the pipeline").unwrap();
+    assert_no_result_crosses_a_watermark_of(&seen.take(), RECORDS);
 }

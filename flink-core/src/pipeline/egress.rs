@@ -9,6 +9,7 @@ use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::operators::AsyncWaitOperator;
 use crate::services::RuntimeServices;
+use crate::watermark::Watermark;
 
 use super::config::{AsyncEgressConfig, FinalSinkConfig, GatewayConfig};
 use super::envelope::Envelope;
@@ -141,6 +142,14 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
     fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
         self.inner.end_input(out);
     }
+
+    fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
+        &mut self,
+        watermark: Watermark,
+        out: &mut C,
+    ) {
+        self.inner.process_watermark(watermark, out);
+    }
 }
 
 /// Stage 5: sends to an acknowledging destination with at most
@@ -216,6 +225,10 @@ impl<O, C: Collector<Envelope<O>> + ?Sized> Collector<Envelope<O>> for Acknowled
     fn flush_before_wait(&mut self) {
         self.out.flush_before_wait();
     }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.out.emit_watermark(watermark);
+    }
 }
 
 impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSinkOperator<O> {
@@ -232,5 +245,14 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
     fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
         let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.end_input(&mut acked);
+    }
+
+    fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
+        &mut self,
+        watermark: Watermark,
+        out: &mut C,
+    ) {
+        let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
+        self.inner.process_watermark(watermark, &mut acked);
     }
 }

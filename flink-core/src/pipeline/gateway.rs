@@ -7,6 +7,7 @@ use crate::failure::TaskCancelled;
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
+use crate::watermark::Watermark;
 
 use super::config::{GatewayConfig, PressureThresholds};
 use super::envelope::Envelope;
@@ -189,5 +190,18 @@ impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
         while !self.queue.is_empty() {
             self.admit_waiting(out);
         }
+    }
+
+    /// The queued records precede the watermark: they are admitted first (waiting
+    /// for the rate and concurrency limits as usual).
+    fn process_watermark<C: Collector<Envelope<T>> + ?Sized>(
+        &mut self,
+        watermark: Watermark,
+        out: &mut C,
+    ) {
+        while !self.queue.is_empty() {
+            self.admit_waiting(out);
+        }
+        out.emit_watermark(watermark);
     }
 }

@@ -7,6 +7,7 @@ use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
 use crate::side_output::SideOutput;
+use crate::watermark::Watermark;
 
 use super::config::IngressConfig;
 use super::envelope::Envelope;
@@ -114,5 +115,15 @@ impl<T: Clone + Send + 'static> Operator<Envelope<T>, Envelope<T>> for IngressOp
 
     fn end_input<C: Collector<Envelope<T>> + ?Sized>(&mut self, out: &mut C) {
         self.hand_on(out);
+    }
+
+    /// The buffered records precede the watermark, so they go first.
+    fn process_watermark<C: Collector<Envelope<T>> + ?Sized>(
+        &mut self,
+        watermark: Watermark,
+        out: &mut C,
+    ) {
+        self.hand_on(out);
+        out.emit_watermark(watermark);
     }
 }
