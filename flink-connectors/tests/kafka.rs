@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::kafka::{Msg, create_topic, produce, produce_with, read_all};
+use common::kafka::{Msg, create_topic, produce, produce_with, read_all, watermarks};
 use common::{KAFKA, service, unique};
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::kafka::{
@@ -378,7 +378,6 @@ fn regex_escape(s: &str) -> String {
 }
 
 #[test]
-#[ignore = "flaky against noida-db 0.2.3: about 1 run in 4 a timestamp or latest lookup right after producing sees stale offsets; run with --ignored while investigating"]
 fn starting_offsets_latest_timestamp_and_committed() {
     let Some(bootstrap) = service(KAFKA, "starting_offsets_latest_timestamp_and_committed") else {
         return;
@@ -390,8 +389,18 @@ fn starting_offsets_latest_timestamp_and_committed() {
             .map(|i| (Some((i % 2) as i32), None, format!("{i}").into_bytes()))
             .collect()
     };
-    produce_with(&bootstrap, &topic, &batch(0, 100), Some(1_000_000));
-    produce_with(&bootstrap, &topic, &batch(100, 250), Some(2_000_000));
+    // Record timestamps two and one hours ago, well inside the default retention
+    // (retention.ms 7 days). They must not be fixed instants near the epoch: the broker
+    // deletes records older than the retention (noida-db sweeps about once a second),
+    // which moved the log start to 50 or 125 in the middle of this test.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    produce_with(&bootstrap, &topic, &batch(0, 100), Some(now - 2 * hour));
+    produce_with(&bootstrap, &topic, &batch(100, 250), Some(now - hour));
+    assert_eq!(watermarks(&bootstrap, &topic, 2), vec![(0, 125), (0, 125)]);
 
     assert_eq!(
         bounded_strings(&bootstrap, &topic, "g1", StartingOffsets::Latest, false).len(),
@@ -401,7 +410,7 @@ fn starting_offsets_latest_timestamp_and_committed() {
         &bootstrap,
         &topic,
         "g1",
-        StartingOffsets::Timestamp(1_500_000),
+        StartingOffsets::Timestamp(now - 3 * hour / 2),
         false,
     );
     from_ts.sort_by_key(|s| s.parse::<u32>().unwrap());
@@ -417,6 +426,7 @@ fn starting_offsets_latest_timestamp_and_committed() {
         250
     );
     produce(&bootstrap, &topic, &batch(250, 310));
+    assert_eq!(watermarks(&bootstrap, &topic, 2), vec![(0, 155), (0, 155)]);
     let mut rest = bounded_strings(&bootstrap, &topic, &group, StartingOffsets::Committed, true);
     rest.sort_by_key(|s| s.parse::<u32>().unwrap());
     assert_eq!(rest, (250..310).map(|i| i.to_string()).collect::<Vec<_>>());

@@ -43,6 +43,21 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     panic!("topic {topic} did not appear with {partitions} partitions");
 }
 
+/// The (low, high) watermarks of every partition `0..partitions` of `topic`.
+pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
 /// One message to produce: partition (None: by key), key, value.
 pub type Msg = (Option<i32>, Option<Vec<u8>>, Vec<u8>);
 
