@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::kafka::{Msg, create_topic, produce, produce_with, read_all, watermarks};
+use common::kafka::{
+    Msg, create_topic, produce, produce_transactions, produce_with, read_all, watermarks,
+};
 use common::{KAFKA, service, unique};
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::kafka::{
@@ -336,6 +338,80 @@ fn bounded_source_stops_at_the_end_offsets_seen_at_start() {
     assert!(read.iter().all(|r| r.starts_with("early")));
     // The 500 late records are there, for a later reader.
     assert_eq!(read_all(&bootstrap, &topic, 1, 3_500).len(), 3_500);
+}
+
+/// Runs `job` on its own thread and returns what it returns, or fails loudly when it
+/// did not finish within `secs` seconds (a bounded reader waiting forever, say) instead of
+/// hanging the suite.
+fn finishes_within<T: Send + 'static>(secs: u64, job: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(job());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => out,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the job did not finish within {secs} s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the job failed"),
+    }
+}
+
+#[test]
+fn bounded_source_ends_at_transaction_markers_and_skips_aborted_records() {
+    let Some(bootstrap) = service(
+        KAFKA,
+        "bounded_source_ends_at_transaction_markers_and_skips_aborted_records",
+    ) else {
+        return;
+    };
+    let topic = unique("txn");
+    create_topic(&bootstrap, &topic, 1);
+    let batch = |from: u32, to: u32| -> Vec<Msg> {
+        (from..to)
+            .map(|i| (Some(0), None, format!("{i}").into_bytes()))
+            .collect()
+    };
+    produce_transactions(
+        &bootstrap,
+        &topic,
+        &[(batch(0, 10), true), (batch(10, 15), false)],
+    );
+    // Offsets 0-9 committed records, 10 the commit marker, 11-15 aborted records, 16 the
+    // abort marker: the end offset is 17, and no message is ever delivered at 16.
+    assert_eq!(watermarks(&bootstrap, &topic, 1), vec![(0, 17)]);
+
+    for (isolation, expected) in [("read_committed", 0..10), ("read_uncommitted", 0..15)] {
+        let source = KafkaSource::<String>::builder()
+            .bootstrap_servers(&bootstrap)
+            .topics([&topic])
+            .bounded()
+            .string_values()
+            .property("isolation.level", isolation)
+            .build()
+            .unwrap();
+        let offsets = source.offsets();
+        let read = finishes_within(60, move || {
+            let env = StreamExecutionEnvironment::new();
+            let read = env.from_source(source, "Kafka").collect_vec();
+            env.execute("bounded over transactions").unwrap();
+            read.take()
+        });
+        let mut read: Vec<u32> = read.iter().map(|r| r.parse().unwrap()).collect();
+        read.sort();
+        assert_eq!(read, expected.clone().collect::<Vec<_>>(), "{isolation}");
+        let progress = offsets.snapshot()[&(topic.clone(), 0)];
+        assert_eq!(
+            (progress.next_offset, progress.stop_offset, progress.lag()),
+            (17, Some(17), 0),
+            "{isolation}"
+        );
+        assert_eq!(
+            (progress.records, progress.dead_letters),
+            (expected.len() as u64, 0),
+            "{isolation}"
+        );
+    }
 }
 
 fn bounded_strings(

@@ -98,6 +98,43 @@ pub fn produce_with(bootstrap: &str, topic: &str, messages: &[Msg], timestamp: O
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// Produces each batch in a transaction of its own, committed or aborted, with one
+/// transactional producer, and waits for every commit or abort.
+pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(Vec<Msg>, bool)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", super::unique("tx"))
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    producer
+        .init_transactions(timeout)
+        .expect("init_transactions");
+    for (messages, commit) in transactions {
+        producer.begin_transaction().expect("begin_transaction");
+        for (partition, key, value) in messages {
+            let mut rec = BaseRecord::to(topic).payload(value);
+            if let Some(p) = partition {
+                rec = rec.partition(*p);
+            }
+            if let Some(k) = key {
+                rec = rec.key(k);
+            }
+            producer.send(rec).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(timeout).expect("flush");
+        if *commit {
+            producer
+                .commit_transaction(timeout)
+                .expect("commit_transaction");
+        } else {
+            producer
+                .abort_transaction(timeout)
+                .expect("abort_transaction");
+        }
+    }
+}
+
 /// One message read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
