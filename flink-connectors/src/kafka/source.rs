@@ -73,7 +73,10 @@ struct Config {
 /// read by exactly one subtask. Partitions are discovered once, at start.
 ///
 /// - **Bounded** mode stops each partition at its end offset (high watermark) seen at
-///   start; **unbounded** mode reads until the job is cancelled.
+///   start; **unbounded** mode reads until the job is cancelled. A bounded partition
+///   also ends when the consumer's position reaches the end offset without a message
+///   there (transaction markers, aborted records), and when its unread records up to
+///   the end offset were deleted (retention, DeleteRecords; logged as a warning).
 /// - A message the deserializer rejects becomes a [`DeadLetter<Vec<u8>>`] (the value
 ///   bytes, the error and the message's position as reason) on
 ///   [`dead_letter_tag::<Vec<u8>>()`]; reading goes on.
@@ -307,6 +310,8 @@ struct Assigned {
     next_offset: i64,
     stop: Option<i64>,
     done: bool,
+    /// The partition's log start offset (low watermark) as last seen.
+    log_start: i64,
     /// Records and dead letters not yet published to the shared handle.
     new_records: u64,
     new_dead_letters: u64,
@@ -430,6 +435,7 @@ impl<T> KafkaReader<T> {
                 next_offset: start,
                 stop,
                 done,
+                log_start: low,
                 new_records: 0,
                 new_dead_letters: 0,
                 touched: false,
@@ -464,6 +470,36 @@ impl<T> KafkaReader<T> {
         {
             tracing::warn!(error = %e, "kafka source: committing offsets failed");
         }
+    }
+}
+
+impl Assigned {
+    /// Finishes a bounded partition the consumer is known to be at or past its stop
+    /// offset in, although no message brought it there: the offsets left below the stop
+    /// hold nothing the consumer delivers (transaction markers, aborted or compacted
+    /// records), or the records were deleted (retention, DeleteRecords) before they
+    /// were fetched. Waiting for a message at `stop - 1` would wait forever. The next
+    /// offset becomes the stop offset, as for a partition read to its end. Returns
+    /// whether the partition finished now.
+    fn finish_at(&mut self, offset: i64) -> bool {
+        match self.stop {
+            Some(stop) if !self.done && offset >= stop => {
+                self.next_offset = stop;
+                self.done = true;
+                self.touched = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Stops fetching a finished partition.
+fn pause(consumer: &BaseConsumer, part: &Assigned) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&part.topic, part.partition);
+    if let Err(e) = consumer.pause(&tpl) {
+        tracing::debug!(error = %e, "kafka source: pause of a finished partition");
     }
 }
 
@@ -530,8 +566,11 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         }
         let mut wait = POLL_WAIT;
         let mut emitted = 0;
+        // Whether librdkafka's queue ran empty: every message fetched so far was seen.
+        let mut drained = false;
         while emitted < BATCH && state.partitions.iter().any(|p| !p.done) {
             let Some(result) = state.consumer.poll(wait) else {
+                drained = true;
                 break;
             };
             wait = Duration::ZERO;
@@ -577,17 +616,46 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             let next = part.next_offset;
             if part.stop.is_some_and(|s| next >= s) {
                 part.done = true;
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(&part.topic, part.partition);
-                if let Err(e) = state.consumer.pause(&tpl) {
-                    tracing::debug!(error = %e, "kafka source: pause of a finished partition");
-                }
+                pause(&state.consumer, part);
             }
             part.touched = true;
             if good {
                 part.new_records += 1;
             } else {
                 part.new_dead_letters += 1;
+            }
+        }
+        if drained && state.partitions.iter().any(|p| !p.done) {
+            // A bounded partition whose last offsets below the stop are no message (a
+            // transaction marker, say) ends when the consumer's position passes them;
+            // one whose unread records were deleted ends when the log start passes the
+            // stop (the consumer was reset there and its position says nothing).
+            let positions = state.consumer.position().ok();
+            for part in state.partitions.iter_mut().filter(|p| !p.done) {
+                let position = positions
+                    .as_ref()
+                    .and_then(|l| l.find_partition(&part.topic, part.partition))
+                    .map(|e| e.offset());
+                let before = part.next_offset;
+                if let Some(Offset::Offset(position)) = position
+                    && part.finish_at(position)
+                {
+                    tracing::debug!(
+                        subtask = self.subtask, topic = %part.topic, partition = part.partition,
+                        next_offset = before, position, stop = ?part.stop,
+                        "kafka source: no messages left below the stop offset; partition done"
+                    );
+                    pause(&state.consumer, part);
+                } else if part.finish_at(part.log_start) {
+                    tracing::warn!(
+                        subtask = self.subtask, topic = %part.topic, partition = part.partition,
+                        next_offset = before, log_start = part.log_start, stop = ?part.stop,
+                        deleted_unread = part.next_offset - before,
+                        "kafka source: records deleted (retention?) before they were read; \
+                         partition done"
+                    );
+                    pause(&state.consumer, part);
+                }
             }
         }
         // Publish this poll's progress: one update per partition touched.
@@ -609,12 +677,13 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         );
         if state.last_refresh.elapsed() >= WATERMARK_REFRESH {
             state.last_refresh = Instant::now();
-            for p in &state.partitions {
-                if let Ok((_, high)) = state.consumer.fetch_watermarks(
+            for p in &mut state.partitions {
+                if let Ok((low, high)) = state.consumer.fetch_watermarks(
                     &p.topic,
                     p.partition,
                     Duration::from_millis(500),
                 ) {
+                    p.log_start = p.log_start.max(low);
                     self.offsets
                         .update(&p.topic, p.partition, |s| s.high_watermark = high);
                 }
@@ -643,5 +712,49 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         } else {
             SourcePoll::Pending(Duration::ZERO)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Assigned;
+
+    fn part(next_offset: i64, stop: Option<i64>) -> Assigned {
+        Assigned {
+            topic: "t".into(),
+            partition: 0,
+            next_offset,
+            stop,
+            done: false,
+            log_start: 0,
+            new_records: 0,
+            new_dead_letters: 0,
+            touched: false,
+        }
+    }
+
+    #[test]
+    fn a_bounded_partition_finishes_once_the_consumer_is_at_or_past_its_stop() {
+        // Below the stop: still reading.
+        let mut p = part(10, Some(17));
+        assert!(!p.finish_at(16));
+        assert_eq!((p.done, p.next_offset, p.touched), (false, 10, false));
+        // At the stop (a transaction marker at 16 was passed): done, at the stop.
+        assert!(p.finish_at(17));
+        assert_eq!((p.done, p.next_offset, p.touched), (true, 17, true));
+        // Once only.
+        assert!(!p.finish_at(20));
+        assert_eq!(p.next_offset, 17);
+        // Past the stop (the log start moved beyond it): done, at the stop, not beyond.
+        let mut p = part(3, Some(17));
+        assert!(p.finish_at(40));
+        assert_eq!((p.done, p.next_offset), (true, 17));
+    }
+
+    #[test]
+    fn an_unbounded_partition_never_finishes() {
+        let mut p = part(10, None);
+        assert!(!p.finish_at(i64::MAX));
+        assert_eq!((p.done, p.next_offset), (false, 10));
     }
 }

@@ -43,6 +43,21 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     panic!("topic {topic} did not appear with {partitions} partitions");
 }
 
+/// The (low, high) watermarks of every partition `0..partitions` of `topic`.
+pub fn watermarks(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks of {topic}/{p}: {e}"))
+        })
+        .collect()
+}
+
 /// One message to produce: partition (None: by key), key, value.
 pub type Msg = (Option<i32>, Option<Vec<u8>>, Vec<u8>);
 
@@ -81,6 +96,43 @@ pub fn produce_with(bootstrap: &str, topic: &str, messages: &[Msg], timestamp: O
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Produces each batch in a transaction of its own, committed or aborted, with one
+/// transactional producer, and waits for every commit or abort.
+pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(Vec<Msg>, bool)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", super::unique("tx"))
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(30);
+    producer
+        .init_transactions(timeout)
+        .expect("init_transactions");
+    for (messages, commit) in transactions {
+        producer.begin_transaction().expect("begin_transaction");
+        for (partition, key, value) in messages {
+            let mut rec = BaseRecord::to(topic).payload(value);
+            if let Some(p) = partition {
+                rec = rec.partition(*p);
+            }
+            if let Some(k) = key {
+                rec = rec.key(k);
+            }
+            producer.send(rec).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(timeout).expect("flush");
+        if *commit {
+            producer
+                .commit_transaction(timeout)
+                .expect("commit_transaction");
+        } else {
+            producer
+                .abort_transaction(timeout)
+                .expect("abort_transaction");
+        }
+    }
 }
 
 /// One message read back.
