@@ -63,6 +63,8 @@ pub struct AsyncWaitOperator<I, O, F> {
     occupied: usize,
     /// Results waiting for their turn, and the watermarks between them.
     queue: ResultQueue<Completion<I, O>>,
+    /// What the queue released, emitted right after (reused: one per completion).
+    released: Vec<Released<Completion<I, O>>>,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
     /// task directly (one hand-off from the timer or reactor, none through a worker).
     calls: FuturesUnordered<BoxFuture<'static, (u64, Completion<I, O>)>>,
@@ -92,6 +94,7 @@ where
             in_flight: 0,
             occupied: 0,
             queue: ResultQueue::new(mode),
+            released: Vec::new(),
             calls: FuturesUnordered::new(),
             waker: futures::task::waker(Arc::new(UnparkTask(std::thread::current()))),
             dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
@@ -171,18 +174,19 @@ where
         self.metrics
             .in_flight
             .store(self.in_flight as u64, Ordering::Relaxed);
-        let mut released = Vec::new();
+        let mut released = std::mem::take(&mut self.released);
         self.queue
             .completed(seq, completion, &mut |r| released.push(r));
-        self.emit_released(released, out);
+        self.emit_released(&mut released, out);
+        self.released = released;
     }
 
     fn emit_released<C: Collector<O> + ?Sized>(
         &mut self,
-        released: Vec<Released<Completion<I, O>>>,
+        released: &mut Vec<Released<Completion<I, O>>>,
         out: &mut C,
     ) {
-        for r in released {
+        for r in released.drain(..) {
             match r {
                 Released::Result(completion) => {
                     self.occupied -= 1;
@@ -316,10 +320,11 @@ where
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
-        let mut released = Vec::new();
+        let mut released = std::mem::take(&mut self.released);
         self.queue
             .watermark(watermark, self.next_seq, &mut |r| released.push(r));
-        self.emit_released(released, out);
+        self.emit_released(&mut released, out);
+        self.released = released;
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
