@@ -116,7 +116,22 @@ impl<T: Record> DataStream<T> {
     /// Gives the stream event time: watermarks computed from each record's
     /// timestamp by `strategy`, emitted after each batch in which they advance and
     /// as [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the input ends.
-    /// See [`WatermarkStrategy`](crate::watermark::WatermarkStrategy) for an example.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// // Readings of (sensor, millisecond timestamp), up to 5 s out of order.
+    /// let readings = env
+    ///     .from_collection(vec![(1u32, 1_000i64), (2, 7_000), (1, 3_000)])
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::bounded_out_of_orderness(
+    ///         Duration::from_secs(5),
+    ///         |r: &(u32, i64)| r.1,
+    ///     ));
+    /// # let _ = readings;
+    /// ```
     pub fn assign_timestamps_and_watermarks(
         &self,
         strategy: crate::watermark::WatermarkStrategy<T>,

@@ -129,8 +129,28 @@ where
     }
 
     /// Like [`process`](Self::process), with a [`ProcessContext`] that also emits to
-    /// typed side outputs and tells the current watermark. See [`ProcessContext`] for
-    /// an example.
+    /// typed side outputs and tells the current watermark.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let repeats = OutputTag::<u64>::new("repeats");
+    /// let tag = repeats.clone();
+    /// // First sighting of each value goes on; later ones go to a side output.
+    /// let first = env.from_collection(vec![3u64, 5, 3, 3]).key_by(|x: &u64| *x).process_with_context(
+    ///     move |_key: &u64, x: u64, seen: &mut ValueState<bool>, ctx: &mut ProcessContext<u64>| {
+    ///         if seen.value().is_some() {
+    ///             ctx.output(&tag, x);
+    ///         } else {
+    ///             seen.update(true);
+    ///             ctx.collect(x);
+    ///         }
+    ///     },
+    /// );
+    /// let again = first.side_output(&repeats).collect_vec();
+    /// # let _ = again;
+    /// ```
     pub fn process_with_context<O, S, F>(&self, f: F) -> DataStream<O>
     where
         O: Record,
