@@ -72,3 +72,50 @@ impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
     fn process_watermark<C: Collector<T> + ?Sized>(&mut self, _watermark: Watermark, _out: &mut C) {
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Records what reaches it, watermarks included.
+    #[derive(Default)]
+    struct Recorder(Vec<String>);
+
+    impl Collector<i64> for Recorder {
+        fn collect(&mut self, record: i64) {
+            self.0.push(format!("r{record}"));
+        }
+
+        fn emit_watermark(&mut self, watermark: Watermark) {
+            self.0.push(format!("w{}", watermark.0));
+        }
+    }
+
+    #[test]
+    fn emits_max_timestamp_minus_out_of_orderness_minus_one_then_max_at_the_end() {
+        let strategy =
+            WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10), |x: &i64| *x);
+        let mut assigner = WatermarkAssigner::new(strategy);
+        let mut out = Recorder::default();
+        // Out of order within the batch: the newest timestamp counts.
+        let mut input: Vec<i64> = (0..RECORDS_PER_WATERMARK as i64).rev().collect();
+        for x in input.drain(..) {
+            assigner.process(x, &mut out);
+        }
+        // An upstream watermark is superseded, not forwarded.
+        assigner.process_watermark(Watermark(5_000), &mut out);
+        assigner.end_input(&mut out);
+        let watermarks: Vec<&String> = out.0.iter().filter(|s| s.starts_with('w')).collect();
+        let last_record = RECORDS_PER_WATERMARK as i64 - 1;
+        assert_eq!(
+            watermarks,
+            [
+                &format!("w{}", last_record - 10 - 1),
+                &format!("w{}", i64::MAX)
+            ]
+        );
+        assert_eq!(out.0.len(), RECORDS_PER_WATERMARK as usize + 2);
+    }
+}
