@@ -66,6 +66,21 @@ pub fn produce(bootstrap: &str, topic: &str, messages: &[Msg]) {
     produce_with(bootstrap, topic, messages, None)
 }
 
+/// The record for `message` on `topic`.
+fn record<'a>(
+    topic: &'a str,
+    (partition, key, value): &'a Msg,
+) -> BaseRecord<'a, Vec<u8>, Vec<u8>> {
+    let mut rec = BaseRecord::to(topic).payload(value);
+    if let Some(p) = partition {
+        rec = rec.partition(*p);
+    }
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    rec
+}
+
 /// As [`produce`], with an explicit timestamp (ms) for every message.
 pub fn produce_with(bootstrap: &str, topic: &str, messages: &[Msg], timestamp: Option<i64>) {
     let producer: BaseProducer = ClientConfig::new()
@@ -73,14 +88,8 @@ pub fn produce_with(bootstrap: &str, topic: &str, messages: &[Msg], timestamp: O
         .set("linger.ms", "5")
         .create()
         .unwrap();
-    for (partition, key, value) in messages {
-        let mut rec = BaseRecord::to(topic).payload(value);
-        if let Some(p) = partition {
-            rec = rec.partition(*p);
-        }
-        if let Some(k) = key {
-            rec = rec.key(k);
-        }
+    for message in messages {
+        let mut rec = record(topic, message);
         if let Some(ts) = timestamp {
             rec = rec.timestamp(ts);
         }
@@ -112,15 +121,11 @@ pub fn produce_transactions(bootstrap: &str, topic: &str, transactions: &[(Vec<M
         .expect("init_transactions");
     for (messages, commit) in transactions {
         producer.begin_transaction().expect("begin_transaction");
-        for (partition, key, value) in messages {
-            let mut rec = BaseRecord::to(topic).payload(value);
-            if let Some(p) = partition {
-                rec = rec.partition(*p);
-            }
-            if let Some(k) = key {
-                rec = rec.key(k);
-            }
-            producer.send(rec).map_err(|(e, _)| e).expect("send");
+        for message in messages {
+            producer
+                .send(record(topic, message))
+                .map_err(|(e, _)| e)
+                .expect("send");
         }
         producer.flush(timeout).expect("flush");
         if *commit {
