@@ -271,6 +271,40 @@ mod tests {
     }
 
     #[test]
+    fn other_threads_sleeps_fire_while_a_thread_serves_the_timer() {
+        let timer = Timer::leaked();
+        std::thread::spawn(move || timer.run());
+        // A thread serving the timer, parked for an hour unless woken: it will not
+        // fire the short sleeps below, so the timer thread's backstop must.
+        let _far = sleep_on(timer, Duration::from_secs(3600));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    timer.park(Duration::from_secs(3600));
+                }
+            })
+        };
+        while timer.serving.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for _ in 0..20 {
+                futures::executor::block_on(sleep_on(timer, Duration::from_micros(200)));
+            }
+            let _ = done.send(());
+        });
+        // A guard against a hang, not a timing assertion: 20 sleeps of 200 us.
+        let fired = finished.recv_timeout(Duration::from_secs(30));
+        stop.store(true, Ordering::SeqCst);
+        server.thread().unpark();
+        server.join().unwrap();
+        assert!(fired.is_ok(), "sleeps of a non-serving thread never fired");
+    }
+
+    #[test]
     fn park_fires_due_sleeps_on_the_parked_thread() {
         // This timer has no thread of its own: only `park` can fire the sleep.
         let timer = Timer::leaked();
