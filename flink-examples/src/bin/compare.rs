@@ -4,6 +4,8 @@
 //! `cargo run --release -p flink-examples --bin compare -- [records] [scenario ...]`
 //! scenarios: healthy, slow-sink, flaky, burst (default: all)
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
@@ -132,7 +134,10 @@ fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
     let store = OrderStore::new(s.ack_latency, Origin::new());
     operator_chain(&env, records, service, store.clone());
     reset_peak_rss();
-    let result = env.execute(&format!("operator chain {}", s.name))?;
+    let client = env.execute_async(&format!("operator chain {}", s.name))?;
+    let progress = ChainProgress::start(client.observer(), records)?;
+    let result = client.wait()?;
+    drop(progress);
     let source = result.operators.first().context("source metrics")?;
     let filter = result.operator("Filter").context("filter metrics")?;
     let call = result.operator("Async Function").context("async metrics")?;
@@ -154,6 +159,83 @@ fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
             "MISMATCH".into()
         },
     })
+}
+
+/// The operator chain's live view: once a run passes 2 s, every second, how many
+/// records reached the sink and how back-pressured each task was over that second.
+/// (The five-stage run prints its per-stage status table instead.)
+struct ChainProgress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ChainProgress {
+    fn start(job: JobObserver, records: u64) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let started = Instant::now();
+        let thread = std::thread::Builder::new()
+            .name("chain-progress".into())
+            .spawn(move || {
+                let mut previous = job.task_metrics();
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let now = job.task_metrics();
+                    if started.elapsed() > Duration::from_secs(2) {
+                        eprintln!("{}", progress_line(&job, records, &previous, &now));
+                    }
+                    previous = now;
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ChainProgress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+fn progress_line(
+    job: &JobObserver,
+    records: u64,
+    previous: &[TaskMetricsSnapshot],
+    now: &[TaskMetricsSnapshot],
+) -> String {
+    let at_sink = job
+        .operator_metrics()
+        .last()
+        .map_or(0, |sink| sink.records_in);
+    let pressure: Vec<String> = now
+        .iter()
+        .zip(previous)
+        .map(|(n, p)| {
+            let shares = n.shares_since(p);
+            format!(
+                "{} ({}/{}) {:.0} ms/s {:?}",
+                n.task,
+                n.subtask + 1,
+                n.parallelism,
+                shares.back_pressured_ms_per_s,
+                shares.level()
+            )
+        })
+        .collect();
+    format!(
+        "  operator chain: {at_sink}/{records} records at the sink; back-pressured: {}",
+        pressure.join(", ")
+    )
 }
 
 fn ms(d: Option<Duration>) -> String {
