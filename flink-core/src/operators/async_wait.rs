@@ -45,11 +45,12 @@ struct AsyncMetrics {
 
 /// Calls an [`AsyncFunction`] per record without blocking the task: up to `capacity`
 /// calls are in flight at once, polled on the task's own thread inside the runtime's
-/// async context (a completing timer or socket wakes the task directly); when full,
-/// `process` waits for one to complete, which is how the operator applies back
-/// pressure. Each attempt is bounded
+/// async context (a completing socket wakes the task directly; while waiting, the
+/// task fires its clock's due timers itself); when full, `process` waits for one to
+/// complete, which is how the operator applies back pressure. Each attempt is bounded
 /// by the timeout; failed attempts are retried per the strategy; a final failure
-/// fails the job or becomes a dead letter.
+/// fails the job or becomes a dead letter. Results leave through a result queue:
+/// in input order, or unordered but never across a watermark.
 pub struct AsyncWaitOperator<I, O, F> {
     function: Arc<F>,
     options: Arc<AsyncOptions>,
@@ -66,7 +67,7 @@ pub struct AsyncWaitOperator<I, O, F> {
     /// What the queue released, emitted right after (reused: one per completion).
     released: Vec<Released<Completion<I, O>>>,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
-    /// task directly (one hand-off from the timer or reactor, none through a worker).
+    /// task directly (at most one hand-off, from the reactor; none through a worker).
     calls: FuturesUnordered<BoxFuture<'static, (u64, Completion<I, O>)>>,
     waker: Waker,
     dead_letter_output: SideOutput<DeadLetter<I>>,
