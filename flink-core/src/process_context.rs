@@ -84,11 +84,14 @@ impl SideOutputCache {
     }
 
     fn get<T: 'static>(&mut self, tag: &OutputTag<T>) -> &mut SideOutput<T> {
-        let wired = &self.wired;
+        // Look up by `&str` first: building the owned key is only needed once per tag.
+        if !self.by_tag.contains_key(tag.id()) {
+            let output: Box<dyn Any + Send> = Box::new(self.wired.get(tag));
+            self.by_tag.insert(Arc::from(tag.id()), output);
+        }
         self.by_tag
-            .entry(Arc::from(tag.id()))
-            .or_insert_with(|| Box::new(wired.get(tag)))
-            .downcast_mut::<SideOutput<T>>()
+            .get_mut(tag.id())
+            .and_then(|output| output.downcast_mut::<SideOutput<T>>())
             .unwrap_or_else(|| panic!("side output '{}' used with two record types", tag.id()))
     }
 }
