@@ -103,23 +103,28 @@ impl<O> Collector<O> for Emitter<'_, O> {
     }
 
     fn flush_before_wait(&mut self) {
-        if let Some(next) = &mut self.next {
-            if !self.batch.is_empty() {
-                next.count.add(self.batch.len() as u64);
-                next.inner.collect_batch(self.batch);
-            }
+        if let Some(next) = self.hand_on_batch() {
             next.inner.flush();
         }
     }
 
     fn emit_watermark(&mut self, watermark: Watermark) {
-        if let Some(next) = &mut self.next {
-            if !self.batch.is_empty() {
-                next.count.add(self.batch.len() as u64);
-                next.inner.collect_batch(self.batch);
-            }
+        if let Some(next) = self.hand_on_batch() {
             next.emit_watermark(watermark);
         }
+    }
+}
+
+impl<O> Emitter<'_, O> {
+    /// Hands the records collected so far to the next operator, ahead of whatever
+    /// follows them; returns that operator's output (none for a collecting emitter).
+    fn hand_on_batch(&mut self) -> Option<&mut CountingOutput<O>> {
+        let next = self.next.as_deref_mut()?;
+        if !self.batch.is_empty() {
+            next.count.add(self.batch.len() as u64);
+            next.inner.collect_batch(self.batch);
+        }
+        Some(next)
     }
 }
 
