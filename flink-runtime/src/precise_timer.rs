@@ -79,7 +79,8 @@ impl Timer {
             } else {
                 Duration::ZERO
             };
-            self.fire_due(Instant::now() - lag);
+            let now = Instant::now();
+            self.fire_due(now.checked_sub(lag).unwrap_or(now));
             let mut sleeps = self.sleeps.lock();
             match sleeps.first_key_value().map(|(slot, _)| slot.0) {
                 Some(deadline) => {
