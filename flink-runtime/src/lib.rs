@@ -17,6 +17,7 @@ pub mod flush_timer;
 pub mod job_client;
 mod job_network;
 pub mod job_result;
+pub mod job_sampler;
 pub mod local_executor;
 pub mod network;
 pub mod pipeline_monitor;

@@ -2,8 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use flink_core::pipeline::{
     PipelineBackPressureController, PipelineConfig, PipelineState, PipelineStatus, STAGES, Stage,
@@ -12,6 +10,7 @@ use flink_core::pipeline::{
 
 use crate::job_client::JobObserver;
 use crate::job_result::OperatorSummary;
+use crate::job_sampler::JobSampler;
 use crate::task_metrics::TaskMetricsSnapshot;
 
 /// Each stage's counts, from the operators' own metrics.
@@ -111,8 +110,7 @@ impl fmt::Display for PipelineReport {
 /// share of each stage's tasks into the pipeline state (so the gateway reacts to it)
 /// and hands the controller's status to a callback. Stops when dropped.
 pub struct PipelineMonitor {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _sampler: JobSampler,
 }
 
 impl PipelineMonitor {
@@ -123,39 +121,17 @@ impl PipelineMonitor {
         config: &PipelineConfig,
         mut on_status: impl FnMut(&PipelineStatus) + Send + 'static,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
         let controller = PipelineBackPressureController::new(state.clone(), config);
-        let interval = config.monitoring_interval;
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("pipeline-monitor".into())
-            .spawn(move || {
-                let mut previous = job.task_metrics();
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(interval);
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let now = job.task_metrics();
-                    feed_task_pressure(&state, &previous, &now);
-                    previous = now;
-                    on_status(&controller.status(stage_counts(&job.operator_metrics())));
-                }
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for PipelineMonitor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
+        let sampler = JobSampler::start(
+            "pipeline-monitor",
+            job,
+            config.monitoring_interval,
+            move |job, before, now| {
+                feed_task_pressure(&state, before, now);
+                on_status(&controller.status(stage_counts(&job.operator_metrics())));
+            },
+        )?;
+        Ok(Self { _sampler: sampler })
     }
 }
 

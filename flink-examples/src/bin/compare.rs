@@ -4,13 +4,12 @@
 //! `cargo run --release -p flink-examples --bin compare -- [records] [scenario ...]`
 //! scenarios: healthy, slow-sink, flaky, burst (default: all)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use flink_examples::variants::{Scenario, five_stage, operator_chain, scenarios};
 use flink_examples::workload::{OrderStore, Origin, PricingService};
+use flink_runtime::job_sampler::JobSampler;
 use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
 use flink_runtime::prelude::*;
 
@@ -135,7 +134,7 @@ fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
     operator_chain(&env, records, service, store.clone());
     reset_peak_rss();
     let client = env.execute_async(&format!("operator chain {}", s.name))?;
-    let progress = ChainProgress::start(client.observer(), records)?;
+    let progress = chain_progress(client.observer(), records)?;
     let result = client.wait()?;
     drop(progress);
     let source = result.operators.first().context("source metrics")?;
@@ -164,47 +163,18 @@ fn run_chain(s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
 /// The operator chain's live view: once a run passes 2 s, every second, how many
 /// records reached the sink and how back-pressured each task was over that second.
 /// (The five-stage run prints its per-stage status table instead.)
-struct ChainProgress {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ChainProgress {
-    fn start(job: JobObserver, records: u64) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let started = Instant::now();
-        let thread = std::thread::Builder::new()
-            .name("chain-progress".into())
-            .spawn(move || {
-                let mut previous = job.task_metrics();
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(Duration::from_secs(1));
-                    if flag.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let now = job.task_metrics();
-                    if started.elapsed() > Duration::from_secs(2) {
-                        eprintln!("{}", progress_line(&job, records, &previous, &now));
-                    }
-                    previous = now;
-                }
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for ChainProgress {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            thread.thread().unpark();
-            let _ = thread.join();
-        }
-    }
+fn chain_progress(job: JobObserver, records: u64) -> std::io::Result<JobSampler> {
+    let started = Instant::now();
+    JobSampler::start(
+        "chain-progress",
+        job,
+        Duration::from_secs(1),
+        move |job, before, now| {
+            if started.elapsed() > Duration::from_secs(2) {
+                eprintln!("{}", progress_line(job, records, before, now));
+            }
+        },
+    )
 }
 
 fn progress_line(
