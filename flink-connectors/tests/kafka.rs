@@ -1,6 +1,7 @@
 //! Kafka source and sink against a real Kafka-protocol broker (noida-db under
 //! `scripts/test.sh`; see `common::service`).
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::kafka::{
     Msg, create_topic, produce, produce_transactions, produce_with, read_all, watermarks,
 };
-use common::{KAFKA, service, unique};
+use common::{KAFKA, unique};
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::kafka::{
     DeliveryGuarantee, KafkaDestination, KafkaSink, KafkaSource, StartingOffsets,
@@ -37,12 +38,7 @@ impl<T: Send + 'static> Operator<T, (usize, T)> for Tag {
 
 #[test]
 fn parallel_source_reads_each_partition_with_one_subtask_exactly_once() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "parallel_source_reads_each_partition_with_one_subtask_exactly_once",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("four");
     create_topic(&bootstrap, &topic, 4);
     let msgs: Vec<Msg> = (0..4)
@@ -103,12 +99,7 @@ fn parallel_source_reads_each_partition_with_one_subtask_exactly_once() {
 
 #[test]
 fn kafka_map_kafka_delivers_every_record_once_in_key_order() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "kafka_map_kafka_delivers_every_record_once_in_key_order",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let (input, output) = (unique("in"), unique("out"));
     create_topic(&bootstrap, &input, 4);
     create_topic(&bootstrap, &output, 3);
@@ -189,12 +180,7 @@ fn kafka_map_kafka_delivers_every_record_once_in_key_order() {
 
 #[test]
 fn malformed_messages_become_dead_letters_and_the_job_finishes() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "malformed_messages_become_dead_letters_and_the_job_finishes",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("bad");
     create_topic(&bootstrap, &topic, 2);
     let msgs: Vec<Msg> = (0..1_000u64)
@@ -298,12 +284,7 @@ impl Operator<String, String> for ProduceMoreOnce {
 
 #[test]
 fn bounded_source_stops_at_the_end_offsets_seen_at_start() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "bounded_source_stops_at_the_end_offsets_seen_at_start",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("bounded");
     create_topic(&bootstrap, &topic, 1);
     let msgs: Vec<Msg> = (0..3_000)
@@ -359,12 +340,7 @@ fn finishes_within<T: Send + 'static>(secs: u64, job: impl FnOnce() -> T + Send 
 
 #[test]
 fn bounded_source_ends_at_transaction_markers_and_skips_aborted_records() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "bounded_source_ends_at_transaction_markers_and_skips_aborted_records",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("txn");
     create_topic(&bootstrap, &topic, 1);
     let batch = |from: u32, to: u32| -> Vec<Msg> {
@@ -455,9 +431,7 @@ fn regex_escape(s: &str) -> String {
 
 #[test]
 fn starting_offsets_latest_timestamp_and_committed() {
-    let Some(bootstrap) = service(KAFKA, "starting_offsets_latest_timestamp_and_committed") else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("start");
     create_topic(&bootstrap, &topic, 2);
     let batch = |from: u32, to: u32| -> Vec<Msg> {
@@ -510,12 +484,7 @@ fn starting_offsets_latest_timestamp_and_committed() {
 
 #[test]
 fn sink_delivery_failure_fails_the_job_or_becomes_a_dead_letter() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "sink_delivery_failure_fails_the_job_or_becomes_a_dead_letter",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("big");
     create_topic(&bootstrap, &topic, 1);
     let sink = |dead_letters: bool| {
@@ -570,12 +539,7 @@ fn sink_delivery_failure_fails_the_job_or_becomes_a_dead_letter() {
 
 #[test]
 fn kafka_destination_acknowledges_with_delivery_reports() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "kafka_destination_acknowledges_with_delivery_reports",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let topic = unique("dest");
     create_topic(&bootstrap, &topic, 2);
     let dest = KafkaDestination::<Event>::json(&bootstrap, &topic).unwrap();
@@ -613,12 +577,7 @@ fn kafka_destination_acknowledges_with_delivery_reports() {
 
 #[test]
 fn sink_routes_records_to_a_topic_per_record_and_reads_keys_back() {
-    let Some(bootstrap) = service(
-        KAFKA,
-        "sink_routes_records_to_a_topic_per_record_and_reads_keys_back",
-    ) else {
-        return;
-    };
+    let bootstrap = require_service!(KAFKA);
     let (even, odd) = (unique("even"), unique("odd"));
     create_topic(&bootstrap, &even, 1);
     create_topic(&bootstrap, &odd, 1);

@@ -4,6 +4,7 @@
 //! record accounted for exactly: a row in the table or a dead letter with the right
 //! reason. Runs against noida-db and PostgreSQL (see `common::service`).
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 use common::kafka::{Msg, create_topic, produce};
 use common::pg::{exec, query_i64};
-use common::{KAFKA, POSTGRES, service, unique};
+use common::{KAFKA, POSTGRES, unique};
 use flink_connectors::kafka::{
     JsonDeserializer, KafkaSource, KeyValue, StartingOffsets, StringDeserializer,
 };
@@ -155,10 +156,7 @@ fn pg_config(url: &str, table: &str) -> PostgresConfig<Charged> {
 
 #[test]
 fn kafka_five_stage_postgres_accounts_for_every_record() {
-    let test = "kafka_five_stage_postgres_accounts_for_every_record";
-    let (Some(bootstrap), Some(url)) = (service(KAFKA, test), service(POSTGRES, test)) else {
-        return;
-    };
+    let (bootstrap, url) = require_service!(KAFKA, POSTGRES);
 
     // Input: N keyed JSON records over 4 partitions (by key).
     let topic = unique("five_stage");

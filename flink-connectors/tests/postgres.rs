@@ -1,12 +1,13 @@
 //! PostgreSQL sink and destination against a real PostgreSQL (started by
 //! `scripts/services.sh`).
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
 
 use common::pg::{exec, query_i64};
-use common::{POSTGRES, service, unique};
+use common::{POSTGRES, unique};
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::postgres::{PostgresConfig, PostgresDestination, PostgresSink, SqlValue};
 use flink_core::destination::{AckDestination, DeliveryError};
@@ -52,9 +53,7 @@ fn orders(n: i64) -> Vec<Order> {
 
 #[test]
 fn sink_writes_every_row_exactly_once() {
-    let Some(url) = service(POSTGRES, "sink_writes_every_row_exactly_once") else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
     let sink = PostgresSink::new(order_config(&url, &table).batch_size(256)).unwrap();
@@ -84,12 +83,7 @@ fn sink_writes_every_row_exactly_once() {
 
 #[test]
 fn refused_rows_become_dead_letters_with_the_database_message() {
-    let Some(url) = service(
-        POSTGRES,
-        "refused_rows_become_dead_letters_with_the_database_message",
-    ) else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
     exec(
@@ -162,9 +156,7 @@ fn refused_rows_become_dead_letters_with_the_database_message() {
 
 #[test]
 fn replaying_with_upsert_does_not_duplicate() {
-    let Some(url) = service(POSTGRES, "replaying_with_upsert_does_not_duplicate") else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
     for run in 0..2 {
@@ -202,12 +194,7 @@ fn replaying_with_upsert_does_not_duplicate() {
 
 #[test]
 fn transient_errors_are_retried_until_the_batch_commits() {
-    let Some(url) = service(
-        POSTGRES,
-        "transient_errors_are_retried_until_the_batch_commits",
-    ) else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
     // The first statement fails with a serialization failure, the second loses its
@@ -247,9 +234,7 @@ fn transient_errors_are_retried_until_the_batch_commits() {
 
 #[test]
 fn a_missing_table_fails_the_job_with_a_clear_error() {
-    let Some(url) = service(POSTGRES, "a_missing_table_fails_the_job_with_a_clear_error") else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let env = StreamExecutionEnvironment::new();
     env.from_collection(orders(10)).sink_named(
         PostgresSink::new(order_config(&url, "no_such_table")).unwrap(),
@@ -265,12 +250,7 @@ fn a_missing_table_fails_the_job_with_a_clear_error() {
 
 #[test]
 fn destination_acknowledges_per_batch_and_refuses_bad_rows() {
-    let Some(url) = service(
-        POSTGRES,
-        "destination_acknowledges_per_batch_and_refuses_bad_rows",
-    ) else {
-        return;
-    };
+    let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
     let dest = PostgresDestination::new(order_config(&url, &table).batch_size(64)).unwrap();

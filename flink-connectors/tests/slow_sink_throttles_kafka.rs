@@ -2,13 +2,14 @@
 //! source has read but the database has not acknowledged stay bounded, while the
 //! consumer lag stays large. Counts only, no timing assertions.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::kafka::{Msg, create_topic, produce};
 use common::pg::exec;
-use common::{KAFKA, POSTGRES, service, unique};
+use common::{KAFKA, POSTGRES, unique};
 use flink_connectors::kafka::{KafkaOffsets, KafkaSource};
 use flink_connectors::postgres::{PostgresConfig, PostgresSink, PostgresSinkMetrics, SqlValue};
 use flink_runtime::prelude::*;
@@ -35,10 +36,7 @@ fn sample(offsets: &KafkaOffsets, metrics: &PostgresSinkMetrics) -> (u64, u64, i
 
 #[test]
 fn a_slow_postgres_sink_throttles_the_kafka_source() {
-    let name = "a_slow_postgres_sink_throttles_the_kafka_source";
-    let (Some(bootstrap), Some(url)) = (service(KAFKA, name), service(POSTGRES, name)) else {
-        return;
-    };
+    let (bootstrap, url) = require_service!(KAFKA, POSTGRES);
     let topic = unique("slow");
     create_topic(&bootstrap, &topic, 1);
     let msgs: Vec<Msg> = (0..RECORDS)

@@ -3,21 +3,20 @@
 //! bugs (ListOffsets end offsets, read_committed, group leader leaving); see
 //! docs/connectors.md for what works against it.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::kafka::{create_topic, read_all};
-use common::{SharedVecSink, TANSU, service, unique};
+use common::{SharedVecSink, TANSU, unique};
 use flink_connectors::kafka::{KafkaSink, KafkaSource};
 use flink_runtime::prelude::*;
 
 #[test]
 fn tansu_sink_then_source_round_trip() {
-    let Some(bootstrap) = service(TANSU, "tansu_sink_then_source_round_trip") else {
-        return;
-    };
+    let bootstrap = require_service!(TANSU);
     let topic = unique("tansu");
     create_topic(&bootstrap, &topic, 2);
     let env = StreamExecutionEnvironment::new();

@@ -44,6 +44,35 @@ pub fn service(var: &str, test: &str) -> Option<String> {
     }
 }
 
+/// The name of the enclosing test function.
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        let path = std::any::type_name_of_val(&here).trim_end_matches("::here");
+        path.rsplit("::").next().unwrap_or(path)
+    }};
+}
+
+/// The value of each service variable given, or returns from the calling test after
+/// [`service`]'s loud skip line (one per missing service), naming the test.
+macro_rules! require_service {
+    ($var:expr) => {
+        match $crate::common::service($var, test_name!()) {
+            Some(value) => value,
+            None => return,
+        }
+    };
+    ($a:expr, $b:expr) => {
+        match (
+            $crate::common::service($a, test_name!()),
+            $crate::common::service($b, test_name!()),
+        ) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return,
+        }
+    };
+}
+
 /// A name unique to this process and call, for topics, tables and directories.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
