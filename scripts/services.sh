@@ -91,32 +91,37 @@ ensure_postgres() {
     pg_bin
 }
 
-start_noida() {
-    ensure_noida
-    local port dir
-    port=$(free_port)
-    dir="$STATE_DIR/noida"
+# launch_broker NAME VAR PORT CMD...: runs CMD in the background, logging to
+# $STATE_DIR/NAME/log, waits for PORT, and records VAR=127.0.0.1:PORT.
+launch_broker() {
+    local name=$1 var=$2 port=$3 dir
+    shift 3
+    dir="$STATE_DIR/$name"
     mkdir -p "$dir"
     # setsid: its own process group, so `stop` ends the wrapper and the broker together.
-    setsid noida-db start --only kafka --host 127.0.0.1 --kafka-port "$port" \
-        --data-dir "$dir/data" >"$dir/log" 2>&1 </dev/null &
+    setsid "$@" >"$dir/log" 2>&1 </dev/null &
     echo $! >"$dir/pid"
-    wait_tcp noida-db "$port" 60 || { cat "$dir/log" >&2; return 1; }
-    echo "export FLINK_RS_KAFKA_BOOTSTRAP=127.0.0.1:$port" >>"$STATE_FILE"
+    wait_tcp "$name" "$port" 60 || { cat "$dir/log" >&2; return 1; }
+    echo "export $var=127.0.0.1:$port" >>"$STATE_FILE"
+}
+
+start_noida() {
+    ensure_noida
+    local port
+    port=$(free_port)
+    launch_broker noida FLINK_RS_KAFKA_BOOTSTRAP "$port" \
+        noida-db start --only kafka --host 127.0.0.1 --kafka-port "$port" \
+        --data-dir "$STATE_DIR/noida/data"
 }
 
 start_tansu() {
-    local bin port dir
+    local bin port
     bin=$(ensure_tansu)
     port=$(free_port)
-    dir="$STATE_DIR/tansu"
-    mkdir -p "$dir"
-    setsid "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
+    launch_broker tansu FLINK_RS_TANSU_BOOTSTRAP "$port" \
+        "$bin" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine memory://tansu/ >"$dir/log" 2>&1 </dev/null &
-    echo $! >"$dir/pid"
-    wait_tcp tansu "$port" 60 || { cat "$dir/log" >&2; return 1; }
-    echo "export FLINK_RS_TANSU_BOOTSTRAP=127.0.0.1:$port" >>"$STATE_FILE"
+        --storage-engine memory://tansu/
 }
 
 start_postgres() {
