@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::async_io::{AsyncFunction, AsyncOptions};
+use crate::async_sink::AsyncSink;
 use crate::collect::{CollectSink, CollectedRecords};
 use crate::dead_letter::{DeadLetter, dead_letter_tag};
 use crate::environment::NodeSpec;
@@ -13,7 +14,7 @@ use crate::functions::{Collector, FilterFunction, FlatMapFunction, MapFunction};
 use crate::keyed_stream::KeyedStream;
 use crate::node::{ChainingStrategy, EdgePartitioner, NodeKind, OperatorNode};
 use crate::operator::{Operator, RuntimeContext};
-use crate::operators::AsyncWaitOperator;
+use crate::operators::{AsyncSinkWriter, AsyncWaitOperator};
 use crate::operators::{FilterOperator, FlatMapOperator, MapOperator, SinkOperator};
 use crate::partitioner::Partitioner;
 use crate::side_output::OutputTag;
@@ -397,6 +398,45 @@ impl<T: Record> DataStream<T> {
         DataStreamSink { stream }
     }
 
+    /// Writes the stream through an [`AsyncSink`]: batched asynchronous requests with
+    /// bounded requests in flight, a time limit in the buffer, retries, and dead
+    /// letters (readable through [`DataStreamSink::dead_letters`]) when its options
+    /// say so. The sink operator is named "Async Sink".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::async_sink::{AsyncSink, AsyncSinkOptions};
+    /// use flink_core::destinations::CallbackDestination;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let sink = env.from_sequence(1, 100).sink_to_async(
+    ///     AsyncSink::per_record(CallbackDestination::new(|x: u64| async move {
+    ///         if x % 10 == 0 { Err(DeliveryError::Permanent(format!("{x} refused"))) } else { Ok(()) }
+    ///     }))
+    ///     .options(AsyncSinkOptions::new().max_batch_size(10).dead_letters()),
+    /// );
+    /// let refused = sink.dead_letters::<u64>().collect_vec();
+    /// # let _ = refused;
+    /// ```
+    pub fn sink_to_async(&self, sink: AsyncSink<T>) -> DataStreamSink {
+        let name = "Async Sink";
+        if let Err(error) = sink.options.validate() {
+            self.env.record_error(GraphError::InvalidAsyncSinkOptions {
+                operator: name.into(),
+                error,
+            });
+        }
+        let (destination, options) = (sink.destination, Arc::new(sink.options));
+        let stream = self.transform::<(), _, _>(name, move |ctx| {
+            AsyncSinkWriter::new(destination.clone(), options.clone(), ctx)
+        });
+        stream
+            .env
+            .with_node(stream.inputs[0].node, |n| n.is_sink = true);
+        DataStreamSink { stream }
+    }
+
     /// Collects every record into memory, readable after the job ran. For tests and
     /// small jobs.
     pub fn collect_vec(&self) -> CollectedRecords<T> {
@@ -431,5 +471,11 @@ impl DataStreamSink {
         Self {
             stream: self.stream.disable_chaining(),
         }
+    }
+
+    /// The dead letters of the sink (an async sink's records that failed for good),
+    /// whose records were of type `R`.
+    pub fn dead_letters<R: Record>(&self) -> DataStream<DeadLetter<R>> {
+        self.stream.dead_letters::<R>()
     }
 }

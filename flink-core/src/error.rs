@@ -76,6 +76,14 @@ pub enum GraphError {
         /// What is wrong.
         error: crate::async_io::AsyncOptionsError,
     },
+    /// The options of an async sink cannot work.
+    #[error("async sink '{operator}': {error}")]
+    InvalidAsyncSinkOptions {
+        /// Operator name.
+        operator: String,
+        /// What is wrong.
+        error: crate::async_sink::AsyncSinkOptionsError,
+    },
     /// A non-parallel operator (such as a collection source) was given parallelism above one.
     #[error("operator '{operator}' is non-parallel and cannot run with parallelism {parallelism}")]
     NonParallelOperator {

@@ -207,4 +207,10 @@ where
     pub fn sink_to(&self, sink: impl Sink<T>) -> DataStreamSink {
         self.partitioned.sink_to(sink)
     }
+
+    /// Writes the partitioned stream through an async sink
+    /// (see [`DataStream::sink_to_async`]).
+    pub fn sink_to_async(&self, sink: crate::async_sink::AsyncSink<T>) -> DataStreamSink {
+        self.partitioned.sink_to_async(sink)
+    }
 }

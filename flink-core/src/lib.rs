@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod async_io;
+pub mod async_sink;
 pub mod clock;
 pub mod codec;
 pub mod collect;

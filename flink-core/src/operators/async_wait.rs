@@ -1,27 +1,21 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use futures::future::{Either, select};
-use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter};
 use crate::dead_letter::{DeadLetter, dead_letter_tag};
-use crate::failure::{TaskCancelled, fail_operator, panic_message};
+use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
 use crate::side_output::SideOutput;
 use crate::watermark::Watermark;
 
+use super::in_flight::InFlight;
 use super::result_queue::{Released, ResultQueue};
-
-/// How often a blocked wait for a completion checks for cancellation.
-const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
 /// The end of one call, all attempts included.
 enum Completion<I, O> {
@@ -68,8 +62,7 @@ pub struct AsyncWaitOperator<I, O, F> {
     released: Vec<Released<Completion<I, O>>>,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
     /// task directly (at most one hand-off, from the reactor; none through a worker).
-    calls: FuturesUnordered<BoxFuture<'static, (u64, Completion<I, O>)>>,
-    waker: Waker,
+    calls: InFlight<(u64, Completion<I, O>)>,
     dead_letter_output: SideOutput<DeadLetter<I>>,
     jitter_seed: u64,
     metrics: AsyncMetrics,
@@ -96,8 +89,7 @@ where
             occupied: 0,
             queue: ResultQueue::new(mode),
             released: Vec::new(),
-            calls: FuturesUnordered::new(),
-            waker: futures::task::waker(Arc::new(UnparkTask(std::thread::current()))),
+            calls: InFlight::new(ctx.services.clone()),
             dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
             metrics: AsyncMetrics {
                 in_flight: m.custom("in_flight"),
@@ -139,30 +131,15 @@ where
     /// Polls the calls in flight once, returning those that completed.
     fn poll_calls(&mut self) -> Vec<(u64, Completion<I, O>)> {
         let mut ready = Vec::new();
-        let (calls, waker) = (&mut self.calls, &self.waker);
-        self.services.spawner.in_context(&mut || {
-            let mut cx = Context::from_waker(waker);
-            while let Poll::Ready(Some(done)) = calls.poll_next_unpin(&mut cx) {
-                ready.push(done);
-            }
-        });
+        self.calls.poll_ready(&mut ready);
         ready
     }
 
     /// Waits until at least one call completed, checking for cancellation meanwhile.
     fn wait_for_completions(&mut self) -> Vec<(u64, Completion<I, O>)> {
-        loop {
-            let ready = self.poll_calls();
-            if !ready.is_empty() {
-                return ready;
-            }
-            if self.services.cancelled.is_cancelled() {
-                std::panic::resume_unwind(Box::new(TaskCancelled));
-            }
-            // A completion unparks this thread; the timeout only bounds how late a
-            // cancellation is seen. The clock may serve its due timers meanwhile.
-            self.services.clock.park(CANCEL_CHECK);
-        }
+        let mut ready = Vec::new();
+        self.calls.wait_ready(&mut ready);
+        ready
     }
 
     fn accept<C: Collector<O> + ?Sized>(
@@ -347,13 +324,4 @@ fn tracing_free_warn(operator: &str, attempts: u32, failure: &AsyncFailure) {
     eprintln!(
         "{operator}: async call failed after {attempts} attempt(s), counted as error: {failure}"
     );
-}
-
-/// Wakes the task thread that owns the calls.
-struct UnparkTask(std::thread::Thread);
-
-impl futures::task::ArcWake for UnparkTask {
-    fn wake_by_ref(task: &Arc<Self>) {
-        task.0.unpark();
-    }
 }

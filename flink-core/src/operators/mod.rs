@@ -1,9 +1,11 @@
 //! The built-in operators, each a short [`Operator`](crate::operator::Operator) over a
 //! user function.
 
+mod async_sink_writer;
 mod async_wait;
 mod filter;
 mod flat_map;
+mod in_flight;
 mod keyed_process;
 mod keyed_reduce;
 mod map;
@@ -11,6 +13,7 @@ mod result_queue;
 mod sink;
 mod watermark_assigner;
 
+pub use async_sink_writer::AsyncSinkWriter;
 pub use async_wait::AsyncWaitOperator;
 pub use filter::FilterOperator;
 pub use flat_map::FlatMapOperator;
