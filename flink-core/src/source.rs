@@ -38,6 +38,17 @@ pub trait Source<T>: Send + Sync + 'static {
     fn is_parallel(&self) -> bool {
         true
     }
+
+    /// This source, emitting at most as fast as `strategy` allows.
+    fn rate_limited(
+        self,
+        strategy: crate::sources::RateLimiterStrategy,
+    ) -> crate::sources::RateLimitedSource<Self>
+    where
+        Self: Sized,
+    {
+        crate::sources::RateLimitedSource::new(self, strategy)
+    }
 }
 
 /// Reads the records of one parallel source instance.

@@ -1,0 +1,166 @@
+//! [`RateLimitedSource`]: any source, read at most at a given rate, as Flink's
+//! `RateLimiterStrategy` limits a source's readers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::clock::Clock;
+use crate::operator::RuntimeContext;
+use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+
+/// How fast a source may emit: no limit, or at most a number of records per second
+/// over all parallel readers (each reader gets an equal share), with bursts of at
+/// most a tenth of a second's worth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimiterStrategy {
+    records_per_second: Option<f64>,
+}
+
+/// A rate that cannot be a limit.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("a source rate limit must be a positive, finite number of records per second, got {0}")]
+pub struct InvalidRate(pub f64);
+
+impl RateLimiterStrategy {
+    /// No limit.
+    pub fn no_op() -> Self {
+        Self {
+            records_per_second: None,
+        }
+    }
+
+    /// At most `records_per_second` over all readers of the source.
+    ///
+    /// # Errors
+    /// When the rate is zero, negative or not finite.
+    pub fn per_second(records_per_second: f64) -> Result<Self, InvalidRate> {
+        if records_per_second.is_finite() && records_per_second > 0.0 {
+            Ok(Self {
+                records_per_second: Some(records_per_second),
+            })
+        } else {
+            Err(InvalidRate(records_per_second))
+        }
+    }
+
+    /// The limit over all readers, if any.
+    pub fn records_per_second(&self) -> Option<f64> {
+        self.records_per_second
+    }
+}
+
+/// A source whose readers emit at most at the rate of a [`RateLimiterStrategy`]
+/// (a token bucket on the job's clock). Each reader holds back at most one batch of
+/// its inner reader while it waits for tokens.
+///
+/// ```
+/// use flink_core::prelude::*;
+/// use flink_core::sources::{GeneratorSource, RateLimiterStrategy};
+///
+/// let env = StreamExecutionEnvironment::new();
+/// let paced = env.from_source(
+///     GeneratorSource::bounded(0..1_000, |i| i * 2).rate_limited(RateLimiterStrategy::per_second(10_000.0).unwrap()),
+///     "paced",
+/// );
+/// # let _ = paced;
+/// ```
+pub struct RateLimitedSource<S> {
+    inner: S,
+    strategy: RateLimiterStrategy,
+}
+
+impl<S> RateLimitedSource<S> {
+    /// `inner`, limited by `strategy`.
+    pub fn new(inner: S, strategy: RateLimiterStrategy) -> Self {
+        Self { inner, strategy }
+    }
+}
+
+impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
+    fn boundedness(&self) -> Boundedness {
+        self.inner.boundedness()
+    }
+
+    fn is_parallel(&self) -> bool {
+        self.inner.is_parallel()
+    }
+
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        let reader = self.inner.create_reader(ctx);
+        match self.strategy.records_per_second {
+            None => reader,
+            Some(rate) => {
+                let rate = rate / ctx.parallelism as f64;
+                let burst = (rate / 10.0).max(1.0);
+                let clock = ctx.services.clock.clone();
+                Box::new(RateLimitedReader {
+                    inner: reader,
+                    held: VecDeque::new(),
+                    scratch: SourceOutput::new(),
+                    inner_finished: false,
+                    rate,
+                    burst,
+                    tokens: burst,
+                    last_refill: clock.now(),
+                    clock,
+                })
+            }
+        }
+    }
+}
+
+struct RateLimitedReader<T> {
+    inner: Box<dyn SourceReader<T>>,
+    /// Records read from the inner reader, not yet emitted.
+    held: VecDeque<T>,
+    scratch: SourceOutput<T>,
+    inner_finished: bool,
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last_refill: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl<T> RateLimitedReader<T> {
+    fn refill(&mut self) {
+        let now = self.clock.now();
+        let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last_refill = now;
+    }
+
+    /// Until the next whole token.
+    fn wait_for_token(&self) -> Duration {
+        Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
+    }
+}
+
+impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        if self.held.is_empty() && !self.inner_finished {
+            match self.inner.poll_next(&mut self.scratch) {
+                SourcePoll::Finished => self.inner_finished = true,
+                SourcePoll::Pending(wait) if self.scratch.is_empty() => {
+                    return SourcePoll::Pending(wait);
+                }
+                SourcePoll::MoreAvailable | SourcePoll::Pending(_) => {}
+            }
+            self.held.extend(self.scratch.take());
+        }
+        self.refill();
+        let n = (self.tokens.floor() as usize).min(self.held.len());
+        self.tokens -= n as f64;
+        out.batch.extend(self.held.drain(..n));
+        if self.held.is_empty() && self.inner_finished {
+            SourcePoll::Finished
+        } else if self.tokens < 1.0 {
+            SourcePoll::Pending(self.wait_for_token())
+        } else {
+            SourcePoll::MoreAvailable
+        }
+    }
+}
