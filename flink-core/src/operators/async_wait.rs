@@ -1,6 +1,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{Either, select};
@@ -35,7 +36,17 @@ struct AsyncMetrics {
     timeouts: Arc<AtomicU64>,
     dead_letters: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
+    /// Time spent waiting for a free slot, in ns of the job's clock.
+    slot_wait_ns: Arc<AtomicU64>,
+    /// When the wait going on now began (ns of the job's clock, plus one), or 0.
+    waiting_since_ns: Arc<AtomicU64>,
 }
+
+/// Metric: total time the operator waited for a free slot, in ns of the job's clock.
+pub const SLOT_WAIT_NS: &str = "slot_wait_ns";
+/// Metric: when the slot wait going on now began (ns of the job's clock, plus one),
+/// or 0 while the operator is not waiting.
+pub const WAITING_SINCE_NS: &str = "waiting_since_ns";
 
 /// Calls an [`AsyncFunction`] per record without blocking the task: up to `capacity`
 /// calls are in flight at once, polled on the task's own thread inside the runtime's
@@ -97,6 +108,8 @@ where
                 timeouts: m.custom("timeouts"),
                 dead_letters: m.custom("dead_letters"),
                 errors: m.custom("errors"),
+                slot_wait_ns: m.custom(SLOT_WAIT_NS),
+                waiting_since_ns: m.custom(WAITING_SINCE_NS),
             },
         }
     }
@@ -215,6 +228,25 @@ where
         self.in_flight > 0
     }
 
+    /// Waits until a slot is free (back pressure), timing the wait on the job's clock
+    /// so that waiting, not a full set of calls, reads as pressure.
+    fn wait_for_a_slot<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        out.flush_before_wait();
+        let started = self.services.clock.now();
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.metrics
+            .waiting_since_ns
+            .store(nanos(started).saturating_add(1), Ordering::Relaxed);
+        while self.occupied >= self.options.capacity {
+            self.complete_some(out);
+        }
+        let waited = self.services.clock.now().saturating_sub(started);
+        self.metrics
+            .slot_wait_ns
+            .fetch_add(nanos(waited), Ordering::Relaxed);
+        self.metrics.waiting_since_ns.store(0, Ordering::Relaxed);
+    }
+
     /// Waits until a call completes and emits what that releases.
     fn complete_some<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         for (seq, c) in self.wait_for_completions() {
@@ -288,10 +320,7 @@ where
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         if self.occupied >= self.options.capacity {
-            out.flush_before_wait();
-        }
-        while self.occupied >= self.options.capacity {
-            self.complete_some(out);
+            self.wait_for_a_slot(out);
         }
         self.start_call(record);
         self.drain_ready(out);

@@ -14,7 +14,7 @@ mod sink;
 mod watermark_assigner;
 
 pub use async_sink_writer::AsyncSinkWriter;
-pub use async_wait::AsyncWaitOperator;
+pub use async_wait::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
 pub use filter::FilterOperator;
 pub use flat_map::FlatMapOperator;
 pub use keyed_process::KeyedProcessOperator;

@@ -107,8 +107,11 @@ pub struct StageStatus {
     pub level: PressureLevel,
     /// Health of this stage alone.
     pub health: Health,
-    /// Fill of its bounded queue (gateway queue, ingress buffer, calls or acks in flight).
+    /// Fill of its bounded queue (the gateway's queue), or for the async stages the
+    /// calls or acks in flight of their capacity (shown, not pressure).
     pub queue_utilization: f64,
+    /// Share of time it waited for a free slot over the last window.
+    pub waiting: f64,
     /// Back-pressured share of its tasks (0 when no monitor feeds it).
     pub task_back_pressure: f64,
     /// Dead letters and errors per record received since the previous status.
@@ -158,6 +161,7 @@ impl PipelineBackPressureController {
     /// The status now, given each stage's counts (from the operators' metrics).
     pub fn status(&self, counts: [StageCounts; 5]) -> PipelineStatus {
         let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let shares = self.state.signal_shares();
         let stages: Vec<StageStatus> = (0..5)
             .map(|i| {
                 let stage = [
@@ -176,15 +180,19 @@ impl PipelineBackPressureController {
                 } else {
                     (failed as f64 / received as f64).min(1.0)
                 };
-                let queue = self.state.queue_utilization(stage);
+                let queue = self
+                    .state
+                    .queue_utilization(stage)
+                    .max(self.state.occupancy(stage));
                 let task = self.state.task_pressure(stage);
-                let pressure = queue.max(task).max(error_rate);
+                let pressure = self.state.stage_pressure(stage, &shares).max(error_rate);
                 StageStatus {
                     name: STAGES[i],
                     pressure,
                     level: PressureLevel::of(pressure, &self.thresholds),
                     health: Health::of(pressure),
                     queue_utilization: queue,
+                    waiting: shares.0[i].waiting,
                     task_back_pressure: task,
                     error_rate,
                     counts: now,
@@ -218,14 +226,15 @@ impl PipelineStatus {
             fmt_latency(self.latency_p50),
             fmt_latency(self.latency_p99)
         );
-        s.push_str("  stage                  pressure health    queue  bp    errors  received   emitted    dead    errs\n");
+        s.push_str("  stage                  pressure health    queue  wait  bp    errors  received   emitted    dead    errs\n");
         for st in &self.stages {
             s.push_str(&format!(
-                "  {:<22} {:>8.2} {:<9} {:>5.2} {:>5.2} {:>6.3} {:>9} {:>9} {:>7} {:>7}\n",
+                "  {:<22} {:>8.2} {:<9} {:>5.2} {:>5.2} {:>5.2} {:>6.3} {:>9} {:>9} {:>7} {:>7}\n",
                 st.name,
                 st.pressure,
                 st.health.to_string(),
                 st.queue_utilization,
+                st.waiting,
                 st.task_back_pressure,
                 st.error_rate,
                 st.counts.received,

@@ -7,12 +7,13 @@ use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, 
 use crate::destination::AckDestination;
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
-use crate::operators::AsyncWaitOperator;
+use crate::operators::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
 use super::config::{AsyncEgressConfig, FinalSinkConfig, GatewayConfig};
 use super::envelope::Envelope;
+use super::signals::StageMeters;
 use super::state::{PipelineState, Stage};
 
 /// Calls the user's function on the payload, keeping the envelope.
@@ -115,17 +116,28 @@ impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
     }
 }
 
-/// Registers what an async-based stage ends (dead letters, counted errors) and its
-/// in-flight calls as the stage's queue.
+/// Registers what an async-based stage ends (dead letters, counted errors), its
+/// in-flight calls (shown as occupancy), and the meters its pressure is read from:
+/// time waiting for a free slot, and records failing.
 fn register_async_stage(
     stage: Stage,
     capacity: usize,
     state: &PipelineState,
     ctx: &RuntimeContext,
 ) {
-    state.register_finished(ctx.metrics.custom("dead_letters"));
-    state.register_finished(ctx.metrics.custom("errors"));
-    state.register_queue(stage, ctx.metrics.custom("in_flight"), capacity as u64);
+    let m = &ctx.metrics;
+    let failed = vec![m.custom("dead_letters"), m.custom("errors")];
+    for counter in &failed {
+        state.register_finished(counter.clone());
+    }
+    state.register_occupancy(stage, m.custom("in_flight"), capacity as u64);
+    let meters = StageMeters {
+        received: m.records_in.clone(),
+        failed,
+        wait_total_ns: m.custom(SLOT_WAIT_NS),
+        waiting_since_ns: m.custom(WAITING_SINCE_NS),
+    };
+    state.register_meters(stage, meters, ctx.services.clock.clone());
 }
 
 impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelope<O>>

@@ -12,6 +12,7 @@ mod gateway;
 mod ingress;
 mod key_gen;
 mod latency;
+mod signals;
 mod state;
 
 pub use builder::{FiveStagePipeline, FiveStagePipelineBuilder, PipelineStreams};
@@ -25,4 +26,5 @@ pub use controller::{
 pub use envelope::Envelope;
 pub use key_gen::partition_of;
 pub use latency::LatencyHistogram;
+pub use signals::{Shares, StageMeters};
 pub use state::{PipelineState, STAGES, Stage};

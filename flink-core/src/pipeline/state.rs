@@ -2,6 +2,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::latency::LatencyHistogram;
+use super::signals::{Shares, StageMeters, StageSignals};
+use crate::clock::Clock;
 
 /// The five stages, in order.
 pub const STAGES: [&str; 5] = [
@@ -33,6 +35,19 @@ struct QueueGauge {
     instances: Mutex<Vec<(Arc<AtomicU64>, u64)>>,
 }
 
+/// How full the instances of one gauge are together, in `0.0..=1.0`.
+fn fill(gauge: &QueueGauge) -> f64 {
+    let instances = lock(&gauge.instances);
+    let (used, capacity) = instances.iter().fold((0u64, 0u64), |(u, c), (used, cap)| {
+        (u + used.load(Ordering::Relaxed), c + cap)
+    });
+    if capacity == 0 {
+        0.0
+    } else {
+        (used as f64 / capacity as f64).min(1.0)
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -47,6 +62,12 @@ pub struct PipelineState {
     admitted: Mutex<Vec<Arc<AtomicU64>>>,
     finished: Mutex<Vec<Arc<AtomicU64>>>,
     queues: [QueueGauge; 5],
+    /// Calls or acknowledgments in flight of the async stages, of their capacity:
+    /// shown, but not pressure (running at the configured concurrency is normal).
+    occupancy: [QueueGauge; 5],
+    signals: StageSignals,
+    /// Records acknowledged at the sink (for the share of slow ones).
+    acked: AtomicU64,
     /// Back-pressured share of each stage's tasks, as f64 bits, set by a monitor.
     task_pressure: [AtomicU64; 5],
     latency: LatencyHistogram,
@@ -75,6 +96,31 @@ impl PipelineState {
         lock(&self.queues[stage as usize].instances).push((used, capacity));
     }
 
+    /// Registers one async stage instance's calls (or acks) in flight, of `capacity`.
+    pub fn register_occupancy(&self, stage: Stage, used: Arc<AtomicU64>, capacity: u64) {
+        lock(&self.occupancy[stage as usize].instances).push((used, capacity));
+    }
+
+    /// Registers the meters one instance of `stage` is measured by.
+    pub fn register_meters(&self, stage: Stage, meters: StageMeters, clock: Arc<dyn Clock>) {
+        self.signals.register(stage as usize, meters, clock);
+    }
+
+    /// Calls or acks in flight of `stage`, of its capacity, in `0.0..=1.0`.
+    pub fn occupancy(&self, stage: Stage) -> f64 {
+        fill(&self.occupancy[stage as usize])
+    }
+
+    /// Each stage's share of time waiting for a free slot and of records failing, and
+    /// the share of acknowledged records slower than the threshold, over the last
+    /// window of the job's clock.
+    pub fn signal_shares(&self) -> ([Shares; 5], f64) {
+        self.signals.shares(
+            self.slow.load(Ordering::Relaxed),
+            self.acked.load(Ordering::Relaxed),
+        )
+    }
+
     /// Records admitted and not yet ended.
     pub fn in_pipeline(&self) -> u64 {
         let sum = |v: &Mutex<Vec<Arc<AtomicU64>>>| -> u64 {
@@ -85,15 +131,7 @@ impl PipelineState {
 
     /// Queue utilization of `stage` in `0.0..=1.0` (0 for a stage without queue).
     pub fn queue_utilization(&self, stage: Stage) -> f64 {
-        let instances = lock(&self.queues[stage as usize].instances);
-        let (used, capacity) = instances.iter().fold((0u64, 0u64), |(u, c), (used, cap)| {
-            (u + used.load(Ordering::Relaxed), c + cap)
-        });
-        if capacity == 0 {
-            0.0
-        } else {
-            (used as f64 / capacity as f64).min(1.0)
-        }
+        fill(&self.queues[stage as usize])
     }
 
     /// Sets the back-pressured share of `stage`'s tasks (from the runtime's metrics).
@@ -114,6 +152,7 @@ impl PipelineState {
         slow_threshold: std::time::Duration,
     ) {
         self.latency.record(latency);
+        self.acked.fetch_add(1, Ordering::Relaxed);
         if latency > slow_threshold {
             self.slow.fetch_add(1, Ordering::Relaxed);
         }
@@ -129,9 +168,24 @@ impl PipelineState {
         self.slow.load(Ordering::Relaxed)
     }
 
-    /// The pressure the gateway reacts to: the fullest stage downstream of it, by
-    /// queue fill or by measured back pressure.
+    /// The pressure of `stage` now: the largest of its queue's fill, its share of
+    /// time waiting for a free slot, its tasks' back-pressured share, its share of
+    /// failing records, and (at the sink) the share of records slower than the
+    /// threshold. Calls in flight are not pressure: an async stage running at its
+    /// configured concurrency is normal.
+    pub fn stage_pressure(&self, stage: Stage, shares: &([Shares; 5], f64)) -> f64 {
+        let s = shares.0[stage as usize];
+        let slow = if stage == Stage::FinalSink { shares.1 } else { 0.0 };
+        self.queue_utilization(stage)
+            .max(s.waiting)
+            .max(s.failing)
+            .max(slow)
+            .max(self.task_pressure(stage))
+    }
+
+    /// The pressure the gateway reacts to: the highest of the stages downstream of it.
     pub fn downstream_pressure(&self) -> f64 {
+        let shares = self.signal_shares();
         [
             Stage::KeyGen,
             Stage::Ingress,
@@ -139,7 +193,63 @@ impl PipelineState {
             Stage::FinalSink,
         ]
         .into_iter()
-        .map(|s| self.queue_utilization(s).max(self.task_pressure(s)))
+        .map(|s| self.stage_pressure(s, &shares))
         .fold(0.0, f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn gauge(v: u64) -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(v))
+    }
+
+    #[test]
+    fn a_stage_at_its_concurrency_is_not_pressure_but_waiting_for_a_slot_is() {
+        let clock = ManualClock::new();
+        let state = PipelineState::new();
+        // 100 of 100 calls in flight, no wait.
+        state.register_occupancy(Stage::Egress, gauge(100), 100);
+        let waiting_since = gauge(0);
+        let meters = StageMeters {
+            received: gauge(0),
+            failed: vec![gauge(0)],
+            wait_total_ns: gauge(0),
+            waiting_since_ns: waiting_since.clone(),
+        };
+        state.register_meters(Stage::Egress, meters, Arc::new(clock.clone()));
+        assert_eq!(state.downstream_pressure(), 0.0);
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(state.occupancy(Stage::Egress), 1.0);
+        assert_eq!(state.downstream_pressure(), 0.0, "full but not waiting");
+        // From now on it waits for a free slot.
+        let now = u64::try_from(clock.now().as_nanos()).unwrap();
+        waiting_since.store(now + 1, Ordering::Relaxed);
+        clock.advance(Duration::from_millis(50));
+        assert_eq!(state.downstream_pressure(), 1.0, "waiting the whole window");
+    }
+
+    #[test]
+    fn failing_records_are_pressure() {
+        let clock = ManualClock::new();
+        let state = PipelineState::new();
+        let (received, failed) = (gauge(0), gauge(0));
+        let meters = StageMeters {
+            received: received.clone(),
+            failed: vec![failed.clone()],
+            wait_total_ns: gauge(0),
+            waiting_since_ns: gauge(0),
+        };
+        state.register_meters(Stage::FinalSink, meters, Arc::new(clock.clone()));
+        state.downstream_pressure();
+        received.store(100, Ordering::Relaxed);
+        failed.store(70, Ordering::Relaxed);
+        clock.advance(Duration::from_millis(50));
+        assert!((state.downstream_pressure() - 0.7).abs() < 1e-9);
     }
 }

@@ -1,0 +1,157 @@
+//! [`StageSignals`]: what makes a stage's pressure, sampled over short windows of the
+//! job's clock: the share of time it waited for a free slot, and the share of its
+//! records that failed or (at the sink) were slower than the threshold.
+//!
+//! A stage running at its configured concurrency is not under pressure; a stage
+//! waiting for a slot, failing, or answering slowly is.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use crate::clock::Clock;
+
+/// Shortest window over which shares are computed: short enough for the gateway to
+/// react within a few milliseconds, long enough to average over many records.
+const WINDOW: Duration = Duration::from_millis(20);
+
+/// The meters of one operator instance in a stage.
+#[derive(Clone)]
+pub struct StageMeters {
+    /// Records received.
+    pub received: Arc<AtomicU64>,
+    /// Records that failed for good (dead letters and counted errors).
+    pub failed: Vec<Arc<AtomicU64>>,
+    /// Total time waited for a free slot, in ns of the job's clock.
+    pub wait_total_ns: Arc<AtomicU64>,
+    /// Start of the wait going on now (ns + 1), or 0.
+    pub waiting_since_ns: Arc<AtomicU64>,
+}
+
+impl StageMeters {
+    /// Time waited up to `now`, the wait going on included.
+    fn waited(&self, now: u64) -> u64 {
+        let since = self.waiting_since_ns.load(Ordering::Relaxed);
+        let ongoing = if since == 0 {
+            0
+        } else {
+            now.saturating_sub(since - 1)
+        };
+        self.wait_total_ns.load(Ordering::Relaxed) + ongoing
+    }
+
+    fn failed(&self) -> u64 {
+        self.failed.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Totals of one stage at the start of the current window.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    waited_ns: u64,
+    received: u64,
+    failed: u64,
+}
+
+/// The last computed shares of one stage.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Shares {
+    /// Share of time waiting for a free slot (the busiest instance).
+    pub waiting: f64,
+    /// Share of received records that failed for good.
+    pub failing: f64,
+}
+
+#[derive(Default)]
+struct Window {
+    started: Option<u64>,
+    totals: Vec<Totals>,
+    shares: Vec<Shares>,
+    slow_and_acked: (u64, u64),
+    slow_share: f64,
+}
+
+/// Signals of every stage of one pipeline.
+#[derive(Default)]
+pub struct StageSignals {
+    clock: OnceLock<Arc<dyn Clock>>,
+    meters: Mutex<Vec<(usize, StageMeters)>>,
+    window: Mutex<Window>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl StageSignals {
+    /// Registers the meters of one instance of stage `stage` (an index).
+    pub fn register(&self, stage: usize, meters: StageMeters, clock: Arc<dyn Clock>) {
+        let _ = self.clock.set(clock);
+        lock(&self.meters).push((stage, meters));
+    }
+
+    /// The shares of every stage (by index, five), recomputed when a window passed;
+    /// `slow` and `acked` are the sink's running counts of slow and acknowledged records.
+    pub fn shares(&self, slow: u64, acked: u64) -> ([Shares; 5], f64) {
+        let Some(clock) = self.clock.get() else {
+            return ([Shares::default(); 5], 0.0);
+        };
+        let now = nanos(clock.now());
+        let mut w = lock(&self.window);
+        let meters = lock(&self.meters);
+        let due = w
+            .started
+            .is_none_or(|s| now.saturating_sub(s) >= nanos(WINDOW))
+            || w.totals.len() != meters.len();
+        if due {
+            let elapsed = w.started.map_or(0, |s| now.saturating_sub(s));
+            let totals: Vec<Totals> = meters
+                .iter()
+                .map(|(_, m)| Totals {
+                    waited_ns: m.waited(now),
+                    received: m.received.load(Ordering::Relaxed),
+                    failed: m.failed(),
+                })
+                .collect();
+            if elapsed > 0 && w.totals.len() == totals.len() {
+                let mut per_stage = [Shares::default(); 5];
+                let mut counts = [(0u64, 0u64); 5];
+                for (((stage, _), now_t), before) in meters.iter().zip(&totals).zip(&w.totals) {
+                    let waited = now_t.waited_ns.saturating_sub(before.waited_ns);
+                    let share = (waited as f64 / elapsed as f64).min(1.0);
+                    let s = &mut per_stage[*stage];
+                    s.waiting = s.waiting.max(share);
+                    counts[*stage].0 += now_t.received.saturating_sub(before.received);
+                    counts[*stage].1 += now_t.failed.saturating_sub(before.failed);
+                }
+                for (s, (received, failed)) in per_stage.iter_mut().zip(counts) {
+                    s.failing = if received == 0 {
+                        0.0
+                    } else {
+                        (failed as f64 / received as f64).min(1.0)
+                    };
+                }
+                w.shares = per_stage.to_vec();
+                let (slow0, acked0) = w.slow_and_acked;
+                let acked_now = acked.saturating_sub(acked0);
+                w.slow_share = if acked_now == 0 {
+                    0.0
+                } else {
+                    (slow.saturating_sub(slow0) as f64 / acked_now as f64).min(1.0)
+                };
+            }
+            w.totals = totals;
+            w.started = Some(now);
+            w.slow_and_acked = (slow, acked);
+        }
+        let mut shares = [Shares::default(); 5];
+        for (i, s) in w.shares.iter().enumerate().take(5) {
+            shares[i] = *s;
+        }
+        (shares, w.slow_share)
+    }
+}
