@@ -313,6 +313,8 @@ fn empty_single_and_zero_series_give_a_valid_file() {
     assert_eq!(count(&html, "<svg "), count(&html, "</svg>"));
     assert!(html.contains("no pressure reported"));
     assert!(html.contains("no latency measured"));
+    // A scenario without a title is headed by its name.
+    assert!(html.contains("<h2>none</h2>"));
     // A legend with more entries than fit says how many it left out.
     assert_eq!(count(&html, &svg_text("+10 more")), 1);
     assert!(!html.contains("NaN"), "a NaN reached the SVG");

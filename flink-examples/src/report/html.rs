@@ -25,7 +25,8 @@ table.comparison thead th { background: #f3f3f3; }
 table.comparison td { text-align: right; }
 table.comparison tbody th { text-align: left; font-weight: normal; }
 ul.notes { list-style: none; padding: 0; font-family: ui-monospace, monospace;
-           font-size: .9rem; white-space: pre-wrap; }
+           font-size: .9rem; }
+ul.notes li { white-space: pre-wrap; }
 div.plots { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -74,7 +75,7 @@ fn contents(report: &Report) -> String {
             nav,
             "<li><a href=\"#{}\">{}</a></li>",
             attribute(&anchor(&s.name)),
-            text(&s.title)
+            text(heading(s))
         );
     }
     nav.push_str("</ul></nav>\n");
@@ -87,7 +88,7 @@ fn section(scenario: &ScenarioReport) -> io::Result<String> {
         html,
         "<section id=\"{}\">\n<h2>{}</h2>",
         attribute(&anchor(&scenario.name)),
-        text(&scenario.title)
+        text(heading(scenario))
     );
     html.push_str(&table(&scenario.table));
     html.push_str("<div class=\"plots\">\n");
@@ -139,6 +140,14 @@ fn table(table: &Table) -> String {
         html.push_str("</ul>\n");
     }
     html
+}
+
+/// The scenario's title, else its name, so no section or link is left blank.
+fn heading(scenario: &ScenarioReport) -> &str {
+    [&scenario.title, &scenario.name]
+        .into_iter()
+        .find(|t| !t.trim().is_empty())
+        .map_or("(unnamed scenario)", String::as_str)
 }
 
 /// A fragment identifier from a scenario name: letters, digits and '-' only.
