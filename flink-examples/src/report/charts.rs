@@ -147,17 +147,7 @@ pub(super) fn pressure(variant: &VariantSeries, x_max: f64) -> io::Result<String
 /// bar labelled with its value in ms.
 pub(super) fn latency(variants: &[VariantSeries]) -> io::Result<String> {
     let quantiles = quantiles(variants);
-    let known = &quantiles;
-    let bars: Vec<(usize, usize, f64)> = variants
-        .iter()
-        .enumerate()
-        .flat_map(|(v, series)| {
-            series.latency_quantiles.iter().filter_map(move |(q, d)| {
-                let group = known.iter().position(|k| k == q)?;
-                Some((group, v, d.as_secs_f64() * 1e3))
-            })
-        })
-        .collect();
+    let bars = bars(variants, &quantiles);
     let y_max = bars.iter().map(|b| b.2).fold(0.0, f64::max);
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
     render(|root| {
@@ -210,6 +200,20 @@ pub(super) fn latency(variants: &[VariantSeries]) -> io::Result<String> {
         }
         Ok(())
     })
+}
+
+/// The latency bars: (quantile's group, variant, latency in ms).
+fn bars(variants: &[VariantSeries], quantiles: &[f64]) -> Vec<(usize, usize, f64)> {
+    variants
+        .iter()
+        .enumerate()
+        .flat_map(|(v, series)| {
+            series.latency_quantiles.iter().filter_map(move |(q, d)| {
+                let group = quantiles.iter().position(|k| k == q)?;
+                Some((group, v, d.as_secs_f64() * 1e3))
+            })
+        })
+        .collect()
 }
 
 fn time_plot(plot: TimePlot) -> io::Result<String> {
