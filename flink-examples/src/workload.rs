@@ -6,6 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flink_core::async_io::AsyncFailure;
+use flink_core::dead_letter::DeadLetter;
+use flink_core::operator::RuntimeContext;
+use flink_core::sink::{Sink, SinkError, SinkWriter};
 use flink_core::destination::{AckDestination, DeliveryError};
 use flink_core::pipeline::LatencyHistogram;
 use flink_runtime::precise_timer::precise_sleep;
@@ -64,11 +67,30 @@ impl Default for Origin {
     }
 }
 
-/// Order `i` of the workload: 1 in 97 has an invalid amount; 200 customers, with
-/// customer 0 four times as frequent as the others.
-pub fn order(i: u64, origin: &Origin) -> Order {
-    let c = mix(7, i) % 204;
-    let customer = if c < 4 { 0 } else { c - 3 };
+/// How orders spread over customers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Customers {
+    /// 200 customers, customer 0 four times as frequent as the others.
+    Spread,
+    /// 80 % of the orders from customer 0, the rest spread over 199 others.
+    HotKey,
+}
+
+/// Order `i` of the workload: 1 in 97 has an invalid amount; customers as `customers` says.
+pub fn order(i: u64, origin: &Origin, customers: Customers) -> Order {
+    let customer = match customers {
+        Customers::Spread => {
+            let c = mix(7, i) % 204;
+            if c < 4 { 0 } else { c - 3 }
+        }
+        Customers::HotKey => {
+            if mix(7, i) % 5 != 0 {
+                0
+            } else {
+                1 + mix(13, i) % 199
+            }
+        }
+    };
     Order {
         id: i,
         customer: format!("customer-{customer}"),
@@ -109,6 +131,9 @@ pub struct ServiceProfile {
     pub error_rate: f64,
     /// Share of orders the service never answers (they time out), in 0..1.
     pub timeout_rate: f64,
+    /// A window after the service was created, `(start, length)`, during which it
+    /// answers nothing (calls made then never complete), then recovers.
+    pub outage: Option<(Duration, Duration)>,
 }
 
 /// The simulated pricing service: latency of `base` to `3 x base`, 1 % of calls ten
@@ -116,6 +141,7 @@ pub struct ServiceProfile {
 #[derive(Clone)]
 pub struct PricingService {
     profile: ServiceProfile,
+    created: Instant,
     calls: Arc<AtomicU64>,
     /// Attempts per order so far, so that errors hit exactly the first attempt.
     attempts: Arc<Mutex<HashMap<u64, u32>>>,
@@ -126,6 +152,7 @@ impl PricingService {
     pub fn new(profile: ServiceProfile) -> Self {
         Self {
             profile,
+            created: Instant::now(),
             calls: Arc::default(),
             attempts: Arc::default(),
         }
@@ -150,7 +177,11 @@ impl PricingService {
             *n
         };
         let p = self.profile;
-        let never = self.unit(1, order.id) < p.timeout_rate;
+        let down = p.outage.is_some_and(|(start, length)| {
+            let t = self.created.elapsed();
+            t >= start && t < start + length
+        });
+        let never = down || self.unit(1, order.id) < p.timeout_rate;
         // Errors hit the first attempt of the chosen orders; the retry succeeds.
         let fails = attempt == 1 && self.unit(2, order.id) < p.error_rate;
         let spread = 1.0 + 2.0 * self.unit(4, order.id);
@@ -225,5 +256,93 @@ impl AckDestination<PricedOrder> for OrderStore {
             latency.record(Duration::from_nanos(e2e));
             Ok(())
         })
+    }
+}
+
+/// Where both variants send their dead letters: counts them by operator and reason
+/// (the reason up to its first digit, so "order 12 has amount -1" counts as one cause).
+#[derive(Clone, Default)]
+pub struct DeadLetterLog {
+    count: Arc<AtomicU64>,
+    causes: Arc<Mutex<std::collections::BTreeMap<String, u64>>>,
+}
+
+impl DeadLetterLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Dead letters received so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Dead letters by cause, most frequent first.
+    pub fn causes(&self) -> Vec<(String, u64)> {
+        let causes = self.causes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = causes.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+}
+
+fn cause_of<T>(letter: &DeadLetter<T>) -> String {
+    let reason: String = letter
+        .reason
+        .chars()
+        .take_while(|c| !c.is_ascii_digit())
+        .collect();
+    let error = letter.last_error.as_deref().unwrap_or("");
+    format!("{}: {}{}", letter.operator, reason.trim_end(), if error.is_empty() { String::new() } else { format!(" ({error})") })
+}
+
+impl<T: Send + 'static> Sink<DeadLetter<T>> for DeadLetterLog {
+    fn create_writer(&self, _: &RuntimeContext) -> Box<dyn SinkWriter<DeadLetter<T>>> {
+        Box::new(self.clone())
+    }
+}
+
+impl<T> SinkWriter<DeadLetter<T>> for DeadLetterLog {
+    fn write(&mut self, letter: DeadLetter<T>) -> Result<(), SinkError> {
+        let cause = cause_of(&letter);
+        *self
+            .causes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(cause)
+            .or_insert(0) += 1;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Counts the records it is given (the five-stage pipeline's receipts).
+#[derive(Clone, Default)]
+pub struct CountingSink(Arc<AtomicU64>);
+
+impl CountingSink {
+    /// Records counted so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for CountingSink {
+    fn create_writer(&self, _: &RuntimeContext) -> Box<dyn SinkWriter<T>> {
+        Box::new(self.clone())
+    }
+}
+
+impl<T> SinkWriter<T> for CountingSink {
+    fn write(&mut self, _: T) -> Result<(), SinkError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &mut Vec<T>) -> Result<(), SinkError> {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        batch.clear();
+        Ok(())
     }
 }

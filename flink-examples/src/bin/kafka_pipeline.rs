@@ -19,7 +19,7 @@ use flink_connectors::kafka::{KafkaSink, KafkaSource, StartingOffsets};
 use flink_connectors::postgres::{PostgresConfig, PostgresDestination, SqlValue};
 use flink_core::pipeline::{FiveStagePipeline, PipelineConfig};
 use flink_examples::workload::{
-    Order, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order, validate,
+    Customers, Order, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order, validate,
 };
 use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
 use flink_runtime::prelude::*;
@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
     create_topic(&bootstrap, &topic)?;
     let env = StreamExecutionEnvironment::new();
     let origin = Origin::new();
-    env.from_generator(Some(records), move |i| order(i, &origin))
+    env.from_generator(Some(records), move |i| order(i, &origin, Customers::Spread))
         .sink_to(
             KafkaSink::<Order>::builder()
                 .bootstrap_servers(&bootstrap)
@@ -142,6 +142,7 @@ fn main() -> anyhow::Result<()> {
         base_latency: Duration::from_micros(500),
         error_rate: 0.05,   // failed first attempts, retried
         timeout_rate: 0.01, // never answered: time out, then dead letters
+        outage: None,
     });
     let mut config = PipelineConfig::default();
     config.egress.operation_timeout = Duration::from_millis(100);
