@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod async_io;
+pub mod blocking;
 pub mod clock;
 pub mod codec;
 pub mod collect;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod failure;
 pub mod functions;
 pub mod graph;
+pub mod job_hooks;
 pub mod key_group;
 pub mod keyed_stream;
 pub mod metrics;

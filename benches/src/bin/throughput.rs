@@ -269,7 +269,7 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
         .context("source task metrics")?;
     client.cancel();
     match client.wait() {
-        Err(JobError::Cancelled) => {}
+        Err(JobError::Cancelled { .. }) => {}
         other => bail!("backpressure job ended unexpectedly: {other:?}"),
     }
     let (start_count, start) = at_one.context("ran less than a second")?;
