@@ -165,7 +165,10 @@ impl JobClient {
         }
     }
 
-    /// Blocks until the job ends and returns its result.
+    /// Blocks until the job ends and returns its result: `Ok` when its input ended
+    /// or it was stopped (then `stopped` is set), [`JobError::Cancelled`] after a
+    /// cancellation, [`JobError::OperatorFailed`] after a failure. A
+    /// [`JobControl`] stops or cancels it meanwhile from another thread.
     pub fn wait(self) -> Result<JobExecutionResult, JobError> {
         self.result
             .recv()
