@@ -1,8 +1,6 @@
 //! A small tokio runtime owned by a connector (PostgreSQL, HTTP), which is shut down
 //! in the background when dropped, so dropping it inside another runtime is safe.
 
-use std::future::Future;
-
 use tokio::runtime::{Builder, Handle, Runtime};
 
 /// A connector's own runtime.
@@ -28,11 +26,6 @@ impl OwnedRuntime {
             .as_ref()
             .expect("present until dropped")
             .handle()
-    }
-
-    /// Runs `f` to completion on the calling (non-async) thread.
-    pub(crate) fn block_on<F: Future>(&self, f: F) -> F::Output {
-        self.handle().block_on(f)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Failed delivery reports (no broker answers, messages time out) fail the job with a
 //! clear error, or become dead letters: the asynchronous failure path of the Kafka
-//! sink and destination. Needs no broker: it uses a port nothing listens on.
+//! sink and destination. Needs no broker: it uses a port nothing listens on. A
+//! cancellation ends every wait of the sink on such a broker.
 
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::kafka::{KafkaDestination, KafkaSink, StringSerializer};
@@ -80,4 +81,87 @@ fn destination_reports_a_timeout_as_retryable() {
         Err(DeliveryError::Retryable(m)) => assert!(m.contains("timed out"), "{m}"),
         other => panic!("{other:?}"),
     }
+}
+
+/// Runs `job` until its sink is blocked waiting on the producer, cancels it, and
+/// fails the test unless it ends within a guard time (not a timing assertion: it only
+/// keeps a broken wait from hanging the suite).
+fn cancel_while_blocked(env: &StreamExecutionEnvironment) {
+    let client = env.execute_async("blocked kafka sink").unwrap();
+    let observer = client.observer();
+    let sink_in = move || {
+        observer
+            .operator_metrics()
+            .iter()
+            .find(|o| o.name == "Kafka out")
+            .map_or(0, |o| o.records_in)
+    };
+    for _ in 0..1_000 {
+        if sink_in() > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(sink_in() > 0, "the sink never received a record");
+    // Give the writer time to enter its wait; what is asserted is only that the
+    // job ends after the cancellation.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    client.cancel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait());
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the cancelled job did not end");
+    assert!(
+        matches!(result, Err(JobError::Cancelled { .. })),
+        "{result:?}"
+    );
+}
+
+/// A sink whose deliveries never complete (no broker, a message timeout of an hour).
+fn stuck_sink() -> flink_connectors::kafka::KafkaSinkBuilder<String> {
+    KafkaSink::<String>::builder()
+        .bootstrap_servers(&nowhere())
+        .topic("unreachable")
+        .string_values()
+        .property("message.timeout.ms", "3600000")
+}
+
+#[test]
+fn cancel_ends_a_sink_waiting_for_a_free_in_flight_slot() {
+    let env = StreamExecutionEnvironment::new();
+    env.from_collection((0..100).map(|i| format!("r{i}")).collect::<Vec<_>>())
+        .sink_named(stuck_sink().max_in_flight(10).build().unwrap(), "Kafka out");
+    cancel_while_blocked(&env);
+}
+
+#[test]
+fn cancel_ends_a_sink_waiting_on_a_full_producer_queue() {
+    let env = StreamExecutionEnvironment::new();
+    env.from_collection((0..100).map(|i| format!("r{i}")).collect::<Vec<_>>())
+        .sink_named(
+            stuck_sink()
+                .max_in_flight(1_000)
+                .property("queue.buffering.max.messages", "5")
+                .build()
+                .unwrap(),
+            "Kafka out",
+        );
+    cancel_while_blocked(&env);
+}
+
+#[test]
+fn cancel_ends_a_sink_flushing_at_the_end_of_input() {
+    let env = StreamExecutionEnvironment::new();
+    env.from_collection((0..5).map(|i| format!("r{i}")).collect::<Vec<_>>())
+        .sink_named(
+            stuck_sink()
+                .flush_timeout(std::time::Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+            "Kafka out",
+        );
+    cancel_while_blocked(&env);
 }

@@ -12,6 +12,7 @@
 
 pub mod async_io;
 pub mod async_sink;
+pub mod blocking;
 pub mod clock;
 pub mod codec;
 pub mod collect;
@@ -26,6 +27,7 @@ pub mod error;
 pub mod failure;
 pub mod functions;
 pub mod graph;
+pub mod job_hooks;
 pub mod key_group;
 pub mod keyed_stream;
 pub mod metrics;

@@ -1,5 +1,5 @@
 //! What the runtime lends operators that wait on the outside world: a clock, a way to
-//! run futures, and the job's cancellation flag. Defined here as traits so operators
+//! run futures, the job's cancellation flag and its end-of-job notifications. Defined here as traits so operators
 //! stay independent of any particular executor.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::BoxFuture;
 
 use crate::clock::Clock;
+use crate::job_hooks::JobFinishedHooks;
 
 /// Runs futures to completion somewhere else than the calling thread.
 pub trait Spawner: Send + Sync + 'static {
@@ -51,6 +52,21 @@ pub struct RuntimeServices {
     pub spawner: Arc<dyn Spawner>,
     /// The job's cancellation.
     pub cancelled: CancelFlag,
+    /// Actions run once every task of the job finished successfully (such as a
+    /// source committing the offsets of what the job has finished with).
+    pub on_job_finished: JobFinishedHooks,
+}
+
+impl RuntimeServices {
+    /// The services of a new job: not cancelled, no end-of-job actions yet.
+    pub fn new(clock: Arc<dyn Clock>, spawner: Arc<dyn Spawner>) -> Self {
+        Self {
+            clock,
+            spawner,
+            cancelled: CancelFlag::new(),
+            on_job_finished: JobFinishedHooks::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RuntimeServices {

@@ -14,8 +14,8 @@ use flink_core::sources::{GeneratorSource, InvalidRate, RateLimiterStrategy};
 use flink_runtime::prelude::*;
 
 use crate::workload::{
-    CountingSink, Customers, DeadLetterLog, Order, OrderStore, Origin, PricedOrder,
-    PricingService, ServiceProfile, normalize, order, validate,
+    CountingSink, Customers, DeadLetterLog, Order, OrderStore, Origin, PricedOrder, PricingService,
+    ServiceProfile, normalize, order, validate,
 };
 
 /// One workload condition.
@@ -245,9 +245,15 @@ pub fn operator_chain(
                 .dead_letters(),
         ),
     );
-    valid.dead_letters::<Order>().sink_to(ends.dead_letters.clone());
-    priced.dead_letters::<Order>().sink_to(ends.dead_letters.clone());
-    stored.dead_letters::<PricedOrder>().sink_to(ends.dead_letters.clone());
+    valid
+        .dead_letters::<Order>()
+        .sink_to(ends.dead_letters.clone());
+    priced
+        .dead_letters::<Order>()
+        .sink_to(ends.dead_letters.clone());
+    stored
+        .dead_letters::<PricedOrder>()
+        .sink_to(ends.dead_letters.clone());
     Ok(())
 }
 // chain: end

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use flink_core::async_io::AsyncFailure;
 use flink_core::dead_letter::DeadLetter;
-use flink_core::operator::RuntimeContext;
-use flink_core::sink::{Sink, SinkError, SinkWriter};
 use flink_core::destination::{AckDestination, DeliveryError};
+use flink_core::operator::RuntimeContext;
 use flink_core::pipeline::LatencyHistogram;
+use flink_core::sink::{Sink, SinkError, SinkWriter};
 use flink_runtime::precise_timer::precise_sleep;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub fn order(i: u64, origin: &Origin, customers: Customers) -> Order {
             if c < 4 { 0 } else { c - 3 }
         }
         Customers::HotKey => {
-            if mix(7, i) % 5 != 0 {
+            if !mix(7, i).is_multiple_of(5) {
                 0
             } else {
                 1 + mix(13, i) % 199
@@ -294,7 +294,16 @@ fn cause_of<T>(letter: &DeadLetter<T>) -> String {
         .take_while(|c| !c.is_ascii_digit())
         .collect();
     let error = letter.last_error.as_deref().unwrap_or("");
-    format!("{}: {}{}", letter.operator, reason.trim_end(), if error.is_empty() { String::new() } else { format!(" ({error})") })
+    format!(
+        "{}: {}{}",
+        letter.operator,
+        reason.trim_end(),
+        if error.is_empty() {
+            String::new()
+        } else {
+            format!(" ({error})")
+        }
+    )
 }
 
 impl<T: Send + 'static> Sink<DeadLetter<T>> for DeadLetterLog {

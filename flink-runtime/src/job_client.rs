@@ -1,4 +1,5 @@
-//! [`JobClient`]: a handle on a running job, to watch it, cancel it and wait for it.
+//! [`JobClient`]: a handle on a running job, to watch it, stop or cancel it and wait
+//! for it; [`JobControl`]: stop or cancel it from any thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,7 +7,7 @@ use std::sync::mpsc::Receiver;
 
 use flink_core::metrics::OperatorMetrics;
 
-use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
+use crate::job_result::{JobError, JobExecutionResult, OperatorRole, OperatorSummary};
 use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
 
 /// The live counters of one operator: one entry per parallel instance.
@@ -14,6 +15,7 @@ use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
 pub(crate) struct OperatorCounters {
     pub(crate) id: usize,
     pub(crate) name: String,
+    pub(crate) role: OperatorRole,
     pub(crate) instances: Vec<Arc<OperatorMetrics>>,
 }
 
@@ -38,6 +40,7 @@ impl OperatorCounters {
         OperatorSummary {
             id: self.id,
             name: self.name.clone(),
+            role: self.role,
             parallelism: self.instances.len(),
             records_in,
             records_out,
@@ -67,13 +70,58 @@ impl JobObservables {
     }
 }
 
-/// A submitted job. Dropping the client does not stop the job; call [`cancel`].
+/// Stops or cancels a running job from any thread; cheap to clone. Get one with
+/// [`JobClient::control`], for example to stop the job while another thread is in
+/// [`JobClient::wait`].
 ///
-/// [`cancel`]: JobClient::cancel
-pub struct JobClient {
-    pub(crate) name: String,
+/// ```
+/// use flink_runtime::prelude::*;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// let out = env.from_sequence(1, u64::MAX).collect_vec();
+/// let client = env.execute_async("endless").unwrap();
+/// let control = client.control();
+/// let stopper = std::thread::spawn(move || control.stop());
+/// let result = client.wait().unwrap();
+/// stopper.join().unwrap();
+/// assert!(result.stopped);
+/// assert_eq!(out.take().len() as u64, result.records_read_by_sources());
+/// ```
+#[derive(Clone)]
+pub struct JobControl {
     pub(crate) cancel: crate::local_executor::JobCancel,
     pub(crate) cancelled_by_user: Arc<AtomicBool>,
+    pub(crate) stop_requested: Arc<AtomicBool>,
+}
+
+impl JobControl {
+    /// Stops the job without losing records, as Flink's `stop --drain`: every source
+    /// stops reading and ends its input as if its reader had finished, so every
+    /// record in flight reaches the sinks, async calls complete, and the sinks flush
+    /// and commit (`SinkWriter::finish`). The job then ends successfully:
+    /// [`JobClient::wait`] returns a [`JobExecutionResult`] with `stopped` set, whose
+    /// [`records_read_by_sources`](JobExecutionResult::records_read_by_sources) and
+    /// [`records_at_sinks`](JobExecutionResult::records_at_sinks) say what was read
+    /// and written. Returns at once; the drain takes as long as the sinks need.
+    pub fn stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Cancels the job at once: every task stops where it is, including waits on
+    /// services that never answer. [`JobClient::wait`] then returns
+    /// [`JobError::Cancelled`] with the records this dropped. Cancelling after a
+    /// [`stop`](Self::stop) abandons the rest of the drain.
+    pub fn cancel(&self) {
+        self.cancelled_by_user.store(true, Ordering::SeqCst);
+        self.cancel.cancel();
+    }
+}
+
+/// A submitted job. Dropping the client does not stop the job; call
+/// [`stop`](JobClient::stop) or [`cancel`](JobClient::cancel).
+pub struct JobClient {
+    pub(crate) name: String,
+    pub(crate) control: JobControl,
     pub(crate) result: Receiver<Result<JobExecutionResult, JobError>>,
     pub(crate) observables: JobObservables,
 }
@@ -84,10 +132,20 @@ impl JobClient {
         &self.name
     }
 
-    /// Asks every task to stop; [`wait`](Self::wait) then returns [`JobError::Cancelled`].
+    /// Stops the job with a drain; see [`JobControl::stop`].
+    pub fn stop(&self) {
+        self.control.stop();
+    }
+
+    /// Cancels the job at once; [`wait`](Self::wait) then returns
+    /// [`JobError::Cancelled`]. See [`JobControl::cancel`].
     pub fn cancel(&self) {
-        self.cancelled_by_user.store(true, Ordering::SeqCst);
-        self.cancel.cancel();
+        self.control.cancel();
+    }
+
+    /// A handle to stop or cancel the job from other threads.
+    pub fn control(&self) -> JobControl {
+        self.control.clone()
     }
 
     /// Live time accounting and pool usage of every subtask.
@@ -107,7 +165,10 @@ impl JobClient {
         }
     }
 
-    /// Blocks until the job ends and returns its result.
+    /// Blocks until the job ends and returns its result: `Ok` when its input ended
+    /// or it was stopped (then `stopped` is set), [`JobError::Cancelled`] after a
+    /// cancellation, [`JobError::OperatorFailed`] after a failure. A
+    /// [`JobControl`] stops or cancels it meanwhile from another thread.
     pub fn wait(self) -> Result<JobExecutionResult, JobError> {
         self.result
             .recv()

@@ -26,12 +26,75 @@ pub enum JobError {
         /// What went wrong.
         message: String,
     },
-    /// The job was cancelled through its [`JobClient`](crate::job_client::JobClient).
-    #[error("job was cancelled")]
-    Cancelled,
+    /// The job was cancelled through its [`JobClient`](crate::job_client::JobClient)
+    /// or a [`JobControl`](crate::job_client::JobControl). Cancelling is immediate:
+    /// records still on their way are dropped and counted in `abandoned`. Use
+    /// [`JobControl::stop`](crate::job_client::JobControl::stop) to end a job
+    /// without losing any.
+    #[error("job was cancelled; {abandoned}")]
+    Cancelled {
+        /// The records the cancellation dropped on their way to the sinks.
+        abandoned: AbandonedRecords,
+    },
     /// The runtime itself could not run the job (for example, no thread could be spawned).
     #[error("runtime error: {0}")]
     Runtime(String),
+}
+
+/// Records a cancellation dropped: they had left a source but had not yet ended as
+/// output of a sink, a dead letter or a filtered record. Read from the operators'
+/// live metrics once every task has stopped:
+///
+/// - `between_operators`: for every operator fed only by main (not side-output)
+///   streams, the records its inputs emitted towards it (times the downstream
+///   parallelism for a broadcast edge) minus the records it received. These sat in
+///   network buffers, in a chain's hand-off batch, or in an input channel.
+/// - `inside_operators`: the records operators held, by their `queued` gauge (the
+///   async operator: calls in flight and completed results waiting for their turn;
+///   the five-stage gateway: its admission queue) or, where there is none, their
+///   `in_flight` gauge (the five-stage egress and final sink).
+///
+/// Not included (not observable from the outside): records a sink had received
+/// (counted in its `records_in`) but its writer had not yet made durable (see the
+/// sink's own metrics, such as the rows the database acknowledged), records of an
+/// input batch an operator without such a gauge was still working through, and
+/// records on side-output streams (dead letters) between operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AbandonedRecords {
+    /// Records between operators: in network buffers and hand-offs.
+    pub between_operators: u64,
+    /// Records held inside operators (queues, calls in flight).
+    pub inside_operators: u64,
+}
+
+impl AbandonedRecords {
+    /// Every abandoned record.
+    pub fn total(&self) -> u64 {
+        self.between_operators + self.inside_operators
+    }
+}
+
+impl std::fmt::Display for AbandonedRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} record(s) abandoned in flight ({} between operators, {} inside operators)",
+            self.total(),
+            self.between_operators,
+            self.inside_operators
+        )
+    }
+}
+
+/// What an operator is in the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OperatorRole {
+    /// Reads records from outside the job.
+    Source,
+    /// Transforms records.
+    Transform,
+    /// Writes records out of the job.
+    Sink,
 }
 
 /// Records in and out of one operator, summed over its parallel instances.
@@ -41,6 +104,8 @@ pub struct OperatorSummary {
     pub id: usize,
     /// Operator name.
     pub name: String,
+    /// Source, transformation or sink.
+    pub role: OperatorRole,
     /// Parallel instances.
     pub parallelism: usize,
     /// Records received.
@@ -60,11 +125,18 @@ impl OperatorSummary {
     }
 }
 
-/// The result of a job that ran to completion.
+/// The result of a job that ran to completion: its sources ended by themselves, or
+/// it was stopped with a drain ([`JobControl::stop`]) and everything its sources had
+/// read reached the sinks.
+///
+/// [`JobControl::stop`]: crate::job_client::JobControl::stop
 #[derive(Debug, Clone, Serialize)]
 pub struct JobExecutionResult {
     /// The job's name.
     pub job_name: String,
+    /// Whether the job ended because it was stopped (sources stopped reading and the
+    /// records in flight were drained to the sinks) rather than by its input ending.
+    pub stopped: bool,
     /// Wall time from the first task starting to the last ending.
     pub duration: Duration,
     /// Per-operator record counts.
@@ -77,5 +149,26 @@ impl JobExecutionResult {
     /// The summary of the first operator named `name`.
     pub fn operator(&self, name: &str) -> Option<&OperatorSummary> {
         self.operators.iter().find(|o| o.name == name)
+    }
+
+    /// Records the sources emitted into the job (records a source turned into dead
+    /// letters are not counted).
+    pub fn records_read_by_sources(&self) -> u64 {
+        self.records_of(OperatorRole::Source, |o| o.records_out)
+    }
+
+    /// Records the sinks received (every sink, including those reading dead letters).
+    /// When the job ended successfully, every sink also finished (flushed and
+    /// committed) what it received.
+    pub fn records_at_sinks(&self) -> u64 {
+        self.records_of(OperatorRole::Sink, |o| o.records_in)
+    }
+
+    fn records_of(&self, role: OperatorRole, count: impl Fn(&OperatorSummary) -> u64) -> u64 {
+        self.operators
+            .iter()
+            .filter(|o| o.role == role)
+            .map(count)
+            .sum()
     }
 }

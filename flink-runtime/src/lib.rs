@@ -11,6 +11,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+mod abandoned;
 pub mod async_executor;
 pub mod execute;
 pub mod flush_timer;
@@ -30,8 +31,10 @@ mod watermark_valve;
 /// Everything a job needs: the `flink-core` prelude plus execution.
 pub mod prelude {
     pub use crate::execute::ExecuteExt;
-    pub use crate::job_client::{JobClient, JobObserver};
-    pub use crate::job_result::{JobError, JobExecutionResult, OperatorSummary};
+    pub use crate::job_client::{JobClient, JobControl, JobObserver};
+    pub use crate::job_result::{
+        AbandonedRecords, JobError, JobExecutionResult, OperatorRole, OperatorSummary,
+    };
     pub use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot, TimeShares};
     pub use flink_core::prelude::*;
 }

@@ -2,6 +2,7 @@
 //! with every exchange going through credit-based channels.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -17,17 +18,18 @@ use flink_core::output::AnyOutput;
 use flink_core::side_output::SideOutputs;
 use flink_core::stream_type::NetworkOutputSetup;
 
+use crate::abandoned::{RecordFlow, abandoned, record_flows};
 use crate::async_executor::TokioSpawner;
 use crate::flush_timer::FlushTimer;
-use crate::job_client::{JobClient, JobObservables, OperatorCounters};
+use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
-use crate::job_result::{JobError, JobExecutionResult};
+use crate::job_result::{JobError, JobExecutionResult, OperatorRole};
 use crate::network::{CancelToken, InputGate, PartitionWriter, ResultPartition};
 use crate::precise_timer::SystemClock;
 use crate::record_writer::RecordWriter;
 use crate::task::{Task, TaskInput, TaskOutcome};
 use crate::task_metrics::TaskMetrics;
-use flink_core::services::{CancelFlag, RuntimeServices};
+use flink_core::services::RuntimeServices;
 
 /// Everything one subtask needs to build its task on its own thread.
 struct SubtaskSetup {
@@ -43,17 +45,17 @@ struct SubtaskSetup {
 pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let eg = ExecutionGraph::from_job_graph(&jg);
     let cancel = CancelToken::new();
-    let services = RuntimeServices {
-        clock: jg
-            .stream_graph
+    let services = RuntimeServices::new(
+        jg.stream_graph
             .clock
             .clone()
             .unwrap_or_else(|| Arc::new(SystemClock::new())),
-        spawner: Arc::new(TokioSpawner::new(1)),
-        cancelled: CancelFlag::new(),
-    };
+        Arc::new(TokioSpawner::new(1)),
+    );
+    let stop_requested = Arc::new(AtomicBool::new(false));
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
+    let flows = record_flows(&jg);
     let mut network =
         Network::build(&jg, &eg, &cancel).map_err(|e| JobError::Runtime(e.to_string()))?;
     let jg = Arc::new(jg);
@@ -81,6 +83,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                     token: cancel.clone(),
                     services: services.clone(),
                 },
+                stop_requested.clone(),
                 outcomes_tx.clone(),
             );
             match spawned {
@@ -95,16 +98,19 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     }
     drop(outcomes_tx);
     let observables = JobObservables { tasks, operators };
-    let cancelled_by_user = Arc::new(AtomicBool::new(false));
-    let (result_tx, result_rx) = sync_channel(1);
-    let job_cancel = JobCancel {
-        token: cancel,
-        services,
+    let control = JobControl {
+        cancel: JobCancel {
+            token: cancel,
+            services,
+        },
+        cancelled_by_user: Arc::new(AtomicBool::new(false)),
+        stop_requested,
     };
+    let (result_tx, result_rx) = sync_channel(1);
     let coordinator = Coordinator {
         job_name: name.to_string(),
-        cancel: job_cancel.clone(),
-        cancelled_by_user: cancelled_by_user.clone(),
+        control: control.clone(),
+        flows,
         outcomes: outcomes_rx,
         threads,
         timer,
@@ -119,8 +125,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         .map_err(runtime_error)?;
     Ok(JobClient {
         name: name.to_string(),
-        cancel: job_cancel,
-        cancelled_by_user,
+        control,
         result: result_rx,
         observables,
     })
@@ -144,6 +149,11 @@ fn operator_counters(jg: &JobGraph) -> Vec<OperatorCounters> {
         .map(|n| OperatorCounters {
             id: n.id,
             name: n.name.clone(),
+            role: match n.kind {
+                NodeKind::Source(_) => OperatorRole::Source,
+                NodeKind::Operator(_) if n.is_sink => OperatorRole::Sink,
+                NodeKind::Operator(_) => OperatorRole::Transform,
+            },
             instances: (0..n.parallelism)
                 .map(|_| Arc::new(OperatorMetrics::default()))
                 .collect(),
@@ -160,6 +170,7 @@ fn spawn_subtask(
     operators: &[OperatorCounters],
     flush: crate::flush_timer::FlushClock,
     cancel: JobCancel,
+    stop: Arc<AtomicBool>,
     outcomes: SyncSender<Outcome>,
 ) -> std::io::Result<JoinHandle<()>> {
     let v = &jg.vertices[setup.vertex];
@@ -178,7 +189,7 @@ fn spawn_subtask(
             let task_name = jg.vertices[setup.vertex].name.clone();
             let metrics = setup.metrics.clone();
             let outcome = Task::run_guarded(&task_name, || {
-                build_task(&jg, setup, &counters, flush, cancel)
+                build_task(&jg, setup, &counters, flush, cancel, stop)
             });
             metrics.end();
             let _ = outcomes.send((subtask, parallelism, outcome));
@@ -193,6 +204,7 @@ fn build_task(
     counters: &[Arc<OperatorMetrics>],
     flush: crate::flush_timer::FlushClock,
     cancel: JobCancel,
+    stop: Arc<AtomicBool>,
 ) -> Task {
     let sg = &jg.stream_graph;
     let vertex = &jg.vertices[setup.vertex];
@@ -278,6 +290,7 @@ fn build_task(
         input,
         flush,
         cancel: cancel.token,
+        stop,
         metrics: setup.metrics,
     }
 }
@@ -335,11 +348,12 @@ impl JobCancel {
     }
 }
 
-/// Watches the tasks of one job: cancels the rest on the first failure, then reports.
+/// Watches the tasks of one job: cancels the rest on the first failure, then reports;
+/// after a successful end it runs the job's end-of-job actions.
 struct Coordinator {
     job_name: String,
-    cancel: JobCancel,
-    cancelled_by_user: Arc<AtomicBool>,
+    control: JobControl,
+    flows: Vec<RecordFlow>,
     outcomes: Receiver<Outcome>,
     threads: Vec<JoinHandle<()>>,
     timer: FlushTimer,
@@ -362,7 +376,7 @@ impl Coordinator {
                             parallelism,
                             message,
                         });
-                        self.cancel.cancel();
+                        self.control.cancel.cancel();
                     }
                 }
                 Ok(_) => {}
@@ -377,19 +391,33 @@ impl Coordinator {
             let _ = t.join();
         }
         drop(self.timer);
-        if let Some(e) = first_failure {
+        let hooks = &self.control.cancel.services.on_job_finished;
+        let outcome = if let Some(e) = first_failure {
+            Err(e)
+        } else if self.control.cancelled_by_user.load(Ordering::SeqCst) {
+            let operators = self.observables.operator_summaries();
+            Err(JobError::Cancelled {
+                abandoned: abandoned(&operators, &self.flows),
+            })
+        } else if lost {
+            Err(JobError::Runtime(
+                "a task thread ended without reporting".into(),
+            ))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = outcome {
+            hooks.discard();
             return Err(e);
         }
-        if self.cancelled_by_user.load(Ordering::SeqCst) {
-            return Err(JobError::Cancelled);
-        }
-        if lost {
-            return Err(JobError::Runtime(
-                "a task thread ended without reporting".into(),
-            ));
+        // Every task finished: all records the sources read are at the sinks, which
+        // flushed and committed them. Now sources may tell the outside world.
+        if catch_unwind(AssertUnwindSafe(|| hooks.run_all())).is_err() {
+            tracing::error!(job = %self.job_name, "an end-of-job action panicked");
         }
         Ok(JobExecutionResult {
             job_name: self.job_name,
+            stopped: self.control.stop_requested.load(Ordering::SeqCst),
             duration,
             operators: self.observables.operator_summaries(),
             tasks: self.observables.task_snapshots(),

@@ -1,8 +1,10 @@
 //! A task: one parallel instance of a job vertex, running its operator chain on its
-//! own thread until its input ends, it fails, or the job is cancelled.
+//! own thread until its input ends, it fails, or the job is cancelled. A stopped job
+//! ends its source tasks' input early; the end then flows downstream as usual.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flink_core::failure::{OperatorFailure, TaskCancelled, panic_message};
@@ -51,6 +53,8 @@ pub(crate) struct Task {
     pub(crate) input: TaskInput,
     pub(crate) flush: FlushClock,
     pub(crate) cancel: CancelToken,
+    /// Set when the job is stopped with a drain: a source stops reading.
+    pub(crate) stop: Arc<AtomicBool>,
     pub(crate) metrics: Arc<TaskMetrics>,
 }
 
@@ -84,6 +88,7 @@ impl Task {
                 driver.as_mut(),
                 &mut self.flush,
                 &self.cancel,
+                &self.stop,
                 &self.metrics,
             ),
             TaskInput::Network { gate, decoder } => {
@@ -103,10 +108,16 @@ fn run_source(
     driver: &mut dyn SourceDriver,
     flush: &mut FlushClock,
     cancel: &CancelToken,
+    stop: &AtomicBool,
     metrics: &TaskMetrics,
 ) {
     loop {
         stop_if_cancelled(cancel);
+        if stop.load(Ordering::Relaxed) {
+            // Stopped with a drain: end the input exactly as if the reader had
+            // finished, so end-of-partition follows the last record read.
+            break;
+        }
         match driver.poll() {
             SourcePoll::MoreAvailable => {}
             SourcePoll::Pending(wait) => {

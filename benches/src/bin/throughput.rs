@@ -11,9 +11,8 @@ use anyhow::{Context, bail, ensure};
 use benches::{CountingSink, rss_kib};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
+use flink_examples::compare::{Variant, run_quiet};
 use flink_examples::variants;
-use flink_examples::workload::{OrderStore, Origin, PricingService};
-use flink_runtime::pipeline_monitor::PipelineReport;
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
 
@@ -50,8 +49,12 @@ fn main() -> anyhow::Result<()> {
         "backpressure" => backpressure(20_000, n.unwrap_or(10)),
         "async" => async_io(n.unwrap_or(500_000), false),
         "async-ordered" => async_io(n.unwrap_or(500_000), true),
-        "five-stage" => five_stage(n.unwrap_or(50_000)),
-        "operator-chain" => operator_chain(n.unwrap_or(50_000)),
+        "five-stage" => compare_variant("five-stage", Variant::FiveStage, n.unwrap_or(50_000)),
+        "operator-chain" => compare_variant(
+            "operator-chain",
+            Variant::OperatorChain,
+            n.unwrap_or(50_000),
+        ),
         other => bail!("unknown job '{other}' (jobs: {})", JOBS.join(" ")),
     }
 }
@@ -157,50 +160,17 @@ fn async_io(n: u64, ordered: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `compare` example's healthy scenario through the five-stage pipeline.
-fn five_stage(n: u64) -> anyhow::Result<()> {
+/// The `compare` example's healthy scenario through one of its variants, accounted
+/// exactly as `compare` accounts for it.
+fn compare_variant(job: &str, variant: Variant, n: u64) -> anyhow::Result<()> {
     let healthy = variants::scenarios()[0];
-    let env = StreamExecutionEnvironment::new();
-    let store = OrderStore::new(healthy.ack_latency, Origin::new());
-    let out = variants::five_stage(
-        &env,
-        &healthy,
-        n,
-        PricingService::new(healthy.service),
-        store.clone(),
-    )?;
-    out.delivered.sink_to(CountingSink::new());
-    out.dead_letters.sink_to(CountingSink::new());
-    out.undelivered.sink_to(CountingSink::new());
-    let result = env.execute("five-stage")?;
-    let accounting = PipelineReport::new(&result.operators);
+    let outcome = run_quiet(variant, &healthy, n)?;
     ensure!(
-        accounting.accounted() && accounting.received() == n,
-        "accounting failed:\n{accounting}"
+        outcome.accounting.starts_with("exact"),
+        "accounting failed: {}",
+        outcome.accounting
     );
-    ensure!(
-        accounting.delivered() == store.stored(),
-        "receipts != stored"
-    );
-    report("five-stage", n, result.duration.as_secs_f64());
-    Ok(())
-}
-
-/// The same logic as an operator chain (filter, key_by, map, async_function, sink).
-fn operator_chain(n: u64) -> anyhow::Result<()> {
-    let healthy = variants::scenarios()[0];
-    let env = StreamExecutionEnvironment::new();
-    let store = OrderStore::new(healthy.ack_latency, Origin::new());
-    variants::operator_chain(&env, n, PricingService::new(healthy.service), store.clone());
-    let result = env.execute("operator-chain")?;
-    let filter = result.operator("Filter").context("filter metrics")?;
-    let dead = result
-        .operator("Async Function")
-        .and_then(|o| o.custom("dead_letters"))
-        .unwrap_or(0);
-    let dropped = filter.records_in - filter.records_out;
-    ensure!(store.stored() + dead + dropped == n, "accounting failed");
-    report("operator-chain", n, result.duration.as_secs_f64());
+    report(job, n, outcome.seconds);
     Ok(())
 }
 
@@ -269,7 +239,7 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
         .context("source task metrics")?;
     client.cancel();
     match client.wait() {
-        Err(JobError::Cancelled) => {}
+        Err(JobError::Cancelled { .. }) => {}
         other => bail!("backpressure job ended unexpectedly: {other:?}"),
     }
     let (start_count, start) = at_one.context("ran less than a second")?;

@@ -3,11 +3,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
 use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
+use flink_core::services::CancelFlag;
 use flink_core::side_output::SideOutput;
 use flink_core::sink::{Sink, SinkError, SinkWriter};
 use rdkafka::ClientContext;
@@ -20,6 +21,9 @@ use serde::Serialize;
 
 use super::error::KafkaConnectorError;
 use super::serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
+
+/// The longest a writer waits on the producer before checking for a cancellation.
+const WAIT_STEP: Duration = Duration::from_millis(100);
 
 /// What the sink promises about delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,6 +278,7 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
             producer,
             operator: ctx.operator_name.to_string(),
             dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
+            cancelled: ctx.services.cancelled.clone(),
         })
     }
 }
@@ -283,9 +288,39 @@ struct KafkaWriter<T> {
     producer: BaseProducer<Reports>,
     operator: String,
     dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
+    /// Every wait on the producer (a full in-flight window, a full queue, the final
+    /// flush) gives up when the job is cancelled: a broker that never answers must
+    /// not keep the task alive.
+    cancelled: CancelFlag,
 }
 
 impl<T: 'static> KafkaWriter<T> {
+    /// Serves delivery reports for at most [`WAIT_STEP`], unless the job was
+    /// cancelled (which ends the task).
+    fn wait_step(&self) {
+        self.cancelled.stop_task_if_cancelled();
+        self.producer.poll(WAIT_STEP);
+    }
+
+    /// Waits for every outstanding delivery report, at most `timeout`.
+    fn flush(&self, timeout: Duration) -> Result<(), KafkaConnectorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.cancelled.stop_task_if_cancelled();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.producer.flush(left.min(WAIT_STEP)) {
+                Ok(()) => return Ok(()),
+                Err(e) if left <= WAIT_STEP => {
+                    return Err(KafkaConnectorError::client(format!(
+                        "flush ({} records still in flight)",
+                        self.in_flight()
+                    ))(e));
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
     fn in_flight(&self) -> usize {
         self.producer.context().in_flight.load(Ordering::Acquire)
     }
@@ -335,7 +370,7 @@ impl<T: 'static> KafkaWriter<T> {
         let topic = (self.config.topic)(record);
         let key = self.config.key.as_ref().and_then(|k| k(record));
         while self.in_flight() >= self.config.max_in_flight {
-            self.producer.poll(Duration::from_millis(100));
+            self.wait_step();
         }
         let mut rec = BaseRecord::to(&topic).payload(&value);
         if let Some(k) = &key {
@@ -350,7 +385,7 @@ impl<T: 'static> KafkaWriter<T> {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
-                    self.producer.poll(Duration::from_millis(100));
+                    self.wait_step();
                 }
                 Err((e, _)) => {
                     self.producer
@@ -393,12 +428,7 @@ impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         if self.config.guarantee == DeliveryGuarantee::AtLeastOnce {
-            self.producer
-                .flush(self.config.flush_timeout)
-                .map_err(KafkaConnectorError::client(format!(
-                    "flush ({} records still in flight)",
-                    self.in_flight()
-                )))?;
+            self.flush(self.config.flush_timeout)?;
         } else {
             self.producer.poll(Duration::ZERO);
         }

@@ -1,7 +1,7 @@
 //! A source reading Kafka partitions assigned deterministically to parallel readers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
@@ -32,8 +32,6 @@ const POLL_WAIT: Duration = Duration::from_millis(100);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a reader refreshes the high watermarks (for the lag metric).
 const WATERMARK_REFRESH: Duration = Duration::from_secs(1);
-/// How often a reader commits its offsets when committing is on.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Where a reader starts in each partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,13 +71,16 @@ struct Config {
 /// read by exactly one subtask. Partitions are discovered once, at start.
 ///
 /// - **Bounded** mode stops each partition at its end offset (high watermark) seen at
-///   start; **unbounded** mode reads until the job is cancelled. A bounded partition
+///   start; **unbounded** mode reads until the job is stopped or cancelled. A bounded partition
 ///   also ends when the consumer's position reaches the end offset without a message
 ///   there (transaction markers, aborted records), and when its unread records up to
 ///   the end offset were deleted (retention, DeleteRecords; logged as a warning).
 /// - A message the deserializer rejects becomes a [`DeadLetter<Vec<u8>>`] (the value
 ///   bytes, the error and the message's position as reason) on
 ///   [`dead_letter_tag::<Vec<u8>>()`]; reading goes on.
+/// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
+///   are committed once the job finished successfully (input ended, or stopped with
+///   a drain), never for records the sinks have not finished with: at-least-once.
 /// - [`offsets`](Self::offsets) is a shared handle on every partition's next offset,
 ///   high watermark and lag.
 /// - Memory: the reader only polls librdkafka when the task asks for records, and
@@ -191,8 +192,15 @@ impl<T> KafkaSourceBuilder<T> {
         self
     }
 
-    /// Commits the next offsets to the group every 5 s and when a bounded reader
-    /// finishes (default off: with checkpoints, commits will follow them).
+    /// Commits to the group the offsets of what the job has finished with, once the
+    /// whole job ended successfully: its bounded input ended, or it was stopped with
+    /// a drain (`JobClient::stop`). Then every record the source handed on has been
+    /// written and committed by the sinks, so a restart from the committed offsets
+    /// ([`StartingOffsets::Committed`]) loses nothing: at-least-once (records after
+    /// the last commit are read again). Nothing is committed while the job runs (no
+    /// commit could yet prove the sinks finished with its records) nor after a
+    /// cancellation or a failure: checkpoints will bring commits during the run.
+    /// Default off.
     pub fn commit_offsets(mut self, commit: bool) -> Self {
         self.commit_offsets = commit;
         self
@@ -289,6 +297,15 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
     }
 
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        let commit_slot = self.config.commit_offsets.then(|| {
+            let slot = CommitSlot::default();
+            ctx.services.on_job_finished.register(commit_when_finished(
+                slot.clone(),
+                self.offsets.clone(),
+                ctx.subtask_index,
+            ));
+            slot
+        });
         Box::new(KafkaReader {
             config: self.config.clone(),
             deserializer: self.deserializer.clone(),
@@ -298,9 +315,48 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             operator: ctx.operator_name.to_string(),
             dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
             consumer_lag: ctx.metrics.custom("consumer_lag"),
+            commit_slot,
             state: None,
         })
     }
+}
+
+/// A reader's consumer, kept past the reader's end for the commit after the job
+/// finished (the reader ends with its task, before the downstream tasks do).
+type CommitSlot = Arc<Mutex<Option<Arc<BaseConsumer>>>>;
+
+/// The end-of-job action of reader `subtask`: commits the next offset of each of its
+/// partitions, that is, every record it handed on, which the finished job wrote.
+fn commit_when_finished(
+    slot: CommitSlot,
+    offsets: KafkaOffsets,
+    subtask: usize,
+) -> flink_core::job_hooks::JobFinishedHook {
+    Box::new(move || {
+        let consumer = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(consumer) = consumer else {
+            return; // never started: nothing read, nothing to commit
+        };
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), p) in offsets.snapshot() {
+            if p.subtask == subtask {
+                let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(p.next_offset));
+            }
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => tracing::info!(
+                subtask,
+                partitions = tpl.count(),
+                "kafka source: committed the offsets of the finished job"
+            ),
+            Err(e) => {
+                tracing::warn!(subtask, error = %e, "kafka source: committing offsets failed")
+            }
+        }
+    })
 }
 
 /// One assigned partition.
@@ -320,12 +376,11 @@ struct Assigned {
 }
 
 struct ReaderState {
-    consumer: BaseConsumer,
+    consumer: Arc<BaseConsumer>,
     partitions: Vec<Assigned>,
     /// Topic -> (partition, index into `partitions`).
     index: HashMap<String, Vec<(i32, usize)>>,
     last_refresh: Instant,
-    last_commit: Instant,
 }
 
 struct KafkaReader<T> {
@@ -338,6 +393,8 @@ struct KafkaReader<T> {
     dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
     /// This reader's lag (records behind the high watermarks), as an operator metric.
     consumer_lag: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the consumer goes for the end-of-job commit, when committing is on.
+    commit_slot: Option<CommitSlot>,
     state: Option<ReaderState>,
 }
 
@@ -451,25 +508,16 @@ impl<T> KafkaReader<T> {
                 .or_default()
                 .push((p.partition, i));
         }
+        let consumer = Arc::new(consumer);
+        if let Some(slot) = &self.commit_slot {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(consumer.clone());
+        }
         Ok(ReaderState {
             consumer,
             partitions,
             index,
             last_refresh: Instant::now(),
-            last_commit: Instant::now(),
         })
-    }
-
-    fn commit(&self, state: &ReaderState, mode: CommitMode) {
-        let mut tpl = TopicPartitionList::new();
-        for p in &state.partitions {
-            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next_offset));
-        }
-        if tpl.count() > 0
-            && let Err(e) = state.consumer.commit(&tpl, mode)
-        {
-            tracing::warn!(error = %e, "kafka source: committing offsets failed");
-        }
     }
 }
 
@@ -691,20 +739,6 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         }
         let finished = state.partitions.iter().all(|p| p.done)
             && self.config.boundedness == Boundedness::Bounded;
-        if self.config.commit_offsets
-            && (finished || state.last_commit.elapsed() >= COMMIT_INTERVAL)
-        {
-            let state = self.state.as_ref().expect("started");
-            self.commit(
-                state,
-                if finished {
-                    CommitMode::Sync
-                } else {
-                    CommitMode::Async
-                },
-            );
-            self.state.as_mut().expect("started").last_commit = Instant::now();
-        }
         if finished {
             SourcePoll::Finished
         } else if emitted > 0 {

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
 use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
+use flink_core::services::RuntimeServices;
 use flink_core::side_output::SideOutput;
 use flink_core::sink::{Sink, SinkError, SinkWriter};
 use tokio::sync::mpsc;
@@ -59,6 +60,8 @@ impl PostgresSinkMetrics {
 ///   reason) on [`dead_letter_tag::<T>()`] (read them with
 ///   [`DeadLetterSinkExt`](crate::DeadLetterSinkExt)); the others are written.
 /// - Other errors (no such table, permission denied) fail the job.
+/// - Every wait (for a free batch slot, for the last acknowledgments in `finish`)
+///   ends when the job is cancelled, also against a server that never answers.
 /// - With [`upsert_on`](PostgresConfig::upsert_on), replaying records does not
 ///   duplicate rows: together with a replaying source this is effectively once.
 ///
@@ -145,7 +148,8 @@ impl<T: Send + 'static> Sink<T> for PostgresSink<T> {
             dead_rx,
             dead_letters: ctx.side_output(&dead_letter_tag::<T>()),
             operator: ctx.operator_name.to_string(),
-            runtime,
+            services: ctx.services.clone(),
+            _runtime: runtime,
         })
     }
 }
@@ -159,7 +163,11 @@ struct PostgresWriter<T> {
     dead_rx: std::sync::mpsc::Receiver<(T, String)>,
     dead_letters: SideOutput<DeadLetter<T>>,
     operator: String,
-    runtime: OwnedRuntime,
+    /// For waits that end when the job is cancelled.
+    services: RuntimeServices,
+    /// Runs the connection; the writer waits on it through `services`, so that a
+    /// cancellation ends the wait.
+    _runtime: OwnedRuntime,
 }
 
 impl<T: Send + 'static> PostgresWriter<T> {
@@ -175,7 +183,7 @@ impl<T: Send + 'static> PostgresWriter<T> {
     fn worker_error(&mut self) -> PostgresConnectorError {
         self.tx = None;
         match self.worker.take() {
-            Some(w) => match self.runtime.block_on(w) {
+            Some(w) => match self.services.block_on_in_task(w) {
                 Ok(Ok(())) => PostgresConnectorError::Runtime("the writer stopped".into()),
                 Ok(Err(e)) => e,
                 Err(e) => PostgresConnectorError::Runtime(e.to_string()),
@@ -190,7 +198,7 @@ impl<T: Send + 'static> PostgresWriter<T> {
         }
         let batch = std::mem::replace(&mut self.batch, Batch::with_capacity(self.batch_size));
         let sent = match &self.tx {
-            Some(tx) => tx.blocking_send(batch).is_ok(),
+            Some(tx) => self.services.block_on_in_task(tx.send(batch)).is_ok(),
             None => false,
         };
         self.drain_dead_letters();
@@ -216,7 +224,7 @@ impl<T: Send + 'static> SinkWriter<T> for PostgresWriter<T> {
         self.submit()?;
         self.tx = None;
         let result = match self.worker.take() {
-            Some(w) => match self.runtime.block_on(w) {
+            Some(w) => match self.services.block_on_in_task(w) {
                 Ok(r) => r,
                 Err(e) => Err(PostgresConnectorError::Runtime(e.to_string())),
             },

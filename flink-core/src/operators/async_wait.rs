@@ -32,6 +32,10 @@ enum Completion<I, O> {
 /// Live counters of the operator, also reported as metrics.
 struct AsyncMetrics {
     in_flight: Arc<AtomicU64>,
+    /// Records received and not yet out (as a result, dead letter or counted error):
+    /// `occupied` plus the records of the current input batch not yet started. What
+    /// a cancellation abandons here.
+    queued: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     timeouts: Arc<AtomicU64>,
     dead_letters: Arc<AtomicU64>,
@@ -67,6 +71,8 @@ pub struct AsyncWaitOperator<I, O, F> {
     /// Calls started whose result has not left yet: what `capacity` bounds, so
     /// results held back for order or for a watermark count too.
     occupied: usize,
+    /// Records of the input batch being processed that no call was started for yet.
+    unstarted: usize,
     /// Results waiting for their turn, and the watermarks between them.
     queue: ResultQueue<Completion<I, O>>,
     /// What the queue released, emitted right after (reused: one per completion).
@@ -98,12 +104,14 @@ where
             next_seq: 0,
             in_flight: 0,
             occupied: 0,
+            unstarted: 0,
             queue: ResultQueue::new(mode),
             released: Vec::new(),
             calls: InFlight::new(ctx.services.clone()),
             dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
             metrics: AsyncMetrics {
                 in_flight: m.custom("in_flight"),
+                queued: m.custom("queued"),
                 retries: m.custom("retries"),
                 timeouts: m.custom("timeouts"),
                 dead_letters: m.custom("dead_letters"),
@@ -119,9 +127,11 @@ where
         self.next_seq += 1;
         self.in_flight += 1;
         self.occupied += 1;
+        self.unstarted = self.unstarted.saturating_sub(1);
         self.metrics
             .in_flight
             .store(self.in_flight as u64, Ordering::Relaxed);
+        self.publish_queued();
         self.queue.started(seq);
         let call = call_with_retries(
             self.function.clone(),
@@ -181,6 +191,7 @@ where
             match r {
                 Released::Result(completion) => {
                     self.occupied -= 1;
+                    self.publish_queued();
                     self.emit(completion, out);
                 }
                 Released::Watermark(w) => out.emit_watermark(w),
@@ -220,6 +231,12 @@ where
                 }
             },
         }
+    }
+
+    fn publish_queued(&self) {
+        self.metrics
+            .queued
+            .store((self.occupied + self.unstarted) as u64, Ordering::Relaxed);
     }
 
     /// Emits completed calls into `out`; true while calls are in flight.
@@ -324,6 +341,16 @@ where
         }
         self.start_call(record);
         self.drain_ready(out);
+    }
+
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
+        // Until its call starts, a record of the batch waits for a free slot here.
+        self.unstarted = batch.len();
+        self.publish_queued();
+        for record in batch.drain(..) {
+            self.process(record, out);
+        }
+        self.unstarted = 0;
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {

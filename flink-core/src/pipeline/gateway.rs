@@ -63,7 +63,8 @@ impl<T> GatewayOperator<T> {
     ) -> Self {
         let rate = config.max_requests_per_second / ctx.parallelism as f64;
         let burst = (rate / 10.0).max(1.0);
-        let queue_used = Arc::new(AtomicU64::new(0));
+        // Also the `queued` metric: what a cancellation abandons here.
+        let queue_used = ctx.metrics.custom("queued");
         state.register_queue(Stage::Gateway, queue_used.clone(), config.queue_size as u64);
         let admitted = ctx.metrics.custom("admitted");
         state.register_admitted(admitted.clone());
@@ -164,7 +165,8 @@ impl<T> GatewayOperator<T> {
                 std::panic::resume_unwind(Box::new(TaskCancelled));
             }
             self.throttled.fetch_add(1, Ordering::Relaxed);
-            futures::executor::block_on(self.services.clock.sleep(wait));
+            self.services
+                .block_on_in_task(self.services.clock.sleep(wait));
         }
         self.admit(out);
     }

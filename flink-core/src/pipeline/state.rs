@@ -175,7 +175,11 @@ impl PipelineState {
     /// configured concurrency is normal.
     pub fn stage_pressure(&self, stage: Stage, shares: &([Shares; 5], f64)) -> f64 {
         let s = shares.0[stage as usize];
-        let slow = if stage == Stage::FinalSink { shares.1 } else { 0.0 };
+        let slow = if stage == Stage::FinalSink {
+            shares.1
+        } else {
+            0.0
+        };
         self.queue_utilization(stage)
             .max(s.waiting)
             .max(s.failing)

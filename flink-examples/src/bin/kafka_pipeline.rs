@@ -19,7 +19,8 @@ use flink_connectors::kafka::{KafkaSink, KafkaSource, StartingOffsets};
 use flink_connectors::postgres::{PostgresConfig, PostgresDestination, SqlValue};
 use flink_core::pipeline::{FiveStagePipeline, PipelineConfig};
 use flink_examples::workload::{
-    Customers, Order, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order, validate,
+    Customers, Order, Origin, PricedOrder, PricingService, ServiceProfile, normalize, order,
+    validate,
 };
 use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
 use flink_runtime::prelude::*;

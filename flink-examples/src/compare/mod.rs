@@ -66,17 +66,27 @@ pub fn table(five: &Outcome, chain: &Outcome, s: &Scenario) -> Table {
     row("records in flight at peak", &|o| {
         o.series.peak_in_flight().to_string()
     });
-    row("peak RSS, process (MB)", &|o| format!("{:.1}", o.peak_rss_mb));
+    row("peak RSS, process (MB)", &|o| {
+        format!("{:.1}", o.peak_rss_mb)
+    });
     row("service calls", &|o| o.service_calls.to_string());
-    row("retries / timeouts", &|o| format!("{} / {}", o.retries, o.timeouts));
+    row("retries / timeouts", &|o| {
+        format!("{} / {}", o.retries, o.timeouts)
+    });
     t.row(
         "lines of user code",
         [user_code_lines("five-stage"), user_code_lines("chain")].map(|n| n.to_string()),
     );
-    for (o, name) in both.iter().zip([Variant::FiveStage, Variant::OperatorChain]) {
+    for (o, name) in both
+        .iter()
+        .zip([Variant::FiveStage, Variant::OperatorChain])
+    {
         t.note(format!("accounting, {}: {}", name.name(), o.accounting));
     }
-    for (o, name) in both.iter().zip([Variant::FiveStage, Variant::OperatorChain]) {
+    for (o, name) in both
+        .iter()
+        .zip([Variant::FiveStage, Variant::OperatorChain])
+    {
         let causes: Vec<String> = o
             .causes
             .iter()
@@ -118,6 +128,12 @@ fn bar(s: &Scenario, variant: Variant, records: u64, visible: bool) -> ProgressB
     bar.set_style(style);
     bar.set_prefix(format!("{} / {}", s.name, variant.name()));
     bar
+}
+
+/// Runs one variant of `s` over `records` orders without a progress bar (for
+/// benchmarks).
+pub fn run_quiet(variant: Variant, s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
+    run_variant(variant, s, records, &ProgressBar::hidden())
 }
 
 /// Runs both variants of `s` over its share of `base` records.

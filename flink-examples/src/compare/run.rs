@@ -237,7 +237,9 @@ fn chain_accounting(
     records: u64,
 ) -> anyhow::Result<String> {
     let source = result.operators.first().context("source metrics")?;
-    let sink = result.operator("Async Sink").context("async sink metrics")?;
+    let sink = result
+        .operator("Async Sink")
+        .context("async sink metrics")?;
     let (delivered, dead) = (ends.store.stored(), ends.dead_letters.count());
     let errors = sum_custom(&result.operators, "errors");
     let exact = source.records_out == records
