@@ -38,6 +38,7 @@ struct SinkMetrics {
     buffered: Arc<AtomicU64>,
     in_flight_requests: Arc<AtomicU64>,
     in_flight_records: Arc<AtomicU64>,
+    queued: Arc<AtomicU64>,
     delivered: Arc<AtomicU64>,
     requests: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
@@ -99,6 +100,7 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
                 buffered: m.custom("buffered"),
                 in_flight_requests: m.custom("in_flight_requests"),
                 in_flight_records: m.custom("in_flight"),
+                queued: m.custom("queued"),
                 delivered: m.custom("delivered"),
                 requests: m.custom("requests"),
                 retries: m.custom("retries"),
@@ -167,6 +169,11 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
             .store(self.requests.len() as u64, Ordering::Relaxed);
         m.in_flight_records
             .store(self.records_in_flight as u64, Ordering::Relaxed);
+        // What the sink holds: the records a cancellation would abandon.
+        m.queued.store(
+            (self.buffer.len() + self.records_in_flight) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// Handles the requests that completed since the last poll; waits for one first
