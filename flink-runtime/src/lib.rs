@@ -35,6 +35,7 @@ pub mod prelude {
     pub use crate::job_result::{
         AbandonedRecords, JobError, JobExecutionResult, OperatorRole, OperatorSummary,
     };
+    pub use crate::pipeline_monitor::{PipelineMonitor, PipelineReport};
     pub use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot, TimeShares};
     pub use flink_core::prelude::*;
 }

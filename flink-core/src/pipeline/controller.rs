@@ -161,7 +161,7 @@ impl PipelineBackPressureController {
     /// The status now, given each stage's counts (from the operators' metrics).
     pub fn status(&self, counts: [StageCounts; 5]) -> PipelineStatus {
         let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
-        let shares = self.state.signal_shares();
+        let signals = self.state.signals();
         let stages: Vec<StageStatus> = (0..5)
             .map(|i| {
                 let stage = [
@@ -185,14 +185,14 @@ impl PipelineBackPressureController {
                     .queue_utilization(stage)
                     .max(self.state.occupancy(stage));
                 let task = self.state.task_pressure(stage);
-                let pressure = self.state.stage_pressure(stage, &shares).max(error_rate);
+                let pressure = self.state.stage_pressure(stage, &signals).max(error_rate);
                 StageStatus {
                     name: STAGES[i],
                     pressure,
                     level: PressureLevel::of(pressure, &self.thresholds),
                     health: Health::of(pressure),
                     queue_utilization: queue,
-                    waiting: shares.0[i].waiting,
+                    waiting: signals.stages[i].waiting,
                     task_back_pressure: task,
                     error_rate,
                     counts: now,

@@ -32,6 +32,7 @@ pub struct GatewayOperator<T> {
     queue_used: Arc<AtomicU64>,
     /// This instance's share of the rate, per second.
     rate: f64,
+    parallelism: usize,
     burst: f64,
     tokens: f64,
     last_refill: Duration,
@@ -49,6 +50,8 @@ pub struct GatewayOperator<T> {
 struct Signals {
     read_at: Option<Duration>,
     pressure: f64,
+    /// This instance's share of the rate at which records leave the pipeline.
+    finish_rate: f64,
     in_pipeline: u64,
     admitted_since: u64,
 }
@@ -77,6 +80,7 @@ impl<T> GatewayOperator<T> {
             services: ctx.services.clone(),
             queue_used,
             rate,
+            parallelism: ctx.parallelism,
             burst,
             tokens: burst,
             admitted,
@@ -109,19 +113,30 @@ impl<T> GatewayOperator<T> {
             .read_at
             .is_none_or(|at| now.saturating_sub(at) >= SIGNAL_REFRESH);
         if stale || s.in_pipeline + s.admitted_since >= limit {
+            let window = self.state.signals();
             *s = Signals {
                 read_at: Some(now),
-                pressure: self.state.downstream_pressure(),
+                pressure: self.state.downstream_pressure_of(&window),
+                finish_rate: window.finish_rate / self.parallelism as f64,
                 in_pipeline: self.state.in_pipeline(),
                 admitted_since: 0,
             };
         }
         let factor = self.rate_factor(self.signals.pressure);
-        let rate = self.rate * factor;
+        // Under pressure the rate is cut, but never below the rate at which records
+        // now leave the pipeline: the backlog stops growing, and a stage that keeps
+        // up is never starved (a stalled one, finishing nothing, gets nothing).
+        let rate = if factor < 1.0 {
+            (self.rate * factor)
+                .max(self.signals.finish_rate)
+                .min(self.rate)
+        } else {
+            self.rate
+        };
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(self.burst);
         self.last_refill = now;
-        if factor == 0.0 || self.signals.in_pipeline + self.signals.admitted_since >= limit {
+        if rate <= 0.0 || self.signals.in_pipeline + self.signals.admitted_since >= limit {
             return Err(RECHECK);
         }
         if self.tokens >= 1.0 {

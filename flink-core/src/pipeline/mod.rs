@@ -26,5 +26,5 @@ pub use controller::{
 pub use envelope::Envelope;
 pub use key_gen::partition_of;
 pub use latency::LatencyHistogram;
-pub use signals::{Shares, StageMeters};
+pub use signals::{Shares, StageMeters, WindowSignals};
 pub use state::{PipelineState, STAGES, Stage};

@@ -62,13 +62,24 @@ pub struct Shares {
     pub failing: f64,
 }
 
+/// What the last complete window measured.
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct WindowSignals {
+    /// Per stage, by index.
+    pub stages: [Shares; 5],
+    /// Share of acknowledged records slower than the threshold.
+    pub slow_share: f64,
+    /// Records that left the pipeline (delivered, dead-lettered or counted) per second.
+    pub finish_rate: f64,
+}
+
 #[derive(Default)]
 struct Window {
     started: Option<u64>,
     totals: Vec<Totals>,
-    shares: Vec<Shares>,
-    slow_and_acked: (u64, u64),
-    slow_share: f64,
+    /// (slow, acknowledged, finished) at the window's start.
+    counts: (u64, u64, u64),
+    last: WindowSignals,
 }
 
 /// Signals of every stage of one pipeline.
@@ -94,11 +105,12 @@ impl StageSignals {
         lock(&self.meters).push((stage, meters));
     }
 
-    /// The shares of every stage (by index, five), recomputed when a window passed;
-    /// `slow` and `acked` are the sink's running counts of slow and acknowledged records.
-    pub fn shares(&self, slow: u64, acked: u64) -> ([Shares; 5], f64) {
+    /// The signals of the last complete window, recomputed when a window passed;
+    /// `slow`, `acked` and `finished` are the pipeline's running counts of slow and
+    /// acknowledged records and of records that left it.
+    pub fn window(&self, slow: u64, acked: u64, finished: u64) -> WindowSignals {
         let Some(clock) = self.clock.get() else {
-            return ([Shares::default(); 5], 0.0);
+            return WindowSignals::default();
         };
         let now = nanos(clock.now());
         let mut w = lock(&self.window);
@@ -107,51 +119,57 @@ impl StageSignals {
             .started
             .is_none_or(|s| now.saturating_sub(s) >= nanos(WINDOW))
             || w.totals.len() != meters.len();
-        if due {
-            let elapsed = w.started.map_or(0, |s| now.saturating_sub(s));
-            let totals: Vec<Totals> = meters
-                .iter()
-                .map(|(_, m)| Totals {
-                    waited_ns: m.waited(now),
-                    received: m.received.load(Ordering::Relaxed),
-                    failed: m.failed(),
-                })
-                .collect();
-            if elapsed > 0 && w.totals.len() == totals.len() {
-                let mut per_stage = [Shares::default(); 5];
-                let mut counts = [(0u64, 0u64); 5];
-                for (((stage, _), now_t), before) in meters.iter().zip(&totals).zip(&w.totals) {
-                    let waited = now_t.waited_ns.saturating_sub(before.waited_ns);
-                    let share = (waited as f64 / elapsed as f64).min(1.0);
-                    let s = &mut per_stage[*stage];
-                    s.waiting = s.waiting.max(share);
-                    counts[*stage].0 += now_t.received.saturating_sub(before.received);
-                    counts[*stage].1 += now_t.failed.saturating_sub(before.failed);
-                }
-                for (s, (received, failed)) in per_stage.iter_mut().zip(counts) {
-                    s.failing = if received == 0 {
-                        0.0
-                    } else {
-                        (failed as f64 / received as f64).min(1.0)
-                    };
-                }
-                w.shares = per_stage.to_vec();
-                let (slow0, acked0) = w.slow_and_acked;
-                let acked_now = acked.saturating_sub(acked0);
-                w.slow_share = if acked_now == 0 {
-                    0.0
-                } else {
-                    (slow.saturating_sub(slow0) as f64 / acked_now as f64).min(1.0)
-                };
-            }
-            w.totals = totals;
-            w.started = Some(now);
-            w.slow_and_acked = (slow, acked);
+        if !due {
+            return w.last;
         }
-        let mut shares = [Shares::default(); 5];
-        for (i, s) in w.shares.iter().enumerate().take(5) {
-            shares[i] = *s;
+        let elapsed = w.started.map_or(0, |s| now.saturating_sub(s));
+        let totals: Vec<Totals> = meters
+            .iter()
+            .map(|(_, m)| Totals {
+                waited_ns: m.waited(now),
+                received: m.received.load(Ordering::Relaxed),
+                failed: m.failed(),
+            })
+            .collect();
+        if elapsed > 0 && w.totals.len() == totals.len() {
+            let stages: Vec<usize> = meters.iter().map(|(stage, _)| *stage).collect();
+            let (slow0, acked0, finished0) = w.counts;
+            w.last = WindowSignals {
+                stages: stage_shares(&stages, &totals, &w.totals, elapsed),
+                slow_share: share(slow.saturating_sub(slow0), acked.saturating_sub(acked0)),
+                finish_rate: finished.saturating_sub(finished0) as f64 / (elapsed as f64 / 1e9),
+            };
         }
-        (shares, w.slow_share)
+        w.totals = totals;
+        w.started = Some(now);
+        w.counts = (slow, acked, finished);
+        w.last
     }
+}
+
+/// `part` of `whole`, in `0.0..=1.0` (0 when nothing happened).
+fn share(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64).min(1.0)
+    }
+}
+
+/// Per stage over one window: the busiest instance's share of time waiting, and the
+/// share of the stage's received records that failed.
+fn stage_shares(stages: &[usize], now: &[Totals], before: &[Totals], elapsed: u64) -> [Shares; 5] {
+    let mut shares = [Shares::default(); 5];
+    let mut counts = [(0u64, 0u64); 5];
+    for ((&stage, n), b) in stages.iter().zip(now).zip(before) {
+        let waited = n.waited_ns.saturating_sub(b.waited_ns);
+        let s = &mut shares[stage];
+        s.waiting = s.waiting.max(share(waited, elapsed));
+        counts[stage].0 += n.received.saturating_sub(b.received);
+        counts[stage].1 += n.failed.saturating_sub(b.failed);
+    }
+    for (s, (received, failed)) in shares.iter_mut().zip(counts) {
+        s.failing = share(failed, received);
+    }
+    shares
 }

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::latency::LatencyHistogram;
-use super::signals::{Shares, StageMeters, StageSignals};
+use super::signals::{StageMeters, StageSignals, WindowSignals};
 use crate::clock::Clock;
 
 /// The five stages, in order.
@@ -114,10 +114,15 @@ impl PipelineState {
     /// Each stage's share of time waiting for a free slot and of records failing, and
     /// the share of acknowledged records slower than the threshold, over the last
     /// window of the job's clock.
-    pub fn signal_shares(&self) -> ([Shares; 5], f64) {
-        self.signals.shares(
+    pub fn signals(&self) -> WindowSignals {
+        let finished = lock(&self.finished)
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        self.signals.window(
             self.slow.load(Ordering::Relaxed),
             self.acked.load(Ordering::Relaxed),
+            finished,
         )
     }
 
@@ -173,10 +178,10 @@ impl PipelineState {
     /// failing records, and (at the sink) the share of records slower than the
     /// threshold. Calls in flight are not pressure: an async stage running at its
     /// configured concurrency is normal.
-    pub fn stage_pressure(&self, stage: Stage, shares: &([Shares; 5], f64)) -> f64 {
-        let s = shares.0[stage as usize];
+    pub fn stage_pressure(&self, stage: Stage, signals: &WindowSignals) -> f64 {
+        let s = signals.stages[stage as usize];
         let slow = if stage == Stage::FinalSink {
-            shares.1
+            signals.slow_share
         } else {
             0.0
         };
@@ -189,7 +194,11 @@ impl PipelineState {
 
     /// The pressure the gateway reacts to: the highest of the stages downstream of it.
     pub fn downstream_pressure(&self) -> f64 {
-        let shares = self.signal_shares();
+        self.downstream_pressure_of(&self.signals())
+    }
+
+    /// [`downstream_pressure`](Self::downstream_pressure) from signals already read.
+    pub fn downstream_pressure_of(&self, signals: &WindowSignals) -> f64 {
         [
             Stage::KeyGen,
             Stage::Ingress,
@@ -197,7 +206,7 @@ impl PipelineState {
             Stage::FinalSink,
         ]
         .into_iter()
-        .map(|s| self.stage_pressure(s, &shares))
+        .map(|s| self.stage_pressure(s, signals))
         .fold(0.0, f64::max)
     }
 }

@@ -127,7 +127,14 @@ pub fn run_variant(
     let controller = pipeline
         .as_ref()
         .map(|p| PipelineBackPressureController::new(p.state.clone(), &p.config));
-    let gathered = Arc::new(Mutex::new(Gathered::default()));
+    let gathered = Arc::new(Mutex::new(Gathered {
+        samples: vec![Sample {
+            at: Duration::ZERO,
+            delivered: 0,
+            in_flight: 0,
+        }],
+        pressure: Vec::new(),
+    }));
     let sample = {
         let (ends, gathered, bar) = (ends.clone(), gathered.clone(), bar.clone());
         move |job: &JobObserver, before: &[TaskMetricsSnapshot], now: &[TaskMetricsSnapshot]| {
@@ -166,7 +173,12 @@ pub fn run_variant(
     drop(monitor);
     let finished = ends.store.stored() + ends.dead_letters.count();
     bar.set_position(finished);
-    let gathered = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut gathered = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+    gathered.samples.push(Sample {
+        at: result.duration,
+        delivered: ends.store.stored(),
+        in_flight: records.saturating_sub(finished),
+    });
     let ops = &result.operators;
     let accounting = match &pipeline {
         Some(_) => five_stage_accounting(&result, &ends, records)?,
