@@ -26,6 +26,8 @@ pub(crate) struct NodeSpec {
     /// Record types of the side outputs read downstream, by tag id.
     pub(crate) side_types: Vec<(String, Arc<dyn StreamType>)>,
     pub(crate) is_sink: bool,
+    /// Whether dead letters nobody reads are dropped (and counted) instead of failing.
+    pub(crate) discard_dead_letters: bool,
 }
 
 /// An edge as the builder records it.
@@ -199,6 +201,7 @@ impl StreamExecutionEnvironment {
             output_type,
             side_types: Vec::new(),
             is_sink,
+            discard_dead_letters: false,
         });
         b.nodes.len() - 1
     }
