@@ -106,6 +106,21 @@ impl StreamExecutionEnvironment {
         self.configure(|c| c.buffer_size = bytes)
     }
 
+    /// Sets the most output buffers one channel may have queued before its producer
+    /// waits (Flink's `taskmanager.network.memory.max-buffers-per-channel`, default
+    /// 10); at least 1, checked when the job is built.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.set_max_buffers_per_channel(4);
+    /// assert_eq!(env.config().max_buffers_per_channel, 4);
+    /// ```
+    pub fn set_max_buffers_per_channel(&self, buffers: usize) -> &Self {
+        self.configure(|c| c.max_buffers_per_channel = buffers)
+    }
+
     /// Sets the buffer timeout: `Some(0)` flushes every record, `None` only full buffers.
     pub fn set_buffer_timeout(&self, timeout: Option<Duration>) -> &Self {
         let t = match timeout {
