@@ -47,6 +47,29 @@ fn json_values_inside_one_chain_need_no_encoding() {
     assert_eq!(got.take_sorted(), (0..10).collect::<Vec<u64>>());
 }
 
+#[test]
+fn maps_and_tagged_enums_cross_tasks() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let got = env
+        .from_sequence(1, 100)
+        .map(|x: u64| {
+            let map: std::collections::HashMap<String, u64> =
+                (0..5).map(|i| (format!("k{i}"), x + i)).collect();
+            (map, Some(x))
+        })
+        .rebalance()
+        .map(
+            |(map, x): (std::collections::HashMap<String, u64>, Option<u64>)| {
+                map.values().sum::<u64>() + x.unwrap_or(0)
+            },
+        )
+        .collect_vec();
+    env.execute("maps across tasks").unwrap();
+    let expected: Vec<u64> = (1..=100u64).map(|x| 5 * x + 10 + x).collect();
+    assert_eq!(got.take_sorted(), expected);
+}
+
 /// Untagged: serde tells the variants apart by looking at the data, which bincode's
 /// format does not describe.
 #[derive(Debug, Clone, Serialize, Deserialize)]
