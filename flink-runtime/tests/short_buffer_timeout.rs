@@ -66,7 +66,7 @@ fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let started = Instant::now();
     while !cond() {
         assert!(started.elapsed() < GUARD, "gave up waiting for {what}");
-        std::thread::yield_now();
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 
