@@ -38,6 +38,12 @@ pub struct ExecutionConfig {
     pub exclusive_buffers_per_channel: usize,
     /// Buffers each input gate lends to channels with backlog.
     pub floating_buffers_per_gate: usize,
+    /// The most output buffers one channel (subpartition) may have queued before the
+    /// producer waits for it, as Flink's
+    /// `taskmanager.network.memory.max-buffers-per-channel` (default 10): one hot
+    /// channel whose consumer is slow cannot take the whole output pool.
+    #[serde(default = "default_max_buffers_per_channel")]
+    pub max_buffers_per_channel: usize,
     /// Whether operators may be chained into one task.
     pub chaining: bool,
 }
@@ -51,9 +57,17 @@ impl Default for ExecutionConfig {
             buffer_timeout: BufferTimeout::Interval(Duration::from_millis(100)),
             exclusive_buffers_per_channel: 2,
             floating_buffers_per_gate: 8,
+            max_buffers_per_channel: DEFAULT_MAX_BUFFERS_PER_CHANNEL,
             chaining: true,
         }
     }
+}
+
+/// Flink's default for `taskmanager.network.memory.max-buffers-per-channel`.
+pub const DEFAULT_MAX_BUFFERS_PER_CHANNEL: usize = 10;
+
+fn default_max_buffers_per_channel() -> usize {
+    DEFAULT_MAX_BUFFERS_PER_CHANNEL
 }
 
 impl ExecutionConfig {
@@ -71,6 +85,9 @@ impl ExecutionConfig {
         }
         if self.exclusive_buffers_per_channel == 0 {
             return Err(ConfigError::NoExclusiveBuffers);
+        }
+        if self.max_buffers_per_channel == 0 {
+            return Err(ConfigError::NoBuffersPerChannel);
         }
         Ok(())
     }
@@ -104,6 +121,7 @@ mod tests {
             (c.exclusive_buffers_per_channel, c.floating_buffers_per_gate),
             (2, 8)
         );
+        assert_eq!(c.max_buffers_per_channel, 10);
     }
 
     #[test]
@@ -132,6 +150,10 @@ mod tests {
         assert_eq!(
             bad(|c| c.exclusive_buffers_per_channel = 0),
             ConfigError::NoExclusiveBuffers
+        );
+        assert_eq!(
+            bad(|c| c.max_buffers_per_channel = 0),
+            ConfigError::NoBuffersPerChannel
         );
     }
 }

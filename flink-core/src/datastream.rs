@@ -299,6 +299,33 @@ impl<T: Record> DataStream<T> {
         self.modify("disable_chaining", |n| n.chaining = ChainingStrategy::Never)
     }
 
+    /// Drops the dead letters of the producing operator on purpose, if no stream
+    /// reads them: they are counted (`OperatorSummary::dead_letters_discarded` in the
+    /// runtime's job result) instead of failing the job. Without this, the first dead
+    /// letter an operator emits while no stream reads its
+    /// [`dead_letters`](Self::dead_letters) fails the job, naming the operator and
+    /// the reason.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::async_io::AsyncOptions;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let ok = env
+    ///     .from_sequence(1, 10)
+    ///     .async_function(
+    ///         |x: u64| async move { if x == 5 { Err("five") } else { Ok(x) } },
+    ///         AsyncOptions::new().timeout(Duration::from_secs(1)).dead_letters(),
+    ///     )
+    ///     .discard_dead_letters()
+    ///     .collect_vec();
+    /// # let _ = ok;
+    /// ```
+    pub fn discard_dead_letters(self) -> Self {
+        self.modify("discard_dead_letters", |n| n.discard_dead_letters = true)
+    }
+
     /// Starts a new chain at the producing operator.
     pub fn start_new_chain(self) -> Self {
         self.modify("start_new_chain", |n| n.chaining = ChainingStrategy::Head)
@@ -477,5 +504,13 @@ impl DataStreamSink {
     /// whose records were of type `R`.
     pub fn dead_letters<R: Record>(&self) -> DataStream<DeadLetter<R>> {
         self.stream.dead_letters::<R>()
+    }
+
+    /// Drops the sink's dead letters on purpose (counted), as
+    /// [`DataStream::discard_dead_letters`].
+    pub fn discard_dead_letters(self) -> Self {
+        Self {
+            stream: self.stream.discard_dead_letters(),
+        }
     }
 }

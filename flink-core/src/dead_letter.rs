@@ -38,6 +38,17 @@ impl<T> DeadLetter<T> {
         self
     }
 
+    /// The reason in one line: the stage, the reason and the last error, if any.
+    pub fn describe(&self) -> String {
+        match &self.last_error {
+            Some(error) => format!(
+                "'{}' gave up after {} attempt(s): {}; last error: {error}",
+                self.operator, self.attempts, self.reason
+            ),
+            None => format!("'{}' gave up: {}", self.operator, self.reason),
+        }
+    }
+
     /// Sets the last error.
     pub fn with_last_error(mut self, error: impl Into<String>) -> Self {
         self.last_error = Some(error.into());
@@ -45,7 +56,12 @@ impl<T> DeadLetter<T> {
     }
 }
 
+/// The id of the dead-letter side output. A dead letter written to it that no stream
+/// reads fails the job, unless the operator's dead letters were discarded on purpose
+/// (`DataStream::discard_dead_letters`).
+pub const DEAD_LETTER_TAG_ID: &str = "dead-letters";
+
 /// The side-output tag dead letters of records of type `T` travel under.
 pub fn dead_letter_tag<T>() -> OutputTag<DeadLetter<T>> {
-    OutputTag::new("dead-letters")
+    OutputTag::with_reason(DEAD_LETTER_TAG_ID, DeadLetter::<T>::describe)
 }

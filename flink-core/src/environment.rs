@@ -26,6 +26,8 @@ pub(crate) struct NodeSpec {
     /// Record types of the side outputs read downstream, by tag id.
     pub(crate) side_types: Vec<(String, Arc<dyn StreamType>)>,
     pub(crate) is_sink: bool,
+    /// Whether dead letters nobody reads are dropped (and counted) instead of failing.
+    pub(crate) discard_dead_letters: bool,
 }
 
 /// An edge as the builder records it.
@@ -102,6 +104,21 @@ impl StreamExecutionEnvironment {
     /// Sets the network buffer size in bytes.
     pub fn set_buffer_size(&self, bytes: usize) -> &Self {
         self.configure(|c| c.buffer_size = bytes)
+    }
+
+    /// Sets the most output buffers one channel may have queued before its producer
+    /// waits (Flink's `taskmanager.network.memory.max-buffers-per-channel`, default
+    /// 10); at least 1, checked when the job is built.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.set_max_buffers_per_channel(4);
+    /// assert_eq!(env.config().max_buffers_per_channel, 4);
+    /// ```
+    pub fn set_max_buffers_per_channel(&self, buffers: usize) -> &Self {
+        self.configure(|c| c.max_buffers_per_channel = buffers)
     }
 
     /// Sets the buffer timeout: `Some(0)` flushes every record, `None` only full buffers.
@@ -199,6 +216,7 @@ impl StreamExecutionEnvironment {
             output_type,
             side_types: Vec::new(),
             is_sink,
+            discard_dead_letters: false,
         });
         b.nodes.len() - 1
     }

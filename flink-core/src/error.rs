@@ -35,6 +35,10 @@ pub enum ConfigError {
     /// Each input channel needs at least one exclusive buffer to make progress.
     #[error("exclusive buffers per channel must be at least 1, got 0")]
     NoExclusiveBuffers,
+    /// A channel may queue at least one output buffer, or its producer could never
+    /// write to it.
+    #[error("max buffers per channel must be at least 1, got 0")]
+    NoBuffersPerChannel,
 }
 
 /// A job graph that cannot be executed as described.

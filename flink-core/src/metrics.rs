@@ -46,6 +46,9 @@ pub struct OperatorMetrics {
     pub records_out: Arc<AtomicU64>,
     /// Records written to a side output that nothing consumes.
     pub side_output_unconsumed: Arc<AtomicU64>,
+    /// Dead letters no stream reads, dropped on purpose
+    /// (`DataStream::discard_dead_letters`).
+    pub dead_letters_discarded: Arc<AtomicU64>,
     /// Operator-specific counters and gauges (retries, timeouts, in flight, ...).
     custom: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }

@@ -75,9 +75,19 @@ pub trait Operator<I, O>: Send + 'static {
     }
 }
 
+/// The most records an [`Emitter`] holds before handing them to the next operator.
+///
+/// Bounds the memory of a chain: without it a flat_map with fan-out F held F times
+/// its input batch before the next operator saw any of it. 1,024 matches the source
+/// batch ([`SOURCE_BATCH`](crate::sources::SOURCE_BATCH)), large enough that the
+/// per-batch work downstream (a virtual call, counter updates) stays negligible per
+/// record. Operators that fill [`Emitter::batch`] in bulk (map, filter) emit at most
+/// one record per input record, so their batches stay as small as their input.
+pub const EMIT_BATCH: usize = 1024;
+
 /// Where a chained operator emits a batch: records collect in a vector that is handed
-/// to the next operator when the batch is done, or earlier on
-/// [`flush_before_wait`](Collector::flush_before_wait).
+/// to the next operator when [`EMIT_BATCH`] records are held, when the batch is done,
+/// or earlier on [`flush_before_wait`](Collector::flush_before_wait).
 pub struct Emitter<'a, O> {
     batch: &'a mut Vec<O>,
     next: Option<&'a mut CountingOutput<O>>,
@@ -100,6 +110,9 @@ impl<O> Collector<O> for Emitter<'_, O> {
     #[inline(always)]
     fn collect(&mut self, record: O) {
         self.batch.push(record);
+        if self.batch.len() >= EMIT_BATCH {
+            self.hand_on_full_batch();
+        }
     }
 
     fn flush_before_wait(&mut self) {
@@ -116,6 +129,14 @@ impl<O> Collector<O> for Emitter<'_, O> {
 }
 
 impl<O> Emitter<'_, O> {
+    /// Hands on a batch that reached [`EMIT_BATCH`]; out of line, as it runs once per
+    /// batch, not per record.
+    #[cold]
+    #[inline(never)]
+    fn hand_on_full_batch(&mut self) {
+        self.hand_on_batch();
+    }
+
     /// Hands the records collected so far to the next operator, ahead of whatever
     /// follows them; returns that operator's output (none for a collecting emitter).
     fn hand_on_batch(&mut self) -> Option<&mut CountingOutput<O>> {

@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, Output};
 
@@ -34,6 +35,9 @@ use crate::output::{AnyOutput, Output};
 /// ```
 pub struct OutputTag<T> {
     id: Arc<str>,
+    /// Says why a record was written here, for the error of a dead letter nobody
+    /// reads (set by [`dead_letter_tag`](crate::dead_letter::dead_letter_tag)).
+    reason: Option<fn(&T) -> String>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -42,7 +46,16 @@ impl<T> OutputTag<T> {
     pub fn new(id: &str) -> Self {
         Self {
             id: id.into(),
+            reason: None,
             _type: PhantomData,
+        }
+    }
+
+    /// A tag whose records say in words why they were written, read by `reason`.
+    pub(crate) fn with_reason(id: &str, reason: fn(&T) -> String) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::new(id)
         }
     }
 
@@ -50,12 +63,20 @@ impl<T> OutputTag<T> {
     pub fn id(&self) -> &str {
         &self.id
     }
+
+    /// Whether this is the dead-letter side output
+    /// ([`DEAD_LETTER_TAG_ID`](crate::dead_letter::DEAD_LETTER_TAG_ID)), which a job
+    /// may not leave unread.
+    pub fn is_dead_letters(&self) -> bool {
+        &*self.id == crate::dead_letter::DEAD_LETTER_TAG_ID
+    }
 }
 
 impl<T> Clone for OutputTag<T> {
     fn clone(&self) -> Self {
         Self {
             id: self.id.clone(),
+            reason: self.reason,
             _type: PhantomData,
         }
     }
@@ -75,27 +96,56 @@ fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Box<dyn Output<T>>> {
 
 /// Where an operator writes one side output. Records written to a side output that
 /// nothing consumes are counted (see `OperatorSummary::side_output_unconsumed` in the
-/// runtime), never silently dropped.
+/// runtime), never silently dropped; a dead letter nobody reads fails the job unless
+/// the operator's dead letters were discarded on purpose
+/// (`DataStream::discard_dead_letters`), where they are counted as discarded.
 pub struct SideOutput<T> {
-    target: Option<Shared<T>>,
-    unconsumed: Arc<AtomicU64>,
+    target: Target<T>,
+}
+
+/// What becomes of the records written to one side output.
+enum Target<T> {
+    /// A downstream operator reads them.
+    Wired(Shared<T>),
+    /// Nothing reads them: counted (side outputs other than dead letters).
+    Counted(Arc<AtomicU64>),
+    /// Dead letters the user chose to discard: counted.
+    Discarded(Arc<AtomicU64>),
+    /// Dead letters nobody reads: the first one fails the operator.
+    Refused {
+        operator: Arc<str>,
+        reason: Option<fn(&T) -> String>,
+    },
 }
 
 impl<T> Collector<T> for SideOutput<T> {
     fn collect(&mut self, record: T) {
         match &self.target {
-            Some(shared) => lock(shared).collect(record),
-            None => {
-                self.unconsumed.fetch_add(1, Ordering::Relaxed);
+            Target::Wired(shared) => lock(shared).collect(record),
+            Target::Counted(count) | Target::Discarded(count) => {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Target::Refused { operator, reason } => {
+                let reason = reason.map_or_else(|| "no reason given".to_string(), |r| r(&record));
+                fail_operator(operator, unread_dead_letter_message(reason))
             }
         }
     }
 }
 
+/// The error of a dead letter that no stream reads.
+fn unread_dead_letter_message(reason: String) -> String {
+    format!(
+        "emitted a dead letter that no stream reads ({reason}); read the operator's dead \
+         letters (`stream.dead_letters::<T>()`, or `side_output(&dead_letter_tag::<T>())`) \
+         or drop them on purpose with `discard_dead_letters()`"
+    )
+}
+
 impl<T> SideOutput<T> {
     /// Whether a downstream operator reads this side output.
     pub fn is_consumed(&self) -> bool {
-        self.target.is_some()
+        matches!(self.target, Target::Wired(_))
     }
 }
 
@@ -140,11 +190,25 @@ impl SideSlot {
     }
 }
 
+/// What happens to dead letters of an operator whose dead-letter side output no
+/// stream reads.
+#[derive(Clone, Debug, Default)]
+pub enum UnreadDeadLetters {
+    /// The first one fails the operator (the default: nothing is lost unnoticed).
+    #[default]
+    Fail,
+    /// They are counted into the given counter and dropped
+    /// (`DataStream::discard_dead_letters`).
+    Discard(Arc<AtomicU64>),
+}
+
 /// The side outputs wired to one parallel operator instance, by tag id.
 #[derive(Clone, Default)]
 pub struct SideOutputs {
     slots: Arc<Mutex<HashMap<String, SideSlot>>>,
     unconsumed: Arc<AtomicU64>,
+    operator: Arc<str>,
+    unread_dead_letters: UnreadDeadLetters,
 }
 
 impl std::fmt::Debug for SideOutputs {
@@ -160,9 +224,17 @@ impl SideOutputs {
     /// Side outputs counting unconsumed records into `unconsumed`.
     pub fn new(unconsumed: Arc<AtomicU64>) -> Self {
         Self {
-            slots: Arc::default(),
             unconsumed,
+            ..Self::default()
         }
+    }
+
+    /// Says which operator these side outputs belong to (named in errors) and what
+    /// becomes of its dead letters if no stream reads them.
+    pub fn with_dead_letters(mut self, operator: &str, unread: UnreadDeadLetters) -> Self {
+        self.operator = operator.into();
+        self.unread_dead_letters = unread;
+        self
     }
 
     /// Wires `slot` as the side output `id`.
@@ -178,16 +250,22 @@ impl SideOutputs {
     /// different types are a programming error.
     pub fn get<T: 'static>(&self, tag: &OutputTag<T>) -> SideOutput<T> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        let target = slots.get(tag.id()).map(|slot| {
+        let wired = slots.get(tag.id()).map(|slot| {
             slot.typed
                 .downcast_ref::<Shared<T>>()
                 .unwrap_or_else(|| panic!("side output '{}' has another record type", tag.id()))
                 .clone()
         });
-        SideOutput {
-            target,
-            unconsumed: self.unconsumed.clone(),
-        }
+        let target = match (wired, &self.unread_dead_letters) {
+            (Some(shared), _) => Target::Wired(shared),
+            (None, _) if !tag.is_dead_letters() => Target::Counted(self.unconsumed.clone()),
+            (None, UnreadDeadLetters::Discard(count)) => Target::Discarded(count.clone()),
+            (None, UnreadDeadLetters::Fail) => Target::Refused {
+                operator: self.operator.clone(),
+                reason: tag.reason,
+            },
+        };
+        SideOutput { target }
     }
 
     /// Controls of every wired side output.

@@ -34,6 +34,10 @@ pub trait RecordBytesWriter: Send {
     fn finish(&mut self);
     /// Sends event-time progress to every channel, after the records written so far.
     fn watermark(&mut self, watermark: Watermark);
+    /// The operator whose output this is, named in errors about its records.
+    fn operator(&self) -> &str {
+        "unknown operator"
+    }
 }
 
 /// The byte-level side of an input: decodes serialized records into the chain.
@@ -131,6 +135,7 @@ impl<T: Record> StreamType for TypeOf<T> {
             selector,
             writer,
             scratch: Vec::with_capacity(256),
+            checked: false,
         }))
     }
 
@@ -156,6 +161,49 @@ struct NetworkOutput<T> {
     selector: ChannelSelector<T>,
     writer: Box<dyn RecordBytesWriter>,
     scratch: Vec<u8>,
+    /// Whether the first record was checked to round-trip.
+    checked: bool,
+}
+
+impl<T: Record> NetworkOutput<T> {
+    /// Fails the producing operator, naming it and `T`, if the record just encoded
+    /// into `scratch` does not decode, or decodes to a value whose encoding has
+    /// another length (lengths, not bytes: a `HashMap` re-encodes its entries in
+    /// another order, correctly). Serde types that only a
+    /// self-describing format can read (`serde_json::Value`, `#[serde(untagged)]` or
+    /// `#[serde(flatten)]`, `skip_serializing_if`) fail here on their first record
+    /// instead of failing (or decoding garbage) in the consumer.
+    #[cold]
+    fn check_round_trip(&mut self) {
+        self.checked = true;
+        let problem = match decode::<T>(&self.scratch) {
+            Err(e) => format!("bincode cannot decode what it encoded: {e}"),
+            Ok(back) => {
+                let mut again = Vec::with_capacity(self.scratch.len());
+                encode_into(&back, &mut again);
+                if again.len() == self.scratch.len() {
+                    return;
+                }
+                "it decodes to a different value than was encoded".to_string()
+            }
+        };
+        fail_operator(
+            self.writer.operator(),
+            unsendable_type_message(std::any::type_name::<T>(), &problem),
+        )
+    }
+}
+
+/// The error of a record type that cannot cross a task boundary.
+fn unsendable_type_message(type_name: &str, problem: &str) -> String {
+    format!(
+        "records of type {type_name} cannot be sent to another task: {problem}. Records \
+         between tasks are bincode-encoded, which needs types whose serde form does not \
+         depend on the data (structs, tuples, enums with tags, Vec, maps, strings, \
+         numbers); self-describing types such as serde_json::Value, \
+         #[serde(untagged)] or #[serde(flatten)] or skip_serializing_if do not work: \
+         convert them (for example to a String) before the exchange"
+    )
 }
 
 impl<T: Record> Collector<T> for NetworkOutput<T> {
@@ -163,6 +211,9 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
     fn collect(&mut self, record: T) {
         self.scratch.clear();
         encode_into(&record, &mut self.scratch);
+        if !self.checked {
+            self.check_round_trip();
+        }
         match self.selector.select(&record) {
             Target::Channel(c) => self.writer.write(c, &self.scratch),
             Target::All => self.writer.broadcast(&self.scratch),
@@ -195,7 +246,13 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     fn decode(&mut self, record: &[u8]) {
         match decode::<T>(record) {
             Ok(value) => self.batch.push(value),
-            Err(e) => fail_operator(&self.operator, format!("cannot decode input record: {e}")),
+            Err(e) => fail_operator(
+                &self.operator,
+                format!(
+                    "cannot decode input record of type {}: {e}",
+                    std::any::type_name::<T>()
+                ),
+            ),
         }
     }
 

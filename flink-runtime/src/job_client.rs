@@ -22,6 +22,7 @@ pub(crate) struct OperatorCounters {
 impl OperatorCounters {
     pub(crate) fn summary(&self) -> OperatorSummary {
         let (mut records_in, mut records_out, mut side_output_unconsumed) = (0, 0, 0);
+        let mut dead_letters_discarded = 0;
         let mut custom: Vec<(String, u64)> = Vec::new();
         for m in &self.instances {
             for (name, v) in m.custom_snapshot() {
@@ -36,6 +37,9 @@ impl OperatorCounters {
             side_output_unconsumed += m
                 .side_output_unconsumed
                 .load(std::sync::atomic::Ordering::Relaxed);
+            dead_letters_discarded += m
+                .dead_letters_discarded
+                .load(std::sync::atomic::Ordering::Relaxed);
         }
         OperatorSummary {
             id: self.id,
@@ -45,6 +49,7 @@ impl OperatorCounters {
             records_in,
             records_out,
             side_output_unconsumed,
+            dead_letters_discarded,
             custom,
         }
     }

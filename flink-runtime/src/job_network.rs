@@ -47,12 +47,13 @@ impl JobNetwork {
             let n = ExecutionGraph::subpartitions(jg, edge_id);
             for p in 0..jg.vertices[e.source_vertex].parallelism {
                 let key = (e.source_vertex, p);
-                let partition = ResultPartition::new(
+                let partition = ResultPartition::with_max_buffers_per_channel(
                     n,
                     net.default_partition_pool_size(n),
                     net.buffer_size,
                     cancel.clone(),
                     io[&key].clone(),
+                    config.max_buffers_per_channel,
                 )?;
                 partitions
                     .entry(key)

@@ -114,6 +114,9 @@ pub struct OperatorSummary {
     pub records_out: u64,
     /// Records written to side outputs that nothing reads (counted, not delivered).
     pub side_output_unconsumed: u64,
+    /// Dead letters no stream reads, dropped on purpose (`discard_dead_letters`).
+    /// Without that opt-out, such a dead letter fails the job instead.
+    pub dead_letters_discarded: u64,
     /// Operator-specific metrics (retries, timeouts, ...), summed over instances.
     pub custom: Vec<(String, u64)>,
 }

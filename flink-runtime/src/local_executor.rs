@@ -15,7 +15,7 @@ use flink_core::metrics::OperatorMetrics;
 use flink_core::node::NodeKind;
 use flink_core::operator::RuntimeContext;
 use flink_core::output::AnyOutput;
-use flink_core::side_output::SideOutputs;
+use flink_core::side_output::{SideOutputs, UnreadDeadLetters};
 use flink_core::stream_type::NetworkOutputSetup;
 
 use crate::abandoned::{RecordFlow, abandoned, record_flows};
@@ -234,7 +234,13 @@ fn build_task(
             }
         }
         let metrics = counters[pos].clone();
-        let side_outputs = SideOutputs::new(metrics.side_output_unconsumed.clone());
+        let unread_dead_letters = if node.discard_dead_letters {
+            UnreadDeadLetters::Discard(metrics.dead_letters_discarded.clone())
+        } else {
+            UnreadDeadLetters::Fail
+        };
+        let side_outputs = SideOutputs::new(metrics.side_output_unconsumed.clone())
+            .with_dead_letters(&node.name, unread_dead_letters);
         let mut main = None;
         for (tag, outputs) in groups {
             match tag {

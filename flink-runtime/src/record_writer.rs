@@ -77,4 +77,8 @@ impl RecordBytesWriter for RecordWriter {
             .broadcast_event(&Event::Watermark(watermark.timestamp()));
         self.check(r);
     }
+
+    fn operator(&self) -> &str {
+        &self.operator
+    }
 }

@@ -18,7 +18,9 @@ use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkE
 use crate::task_metrics::TaskMetrics;
 use crate::watermark_valve::WatermarkValve;
 
-/// How long a blocked task waits before re-checking flushes and cancellation.
+/// How long a blocked task waits before re-checking cancellation; shortened to its
+/// next flush deadline when the buffer timeout is shorter
+/// ([`FlushClock::bound_wait`]).
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long it waits for input while an operator has work pending (async calls in
 /// flight whose results must go out even if no input arrives).
@@ -91,9 +93,13 @@ impl Task {
                 &self.stop,
                 &self.metrics,
             ),
-            TaskInput::Network { gate, decoder } => {
-                run_network(gate, decoder.as_mut(), &mut self.flush, &self.cancel)
-            }
+            TaskInput::Network { gate, decoder } => run_network(
+                gate,
+                decoder.as_mut(),
+                &mut self.flush,
+                &self.cancel,
+                &self.metrics,
+            ),
         }
     }
 }
@@ -121,6 +127,7 @@ fn run_source(
         match driver.poll() {
             SourcePoll::MoreAvailable => {}
             SourcePoll::Pending(wait) => {
+                // Nothing to read: ship what is buffered rather than wait for a tick.
                 driver.poll_pending();
                 driver.flush();
                 let started = Instant::now();
@@ -130,10 +137,16 @@ fn run_source(
             SourcePoll::Finished => break,
         }
         if flush.due() {
+            flushed(flush, metrics);
             driver.flush();
         }
     }
     driver.end_input();
+}
+
+/// Publishes the tick a task flushed at (flushes observable in tick counts).
+fn flushed(flush: &FlushClock, metrics: &TaskMetrics) {
+    metrics.set_flush_ticks(flush.ticks_seen());
 }
 
 fn run_network(
@@ -141,16 +154,17 @@ fn run_network(
     decoder: &mut dyn RecordDecoder,
     flush: &mut FlushClock,
     cancel: &CancelToken,
+    metrics: &TaskMetrics,
 ) {
     let mut pending = false;
     let mut valve = WatermarkValve::new(gate.num_channels());
     loop {
         stop_if_cancelled(cancel);
-        let wait = if pending {
+        let wait = flush.bound_wait(if pending {
             PENDING_POLL_INTERVAL
         } else {
             POLL_INTERVAL
-        };
+        });
         let polled = gate.poll(wait, &mut |item| {
             let advanced = match item {
                 GateItem::Record { bytes, .. } => {
@@ -181,7 +195,8 @@ fn run_network(
             }
             Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
         }
-        if flush.due() {
+        if flush.due_after_wait() {
+            flushed(flush, metrics);
             decoder.flush();
         }
     }

@@ -22,6 +22,8 @@ pub struct TaskMetrics {
     started: Instant,
     /// Nanoseconds from start to end, once the task ended (0 while running).
     ended_after_ns: std::sync::atomic::AtomicU64,
+    /// The flush timer's tick at the task's last timed flush.
+    flush_ticks: std::sync::atomic::AtomicU64,
 }
 
 /// Flink's back-pressure status of a subtask, from its back-pressured share of time.
@@ -67,6 +69,9 @@ pub struct TaskMetricsSnapshot {
     pub out_pool_usage: f64,
     /// Fraction of the input buffers (exclusive and floating) in use.
     pub in_pool_usage: f64,
+    /// The flush timer's tick (one per buffer timeout) at the task's last timed
+    /// flush: how far the flushes of a task got, counted in buffer timeouts.
+    pub flush_ticks: u64,
 }
 
 impl TaskMetrics {
@@ -79,7 +84,14 @@ impl TaskMetrics {
             io,
             started: Instant::now(),
             ended_after_ns: std::sync::atomic::AtomicU64::new(0),
+            flush_ticks: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Records that the task flushed at tick `tick` of the job's flush timer.
+    pub fn set_flush_ticks(&self, tick: u64) {
+        self.flush_ticks
+            .store(tick, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Marks the task ended: its time accounting stops here.
@@ -112,6 +124,7 @@ impl TaskMetrics {
             idle: Duration::from_nanos(self.io.idle_ns()),
             out_pool_usage: self.io.out_pool_usage(),
             in_pool_usage: self.io.in_pool_usage(),
+            flush_ticks: self.flush_ticks.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

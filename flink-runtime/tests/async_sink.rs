@@ -349,3 +349,24 @@ fn invalid_options_are_a_typed_error_when_the_job_is_built() {
         "{err}"
     );
 }
+
+#[test]
+fn dead_letters_nobody_reads_fail_the_job_naming_the_sink() {
+    let dest = Recorder {
+        rule: Some(fail_multiples_of_ten_once),
+        ..Recorder::open()
+    };
+    let env = StreamExecutionEnvironment::new();
+    env.from_sequence(1, 200).sink_to_async(
+        AsyncSink::new(dest).options(AsyncSinkOptions::new().max_batch_size(50).dead_letters()),
+    );
+    match env.execute("unread") {
+        Err(JobError::OperatorFailed {
+            operator, message, ..
+        }) => {
+            assert_eq!(operator, "Async Sink");
+            assert!(message.contains("refused"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

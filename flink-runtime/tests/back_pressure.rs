@@ -4,7 +4,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use std::time::{Duration, Instant};
+
 use flink_core::operator::RuntimeContext;
+use flink_runtime::network::LENGTH_PREFIX;
 use flink_runtime::prelude::*;
 
 /// Permits the test hands out; the sink takes one per record.
@@ -57,8 +60,17 @@ impl SinkWriter<u64> for GatedWriter {
 }
 
 const BUFFER_SIZE: usize = 1024;
-/// Each record: a 4-byte length prefix and a 6-byte varint (values are >= 2^40).
-const RECORD_BYTES: usize = 4 + 6;
+/// The longest the test waits for the sink to take the permits of one round: a guard
+/// against a hang, not a timing assertion.
+const ROUND_GUARD: Duration = Duration::from_secs(30);
+
+/// Bytes of one record on the wire: the length prefix and the record as the codec
+/// writes it (fixed-width integers, so every `u64` takes the same room).
+fn record_bytes() -> usize {
+    let mut encoded = Vec::new();
+    flink_core::codec::encode_into(&(1u64 << 40), &mut encoded);
+    LENGTH_PREFIX + encoded.len()
+}
 
 #[test]
 fn a_stalled_sink_throttles_the_source_within_the_pool_bound() {
@@ -89,15 +101,23 @@ fn a_stalled_sink_throttles_the_source_within_the_pool_bound() {
     let buffers = (2 + config.floating_buffers_per_gate)
         + (config.exclusive_buffers_per_channel + config.floating_buffers_per_gate)
         + 2;
+    assert_eq!(record_bytes(), 4 + 8, "fixed-width u64 records");
     let bound =
-        (buffers * (BUFFER_SIZE / RECORD_BYTES + 1)) as u64 + flink_core::sources::SOURCE_BATCH;
+        (buffers * (BUFFER_SIZE / record_bytes() + 1)) as u64 + flink_core::sources::SOURCE_BATCH;
 
     for round in 1..=20u64 {
         // The sink is stalled between rounds; the pause only makes the stall long
         // compared with the source's work, nothing is asserted about time.
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
         permits.release(1_000);
+        let started = Instant::now();
         while consumed.load(Ordering::SeqCst) < round * 1_000 {
+            assert!(
+                started.elapsed() < ROUND_GUARD,
+                "round {round}: the sink took {} of {} records within {ROUND_GUARD:?}",
+                consumed.load(Ordering::SeqCst),
+                round * 1_000
+            );
             std::thread::yield_now();
         }
         let in_flight = emitted.load(Ordering::SeqCst) - consumed.load(Ordering::SeqCst);

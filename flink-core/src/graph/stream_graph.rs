@@ -30,6 +30,9 @@ pub struct StreamNode {
     pub side_types: Vec<(String, Arc<dyn StreamType>)>,
     /// Whether this is a sink.
     pub is_sink: bool,
+    /// Whether its dead letters, if no stream reads them, are dropped and counted
+    /// (`discard_dead_letters`) instead of failing the job.
+    pub discard_dead_letters: bool,
 }
 
 /// A connection between two operators.
@@ -157,6 +160,7 @@ fn resolve_node(
         output_type: spec.output_type.clone(),
         side_types: spec.side_types.clone(),
         is_sink: spec.is_sink,
+        discard_dead_letters: spec.discard_dead_letters,
     })
 }
 

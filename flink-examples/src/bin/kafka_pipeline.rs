@@ -169,9 +169,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    let out = env
-        .from_source(source, "Kafka orders")
-        .apply_pipeline(&pipeline);
+    let orders = env.from_source(source, "Kafka orders");
+    // Messages that are not orders become dead letters of the source itself.
+    let malformed = orders.dead_letters::<Vec<u8>>().collect_vec();
+    let out = orders.apply_pipeline(&pipeline);
     let delivered = out.delivered.collect_vec();
     let dead_letters = out.dead_letters.collect_vec();
     let undelivered = out.undelivered.collect_vec();
@@ -194,6 +195,8 @@ fn main() -> anyhow::Result<()> {
     );
     let (delivered, dead_letters, undelivered) =
         (delivered.take(), dead_letters.take(), undelivered.take());
+    let malformed = malformed.take();
+    println!("malformed messages (not orders): {}", malformed.len());
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     for d in &dead_letters {
         let cause = match &d.last_error {

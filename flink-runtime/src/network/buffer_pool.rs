@@ -166,8 +166,24 @@ impl BufferPool {
     /// Take a buffer, blocking while the pool is exhausted. Time spent blocked is added
     /// to the back-pressure counter. Returns `Cancelled` promptly after cancellation.
     pub fn request(&self) -> Result<Buffer, NetworkError> {
+        self.request_when(|| true)
+    }
+
+    /// Whether a buffer is free now (a request would not block on the pool).
+    pub fn has_free(&self) -> bool {
+        let st = self.inner.state.lock();
+        !st.free.is_empty() || st.allocated < self.inner.capacity
+    }
+
+    /// Take a buffer once `allowed` holds and one is free, blocking (as back
+    /// pressure) until then. `allowed` is checked under the pool's lock, so it must
+    /// not take locks itself; any buffer returned to the pool wakes the wait to
+    /// check again (a subpartition below its cap after shipping, for instance).
+    pub fn request_when(&self, allowed: impl Fn() -> bool) -> Result<Buffer, NetworkError> {
         let mut st = self.inner.state.lock();
-        if let Some(b) = self.inner.try_take(&mut st) {
+        if allowed()
+            && let Some(b) = self.inner.try_take(&mut st)
+        {
             return Ok(b);
         }
         st.waiters += 1;
@@ -175,7 +191,9 @@ impl BufferPool {
             if self.cancel.is_cancelled() {
                 break Err(NetworkError::Cancelled);
             }
-            if let Some(b) = self.inner.try_take(&mut st) {
+            if allowed()
+                && let Some(b) = self.inner.try_take(&mut st)
+            {
                 break Ok(b);
             }
             // Credit each slice as it ends, so a live reading of a writer that is

@@ -62,9 +62,28 @@ impl PartitionWriter {
     fn emit_slow(&mut self, subpartition: usize, record: &[u8]) -> Result<(), NetworkError> {
         self.check_writable(subpartition)?;
         let partition = &self.partition;
-        self.serializers[subpartition].write(
+        let (before, rest) = self.serializers.split_at_mut(subpartition);
+        let (serializer, after) = rest.split_first_mut().expect("index checked");
+        serializer.write(
             record,
-            &mut || partition.pool().request(),
+            &mut || {
+                if partition.would_block(subpartition) {
+                    // About to wait for `subpartition` (its receiver is slow or
+                    // stalled): first let the records already written to the other
+                    // channels go, so the hot one does not hold them back until the
+                    // next flush tick, which this thread cannot run while it waits.
+                    let others = before.iter_mut().enumerate().chain(
+                        after
+                            .iter_mut()
+                            .enumerate()
+                            .map(|(i, s)| (subpartition + 1 + i, s)),
+                    );
+                    for (i, other) in others {
+                        flush_if_shippable(partition, i, other)?;
+                    }
+                }
+                partition.request_buffer(subpartition)
+            },
             &mut |buffer| partition.add_buffer(subpartition, buffer),
         )
     }
@@ -93,10 +112,8 @@ impl PartitionWriter {
     /// stays open for writing. Such data ships with the next full buffer or the next
     /// tick that finds credit.
     pub fn flush_shippable(&mut self) -> Result<(), NetworkError> {
-        for i in 0..self.serializers.len() {
-            if self.serializers[i].has_data() && self.partition.can_ship_now(i) {
-                self.flush(i)?;
-            }
+        for (i, serializer) in self.serializers.iter_mut().enumerate() {
+            flush_if_shippable(&self.partition, i, serializer)?;
         }
         Ok(())
     }
@@ -179,4 +196,19 @@ impl PartitionWriter {
         }
         self.check_index(subpartition)
     }
+}
+
+/// Queues the partial buffer of `subpartition` if it holds data and would ship at once.
+fn flush_if_shippable(
+    partition: &ResultPartition,
+    subpartition: usize,
+    serializer: &mut RecordSerializer,
+) -> Result<(), NetworkError> {
+    if serializer.has_data()
+        && partition.can_ship_now(subpartition)
+        && let Some(buffer) = serializer.take_filled()
+    {
+        partition.add_buffer(subpartition, buffer)?;
+    }
+    Ok(())
 }

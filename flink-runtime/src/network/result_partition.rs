@@ -37,6 +37,9 @@ pub struct PartitionStats {
 pub struct ResultPartition {
     subpartitions: Vec<Arc<Subpartition>>,
     pool: BufferPool,
+    /// The most buffers one subpartition may have queued before a writer asking for
+    /// another buffer for it waits (see [`Self::with_max_buffers_per_channel`]).
+    max_buffers_per_channel: usize,
     cancel: CancelToken,
     metrics: Arc<IoMetrics>,
     writer_claimed: AtomicBool,
@@ -89,10 +92,60 @@ impl ResultPartition {
         Ok(Arc::new(Self {
             subpartitions,
             pool,
+            max_buffers_per_channel: usize::MAX,
             cancel,
             metrics,
             writer_claimed: AtomicBool::new(false),
         }))
+    }
+
+    /// As [`new`](Self::new), with at most `max_buffers_per_channel` buffers queued
+    /// per subpartition, as Flink's `taskmanager.network.memory.max-buffers-per-channel`:
+    /// a writer asking for a buffer for a subpartition with that many queued waits
+    /// (back pressure) even while the pool has free buffers, so one hot subpartition
+    /// whose receiver does not read cannot take the whole pool from the others. A
+    /// subpartition then holds at most the cap plus the buffer being filled. Events
+    /// are exempt (they need one small buffer and must reach every channel).
+    pub fn with_max_buffers_per_channel(
+        num_subpartitions: usize,
+        pool_size: usize,
+        buffer_size: usize,
+        cancel: CancelToken,
+        metrics: Arc<IoMetrics>,
+        max_buffers_per_channel: usize,
+    ) -> Result<Arc<Self>, NetworkError> {
+        if max_buffers_per_channel == 0 {
+            return Err(NetworkError::InvalidConfig(
+                "max buffers per channel must be at least 1".into(),
+            ));
+        }
+        let mut partition = Self::new(num_subpartitions, pool_size, buffer_size, cancel, metrics)?;
+        Arc::get_mut(&mut partition)
+            .expect("a new partition is not shared yet")
+            .max_buffers_per_channel = max_buffers_per_channel;
+        Ok(partition)
+    }
+
+    /// The cap on buffers queued per subpartition (`usize::MAX`: none).
+    pub fn max_buffers_per_channel(&self) -> usize {
+        self.max_buffers_per_channel
+    }
+
+    /// A buffer for records of `subpartition`: blocks while the pool is exhausted or
+    /// the subpartition has [`max_buffers_per_channel`](Self::max_buffers_per_channel)
+    /// buffers queued.
+    pub fn request_buffer(&self, subpartition: usize) -> Result<Buffer, NetworkError> {
+        let sub = self.sub(subpartition)?;
+        let cap = self.max_buffers_per_channel;
+        self.pool.request_when(|| sub.queued_now() < cap)
+    }
+
+    /// Whether [`request_buffer`](Self::request_buffer) for `subpartition` would
+    /// wait right now.
+    pub(crate) fn would_block(&self, subpartition: usize) -> bool {
+        self.sub(subpartition)
+            .is_ok_and(|s| s.queued_now() >= self.max_buffers_per_channel)
+            || !self.pool.has_free()
     }
 
     /// Number of subpartitions.

@@ -1,7 +1,7 @@
 //! Sender side of one channel: the queue of finished buffers and the credit it holds.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -47,6 +47,9 @@ pub(crate) struct Subpartition {
     credit_received: AtomicU64,
     shipped: AtomicU64,
     violations: AtomicU64,
+    /// The queue's length, readable without the lock (by a writer waiting for this
+    /// subpartition to get below its buffer cap under the pool's lock).
+    queued: AtomicUsize,
 }
 
 impl Subpartition {
@@ -65,7 +68,18 @@ impl Subpartition {
             credit_received: AtomicU64::new(0),
             shipped: AtomicU64::new(0),
             violations: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
         }
+    }
+
+    /// Buffers queued right now (the backlog), without taking the lock.
+    pub(crate) fn queued_now(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Publishes the queue's length; called under the lock after every change.
+    fn publish_queued(&self, st: &SubState) {
+        self.queued.store(st.queue.len(), Ordering::Release);
     }
 
     pub(crate) fn connect(
@@ -96,6 +110,7 @@ impl Subpartition {
             });
         }
         st.queue.push_back(buffer);
+        self.publish_queued(&st);
         self.ship(st);
         Ok(())
     }
@@ -128,6 +143,7 @@ impl Subpartition {
         st.released = true;
         st.transport = None;
         let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+        self.publish_queued(&st);
         drop(st);
         drop(dropped);
     }
@@ -159,10 +175,12 @@ impl Subpartition {
                 if st.transport.is_some() {
                     st.released = true;
                     st.queue.clear();
+                    self.publish_queued(&st);
                 }
                 break;
             };
             let buffer = st.queue.pop_front().expect("non-empty");
+            self.publish_queued(&st);
             if st.credit == 0 {
                 self.violations.fetch_add(1, Ordering::Relaxed);
             }
@@ -188,6 +206,7 @@ impl Subpartition {
                 st.released = true;
                 st.transport = None;
                 let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+                self.publish_queued(&st);
                 drop(st);
                 drop(dropped);
                 st = self.state.lock();
