@@ -14,7 +14,8 @@ elapsed() {
 step() { echo "== [$(elapsed)] $*"; }
 
 step "services (Kafka-protocol brokers noida-db and tansu, PostgreSQL; installs what is missing)"
-FLINK_RS_SERVICES_DIR=$(mktemp -d "${TMPDIR:-/tmp}/flink-rs-test-services.XXXXXX")
+# Under /tmp, not $TMPDIR: the database runs as the `postgres` user, who must reach it.
+FLINK_RS_SERVICES_DIR=$(mktemp -d /tmp/flink-rs-test-services.XXXXXX)
 export FLINK_RS_SERVICES_DIR
 trap './scripts/services.sh stop' EXIT
 state_file=$(./scripts/services.sh start --tansu)
