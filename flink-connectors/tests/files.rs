@@ -195,3 +195,156 @@ fn text_sink_writes_display_lines() {
     let lines: Vec<u64> = text.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(lines, (1..=1_000).collect::<Vec<u64>>());
 }
+
+#[test]
+fn invalid_utf8_and_over_long_lines_become_dead_letters_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.txt");
+    let long = "x".repeat(100);
+    // (line, its byte offset): offsets are counted in the bytes written.
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut offsets = Vec::new();
+    for (i, line) in [
+        b"good 1\n".to_vec(),
+        b"bad \xff\xfe bytes\n".to_vec(),
+        format!("{long}\n").into_bytes(),
+        b"good 2\r\n".to_vec(),
+        format!("{}\r\n", &long[..50]).into_bytes(), // exactly the maximum: fine
+        b"last \xc3".to_vec(),                       // cut UTF-8 sequence, no newline
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        offsets.push((i + 1, bytes.len()));
+        bytes.extend_from_slice(&line);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let env = StreamExecutionEnvironment::new();
+    let lines = env.from_source(FileSource::text_lines(&path).max_line_length(50), "Lines");
+    let dead = lines.dead_letters::<String>().collect_vec();
+    let good = lines.collect_vec();
+    env.execute("bad lines").unwrap();
+
+    assert_eq!(
+        good.take(),
+        vec![
+            "good 1".to_string(),
+            "good 2".into(),
+            long[..50].to_string()
+        ]
+    );
+    let dead = dead.take();
+    let file = path.display().to_string();
+    let summary: Vec<(String, String)> = dead
+        .iter()
+        .map(|d| {
+            assert_eq!(d.operator, "Lines");
+            (d.record.clone(), d.reason.clone())
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "bad \u{fffd}\u{fffd} bytes".to_string(),
+                format!(
+                    "{file}: line 2 at byte offset {}: invalid UTF-8 at byte 4 of the line",
+                    offsets[1].1
+                )
+            ),
+            (
+                long[..50].to_string(),
+                format!(
+                    "{file}: line 3 at byte offset {}: line of 100 bytes is longer than the maximum of 50 bytes",
+                    offsets[2].1
+                )
+            ),
+            (
+                "last \u{fffd}".to_string(),
+                format!(
+                    "{file}: line 6 at byte offset {}: invalid UTF-8 at byte 5 of the line",
+                    offsets[5].1
+                )
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_input_file_fails_the_build_naming_the_source_and_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-file.txt");
+    let env = StreamExecutionEnvironment::new();
+    env.from_source(FileSource::text_lines(&missing), "Input")
+        .collect_vec();
+    let err = env.execute("missing input").unwrap_err();
+    match &err {
+        JobError::Graph(flink_core::error::GraphError::InvalidSource { operator, reason }) => {
+            assert_eq!(operator, "Input");
+            assert!(
+                reason.starts_with(&format!("cannot open {}: ", missing.display())),
+                "{reason}"
+            );
+        }
+        other => panic!("unexpected {other:#?}"),
+    }
+    // Printed as `main` prints it: one readable sentence.
+    assert!(
+        format!("{err:?}").starts_with(&format!(
+            "invalid job: source 'Input': cannot open {}: ",
+            missing.display()
+        )),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_zero_max_line_length_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.from_source(
+        FileSource::text_lines(dir.path()).max_line_length(0),
+        "Input",
+    )
+    .collect_vec();
+    assert_eq!(
+        env.execute("zero max").unwrap_err().to_string(),
+        "invalid job: source 'Input': max_line_length must be at least 1 byte, got 0"
+    );
+}
+
+/// A file listed when the job was built but gone when its turn comes fails the job
+/// with an error naming the source and the file (no panic of the task thread).
+#[test]
+fn a_file_that_vanishes_while_the_job_runs_fails_it_naming_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    // More lines than one poll reads, so the second file is opened in a later poll.
+    write_lines(&dir.path().join("a.txt"), (0..5_000).map(|i| i.to_string()));
+    let doomed = dir.path().join("b.txt");
+    write_lines(&doomed, ["never read".to_string()]);
+    let env = StreamExecutionEnvironment::new();
+    let to_delete = doomed.clone();
+    env.from_source(FileSource::text_lines(dir.path()), "Input")
+        .map(move |line: String| {
+            // The first line of a.txt reaches this chained map before b.txt is opened.
+            if line == "0" {
+                std::fs::remove_file(&to_delete).unwrap();
+            }
+            line
+        })
+        .collect_vec();
+    let err = env.execute("vanishing input").unwrap_err();
+    match err {
+        JobError::OperatorFailed {
+            operator, message, ..
+        } => {
+            assert_eq!(operator, "Input");
+            assert!(
+                message.starts_with(&format!("cannot open {}: ", doomed.display())),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {other:#?}"),
+    }
+}

@@ -286,3 +286,90 @@ fn http_calls_in_async_function_get_timeouts_retries_and_dead_letters() {
         (Some(8), Some(4))
     );
 }
+
+/// Connections a [`start_silent_server`] accepted, and those still open.
+#[derive(Default)]
+struct Connections {
+    accepted: std::sync::atomic::AtomicUsize,
+    open: std::sync::atomic::AtomicUsize,
+}
+
+/// A server on 127.0.0.1 that accepts connections and never answers; it counts the
+/// connections accepted and those not yet closed by the client.
+fn start_silent_server() -> (SocketAddr, Arc<Connections>) {
+    use tokio::io::AsyncReadExt;
+
+    let connections = Arc::new(Connections::default());
+    let counter = connections.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counter.accepted.fetch_add(1, Ordering::SeqCst);
+                counter.open.fetch_add(1, Ordering::SeqCst);
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    // Read (and ignore) the request until the client closes.
+                    let mut buf = [0u8; 1024];
+                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                    counter.open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+    });
+    (rx.recv().unwrap(), connections)
+}
+
+/// A call the async operator times out is aborted: its connection closes then, not
+/// after the client's own 30 s timeout.
+#[test]
+fn a_timed_out_call_closes_its_connection() {
+    use flink_core::async_io::{AsyncOptions, RetryStrategy};
+    use flink_runtime::prelude::*;
+
+    let (addr, connections) = start_silent_server();
+    let client = Arc::new(HttpClient::new(Duration::from_secs(30)).unwrap());
+    let env = StreamExecutionEnvironment::new();
+    let results = env.from_sequence(1, 20).async_function(
+        move |x: u64| {
+            let client = client.clone();
+            let request = HttpRequest::get(&format!("http://{addr}/never/{x}"));
+            async move { client.call(request).await.map(|_| x) }
+        },
+        AsyncOptions::new()
+            .capacity(10)
+            .timeout(Duration::from_millis(200))
+            .retry(RetryStrategy::NoRetry)
+            .dead_letters(),
+    );
+    let ok = results.collect_vec();
+    let dead = results.dead_letters::<u64>().collect_vec();
+    env.execute("silent service").unwrap();
+    assert!(ok.take().is_empty());
+    assert_eq!(dead.take().len(), 20);
+    // One connection per call (an abandoned connection is never reused), each closed
+    // when its call timed out, well before the client's own 30 s timeout. The guard
+    // only prevents a hang; the server may see the closes a little after the job ends.
+    let counts = || {
+        (
+            connections.accepted.load(Ordering::SeqCst),
+            connections.open.load(Ordering::SeqCst),
+        )
+    };
+    let guard = std::time::Instant::now() + Duration::from_secs(10);
+    while counts() != (20, 0) && std::time::Instant::now() < guard {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        counts(),
+        (20, 0),
+        "(accepted, still open) 10 s after the calls timed out"
+    );
+}

@@ -1,9 +1,15 @@
 //! Typed errors raised while a job is described and built.
+//!
+//! Their `Debug` form is their message, so `fn main() -> Result<(), E>` prints a
+//! sentence (Rust prints an error returned from `main` with `{:?}`); `{:#?}` shows the
+//! variant and its fields.
+
+use std::fmt;
 
 use thiserror::Error;
 
 /// A configuration value that can never work, found when the job is built.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Clone, PartialEq, Eq, Error)]
 pub enum ConfigError {
     /// Parallelism must be at least one.
     #[error("parallelism of {what} must be at least 1, got 0")]
@@ -42,7 +48,7 @@ pub enum ConfigError {
 }
 
 /// A job graph that cannot be executed as described.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Clone, PartialEq, Eq, Error)]
 pub enum GraphError {
     /// A configuration value is invalid.
     #[error(transparent)]
@@ -88,6 +94,15 @@ pub enum GraphError {
         /// What is wrong.
         error: crate::async_sink::AsyncSinkOptionsError,
     },
+    /// A source cannot work as configured (for example, its input file does not exist
+    /// or cannot be read), found when the job is built.
+    #[error("source '{operator}': {reason}")]
+    InvalidSource {
+        /// The source's operator name.
+        operator: String,
+        /// What is wrong, naming the path or setting.
+        reason: String,
+    },
     /// A non-parallel operator (such as a collection source) was given parallelism above one.
     #[error("operator '{operator}' is non-parallel and cannot run with parallelism {parallelism}")]
     NonParallelOperator {
@@ -96,4 +111,115 @@ pub enum GraphError {
         /// Requested parallelism.
         parallelism: usize,
     },
+}
+
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            Self::ZeroParallelism { what } => f
+                .debug_struct("ZeroParallelism")
+                .field("what", what)
+                .finish(),
+            Self::ParallelismAboveMax {
+                what,
+                parallelism,
+                max_parallelism,
+            } => f
+                .debug_struct("ParallelismAboveMax")
+                .field("what", what)
+                .field("parallelism", parallelism)
+                .field("max_parallelism", max_parallelism)
+                .finish(),
+            Self::MaxParallelismOutOfRange(got) => f
+                .debug_tuple("MaxParallelismOutOfRange")
+                .field(got)
+                .finish(),
+            Self::BufferTooSmall { min, got } => f
+                .debug_struct("BufferTooSmall")
+                .field("min", min)
+                .field("got", got)
+                .finish(),
+            Self::NoExclusiveBuffers => f.write_str("NoExclusiveBuffers"),
+            Self::NoBuffersPerChannel => f.write_str("NoBuffersPerChannel"),
+        }
+    }
+}
+
+impl fmt::Debug for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        match self {
+            Self::Config(e) => f.debug_tuple("Config").field(e).finish(),
+            Self::NoSink => f.write_str("NoSink"),
+            Self::ForwardParallelismMismatch {
+                from,
+                from_parallelism,
+                to,
+                to_parallelism,
+            } => f
+                .debug_struct("ForwardParallelismMismatch")
+                .field("from", from)
+                .field("from_parallelism", from_parallelism)
+                .field("to", to)
+                .field("to_parallelism", to_parallelism)
+                .finish(),
+            Self::NotAnOperator { setting, inputs } => f
+                .debug_struct("NotAnOperator")
+                .field("setting", setting)
+                .field("inputs", inputs)
+                .finish(),
+            Self::InvalidAsyncOptions { operator, error } => f
+                .debug_struct("InvalidAsyncOptions")
+                .field("operator", operator)
+                .field("error", error)
+                .finish(),
+            Self::InvalidAsyncSinkOptions { operator, error } => f
+                .debug_struct("InvalidAsyncSinkOptions")
+                .field("operator", operator)
+                .field("error", error)
+                .finish(),
+            Self::InvalidSource { operator, reason } => f
+                .debug_struct("InvalidSource")
+                .field("operator", operator)
+                .field("reason", reason)
+                .finish(),
+            Self::NonParallelOperator {
+                operator,
+                parallelism,
+            } => f
+                .debug_struct("NonParallelOperator")
+                .field("operator", operator)
+                .field("parallelism", parallelism)
+                .finish(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_message_and_alternate_debug_the_structure() {
+        let e = GraphError::Config(ConfigError::ZeroParallelism {
+            what: "default".into(),
+        });
+        assert_eq!(
+            format!("{e:?}"),
+            "parallelism of default must be at least 1, got 0"
+        );
+        assert_eq!(
+            format!("{e:#?}"),
+            "Config(\n    ZeroParallelism {\n        what: \"default\",\n    },\n)"
+        );
+        assert_eq!(
+            format!("{:?}", GraphError::NoSink),
+            GraphError::NoSink.to_string()
+        );
+    }
 }

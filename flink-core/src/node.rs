@@ -43,6 +43,11 @@ pub trait SourceFactory: Send + Sync {
     fn boundedness(&self) -> Boundedness;
     /// Whether more than one instance may run.
     fn is_parallel(&self) -> bool;
+    /// What can be checked before the job runs ([`Source::validate`]).
+    ///
+    /// # Errors
+    /// Why the source cannot work.
+    fn validate(&self) -> Result<(), String>;
     /// One instance, emitting into `out` (an output of the node's record type).
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver>;
 }
@@ -97,6 +102,10 @@ impl<T: Record> SourceFactory for SourceNode<T> {
 
     fn is_parallel(&self) -> bool {
         self.source.is_parallel()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.source.validate()
     }
 
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {

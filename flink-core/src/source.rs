@@ -49,6 +49,18 @@ pub trait Source<T>: Send + Sync + 'static {
     {
         crate::sources::RateLimitedSource::new(self, strategy)
     }
+
+    /// Checks what can be checked before the job runs (an input file exists and is
+    /// readable, ...). Called when the job is built; an `Err` fails the build with
+    /// [`GraphError::InvalidSource`](crate::error::GraphError::InvalidSource) naming
+    /// the source, its reason naming the path or setting. What fails later is reported
+    /// by the reader through [`fail_operator`](crate::failure::fail_operator).
+    ///
+    /// # Errors
+    /// Why the source cannot work.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Reads the records of one parallel source instance.

@@ -6,3 +6,9 @@ pub mod compare;
 pub mod report;
 pub mod variants;
 pub mod workload;
+
+/// docs/api-tour.md, compiled and run with the doctests so the tour cannot drift from
+/// the API.
+#[doc = include_str!("../../docs/api-tour.md")]
+#[cfg(doctest)]
+pub struct ApiTour;

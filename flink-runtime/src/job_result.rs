@@ -9,13 +9,30 @@ use thiserror::Error;
 use crate::task_metrics::TaskMetricsSnapshot;
 
 /// Why a job did not finish.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+///
+/// Its `Debug` form is its message, so the README's `fn main() -> Result<(), JobError>`
+/// prints a sentence (Rust prints an error returned from `main` with `{:?}`);
+/// `{:#?}` shows the variant and its fields, and the fields are public to match on.
+///
+/// ```
+/// use flink_runtime::prelude::*;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// env.set_parallelism(0);
+/// env.from_sequence(1, 10).collect_vec();
+/// let err = env.execute("no parallelism").unwrap_err();
+/// assert_eq!(
+///     format!("{err:?}"),
+///     "invalid job: parallelism of default must be at least 1, got 0"
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq, Error)]
 pub enum JobError {
     /// The job could not be built.
     #[error("invalid job: {0}")]
     Graph(#[from] GraphError),
     /// An operator failed: its function panicked or its sink reported an error.
-    #[error("operator '{operator}' (subtask {subtask}/{parallelism}) failed: {message}")]
+    #[error("operator '{operator}' ({subtask}/{parallelism}) failed: {message}")]
     OperatorFailed {
         /// The failing operator's name.
         operator: String,
@@ -95,6 +112,34 @@ pub enum OperatorRole {
     Transform,
     /// Writes records out of the job.
     Sink,
+}
+
+impl std::fmt::Debug for JobError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !f.alternate() {
+            return std::fmt::Display::fmt(self, f);
+        }
+        match self {
+            Self::Graph(e) => f.debug_tuple("Graph").field(e).finish(),
+            Self::OperatorFailed {
+                operator,
+                subtask,
+                parallelism,
+                message,
+            } => f
+                .debug_struct("OperatorFailed")
+                .field("operator", operator)
+                .field("subtask", subtask)
+                .field("parallelism", parallelism)
+                .field("message", message)
+                .finish(),
+            Self::Cancelled { abandoned } => f
+                .debug_struct("Cancelled")
+                .field("abandoned", abandoned)
+                .finish(),
+            Self::Runtime(message) => f.debug_tuple("Runtime").field(message).finish(),
+        }
+    }
 }
 
 /// Records in and out of one operator, summed over its parallel instances.

@@ -174,7 +174,7 @@ fn spawn_subtask(
     outcomes: SyncSender<Outcome>,
 ) -> std::io::Result<JoinHandle<()>> {
     let v = &jg.vertices[setup.vertex];
-    let thread_name = format!("{} ({}/{})", v.name, setup.subtask + 1, v.parallelism);
+    let thread_name = crate::task_metrics::subtask_label(&v.name, setup.subtask, v.parallelism);
     let counters: Vec<Arc<OperatorMetrics>> = v
         .nodes
         .iter()
@@ -375,7 +375,8 @@ impl Coordinator {
             match self.outcomes.recv() {
                 Ok((subtask, parallelism, TaskOutcome::Failed { operator, message })) => {
                     if first_failure.is_none() {
-                        tracing::error!(job = %self.job_name, %operator, subtask, %message, "operator failed; cancelling the job");
+                        let label = format!("{}/{parallelism}", subtask + 1);
+                        tracing::error!(job = %self.job_name, %operator, subtask = %label, %message, "operator failed; cancelling the job");
                         first_failure = Some(JobError::OperatorFailed {
                             operator,
                             subtask: subtask + 1,

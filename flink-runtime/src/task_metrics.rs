@@ -8,6 +8,13 @@ use serde::Serialize;
 
 use crate::network::IoMetrics;
 
+/// How Flink names one parallel instance: `name (index/parallelism)`, the index
+/// 1-based. Thread names, errors (`JobError::OperatorFailed`), logs and printed
+/// metrics all use this form.
+pub fn subtask_label(name: &str, subtask_index: usize, parallelism: usize) -> String {
+    format!("{name} ({}/{parallelism})", subtask_index + 1)
+}
+
 /// Live measurements of one subtask, shared between its thread and observers.
 #[derive(Debug)]
 pub struct TaskMetrics {
@@ -148,6 +155,11 @@ impl TimeShares {
 }
 
 impl TaskMetricsSnapshot {
+    /// The subtask as Flink prints it: `Source -> Map (1/2)`, 1-based.
+    pub fn label(&self) -> String {
+        subtask_label(&self.task, self.subtask, self.parallelism)
+    }
+
     /// Shares over the subtask's whole life.
     pub fn shares(&self) -> TimeShares {
         shares(self.elapsed, self.back_pressured, self.idle)

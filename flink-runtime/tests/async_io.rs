@@ -223,7 +223,7 @@ fn a_final_failure_fails_the_job_by_default_and_permanent_errors_are_not_retried
     let err = env.execute("permanent").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "operator 'Lookup' (subtask 1/1) failed: async call failed after 1 attempt(s): permanent: no such customer"
+        "operator 'Lookup' (1/1) failed: async call failed after 1 attempt(s): permanent: no such customer"
     );
     assert!(calls.load(Ordering::SeqCst) <= 10);
 }

@@ -48,7 +48,7 @@ fn a_full_failing_queue_fails_the_job_with_a_clear_error() {
     let err = env.execute("failing queue").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "operator 'Dead Letter Queue' (subtask 1/1) failed: sink write failed: bounded queue full (7 records): read it faster or raise its capacity"
+        "operator 'Dead Letter Queue' (1/1) failed: sink write failed: bounded queue full (7 records): read it faster or raise its capacity"
     );
     assert_eq!(queue.len(), 7);
 }

@@ -60,7 +60,27 @@ fn a_failing_sink_fails_the_job_naming_the_sink() {
     let err = env.execute("sink failure").unwrap_err();
     assert_eq!(
         err.to_string(),
-        "operator 'Refusing Sink' (subtask 1/1) failed: sink write failed: disk full"
+        "operator 'Refusing Sink' (1/1) failed: sink write failed: disk full"
+    );
+    // `fn main() -> Result<(), JobError>` prints `Error: {err:?}`: the same sentence.
+    assert_eq!(format!("{err:?}"), err.to_string());
+    assert!(format!("{err:#?}").starts_with("OperatorFailed {\n    operator: \"Refusing Sink\","));
+}
+
+#[test]
+fn build_errors_print_as_sentences_in_debug_form() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(0);
+    env.from_sequence(1, 10).collect_vec();
+    assert_eq!(
+        format!("{:?}", env.execute("zero").unwrap_err()),
+        "invalid job: parallelism of default must be at least 1, got 0"
+    );
+    let env = StreamExecutionEnvironment::new();
+    let _ = env.from_sequence(1, 10).map(|x: u64| x + 1);
+    assert_eq!(
+        format!("{:?}", env.execute("no sink").unwrap_err()),
+        "invalid job: the job has no sink: add sink_to(..), print() or collect_vec() before executing"
     );
 }
 

@@ -1,7 +1,8 @@
 //! The throughput harness: the same job shapes as the Apache Flink reference jobs.
 //!
 //! `cargo run --release -p benches --bin throughput -- <job> [records]`
-//! prints one line per job: `flink-rs <job> records=<N> seconds=<s> rate=<rec/s>`.
+//! prints one line per job: `flink-rs <job> records=<N> seconds=<s> rate=<rec/s>`;
+//! `--help` lists the jobs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use benches::{CountingSink, rss_kib};
+use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
 use flink_examples::compare::{Variant, run_quiet};
@@ -16,46 +18,57 @@ use flink_examples::variants;
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
 
-const JOBS: [&str; 9] = [
-    "chain",
-    "nochain",
-    "keyed",
-    "backpressure",
-    "raw-chain",
-    "async",
-    "async-ordered",
-    "five-stage",
-    "operator-chain",
-];
+/// The throughput harness: the job shapes of the Apache Flink reference jobs, one job
+/// per run. Prints `flink-rs <job> records=<N> seconds=<s> rate=<rec/s>`.
+#[derive(Parser)]
+#[command(name = "throughput")]
+struct Args {
+    /// The job to run.
+    #[arg(value_enum)]
+    job: Job,
+    /// Records to run (for `backpressure`: seconds); each job has its own default.
+    records: Option<u64>,
+}
+
+/// The jobs of the harness.
+#[derive(Clone, Copy, ValueEnum)]
+enum Job {
+    /// Sequence -> map -> filter -> counting sink, chained, p=1 (200 M records).
+    Chain,
+    /// The same as chain, every operator its own task (50 M records).
+    Nochain,
+    /// Hash exchange and a running sum per key, p=2 (50 M records).
+    Keyed,
+    /// A sink paced to 20,000 records/s behind a network exchange (10 s).
+    Backpressure,
+    /// The chain's work as a plain Rust loop: the physical reference (200 M records).
+    RawChain,
+    /// Async calls completing after 1 ms, 100 in flight, unordered (500,000 records).
+    Async,
+    /// The same, results in input order (500,000 records).
+    AsyncOrdered,
+    /// The compare example's healthy scenario, five-stage pipeline (50,000 records).
+    FiveStage,
+    /// The same logic as an operator chain (50,000 records).
+    OperatorChain,
+}
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(job) = args.first() else {
-        bail!(
-            "usage: throughput <{}> [records | seconds for backpressure]",
-            JOBS.join("|")
-        );
-    };
-    let n: Option<u64> = args
-        .get(1)
-        .map(|s| s.parse())
-        .transpose()
-        .context("bad number")?;
-    match job.as_str() {
-        "chain" => chain(n.unwrap_or(200_000_000), true),
-        "nochain" => chain(n.unwrap_or(50_000_000), false),
-        "keyed" => keyed(n.unwrap_or(50_000_000)),
-        "raw-chain" => raw_chain(n.unwrap_or(200_000_000)),
-        "backpressure" => backpressure(20_000, n.unwrap_or(10)),
-        "async" => async_io(n.unwrap_or(500_000), false),
-        "async-ordered" => async_io(n.unwrap_or(500_000), true),
-        "five-stage" => compare_variant("five-stage", Variant::FiveStage, n.unwrap_or(50_000)),
-        "operator-chain" => compare_variant(
+    let Args { job, records: n } = Args::parse();
+    match job {
+        Job::Chain => chain(n.unwrap_or(200_000_000), true),
+        Job::Nochain => chain(n.unwrap_or(50_000_000), false),
+        Job::Keyed => keyed(n.unwrap_or(50_000_000)),
+        Job::RawChain => raw_chain(n.unwrap_or(200_000_000)),
+        Job::Backpressure => backpressure(20_000, n.unwrap_or(10)),
+        Job::Async => async_io(n.unwrap_or(500_000), false),
+        Job::AsyncOrdered => async_io(n.unwrap_or(500_000), true),
+        Job::FiveStage => compare_variant("five-stage", Variant::FiveStage, n.unwrap_or(50_000)),
+        Job::OperatorChain => compare_variant(
             "operator-chain",
             Variant::OperatorChain,
             n.unwrap_or(50_000),
         ),
-        other => bail!("unknown job '{other}' (jobs: {})", JOBS.join(" ")),
     }
 }
 

@@ -2,9 +2,10 @@
 //! sink writing rolling part files.
 
 pub mod format;
+mod line_reader;
 pub mod sink;
 pub mod source;
 
 pub use format::{JsonLines, LineFormat, TextLines};
 pub use sink::{FileSink, FileSinkError};
-pub use source::FileSource;
+pub use source::{DEFAULT_MAX_LINE_LENGTH, FileSource};

@@ -1,29 +1,43 @@
 //! A bounded source reading the lines of a file, or of every file of a directory.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
+use flink_core::failure::fail_operator;
 use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
 use flink_core::side_output::SideOutput;
 use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 
 use super::format::{JsonLines, LineFormat, TextLines};
+use super::line_reader::{Line, LineReader};
 
 /// Lines read per poll.
 const BATCH: usize = 1_000;
+/// The longest line read by default: 1 MiB.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 1024 * 1024;
 
 /// Reads a file, or every regular file of a directory (not recursively; names
 /// starting with `.` or `_`, such as a [`FileSink`](super::FileSink)'s in-progress
 /// files, are skipped), line by line, through a [`LineFormat`].
 ///
 /// The files, sorted by path, are split over the parallel readers deterministically:
-/// file `i` goes to subtask `i % parallelism`. A line the format rejects becomes a
-/// [`DeadLetter<String>`] (the line, and the file, line number and parse error as
-/// reason) on the [`dead_letter_tag::<String>()`] side output, and reading goes on.
+/// file `i` goes to subtask `i % parallelism`.
+///
+/// A line that is not valid UTF-8, is longer than
+/// [`max_line_length`](FileSource::max_line_length) bytes, or that the format rejects
+/// becomes a [`DeadLetter<String>`] on the [`dead_letter_tag::<String>()`] side output
+/// and reading goes on. The dead letter's reason names the file, the line number and
+/// the line's byte offset in the file; its record is the line (invalid UTF-8 replaced
+/// by U+FFFD, an over-long line cut at the maximum).
+///
+/// A path that does not exist or cannot be read fails the job when it is built
+/// ([`GraphError::InvalidSource`](flink_core::error::GraphError::InvalidSource)); a
+/// file that vanishes or fails while the job runs fails the job with an error naming
+/// the source.
 ///
 /// ```no_run
 /// use flink_connectors::file::FileSource;
@@ -42,6 +56,7 @@ const BATCH: usize = 1_000;
 pub struct FileSource<T> {
     path: PathBuf,
     format: Arc<dyn LineFormat<T>>,
+    max_line_length: usize,
 }
 
 impl FileSource<String> {
@@ -64,7 +79,16 @@ impl<T> FileSource<T> {
         Self {
             path: path.as_ref().to_path_buf(),
             format: Arc::new(format),
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
         }
+    }
+
+    /// Lines longer than `bytes` (without their terminator) become dead letters
+    /// holding their first `bytes` bytes; at most that much of a line is held in
+    /// memory. Default [`DEFAULT_MAX_LINE_LENGTH`]; zero fails the job's build.
+    pub fn max_line_length(mut self, bytes: usize) -> Self {
+        self.max_line_length = bytes;
+        self
     }
 
     /// The files this source reads, in split order.
@@ -78,7 +102,6 @@ impl<T> FileSource<T> {
 
 fn list_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     if !path.is_dir() {
-        // Opening it later reports a missing file with its path.
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
@@ -104,25 +127,41 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
         Box::new(FileReader {
             root: self.path.clone(),
             format: self.format.clone(),
+            max_line_length: self.max_line_length,
             subtask: ctx.subtask_index,
             parallelism: ctx.parallelism,
             operator: ctx.operator_name.to_string(),
             dead_letters: ctx.side_output(&dead_letter_tag::<String>()),
             pending: None,
             current: None,
+            line: Line::default(),
         })
+    }
+
+    /// The path exists and every file to read can be opened (an empty directory is
+    /// fine: it has no lines); the maximum line length is not zero.
+    fn validate(&self) -> Result<(), String> {
+        if self.max_line_length == 0 {
+            return Err("max_line_length must be at least 1 byte, got 0".into());
+        }
+        let files = list_files(&self.path)
+            .map_err(|e| format!("cannot list {}: {e}", self.path.display()))?;
+        for file in files {
+            File::open(&file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+        }
+        Ok(())
     }
 }
 
 struct OpenFile {
     path: PathBuf,
-    reader: BufReader<File>,
-    line_no: u64,
+    lines: LineReader<BufReader<File>>,
 }
 
 struct FileReader<T> {
     root: PathBuf,
     format: Arc<dyn LineFormat<T>>,
+    max_line_length: usize,
     subtask: usize,
     parallelism: usize,
     operator: String,
@@ -130,13 +169,21 @@ struct FileReader<T> {
     /// Files still to read (listed at the first poll), in reverse order.
     pending: Option<Vec<PathBuf>>,
     current: Option<OpenFile>,
+    /// The line being read, its buffer reused.
+    line: Line,
 }
 
 impl<T> FileReader<T> {
+    /// Opens the next file of this reader's split. A path that cannot be listed or
+    /// opened now (it was checked when the job was built) fails the job, naming this
+    /// source.
     fn next_file(&mut self) -> Option<OpenFile> {
-        let pending = self.pending.get_or_insert_with(|| {
+        if self.pending.is_none() {
             let all = list_files(&self.root).unwrap_or_else(|e| {
-                panic!("file source: cannot list {}: {e}", self.root.display())
+                fail_operator(
+                    &self.operator,
+                    format!("cannot list {}: {e}", self.root.display()),
+                )
             });
             let mut mine: Vec<PathBuf> = all
                 .into_iter()
@@ -145,21 +192,39 @@ impl<T> FileReader<T> {
                 .map(|(_, p)| p)
                 .collect();
             tracing::debug!(
-                subtask = self.subtask,
+                subtask = %format_args!("{}/{}", self.subtask + 1, self.parallelism),
                 files = mine.len(),
                 "file source split"
             );
             mine.reverse();
-            mine
+            self.pending = Some(mine);
+        }
+        let path = self.pending.as_mut()?.pop()?;
+        let file = File::open(&path).unwrap_or_else(|e| {
+            fail_operator(
+                &self.operator,
+                format!("cannot open {}: {e}", path.display()),
+            )
         });
-        let path = pending.pop()?;
-        let file = File::open(&path)
-            .unwrap_or_else(|e| panic!("file source: cannot open {}: {e}", path.display()));
         Some(OpenFile {
             path,
-            reader: BufReader::with_capacity(64 * 1024, file),
-            line_no: 0,
+            lines: LineReader::new(
+                BufReader::with_capacity(64 * 1024, file),
+                self.max_line_length,
+            ),
         })
+    }
+
+    fn dead_letter(&mut self, path: &Path, record: String, why: String) {
+        let line = &self.line;
+        let reason = format!(
+            "{}: line {} at byte offset {}: {why}",
+            path.display(),
+            line.number,
+            line.offset
+        );
+        self.dead_letters
+            .collect(DeadLetter::new(record, &self.operator, reason));
     }
 }
 
@@ -167,39 +232,53 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
         let mut read = 0;
         while read < BATCH {
-            if self.current.is_none() {
-                self.current = self.next_file();
-                if self.current.is_none() {
-                    return SourcePoll::Finished;
-                }
-            }
-            let file = self.current.as_mut().expect("just opened");
-            let mut line = String::new();
-            let n = file.reader.read_line(&mut line).unwrap_or_else(|e| {
-                panic!("file source: cannot read {}: {e}", file.path.display())
+            // Taken out while its line is handled, so the line can borrow the reader.
+            let Some(mut file) = self.current.take().or_else(|| self.next_file()) else {
+                return SourcePoll::Finished;
+            };
+            let more = file.lines.next_line(&mut self.line).unwrap_or_else(|e| {
+                fail_operator(
+                    &self.operator,
+                    format!("cannot read {}: {e}", file.path.display()),
+                )
             });
-            if n == 0 {
-                self.current = None;
+            if !more {
                 continue;
             }
-            file.line_no += 1;
             read += 1;
-            if line.ends_with('\n') {
-                line.pop();
-                if line.ends_with('\r') {
-                    line.pop();
-                }
-            }
-            match self.format.parse(&line) {
-                Ok(Some(record)) => out.collect(record),
-                Ok(None) => {}
-                Err(reason) => {
-                    let reason = format!("{}:{}: {reason}", file.path.display(), file.line_no);
-                    self.dead_letters
-                        .collect(DeadLetter::new(line, &self.operator, reason));
-                }
-            }
+            self.emit_line(&file.path, out);
+            self.current = Some(file);
         }
         SourcePoll::MoreAvailable
+    }
+}
+
+impl<T: 'static> FileReader<T> {
+    /// Parses the line just read into `out`, or makes it a dead letter.
+    fn emit_line(&mut self, path: &Path, out: &mut SourceOutput<T>) {
+        if self.line.is_cut() {
+            let record = String::from_utf8_lossy(&self.line.bytes).into_owned();
+            let why = format!(
+                "line of {} bytes is longer than the maximum of {} bytes",
+                self.line.len, self.max_line_length
+            );
+            return self.dead_letter(path, record, why);
+        }
+        let text = match std::str::from_utf8(&self.line.bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let record = String::from_utf8_lossy(&self.line.bytes).into_owned();
+                let why = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to());
+                return self.dead_letter(path, record, why);
+            }
+        };
+        match self.format.parse(text) {
+            Ok(Some(record)) => out.collect(record),
+            Ok(None) => {}
+            Err(why) => {
+                let record = text.to_string();
+                self.dead_letter(path, record, why);
+            }
+        }
     }
 }

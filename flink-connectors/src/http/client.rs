@@ -165,16 +165,33 @@ impl HttpClient {
     }
 
     /// Sends `request`; resolves to the response of a 2xx answer, or to why not.
+    ///
+    /// Dropping the returned future (as the async operator does when its timeout
+    /// fires) aborts the request and closes its connection at once, rather than
+    /// leaving it to run until the client's own timeout.
     pub fn call(
         &self,
         request: HttpRequest,
     ) -> BoxFuture<'static, Result<HttpResponse, DeliveryError>> {
         let client = self.client.clone();
-        let task = self.runtime.handle().spawn(send(client, request));
+        let task = AbortOnDrop(self.runtime.handle().spawn(send(client, request)));
         Box::pin(async move {
-            task.await
+            let mut task = task;
+            (&mut task.0)
+                .await
                 .map_err(|e| DeliveryError::Retryable(format!("HTTP task ended: {e}")))?
         })
+    }
+}
+
+/// A spawned request that is aborted when whoever awaits it gives up: the request
+/// runs on the client's runtime, so dropping only the handle would leave it running.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        // A no-op when the request has already finished.
+        self.0.abort();
     }
 }
 

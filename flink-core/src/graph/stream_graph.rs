@@ -150,6 +150,12 @@ fn resolve_node(
             parallelism,
         });
     }
+    if let NodeKind::Source(s) = &spec.kind {
+        s.validate().map_err(|reason| GraphError::InvalidSource {
+            operator: spec.name.clone(),
+            reason,
+        })?;
+    }
     Ok(StreamNode {
         id,
         name: spec.name.clone(),

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
+use clap::Parser;
 use flink_connectors::kafka::{KafkaSink, KafkaSource, StartingOffsets};
 use flink_connectors::postgres::{PostgresConfig, PostgresDestination, SqlValue};
 use flink_core::pipeline::{FiveStagePipeline, PipelineConfig};
@@ -84,11 +85,18 @@ fn postgres(url: &str, sql: &str, count: bool) -> anyhow::Result<i64> {
     })
 }
 
+/// Kafka -> five-stage pipeline -> PostgreSQL against the services of
+/// `scripts/services.sh start` (FLINK_RS_KAFKA_BOOTSTRAP, FLINK_RS_POSTGRES_URL).
+#[derive(Parser)]
+#[command(name = "kafka_pipeline")]
+struct Args {
+    /// Orders to produce to the demo topic and run through the pipeline.
+    #[arg(default_value_t = 20_000)]
+    records: u64,
+}
+
 fn main() -> anyhow::Result<()> {
-    let records: u64 = match std::env::args().nth(1) {
-        Some(a) => a.parse().with_context(|| format!("records: {a}"))?,
-        None => 20_000,
-    };
+    let Args { records } = Args::parse();
     let bootstrap = env_var("FLINK_RS_KAFKA_BOOTSTRAP")?;
     let url = env_var("FLINK_RS_POSTGRES_URL")?;
     let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();

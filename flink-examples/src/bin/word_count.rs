@@ -7,26 +7,28 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
+use clap::Parser;
 use flink_runtime::prelude::*;
 
 const TEXT: &str = "to be or not to be that is the question whether tis nobler in the mind \
                     to suffer the slings and arrows of outrageous fortune or to take arms \
                     against a sea of troubles and by opposing end them";
 
+/// Word count over a generated text: prints the job plan, the ten most frequent words
+/// and the job's metrics.
+#[derive(Parser)]
+#[command(name = "word_count")]
+struct Args {
+    /// Lines of text to generate.
+    #[arg(default_value_t = 200_000)]
+    lines: u64,
+    /// Parallelism of the job.
+    #[arg(default_value_t = 2)]
+    parallelism: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let lines: u64 = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()
-        .context("lines")?
-        .unwrap_or(200_000);
-    let parallelism: usize = args
-        .next()
-        .map(|s| s.parse())
-        .transpose()
-        .context("parallelism")?
-        .unwrap_or(2);
+    let Args { lines, parallelism } = Args::parse();
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
@@ -89,10 +91,8 @@ fn main() -> anyhow::Result<()> {
     for t in &result.tasks {
         let s = t.shares();
         println!(
-            "  {} ({}/{}): busy {:.0} / back-pressured {:.0} / idle {:.0} ms/s",
-            t.task,
-            t.subtask + 1,
-            t.parallelism,
+            "  {}: busy {:.0} / back-pressured {:.0} / idle {:.0} ms/s",
+            t.label(),
             s.busy_ms_per_s,
             s.back_pressured_ms_per_s,
             s.idle_ms_per_s
