@@ -188,27 +188,42 @@ fn rows_the_database_refuses_become_dead_letters_the_rest_is_written_once() {
     );
 }
 
-#[test]
-fn a_missing_table_fails_the_job_without_retries() {
-    let url = require_service!(POSTGRES);
+/// Runs 10 orders into `config` through the async sink (dead letters on) and returns
+/// the message of the job's failure, which must name the sink.
+fn failure_of(config: PostgresConfig<Order>) -> String {
     let env = StreamExecutionEnvironment::new();
     env.from_collection((1..=10).map(order).collect::<Vec<_>>())
         .sink_to_async(
-            AsyncSink::new(PostgresDestination::new(order_config(&url, "no_such_table")).unwrap())
+            AsyncSink::new(PostgresDestination::new(config).unwrap())
                 .options(AsyncSinkOptions::new().dead_letters()),
         );
-    match env.execute("pg async missing table") {
+    match env.execute("pg async fatal") {
         Err(JobError::OperatorFailed {
             operator, message, ..
         }) => {
             assert_eq!(operator, "Async Sink");
-            assert!(
-                message.contains("relation \"no_such_table\" does not exist"),
-                "{message}"
-            );
+            message
         }
         other => panic!("expected the job to fail, got {other:?}"),
     }
+}
+
+#[test]
+fn a_missing_table_or_unknown_role_fails_the_job_without_retries() {
+    let url = require_service!(POSTGRES);
+    let message = failure_of(order_config(&url, "no_such_table"));
+    assert!(
+        message.contains("relation \"no_such_table\" does not exist"),
+        "{message}"
+    );
+    // Refused authentication is as fatal (SQLSTATE class 28), not a dead letter.
+    let stranger = url.replacen("://postgres@", "://no_such_role@", 1);
+    assert_ne!(stranger, url, "the test URL names the postgres role");
+    let message = failure_of(order_config(&stranger, "orders"));
+    assert!(
+        message.contains("role \"no_such_role\" does not exist"),
+        "{message}"
+    );
 }
 
 #[test]
