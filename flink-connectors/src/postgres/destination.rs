@@ -175,8 +175,8 @@ async fn write_rows<T>(writer: &mut BatchWriter<T>, rows: Vec<Vec<SqlValue>>, ac
 /// Writes one submitted batch at once (it is complete as submitted: no linger), one
 /// statement per [`batch_size`](PostgresConfig::batch_size) rows, and answers which rows
 /// were not written: refused ones as [`DeliveryError::Permanent`], those of a
-/// statement whose retries ran out as [`DeliveryError::Retryable`] (the statements
-/// before it stay written). A batch whose requester gave up (its request timed out)
+/// statement whose retries ran out, and of the statements after it, as
+/// [`DeliveryError::Retryable`] (the statements before it stay written). A batch whose requester gave up (its request timed out)
 /// before it was started is not written: the async sink sends it again.
 async fn write_batch<T>(writer: &mut BatchWriter<T>, rows: Vec<Vec<SqlValue>>, ack: BatchAck) {
     if ack.is_closed() {
@@ -193,8 +193,10 @@ async fn write_batch<T>(writer: &mut BatchWriter<T>, rows: Vec<Vec<SqlValue>>, a
                 }))
             }
             Err(e @ PostgresConnectorError::RetriesExhausted { .. }) => {
+                // The database is out of reach: the rest is not tried now either.
                 let err = DeliveryError::Retryable(e.to_string());
-                failed.extend((first..first + chunk.len()).map(|i| (i, err.clone())));
+                failed.extend((first..rows.len()).map(|i| (i, err.clone())));
+                break;
             }
             Err(fatal) => {
                 let _ = ack.send(Err(fatal.to_string()));
@@ -247,8 +249,8 @@ fn writer_stopped<E>(_: E) -> flink_core::sink::SinkError {
 ///   [`DeliveryError::Permanent`] with the database's message, which the async sink
 ///   makes a dead letter; the other rows are written;
 /// - a statement whose transient errors (lost connection, server shutting down,
-///   serialization failure, deadlock) outlasted the retries: its rows as
-///   [`DeliveryError::Retryable`], which the async sink sends again per its retry
+///   serialization failure, deadlock) outlasted the retries: its rows and those of
+///   the statements after it as [`DeliveryError::Retryable`], which the async sink sends again per its retry
 ///   strategy;
 /// - anything else, which no retry can fix (a missing table or column, a permission
 ///   or authentication refused, a mapper returning the wrong number of values): a
