@@ -65,6 +65,14 @@ impl PostgresSinkMetrics {
 /// - With [`upsert_on`](PostgresConfig::upsert_on), replaying records does not
 ///   duplicate rows: together with a replaying source this is effectively once.
 ///
+/// A partial batch is written only when the input ends (or the job is stopped): the
+/// sink is called only when a record arrives, so rows of a low-rate stream wait until
+/// the batch fills. For an unbounded stream write through the async sink instead:
+/// `sink_to_async(AsyncSink::new(PostgresDestination::new(config)?))` writes a partial
+/// batch once it waited `max_time_in_buffer` (see [`PostgresDestination`]).
+///
+/// [`PostgresDestination`]: super::PostgresDestination
+///
 /// ```no_run
 /// use flink_connectors::postgres::{PostgresConfig, PostgresSink, SqlValue};
 /// use flink_core::prelude::*;

@@ -47,6 +47,11 @@ impl<T> BatchWriter<T> {
         }
     }
 
+    /// Rows one statement takes at most.
+    pub(crate) fn rows_per_statement(&self) -> usize {
+        self.config.rows_per_statement()
+    }
+
     fn sql(&self, rows: usize) -> String {
         let table = self
             .config

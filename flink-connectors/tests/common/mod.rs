@@ -84,6 +84,7 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}_{n}", std::process::id())
 }
 
+pub mod async_sink;
 pub mod kafka;
 pub mod pg;
 
