@@ -71,7 +71,8 @@ pub fn scenarios() -> Vec<Scenario> {
         service,
         ack_latency: Duration::from_micros(100),
         rate: 100_000.0,
-        records_share: 1.0,
+        // Five times the base, so that the run lasts about a second.
+        records_share: 5.0,
         customers: Customers::Spread,
         parallelism: 1,
     };
@@ -81,6 +82,7 @@ pub fn scenarios() -> Vec<Scenario> {
             name: "slow-sink",
             title: "slow sink: acks take 5 ms (100 in flight bound the rate to 20,000/s)",
             ack_latency: Duration::from_millis(5),
+            records_share: 1.0,
             ..healthy
         },
         Scenario {
@@ -91,6 +93,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 timeout_rate: 0.02,
                 ..service
             },
+            records_share: 1.0,
             ..healthy
         },
         Scenario {

@@ -21,7 +21,8 @@ struct Args {
     /// hot-key (default: all).
     #[arg(value_parser = PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
-    /// Base number of records per scenario (burst runs a quarter, outage twice as many).
+    /// Base number of records per scenario (healthy runs five times as many, burst a
+    /// quarter, outage twice as many).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..))]
     records: u64,
     /// Directory the HTML report is written to.
