@@ -7,4 +7,4 @@ mod retry;
 
 pub use function::{AsyncFailure, AsyncFunction};
 pub use options::{AsyncOptions, AsyncOptionsError, FailurePolicy, OutputMode};
-pub use retry::{Jitter, RetryStrategy};
+pub use retry::{Jitter, RetryStrategy, RetryStrategyError};

@@ -4,7 +4,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::function::AsyncFailure;
-use super::retry::RetryStrategy;
+use super::retry::{RetryStrategy, RetryStrategyError};
 
 /// Whether results keep the input order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,15 +70,9 @@ pub enum AsyncOptionsError {
     /// A zero timeout would fail every call.
     #[error("async timeout must be greater than zero")]
     ZeroTimeout,
-    /// At least one attempt must be allowed.
-    #[error("retry max_attempts must be at least 1")]
-    ZeroAttempts,
-    /// Backoff must not shrink.
-    #[error("retry multiplier must be at least 1.0, got {0}")]
-    BadMultiplier(String),
-    /// Jitter is a share.
-    #[error("retry jitter must lie in 0.0..=1.0, got {0}")]
-    BadJitter(String),
+    /// The retry strategy cannot work.
+    #[error(transparent)]
+    Retry(#[from] RetryStrategyError),
 }
 
 impl Default for AsyncOptions {
@@ -155,20 +149,7 @@ impl AsyncOptions {
         if self.timeout.is_zero() {
             return Err(AsyncOptionsError::ZeroTimeout);
         }
-        if self.retry.max_attempts() == 0 {
-            return Err(AsyncOptionsError::ZeroAttempts);
-        }
-        if let RetryStrategy::ExponentialBackoff {
-            multiplier, jitter, ..
-        } = &self.retry
-        {
-            if multiplier.is_nan() || *multiplier < 1.0 {
-                return Err(AsyncOptionsError::BadMultiplier(multiplier.to_string()));
-            }
-            if !(0.0..=1.0).contains(jitter) {
-                return Err(AsyncOptionsError::BadJitter(jitter.to_string()));
-            }
-        }
+        self.retry.validate()?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// Randomizes retry delays so that callers failing together do not retry together.
 /// Seeded, so a run is repeatable.
@@ -57,7 +58,40 @@ pub enum RetryStrategy {
     },
 }
 
+/// A [`RetryStrategy`] that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RetryStrategyError {
+    /// At least one attempt must be allowed.
+    #[error("retry max_attempts must be at least 1")]
+    ZeroAttempts,
+    /// Backoff must not shrink.
+    #[error("retry multiplier must be at least 1.0, got {0}")]
+    BadMultiplier(String),
+    /// Jitter is a share.
+    #[error("retry jitter must lie in 0.0..=1.0, got {0}")]
+    BadJitter(String),
+}
+
 impl RetryStrategy {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<(), RetryStrategyError> {
+        if self.max_attempts() == 0 {
+            return Err(RetryStrategyError::ZeroAttempts);
+        }
+        if let Self::ExponentialBackoff {
+            multiplier, jitter, ..
+        } = self
+        {
+            if multiplier.is_nan() || *multiplier < 1.0 {
+                return Err(RetryStrategyError::BadMultiplier(multiplier.to_string()));
+            }
+            if !(0.0..=1.0).contains(jitter) {
+                return Err(RetryStrategyError::BadJitter(jitter.to_string()));
+            }
+        }
+        Ok(())
+    }
+
     /// Attempts allowed in all.
     pub fn max_attempts(&self) -> u32 {
         match self {

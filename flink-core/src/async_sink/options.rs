@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::async_io::{FailurePolicy, RetryStrategy};
+use crate::async_io::{FailurePolicy, RetryStrategy, RetryStrategyError};
 
 /// How an async sink batches, bounds and retries its requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,9 +79,9 @@ pub enum AsyncSinkOptionsError {
         /// The setting.
         field: &'static str,
     },
-    /// The retry strategy allows no attempt.
-    #[error("async sink retry max_attempts must be at least 1")]
-    ZeroAttempts,
+    /// The retry strategy cannot work.
+    #[error("async sink {0}")]
+    Retry(#[from] RetryStrategyError),
 }
 
 impl AsyncSinkOptions {
@@ -163,9 +163,7 @@ impl AsyncSinkOptions {
                 return Err(AsyncSinkOptionsError::ZeroDuration { field });
             }
         }
-        if self.retry.max_attempts() == 0 {
-            return Err(AsyncSinkOptionsError::ZeroAttempts);
-        }
+        self.retry.validate()?;
         Ok(())
     }
 }
@@ -200,6 +198,19 @@ mod tests {
             Err(AsyncSinkOptionsError::ZeroDuration {
                 field: "max_time_in_buffer"
             })
+        );
+        let shrinking = RetryStrategy::ExponentialBackoff {
+            initial: Duration::from_millis(10),
+            multiplier: 0.5,
+            max_delay: Duration::from_secs(1),
+            max_attempts: 3,
+            jitter: 0.0,
+        };
+        assert_eq!(
+            AsyncSinkOptions::new().retry(shrinking).validate(),
+            Err(AsyncSinkOptionsError::Retry(
+                RetryStrategyError::BadMultiplier("0.5".into())
+            ))
         );
     }
 }

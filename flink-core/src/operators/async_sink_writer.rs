@@ -7,16 +7,15 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{Either, select};
 
-use crate::async_io::{FailurePolicy, Jitter};
+use crate::async_io::Jitter;
 use crate::async_sink::{AsyncSinkOptions, BatchDestination};
-use crate::dead_letter::{DeadLetter, dead_letter_tag};
 use crate::destination::DeliveryError;
 use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
-use crate::side_output::SideOutput;
 
+use super::give_up::GiveUp;
 use super::in_flight::InFlight;
 
 /// An entry that failed for good: the record, its attempts, the last error.
@@ -43,8 +42,6 @@ struct SinkMetrics {
     requests: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     timeouts: Arc<AtomicU64>,
-    dead_letters: Arc<AtomicU64>,
-    errors: Arc<AtomicU64>,
 }
 
 /// Writes records through a [`BatchDestination`] in asynchronous batches, as Flink's
@@ -71,7 +68,7 @@ pub struct AsyncSinkWriter<T> {
     jitter_seed: u64,
     /// Completed requests, reused between polls.
     completed: Vec<RequestOutcome<T>>,
-    dead_letter_output: SideOutput<DeadLetter<T>>,
+    give_up: GiveUp<T>,
     metrics: SinkMetrics,
 }
 
@@ -84,6 +81,7 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
     ) -> Self {
         let m = &ctx.metrics;
         Self {
+            give_up: GiveUp::new(options.on_failure, ctx),
             destination,
             jitter_seed: options.jitter_seed ^ (ctx.subtask_index as u64).wrapping_mul(0x9e37_79b9),
             buffer: VecDeque::with_capacity(options.max_buffered_records),
@@ -95,7 +93,6 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
             records_in_flight: 0,
             next_request: 0,
             completed: Vec::new(),
-            dead_letter_output: ctx.side_output(&dead_letter_tag::<T>()),
             metrics: SinkMetrics {
                 buffered: m.custom("buffered"),
                 in_flight_requests: m.custom("in_flight_requests"),
@@ -105,8 +102,6 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
                 requests: m.custom("requests"),
                 retries: m.custom("retries"),
                 timeouts: m.custom("timeouts"),
-                dead_letters: m.custom("dead_letters"),
-                errors: m.custom("errors"),
             },
         }
     }
@@ -204,31 +199,8 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
             .delivered
             .fetch_add(delivered as u64, Ordering::Relaxed);
         for (record, attempts, error) in failed {
-            self.give_up(record, attempts, error);
-        }
-    }
-
-    fn give_up(&mut self, record: T, attempts: u32, error: DeliveryError) {
-        match self.options.on_failure {
-            FailurePolicy::FailJob => fail_operator(
-                &self.name,
-                format!("async sink gave up on a record after {attempts} attempt(s): {error}"),
-            ),
-            FailurePolicy::Count => {
-                self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                tracing_free_warn(&self.name, attempts, &error);
-            }
-            FailurePolicy::DeadLetter => {
-                self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                let letter = DeadLetter::new(
-                    record,
-                    &self.name,
-                    format!("async sink gave up after {attempts} attempt(s)"),
-                )
-                .with_attempts(attempts)
-                .with_last_error(error.to_string());
-                self.dead_letter_output.collect(letter);
-            }
+            self.give_up
+                .record(record, attempts, "async sink gave up", &error);
         }
     }
 }
@@ -353,12 +325,4 @@ impl<T: Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
             fail_operator(&self.name, format!("async sink flush failed: {e}"));
         }
     }
-}
-
-/// flink-core has no logging dependency; counted failures are reported through the
-/// `errors` metric, and to standard error so they are seen while the job runs.
-fn tracing_free_warn(operator: &str, attempts: u32, error: &DeliveryError) {
-    eprintln!(
-        "{operator}: async sink gave up on a record after {attempts} attempt(s), counted as error: {error}"
-    );
 }

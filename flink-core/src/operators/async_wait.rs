@@ -6,15 +6,14 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{Either, select};
 
-use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, Jitter};
-use crate::dead_letter::{DeadLetter, dead_letter_tag};
+use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, Jitter};
 use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::services::RuntimeServices;
-use crate::side_output::SideOutput;
 use crate::watermark::Watermark;
 
+use super::give_up::GiveUp;
 use super::in_flight::InFlight;
 use super::result_queue::{Released, ResultQueue};
 
@@ -38,8 +37,6 @@ struct AsyncMetrics {
     queued: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     timeouts: Arc<AtomicU64>,
-    dead_letters: Arc<AtomicU64>,
-    errors: Arc<AtomicU64>,
     /// Time spent waiting for a free slot, in ns of the job's clock.
     slot_wait_ns: Arc<AtomicU64>,
     /// When the wait going on now began (ns of the job's clock, plus one), or 0.
@@ -80,7 +77,7 @@ pub struct AsyncWaitOperator<I, O, F> {
     /// The calls in flight, polled on the task's own thread: a completion wakes the
     /// task directly (at most one hand-off, from the reactor; none through a worker).
     calls: InFlight<(u64, Completion<I, O>)>,
-    dead_letter_output: SideOutput<DeadLetter<I>>,
+    give_up: GiveUp<I>,
     jitter_seed: u64,
     metrics: AsyncMetrics,
 }
@@ -96,6 +93,7 @@ where
         let m = &ctx.metrics;
         let mode = options.mode;
         Self {
+            give_up: GiveUp::new(options.on_failure, ctx),
             function,
             jitter_seed: options.jitter_seed ^ (ctx.subtask_index as u64).wrapping_mul(0x9e37_79b9),
             options,
@@ -108,14 +106,11 @@ where
             queue: ResultQueue::new(mode),
             released: Vec::new(),
             calls: InFlight::new(ctx.services.clone()),
-            dead_letter_output: ctx.side_output(&dead_letter_tag::<I>()),
             metrics: AsyncMetrics {
                 in_flight: m.custom("in_flight"),
                 queued: m.custom("queued"),
                 retries: m.custom("retries"),
                 timeouts: m.custom("timeouts"),
-                dead_letters: m.custom("dead_letters"),
-                errors: m.custom("errors"),
                 slot_wait_ns: m.custom(SLOT_WAIT_NS),
                 waiting_since_ns: m.custom(WAITING_SINCE_NS),
             },
@@ -209,27 +204,9 @@ where
                 input,
                 failure,
                 attempts,
-            } => match self.options.on_failure {
-                FailurePolicy::FailJob => fail_operator(
-                    &self.name,
-                    format!("async call failed after {attempts} attempt(s): {failure}"),
-                ),
-                FailurePolicy::Count => {
-                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing_free_warn(&self.name, attempts, &failure);
-                }
-                FailurePolicy::DeadLetter => {
-                    self.metrics.dead_letters.fetch_add(1, Ordering::Relaxed);
-                    let letter = DeadLetter::new(
-                        input,
-                        &self.name,
-                        format!("async call failed after {attempts} attempt(s)"),
-                    )
-                    .with_attempts(attempts)
-                    .with_last_error(failure.to_string());
-                    self.dead_letter_output.collect(letter);
-                }
-            },
+            } => self
+                .give_up
+                .record(input, attempts, "async call failed", &failure),
         }
     }
 
@@ -372,12 +349,4 @@ where
             self.complete_some(out);
         }
     }
-}
-
-/// flink-core has no logging dependency; counted failures are reported through the
-/// `errors` metric, and to standard error so they are seen while the job runs.
-fn tracing_free_warn(operator: &str, attempts: u32, failure: &AsyncFailure) {
-    eprintln!(
-        "{operator}: async call failed after {attempts} attempt(s), counted as error: {failure}"
-    );
 }

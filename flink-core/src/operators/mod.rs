@@ -5,6 +5,7 @@ mod async_sink_writer;
 mod async_wait;
 mod filter;
 mod flat_map;
+mod give_up;
 mod in_flight;
 mod keyed_process;
 mod keyed_reduce;
