@@ -14,17 +14,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use common::http::{listen, serve};
+use common::http::{Event, listen, serve};
 use flink_connectors::http::{HttpClient, HttpDestination, HttpRequest, status_outcome};
 use flink_core::async_io::{AsyncOptions, RetryStrategy};
 use flink_core::destination::{AckDestination, DeliveryError};
 use flink_runtime::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-}
 
 #[derive(Default)]
 struct Server {

@@ -18,17 +18,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::async_sink::Counted;
-use common::http::serve;
+use common::http::{Event, serve};
 use flink_connectors::http::HttpDestination;
 use flink_core::async_io::RetryStrategy;
 use flink_core::async_sink::{AsyncSink, AsyncSinkOptions, PerRecord};
 use flink_runtime::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-}
 
 /// What the server accepted, and the ids it answered 503 once.
 #[derive(Default)]

@@ -1,11 +1,18 @@
-//! Local servers for the HTTP tests: each listens on a free port of 127.0.0.1 and runs
-//! on a thread of its own, with its own runtime, so the job under test shares nothing
-//! with it.
+//! Local servers for the HTTP tests, and the record they send. Each server listens on
+//! a free port of 127.0.0.1 and runs on a thread of its own, with its own runtime, so
+//! the job under test shares nothing with it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+
+/// The record the HTTP tests send, as JSON `{"id": ..}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: u64,
+}
 
 /// Binds a free port and runs `serve` with its listener on a thread of its own;
 /// returns the address once it listens.
