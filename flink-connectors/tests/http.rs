@@ -1,6 +1,10 @@
 //! HTTP destination and client against a real local HTTP server (axum) that can be
 //! told to answer with a status, be slow, or fail a number of times first.
 
+// Only the local servers are used here, not the service macros.
+#[allow(unused_macros)]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,14 +14,11 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use common::http::{Event, listen, serve};
 use flink_connectors::http::{HttpClient, HttpDestination, HttpRequest, status_outcome};
+use flink_core::async_io::{AsyncOptions, RetryStrategy};
 use flink_core::destination::{AckDestination, DeliveryError};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-}
+use flink_runtime::prelude::*;
 
 #[derive(Default)]
 struct Server {
@@ -59,19 +60,7 @@ fn start_server() -> (SocketAddr, Arc<Server>) {
         )
         .route("/json", get(|| async { axum::Json(Event { id: 42 }) }))
         .with_state(state.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (rx.recv().unwrap(), state)
+    (serve(app), state)
 }
 
 async fn status(Path(code): Path<u16>) -> (StatusCode, String) {
@@ -218,9 +207,6 @@ fn call_returns_the_response_and_a_caller_can_retry_retryable_errors() {
 /// timeout is retried and then dead-lettered, the rest succeed, exactly.
 #[test]
 fn http_calls_in_async_function_get_timeouts_retries_and_dead_letters() {
-    use flink_core::async_io::{AsyncOptions, RetryStrategy};
-    use flink_runtime::prelude::*;
-
     let (addr, _server) = start_server();
     let client = Arc::new(HttpClient::new(Duration::from_secs(30)).unwrap());
     let env = StreamExecutionEnvironment::new();
@@ -301,39 +287,27 @@ fn start_silent_server() -> (SocketAddr, Arc<Connections>) {
 
     let connections = Arc::new(Connections::default());
     let counter = connections.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                counter.accepted.fetch_add(1, Ordering::SeqCst);
-                counter.open.fetch_add(1, Ordering::SeqCst);
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    // Read (and ignore) the request until the client closes.
-                    let mut buf = [0u8; 1024];
-                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
-                    counter.open.fetch_sub(1, Ordering::SeqCst);
-                });
-            }
-        });
+    let addr = listen(|listener| async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.accepted.fetch_add(1, Ordering::SeqCst);
+            counter.open.fetch_add(1, Ordering::SeqCst);
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                // Read (and ignore) the request until the client closes.
+                let mut buf = [0u8; 1024];
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                counter.open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
     });
-    (rx.recv().unwrap(), connections)
+    (addr, connections)
 }
 
 /// A call the async operator times out is aborted: its connection closes then, not
 /// after the client's own 30 s timeout.
 #[test]
 fn a_timed_out_call_closes_its_connection() {
-    use flink_core::async_io::{AsyncOptions, RetryStrategy};
-    use flink_runtime::prelude::*;
-
     let (addr, connections) = start_silent_server();
     let client = Arc::new(HttpClient::new(Duration::from_secs(30)).unwrap());
     let env = StreamExecutionEnvironment::new();

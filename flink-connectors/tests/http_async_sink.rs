@@ -3,7 +3,8 @@
 //! (400) becomes a dead letter with its answer, and what it cannot take yet (503) is
 //! retried and delivered.
 
-// Only the in-flight counter is used here, not the service macros.
+// Only the in-flight counter and the local server are used here, not the service
+// macros.
 #[allow(unused_macros)]
 mod common;
 
@@ -17,16 +18,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use common::async_sink::Counted;
+use common::http::{Event, serve};
 use flink_connectors::http::HttpDestination;
 use flink_core::async_io::RetryStrategy;
 use flink_core::async_sink::{AsyncSink, AsyncSinkOptions, PerRecord};
 use flink_runtime::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Event {
-    id: u64,
-}
 
 /// What the server accepted, and the ids it answered 503 once.
 #[derive(Default)]
@@ -63,19 +59,7 @@ fn start_server() -> (SocketAddr, Arc<Server>) {
     let app = Router::new()
         .route("/events", post(events))
         .with_state(state.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    (rx.recv().unwrap(), state)
+    (serve(app), state)
 }
 
 #[test]

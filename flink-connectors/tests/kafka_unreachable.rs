@@ -3,6 +3,11 @@
 //! sink and destination. Needs no broker: it uses a port nothing listens on. A
 //! cancellation ends every wait of the sink on such a broker.
 
+// Only the cancellation helper is used here, not the service macros.
+#[allow(unused_macros)]
+mod common;
+
+use common::cancel::cancel_once_blocked;
 use flink_connectors::DeadLetterSinkExt;
 use flink_connectors::kafka::{KafkaDestination, KafkaSink, StringSerializer};
 use flink_core::destination::{AckDestination, DeliveryError};
@@ -83,41 +88,13 @@ fn destination_reports_a_timeout_as_retryable() {
     }
 }
 
-/// Runs `job` until its sink is blocked waiting on the producer, cancels it, and
-/// fails the test unless it ends within a guard time (not a timing assertion: it only
-/// keeps a broken wait from hanging the suite).
-fn cancel_while_blocked(env: &StreamExecutionEnvironment) {
-    let client = env.execute_async("blocked kafka sink").unwrap();
-    let observer = client.observer();
-    let sink_in = move || {
-        observer
-            .operator_metrics()
-            .iter()
-            .find(|o| o.name == "Kafka out")
-            .map_or(0, |o| o.records_in)
-    };
-    for _ in 0..1_000 {
-        if sink_in() > 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    assert!(sink_in() > 0, "the sink never received a record");
-    // Give the writer time to enter its wait; what is asserted is only that the
-    // job ends after the cancellation.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    client.cancel();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(client.wait());
-    });
-    let result = rx
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("the cancelled job did not end");
-    assert!(
-        matches!(result, Err(JobError::Cancelled { .. })),
-        "{result:?}"
-    );
+/// A job of `records` records into `sink`, cancelled once the sink received one and
+/// is blocked waiting on the producer: it must end.
+fn cancel_while_blocked(records: u64, sink: KafkaSink<String>) {
+    let env = StreamExecutionEnvironment::new();
+    env.from_collection((0..records).map(|i| format!("r{i}")).collect::<Vec<_>>())
+        .sink_named(sink, "Kafka out");
+    cancel_once_blocked(&env, "Kafka out", 1);
 }
 
 /// A sink whose deliveries never complete (no broker, a message timeout of an hour).
@@ -131,37 +108,24 @@ fn stuck_sink() -> flink_connectors::kafka::KafkaSinkBuilder<String> {
 
 #[test]
 fn cancel_ends_a_sink_waiting_for_a_free_in_flight_slot() {
-    let env = StreamExecutionEnvironment::new();
-    env.from_collection((0..100).map(|i| format!("r{i}")).collect::<Vec<_>>())
-        .sink_named(stuck_sink().max_in_flight(10).build().unwrap(), "Kafka out");
-    cancel_while_blocked(&env);
+    cancel_while_blocked(100, stuck_sink().max_in_flight(10).build().unwrap());
 }
 
 #[test]
 fn cancel_ends_a_sink_waiting_on_a_full_producer_queue() {
-    let env = StreamExecutionEnvironment::new();
-    env.from_collection((0..100).map(|i| format!("r{i}")).collect::<Vec<_>>())
-        .sink_named(
-            stuck_sink()
-                .max_in_flight(1_000)
-                .property("queue.buffering.max.messages", "5")
-                .build()
-                .unwrap(),
-            "Kafka out",
-        );
-    cancel_while_blocked(&env);
+    let sink = stuck_sink()
+        .max_in_flight(1_000)
+        .property("queue.buffering.max.messages", "5")
+        .build()
+        .unwrap();
+    cancel_while_blocked(100, sink);
 }
 
 #[test]
 fn cancel_ends_a_sink_flushing_at_the_end_of_input() {
-    let env = StreamExecutionEnvironment::new();
-    env.from_collection((0..5).map(|i| format!("r{i}")).collect::<Vec<_>>())
-        .sink_named(
-            stuck_sink()
-                .flush_timeout(std::time::Duration::from_secs(3600))
-                .build()
-                .unwrap(),
-            "Kafka out",
-        );
-    cancel_while_blocked(&env);
+    let sink = stuck_sink()
+        .flush_timeout(std::time::Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    cancel_while_blocked(5, sink);
 }

@@ -6,50 +6,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::orders::{Order, create_orders, order_config, orders};
 use common::pg::{exec, query_i64};
 use common::{POSTGRES, unique};
 use flink_connectors::DeadLetterSinkExt;
-use flink_connectors::postgres::{PostgresConfig, PostgresDestination, PostgresSink, SqlValue};
+use flink_connectors::postgres::{PostgresDestination, PostgresSink};
 use flink_core::destination::{AckDestination, DeliveryError};
 use flink_runtime::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Order {
-    id: i64,
-    name: String,
-    amount: i64,
-}
-
-fn order_config(url: &str, table: &str) -> PostgresConfig<Order> {
-    PostgresConfig::new(url, table, ["id", "name", "amount"], |o: &Order| {
-        vec![
-            SqlValue::Int(o.id),
-            SqlValue::from(o.name.as_str()),
-            SqlValue::Int(o.amount),
-        ]
-    })
-}
-
-fn create_orders(url: &str, table: &str) {
-    exec(
-        url,
-        &format!(
-            "CREATE TABLE {table} (id bigint PRIMARY KEY, name varchar(12) NOT NULL, \
-             amount integer NOT NULL CHECK (amount >= 0))"
-        ),
-    );
-}
-
-fn orders(n: i64) -> Vec<Order> {
-    (1..=n)
-        .map(|id| Order {
-            id,
-            name: format!("o{id}"),
-            amount: id % 1000,
-        })
-        .collect()
-}
 
 #[test]
 fn sink_writes_every_row_exactly_once() {

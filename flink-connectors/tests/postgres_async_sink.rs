@@ -8,49 +8,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::pg::{exec, query_i64};
+use common::orders::{Order, create_orders, order, order_config, orders};
+use common::pg::query_i64;
 use common::{POSTGRES, unique};
-use flink_connectors::postgres::{PostgresConfig, PostgresDestination, SqlValue};
+use flink_connectors::postgres::{PostgresConfig, PostgresDestination};
 use flink_core::async_io::RetryStrategy;
 use flink_core::async_sink::{AsyncSink, AsyncSinkOptions};
 use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use flink_runtime::prelude::*;
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Order {
-    id: i64,
-    name: String,
-    amount: i64,
-}
-
-fn order(id: i64) -> Order {
-    Order {
-        id,
-        name: format!("o{id}"),
-        amount: id % 1000,
-    }
-}
-
-fn order_config(url: &str, table: &str) -> PostgresConfig<Order> {
-    PostgresConfig::new(url, table, ["id", "name", "amount"], |o: &Order| {
-        vec![
-            SqlValue::Int(o.id),
-            SqlValue::from(o.name.as_str()),
-            SqlValue::Int(o.amount),
-        ]
-    })
-}
-
-fn create_orders(url: &str, table: &str) {
-    exec(
-        url,
-        &format!(
-            "CREATE TABLE {table} (id bigint PRIMARY KEY, name varchar(12) NOT NULL, \
-             amount integer NOT NULL CHECK (amount >= 0))"
-        ),
-    );
-}
 
 fn count(url: &str, table: &str) -> i64 {
     query_i64(url, &format!("SELECT count(*) FROM {table}"))[0]
@@ -130,7 +95,7 @@ fn rows_the_database_refuses_become_dead_letters_the_rest_is_written_once() {
     let url = require_service!(POSTGRES);
     let table = unique("orders");
     create_orders(&url, &table);
-    let mut input: Vec<Order> = (1..=1_000).map(order).collect();
+    let mut input = orders(1_000);
     input[9].amount = -5; // id 10: check constraint
     input[19].name = "far too long for twelve".into(); // id 20: value too long
     input[74].amount = -1; // id 75: in a later statement of its request
@@ -196,11 +161,10 @@ fn rows_the_database_refuses_become_dead_letters_the_rest_is_written_once() {
 /// the message of the job's failure, which must name the sink.
 fn failure_of(config: PostgresConfig<Order>) -> String {
     let env = StreamExecutionEnvironment::new();
-    env.from_collection((1..=10).map(order).collect::<Vec<_>>())
-        .sink_to_async(
-            AsyncSink::new(PostgresDestination::new(config).unwrap())
-                .options(AsyncSinkOptions::new().dead_letters()),
-        );
+    env.from_collection(orders(10)).sink_to_async(
+        AsyncSink::new(PostgresDestination::new(config).unwrap())
+            .options(AsyncSinkOptions::new().dead_letters()),
+    );
     match env.execute("pg async fatal") {
         Err(JobError::OperatorFailed {
             operator, message, ..
@@ -237,18 +201,16 @@ fn an_unreachable_database_is_retried_then_dead_lettered() {
     let config =
         order_config(url, "orders").retries(1, Duration::from_millis(1), Duration::from_millis(1));
     let env = StreamExecutionEnvironment::new();
-    let sink = env
-        .from_collection((1..=3).map(order).collect::<Vec<_>>())
-        .sink_to_async(
-            AsyncSink::new(PostgresDestination::new(config).unwrap()).options(
-                AsyncSinkOptions::new()
-                    .retry(RetryStrategy::FixedDelay {
-                        delay: Duration::from_millis(1),
-                        max_attempts: 2,
-                    })
-                    .dead_letters(),
-            ),
-        );
+    let sink = env.from_collection(orders(3)).sink_to_async(
+        AsyncSink::new(PostgresDestination::new(config).unwrap()).options(
+            AsyncSinkOptions::new()
+                .retry(RetryStrategy::FixedDelay {
+                    delay: Duration::from_millis(1),
+                    max_attempts: 2,
+                })
+                .dead_letters(),
+        ),
+    );
     let dead = sink.dead_letters::<Order>().collect_vec();
     let result = env.execute("pg async unreachable").unwrap();
     let mut dead = dead.take();

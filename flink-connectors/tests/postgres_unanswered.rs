@@ -2,10 +2,13 @@
 //! (for a free batch slot, for the last acknowledgments at the end of input) end when
 //! the job is cancelled. Needs no database: a listener that never replies stands in.
 
-use std::net::TcpListener;
-use std::sync::mpsc;
-use std::time::Duration;
+// Only the cancellation helper is used here, not the service macros.
+#[allow(unused_macros)]
+mod common;
 
+use std::net::TcpListener;
+
+use common::cancel::cancel_once_blocked;
 use flink_connectors::postgres::{PostgresConfig, PostgresSink, SqlValue};
 use flink_runtime::prelude::*;
 
@@ -31,55 +34,23 @@ fn sink() -> PostgresSink<u64> {
     PostgresSink::new(config).unwrap()
 }
 
-/// Cancels the job once its sink received `records`, then fails the test unless
-/// the job ends within a guard time (against a hang; no timing is asserted).
-fn cancel_and_expect_the_end(env: &StreamExecutionEnvironment, records: u64) {
-    let client = env.execute_async("silent postgres").unwrap();
-    let observer = client.observer();
-    let sink_in = move || {
-        observer
-            .operator_metrics()
-            .iter()
-            .find(|o| o.name == "Postgres")
-            .map_or(0, |o| o.records_in)
-    };
-    for _ in 0..1_000 {
-        if sink_in() >= records {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(sink_in() >= records, "the sink never received its records");
-    // Time for the writer to enter its wait; only the end of the job is asserted.
-    std::thread::sleep(Duration::from_millis(200));
-    client.cancel();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(client.wait());
-    });
-    let result = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the cancelled job did not end");
-    assert!(
-        matches!(result, Err(JobError::Cancelled { .. })),
-        "{result:?}"
-    );
+/// A job of `records` records into the sink, cancelled once the sink received them
+/// all: it must end.
+fn cancel_and_expect_the_end(records: u64) {
+    let env = StreamExecutionEnvironment::new();
+    env.from_collection((0..records).collect::<Vec<_>>())
+        .sink_named(sink(), "Postgres");
+    cancel_once_blocked(&env, "Postgres", records);
 }
 
 #[test]
 fn cancel_ends_a_sink_waiting_for_a_free_batch_slot() {
     // Batches of 10, one pending: the third batch waits for a slot forever.
-    let env = StreamExecutionEnvironment::new();
-    env.from_collection((0..1_000u64).collect::<Vec<_>>())
-        .sink_named(sink(), "Postgres");
-    cancel_and_expect_the_end(&env, 1_000);
+    cancel_and_expect_the_end(1_000);
 }
 
 #[test]
 fn cancel_ends_a_sink_waiting_for_its_last_acknowledgments() {
     // Input ends at once; `finish` waits for the writer that never hears back.
-    let env = StreamExecutionEnvironment::new();
-    env.from_collection((0..5u64).collect::<Vec<_>>())
-        .sink_named(sink(), "Postgres");
-    cancel_and_expect_the_end(&env, 5);
+    cancel_and_expect_the_end(5);
 }

@@ -1,21 +1,14 @@
 //! A bounded dead-letter queue applies back pressure or fails clearly; it never drops.
 
-use flink_core::async_io::{AsyncFailure, AsyncOptions};
 use flink_core::dead_letter_queue::{BoundedQueue, WhenFull};
 use flink_runtime::prelude::*;
 
+mod common;
+use common::reject_every_tenth;
+
 fn job_with_dead_letters(queue: &BoundedQueue<DeadLetter<u64>>) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
-    let results = env.from_sequence(1, 1_000).async_function(
-        |x: u64| async move {
-            if x.is_multiple_of(10) {
-                Err(AsyncFailure::Permanent(format!("{x} rejected")))
-            } else {
-                Ok(x)
-            }
-        },
-        AsyncOptions::new().dead_letters(),
-    );
+    let results = reject_every_tenth(&env);
     results.collect_vec();
     results
         .dead_letters::<u64>()

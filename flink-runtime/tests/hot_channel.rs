@@ -4,17 +4,18 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flink_core::config::DEFAULT_MAX_BUFFERS_PER_CHANNEL;
 use flink_core::key_group::subtask_of_key;
 use flink_core::operator::RuntimeContext;
 use flink_runtime::prelude::*;
 
+mod common;
+use common::poll_until;
+
 const PARALLELISM: usize = 4;
 const HOT_RECORDS: u64 = 20_000;
-/// Guards against a hang only.
-const GUARD: Duration = Duration::from_secs(30);
 
 /// A gate the hot sink waits at until the test opens it.
 #[derive(Default)]
@@ -74,14 +75,6 @@ fn subtask(key: u64) -> usize {
     subtask_of_key(&key, 128, PARALLELISM)
 }
 
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < GUARD, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 #[test]
 fn a_stalled_hot_channel_holds_at_most_its_cap_and_the_others_still_flow() {
     let hot = subtask(0);
@@ -120,7 +113,7 @@ fn a_stalled_hot_channel_holds_at_most_its_cap_and_the_others_still_flow() {
             .map(|s| received[s].load(Ordering::SeqCst))
             .sum::<u64>()
     };
-    wait_until("the cold records at their sinks", || cold_received() == 3);
+    poll_until("the cold records at their sinks", || cold_received() == 3);
     let producer = || {
         client
             .task_metrics()
@@ -130,7 +123,7 @@ fn a_stalled_hot_channel_holds_at_most_its_cap_and_the_others_still_flow() {
     };
     // The producer is blocked on the hot channel (it has far more to write than the
     // hot sink's input buffers and the cap hold).
-    wait_until("the producer to block", || {
+    poll_until("the producer to block", || {
         producer().back_pressured >= Duration::from_millis(200)
     });
     // 4 subpartitions: a pool of 4 * 2 + 8 = 16 buffers. The hot one holds its cap

@@ -5,14 +5,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flink_core::operator::RuntimeContext;
 use flink_runtime::prelude::*;
 
+mod common;
+use common::poll_until;
+
 const PAIRS: u64 = 20;
-/// Guards against a hang only.
-const GUARD: Duration = Duration::from_secs(30);
 
 /// Released records past this end the source.
 const END: u64 = u64::MAX;
@@ -62,14 +63,6 @@ impl SourceReader<u64> for TrickleReader {
     }
 }
 
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < GUARD, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_micros(100));
-    }
-}
-
 #[test]
 fn a_five_ms_timeout_is_honoured_on_a_trickle() {
     let env = StreamExecutionEnvironment::new();
@@ -109,10 +102,10 @@ fn a_five_ms_timeout_is_honoured_on_a_trickle() {
     for pair in 1..=PAIRS {
         let before = middle_ticks();
         released.store(2 * pair, Ordering::SeqCst);
-        wait_until("the pair at the sink", || {
+        poll_until("the pair at the sink", || {
             arrived.load(Ordering::SeqCst) == 2 * pair
         });
-        wait_until("the middle task's flush to be published", || {
+        poll_until("the middle task's flush to be published", || {
             middle_ticks() > before
         });
         latencies.push(middle_ticks() - before);

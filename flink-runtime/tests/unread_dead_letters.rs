@@ -2,26 +2,17 @@
 //! reason, unless the operator's dead letters are discarded on purpose (counted
 //! exactly); read ones are delivered. Other side outputs stay counted, not fatal.
 
-use flink_core::async_io::{AsyncFailure, AsyncOptions};
 use flink_core::dead_letter::dead_letter_tag;
 use flink_core::operator::Operator;
 use flink_core::side_output::SideOutput;
 use flink_runtime::prelude::*;
 
-/// 1..=1,000 through an async call rejecting every tenth record (100 dead letters).
+mod common;
+use common::reject_every_tenth;
+
+/// [`reject_every_tenth`], named "Price".
 fn rejecting(env: &StreamExecutionEnvironment) -> DataStream<u64> {
-    env.from_sequence(1, 1_000)
-        .async_function(
-            |x: u64| async move {
-                if x.is_multiple_of(10) {
-                    Err(AsyncFailure::Permanent(format!("{x} rejected")))
-                } else {
-                    Ok(x)
-                }
-            },
-            AsyncOptions::new().dead_letters(),
-        )
-        .name("Price")
+    reject_every_tenth(env).name("Price")
 }
 
 #[test]

@@ -85,7 +85,10 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub mod async_sink;
+pub mod cancel;
+pub mod http;
 pub mod kafka;
+pub mod orders;
 pub mod pg;
 
 /// A sink appending every record to a shared vector at once (readable while the job
