@@ -123,16 +123,7 @@ impl<T> GatewayOperator<T> {
             };
         }
         let factor = self.rate_factor(self.signals.pressure);
-        // Under pressure the rate is cut, but never below the rate at which records
-        // now leave the pipeline: the backlog stops growing, and a stage that keeps
-        // up is never starved (a stalled one, finishing nothing, gets nothing).
-        let rate = if factor < 1.0 {
-            (self.rate * factor)
-                .max(self.signals.finish_rate)
-                .min(self.rate)
-        } else {
-            self.rate
-        };
+        let rate = admission_rate(self.rate, factor, self.signals.finish_rate);
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(self.burst);
         self.last_refill = now;
@@ -187,6 +178,18 @@ impl<T> GatewayOperator<T> {
     }
 }
 
+/// The rate to admit at: `configured` times the pressure's `factor`, but under
+/// pressure never below the rate at which records now leave the pipeline (the backlog
+/// stops growing, and a stage that keeps up is never starved; a stalled pipeline,
+/// finishing nothing, gets nothing), and never above `configured`.
+fn admission_rate(configured: f64, factor: f64, finish_rate: f64) -> f64 {
+    if factor < 1.0 {
+        (configured * factor).max(finish_rate).min(configured)
+    } else {
+        configured
+    }
+}
+
 impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
     fn process<C: Collector<Envelope<T>> + ?Sized>(&mut self, record: T, out: &mut C) {
         self.queue.push_back(record);
@@ -220,5 +223,24 @@ impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
             self.admit_waiting(out);
         }
         out.emit_watermark(watermark);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admission_rate;
+
+    #[test]
+    fn the_rate_cut_stops_at_the_rate_records_leave() {
+        // No pressure: the configured rate.
+        assert_eq!(admission_rate(1_000.0, 1.0, 50.0), 1_000.0);
+        // Halved, unless records leave faster than that.
+        assert_eq!(admission_rate(1_000.0, 0.5, 200.0), 500.0);
+        assert_eq!(admission_rate(1_000.0, 0.5, 900.0), 900.0);
+        // Critical: only as fast as records leave; nothing when nothing leaves.
+        assert_eq!(admission_rate(1_000.0, 0.0, 300.0), 300.0);
+        assert_eq!(admission_rate(1_000.0, 0.0, 0.0), 0.0);
+        // Never above the configured rate.
+        assert_eq!(admission_rate(1_000.0, 0.25, 5_000.0), 1_000.0);
     }
 }
