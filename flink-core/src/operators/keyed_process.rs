@@ -2,6 +2,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use crate::functions::{Collector, KeySelector};
 use crate::operator::{ForwardTo, Operator, RuntimeContext};
@@ -45,19 +46,91 @@ where
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let key = self.key.key(&record);
-        // Taking the value out and putting it back keeps `key` usable by the function
-        // without cloning it per record.
-        let mut slot = self.state.remove(&key);
         let mut forward = ForwardTo(out);
         let mut ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
-        (self.f)(&key, record, &mut ValueState::new(&mut slot), &mut ctx);
-        if let Some(value) = slot {
-            self.state.insert(key, value);
+        let f = &mut self.f;
+        // One hash lookup per record. The function sees the stored key by reference, and
+        // a value it clears leaves the map, so cleared keys hold no memory.
+        match self.state.entry(key) {
+            Entry::Occupied(entry) => {
+                entry.replace_entry_with(|key, value| {
+                    let mut slot = Some(value);
+                    f(key, record, &mut ValueState::new(&mut slot), &mut ctx);
+                    slot
+                });
+            }
+            Entry::Vacant(entry) => {
+                let mut slot = None;
+                f(
+                    entry.key(),
+                    record,
+                    &mut ValueState::new(&mut slot),
+                    &mut ctx,
+                );
+                if let Some(value) = slot {
+                    entry.insert(value);
+                }
+            }
         }
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         self.watermark = watermark;
         out.emit_watermark(watermark);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::OperatorMetrics;
+    use crate::services::{RuntimeServices, Spawner};
+    use crate::side_output::SideOutputs;
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    fn context() -> RuntimeContext {
+        RuntimeContext {
+            operator_name: "count".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+        }
+    }
+
+    #[test]
+    fn keeps_state_per_key_and_forgets_cleared_keys() {
+        // Counts per key and clears a key's count when it reaches 3.
+        let count = |key: &u8,
+                     _x: u8,
+                     n: &mut ValueState<'_, u32>,
+                     out: &mut ProcessContext<'_, (u8, u32)>| {
+            let next = n.value().copied().unwrap_or(0) + 1;
+            if next == 3 {
+                n.clear();
+            } else {
+                n.update(next);
+            }
+            out.collect((*key, next));
+        };
+        let mut op = KeyedProcessOperator::new(|x: &u8| *x, count, &context());
+        let mut out = Vec::new();
+        for x in [1, 2, 1, 1, 2, 1] {
+            op.process(x, &mut out);
+        }
+        assert_eq!(out, vec![(1, 1), (2, 1), (1, 2), (1, 3), (2, 2), (1, 1)]);
+        assert_eq!(op.state.len(), 2, "key 1 was cleared, then set again");
+        op.process(2, &mut out);
+        assert_eq!(op.state.len(), 1, "key 2 reached 3 and was cleared");
     }
 }
