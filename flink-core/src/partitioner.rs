@@ -33,7 +33,7 @@ impl fmt::Display for PartitionKind {
 }
 
 /// A function giving the stable key hash of a record of type `T`.
-pub type KeyHasher<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> u32 + Send + Sync>;
+pub type KeyHasher<T> = Arc<dyn Fn(&T) -> u32 + Send + Sync>;
 
 /// The partitioning of an edge whose records are of type `T`.
 pub enum Partitioner<T> {
@@ -85,7 +85,6 @@ pub struct ChannelSelector<T> {
     channels: usize,
     max_parallelism: usize,
     next: usize,
-    scratch: Vec<u8>,
 }
 
 impl<T> ChannelSelector<T> {
@@ -102,7 +101,6 @@ impl<T> ChannelSelector<T> {
             channels,
             max_parallelism,
             next: start % channels.max(1),
-            scratch: Vec::new(),
         }
     }
 
@@ -117,7 +115,7 @@ impl<T> ChannelSelector<T> {
                 Target::Channel(c)
             }
             Partitioner::Hash(hasher) => {
-                let hash = hasher(record, &mut self.scratch);
+                let hash = hasher(record);
                 let group = key_group_of(hash, self.max_parallelism);
                 Target::Channel(subtask_of_key_group(
                     group,
