@@ -32,6 +32,7 @@ const C2: u32 = 0x1b87_3593;
 
 impl Murmur3 {
     /// A hash with `seed` over no bytes yet.
+    #[inline(always)]
     pub(crate) fn new(seed: u32) -> Self {
         Self {
             h: seed,
@@ -64,12 +65,30 @@ impl Murmur3 {
         }
     }
 
+    /// Takes the low `n` bytes (1 to 8) of `v`, little-endian; the other bytes of `v`
+    /// must be zero. An integer goes in as one value, not byte by byte.
+    #[inline(always)]
+    pub(crate) fn word(&mut self, v: u64, n: u32) {
+        debug_assert!((1..=8).contains(&n) && (n == 8 || v >> (8 * n) == 0));
+        let mut acc = u128::from(self.pending) | (u128::from(v) << (8 * self.pending_len));
+        let mut have = self.pending_len + n;
+        self.len += n as usize;
+        // At most 11 bytes: two blocks at most.
+        while have >= 4 {
+            self.mix(acc as u32);
+            acc >>= 32;
+            have -= 4;
+        }
+        self.pending = acc as u32;
+        self.pending_len = have;
+    }
+
     /// Takes `bytes`.
     #[inline(always)]
     pub(crate) fn write(&mut self, bytes: &[u8]) {
         if bytes.len() <= 8 {
-            for b in bytes {
-                self.byte(*b);
+            if let Some(w) = short_le(bytes) {
+                self.word(w, bytes.len() as u32);
             }
         } else {
             self.write_long(bytes);
@@ -114,6 +133,24 @@ impl Murmur3 {
         h ^= h >> 13;
         h = h.wrapping_mul(0xc2b2_ae35);
         h ^ (h >> 16)
+    }
+}
+
+/// Up to 8 bytes as a little-endian integer, from at most three loads, whatever the
+/// length (overlapping loads put the same byte in the same place); `None` if empty.
+#[inline(always)]
+fn short_le(bytes: &[u8]) -> Option<u64> {
+    let n = bytes.len();
+    debug_assert!(n <= 8);
+    let le32 = |at: usize| u64::from(u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()));
+    match n {
+        0 => None,
+        1..=3 => Some(
+            u64::from(bytes[0])
+                | u64::from(bytes[n / 2]) << (8 * (n / 2))
+                | u64::from(bytes[n - 1]) << (8 * (n - 1)),
+        ),
+        _ => Some(le32(0) | le32(n - 4) << (8 * (n - 4))),
     }
 }
 
@@ -192,6 +229,7 @@ const U64_BYTE: u8 = 253;
 const U128_BYTE: u8 = 254;
 
 impl HashingSerializer {
+    #[inline(always)]
     fn new() -> Self {
         Self {
             murmur: Murmur3::new(0),
@@ -215,17 +253,16 @@ impl HashingSerializer {
 
     #[inline(always)]
     fn varint(&mut self, v: u64) {
+        let m = &mut self.murmur;
         if v <= u64::from(SINGLE_BYTE_MAX) {
-            self.byte(v as u8);
+            m.word(v, 1);
         } else if v <= u64::from(u16::MAX) {
-            let [a, b] = (v as u16).to_le_bytes();
-            self.write(&[U16_BYTE, a, b]);
+            m.word(u64::from(U16_BYTE) | v << 8, 3);
         } else if v <= u64::from(u32::MAX) {
-            let [a, b, c, d] = (v as u32).to_le_bytes();
-            self.write(&[U32_BYTE, a, b, c, d]);
+            m.word(u64::from(U32_BYTE) | v << 8, 5);
         } else {
-            self.byte(U64_BYTE);
-            self.write(&v.to_le_bytes());
+            m.word(u64::from(U64_BYTE), 1);
+            m.word(v, 8);
         }
     }
 
@@ -234,6 +271,7 @@ impl HashingSerializer {
         self.varint(zigzag(v));
     }
 
+    #[inline]
     fn varint128(&mut self, v: u128) {
         match u64::try_from(v) {
             Ok(small) => self.varint(small),
@@ -276,90 +314,113 @@ impl Serializer for &mut HashingSerializer {
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
+    #[inline]
     fn serialize_bool(self, v: bool) -> Res {
         self.byte(u8::from(v));
         Ok(())
     }
+    #[inline]
     fn serialize_i8(self, v: i8) -> Res {
         self.byte(v as u8);
         Ok(())
     }
+    #[inline]
     fn serialize_i16(self, v: i16) -> Res {
         self.varint_signed(v.into());
         Ok(())
     }
+    #[inline]
     fn serialize_i32(self, v: i32) -> Res {
         self.varint_signed(v.into());
         Ok(())
     }
+    #[inline]
     fn serialize_i64(self, v: i64) -> Res {
         self.varint_signed(v);
         Ok(())
     }
+    #[inline]
     fn serialize_i128(self, v: i128) -> Res {
         self.varint128(zigzag128(v));
         Ok(())
     }
+    #[inline]
     fn serialize_u8(self, v: u8) -> Res {
         self.byte(v);
         Ok(())
     }
+    #[inline]
     fn serialize_u16(self, v: u16) -> Res {
         self.varint(v.into());
         Ok(())
     }
+    #[inline]
     fn serialize_u32(self, v: u32) -> Res {
         self.varint(v.into());
         Ok(())
     }
+    #[inline]
     fn serialize_u64(self, v: u64) -> Res {
         self.varint(v);
         Ok(())
     }
+    #[inline]
     fn serialize_u128(self, v: u128) -> Res {
         self.varint128(v);
         Ok(())
     }
+    #[inline]
     fn serialize_f32(self, v: f32) -> Res {
-        self.write(&v.to_le_bytes());
+        self.murmur.word(v.to_bits().into(), 4);
         Ok(())
     }
+    #[inline]
     fn serialize_f64(self, v: f64) -> Res {
-        self.write(&v.to_le_bytes());
+        self.murmur.word(v.to_bits(), 8);
         Ok(())
     }
+    #[inline]
     fn serialize_char(self, v: char) -> Res {
         self.write(v.encode_utf8(&mut [0; 4]).as_bytes());
         Ok(())
     }
+    #[inline]
     fn serialize_str(self, v: &str) -> Res {
         self.serialize_bytes(v.as_bytes())
     }
+    #[inline]
     fn serialize_bytes(self, v: &[u8]) -> Res {
         self.varint(v.len() as u64);
         self.write(v);
         Ok(())
     }
+    #[inline]
     fn serialize_none(self) -> Res {
         self.byte(0);
         Ok(())
     }
+    #[inline]
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Res {
         self.byte(1);
         value.serialize(self)
     }
+    #[inline]
     fn serialize_unit(self) -> Res {
         Ok(())
     }
+    #[inline]
     fn serialize_unit_struct(self, _name: &'static str) -> Res {
         Ok(())
     }
+    #[inline]
     fn serialize_unit_variant(self, _name: &'static str, index: u32, _v: &'static str) -> Res {
         self.serialize_u32(index)
     }
+    #[inline]
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _n: &'static str, v: &T) -> Res {
         v.serialize(self)
     }
+    #[inline]
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -370,16 +431,20 @@ impl Serializer for &mut HashingSerializer {
         self.varint(index.into());
         value.serialize(self)
     }
+    #[inline]
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, Unencodable> {
         self.varint(len.ok_or(Unencodable)? as u64);
         Ok(self)
     }
+    #[inline]
     fn serialize_tuple(self, _len: usize) -> Result<Self, Unencodable> {
         Ok(self)
     }
+    #[inline]
     fn serialize_tuple_struct(self, _n: &'static str, _l: usize) -> Result<Self, Unencodable> {
         Ok(self)
     }
+    #[inline]
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
@@ -390,13 +455,16 @@ impl Serializer for &mut HashingSerializer {
         self.varint(index.into());
         Ok(self)
     }
+    #[inline]
     fn serialize_map(self, len: Option<usize>) -> Result<Self, Unencodable> {
         self.varint(len.ok_or(Unencodable)? as u64);
         Ok(self)
     }
+    #[inline]
     fn serialize_struct(self, _n: &'static str, _l: usize) -> Result<Self, Unencodable> {
         Ok(self)
     }
+    #[inline]
     fn serialize_struct_variant(
         self,
         _name: &'static str,
@@ -407,6 +475,7 @@ impl Serializer for &mut HashingSerializer {
         self.varint(index.into());
         Ok(self)
     }
+    #[inline]
     fn is_human_readable(&self) -> bool {
         // As bincode: types such as `IpAddr` then choose their compact form.
         false
@@ -537,6 +606,14 @@ mod tests {
         agree(&vec![1u8, 2, 3]);
         agree(&BTreeMap::from([("a", 1u32), ("b", 70_000)]));
         agree(&"x".repeat(1000));
+        // Every short length, at every offset within a block.
+        let text = "abcdefghijklmnopqrstuvwxyz";
+        for n in 0..=text.len() {
+            agree(&text[..n]);
+            agree(&(7u8, &text[..n]));
+            agree(&(300u16, &text[..n], n as u8));
+            agree(&(70_000u32, &text[..n]));
+        }
         agree(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap());
     }
 
