@@ -20,8 +20,14 @@ pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 }
 
 /// The key group of a key hash.
+#[inline]
 pub fn key_group_of(hash: u32, max_parallelism: usize) -> usize {
-    hash as usize % max_parallelism
+    // In 32 bits (the hash's width) the division is the cheaper one; a larger
+    // `max_parallelism` keeps every hash as it is, as `hash % max_parallelism` would.
+    match u32::try_from(max_parallelism) {
+        Ok(m) => (hash % m) as usize,
+        Err(_) => hash as usize,
+    }
 }
 
 /// The parallel instance that owns `key_group`.

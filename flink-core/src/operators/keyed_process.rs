@@ -2,7 +2,6 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 
 use crate::functions::{Collector, KeySelector};
 use crate::operator::{ForwardTo, Operator, RuntimeContext};
@@ -15,7 +14,8 @@ use crate::watermark::Watermark;
 pub struct KeyedProcessOperator<K, I, O, S, KS, F> {
     key: KS,
     f: F,
-    state: HashMap<K, S>,
+    /// Each key's value state; a value the function clears leaves the map.
+    state: HashMap<K, Option<S>>,
     side_outputs: SideOutputCache,
     watermark: Watermark,
     _types: PhantomData<fn(I) -> O>,
@@ -48,28 +48,18 @@ where
         let key = self.key.key(&record);
         let mut forward = ForwardTo(out);
         let mut ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
-        let f = &mut self.f;
-        // One hash lookup per record. The function sees the stored key by reference, and
-        // a value it clears leaves the map, so cleared keys hold no memory.
-        match self.state.entry(key) {
-            Entry::Occupied(entry) => {
-                entry.replace_entry_with(|key, value| {
-                    let mut slot = Some(value);
-                    f(key, record, &mut ValueState::new(&mut slot), &mut ctx);
-                    slot
-                });
+        // A key seen before costs one hash lookup and its state is used where it lies;
+        // a new key, or a cleared one, costs a second (to insert or remove it).
+        if let Some((stored, slot)) = self.state.get_key_value_mut(&key) {
+            (self.f)(stored, record, &mut ValueState::new(slot), &mut ctx);
+            if slot.is_none() {
+                self.state.remove(&key);
             }
-            Entry::Vacant(entry) => {
-                let mut slot = None;
-                f(
-                    entry.key(),
-                    record,
-                    &mut ValueState::new(&mut slot),
-                    &mut ctx,
-                );
-                if let Some(value) = slot {
-                    entry.insert(value);
-                }
+        } else {
+            let mut slot = None;
+            (self.f)(&key, record, &mut ValueState::new(&mut slot), &mut ctx);
+            if slot.is_some() {
+                self.state.insert(key, slot);
             }
         }
     }

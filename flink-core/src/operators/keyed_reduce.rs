@@ -12,7 +12,9 @@ use crate::operator::Operator;
 pub struct KeyedReduceOperator<K, T, KS, F> {
     key: KS,
     f: F,
-    state: HashMap<K, T>,
+    /// Each key's accumulator; `None` only while the reduce function runs (it takes
+    /// the accumulator by value), which lets it be reduced where it lies in the map.
+    state: HashMap<K, Option<T>>,
     _types: PhantomData<fn(T)>,
 }
 
@@ -37,17 +39,23 @@ where
 {
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
         let key = self.key.key(&record);
-        // One hash lookup per record: the accumulator is reduced where it lies.
-        let f = &mut self.f;
+        // One hash lookup per record, and the accumulator is never moved in the map:
+        // moving entries out and back (remove/insert, `replace_entry_with`) rewrites
+        // control bytes and makes the emitted clone reload what was just stored.
         match self.state.entry(key) {
-            Entry::Occupied(acc) => {
-                let next = acc.replace_entry_with(|_, acc| Some(f.reduce(acc, record)));
-                // The closure always returns `Some`, so the entry stays occupied.
-                if let Entry::Occupied(next) = next {
-                    out.collect(next.get().clone());
-                }
+            Entry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                let next = match slot.take() {
+                    Some(acc) => self.f.reduce(acc, record),
+                    None => record,
+                };
+                out.collect(next.clone());
+                *slot = Some(next);
             }
-            Entry::Vacant(slot) => out.collect(slot.insert(record).clone()),
+            Entry::Vacant(slot) => {
+                out.collect(record.clone());
+                slot.insert(Some(record));
+            }
         }
     }
 }
