@@ -9,46 +9,25 @@
 
 use serde::Serialize;
 
-use crate::codec::{KEY_HASH, encode_with};
+use crate::key_hash::Murmur3;
+pub use crate::key_hash::{reference_key_hash, stable_key_hash};
 
 /// MurmurHash3 x86_32 of `data` with `seed`.
 pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mut h = seed;
-    let mut chunks = data.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        let mut k = 0u32;
-        for (i, b) in tail.iter().enumerate() {
-            k |= u32::from(*b) << (8 * i);
-        }
-        h ^= k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    }
-    h ^= data.len() as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
-}
-
-/// The stable hash of a key; `scratch` is reused to avoid an allocation per record.
-pub fn stable_key_hash<K: Serialize>(key: &K, scratch: &mut Vec<u8>) -> u32 {
-    scratch.clear();
-    encode_with(key, scratch, KEY_HASH);
-    murmur3_32(scratch, 0)
+    let mut murmur = Murmur3::new(seed);
+    murmur.write(data);
+    murmur.finish()
 }
 
 /// The key group of a key hash.
+#[inline]
 pub fn key_group_of(hash: u32, max_parallelism: usize) -> usize {
-    hash as usize % max_parallelism
+    // In 32 bits (the hash's width) the division is the cheaper one; a larger
+    // `max_parallelism` keeps every hash as it is, as `hash % max_parallelism` would.
+    match u32::try_from(max_parallelism) {
+        Ok(m) => (hash % m) as usize,
+        Err(_) => hash as usize,
+    }
 }
 
 /// The parallel instance that owns `key_group`.
@@ -57,8 +36,12 @@ pub fn subtask_of_key_group(key_group: usize, max_parallelism: usize, parallelis
 }
 
 /// The parallel instance a key goes to.
-pub fn subtask_of_key<K: Serialize>(key: &K, max_parallelism: usize, parallelism: usize) -> usize {
-    let hash = stable_key_hash(key, &mut Vec::new());
+pub fn subtask_of_key<K: Serialize + ?Sized>(
+    key: &K,
+    max_parallelism: usize,
+    parallelism: usize,
+) -> usize {
+    let hash = stable_key_hash(key);
     subtask_of_key_group(
         key_group_of(hash, max_parallelism),
         max_parallelism,
@@ -90,6 +73,20 @@ mod tests {
             .collect();
         assert_eq!(placed, FIXED_STR_PLACEMENT);
         let placed: Vec<usize> = (0u64..6).map(|k| subtask_of_key(&k, 128, 4)).collect();
+        assert_eq!(placed, FIXED_U64_PLACEMENT);
+    }
+
+    #[test]
+    fn the_reference_hash_gives_the_same_fixed_placement() {
+        let place = |hash: u32| subtask_of_key_group(key_group_of(hash, 128), 128, 4);
+        let placed: Vec<usize> = ["a", "b", "flink", "rust"]
+            .iter()
+            .map(|k| place(reference_key_hash(k, &mut Vec::new())))
+            .collect();
+        assert_eq!(placed, FIXED_STR_PLACEMENT);
+        let placed: Vec<usize> = (0u64..6)
+            .map(|k| place(reference_key_hash(&k, &mut Vec::new())))
+            .collect();
         assert_eq!(placed, FIXED_U64_PLACEMENT);
     }
 

@@ -31,8 +31,8 @@ where
 {
     pub(crate) fn new(stream: DataStream<T>, key: KeyFn<T, K>) -> Self {
         let hash_key = key.clone();
-        let partitioner = Partitioner::Hash(Arc::new(move |record: &T, scratch: &mut Vec<u8>| {
-            stable_key_hash(&hash_key(record), scratch)
+        let partitioner = Partitioner::Hash(Arc::new(move |record: &T| {
+            stable_key_hash(&hash_key(record))
         }));
         let partitioned = stream.with_partitioner(partitioner);
         Self { partitioned, key }

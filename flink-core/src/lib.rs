@@ -29,6 +29,7 @@ pub mod functions;
 pub mod graph;
 pub mod job_hooks;
 pub mod key_group;
+pub mod key_hash;
 pub mod keyed_stream;
 pub mod metrics;
 pub mod node;

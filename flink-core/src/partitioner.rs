@@ -33,7 +33,7 @@ impl fmt::Display for PartitionKind {
 }
 
 /// A function giving the stable key hash of a record of type `T`.
-pub type KeyHasher<T> = Arc<dyn Fn(&T, &mut Vec<u8>) -> u32 + Send + Sync>;
+pub type KeyHasher<T> = Arc<dyn Fn(&T) -> u32 + Send + Sync>;
 
 /// The partitioning of an edge whose records are of type `T`.
 pub enum Partitioner<T> {
@@ -84,8 +84,9 @@ pub struct ChannelSelector<T> {
     partitioner: Partitioner<T>,
     channels: usize,
     max_parallelism: usize,
+    /// The channel of each key group (for `Hash`), so a record costs one division.
+    channel_of_group: Box<[u32]>,
     next: usize,
-    scratch: Vec<u8>,
 }
 
 impl<T> ChannelSelector<T> {
@@ -97,12 +98,18 @@ impl<T> ChannelSelector<T> {
         max_parallelism: usize,
         start: usize,
     ) -> Self {
+        let channel_of_group = match &partitioner {
+            Partitioner::Hash(_) => (0..max_parallelism)
+                .map(|group| subtask_of_key_group(group, max_parallelism, channels) as u32)
+                .collect(),
+            _ => Box::default(),
+        };
         Self {
             partitioner,
             channels,
             max_parallelism,
+            channel_of_group,
             next: start % channels.max(1),
-            scratch: Vec::new(),
         }
     }
 
@@ -117,15 +124,35 @@ impl<T> ChannelSelector<T> {
                 Target::Channel(c)
             }
             Partitioner::Hash(hasher) => {
-                let hash = hasher(record, &mut self.scratch);
+                let hash = hasher(record);
                 let group = key_group_of(hash, self.max_parallelism);
-                Target::Channel(subtask_of_key_group(
-                    group,
-                    self.max_parallelism,
-                    self.channels,
-                ))
+                Target::Channel(self.channel_of_group[group] as usize)
             }
             Partitioner::Broadcast => Target::All,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_group::{stable_key_hash, subtask_of_key};
+
+    #[test]
+    fn hash_targets_are_the_key_group_placement() {
+        for max_parallelism in [1, 7, 128, 32_768] {
+            for channels in 1..=5.min(max_parallelism) {
+                let hasher: KeyHasher<u64> = Arc::new(|k: &u64| stable_key_hash(k));
+                let mut selector =
+                    ChannelSelector::new(Partitioner::Hash(hasher), channels, max_parallelism, 0);
+                for key in (0..2_000u64).chain([u64::MAX, 1 << 40]) {
+                    assert_eq!(
+                        selector.select(&key),
+                        Target::Channel(subtask_of_key(&key, max_parallelism, channels)),
+                        "key {key}, max parallelism {max_parallelism}, {channels} channels"
+                    );
+                }
+            }
         }
     }
 }

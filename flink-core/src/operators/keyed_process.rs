@@ -14,7 +14,8 @@ use crate::watermark::Watermark;
 pub struct KeyedProcessOperator<K, I, O, S, KS, F> {
     key: KS,
     f: F,
-    state: HashMap<K, S>,
+    /// Each key's value state; a value the function clears leaves the map.
+    state: HashMap<K, Option<S>>,
     side_outputs: SideOutputCache,
     watermark: Watermark,
     _types: PhantomData<fn(I) -> O>,
@@ -45,19 +46,81 @@ where
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let key = self.key.key(&record);
-        // Taking the value out and putting it back keeps `key` usable by the function
-        // without cloning it per record.
-        let mut slot = self.state.remove(&key);
         let mut forward = ForwardTo(out);
         let mut ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
-        (self.f)(&key, record, &mut ValueState::new(&mut slot), &mut ctx);
-        if let Some(value) = slot {
-            self.state.insert(key, value);
+        // A key seen before costs one hash lookup and its state is used where it lies;
+        // a new key, or a cleared one, costs a second (to insert or remove it).
+        if let Some((stored, slot)) = self.state.get_key_value_mut(&key) {
+            (self.f)(stored, record, &mut ValueState::new(slot), &mut ctx);
+            if slot.is_none() {
+                self.state.remove(&key);
+            }
+        } else {
+            let mut slot = None;
+            (self.f)(&key, record, &mut ValueState::new(&mut slot), &mut ctx);
+            if slot.is_some() {
+                self.state.insert(key, slot);
+            }
         }
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         self.watermark = watermark;
         out.emit_watermark(watermark);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::OperatorMetrics;
+    use crate::services::{RuntimeServices, Spawner};
+    use crate::side_output::SideOutputs;
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    fn context() -> RuntimeContext {
+        RuntimeContext {
+            operator_name: "count".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+        }
+    }
+
+    #[test]
+    fn keeps_state_per_key_and_forgets_cleared_keys() {
+        // Counts per key and clears a key's count when it reaches 3.
+        let count = |key: &u8,
+                     _x: u8,
+                     n: &mut ValueState<'_, u32>,
+                     out: &mut ProcessContext<'_, (u8, u32)>| {
+            let next = n.value().copied().unwrap_or(0) + 1;
+            if next == 3 {
+                n.clear();
+            } else {
+                n.update(next);
+            }
+            out.collect((*key, next));
+        };
+        let mut op = KeyedProcessOperator::new(|x: &u8| *x, count, &context());
+        let mut out = Vec::new();
+        for x in [1, 2, 1, 1, 2, 1] {
+            op.process(x, &mut out);
+        }
+        assert_eq!(out, vec![(1, 1), (2, 1), (1, 2), (1, 3), (2, 2), (1, 1)]);
+        assert_eq!(op.state.len(), 2, "key 1 was cleared, then set again");
+        op.process(2, &mut out);
+        assert_eq!(op.state.len(), 1, "key 2 reached 3 and was cleared");
     }
 }

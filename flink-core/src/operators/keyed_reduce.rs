@@ -2,6 +2,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use crate::functions::{Collector, KeySelector, ReduceFunction};
 use crate::operator::Operator;
@@ -11,7 +12,9 @@ use crate::operator::Operator;
 pub struct KeyedReduceOperator<K, T, KS, F> {
     key: KS,
     f: F,
-    state: HashMap<K, T>,
+    /// Each key's accumulator; `None` only while the reduce function runs (it takes
+    /// the accumulator by value), which lets it be reduced where it lies in the map.
+    state: HashMap<K, Option<T>>,
     _types: PhantomData<fn(T)>,
 }
 
@@ -36,11 +39,42 @@ where
 {
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
         let key = self.key.key(&record);
-        let next = match self.state.remove(&key) {
-            Some(acc) => self.f.reduce(acc, record),
-            None => record,
-        };
-        out.collect(next.clone());
-        self.state.insert(key, next);
+        // One hash lookup per record, and the accumulator is never moved in the map:
+        // moving entries out and back (remove/insert, `replace_entry_with`) rewrites
+        // control bytes and makes the emitted clone reload what was just stored.
+        match self.state.entry(key) {
+            Entry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                let next = match slot.take() {
+                    Some(acc) => self.f.reduce(acc, record),
+                    None => record,
+                };
+                out.collect(next.clone());
+                *slot = Some(next);
+            }
+            Entry::Vacant(slot) => {
+                out.collect(record.clone());
+                slot.insert(Some(record));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emits_the_running_reduction_of_each_key() {
+        let mut op = KeyedReduceOperator::new(
+            |r: &(u8, u64)| r.0,
+            |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1),
+        );
+        let mut out = Vec::new();
+        for r in [(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)] {
+            op.process(r, &mut out);
+        }
+        assert_eq!(out, vec![(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)]);
+        assert_eq!(op.state.len(), 2);
     }
 }
