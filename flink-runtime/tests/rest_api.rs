@@ -23,13 +23,16 @@ struct PacedSink {
 struct PacedWriter {
     pause: Duration,
     written: Arc<AtomicU64>,
+    /// The sink's own metric, as connectors keep theirs (retries, in flight, ...).
+    paced_writes: Arc<AtomicU64>,
 }
 
 impl Sink<u64> for PacedSink {
-    fn create_writer(&self, _: &RuntimeContext) -> Box<dyn SinkWriter<u64>> {
+    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<u64>> {
         Box::new(PacedWriter {
             pause: self.pause,
             written: self.written.clone(),
+            paced_writes: ctx.metrics.custom("paced_writes"),
         })
     }
 }
@@ -38,6 +41,7 @@ impl SinkWriter<u64> for PacedWriter {
     fn write(&mut self, _: u64) -> Result<(), SinkError> {
         std::thread::sleep(self.pause);
         self.written.fetch_add(1, Ordering::SeqCst);
+        self.paced_writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -79,7 +83,12 @@ impl Api {
                 .enable_all()
                 .build()
                 .unwrap(),
-            http: reqwest::Client::new(),
+            // A connection per request: the server closes one whose oversized body
+            // it refused, and a pooled client could send the next request on it.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 
@@ -298,6 +307,17 @@ fn a_finished_job_reports_what_its_result_says() {
         &["operator_name=\"Paced Sink\""],
     );
     assert_eq!(sink_in, Some(RECORDS as f64));
+    let custom = sample(
+        &metrics,
+        "flink_taskmanager_job_task_operator_paced_writes",
+        &["operator_name=\"Paced Sink\""],
+    );
+    assert_eq!(custom, Some(RECORDS as f64));
+    let sink = api.ok(&format!("/jobs/{jid}/vertices/1"));
+    assert_eq!(
+        sink["subtasks"][0]["operators"][0]["metrics"]["paced_writes"],
+        RECORDS
+    );
 
     let result = client.wait().unwrap();
     assert_eq!(result.records_read_by_sources(), RECORDS);
