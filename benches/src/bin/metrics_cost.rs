@@ -1,15 +1,18 @@
 //! What serving metrics costs a running job: the throughput harness's `keyed` job
-//! (hash exchange, running sum per key, p=2) run alternately without the REST server
-//! and with it enabled and scraped once per second on `/metrics`, as Prometheus would.
+//! (hash exchange, running sum per key, p=2) run in rounds of three: without the REST
+//! server (`off`), with it serving but never asked (`served`), and with it scraped once
+//! per second on `/metrics` as Prometheus would (`scraped`); the order rotates from
+//! round to round so a trend in the machine's load does not favour one.
 //!
 //! `cargo run --release -p benches --bin metrics_cost -- [records] [--rounds N]`
-//! prints each run and the medians: `metrics-cost off=<rec/s> scraped=<rec/s> cost=<%>`.
+//! prints each run, the time one scrape took, and the medians:
+//! `metrics-cost off=<rec/s> served=<rec/s> scraped=<rec/s> cost=<%>`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
 use benches::CountingSink;
@@ -30,29 +33,63 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let Args { records, rounds } = Args::parse();
-    let (mut off, mut scraped) = (Vec::new(), Vec::new());
+    let modes = [Mode::Off, Mode::Served, Mode::Scraped];
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut scrape_ms = Vec::new();
     for round in 0..rounds {
-        let rate = keyed(records, false)?;
-        println!("round {round} off     rate={rate:.0}");
-        off.push(rate);
-        let rate = keyed(records, true)?;
-        println!("round {round} scraped rate={rate:.0}");
-        scraped.push(rate);
+        for i in 0..modes.len() {
+            let m = (round + i) % modes.len();
+            let run = keyed(records, modes[m])?;
+            println!(
+                "round {round} {:<7} rate={:.0} scrapes={} mean-scrape-ms={:.2}",
+                modes[m].name(),
+                run.rate,
+                run.scrapes.len(),
+                mean(&run.scrapes)
+            );
+            rates[m].push(run.rate);
+            scrape_ms.extend(run.scrapes);
+        }
     }
-    let (off, scraped) = (median(off), median(scraped));
+    let [off, served, scraped] = rates.map(median);
     println!(
-        "metrics-cost records={records} rounds={rounds} off={off:.0} scraped={scraped:.0} cost={:.2}%",
-        (1.0 - scraped / off) * 100.0
+        "metrics-cost records={records} rounds={rounds} off={off:.0} served={served:.0} scraped={scraped:.0} cost={:.2}% scrapes={} mean-scrape-ms={:.2}",
+        (1.0 - scraped / off) * 100.0,
+        scrape_ms.len(),
+        mean(&scrape_ms)
     );
     Ok(())
 }
 
-/// The throughput harness's `keyed` job; with `scrape`, it serves its REST API and a
-/// thread scrapes `/metrics` every second while it runs. Returns records per second.
-fn keyed(n: u64, scrape: bool) -> anyhow::Result<f64> {
+#[derive(Clone, Copy)]
+enum Mode {
+    Off,
+    Served,
+    Scraped,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Served => "served",
+            Mode::Scraped => "scraped",
+        }
+    }
+}
+
+/// One run: its rate and how long each scrape took (ms, request to last byte).
+struct Run {
+    rate: f64,
+    scrapes: Vec<f64>,
+}
+
+/// The throughput harness's `keyed` job, serving its REST API unless `mode` is off,
+/// with a thread scraping `/metrics` every second while it runs when `mode` says so.
+fn keyed(n: u64, mode: Mode) -> anyhow::Result<Run> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
-    if scrape {
+    if !matches!(mode, Mode::Off) {
         env.enable_web_ui("127.0.0.1:0".parse()?);
     }
     let sink = CountingSink::new();
@@ -64,44 +101,51 @@ fn keyed(n: u64, scrape: bool) -> anyhow::Result<f64> {
         .sink_to(sink);
     let client = env.execute_async("keyed")?;
     let done = Arc::new(AtomicBool::new(false));
-    let scrapes = Arc::new(AtomicU64::new(0));
-    let scraper = client.web_ui_address().map(|address| {
-        let (done, scrapes) = (done.clone(), scrapes.clone());
-        std::thread::spawn(move || scrape_every_second(address, &done, &scrapes))
-    });
+    let scraper = match (mode, client.web_ui_address()) {
+        (Mode::Scraped, Some(address)) => {
+            let done = done.clone();
+            Some(std::thread::spawn(move || {
+                scrape_every_second(address, &done)
+            }))
+        }
+        _ => None,
+    };
     let result = client.wait();
     done.store(true, Ordering::SeqCst);
-    if let Some(scraper) = scraper {
-        scraper
+    let scrapes = match scraper {
+        Some(scraper) => scraper
             .join()
-            .map_err(|_| anyhow::anyhow!("scraper panicked"))??;
-    }
+            .map_err(|_| anyhow::anyhow!("scraper panicked"))??,
+        None => Vec::new(),
+    };
     let result = result?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
-    if scrape && scrapes.load(Ordering::SeqCst) == 0 {
+    if matches!(mode, Mode::Scraped) && scrapes.is_empty() {
         bail!("the job ended before the first scrape: run more records");
     }
-    Ok(n as f64 / result.duration.as_secs_f64())
+    Ok(Run {
+        rate: n as f64 / result.duration.as_secs_f64(),
+        scrapes,
+    })
 }
 
-/// GETs `/metrics` once per second until `done`; a failed scrape while the job runs
-/// is an error (after it ends the server is gone, so those are ignored).
-fn scrape_every_second(
-    address: SocketAddr,
-    done: &AtomicBool,
-    scrapes: &AtomicU64,
-) -> anyhow::Result<()> {
+/// GETs `/metrics` once per second until `done`, returning how long each scrape took
+/// (ms); a failed scrape while the job runs is an error (after it ends the server is
+/// gone, so those are ignored).
+fn scrape_every_second(address: SocketAddr, done: &AtomicBool) -> anyhow::Result<Vec<f64>> {
+    let mut took = Vec::new();
     loop {
         std::thread::sleep(Duration::from_secs(1));
         if done.load(Ordering::SeqCst) {
-            return Ok(());
+            return Ok(took);
         }
+        let started = Instant::now();
         match get_metrics(address) {
             Ok(body) if body.starts_with("HTTP/1.1 200") => {
-                scrapes.fetch_add(1, Ordering::SeqCst);
+                took.push(started.elapsed().as_secs_f64() * 1000.0);
             }
-            Ok(_) | Err(_) if done.load(Ordering::SeqCst) => return Ok(()),
+            Ok(_) | Err(_) if done.load(Ordering::SeqCst) => return Ok(took),
             Ok(body) => bail!("scrape failed: {}", body.lines().next().unwrap_or("")),
             Err(e) => bail!("scrape failed: {e}"),
         }
@@ -116,6 +160,14 @@ fn get_metrics(address: SocketAddr) -> std::io::Result<String> {
     let mut body = String::new();
     stream.read_to_string(&mut body)?;
     Ok(body)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
