@@ -164,5 +164,17 @@ mod tests {
             bad(|c| c.max_buffers_per_channel = 0),
             ConfigError::NoBuffersPerChannel
         );
+        let everywhere: std::net::SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        assert_eq!(
+            bad(|c| c.web_ui = Some(WebUiConfig::new("0.0.0.0:8081".parse().unwrap()))),
+            ConfigError::WebUiNotLoopback(everywhere)
+        );
+        assert_eq!(
+            bad(|c| c.web_ui = Some(WebUiConfig::loopback(0).with_token(""))),
+            ConfigError::EmptyWebUiToken
+        );
+        let mut exposed = ExecutionConfig::default();
+        exposed.web_ui = Some(WebUiConfig::exposed(everywhere, None));
+        assert_eq!(exposed.validate(), Ok(()));
     }
 }

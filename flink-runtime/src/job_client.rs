@@ -225,6 +225,11 @@ pub struct JobObserver {
 }
 
 impl JobObserver {
+    /// Where the job is in its life: running, cancelling, or how it ended.
+    pub fn state(&self) -> JobState {
+        self.observables.status.state()
+    }
+
     /// Live time accounting and pool usage of every subtask.
     pub fn task_metrics(&self) -> Vec<TaskMetricsSnapshot> {
         self.observables.task_snapshots()

@@ -319,9 +319,14 @@ fn a_finished_job_reports_what_its_result_says() {
         RECORDS
     );
 
+    let observer = client.observer();
+    let address = client.web_ui_address().unwrap();
     let result = client.wait().unwrap();
     assert_eq!(result.records_read_by_sources(), RECORDS);
     assert_eq!(result.records_at_sinks(), RECORDS);
+    assert_eq!(observer.state(), JobState::Finished);
+    // The server ended with the client: nothing listens on its port any more.
+    assert!(std::net::TcpStream::connect(address).is_err());
 }
 
 #[test]
