@@ -4,9 +4,14 @@
 //! per second on `/metrics` as Prometheus would (`scraped`); the order rotates from
 //! round to round so a trend in the machine's load does not favour one.
 //!
+//! Throughput on a shared machine swings with its load, so each run also reports the
+//! CPU time the whole process spent (every task, the server, the scraper), which the
+//! load of other processes disturbs far less: the cost of scraping is the extra CPU
+//! per record.
+//!
 //! `cargo run --release -p benches --bin metrics_cost -- [records] [--rounds N]`
 //! prints each run, the time one scrape took, and the medians:
-//! `metrics-cost off=<rec/s> served=<rec/s> scraped=<rec/s> cost=<%>`.
+//! `metrics-cost off=<rec/s> served=<rec/s> scraped=<rec/s> cost=<%> cpu-ns-per-record off=.. served=.. scraped=.. cpu-cost=<%>`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure};
+use anyhow::{Context, bail, ensure};
 use benches::CountingSink;
 use clap::Parser;
 use flink_runtime::prelude::*;
@@ -35,26 +40,31 @@ fn main() -> anyhow::Result<()> {
     let Args { records, rounds } = Args::parse();
     let modes = [Mode::Off, Mode::Served, Mode::Scraped];
     let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut cpu: [Vec<f64>; 3] = Default::default();
     let mut scrape_ms = Vec::new();
     for round in 0..rounds {
         for i in 0..modes.len() {
             let m = (round + i) % modes.len();
             let run = keyed(records, modes[m])?;
             println!(
-                "round {round} {:<7} rate={:.0} scrapes={} mean-scrape-ms={:.2}",
+                "round {round} {:<7} rate={:.0} cpu-ns-per-record={:.2} scrapes={} mean-scrape-ms={:.2}",
                 modes[m].name(),
                 run.rate,
+                run.cpu_ns_per_record,
                 run.scrapes.len(),
                 mean(&run.scrapes)
             );
             rates[m].push(run.rate);
+            cpu[m].push(run.cpu_ns_per_record);
             scrape_ms.extend(run.scrapes);
         }
     }
     let [off, served, scraped] = rates.map(median);
+    let [cpu_off, cpu_served, cpu_scraped] = cpu.map(median);
     println!(
-        "metrics-cost records={records} rounds={rounds} off={off:.0} served={served:.0} scraped={scraped:.0} cost={:.2}% scrapes={} mean-scrape-ms={:.2}",
+        "metrics-cost records={records} rounds={rounds} off={off:.0} served={served:.0} scraped={scraped:.0} cost={:.2}% cpu-ns-per-record off={cpu_off:.2} served={cpu_served:.2} scraped={cpu_scraped:.2} cpu-cost={:.2}% scrapes={} mean-scrape-ms={:.2}",
         (1.0 - scraped / off) * 100.0,
+        (cpu_scraped / cpu_off - 1.0) * 100.0,
         scrape_ms.len(),
         mean(&scrape_ms)
     );
@@ -81,7 +91,28 @@ impl Mode {
 /// One run: its rate and how long each scrape took (ms, request to last byte).
 struct Run {
     rate: f64,
+    /// CPU time of the whole process during the run, per record.
+    cpu_ns_per_record: f64,
     scrapes: Vec<f64>,
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`
+/// (clock ticks of 10 ms; a run uses several CPU-seconds).
+fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, so 11 and 12 after the name.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short /proc/self/stat")?.parse()?)
+    };
+    let ticks_per_second = 100;
+    Ok(Duration::from_millis(
+        (ticks(11)? + ticks(12)?) * 1000 / ticks_per_second,
+    ))
 }
 
 /// The throughput harness's `keyed` job, serving its REST API unless `mode` is off,
@@ -99,6 +130,7 @@ fn keyed(n: u64, mode: Mode) -> anyhow::Result<Run> {
         .key_by(|r: &(u64, u64)| r.0)
         .sum(|r: &mut (u64, u64)| &mut r.1)
         .sink_to(sink);
+    let cpu_before = process_cpu()?;
     let client = env.execute_async("keyed")?;
     let done = Arc::new(AtomicBool::new(false));
     let scraper = match (mode, client.web_ui_address()) {
@@ -118,6 +150,7 @@ fn keyed(n: u64, mode: Mode) -> anyhow::Result<Run> {
             .map_err(|_| anyhow::anyhow!("scraper panicked"))??,
         None => Vec::new(),
     };
+    let cpu = process_cpu()? - cpu_before;
     let result = result?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
@@ -126,6 +159,7 @@ fn keyed(n: u64, mode: Mode) -> anyhow::Result<Run> {
     }
     Ok(Run {
         rate: n as f64 / result.duration.as_secs_f64(),
+        cpu_ns_per_record: cpu.as_nanos() as f64 / n as f64,
         scrapes,
     })
 }
