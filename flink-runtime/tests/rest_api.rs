@@ -287,6 +287,12 @@ fn a_finished_job_reports_what_its_result_says() {
     assert_eq!(job["stopped"], false);
     assert_eq!(job["vertices"][0]["metrics"]["write-records"], RECORDS);
     assert_eq!(job["vertices"][1]["metrics"]["read-records"], RECORDS);
+    // Every byte the source shipped reached the sink's input gate.
+    let shipped = job["vertices"][0]["metrics"]["write-bytes"]
+        .as_u64()
+        .unwrap();
+    assert!(shipped > 0);
+    assert_eq!(job["vertices"][1]["metrics"]["read-bytes"], shipped);
     assert_ne!(job["end-time"], -1);
     let source = api.ok(&format!("/jobs/{jid}/vertices/0"));
     assert_eq!(source["subtasks"][0]["status"], "FINISHED");
@@ -307,6 +313,12 @@ fn a_finished_job_reports_what_its_result_says() {
         &["operator_name=\"Paced Sink\""],
     );
     assert_eq!(sink_in, Some(RECORDS as f64));
+    let bytes_in = sample(
+        &metrics,
+        "flink_taskmanager_job_task_numBytesIn",
+        &["task_name=\"Paced Sink\""],
+    );
+    assert_eq!(bytes_in, Some(shipped as f64));
     let custom = sample(
         &metrics,
         "flink_taskmanager_job_task_operator_paced_writes",

@@ -76,6 +76,7 @@ impl JobView {
                 tasks: Vec::new(),
                 records: Vec::new(),
                 bytes_out: Vec::new(),
+                bytes_in: Vec::new(),
             })),
         };
         view.window = Mutex::new(RateWindow::new(view.reading()));
@@ -140,6 +141,12 @@ impl JobView {
                 .tasks
                 .iter()
                 .map(|t| t.io.bytes_shipped())
+                .collect(),
+            bytes_in: self
+                .observables
+                .tasks
+                .iter()
+                .map(|t| t.io.bytes_received())
                 .collect(),
         }
     }

@@ -294,8 +294,7 @@ fn subtask(
     })
 }
 
-/// Flink's `IOMetricsInfo` summed over the subtasks `range` of the reading. Bytes
-/// received are not measured per task (yet): `read-bytes-complete` says so.
+/// Flink's `IOMetricsInfo` summed over the subtasks `range` of the reading.
 fn io_metrics(range: std::ops::Range<usize>, reading: &Reading) -> Value {
     let tasks = &reading.tasks[range.clone()];
     let records = &reading.records[range.clone()];
@@ -304,8 +303,8 @@ fn io_metrics(range: std::ops::Range<usize>, reading: &Reading) -> Value {
         .map(|t| t.elapsed.saturating_sub(t.back_pressured + t.idle))
         .sum();
     json!({
-        "read-bytes": 0,
-        "read-bytes-complete": false,
+        "read-bytes": reading.bytes_in[range.clone()].iter().sum::<u64>(),
+        "read-bytes-complete": true,
         "write-bytes": reading.bytes_out[range].iter().sum::<u64>(),
         "write-bytes-complete": true,
         "read-records": records.iter().map(|r| r.0).sum::<u64>(),

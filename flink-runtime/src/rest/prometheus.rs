@@ -109,6 +109,11 @@ impl JobCollector {
                         reading.records[t].1 as f64,
                     ),
                     (
+                        "numBytesIn",
+                        "Bytes the subtask received from the network.",
+                        reading.bytes_in[t] as f64,
+                    ),
+                    (
                         "numBytesOut",
                         "Bytes the subtask shipped to the network.",
                         reading.bytes_out[t] as f64,

@@ -19,6 +19,8 @@ pub(crate) struct Reading {
     pub(crate) records: Vec<(u64, u64)>,
     /// Bytes each subtask shipped to the network.
     pub(crate) bytes_out: Vec<u64>,
+    /// Bytes each subtask received from the network.
+    pub(crate) bytes_in: Vec<u64>,
 }
 
 /// Rates of every subtask over one window.
@@ -113,6 +115,7 @@ mod tests {
             }],
             records: vec![records],
             bytes_out: vec![0],
+            bytes_in: vec![0],
         }
     }
 
