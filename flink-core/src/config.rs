@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::web_ui::WebUiConfig;
 
 /// Largest max parallelism Flink accepts (2^15 key groups).
 pub const UPPER_BOUND_MAX_PARALLELISM: usize = 1 << 15;
@@ -46,6 +47,10 @@ pub struct ExecutionConfig {
     pub max_buffers_per_channel: usize,
     /// Whether operators may be chained into one task.
     pub chaining: bool,
+    /// The job's embedded REST API and metrics server, if it serves one
+    /// (`StreamExecutionEnvironment::enable_web_ui`).
+    #[serde(default)]
+    pub web_ui: Option<WebUiConfig>,
 }
 
 impl Default for ExecutionConfig {
@@ -59,6 +64,7 @@ impl Default for ExecutionConfig {
             floating_buffers_per_gate: 8,
             max_buffers_per_channel: DEFAULT_MAX_BUFFERS_PER_CHANNEL,
             chaining: true,
+            web_ui: None,
         }
     }
 }
@@ -88,6 +94,9 @@ impl ExecutionConfig {
         }
         if self.max_buffers_per_channel == 0 {
             return Err(ConfigError::NoBuffersPerChannel);
+        }
+        if let Some(web_ui) = &self.web_ui {
+            web_ui.validate()?;
         }
         Ok(())
     }
@@ -155,5 +164,17 @@ mod tests {
             bad(|c| c.max_buffers_per_channel = 0),
             ConfigError::NoBuffersPerChannel
         );
+        let everywhere: std::net::SocketAddr = "0.0.0.0:8081".parse().unwrap();
+        assert_eq!(
+            bad(|c| c.web_ui = Some(WebUiConfig::new("0.0.0.0:8081".parse().unwrap()))),
+            ConfigError::WebUiNotLoopback(everywhere)
+        );
+        assert_eq!(
+            bad(|c| c.web_ui = Some(WebUiConfig::loopback(0).with_token(""))),
+            ConfigError::EmptyWebUiToken
+        );
+        let mut exposed = ExecutionConfig::default();
+        exposed.web_ui = Some(WebUiConfig::exposed(everywhere, None));
+        assert_eq!(exposed.validate(), Ok(()));
     }
 }

@@ -91,6 +91,31 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// Serves the job's REST API (Flink's `/jobs/...` endpoints) and Prometheus
+    /// `/metrics` on `address` while it runs; the runtime starts the server when the
+    /// job is submitted and the job's client tells the address it bound (port 0
+    /// picks a free one). `address` must be a loopback address such as
+    /// `127.0.0.1:8081`; serving on another interface is explicit, through
+    /// [`enable_web_ui_with`](Self::enable_web_ui_with) and
+    /// [`WebUiConfig::exposed`](crate::web_ui::WebUiConfig::exposed). A bad address is
+    /// a `ConfigError` when the job is built. See docs/rest-api.md.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.enable_web_ui("127.0.0.1:0".parse().unwrap());
+    /// assert_eq!(env.config().web_ui, Some(WebUiConfig::loopback(0)));
+    /// ```
+    pub fn enable_web_ui(&self, address: std::net::SocketAddr) -> &Self {
+        self.enable_web_ui_with(crate::web_ui::WebUiConfig::new(address))
+    }
+
+    /// Serves the REST API and metrics as `config` says (address, exposure, token).
+    pub fn enable_web_ui_with(&self, config: crate::web_ui::WebUiConfig) -> &Self {
+        self.configure(|c| c.web_ui = Some(config))
+    }
+
     /// Sets the default parallelism.
     pub fn set_parallelism(&self, parallelism: usize) -> &Self {
         self.configure(|c| c.parallelism = parallelism)

@@ -45,6 +45,15 @@ pub enum ConfigError {
     /// write to it.
     #[error("max buffers per channel must be at least 1, got 0")]
     NoBuffersPerChannel,
+    /// The web UI would listen on an address other hosts reach, which was not asked
+    /// for explicitly (`WebUiConfig::exposed`).
+    #[error(
+        "web UI address {0} is not a loopback address; use WebUiConfig::exposed to serve on it on purpose"
+    )]
+    WebUiNotLoopback(std::net::SocketAddr),
+    /// A web UI token must not be empty.
+    #[error("the web UI token is empty")]
+    EmptyWebUiToken,
 }
 
 /// A job graph that cannot be executed as described.
@@ -144,6 +153,10 @@ impl fmt::Debug for ConfigError {
                 .finish(),
             Self::NoExclusiveBuffers => f.write_str("NoExclusiveBuffers"),
             Self::NoBuffersPerChannel => f.write_str("NoBuffersPerChannel"),
+            Self::WebUiNotLoopback(address) => {
+                f.debug_tuple("WebUiNotLoopback").field(address).finish()
+            }
+            Self::EmptyWebUiToken => f.write_str("EmptyWebUiToken"),
         }
     }
 }

@@ -47,6 +47,7 @@ pub mod sources;
 pub mod state;
 pub mod stream_type;
 pub mod watermark;
+pub mod web_ui;
 
 /// The names most jobs need.
 pub mod prelude {
@@ -67,4 +68,5 @@ pub mod prelude {
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
     pub use crate::state::ValueState;
     pub use crate::watermark::Watermark;
+    pub use crate::web_ui::WebUiConfig;
 }

@@ -8,6 +8,7 @@ use std::sync::mpsc::Receiver;
 use flink_core::metrics::OperatorMetrics;
 
 use crate::job_result::{JobError, JobExecutionResult, OperatorRole, OperatorSummary};
+use crate::job_status::{JobState, JobStatusCell};
 use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
 
 /// The live counters of one operator: one entry per parallel instance.
@@ -60,6 +61,7 @@ impl OperatorCounters {
 pub(crate) struct JobObservables {
     pub(crate) tasks: Vec<Arc<TaskMetrics>>,
     pub(crate) operators: Vec<OperatorCounters>,
+    pub(crate) status: Arc<JobStatusCell>,
 }
 
 impl JobObservables {
@@ -129,9 +131,44 @@ pub struct JobClient {
     pub(crate) control: JobControl,
     pub(crate) result: Receiver<Result<JobExecutionResult, JobError>>,
     pub(crate) observables: JobObservables,
+    /// The job's REST API and metrics server, when the job enabled one; it stops
+    /// when the client is dropped (so at the end of [`wait`](Self::wait)).
+    pub(crate) rest: Option<crate::rest::RestServer>,
 }
 
 impl JobClient {
+    /// The address the job's REST API and `/metrics` listen on, when the job enabled
+    /// them with `StreamExecutionEnvironment::enable_web_ui` (a port 0 there is
+    /// resolved here). The server serves until the client is dropped or
+    /// [`wait`](Self::wait) returns.
+    ///
+    /// ```
+    /// use flink_runtime::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.enable_web_ui("127.0.0.1:0".parse().unwrap());
+    /// env.from_sequence(1, 100).collect_vec();
+    /// let client = env.execute_async("served").unwrap();
+    /// let address = client.web_ui_address().unwrap();
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// println!("REST API on http://{address}/jobs");
+    /// client.wait().unwrap();
+    /// ```
+    pub fn web_ui_address(&self) -> Option<std::net::SocketAddr> {
+        self.rest.as_ref().map(|r| r.address())
+    }
+
+    /// The job's id as its REST API names it (32 hex digits, as Flink's `JobID`),
+    /// when it serves one.
+    pub fn job_id(&self) -> Option<&str> {
+        self.rest.as_ref().map(|r| r.job_id())
+    }
+
+    /// Where the job is in its life: running, cancelling, or how it ended.
+    pub fn state(&self) -> JobState {
+        self.observables.status.state()
+    }
+
     /// The job's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -188,6 +225,11 @@ pub struct JobObserver {
 }
 
 impl JobObserver {
+    /// Where the job is in its life: running, cancelling, or how it ended.
+    pub fn state(&self) -> JobState {
+        self.observables.status.state()
+    }
+
     /// Live time accounting and pool usage of every subtask.
     pub fn task_metrics(&self) -> Vec<TaskMetricsSnapshot> {
         self.observables.task_snapshots()

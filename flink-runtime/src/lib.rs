@@ -19,11 +19,13 @@ pub mod job_client;
 mod job_network;
 pub mod job_result;
 pub mod job_sampler;
+pub mod job_status;
 pub mod local_executor;
 pub mod network;
 pub mod pipeline_monitor;
 pub mod precise_timer;
 pub mod record_writer;
+pub mod rest;
 mod task;
 pub mod task_metrics;
 mod watermark_valve;
@@ -35,6 +37,7 @@ pub mod prelude {
     pub use crate::job_result::{
         AbandonedRecords, JobError, JobExecutionResult, OperatorRole, OperatorSummary,
     };
+    pub use crate::job_status::JobState;
     pub use crate::pipeline_monitor::{PipelineMonitor, PipelineReport};
     pub use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot, TimeShares};
     pub use flink_core::prelude::*;

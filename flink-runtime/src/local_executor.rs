@@ -24,6 +24,7 @@ use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
 use crate::job_result::{JobError, JobExecutionResult, OperatorRole};
+use crate::job_status::JobStatusCell;
 use crate::network::{CancelToken, InputGate, PartitionWriter, ResultPartition};
 use crate::precise_timer::SystemClock;
 use crate::record_writer::RecordWriter;
@@ -53,6 +54,14 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         Arc::new(TokioSpawner::new(1)),
     );
     let stop_requested = Arc::new(AtomicBool::new(false));
+    let cancelled_by_user = Arc::new(AtomicBool::new(false));
+    // Bound before any task starts, so a taken port fails the submission cleanly.
+    let listener = match &jg.stream_graph.config.web_ui {
+        Some(web_ui) => Some(crate::rest::bind(web_ui).map_err(|e| {
+            JobError::Runtime(format!("web UI cannot listen on {}: {e}", web_ui.address))
+        })?),
+        None => None,
+    };
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
     let flows = record_flows(&jg);
@@ -97,13 +106,17 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         }
     }
     drop(outcomes_tx);
-    let observables = JobObservables { tasks, operators };
+    let observables = JobObservables {
+        tasks,
+        operators,
+        status: JobStatusCell::new(cancelled_by_user.clone()),
+    };
     let control = JobControl {
         cancel: JobCancel {
             token: cancel,
             services,
         },
-        cancelled_by_user: Arc::new(AtomicBool::new(false)),
+        cancelled_by_user,
         stop_requested,
     };
     let (result_tx, result_rx) = sync_channel(1);
@@ -120,14 +133,32 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     std::thread::Builder::new()
         .name(format!("job-{name}"))
         .spawn(move || {
-            let _ = result_tx.send(coordinator.run());
+            let status = coordinator.observables.status.clone();
+            let result = coordinator.run();
+            status.finish(&result);
+            let _ = result_tx.send(result);
         })
         .map_err(runtime_error)?;
+    let rest = match (listener, &jg.stream_graph.config.web_ui) {
+        (Some(listener), Some(web_ui)) => {
+            let view =
+                crate::rest::JobView::new(name, jg.clone(), observables.clone(), control.clone());
+            match crate::rest::RestServer::start(listener, view, web_ui.token.clone()) {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    control.cancel();
+                    return Err(runtime_error(e));
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(JobClient {
         name: name.to_string(),
         control,
         result: result_rx,
         observables,
+        rest,
     })
 }
 

@@ -66,8 +66,10 @@ pub struct TaskMetricsSnapshot {
     pub subtask: usize,
     /// Parallelism of the task.
     pub parallelism: usize,
-    /// Time since the subtask started.
+    /// Time since the subtask started (until it ended, once it has).
     pub elapsed: Duration,
+    /// Whether the subtask has ended (finished, failed or was cancelled).
+    pub ended: bool,
     /// Cumulative time blocked on output buffers or credit.
     pub back_pressured: Duration,
     /// Cumulative time waiting for input.
@@ -127,6 +129,10 @@ impl TaskMetrics {
             subtask: self.subtask,
             parallelism: self.parallelism,
             elapsed: self.elapsed(),
+            ended: self
+                .ended_after_ns
+                .load(std::sync::atomic::Ordering::Relaxed)
+                != 0,
             back_pressured: Duration::from_nanos(self.io.back_pressured_ns()),
             idle: Duration::from_nanos(self.io.idle_ns()),
             out_pool_usage: self.io.out_pool_usage(),

@@ -139,7 +139,7 @@ impl InputChannel {
             kind: msg.kind,
         });
         self.buffers_received.fetch_add(1, Ordering::Relaxed);
-        gate.segment_taken();
+        gate.segment_taken(len);
         st.backlog = msg.backlog;
         if !st.queued_in_gate {
             st.queued_in_gate = true;

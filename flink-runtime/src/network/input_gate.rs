@@ -101,11 +101,12 @@ impl GateShared {
         }
     }
 
-    /// A segment now holds received data.
-    pub(crate) fn segment_taken(&self) {
+    /// A segment now holds `bytes` of received data.
+    pub(crate) fn segment_taken(&self, bytes: usize) {
         let n = self.in_use.fetch_add(1, Ordering::Relaxed) + 1;
         self.max_in_use.fetch_max(n, Ordering::Relaxed);
         self.metrics.in_used_inc();
+        self.metrics.add_received(bytes);
     }
 
     fn segments_released(&self, n: usize) {

@@ -12,6 +12,7 @@ pub struct IoMetrics {
     idle_ns: AtomicU64,
     buffers_shipped: AtomicU64,
     bytes_shipped: AtomicU64,
+    bytes_received: AtomicU64,
     out_pool_used: AtomicUsize,
     out_pool_capacity: AtomicUsize,
     in_pool_used: AtomicUsize,
@@ -42,6 +43,11 @@ impl IoMetrics {
     /// Number of bytes shipped by the partitions of this task.
     pub fn bytes_shipped(&self) -> u64 {
         self.bytes_shipped.load(Ordering::Relaxed)
+    }
+
+    /// Number of bytes the input gate of this task received (0 for a source).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received.load(Ordering::Relaxed)
     }
 
     /// Output buffers currently handed out (in a writer or queued) and total output capacity.
@@ -85,6 +91,12 @@ impl IoMetrics {
     pub(crate) fn add_shipped(&self, bytes: usize) {
         self.buffers_shipped.fetch_add(1, Ordering::Relaxed);
         self.bytes_shipped
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts one received buffer of `bytes` (once per buffer, not per record).
+    pub(crate) fn add_received(&self, bytes: usize) {
+        self.bytes_received
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 

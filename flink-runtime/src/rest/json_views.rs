@@ -1,0 +1,397 @@
+//! The JSON bodies of the REST API, shaped like Apache Flink's (same paths, field
+//! names and state names where Flink has them; extra fields flink-rs adds are named
+//! in docs/rest-api.md).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::job_view::JobView;
+use super::rate_window::{Rates, Reading};
+use crate::job_result::JobError;
+use crate::job_status::JobState;
+use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot};
+
+/// `GET /overview`: the cluster, which here is this process running one job.
+pub(crate) fn overview(view: &JobView) -> Value {
+    let state = view.state();
+    let count = |s: JobState| u8::from(state == s);
+    let slots: usize = view.graph.vertices.iter().map(|v| v.parallelism).sum();
+    json!({
+        "taskmanagers": 1,
+        "slots-total": slots,
+        "slots-available": if state.is_terminal() { slots } else { 0 },
+        "jobs-running": u8::from(!state.is_terminal()),
+        "jobs-finished": count(JobState::Finished),
+        "jobs-cancelled": count(JobState::Canceled),
+        "jobs-failed": count(JobState::Failed),
+        "flink-version": concat!("flink-rs ", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// `GET /jobs`: ids and states.
+pub(crate) fn jobs(view: &JobView) -> Value {
+    json!({ "jobs": [{ "id": view.id, "status": view.state().as_str() }] })
+}
+
+/// `GET /jobs/overview`: one line per job.
+pub(crate) fn jobs_overview(view: &JobView, reading: &Reading) -> Value {
+    let mut job = job_times(view);
+    job["jid"] = json!(view.id);
+    job["name"] = json!(view.name);
+    job["state"] = json!(view.state().as_str());
+    job["tasks"] = task_counts(view, &reading.tasks);
+    json!({ "jobs": [job] })
+}
+
+/// `GET /jobs/{id}`: the job and a summary of every vertex.
+pub(crate) fn job(view: &JobView, reading: &Reading, rates: &Rates) -> Value {
+    let state = view.state();
+    let vertices: Vec<Value> = (0..view.graph.vertices.len())
+        .map(|v| vertex_summary(view, v, reading, rates))
+        .collect();
+    let mut job = job_times(view);
+    job["jid"] = json!(view.id);
+    job["name"] = json!(view.name);
+    job["isStoppable"] = json!(!state.is_terminal());
+    job["state"] = json!(state.as_str());
+    job["stopped"] = json!(view.status().end().is_some_and(|e| e.stopped));
+    job["now"] = json!(epoch_ms(SystemTime::now()));
+    job["maxParallelism"] = json!(view.graph.stream_graph.config.max_parallelism);
+    job["vertices"] = json!(vertices);
+    job["status-counts"] = task_counts(view, &reading.tasks);
+    job["plan"] = plan_body(view);
+    job
+}
+
+/// `GET /jobs/{id}/plan`.
+pub(crate) fn plan(view: &JobView) -> Value {
+    json!({ "plan": plan_body(view) })
+}
+
+/// `GET /jobs/{id}/vertices/{vid}`: every subtask of one vertex, with the operators
+/// of its chain.
+pub(crate) fn vertex(view: &JobView, v: usize, reading: &Reading, rates: &Rates) -> Value {
+    let vertex = &view.graph.vertices[v];
+    let subtasks: Vec<Value> = view
+        .task_range(v)
+        .enumerate()
+        .map(|(s, t)| subtask(view, v, s, t, reading, rates))
+        .collect();
+    json!({
+        "id": v.to_string(),
+        "name": vertex.name,
+        "parallelism": vertex.parallelism,
+        "maxParallelism": view.graph.stream_graph.config.max_parallelism,
+        "now": epoch_ms(SystemTime::now()),
+        "subtasks": subtasks,
+    })
+}
+
+/// `GET /jobs/{id}/vertices/{vid}/backpressure`: busy, back-pressured and idle time
+/// per second of every subtask over the last window, and Flink's OK / LOW / HIGH.
+pub(crate) fn backpressure(view: &JobView, v: usize, rates: &Rates) -> Value {
+    let range = view.task_range(v);
+    let subtasks: Vec<Value> = rates.shares[range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(s, shares)| {
+            json!({
+                "subtask": s,
+                "attempt-number": 0,
+                "backpressure-level": level_name(shares.level()),
+                "ratio": shares.back_pressured_ms_per_s / 1000.0,
+                "idleRatio": shares.idle_ms_per_s / 1000.0,
+                "busyRatio": shares.busy_ms_per_s / 1000.0,
+                "backPressuredTimeMsPerSecond": shares.back_pressured_ms_per_s,
+                "busyTimeMsPerSecond": shares.busy_ms_per_s,
+                "idleTimeMsPerSecond": shares.idle_ms_per_s,
+            })
+        })
+        .collect();
+    json!({
+        "status": "ok",
+        "backpressure-level": level_name(vertex_level(rates, range)),
+        "end-timestamp": epoch_ms(SystemTime::now()),
+        "window-ms": millis(rates.window),
+        "subtasks": subtasks,
+    })
+}
+
+/// `GET /jobs/{id}/exceptions`: the failure that ended the job, if one did.
+pub(crate) fn exceptions(view: &JobView) -> Value {
+    let failure = view.status().end().and_then(|end| {
+        end.error
+            .filter(|_| end.state == JobState::Failed)
+            .map(|e| (e, end.at))
+    });
+    let Some((error, at)) = failure else {
+        return json!({
+            "root-exception": null,
+            "timestamp": null,
+            "all-exceptions": [],
+            "truncated": false,
+            "exceptionHistory": { "entries": [], "truncated": false },
+        });
+    };
+    let (name, task) = match &error {
+        JobError::OperatorFailed {
+            operator,
+            subtask,
+            parallelism,
+            ..
+        } => (
+            "OperatorFailed",
+            format!("{operator} ({subtask}/{parallelism})"),
+        ),
+        JobError::Graph(_) => ("Graph", String::new()),
+        JobError::Cancelled { .. } => ("Cancelled", String::new()),
+        JobError::Runtime(_) => ("Runtime", String::new()),
+    };
+    let message = error.to_string();
+    let at = epoch_ms(at);
+    json!({
+        "root-exception": message,
+        "timestamp": at,
+        "all-exceptions": [{ "exception": message, "task": task, "timestamp": at }],
+        "truncated": false,
+        "exceptionHistory": {
+            "entries": [{
+                "exceptionName": name,
+                "stacktrace": message,
+                "timestamp": at,
+                "taskName": task,
+            }],
+            "truncated": false,
+        },
+    })
+}
+
+fn plan_body(view: &JobView) -> Value {
+    let g = &view.graph;
+    let nodes: Vec<Value> = g
+        .vertices
+        .iter()
+        .map(|v| {
+            let inputs: Vec<Value> = g
+                .edges
+                .iter()
+                .filter(|e| e.target_vertex == v.id)
+                .enumerate()
+                .map(|(num, e)| {
+                    json!({
+                        "num": num,
+                        "id": e.source_vertex.to_string(),
+                        "ship_strategy": e.partitioner.kind.to_string(),
+                        "exchange": "pipelined_bounded",
+                    })
+                })
+                .collect();
+            let operators: Vec<&str> = v
+                .nodes
+                .iter()
+                .map(|&n| g.stream_graph.nodes[n].name.as_str())
+                .collect();
+            json!({
+                "id": v.id.to_string(),
+                "parallelism": v.parallelism,
+                "operator": "",
+                "operator_strategy": "",
+                "description": v.name,
+                "operators": operators,
+                "inputs": inputs,
+                "optimizer_properties": {},
+            })
+        })
+        .collect();
+    json!({ "jid": view.id, "name": view.name, "type": "STREAMING", "nodes": nodes })
+}
+
+fn vertex_summary(view: &JobView, v: usize, reading: &Reading, rates: &Rates) -> Value {
+    let vertex = &view.graph.vertices[v];
+    let range = view.task_range(v);
+    let tasks = &reading.tasks[range.clone()];
+    let job = view.status();
+    let end = tasks.iter().all(|t| t.ended).then(|| {
+        let longest = tasks.iter().map(|t| t.elapsed).max().unwrap_or_default();
+        epoch_ms(job.started_at + longest)
+    });
+    let sum = |f: &dyn Fn(usize) -> f64| range.clone().map(f).sum::<f64>();
+    let max_busy = rates.shares[range.clone()]
+        .iter()
+        .map(|s| s.busy_ms_per_s)
+        .fold(0.0, f64::max);
+    json!({
+        "id": v.to_string(),
+        "name": vertex.name,
+        "maxParallelism": view.graph.stream_graph.config.max_parallelism,
+        "parallelism": vertex.parallelism,
+        "status": vertex_status(view.state(), tasks),
+        "start-time": epoch_ms(job.started_at),
+        "end-time": end.map_or(-1, |e| e as i64),
+        "duration": millis(tasks.iter().map(|t| t.elapsed).max().unwrap_or_default()),
+        "tasks": task_counts_of(view.state(), tasks),
+        "metrics": io_metrics(range.clone(), reading),
+        "backpressure-level": level_name(vertex_level(rates, range.clone())),
+        "max-busy-ms-per-second": max_busy,
+        "records-in-per-second": sum(&|t| rates.records_in_per_s[t]),
+        "records-out-per-second": sum(&|t| rates.records_out_per_s[t]),
+    })
+}
+
+fn subtask(
+    view: &JobView,
+    v: usize,
+    s: usize,
+    t: usize,
+    reading: &Reading,
+    rates: &Rates,
+) -> Value {
+    let task = &reading.tasks[t];
+    let shares = rates.shares[t];
+    let operators: Vec<Value> = view.graph.vertices[v]
+        .nodes
+        .iter()
+        .map(|&n| {
+            let m = view.operator_instance(n, s);
+            let (records_in, records_out) = m.snapshot();
+            let custom: serde_json::Map<String, Value> = m
+                .custom_snapshot()
+                .into_iter()
+                .map(|(name, value)| (name, json!(value)))
+                .collect();
+            json!({
+                "id": n.to_string(),
+                "name": view.operators()[n].name,
+                "records-in": records_in,
+                "records-out": records_out,
+                "side-output-unconsumed": m.side_output_unconsumed.load(Ordering::Relaxed),
+                "dead-letters-discarded": m.dead_letters_discarded.load(Ordering::Relaxed),
+                "metrics": custom,
+            })
+        })
+        .collect();
+    let job = view.status();
+    json!({
+        "subtask": s,
+        "status": subtask_status(view.state(), task.ended),
+        "attempt": 0,
+        "host": "localhost",
+        "start-time": epoch_ms(job.started_at),
+        "end-time": if task.ended { epoch_ms(job.started_at + task.elapsed) as i64 } else { -1 },
+        "duration": millis(task.elapsed),
+        "metrics": io_metrics(t..t + 1, reading),
+        "records-in-per-second": rates.records_in_per_s[t],
+        "records-out-per-second": rates.records_out_per_s[t],
+        "busyTimeMsPerSecond": shares.busy_ms_per_s,
+        "backPressuredTimeMsPerSecond": shares.back_pressured_ms_per_s,
+        "idleTimeMsPerSecond": shares.idle_ms_per_s,
+        "backpressure-level": level_name(shares.level()),
+        "out-pool-usage": task.out_pool_usage,
+        "in-pool-usage": task.in_pool_usage,
+        "operators": operators,
+    })
+}
+
+/// Flink's `IOMetricsInfo` summed over the subtasks `range` of the reading.
+fn io_metrics(range: std::ops::Range<usize>, reading: &Reading) -> Value {
+    let tasks = &reading.tasks[range.clone()];
+    let records = &reading.records[range.clone()];
+    let busy: Duration = tasks
+        .iter()
+        .map(|t| t.elapsed.saturating_sub(t.back_pressured + t.idle))
+        .sum();
+    json!({
+        "read-bytes": reading.bytes_in[range.clone()].iter().sum::<u64>(),
+        "read-bytes-complete": true,
+        "write-bytes": reading.bytes_out[range].iter().sum::<u64>(),
+        "write-bytes-complete": true,
+        "read-records": records.iter().map(|r| r.0).sum::<u64>(),
+        "read-records-complete": true,
+        "write-records": records.iter().map(|r| r.1).sum::<u64>(),
+        "write-records-complete": true,
+        "accumulated-backpressured-time": tasks.iter().map(|t| millis(t.back_pressured)).sum::<u64>(),
+        "accumulated-idle-time": tasks.iter().map(|t| millis(t.idle)).sum::<u64>(),
+        "accumulated-busy-time": millis(busy) as f64,
+    })
+}
+
+fn job_times(view: &JobView) -> Value {
+    let status = view.status();
+    let start = status.started_at;
+    let end = status.end().map(|e| e.at);
+    let duration = end
+        .unwrap_or_else(SystemTime::now)
+        .duration_since(start)
+        .unwrap_or_default();
+    json!({
+        "start-time": epoch_ms(start),
+        "end-time": end.map_or(-1, |e| epoch_ms(e) as i64),
+        "duration": millis(duration),
+        "last-modification": epoch_ms(end.unwrap_or(start)),
+    })
+}
+
+/// Subtasks per state, with Flink's task state names.
+fn task_counts(view: &JobView, tasks: &[TaskMetricsSnapshot]) -> Value {
+    task_counts_of(view.state(), tasks)
+}
+
+fn task_counts_of(job: JobState, tasks: &[TaskMetricsSnapshot]) -> Value {
+    let mut counts = serde_json::Map::new();
+    for name in ["RUNNING", "CANCELING", "FINISHED", "CANCELED", "FAILED"] {
+        counts.insert(name.into(), json!(0));
+    }
+    for t in tasks {
+        let name = subtask_status(job, t.ended);
+        counts[name] = json!(counts[name].as_u64().unwrap_or(0) + 1);
+    }
+    Value::Object(counts)
+}
+
+/// A subtask's state from whether it ended and how the job is doing. A job that
+/// failed reports its ended subtasks FAILED (the failing one is named in
+/// `/exceptions`).
+fn subtask_status(job: JobState, ended: bool) -> &'static str {
+    match (ended, job) {
+        (false, JobState::Cancelling) => "CANCELING",
+        (false, _) => "RUNNING",
+        (true, JobState::Cancelling | JobState::Canceled) => "CANCELED",
+        (true, JobState::Failed) => "FAILED",
+        (true, _) => "FINISHED",
+    }
+}
+
+fn vertex_status(job: JobState, tasks: &[TaskMetricsSnapshot]) -> &'static str {
+    match tasks.iter().find(|t| !t.ended) {
+        Some(running) => subtask_status(job, running.ended),
+        None => subtask_status(job, true),
+    }
+}
+
+/// The highest level among the subtasks `range`, as Flink colours a vertex.
+fn vertex_level(rates: &Rates, range: std::ops::Range<usize>) -> BackPressureLevel {
+    let worst = rates.shares[range]
+        .iter()
+        .map(|s| s.back_pressured_ms_per_s)
+        .fold(0.0, f64::max);
+    BackPressureLevel::of_ratio(worst / 1000.0)
+}
+
+/// Flink's spelling of a level in the back-pressure endpoint.
+fn level_name(level: BackPressureLevel) -> &'static str {
+    match level {
+        BackPressureLevel::Ok => "ok",
+        BackPressureLevel::Low => "low",
+        BackPressureLevel::High => "high",
+    }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
