@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use flink_core::environment::StreamExecutionEnvironment;
 use flink_core::operator::RuntimeContext;
 use flink_core::sink::{Sink, SinkError, SinkWriter};
 
@@ -117,4 +118,18 @@ pub fn rss_kib() -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The `keyed` job on `env`: a sequence of `n` -> map to `(x % 1000, 1)` -> key_by ->
+/// running sum -> counting sink, at parallelism 2. Returns the sink's count.
+pub fn keyed_job(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
+    env.set_parallelism(2);
+    let sink = CountingSink::new();
+    let count = sink.count();
+    env.from_sequence(1, n)
+        .map(|x: u64| (x % 1000, 1u64))
+        .key_by(|r: &(u64, u64)| r.0)
+        .sum(|r: &mut (u64, u64)| &mut r.1)
+        .sink_to(sink);
+    count
 }

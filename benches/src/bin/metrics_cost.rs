@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use benches::CountingSink;
+use benches::keyed_job;
 use clap::Parser;
 use flink_runtime::prelude::*;
 
@@ -119,17 +119,10 @@ fn process_cpu() -> anyhow::Result<Duration> {
 /// with a thread scraping `/metrics` every second while it runs when `mode` says so.
 fn keyed(n: u64, mode: Mode) -> anyhow::Result<Run> {
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
     if !matches!(mode, Mode::Off) {
         env.enable_web_ui("127.0.0.1:0".parse()?);
     }
-    let sink = CountingSink::new();
-    let count = sink.count();
-    env.from_sequence(1, n)
-        .map(|x: u64| (x % 1000, 1u64))
-        .key_by(|r: &(u64, u64)| r.0)
-        .sum(|r: &mut (u64, u64)| &mut r.1)
-        .sink_to(sink);
+    let count = keyed_job(&env, n);
     let cpu_before = process_cpu()?;
     let client = env.execute_async("keyed")?;
     let done = Arc::new(AtomicBool::new(false));

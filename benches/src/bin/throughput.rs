@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use benches::{CountingSink, rss_kib};
+use benches::{CountingSink, keyed_job, rss_kib};
 use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
@@ -122,14 +122,7 @@ fn raw_chain(n: u64) -> anyhow::Result<()> {
 /// sequence -> map to (x % 1000, 1) -> key_by -> running sum -> counting sink, p=2.
 fn keyed(n: u64) -> anyhow::Result<()> {
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
-    let sink = CountingSink::new();
-    let count = sink.count();
-    env.from_sequence(1, n)
-        .map(|x: u64| (x % 1000, 1u64))
-        .key_by(|r: &(u64, u64)| r.0)
-        .sum(|r: &mut (u64, u64)| &mut r.1)
-        .sink_to(sink);
+    let count = keyed_job(&env, n);
     let result = env.execute("keyed")?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
