@@ -1,7 +1,7 @@
 //! `compare` on a small workload: both variants account for every record exactly, and
 //! the HTML report shows the very figures the printed table shows.
 
-use flink_examples::compare::{chosen, run_scenario};
+use flink_examples::compare::{Display, chosen, run_scenario};
 use flink_examples::report::{Report, render_html};
 
 #[test]
@@ -17,7 +17,7 @@ fn both_variants_account_for_every_record_and_the_report_equals_the_table() {
     };
     for s in &scenarios {
         let records = s.records(600);
-        let scenario = run_scenario(s, 600, false).unwrap();
+        let scenario = run_scenario(s, 600, Display::default()).unwrap();
         let text = scenario.table.to_text();
         let accounting: Vec<&String> = scenario
             .table

@@ -2,13 +2,13 @@
 //! the same deterministic workload under six scenarios with the same resources, side
 //! by side; writes an HTML report with plots to `target/compare/index.html`.
 //!
-//! `cargo run --release -p flink-examples --bin compare -- [SCENARIO ...] [--records N]`
+//! `cargo run --release -p flink-examples --bin compare -- [SCENARIO ...] [--records N] [--web-ui [ADDR]]`
 
 use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::PossibleValuesParser;
-use flink_examples::compare::{chosen, machine, run_scenario};
+use flink_examples::compare::{Display, chosen, machine, run_scenario};
 use flink_examples::report::{Report, write_report};
 use flink_examples::variants::SCENARIOS;
 
@@ -31,11 +31,18 @@ struct Args {
     /// Do not write the HTML report.
     #[arg(long)]
     no_report: bool,
+    /// Serve each job's REST API and Prometheus metrics while it runs (on
+    /// 127.0.0.1:8081 unless ADDR says otherwise; see docs/rest-api.md).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8081")]
+    web_ui: Option<std::net::SocketAddr>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let display = Display {
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        web_ui: args.web_ui,
+    };
     let mut report = Report {
         title: "flink-rs: the five-stage pipeline vs the same logic as an operator chain".into(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -44,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         scenarios: Vec::new(),
     };
     for s in chosen(&args.scenarios) {
-        let scenario = run_scenario(&s, args.records, progress)?;
+        let scenario = run_scenario(&s, args.records, display)?;
         println!("\n## {}\n{}", scenario.title, scenario.table.to_text());
         report.scenarios.push(scenario);
     }

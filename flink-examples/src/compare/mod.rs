@@ -133,16 +133,25 @@ fn bar(s: &Scenario, variant: Variant, records: u64, visible: bool) -> ProgressB
 /// Runs one variant of `s` over `records` orders without a progress bar (for
 /// benchmarks).
 pub fn run_quiet(variant: Variant, s: &Scenario, records: u64) -> anyhow::Result<Outcome> {
-    run_variant(variant, s, records, &ProgressBar::hidden())
+    run_variant(variant, s, records, &ProgressBar::hidden(), None)
+}
+
+/// How a comparison is shown while it runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Display {
+    /// Progress bars on standard error.
+    pub progress: bool,
+    /// Where each job serves its REST API and metrics while it runs.
+    pub web_ui: Option<std::net::SocketAddr>,
 }
 
 /// Runs both variants of `s` over its share of `base` records.
-pub fn run_scenario(s: &Scenario, base: u64, progress: bool) -> anyhow::Result<ScenarioReport> {
+pub fn run_scenario(s: &Scenario, base: u64, display: Display) -> anyhow::Result<ScenarioReport> {
     let records = s.records(base);
     let mut outcomes = Vec::new();
     for variant in [Variant::FiveStage, Variant::OperatorChain] {
-        let bar = bar(s, variant, records, progress);
-        let outcome = run_variant(variant, s, records, &bar)?;
+        let bar = bar(s, variant, records, display.progress);
+        let outcome = run_variant(variant, s, records, &bar, display.web_ui)?;
         bar.finish();
         outcomes.push(outcome);
     }

@@ -1,6 +1,7 @@
 //! One run of one variant in one scenario: build the job, run it with a progress bar,
 //! sample it every [`SAMPLE_EVERY`], and account for every record at the end.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -90,15 +91,24 @@ fn sum_custom(operators: &[OperatorSummary], name: &str) -> u64 {
     operators.iter().filter_map(|o| o.custom(name)).sum()
 }
 
-/// Runs `variant` over `records` orders of scenario `s`, showing progress on `bar`.
+/// Runs `variant` over `records` orders of scenario `s`, showing progress on `bar`;
+/// with `web_ui`, the job serves its REST API and metrics there while it runs.
 pub fn run_variant(
     variant: Variant,
     s: &Scenario,
     records: u64,
     bar: &ProgressBar,
+    web_ui: Option<SocketAddr>,
 ) -> anyhow::Result<Outcome> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(s.parallelism);
+    if let Some(address) = web_ui {
+        // Naming a non-loopback address on the command line is the explicit ask.
+        env.enable_web_ui_with(WebUiConfig::exposed(
+            address,
+            std::env::var("FLINK_RS_WEB_UI_TOKEN").ok(),
+        ));
+    }
     let ends = Ends {
         store: OrderStore::new(s.ack_latency, Origin::new()),
         dead_letters: DeadLetterLog::new(),
@@ -115,6 +125,18 @@ pub fn run_variant(
     reset_peak_rss();
     let client = env.execute_async(&format!("{} {}", variant.name(), s.name))?;
     let started = Instant::now();
+    if let (Some(address), Some(id)) = (client.web_ui_address(), client.job_id()) {
+        let line = format!(
+            "{} / {}: REST API http://{address}/jobs/{id}, metrics http://{address}/metrics",
+            s.name,
+            variant.name()
+        );
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    }
     let monitor = match &pipeline {
         Some(p) => Some(PipelineMonitor::start(
             client.observer(),
