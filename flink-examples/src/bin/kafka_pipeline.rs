@@ -93,10 +93,14 @@ struct Args {
     /// Orders to produce to the demo topic and run through the pipeline.
     #[arg(default_value_t = 20_000)]
     records: u64,
+    /// Serve the pipeline job's REST API and Prometheus metrics while it runs (on
+    /// 127.0.0.1:8081 unless ADDR says otherwise; see docs/rest-api.md).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8081")]
+    web_ui: Option<std::net::SocketAddr>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { records } = Args::parse();
+    let Args { records, web_ui } = Args::parse();
     let bootstrap = env_var("FLINK_RS_KAFKA_BOOTSTRAP")?;
     let url = env_var("FLINK_RS_POSTGRES_URL")?;
     let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
@@ -176,6 +180,11 @@ fn main() -> anyhow::Result<()> {
         .json_values()
         .build()?;
     let env = StreamExecutionEnvironment::new();
+    if let Some(address) = web_ui {
+        // Naming a non-loopback address on the command line is the explicit ask.
+        let token = std::env::var("FLINK_RS_WEB_UI_TOKEN").ok();
+        env.enable_web_ui_with(WebUiConfig::exposed(address, token));
+    }
     env.set_parallelism(2);
     let orders = env.from_source(source, "Kafka orders");
     // Messages that are not orders become dead letters of the source itself.
@@ -185,6 +194,9 @@ fn main() -> anyhow::Result<()> {
     let dead_letters = out.dead_letters.collect_vec();
     let undelivered = out.undelivered.collect_vec();
     let client = env.execute_async("kafka -> five-stage -> postgres")?;
+    if let (Some(address), Some(id)) = (client.web_ui_address(), client.job_id()) {
+        println!("REST API: http://{address}/jobs/{id}  metrics: http://{address}/metrics");
+    }
     let monitor = PipelineMonitor::start(
         client.observer(),
         out.state.clone(),
