@@ -12,3 +12,14 @@ pub mod workload;
 #[doc = include_str!("../../docs/api-tour.md")]
 #[cfg(doctest)]
 pub struct ApiTour;
+
+/// Sends the engine's `tracing` logs to standard error, filtered by `RUST_LOG`
+/// (warnings and errors when it is unset). Every example calls it first.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

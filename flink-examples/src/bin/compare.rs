@@ -39,6 +39,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    flink_examples::init_logging();
     let display = Display {
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         web_ui: args.web_ui,

@@ -12,6 +12,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
@@ -25,6 +26,7 @@ use flink_examples::workload::{
 };
 use flink_runtime::pipeline_monitor::{PipelineMonitor, PipelineReport};
 use flink_runtime::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -101,6 +103,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let Args { records, web_ui } = Args::parse();
+    flink_examples::init_logging();
     let bootstrap = env_var("FLINK_RS_KAFKA_BOOTSTRAP")?;
     let url = env_var("FLINK_RS_POSTGRES_URL")?;
     let millis = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis();
@@ -197,14 +200,40 @@ fn main() -> anyhow::Result<()> {
     if let (Some(address), Some(id)) = (client.web_ui_address(), client.job_id()) {
         println!("REST API: http://{address}/jobs/{id}  metrics: http://{address}/metrics");
     }
+    // Progress: records that ended (delivered or dead-lettered) of those produced, and
+    // the pipeline's health; the per-stage table comes once, at the end.
+    let bar = ProgressBar::new(records).with_style(
+        ProgressStyle::with_template("{bar:30} {pos:>7}/{len:7} {per_sec:>12} eta {eta:>3} {msg}")?
+            .progress_chars("=> "),
+    );
+    let last_status = Arc::new(Mutex::new(None));
+    let (status_bar, last) = (bar.clone(), last_status.clone());
     let monitor = PipelineMonitor::start(
         client.observer(),
         out.state.clone(),
         &out.config,
-        |status| println!("{}", status.table()),
+        move |status| {
+            // Ended: acknowledged at the sink, or a dead letter or error of any stage.
+            let ended: u64 = status
+                .stages
+                .iter()
+                .map(|s| s.counts.dead_lettered + s.counts.errors)
+                .sum::<u64>()
+                + status.stages[4].counts.emitted;
+            status_bar.set_position(ended);
+            status_bar.set_message(format!(
+                "{} (pressure {:.2}), {} in the pipeline",
+                status.health, status.overall_pressure, status.in_pipeline
+            ));
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.table());
+        },
     )?;
     let result = client.wait()?;
     drop(monitor);
+    bar.finish();
+    if let Some(table) = last_status.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        println!("last status:\n{table}");
+    }
 
     // 4. What happened to every record.
     let report = PipelineReport::new(&result.operators);

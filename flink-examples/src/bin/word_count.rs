@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         parallelism,
         web_ui,
     } = Args::parse();
+    flink_examples::init_logging();
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
