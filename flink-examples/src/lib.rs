@@ -23,3 +23,17 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Serves the job's REST API and metrics on `address` when one was given on the
+/// command line (`--web-ui [ADDR]`). Naming a non-loopback address there is the
+/// explicit ask to expose it; `FLINK_RS_WEB_UI_TOKEN`, if set, then guards cancel and
+/// stop.
+pub fn serve_web_ui(
+    env: &flink_core::environment::StreamExecutionEnvironment,
+    address: Option<std::net::SocketAddr>,
+) {
+    if let Some(address) = address {
+        let token = std::env::var("FLINK_RS_WEB_UI_TOKEN").ok();
+        env.enable_web_ui_with(flink_core::web_ui::WebUiConfig::exposed(address, token));
+    }
+}

@@ -183,11 +183,7 @@ fn main() -> anyhow::Result<()> {
         .json_values()
         .build()?;
     let env = StreamExecutionEnvironment::new();
-    if let Some(address) = web_ui {
-        // Naming a non-loopback address on the command line is the explicit ask.
-        let token = std::env::var("FLINK_RS_WEB_UI_TOKEN").ok();
-        env.enable_web_ui_with(WebUiConfig::exposed(address, token));
-    }
+    flink_examples::serve_web_ui(&env, web_ui);
     env.set_parallelism(2);
     let orders = env.from_source(source, "Kafka orders");
     // Messages that are not orders become dead letters of the source itself.

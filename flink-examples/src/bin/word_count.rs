@@ -44,11 +44,7 @@ fn main() -> anyhow::Result<()> {
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
-    if let Some(address) = web_ui {
-        // Naming a non-loopback address on the command line is the explicit ask.
-        let token = std::env::var("FLINK_RS_WEB_UI_TOKEN").ok();
-        env.enable_web_ui_with(WebUiConfig::exposed(address, token));
-    }
+    flink_examples::serve_web_ui(&env, web_ui);
     let words: Vec<&'static str> = TEXT.split_whitespace().collect();
     let counts = env
         .from_generator(Some(lines), move |i| {

@@ -102,13 +102,7 @@ pub fn run_variant(
 ) -> anyhow::Result<Outcome> {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(s.parallelism);
-    if let Some(address) = web_ui {
-        // Naming a non-loopback address on the command line is the explicit ask.
-        env.enable_web_ui_with(WebUiConfig::exposed(
-            address,
-            std::env::var("FLINK_RS_WEB_UI_TOKEN").ok(),
-        ));
-    }
+    crate::serve_web_ui(&env, web_ui);
     let ends = Ends {
         store: OrderStore::new(s.ack_latency, Origin::new()),
         dead_letters: DeadLetterLog::new(),
