@@ -2,7 +2,8 @@
 //! (`chromedriver`) opens the UI of a running job with a paced sink, waits for its
 //! graph, reads the back pressure and busy time the vertices show, opens a vertex's
 //! subtask table, presses Cancel and sees the job end. Saves a screenshot of the graph
-//! to `target/ui-screenshot.png`.
+//! to `target/ui-screenshot.png` (and one with the subtask table to
+//! `target/ui-vertex-screenshot.png`).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`scripts/test.sh` installs them and
 //! sets `FLINK_RS_CHROMEDRIVER`); without them the test prints a loud skip line, or
@@ -348,6 +349,7 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
         rows[0].text().await.ok()
     });
     assert!(row.starts_with("1/1 RUNNING OK"), "subtask row: {row}");
+    browser.screenshot("target/ui-vertex-screenshot.png");
 
     // Cancel from the page; the page shows the job ended, and so does the job.
     browser

@@ -8,6 +8,7 @@ const TERMINAL = ["FINISHED", "CANCELED", "FAILED"];
 const main = document.getElementById("main");
 let timer = null;
 let graphOf = null; // the job id whose graph skeleton is on the page
+let generation = 0; // bumped on navigation: answers for an earlier page are dropped
 
 // --- helpers -------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ function route() {
 
 function navigate() {
   clearTimeout(timer);
+  generation += 1;
   const r = route();
   if (r.page !== "job" || r.jid !== graphOf) {
     graphOf = null;
@@ -110,15 +112,18 @@ function navigate() {
 
 async function poll() {
   const r = route();
+  const mine = generation;
+  const current = () => mine === generation;
   try {
-    if (r.page === "job") await showJob(r.jid, r.vid);
-    else await showJobs();
-    stamp(true);
+    if (r.page === "job") await showJob(r.jid, r.vid, current);
+    else await showJobs(current);
+    if (current()) stamp(true);
   } catch (e) {
+    if (!current()) return;
     stamp(false);
     showError(e);
   }
-  timer = setTimeout(poll, POLL_MS);
+  if (current()) timer = setTimeout(poll, POLL_MS);
 }
 
 function showError(e) {
@@ -137,8 +142,9 @@ function clearError() {
 
 // --- jobs list -----------------------------------------------------------------
 
-async function showJobs() {
+async function showJobs(current) {
   const { jobs } = await api("/jobs/overview");
+  if (!current()) return;
   const rows = jobs.map((j) => {
     const tr = h("tr", {});
     tr.innerHTML =
@@ -159,15 +165,16 @@ async function showJobs() {
 
 // --- a job ---------------------------------------------------------------------
 
-async function showJob(jid, vid) {
+async function showJob(jid, vid, current) {
   const job = await api(`/jobs/${encodeURIComponent(jid)}`);
+  if (!current()) return;
   if (graphOf !== jid) buildJobPage(job);
   clearError();
   updateJob(job, vid);
   const panel = document.getElementById("vertex-panel");
   if (vid !== null && vid !== undefined) {
     const vertex = await api(`/jobs/${encodeURIComponent(jid)}/vertices/${encodeURIComponent(vid)}`);
-    showSubtasks(panel, vertex);
+    if (current()) showSubtasks(panel, vertex);
   } else {
     panel.replaceChildren(h("p", { class: "muted" }, "Click a vertex to see its subtasks."));
   }
@@ -355,7 +362,7 @@ function showSubtasks(panel, vertex) {
   const ops = vertex.subtasks.length ? vertex.subtasks[0].operators || [] : [];
   panel.replaceChildren(
     h("h2", { id: "vertex-title" }, `${vertex.name}: subtasks`),
-    table,
+    h("div", { class: "table-wrap" }, table),
     h("p", { class: "muted" }, "Chain: " + (ops.map((o) => o.name).join(" → ") || vertex.name)));
 }
 
