@@ -178,6 +178,8 @@ impl Browser {
                 return v;
             }
             if started.elapsed() > GUARD {
+                // No stale picture of an earlier run if this one cannot be taken.
+                let _ = std::fs::remove_file(workspace_root().join("target/ui-failure.png"));
                 self.screenshot("target/ui-failure.png");
                 panic!("the page did not show {what} within {GUARD:?} (see target/ui-failure.png)");
             }
@@ -207,11 +209,14 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Self {
+        // One per browser: two Chromiums cannot share a profile.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "flink-rs-chromium-{}-{}",
             std::process::id(),
-            Instant::now().elapsed().as_nanos()
+            NEXT.fetch_add(1, Ordering::Relaxed)
         ));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -240,16 +245,10 @@ async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
         .ok()?
 }
 
-#[test]
-fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
-    let Some((driver_bin, chromium)) =
-        browser("the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job")
-    else {
-        return;
-    };
-
-    // An endless source feeding a paced sink in another task: the source is
-    // back-pressured, the sink busy.
+/// An endless source feeding a paced sink (1 ms per record) in another task, small
+/// buffers so back pressure comes soon, serving its UI on a free loopback port: the
+/// source is back-pressured, the sink busy. Returns the job and the sink's count.
+fn paced_job(name: &str) -> (JobClient, Arc<AtomicU64>) {
     let env = StreamExecutionEnvironment::new();
     env.set_buffer_size(64);
     env.enable_web_ui("127.0.0.1:0".parse().unwrap());
@@ -261,7 +260,18 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
             written: written.clone(),
         })
         .name("Paced Sink");
-    let client = env.execute_async("web-ui-test").unwrap();
+    (env.execute_async(name).unwrap(), written)
+}
+
+#[test]
+fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
+    let Some((driver_bin, chromium)) =
+        browser("the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job")
+    else {
+        return;
+    };
+
+    let (client, _written) = paced_job("web-ui-test");
     let base = format!("http://{}", client.web_ui_address().unwrap());
 
     let driver = Driver::start(&driver_bin);
@@ -382,4 +392,124 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
         matches!(result, Err(JobError::Cancelled { .. })),
         "a cancelled job reports its cancellation: {result:?}"
     );
+}
+
+#[test]
+fn the_stop_button_drains_the_job_and_every_record_reaches_the_sink() {
+    let Some((driver_bin, chromium)) =
+        browser("the_stop_button_drains_the_job_and_every_record_reaches_the_sink")
+    else {
+        return;
+    };
+    let (client, written) = paced_job("web-ui-stop-test");
+    let page = format!(
+        "http://{}/#/jobs/{}",
+        client.web_ui_address().unwrap(),
+        client.job_id().unwrap()
+    );
+    let driver = Driver::start(&driver_bin);
+    let browser = Browser::open(&driver, &chromium);
+    browser
+        .runtime
+        .block_on(browser.client().goto(&page))
+        .unwrap();
+    browser.until("the job RUNNING with records at the sink", |c| async move {
+        let state = c
+            .find(Locator::Id("job-state"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let rates = c
+            .find(Locator::Css("#vertex-1 text.rates"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (state == "RUNNING" && !rates.starts_with("In: 0/s")).then_some(())
+    });
+    browser
+        .runtime
+        .block_on(async {
+            browser
+                .client()
+                .find(Locator::Id("stop-job"))
+                .await?
+                .click()
+                .await
+        })
+        .unwrap();
+    browser.until("the job FINISHED by the stop", |c| async move {
+        let state = c
+            .find(Locator::Id("job-state"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let facts = c
+            .find(Locator::Id("job-facts"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let disabled = attr(&c, "#stop-job", "disabled").await;
+        (state == "FINISHED" && facts.ends_with("stopped") && disabled.is_some()).then_some(())
+    });
+    drop(browser);
+    drop(driver);
+    // A drain loses nothing: every record the source read was written by the sink.
+    let result = client.wait().unwrap();
+    assert!(result.stopped);
+    assert!(result.records_read_by_sources() > 0);
+    assert_eq!(result.records_at_sinks(), result.records_read_by_sources());
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        result.records_read_by_sources()
+    );
+}
+
+#[test]
+fn the_page_and_its_assets_are_served_from_the_binary() {
+    let (client, _) = paced_job("web-ui-assets-test");
+    let base = format!("http://{}", client.web_ui_address().unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        runtime.block_on(async {
+            let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+            let status = response.status().as_u16();
+            let kind = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_string();
+            (status, kind, response.text().await.unwrap())
+        })
+    };
+    let (status, kind, page) = get("/");
+    assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(page.contains(r#"<script src="/ui/app.js">"#));
+    assert!(
+        !page.contains("http"),
+        "the page loads nothing from elsewhere"
+    );
+    let (status, kind, script) = get("/ui/app.js");
+    assert_eq!(
+        (status, kind.as_str()),
+        (200, "text/javascript; charset=utf-8")
+    );
+    assert!(script.contains("/jobs/overview"));
+    let (status, kind, _) = get("/ui/style.css");
+    assert_eq!((status, kind.as_str()), (200, "text/css; charset=utf-8"));
+    // Anything else under /ui/ is the API's JSON 404, not the page.
+    let (status, kind, _) = get("/ui/missing.js");
+    assert_eq!(status, 404);
+    assert!(kind.starts_with("application/json"));
+    client.control().cancel();
+    assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
 }
