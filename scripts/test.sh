@@ -13,7 +13,7 @@ elapsed() {
 }
 step() { echo "== [$(elapsed)] $*"; }
 
-step "services (Kafka-protocol brokers noida-db and tansu, PostgreSQL; installs what is missing)"
+step "services (Kafka-protocol brokers noida-db and tansu, PostgreSQL, headless Chromium; installs what is missing)"
 # Under /tmp, not $TMPDIR: the database runs as the `postgres` user, who must reach it.
 FLINK_RS_SERVICES_DIR=$(mktemp -d /tmp/flink-rs-test-services.XXXXXX)
 export FLINK_RS_SERVICES_DIR

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::api_error::ApiError;
 use super::auth::authorize;
 use super::job_view::JobView;
-use super::{json_views, prometheus};
+use super::{json_views, prometheus, web_ui};
 
 /// The largest request body accepted (the only bodies are small JSON objects).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -48,6 +48,7 @@ pub(crate) fn router(view: Arc<JobView>, token: Option<String>) -> Router {
         .route("/jobs/{jid}/vertices/{vid}", get(vertex))
         .route("/jobs/{jid}/vertices/{vid}/backpressure", get(backpressure))
         .route("/metrics", get(metrics))
+        .merge(web_ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

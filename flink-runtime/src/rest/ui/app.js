@@ -1,0 +1,374 @@
+// flink-rs web UI: a jobs list and, per job, its graph coloured by back pressure, a
+// vertex's subtask table and cancel/stop buttons. Plain JS, no framework: it polls
+// the REST API (docs/rest-api.md) once a second and updates the page in place.
+"use strict";
+
+const POLL_MS = 1000;
+const TERMINAL = ["FINISHED", "CANCELED", "FAILED"];
+const main = document.getElementById("main");
+let timer = null;
+let graphOf = null; // the job id whose graph skeleton is on the page
+let generation = 0; // bumped on navigation: answers for an earlier page are dropped
+
+// --- helpers -------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  for (const c of children) el.append(c);
+  return el;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs, text) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function rate(x) {
+  if (typeof x !== "number") return "–";
+  return x.toLocaleString("en-US", { maximumFractionDigits: x < 10 ? 1 : 0 });
+}
+
+function count(x) {
+  return typeof x === "number" ? x.toLocaleString("en-US") : "–";
+}
+
+function duration(ms) {
+  if (typeof ms !== "number" || ms < 0) return "–";
+  const t = Math.floor(ms / 1000);
+  const hh = Math.floor(t / 3600), mm = Math.floor((t % 3600) / 60), ss = t % 60;
+  return (hh ? hh + "h " : "") + (hh || mm ? mm + "m " : "") + ss + "s";
+}
+
+function levelText(level) {
+  return (level || "ok").toUpperCase();
+}
+
+function esc(text) {
+  const d = document.createElement("span");
+  d.textContent = text;
+  return d.innerHTML;
+}
+
+async function api(path, options) {
+  const opts = Object.assign({ headers: {} }, options || {});
+  const token = sessionStorage.getItem("flink-rs-token");
+  if (token) opts.headers["Authorization"] = "Bearer " + token;
+  let res = await reach(path, opts);
+  if (res.status === 401 && opts.method && opts.method !== "GET") {
+    // The server guards changes with a bearer token: ask once, then retry.
+    const given = window.prompt("This job's server needs a token to change it:");
+    if (!given) throw new Error("no token given");
+    sessionStorage.setItem("flink-rs-token", given);
+    opts.headers["Authorization"] = "Bearer " + given;
+    res = await reach(path, opts);
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const why = (body.errors && body.errors.join("; ")) || res.statusText;
+    throw new Error(res.status + ": " + why);
+  }
+  return body;
+}
+
+/** A fetch whose failure says the server is gone (the job's process ended). */
+async function reach(path, opts) {
+  try {
+    return await fetch(path, opts);
+  } catch (e) {
+    throw new Error("the job's server does not answer (has its process ended?)");
+  }
+}
+
+function stamp(ok) {
+  document.getElementById("updated").textContent = ok
+    ? "updated " + new Date().toLocaleTimeString()
+    : "not updated since an error";
+}
+
+// --- routing -------------------------------------------------------------------
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  if (parts[0] === "jobs" && parts[1]) {
+    return { page: "job", jid: parts[1], vid: parts[2] === "vertices" ? parts[3] : null };
+  }
+  return { page: "jobs" };
+}
+
+function navigate() {
+  clearTimeout(timer);
+  generation += 1;
+  const r = route();
+  if (r.page !== "job" || r.jid !== graphOf) {
+    graphOf = null;
+    main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  }
+  poll();
+}
+
+async function poll() {
+  const r = route();
+  const mine = generation;
+  const current = () => mine === generation;
+  try {
+    if (r.page === "job") await showJob(r.jid, r.vid, current);
+    else await showJobs(current);
+    if (current()) stamp(true);
+  } catch (e) {
+    if (!current()) return;
+    stamp(false);
+    showError(e);
+  }
+  if (current()) timer = setTimeout(poll, POLL_MS);
+}
+
+function showError(e) {
+  let box = document.getElementById("error");
+  if (!box) {
+    box = h("div", { id: "error", class: "error" });
+    main.prepend(box);
+  }
+  box.textContent = String(e.message || e);
+}
+
+function clearError() {
+  const box = document.getElementById("error");
+  if (box) box.remove();
+}
+
+// --- jobs list -----------------------------------------------------------------
+
+async function showJobs(current) {
+  const { jobs } = await api("/jobs/overview");
+  if (!current()) return;
+  const rows = jobs.map((j) => {
+    const tr = h("tr", {});
+    tr.innerHTML =
+      `<td><a href="#/jobs/${esc(j.jid)}">${esc(j.name)}</a></td>` +
+      `<td class="state state-${esc(j.state)}">${esc(j.state)}</td>` +
+      `<td>${new Date(j["start-time"]).toLocaleString()}</td>` +
+      `<td class="num">${duration(j.duration)}</td>` +
+      `<td class="num">${count(j.tasks.RUNNING)}</td><td><code>${esc(j.jid)}</code></td>`;
+    return tr;
+  });
+  const table = h("table", { id: "jobs" });
+  table.innerHTML =
+    "<thead><tr><th>Job</th><th>State</th><th>Started</th><th class=num>Duration</th>" +
+    "<th class=num>Running tasks</th><th>Id</th></tr></thead>";
+  table.append(h("tbody", {}, ...rows));
+  main.replaceChildren(h("h1", {}, "Jobs"), table);
+}
+
+// --- a job ---------------------------------------------------------------------
+
+async function showJob(jid, vid, current) {
+  const job = await api(`/jobs/${encodeURIComponent(jid)}`);
+  if (!current()) return;
+  if (graphOf !== jid) buildJobPage(job);
+  clearError();
+  updateJob(job, vid);
+  const panel = document.getElementById("vertex-panel");
+  if (vid !== null && vid !== undefined) {
+    const vertex = await api(`/jobs/${encodeURIComponent(jid)}/vertices/${encodeURIComponent(vid)}`);
+    if (current()) showSubtasks(panel, vertex);
+  } else {
+    panel.replaceChildren(h("p", { class: "muted" }, "Click a vertex to see its subtasks."));
+  }
+}
+
+function buildJobPage(job) {
+  const cancel = h("button", { id: "cancel-job", class: "danger" }, "Cancel");
+  const stop = h("button", { id: "stop-job" }, "Stop (drain)");
+  cancel.onclick = () => act(job.jid, "cancel");
+  stop.onclick = () => act(job.jid, "stop");
+  const head = h("div", { class: "job-head" },
+    h("h1", { id: "job-name" }, job.name),
+    h("span", { id: "job-state", class: "state" }),
+    h("span", { id: "job-facts", class: "facts" }),
+    cancel, stop);
+  const legend = h("div", { class: "legend" });
+  legend.innerHTML =
+    "Back pressure: <span><i style='background:var(--ok)'></i>OK ≤ 10 %</span>" +
+    "<span><i style='background:var(--low)'></i>LOW ≤ 50 %</span>" +
+    "<span><i style='background:var(--high)'></i>HIGH &gt; 50 %</span>" +
+    "<span>· busy bar: the busiest subtask's share of time working</span>";
+  main.replaceChildren(
+    h("p", {}, h("a", { href: "#/" }, "← Jobs")),
+    head, legend,
+    h("div", { class: "graph" }, buildGraph(job.jid, job.plan.nodes)),
+    h("div", { id: "vertex-panel" }));
+  graphOf = job.jid;
+}
+
+async function act(jid, what) {
+  try {
+    if (what === "cancel") {
+      await api(`/jobs/${encodeURIComponent(jid)}?mode=cancel`, { method: "PATCH" });
+    } else {
+      await api(`/jobs/${encodeURIComponent(jid)}/stop`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ drain: true }),
+      });
+    }
+  } catch (e) {
+    showError(e);
+  }
+}
+
+function updateJob(job, vid) {
+  const state = document.getElementById("job-state");
+  state.textContent = job.state;
+  state.className = "state state-" + job.state;
+  document.getElementById("job-facts").textContent =
+    `${duration(job.duration)} · ${job.vertices.length} tasks` + (job.stopped ? " · stopped" : "");
+  const ended = TERMINAL.includes(job.state);
+  document.getElementById("cancel-job").disabled = ended;
+  document.getElementById("stop-job").disabled = ended || !job.isStoppable;
+  for (const v of job.vertices) {
+    const g = document.getElementById("vertex-" + v.id);
+    if (!g) continue;
+    const level = v["backpressure-level"] || "ok";
+    const busy = Math.round((v["max-busy-ms-per-second"] || 0) / 10);
+    g.setAttribute("class", `vertex level-${level}` + (String(v.id) === String(vid) ? " selected" : ""));
+    g.setAttribute("data-level", level.toUpperCase());
+    g.setAttribute("data-busy", String(busy));
+    g.querySelector(".status").textContent = `${v.status} · ×${v.parallelism}`;
+    g.querySelector(".bp").textContent = "Back pressure: " + levelText(level);
+    g.querySelector(".busy").textContent = `Busy: ${busy} %`;
+    g.querySelector(".busy-bar").setAttribute("width", String((BAR_W * Math.min(busy, 100)) / 100));
+    g.querySelector(".rates").textContent =
+      `In: ${rate(v["records-in-per-second"])}/s · Out: ${rate(v["records-out-per-second"])}/s`;
+  }
+}
+
+// --- the graph -----------------------------------------------------------------
+
+const W = 270, HGT = 104, GAP_X = 90, GAP_Y = 28, PAD = 20, BAR_W = 120;
+
+/** Columns by longest path from a source, so every edge points right. */
+function layers(nodes) {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const depth = new Map();
+  const visit = (n, seen) => {
+    if (depth.has(n.id)) return depth.get(n.id);
+    if (seen.has(n.id)) return 0; // a cycle: place it, do not loop
+    seen.add(n.id);
+    let d = 0;
+    for (const i of n.inputs || []) {
+      const up = byId.get(i.id);
+      if (up) d = Math.max(d, visit(up, seen) + 1);
+    }
+    depth.set(n.id, d);
+    return d;
+  };
+  nodes.forEach((n) => visit(n, new Set()));
+  return depth;
+}
+
+function buildGraph(jid, nodes) {
+  const depth = layers(nodes);
+  const rowsIn = new Map();
+  const pos = new Map();
+  for (const n of nodes) {
+    const col = depth.get(n.id);
+    const row = rowsIn.get(col) || 0;
+    rowsIn.set(col, row + 1);
+    pos.set(n.id, { x: PAD + col * (W + GAP_X), y: PAD + row * (HGT + GAP_Y) });
+  }
+  const cols = Math.max(...depth.values()) + 1;
+  const rows = Math.max(...rowsIn.values());
+  const svg = s("svg", {
+    id: "job-graph",
+    width: PAD * 2 + cols * W + (cols - 1) * GAP_X,
+    height: PAD * 2 + rows * HGT + (rows - 1) * GAP_Y,
+  });
+  const defs = s("defs", {});
+  defs.append(arrowHead());
+  svg.append(defs);
+  for (const n of nodes) {
+    for (const i of n.inputs || []) {
+      const a = pos.get(i.id), b = pos.get(n.id);
+      if (!a || !b) continue;
+      const x1 = a.x + W, y1 = a.y + HGT / 2, x2 = b.x - 4, y2 = b.y + HGT / 2;
+      const mx = (x1 + x2) / 2;
+      const g = s("g", { class: "edge" });
+      g.append(s("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)" }));
+      g.append(s("text", { x: mx, y: (y1 + y2) / 2 - 6, "text-anchor": "middle" }, i.ship_strategy));
+      svg.append(g);
+    }
+  }
+  for (const n of nodes) svg.append(vertexBox(jid, n, pos.get(n.id)));
+  return svg;
+}
+
+function arrowHead() {
+  const m = s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" });
+  m.append(s("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8c99a6" }));
+  return m;
+}
+
+function vertexBox(jid, n, p) {
+  const name = (n.operators && n.operators.length ? n.operators.join(" → ") : n.description) || n.id;
+  const short = name.length > 38 ? name.slice(0, 37) + "…" : name;
+  const g = s("g", { id: "vertex-" + n.id, class: "vertex level-ok", "data-vertex-id": n.id, transform: `translate(${p.x},${p.y})` });
+  g.append(s("title", {}, name));
+  g.append(s("rect", { class: "box", width: W, height: HGT, rx: 5 }));
+  g.append(s("rect", { class: "band", width: W, height: 24, rx: 5 }));
+  g.append(s("text", { class: "title", x: 10, y: 17 }, short));
+  g.append(s("text", { class: "status", x: 10, y: 42 }));
+  g.append(s("text", { class: "bp", x: W - 10, y: 42, "text-anchor": "end" }));
+  g.append(s("text", { class: "busy", x: 10, y: 66 }));
+  g.append(s("rect", { class: "busy-track", x: W - 10 - BAR_W, y: 57, width: BAR_W, height: 10, rx: 2 }));
+  g.append(s("rect", { class: "busy-bar", x: W - 10 - BAR_W, y: 57, width: 0, height: 10, rx: 2 }));
+  g.append(s("text", { class: "rates", x: 10, y: 90 }));
+  g.addEventListener("click", () => {
+    location.hash = `#/jobs/${jid}/vertices/${n.id}`;
+  });
+  return g;
+}
+
+// --- a vertex's subtasks ---------------------------------------------------------
+
+function showSubtasks(panel, vertex) {
+  const table = h("table", { id: "subtasks" });
+  table.innerHTML =
+    "<thead><tr><th>Subtask</th><th>Status</th><th>Back pressure</th>" +
+    "<th class=num>Busy ms/s</th><th class=num>Back-pressured ms/s</th><th class=num>Idle ms/s</th>" +
+    "<th class=num>Records in/s</th><th class=num>Records out/s</th>" +
+    "<th class=num>Records received</th><th class=num>Records sent</th>" +
+    "<th class=num>Out pool</th><th class=num>In pool</th><th class=num>Duration</th></tr></thead>";
+  const body = h("tbody", {});
+  for (const t of vertex.subtasks) {
+    const m = t.metrics || {};
+    const level = t["backpressure-level"] || "ok";
+    const tr = h("tr", { "data-subtask": String(t.subtask) });
+    tr.innerHTML =
+      `<td>${t.subtask + 1}/${vertex.parallelism}</td><td class="state state-${esc(t.status)}">${esc(t.status)}</td>` +
+      `<td class="level level-${level}-text">${levelText(level)}</td>` +
+      `<td class=num>${rate(t.busyTimeMsPerSecond)}</td><td class=num>${rate(t.backPressuredTimeMsPerSecond)}</td>` +
+      `<td class=num>${rate(t.idleTimeMsPerSecond)}</td>` +
+      `<td class=num>${rate(t["records-in-per-second"])}</td><td class=num>${rate(t["records-out-per-second"])}</td>` +
+      `<td class=num>${count(m["read-records"])}</td><td class=num>${count(m["write-records"])}</td>` +
+      `<td class=num>${pct(t["out-pool-usage"])}</td><td class=num>${pct(t["in-pool-usage"])}</td>` +
+      `<td class=num>${duration(t.duration)}</td>`;
+    body.append(tr);
+  }
+  table.append(body);
+  const ops = vertex.subtasks.length ? vertex.subtasks[0].operators || [] : [];
+  panel.replaceChildren(
+    h("h2", { id: "vertex-title" }, `${vertex.name}: subtasks`),
+    h("div", { class: "table-wrap" }, table),
+    h("p", { class: "muted" }, "Chain: " + (ops.map((o) => o.name).join(" → ") || vertex.name)));
+}
+
+function pct(x) {
+  return typeof x === "number" ? Math.round(x * 100) + " %" : "–";
+}
+
+window.addEventListener("hashchange", navigate);
+navigate();
