@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode_into};
+use crate::codec::{decode, encode_into, encode_into_slice};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
@@ -25,6 +25,18 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> Record for T {}
 pub trait RecordBytesWriter: Send {
     /// Writes one serialized record to `channel`.
     fn write(&mut self, channel: usize, record: &[u8]);
+    /// Room to serialize the next record for `channel` in place, in the buffer it is
+    /// written to; empty when there is none (the record then goes through
+    /// [`write`](Self::write)). Saves a copy per record.
+    fn spare(&mut self, _channel: usize) -> &mut [u8] {
+        &mut []
+    }
+    /// Completes a record of `len` bytes serialized into the start of what
+    /// [`spare`](Self::spare) returned for `channel`; framed exactly as
+    /// [`write`](Self::write) frames it.
+    fn commit(&mut self, _channel: usize, _len: usize) {
+        unreachable!("commit without room from spare")
+    }
     /// Writes one serialized record to every channel.
     fn broadcast(&mut self, record: &[u8]);
     /// Called after every record when the buffer timeout is zero, and by the task
@@ -209,19 +221,36 @@ fn unsendable_type_message(type_name: &str, problem: &str) -> String {
 impl<T: Record> Collector<T> for NetworkOutput<T> {
     #[inline]
     fn collect(&mut self, record: T) {
+        let target = self.selector.select(&record);
+        if let Target::Channel(c) = target
+            && self.checked
+            && let Ok(n) = encode_into_slice(&record, self.writer.spare(c))
+        {
+            self.writer.commit(c, n);
+            return;
+        }
+        self.collect_via_scratch(record, target);
+    }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.writer.watermark(watermark);
+    }
+}
+
+impl<T: Record> NetworkOutput<T> {
+    /// The general path: a record broadcast, the first one (checked to round-trip),
+    /// or one that does not fit in the current buffer's room (it then spans buffers).
+    #[inline(never)]
+    fn collect_via_scratch(&mut self, record: T, target: Target) {
         self.scratch.clear();
         encode_into(&record, &mut self.scratch);
         if !self.checked {
             self.check_round_trip();
         }
-        match self.selector.select(&record) {
+        match target {
             Target::Channel(c) => self.writer.write(c, &self.scratch),
             Target::All => self.writer.broadcast(&self.scratch),
         }
-    }
-
-    fn emit_watermark(&mut self, watermark: Watermark) {
-        self.writer.watermark(watermark);
     }
 }
 

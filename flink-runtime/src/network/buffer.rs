@@ -105,6 +105,30 @@ impl Buffer {
         self.len = end;
     }
 
+    /// The room after a length prefix at the write position, for a record encoded in
+    /// place; empty if not even the prefix fits. Follow with
+    /// [`commit_record`](Self::commit_record).
+    #[inline]
+    pub(crate) fn record_spare_mut(&mut self) -> &mut [u8] {
+        let start = (self.len + 4).min(self.segment.len());
+        &mut self.segment[start..]
+    }
+
+    /// Completes a record of `n` bytes encoded into [`record_spare_mut`](Self::record_spare_mut):
+    /// writes its u32 little-endian length prefix in front of it, as
+    /// [`append_record`](Self::append_record) would have.
+    #[inline]
+    pub(crate) fn commit_record(&mut self, n: usize) {
+        let start = self.len;
+        let end = start + 4 + n;
+        assert!(
+            end <= self.segment.len(),
+            "record committed beyond buffer capacity"
+        );
+        self.segment[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
+        self.len = end;
+    }
+
     /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         &mut self.segment[self.len..]
