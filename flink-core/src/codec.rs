@@ -11,6 +11,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Size of the length prefix that frames each record between tasks: a u32, little
+/// endian, then the record's bytes (the runtime writes and checks the frames; a
+/// decoder may read a run of complete frames in one call).
+pub const LENGTH_PREFIX: usize = 4;
+
 /// The bincode configuration of records on the wire.
 pub const WIRE: bincode::config::Configuration<
     bincode::config::LittleEndian,

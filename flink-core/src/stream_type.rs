@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode_into, encode_into_slice};
+use crate::codec::{LENGTH_PREFIX, decode, encode_into, encode_into_slice};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
@@ -56,6 +56,21 @@ pub trait RecordBytesWriter: Send {
 pub trait RecordDecoder: Send {
     /// Decodes one serialized record into the pending batch.
     fn decode(&mut self, record: &[u8]);
+    /// Decodes a run of complete framed records (each a [`LENGTH_PREFIX`] length, then
+    /// that many bytes; the runtime checked the frames) into the pending batch: one
+    /// call per input buffer instead of one per record.
+    fn decode_framed(&mut self, framed: &[u8]) {
+        let mut rest = framed;
+        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            let (record, tail) = tail
+                .split_at_checked(len)
+                .expect("the runtime hands complete frames only");
+            self.decode(record);
+            rest = tail;
+        }
+        debug_assert!(rest.is_empty(), "a partial length prefix in a framed run");
+    }
     /// Hands the pending batch to the chain (called after each input buffer).
     fn deliver(&mut self);
     /// All inputs ended.

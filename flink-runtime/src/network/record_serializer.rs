@@ -4,7 +4,7 @@ use super::buffer::Buffer;
 use super::error::NetworkError;
 
 /// Size of the record length prefix (u32 little endian).
-pub const LENGTH_PREFIX: usize = 4;
+pub use flink_core::codec::LENGTH_PREFIX;
 
 /// Per-subpartition serializer state: the partially filled current buffer.
 ///
