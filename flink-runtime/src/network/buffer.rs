@@ -129,6 +129,18 @@ impl Buffer {
         self.len = end;
     }
 
+    /// Exchanges this buffer's segment for `other` when both have the same size (the
+    /// bytes then travel by pointer, not by copy) and returns whether it did. The
+    /// buffer keeps its length and kind; on drop it returns `other`'s former segment
+    /// to this buffer's pool, so both sides keep their number of segments.
+    pub(crate) fn swap_segment(&mut self, other: &mut Box<[u8]>) -> bool {
+        if other.len() != self.segment.len() {
+            return false;
+        }
+        std::mem::swap(&mut self.segment, other);
+        true
+    }
+
     /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         &mut self.segment[self.len..]
@@ -145,5 +157,31 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         let segment = std::mem::take(&mut self.segment);
         self.pool.recycle(segment);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::buffer_pool::BufferPool;
+    use super::super::cancel::CancelToken;
+
+    #[test]
+    fn segments_of_equal_size_are_exchanged_and_the_pool_keeps_its_count() {
+        let pool = BufferPool::new(2, 8, CancelToken::new(), None).unwrap();
+        let mut buffer = pool.request().unwrap();
+        buffer.append(&[7; 5]);
+        let mut theirs: Box<[u8]> = vec![0; 8].into_boxed_slice();
+        assert!(buffer.swap_segment(&mut theirs));
+        assert_eq!(&theirs[..5], &[7; 5], "the bytes moved with the segment");
+        assert_eq!(buffer.len(), 5);
+
+        let mut other_size: Box<[u8]> = vec![0; 16].into_boxed_slice();
+        assert!(!buffer.swap_segment(&mut other_size));
+        assert_eq!(other_size.len(), 16);
+
+        drop(buffer);
+        assert_eq!(pool.in_use(), 0);
+        let (a, b) = (pool.request().unwrap(), pool.request().unwrap());
+        assert_eq!((a.capacity(), b.capacity()), (8, 8));
     }
 }
