@@ -67,6 +67,20 @@ impl RecordBytesWriter for RecordWriter {
         }
     }
 
+    #[inline]
+    fn spare_frames(&mut self, channel: usize) -> &mut [u8] {
+        self.writer.spare_frames(channel)
+    }
+
+    #[inline]
+    fn commit_frames(&mut self, channel: usize, len: usize) {
+        self.writer.commit_frames(channel, len);
+        if self.flush_every_record {
+            let r = self.writer.flush(channel);
+            self.check(r);
+        }
+    }
+
     fn broadcast(&mut self, record: &[u8]) {
         let mut r = self.writer.broadcast_record(record);
         if self.flush_every_record && r.is_ok() {

@@ -142,11 +142,13 @@ impl Buffer {
     }
 
     /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
+    #[inline]
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         &mut self.segment[self.len..]
     }
 
     /// Mark `n` more bytes (written through [`spare_mut`](Self::spare_mut)) as valid.
+    #[inline]
     pub(crate) fn commit(&mut self, n: usize) {
         assert!(n <= self.remaining(), "commit beyond buffer capacity");
         self.len += n;

@@ -78,6 +78,25 @@ impl PartitionWriter {
         self.serializers[subpartition].commit(len);
     }
 
+    /// Raw room for complete frames written back to back for `subpartition` (see
+    /// [`RecordSerializer::spare_frames`]); empty if there is none.
+    #[inline]
+    pub fn spare_frames(&mut self, subpartition: usize) -> &mut [u8] {
+        match self.serializers.get_mut(subpartition) {
+            Some(ser) => ser.spare_frames(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes `len` bytes of frames written into [`spare_frames`](Self::spare_frames).
+    ///
+    /// # Panics
+    /// If `len` exceeds the room `spare_frames` returned (a caller bug).
+    #[inline]
+    pub fn commit_frames(&mut self, subpartition: usize, len: usize) {
+        self.serializers[subpartition].commit_frames(len);
+    }
+
     #[cold]
     fn emit_slow(&mut self, subpartition: usize, record: &[u8]) -> Result<(), NetworkError> {
         self.check_writable(subpartition)?;

@@ -64,6 +64,29 @@ impl RecordSerializer {
             .commit_record(len);
     }
 
+    /// Raw room of the current buffer for several complete frames (each a length
+    /// prefix, then the record) written back to back; empty without a current buffer.
+    /// Follow with [`commit_frames`](Self::commit_frames).
+    #[inline]
+    pub fn spare_frames(&mut self) -> &mut [u8] {
+        match &mut self.current {
+            Some(buf) => buf.spare_mut(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes `len` bytes of complete frames written into [`spare_frames`](Self::spare_frames).
+    ///
+    /// # Panics
+    /// If there is no current buffer or `len` exceeds its room (a caller bug).
+    #[inline]
+    pub fn commit_frames(&mut self, len: usize) {
+        self.current
+            .as_mut()
+            .expect("commit after spare_frames returned room")
+            .commit(len);
+    }
+
     /// General path: write `record`, taking fresh buffers from `request` and handing every
     /// filled buffer to `emit` in order.
     pub fn write(
