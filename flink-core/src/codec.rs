@@ -11,6 +11,11 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Size of the length prefix that frames each record between tasks: a u32, little
+/// endian, then the record's bytes (the runtime writes and checks the frames; a
+/// decoder may read a run of complete frames in one call).
+pub const LENGTH_PREFIX: usize = 4;
+
 /// The bincode configuration of records on the wire.
 pub const WIRE: bincode::config::Configuration<
     bincode::config::LittleEndian,
@@ -31,6 +36,16 @@ pub const KEY_HASH: bincode::config::Configuration = bincode::config::standard()
 /// turns this into a job failure naming the operator.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) {
     encode_with(value, buf, WIRE);
+}
+
+/// Encodes `value` into the start of `buf`, returning the bytes written; an error if
+/// it does not fit (or its `Serialize` fails: [`encode_into`] then reports it).
+#[inline]
+pub fn encode_into_slice<T: Serialize + ?Sized>(
+    value: &T,
+    buf: &mut [u8],
+) -> Result<usize, bincode::error::EncodeError> {
+    bincode::serde::encode_into_slice(value, buf, WIRE)
 }
 
 /// Appends the encoding of `value` under `config` to `buf`; panics as [`encode_into`].
@@ -70,5 +85,16 @@ mod tests {
         encode_into(&("word".to_string(), 7u64), &mut buf);
         assert_eq!(decode::<(String, u64)>(&buf).unwrap(), ("word".into(), 7));
         assert!(decode::<(String, u64)>(&buf[..2]).is_err());
+    }
+
+    #[test]
+    fn encodes_into_a_slice_as_into_a_vec_or_reports_no_room() {
+        let value = ("word".to_string(), 7u64);
+        let mut vec = vec![];
+        encode_into(&value, &mut vec);
+        let mut slice = [0u8; 64];
+        let n = encode_into_slice(&value, &mut slice).unwrap();
+        assert_eq!(&slice[..n], &vec[..]);
+        assert!(encode_into_slice(&value, &mut slice[..vec.len() - 1]).is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode_into};
+use crate::codec::{LENGTH_PREFIX, decode, encode_into, encode_into_slice};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
@@ -25,6 +25,29 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> Record for T {}
 pub trait RecordBytesWriter: Send {
     /// Writes one serialized record to `channel`.
     fn write(&mut self, channel: usize, record: &[u8]);
+    /// Room to serialize the next record for `channel` in place, in the buffer it is
+    /// written to; empty when there is none (the record then goes through
+    /// [`write`](Self::write)). Saves a copy per record.
+    fn spare(&mut self, _channel: usize) -> &mut [u8] {
+        &mut []
+    }
+    /// Completes a record of `len` bytes serialized into the start of what
+    /// [`spare`](Self::spare) returned for `channel`; framed exactly as
+    /// [`write`](Self::write) frames it.
+    fn commit(&mut self, _channel: usize, _len: usize) {
+        unreachable!("commit without room from spare")
+    }
+    /// Raw room in `channel`'s current buffer for several complete frames (each a
+    /// [`LENGTH_PREFIX`] length, then the record) written back to back; empty when
+    /// there is none. Lets a batch for one channel cost one call, not one per record.
+    fn spare_frames(&mut self, _channel: usize) -> &mut [u8] {
+        &mut []
+    }
+    /// Completes `len` bytes of complete frames written at the start of what
+    /// [`spare_frames`](Self::spare_frames) returned for `channel`.
+    fn commit_frames(&mut self, _channel: usize, _len: usize) {
+        unreachable!("commit_frames without room from spare_frames")
+    }
     /// Writes one serialized record to every channel.
     fn broadcast(&mut self, record: &[u8]);
     /// Called after every record when the buffer timeout is zero, and by the task
@@ -44,6 +67,21 @@ pub trait RecordBytesWriter: Send {
 pub trait RecordDecoder: Send {
     /// Decodes one serialized record into the pending batch.
     fn decode(&mut self, record: &[u8]);
+    /// Decodes a run of complete framed records (each a [`LENGTH_PREFIX`] length, then
+    /// that many bytes; the runtime checked the frames) into the pending batch: one
+    /// call per input buffer instead of one per record.
+    fn decode_framed(&mut self, framed: &[u8]) {
+        let mut rest = framed;
+        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            let (record, tail) = tail
+                .split_at_checked(len)
+                .expect("the runtime hands complete frames only");
+            self.decode(record);
+            rest = tail;
+        }
+        debug_assert!(rest.is_empty(), "a partial length prefix in a framed run");
+    }
     /// Hands the pending batch to the chain (called after each input buffer).
     fn deliver(&mut self);
     /// All inputs ended.
@@ -209,15 +247,15 @@ fn unsendable_type_message(type_name: &str, problem: &str) -> String {
 impl<T: Record> Collector<T> for NetworkOutput<T> {
     #[inline]
     fn collect(&mut self, record: T) {
-        self.scratch.clear();
-        encode_into(&record, &mut self.scratch);
-        if !self.checked {
-            self.check_round_trip();
+        let target = self.selector.select(&record);
+        if let Target::Channel(c) = target
+            && self.checked
+            && let Ok(n) = encode_into_slice(&record, self.writer.spare(c))
+        {
+            self.writer.commit(c, n);
+            return;
         }
-        match self.selector.select(&record) {
-            Target::Channel(c) => self.writer.write(c, &self.scratch),
-            Target::All => self.writer.broadcast(&self.scratch),
-        }
+        self.collect_via_scratch(record, target);
     }
 
     fn emit_watermark(&mut self, watermark: Watermark) {
@@ -225,7 +263,86 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
     }
 }
 
+/// Writes one frame (length prefix, then the encoding of `record`) at the start of
+/// `room`; `None` if it does not fit.
+#[inline]
+fn encode_frame<T: Record>(record: &T, room: &mut [u8]) -> Option<usize> {
+    let (prefix, body) = room.split_first_chunk_mut::<LENGTH_PREFIX>()?;
+    let n = encode_into_slice(record, body).ok()?;
+    *prefix = u32::try_from(n).ok()?.to_le_bytes();
+    Some(LENGTH_PREFIX + n)
+}
+
+impl<T: Record> NetworkOutput<T> {
+    /// The general path: a record broadcast, the first one (checked to round-trip),
+    /// or one that does not fit in the current buffer's room (it then spans buffers).
+    #[inline(never)]
+    fn collect_via_scratch(&mut self, record: T, target: Target) {
+        self.scratch.clear();
+        encode_into(&record, &mut self.scratch);
+        if !self.checked {
+            self.check_round_trip();
+        }
+        match target {
+            Target::Channel(c) => self.writer.write(c, &self.scratch),
+            Target::All => self.writer.broadcast(&self.scratch),
+        }
+    }
+}
+
 impl<T: Record> Output<T> for NetworkOutput<T> {
+    /// Consecutive records for the same channel are framed back to back into that
+    /// channel's buffer with one call to the writer per run instead of two per record;
+    /// the bytes are the same as record by record.
+    fn collect_batch(&mut self, batch: &mut Vec<T>) {
+        if !self.checked {
+            for record in batch.drain(..) {
+                self.collect(record);
+            }
+            return;
+        }
+        let mut records = batch.drain(..);
+        let mut next: Option<(T, Target)> = None;
+        loop {
+            let (record, target) = match next.take() {
+                Some(pending) => pending,
+                None => match records.next() {
+                    Some(r) => {
+                        let t = self.selector.select(&r);
+                        (r, t)
+                    }
+                    None => break,
+                },
+            };
+            let Target::Channel(c) = target else {
+                self.collect_via_scratch(record, target);
+                continue;
+            };
+            let room = self.writer.spare_frames(c);
+            let mut used = 0;
+            let mut current = record;
+            let did_not_fit = loop {
+                match encode_frame(&current, &mut room[used..]) {
+                    Some(n) => used += n,
+                    None => break Some(current),
+                }
+                let Some(r) = records.next() else { break None };
+                let t = self.selector.select(&r);
+                if t != target {
+                    next = Some((r, t));
+                    break None;
+                }
+                current = r;
+            };
+            if used > 0 {
+                self.writer.commit_frames(c, used);
+            }
+            if let Some(record) = did_not_fit {
+                self.collect_via_scratch(record, target);
+            }
+        }
+    }
+
     fn end_input(&mut self) {
         self.writer.finish();
     }
@@ -279,5 +396,139 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
 
     fn poll_pending(&mut self) -> bool {
         self.head.poll_pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Room per channel, small so that records span "buffers" often.
+    const ROOM: usize = 40;
+
+    /// Per channel: the open buffer and the records that left it, in order.
+    #[derive(Default)]
+    struct Channel {
+        buffer: Vec<u8>,
+        records: Vec<Vec<u8>>,
+    }
+
+    impl Channel {
+        /// Parses the open buffer's frames into `records` and empties it.
+        fn close(&mut self) {
+            let mut rest = &self.buffer[..];
+            while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
+                let (record, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+                self.records.push(record.to_vec());
+                rest = tail;
+            }
+            assert!(rest.is_empty());
+            self.buffer = vec![0; ROOM];
+            self.buffer.clear();
+        }
+    }
+
+    /// A writer whose buffers hold `ROOM` bytes; `write` closes the open buffer first.
+    struct FakeWriter(Arc<Mutex<Vec<Channel>>>, Vec<[u8; ROOM]>, Vec<usize>);
+
+    impl RecordBytesWriter for FakeWriter {
+        fn write(&mut self, channel: usize, record: &[u8]) {
+            self.sync(channel);
+            let mut channels = self.0.lock().unwrap();
+            channels[channel].close();
+            channels[channel].records.push(record.to_vec());
+            self.2[channel] = 0;
+        }
+        fn spare(&mut self, channel: usize) -> &mut [u8] {
+            let used = self.2[channel];
+            self.1[channel]
+                .get_mut(used + LENGTH_PREFIX..)
+                .unwrap_or(&mut [])
+        }
+        fn commit(&mut self, channel: usize, len: usize) {
+            let used = self.2[channel];
+            self.1[channel][used..used + LENGTH_PREFIX]
+                .copy_from_slice(&(len as u32).to_le_bytes());
+            self.2[channel] += LENGTH_PREFIX + len;
+        }
+        fn spare_frames(&mut self, channel: usize) -> &mut [u8] {
+            let used = self.2[channel];
+            &mut self.1[channel][used..]
+        }
+        fn commit_frames(&mut self, channel: usize, len: usize) {
+            self.2[channel] += len;
+        }
+        fn broadcast(&mut self, _record: &[u8]) {
+            unreachable!("no broadcast in these tests")
+        }
+        fn flush(&mut self) {}
+        fn finish(&mut self) {
+            for c in 0..self.1.len() {
+                self.sync(c);
+                self.0.lock().unwrap()[c].close();
+            }
+        }
+        fn watermark(&mut self, _watermark: Watermark) {}
+    }
+
+    impl FakeWriter {
+        /// Copies the committed bytes of `channel`'s room into the shared view.
+        fn sync(&mut self, channel: usize) {
+            let bytes = self.1[channel][..self.2[channel]].to_vec();
+            self.0.lock().unwrap()[channel].buffer = bytes;
+        }
+    }
+
+    /// What each channel received when `records` went through a network output with
+    /// `partitioner`, in batches of `batch` (0: record by record).
+    fn received(
+        partitioner: Partitioner<(u64, String)>,
+        channels: usize,
+        records: &[(u64, String)],
+        batch: usize,
+    ) -> Vec<Vec<Vec<u8>>> {
+        let shared = Arc::new(Mutex::new(
+            (0..channels).map(|_| Channel::default()).collect(),
+        ));
+        let writer = FakeWriter(shared.clone(), vec![[0; ROOM]; channels], vec![0; channels]);
+        let setup = NetworkOutputSetup {
+            channels,
+            max_parallelism: 128,
+            subtask_index: 0,
+        };
+        let mut out = TypeOf::<(u64, String)>(PhantomData)
+            .network_output(&partitioner, Box::new(writer), setup)
+            .into_typed::<(u64, String)>();
+        if batch == 0 {
+            records.iter().for_each(|r| out.collect(r.clone()));
+        } else {
+            for chunk in records.chunks(batch) {
+                out.collect_batch(&mut chunk.to_vec());
+            }
+        }
+        out.end_input();
+        let channels = std::mem::take(&mut *shared.lock().unwrap());
+        channels.into_iter().map(|c| c.records).collect()
+    }
+
+    #[test]
+    fn a_batch_is_framed_exactly_as_its_records_one_by_one() {
+        let records: Vec<(u64, String)> = (0..200u64)
+            .map(|i| (i, "x".repeat((i % 13) as usize)))
+            .collect();
+        for (partitioner, channels) in [(Partitioner::Forward, 1), (Partitioner::Rebalance, 3)] {
+            let one_by_one = received(partitioner.clone(), channels, &records, 0);
+            let total: usize = one_by_one.iter().map(Vec::len).sum();
+            assert_eq!(total, records.len());
+            for batch in [1, 7, 64] {
+                assert_eq!(
+                    received(partitioner.clone(), channels, &records, batch),
+                    one_by_one,
+                    "{channels} channels in batches of {batch}"
+                );
+            }
+        }
     }
 }

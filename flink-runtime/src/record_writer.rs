@@ -53,6 +53,34 @@ impl RecordBytesWriter for RecordWriter {
         self.check(r);
     }
 
+    #[inline]
+    fn spare(&mut self, channel: usize) -> &mut [u8] {
+        self.writer.spare(channel)
+    }
+
+    #[inline]
+    fn commit(&mut self, channel: usize, len: usize) {
+        self.writer.commit(channel, len);
+        if self.flush_every_record {
+            let r = self.writer.flush(channel);
+            self.check(r);
+        }
+    }
+
+    #[inline]
+    fn spare_frames(&mut self, channel: usize) -> &mut [u8] {
+        self.writer.spare_frames(channel)
+    }
+
+    #[inline]
+    fn commit_frames(&mut self, channel: usize, len: usize) {
+        self.writer.commit_frames(channel, len);
+        if self.flush_every_record {
+            let r = self.writer.flush(channel);
+            self.check(r);
+        }
+    }
+
     fn broadcast(&mut self, record: &[u8]) {
         let mut r = self.writer.broadcast_record(record);
         if self.flush_every_record && r.is_ok() {

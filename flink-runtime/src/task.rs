@@ -165,8 +165,12 @@ fn run_network(
         } else {
             POLL_INTERVAL
         });
-        let polled = gate.poll(wait, &mut |item| {
+        let polled = gate.poll_framed(wait, &mut |item| {
             let advanced = match item {
+                GateItem::Records { framed, .. } => {
+                    decoder.decode_framed(framed);
+                    None
+                }
                 GateItem::Record { bytes, .. } => {
                     decoder.decode(bytes);
                     None

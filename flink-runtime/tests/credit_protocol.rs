@@ -144,6 +144,7 @@ fn run(setup: &Setup, records: &[Vec<usize>]) -> Outcome {
                 .poll(Duration::from_secs(30), &mut |item| match item {
                     GateItem::Record { channel, bytes } => received[channel].push(bytes.to_vec()),
                     GateItem::Event { channel, event } => events[channel].push(event),
+                    GateItem::Records { .. } => unreachable!("poll hands out single records"),
                 })
                 .unwrap();
             match r {
@@ -292,6 +293,7 @@ fn events_arrive_in_order_with_data_and_finish_the_gate() {
             .poll(Duration::from_secs(30), &mut |item| match item {
                 GateItem::Record { channel, bytes } => seen[channel].push(Item::R(bytes.to_vec())),
                 GateItem::Event { channel, event } => seen[channel].push(Item::E(event)),
+                GateItem::Records { .. } => unreachable!("poll hands out single records"),
             })
             .unwrap();
         if r == GatePoll::Finished {
@@ -380,6 +382,7 @@ fn zero_credit_on_one_channel_does_not_stall_another() {
                     assert_eq!((channel, event), (1, Event::EndOfPartition));
                     saw_eop1 = true;
                 }
+                GateItem::Records { .. } => unreachable!("poll hands out single records"),
             })
             .unwrap();
         assert_eq!(r, GatePoll::Processed);

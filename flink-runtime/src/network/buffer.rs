@@ -105,12 +105,50 @@ impl Buffer {
         self.len = end;
     }
 
+    /// The room after a length prefix at the write position, for a record encoded in
+    /// place; empty if not even the prefix fits. Follow with
+    /// [`commit_record`](Self::commit_record).
+    #[inline]
+    pub(crate) fn record_spare_mut(&mut self) -> &mut [u8] {
+        let start = (self.len + 4).min(self.segment.len());
+        &mut self.segment[start..]
+    }
+
+    /// Completes a record of `n` bytes encoded into [`record_spare_mut`](Self::record_spare_mut):
+    /// writes its u32 little-endian length prefix in front of it, as
+    /// [`append_record`](Self::append_record) would have.
+    #[inline]
+    pub(crate) fn commit_record(&mut self, n: usize) {
+        let start = self.len;
+        let end = start + 4 + n;
+        assert!(
+            end <= self.segment.len(),
+            "record committed beyond buffer capacity"
+        );
+        self.segment[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
+        self.len = end;
+    }
+
+    /// Exchanges this buffer's segment for `other` when both have the same size (the
+    /// bytes then travel by pointer, not by copy) and returns whether it did. The
+    /// buffer keeps its length and kind; on drop it returns `other`'s former segment
+    /// to this buffer's pool, so both sides keep their number of segments.
+    pub(crate) fn swap_segment(&mut self, other: &mut Box<[u8]>) -> bool {
+        if other.len() != self.segment.len() {
+            return false;
+        }
+        std::mem::swap(&mut self.segment, other);
+        true
+    }
+
     /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
+    #[inline]
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         &mut self.segment[self.len..]
     }
 
     /// Mark `n` more bytes (written through [`spare_mut`](Self::spare_mut)) as valid.
+    #[inline]
     pub(crate) fn commit(&mut self, n: usize) {
         assert!(n <= self.remaining(), "commit beyond buffer capacity");
         self.len += n;
@@ -121,5 +159,31 @@ impl Drop for Buffer {
     fn drop(&mut self) {
         let segment = std::mem::take(&mut self.segment);
         self.pool.recycle(segment);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::buffer_pool::BufferPool;
+    use super::super::cancel::CancelToken;
+
+    #[test]
+    fn segments_of_equal_size_are_exchanged_and_the_pool_keeps_its_count() {
+        let pool = BufferPool::new(2, 8, CancelToken::new(), None).unwrap();
+        let mut buffer = pool.request().unwrap();
+        buffer.append(&[7; 5]);
+        let mut theirs: Box<[u8]> = vec![0; 8].into_boxed_slice();
+        assert!(buffer.swap_segment(&mut theirs));
+        assert_eq!(&theirs[..5], &[7; 5], "the bytes moved with the segment");
+        assert_eq!(buffer.len(), 5);
+
+        let mut other_size: Box<[u8]> = vec![0; 16].into_boxed_slice();
+        assert!(!buffer.swap_segment(&mut other_size));
+        assert_eq!(other_size.len(), 16);
+
+        drop(buffer);
+        assert_eq!(pool.in_use(), 0);
+        let (a, b) = (pool.request().unwrap(), pool.request().unwrap());
+        assert_eq!((a.capacity(), b.capacity()), (8, 8));
     }
 }

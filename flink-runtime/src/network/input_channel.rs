@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::buffer::BufferKind;
+use super::buffer::{Buffer, BufferKind};
 use super::error::NetworkError;
 use super::input_gate::GateShared;
 use super::transport::{AddCredit, BufferResponse, CreditTransport};
@@ -111,6 +111,37 @@ impl InputChannel {
         msg: BufferResponse<'_>,
         gate: &GateShared,
     ) -> Result<(), NetworkError> {
+        self.receive(msg.backlog, msg.kind, msg.bytes.len(), gate, |segment| {
+            segment.data[..msg.bytes.len()].copy_from_slice(msg.bytes)
+        })
+    }
+
+    /// A buffer arrived from a sender in this process: the sender's segment is taken
+    /// in exchange for the free one the credit stood for (no copy) when their sizes
+    /// match; the sender's buffer returns the exchanged segment to its own pool.
+    pub(crate) fn on_local_buffer(
+        &self,
+        backlog: usize,
+        buffer: &mut Buffer,
+        gate: &GateShared,
+    ) -> Result<(), NetworkError> {
+        let len = buffer.len();
+        self.receive(backlog, buffer.kind(), len, gate, |segment| {
+            if !buffer.swap_segment(&mut segment.data) {
+                segment.data[..len].copy_from_slice(buffer.as_slice());
+            }
+        })
+    }
+
+    /// Takes a credited free segment, fills it with `fill`, and queues it for the gate.
+    fn receive(
+        &self,
+        backlog: usize,
+        kind: BufferKind,
+        len: usize,
+        gate: &GateShared,
+        fill: impl FnOnce(&mut Segment),
+    ) -> Result<(), NetworkError> {
         let mut st = self.state.lock();
         if st.released {
             return Err(NetworkError::ChannelReleased {
@@ -124,7 +155,6 @@ impl InputChannel {
                 channel: self.index,
             });
         };
-        let len = msg.bytes.len();
         if len > segment.data.len() {
             st.free.push(segment);
             return Err(NetworkError::CorruptStream {
@@ -132,15 +162,11 @@ impl InputChannel {
                 reason: format!("buffer of {len} bytes exceeds segment size"),
             });
         }
-        segment.data[..len].copy_from_slice(msg.bytes);
-        st.received.push_back(Received {
-            segment,
-            len,
-            kind: msg.kind,
-        });
+        fill(&mut segment);
+        st.received.push_back(Received { segment, len, kind });
         self.buffers_received.fetch_add(1, Ordering::Relaxed);
         gate.segment_taken(len);
-        st.backlog = msg.backlog;
+        st.backlog = backlog;
         if !st.queued_in_gate {
             st.queued_in_gate = true;
             gate.notify_available(self.index);

@@ -1,5 +1,6 @@
 //! The receiver side of a task's input: M input channels, exclusive and floating segments.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +29,15 @@ pub enum GateItem<'a> {
         channel: usize,
         /// The record bytes; valid only during the callback.
         bytes: &'a [u8],
+    },
+    /// Complete records that lay in one buffer, as a run of frames (each a
+    /// [`LENGTH_PREFIX`](super::LENGTH_PREFIX) length, then the record; all checked
+    /// complete). Only [`InputGate::poll_framed`] hands these out.
+    Records {
+        /// Input channel they arrived on.
+        channel: usize,
+        /// The frames; valid only during the callback.
+        framed: &'a [u8],
     },
     /// An in-band event (including `EndOfPartition`).
     Event {
@@ -320,6 +330,26 @@ impl InputGate {
         timeout: Duration,
         on_item: &mut dyn FnMut(GateItem<'_>),
     ) -> Result<GatePoll, NetworkError> {
+        self.poll_buffer(timeout, false, on_item)
+    }
+
+    /// Like [`poll`](Self::poll), but the complete records within the buffer come as
+    /// one [`GateItem::Records`] run (a record that spanned buffers still comes as a
+    /// [`GateItem::Record`]): one call per buffer instead of one per record.
+    pub fn poll_framed(
+        &mut self,
+        timeout: Duration,
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<GatePoll, NetworkError> {
+        self.poll_buffer(timeout, true, on_item)
+    }
+
+    fn poll_buffer(
+        &mut self,
+        timeout: Duration,
+        framed: bool,
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<GatePoll, NetworkError> {
         if self.is_finished() {
             return Ok(GatePoll::Finished);
         }
@@ -339,6 +369,20 @@ impl InputGate {
         }
         let data = &received.segment.data[..received.len];
         let result = match received.kind {
+            BufferKind::Data if framed => {
+                let on_item = RefCell::new(on_item);
+                self.deserializers[ch].feed_framed(
+                    data,
+                    ch,
+                    |bytes| (on_item.borrow_mut())(GateItem::Record { channel: ch, bytes }),
+                    |framed| {
+                        (on_item.borrow_mut())(GateItem::Records {
+                            channel: ch,
+                            framed,
+                        })
+                    },
+                )
+            }
             BufferKind::Data => self.deserializers[ch].feed(data, ch, |bytes| {
                 on_item(GateItem::Record { channel: ch, bytes })
             }),

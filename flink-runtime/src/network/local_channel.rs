@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
+use super::buffer::Buffer;
 use super::error::NetworkError;
 use super::input_gate::{GateShared, InputGate};
 use super::result_partition::ResultPartition;
@@ -35,6 +36,18 @@ impl ChannelTransport for LocalChannel {
             channel: self.channel,
         })?;
         gate.channels[self.channel].on_buffer(msg, &gate)
+    }
+
+    fn ship(
+        &self,
+        _channel: usize,
+        backlog: usize,
+        buffer: &mut Buffer,
+    ) -> Result<(), NetworkError> {
+        let gate = self.gate.upgrade().ok_or(NetworkError::ChannelReleased {
+            channel: self.channel,
+        })?;
+        gate.channels[self.channel].on_local_buffer(backlog, buffer, &gate)
     }
 }
 

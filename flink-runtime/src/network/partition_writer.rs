@@ -58,6 +58,45 @@ impl PartitionWriter {
         self.emit_slow(subpartition, record)
     }
 
+    /// Room to encode the next record for `subpartition` in place (see
+    /// [`RecordSerializer::spare`]); empty if there is none or the index is out of range,
+    /// then the record goes through [`emit`](Self::emit).
+    #[inline]
+    pub fn spare(&mut self, subpartition: usize) -> &mut [u8] {
+        match self.serializers.get_mut(subpartition) {
+            Some(ser) => ser.spare(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes a record of `len` bytes encoded into [`spare`](Self::spare).
+    ///
+    /// # Panics
+    /// If `len` exceeds the room `spare` returned (a caller bug).
+    #[inline]
+    pub fn commit(&mut self, subpartition: usize, len: usize) {
+        self.serializers[subpartition].commit(len);
+    }
+
+    /// Raw room for complete frames written back to back for `subpartition` (see
+    /// [`RecordSerializer::spare_frames`]); empty if there is none.
+    #[inline]
+    pub fn spare_frames(&mut self, subpartition: usize) -> &mut [u8] {
+        match self.serializers.get_mut(subpartition) {
+            Some(ser) => ser.spare_frames(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes `len` bytes of frames written into [`spare_frames`](Self::spare_frames).
+    ///
+    /// # Panics
+    /// If `len` exceeds the room `spare_frames` returned (a caller bug).
+    #[inline]
+    pub fn commit_frames(&mut self, subpartition: usize, len: usize) {
+        self.serializers[subpartition].commit_frames(len);
+    }
+
     #[cold]
     fn emit_slow(&mut self, subpartition: usize, record: &[u8]) -> Result<(), NetworkError> {
         self.check_writable(subpartition)?;

@@ -1,5 +1,7 @@
 //! Re-assembles length-prefixed records from the data buffers of one input channel.
 
+use std::cell::RefCell;
+
 use super::error::NetworkError;
 use super::record_serializer::LENGTH_PREFIX;
 
@@ -33,6 +35,33 @@ impl RecordDeserializer {
         channel: usize,
         mut on_record: impl FnMut(&[u8]),
     ) -> Result<(), NetworkError> {
+        let on_record = RefCell::new(&mut on_record);
+        self.feed_framed(
+            data,
+            channel,
+            |record| (on_record.borrow_mut())(record),
+            |mut run| {
+                let mut on_record = on_record.borrow_mut();
+                while let Some((len, tail)) = run.split_first_chunk::<LENGTH_PREFIX>() {
+                    let (record, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+                    on_record(record);
+                    run = tail;
+                }
+            },
+        )
+    }
+
+    /// Like [`feed`](Self::feed), but hands the complete records that lie within `data`
+    /// as one run of frames (length prefixes included, every frame checked complete) to
+    /// `on_run`, and only a record completed from earlier buffers to `on_record`.
+    #[inline]
+    pub fn feed_framed(
+        &mut self,
+        data: &[u8],
+        channel: usize,
+        mut on_record: impl FnMut(&[u8]),
+        mut on_run: impl FnMut(&[u8]),
+    ) -> Result<(), NetworkError> {
         let mut pos = 0;
         if self.spanning {
             let need = self.expected - self.spill.len();
@@ -46,28 +75,33 @@ impl RecordDeserializer {
             self.spill.clear();
             self.spanning = false;
         }
-        while pos < data.len() {
-            let Some(prefix) = data.get(pos..pos + LENGTH_PREFIX) else {
-                return Err(NetworkError::CorruptStream {
-                    channel,
-                    reason: format!("{} trailing bytes, no full length prefix", data.len() - pos),
-                });
-            };
+        let run_start = pos;
+        // Walk the frames to find where the complete ones end.
+        while let Some(prefix) = data.get(pos..pos + LENGTH_PREFIX) {
             let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
-            pos += LENGTH_PREFIX;
-            let end = pos + len;
-            if end <= data.len() {
-                on_record(&data[pos..end]);
-                pos = end;
-            } else {
+            if pos + LENGTH_PREFIX + len > data.len() {
+                break;
+            }
+            pos += LENGTH_PREFIX + len;
+        }
+        if pos > run_start {
+            on_run(&data[run_start..pos]);
+        }
+        match data.len() - pos {
+            0 => Ok(()),
+            trailing if trailing < LENGTH_PREFIX => Err(NetworkError::CorruptStream {
+                channel,
+                reason: format!("{trailing} trailing bytes, no full length prefix"),
+            }),
+            _ => {
+                let prefix = &data[pos..pos + LENGTH_PREFIX];
+                self.expected = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
                 self.spill.clear();
-                self.spill.extend_from_slice(&data[pos..]);
-                self.expected = len;
+                self.spill.extend_from_slice(&data[pos + LENGTH_PREFIX..]);
                 self.spanning = true;
-                return Ok(());
+                Ok(())
             }
         }
-        Ok(())
     }
 }
 
@@ -108,6 +142,36 @@ mod tests {
         d.feed(&bytes[6..9], 0, |r| out.push(r.to_vec())).unwrap();
         d.feed(&bytes[9..], 0, |r| out.push(r.to_vec())).unwrap();
         assert_eq!(out, vec![vec![7u8; 10]]);
+    }
+
+    #[test]
+    fn complete_records_come_as_one_run_and_a_spanning_one_alone() {
+        let bytes = encode(&[&[1; 3], &[2; 5], &[3; 9]]);
+        let mut d = RecordDeserializer::new();
+        let (mut singles, mut runs) = (Vec::new(), Vec::new());
+        // Cut inside the third record: two complete frames, then a spill.
+        d.feed_framed(
+            &bytes[..20],
+            0,
+            |r| singles.push(r.to_vec()),
+            |r| runs.push(r.to_vec()),
+        )
+        .unwrap();
+        assert_eq!(runs, vec![bytes[..16].to_vec()]);
+        assert!(singles.is_empty() && d.is_mid_record());
+        d.feed_framed(
+            &bytes[20..],
+            0,
+            |r| singles.push(r.to_vec()),
+            |r| runs.push(r.to_vec()),
+        )
+        .unwrap();
+        assert_eq!(singles, vec![vec![3u8; 9]]);
+        assert_eq!(
+            runs.len(),
+            1,
+            "nothing complete was left in the second piece"
+        );
     }
 
     #[test]

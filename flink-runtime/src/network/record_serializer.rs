@@ -4,7 +4,7 @@ use super::buffer::Buffer;
 use super::error::NetworkError;
 
 /// Size of the record length prefix (u32 little endian).
-pub const LENGTH_PREFIX: usize = 4;
+pub use flink_core::codec::LENGTH_PREFIX;
 
 /// Per-subpartition serializer state: the partially filled current buffer.
 ///
@@ -38,6 +38,53 @@ impl RecordSerializer {
             return true;
         }
         false
+    }
+
+    /// Room to encode the next record in place: the current buffer's space after its
+    /// length prefix, empty without a current buffer. A record that fits is completed
+    /// by [`commit`](Self::commit); one that does not goes through [`write`](Self::write),
+    /// so the bytes on the wire are the same either way.
+    #[inline]
+    pub fn spare(&mut self) -> &mut [u8] {
+        match &mut self.current {
+            Some(buf) => buf.record_spare_mut(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes a record of `len` bytes encoded into [`spare`](Self::spare).
+    ///
+    /// # Panics
+    /// If there is no current buffer or `len` exceeds the spare room (a caller bug).
+    #[inline]
+    pub fn commit(&mut self, len: usize) {
+        self.current
+            .as_mut()
+            .expect("commit after spare returned room")
+            .commit_record(len);
+    }
+
+    /// Raw room of the current buffer for several complete frames (each a length
+    /// prefix, then the record) written back to back; empty without a current buffer.
+    /// Follow with [`commit_frames`](Self::commit_frames).
+    #[inline]
+    pub fn spare_frames(&mut self) -> &mut [u8] {
+        match &mut self.current {
+            Some(buf) => buf.spare_mut(),
+            None => &mut [],
+        }
+    }
+
+    /// Completes `len` bytes of complete frames written into [`spare_frames`](Self::spare_frames).
+    ///
+    /// # Panics
+    /// If there is no current buffer or `len` exceeds its room (a caller bug).
+    #[inline]
+    pub fn commit_frames(&mut self, len: usize) {
+        self.current
+            .as_mut()
+            .expect("commit after spare_frames returned room")
+            .commit(len);
     }
 
     /// General path: write `record`, taking fresh buffers from `request` and handing every
@@ -152,6 +199,31 @@ mod tests {
         let (out, lens) = round_trip(16, &[vec![1; 10], vec![2; 3]]);
         assert_eq!(out, vec![vec![1; 10], vec![2; 3]]);
         assert_eq!(lens, vec![14, 7]);
+    }
+
+    #[test]
+    fn records_encoded_in_place_are_framed_like_written_ones() {
+        let pool = BufferPool::new(4, 16, CancelToken::new(), None).unwrap();
+        let mut in_place = RecordSerializer::new();
+        assert!(in_place.spare().is_empty(), "no current buffer yet");
+        in_place
+            .write(&[9; 2], &mut || pool.request(), &mut |_| Ok(()))
+            .unwrap();
+        // 16 - 6 = 10 bytes left, 4 of them for the prefix: room for 6.
+        let spare = in_place.spare();
+        assert_eq!(spare.len(), 6);
+        spare[..6].copy_from_slice(&[3; 6]);
+        in_place.commit(6);
+        assert!(in_place.spare().is_empty(), "full: not even a prefix fits");
+        let in_place = in_place.take_filled().unwrap().as_slice().to_vec();
+
+        let mut written = RecordSerializer::new();
+        for r in [&[9u8; 2][..], &[3; 6]] {
+            written
+                .write(r, &mut || pool.request(), &mut |_| Ok(()))
+                .unwrap();
+        }
+        assert_eq!(in_place, written.take_filled().unwrap().as_slice());
     }
 
     #[test]

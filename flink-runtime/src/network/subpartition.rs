@@ -9,7 +9,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::buffer::Buffer;
 use super::error::NetworkError;
 use super::io_metrics::IoMetrics;
-use super::transport::{BufferResponse, ChannelTransport};
+use super::transport::ChannelTransport;
 
 struct SubState {
     queue: VecDeque<Buffer>,
@@ -179,7 +179,7 @@ impl Subpartition {
                 }
                 break;
             };
-            let buffer = st.queue.pop_front().expect("non-empty");
+            let mut buffer = st.queue.pop_front().expect("non-empty");
             self.publish_queued(&st);
             if st.credit == 0 {
                 self.violations.fetch_add(1, Ordering::Relaxed);
@@ -189,12 +189,7 @@ impl Subpartition {
             let channel = st.receiver_channel;
             drop(st);
 
-            let result = transport.send_buffer(BufferResponse {
-                channel,
-                backlog,
-                kind: buffer.kind(),
-                bytes: buffer.as_slice(),
-            });
+            let result = transport.ship(channel, backlog, &mut buffer);
             self.shipped.fetch_add(1, Ordering::Relaxed);
             self.metrics.add_shipped(buffer.len());
             drop(buffer);

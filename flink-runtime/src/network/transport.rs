@@ -36,6 +36,23 @@ pub trait ChannelTransport: Send + Sync {
     /// Deliver one buffer. Only called while the sender holds credit; the bytes are copied
     /// into a receiver-owned segment before this returns. Fails if the receiver is gone.
     fn send_buffer(&self, msg: BufferResponse<'_>) -> Result<(), NetworkError>;
+
+    /// Deliver `buffer` (same contract as [`send_buffer`](Self::send_buffer)). An
+    /// in-process transport may exchange the buffer's segment for the receiver's free
+    /// one instead of copying the bytes; the sender then drops the buffer as usual.
+    fn ship(
+        &self,
+        channel: usize,
+        backlog: usize,
+        buffer: &mut super::buffer::Buffer,
+    ) -> Result<(), NetworkError> {
+        self.send_buffer(BufferResponse {
+            channel,
+            backlog,
+            kind: buffer.kind(),
+            bytes: buffer.as_slice(),
+        })
+    }
 }
 
 /// What an input channel uses to talk back to its sender.
