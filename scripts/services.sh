@@ -12,6 +12,8 @@
 #   - (installed, not started) headless Chromium and chromedriver (Debian's `chromium`,
 #     `chromium-driver`) for the web UI's browser test -> FLINK_RS_CHROMIUM,
 #     FLINK_RS_CHROMEDRIVER (the test starts chromedriver itself)
+#   - (installed, not started) Prometheus (Debian's `prometheus`) for the metrics test
+#     -> FLINK_RS_PROMETHEUS (the test starts its own server on a free port)
 # and writes `export VAR=...` lines to the state file, whose path it prints last (on
 # stdout; everything else goes to stderr). Source that file
 # (`. "$(scripts/services.sh env)"`) to run the tests by hand.
@@ -103,6 +105,13 @@ ensure_postgres() {
 }
 
 # The browser test starts chromedriver (and it Chromium) itself: only install them.
+ensure_prometheus() {
+    if [[ ! -x /usr/bin/prometheus ]]; then
+        apt_install prometheus
+    fi
+    echo "export FLINK_RS_PROMETHEUS=/usr/bin/prometheus" >>"$STATE_FILE"
+}
+
 ensure_browser() {
     if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
         apt_install chromium chromium-driver
@@ -205,6 +214,7 @@ start)
     start_postgres
     if [[ $with_tansu == 1 ]]; then start_tansu; fi
     ensure_browser
+    ensure_prometheus
     log "state file: $STATE_FILE (source it: . \"$STATE_FILE\")"
     echo "$STATE_FILE"
     ;;

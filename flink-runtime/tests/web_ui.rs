@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use flink_core::operator::RuntimeContext;
 use flink_runtime::prelude::*;
 use serde_json::json;
 
@@ -25,33 +24,7 @@ use serde_json::json;
 /// assertion.
 const GUARD: Duration = Duration::from_secs(60);
 
-/// A sink that takes `pause` per record, so its producer is back-pressured.
-struct PacedSink {
-    pause: Duration,
-    written: Arc<AtomicU64>,
-}
-
-struct PacedWriter {
-    pause: Duration,
-    written: Arc<AtomicU64>,
-}
-
-impl Sink<u64> for PacedSink {
-    fn create_writer(&self, _: &RuntimeContext) -> Box<dyn SinkWriter<u64>> {
-        Box::new(PacedWriter {
-            pause: self.pause,
-            written: self.written.clone(),
-        })
-    }
-}
-
-impl SinkWriter<u64> for PacedWriter {
-    fn write(&mut self, _: u64) -> Result<(), SinkError> {
-        std::thread::sleep(self.pause);
-        self.written.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
+mod common;
 
 /// Where chromedriver and Chromium are, or `None` after a loud skip line; under
 /// `FLINK_RS_REQUIRE_SERVICES=1` a missing browser fails the test instead.
@@ -249,18 +222,7 @@ async fn attr(c: &Client, css: &str, name: &str) -> Option<String> {
 /// buffers so back pressure comes soon, serving its UI on a free loopback port: the
 /// source is back-pressured, the sink busy. Returns the job and the sink's count.
 fn paced_job(name: &str) -> (JobClient, Arc<AtomicU64>) {
-    let env = StreamExecutionEnvironment::new();
-    env.set_buffer_size(64);
-    env.enable_web_ui("127.0.0.1:0".parse().unwrap());
-    let written = Arc::new(AtomicU64::new(0));
-    env.from_sequence(1, u64::MAX)
-        .rebalance()
-        .sink_to(PacedSink {
-            pause: Duration::from_millis(1),
-            written: written.clone(),
-        })
-        .name("Paced Sink");
-    (env.execute_async(name).unwrap(), written)
+    common::paced::paced_job(name, None, WebUiConfig::loopback(0))
 }
 
 #[test]

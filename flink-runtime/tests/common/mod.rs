@@ -2,6 +2,8 @@
 // Each test file uses only some of them.
 #![allow(dead_code)]
 
+pub mod paced;
+
 use std::time::{Duration, Instant};
 
 use flink_core::async_io::{AsyncFailure, AsyncOptions};
