@@ -96,12 +96,13 @@ impl Drop for Driver {
 struct Browser {
     runtime: tokio::runtime::Runtime,
     client: Option<Client>,
-    _profile: TempDir,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
     fn open(driver: &Driver, chromium: &PathBuf) -> Self {
-        let profile = TempDir::new();
+        // One per browser: two Chromiums cannot share a profile.
+        let profile = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -116,7 +117,7 @@ impl Browser {
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.0.display()),
+                    format!("--user-data-dir={}", profile.path().display()),
                 ],
             }),
         );
@@ -160,6 +161,13 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css` names (it must be on the page).
+    fn click(&self, css: &str) {
+        self.runtime
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
     fn screenshot(&self, to: &str) {
         if let Ok(png) = self.runtime.block_on(self.client().screenshot()) {
             let path = workspace_root().join(to);
@@ -177,35 +185,16 @@ impl Drop for Browser {
     }
 }
 
-/// A fresh Chromium profile directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        // One per browser: two Chromiums cannot share a profile.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "flink-rs-chromium-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
+}
+
+/// The text of the element `css` names, if it is on the page.
+async fn text(c: &Client, css: &str) -> Option<String> {
+    c.find(Locator::Css(css)).await.ok()?.text().await.ok()
 }
 
 /// An attribute of the element `css` names, if it is on the page.
@@ -283,37 +272,15 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
     assert_eq!(edge, "REBALANCE");
     assert_eq!(sink_level, "OK");
     browser.until("the source's back pressure in its box", |c| async move {
-        let t = c
-            .find(Locator::Css("#vertex-0 text.bp"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let t = text(&c, "#vertex-0 text.bp").await?;
         (t == "Back pressure: HIGH").then_some(())
     });
     browser.screenshot("target/ui-screenshot.png");
 
     // A vertex's subtask table.
-    browser
-        .runtime
-        .block_on(async {
-            browser
-                .client()
-                .find(Locator::Css("#vertex-1 rect.box"))
-                .await?
-                .click()
-                .await
-        })
-        .unwrap();
+    browser.click("#vertex-1 rect.box");
     let row = browser.until("the sink's subtask table", |c| async move {
-        let title = c
-            .find(Locator::Css("#vertex-title"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let title = text(&c, "#vertex-title").await?;
         let rows = c.find_all(Locator::Css("#subtasks tbody tr")).await.ok()?;
         if title != "Paced Sink: subtasks" || rows.len() != 1 {
             return None;
@@ -324,25 +291,9 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
     browser.screenshot("target/ui-vertex-screenshot.png");
 
     // Cancel from the page; the page shows the job ended, and so does the job.
-    browser
-        .runtime
-        .block_on(async {
-            browser
-                .client()
-                .find(Locator::Id("cancel-job"))
-                .await?
-                .click()
-                .await
-        })
-        .unwrap();
+    browser.click("#cancel-job");
     browser.until("the job CANCELED", |c| async move {
-        let state = c
-            .find(Locator::Id("job-state"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let state = text(&c, "#job-state").await?;
         let disabled = attr(&c, "#cancel-job", "disabled").await;
         (state == "CANCELED" && disabled.is_some()).then_some(())
     });
@@ -376,48 +327,14 @@ fn the_stop_button_drains_the_job_and_every_record_reaches_the_sink() {
         .block_on(browser.client().goto(&page))
         .unwrap();
     browser.until("the job RUNNING with records at the sink", |c| async move {
-        let state = c
-            .find(Locator::Id("job-state"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let rates = c
-            .find(Locator::Css("#vertex-1 text.rates"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let state = text(&c, "#job-state").await?;
+        let rates = text(&c, "#vertex-1 text.rates").await?;
         (state == "RUNNING" && !rates.starts_with("In: 0/s")).then_some(())
     });
-    browser
-        .runtime
-        .block_on(async {
-            browser
-                .client()
-                .find(Locator::Id("stop-job"))
-                .await?
-                .click()
-                .await
-        })
-        .unwrap();
+    browser.click("#stop-job");
     browser.until("the job FINISHED by the stop", |c| async move {
-        let state = c
-            .find(Locator::Id("job-state"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let facts = c
-            .find(Locator::Id("job-facts"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let state = text(&c, "#job-state").await?;
+        let facts = text(&c, "#job-facts").await?;
         let disabled = attr(&c, "#stop-job", "disabled").await;
         (state == "FINISHED" && facts.ends_with("stopped") && disabled.is_some()).then_some(())
     });

@@ -293,10 +293,10 @@ impl<T: Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
             self.oldest_at = Some(self.services.clock.now());
         }
         self.buffer.push_back(record);
-        if self.requests.len() > 0 {
-            self.complete_requests(false);
-        }
+        // Completions matter when a batch is ready to go (they free its slot); between
+        // batches the task's `poll_pending` handles them, so a record costs no poll.
         if self.buffer.len() >= self.options.max_batch_size {
+            self.complete_requests(false);
             self.send_ready(false);
         }
         while self.buffer.len() >= self.options.max_buffered_records {

@@ -149,7 +149,8 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
                 }
                 SourcePoll::MoreAvailable | SourcePoll::Pending(_) => {}
             }
-            self.held.extend(self.scratch.take());
+            // Drained, not taken: the scratch batch keeps its allocation.
+            self.held.extend(self.scratch.batch.drain(..));
         }
         self.refill();
         let n = (self.tokens.floor() as usize).min(self.held.len());
