@@ -225,7 +225,7 @@ impl<T: Record> DataStream<T> {
         K: Record + std::hash::Hash + Eq,
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        KeyedStream::new(self.clone(), Arc::new(key))
+        KeyedStream::new(self.clone(), key)
     }
 
     /// Merges streams of the same type; the next operator reads them all.

@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use crate::datastream::{DataStream, DataStreamSink};
 use crate::functions::{Collector, MapFunction, ReduceFunction};
-use crate::key_group::stable_key_hash;
 use crate::operators::{KeyedProcessOperator, KeyedReduceOperator};
-use crate::partitioner::Partitioner;
+use crate::partitioner::{Partitioner, SelectorHash};
 use crate::process_context::ProcessContext;
 use crate::sink::Sink;
 use crate::state::ValueState;
@@ -29,11 +28,16 @@ where
     K: Record + Hash + Eq,
     T: Record,
 {
-    pub(crate) fn new(stream: DataStream<T>, key: KeyFn<T, K>) -> Self {
+    pub(crate) fn new<F>(stream: DataStream<T>, key: F) -> Self
+    where
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let key = Arc::new(key);
+        // The partitioner keeps the selector's own type, so that hashing a batch
+        // inlines it rather than calling through `KeyFn` per record.
         let hash_key = key.clone();
-        let partitioner = Partitioner::Hash(Arc::new(move |record: &T| {
-            stable_key_hash(&hash_key(record))
-        }));
+        let partitioner =
+            Partitioner::Hash(Arc::new(SelectorHash(move |record: &T| hash_key(record))));
         let partitioned = stream.with_partitioner(partitioner);
         Self { partitioned, key }
     }

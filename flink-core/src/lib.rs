@@ -13,6 +13,7 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
+mod channel_grouping;
 pub mod clock;
 pub mod codec;
 pub mod collect;

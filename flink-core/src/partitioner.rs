@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::key_group::{key_group_of, subtask_of_key_group};
+use crate::key_group::{key_group_of, stable_key_hash, subtask_of_key_group};
 
 /// The partitioning of an edge, as shown in plans.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,8 +32,38 @@ impl fmt::Display for PartitionKind {
     }
 }
 
-/// A function giving the stable key hash of a record of type `T`.
-pub type KeyHasher<T> = Arc<dyn Fn(&T) -> u32 + Send + Sync>;
+/// The stable key hash of records of type `T`, one record or a whole batch per call.
+pub type KeyHasher<T> = Arc<dyn KeyHash<T>>;
+
+/// Hashes the key of a record. A batch is hashed in one dynamic call, so that the key
+/// selector and the hash inline into one loop instead of costing two calls per record.
+pub trait KeyHash<T>: Send + Sync {
+    /// The stable key hash of `record`'s key.
+    fn hash(&self, record: &T) -> u32;
+
+    /// Appends the stable key hash of each record of `records` to `hashes`, in order.
+    fn hash_batch(&self, records: &[T], hashes: &mut Vec<u32>) {
+        hashes.extend(records.iter().map(|r| self.hash(r)));
+    }
+}
+
+/// The [`KeyHash`] of a key selector: [`stable_key_hash`] of the key it extracts.
+pub struct SelectorHash<F>(pub F);
+
+impl<T, K, F> KeyHash<T> for SelectorHash<F>
+where
+    K: Serialize,
+    F: Fn(&T) -> K + Send + Sync,
+{
+    #[inline]
+    fn hash(&self, record: &T) -> u32 {
+        stable_key_hash(&(self.0)(record))
+    }
+
+    fn hash_batch(&self, records: &[T], hashes: &mut Vec<u32>) {
+        hashes.extend(records.iter().map(|r| stable_key_hash(&(self.0)(r))));
+    }
+}
 
 /// The partitioning of an edge whose records are of type `T`.
 pub enum Partitioner<T> {
@@ -124,25 +154,60 @@ impl<T> ChannelSelector<T> {
                 Target::Channel(c)
             }
             Partitioner::Hash(hasher) => {
-                let hash = hasher(record);
+                let hash = hasher.hash(record);
                 let group = key_group_of(hash, self.max_parallelism);
                 Target::Channel(self.channel_of_group[group] as usize)
             }
             Partitioner::Broadcast => Target::All,
         }
     }
+
+    /// Appends the channel of each record of `records` to `out`, in order, as
+    /// [`select`](Self::select) would pick them one by one; `false` (nothing appended)
+    /// for a broadcast, whose records go to every channel.
+    pub fn select_channels(&mut self, records: &[T], out: &mut Vec<u32>) -> bool {
+        match &self.partitioner {
+            Partitioner::Forward => out.resize(out.len() + records.len(), 0),
+            Partitioner::Rebalance => {
+                for _ in records {
+                    let c = self.next;
+                    self.next = if c + 1 == self.channels { 0 } else { c + 1 };
+                    out.push(c as u32);
+                }
+            }
+            Partitioner::Hash(hasher) => {
+                let from = out.len();
+                hasher.hash_batch(records, out);
+                for slot in &mut out[from..] {
+                    *slot = self.channel_of_group[key_group_of(*slot, self.max_parallelism)];
+                }
+            }
+            Partitioner::Broadcast => return false,
+        }
+        true
+    }
+
+    /// Whether every record goes to every channel.
+    pub fn is_broadcast(&self) -> bool {
+        matches!(self.partitioner, Partitioner::Broadcast)
+    }
+
+    /// The number of downstream channels.
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key_group::{stable_key_hash, subtask_of_key};
+    use crate::key_group::subtask_of_key;
 
     #[test]
     fn hash_targets_are_the_key_group_placement() {
         for max_parallelism in [1, 7, 128, 32_768] {
             for channels in 1..=5.min(max_parallelism) {
-                let hasher: KeyHasher<u64> = Arc::new(|k: &u64| stable_key_hash(k));
+                let hasher: KeyHasher<u64> = Arc::new(SelectorHash(|k: &u64| *k));
                 let mut selector =
                     ChannelSelector::new(Partitioner::Hash(hasher), channels, max_parallelism, 0);
                 for key in (0..2_000u64).chain([u64::MAX, 1 << 40]) {
@@ -154,5 +219,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_batch_goes_where_its_records_go_one_by_one() {
+        let records: Vec<u64> = (0..3_000).chain([u64::MAX, 1 << 40]).collect();
+        let hash: KeyHasher<u64> = Arc::new(SelectorHash(|k: &u64| *k));
+        for partitioner in [
+            Partitioner::Forward,
+            Partitioner::Rebalance,
+            Partitioner::Hash(hash),
+        ] {
+            for channels in 1..=4 {
+                let mut one = ChannelSelector::new(partitioner.clone(), channels, 128, 1);
+                let mut batch = ChannelSelector::new(partitioner.clone(), channels, 128, 1);
+                let expected: Vec<Target> = records.iter().map(|r| one.select(r)).collect();
+                let mut picked = vec![7];
+                assert!(batch.select_channels(&records[..1_000], &mut picked));
+                assert!(batch.select_channels(&records[1_000..], &mut picked));
+                let picked: Vec<Target> = picked[1..]
+                    .iter()
+                    .map(|&c| Target::Channel(c as usize))
+                    .collect();
+                assert_eq!(
+                    picked,
+                    expected,
+                    "{:?}, {channels} channels",
+                    partitioner.kind()
+                );
+            }
+        }
+        let mut broadcast = ChannelSelector::new(Partitioner::<u64>::Broadcast, 3, 128, 0);
+        let mut picked = vec![];
+        assert!(!broadcast.select_channels(&records, &mut picked));
+        assert!(picked.is_empty());
     }
 }

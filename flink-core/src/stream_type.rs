@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel_grouping::ChannelGrouping;
 use crate::codec::{LENGTH_PREFIX, decode, encode_into, encode_into_slice};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
@@ -174,6 +175,8 @@ impl<T: Record> StreamType for TypeOf<T> {
             writer,
             scratch: Vec::with_capacity(256),
             checked: false,
+            picked: Vec::new(),
+            grouping: ChannelGrouping::default(),
         }))
     }
 
@@ -201,6 +204,10 @@ struct NetworkOutput<T> {
     scratch: Vec<u8>,
     /// Whether the first record was checked to round-trip.
     checked: bool,
+    /// The channel of each record of the batch being written.
+    picked: Vec<u32>,
+    /// The batch's record indices grouped by channel.
+    grouping: ChannelGrouping,
 }
 
 impl<T: Record> NetworkOutput<T> {
@@ -255,7 +262,7 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
             self.writer.commit(c, n);
             return;
         }
-        self.collect_via_scratch(record, target);
+        self.collect_via_scratch(&record, target);
     }
 
     fn emit_watermark(&mut self, watermark: Watermark) {
@@ -274,12 +281,41 @@ fn encode_frame<T: Record>(record: &T, room: &mut [u8]) -> Option<usize> {
 }
 
 impl<T: Record> NetworkOutput<T> {
+    /// Frames `records` back to back into `channel`'s buffer, committing once per
+    /// buffer; a record that does not fit in what is left goes the general way.
+    fn frame_run<'r>(&mut self, channel: usize, records: impl Iterator<Item = &'r T>)
+    where
+        T: 'r,
+    {
+        let mut records = records.peekable();
+        while records.peek().is_some() {
+            let room = self.writer.spare_frames(channel);
+            let mut used = 0;
+            let mut did_not_fit = None;
+            for record in records.by_ref() {
+                match encode_frame(record, &mut room[used..]) {
+                    Some(n) => used += n,
+                    None => {
+                        did_not_fit = Some(record);
+                        break;
+                    }
+                }
+            }
+            if used > 0 {
+                self.writer.commit_frames(channel, used);
+            }
+            if let Some(record) = did_not_fit {
+                self.collect_via_scratch(record, Target::Channel(channel));
+            }
+        }
+    }
+
     /// The general path: a record broadcast, the first one (checked to round-trip),
     /// or one that does not fit in the current buffer's room (it then spans buffers).
     #[inline(never)]
-    fn collect_via_scratch(&mut self, record: T, target: Target) {
+    fn collect_via_scratch(&mut self, record: &T, target: Target) {
         self.scratch.clear();
-        encode_into(&record, &mut self.scratch);
+        encode_into(record, &mut self.scratch);
         if !self.checked {
             self.check_round_trip();
         }
@@ -291,56 +327,31 @@ impl<T: Record> NetworkOutput<T> {
 }
 
 impl<T: Record> Output<T> for NetworkOutput<T> {
-    /// Consecutive records for the same channel are framed back to back into that
-    /// channel's buffer with one call to the writer per run instead of two per record;
-    /// the bytes are the same as record by record.
+    /// The records of a batch are grouped by channel (stably: each channel sees its
+    /// records in batch order) and each channel's run is framed back to back into
+    /// its buffer with one writer call instead of two per record; the bytes on
+    /// every channel are the same as record by record.
     fn collect_batch(&mut self, batch: &mut Vec<T>) {
-        if !self.checked {
+        if !self.checked || self.selector.is_broadcast() {
             for record in batch.drain(..) {
                 self.collect(record);
             }
             return;
         }
-        let mut records = batch.drain(..);
-        let mut next: Option<(T, Target)> = None;
-        loop {
-            let (record, target) = match next.take() {
-                Some(pending) => pending,
-                None => match records.next() {
-                    Some(r) => {
-                        let t = self.selector.select(&r);
-                        (r, t)
-                    }
-                    None => break,
-                },
-            };
-            let Target::Channel(c) = target else {
-                self.collect_via_scratch(record, target);
-                continue;
-            };
-            let room = self.writer.spare_frames(c);
-            let mut used = 0;
-            let mut current = record;
-            let did_not_fit = loop {
-                match encode_frame(&current, &mut room[used..]) {
-                    Some(n) => used += n,
-                    None => break Some(current),
-                }
-                let Some(r) = records.next() else { break None };
-                let t = self.selector.select(&r);
-                if t != target {
-                    next = Some((r, t));
-                    break None;
-                }
-                current = r;
-            };
-            if used > 0 {
-                self.writer.commit_frames(c, used);
+        let channels = self.selector.channels();
+        if channels == 1 {
+            self.frame_run(0, batch.iter());
+        } else {
+            self.picked.clear();
+            self.selector.select_channels(batch, &mut self.picked);
+            let mut grouping = std::mem::take(&mut self.grouping);
+            grouping.group(&self.picked, channels);
+            for c in 0..channels {
+                self.frame_run(c, grouping.run(c).iter().map(|&i| &batch[i as usize]));
             }
-            if let Some(record) = did_not_fit {
-                self.collect_via_scratch(record, target);
-            }
+            self.grouping = grouping;
         }
+        batch.clear();
     }
 
     fn end_input(&mut self) {
@@ -518,7 +529,15 @@ mod tests {
         let records: Vec<(u64, String)> = (0..200u64)
             .map(|i| (i, "x".repeat((i % 13) as usize)))
             .collect();
-        for (partitioner, channels) in [(Partitioner::Forward, 1), (Partitioner::Rebalance, 3)] {
+        let by_key: Partitioner<(u64, String)> = Partitioner::Hash(Arc::new(
+            crate::partitioner::SelectorHash(|r: &(u64, String)| r.0 % 17),
+        ));
+        for (partitioner, channels) in [
+            (Partitioner::Forward, 1),
+            (Partitioner::Rebalance, 3),
+            (by_key.clone(), 2),
+            (by_key, 5),
+        ] {
             let one_by_one = received(partitioner.clone(), channels, &records, 0);
             let total: usize = one_by_one.iter().map(Vec::len).sum();
             assert_eq!(total, records.len());

@@ -37,6 +37,7 @@ where
     KS: KeySelector<T, K>,
     F: ReduceFunction<T>,
 {
+    #[inline]
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
         let key = self.key.key(&record);
         // One hash lookup per record, and the accumulator is never moved in the map:
