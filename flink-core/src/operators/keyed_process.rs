@@ -44,6 +44,7 @@ where
     KS: KeySelector<I, K>,
     F: FnMut(&K, I, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>) + Send + 'static,
 {
+    #[inline]
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let key = self.key.key(&record);
         let mut forward = ForwardTo(out);
