@@ -98,6 +98,140 @@ where
         })
     }
 
+    /// Emits, per record, the first record of its key with `field` replaced by the
+    /// smallest value of that field seen so far for the key (Flink's `min(position)`:
+    /// the other fields stay those of the key's first record; see
+    /// [`min_by`](Self::min_by) for the whole record holding the minimum).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let lowest = env
+    ///     .from_collection(vec![("x".to_string(), 5i64), ("x".into(), -2)])
+    ///     .key_by(|r: &(String, i64)| r.0.clone())
+    ///     .min(|r: &mut (String, i64)| &mut r.1);
+    /// # let _ = lowest;
+    /// ```
+    pub fn min<N, F>(&self, field: F) -> DataStream<T>
+    where
+        N: PartialOrd + Copy + 'static,
+        F: Fn(&mut T) -> &mut N + Clone + Send + Sync + 'static,
+    {
+        self.keep_field(field, |candidate, current| candidate < current)
+    }
+
+    /// Like [`min`](Self::min), with the largest value of `field` (Flink's
+    /// `max(position)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let highest = env
+    ///     .from_collection(vec![(1u32, 5u64), (1, 9)])
+    ///     .key_by(|r: &(u32, u64)| r.0)
+    ///     .max(|r: &mut (u32, u64)| &mut r.1);
+    /// # let _ = highest;
+    /// ```
+    pub fn max<N, F>(&self, field: F) -> DataStream<T>
+    where
+        N: PartialOrd + Copy + 'static,
+        F: Fn(&mut T) -> &mut N + Clone + Send + Sync + 'static,
+    {
+        self.keep_field(field, |candidate, current| candidate > current)
+    }
+
+    /// Emits, per record, the record of its key with the smallest `field` so far; on a
+    /// tie the earlier record stays (Flink's `minBy(position)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let cheapest = env
+    ///     .from_collection(vec![("apple".to_string(), 3u64), ("apple".into(), 2)])
+    ///     .key_by(|r: &(String, u64)| r.0.clone())
+    ///     .min_by(|r: &(String, u64)| r.1);
+    /// # let _ = cheapest;
+    /// ```
+    pub fn min_by<N, F>(&self, field: F) -> DataStream<T>
+    where
+        N: PartialOrd,
+        F: Fn(&T) -> N + Clone + Send + Sync + 'static,
+    {
+        self.reduce(move |acc: T, value: T| {
+            if field(&value) < field(&acc) {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// Like [`min_by`](Self::min_by), with the largest `field` (Flink's
+    /// `maxBy(position)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let best = env
+    ///     .from_collection(vec![(7u64, 10u64), (7, 12)])
+    ///     .key_by(|bid: &(u64, u64)| bid.0)
+    ///     .max_by(|bid: &(u64, u64)| bid.1);
+    /// # let _ = best;
+    /// ```
+    pub fn max_by<N, F>(&self, field: F) -> DataStream<T>
+    where
+        N: PartialOrd,
+        F: Fn(&T) -> N + Clone + Send + Sync + 'static,
+    {
+        self.reduce(move |acc: T, value: T| {
+            if field(&value) > field(&acc) {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// Emits, per record, its key and how many records of that key have been seen so
+    /// far, this one included.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let words = env.from_collection(["to", "be", "or", "not", "to", "be"].map(String::from).to_vec());
+    /// let counts = words.key_by(|w: &String| w.clone()).count();
+    /// # let _ = counts;
+    /// ```
+    pub fn count(&self) -> DataStream<(K, u64)> {
+        self.process(
+            |key: &K,
+             _record: T,
+             seen: &mut ValueState<'_, u64>,
+             out: &mut dyn Collector<(K, u64)>| {
+                let n = seen.value().copied().unwrap_or(0) + 1;
+                seen.update(n);
+                out.collect((key.clone(), n));
+            },
+        )
+    }
+
+    /// A running reduce that keeps the accumulated record and overwrites its `field`
+    /// with a new record's value when `replaces(new, current)`.
+    fn keep_field<N, F>(&self, field: F, replaces: fn(&N, &N) -> bool) -> DataStream<T>
+    where
+        N: Copy + 'static,
+        F: Fn(&mut T) -> &mut N + Clone + Send + Sync + 'static,
+    {
+        self.reduce(move |mut acc: T, mut value: T| {
+            let candidate = *field(&mut value);
+            let current = field(&mut acc);
+            if replaces(&candidate, current) {
+                *current = candidate;
+            }
+            acc
+        })
+    }
+
     /// Runs `f` per record with the key and that key's [`ValueState`].
     ///
     /// ```
