@@ -478,50 +478,13 @@ fn the_bottleneck_endpoint_names_the_paced_sink() {
     );
 }
 
-/// Acknowledges every record at once.
-#[derive(Clone)]
-struct Acknowledge;
-
-impl AckDestination<u64> for Acknowledge {
-    fn send(&self, _: u64) -> futures::future::BoxFuture<'static, Result<(), DeliveryError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 #[test]
 fn the_pipelines_endpoint_reports_what_the_pipeline_counts() {
-    use flink_core::pipeline::{FiveStagePipeline, STAGES};
+    use flink_core::pipeline::STAGES;
     use flink_runtime::pipeline_monitor::PipelineReport;
 
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(1);
-    env.enable_web_ui("127.0.0.1:0".parse().unwrap());
-    let pipeline = FiveStagePipeline::<u64, u64>::builder()
-        .configure(|c| c.gateway.max_requests_per_second = 20_000.0)
-        .key(|x| format!("k{}", x % 7))
-        .validate(|x| {
-            if x % 10 == 0 {
-                Err(format!("{x} rejected"))
-            } else {
-                Ok(())
-            }
-        })
-        .call(|x: u64| async move { Ok::<u64, flink_core::async_io::AsyncFailure>(x + 1) })
-        .destination(Acknowledge)
-        .build()
-        .unwrap();
-    let out = env
-        .from_source(flink_core::sources::SequenceSource::unbounded(), "Orders")
-        .apply_pipeline(&pipeline);
-    let ends = Arc::new(AtomicU64::new(0));
-    let counted = || common::paced::PacedSink {
-        pause: Duration::ZERO,
-        written: ends.clone(),
-    };
-    out.delivered.map(|_| 1u64).sink_to(counted());
-    out.dead_letters.map(|_| 1u64).sink_to(counted());
-    out.undelivered.map(|_| 1u64).sink_to(counted());
-    let client = env.execute_async("pipeline-rest").unwrap();
+    let (client, ends) =
+        common::pipeline_job::pipeline_job("pipeline-rest", WebUiConfig::loopback(0));
     let api = Api::of(&client);
     let jid = client.job_id().unwrap().to_string();
     let path = format!("/jobs/{jid}/pipelines");

@@ -383,7 +383,7 @@ function showPipelines(pipelines) {
     const table = h("table", { class: "pipeline", "data-pipeline": String(p.id) });
     table.innerHTML =
       "<thead><tr><th>Stage</th><th>Health</th><th>Pressure over time</th><th class=num>Pressure</th>" +
-      "<th class=num>Queue</th><th class=num>Waiting</th><th class=num>Task BP</th><th class=num>Errors</th>" +
+      "<th class=num>Queue</th><th class=num>Waiting</th><th class=num>Task BP</th><th class=num>Error rate</th>" +
       "<th class=num>Received</th><th class=num>Emitted</th><th class=num>Dead letters</th>" +
       "<th class=num>Errors</th></tr></thead>";
     const body = h("tbody", {});
@@ -409,8 +409,9 @@ function showPipelines(pipelines) {
         `Pipeline ${p.id}: `, h("b", { class: "health-" + (HEALTH_CLASS[p.health] || "ok") + "-text" }, p.health),
         ` · pressure ${p.pressure.toFixed(2)} · ${count(p["in-pipeline"])} in the pipeline` +
         ` · latency p50 ${latency(p["latency-p50-ms"])}, p99 ${latency(p["latency-p99-ms"])}` +
-        ` · received ${count(a.received)} = delivered ${count(a.delivered)} + dead letters ` +
-        `${count(a["dead-lettered"])} + errors ${count(a.errors)} + in the pipeline ${count(a["in-pipeline"])}`),
+        ` · received ${count(a.received)}, delivered ${count(a.delivered)}, dead letters ` +
+        `${count(a["dead-lettered"])}, errors ${count(a.errors)}` +
+        (a.accounted ? " · accounted exactly" : "")),
       h("div", { class: "table-wrap" }, table));
   }
   panel.replaceChildren(h("h2", {}, "Five-stage pipeline"), ...parts);
@@ -419,8 +420,11 @@ function showPipelines(pipelines) {
 /** Pressure (0..1) over the last polls as an inline SVG line; thresholds shaded. */
 function sparkline(points) {
   const svg = s("svg", { class: "spark", width: SPARK_W, height: SPARK_H, viewBox: `0 0 ${SPARK_W} ${SPARK_H}` });
+  svg.append(s("title", {}, `pressure over the last ${SPARK_POINTS} updates (shaded: 0.6 and above, HIGH)`));
   svg.append(s("rect", { class: "spark-high", x: 0, y: 0, width: SPARK_W, height: SPARK_H * 0.4 }));
   const step = SPARK_W / (SPARK_POINTS - 1);
+  // One reading draws as a flat stroke, not an invisible point.
+  if (points.length === 1) points = [points[0], points[0]];
   const off = SPARK_POINTS - points.length;
   const xy = points.map((v, i) =>
     `${((off + i) * step).toFixed(1)},${(SPARK_H - 1 - Math.max(0, Math.min(1, v)) * (SPARK_H - 2)).toFixed(1)}`);
