@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use flink_runtime::job_client::JobObserver;
 use flink_runtime::job_result::OperatorRole;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How often the bar reads the job's counters.
 const REFRESH: Duration = Duration::from_millis(200);
 
 /// A bar of `len` steps on standard error (hidden when it is not a terminal), styled
-/// with `template`.
+/// with `template`, which may use `{rate}`: steps per second as a whole number.
 pub fn bar(len: u64, template: &str, prefix: &str) -> ProgressBar {
     let target = if std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
@@ -28,6 +28,12 @@ pub fn bar(len: u64, template: &str, prefix: &str) -> ProgressBar {
     bar.set_style(
         ProgressStyle::with_template(template)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} rec/s", state.per_sec());
+                },
+            )
             .progress_chars("=> "),
     );
     bar.set_prefix(prefix.to_string());
@@ -46,7 +52,7 @@ impl JobProgress {
         let stop = Arc::new(AtomicBool::new(false));
         let bar = bar(
             total,
-            "{prefix:<14} [{bar:30}] {human_pos:>13}/{human_len:<13} {per_sec:>16} eta {eta}",
+            "{prefix:<14} [{bar:30}] {human_pos:>13}/{human_len:<13} {rate:>16} eta {eta}",
             name,
         );
         if bar.is_hidden() {
