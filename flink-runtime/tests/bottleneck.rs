@@ -189,3 +189,30 @@ fn a_slow_source_means_no_task_is_the_bottleneck() {
     assert!(verdict.to_string().contains("source-bound"));
     stop_exactly(client, &written);
 }
+
+#[test]
+fn inside_a_chain_the_slow_operator_is_the_one_named() {
+    let env = env();
+    let (sink, written) = sink(Duration::ZERO);
+    env.from_sequence(1, 100_000_000)
+        .rebalance()
+        .map(|x: u64| x + 1)
+        .name("Parse")
+        .map(|x: u64| {
+            std::thread::sleep(Duration::from_millis(1));
+            x
+        })
+        .name("Enrich")
+        .map(|x: u64| x * 2)
+        .name("Format")
+        .sink_to(sink)
+        .name("Fast Sink");
+    let client = env.execute_async("slow chain link").unwrap();
+    let verdict = settled(&client);
+    assert_named(&verdict, "Enrich", "Enrich", "Sequence Source");
+    let b = verdict.task().unwrap();
+    // One task runs the whole chain; the sleeping link takes nearly all its time.
+    assert_eq!(b.operators.len(), 4, "{verdict}");
+    assert!(b.operators[0].share > 0.8, "{:?}", b.operators);
+    stop_exactly(client, &written);
+}
