@@ -1,5 +1,7 @@
 //! Shared pieces of the flink-rs benchmarks: a counting sink and process memory.
 
+pub mod progress;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

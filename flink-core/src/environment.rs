@@ -47,6 +47,8 @@ pub(crate) struct Builder {
     pub(crate) errors: Vec<GraphError>,
     /// The clock operators wait on; `None` means the runtime's real clock.
     pub(crate) clock: Option<Arc<dyn Clock>>,
+    /// The five-stage pipelines applied in this job, for the runtime to show.
+    pub(crate) pipelines: Vec<crate::pipeline::PipelineHandle>,
 }
 
 /// The entry point of a job: holds the configuration and the operators described so

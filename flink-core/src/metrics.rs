@@ -2,7 +2,7 @@
 //! thread) keeps the count and publishes it; any thread may read it live.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A live, single-writer record counter.
 #[derive(Debug, Default)]
@@ -49,6 +49,12 @@ pub struct OperatorMetrics {
     /// Dead letters no stream reads, dropped on purpose
     /// (`DataStream::discard_dead_letters`).
     pub dead_letters_discarded: Arc<AtomicU64>,
+    /// Set while the task thread is inside this operator (a batch, a poll for pending
+    /// results, the end of input), cleared when it returns; set and cleared once per
+    /// batch, not per record. An operator chained after it sets its own flag, so the
+    /// innermost operator whose flag is set is the one working: the runtime samples
+    /// these flags to say which operator of a chain takes the most time.
+    pub active: Arc<AtomicBool>,
     /// Operator-specific counters and gauges (retries, timeouts, in flight, ...).
     custom: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }

@@ -4,6 +4,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::failure::attribute_panics;
 use crate::functions::Collector;
@@ -186,6 +187,8 @@ pub struct Chained<Op, I, O> {
     /// Reused output batch.
     batch: Vec<O>,
     records_in: Counter,
+    /// This operator's [`OperatorMetrics::active`] flag.
+    active: Arc<AtomicBool>,
     name: Arc<str>,
     _input: PhantomData<fn(I)>,
 }
@@ -202,6 +205,7 @@ impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
             },
             batch: Vec::new(),
             records_in: Counter::new(ctx.metrics.records_in.clone()),
+            active: ctx.metrics.active.clone(),
             name: ctx.operator_name.clone(),
             _input: PhantomData,
         }
@@ -226,6 +230,7 @@ impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
 impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op, I, O> {
     fn collect_batch(&mut self, batch: &mut Vec<I>) {
         self.records_in.add(batch.len() as u64);
+        self.active.store(true, Ordering::Relaxed);
         let mut out = Emitter {
             batch: &mut self.batch,
             next: Some(&mut self.out),
@@ -236,9 +241,11 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             self.out.count.add(self.batch.len() as u64);
             self.out.inner.collect_batch(&mut self.batch);
         }
+        self.active.store(false, Ordering::Relaxed);
     }
 
     fn poll_pending(&mut self) -> bool {
+        self.active.store(true, Ordering::Relaxed);
         let mut out = Emitter {
             batch: &mut self.batch,
             next: Some(&mut self.out),
@@ -249,12 +256,15 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             self.out.count.add(self.batch.len() as u64);
             self.out.inner.collect_batch(&mut self.batch);
         }
+        self.active.store(false, Ordering::Relaxed);
         self.out.inner.poll_pending() || pending
     }
 
     fn end_input(&mut self) {
+        self.active.store(true, Ordering::Relaxed);
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.end_input(out));
+        self.active.store(false, Ordering::Relaxed);
         self.out.inner.end_input();
         for side in &self.out.side_outputs {
             side.end_input();

@@ -7,6 +7,7 @@ use std::sync::mpsc::Receiver;
 
 use flink_core::metrics::OperatorMetrics;
 
+use crate::bottleneck::BottleneckVerdict;
 use crate::job_result::{JobError, JobExecutionResult, OperatorRole, OperatorSummary};
 use crate::job_status::{JobState, JobStatusCell};
 use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
@@ -62,6 +63,8 @@ pub(crate) struct JobObservables {
     pub(crate) tasks: Vec<Arc<TaskMetrics>>,
     pub(crate) operators: Vec<OperatorCounters>,
     pub(crate) status: Arc<JobStatusCell>,
+    /// Names the job's bottleneck, sampling once someone asks.
+    pub(crate) bottleneck: Arc<crate::bottleneck_watch::BottleneckWatch>,
 }
 
 impl JobObservables {
@@ -200,6 +203,29 @@ impl JobClient {
         self.observables.operator_summaries()
     }
 
+    /// Which task limits the job now, over the last window of about a second: the
+    /// task busy most of its time while its outputs are not back-pressured and the
+    /// tasks upstream of it are, with its busy time, its rates and the operator of
+    /// its chain that takes the most time; or that no task does (the job is
+    /// source-bound, or keeps up with its input). The first call starts the sampling
+    /// and returns [`BottleneckVerdict::Measuring`]; ask again a second later.
+    ///
+    /// ```
+    /// use flink_runtime::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.from_sequence(1, 1_000).collect_vec();
+    /// let client = env.execute_async("watched").unwrap();
+    /// match client.bottleneck() {
+    ///     BottleneckVerdict::Task(b) => println!("{} limits the job", b.task),
+    ///     other => println!("{other}"),
+    /// }
+    /// client.wait().unwrap();
+    /// ```
+    pub fn bottleneck(&self) -> BottleneckVerdict {
+        self.observables.bottleneck.verdict()
+    }
+
     /// A handle for watching the job from other threads.
     pub fn observer(&self) -> JobObserver {
         JobObserver {
@@ -238,5 +264,10 @@ impl JobObserver {
     /// Live record counts of every operator.
     pub fn operator_metrics(&self) -> Vec<OperatorSummary> {
         self.observables.operator_summaries()
+    }
+
+    /// The job's bottleneck; see [`JobClient::bottleneck`].
+    pub fn bottleneck(&self) -> BottleneckVerdict {
+        self.observables.bottleneck.verdict()
     }
 }

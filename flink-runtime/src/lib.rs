@@ -13,6 +13,8 @@ pub struct ReadmeDoctests;
 
 mod abandoned;
 pub mod async_executor;
+pub mod bottleneck;
+mod bottleneck_watch;
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;
@@ -32,6 +34,7 @@ mod watermark_valve;
 
 /// Everything a job needs: the `flink-core` prelude plus execution.
 pub mod prelude {
+    pub use crate::bottleneck::{Bottleneck, BottleneckVerdict, OperatorShare};
     pub use crate::execute::ExecuteExt;
     pub use crate::job_client::{JobClient, JobControl, JobObserver};
     pub use crate::job_result::{

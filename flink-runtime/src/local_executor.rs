@@ -20,6 +20,7 @@ use flink_core::stream_type::NetworkOutputSetup;
 
 use crate::abandoned::{RecordFlow, abandoned, record_flows};
 use crate::async_executor::TokioSpawner;
+use crate::bottleneck_watch::BottleneckWatch;
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
@@ -106,10 +107,18 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         }
     }
     drop(outcomes_tx);
+    let status = JobStatusCell::new(cancelled_by_user.clone());
+    let bottleneck = Arc::new(BottleneckWatch::new(
+        jg.clone(),
+        tasks.clone(),
+        operators.clone(),
+        status.clone(),
+    ));
     let observables = JobObservables {
         tasks,
         operators,
-        status: JobStatusCell::new(cancelled_by_user.clone()),
+        status,
+        bottleneck,
     };
     let control = JobControl {
         cancel: JobCancel {

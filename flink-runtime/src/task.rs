@@ -14,7 +14,7 @@ use flink_core::stream_type::RecordDecoder;
 use flink_core::watermark::Watermark;
 
 use crate::flush_timer::FlushClock;
-use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError};
+use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError, Waiting};
 use crate::task_metrics::TaskMetrics;
 use crate::watermark_valve::WatermarkValve;
 
@@ -131,7 +131,9 @@ fn run_source(
                 driver.poll_pending();
                 driver.flush();
                 let started = Instant::now();
+                metrics.io.set_waiting(Waiting::Input);
                 std::thread::sleep(wait.min(MAX_SOURCE_BACKOFF));
+                metrics.io.set_waiting(Waiting::Nothing);
                 metrics.io.add_idle(started.elapsed());
             }
             SourcePoll::Finished => break,

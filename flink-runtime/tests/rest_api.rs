@@ -442,3 +442,106 @@ fn a_taken_port_fails_the_submission_and_no_web_ui_means_no_server() {
     assert_eq!(client.job_id(), None);
     client.wait().unwrap();
 }
+
+#[test]
+fn the_bottleneck_endpoint_names_the_paced_sink() {
+    let (client, written) = paced_job(None, WebUiConfig::loopback(0));
+    let api = Api::of(&client);
+    let jid = client.job_id().unwrap().to_string();
+    let path = format!("/jobs/{jid}/bottleneck");
+    // The first request starts the sampling; a verdict comes once a window closed.
+    let first = api.ok(&path);
+    assert!(first["window-ms"].as_u64().unwrap() > 0);
+    let verdict = api.poll_until(&path, "a bottleneck named", |b| b["verdict"] == "task");
+    let b = &verdict["bottleneck"];
+    assert_eq!(b["id"], "1");
+    assert_eq!(b["name"], "Paced Sink");
+    assert_eq!(b["hottest-operator"], "Paced Sink");
+    assert_eq!(b["holds-back"][0], "Sequence Source");
+    assert!(b["busyTimeMsPerSecond"].as_f64().unwrap() >= 500.0);
+    assert!(b["records-in-per-second"].as_f64().unwrap() > 0.0);
+    assert!(
+        verdict["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bottleneck: Paced Sink")
+    );
+    // The job's own view carries the same verdict, and JobClient says it too.
+    let job = api.ok(&format!("/jobs/{jid}"));
+    assert!(["task", "measuring"].contains(&job["bottleneck"]["verdict"].as_str().unwrap()));
+    assert_eq!(client.bottleneck().task().map(|b| b.vertex), Some(1));
+    client.stop();
+    let result = client.wait().unwrap();
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        result.records_read_by_sources()
+    );
+}
+
+#[test]
+fn the_pipelines_endpoint_reports_what_the_pipeline_counts() {
+    use flink_core::pipeline::STAGES;
+    use flink_runtime::pipeline_monitor::PipelineReport;
+
+    let (client, ends) =
+        common::pipeline_job::pipeline_job("pipeline-rest", WebUiConfig::loopback(0));
+    let api = Api::of(&client);
+    let jid = client.job_id().unwrap().to_string();
+    let path = format!("/jobs/{jid}/pipelines");
+    api.poll_until(&path, "records through the pipeline", |b| {
+        b["pipelines"][0]["accounting"]["delivered"].as_u64() > Some(1_000)
+    });
+    // Counters only grow: what the endpoint says lies between two reports taken
+    // before and after it.
+    let before = PipelineReport::new(&client.operator_metrics());
+    let body = api.ok(&path);
+    let after = PipelineReport::new(&client.operator_metrics());
+    let p = &body["pipelines"][0];
+    assert_eq!(body["pipelines"].as_array().unwrap().len(), 1);
+    let stages = p["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 5);
+    for (i, (stage, name)) in stages.iter().zip(STAGES).enumerate() {
+        assert_eq!(stage["name"], name);
+        for (field, of) in [
+            (
+                "received",
+                (before.stages[i].received, after.stages[i].received),
+            ),
+            (
+                "emitted",
+                (before.stages[i].emitted, after.stages[i].emitted),
+            ),
+            (
+                "dead-lettered",
+                (
+                    before.stages[i].dead_lettered,
+                    after.stages[i].dead_lettered,
+                ),
+            ),
+        ] {
+            let v = stage[field].as_u64().unwrap();
+            assert!(of.0 <= v && v <= of.1, "{name} {field}: {v} not in {of:?}");
+        }
+        for field in ["pressure", "queue-utilization", "waiting", "error-rate"] {
+            let v = stage[field].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{name} {field}: {v}");
+        }
+        assert!(
+            ["HEALTHY", "MODERATE", "HIGH", "CRITICAL"]
+                .contains(&stage["health"].as_str().unwrap())
+        );
+    }
+    let a = &p["accounting"];
+    assert_eq!(a["received"], stages[0]["received"]);
+    assert_eq!(a["delivered"], stages[4]["emitted"]);
+    assert!(
+        a["dead-lettered"].as_u64().unwrap() > 0,
+        "every tenth is rejected"
+    );
+    assert!(p["health"].is_string() && p["pressure"].is_f64());
+    client.stop();
+    let result = client.wait().unwrap();
+    let report = PipelineReport::new(&result.operators);
+    assert!(report.accounted(), "{report}");
+    assert_eq!(ends.load(Ordering::SeqCst), report.received());
+}

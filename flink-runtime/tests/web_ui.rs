@@ -275,6 +275,17 @@ fn the_ui_shows_back_pressure_on_the_graph_and_cancels_the_job() {
         let t = text(&c, "#vertex-0 text.bp").await?;
         (t == "Back pressure: HIGH").then_some(())
     });
+    // The banner names the sink as the bottleneck, and its box is marked.
+    let banner = browser.until("the sink named as the bottleneck", |c| async move {
+        let id = attr(&c, "#bottleneck", "data-vertex-id").await?;
+        let class = attr(&c, "#vertex-1", "class").await?;
+        let banner = text(&c, "#bottleneck").await?;
+        (id == "1" && class.contains("bottleneck")).then_some(banner)
+    });
+    assert!(
+        banner.starts_with("Bottleneck: Paced Sink"),
+        "banner: {banner}"
+    );
     browser.screenshot("target/ui-screenshot.png");
 
     // A vertex's subtask table.
@@ -389,6 +400,49 @@ fn the_page_and_its_assets_are_served_from_the_binary() {
     let (status, kind, _) = get("/ui/missing.js");
     assert_eq!(status, 404);
     assert!(kind.starts_with("application/json"));
+    client.control().cancel();
+    assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
+}
+
+#[test]
+fn the_pipeline_panel_shows_every_stage_with_a_sparkline() {
+    let Some((driver_bin, chromium)) =
+        browser("the_pipeline_panel_shows_every_stage_with_a_sparkline")
+    else {
+        return;
+    };
+    let (client, _) =
+        common::pipeline_job::pipeline_job("web-ui-pipeline-test", WebUiConfig::loopback(0));
+    let page = format!(
+        "http://{}/#/jobs/{}",
+        client.web_ui_address().unwrap(),
+        client.job_id().unwrap()
+    );
+    let driver = Driver::start(&driver_bin);
+    let browser = Browser::open(&driver, &chromium);
+    browser
+        .runtime
+        .block_on(browser.client().goto(&page))
+        .unwrap();
+    let stages = browser.until("five stages, each with a sparkline", |c| async move {
+        let rows = c
+            .find_all(Locator::Css("#pipeline-panel table.pipeline tbody tr"))
+            .await
+            .ok()?;
+        let lines = c
+            .find_all(Locator::Css("#pipeline-panel svg.spark polyline"))
+            .await
+            .ok()?;
+        let mut names = Vec::new();
+        for row in &rows {
+            names.push(row.attr("data-stage").await.ok()??);
+        }
+        (rows.len() == 5 && lines.len() == 5).then_some(names)
+    });
+    assert_eq!(stages, flink_core::pipeline::STAGES);
+    browser.screenshot("target/ui-pipeline-screenshot.png");
+    drop(browser);
+    drop(driver);
     client.control().cancel();
     assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
 }

@@ -2,13 +2,15 @@
 //!
 //! `cargo run --release -p benches --bin throughput -- <job> [records]`
 //! prints one line per job: `flink-rs <job> records=<N> seconds=<s> rate=<rec/s>`;
-//! `--help` lists the jobs.
+//! `--help` lists the jobs. While a job runs, a progress bar (records, rate, time
+//! left) shows on standard error when it is a terminal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use benches::progress::{JobProgress, bar};
 use benches::{CountingSink, keyed_job, rss_kib};
 use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
@@ -79,6 +81,17 @@ fn report(job: &str, records: u64, seconds: f64) {
     );
 }
 
+/// Runs the job on `env`, showing its progress over `records` source records.
+fn run(
+    env: &StreamExecutionEnvironment,
+    job: &str,
+    records: u64,
+) -> Result<JobExecutionResult, JobError> {
+    let client = env.execute_async(job)?;
+    let _progress = JobProgress::start(job, records, client.observer());
+    client.wait()
+}
+
 /// sequence 1..N -> map(x*2) -> filter(x%3 != 0) -> counting sink, parallelism 1.
 fn chain(n: u64, chained: bool) -> anyhow::Result<()> {
     let env = StreamExecutionEnvironment::new();
@@ -91,7 +104,7 @@ fn chain(n: u64, chained: bool) -> anyhow::Result<()> {
         .map(|x: u64| x * 2)
         .filter(|x: &u64| !x.is_multiple_of(3))
         .sink_to(sink);
-    let result = env.execute(if chained { "chain" } else { "nochain" })?;
+    let result = run(&env, if chained { "chain" } else { "nochain" }, n)?;
     let expected = n - n / 3;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == expected, "sink counted {got}, expected {expected}");
@@ -123,7 +136,7 @@ fn raw_chain(n: u64) -> anyhow::Result<()> {
 fn keyed(n: u64) -> anyhow::Result<()> {
     let env = StreamExecutionEnvironment::new();
     let count = keyed_job(&env, n);
-    let result = env.execute("keyed")?;
+    let result = run(&env, "keyed", n)?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
     report("keyed", n, result.duration.as_secs_f64());
@@ -154,7 +167,7 @@ fn async_io(n: u64, ordered: bool) -> anyhow::Result<()> {
         )
         .sink_to(sink);
     let job = if ordered { "async-ordered" } else { "async" };
-    let result = env.execute(job)?;
+    let result = run(&env, job, n)?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
     let seconds = result.duration.as_secs_f64();
@@ -200,7 +213,11 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
     while emitted.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let started = Instant::now();
+    let progress = bar(
+        seconds * 10,
+        "{prefix} {elapsed:>4} [{bar:20}] eta {eta} {msg}",
+        "backpressure",
+    );
     let (mut at_one, mut at_three, mut max_in_flight, mut max_rss) = (None, None, 0u64, 0u64);
     for step in 1..=seconds * 10 {
         std::thread::sleep(Duration::from_millis(100));
@@ -216,7 +233,8 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
         if step == 30 {
             at_three = Some((s, Instant::now()));
         }
-        if step % 10 == 0 {
+        progress.set_position(step);
+        if step % 10 == 0 && !progress.is_hidden() {
             let pools: Vec<String> = client
                 .task_metrics()
                 .iter()
@@ -227,15 +245,15 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
                     )
                 })
                 .collect();
-            eprintln!(
-                "  t={:4.1}s source={s} sink={k} in_flight={} rss={}MB pools=[{}]",
-                started.elapsed().as_secs_f64(),
+            progress.set_message(format!(
+                "source={s} sink={k} in_flight={} rss={}MB pools=[{}]",
                 s - k,
                 rss_kib().0 >> 10,
                 pools.join("; ")
-            );
+            ));
         }
     }
+    progress.finish_and_clear();
     let (end_count, end) = (emitted.load(Ordering::Relaxed), Instant::now());
     let sink_total = consumed.load(Ordering::Relaxed);
     let source_task = client

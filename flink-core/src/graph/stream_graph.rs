@@ -59,6 +59,9 @@ pub struct StreamGraph {
     pub edges: Vec<StreamEdge>,
     /// The clock set on the environment, if any.
     pub clock: Option<Arc<dyn crate::clock::Clock>>,
+    /// The five-stage pipelines applied in the job (`apply_pipeline`), in order, so
+    /// the runtime can serve their status.
+    pub pipelines: Vec<crate::pipeline::PipelineHandle>,
 }
 
 impl StreamGraph {
@@ -86,6 +89,7 @@ impl StreamGraph {
             nodes,
             edges,
             clock: b.clock.clone(),
+            pipelines: b.pipelines.clone(),
         })
     }
 

@@ -14,6 +14,17 @@ use super::ingress::{IngressOperator, Preprocessor, Validator};
 use super::key_gen::{KeyFn, KeyGenOperator};
 use super::state::PipelineState;
 
+/// A pipeline applied in a job: its shared state and configuration, recorded in the
+/// job's graph ([`StreamGraph::pipelines`](crate::graph::StreamGraph::pipelines)) so
+/// the runtime can report its status (the REST API's `/jobs/{id}/pipelines`).
+#[derive(Clone)]
+pub struct PipelineHandle {
+    /// The state its stages share.
+    pub state: Arc<PipelineState>,
+    /// Its configuration.
+    pub config: PipelineConfig,
+}
+
 /// A validated five-stage pipeline from records `T` to results `O`, ready to be
 /// applied to a stream with [`DataStream::apply_pipeline`].
 pub struct FiveStagePipeline<T, O> {
@@ -211,6 +222,14 @@ impl<T: Record> DataStream<T> {
         let dead_letters = ingress
             .dead_letters::<Envelope<T>>()
             .union(&[egress.dead_letters::<Envelope<T>>()]);
+        self.env()
+            .inner
+            .borrow_mut()
+            .pipelines
+            .push(PipelineHandle {
+                state: state.clone(),
+                config: p.config.clone(),
+            });
         PipelineStreams {
             undelivered: final_sink.dead_letters::<Envelope<O>>(),
             delivered: final_sink,

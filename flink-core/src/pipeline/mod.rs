@@ -15,7 +15,7 @@ mod latency;
 mod signals;
 mod state;
 
-pub use builder::{FiveStagePipeline, FiveStagePipelineBuilder, PipelineStreams};
+pub use builder::{FiveStagePipeline, FiveStagePipelineBuilder, PipelineHandle, PipelineStreams};
 pub use config::{
     AsyncEgressConfig, FinalSinkConfig, GatewayConfig, IngressConfig, KeyGenConfig, PipelineConfig,
     PipelineConfigError, PressureThresholds,

@@ -8,7 +8,7 @@ use parking_lot::{Condvar, Mutex};
 use super::buffer::Buffer;
 use super::cancel::{CancelToken, CancelWaker};
 use super::error::NetworkError;
-use super::io_metrics::IoMetrics;
+use super::io_metrics::{IoMetrics, Waiting};
 
 /// Longest single condition-variable wait; a safety net on top of explicit cancel wake-ups.
 pub(crate) const MAX_WAIT_SLICE: Duration = Duration::from_millis(50);
@@ -187,6 +187,9 @@ impl BufferPool {
             return Ok(b);
         }
         st.waiters += 1;
+        if let Some(m) = &self.inner.metrics {
+            m.set_waiting(Waiting::Output);
+        }
         let result = loop {
             if self.cancel.is_cancelled() {
                 break Err(NetworkError::Cancelled);
@@ -205,6 +208,9 @@ impl BufferPool {
             }
         };
         st.waiters -= 1;
+        if let Some(m) = &self.inner.metrics {
+            m.set_waiting(Waiting::Nothing);
+        }
         drop(st);
         result
     }

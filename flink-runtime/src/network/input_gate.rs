@@ -16,7 +16,7 @@ use super::error::NetworkError;
 use super::event::Event;
 use super::floating_pool::FloatingPool;
 use super::input_channel::{InputChannel, Segment};
-use super::io_metrics::IoMetrics;
+use super::io_metrics::{IoMetrics, Waiting};
 use super::record_deserializer::RecordDeserializer;
 use super::transport::CreditTransport;
 
@@ -439,7 +439,9 @@ impl InputGate {
                 None => MAX_WAIT_SLICE,
             };
             av.waiting = true;
+            shared.metrics.set_waiting(Waiting::Input);
             shared.avail_cv.wait_for(&mut av, wait);
+            shared.metrics.set_waiting(Waiting::Nothing);
             av.waiting = false;
             shared.metrics.add_idle(now.elapsed());
         }

@@ -1,7 +1,7 @@
 //! I/O metrics of one task: back pressure, idleness, throughput and pool usage.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Shared, lock-free I/O counters of a task. Written by the network layer,
@@ -17,6 +17,20 @@ pub struct IoMetrics {
     out_pool_capacity: AtomicUsize,
     in_pool_used: AtomicUsize,
     in_pool_capacity: AtomicUsize,
+    /// What the task thread is blocked on right now, a [`Waiting`] as a byte.
+    waiting: AtomicU8,
+}
+
+/// What a task thread is blocked on at one moment; set only around blocking waits,
+/// so the flag costs nothing on the paths that do not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// Not blocked: the thread works.
+    Nothing = 0,
+    /// An output buffer or credit (back pressure).
+    Output = 1,
+    /// Input (idle).
+    Input = 2,
 }
 
 impl IoMetrics {
@@ -75,6 +89,20 @@ impl IoMetrics {
     /// Fraction of input segments holding unconsumed data, in `[0, 1]` (0 without input).
     pub fn in_pool_usage(&self) -> f64 {
         fraction(self.in_pool())
+    }
+
+    /// What the task thread is blocked on now.
+    pub fn waiting(&self) -> Waiting {
+        match self.waiting.load(Ordering::Relaxed) {
+            1 => Waiting::Output,
+            2 => Waiting::Input,
+            _ => Waiting::Nothing,
+        }
+    }
+
+    /// Marks the start (`Output`, `Input`) or end (`Nothing`) of a blocking wait.
+    pub fn set_waiting(&self, waiting: Waiting) {
+        self.waiting.store(waiting as u8, Ordering::Relaxed);
     }
 
     pub(crate) fn add_back_pressured(&self, d: Duration) {

@@ -56,7 +56,7 @@ pub use config::{DEFAULT_BUFFER_SIZE, NetworkConfig};
 pub use error::NetworkError;
 pub use event::Event;
 pub use input_gate::{GateItem, GatePoll, GateStats, InputGate};
-pub use io_metrics::IoMetrics;
+pub use io_metrics::{IoMetrics, Waiting};
 pub use local_channel::{LocalChannel, local_connect};
 pub use partition_writer::PartitionWriter;
 pub use record_deserializer::RecordDeserializer;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use flink_core::graph::JobGraph;
 use flink_core::metrics::OperatorMetrics;
 use flink_core::node::NodeKind;
+use flink_core::pipeline::PipelineBackPressureController;
 use parking_lot::Mutex;
 
 use super::rate_window::{RateWindow, Rates, Reading};
@@ -29,6 +30,8 @@ pub(crate) struct JobView {
     /// Per vertex: its head node, and the nodes whose records leave the vertex.
     vertex_io: Vec<(usize, Vec<usize>)>,
     window: Mutex<RateWindow>,
+    /// One controller per five-stage pipeline of the job, for its status endpoint.
+    pipelines: Vec<PipelineBackPressureController>,
 }
 
 impl JobView {
@@ -63,6 +66,12 @@ impl JobView {
                     (v.head(), exits)
                 })
                 .collect();
+        let pipelines = graph
+            .stream_graph
+            .pipelines
+            .iter()
+            .map(|p| PipelineBackPressureController::new(p.state.clone(), &p.config))
+            .collect();
         let mut view = Self {
             id: new_job_id(),
             name: name.to_string(),
@@ -71,6 +80,7 @@ impl JobView {
             observables,
             task_ranges,
             vertex_io,
+            pipelines,
             window: Mutex::new(RateWindow::new(Reading {
                 at: Instant::now(),
                 tasks: Vec::new(),
@@ -101,6 +111,21 @@ impl JobView {
     /// The counters of operator `node` in subtask `subtask`.
     pub(crate) fn operator_instance(&self, node: usize, subtask: usize) -> &OperatorMetrics {
         &self.observables.operators[node].instances[subtask]
+    }
+
+    /// The controllers of the job's five-stage pipelines, in the order applied.
+    pub(crate) fn pipelines(&self) -> &[PipelineBackPressureController] {
+        &self.pipelines
+    }
+
+    /// Every operator's totals so far.
+    pub(crate) fn operator_summaries(&self) -> Vec<crate::job_result::OperatorSummary> {
+        self.observables.operator_summaries()
+    }
+
+    /// The job's bottleneck verdict (starting the sampling on the first call).
+    pub(crate) fn bottleneck(&self) -> crate::bottleneck::BottleneckVerdict {
+        self.observables.bottleneck.verdict()
     }
 
     /// The vertex named by the path segment `vid` (its index), if it exists.

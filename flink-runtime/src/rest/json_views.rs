@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::job_view::JobView;
 use super::rate_window::{Rates, Reading};
+use crate::bottleneck::BottleneckVerdict;
 use crate::job_result::JobError;
 use crate::job_status::JobState;
 use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot};
@@ -62,7 +63,45 @@ pub(crate) fn job(view: &JobView, reading: &Reading, rates: &Rates) -> Value {
     job["vertices"] = json!(vertices);
     job["status-counts"] = task_counts(view, &reading.tasks);
     job["plan"] = plan_body(view);
+    job["bottleneck"] = bottleneck(view);
     job
+}
+
+/// `GET /jobs/{id}/bottleneck`: which task limits the job (docs/rest-api.md).
+pub(crate) fn bottleneck(view: &JobView) -> Value {
+    let verdict = view.bottleneck();
+    let (kind, task, sources) = match &verdict {
+        BottleneckVerdict::Measuring => ("measuring", None, Vec::new()),
+        BottleneckVerdict::Task(b) => ("task", Some(b), Vec::new()),
+        BottleneckVerdict::SourceBound { sources } => ("source-bound", None, sources.clone()),
+        BottleneckVerdict::NoBottleneck => ("none", None, Vec::new()),
+    };
+    let task = task.map(|b| {
+        let operators: Vec<Value> = b
+            .operators
+            .iter()
+            .map(|o| json!({ "id": o.node.to_string(), "name": o.name, "share": o.share }))
+            .collect();
+        json!({
+            "id": b.vertex.to_string(),
+            "name": b.task,
+            "subtask": b.subtask,
+            "busyTimeMsPerSecond": b.busy_ms_per_s,
+            "backPressuredTimeMsPerSecond": b.back_pressured_ms_per_s,
+            "records-in-per-second": b.records_in_per_s,
+            "records-out-per-second": b.records_out_per_s,
+            "holds-back": b.held_back,
+            "hottest-operator": b.hottest_operator().map(|o| o.name.clone()),
+            "operators": operators,
+        })
+    });
+    json!({
+        "verdict": kind,
+        "message": verdict.to_string(),
+        "window-ms": millis(crate::bottleneck::WINDOW),
+        "bottleneck": task,
+        "sources": sources,
+    })
 }
 
 /// `GET /jobs/{id}/plan`.

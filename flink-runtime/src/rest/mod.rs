@@ -10,6 +10,7 @@ mod api_error;
 mod auth;
 mod job_view;
 mod json_views;
+mod pipeline_json;
 mod prometheus;
 mod rate_window;
 mod routes;

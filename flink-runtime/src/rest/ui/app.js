@@ -171,6 +171,9 @@ async function showJob(jid, vid, current) {
   if (graphOf !== jid) buildJobPage(job);
   clearError();
   updateJob(job, vid);
+  const { pipelines } = await api(`/jobs/${encodeURIComponent(jid)}/pipelines`);
+  if (!current()) return;
+  showPipelines(pipelines);
   const panel = document.getElementById("vertex-panel");
   if (vid !== null && vid !== undefined) {
     const vertex = await api(`/jobs/${encodeURIComponent(jid)}/vertices/${encodeURIComponent(vid)}`);
@@ -199,9 +202,12 @@ function buildJobPage(job) {
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← Jobs")),
     head, legend,
+    h("div", { id: "bottleneck", class: "bottleneck measuring" }, "Bottleneck: measuring…"),
     h("div", { class: "graph" }, buildGraph(job.jid, job.plan.nodes)),
+    h("div", { id: "pipeline-panel" }),
     h("div", { id: "vertex-panel" }));
   graphOf = job.jid;
+  history = new Map();
 }
 
 async function act(jid, what) {
@@ -229,12 +235,14 @@ function updateJob(job, vid) {
   const ended = TERMINAL.includes(job.state);
   document.getElementById("cancel-job").disabled = ended;
   document.getElementById("stop-job").disabled = ended || !job.isStoppable;
+  const named = showBottleneck(job.bottleneck);
   for (const v of job.vertices) {
     const g = document.getElementById("vertex-" + v.id);
     if (!g) continue;
     const level = v["backpressure-level"] || "ok";
     const busy = Math.round((v["max-busy-ms-per-second"] || 0) / 10);
-    g.setAttribute("class", `vertex level-${level}` + (String(v.id) === String(vid) ? " selected" : ""));
+    g.setAttribute("class", `vertex level-${level}` + (String(v.id) === String(vid) ? " selected" : "") +
+      (String(v.id) === named ? " bottleneck" : ""));
     g.setAttribute("data-level", level.toUpperCase());
     g.setAttribute("data-busy", String(busy));
     g.querySelector(".status").textContent = `${v.status} · ×${v.parallelism}`;
@@ -244,6 +252,32 @@ function updateJob(job, vid) {
     g.querySelector(".rates").textContent =
       `In: ${rate(v["records-in-per-second"])}/s · Out: ${rate(v["records-out-per-second"])}/s`;
   }
+}
+
+/**
+ * The banner naming the bottleneck (GET /jobs/{id}'s "bottleneck"); returns the
+ * bottleneck vertex's id, or null when no task is named.
+ */
+function showBottleneck(b) {
+  const banner = document.getElementById("bottleneck");
+  if (!b || !banner) return null;
+  banner.setAttribute("class", "bottleneck verdict-" + b.verdict);
+  banner.setAttribute("data-verdict", b.verdict);
+  const t = b.bottleneck;
+  if (b.verdict === "task" && t) {
+    banner.setAttribute("data-vertex-id", t.id);
+    const hot = t["hottest-operator"];
+    const share = t.operators && t.operators.length ? Math.round(t.operators[0].share * 100) : null;
+    banner.innerHTML =
+      `<b>Bottleneck: ${esc(t.name)}</b> · busy ${Math.round(t.busyTimeMsPerSecond / 10)} %` +
+      ` · in ${rate(t["records-in-per-second"])}/s · out ${rate(t["records-out-per-second"])}/s` +
+      (hot ? ` · most time in <b>${esc(hot)}</b>${share === null ? "" : ` (${share} %)`}` : "") +
+      (t["holds-back"].length ? ` · holds back ${esc(t["holds-back"].join(", "))}` : "");
+    return String(t.id);
+  }
+  banner.removeAttribute("data-vertex-id");
+  banner.textContent = b.verdict === "measuring" ? "Bottleneck: measuring…" : b.message;
+  return null;
 }
 
 // --- the graph -----------------------------------------------------------------
@@ -330,6 +364,72 @@ function vertexBox(jid, n, p) {
     location.hash = `#/jobs/${jid}/vertices/${n.id}`;
   });
   return g;
+}
+
+// --- the five-stage pipeline panel ---------------------------------------------
+
+const SPARK_POINTS = 60, SPARK_W = 120, SPARK_H = 22;
+let history = new Map(); // "pipeline/stage" -> the last SPARK_POINTS pressures
+
+const HEALTH_CLASS = { HEALTHY: "ok", MODERATE: "low", HIGH: "high", CRITICAL: "critical" };
+
+/** Each five-stage pipeline of the job: stage health now and over time. */
+function showPipelines(pipelines) {
+  const panel = document.getElementById("pipeline-panel");
+  if (!panel || !pipelines || !pipelines.length) return;
+  const parts = [];
+  for (const p of pipelines) {
+    const a = p.accounting;
+    const table = h("table", { class: "pipeline", "data-pipeline": String(p.id) });
+    table.innerHTML =
+      "<thead><tr><th>Stage</th><th>Health</th><th>Pressure over time</th><th class=num>Pressure</th>" +
+      "<th class=num>Queue</th><th class=num>Waiting</th><th class=num>Task BP</th><th class=num>Error rate</th>" +
+      "<th class=num>Received</th><th class=num>Emitted</th><th class=num>Dead letters</th>" +
+      "<th class=num>Errors</th></tr></thead>";
+    const body = h("tbody", {});
+    for (const st of p.stages) {
+      const key = p.id + "/" + st.name;
+      const points = (history.get(key) || []).concat([st.pressure]).slice(-SPARK_POINTS);
+      history.set(key, points);
+      const tr = h("tr", { "data-stage": st.name });
+      tr.innerHTML =
+        `<td>${esc(st.name)}</td><td class="health health-${HEALTH_CLASS[st.health] || "ok"}">${esc(st.health)}</td>` +
+        `<td></td><td class=num>${st.pressure.toFixed(2)}</td>` +
+        `<td class=num>${pct(st["queue-utilization"])}</td><td class=num>${pct(st.waiting)}</td>` +
+        `<td class=num>${pct(st["task-back-pressure"])}</td><td class=num>${pct(st["error-rate"])}</td>` +
+        `<td class=num>${count(st.received)}</td><td class=num>${count(st.emitted)}</td>` +
+        `<td class=num>${count(st["dead-lettered"])}</td><td class=num>${count(st.errors)}</td>`;
+      tr.children[2].append(sparkline(points));
+      body.append(tr);
+    }
+    table.append(body);
+    const latency = (x) => (typeof x === "number" ? rate(x) + " ms" : "–");
+    parts.push(
+      h("p", { class: "pipeline-facts" },
+        `Pipeline ${p.id}: `, h("b", { class: "health-" + (HEALTH_CLASS[p.health] || "ok") + "-text" }, p.health),
+        ` · pressure ${p.pressure.toFixed(2)} · ${count(p["in-pipeline"])} in the pipeline` +
+        ` · latency p50 ${latency(p["latency-p50-ms"])}, p99 ${latency(p["latency-p99-ms"])}` +
+        ` · received ${count(a.received)}, delivered ${count(a.delivered)}, dead letters ` +
+        `${count(a["dead-lettered"])}, errors ${count(a.errors)}` +
+        (a.accounted ? " · accounted exactly" : "")),
+      h("div", { class: "table-wrap" }, table));
+  }
+  panel.replaceChildren(h("h2", {}, "Five-stage pipeline"), ...parts);
+}
+
+/** Pressure (0..1) over the last polls as an inline SVG line; thresholds shaded. */
+function sparkline(points) {
+  const svg = s("svg", { class: "spark", width: SPARK_W, height: SPARK_H, viewBox: `0 0 ${SPARK_W} ${SPARK_H}` });
+  svg.append(s("title", {}, `pressure over the last ${SPARK_POINTS} updates (shaded: 0.6 and above, HIGH)`));
+  svg.append(s("rect", { class: "spark-high", x: 0, y: 0, width: SPARK_W, height: SPARK_H * 0.4 }));
+  const step = SPARK_W / (SPARK_POINTS - 1);
+  // One reading draws as a flat stroke, not an invisible point.
+  if (points.length === 1) points = [points[0], points[0]];
+  const off = SPARK_POINTS - points.length;
+  const xy = points.map((v, i) =>
+    `${((off + i) * step).toFixed(1)},${(SPARK_H - 1 - Math.max(0, Math.min(1, v)) * (SPARK_H - 2)).toFixed(1)}`);
+  svg.append(s("polyline", { points: xy.join(" ") }));
+  return svg;
 }
 
 // --- a vertex's subtasks ---------------------------------------------------------
