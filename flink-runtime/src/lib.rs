@@ -13,6 +13,7 @@ pub struct ReadmeDoctests;
 
 mod abandoned;
 pub mod async_executor;
+pub mod checkpoint;
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;
@@ -35,7 +36,7 @@ pub mod prelude {
     pub use crate::execute::ExecuteExt;
     pub use crate::job_client::{JobClient, JobControl, JobObserver};
     pub use crate::job_result::{
-        AbandonedRecords, JobError, JobExecutionResult, OperatorRole, OperatorSummary,
+        AbandonedRecords, JobError, JobExecutionResult, JobRestart, OperatorRole, OperatorSummary,
     };
     pub use crate::job_status::JobState;
     pub use crate::pipeline_monitor::{PipelineMonitor, PipelineReport};
