@@ -100,6 +100,17 @@ pub trait Operator<I, O>: Send + 'static {
         out.emit_watermark(watermark);
     }
 
+    /// Called on a checkpoint barrier before [`snapshot_state`](Self::snapshot_state)
+    /// (Flink's `prepareSnapshotPreBarrier`): what it emits precedes the barrier. An
+    /// operator that holds records it has not emitted yet (async calls in flight,
+    /// queues) drains them here, as their state is not part of the snapshot.
+    fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(
+        &mut self,
+        _checkpoint_id: u64,
+        _out: &mut C,
+    ) {
+    }
+
     /// Snapshots this instance's state for checkpoint `checkpoint_id` (encode it with
     /// [`encode_state`](crate::checkpoint::encode_state), keyed state with
     /// [`snapshot_keyed`](crate::checkpoint::snapshot_keyed)); `None` when it has none.
@@ -339,6 +350,10 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
     }
 
     fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || {
+            op.prepare_snapshot_pre_barrier(checkpoint_id, out);
+        });
         let (op, scope) = (&mut self.operator, self.scope);
         match attribute_panics(&self.name, || op.snapshot_state(scope, checkpoint_id)) {
             Ok(Some(bytes)) => into.add(self.node_id, bytes),

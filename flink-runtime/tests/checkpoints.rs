@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use flink_core::async_io::AsyncOptions;
 use flink_core::clock::ManualClock;
 use flink_core::sources::{RateLimiterStrategy, SequenceSource};
 use flink_runtime::prelude::*;
@@ -55,9 +56,27 @@ type KeyedJob = (
 /// sequence -> map (panics once at each failure point) -> key_by -> running sum per
 /// key -> transactional collecting sink.
 fn keyed_job(parallelism: usize, points: HashSet<u64>, dir: &std::path::Path) -> KeyedJob {
+    keyed_job_with(
+        parallelism,
+        points,
+        dir,
+        CheckpointingMode::ExactlyOnce,
+        false,
+    )
+}
+
+/// [`keyed_job`] in `mode`, with an async call after the map if `with_async`.
+fn keyed_job_with(
+    parallelism: usize,
+    points: HashSet<u64>,
+    dir: &std::path::Path,
+    mode: CheckpointingMode,
+    with_async: bool,
+) -> KeyedJob {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     env.enable_checkpointing(Duration::from_millis(5))
+        .set_mode(mode)
         .set_storage_dir(dir);
     env.set_restart_strategy(RestartStrategy::FixedDelay {
         attempts: 25,
@@ -69,13 +88,20 @@ fn keyed_job(parallelism: usize, points: HashSet<u64>, dir: &std::path::Path) ->
     let fired = Arc::new(Mutex::new(HashSet::new()));
     let seen = fired.clone();
     let out = TransactionalCollectingSink::new();
-    env.from_source(source, "Sequence")
-        .map(move |x: u64| {
-            if points.contains(&x) && seen.lock().unwrap().insert(x) {
-                panic!("injected failure at record {x}");
-            }
-            (x / BLOCK, x)
-        })
+    let mut mapped = env.from_source(source, "Sequence").map(move |x: u64| {
+        if points.contains(&x) && seen.lock().unwrap().insert(x) {
+            panic!("injected failure at record {x}");
+        }
+        (x / BLOCK, x)
+    });
+    if with_async {
+        // Ordered, so that each key's records keep their order (and running sums).
+        mapped = mapped.async_function(
+            |r: (u64, u64)| async move { Ok::<_, &'static str>(r) },
+            AsyncOptions::new().ordered(true).capacity(64),
+        );
+    }
+    mapped
         .key_by(|r: &(u64, u64)| r.0)
         .process(
             |key: &u64,
@@ -142,6 +168,100 @@ fn twenty_failures_at_parallelism_2() {
 #[test]
 fn twenty_failures_at_parallelism_4() {
     twenty_failures_commit_exactly_the_failure_free_output(4, 13);
+}
+
+#[test]
+fn an_async_call_in_the_chain_loses_and_repeats_nothing_across_failures() {
+    // The async operator completes its calls in flight before each barrier.
+    let dir = tempfile::tempdir().unwrap();
+    let points = failure_points(17, 20);
+    let (env, out, fired) = keyed_job_with(
+        2,
+        points.clone(),
+        dir.path(),
+        CheckpointingMode::ExactlyOnce,
+        true,
+    );
+    env.execute("async").expect("the job recovers");
+    assert_eq!(*fired.lock().unwrap(), points);
+    assert_eq!(sorted(out.committed()), expected());
+}
+
+#[test]
+fn at_least_once_commits_every_record_at_least_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (env, out, _) = keyed_job_with(
+        4,
+        HashSet::new(),
+        dir.path(),
+        CheckpointingMode::AtLeastOnce,
+        false,
+    );
+    env.execute("at least once, no failure").unwrap();
+    assert_eq!(
+        sorted(out.committed()),
+        expected(),
+        "without failures: exact"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let points = failure_points(19, 20);
+    let (env, out, _) =
+        keyed_job_with(4, points, dir.path(), CheckpointingMode::AtLeastOnce, false);
+    env.execute("at least once").expect("the job recovers");
+    let seen: HashSet<u64> = out.committed().iter().map(|&(_, x, _)| x).collect();
+    assert_eq!(
+        seen.len() as u64,
+        RECORDS,
+        "every record committed at least once"
+    );
+}
+
+#[test]
+fn barriers_reach_operators_behind_side_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(2))
+        .set_storage_dir(dir.path());
+    let odd = OutputTag::<u64>::new("odd");
+    let tag = odd.clone();
+    let source = SequenceSource::range(0, 19_999)
+        .rate_limited(RateLimiterStrategy::per_second(200_000.0).unwrap());
+    let even = env
+        .from_source(source, "Sequence")
+        .key_by(|x: &u64| x % 7)
+        .process_with_context(
+            move |_k: &u64, x: u64, _s: &mut ValueState<u8>, ctx: &mut ProcessContext<u64>| {
+                if x % 2 == 1 {
+                    ctx.output(&tag, x);
+                } else {
+                    ctx.collect(x);
+                }
+            },
+        );
+    let evens = TransactionalCollectingSink::new();
+    let odds = TransactionalCollectingSink::new();
+    even.sink_to(evens.clone());
+    // The side output crosses a network edge (rebalanced to another task).
+    even.side_output(&odd)
+        .rebalance()
+        .map(|x: u64| x)
+        .sink_to(odds.clone());
+    let client = env.execute_async("side outputs").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait());
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the job ends (barriers reach every channel)");
+    let counts = result.unwrap().checkpoints.unwrap();
+    assert!(counts.completed >= 1);
+    let mut all: Vec<u64> = evens.committed();
+    all.extend(odds.committed());
+    all.sort_unstable();
+    assert_eq!(all, (0..20_000).collect::<Vec<_>>());
 }
 
 #[test]
