@@ -320,3 +320,119 @@ pub(crate) fn restored_states(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use flink_core::checkpoint::CheckpointStorage;
+    use flink_core::clock::ManualClock;
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn coordinator(
+        dir: &std::path::Path,
+        tolerable: usize,
+    ) -> (CheckpointCoordinator, Arc<ManualClock>) {
+        let mut config = CheckpointConfig::new(SECOND);
+        config.timeout = 5 * SECOND;
+        config.tolerable_failed_checkpoints = tolerable;
+        config.retained_checkpoints = 2;
+        let store =
+            CheckpointStore::open(&CheckpointStorage::Directory(dir.into()), "job").unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let c = CheckpointCoordinator::new(config, store, clock.clone()).unwrap();
+        (c, clock)
+    }
+
+    fn state(bytes: &[u8]) -> ChainSnapshot {
+        ChainSnapshot {
+            states: vec![(0, bytes.to_vec())],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_acknowledged_and_old_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        for id in 1..=3 {
+            clock.advance(SECOND);
+            c.tick().unwrap();
+            c.on_ack(id, 0, 0, state(b"a")).unwrap();
+            assert_eq!(
+                c.counts().last_completed,
+                id.checked_sub(1).filter(|&i| i > 0)
+            );
+            c.on_ack(id, 1, 0, state(b"b")).unwrap();
+            assert_eq!(c.counts().last_completed, Some(id));
+        }
+        assert_eq!(c.retained, [2, 3], "two retained, the oldest deleted");
+        assert!(!dir.path().join("job/chk-1").exists());
+        let latest = c.load_latest().unwrap().unwrap();
+        assert_eq!(latest.id, 3);
+        assert_eq!(latest.tasks.len(), 2);
+    }
+
+    #[test]
+    fn a_finished_task_counts_with_its_final_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        c.on_finished(0, 0, state(b"final")).unwrap();
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        c.on_ack(1, 1, 0, state(b"b")).unwrap();
+        assert_eq!(c.counts().completed, 1);
+        // Once every task finished, a checkpoint is triggered and completes at once.
+        c.on_finished(1, 0, state(b"final too")).unwrap();
+        c.tick().unwrap();
+        assert_eq!(c.counts().last_completed, Some(2));
+    }
+
+    #[test]
+    fn timed_out_checkpoints_count_against_the_tolerable_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 1);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        c.on_ack(1, 0, 0, state(b"a")).unwrap();
+        assert!(dir.path().join("job/chk-1").exists());
+        clock.advance(5 * SECOND);
+        c.tick().expect("one failure is tolerated");
+        assert!(
+            !dir.path().join("job/chk-1").exists(),
+            "its files are deleted"
+        );
+        c.tick().unwrap(); // triggers checkpoint 2
+        clock.advance(5 * SECOND);
+        let err = c.tick().unwrap_err();
+        assert!(err.contains("checkpoint 2 failed (timed out)"), "{err}");
+        assert_eq!(c.counts().failed, 2);
+        // A late acknowledgement of a failed checkpoint changes nothing.
+        c.on_ack(1, 1, 0, state(b"late")).unwrap();
+        assert_eq!(c.counts().completed, 0);
+    }
+
+    #[test]
+    fn ids_go_on_after_an_earlier_run_and_its_incomplete_checkpoints_go() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut c, clock) = coordinator(dir.path(), 0);
+            c.start_attempt(vec![(0, 0)]);
+            clock.advance(SECOND);
+            c.tick().unwrap();
+            c.on_ack(1, 0, 0, state(b"a")).unwrap();
+            clock.advance(SECOND);
+            c.tick().unwrap(); // checkpoint 2 stays incomplete
+            c.store
+                .write_task(2, 0, 0, &vec![(0, b"x".to_vec())])
+                .unwrap();
+        }
+        let (c, _) = coordinator(dir.path(), 0);
+        assert_eq!(c.next_id, 3);
+        assert!(dir.path().join("job/chk-1/_metadata").exists());
+        assert!(!dir.path().join("job/chk-2").exists());
+    }
+}
