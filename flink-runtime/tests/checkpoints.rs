@@ -439,3 +439,33 @@ fn a_truncated_checkpoint_fails_the_restore_with_a_clear_error() {
     // the one transaction the damaged checkpoint's completion committed.
     assert!(out.committed_transactions() <= 1);
 }
+
+#[test]
+fn an_iterator_source_refuses_to_restart_instead_of_emitting_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.enable_checkpointing(Duration::from_millis(5))
+        .set_storage_dir(dir.path());
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 1,
+        delay: Duration::ZERO,
+    });
+    let fired = Arc::new(AtomicBool::new(false));
+    env.from_iter(0..100u64)
+        .map(move |x: u64| {
+            if x == 50 && !fired.swap(true, Ordering::SeqCst) {
+                panic!("injected failure");
+            }
+            x
+        })
+        .sink_to(TransactionalCollectingSink::new());
+    match env.execute("iterator") {
+        Err(JobError::OperatorFailed { message, .. }) => {
+            assert!(
+                message.contains("iterator was consumed by an earlier run"),
+                "{message}"
+            );
+        }
+        other => panic!("expected the source to refuse, got {other:?}"),
+    }
+}

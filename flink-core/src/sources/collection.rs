@@ -55,7 +55,7 @@ where
         Boundedness::Bounded
     }
 
-    fn create_reader(&self, _ctx: &RuntimeContext) -> Box<dyn SourceReader<I::Item>> {
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<I::Item>> {
         let iter = self
             .iter
             .lock()
@@ -63,13 +63,39 @@ where
             .take();
         match iter {
             Some(iter) => Box::new(IterReader::new(iter)),
-            // A second run of the same graph: the iterator was consumed by the first.
-            None => Box::new(IterReader::new(std::iter::empty())),
+            // A second run of the same graph, or a restart: the iterator was consumed
+            // by the first run. Emitting nothing would lose its records unnoticed.
+            None => Box::new(ConsumedIterator {
+                operator: ctx.operator_name.to_string(),
+            }),
         }
     }
 
     fn is_parallel(&self) -> bool {
         false
+    }
+}
+
+/// The reader of an iterator source whose iterator an earlier run consumed: it fails
+/// the job, naming the source.
+struct ConsumedIterator {
+    operator: String,
+}
+
+impl<T> SourceReader<T> for ConsumedIterator {
+    fn poll_next(&mut self, _out: &mut SourceOutput<T>) -> SourcePoll {
+        crate::failure::fail_operator(
+            &self.operator,
+            "its iterator was consumed by an earlier run of the job (a restart or a second \
+             execute): an iterator source cannot be read again; use from_collection for a \
+             job that can restart"
+                .to_string(),
+        )
+    }
+
+    /// Restoring changes nothing: the first poll fails.
+    fn restore_position(&mut self, _position: &[u8]) -> Result<(), StateError> {
+        Ok(())
     }
 }
 
