@@ -335,4 +335,34 @@ mod tests {
         assert!(!store.is_complete(7).unwrap());
         assert!(store.load(7).is_err());
     }
+
+    #[test]
+    fn urls_open_object_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_url = format!("file://{}", dir.path().display());
+        for url in ["memory:///checkpoints".to_string(), file_url] {
+            let store = CheckpointStore::open(&CheckpointStorage::Url(url.clone()), "job").unwrap();
+            let entry = store
+                .write_task(1, 0, 0, &vec![(0, vec![1, 2, 3])])
+                .unwrap();
+            store
+                .write_metadata(&CheckpointMetadata {
+                    version: METADATA_VERSION,
+                    checkpoint_id: 1,
+                    timestamp: 0,
+                    tasks: vec![entry],
+                })
+                .unwrap();
+            assert_eq!(
+                store.load(1).unwrap().tasks,
+                vec![(0, 0, vec![(0, vec![1, 2, 3])])],
+                "{url}"
+            );
+        }
+        let err = CheckpointStore::open(&CheckpointStorage::Url("s3://bucket/x".into()), "job");
+        assert!(
+            err.is_err(),
+            "s3 needs object_store's aws feature, not built in"
+        );
+    }
 }
