@@ -469,3 +469,42 @@ fn an_iterator_source_refuses_to_restart_instead_of_emitting_nothing() {
         other => panic!("expected the source to refuse, got {other:?}"),
     }
 }
+
+#[test]
+fn a_stopped_job_commits_everything_its_sources_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(5))
+        .set_storage_dir(dir.path());
+    let source = SequenceSource::unbounded()
+        .rate_limited(RateLimiterStrategy::per_second(100_000.0).unwrap());
+    let out = TransactionalCollectingSink::new();
+    env.from_source(source, "Sequence")
+        .key_by(|x: &u64| x % 10)
+        .map(|x: u64| x)
+        .sink_to(out.clone());
+    let client = env.execute_async("stopped").unwrap();
+    // Wait (bounded) until some checkpoints committed output, then stop.
+    for _ in 0..3000 {
+        if out.committed_transactions() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        out.committed_transactions() >= 4,
+        "checkpoints committed output"
+    );
+    client.stop();
+    let result = client.wait().unwrap();
+    assert!(result.stopped);
+    let committed = out.committed();
+    let distinct: HashSet<u64> = committed.iter().copied().collect();
+    assert_eq!(distinct.len(), committed.len(), "no duplicates");
+    assert_eq!(
+        committed.len() as u64,
+        result.records_read_by_sources(),
+        "nothing lost"
+    );
+}
