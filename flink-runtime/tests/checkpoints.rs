@@ -148,6 +148,8 @@ fn twenty_failures_commit_exactly_the_failure_free_output(parallelism: usize, se
         expected(),
         "committed output at p={parallelism}"
     );
+    // Counts cover every attempt: what was replayed after a restore is read again.
+    assert!(result.records_read_by_sources() >= RECORDS);
     let counts = result.checkpoints.expect("checkpointing was on");
     assert!(
         counts.completed >= 1,
