@@ -150,6 +150,21 @@ fn twenty_failures_commit_exactly_the_failure_free_output(parallelism: usize, se
     );
     // Counts cover every attempt: what was replayed after a restore is read again.
     assert!(result.records_read_by_sources() >= RECORDS);
+    // The records the failures caught between operators are exactly what the
+    // counts of every attempt show as sent but not received (the last attempt
+    // delivered everything it sent).
+    let count = |name: &str| result.operator(name).expect(name).clone();
+    let (source, map, process, sink) = (
+        count("Sequence"),
+        count("Map"),
+        count("Keyed Process"),
+        count("Sink"),
+    );
+    let between = (source.records_out - map.records_in)
+        + (map.records_out - process.records_in)
+        + (process.records_out - sink.records_in);
+    let lost: u64 = result.restarts.iter().map(|r| r.lost_in_flight).sum();
+    assert_eq!(lost, between);
     let counts = result.checkpoints.expect("checkpointing was on");
     assert!(
         counts.completed >= 1,
