@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{CheckpointConfig, RestartStrategy};
 use crate::error::ConfigError;
 use crate::web_ui::WebUiConfig;
 
@@ -51,6 +52,14 @@ pub struct ExecutionConfig {
     /// (`StreamExecutionEnvironment::enable_web_ui`).
     #[serde(default)]
     pub web_ui: Option<WebUiConfig>,
+    /// Checkpoints, if the job takes them
+    /// (`StreamExecutionEnvironment::enable_checkpointing`).
+    #[serde(default)]
+    pub checkpointing: Option<CheckpointConfig>,
+    /// What happens when a task fails; `None` means Flink's default: no restart
+    /// without checkpointing, [`RestartStrategy::default_exponential`] with it.
+    #[serde(default)]
+    pub restart_strategy: Option<RestartStrategy>,
 }
 
 impl Default for ExecutionConfig {
@@ -65,6 +74,8 @@ impl Default for ExecutionConfig {
             max_buffers_per_channel: DEFAULT_MAX_BUFFERS_PER_CHANNEL,
             chaining: true,
             web_ui: None,
+            checkpointing: None,
+            restart_strategy: None,
         }
     }
 }
@@ -98,7 +109,22 @@ impl ExecutionConfig {
         if let Some(web_ui) = &self.web_ui {
             web_ui.validate()?;
         }
+        if let Some(checkpointing) = &self.checkpointing {
+            checkpointing.validate()?;
+        }
+        if let Some(strategy) = &self.restart_strategy {
+            strategy.validate()?;
+        }
         Ok(())
+    }
+
+    /// The restart strategy in force: the one set, else Flink's default.
+    pub fn effective_restart_strategy(&self) -> RestartStrategy {
+        match (&self.restart_strategy, &self.checkpointing) {
+            (Some(strategy), _) => strategy.clone(),
+            (None, Some(_)) => RestartStrategy::default_exponential(),
+            (None, None) => RestartStrategy::None,
+        }
     }
 
     /// Checks a parallelism value against this config's max parallelism.

@@ -118,6 +118,41 @@ impl StreamExecutionEnvironment {
         self.configure(|c| c.web_ui = Some(config))
     }
 
+    /// Takes a checkpoint every `interval` (Flink's `enableCheckpointing`), with
+    /// Flink's defaults for the rest; the returned settings change them. A failed
+    /// job then restarts from its latest completed checkpoint, per its
+    /// [`RestartStrategy`](crate::checkpoint::RestartStrategy). See
+    /// docs/checkpoints.md.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.enable_checkpointing(Duration::from_millis(500))
+    ///     .set_storage_dir(std::env::temp_dir().join("my-job-checkpoints"));
+    /// assert_eq!(env.checkpoint_config().unwrap().interval, Duration::from_millis(500));
+    /// ```
+    pub fn enable_checkpointing(
+        &self,
+        interval: Duration,
+    ) -> crate::checkpoint::CheckpointSettings {
+        self.configure(|c| {
+            c.checkpointing = Some(crate::checkpoint::CheckpointConfig::new(interval));
+        });
+        crate::checkpoint::CheckpointSettings::new(self.clone())
+    }
+
+    /// The checkpoint configuration, if checkpointing is enabled.
+    pub fn checkpoint_config(&self) -> Option<crate::checkpoint::CheckpointConfig> {
+        self.inner.borrow().config.checkpointing.clone()
+    }
+
+    /// Sets what happens when a task fails (Flink's `restart-strategy`).
+    pub fn set_restart_strategy(&self, strategy: crate::checkpoint::RestartStrategy) -> &Self {
+        self.configure(|c| c.restart_strategy = Some(strategy))
+    }
+
     /// Sets the default parallelism.
     pub fn set_parallelism(&self, parallelism: usize) -> &Self {
         self.configure(|c| c.parallelism = parallelism)

@@ -54,6 +54,20 @@ pub enum ConfigError {
     /// A web UI token must not be empty.
     #[error("the web UI token is empty")]
     EmptyWebUiToken,
+    /// A checkpoint setting that can never work.
+    #[error("checkpointing: {what} {reason}")]
+    InvalidCheckpointing {
+        /// The setting.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A restart strategy that can never work.
+    #[error("restart strategy: {reason}")]
+    InvalidRestartStrategy {
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A job graph that cannot be executed as described.
@@ -157,6 +171,15 @@ impl fmt::Debug for ConfigError {
                 f.debug_tuple("WebUiNotLoopback").field(address).finish()
             }
             Self::EmptyWebUiToken => f.write_str("EmptyWebUiToken"),
+            Self::InvalidCheckpointing { what, reason } => f
+                .debug_struct("InvalidCheckpointing")
+                .field("what", what)
+                .field("reason", reason)
+                .finish(),
+            Self::InvalidRestartStrategy { reason } => f
+                .debug_struct("InvalidRestartStrategy")
+                .field("reason", reason)
+                .finish(),
         }
     }
 }

@@ -250,7 +250,7 @@ where
     pub fn process<O, S, F>(&self, f: F) -> DataStream<O>
     where
         O: Record,
-        S: Send + 'static,
+        S: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
         F: FnMut(&K, T, &mut ValueState<'_, S>, &mut dyn Collector<O>)
             + Clone
             + Send
@@ -292,7 +292,7 @@ where
     pub fn process_with_context<O, S, F>(&self, f: F) -> DataStream<O>
     where
         O: Record,
-        S: Send + 'static,
+        S: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
         F: FnMut(&K, T, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>)
             + Clone
             + Send

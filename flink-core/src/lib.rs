@@ -14,6 +14,7 @@ pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
 mod channel_grouping;
+pub mod checkpoint;
 pub mod clock;
 pub mod codec;
 pub mod collect;
@@ -47,11 +48,15 @@ pub mod source;
 pub mod sources;
 pub mod state;
 pub mod stream_type;
+pub mod transactional;
 pub mod watermark;
 pub mod web_ui;
 
 /// The names most jobs need.
 pub mod prelude {
+    pub use crate::checkpoint::{
+        CheckpointConfig, CheckpointStorage, CheckpointingMode, RestartStrategy,
+    };
     pub use crate::collect::CollectedRecords;
     pub use crate::config::{BufferTimeout, ExecutionConfig};
     pub use crate::datastream::{DataStream, DataStreamSink};
@@ -68,6 +73,9 @@ pub mod prelude {
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
     pub use crate::state::ValueState;
+    pub use crate::transactional::{
+        TransactionalCollectingSink, TwoPhaseCommitSink, TwoPhaseCommitWriter,
+    };
     pub use crate::watermark::Watermark;
     pub use crate::web_ui::WebUiConfig;
 }

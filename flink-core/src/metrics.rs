@@ -12,9 +12,14 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// A counter publishing into `shared`.
+    /// A counter publishing into `shared`, going on from its value: an operator
+    /// restarted after a failure keeps counting where its failed run stopped (one
+    /// writer at a time: the failed run's threads ended first).
     pub fn new(shared: Arc<AtomicU64>) -> Self {
-        Self { local: 0, shared }
+        Self {
+            local: shared.load(Ordering::Relaxed),
+            shared,
+        }
     }
 
     /// Counts one record.

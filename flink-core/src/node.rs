@@ -5,7 +5,8 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::failure::attribute_panics;
+use crate::checkpoint::{ChainSnapshot, CheckpointBarrier};
+use crate::failure::{attribute_panics, fail_operator};
 use crate::metrics::Counter;
 use crate::operator::{Chained, Operator, RuntimeContext};
 use crate::output::{AnyOutput, Output};
@@ -35,6 +36,12 @@ pub trait SourceDriver: Send {
     fn flush(&mut self);
     /// Lets the chain emit results ready without input; true if work is pending.
     fn poll_pending(&mut self) -> bool;
+    /// Snapshots the reader's position and the chain's state (between two polls).
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot);
+    /// Sends `barrier` downstream after the records read so far.
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier);
+    /// Checkpoint `checkpoint_id` completed.
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64);
 }
 
 /// Builds the parallel instances of a source node.
@@ -109,8 +116,20 @@ impl<T: Record> SourceFactory for SourceNode<T> {
     }
 
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {
+        let mut reader = self.source.create_reader(ctx);
+        if let Some(position) = ctx.restored.own(ctx.subtask_index) {
+            let restored =
+                attribute_panics(&ctx.operator_name, || reader.restore_position(position));
+            if let Err(e) = restored {
+                fail_operator(
+                    &ctx.operator_name,
+                    format!("cannot restore the source position: {e}"),
+                );
+            }
+        }
         Box::new(TypedSourceDriver {
-            reader: self.source.create_reader(ctx),
+            reader,
+            node_id: ctx.node_id,
             out: out.into_typed::<T>(),
             batch: SourceOutput::new(),
             records_out: Counter::new(ctx.metrics.records_out.clone()),
@@ -122,6 +141,7 @@ impl<T: Record> SourceFactory for SourceNode<T> {
 
 struct TypedSourceDriver<T> {
     reader: Box<dyn crate::source::SourceReader<T>>,
+    node_id: usize,
     out: Box<dyn Output<T>>,
     batch: SourceOutput<T>,
     records_out: Counter,
@@ -156,6 +176,36 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
 
     fn poll_pending(&mut self) -> bool {
         self.out.poll_pending()
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        let reader = &mut self.reader;
+        match attribute_panics(&self.name, || reader.snapshot_position()) {
+            Ok(Some(position)) => into.add(self.node_id, position),
+            Ok(None) => {}
+            Err(e) => fail_operator(
+                &self.name,
+                format!("cannot snapshot the source position: {e}"),
+            ),
+        }
+        self.out.snapshot_state(checkpoint_id, into);
+        for side in &self.side_outputs {
+            side.snapshot_state(checkpoint_id, into);
+        }
+    }
+
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier) {
+        self.out.emit_barrier(barrier);
+        for side in &self.side_outputs {
+            side.emit_barrier(barrier);
+        }
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        self.out.notify_checkpoint_complete(checkpoint_id);
+        for side in &self.side_outputs {
+            side.notify_checkpoint_complete(checkpoint_id);
+        }
     }
 }
 

@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::failure::attribute_panics;
+use crate::checkpoint::{ChainSnapshot, CheckpointBarrier, RestoredState, StateError};
+use crate::failure::{attribute_panics, fail_operator};
 use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
@@ -31,13 +32,38 @@ pub struct RuntimeContext {
     pub side_outputs: SideOutputs,
     /// Clock, spawner and cancellation of the job.
     pub services: RuntimeServices,
+    /// The graph node this instance runs (its state is stored under it).
+    pub node_id: usize,
+    /// The state to start from: a checkpoint's, after a restart; empty otherwise.
+    pub restored: RestoredState,
 }
 
 impl RuntimeContext {
+    /// Where this instance sits among its node's instances, for keyed state.
+    pub fn scope(&self) -> StateScope {
+        StateScope {
+            subtask_index: self.subtask_index,
+            parallelism: self.parallelism,
+            max_parallelism: self.max_parallelism,
+        }
+    }
+
     /// The side output named by `tag`, for an operator to keep and write into.
     pub fn side_output<T: 'static>(&self, tag: &OutputTag<T>) -> SideOutput<T> {
         self.side_outputs.get(tag)
     }
+}
+
+/// Which instance an operator's state belongs to: keyed state is written and read by
+/// key group within this scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateScope {
+    /// The instance's index, `0..parallelism`.
+    pub subtask_index: usize,
+    /// How many instances the operator runs as.
+    pub parallelism: usize,
+    /// Number of key groups.
+    pub max_parallelism: usize,
 }
 
 /// A record-at-a-time operator. Generic over the output so the call into the next
@@ -74,6 +100,48 @@ pub trait Operator<I, O>: Send + 'static {
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         out.emit_watermark(watermark);
     }
+
+    /// Called on a checkpoint barrier before [`snapshot_state`](Self::snapshot_state)
+    /// (Flink's `prepareSnapshotPreBarrier`): what it emits precedes the barrier. An
+    /// operator that holds records it has not emitted yet (async calls in flight,
+    /// queues) drains them here, as their state is not part of the snapshot.
+    fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(
+        &mut self,
+        _checkpoint_id: u64,
+        _out: &mut C,
+    ) {
+    }
+
+    /// Snapshots this instance's state for checkpoint `checkpoint_id` (encode it with
+    /// [`encode_state`](crate::checkpoint::encode_state), keyed state with
+    /// [`snapshot_keyed`](crate::checkpoint::snapshot_keyed)); `None` when it has none.
+    /// Called between records, after everything before the barrier was processed.
+    ///
+    /// # Errors
+    /// When the state cannot be serialized; the task fails.
+    fn snapshot_state(
+        &mut self,
+        _scope: StateScope,
+        _checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+
+    /// Restores the state of a checkpoint, before the first record.
+    ///
+    /// # Errors
+    /// When the state is corrupt; the task fails, naming the operator.
+    fn restore_state(
+        &mut self,
+        _scope: StateScope,
+        _restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` completed: every task's state is stored (a
+    /// two-phase-commit sink commits here).
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {}
 }
 
 /// The most records an [`Emitter`] holds before handing them to the next operator.
@@ -190,12 +258,23 @@ pub struct Chained<Op, I, O> {
     /// This operator's [`OperatorMetrics::active`] flag.
     active: Arc<AtomicBool>,
     name: Arc<str>,
+    node_id: usize,
+    scope: StateScope,
     _input: PhantomData<fn(I)>,
 }
 
 impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
-    /// Wires `operator` to `out`, counting into the context's metrics.
-    pub fn new(operator: Op, out: Box<dyn Output<O>>, ctx: &RuntimeContext) -> Self {
+    /// Wires `operator` to `out`, counting into the context's metrics, and restores
+    /// the context's checkpointed state into it (a corrupt state fails the operator).
+    pub fn new(mut operator: Op, out: Box<dyn Output<O>>, ctx: &RuntimeContext) -> Self {
+        if ctx.restored.checkpoint_id.is_some() {
+            let restored = attribute_panics(&ctx.operator_name, || {
+                operator.restore_state(ctx.scope(), &ctx.restored)
+            });
+            if let Err(e) = restored {
+                fail_operator(&ctx.operator_name, format!("cannot restore state: {e}"));
+            }
+        }
         Self {
             operator,
             out: CountingOutput {
@@ -207,6 +286,8 @@ impl<Op: Operator<I, O>, I, O> Chained<Op, I, O> {
             records_in: Counter::new(ctx.metrics.records_in.clone()),
             active: ctx.metrics.active.clone(),
             name: ctx.operator_name.clone(),
+            node_id: ctx.node_id,
+            scope: ctx.scope(),
             _input: PhantomData,
         }
     }
@@ -275,6 +356,39 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         self.out.inner.flush();
         for side in &self.out.side_outputs {
             side.flush();
+        }
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || {
+            op.prepare_snapshot_pre_barrier(checkpoint_id, out);
+        });
+        let (op, scope) = (&mut self.operator, self.scope);
+        match attribute_panics(&self.name, || op.snapshot_state(scope, checkpoint_id)) {
+            Ok(Some(bytes)) => into.add(self.node_id, bytes),
+            Ok(None) => {}
+            Err(e) => fail_operator(&self.name, format!("cannot snapshot state: {e}")),
+        }
+        self.out.inner.snapshot_state(checkpoint_id, into);
+        for side in &self.out.side_outputs {
+            side.snapshot_state(checkpoint_id, into);
+        }
+    }
+
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier) {
+        self.out.inner.emit_barrier(barrier);
+        for side in &self.out.side_outputs {
+            side.emit_barrier(barrier);
+        }
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        let op = &mut self.operator;
+        attribute_panics(&self.name, || op.notify_checkpoint_complete(checkpoint_id));
+        self.out.inner.notify_checkpoint_complete(checkpoint_id);
+        for side in &self.out.side_outputs {
+            side.notify_checkpoint_complete(checkpoint_id);
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::any::Any;
 
+use crate::checkpoint::{ChainSnapshot, CheckpointBarrier};
 use crate::functions::Collector;
 
 /// The runtime side of a [`Collector`]: records, plus the end-of-input signal that
@@ -28,6 +29,17 @@ pub trait Output<T>: Collector<T> + Send {
 
     /// Ship partially filled network buffers now (the buffer timeout fired).
     fn flush(&mut self);
+
+    /// Adds the state of every operator from here to the chain's ends to `into`.
+    /// Called between records; the default (an output without operators) adds nothing.
+    fn snapshot_state(&mut self, _checkpoint_id: u64, _into: &mut ChainSnapshot) {}
+
+    /// Sends `barrier` on every network channel at the chain's ends, after the
+    /// records emitted so far; the default (no network output) does nothing.
+    fn emit_barrier(&mut self, _barrier: CheckpointBarrier) {}
+
+    /// Tells every operator from here on that checkpoint `checkpoint_id` completed.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {}
 }
 
 /// A type-erased `Box<dyn Output<T>>`, used where the graph wires nodes whose record
@@ -113,5 +125,23 @@ impl<T: Clone + Send> Output<T> for FanOut<T> {
             pending |= out.poll_pending();
         }
         pending
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        for out in &mut self.outputs {
+            out.snapshot_state(checkpoint_id, into);
+        }
+    }
+
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier) {
+        for out in &mut self.outputs {
+            out.emit_barrier(barrier);
+        }
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        for out in &mut self.outputs {
+            out.notify_checkpoint_complete(checkpoint_id);
+        }
     }
 }

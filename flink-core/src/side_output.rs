@@ -157,6 +157,12 @@ pub trait SideOutputControl: Send + Sync {
     fn flush(&self);
     /// Propagates event-time progress.
     fn emit_watermark(&self, watermark: crate::watermark::Watermark);
+    /// Snapshots the operators behind the side output.
+    fn snapshot_state(&self, checkpoint_id: u64, into: &mut crate::checkpoint::ChainSnapshot);
+    /// Propagates a checkpoint barrier.
+    fn emit_barrier(&self, barrier: crate::checkpoint::CheckpointBarrier);
+    /// Propagates a completed checkpoint.
+    fn notify_checkpoint_complete(&self, checkpoint_id: u64);
 }
 
 impl<T: 'static> SideOutputControl for Shared<T> {
@@ -170,6 +176,18 @@ impl<T: 'static> SideOutputControl for Shared<T> {
 
     fn emit_watermark(&self, watermark: crate::watermark::Watermark) {
         lock(self).emit_watermark(watermark);
+    }
+
+    fn snapshot_state(&self, checkpoint_id: u64, into: &mut crate::checkpoint::ChainSnapshot) {
+        lock(self).snapshot_state(checkpoint_id, into);
+    }
+
+    fn emit_barrier(&self, barrier: crate::checkpoint::CheckpointBarrier) {
+        lock(self).emit_barrier(barrier);
+    }
+
+    fn notify_checkpoint_complete(&self, checkpoint_id: u64) {
+        lock(self).notify_checkpoint_complete(checkpoint_id);
     }
 }
 

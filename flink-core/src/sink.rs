@@ -30,4 +30,34 @@ pub trait SinkWriter<T>: Send {
     fn finish(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
+
+    /// Snapshots what this writer must remember across a restart (a two-phase-commit
+    /// writer: its pre-committed transactions); `None` (the default) for nothing.
+    /// Called on the checkpoint barrier, after every record before it was written.
+    ///
+    /// # Errors
+    /// Fails the job (and so restarts it).
+    fn snapshot_state(&mut self, _checkpoint_id: u64) -> Result<Option<Vec<u8>>, SinkError> {
+        Ok(None)
+    }
+
+    /// Restores what [`snapshot_state`](Self::snapshot_state) returned in the
+    /// checkpoint the job restarts from, before the first record.
+    ///
+    /// # Errors
+    /// Fails the job.
+    fn restore_state(&mut self, _state: &[u8]) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` completed ([`FINAL_SNAPSHOT_ID`] once the input
+    /// ended and the checkpoint holding the final snapshot completed).
+    ///
+    /// [`FINAL_SNAPSHOT_ID`]: crate::checkpoint::FINAL_SNAPSHOT_ID
+    ///
+    /// # Errors
+    /// Fails the job.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) -> Result<(), SinkError> {
+        Ok(())
+    }
 }

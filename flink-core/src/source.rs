@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::checkpoint::StateError;
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
 
@@ -68,6 +69,28 @@ pub trait SourceReader<T>: Send {
     /// Emits a batch of records into `out` and says what comes next. A batch should be
     /// short (about a thousand records) so the task can flush and observe cancellation.
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll;
+
+    /// This reader's position, for a checkpoint taken between two polls: restoring it
+    /// must make the reader emit exactly what it would have emitted after this call.
+    /// `None` (the default) means the reader cannot be checkpointed: after a restart
+    /// it starts over.
+    ///
+    /// # Errors
+    /// When the position cannot be serialized.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+
+    /// Moves a fresh reader to a position [`snapshot_position`](Self::snapshot_position)
+    /// returned, before its first poll.
+    ///
+    /// # Errors
+    /// When the bytes are not such a position.
+    fn restore_position(&mut self, _position: &[u8]) -> Result<(), StateError> {
+        Err(StateError::Corrupt(
+            "this source reader cannot restore a position".into(),
+        ))
+    }
 }
 
 /// Collects the records of one [`SourceReader::poll_next`] call; the batch then

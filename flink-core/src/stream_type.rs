@@ -58,6 +58,8 @@ pub trait RecordBytesWriter: Send {
     fn finish(&mut self);
     /// Sends event-time progress to every channel, after the records written so far.
     fn watermark(&mut self, watermark: Watermark);
+    /// Sends a checkpoint barrier to every channel, after the records written so far.
+    fn barrier(&mut self, barrier: crate::checkpoint::CheckpointBarrier);
     /// The operator whose output this is, named in errors about its records.
     fn operator(&self) -> &str {
         "unknown operator"
@@ -94,6 +96,12 @@ pub trait RecordDecoder: Send {
     fn flush(&mut self);
     /// Lets the chain emit results ready without input; true if work is pending.
     fn poll_pending(&mut self) -> bool;
+    /// Delivers the pending batch, then snapshots the chain's state.
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut crate::checkpoint::ChainSnapshot);
+    /// Sends a checkpoint barrier down the chain and out of it.
+    fn emit_barrier(&mut self, barrier: crate::checkpoint::CheckpointBarrier);
+    /// Checkpoint `checkpoint_id` completed.
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64);
 }
 
 /// Type-erased operations on a record type.
@@ -361,6 +369,10 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
     fn flush(&mut self) {
         self.writer.flush();
     }
+
+    fn emit_barrier(&mut self, barrier: crate::checkpoint::CheckpointBarrier) {
+        self.writer.barrier(barrier);
+    }
 }
 
 struct TypedDecoder<T> {
@@ -407,6 +419,20 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
 
     fn poll_pending(&mut self) -> bool {
         self.head.poll_pending()
+    }
+
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut crate::checkpoint::ChainSnapshot) {
+        self.deliver();
+        self.head.snapshot_state(checkpoint_id, into);
+    }
+
+    fn emit_barrier(&mut self, barrier: crate::checkpoint::CheckpointBarrier) {
+        self.deliver();
+        self.head.emit_barrier(barrier);
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        self.head.notify_checkpoint_complete(checkpoint_id);
     }
 }
 
@@ -482,6 +508,7 @@ mod tests {
             }
         }
         fn watermark(&mut self, _watermark: Watermark) {}
+        fn barrier(&mut self, _barrier: crate::checkpoint::CheckpointBarrier) {}
     }
 
     impl FakeWriter {

@@ -14,8 +14,6 @@ use crate::network::{
 /// Partitions and gates of every subtask, wired together, waiting to be handed to the
 /// tasks.
 pub(crate) struct JobNetwork {
-    /// One I/O metrics object per (vertex, subtask): shared by its partitions and gate.
-    io: HashMap<(usize, usize), Arc<IoMetrics>>,
     gates: HashMap<(usize, usize), InputGate>,
     /// Partitions by (vertex, subtask), then by job edge.
     partitions: HashMap<(usize, usize), HashMap<usize, Arc<ResultPartition>>>,
@@ -28,6 +26,7 @@ impl JobNetwork {
         jg: &JobGraph,
         eg: &ExecutionGraph,
         cancel: &CancelToken,
+        io: &HashMap<(usize, usize), Arc<IoMetrics>>,
     ) -> Result<Self, NetworkError> {
         let config = &jg.stream_graph.config;
         let net = NetworkConfig {
@@ -35,12 +34,8 @@ impl JobNetwork {
             exclusive_buffers_per_channel: config.exclusive_buffers_per_channel,
             floating_buffers_per_gate: config.floating_buffers_per_gate,
         };
-        let mut io = HashMap::new();
-        for v in &jg.vertices {
-            for s in 0..v.parallelism {
-                io.insert((v.id, s), IoMetrics::new());
-            }
-        }
+        // The I/O metrics (one per subtask, shared by its partitions and gate) outlive
+        // the network: a restarted job keeps counting into them.
         let mut partitions: HashMap<(usize, usize), HashMap<usize, Arc<ResultPartition>>> =
             HashMap::new();
         for (edge_id, e) in jg.edges.iter().enumerate() {
@@ -81,7 +76,6 @@ impl JobNetwork {
         }
         let subtasks = jg.vertices.iter().map(|v| v.parallelism).sum();
         Ok(Self {
-            io,
             gates,
             partitions,
             subtasks,
@@ -91,11 +85,6 @@ impl JobNetwork {
     /// How many subtasks the job has.
     pub(crate) fn subtask_count(&self) -> usize {
         self.subtasks
-    }
-
-    /// The I/O metrics of a subtask.
-    pub(crate) fn io_metrics(&self, vertex: usize, subtask: usize) -> Arc<IoMetrics> {
-        self.io[&(vertex, subtask)].clone()
     }
 
     /// The input gate of a subtask, if it has inputs.

@@ -191,6 +191,23 @@ pub struct JobExecutionResult {
     pub operators: Vec<OperatorSummary>,
     /// Per-subtask time accounting and pool usage at the end.
     pub tasks: Vec<TaskMetricsSnapshot>,
+    /// Every restart, in order, with its cause. The operators' counts cover every
+    /// attempt: records replayed from a checkpoint after a restart are counted again.
+    pub restarts: Vec<JobRestart>,
+    /// What checkpointing did, if the job took checkpoints.
+    pub checkpoints: Option<crate::checkpoint::CheckpointCounts>,
+}
+
+/// One restart of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRestart {
+    /// The failure that caused it.
+    pub cause: String,
+    /// The checkpoint the job restarted from; `None`: from the beginning.
+    pub restored_checkpoint: Option<u64>,
+    /// Records that were between operators when the tasks were cancelled for the
+    /// restart: they are not lost, the sources replay them from the checkpoint.
+    pub lost_in_flight: u64,
 }
 
 impl JobExecutionResult {

@@ -15,6 +15,7 @@ mod abandoned;
 pub mod async_executor;
 pub mod bottleneck;
 mod bottleneck_watch;
+pub mod checkpoint;
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;
@@ -38,7 +39,7 @@ pub mod prelude {
     pub use crate::execute::ExecuteExt;
     pub use crate::job_client::{JobClient, JobControl, JobObserver};
     pub use crate::job_result::{
-        AbandonedRecords, JobError, JobExecutionResult, OperatorRole, OperatorSummary,
+        AbandonedRecords, JobError, JobExecutionResult, JobRestart, OperatorRole, OperatorSummary,
     };
     pub use crate::job_status::JobState;
     pub use crate::pipeline_monitor::{PipelineMonitor, PipelineReport};

@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use flink_core::checkpoint::{RestartTracker, RestoredState};
 
 use flink_core::config::BufferTimeout;
 use flink_core::graph::{ExecutionGraph, JobGraph};
@@ -21,10 +23,13 @@ use flink_core::stream_type::NetworkOutputSetup;
 use crate::abandoned::{RecordFlow, abandoned, record_flows};
 use crate::async_executor::TokioSpawner;
 use crate::bottleneck_watch::BottleneckWatch;
+use crate::checkpoint::coordinator::{CheckpointCoordinator, restored_states};
+use crate::checkpoint::storage::CheckpointStore;
+use crate::checkpoint::task_side::{TaskCheckpointing, TaskMessage};
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
-use crate::job_result::{JobError, JobExecutionResult, OperatorRole};
+use crate::job_result::{JobError, JobExecutionResult, JobRestart, OperatorRole};
 use crate::job_status::JobStatusCell;
 use crate::network::{CancelToken, InputGate, PartitionWriter, ResultPartition};
 use crate::precise_timer::SystemClock;
@@ -41,19 +46,58 @@ struct SubtaskSetup {
     /// Result partitions of this subtask, by job edge id.
     partitions: HashMap<usize, Arc<ResultPartition>>,
     metrics: Arc<TaskMetrics>,
+    /// The checkpoint the operators start from, with each node's state.
+    restored: Option<Arc<Restored>>,
+    checkpointing: Option<TaskCheckpointing>,
+}
+
+/// A checkpoint being restored: its id and every node's state.
+struct Restored {
+    id: u64,
+    by_node: HashMap<usize, RestoredState>,
+}
+
+impl Restored {
+    fn of_node(&self, node: usize) -> RestoredState {
+        self.by_node.get(&node).cloned().unwrap_or(RestoredState {
+            checkpoint_id: Some(self.id),
+            by_subtask: Arc::from([]),
+        })
+    }
+}
+
+/// What stays the same over the attempts of one job.
+struct JobSetup {
+    jg: Arc<JobGraph>,
+    eg: ExecutionGraph,
+    /// I/O metrics per (vertex, subtask), kept across attempts.
+    io: HashMap<(usize, usize), Arc<crate::network::IoMetrics>>,
+    task_metrics: HashMap<(usize, usize), Arc<TaskMetrics>>,
+    operators: Vec<OperatorCounters>,
+    flush: crate::flush_timer::FlushClock,
+    stop_requested: Arc<AtomicBool>,
+    clock: Arc<dyn flink_core::clock::Clock>,
+    spawner: Arc<TokioSpawner>,
+}
+
+/// One run of the job's tasks; a restart starts another.
+struct Attempt {
+    cancel: JobCancel,
+    messages: Receiver<TaskMessage>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// Starts `jg` and returns a handle on it.
 pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let eg = ExecutionGraph::from_job_graph(&jg);
     let cancel = CancelToken::new();
-    let services = RuntimeServices::new(
-        jg.stream_graph
-            .clock
-            .clone()
-            .unwrap_or_else(|| Arc::new(SystemClock::new())),
-        Arc::new(TokioSpawner::new(1)),
-    );
+    let clock = jg
+        .stream_graph
+        .clock
+        .clone()
+        .unwrap_or_else(|| Arc::new(SystemClock::new()));
+    let spawner = Arc::new(TokioSpawner::new(1));
+    let services = RuntimeServices::new(clock.clone(), spawner.clone());
     let stop_requested = Arc::new(AtomicBool::new(false));
     let cancelled_by_user = Arc::new(AtomicBool::new(false));
     // Bound before any task starts, so a taken port fails the submission cleanly.
@@ -63,50 +107,53 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         })?),
         None => None,
     };
+    let mut checkpoints = match &jg.stream_graph.config.checkpointing {
+        Some(config) => {
+            let coordinator = CheckpointStore::open(&config.storage, name)
+                .and_then(|store| CheckpointCoordinator::new(config.clone(), store, clock.clone()))
+                .map_err(|e| JobError::Runtime(e.to_string()))?;
+            Some(coordinator)
+        }
+        None => None,
+    };
+    let restart = RestartTracker::new(jg.stream_graph.config.effective_restart_strategy());
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
     let flows = record_flows(&jg);
-    let mut network =
-        Network::build(&jg, &eg, &cancel).map_err(|e| JobError::Runtime(e.to_string()))?;
-    let jg = Arc::new(jg);
-    let (outcomes_tx, outcomes_rx) = sync_channel(network.subtask_count());
-    let mut threads = Vec::new();
+    let mut io = HashMap::new();
+    let mut task_metrics = HashMap::new();
     let mut tasks = Vec::new();
     for v in &jg.vertices {
         for s in 0..v.parallelism {
-            let io = network.io_metrics(v.id, s);
-            let metrics = Arc::new(TaskMetrics::new(v.name.clone(), s, v.parallelism, io));
+            let metrics_io = crate::network::IoMetrics::new();
+            io.insert((v.id, s), metrics_io.clone());
+            let metrics = Arc::new(TaskMetrics::new(
+                v.name.clone(),
+                s,
+                v.parallelism,
+                metrics_io,
+            ));
             tasks.push(metrics.clone());
-            let setup = SubtaskSetup {
-                vertex: v.id,
-                subtask: s,
-                gate: network.take_gate(v.id, s),
-                partitions: network.partitions_of(v.id, s),
-                metrics,
-            };
-            let spawned = spawn_subtask(
-                jg.clone(),
-                setup,
-                &operators,
-                timer.clock(),
-                JobCancel {
-                    token: cancel.clone(),
-                    services: services.clone(),
-                },
-                stop_requested.clone(),
-                outcomes_tx.clone(),
-            );
-            match spawned {
-                Ok(handle) => threads.push(handle),
-                Err(e) => {
-                    cancel.cancel();
-                    services.cancelled.cancel();
-                    return Err(runtime_error(e));
-                }
-            }
+            task_metrics.insert((v.id, s), metrics);
         }
     }
-    drop(outcomes_tx);
+    let setup = JobSetup {
+        jg: Arc::new(jg),
+        eg,
+        io,
+        task_metrics,
+        operators: operators.clone(),
+        flush: timer.clock(),
+        stop_requested: stop_requested.clone(),
+        clock,
+        spawner,
+    };
+    let job_cancel = JobCancel {
+        token: cancel.clone(),
+        services: services.clone(),
+    };
+    let attempt = start_attempt(&setup, job_cancel.clone(), None, checkpoints.as_mut())?;
+    let jg = setup.jg.clone();
     let status = JobStatusCell::new(cancelled_by_user.clone());
     let bottleneck = Arc::new(BottleneckWatch::new(
         jg.clone(),
@@ -121,10 +168,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         bottleneck,
     };
     let control = JobControl {
-        cancel: JobCancel {
-            token: cancel,
-            services,
-        },
+        cancel: job_cancel,
         cancelled_by_user,
         stop_requested,
     };
@@ -133,8 +177,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         job_name: name.to_string(),
         control: control.clone(),
         flows,
-        outcomes: outcomes_rx,
-        threads,
+        setup,
+        attempt,
+        checkpoints,
+        restart,
+        restarts: Vec::new(),
+        lost_before: 0,
         timer,
         observables: observables.clone(),
         started: Instant::now(),
@@ -171,6 +219,76 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     })
 }
 
+/// Builds the network and starts every subtask, from `restored` if given.
+fn start_attempt(
+    setup: &JobSetup,
+    cancel: JobCancel,
+    restored: Option<Arc<Restored>>,
+    checkpoints: Option<&mut CheckpointCoordinator>,
+) -> Result<Attempt, JobError> {
+    let jg = &setup.jg;
+    let mut network = Network::build(jg, &setup.eg, &cancel.token, &setup.io)
+        .map_err(|e| JobError::Runtime(e.to_string()))?;
+    // Acknowledgements and outcomes share one bounded channel: a task waits for room
+    // only while the coordinator is storing a checkpoint.
+    let (messages_tx, messages_rx) = sync_channel(network.subtask_count() * 4);
+    let all_tasks: Vec<(usize, usize)> = jg
+        .vertices
+        .iter()
+        .flat_map(|v| (0..v.parallelism).map(move |s| (v.id, s)))
+        .collect();
+    let checkpointing = checkpoints.map(|c| (c.config().mode, c.start_attempt(all_tasks)));
+    let mut threads = Vec::new();
+    for v in &jg.vertices {
+        for s in 0..v.parallelism {
+            let metrics = setup.task_metrics[&(v.id, s)].clone();
+            metrics.restart();
+            let task_checkpointing =
+                checkpointing
+                    .as_ref()
+                    .map(|(mode, signals)| TaskCheckpointing {
+                        mode: *mode,
+                        signals: signals.clone(),
+                        messages: messages_tx.clone(),
+                        vertex: v.id,
+                        subtask: s,
+                        seen_trigger: 0,
+                        notified: 0,
+                    });
+            let subtask = SubtaskSetup {
+                vertex: v.id,
+                subtask: s,
+                gate: network.take_gate(v.id, s),
+                partitions: network.partitions_of(v.id, s),
+                metrics,
+                restored: restored.clone(),
+                checkpointing: task_checkpointing,
+            };
+            let spawned = spawn_subtask(
+                jg.clone(),
+                subtask,
+                &setup.operators,
+                setup.flush.clone(),
+                cancel.clone(),
+                setup.stop_requested.clone(),
+                messages_tx.clone(),
+            );
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    cancel.cancel();
+                    return Err(runtime_error(e));
+                }
+            }
+        }
+    }
+    Ok(Attempt {
+        cancel,
+        messages: messages_rx,
+        threads,
+    })
+}
+
 fn runtime_error(e: std::io::Error) -> JobError {
     JobError::Runtime(e.to_string())
 }
@@ -201,9 +319,6 @@ fn operator_counters(jg: &JobGraph) -> Vec<OperatorCounters> {
         .collect()
 }
 
-/// (0-based subtask, parallelism, outcome) of one finished subtask.
-type Outcome = (usize, usize, TaskOutcome);
-
 fn spawn_subtask(
     jg: Arc<JobGraph>,
     setup: SubtaskSetup,
@@ -211,7 +326,7 @@ fn spawn_subtask(
     flush: crate::flush_timer::FlushClock,
     cancel: JobCancel,
     stop: Arc<AtomicBool>,
-    outcomes: SyncSender<Outcome>,
+    outcomes: SyncSender<TaskMessage>,
 ) -> std::io::Result<JoinHandle<()>> {
     let v = &jg.vertices[setup.vertex];
     let thread_name = crate::task_metrics::subtask_label(&v.name, setup.subtask, v.parallelism);
@@ -225,14 +340,15 @@ fn spawn_subtask(
         .spawn(move || {
             // A task waiting on its own timers parks until their deadlines.
             crate::precise_timer::minimize_timer_slack();
-            let (subtask, parallelism) = (setup.subtask, jg.vertices[setup.vertex].parallelism);
+            let (vertex, subtask) = (setup.vertex, setup.subtask);
+            let parallelism = jg.vertices[vertex].parallelism;
             let task_name = jg.vertices[setup.vertex].name.clone();
             let metrics = setup.metrics.clone();
             let outcome = Task::run_guarded(&task_name, || {
                 build_task(&jg, setup, &counters, flush, cancel, stop)
             });
             metrics.end();
-            let _ = outcomes.send((subtask, parallelism, outcome));
+            let _ = outcomes.send(TaskMessage::Outcome(vertex, subtask, parallelism, outcome));
         })
 }
 
@@ -305,6 +421,11 @@ fn build_task(
             metrics,
             side_outputs,
             services: cancel.services.clone(),
+            node_id,
+            restored: setup
+                .restored
+                .as_ref()
+                .map_or_else(RestoredState::none, |r| r.of_node(node_id)),
         };
         match &node.kind {
             NodeKind::Source(factory) => source = Some(factory.create(&ctx, out)),
@@ -338,6 +459,7 @@ fn build_task(
         cancel: cancel.token,
         stop,
         metrics: setup.metrics,
+        checkpointing: setup.checkpointing,
     }
 }
 
@@ -394,64 +516,77 @@ impl JobCancel {
     }
 }
 
-/// Watches the tasks of one job: cancels the rest on the first failure, then reports;
-/// after a successful end it runs the job's end-of-job actions.
+/// How one attempt ended.
+enum AttemptEnd {
+    /// Every task finished.
+    Finished,
+    /// The user cancelled the job.
+    Cancelled,
+    /// A task failed (or checkpointing failed too often): the cause.
+    Failed(JobError),
+    /// A task thread vanished without reporting.
+    Lost,
+}
+
+/// Watches the tasks of one job: coordinates its checkpoints, cancels the rest of
+/// the tasks on the first failure and restarts them from the latest completed
+/// checkpoint as the restart strategy allows, then reports; after a successful end
+/// it runs the job's end-of-job actions.
 struct Coordinator {
     job_name: String,
     control: JobControl,
     flows: Vec<RecordFlow>,
-    outcomes: Receiver<Outcome>,
-    threads: Vec<JoinHandle<()>>,
+    setup: JobSetup,
+    attempt: Attempt,
+    checkpoints: Option<CheckpointCoordinator>,
+    restart: RestartTracker,
+    restarts: Vec<JobRestart>,
+    /// Records lost in flight by earlier failures (replayed after their restart),
+    /// which the live counters still show as sent but not received.
+    lost_before: u64,
     timer: FlushTimer,
     observables: JobObservables,
     started: Instant,
 }
 
+/// The longest the coordinator waits for a message before looking at the clock.
+const COORDINATOR_TICK: Duration = Duration::from_millis(10);
+
 impl Coordinator {
-    fn run(self) -> Result<JobExecutionResult, JobError> {
-        let mut first_failure = None;
-        let mut lost = false;
-        for _ in 0..self.threads.len() {
-            match self.outcomes.recv() {
-                Ok((subtask, parallelism, TaskOutcome::Failed { operator, message })) => {
-                    if first_failure.is_none() {
-                        let label = format!("{}/{parallelism}", subtask + 1);
-                        tracing::error!(job = %self.job_name, %operator, subtask = %label, %message, "operator failed; cancelling the job");
-                        first_failure = Some(JobError::OperatorFailed {
-                            operator,
-                            subtask: subtask + 1,
-                            parallelism,
-                            message,
-                        });
-                        self.control.cancel.cancel();
+    fn run(mut self) -> Result<JobExecutionResult, JobError> {
+        let end = loop {
+            let end = self.run_attempt();
+            let AttemptEnd::Failed(cause) = end else {
+                break end;
+            };
+            if self.control.cancelled_by_user.load(Ordering::SeqCst) {
+                break AttemptEnd::Cancelled;
+            }
+            match self.restart.on_failure(self.setup.clock.now()) {
+                Some(delay) => {
+                    if let Err(e) = self.restart_after(cause, delay) {
+                        break AttemptEnd::Failed(e);
                     }
                 }
-                Ok(_) => {}
-                Err(_) => {
-                    lost = true;
-                    break;
-                }
+                None => break AttemptEnd::Failed(cause),
             }
-        }
+        };
         let duration = self.started.elapsed();
-        for t in self.threads {
-            let _ = t.join();
-        }
         drop(self.timer);
-        let hooks = &self.control.cancel.services.on_job_finished;
-        let outcome = if let Some(e) = first_failure {
-            Err(e)
-        } else if self.control.cancelled_by_user.load(Ordering::SeqCst) {
-            let operators = self.observables.operator_summaries();
-            Err(JobError::Cancelled {
-                abandoned: abandoned(&operators, &self.flows),
-            })
-        } else if lost {
-            Err(JobError::Runtime(
+        let hooks = &self.attempt.cancel.services.on_job_finished;
+        let outcome = match end {
+            AttemptEnd::Finished => Ok(()),
+            AttemptEnd::Failed(e) => Err(e),
+            AttemptEnd::Cancelled => {
+                let operators = self.observables.operator_summaries();
+                let mut abandoned = abandoned(&operators, &self.flows);
+                abandoned.between_operators =
+                    abandoned.between_operators.saturating_sub(self.lost_before);
+                Err(JobError::Cancelled { abandoned })
+            }
+            AttemptEnd::Lost => Err(JobError::Runtime(
                 "a task thread ended without reporting".into(),
-            ))
-        } else {
-            Ok(())
+            )),
         };
         if let Err(e) = outcome {
             hooks.discard();
@@ -468,6 +603,150 @@ impl Coordinator {
             duration,
             operators: self.observables.operator_summaries(),
             tasks: self.observables.task_snapshots(),
+            restarts: self.restarts,
+            checkpoints: self.checkpoints.as_ref().map(|c| c.counts()),
         })
+    }
+
+    /// Runs the current attempt until every task reported, coordinating checkpoints.
+    fn run_attempt(&mut self) -> AttemptEnd {
+        let mut first_failure: Option<JobError> = None;
+        let mut remaining = self.attempt.threads.len();
+        let mut lost = false;
+        while remaining > 0 {
+            if self.control.cancelled_by_user.load(Ordering::SeqCst)
+                && !self.attempt.cancel.token.is_cancelled()
+            {
+                // The user cancelled a restarted attempt (it has its own token).
+                self.attempt.cancel.cancel();
+            }
+            let wait = self
+                .checkpoints
+                .as_ref()
+                .map_or(COORDINATOR_TICK, |c| c.next_wakeup().min(COORDINATOR_TICK));
+            let message = match self.attempt.messages.recv_timeout(wait) {
+                Ok(message) => Some(message),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    lost = true;
+                    break;
+                }
+            };
+            let checkpoint_result = match message {
+                Some(TaskMessage::Outcome(vertex, subtask, parallelism, outcome)) => {
+                    remaining -= 1;
+                    if let TaskOutcome::Failed { operator, message } = outcome
+                        && first_failure.is_none()
+                    {
+                        let label = format!("{}/{parallelism}", subtask + 1);
+                        tracing::error!(job = %self.job_name, %operator, subtask = %label, %message, vertex, "operator failed; cancelling the job's tasks");
+                        first_failure = Some(JobError::OperatorFailed {
+                            operator,
+                            subtask: subtask + 1,
+                            parallelism,
+                            message,
+                        });
+                        self.attempt.cancel.cancel();
+                    }
+                    Ok(())
+                }
+                Some(TaskMessage::Ack {
+                    checkpoint,
+                    vertex,
+                    subtask,
+                    snapshot,
+                }) => self.with_checkpoints(|c| c.on_ack(checkpoint, vertex, subtask, snapshot)),
+                Some(TaskMessage::Finished {
+                    vertex,
+                    subtask,
+                    snapshot,
+                }) => self.with_checkpoints(|c| c.on_finished(vertex, subtask, snapshot)),
+                None => Ok(()),
+            };
+            let ticked = if first_failure.is_none() && !self.attempt.cancel.token.is_cancelled() {
+                checkpoint_result.and_then(|()| self.with_checkpoints(CheckpointCoordinator::tick))
+            } else {
+                checkpoint_result
+            };
+            if let Err(reason) = ticked
+                && first_failure.is_none()
+            {
+                tracing::error!(job = %self.job_name, %reason, "checkpointing failed; cancelling the job's tasks");
+                first_failure = Some(JobError::Runtime(reason));
+                self.attempt.cancel.cancel();
+            }
+        }
+        for t in self.attempt.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(e) = first_failure {
+            AttemptEnd::Failed(e)
+        } else if self.control.cancelled_by_user.load(Ordering::SeqCst) {
+            AttemptEnd::Cancelled
+        } else if lost {
+            AttemptEnd::Lost
+        } else {
+            AttemptEnd::Finished
+        }
+    }
+
+    fn with_checkpoints(
+        &mut self,
+        f: impl FnOnce(&mut CheckpointCoordinator) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.checkpoints.as_mut().map_or(Ok(()), f)
+    }
+
+    /// Records why the job restarts, waits `delay`, and starts a new attempt from the
+    /// latest completed checkpoint (from scratch without one).
+    fn restart_after(&mut self, cause: JobError, delay: Duration) -> Result<(), JobError> {
+        let operators = self.observables.operator_summaries();
+        let lost_now = abandoned(&operators, &self.flows).between_operators;
+        let lost_in_flight = lost_now.saturating_sub(self.lost_before);
+        self.lost_before = lost_now;
+        let loaded = match &self.checkpoints {
+            Some(c) => c.load_latest().map_err(|e| {
+                JobError::Runtime(format!("cannot restore the latest checkpoint: {e}"))
+            })?,
+            None => None,
+        };
+        let restored_checkpoint = loaded.as_ref().map(|l| l.id);
+        tracing::warn!(job = %self.job_name, cause = %cause, ?restored_checkpoint, ?delay, "restarting the job");
+        self.restarts.push(JobRestart {
+            cause: cause.to_string(),
+            restored_checkpoint,
+            lost_in_flight,
+        });
+        if !self.sleep_unless_cancelled(delay) {
+            return Err(cause);
+        }
+        let restored = loaded.map(|loaded| {
+            let jg = &self.setup.jg;
+            Arc::new(Restored {
+                id: loaded.id,
+                by_node: restored_states(&loaded, |v| jg.vertices[v].parallelism),
+            })
+        });
+        let cancel = JobCancel {
+            token: CancelToken::new(),
+            services: RuntimeServices::new(self.setup.clock.clone(), self.setup.spawner.clone()),
+        };
+        self.attempt = start_attempt(&self.setup, cancel, restored, self.checkpoints.as_mut())?;
+        Ok(())
+    }
+
+    /// Waits `delay` (real time); false if the user cancelled meanwhile.
+    fn sleep_unless_cancelled(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            if self.control.cancelled_by_user.load(Ordering::SeqCst) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            std::thread::sleep((deadline - now).min(COORDINATOR_TICK));
+        }
     }
 }

@@ -106,6 +106,14 @@ impl RecordBytesWriter for RecordWriter {
         self.check(r);
     }
 
+    fn barrier(&mut self, barrier: flink_core::checkpoint::CheckpointBarrier) {
+        let r = self.writer.broadcast_event(&Event::CheckpointBarrier {
+            id: barrier.id,
+            timestamp: barrier.timestamp,
+        });
+        self.check(r);
+    }
+
     fn operator(&self) -> &str {
         &self.operator
     }

@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID};
 use flink_core::failure::{OperatorFailure, TaskCancelled, panic_message};
 use flink_core::node::SourceDriver;
 use flink_core::source::SourcePoll;
 use flink_core::stream_type::RecordDecoder;
 use flink_core::watermark::Watermark;
 
+use crate::checkpoint::barrier_aligner::{Alignment, BarrierAligner};
+use crate::checkpoint::task_side::TaskCheckpointing;
 use crate::flush_timer::FlushClock;
 use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError, Waiting};
 use crate::task_metrics::TaskMetrics;
@@ -58,6 +61,8 @@ pub(crate) struct Task {
     /// Set when the job is stopped with a drain: a source stops reading.
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) metrics: Arc<TaskMetrics>,
+    /// The task's part in checkpoints; `None` when the job takes none.
+    pub(crate) checkpointing: Option<TaskCheckpointing>,
 }
 
 impl Task {
@@ -85,23 +90,94 @@ impl Task {
     }
 
     fn run(mut self) {
-        match &mut self.input {
-            TaskInput::Source(driver) => run_source(
-                driver.as_mut(),
-                &mut self.flush,
-                &self.cancel,
-                &self.stop,
-                &self.metrics,
-            ),
-            TaskInput::Network { gate, decoder } => run_network(
-                gate,
-                decoder.as_mut(),
-                &mut self.flush,
-                &self.cancel,
-                &self.metrics,
-            ),
+        let ck = &mut self.checkpointing;
+        let chain: &mut dyn Chain = match &mut self.input {
+            TaskInput::Source(driver) => {
+                run_source(
+                    driver,
+                    &mut self.flush,
+                    &self.cancel,
+                    &self.stop,
+                    &self.metrics,
+                    ck,
+                );
+                driver
+            }
+            TaskInput::Network { gate, decoder } => {
+                run_network(
+                    gate,
+                    decoder,
+                    &mut self.flush,
+                    &self.cancel,
+                    &self.metrics,
+                    ck,
+                );
+                decoder
+            }
+        };
+        finish(chain, ck.as_ref(), &self.cancel);
+    }
+}
+
+/// The checkpoint operations of a chain, whatever its input.
+trait Chain {
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot);
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier);
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64);
+}
+
+impl Chain for Box<dyn SourceDriver> {
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        SourceDriver::snapshot_state(&mut **self, checkpoint_id, into);
+    }
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier) {
+        SourceDriver::emit_barrier(&mut **self, barrier);
+    }
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        SourceDriver::notify_checkpoint_complete(&mut **self, checkpoint_id);
+    }
+}
+
+impl Chain for Box<dyn RecordDecoder> {
+    fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
+        RecordDecoder::snapshot_state(&mut **self, checkpoint_id, into);
+    }
+    fn emit_barrier(&mut self, barrier: CheckpointBarrier) {
+        RecordDecoder::emit_barrier(&mut **self, barrier);
+    }
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        RecordDecoder::notify_checkpoint_complete(&mut **self, checkpoint_id);
+    }
+}
+
+/// Snapshots the chain, sends the barrier downstream, acknowledges.
+fn take_checkpoint(chain: &mut dyn Chain, ck: &TaskCheckpointing, barrier: CheckpointBarrier) {
+    let mut snapshot = ChainSnapshot::default();
+    chain.snapshot_state(barrier.id, &mut snapshot);
+    chain.emit_barrier(barrier);
+    ck.ack(barrier.id, snapshot);
+}
+
+/// Tells the chain of a checkpoint completed since it last looked.
+fn notify_completed(chain: &mut dyn Chain, ck: &mut Option<TaskCheckpointing>) {
+    if let Some(id) = ck.as_mut().and_then(TaskCheckpointing::newly_completed) {
+        chain.notify_checkpoint_complete(id);
+    }
+}
+
+/// After the input ended: with checkpoints, reports the final state and waits for a
+/// checkpoint that holds it (so that what a two-phase-commit sink wrote last is
+/// committed consistently with every other task's state); then tells the chain the
+/// final snapshot is complete, which commits what is pending.
+fn finish(chain: &mut dyn Chain, ck: Option<&TaskCheckpointing>, cancel: &CancelToken) {
+    if let Some(ck) = ck {
+        let mut snapshot = ChainSnapshot::default();
+        chain.snapshot_state(FINAL_SNAPSHOT_ID, &mut snapshot);
+        if !ck.finish_and_wait(snapshot, cancel) {
+            resume_unwind(Box::new(TaskCancelled));
         }
     }
+    chain.notify_checkpoint_complete(FINAL_SNAPSHOT_ID);
 }
 
 fn stop_if_cancelled(cancel: &CancelToken) {
@@ -111,14 +187,21 @@ fn stop_if_cancelled(cancel: &CancelToken) {
 }
 
 fn run_source(
-    driver: &mut dyn SourceDriver,
+    driver: &mut Box<dyn SourceDriver>,
     flush: &mut FlushClock,
     cancel: &CancelToken,
     stop: &AtomicBool,
     metrics: &TaskMetrics,
+    ck: &mut Option<TaskCheckpointing>,
 ) {
     loop {
         stop_if_cancelled(cancel);
+        if let Some(ck) = ck.as_mut()
+            && let Some(barrier) = ck.new_trigger()
+        {
+            take_checkpoint(driver, ck, barrier);
+        }
+        notify_completed(driver, ck);
         if stop.load(Ordering::Relaxed) {
             // Stopped with a drain: end the input exactly as if the reader had
             // finished, so end-of-partition follows the last record read.
@@ -146,6 +229,26 @@ fn run_source(
     driver.end_input();
 }
 
+/// Applies an alignment step: blocks a channel that delivered the barrier, takes the
+/// checkpoint once all did, and lets the blocked channels flow again.
+fn align(
+    gate: &mut InputGate,
+    decoder: &mut Box<dyn RecordDecoder>,
+    ck: Option<&TaskCheckpointing>,
+    alignment: Alignment,
+) {
+    let gate_error = |e: NetworkError| resume_unwind(Box::new(format!("input gate failed: {e}")));
+    if let Some(channel) = alignment.block {
+        gate.block_channel(channel).unwrap_or_else(gate_error);
+    }
+    if let (Some(barrier), Some(ck)) = (alignment.aligned, ck) {
+        take_checkpoint(decoder, ck, barrier);
+    }
+    for channel in alignment.resume {
+        gate.resume_channel(channel).unwrap_or_else(gate_error);
+    }
+}
+
 /// Publishes the tick a task flushed at (flushes observable in tick counts).
 fn flushed(flush: &FlushClock, metrics: &TaskMetrics) {
     metrics.set_flush_ticks(flush.ticks_seen());
@@ -153,13 +256,19 @@ fn flushed(flush: &FlushClock, metrics: &TaskMetrics) {
 
 fn run_network(
     gate: &mut InputGate,
-    decoder: &mut dyn RecordDecoder,
+    decoder: &mut Box<dyn RecordDecoder>,
     flush: &mut FlushClock,
     cancel: &CancelToken,
     metrics: &TaskMetrics,
+    ck: &mut Option<TaskCheckpointing>,
 ) {
     let mut pending = false;
     let mut valve = WatermarkValve::new(gate.num_channels());
+    let mut aligner = ck
+        .as_ref()
+        .map(|ck| BarrierAligner::new(gate.num_channels(), ck.mode));
+    // At most one per poll: a poll hands out one buffer, and an event is a buffer.
+    let mut alignment_input: Option<(usize, Option<CheckpointBarrier>)> = None;
     loop {
         stop_if_cancelled(cancel);
         let wait = flush.bound_wait(if pending {
@@ -184,7 +293,17 @@ fn run_network(
                 GateItem::Event {
                     channel,
                     event: Event::EndOfPartition,
-                } => valve.on_channel_finished(channel),
+                } => {
+                    alignment_input = Some((channel, None));
+                    valve.on_channel_finished(channel)
+                }
+                GateItem::Event {
+                    channel,
+                    event: Event::CheckpointBarrier { id, timestamp },
+                } => {
+                    alignment_input = Some((channel, Some(CheckpointBarrier { id, timestamp })));
+                    None
+                }
                 GateItem::Event { .. } => None,
             };
             if let Some(watermark) = advanced {
@@ -192,6 +311,14 @@ fn run_network(
             }
         });
         decoder.deliver();
+        if let (Some(aligner), Some((channel, barrier))) = (&mut aligner, alignment_input.take()) {
+            let alignment = match barrier {
+                Some(barrier) => aligner.on_barrier(channel, barrier),
+                None => aligner.on_channel_finished(channel),
+            };
+            align(gate, decoder, ck.as_ref(), alignment);
+        }
+        notify_completed(decoder, ck);
         pending = decoder.poll_pending();
         match polled {
             Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}

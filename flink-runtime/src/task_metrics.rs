@@ -103,6 +103,12 @@ impl TaskMetrics {
             .store(tick, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The task runs again (the job restarted): its time accounting goes on.
+    pub fn restart(&self) {
+        self.ended_after_ns
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Marks the task ended: its time accounting stops here.
     pub fn end(&self) {
         let ns = u64::try_from(self.started.elapsed().as_nanos())

@@ -34,6 +34,7 @@ pub(crate) struct LineReader<R> {
 
 impl<R: BufRead> LineReader<R> {
     /// Lines of `inner`, each kept up to `max_len` bytes.
+    #[cfg(test)]
     pub(crate) fn new(inner: R, max_len: usize) -> Self {
         Self {
             inner,
@@ -41,6 +42,22 @@ impl<R: BufRead> LineReader<R> {
             position: 0,
             lines: 0,
         }
+    }
+
+    /// Lines of `inner`, which is positioned at byte `position` of its file, after
+    /// `lines` lines (a restored reader).
+    pub(crate) fn resume(inner: R, max_len: usize, position: u64, lines: u64) -> Self {
+        Self {
+            inner,
+            max_len,
+            position,
+            lines,
+        }
+    }
+
+    /// The byte offset of the next line, and the lines read so far.
+    pub(crate) fn position(&self) -> (u64, u64) {
+        (self.position, self.lines)
     }
 
     /// Reads the next line into `line` (reusing its buffer); `false` at the end.

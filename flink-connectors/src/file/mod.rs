@@ -1,6 +1,7 @@
 //! Files: line-oriented text and JSON-lines sources over a file or a directory, and a
 //! sink writing rolling part files.
 
+pub mod exactly_once;
 pub mod format;
 mod line_reader;
 pub mod sink;

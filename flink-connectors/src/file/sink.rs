@@ -28,7 +28,7 @@ pub enum FileSinkError {
     Encode(String),
 }
 
-type Encoder<T> = dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Sync;
+pub(super) type Encoder<T> = dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Sync;
 
 /// Writes each record as one line into part files of a directory.
 ///
@@ -37,8 +37,9 @@ type Encoder<T> = dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Sync;
 /// when it rolls (it reached [`max_part_size`](Self::max_part_size) bytes; a line is
 /// never split) and in `finish()` at end of input. So a final name only ever holds a
 /// complete part, and a [`FileSource`](super::FileSource) over the directory skips
-/// the in-progress files. Without checkpoints, a failed job leaves its in-progress
-/// files behind (exactly-once part files need checkpoints: not built yet).
+/// the in-progress files. A failed job leaves its in-progress files behind; for
+/// exactly-once part files with checkpoints use
+/// [`exactly_once`](FileSink::exactly_once).
 ///
 /// ```no_run
 /// use flink_connectors::file::FileSink;
@@ -49,9 +50,9 @@ type Encoder<T> = dyn Fn(&T, &mut Vec<u8>) -> Result<(), String> + Send + Sync;
 ///     .sink_to(FileSink::<u64>::json_lines("/tmp/out").max_part_size(1 << 20));
 /// ```
 pub struct FileSink<T> {
-    dir: PathBuf,
-    max_part_size: u64,
-    encoder: Arc<Encoder<T>>,
+    pub(super) dir: PathBuf,
+    pub(super) max_part_size: u64,
+    pub(super) encoder: Arc<Encoder<T>>,
 }
 
 impl<T: std::fmt::Display> FileSink<T> {
@@ -124,7 +125,10 @@ struct PartWriter<T> {
     line: Vec<u8>,
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> FileSinkError {
+pub(super) fn io(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> FileSinkError {
     let path = path.to_path_buf();
     move |source| FileSinkError::Io {
         action,

@@ -1,10 +1,11 @@
 //! A bounded source reading the lines of a file, or of every file of a directory.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flink_core::checkpoint::{StateError, decode_state, encode_state};
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
 use flink_core::failure::fail_operator;
 use flink_core::functions::Collector;
@@ -135,6 +136,8 @@ impl<T: Send + 'static> Source<T> for FileSource<T> {
             pending: None,
             current: None,
             line: Line::default(),
+            files_done: 0,
+            restore: None,
         })
     }
 
@@ -171,6 +174,19 @@ struct FileReader<T> {
     current: Option<OpenFile>,
     /// The line being read, its buffer reused.
     line: Line,
+    /// Files of this reader's split read to their end.
+    files_done: u64,
+    /// A checkpointed position to resume from, applied when the files are listed.
+    restore: Option<FilePosition>,
+}
+
+/// Where a file reader is: files of its split done, then the next line's byte offset
+/// and number in the file being read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FilePosition {
+    files_done: u64,
+    offset: u64,
+    lines: u64,
 }
 
 impl<T> FileReader<T> {
@@ -196,22 +212,48 @@ impl<T> FileReader<T> {
                 files = mine.len(),
                 "file source split"
             );
+            if let Some(p) = &self.restore
+                && p.files_done > mine.len() as u64
+            {
+                fail_operator(
+                    &self.operator,
+                    format!(
+                        "cannot restore: the checkpoint read {} files of this split, {} has {} now",
+                        p.files_done,
+                        self.root.display(),
+                        mine.len()
+                    ),
+                );
+            }
+            let skip = self.restore.as_ref().map_or(0, |p| p.files_done as usize);
+            mine.drain(..skip);
+            self.files_done = skip as u64;
             mine.reverse();
             self.pending = Some(mine);
         }
         let path = self.pending.as_mut()?.pop()?;
-        let file = File::open(&path).unwrap_or_else(|e| {
+        let mut file = File::open(&path).unwrap_or_else(|e| {
             fail_operator(
                 &self.operator,
                 format!("cannot open {}: {e}", path.display()),
             )
         });
+        let (offset, lines) = match self.restore.take() {
+            Some(p) => (p.offset, p.lines),
+            None => (0, 0),
+        };
+        if offset > 0
+            && let Err(e) = file.seek(SeekFrom::Start(offset))
+        {
+            fail_operator(
+                &self.operator,
+                format!("cannot seek {} to {offset}: {e}", path.display()),
+            );
+        }
+        let buffered = BufReader::with_capacity(64 * 1024, file);
         Some(OpenFile {
             path,
-            lines: LineReader::new(
-                BufReader::with_capacity(64 * 1024, file),
-                self.max_line_length,
-            ),
+            lines: LineReader::resume(buffered, self.max_line_length, offset, lines),
         })
     }
 
@@ -243,6 +285,7 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
                 )
             });
             if !more {
+                self.files_done += 1;
                 continue;
             }
             read += 1;
@@ -250,6 +293,27 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
             self.current = Some(file);
         }
         SourcePoll::MoreAvailable
+    }
+
+    /// Files done, and the byte offset and line number in the current file.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        if let Some(restore) = &self.restore {
+            // Not started since the restore: the position is the restored one.
+            return encode_state(restore).map(Some);
+        }
+        let (offset, lines) = self.current.as_ref().map_or((0, 0), |f| f.lines.position());
+        encode_state(&FilePosition {
+            files_done: self.files_done,
+            offset,
+            lines,
+        })
+        .map(Some)
+    }
+
+    /// Resumes after the files done, at the byte offset of the next line.
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        self.restore = Some(decode_state(position)?);
+        Ok(())
     }
 }
 

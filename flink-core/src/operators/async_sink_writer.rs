@@ -311,6 +311,12 @@ impl<T: Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
         !self.buffer.is_empty() || self.requests.len() > 0
     }
 
+    /// Sends and completes everything buffered and flushes the destination, as
+    /// Flink's async sink does on a checkpoint: what precedes the barrier is written.
+    fn prepare_snapshot_pre_barrier<C: Collector<()> + ?Sized>(&mut self, _: u64, out: &mut C) {
+        self.end_input(out);
+    }
+
     fn end_input<C: Collector<()> + ?Sized>(&mut self, _out: &mut C) {
         while !self.buffer.is_empty() || self.requests.len() > 0 {
             self.send_ready(true);

@@ -349,4 +349,10 @@ where
             self.complete_some(out);
         }
     }
+
+    /// Completes every call in flight, so that no input is lost with a restore (the
+    /// calls are not part of the snapshot yet).
+    fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(&mut self, _: u64, out: &mut C) {
+        self.end_input(out);
+    }
 }

@@ -3,8 +3,12 @@ use std::marker::PhantomData;
 
 use hashbrown::HashMap;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
 use crate::functions::{Collector, KeySelector};
-use crate::operator::{ForwardTo, Operator, RuntimeContext};
+use crate::operator::{ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
 use crate::state::ValueState;
 use crate::watermark::Watermark;
@@ -37,13 +41,37 @@ impl<K, I, O, S, KS, F> KeyedProcessOperator<K, I, O, S, KS, F> {
 
 impl<K, I, O, S, KS, F> Operator<I, O> for KeyedProcessOperator<K, I, O, S, KS, F>
 where
-    K: Hash + Eq + Send + 'static,
+    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
     I: 'static,
     O: 'static,
-    S: Send + 'static,
+    S: Send + Serialize + DeserializeOwned + 'static,
     KS: KeySelector<I, K>,
     F: FnMut(&K, I, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>) + Send + 'static,
 {
+    /// Each key's value state, grouped by key group.
+    fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let entries = self
+            .state
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
+        snapshot_keyed(entries, scope.max_parallelism).map(Some)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        let entries = restore_keyed::<K, S>(
+            restored,
+            scope.subtask_index,
+            scope.parallelism,
+            scope.max_parallelism,
+        )?;
+        self.state = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        Ok(())
+    }
+
     #[inline]
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let key = self.key.key(&record);
@@ -96,6 +124,8 @@ mod tests {
             metrics: Arc::new(OperatorMetrics::default()),
             side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
             services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: crate::checkpoint::RestoredState::none(),
         }
     }
 

@@ -4,8 +4,12 @@ use std::marker::PhantomData;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
 use crate::functions::{Collector, KeySelector, ReduceFunction};
-use crate::operator::Operator;
+use crate::operator::{Operator, StateScope};
 
 /// Keeps a running reduction per key and emits the new value for every record, as
 /// Flink's keyed `reduce` does.
@@ -32,11 +36,35 @@ impl<K, T, KS, F> KeyedReduceOperator<K, T, KS, F> {
 
 impl<K, T, KS, F> Operator<T, T> for KeyedReduceOperator<K, T, KS, F>
 where
-    K: Hash + Eq + Send + 'static,
-    T: Clone + Send + 'static,
+    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+    T: Clone + Send + Serialize + DeserializeOwned + 'static,
     KS: KeySelector<T, K>,
     F: ReduceFunction<T>,
 {
+    /// Each key's accumulator, grouped by key group.
+    fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let entries = self
+            .state
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
+        snapshot_keyed(entries, scope.max_parallelism).map(Some)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        let entries = restore_keyed::<K, T>(
+            restored,
+            scope.subtask_index,
+            scope.parallelism,
+            scope.max_parallelism,
+        )?;
+        self.state = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        Ok(())
+    }
+
     #[inline]
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
         let key = self.key.key(&record);
@@ -77,5 +105,31 @@ mod tests {
         }
         assert_eq!(out, vec![(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)]);
         assert_eq!(op.state.len(), 2);
+    }
+
+    #[test]
+    fn a_restored_instance_continues_each_key_where_the_snapshot_left_it() {
+        let sum = |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1);
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        let mut op = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
+        let mut out = Vec::new();
+        for r in [(1, 1), (2, 10), (1, 2)] {
+            op.process(r, &mut out);
+        }
+        let bytes = op.snapshot_state(scope, 1).unwrap().unwrap();
+        let restored = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(std::sync::Arc::from(bytes))].into(),
+        };
+        let mut again = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
+        again.restore_state(scope, &restored).unwrap();
+        let mut out = Vec::new();
+        again.process((1, 5), &mut out);
+        again.process((2, 5), &mut out);
+        assert_eq!(out, vec![(1, 8), (2, 15)]);
     }
 }

@@ -1,6 +1,7 @@
+use crate::checkpoint::{RestoredState, StateError};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, StateScope};
 use crate::sink::SinkWriter;
 
 /// Hands records to a [`SinkWriter`]; a write error fails the job naming this sink.
@@ -33,6 +34,36 @@ impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
     fn end_input<C: Collector<()> + ?Sized>(&mut self, _out: &mut C) {
         if let Err(e) = self.writer.finish() {
             fail_operator(&self.name, format!("sink finish failed: {e}"));
+        }
+    }
+
+    fn snapshot_state(
+        &mut self,
+        _scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.writer
+            .snapshot_state(checkpoint_id)
+            .map_err(|e| StateError::Encode(e.to_string()))
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        match restored.own(scope.subtask_index) {
+            Some(state) => self
+                .writer
+                .restore_state(state)
+                .map_err(|e| StateError::Corrupt(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        if let Err(e) = self.writer.notify_checkpoint_complete(checkpoint_id) {
+            fail_operator(&self.name, format!("sink commit failed: {e}"));
         }
     }
 }

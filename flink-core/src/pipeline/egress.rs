@@ -155,6 +155,15 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
         self.inner.end_input(out);
     }
 
+    /// Completes the calls in flight before the barrier.
+    fn prepare_snapshot_pre_barrier<C: Collector<Envelope<O>> + ?Sized>(
+        &mut self,
+        _: u64,
+        out: &mut C,
+    ) {
+        self.end_input(out);
+    }
+
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
         watermark: Watermark,
@@ -257,6 +266,15 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
     fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
         let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.end_input(&mut acked);
+    }
+
+    /// Writes everything buffered before the barrier.
+    fn prepare_snapshot_pre_barrier<C: Collector<Envelope<O>> + ?Sized>(
+        &mut self,
+        _: u64,
+        out: &mut C,
+    ) {
+        self.end_input(out);
     }
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(

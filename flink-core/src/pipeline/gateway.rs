@@ -212,6 +212,15 @@ impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
         }
     }
 
+    /// Admits the queue: queued records are not part of the snapshot yet.
+    fn prepare_snapshot_pre_barrier<C: Collector<Envelope<T>> + ?Sized>(
+        &mut self,
+        _: u64,
+        out: &mut C,
+    ) {
+        self.end_input(out);
+    }
+
     /// The queued records precede the watermark: they are admitted first (waiting
     /// for the rate and concurrency limits as usual).
     fn process_watermark<C: Collector<Envelope<T>> + ?Sized>(

@@ -1,6 +1,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use crate::checkpoint::{StateError, decode_state, encode_state};
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
@@ -123,6 +124,26 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
         } else {
             SourcePoll::MoreAvailable
         }
+    }
+
+    /// The next index to generate.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        encode_state(&self.next).map(Some)
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        let next: u64 = decode_state(position)?;
+        // A position of another share would emit records twice or not at all.
+        let first = self.next;
+        let on_stride = next >= first && (next - first).is_multiple_of(self.step);
+        if !on_stride || next > self.end {
+            return Err(StateError::Corrupt(format!(
+                "position {next} is not in this reader's share {first}..{}",
+                self.end
+            )));
+        }
+        self.next = next;
+        Ok(())
     }
 }
 

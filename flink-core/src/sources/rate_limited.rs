@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::checkpoint::{StateError, decode_state, encode_state};
 use crate::clock::Clock;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
@@ -99,6 +100,8 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
                 Box::new(RateLimitedReader {
                     inner: reader,
                     held: VecDeque::new(),
+                    held_from: None,
+                    held_len: 0,
                     scratch: SourceOutput::new(),
                     inner_finished: false,
                     rate,
@@ -116,6 +119,11 @@ struct RateLimitedReader<T> {
     inner: Box<dyn SourceReader<T>>,
     /// Records read from the inner reader, not yet emitted.
     held: VecDeque<T>,
+    /// The inner reader's position before it read the held records (taken only
+    /// when the inner reader can be checkpointed).
+    held_from: Option<Vec<u8>>,
+    /// How many records the inner reader's last poll gave.
+    held_len: usize,
     scratch: SourceOutput<T>,
     inner_finished: bool,
     rate: f64,
@@ -142,6 +150,7 @@ impl<T> RateLimitedReader<T> {
 impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
         if self.held.is_empty() && !self.inner_finished {
+            self.held_from = self.inner.snapshot_position().ok().flatten();
             match self.inner.poll_next(&mut self.scratch) {
                 SourcePoll::Finished => self.inner_finished = true,
                 SourcePoll::Pending(wait) if self.scratch.is_empty() => {
@@ -150,6 +159,7 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
                 SourcePoll::MoreAvailable | SourcePoll::Pending(_) => {}
             }
             // Drained, not taken: the scratch batch keeps its allocation.
+            self.held_len = self.scratch.len();
             self.held.extend(self.scratch.batch.drain(..));
         }
         self.refill();
@@ -164,4 +174,58 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
             SourcePoll::MoreAvailable
         }
     }
+
+    /// The inner position before the held records, and how many of them went out.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        let position = if self.held.is_empty() {
+            RatePosition {
+                inner: self.inner.snapshot_position()?,
+                skip: 0,
+            }
+        } else {
+            RatePosition {
+                inner: self.held_from.clone(),
+                skip: self.held_len - self.held.len(),
+            }
+        };
+        match position.inner {
+            Some(_) => encode_state(&position).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Restores the inner reader, then re-reads and drops what had gone out of its
+    /// next batch.
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        let position: RatePosition = decode_state(position)?;
+        let Some(inner) = position.inner else {
+            return Err(StateError::Corrupt("no inner position".into()));
+        };
+        self.inner.restore_position(&inner)?;
+        if position.skip > 0 {
+            self.held_from = Some(inner);
+            if self.inner.poll_next(&mut self.scratch) == SourcePoll::Finished {
+                self.inner_finished = true;
+            }
+            self.held_len = self.scratch.len();
+            if self.held_len < position.skip {
+                return Err(StateError::Corrupt(format!(
+                    "the source re-read {} records where {} had been emitted",
+                    self.held_len, position.skip
+                )));
+            }
+            self.held.extend(self.scratch.batch.drain(position.skip..));
+            self.scratch.batch.clear();
+        }
+        Ok(())
+    }
+}
+
+/// A rate-limited reader's position.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RatePosition {
+    /// The inner reader's position before its current batch.
+    inner: Option<Vec<u8>>,
+    /// Records of that batch already emitted.
+    skip: usize,
 }

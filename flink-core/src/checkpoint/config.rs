@@ -1,0 +1,194 @@
+//! [`CheckpointConfig`]: how often and how a job takes checkpoints, as Flink's
+//! `execution.checkpointing.*` options.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+/// The shortest checkpoint interval accepted.
+pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What a checkpoint guarantees (Flink's `CheckpointingMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum CheckpointingMode {
+    /// Barriers are aligned: a task with several inputs stops reading an input that
+    /// delivered barrier `n` until every input did, so the snapshot holds exactly the
+    /// records before the barrier. State is restored exactly once.
+    #[default]
+    ExactlyOnce,
+    /// No alignment: a task snapshots when the last input delivered the barrier and
+    /// keeps reading the others meanwhile; after a restore some records may be
+    /// applied to state twice.
+    AtLeastOnce,
+}
+
+/// Where completed checkpoints are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckpointStorage {
+    /// A directory of the local file system.
+    Directory(std::path::PathBuf),
+    /// A URL understood by the `object_store` crate (`file:///...`, `memory:///`,
+    /// `s3://bucket/path`, ...); credentials come from the environment, as there.
+    Url(String),
+}
+
+impl Default for CheckpointStorage {
+    /// `flink-rs-checkpoints` in the system's temporary directory.
+    fn default() -> Self {
+        Self::Directory(std::env::temp_dir().join("flink-rs-checkpoints"))
+    }
+}
+
+/// Schemes `object_store::parse_url` knows (the runtime parses the URL for real when
+/// the job is submitted).
+const KNOWN_SCHEMES: &[&str] = &[
+    "file", "memory", "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https",
+];
+
+/// How a job takes checkpoints. Built by
+/// [`enable_checkpointing`](crate::environment::StreamExecutionEnvironment::enable_checkpointing)
+/// with Flink's defaults, changed with its setters, checked when the job is built.
+///
+/// ```
+/// use std::time::Duration;
+/// use flink_core::prelude::*;
+///
+/// let env = StreamExecutionEnvironment::new();
+/// env.enable_checkpointing(Duration::from_secs(1))
+///     .set_mode(CheckpointingMode::AtLeastOnce)
+///     .set_retained_checkpoints(3);
+/// let config = env.checkpoint_config().unwrap();
+/// assert_eq!(config.retained_checkpoints, 3);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// How often a checkpoint is triggered.
+    pub interval: Duration,
+    /// Aligned (exactly once) or not (at least once).
+    pub mode: CheckpointingMode,
+    /// A checkpoint not complete after this long fails (Flink's default: 10 minutes).
+    pub timeout: Duration,
+    /// The least time between the end of one checkpoint and the start of the next.
+    pub min_pause_between_checkpoints: Duration,
+    /// How many checkpoints may be in progress at once; only 1 is supported.
+    pub max_concurrent_checkpoints: usize,
+    /// How many checkpoint failures in a row the job tolerates before it fails
+    /// (Flink's default: 0).
+    pub tolerable_failed_checkpoints: usize,
+    /// How many completed checkpoints are kept; older ones are deleted (Flink's
+    /// `state.checkpoints.num-retained`, default 1).
+    pub retained_checkpoints: usize,
+    /// Where checkpoints are written: `<storage>/<job name>/chk-<id>/`.
+    pub storage: CheckpointStorage,
+}
+
+impl CheckpointConfig {
+    /// Flink's defaults, with checkpoints every `interval`.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            mode: CheckpointingMode::ExactlyOnce,
+            timeout: Duration::from_secs(600),
+            min_pause_between_checkpoints: Duration::ZERO,
+            max_concurrent_checkpoints: 1,
+            tolerable_failed_checkpoints: 0,
+            retained_checkpoints: 1,
+            storage: CheckpointStorage::default(),
+        }
+    }
+
+    /// Checks every value; the first problem found is returned.
+    ///
+    /// # Errors
+    /// The value that can never work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str, reason: String| {
+            Err(ConfigError::InvalidCheckpointing {
+                what: what.into(),
+                reason,
+            })
+        };
+        if self.interval < MIN_CHECKPOINT_INTERVAL {
+            return bad(
+                "interval",
+                format!(
+                    "must be at least {MIN_CHECKPOINT_INTERVAL:?}, got {:?}",
+                    self.interval
+                ),
+            );
+        }
+        if self.timeout.is_zero() {
+            return bad("timeout", "must be positive".into());
+        }
+        if self.max_concurrent_checkpoints != 1 {
+            return bad(
+                "max concurrent checkpoints",
+                format!(
+                    "only 1 is supported, got {}",
+                    self.max_concurrent_checkpoints
+                ),
+            );
+        }
+        if self.retained_checkpoints == 0 {
+            return bad("retained checkpoints", "must be at least 1, got 0".into());
+        }
+        match &self.storage {
+            CheckpointStorage::Directory(dir) if dir.as_os_str().is_empty() => {
+                bad("storage", "the directory is empty".into())
+            }
+            CheckpointStorage::Url(url) => match url.split_once("://") {
+                Some((scheme, _)) if KNOWN_SCHEMES.contains(&scheme) => Ok(()),
+                Some((scheme, _)) => bad(
+                    "storage",
+                    format!("unknown URL scheme '{scheme}' in '{url}'"),
+                ),
+                None => bad("storage", format!("'{url}' is not a URL (scheme://...)")),
+            },
+            CheckpointStorage::Directory(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(c: &CheckpointConfig) -> String {
+        c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_flinks() {
+        let c = CheckpointConfig::new(Duration::from_millis(100));
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.mode, CheckpointingMode::ExactlyOnce);
+        assert_eq!(c.retained_checkpoints, 1);
+        assert_eq!(c.tolerable_failed_checkpoints, 0);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let base = CheckpointConfig::new(Duration::from_millis(100));
+        let mut c = base.clone();
+        c.interval = Duration::ZERO;
+        assert!(invalid(&c).contains("interval"), "{}", invalid(&c));
+        let mut c = base.clone();
+        c.max_concurrent_checkpoints = 2;
+        assert!(invalid(&c).contains("only 1 is supported"));
+        let mut c = base.clone();
+        c.retained_checkpoints = 0;
+        assert!(invalid(&c).contains("retained checkpoints"));
+        let mut c = base.clone();
+        c.timeout = Duration::ZERO;
+        assert!(invalid(&c).contains("timeout"));
+        let mut c = base.clone();
+        c.storage = CheckpointStorage::Url("ftp://host/x".into());
+        assert!(invalid(&c).contains("unknown URL scheme 'ftp'"));
+        let mut c = base;
+        c.storage = CheckpointStorage::Url("s3://bucket/checkpoints".into());
+        assert_eq!(c.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,19 @@
+//! Checkpoints: their configuration ([`CheckpointConfig`]), the restart strategy
+//! ([`RestartStrategy`]), and what operators, sources and sinks write into one and
+//! read back ([`encode_state`], [`snapshot_keyed`], [`RestoredState`]). The runtime
+//! triggers, aligns, stores and restores them; see docs/checkpoints.md.
+
+mod config;
+mod keyed;
+mod restart;
+mod settings;
+mod snapshot;
+
+pub use config::{CheckpointConfig, CheckpointStorage, CheckpointingMode, MIN_CHECKPOINT_INTERVAL};
+pub use keyed::{restore_keyed, snapshot_keyed};
+pub use restart::{RestartStrategy, RestartTracker};
+pub use settings::CheckpointSettings;
+pub use snapshot::{
+    ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID, RestoredState, STATE_FORMAT_VERSION,
+    StateError, decode_state, encode_state,
+};

@@ -1,0 +1,438 @@
+//! [`CheckpointCoordinator`]: triggers checkpoints at the sources on the job's clock,
+//! collects every task's acknowledgement, stores the states and completes a
+//! checkpoint by writing its metadata; retains the newest N and deletes the rest.
+//! It lives as long as the job, across restarts, so checkpoint ids never repeat.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig, RestoredState};
+use flink_core::clock::Clock;
+
+use super::storage::{
+    CheckpointMetadata, CheckpointStore, LoadedCheckpoint, StorageError, TaskEntry,
+};
+use super::task_side::CheckpointSignals;
+
+/// A checkpoint in progress.
+struct Pending {
+    barrier: CheckpointBarrier,
+    started: Duration,
+    /// Stored task files, by (vertex, subtask).
+    acked: HashMap<(usize, usize), TaskEntry>,
+}
+
+/// What checkpointing did over the life of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointCounts {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Checkpoints that failed (timed out or could not be stored), or were given up
+    /// because the job failed while they were in progress.
+    pub failed: u64,
+    /// The newest completed checkpoint.
+    pub last_completed: Option<u64>,
+}
+
+/// The job-wide checkpoint coordinator.
+pub(crate) struct CheckpointCoordinator {
+    config: CheckpointConfig,
+    store: CheckpointStore,
+    clock: Arc<dyn Clock>,
+    next_id: u64,
+    /// Completed checkpoints still stored, oldest first.
+    retained: VecDeque<u64>,
+    counts: CheckpointCounts,
+    failures_in_a_row: usize,
+    // Per attempt:
+    signals: Arc<CheckpointSignals>,
+    tasks: Vec<(usize, usize)>,
+    finished: HashMap<(usize, usize), ChainSnapshot>,
+    pending: Option<Pending>,
+    last_trigger: Option<Duration>,
+    last_completion: Option<Duration>,
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator storing into `store`. Checkpoints a previous run of the job left
+    /// there are kept when complete (ids go on after them) and deleted when not.
+    pub(crate) fn new(
+        config: CheckpointConfig,
+        store: CheckpointStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StorageError> {
+        let existing = store.checkpoint_ids()?;
+        for &id in &existing {
+            if !store.is_complete(id)? {
+                store.delete(id)?;
+            }
+        }
+        let next_id = existing.last().map_or(1, |last| last + 1);
+        Ok(Self {
+            config,
+            store,
+            clock,
+            next_id,
+            retained: VecDeque::new(),
+            counts: CheckpointCounts::default(),
+            failures_in_a_row: 0,
+            signals: Arc::default(),
+            tasks: Vec::new(),
+            finished: HashMap::new(),
+            pending: None,
+            last_trigger: None,
+            last_completion: None,
+        })
+    }
+
+    /// The checkpoint mode and signals for a new attempt running `tasks`
+    /// ((vertex, subtask) pairs); a checkpoint of the previous attempt is given up.
+    pub(crate) fn start_attempt(&mut self, tasks: Vec<(usize, usize)>) -> Arc<CheckpointSignals> {
+        if let Some(p) = self.pending.take() {
+            self.abort(p.barrier.id, "the job restarted");
+        }
+        self.tasks = tasks;
+        self.finished.clear();
+        self.signals = Arc::default();
+        self.last_trigger = Some(self.clock.now());
+        self.signals.clone()
+    }
+
+    /// What checkpointing did so far.
+    pub(crate) fn counts(&self) -> CheckpointCounts {
+        self.counts
+    }
+
+    /// The configuration.
+    pub(crate) fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+
+    /// The newest completed checkpoint, read back and checked.
+    pub(crate) fn load_latest(&self) -> Result<Option<LoadedCheckpoint>, StorageError> {
+        self.retained
+            .back()
+            .map(|&id| self.store.load(id))
+            .transpose()
+    }
+
+    /// How long until [`tick`](Self::tick) has something to do.
+    pub(crate) fn next_wakeup(&self) -> Duration {
+        let now = self.clock.now();
+        match (&self.pending, self.last_trigger) {
+            (Some(p), _) => (p.started + self.config.timeout).saturating_sub(now),
+            (None, Some(last)) => (last + self.config.interval).saturating_sub(now),
+            (None, None) => Duration::ZERO,
+        }
+    }
+
+    /// Triggers a checkpoint when one is due, fails one that timed out. Returns an
+    /// error when the job must fail (too many checkpoint failures in a row).
+    pub(crate) fn tick(&mut self) -> Result<(), String> {
+        let now = self.clock.now();
+        if let Some(p) = &self.pending {
+            if now.saturating_sub(p.started) >= self.config.timeout {
+                let id = p.barrier.id;
+                self.pending = None;
+                self.abort(id, "it timed out");
+                return self.count_failure(id, "timed out");
+            }
+            return Ok(());
+        }
+        let all_finished = self.finished.len() == self.tasks.len();
+        let interval_due = self
+            .last_trigger
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.interval);
+        let pause_done = self
+            .last_completion
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.min_pause_between_checkpoints);
+        if all_finished || (interval_due && pause_done) {
+            self.trigger(now);
+            // Tasks that already finished are covered at once.
+            return self.complete_if_acknowledged();
+        }
+        Ok(())
+    }
+
+    fn trigger(&mut self, now: Duration) {
+        let barrier = CheckpointBarrier {
+            id: self.next_id,
+            timestamp: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+        };
+        self.next_id += 1;
+        self.last_trigger = Some(now);
+        self.pending = Some(Pending {
+            barrier,
+            started: now,
+            acked: HashMap::new(),
+        });
+        tracing::debug!(checkpoint = barrier.id, "triggering checkpoint");
+        self.signals.trigger(barrier);
+    }
+
+    /// A task acknowledged `checkpoint`.
+    pub(crate) fn on_ack(
+        &mut self,
+        checkpoint: u64,
+        vertex: usize,
+        subtask: usize,
+        snapshot: ChainSnapshot,
+    ) -> Result<(), String> {
+        let Some(p) = &mut self.pending else {
+            return Ok(());
+        };
+        if p.barrier.id != checkpoint {
+            return Ok(());
+        }
+        match self
+            .store
+            .write_task(checkpoint, vertex, subtask, &snapshot.states)
+        {
+            Ok(entry) => {
+                p.acked.insert((vertex, subtask), entry);
+                self.complete_if_acknowledged()
+            }
+            Err(e) => self.fail_pending(&e.to_string()),
+        }
+    }
+
+    /// A task's input ended with `snapshot` as its final state.
+    pub(crate) fn on_finished(
+        &mut self,
+        vertex: usize,
+        subtask: usize,
+        snapshot: ChainSnapshot,
+    ) -> Result<(), String> {
+        self.finished.insert((vertex, subtask), snapshot);
+        self.complete_if_acknowledged()
+    }
+
+    fn complete_if_acknowledged(&mut self) -> Result<(), String> {
+        let Some(p) = &mut self.pending else {
+            return Ok(());
+        };
+        let id = p.barrier.id;
+        let mut missing = Vec::new();
+        for key in &self.tasks {
+            if !p.acked.contains_key(key) {
+                match self.finished.get(key) {
+                    Some(snapshot) => missing.push((*key, snapshot)),
+                    None => return Ok(()),
+                }
+            }
+        }
+        // Every task acknowledged or finished: store the finished ones' final state.
+        for ((vertex, subtask), snapshot) in missing {
+            match self.store.write_task(id, vertex, subtask, &snapshot.states) {
+                Ok(entry) => {
+                    p.acked.insert((vertex, subtask), entry);
+                }
+                Err(e) => return self.fail_pending(&e.to_string()),
+            }
+        }
+        let mut tasks: Vec<TaskEntry> = p.acked.values().cloned().collect();
+        tasks.sort_by_key(|t| (t.vertex, t.subtask));
+        let metadata = CheckpointMetadata {
+            version: 1,
+            checkpoint_id: id,
+            timestamp: p.barrier.timestamp,
+            tasks,
+        };
+        if let Err(e) = self.store.write_metadata(&metadata) {
+            return self.fail_pending(&e.to_string());
+        }
+        self.pending = None;
+        self.failures_in_a_row = 0;
+        self.counts.completed += 1;
+        self.counts.last_completed = Some(id);
+        self.last_completion = Some(self.clock.now());
+        self.retained.push_back(id);
+        while self.retained.len() > self.config.retained_checkpoints {
+            let old = self.retained.pop_front().expect("non-empty");
+            if let Err(e) = self.store.delete(old) {
+                tracing::warn!(checkpoint = old, error = %e, "cannot delete an old checkpoint");
+            }
+        }
+        tracing::debug!(checkpoint = id, "checkpoint completed");
+        self.signals.complete(id);
+        Ok(())
+    }
+
+    fn fail_pending(&mut self, reason: &str) -> Result<(), String> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        self.abort(p.barrier.id, reason);
+        self.count_failure(p.barrier.id, reason)
+    }
+
+    /// Deletes the files of checkpoint `id`, which will never complete.
+    fn abort(&mut self, id: u64, reason: &str) {
+        tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
+        self.counts.failed += 1;
+        if let Err(e) = self.store.delete(id) {
+            tracing::warn!(checkpoint = id, error = %e, "cannot delete a failed checkpoint");
+        }
+    }
+
+    fn count_failure(&mut self, id: u64, reason: &str) -> Result<(), String> {
+        self.failures_in_a_row += 1;
+        if self.failures_in_a_row > self.config.tolerable_failed_checkpoints {
+            Err(format!(
+                "checkpoint {id} failed ({reason}) and the job tolerates {} checkpoint failure(s) in a row",
+                self.config.tolerable_failed_checkpoints
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The state every graph node restores from `checkpoint`, by node id; a node's
+/// instances find their own by subtask index.
+pub(crate) fn restored_states(
+    checkpoint: &LoadedCheckpoint,
+    parallelism_of_vertex: impl Fn(usize) -> usize,
+) -> HashMap<usize, RestoredState> {
+    let mut by_node: HashMap<usize, Vec<Option<Arc<[u8]>>>> = HashMap::new();
+    for (vertex, subtask, states) in &checkpoint.tasks {
+        for (node, bytes) in states {
+            let slots = by_node
+                .entry(*node)
+                .or_insert_with(|| vec![None; parallelism_of_vertex(*vertex)]);
+            if *subtask >= slots.len() {
+                slots.resize(*subtask + 1, None);
+            }
+            slots[*subtask] = Some(Arc::from(bytes.as_slice()));
+        }
+    }
+    by_node
+        .into_iter()
+        .map(|(node, slots)| {
+            (
+                node,
+                RestoredState {
+                    checkpoint_id: Some(checkpoint.id),
+                    by_subtask: slots.into(),
+                },
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use flink_core::checkpoint::CheckpointStorage;
+    use flink_core::clock::ManualClock;
+
+    use super::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn coordinator(
+        dir: &std::path::Path,
+        tolerable: usize,
+    ) -> (CheckpointCoordinator, Arc<ManualClock>) {
+        let mut config = CheckpointConfig::new(SECOND);
+        config.timeout = 5 * SECOND;
+        config.tolerable_failed_checkpoints = tolerable;
+        config.retained_checkpoints = 2;
+        let store =
+            CheckpointStore::open(&CheckpointStorage::Directory(dir.into()), "job").unwrap();
+        let clock = Arc::new(ManualClock::new());
+        let c = CheckpointCoordinator::new(config, store, clock.clone()).unwrap();
+        (c, clock)
+    }
+
+    fn state(bytes: &[u8]) -> ChainSnapshot {
+        ChainSnapshot {
+            states: vec![(0, bytes.to_vec())],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_acknowledged_and_old_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        for id in 1..=3 {
+            clock.advance(SECOND);
+            c.tick().unwrap();
+            c.on_ack(id, 0, 0, state(b"a")).unwrap();
+            assert_eq!(
+                c.counts().last_completed,
+                id.checked_sub(1).filter(|&i| i > 0)
+            );
+            c.on_ack(id, 1, 0, state(b"b")).unwrap();
+            assert_eq!(c.counts().last_completed, Some(id));
+        }
+        assert_eq!(c.retained, [2, 3], "two retained, the oldest deleted");
+        assert!(!dir.path().join("job/chk-1").exists());
+        let latest = c.load_latest().unwrap().unwrap();
+        assert_eq!(latest.id, 3);
+        assert_eq!(latest.tasks.len(), 2);
+    }
+
+    #[test]
+    fn a_finished_task_counts_with_its_final_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        c.on_finished(0, 0, state(b"final")).unwrap();
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        c.on_ack(1, 1, 0, state(b"b")).unwrap();
+        assert_eq!(c.counts().completed, 1);
+        // Once every task finished, a checkpoint is triggered and completes at once.
+        c.on_finished(1, 0, state(b"final too")).unwrap();
+        c.tick().unwrap();
+        assert_eq!(c.counts().last_completed, Some(2));
+    }
+
+    #[test]
+    fn timed_out_checkpoints_count_against_the_tolerable_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 1);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        c.on_ack(1, 0, 0, state(b"a")).unwrap();
+        assert!(dir.path().join("job/chk-1").exists());
+        clock.advance(5 * SECOND);
+        c.tick().expect("one failure is tolerated");
+        assert!(
+            !dir.path().join("job/chk-1").exists(),
+            "its files are deleted"
+        );
+        c.tick().unwrap(); // triggers checkpoint 2
+        clock.advance(5 * SECOND);
+        let err = c.tick().unwrap_err();
+        assert!(err.contains("checkpoint 2 failed (timed out)"), "{err}");
+        assert_eq!(c.counts().failed, 2);
+        // A late acknowledgement of a failed checkpoint changes nothing.
+        c.on_ack(1, 1, 0, state(b"late")).unwrap();
+        assert_eq!(c.counts().completed, 0);
+    }
+
+    #[test]
+    fn ids_go_on_after_an_earlier_run_and_its_incomplete_checkpoints_go() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut c, clock) = coordinator(dir.path(), 0);
+            c.start_attempt(vec![(0, 0)]);
+            clock.advance(SECOND);
+            c.tick().unwrap();
+            c.on_ack(1, 0, 0, state(b"a")).unwrap();
+            clock.advance(SECOND);
+            c.tick().unwrap(); // checkpoint 2 stays incomplete
+            c.store
+                .write_task(2, 0, 0, &vec![(0, b"x".to_vec())])
+                .unwrap();
+        }
+        let (c, _) = coordinator(dir.path(), 0);
+        assert_eq!(c.next_id, 3);
+        assert!(dir.path().join("job/chk-1/_metadata").exists());
+        assert!(!dir.path().join("job/chk-2").exists());
+    }
+}

@@ -1,0 +1,11 @@
+//! Checkpointing in the runtime: the job's [`coordinator`] triggers checkpoints and
+//! stores what the tasks acknowledge ([`storage`]); each task's [`task_side`] sees
+//! triggers and completions; a task with several inputs aligns barriers with a
+//! [`barrier_aligner`]. See docs/checkpoints.md.
+
+pub(crate) mod barrier_aligner;
+pub(crate) mod coordinator;
+pub(crate) mod storage;
+pub(crate) mod task_side;
+
+pub use coordinator::CheckpointCounts;

@@ -1,0 +1,132 @@
+//! A task's side of checkpointing: it sees triggers (sources), acknowledges its
+//! snapshots, learns of completed checkpoints, and, once its input ended, waits for
+//! a checkpoint that holds its final state before it commits and exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::time::Duration;
+
+use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointingMode};
+
+use crate::network::CancelToken;
+use crate::task::TaskOutcome;
+
+/// What one attempt's tasks tell its coordinator.
+pub(crate) enum TaskMessage {
+    /// The task ended: (vertex, subtask, parallelism, outcome).
+    Outcome(usize, usize, usize, TaskOutcome),
+    /// The task snapshotted checkpoint `checkpoint`.
+    Ack {
+        checkpoint: u64,
+        vertex: usize,
+        subtask: usize,
+        snapshot: ChainSnapshot,
+    },
+    /// The task's input ended; `snapshot` is its final state, to be used for every
+    /// checkpoint it did not acknowledge.
+    Finished {
+        vertex: usize,
+        subtask: usize,
+        snapshot: ChainSnapshot,
+    },
+}
+
+/// What the coordinator tells the tasks of one attempt, through atomics they read
+/// between records (no queue to overflow: a trigger or completion supersedes the
+/// previous one, and completions are cumulative).
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointSignals {
+    triggered: AtomicU64,
+    triggered_at: AtomicI64,
+    completed: AtomicU64,
+}
+
+impl CheckpointSignals {
+    /// Sources take checkpoint `barrier` at their next chance.
+    pub(crate) fn trigger(&self, barrier: CheckpointBarrier) {
+        self.triggered_at.store(barrier.timestamp, Ordering::SeqCst);
+        self.triggered.store(barrier.id, Ordering::SeqCst);
+    }
+
+    /// Checkpoint `id` (and every older one) completed.
+    pub(crate) fn complete(&self, id: u64) {
+        self.completed.fetch_max(id, Ordering::SeqCst);
+    }
+
+    fn triggered(&self) -> u64 {
+        self.triggered.load(Ordering::SeqCst)
+    }
+}
+
+/// How long a finished task sleeps between checks for its final checkpoint.
+const FINAL_WAIT_SLICE: Duration = Duration::from_millis(1);
+
+/// One task's handle on checkpointing.
+pub(crate) struct TaskCheckpointing {
+    pub(crate) mode: CheckpointingMode,
+    pub(crate) signals: Arc<CheckpointSignals>,
+    pub(crate) messages: SyncSender<TaskMessage>,
+    pub(crate) vertex: usize,
+    pub(crate) subtask: usize,
+    /// The newest trigger this (source) task acted on.
+    pub(crate) seen_trigger: u64,
+    /// The newest completion the chain was told of.
+    pub(crate) notified: u64,
+}
+
+impl TaskCheckpointing {
+    /// A checkpoint triggered since the last call (for source tasks).
+    pub(crate) fn new_trigger(&mut self) -> Option<CheckpointBarrier> {
+        let id = self.signals.triggered();
+        if id <= self.seen_trigger {
+            return None;
+        }
+        self.seen_trigger = id;
+        Some(CheckpointBarrier {
+            id,
+            timestamp: self.signals.triggered_at.load(Ordering::SeqCst),
+        })
+    }
+
+    /// The newest checkpoint completed since the last call.
+    pub(crate) fn newly_completed(&mut self) -> Option<u64> {
+        let id = self.signals.completed.load(Ordering::SeqCst);
+        (id > self.notified).then(|| {
+            self.notified = id;
+            id
+        })
+    }
+
+    /// Acknowledges checkpoint `checkpoint` with the chain's state.
+    pub(crate) fn ack(&self, checkpoint: u64, snapshot: ChainSnapshot) {
+        // A closed channel means the coordinator is gone: the job is ending anyway.
+        let _ = self.messages.send(TaskMessage::Ack {
+            checkpoint,
+            vertex: self.vertex,
+            subtask: self.subtask,
+            snapshot,
+        });
+    }
+
+    /// The input ended: reports the final state and waits until a checkpoint
+    /// triggered after this moment completed (it holds the final state), or the job
+    /// is cancelled. Returns whether it completed.
+    pub(crate) fn finish_and_wait(&self, snapshot: ChainSnapshot, cancel: &CancelToken) -> bool {
+        let before = self.signals.triggered();
+        let _ = self.messages.send(TaskMessage::Finished {
+            vertex: self.vertex,
+            subtask: self.subtask,
+            snapshot,
+        });
+        loop {
+            if self.signals.completed.load(Ordering::SeqCst) > before {
+                return true;
+            }
+            if cancel.is_cancelled() {
+                return false;
+            }
+            std::thread::sleep(FINAL_WAIT_SLICE);
+        }
+    }
+}
