@@ -125,11 +125,16 @@ pub fn rss_kib() -> (u64, u64) {
 /// The `keyed` job on `env`: a sequence of `n` -> map to `(x % 1000, 1)` -> key_by ->
 /// running sum -> counting sink, at parallelism 2. Returns the sink's count.
 pub fn keyed_job(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
+    keyed_job_over(env, n, 1_000)
+}
+
+/// [`keyed_job`] over `keys` keys: the map emits `(x % keys, 1)`.
+pub fn keyed_job_over(env: &StreamExecutionEnvironment, n: u64, keys: u64) -> Arc<AtomicU64> {
     env.set_parallelism(2);
     let sink = CountingSink::new();
     let count = sink.count();
     env.from_sequence(1, n)
-        .map(|x: u64| (x % 1000, 1u64))
+        .map(move |x: u64| (x % keys, 1u64))
         .key_by(|r: &(u64, u64)| r.0)
         .sum(|r: &mut (u64, u64)| &mut r.1)
         .sink_to(sink);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use benches::progress::{JobProgress, bar};
-use benches::{CountingSink, keyed_job, rss_kib};
+use benches::{CountingSink, keyed_job, keyed_job_over, rss_kib};
 use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
@@ -41,6 +41,12 @@ enum Job {
     Nochain,
     /// Hash exchange and a running sum per key, p=2 (50 M records).
     Keyed,
+    /// The keyed job over 100,000 keys (50 M records): the baseline of `keyed-ckpt`.
+    #[value(name = "keyed-100k")]
+    Keyed100k,
+    /// The keyed job over 100,000 keys with an exactly-once checkpoint every second
+    /// into a local directory (50 M records), as the Flink reference's `keyed-ckpt`.
+    KeyedCkpt,
     /// A sink paced to 20,000 records/s behind a network exchange (10 s).
     Backpressure,
     /// The chain's work as a plain Rust loop: the physical reference (200 M records).
@@ -61,6 +67,12 @@ fn main() -> anyhow::Result<()> {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
         Job::Nochain => chain(n.unwrap_or(50_000_000), false),
         Job::Keyed => keyed(n.unwrap_or(50_000_000)),
+        Job::Keyed100k => keyed_over("keyed-100k", n.unwrap_or(50_000_000), None),
+        Job::KeyedCkpt => keyed_over(
+            "keyed-ckpt",
+            n.unwrap_or(50_000_000),
+            Some(Duration::from_secs(1)),
+        ),
         Job::RawChain => raw_chain(n.unwrap_or(200_000_000)),
         Job::Backpressure => backpressure(20_000, n.unwrap_or(10)),
         Job::Async => async_io(n.unwrap_or(500_000), false),
@@ -140,6 +152,39 @@ fn keyed(n: u64) -> anyhow::Result<()> {
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
     report("keyed", n, result.duration.as_secs_f64());
+    Ok(())
+}
+
+/// The keyed job over 100,000 keys, with a checkpoint every `interval` (exactly
+/// once, into a fresh directory under the system's temp dir) if given.
+fn keyed_over(job: &str, n: u64, interval: Option<Duration>) -> anyhow::Result<()> {
+    let env = StreamExecutionEnvironment::new();
+    let dir = std::env::temp_dir().join(format!("flink-rs-{job}-{}", std::process::id()));
+    if let Some(interval) = interval {
+        env.enable_checkpointing(interval)
+            .set_storage_dir(dir.clone());
+    }
+    let count = keyed_job_over(&env, n, 100_000);
+    let result = run(&env, job, n);
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = result?;
+    let got = count.load(Ordering::Relaxed);
+    ensure!(got == n, "sink counted {got}, expected {n}");
+    ensure!(
+        result.restarts.is_empty(),
+        "the job restarted: {:?}",
+        result.restarts
+    );
+    let seconds = result.duration.as_secs_f64();
+    match result.checkpoints {
+        Some(c) => println!(
+            "flink-rs {job} records={n} seconds={seconds:.3} rate={:.0} checkpoints={} failed={}",
+            n as f64 / seconds,
+            c.completed,
+            c.failed
+        ),
+        None => report(job, n, seconds),
+    }
     Ok(())
 }
 

@@ -51,6 +51,8 @@ pub(crate) struct CheckpointCoordinator {
     finished: HashMap<(usize, usize), ChainSnapshot>,
     pending: Option<Pending>,
     last_trigger: Option<Duration>,
+    /// Whether the checkpoint after every task finished was triggered.
+    final_triggered: bool,
     last_completion: Option<Duration>,
 }
 
@@ -82,6 +84,7 @@ impl CheckpointCoordinator {
             finished: HashMap::new(),
             pending: None,
             last_trigger: None,
+            final_triggered: false,
             last_completion: None,
         })
     }
@@ -94,6 +97,7 @@ impl CheckpointCoordinator {
         }
         self.tasks = tasks;
         self.finished.clear();
+        self.final_triggered = false;
         self.signals = Arc::default();
         self.last_trigger = Some(self.clock.now());
         self.signals.clone()
@@ -147,7 +151,11 @@ impl CheckpointCoordinator {
         let pause_done = self
             .last_completion
             .is_none_or(|t| now.saturating_sub(t) >= self.config.min_pause_between_checkpoints);
-        if all_finished || (interval_due && pause_done) {
+        // Once every task finished, one more checkpoint covers their final states
+        // (what they wait for to commit); after it, none is needed.
+        let final_due = all_finished && !self.final_triggered;
+        if final_due || (!all_finished && interval_due && pause_done) {
+            self.final_triggered = all_finished;
             self.trigger(now);
             // Tasks that already finished are covered at once.
             return self.complete_if_acknowledged();
@@ -271,6 +279,8 @@ impl CheckpointCoordinator {
     fn abort(&mut self, id: u64, reason: &str) {
         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
         self.counts.failed += 1;
+        // The finished tasks still wait for a completed checkpoint: trigger another.
+        self.final_triggered = false;
         if let Err(e) = self.store.delete(id) {
             tracing::warn!(checkpoint = id, error = %e, "cannot delete a failed checkpoint");
         }
@@ -384,10 +394,16 @@ mod tests {
         c.tick().unwrap();
         c.on_ack(1, 1, 0, state(b"b")).unwrap();
         assert_eq!(c.counts().completed, 1);
-        // Once every task finished, a checkpoint is triggered and completes at once.
+        // Once every task finished, a checkpoint is triggered and completes at once,
+        // and no other follows however long the job takes to wind down.
         c.on_finished(1, 0, state(b"final too")).unwrap();
         c.tick().unwrap();
         assert_eq!(c.counts().last_completed, Some(2));
+        for _ in 0..3 {
+            clock.advance(SECOND);
+            c.tick().unwrap();
+        }
+        assert_eq!(c.counts().completed, 2);
     }
 
     #[test]
