@@ -5,8 +5,9 @@
 # prints the medians and the ratios as a Markdown table.
 #
 # usage: benches/peers/sitting.sh [job | job=N ...]
-#   jobs: chain nochain keyed (all three engines); backpressure async async-ordered
-#   (flink-rs and Flink; timely has no such job). Default: chain nochain keyed.
+#   jobs: chain nochain keyed (all three engines); backpressure async async-ordered, and
+#   keyed-ckpt window once the harness has them (flink-rs and Flink; timely has no such
+#   job). Default: chain nochain keyed.
 #   job=N: N records (backpressure: seconds); without =N each engine's default, which
 #   is the same on all three (chain 200 M, nochain 50 M, keyed 50 M).
 # stdout: the table. stderr: every run's line, the machine and its load.
@@ -22,8 +23,8 @@ fail() { echo "sitting.sh: $*" >&2; exit 1; }
 [[ "$REPEATS" =~ ^[1-9][0-9]*$ ]] || fail "REPEATS must be a positive number"
 [[ $# -gt 0 ]] || set -- chain nochain keyed
 for a in "$@"; do
-  case "${a%%=*}" in chain|nochain|keyed|backpressure|async|async-ordered) ;;
-    *) fail "unknown job '${a%%=*}' (chain nochain keyed backpressure async async-ordered)" ;; esac
+  case "${a%%=*}" in chain|nochain|keyed|backpressure|async|async-ordered|keyed-ckpt|window) ;;
+    *) fail "unknown job '${a%%=*}' (chain nochain keyed backpressure async async-ordered keyed-ckpt window)" ;; esac
   [[ "$a" != *=* || "${a#*=}" =~ ^[1-9][0-9]*$ ]] || fail "bad count in '$a'"
 done
 
@@ -58,7 +59,7 @@ for ((r = 0; r < REPEATS; r++)); do
     job="${a%%=*}"; n=(); [[ "$a" == *=* ]] && n=("${a#*=}")
     for ((e = 0; e < ${#engines[@]}; e++)); do
       engine="${engines[(e + r) % ${#engines[@]}]}"
-      case "$engine/$job" in timely/backpressure|timely/async*) continue ;; esac
+      case "$engine/$job" in timely/chain|timely/nochain|timely/keyed|flink*) ;; timely/*) continue ;; esac
       line="$(run "$engine" "$job" "${n[@]}")" || fail "$engine $job failed"
       echo "# repeat $((r + 1))/$REPEATS, load $(cut -d' ' -f1 /proc/loadavg): $line" >&2
       rates[$engine/$job]+="$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<<"$line") "

@@ -11,6 +11,11 @@
 //   async          fromSequence -> unorderedWait(a call completing 1 ms after it starts,
 //                  capacity 100, timeout 30 s) -> counting sink, p=1
 //   async-ordered  the same with orderedWait
+//   keyed-ckpt     keyed with 100,000 keys (x % 100,000), a checkpoint every second to a local
+//                  directory (system property peer.checkpoints), heap (hashmap) state
+//   window         fromSequence (p=1) -> event time x/10 ms, monotonous watermarks ->
+//                  map((x%100, 1)) -> keyBy(f0) -> tumbling 1 s event-time windows -> reduce(sum)
+//                  (p=2) -> a sink checking that the windows' counts add up to N
 //
 // Prints one line: flink <job> records=<N> seconds=<s> rate=<N/s> [fields], where
 // seconds is JobExecutionResult.getNetRuntime() (the job's run as the JobManager saw it),
@@ -21,6 +26,7 @@
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
@@ -30,6 +36,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.flink.api.common.JobExecutionResult;
+import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.ReduceFunction;
+import org.apache.flink.configuration.Configuration;
+import org.apache.flink.streaming.api.windowing.assigners.TumblingEventTimeWindows;
 import org.apache.flink.api.common.functions.FilterFunction;
 import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -51,15 +62,20 @@ public final class PeerJobs {
     static final AtomicLong SUNK = new AtomicLong();
     /** Records the backpressure job's source side emitted, counted live. */
     static final AtomicLong EMITTED = new AtomicLong();
+    /** The counts the window job's windows emitted, added up. */
+    static final AtomicLong WINDOW_COUNTS = new AtomicLong();
 
     static final int KEYS = 1000;
+    static final int CHECKPOINTED_KEYS = 100_000;
+    static final long CHECKPOINT_INTERVAL_MS = 1000;
+    static final int WINDOW_KEYS = 100;
     static final long PACED_SINK_RATE = 20_000;
     static final int ASYNC_CAPACITY = 100;
     static final long ASYNC_DELAY_MICROS = 1000;
 
     public static void main(String[] args) throws Exception {
         if (args.length < 1 || args.length > 2) {
-            System.err.println("usage: PeerJobs <chain|nochain|keyed|backpressure|async|async-ordered> [N]");
+            System.err.println("usage: PeerJobs <chain|nochain|keyed|keyed-ckpt|window|backpressure|async|async-ordered> [N]");
             System.exit(2);
         }
         String job = args[0];
@@ -69,6 +85,8 @@ public final class PeerJobs {
             case "chain": line = chain(or(n, 200_000_000L), true); break;
             case "nochain": line = chain(or(n, 50_000_000L), false); break;
             case "keyed": line = keyed(or(n, 50_000_000L)); break;
+            case "keyed-ckpt": line = keyedCheckpointed(or(n, 50_000_000L)); break;
+            case "window": line = window(or(n, 50_000_000L)); break;
             case "backpressure": line = backpressure(or(n, 10L)); break;
             case "async": line = async(or(n, 500_000L), false); break;
             case "async-ordered": line = async(or(n, 500_000L), true); break;
@@ -112,6 +130,46 @@ public final class PeerJobs {
         JobExecutionResult result = env.execute("keyed");
         expect("keyed", n);
         return line("keyed", n, result, "");
+    }
+
+    static String keyedCheckpointed(long n) throws Exception {
+        String dir = System.getProperty("peer.checkpoints", "/tmp/flink-rs-peers/flink/checkpoints");
+        Configuration conf = new Configuration();
+        conf.setString("state.backend.type", "hashmap");
+        conf.setString("execution.checkpointing.storage", "filesystem");
+        conf.setString("execution.checkpointing.dir", Path.of(dir).toUri().toString());
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+        env.enableCheckpointing(CHECKPOINT_INTERVAL_MS);
+        env.setParallelism(2);
+        env.fromSequence(1, n).name("sequence")
+                .map(new ToPairMod(CHECKPOINTED_KEYS)).returns(Types.TUPLE(Types.LONG, Types.LONG)).name("pair")
+                .keyBy(new FirstField())
+                .sum(1).name("running-sum")
+                .sinkTo(new CountingSink<>()).name("count");
+        JobExecutionResult result = env.execute("keyed-ckpt");
+        expect("keyed-ckpt", n);
+        return line("keyed-ckpt", n, result,
+                " keys=" + CHECKPOINTED_KEYS + " checkpoint_ms=" + CHECKPOINT_INTERVAL_MS);
+    }
+
+    static String window(long n) throws Exception {
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        env.setParallelism(2);
+        env.fromSequence(1, n).setParallelism(1).name("sequence")
+                .assignTimestampsAndWatermarks(WatermarkStrategy.<Long>forMonotonousTimestamps()
+                        .withTimestampAssigner(new TenthOfX())).setParallelism(1).name("event-time")
+                .map(new ToPairMod(WINDOW_KEYS)).returns(Types.TUPLE(Types.LONG, Types.LONG))
+                .setParallelism(1).name("pair")
+                .keyBy(new FirstField())
+                .window(TumblingEventTimeWindows.of(Duration.ofSeconds(1)))
+                .reduce(new SumSecond()).name("window-sum")
+                .sinkTo(new WindowCountSink()).name("check");
+        JobExecutionResult result = env.execute("window");
+        if (WINDOW_COUNTS.get() != n) {
+            System.err.println("PeerJobs: window: the windows counted " + WINDOW_COUNTS.get() + " records, expected " + n);
+            System.exit(1);
+        }
+        return line("window", n, result, " windows=" + SUNK.get());
     }
 
     static String async(long n, boolean ordered) throws Exception {
@@ -184,6 +242,23 @@ public final class PeerJobs {
         @Override public Tuple2<Long, Long> map(Long x) { return Tuple2.of(x % KEYS, 1L); }
     }
 
+    public static final class ToPairMod implements MapFunction<Long, Tuple2<Long, Long>> {
+        private final long keys;
+        ToPairMod(long keys) { this.keys = keys; }
+        @Override public Tuple2<Long, Long> map(Long x) { return Tuple2.of(x % keys, 1L); }
+    }
+
+    /** Event time of record x: x / 10 ms (10,000 records per second of event time). */
+    public static final class TenthOfX implements SerializableTimestampAssigner<Long> {
+        @Override public long extractTimestamp(Long x, long previous) { return x / 10; }
+    }
+
+    public static final class SumSecond implements ReduceFunction<Tuple2<Long, Long>> {
+        @Override public Tuple2<Long, Long> reduce(Tuple2<Long, Long> a, Tuple2<Long, Long> b) {
+            return Tuple2.of(a.f0, a.f1 + b.f1);
+        }
+    }
+
     public static final class FirstField implements KeySelector<Tuple2<Long, Long>, Long> {
         @Override public Long getKey(Tuple2<Long, Long> pair) { return pair.f0; }
     }
@@ -225,6 +300,22 @@ public final class PeerJobs {
                 @Override public void write(T record, Context context) { count++; }
                 @Override public void flush(boolean endOfInput) { }
                 @Override public void close() { SUNK.addAndGet(count); }
+            };
+        }
+    }
+
+    /** Counts the windows it receives into SUNK and adds up their counts into WINDOW_COUNTS. */
+    public static final class WindowCountSink implements Sink<Tuple2<Long, Long>> {
+        @Override
+        public SinkWriter<Tuple2<Long, Long>> createWriter(WriterInitContext context) {
+            return new SinkWriter<Tuple2<Long, Long>>() {
+                private long windows, records;
+                @Override public void write(Tuple2<Long, Long> window, Context context) {
+                    windows++;
+                    records += window.f1;
+                }
+                @Override public void flush(boolean endOfInput) { }
+                @Override public void close() { SUNK.addAndGet(windows); WINDOW_COUNTS.addAndGet(records); }
             };
         }
     }

@@ -2,7 +2,8 @@
 # The throughput harness's jobs on Apache Flink 2.3 (PeerJobs.java), in a local MiniCluster.
 #
 # usage: benches/peers/flink/run.sh [job | job=N ...]
-#   jobs: chain nochain keyed backpressure async async-ordered (default: chain nochain keyed);
+#   jobs: chain nochain keyed backpressure async async-ordered keyed-ckpt window
+#   (default: chain nochain keyed; PeerJobs.java describes each);
 #   job=N runs N records (backpressure: N seconds); without =N the job's harness default.
 # stdout: one line per job, the run with the median rate of REPEATS:
 #   flink <job> records=<N> seconds=<s> rate=<rec/s> ...
@@ -37,8 +38,8 @@ jobs=()
 for arg in "${@:-chain nochain keyed}"; do
   for a in $arg; do
     case "${a%%=*}" in
-      chain|nochain|keyed|backpressure|async|async-ordered) ;;
-      *) fail "unknown job '${a%%=*}' (chain nochain keyed backpressure async async-ordered)" ;;
+      chain|nochain|keyed|backpressure|async|async-ordered|keyed-ckpt|window) ;;
+      *) fail "unknown job '${a%%=*}' (chain nochain keyed backpressure async async-ordered keyed-ckpt window)" ;;
     esac
     [[ "$a" != *=* || "${a#*=}" =~ ^[1-9][0-9]*$ ]] || fail "bad count in '$a'"
     jobs+=("$a")
@@ -84,7 +85,8 @@ logger.tokens.name = org.apache.flink.runtime.security.token
 logger.tokens.level = ERROR
 EOF
 # The module openings Flink's own launcher passes to its JVMs (env.java.opts.all).
-JVM=("${HEAP[@]}" -XX:+UseG1GC "-Dlog4j2.configurationFile=$LOG_CONFIG")
+# keyed-ckpt checkpoints into $WORK/checkpoints (emptied before each run).
+JVM=("${HEAP[@]}" -XX:+UseG1GC "-Dlog4j2.configurationFile=$LOG_CONFIG" "-Dpeer.checkpoints=$WORK/checkpoints")
 for pkg in java.lang java.net java.io java.nio sun.nio.ch java.lang.reflect java.text java.time \
            java.util java.util.concurrent java.util.concurrent.atomic java.util.concurrent.locks; do
   JVM+=("--add-opens=java.base/$pkg=ALL-UNNAMED")
@@ -98,6 +100,7 @@ for a in "${jobs[@]}"; do
   n=(); [[ "$a" == *=* ]] && n=("${a#*=}")
   runs=()
   for ((r = 1; r <= REPEATS; r++)); do
+    rm -rf "$WORK/checkpoints"
     out="$(timeout "$JOB_TIMEOUT" java "${JVM[@]}" -cp "$CLASSES:$CP" PeerJobs "$job" "${n[@]}")" \
       || fail "$job run $r failed"
     out="$(grep "^flink $job " <<<"$out")" || fail "$job run $r printed no result line"
