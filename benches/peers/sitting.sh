@@ -33,7 +33,7 @@ echo "# building flink-rs (release) and the timely peer" >&2
 cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p benches --bin throughput >&2
 FLINK_RS="$(cargo metadata --quiet --format-version 1 --no-deps --manifest-path "$ROOT/Cargo.toml" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/throughput"
-CARGO_TARGET_DIR="$TIMELY_TARGET" cargo build --quiet --release --locked \
+CARGO_TARGET_DIR="$TIMELY_TARGET" cargo build --quiet --release \
   --manifest-path "$HERE/timely/Cargo.toml" >&2
 TIMELY="$TIMELY_TARGET/release/timely-peer"
 # Installs Flink's jars and compiles the job on first use; a tiny run checks it works.

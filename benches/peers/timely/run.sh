@@ -23,7 +23,8 @@ for a in "$@"; do
   [[ "$a" != *=* || "${a#*=}" =~ ^[1-9][0-9]*$ ]] || fail "bad count in '$a'"
 done
 
-CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release --locked --manifest-path "$HERE/Cargo.toml" >&2
+# Not --locked: the lock file also holds flink-core's dependencies, which move with the engine.
+CARGO_TARGET_DIR="$TARGET" cargo build --quiet --release --manifest-path "$HERE/Cargo.toml" >&2
 BIN="$TARGET/release/timely-peer"
 echo "# timely 0.32, nproc $(nproc), load $(cut -d' ' -f1-3 /proc/loadavg), repeats $REPEATS" >&2
 
