@@ -141,6 +141,10 @@ impl RecordBytesWriter for BufferWriter {
     }
 
     fn watermark(&mut self, _watermark: Watermark) {}
+
+    fn barrier(&mut self, _barrier: flink_core::checkpoint::CheckpointBarrier) {
+        // The benchmark measures records only; no checkpoint runs through it.
+    }
 }
 
 /// The end of the decoding task's chain: drops what it gets, counting it.
