@@ -125,16 +125,17 @@ pub fn rss_kib() -> (u64, u64) {
 /// The `keyed` job on `env`: a sequence of `n` -> map to `(x % 1000, 1)` -> key_by ->
 /// running sum -> counting sink, at parallelism 2. Returns the sink's count.
 pub fn keyed_job(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
-    keyed_job_over(env, n, 1_000)
+    keyed_job_over::<1_000>(env, n)
 }
 
-/// [`keyed_job`] over `keys` keys: the map emits `(x % keys, 1)`.
-pub fn keyed_job_over(env: &StreamExecutionEnvironment, n: u64, keys: u64) -> Arc<AtomicU64> {
+/// [`keyed_job`] over `KEYS` keys: the map emits `(x % KEYS, 1)` (a constant, so the
+/// remainder compiles to a multiplication as with a literal).
+pub fn keyed_job_over<const KEYS: u64>(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
     env.set_parallelism(2);
     let sink = CountingSink::new();
     let count = sink.count();
     env.from_sequence(1, n)
-        .map(move |x: u64| (x % keys, 1u64))
+        .map(|x: u64| (x % KEYS, 1u64))
         .key_by(|r: &(u64, u64)| r.0)
         .sum(|r: &mut (u64, u64)| &mut r.1)
         .sink_to(sink);

@@ -63,6 +63,7 @@ pub fn encode_with<T: Serialize + ?Sized, C: bincode::config::Config>(
 }
 
 /// Decodes one value from exactly `bytes`.
+#[inline]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, WIRE)?;
     if read != bytes.len() {

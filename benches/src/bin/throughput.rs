@@ -164,7 +164,7 @@ fn keyed_over(job: &str, n: u64, interval: Option<Duration>) -> anyhow::Result<(
         env.enable_checkpointing(interval)
             .set_storage_dir(dir.clone());
     }
-    let count = keyed_job_over(&env, n, 100_000);
+    let count = keyed_job_over::<100_000>(&env, n);
     let result = run(&env, job, n);
     let _ = std::fs::remove_dir_all(&dir);
     let result = result?;
