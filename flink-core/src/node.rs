@@ -117,15 +117,31 @@ impl<T: Record> SourceFactory for SourceNode<T> {
 
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {
         let mut reader = self.source.create_reader(ctx);
-        if let Some(position) = ctx.restored.own(ctx.subtask_index) {
-            let restored =
-                attribute_panics(&ctx.operator_name, || reader.restore_position(position));
-            if let Err(e) = restored {
-                fail_operator(
-                    &ctx.operator_name,
-                    format!("cannot restore the source position: {e}"),
-                );
-            }
+        let saved_parallelism = ctx.restored.by_subtask.len();
+        let restored = if saved_parallelism == 0 || saved_parallelism == ctx.parallelism {
+            ctx.restored
+                .own(ctx.subtask_index)
+                .map(|position| {
+                    attribute_panics(&ctx.operator_name, || reader.restore_position(position))
+                })
+                .transpose()
+        } else {
+            // Saved at another parallelism: saved subtask j goes to reader j % p.
+            let positions: Vec<&[u8]> = ctx
+                .restored
+                .by_subtask
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| j % ctx.parallelism == ctx.subtask_index)
+                .filter_map(|(_, s)| s.as_deref())
+                .collect();
+            attribute_panics(&ctx.operator_name, || reader.restore_rescaled(&positions)).map(Some)
+        };
+        if let Err(e) = restored {
+            fail_operator(
+                &ctx.operator_name,
+                format!("cannot restore the source position: {e}"),
+            );
         }
         Box::new(TypedSourceDriver {
             reader,
