@@ -50,6 +50,9 @@ pub trait SourceFactory: Send + Sync {
     fn boundedness(&self) -> Boundedness;
     /// Whether more than one instance may run.
     fn is_parallel(&self) -> bool;
+    /// Whether it restores positions saved at another parallelism
+    /// ([`Source::can_restore_rescaled`]).
+    fn can_restore_rescaled(&self) -> bool;
     /// What can be checked before the job runs ([`Source::validate`]).
     ///
     /// # Errors
@@ -109,6 +112,10 @@ impl<T: Record> SourceFactory for SourceNode<T> {
 
     fn is_parallel(&self) -> bool {
         self.source.is_parallel()
+    }
+
+    fn can_restore_rescaled(&self) -> bool {
+        self.source.can_restore_rescaled()
     }
 
     fn validate(&self) -> Result<(), String> {

@@ -40,6 +40,13 @@ pub trait Source<T>: Send + Sync + 'static {
         true
     }
 
+    /// Whether its readers take over the positions of readers of a run at another
+    /// parallelism ([`SourceReader::restore_rescaled`]). A restore that would need it
+    /// of a source that cannot fails the submission naming the source.
+    fn can_restore_rescaled(&self) -> bool {
+        false
+    }
+
     /// This source, emitting at most as fast as `strategy` allows.
     fn rate_limited(
         self,

@@ -320,3 +320,43 @@ fn duplicate_uids_are_refused_when_the_job_is_built() {
     let err = env.execute("dup").unwrap_err();
     assert!(err.to_string().contains("same uid 'same'"), "{err}");
 }
+
+/// An unbounded rate-limited sequence (its positions cannot be redistributed) at
+/// `parallelism`, saving into `dir`.
+fn rate_limited_job(parallelism: usize, dir: &Path) -> StreamExecutionEnvironment {
+    use flink_core::sources::{RateLimiterStrategy, SequenceSource};
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env.enable_checkpointing(Duration::from_millis(20))
+        .set_storage_dir(dir);
+    let source =
+        SequenceSource::unbounded().rate_limited(RateLimiterStrategy::per_second(1_000.0).unwrap());
+    env.from_source(source, "Paced")
+        .uid("paced")
+        .filter(|_: &u64| false)
+        .collect_vec();
+    env
+}
+
+#[test]
+fn a_source_that_cannot_be_rescaled_is_named_at_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = rate_limited_job(2, dir.path());
+    let client = env.execute_async("paced").unwrap();
+    let savepoint = client.trigger_savepoint(dir.path()).unwrap();
+    client.cancel();
+    let _ = client.wait();
+    let env = rate_limited_job(3, dir.path());
+    env.restore_from(&savepoint);
+    let err = restore_error(&env);
+    assert!(
+        matches!(&err, RestoreError::SourceRescale { operator, saved: 2, now: 3, .. } if operator == "Paced"),
+        "{err}"
+    );
+    // At the parallelism it was saved with, it restores.
+    let env = rate_limited_job(2, dir.path());
+    env.restore_from(&savepoint);
+    let client = env.execute_async("paced").unwrap();
+    client.cancel();
+    let _ = client.wait();
+}

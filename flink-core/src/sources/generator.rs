@@ -82,6 +82,10 @@ where
         }
     }
 
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let (next, end, step) = match &self.range {
             Some(r) => {

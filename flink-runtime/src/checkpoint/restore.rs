@@ -69,6 +69,22 @@ pub enum RestoreError {
         /// The operator's name in the job that wrote it.
         name: String,
     },
+    /// A source was saved at another parallelism than the job runs it with, and
+    /// its positions cannot be redistributed (only sequence and generator sources
+    /// can today).
+    #[error(
+        "cannot restore from {path}: source '{operator}' was saved at parallelism {saved} and runs at {now}, but its positions cannot be redistributed; run it at parallelism {saved}"
+    )]
+    SourceRescale {
+        /// The directory given.
+        path: PathBuf,
+        /// The source.
+        operator: String,
+        /// Its parallelism in the savepoint.
+        saved: usize,
+        /// Its parallelism now.
+        now: usize,
+    },
     /// The storage could not be read.
     #[error("cannot restore from {path}: {reason}")]
     Storage {
@@ -207,6 +223,20 @@ pub(crate) fn restored_states(
                 slots.resize(*subtask + 1, None);
             }
             slots[*subtask] = Some(Arc::from(bytes.as_slice()));
+        }
+    }
+    for (&node, slots) in &by_node {
+        let n = &graph.nodes[node];
+        if let flink_core::node::NodeKind::Source(source) = &n.kind
+            && slots.len() != n.parallelism
+            && !source.can_restore_rescaled()
+        {
+            return Err(RestoreError::SourceRescale {
+                path: path.to_path_buf(),
+                operator: n.name.clone(),
+                saved: slots.len(),
+                now: n.parallelism,
+            });
         }
     }
     Ok(by_node
