@@ -140,6 +140,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         }
         None => None,
     };
+    let checkpoint_stats = checkpoints.as_ref().map(CheckpointCoordinator::stats);
+    if let (Some(stats), Some(initial), Some(settings)) =
+        (&checkpoint_stats, &initial, &jg.stream_graph.config.restore)
+    {
+        stats.restored(initial.id, Some(settings.path.clone()));
+    }
     let restart = RestartTracker::new(jg.stream_graph.config.effective_restart_strategy());
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
@@ -231,8 +237,13 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         .map_err(runtime_error)?;
     let rest = match (listener, &jg.stream_graph.config.web_ui) {
         (Some(listener), Some(web_ui)) => {
-            let view =
-                crate::rest::JobView::new(name, jg.clone(), observables.clone(), control.clone());
+            let view = crate::rest::JobView::new(
+                name,
+                jg.clone(),
+                observables.clone(),
+                control.clone(),
+                checkpoint_stats.clone(),
+            );
             match crate::rest::RestServer::start(listener, view, web_ui.token.clone()) {
                 Ok(server) => Some(server),
                 Err(e) => {
@@ -798,6 +809,9 @@ impl Coordinator {
             Some(loaded) => Some(self.restored_from(&loaded)?),
             None => self.initial.clone(),
         };
+        if let (Some(c), Some(r)) = (&self.checkpoints, &restored) {
+            c.stats().restored(r.id, None);
+        }
         let cancel = JobCancel {
             token: CancelToken::new(),
             services: RuntimeServices::new(self.setup.clock.clone(), self.setup.spawner.clone()),

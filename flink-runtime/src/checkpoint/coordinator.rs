@@ -14,6 +14,7 @@ use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig}
 use flink_core::clock::Clock;
 
 use super::savepoint::{SavepointError, SavepointRequest};
+use super::stats::CheckpointStats;
 use super::storage::{
     CheckpointMetadata, CheckpointStore, LoadedCheckpoint, METADATA_VERSION, OperatorEntry,
     StorageError, TaskEntry,
@@ -88,6 +89,8 @@ pub(crate) struct CheckpointCoordinator {
     savepoints: VecDeque<SavepointRequest>,
     /// The savepoint the job stopped with, once complete.
     stopped_with: Option<PathBuf>,
+    /// What the REST API shows of each checkpoint.
+    stats: Arc<CheckpointStats>,
 }
 
 impl CheckpointCoordinator {
@@ -123,6 +126,7 @@ impl CheckpointCoordinator {
             job_name: String::new(),
             savepoints: VecDeque::new(),
             stopped_with: None,
+            stats: Arc::default(),
         })
     }
 
@@ -165,6 +169,11 @@ impl CheckpointCoordinator {
     /// What checkpointing did so far.
     pub(crate) fn counts(&self) -> CheckpointCounts {
         self.counts
+    }
+
+    /// The record of every checkpoint, shared with the REST API.
+    pub(crate) fn stats(&self) -> Arc<CheckpointStats> {
+        self.stats.clone()
     }
 
     /// The savepoint the job stopped with (`stop_with_savepoint`), once complete.
@@ -218,7 +227,7 @@ impl CheckpointCoordinator {
             return self.complete_if_acknowledged();
         }
         if all_finished || (interval_due && pause_done) {
-            self.trigger(now);
+            self.trigger(now, false);
             // Tasks that already finished are covered at once.
             return self.complete_if_acknowledged();
         }
@@ -241,7 +250,7 @@ impl CheckpointCoordinator {
                 return;
             }
         };
-        self.trigger(now);
+        self.trigger(now, true);
         if request.stop {
             self.signals.stop_after(id);
         }
@@ -255,7 +264,7 @@ impl CheckpointCoordinator {
         }
     }
 
-    fn trigger(&mut self, now: Duration) {
+    fn trigger(&mut self, now: Duration, is_savepoint: bool) {
         let barrier = CheckpointBarrier {
             id: self.next_id,
             timestamp: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
@@ -269,6 +278,8 @@ impl CheckpointCoordinator {
             savepoint: None,
         });
         tracing::debug!(checkpoint = barrier.id, "triggering checkpoint");
+        self.stats
+            .triggered(barrier.id, is_savepoint, self.tasks.len());
         self.signals.trigger(barrier);
     }
 
@@ -289,6 +300,8 @@ impl CheckpointCoordinator {
         let store = p.savepoint.as_ref().map_or(&self.store, |t| &t.store);
         match store.write_task(checkpoint, vertex, subtask, &snapshot.states) {
             Ok(entry) => {
+                self.stats
+                    .acknowledged(checkpoint, vertex, subtask, entry.len);
                 p.acked.insert((vertex, subtask), entry);
                 self.complete_if_acknowledged()
             }
@@ -326,6 +339,7 @@ impl CheckpointCoordinator {
         for ((vertex, subtask), snapshot) in missing {
             match store.write_task(id, vertex, subtask, &snapshot.states) {
                 Ok(entry) => {
+                    self.stats.acknowledged(id, vertex, subtask, entry.len);
                     p.acked.insert((vertex, subtask), entry);
                 }
                 Err(e) => return self.fail_pending(&e.to_string()),
@@ -348,6 +362,7 @@ impl CheckpointCoordinator {
             self.complete_savepoint(id, target);
             return Ok(());
         }
+        self.stats.completed(id, self.store.describe(id));
         self.failures_in_a_row = 0;
         self.counts.completed += 1;
         self.counts.last_completed = Some(id);
@@ -372,6 +387,7 @@ impl CheckpointCoordinator {
     fn complete_savepoint(&mut self, id: u64, target: SavepointTarget) {
         self.failures_in_a_row = 0;
         self.last_completion = Some(self.clock.now());
+        self.stats.completed(id, target.path.display().to_string());
         tracing::info!(checkpoint = id, path = %target.path.display(), "savepoint completed");
         if target.stop {
             self.stopped_with = Some(target.path.clone());
@@ -399,6 +415,7 @@ impl CheckpointCoordinator {
     /// Deletes the files of checkpoint `id`, which will never complete.
     fn abort(&mut self, id: u64, reason: &str) {
         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
+        self.stats.failed(id, reason);
         self.counts.failed += 1;
         if let Err(e) = self.store.delete(id) {
             tracing::warn!(checkpoint = id, error = %e, "cannot delete a failed checkpoint");

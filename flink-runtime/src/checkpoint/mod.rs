@@ -7,6 +7,7 @@ pub(crate) mod barrier_aligner;
 pub(crate) mod coordinator;
 pub(crate) mod restore;
 pub(crate) mod savepoint;
+pub(crate) mod stats;
 pub(crate) mod storage;
 pub(crate) mod task_side;
 

@@ -125,6 +125,8 @@ pub(crate) struct CheckpointStore {
     /// Whether `root` holds one checkpoint's files itself (a savepoint, or a
     /// `chk-<n>` directory opened to restore from) instead of `chk-<n>` directories.
     single: bool,
+    /// The configured location, for messages and the REST API.
+    location: String,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -165,10 +167,15 @@ impl CheckpointStore {
             .enable_all()
             .build()
             .map_err(|e| location_error("runtime".into(), e.to_string()))?;
+        let location = match storage {
+            CheckpointStorage::Directory(dir) => dir.display().to_string(),
+            CheckpointStorage::Url(url) => url.clone(),
+        };
         Ok(Self {
             store,
             root: base.child(job_name),
             single: false,
+            location: location.trim_end_matches('/').to_string(),
             runtime,
         })
     }
@@ -194,6 +201,7 @@ impl CheckpointStore {
             store: Arc::new(store),
             root: Path::default(),
             single: true,
+            location: dir.display().to_string(),
             runtime,
         })
     }
@@ -203,6 +211,15 @@ impl CheckpointStore {
             self.root.clone()
         } else {
             self.root.child(format!("chk-{checkpoint}"))
+        }
+    }
+
+    /// Where checkpoint `checkpoint` is stored, as a user would name it.
+    pub(crate) fn describe(&self, checkpoint: u64) -> String {
+        if self.single {
+            self.location.clone()
+        } else {
+            format!("{}/{}", self.location, self.dir(checkpoint))
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod api_error;
 mod auth;
+mod checkpoints_json;
 mod job_view;
 mod json_views;
 mod pipeline_json;

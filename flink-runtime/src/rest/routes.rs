@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::api_error::ApiError;
 use super::auth::authorize;
 use super::job_view::JobView;
-use super::{json_views, pipeline_json, prometheus, web_ui};
+use super::{checkpoints_json, json_views, pipeline_json, prometheus, web_ui};
 
 /// The largest request body accepted (the only bodies are small JSON objects).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -45,6 +45,7 @@ pub(crate) fn router(view: Arc<JobView>, token: Option<String>) -> Router {
         .route("/jobs/{jid}/stop", post(stop))
         .route("/jobs/{jid}/plan", get(plan))
         .route("/jobs/{jid}/exceptions", get(exceptions))
+        .route("/jobs/{jid}/checkpoints", get(checkpoints))
         .route("/jobs/{jid}/bottleneck", get(bottleneck))
         .route("/jobs/{jid}/pipelines", get(pipelines))
         .route("/jobs/{jid}/vertices/{vid}", get(vertex))
@@ -89,6 +90,16 @@ async fn exceptions(
 ) -> ApiResult {
     the_job(&s, path)?;
     Ok(Json(json_views::exceptions(&s.view)))
+}
+
+async fn checkpoints(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    the_job(&s, path)?;
+    checkpoints_json::checkpoints(&s.view)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("the job takes no checkpoints".into()))
 }
 
 async fn bottleneck(
