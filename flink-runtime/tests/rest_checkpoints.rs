@@ -163,3 +163,80 @@ fn a_job_without_checkpoints_has_no_checkpoint_statistics() {
     client.cancel();
     let _ = client.wait();
 }
+
+fn post(address: std::net::SocketAddr, path: &str, body: &str) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{address}{path}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// Polls a savepoint request until it completed; returns its location.
+fn savepoint_location(address: std::net::SocketAddr, jid: &str, request: &Value) -> String {
+    let rid = request["request-id"].as_str().expect("a request id");
+    let start = Instant::now();
+    loop {
+        let body = get_json(address, &format!("/jobs/{jid}/savepoints/{rid}"));
+        if body["status"]["id"] == "COMPLETED" {
+            return body["operation"]["location"]
+                .as_str()
+                .unwrap_or_else(|| panic!("failed: {body}"))
+                .to_string();
+        }
+        assert_eq!(body["status"]["id"], "IN_PROGRESS");
+        assert!(start.elapsed() < GUARD, "the savepoint never completed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn savepoints_are_taken_and_a_job_stopped_with_one_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = job(dir.path(), true).execute_async("saved").unwrap();
+    let (address, jid) = (
+        client.web_ui_address().unwrap(),
+        client.job_id().unwrap().to_string(),
+    );
+    let target = dir.path().join("sp").display().to_string();
+
+    let (status, request) = post(
+        address,
+        &format!("/jobs/{jid}/savepoints"),
+        &format!(r#"{{"target-directory": "{target}", "cancel-job": false}}"#),
+    );
+    assert_eq!(status, 202, "{request}");
+    let first = savepoint_location(address, &jid, &request);
+    assert!(Path::new(&first).join("_metadata").is_file());
+    let (status, _) = get(address, &format!("/jobs/{jid}/savepoints/0123"));
+    assert_eq!(status, 404);
+    let (status, _) = post(
+        address,
+        &format!("/jobs/{jid}/savepoints"),
+        r#"{"cancel-job": true}"#,
+    );
+    assert_eq!(status, 400, "no target directory");
+
+    let (status, request) = post(
+        address,
+        &format!("/jobs/{jid}/stop"),
+        &format!(r#"{{"drain": false, "targetDirectory": "{target}"}}"#),
+    );
+    assert_eq!(status, 202, "{request}");
+    let second = savepoint_location(address, &jid, &request);
+    let result = client
+        .wait()
+        .expect("stopped with a savepoint, the job finishes");
+    assert_eq!(result.savepoint.unwrap().display().to_string(), second);
+    assert_ne!(first, second);
+}

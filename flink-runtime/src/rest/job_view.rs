@@ -34,6 +34,8 @@ pub(crate) struct JobView {
     pipelines: Vec<PipelineBackPressureController>,
     /// The checkpoint coordinator's records, when the job takes checkpoints.
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
+    /// Savepoints triggered through the API.
+    pub(crate) savepoints: Arc<super::savepoint_triggers::SavepointTriggers>,
 }
 
 impl JobView {
@@ -85,6 +87,7 @@ impl JobView {
             vertex_io,
             pipelines,
             checkpoints,
+            savepoints: Arc::default(),
             window: Mutex::new(RateWindow::new(Reading {
                 at: Instant::now(),
                 tasks: Vec::new(),

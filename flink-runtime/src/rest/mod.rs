@@ -15,6 +15,7 @@ mod pipeline_json;
 mod prometheus;
 mod rate_window;
 mod routes;
+mod savepoint_triggers;
 mod server;
 mod web_ui;
 
