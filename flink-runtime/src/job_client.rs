@@ -120,6 +120,28 @@ impl JobControl {
         self.stop_requested.store(true, Ordering::SeqCst);
     }
 
+    /// Takes a savepoint of the running job; see [`JobClient::trigger_savepoint`].
+    ///
+    /// # Errors
+    /// As [`JobClient::trigger_savepoint`].
+    pub fn trigger_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.savepoint(directory.into(), false)
+    }
+
+    /// Stops the job with a savepoint; see [`JobClient::stop_with_savepoint`].
+    ///
+    /// # Errors
+    /// As [`JobClient::trigger_savepoint`].
+    pub fn stop_with_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.savepoint(directory.into(), true)
+    }
+
     /// Asks the coordinator for a savepoint and waits for its outcome.
     pub(crate) fn savepoint(
         &self,

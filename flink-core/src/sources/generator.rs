@@ -253,6 +253,25 @@ mod tests {
     }
 
     #[test]
+    fn unbounded_splits_dealt_to_fewer_readers_all_advance() {
+        let source = SequenceSource::unbounded();
+        let saved: Vec<Vec<u8>> = (0..3)
+            .map(|i| reader(&source, i, 3).snapshot_position().unwrap().unwrap())
+            .collect();
+        let mut r = reader(&source, 0, 1);
+        let all: Vec<&[u8]> = saved.iter().map(Vec::as_slice).collect();
+        r.restore_rescaled(&all).unwrap();
+        let mut out = SourceOutput::new();
+        for _ in 0..3 {
+            r.poll_next(&mut out);
+        }
+        // One batch of each split: every number below 3 * BATCH exactly once.
+        let mut got = out.batch;
+        got.sort_unstable();
+        assert_eq!(got, (0..3 * BATCH).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn positions_saved_at_two_restore_at_any_parallelism_exactly_once() {
         let source = SequenceSource::range(1, 20_000);
         // Two readers, each a batch into its share.

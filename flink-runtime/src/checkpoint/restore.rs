@@ -250,3 +250,77 @@ pub(crate) fn restored_states(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use flink_core::environment::StreamExecutionEnvironment;
+
+    use super::*;
+    use crate::checkpoint::storage::OperatorEntry;
+
+    fn graph(uid: Option<&str>) -> StreamGraph {
+        let env = StreamExecutionEnvironment::new();
+        env.enable_checkpointing(Duration::from_secs(1));
+        let stream = env.from_sequence(1, 10).map(|x: u64| x);
+        match uid {
+            Some(uid) => stream.uid(uid).collect_vec(),
+            None => stream.collect_vec(),
+        };
+        env.stream_graph().unwrap()
+    }
+
+    fn checkpoint(operators: Vec<OperatorEntry>) -> LoadedCheckpoint {
+        LoadedCheckpoint {
+            id: 7,
+            tasks: vec![(0, 0, vec![(1, vec![1]), (0, vec![2])])],
+            operators,
+        }
+    }
+
+    #[test]
+    fn phase_one_checkpoints_map_node_ids_as_generated_ids() {
+        let restored =
+            restored_states(&checkpoint(Vec::new()), &graph(None), Path::new("x"), false).unwrap();
+        assert_eq!(restored[&1].own(0), Some(&[1u8][..]));
+        assert_eq!(restored[&0].own(0), Some(&[2u8][..]));
+    }
+
+    #[test]
+    fn state_follows_the_uid_to_whichever_node_has_it() {
+        let saved = vec![
+            OperatorEntry {
+                node: 0,
+                uid: "auto-0".into(),
+                name: "src".into(),
+                parallelism: 1,
+            },
+            OperatorEntry {
+                node: 1,
+                uid: "doubler".into(),
+                name: "Map".into(),
+                parallelism: 1,
+            },
+        ];
+        let restored = restored_states(
+            &checkpoint(saved.clone()),
+            &graph(Some("doubler")),
+            Path::new("x"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(restored[&1].own(0), Some(&[1u8][..]));
+        let err = restored_states(
+            &checkpoint(saved.clone()),
+            &graph(None),
+            Path::new("x"),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, RestoreError::UnknownOperator { ref uid, .. } if uid == "doubler"));
+        let skipped =
+            restored_states(&checkpoint(saved), &graph(None), Path::new("x"), true).unwrap();
+        assert!(!skipped.contains_key(&1));
+    }
+}
