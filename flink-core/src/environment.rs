@@ -180,7 +180,8 @@ impl StreamExecutionEnvironment {
     }
 
     /// Whether a restore skips state that no operator of the job owns (Flink's
-    /// `--allowNonRestoredState`); see [`restore_from`](Self::restore_from).
+    /// `--allowNonRestoredState`); see [`restore_from`](Self::restore_from). Call it
+    /// after `restore_from`: without a restore it has nothing to apply to.
     pub fn allow_non_restored_state(&self, allow: bool) -> &Self {
         self.configure(|c| {
             if let Some(r) = &mut c.restore {
