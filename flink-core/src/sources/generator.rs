@@ -191,9 +191,20 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
     }
 
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
-        let position: GeneratorPosition = decode_state(position)?;
-        self.take_splits(position.splits);
-        Ok(())
+        match decode_state::<GeneratorPosition>(position) {
+            Ok(position) => {
+                self.take_splits(position.splits);
+                Ok(())
+            }
+            // Phase 1 stored the next index of the reader's own share alone.
+            Err(e) => match decode_state::<u64>(position) {
+                Ok(next) if (self.next..=self.end).contains(&next) => {
+                    self.next = next;
+                    Ok(())
+                }
+                _ => Err(e),
+            },
+        }
     }
 
     /// Takes the splits of every position given: each index left in them is
@@ -250,6 +261,14 @@ mod tests {
         p: usize,
     ) -> Box<dyn SourceReader<u64>> {
         source.create_reader(&context(i, p))
+    }
+
+    #[test]
+    fn a_phase_one_position_restores_in_the_readers_own_share() {
+        let source = SequenceSource::range(0, 99);
+        let mut r = reader(&source, 1, 2);
+        r.restore_position(&encode_state(&90u64).unwrap()).unwrap();
+        assert_eq!(drain(&mut *r), (90..100).collect::<Vec<_>>());
     }
 
     #[test]
