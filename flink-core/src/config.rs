@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CheckpointConfig, RestartStrategy};
+use crate::checkpoint::{CheckpointConfig, RestartStrategy, RestoreSettings};
 use crate::error::ConfigError;
 use crate::web_ui::WebUiConfig;
 
@@ -60,6 +60,10 @@ pub struct ExecutionConfig {
     /// without checkpointing, [`RestartStrategy::default_exponential`] with it.
     #[serde(default)]
     pub restart_strategy: Option<RestartStrategy>,
+    /// The savepoint or checkpoint the job starts from, if any
+    /// (`StreamExecutionEnvironment::restore_from`).
+    #[serde(default)]
+    pub restore: Option<RestoreSettings>,
 }
 
 impl Default for ExecutionConfig {
@@ -76,6 +80,7 @@ impl Default for ExecutionConfig {
             web_ui: None,
             checkpointing: None,
             restart_strategy: None,
+            restore: None,
         }
     }
 }

@@ -284,7 +284,25 @@ impl<T: Record> DataStream<T> {
         self.modify("name", |n| n.name = name.to_string())
     }
 
-    /// Gives the producing operator a stable id (used by state restore later).
+    /// Gives the producing operator a stable id (Flink's `uid`): its state in
+    /// checkpoints and savepoints is stored under it, and a job restored with
+    /// `restore_from` finds it by it, even after operators were added, removed or
+    /// renamed. Without one the id is generated from the operator's position in the
+    /// graph, which changes when the graph does; set uids on stateful operators,
+    /// sources and sinks of jobs you will restore from savepoints. Two operators
+    /// with the same uid are a [`GraphError::DuplicateUid`] when the job is built.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.from_sequence(1, 10)
+    ///     .uid("numbers")
+    ///     .key_by(|x: &u64| x % 2)
+    ///     .reduce(|a: u64, b: u64| a + b)
+    ///     .uid("sums")
+    ///     .collect_vec();
+    /// ```
     pub fn uid(self, uid: &str) -> Self {
         self.modify("uid", |n| n.uid = Some(uid.to_string()))
     }
@@ -483,6 +501,14 @@ impl DataStreamSink {
     pub fn name(self, name: &str) -> Self {
         Self {
             stream: self.stream.name(name),
+        }
+    }
+
+    /// Gives the sink a stable id for its state in savepoints, as
+    /// [`DataStream::uid`].
+    pub fn uid(self, uid: &str) -> Self {
+        Self {
+            stream: self.stream.uid(uid),
         }
     }
 

@@ -148,6 +148,48 @@ impl StreamExecutionEnvironment {
         self.inner.borrow().config.checkpointing.clone()
     }
 
+    /// Starts the job from the savepoint or retained checkpoint in `path` (the
+    /// directory holding `_metadata`; Flink's `--fromSavepoint`). State is mapped
+    /// to operators by their [`uid`](crate::datastream::DataStream::uid); state of
+    /// a uid that no operator of this job has fails the submission unless
+    /// [`allow_non_restored_state`](Self::allow_non_restored_state) is set.
+    /// Operators may run at another parallelism than when the state was saved.
+    /// Reading it fails the submission (nothing starts) when the directory is
+    /// missing, a file is corrupt or truncated, or its format is newer.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.restore_from("/var/lib/my-job/savepoint-1").allow_non_restored_state(true);
+    /// let restore = env.config().restore.unwrap();
+    /// assert!(restore.allow_non_restored_state);
+    /// ```
+    pub fn restore_from(&self, path: impl Into<std::path::PathBuf>) -> &Self {
+        let path = path.into();
+        self.configure(|c| {
+            let allow = c
+                .restore
+                .as_ref()
+                .is_some_and(|r| r.allow_non_restored_state);
+            c.restore = Some(crate::checkpoint::RestoreSettings {
+                path,
+                allow_non_restored_state: allow,
+            });
+        })
+    }
+
+    /// Whether a restore skips state that no operator of the job owns (Flink's
+    /// `--allowNonRestoredState`); see [`restore_from`](Self::restore_from). Call it
+    /// after `restore_from`: without a restore it has nothing to apply to.
+    pub fn allow_non_restored_state(&self, allow: bool) -> &Self {
+        self.configure(|c| {
+            if let Some(r) = &mut c.restore {
+                r.allow_non_restored_state = allow;
+            }
+        })
+    }
+
     /// Sets what happens when a task fails (Flink's `restart-strategy`).
     pub fn set_restart_strategy(&self, strategy: crate::checkpoint::RestartStrategy) -> &Self {
         self.configure(|c| c.restart_strategy = Some(strategy))

@@ -134,6 +134,17 @@ pub enum GraphError {
         /// Requested parallelism.
         parallelism: usize,
     },
+    /// Two operators were given the same [`uid`](crate::datastream::DataStream::uid):
+    /// restored state could not tell them apart.
+    #[error("operators '{first}' and '{second}' have the same uid '{uid}'; uids must be unique")]
+    DuplicateUid {
+        /// The uid.
+        uid: String,
+        /// The operator that has it first.
+        first: String,
+        /// The other operator.
+        second: String,
+    },
 }
 
 impl fmt::Debug for ConfigError {
@@ -231,6 +242,12 @@ impl fmt::Debug for GraphError {
                 .debug_struct("NonParallelOperator")
                 .field("operator", operator)
                 .field("parallelism", parallelism)
+                .finish(),
+            Self::DuplicateUid { uid, first, second } => f
+                .debug_struct("DuplicateUid")
+                .field("uid", uid)
+                .field("first", first)
+                .field("second", second)
                 .finish(),
         }
     }

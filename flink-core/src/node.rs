@@ -50,6 +50,9 @@ pub trait SourceFactory: Send + Sync {
     fn boundedness(&self) -> Boundedness;
     /// Whether more than one instance may run.
     fn is_parallel(&self) -> bool;
+    /// Whether it restores positions saved at another parallelism
+    /// ([`Source::can_restore_rescaled`]).
+    fn can_restore_rescaled(&self) -> bool;
     /// What can be checked before the job runs ([`Source::validate`]).
     ///
     /// # Errors
@@ -111,21 +114,41 @@ impl<T: Record> SourceFactory for SourceNode<T> {
         self.source.is_parallel()
     }
 
+    fn can_restore_rescaled(&self) -> bool {
+        self.source.can_restore_rescaled()
+    }
+
     fn validate(&self) -> Result<(), String> {
         self.source.validate()
     }
 
     fn create(&self, ctx: &RuntimeContext, out: AnyOutput) -> Box<dyn SourceDriver> {
         let mut reader = self.source.create_reader(ctx);
-        if let Some(position) = ctx.restored.own(ctx.subtask_index) {
-            let restored =
-                attribute_panics(&ctx.operator_name, || reader.restore_position(position));
-            if let Err(e) = restored {
-                fail_operator(
-                    &ctx.operator_name,
-                    format!("cannot restore the source position: {e}"),
-                );
-            }
+        let saved_parallelism = ctx.restored.by_subtask.len();
+        let restored = if saved_parallelism == 0 || saved_parallelism == ctx.parallelism {
+            ctx.restored
+                .own(ctx.subtask_index)
+                .map(|position| {
+                    attribute_panics(&ctx.operator_name, || reader.restore_position(position))
+                })
+                .transpose()
+        } else {
+            // Saved at another parallelism: saved subtask j goes to reader j % p.
+            let positions: Vec<&[u8]> = ctx
+                .restored
+                .by_subtask
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| j % ctx.parallelism == ctx.subtask_index)
+                .filter_map(|(_, s)| s.as_deref())
+                .collect();
+            attribute_panics(&ctx.operator_name, || reader.restore_rescaled(&positions)).map(Some)
+        };
+        if let Err(e) = restored {
+            fail_operator(
+                &ctx.operator_name,
+                format!("cannot restore the source position: {e}"),
+            );
         }
         Box::new(TypedSourceDriver {
             reader,

@@ -40,6 +40,13 @@ pub trait Source<T>: Send + Sync + 'static {
         true
     }
 
+    /// Whether its readers take over the positions of readers of a run at another
+    /// parallelism ([`SourceReader::restore_rescaled`]). A restore that would need it
+    /// of a source that cannot fails the submission naming the source.
+    fn can_restore_rescaled(&self) -> bool {
+        false
+    }
+
     /// This source, emitting at most as fast as `strategy` allows.
     fn rate_limited(
         self,
@@ -89,6 +96,23 @@ pub trait SourceReader<T>: Send {
     fn restore_position(&mut self, _position: &[u8]) -> Result<(), StateError> {
         Err(StateError::Corrupt(
             "this source reader cannot restore a position".into(),
+        ))
+    }
+
+    /// Moves a fresh reader to the positions of one or more readers of a run at
+    /// another parallelism (a restore after rescaling): the saved positions are dealt
+    /// round-robin to the new readers (saved subtask `j` goes to reader `j % p`, as
+    /// Flink redistributes a source's splits), and each must then emit exactly what
+    /// the readers it takes over would have emitted together. The default refuses,
+    /// so a source whose positions cannot be split or merged fails the restore
+    /// naming itself rather than losing or repeating records.
+    ///
+    /// # Errors
+    /// When the reader cannot take over other readers' positions, or the bytes are
+    /// not such positions.
+    fn restore_rescaled(&mut self, _positions: &[&[u8]]) -> Result<(), StateError> {
+        Err(StateError::Corrupt(
+            "this source cannot be restored at another parallelism than it was saved with".into(),
         ))
     }
 }

@@ -236,6 +236,9 @@ impl<T: Clone> TransactionalCollectingSink<T> {
 /// A transaction of the in-memory sink: its records.
 #[derive(Serialize, Deserialize)]
 pub struct CollectingTransaction<T> {
+    /// The subtask that wrote it (after a rescaled restore another subtask may
+    /// commit it; it stays under its writer's name).
+    subtask: usize,
     /// The checkpoint it was pre-committed for.
     checkpoint_id: Option<u64>,
     records: Vec<T>,
@@ -255,6 +258,7 @@ where
 
     fn begin_transaction(&mut self) -> Result<Self::Transaction, SinkError> {
         Ok(CollectingTransaction {
+            subtask: self.subtask,
             checkpoint_id: None,
             records: Vec::new(),
         })
@@ -281,7 +285,7 @@ where
             .checkpoint_id
             .ok_or("a transaction was committed without being pre-committed")?;
         let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        committed.entry((self.subtask, id)).or_insert(txn.records);
+        committed.entry((txn.subtask, id)).or_insert(txn.records);
         Ok(())
     }
 }

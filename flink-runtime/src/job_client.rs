@@ -102,6 +102,9 @@ pub struct JobControl {
     pub(crate) cancel: crate::local_executor::JobCancel,
     pub(crate) cancelled_by_user: Arc<AtomicBool>,
     pub(crate) stop_requested: Arc<AtomicBool>,
+    /// Savepoint requests to the job's coordinator.
+    pub(crate) savepoints:
+        std::sync::mpsc::SyncSender<crate::checkpoint::savepoint::SavepointRequest>,
 }
 
 impl JobControl {
@@ -115,6 +118,50 @@ impl JobControl {
     /// and written. Returns at once; the drain takes as long as the sinks need.
     pub fn stop(&self) {
         self.stop_requested.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a savepoint of the running job; see [`JobClient::trigger_savepoint`].
+    ///
+    /// # Errors
+    /// As [`JobClient::trigger_savepoint`].
+    pub fn trigger_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.savepoint(directory.into(), false)
+    }
+
+    /// Stops the job with a savepoint; see [`JobClient::stop_with_savepoint`].
+    ///
+    /// # Errors
+    /// As [`JobClient::trigger_savepoint`].
+    pub fn stop_with_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.savepoint(directory.into(), true)
+    }
+
+    /// Asks the coordinator for a savepoint and waits for its outcome.
+    pub(crate) fn savepoint(
+        &self,
+        directory: std::path::PathBuf,
+        stop: bool,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        use crate::checkpoint::SavepointError;
+        use std::sync::mpsc::TrySendError;
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        let request = crate::checkpoint::savepoint::SavepointRequest {
+            directory,
+            stop,
+            reply,
+        };
+        match self.savepoints.try_send(request) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(SavepointError::TooManyRequests),
+            Err(TrySendError::Disconnected(_)) => return Err(SavepointError::JobEnded),
+        }
+        outcome.recv().unwrap_or(Err(SavepointError::JobEnded))
     }
 
     /// Cancels the job at once: every task stops where it is, including waits on
@@ -186,6 +233,55 @@ impl JobClient {
     /// [`JobError::Cancelled`]. See [`JobControl::cancel`].
     pub fn cancel(&self) {
         self.control.cancel();
+    }
+
+    /// Takes a savepoint (Flink's `flink savepoint`): a checkpoint of the running job
+    /// written into a new directory `<directory>/savepoint-<job>-<id>`, whose path
+    /// this returns once it is complete; the job goes on. Checkpoint retention never
+    /// deletes it. It commits no two-phase-commit transactions (as Flink since 1.15);
+    /// the next checkpoint does. Restore it with `env.restore_from(path)`. Blocks
+    /// until the savepoint completed or failed. Needs checkpointing enabled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_runtime::prelude::*;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.enable_checkpointing(Duration::from_secs(60)).set_storage_dir(dir.path());
+    /// env.from_sequence(1, u64::MAX).filter(|_: &u64| false).collect_vec();
+    /// let client = env.execute_async("saved").unwrap();
+    /// let savepoint = client.trigger_savepoint(dir.path()).unwrap();
+    /// assert!(savepoint.join("_metadata").is_file());
+    /// client.cancel();
+    /// # let _ = client.wait();
+    /// ```
+    ///
+    /// # Errors
+    /// [`SavepointError`](crate::checkpoint::SavepointError): checkpointing disabled,
+    /// the job ended, the savepoint timed out or could not be stored.
+    pub fn trigger_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.control.savepoint(directory.into(), false)
+    }
+
+    /// Stops the job with a savepoint (Flink's `flink stop`, without `--drain`):
+    /// every source stops right after the savepoint's barrier, so the savepoint
+    /// holds everything the job read; the two-phase-commit sinks commit it when it
+    /// completes; the tasks then end their input and the job finishes, its result's
+    /// `savepoint` naming the savepoint (also returned here). If the savepoint
+    /// fails after the sources stopped, the job still finishes, committing what it
+    /// read with its final checkpoint, and this returns the error.
+    ///
+    /// # Errors
+    /// As [`trigger_savepoint`](Self::trigger_savepoint).
+    pub fn stop_with_savepoint(
+        &self,
+        directory: impl Into<std::path::PathBuf>,
+    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        self.control.savepoint(directory.into(), true)
     }
 
     /// A handle to stop or cancel the job from other threads.

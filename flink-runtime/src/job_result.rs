@@ -56,6 +56,10 @@ pub enum JobError {
     /// The runtime itself could not run the job (for example, no thread could be spawned).
     #[error("runtime error: {0}")]
     Runtime(String),
+    /// The savepoint or checkpoint given to `restore_from` cannot be restored;
+    /// nothing started.
+    #[error("{0}")]
+    Restore(#[from] crate::checkpoint::RestoreError),
 }
 
 /// Records a cancellation dropped: they had left a source but had not yet ended as
@@ -138,6 +142,7 @@ impl std::fmt::Debug for JobError {
                 .field("abandoned", abandoned)
                 .finish(),
             Self::Runtime(message) => f.debug_tuple("Runtime").field(message).finish(),
+            Self::Restore(e) => f.debug_tuple("Restore").field(e).finish(),
         }
     }
 }
@@ -196,6 +201,9 @@ pub struct JobExecutionResult {
     pub restarts: Vec<JobRestart>,
     /// What checkpointing did, if the job took checkpoints.
     pub checkpoints: Option<crate::checkpoint::CheckpointCounts>,
+    /// The savepoint the job stopped with
+    /// ([`JobClient::stop_with_savepoint`](crate::job_client::JobClient::stop_with_savepoint)).
+    pub savepoint: Option<std::path::PathBuf>,
 }
 
 /// One restart of a job.

@@ -23,8 +23,10 @@ use flink_core::stream_type::NetworkOutputSetup;
 use crate::abandoned::{RecordFlow, abandoned, record_flows};
 use crate::async_executor::TokioSpawner;
 use crate::bottleneck_watch::BottleneckWatch;
-use crate::checkpoint::coordinator::{CheckpointCoordinator, restored_states};
-use crate::checkpoint::storage::CheckpointStore;
+use crate::checkpoint::coordinator::CheckpointCoordinator;
+use crate::checkpoint::restore::restored_states;
+use crate::checkpoint::savepoint::{MAX_WAITING_SAVEPOINTS, SavepointError, SavepointRequest};
+use crate::checkpoint::storage::{CheckpointStore, LoadedCheckpoint, OperatorEntry};
 use crate::checkpoint::task_side::{TaskCheckpointing, TaskMessage};
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
@@ -89,6 +91,24 @@ struct Attempt {
 
 /// Starts `jg` and returns a handle on it.
 pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
+    // Read back and mapped whole before anything starts: a bad savepoint fails here.
+    let initial = match &jg.stream_graph.config.restore {
+        Some(settings) => {
+            let loaded = crate::checkpoint::restore::load(settings)?;
+            let by_node = restored_states(
+                &loaded,
+                &jg.stream_graph,
+                &settings.path,
+                settings.allow_non_restored_state,
+            )?;
+            tracing::info!(job = %name, path = %settings.path.display(), checkpoint = loaded.id, "restoring");
+            Some(Arc::new(Restored {
+                id: loaded.id,
+                by_node,
+            }))
+        }
+        None => None,
+    };
     let eg = ExecutionGraph::from_job_graph(&jg);
     let cancel = CancelToken::new();
     let clock = jg
@@ -109,13 +129,23 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     };
     let mut checkpoints = match &jg.stream_graph.config.checkpointing {
         Some(config) => {
-            let coordinator = CheckpointStore::open(&config.storage, name)
+            let mut coordinator = CheckpointStore::open(&config.storage, name)
                 .and_then(|store| CheckpointCoordinator::new(config.clone(), store, clock.clone()))
-                .map_err(|e| JobError::Runtime(e.to_string()))?;
+                .map_err(|e| JobError::Runtime(e.to_string()))?
+                .with_job(name, operator_entries(&jg));
+            if let Some(initial) = &initial {
+                coordinator.ids_after(initial.id);
+            }
             Some(coordinator)
         }
         None => None,
     };
+    let checkpoint_stats = checkpoints.as_ref().map(CheckpointCoordinator::stats);
+    if let (Some(stats), Some(initial), Some(settings)) =
+        (&checkpoint_stats, &initial, &jg.stream_graph.config.restore)
+    {
+        stats.restored(initial.id, Some(settings.path.clone()));
+    }
     let restart = RestartTracker::new(jg.stream_graph.config.effective_restart_strategy());
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
@@ -152,7 +182,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         token: cancel.clone(),
         services: services.clone(),
     };
-    let attempt = start_attempt(&setup, job_cancel.clone(), None, checkpoints.as_mut())?;
+    let attempt = start_attempt(
+        &setup,
+        job_cancel.clone(),
+        initial.clone(),
+        checkpoints.as_mut(),
+    )?;
     let jg = setup.jg.clone();
     let status = JobStatusCell::new(cancelled_by_user.clone());
     let bottleneck = Arc::new(BottleneckWatch::new(
@@ -167,10 +202,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         status,
         bottleneck,
     };
+    let (savepoints, savepoint_requests) = sync_channel(MAX_WAITING_SAVEPOINTS);
     let control = JobControl {
         cancel: job_cancel,
         cancelled_by_user,
         stop_requested,
+        savepoints,
     };
     let (result_tx, result_rx) = sync_channel(1);
     let coordinator = Coordinator {
@@ -182,6 +219,8 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         checkpoints,
         restart,
         restarts: Vec::new(),
+        initial,
+        savepoint_requests,
         lost_before: 0,
         timer,
         observables: observables.clone(),
@@ -198,8 +237,13 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         .map_err(runtime_error)?;
     let rest = match (listener, &jg.stream_graph.config.web_ui) {
         (Some(listener), Some(web_ui)) => {
-            let view =
-                crate::rest::JobView::new(name, jg.clone(), observables.clone(), control.clone());
+            let view = crate::rest::JobView::new(
+                name,
+                jg.clone(),
+                observables.clone(),
+                control.clone(),
+                checkpoint_stats.clone(),
+            );
             match crate::rest::RestServer::start(listener, view, web_ui.token.clone()) {
                 Ok(server) => Some(server),
                 Err(e) => {
@@ -287,6 +331,20 @@ fn start_attempt(
         messages: messages_rx,
         threads,
     })
+}
+
+/// What each operator's state is stored under, for checkpoint metadata.
+fn operator_entries(jg: &JobGraph) -> Vec<OperatorEntry> {
+    jg.stream_graph
+        .nodes
+        .iter()
+        .map(|n| OperatorEntry {
+            node: n.id,
+            uid: n.operator_id(),
+            name: n.name.clone(),
+            parallelism: n.parallelism,
+        })
+        .collect()
 }
 
 fn runtime_error(e: std::io::Error) -> JobError {
@@ -541,6 +599,10 @@ struct Coordinator {
     checkpoints: Option<CheckpointCoordinator>,
     restart: RestartTracker,
     restarts: Vec<JobRestart>,
+    /// The savepoint or checkpoint the job was started from (`restore_from`), which
+    /// a restart goes back to while no checkpoint of this run completed.
+    initial: Option<Arc<Restored>>,
+    savepoint_requests: Receiver<SavepointRequest>,
     /// Records lost in flight by earlier failures (replayed after their restart),
     /// which the live counters still show as sent but not received.
     lost_before: u64,
@@ -597,9 +659,14 @@ impl Coordinator {
         if catch_unwind(AssertUnwindSafe(|| hooks.run_all())).is_err() {
             tracing::error!(job = %self.job_name, "an end-of-job action panicked");
         }
+        let savepoint = self
+            .checkpoints
+            .as_ref()
+            .and_then(|c| c.stopped_with().map(std::path::Path::to_path_buf));
         Ok(JobExecutionResult {
             job_name: self.job_name,
-            stopped: self.control.stop_requested.load(Ordering::SeqCst),
+            stopped: self.control.stop_requested.load(Ordering::SeqCst) || savepoint.is_some(),
+            savepoint,
             duration,
             operators: self.observables.operator_summaries(),
             tasks: self.observables.task_snapshots(),
@@ -620,6 +687,7 @@ impl Coordinator {
                 // The user cancelled a restarted attempt (it has its own token).
                 self.attempt.cancel.cancel();
             }
+            self.take_savepoint_requests();
             let wait = self
                 .checkpoints
                 .as_ref()
@@ -690,6 +758,20 @@ impl Coordinator {
         }
     }
 
+    /// Hands savepoint requests to the checkpoint coordinator.
+    fn take_savepoint_requests(&mut self) {
+        while let Ok(request) = self.savepoint_requests.try_recv() {
+            match &mut self.checkpoints {
+                Some(c) => c.request_savepoint(request),
+                None => {
+                    let _ = request
+                        .reply
+                        .send(Err(SavepointError::CheckpointingDisabled));
+                }
+            }
+        }
+    }
+
     fn with_checkpoints(
         &mut self,
         f: impl FnOnce(&mut CheckpointCoordinator) -> Result<(), String>,
@@ -710,7 +792,10 @@ impl Coordinator {
             })?,
             None => None,
         };
-        let restored_checkpoint = loaded.as_ref().map(|l| l.id);
+        let restored_checkpoint = loaded
+            .as_ref()
+            .map(|l| l.id)
+            .or(self.initial.as_ref().map(|i| i.id));
         tracing::warn!(job = %self.job_name, cause = %cause, ?restored_checkpoint, ?delay, "restarting the job");
         self.restarts.push(JobRestart {
             cause: cause.to_string(),
@@ -720,19 +805,33 @@ impl Coordinator {
         if !self.sleep_unless_cancelled(delay) {
             return Err(cause);
         }
-        let restored = loaded.map(|loaded| {
-            let jg = &self.setup.jg;
-            Arc::new(Restored {
-                id: loaded.id,
-                by_node: restored_states(&loaded, |v| jg.vertices[v].parallelism),
-            })
-        });
+        let restored = match loaded {
+            Some(loaded) => Some(self.restored_from(&loaded)?),
+            None => self.initial.clone(),
+        };
+        if let (Some(c), Some(r)) = (&self.checkpoints, &restored) {
+            c.stats().restored(r.id, None);
+        }
         let cancel = JobCancel {
             token: CancelToken::new(),
             services: RuntimeServices::new(self.setup.clock.clone(), self.setup.spawner.clone()),
         };
         self.attempt = start_attempt(&self.setup, cancel, restored, self.checkpoints.as_mut())?;
         Ok(())
+    }
+
+    /// Every node's state in `loaded`, a checkpoint of this job (same operators).
+    fn restored_from(&self, loaded: &LoadedCheckpoint) -> Result<Arc<Restored>, JobError> {
+        let by_node = restored_states(
+            loaded,
+            &self.setup.jg.stream_graph,
+            std::path::Path::new("the latest checkpoint"),
+            false,
+        )?;
+        Ok(Arc::new(Restored {
+            id: loaded.id,
+            by_node,
+        }))
     }
 
     /// Waits `delay` (real time); false if the user cancelled meanwhile.

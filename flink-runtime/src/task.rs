@@ -200,6 +200,10 @@ fn run_source(
             && let Some(barrier) = ck.new_trigger()
         {
             take_checkpoint(driver, ck, barrier);
+            if ck.stops_after(barrier.id) {
+                // Stopped with a savepoint: nothing is read after its barrier.
+                break;
+            }
         }
         notify_completed(driver, ck);
         if stop.load(Ordering::Relaxed) {

@@ -6,12 +6,14 @@
 mod config;
 mod keyed;
 mod restart;
+mod restore;
 mod settings;
 mod snapshot;
 
 pub use config::{CheckpointConfig, CheckpointStorage, CheckpointingMode, MIN_CHECKPOINT_INTERVAL};
 pub use keyed::{restore_keyed, snapshot_keyed};
 pub use restart::{RestartStrategy, RestartTracker};
+pub use restore::RestoreSettings;
 pub use settings::CheckpointSettings;
 pub use snapshot::{
     ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID, RestoredState, STATE_FORMAT_VERSION,

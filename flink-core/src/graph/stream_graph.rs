@@ -35,6 +35,20 @@ pub struct StreamNode {
     pub discard_dead_letters: bool,
 }
 
+impl StreamNode {
+    /// The id its state is stored under in checkpoints and savepoints: its
+    /// [`uid`](crate::datastream::DataStream::uid) if set, else one generated from
+    /// its position in the graph (`auto-<n>`, as Flink hashes the graph position): the
+    /// same program builds the same ids, but adding or removing an operator before
+    /// it changes them, so jobs whose savepoints must survive changes set uids.
+    pub fn operator_id(&self) -> String {
+        match &self.uid {
+            Some(uid) => uid.clone(),
+            None => format!("auto-{}", self.id),
+        }
+    }
+}
+
 /// A connection between two operators.
 #[derive(Clone)]
 pub struct StreamEdge {
@@ -79,6 +93,7 @@ impl StreamGraph {
             .enumerate()
             .map(|(id, n)| resolve_node(&b.config, id, n))
             .collect::<Result<Vec<_>, _>>()?;
+        check_unique_uids(&nodes)?;
         let edges = b
             .edges
             .iter()
@@ -136,6 +151,22 @@ impl StreamGraph {
                 .collect(),
         }
     }
+}
+
+fn check_unique_uids(nodes: &[StreamNode]) -> Result<(), GraphError> {
+    let mut seen: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for n in nodes {
+        if let Some(uid) = &n.uid
+            && let Some(first) = seen.insert(uid, &n.name)
+        {
+            return Err(GraphError::DuplicateUid {
+                uid: uid.clone(),
+                first: first.to_string(),
+                second: n.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn resolve_node(

@@ -52,13 +52,28 @@ impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        match restored.own(scope.subtask_index) {
-            Some(state) => self
-                .writer
+        // At another parallelism than saved, saved subtask j's transactions go to
+        // instance j % p (each is recovered by exactly one instance).
+        let saved = restored.by_subtask.len();
+        let p = scope.parallelism.max(1);
+        let mine = restored
+            .by_subtask
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| {
+                if saved == p {
+                    *j == scope.subtask_index
+                } else {
+                    j % p == scope.subtask_index
+                }
+            })
+            .filter_map(|(_, s)| s.as_deref());
+        for state in mine {
+            self.writer
                 .restore_state(state)
-                .map_err(|e| StateError::Corrupt(e.to_string())),
-            None => Ok(()),
+                .map_err(|e| StateError::Corrupt(e.to_string()))?;
         }
+        Ok(())
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {

@@ -82,6 +82,10 @@ where
         }
     }
 
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let (next, end, step) = match &self.range {
             Some(r) => {
@@ -94,16 +98,61 @@ where
             next,
             end,
             step,
+            more: std::collections::VecDeque::new(),
             f: self.f.clone(),
         })
     }
+}
+
+/// The indices `next, next + step, ...` below `end` that a reader has still to emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Split {
+    next: u64,
+    end: u64,
+    step: u64,
+}
+
+/// A reader's position: the splits it has left, the current one first. After a
+/// restore at another parallelism a reader can own several (see
+/// [`SourceReader::restore_rescaled`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GeneratorPosition {
+    splits: Vec<Split>,
 }
 
 struct GeneratorReader<F> {
     next: u64,
     end: u64,
     step: u64,
+    /// Further splits, read in turn with the current one (a batch each), so that
+    /// unbounded splits all advance.
+    more: std::collections::VecDeque<Split>,
     f: Arc<F>,
+}
+
+impl<F> GeneratorReader<F> {
+    fn current(&self) -> Split {
+        Split {
+            next: self.next,
+            end: self.end,
+            step: self.step,
+        }
+    }
+
+    fn set_current(&mut self, split: Split) {
+        (self.next, self.end, self.step) = (split.next, split.end, split.step);
+    }
+
+    /// Takes `splits` as this reader's work (an empty list: nothing left).
+    fn take_splits(&mut self, splits: Vec<Split>) {
+        self.more = splits.into_iter().filter(|s| s.next < s.end).collect();
+        let current = self.more.pop_front().unwrap_or(Split {
+            next: 0,
+            end: 0,
+            step: 1,
+        });
+        self.set_current(current);
+    }
 }
 
 impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
@@ -119,6 +168,15 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
             out.collect((self.f)(self.next));
             self.next += self.step;
         }
+        if !self.more.is_empty() {
+            // Several splits (after a rescaled restore): the next one's turn.
+            let current = self.current();
+            if current.next < current.end {
+                self.more.push_back(current);
+            }
+            let next = self.more.pop_front().expect("non-empty");
+            self.set_current(next);
+        }
         if self.next >= self.end {
             SourcePoll::Finished
         } else {
@@ -126,30 +184,142 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
         }
     }
 
-    /// The next index to generate.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        encode_state(&self.next).map(Some)
+        let mut splits = vec![self.current()];
+        splits.extend(self.more.iter().copied());
+        encode_state(&GeneratorPosition { splits }).map(Some)
     }
 
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
-        let next: u64 = decode_state(position)?;
-        // A position of another share would emit records twice or not at all.
-        let first = self.next;
-        let on_stride = next >= first && (next - first).is_multiple_of(self.step);
-        if !on_stride || next > self.end {
-            return Err(StateError::Corrupt(format!(
-                "position {next} is not in this reader's share {first}..{}",
-                self.end
-            )));
+        match decode_state::<GeneratorPosition>(position) {
+            Ok(position) => {
+                self.take_splits(position.splits);
+                Ok(())
+            }
+            // Phase 1 stored the next index of the reader's own share alone.
+            Err(e) => match decode_state::<u64>(position) {
+                Ok(next) if (self.next..=self.end).contains(&next) => {
+                    self.next = next;
+                    Ok(())
+                }
+                _ => Err(e),
+            },
         }
-        self.next = next;
+    }
+
+    /// Takes the splits of every position given: each index left in them is
+    /// emitted by exactly one reader of the new parallelism.
+    fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        let mut splits = Vec::new();
+        for position in positions {
+            let position: GeneratorPosition = decode_state(position)?;
+            splits.extend(position.splits);
+        }
+        self.take_splits(splits);
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::share;
+    use std::sync::atomic::AtomicU64;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::OperatorMetrics;
+    use crate::services::{RuntimeServices, Spawner};
+    use crate::side_output::SideOutputs;
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    fn context(subtask_index: usize, parallelism: usize) -> RuntimeContext {
+        RuntimeContext {
+            operator_name: "seq".into(),
+            subtask_index,
+            parallelism,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: crate::checkpoint::RestoredState::none(),
+        }
+    }
+
+    fn drain(reader: &mut dyn SourceReader<u64>) -> Vec<u64> {
+        let mut out = SourceOutput::new();
+        while reader.poll_next(&mut out) != SourcePoll::Finished {}
+        out.batch
+    }
+
+    fn reader(
+        source: &GeneratorSource<impl Fn(u64) -> u64 + Send + Sync + 'static>,
+        i: usize,
+        p: usize,
+    ) -> Box<dyn SourceReader<u64>> {
+        source.create_reader(&context(i, p))
+    }
+
+    #[test]
+    fn a_phase_one_position_restores_in_the_readers_own_share() {
+        let source = SequenceSource::range(0, 99);
+        let mut r = reader(&source, 1, 2);
+        r.restore_position(&encode_state(&90u64).unwrap()).unwrap();
+        assert_eq!(drain(&mut *r), (90..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn unbounded_splits_dealt_to_fewer_readers_all_advance() {
+        let source = SequenceSource::unbounded();
+        let saved: Vec<Vec<u8>> = (0..3)
+            .map(|i| reader(&source, i, 3).snapshot_position().unwrap().unwrap())
+            .collect();
+        let mut r = reader(&source, 0, 1);
+        let all: Vec<&[u8]> = saved.iter().map(Vec::as_slice).collect();
+        r.restore_rescaled(&all).unwrap();
+        let mut out = SourceOutput::new();
+        for _ in 0..3 {
+            r.poll_next(&mut out);
+        }
+        // One batch of each split: every number below 3 * BATCH exactly once.
+        let mut got = out.batch;
+        got.sort_unstable();
+        assert_eq!(got, (0..3 * BATCH).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn positions_saved_at_two_restore_at_any_parallelism_exactly_once() {
+        let source = SequenceSource::range(1, 20_000);
+        // Two readers, each a batch into its share.
+        let mut saved = Vec::new();
+        let mut emitted = Vec::new();
+        for i in 0..2 {
+            let mut r = reader(&source, i, 2);
+            let mut out = SourceOutput::new();
+            r.poll_next(&mut out);
+            emitted.extend(out.batch);
+            saved.push(r.snapshot_position().unwrap().unwrap());
+        }
+        for p in [1, 3, 4] {
+            let mut all = emitted.clone();
+            for i in 0..p {
+                let mut r = reader(&source, i, p);
+                let mine: Vec<&[u8]> = saved
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| j % p == i)
+                    .map(|(_, s)| s.as_slice())
+                    .collect();
+                r.restore_rescaled(&mine).unwrap();
+                all.extend(drain(&mut *r));
+            }
+            all.sort_unstable();
+            assert_eq!(all, (1..=20_000).collect::<Vec<_>>(), "parallelism {p}");
+        }
+    }
 
     #[test]
     fn shares_cover_the_range_exactly_once() {

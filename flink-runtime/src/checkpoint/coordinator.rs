@@ -7,11 +7,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig, RestoredState};
+use std::path::PathBuf;
+use std::sync::mpsc::SyncSender;
+
+use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig};
 use flink_core::clock::Clock;
 
+use super::savepoint::{SavepointError, SavepointRequest};
+use super::stats::CheckpointStats;
 use super::storage::{
-    CheckpointMetadata, CheckpointStore, LoadedCheckpoint, StorageError, TaskEntry,
+    CheckpointMetadata, CheckpointStore, LoadedCheckpoint, METADATA_VERSION, OperatorEntry,
+    StorageError, TaskEntry,
 };
 use super::task_side::CheckpointSignals;
 
@@ -21,6 +27,17 @@ struct Pending {
     started: Duration,
     /// Stored task files, by (vertex, subtask).
     acked: HashMap<(usize, usize), TaskEntry>,
+    /// Set when this checkpoint is a savepoint.
+    savepoint: Option<SavepointTarget>,
+}
+
+/// Where a savepoint in progress goes and who waits for it.
+struct SavepointTarget {
+    store: CheckpointStore,
+    path: PathBuf,
+    /// Whether the job stops after it (its sources stopped after the barrier).
+    stop: bool,
+    reply: SyncSender<Result<PathBuf, SavepointError>>,
 }
 
 /// What checkpointing did over the life of a job.
@@ -33,6 +50,19 @@ pub struct CheckpointCounts {
     pub failed: u64,
     /// The newest completed checkpoint.
     pub last_completed: Option<u64>,
+}
+
+/// A job name as a file name: anything but letters, digits, `-` and `_` becomes `_`.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The job-wide checkpoint coordinator.
@@ -54,6 +84,15 @@ pub(crate) struct CheckpointCoordinator {
     /// Whether the checkpoint after every task finished was triggered.
     final_triggered: bool,
     last_completion: Option<Duration>,
+    /// The job's operators, written into every checkpoint's metadata.
+    operators: Vec<OperatorEntry>,
+    job_name: String,
+    /// Savepoints asked for, taken when no checkpoint is in progress.
+    savepoints: VecDeque<SavepointRequest>,
+    /// The savepoint the job stopped with, once complete.
+    stopped_with: Option<PathBuf>,
+    /// What the REST API shows of each checkpoint.
+    stats: Arc<CheckpointStats>,
 }
 
 impl CheckpointCoordinator {
@@ -86,7 +125,30 @@ impl CheckpointCoordinator {
             last_trigger: None,
             final_triggered: false,
             last_completion: None,
+            operators: Vec::new(),
+            job_name: String::new(),
+            savepoints: VecDeque::new(),
+            stopped_with: None,
+            stats: Arc::default(),
         })
+    }
+
+    /// Names the job and its operators, for the metadata of its checkpoints.
+    pub(crate) fn with_job(mut self, job_name: &str, operators: Vec<OperatorEntry>) -> Self {
+        self.job_name = job_name.to_string();
+        self.operators = operators;
+        self
+    }
+
+    /// The next checkpoint gets an id above `id` (that of a restored savepoint or
+    /// checkpoint), so the ids of transactions a sink recovers are never reused.
+    pub(crate) fn ids_after(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    /// Queues a savepoint; it is taken as soon as no checkpoint is in progress.
+    pub(crate) fn request_savepoint(&mut self, request: SavepointRequest) {
+        self.savepoints.push_back(request);
     }
 
     /// The checkpoint mode and signals for a new attempt running `tasks`
@@ -94,6 +156,11 @@ impl CheckpointCoordinator {
     pub(crate) fn start_attempt(&mut self, tasks: Vec<(usize, usize)>) -> Arc<CheckpointSignals> {
         if let Some(p) = self.pending.take() {
             self.abort(p.barrier.id, "the job restarted");
+            if let Some(target) = p.savepoint {
+                let _ = target.reply.send(Err(SavepointError::Failed(
+                    "the job restarted while the savepoint was taken".into(),
+                )));
+            }
         }
         self.tasks = tasks;
         self.finished.clear();
@@ -106,6 +173,16 @@ impl CheckpointCoordinator {
     /// What checkpointing did so far.
     pub(crate) fn counts(&self) -> CheckpointCounts {
         self.counts
+    }
+
+    /// The record of every checkpoint, shared with the REST API.
+    pub(crate) fn stats(&self) -> Arc<CheckpointStats> {
+        self.stats.clone()
+    }
+
+    /// The savepoint the job stopped with (`stop_with_savepoint`), once complete.
+    pub(crate) fn stopped_with(&self) -> Option<&std::path::Path> {
+        self.stopped_with.as_deref()
     }
 
     /// The configuration.
@@ -126,6 +203,7 @@ impl CheckpointCoordinator {
         let now = self.clock.now();
         match (&self.pending, self.last_trigger) {
             (Some(p), _) => (p.started + self.config.timeout).saturating_sub(now),
+            (None, _) if !self.savepoints.is_empty() => Duration::ZERO,
             (None, Some(last)) => (last + self.config.interval).saturating_sub(now),
             (None, None) => Duration::ZERO,
         }
@@ -137,10 +215,7 @@ impl CheckpointCoordinator {
         let now = self.clock.now();
         if let Some(p) = &self.pending {
             if now.saturating_sub(p.started) >= self.config.timeout {
-                let id = p.barrier.id;
-                self.pending = None;
-                self.abort(id, "it timed out");
-                return self.count_failure(id, "timed out");
+                return self.fail_pending("timed out");
             }
             return Ok(());
         }
@@ -151,19 +226,53 @@ impl CheckpointCoordinator {
         let pause_done = self
             .last_completion
             .is_none_or(|t| now.saturating_sub(t) >= self.config.min_pause_between_checkpoints);
+        if !all_finished && let Some(request) = self.savepoints.pop_front() {
+            self.trigger_savepoint(now, request);
+            return self.complete_if_acknowledged();
+        }
         // Once every task finished, one more checkpoint covers their final states
         // (what they wait for to commit); after it, none is needed.
         let final_due = all_finished && !self.final_triggered;
         if final_due || (!all_finished && interval_due && pause_done) {
             self.final_triggered = all_finished;
-            self.trigger(now);
+            self.trigger(now, false);
             // Tasks that already finished are covered at once.
             return self.complete_if_acknowledged();
         }
         Ok(())
     }
 
-    fn trigger(&mut self, now: Duration) {
+    /// Triggers a savepoint into a new directory under the requested one; a
+    /// stopping savepoint tells the sources to end after its barrier.
+    fn trigger_savepoint(&mut self, now: Duration, request: SavepointRequest) {
+        let id = self.next_id;
+        let path = request
+            .directory
+            .join(format!("savepoint-{}-{id}", sanitize(&self.job_name)));
+        let store = match CheckpointStore::open_single(&path, true) {
+            Ok(store) => store,
+            Err(e) => {
+                let _ = request
+                    .reply
+                    .send(Err(SavepointError::Failed(e.to_string())));
+                return;
+            }
+        };
+        self.trigger(now, true);
+        if request.stop {
+            self.signals.stop_after(id);
+        }
+        if let Some(p) = &mut self.pending {
+            p.savepoint = Some(SavepointTarget {
+                store,
+                path,
+                stop: request.stop,
+                reply: request.reply,
+            });
+        }
+    }
+
+    fn trigger(&mut self, now: Duration, is_savepoint: bool) {
         let barrier = CheckpointBarrier {
             id: self.next_id,
             timestamp: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
@@ -174,8 +283,11 @@ impl CheckpointCoordinator {
             barrier,
             started: now,
             acked: HashMap::new(),
+            savepoint: None,
         });
         tracing::debug!(checkpoint = barrier.id, "triggering checkpoint");
+        self.stats
+            .triggered(barrier.id, is_savepoint, self.tasks.len());
         self.signals.trigger(barrier);
     }
 
@@ -193,11 +305,11 @@ impl CheckpointCoordinator {
         if p.barrier.id != checkpoint {
             return Ok(());
         }
-        match self
-            .store
-            .write_task(checkpoint, vertex, subtask, &snapshot.states)
-        {
+        let store = p.savepoint.as_ref().map_or(&self.store, |t| &t.store);
+        match store.write_task(checkpoint, vertex, subtask, &snapshot.states) {
             Ok(entry) => {
+                self.stats
+                    .acknowledged(checkpoint, vertex, subtask, entry.len);
                 p.acked.insert((vertex, subtask), entry);
                 self.complete_if_acknowledged()
             }
@@ -231,9 +343,11 @@ impl CheckpointCoordinator {
             }
         }
         // Every task acknowledged or finished: store the finished ones' final state.
+        let store = p.savepoint.as_ref().map_or(&self.store, |t| &t.store);
         for ((vertex, subtask), snapshot) in missing {
-            match self.store.write_task(id, vertex, subtask, &snapshot.states) {
+            match store.write_task(id, vertex, subtask, &snapshot.states) {
                 Ok(entry) => {
+                    self.stats.acknowledged(id, vertex, subtask, entry.len);
                     p.acked.insert((vertex, subtask), entry);
                 }
                 Err(e) => return self.fail_pending(&e.to_string()),
@@ -242,15 +356,21 @@ impl CheckpointCoordinator {
         let mut tasks: Vec<TaskEntry> = p.acked.values().cloned().collect();
         tasks.sort_by_key(|t| (t.vertex, t.subtask));
         let metadata = CheckpointMetadata {
-            version: 1,
+            version: METADATA_VERSION,
             checkpoint_id: id,
             timestamp: p.barrier.timestamp,
             tasks,
+            operators: self.operators.clone(),
         };
-        if let Err(e) = self.store.write_metadata(&metadata) {
+        if let Err(e) = store.write_metadata(&metadata) {
             return self.fail_pending(&e.to_string());
         }
-        self.pending = None;
+        let savepoint = self.pending.take().and_then(|p| p.savepoint);
+        if let Some(target) = savepoint {
+            self.complete_savepoint(id, target);
+            return Ok(());
+        }
+        self.stats.completed(id, self.store.describe(id));
         self.failures_in_a_row = 0;
         self.counts.completed += 1;
         self.counts.last_completed = Some(id);
@@ -267,10 +387,35 @@ impl CheckpointCoordinator {
         Ok(())
     }
 
+    /// A savepoint is complete: it is not one of the retained checkpoints (retention
+    /// never deletes it). Only a stopping savepoint commits the sinks' transactions
+    /// (as Flink since 1.15: an intermediate savepoint has no side effects, so
+    /// restoring an older checkpoint never finds output committed past it); the
+    /// next checkpoint commits them otherwise.
+    fn complete_savepoint(&mut self, id: u64, target: SavepointTarget) {
+        self.failures_in_a_row = 0;
+        self.last_completion = Some(self.clock.now());
+        self.stats.completed(id, target.path.display().to_string());
+        tracing::info!(checkpoint = id, path = %target.path.display(), "savepoint completed");
+        if target.stop {
+            self.stopped_with = Some(target.path.clone());
+            self.signals.complete(id);
+        }
+        let _ = target.reply.send(Ok(target.path));
+    }
+
     fn fail_pending(&mut self, reason: &str) -> Result<(), String> {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
+        if let Some(target) = p.savepoint {
+            let _ = target
+                .reply
+                .send(Err(SavepointError::Failed(reason.to_string())));
+            if let Err(e) = std::fs::remove_dir_all(&target.path) {
+                tracing::warn!(path = %target.path.display(), error = %e, "cannot delete a failed savepoint");
+            }
+        }
         self.abort(p.barrier.id, reason);
         self.count_failure(p.barrier.id, reason)
     }
@@ -278,6 +423,7 @@ impl CheckpointCoordinator {
     /// Deletes the files of checkpoint `id`, which will never complete.
     fn abort(&mut self, id: u64, reason: &str) {
         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
+        self.stats.failed(id, reason);
         self.counts.failed += 1;
         // The finished tasks still wait for a completed checkpoint: trigger another.
         self.final_triggered = false;
@@ -297,38 +443,6 @@ impl CheckpointCoordinator {
             Ok(())
         }
     }
-}
-
-/// The state every graph node restores from `checkpoint`, by node id; a node's
-/// instances find their own by subtask index.
-pub(crate) fn restored_states(
-    checkpoint: &LoadedCheckpoint,
-    parallelism_of_vertex: impl Fn(usize) -> usize,
-) -> HashMap<usize, RestoredState> {
-    let mut by_node: HashMap<usize, Vec<Option<Arc<[u8]>>>> = HashMap::new();
-    for (vertex, subtask, states) in &checkpoint.tasks {
-        for (node, bytes) in states {
-            let slots = by_node
-                .entry(*node)
-                .or_insert_with(|| vec![None; parallelism_of_vertex(*vertex)]);
-            if *subtask >= slots.len() {
-                slots.resize(*subtask + 1, None);
-            }
-            slots[*subtask] = Some(Arc::from(bytes.as_slice()));
-        }
-    }
-    by_node
-        .into_iter()
-        .map(|(node, slots)| {
-            (
-                node,
-                RestoredState {
-                    checkpoint_id: Some(checkpoint.id),
-                    by_subtask: slots.into(),
-                },
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

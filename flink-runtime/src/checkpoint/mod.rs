@@ -5,7 +5,12 @@
 
 pub(crate) mod barrier_aligner;
 pub(crate) mod coordinator;
+pub(crate) mod restore;
+pub(crate) mod savepoint;
+pub(crate) mod stats;
 pub(crate) mod storage;
 pub(crate) mod task_side;
 
 pub use coordinator::CheckpointCounts;
+pub use restore::{RestoreError, latest_checkpoint};
+pub use savepoint::SavepointError;

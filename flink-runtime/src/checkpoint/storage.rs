@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The metadata format this release writes and reads.
-const METADATA_VERSION: u32 = 1;
+pub(crate) const METADATA_VERSION: u32 = 1;
 /// Name of the file that completes a checkpoint.
 pub(crate) const METADATA_FILE: &str = "_metadata";
 
@@ -32,6 +32,18 @@ pub(crate) enum StorageError {
         location: String,
         /// Why it cannot be used.
         reason: String,
+    },
+    /// A file of a checkpoint was written by a newer format.
+    #[error("checkpoint {checkpoint}: {file} has format version {found}, newer than {supported}")]
+    UnsupportedVersion {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The file.
+        file: String,
+        /// Its version.
+        found: u32,
+        /// The newest this release reads.
+        supported: u32,
     },
     /// A file of a checkpoint is damaged.
     #[error("checkpoint {checkpoint} is corrupt: {file}: {reason}")]
@@ -63,6 +75,20 @@ pub(crate) struct TaskEntry {
     pub(crate) checksum: u32,
 }
 
+/// One operator of the job that wrote a checkpoint: what its state is stored under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OperatorEntry {
+    /// Its node id in the job that wrote the checkpoint (task files use it).
+    pub(crate) node: usize,
+    /// Its uid, or the id generated from its graph position
+    /// (`StreamNode::operator_id`): state is restored to the operator with this id.
+    pub(crate) uid: String,
+    /// Its name, for error messages.
+    pub(crate) name: String,
+    /// Its parallelism when the checkpoint was taken.
+    pub(crate) parallelism: usize,
+}
+
 /// The `_metadata` of a completed checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CheckpointMetadata {
@@ -74,6 +100,10 @@ pub(crate) struct CheckpointMetadata {
     pub(crate) timestamp: i64,
     /// Every task's file.
     pub(crate) tasks: Vec<TaskEntry>,
+    /// The job's operators (absent in checkpoints of phase 1, whose node ids
+    /// stand for the generated ids `auto-<node>`).
+    #[serde(default)]
+    pub(crate) operators: Vec<OperatorEntry>,
 }
 
 /// A checkpoint read back: every task's state, checked and decoded.
@@ -83,13 +113,20 @@ pub(crate) struct LoadedCheckpoint {
     pub(crate) id: u64,
     /// (vertex, subtask, state) of every task.
     pub(crate) tasks: Vec<(usize, usize, TaskState)>,
+    /// The operators of the job that wrote it.
+    pub(crate) operators: Vec<OperatorEntry>,
 }
 
 /// The checkpoints of one job in one store.
 pub(crate) struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
-    /// `<location>/<job name>`.
+    /// `<location>/<job name>`, or a savepoint's own directory.
     root: Path,
+    /// Whether `root` holds one checkpoint's files itself (a savepoint, or a
+    /// `chk-<n>` directory opened to restore from) instead of `chk-<n>` directories.
+    single: bool,
+    /// The configured location, for messages and the REST API.
+    location: String,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -130,15 +167,76 @@ impl CheckpointStore {
             .enable_all()
             .build()
             .map_err(|e| location_error("runtime".into(), e.to_string()))?;
+        let location = match storage {
+            CheckpointStorage::Directory(dir) => dir.display().to_string(),
+            CheckpointStorage::Url(url) => url.clone(),
+        };
         Ok(Self {
             store,
             root: base.child(job_name),
+            single: false,
+            location: location.trim_end_matches('/').to_string(),
+            runtime,
+        })
+    }
+
+    /// Opens the local directory `dir` as the home of one checkpoint (a savepoint,
+    /// or a retained checkpoint to restore from), creating it if `create`.
+    pub(crate) fn open_single(dir: &std::path::Path, create: bool) -> Result<Self, StorageError> {
+        let location_error = |reason: String| StorageError::Location {
+            location: dir.display().to_string(),
+            reason,
+        };
+        if create {
+            std::fs::create_dir_all(dir).map_err(|e| location_error(e.to_string()))?;
+        } else if !dir.is_dir() {
+            return Err(location_error("no such directory".into()));
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| location_error(e.to_string()))?;
+        Ok(Self {
+            store: Arc::new(store),
+            root: Path::default(),
+            single: true,
+            location: dir.display().to_string(),
             runtime,
         })
     }
 
     fn dir(&self, checkpoint: u64) -> Path {
-        self.root.child(format!("chk-{checkpoint}"))
+        if self.single {
+            self.root.clone()
+        } else {
+            self.root.child(format!("chk-{checkpoint}"))
+        }
+    }
+
+    /// Where checkpoint `checkpoint` is stored, as a user would name it.
+    pub(crate) fn describe(&self, checkpoint: u64) -> String {
+        if self.single {
+            self.location.clone()
+        } else {
+            format!("{}/{}", self.location, self.dir(checkpoint))
+        }
+    }
+
+    /// The id of the one checkpoint a [`open_single`](Self::open_single) store
+    /// holds, from its metadata.
+    pub(crate) fn single_id(&self) -> Result<u64, StorageError> {
+        let bytes = self.read(&self.root.child(METADATA_FILE))?;
+        #[derive(Deserialize)]
+        struct Id {
+            checkpoint_id: u64,
+        }
+        let id: Id = serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
+            checkpoint: 0,
+            file: METADATA_FILE.into(),
+            reason: e.to_string(),
+        })?;
+        Ok(id.checkpoint_id)
     }
 
     /// Writes one task's state for `checkpoint`; returns its metadata entry.
@@ -207,15 +305,14 @@ impl CheckpointStore {
         let metadata: CheckpointMetadata =
             serde_json::from_slice(&metadata).map_err(|e| corrupt(METADATA_FILE, e.to_string()))?;
         if metadata.version > METADATA_VERSION {
-            return Err(corrupt(
-                METADATA_FILE,
-                format!(
-                    "format version {} is newer than {METADATA_VERSION}",
-                    metadata.version
-                ),
-            ));
+            return Err(StorageError::UnsupportedVersion {
+                checkpoint,
+                file: METADATA_FILE.into(),
+                found: metadata.version,
+                supported: METADATA_VERSION,
+            });
         }
-        if metadata.checkpoint_id != checkpoint {
+        if !self.single && metadata.checkpoint_id != checkpoint {
             return Err(corrupt(
                 METADATA_FILE,
                 format!("names checkpoint {}", metadata.checkpoint_id),
@@ -237,13 +334,23 @@ impl CheckpointStore {
             if murmur3_32(&bytes, 0) != entry.checksum {
                 return Err(corrupt(&entry.file, "checksum mismatch".into()));
             }
-            let state: TaskState = decode_state(&bytes)
-                .map_err(|e: StateError| corrupt(&entry.file, e.to_string()))?;
+            let state: TaskState = decode_state(&bytes).map_err(|e: StateError| match e {
+                StateError::UnsupportedVersion { found, supported } => {
+                    StorageError::UnsupportedVersion {
+                        checkpoint,
+                        file: entry.file.clone(),
+                        found,
+                        supported,
+                    }
+                }
+                e => corrupt(&entry.file, e.to_string()),
+            })?;
             tasks.push((entry.vertex, entry.subtask, state));
         }
         Ok(LoadedCheckpoint {
             id: checkpoint,
             tasks,
+            operators: metadata.operators,
         })
     }
 
@@ -294,6 +401,7 @@ mod tests {
                 checkpoint_id: 7,
                 timestamp: 0,
                 tasks: vec![entry],
+                operators: Vec::new(),
             })
             .unwrap();
         store
@@ -351,6 +459,7 @@ mod tests {
                     checkpoint_id: 1,
                     timestamp: 0,
                     tasks: vec![entry],
+                    operators: Vec::new(),
                 })
                 .unwrap();
             assert_eq!(

@@ -40,6 +40,8 @@ pub(crate) struct CheckpointSignals {
     triggered: AtomicU64,
     triggered_at: AtomicI64,
     completed: AtomicU64,
+    /// A stopping savepoint's id: sources end their input right after its barrier.
+    stop_after: AtomicU64,
 }
 
 impl CheckpointSignals {
@@ -47,6 +49,12 @@ impl CheckpointSignals {
     pub(crate) fn trigger(&self, barrier: CheckpointBarrier) {
         self.triggered_at.store(barrier.timestamp, Ordering::SeqCst);
         self.triggered.store(barrier.id, Ordering::SeqCst);
+    }
+
+    /// Sources end their input right after the barrier of checkpoint `id` (a
+    /// savepoint that stops the job).
+    pub(crate) fn stop_after(&self, id: u64) {
+        self.stop_after.store(id, Ordering::SeqCst);
     }
 
     /// Checkpoint `id` (and every older one) completed.
@@ -87,6 +95,11 @@ impl TaskCheckpointing {
             id,
             timestamp: self.signals.triggered_at.load(Ordering::SeqCst),
         })
+    }
+
+    /// Whether the source must end its input after the barrier of `checkpoint`.
+    pub(crate) fn stops_after(&self, checkpoint: u64) -> bool {
+        self.signals.stop_after.load(Ordering::SeqCst) == checkpoint
     }
 
     /// The newest checkpoint completed since the last call.

@@ -32,6 +32,10 @@ pub(crate) struct JobView {
     window: Mutex<RateWindow>,
     /// One controller per five-stage pipeline of the job, for its status endpoint.
     pipelines: Vec<PipelineBackPressureController>,
+    /// The checkpoint coordinator's records, when the job takes checkpoints.
+    pub(crate) checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
+    /// Savepoints triggered through the API.
+    pub(crate) savepoints: Arc<super::savepoint_triggers::SavepointTriggers>,
 }
 
 impl JobView {
@@ -41,6 +45,7 @@ impl JobView {
         graph: Arc<JobGraph>,
         observables: JobObservables,
         control: JobControl,
+        checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
     ) -> Arc<Self> {
         let mut task_ranges = Vec::with_capacity(graph.vertices.len());
         let mut next = 0;
@@ -81,6 +86,8 @@ impl JobView {
             task_ranges,
             vertex_io,
             pipelines,
+            checkpoints,
+            savepoints: Arc::default(),
             window: Mutex::new(RateWindow::new(Reading {
                 at: Instant::now(),
                 tasks: Vec::new(),

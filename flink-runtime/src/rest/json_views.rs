@@ -187,6 +187,7 @@ pub(crate) fn exceptions(view: &JobView) -> Value {
         JobError::Graph(_) => ("Graph", String::new()),
         JobError::Cancelled { .. } => ("Cancelled", String::new()),
         JobError::Runtime(_) => ("Runtime", String::new()),
+        JobError::Restore(_) => ("Restore", String::new()),
     };
     let message = error.to_string();
     let at = epoch_ms(at);

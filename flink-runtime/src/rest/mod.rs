@@ -8,12 +8,14 @@
 
 mod api_error;
 mod auth;
+mod checkpoints_json;
 mod job_view;
 mod json_views;
 mod pipeline_json;
 mod prometheus;
 mod rate_window;
 mod routes;
+mod savepoint_triggers;
 mod server;
 mod web_ui;
 

@@ -21,6 +21,8 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 
 const TASK: &str = "flink_taskmanager_job_task_";
 const OPERATOR: &str = "flink_taskmanager_job_task_operator_";
+/// Flink reports checkpoint metrics on the job manager's job scope.
+const JOB: &str = "flink_jobmanager_job_";
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -62,6 +64,7 @@ impl Collector for JobCollector {
         let mut families: BTreeMap<String, Family> = BTreeMap::new();
         self.task_families(&mut families);
         self.operator_families(&mut families);
+        self.checkpoint_families(&mut families);
         for (name, family) in &families {
             let mut metric = encoder.encode_descriptor(name, family.help, None, family.kind)?;
             for (labels, value) in &family.samples {
@@ -187,6 +190,52 @@ impl JobCollector {
                     push(families, TASK, name, help, MetricType::Counter, &labels, ms);
                 }
             }
+        }
+    }
+
+    /// The job's checkpoint metrics, under Flink's names, when it takes checkpoints.
+    fn checkpoint_families(&self, families: &mut BTreeMap<String, Family>) {
+        let Some(stats) = &self.view.checkpoints else {
+            return;
+        };
+        let stats = stats.snapshot();
+        let labels = self.job_labels();
+        let last = stats.latest_completed.as_ref();
+        let in_progress = stats.in_progress();
+        let gauges = [
+            (
+                "lastCheckpointDuration",
+                "Milliseconds the last completed checkpoint took (-1 before one).",
+                last.map_or(-1.0, |r| r.duration_ms() as f64),
+            ),
+            (
+                "lastCheckpointSize",
+                "Bytes of state of the last completed checkpoint (-1 before one).",
+                last.map_or(-1.0, |r| r.state_size() as f64),
+            ),
+            (
+                "numberOfCompletedCheckpoints",
+                "Checkpoints completed (savepoints included).",
+                stats.completed as f64,
+            ),
+            (
+                "numberOfFailedCheckpoints",
+                "Checkpoints that failed.",
+                stats.failed as f64,
+            ),
+            (
+                "numberOfInProgressCheckpoints",
+                "Checkpoints in progress.",
+                in_progress as f64,
+            ),
+            (
+                "totalNumberOfCheckpoints",
+                "Checkpoints triggered: completed, failed and in progress.",
+                (stats.completed + stats.failed + in_progress) as f64,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            push(families, JOB, name, help, MetricType::Gauge, &labels, value);
         }
     }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::api_error::ApiError;
 use super::auth::authorize;
 use super::job_view::JobView;
-use super::{json_views, pipeline_json, prometheus, web_ui};
+use super::{checkpoints_json, json_views, pipeline_json, prometheus, web_ui};
 
 /// The largest request body accepted (the only bodies are small JSON objects).
 pub(crate) const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -45,6 +45,9 @@ pub(crate) fn router(view: Arc<JobView>, token: Option<String>) -> Router {
         .route("/jobs/{jid}/stop", post(stop))
         .route("/jobs/{jid}/plan", get(plan))
         .route("/jobs/{jid}/exceptions", get(exceptions))
+        .route("/jobs/{jid}/checkpoints", get(checkpoints))
+        .route("/jobs/{jid}/savepoints", post(trigger_savepoint))
+        .route("/jobs/{jid}/savepoints/{rid}", get(savepoint_status))
         .route("/jobs/{jid}/bottleneck", get(bottleneck))
         .route("/jobs/{jid}/pipelines", get(pipelines))
         .route("/jobs/{jid}/vertices/{vid}", get(vertex))
@@ -89,6 +92,16 @@ async fn exceptions(
 ) -> ApiResult {
     the_job(&s, path)?;
     Ok(Json(json_views::exceptions(&s.view)))
+}
+
+async fn checkpoints(
+    State(s): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    the_job(&s, path)?;
+    checkpoints_json::checkpoints(&s.view)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("the job takes no checkpoints".into()))
 }
 
 async fn bottleneck(
@@ -172,8 +185,9 @@ async fn cancel(
     Ok((StatusCode::ACCEPTED, Json(json!({}))))
 }
 
-/// `POST /jobs/{id}/stop`: the body, optional, is `{"drain": true}`. flink-rs has no
-/// savepoints yet, so a stop always drains, and a savepoint directory is refused.
+/// `POST /jobs/{id}/stop`: the body, optional, is `{"drain": true}` (a stop with a
+/// drain, the default here) or `{"drain": false, "targetDirectory": "..."}` (a stop
+/// with a savepoint, as Flink's `flink stop`; answered with a `request-id`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StopRequest {
@@ -205,15 +219,23 @@ async fn stop(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("malformed stop request: {e}")))?
     };
-    if !request.drain {
-        return Err(ApiError::bad_request(
-            "stop without drain needs savepoints, which flink-rs does not have: use {\"drain\": true}",
-        ));
-    }
-    if request.target_directory.is_some() {
-        return Err(ApiError::bad_request(
-            "flink-rs takes no savepoints: leave out targetDirectory",
-        ));
+    match (request.drain, request.target_directory) {
+        (true, None) => {}
+        (false, Some(directory)) => {
+            running(&s, "stop")?;
+            tracing::info!(job = %s.view.id, %directory, "stop with a savepoint requested through the REST API");
+            return start_savepoint(&s, directory, true);
+        }
+        (false, None) => {
+            return Err(ApiError::bad_request(
+                "a stop without drain takes a savepoint: give its targetDirectory, or use {\"drain\": true}",
+            ));
+        }
+        (true, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "flink-rs stops either with a drain or with a savepoint (drain false), not both",
+            ));
+        }
     }
     let state = s.view.state();
     if state.is_terminal() {
@@ -225,6 +247,79 @@ async fn stop(
     tracing::info!(job = %s.view.id, "stop (drain) requested through the REST API");
     s.view.control.stop();
     Ok((StatusCode::ACCEPTED, Json(json!({ "drain": true }))))
+}
+
+/// `POST /jobs/{id}/savepoints`: `{"target-directory": "...", "cancel-job": false}`
+/// as Flink's; `cancel-job: true` stops the job with the savepoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavepointRequest {
+    #[serde(rename = "target-directory")]
+    target_directory: String,
+    #[serde(rename = "cancel-job", default)]
+    cancel_job: bool,
+}
+
+async fn trigger_savepoint(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    authorize(s.token.as_deref(), &headers)?;
+    the_job(&s, path)?;
+    let body = body.map_err(|e| ApiError::Client(e.status(), e.body_text()))?;
+    let request: SavepointRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("malformed savepoint request: {e}")))?;
+    running(&s, "take a savepoint of")?;
+    tracing::info!(job = %s.view.id, directory = %request.target_directory, "savepoint requested through the REST API");
+    start_savepoint(&s, request.target_directory, request.cancel_job)
+}
+
+async fn savepoint_status(
+    State(s): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult {
+    let Path((jid, rid)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    known_job(&s, &jid)?;
+    s.view
+        .savepoints
+        .status(&rid)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no savepoint request {rid}")))
+}
+
+/// A `409` unless the job still runs.
+fn running(s: &AppState, verb: &str) -> Result<(), ApiError> {
+    let state = s.view.state();
+    if state.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "cannot {verb} the job: it is already {}",
+            state.as_str()
+        )));
+    }
+    Ok(())
+}
+
+fn start_savepoint(
+    s: &AppState,
+    directory: String,
+    stop: bool,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    if directory.trim().is_empty() {
+        return Err(ApiError::bad_request("the target directory is empty"));
+    }
+    let id = s
+        .view
+        .savepoints
+        .trigger(&s.view.control, directory.into(), stop)
+        .map_err(|e| {
+            ApiError::Client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot start the savepoint: {e}"),
+            )
+        })?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "request-id": id }))))
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {

@@ -174,6 +174,9 @@ async function showJob(jid, vid, current) {
   const { pipelines } = await api(`/jobs/${encodeURIComponent(jid)}/pipelines`);
   if (!current()) return;
   showPipelines(pipelines);
+  const checkpoints = await checkpointsOf(jid);
+  if (!current()) return;
+  showCheckpoints(checkpoints);
   const panel = document.getElementById("vertex-panel");
   if (vid !== null && vid !== undefined) {
     const vertex = await api(`/jobs/${encodeURIComponent(jid)}/vertices/${encodeURIComponent(vid)}`);
@@ -205,6 +208,7 @@ function buildJobPage(job) {
     h("div", { id: "bottleneck", class: "bottleneck measuring" }, "Bottleneck: measuring…"),
     h("div", { class: "graph" }, buildGraph(job.jid, job.plan.nodes)),
     h("div", { id: "pipeline-panel" }),
+    h("div", { id: "checkpoint-panel" }),
     h("div", { id: "vertex-panel" }));
   graphOf = job.jid;
   history = new Map();
@@ -415,6 +419,55 @@ function showPipelines(pipelines) {
       h("div", { class: "table-wrap" }, table));
   }
   panel.replaceChildren(h("h2", {}, "Five-stage pipeline"), ...parts);
+}
+
+// --- checkpoints -----------------------------------------------------------------
+
+/** GET /jobs/{id}/checkpoints, or null for a job without checkpointing (a 404). */
+async function checkpointsOf(jid) {
+  const res = await reach(`/jobs/${encodeURIComponent(jid)}/checkpoints`, {});
+  if (res.status === 404) return null;
+  if (!res.ok) throw new Error(res.status + ": checkpoints");
+  return res.json();
+}
+
+function bytes(x) {
+  if (typeof x !== "number") return "–";
+  if (x < 1024) return x + " B";
+  if (x < 1024 * 1024) return (x / 1024).toFixed(1) + " KiB";
+  return (x / 1024 / 1024).toFixed(1) + " MiB";
+}
+
+/** The counts, the latest restore and the history table (newest first). */
+function showCheckpoints(stats) {
+  const panel = document.getElementById("checkpoint-panel");
+  if (!panel || !stats) return;
+  const c = stats.counts;
+  const restored = stats.latest.restored;
+  const facts = h("p", { class: "checkpoint-facts" },
+    `Completed ${count(c.completed)} · failed ${count(c.failed)} · in progress ${count(c.in_progress)}` +
+    ` · restored ${count(c.restored)}` +
+    (restored ? ` (latest: checkpoint ${restored.id}` +
+      (restored.external_path ? ` from ${restored.external_path}` : "") + ")" : ""));
+  const table = h("table", { id: "checkpoints" });
+  table.innerHTML =
+    "<thead><tr><th class=num>Id</th><th>Status</th><th>Type</th><th>Triggered</th>" +
+    "<th class=num>Duration</th><th class=num>State size</th><th class=num>Acknowledged</th>" +
+    "<th>Path or failure</th></tr></thead>";
+  const body = h("tbody", {});
+  for (const r of stats.history) {
+    const tr = h("tr", { "data-checkpoint": String(r.id) });
+    tr.innerHTML =
+      `<td class=num>${r.id}</td><td class="state state-${esc(r.status)}">${esc(r.status)}</td>` +
+      `<td>${r.is_savepoint ? "savepoint" : "checkpoint"}</td>` +
+      `<td>${new Date(r.trigger_timestamp).toLocaleTimeString()}</td>` +
+      `<td class=num>${count(r.end_to_end_duration)} ms</td><td class=num>${bytes(r.state_size)}</td>` +
+      `<td class=num>${r.num_acknowledged_subtasks}/${r.num_subtasks}</td>` +
+      `<td><code>${esc(r.external_path || r.failure_message || "")}</code></td>`;
+    body.append(tr);
+  }
+  table.append(body);
+  panel.replaceChildren(h("h2", {}, "Checkpoints"), facts, h("div", { class: "table-wrap" }, table));
 }
 
 /** Pressure (0..1) over the last polls as an inline SVG line; thresholds shaded. */
