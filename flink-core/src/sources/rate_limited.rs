@@ -194,6 +194,11 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
         }
     }
 
+    /// The inner reader learns of completed checkpoints (a Kafka reader commits).
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        self.inner.notify_checkpoint_complete(checkpoint_id);
+    }
+
     /// Restores the inner reader, then re-reads and drops what had gone out of its
     /// next batch.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
