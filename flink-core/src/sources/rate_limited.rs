@@ -145,6 +145,29 @@ impl<T> RateLimitedReader<T> {
     fn wait_for_token(&self) -> Duration {
         Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
     }
+
+    /// The position now; `checkpoint_id` is handed to the inner reader when its
+    /// own position is taken.
+    fn position(&mut self, checkpoint_id: Option<u64>) -> Result<Option<Vec<u8>>, StateError> {
+        let position = if self.held.is_empty() {
+            RatePosition {
+                inner: match checkpoint_id {
+                    Some(id) => self.inner.snapshot_position_for_checkpoint(id)?,
+                    None => self.inner.snapshot_position()?,
+                },
+                skip: 0,
+            }
+        } else {
+            RatePosition {
+                inner: self.held_from.clone(),
+                skip: self.held_len - self.held.len(),
+            }
+        };
+        match position.inner {
+            Some(_) => encode_state(&position).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
@@ -177,21 +200,18 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
 
     /// The inner position before the held records, and how many of them went out.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        let position = if self.held.is_empty() {
-            RatePosition {
-                inner: self.inner.snapshot_position()?,
-                skip: 0,
-            }
-        } else {
-            RatePosition {
-                inner: self.held_from.clone(),
-                skip: self.held_len - self.held.len(),
-            }
-        };
-        match position.inner {
-            Some(_) => encode_state(&position).map(Some),
-            None => Ok(None),
-        }
+        self.position(None)
+    }
+
+    /// As [`snapshot_position`](Self::snapshot_position); the inner reader learns
+    /// the checkpoint id when nothing is held (a Kafka reader then commits this
+    /// checkpoint's offsets on completion; a later checkpoint's commit covers one
+    /// taken while records were held).
+    fn snapshot_position_for_checkpoint(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.position(Some(checkpoint_id))
     }
 
     /// The inner reader learns of completed checkpoints (a Kafka reader commits).
