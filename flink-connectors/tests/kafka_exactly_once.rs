@@ -297,3 +297,70 @@ fn exactly_once_needs_a_transactional_id_prefix_and_a_pool_of_two() {
     );
     assert!(builder().transactional_id_prefix("job").build().is_ok());
 }
+
+/// Offsets reach the group when checkpoints complete, not only at the end: a job
+/// that fails for good after checkpoints completed (no restarts, so no end-of-job
+/// commit) leaves the offsets of a completed checkpoint, past the start and short
+/// of the end.
+#[test]
+fn offsets_are_committed_when_checkpoints_complete() {
+    let bootstrap = require_service!(KAFKA);
+    let input = unique("ckpt-offsets-in");
+    create_topic(&bootstrap, &input, 2);
+    let messages: Vec<Msg> = (0..RECORDS)
+        .map(|x| {
+            (
+                Some(((x % KEYS) % 2) as i32),
+                None,
+                x.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(&bootstrap, &input, &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_buffer_timeout(Some(Duration::from_millis(1)));
+    env.set_max_buffers_per_channel(1).set_buffer_size(256);
+    env.enable_checkpointing(Duration::from_millis(10))
+        .set_storage_dir(dir.path());
+    env.set_restart_strategy(RestartStrategy::None);
+    let group = unique("ckpt-offsets-group");
+    let source = KafkaSource::<u64>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topics([&input])
+        .group_id(&group)
+        .commit_offsets(true)
+        .bounded()
+        .json_values()
+        .build()
+        .unwrap();
+    let failures = Arc::new(Failures {
+        distances: vec![200],
+        fired: Mutex::new(Vec::new()),
+    });
+    let handle = failures.clone();
+    let out = TransactionalCollectingSink::<(u64, u64, u64)>::new();
+    env.from_source(source, "Kafka")
+        .map(|x: u64| {
+            std::thread::sleep(Duration::from_micros(200));
+            (x % KEYS, x, x)
+        })
+        .transform("Fail", move |_| FailAfterCheckpoint {
+            failures: handle.clone(),
+            since_checkpoint: None,
+        })
+        .sink_to(out);
+    let err = env.execute("fails after checkpoints").unwrap_err();
+    assert!(err.to_string().contains("injected failure 1"), "{err}");
+    let ends: Vec<i64> = watermarks(&bootstrap, &input, 2)
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect();
+    let committed = committed_offsets(&bootstrap, &group, &input, 2);
+    let (total, end): (i64, i64) = (committed.iter().sum(), ends.iter().sum());
+    assert!(
+        total > 0 && total < end,
+        "committed {committed:?}, end {ends:?}"
+    );
+}
