@@ -78,8 +78,8 @@ pub(super) struct SinkConfig<T> {
 ///
 /// With [`DeliveryGuarantee::ExactlyOnce`] records go into Kafka transactions
 /// committed when a checkpoint completes (Flink's `KafkaSink` with
-/// `DeliveryGuarantee.EXACTLY_ONCE`); see [`transactional_id_prefix`](
-/// KafkaSinkBuilder::transactional_id_prefix) and `docs/connectors.md`.
+/// `DeliveryGuarantee.EXACTLY_ONCE`); see
+/// [`KafkaSinkBuilder::transactional_id_prefix`] and `docs/connectors.md`.
 ///
 /// ```no_run
 /// use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink};

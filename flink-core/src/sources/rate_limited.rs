@@ -254,3 +254,70 @@ struct RatePosition {
     /// Records of that batch already emitted.
     skip: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// An inner reader that records the checkpoint calls it gets.
+    struct Recording(Arc<Mutex<Vec<String>>>);
+
+    impl SourceReader<u64> for Recording {
+        fn poll_next(&mut self, _out: &mut SourceOutput<u64>) -> SourcePoll {
+            SourcePoll::Pending(Duration::ZERO)
+        }
+
+        fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+            self.0.lock().unwrap().push("snapshot".into());
+            Ok(Some(vec![1]))
+        }
+
+        fn snapshot_position_for_checkpoint(
+            &mut self,
+            checkpoint_id: u64,
+        ) -> Result<Option<Vec<u8>>, StateError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("snapshot {checkpoint_id}"));
+            Ok(Some(vec![1]))
+        }
+
+        fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("complete {checkpoint_id}"));
+        }
+    }
+
+    #[test]
+    fn the_inner_reader_learns_checkpoint_ids_and_completions() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let clock = Arc::new(ManualClock::new());
+        let mut reader = RateLimitedReader {
+            inner: Box::new(Recording(calls.clone())),
+            held: VecDeque::new(),
+            held_from: None,
+            held_len: 0,
+            scratch: SourceOutput::new(),
+            inner_finished: false,
+            rate: 10.0,
+            burst: 1.0,
+            tokens: 1.0,
+            last_refill: Duration::ZERO,
+            clock,
+        };
+        assert!(
+            reader
+                .snapshot_position_for_checkpoint(7)
+                .unwrap()
+                .is_some()
+        );
+        reader.notify_checkpoint_complete(7);
+        assert_eq!(*calls.lock().unwrap(), ["snapshot 7", "complete 7"]);
+    }
+}
