@@ -15,6 +15,7 @@ use common::kafka::{Msg, create_topic, produce, watermarks};
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, StartingOffsets};
 use flink_core::operator::Operator;
+use flink_core::sink::Sink;
 use flink_runtime::prelude::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -363,4 +364,65 @@ fn offsets_are_committed_when_checkpoints_complete() {
         total > 0 && total < end,
         "committed {committed:?}, end {ends:?}"
     );
+}
+
+/// What a restore can do with a transaction that was pre-committed but not
+/// committed (the checkpoint completed, the commit had not happened): in the same
+/// process (a task failure) the new writer commits it on the producer that opened
+/// it; after the whole process died librdkafka cannot resume it, fencing aborts it
+/// and its records are lost, as `docs/connectors.md` says.
+#[test]
+fn a_restored_transaction_is_committed_in_the_same_process_and_lost_after_a_process_death() {
+    let bootstrap = require_service!(KAFKA);
+    let ctx = common::sink_context(0);
+    let sink = |topic: &str, prefix: &str| {
+        KafkaSink::<(u64, u64, u64)>::builder()
+            .bootstrap_servers(&bootstrap)
+            .topic(topic)
+            .json_values()
+            .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+            .transactional_id_prefix(prefix)
+            .build()
+            .unwrap()
+    };
+    // Same process: one sink instance, a second writer after the first one died.
+    let (topic, prefix) = (unique("eos-same"), unique("eos-same-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    let same = sink(&topic, &prefix);
+    let mut first = Sink::create_writer(&same, &ctx);
+    for x in 0..3 {
+        first.write((0, x, x)).unwrap();
+    }
+    let state = first
+        .snapshot_state(1)
+        .unwrap()
+        .expect("the pending transaction");
+    first.write((0, 9, 9)).unwrap(); // after the checkpoint: aborted
+    drop(first);
+    let mut second = Sink::create_writer(&same, &ctx);
+    second.restore_state(&state).unwrap();
+    second.finish().unwrap();
+    second.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(second);
+    assert_eq!(
+        read_committed(&bootstrap, &topic),
+        vec![(0, 0, 0), (0, 1, 1), (0, 2, 2)]
+    );
+    // Another process: a new sink instance with the same ids cannot resume it.
+    let (topic, prefix) = (unique("eos-dead"), unique("eos-dead-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    let mut first = Sink::create_writer(&sink(&topic, &prefix), &ctx);
+    first.write((0, 0, 0)).unwrap();
+    let state = first
+        .snapshot_state(1)
+        .unwrap()
+        .expect("the pending transaction");
+    // The process dies (its producers with it) before the commit.
+    let mut second = Sink::create_writer(&sink(&topic, &prefix), &ctx);
+    drop(first);
+    second.restore_state(&state).unwrap();
+    second.finish().unwrap();
+    second.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(second);
+    assert_eq!(read_committed(&bootstrap, &topic), vec![]);
 }

@@ -13,6 +13,7 @@ use common::pg::{exec, query_i64};
 use common::{POSTGRES, unique};
 use flink_connectors::postgres::{PostgresConfig, PostgresSink, SqlValue};
 use flink_core::operator::Operator;
+use flink_core::sink::Sink;
 use flink_core::sources::{RateLimiterStrategy, SequenceSource};
 use flink_runtime::prelude::*;
 
@@ -168,4 +169,52 @@ fn each_row_is_written_once_across_injected_failures() {
     let all = query_i64(&url, &format!("SELECT count(*) FROM {markers}"));
     assert_eq!(jobs, all);
     assert!(all[0] >= 2, "at least the final transactions: {all:?}");
+}
+
+/// The process died after the checkpoint completed but before the commit (as after
+/// a `kill -9`): a new process restoring the checkpoint writes the rows; restoring it
+/// once more (another crash) adds nothing.
+#[test]
+fn a_commit_the_dead_process_never_made_is_made_on_restore_once() {
+    let url = require_service!(POSTGRES);
+    let table = unique("eos_restore");
+    let markers = unique("eos_restore_markers");
+    exec(&url, &format!("CREATE TABLE {table} (k bigint NOT NULL)"));
+    let sink = || {
+        let config = PostgresConfig::new(&url, &table, ["k"], |k: &u64| {
+            vec![SqlValue::Int(*k as i64)]
+        });
+        PostgresSink::new(config)
+            .unwrap()
+            .exactly_once("restore-test")
+            .marker_table(&markers)
+    };
+    let ctx = common::sink_context(0);
+    let count = || query_i64(&url, &format!("SELECT count(*) FROM {table}"))[0];
+    // The first process: three rows, checkpoint 1 taken (pre-commit), then it dies.
+    let mut first = Sink::create_writer(&sink(), &ctx);
+    for k in 0..3 {
+        first.write(k).unwrap();
+    }
+    let state = first
+        .snapshot_state(1)
+        .unwrap()
+        .expect("the pending transaction");
+    first.write(3).unwrap(); // after the checkpoint: never committed
+    drop(first);
+    assert_eq!(count(), 0, "nothing was committed before the crash");
+    // A new process restores checkpoint 1: its transaction is committed now.
+    let mut second = Sink::create_writer(&sink(), &ctx);
+    second.restore_state(&state).unwrap();
+    assert_eq!(count(), 3);
+    drop(second);
+    // And once more: the marker makes the replayed commit a no-op.
+    let mut third = Sink::create_writer(&sink(), &ctx);
+    third.restore_state(&state).unwrap();
+    assert_eq!(count(), 3);
+    let markers_of_job = query_i64(
+        &url,
+        &format!("SELECT count(*) FROM {markers} WHERE job = 'restore-test' AND checkpoint_id = 1"),
+    );
+    assert_eq!(markers_of_job, vec![1]);
 }
