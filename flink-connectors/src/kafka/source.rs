@@ -326,7 +326,15 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             consumer_lag: ctx.metrics.custom("consumer_lag"),
             commit_slot,
             state: None,
-            restored: None,
+            // Every instance's position, so that each partition is found whichever
+            // instance had it (the parallelism may have changed).
+            restored: (!ctx.restored.is_empty()).then(|| {
+                merge_positions(
+                    ctx.restored
+                        .all()
+                        .filter_map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes).ok()),
+                )
+            }),
             to_commit: Vec::new(),
         })
     }
@@ -380,6 +388,29 @@ struct PartitionPosition {
     next_offset: i64,
     /// Where a bounded partition stops (the end offset seen when the job started).
     stop: Option<i64>,
+}
+
+/// The positions of several instances by partition. A partition found in more than
+/// one (an instance snapshotted before it started repeats the position it was
+/// restored with, which another instance may have passed since) takes the furthest
+/// offset: a partition's position only moves forward.
+fn merge_positions(
+    lists: impl IntoIterator<Item = Vec<PartitionPosition>>,
+) -> HashMap<(String, i32), PartitionPosition> {
+    let mut merged: HashMap<(String, i32), PartitionPosition> = HashMap::new();
+    for p in lists.into_iter().flatten() {
+        match merged.entry((p.topic.clone(), p.partition)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if p.next_offset > e.get().next_offset {
+                    e.insert(p);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(p);
+            }
+        }
+    }
+    merged
 }
 
 /// One assigned partition.
@@ -591,7 +622,15 @@ impl<T> KafkaReader<T> {
             return; // never started: nothing read since the restored position
         };
         let mut tpl = TopicPartitionList::new();
-        for p in positions {
+        // Only this reader's partitions (a position taken before it started holds
+        // every restored one).
+        let mine = |p: &&PartitionPosition| {
+            state
+                .index
+                .get(&p.topic)
+                .is_some_and(|ps| ps.iter().any(|(n, _)| *n == p.partition))
+        };
+        for p in positions.iter().filter(mine) {
             let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next_offset));
         }
         if tpl.count() == 0 {
@@ -720,13 +759,15 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         }
     }
 
+    /// Checks this instance's own position; the reader already holds every
+    /// instance's (see `create_reader`) and adds this one to them.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
         let list: Vec<PartitionPosition> = decode_state(position)?;
-        self.restored = Some(
-            list.into_iter()
-                .map(|p| ((p.topic.clone(), p.partition), p))
-                .collect(),
-        );
+        let mut all: Vec<Vec<PartitionPosition>> = vec![list];
+        if let Some(restored) = self.restored.take() {
+            all.push(restored.into_values().collect());
+        }
+        self.restored = Some(merge_positions(all));
         Ok(())
     }
 
@@ -883,7 +924,29 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Assigned;
+    use super::{Assigned, PartitionPosition, merge_positions};
+
+    fn pos(partition: i32, next_offset: i64) -> PartitionPosition {
+        PartitionPosition {
+            topic: "t".into(),
+            partition,
+            next_offset,
+            stop: Some(100),
+        }
+    }
+
+    #[test]
+    fn merged_positions_keep_each_partition_at_its_furthest_offset() {
+        // Instance 0 had partitions 0 and 2; instance 1 snapshotted before it started
+        // and repeats partition 2 at the offset both were restored with.
+        let merged = merge_positions([vec![pos(0, 7), pos(2, 40)], vec![pos(2, 31), pos(1, 5)]]);
+        let mut got: Vec<_> = merged
+            .values()
+            .map(|p| (p.partition, p.next_offset))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [(0, 7), (1, 5), (2, 40)]);
+    }
 
     fn part(next_offset: i64, stop: Option<i64>) -> Assigned {
         Assigned {
