@@ -203,7 +203,9 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
 
     fn snapshot_state(&mut self, checkpoint_id: u64, into: &mut ChainSnapshot) {
         let reader = &mut self.reader;
-        match attribute_panics(&self.name, || reader.snapshot_position()) {
+        match attribute_panics(&self.name, || {
+            reader.snapshot_position_for_checkpoint(checkpoint_id)
+        }) {
             Ok(Some(position)) => into.add(self.node_id, position),
             Ok(None) => {}
             Err(e) => fail_operator(
@@ -225,6 +227,10 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        let reader = &mut self.reader;
+        attribute_panics(&self.name, || {
+            reader.notify_checkpoint_complete(checkpoint_id);
+        });
         self.out.notify_checkpoint_complete(checkpoint_id);
         for side in &self.side_outputs {
             side.notify_checkpoint_complete(checkpoint_id);

@@ -88,6 +88,25 @@ pub trait SourceReader<T>: Send {
         Ok(None)
     }
 
+    /// The position for checkpoint `checkpoint_id`: what the runtime calls when it
+    /// takes a checkpoint. By default [`snapshot_position`](Self::snapshot_position);
+    /// a reader that acts when a checkpoint completes (a Kafka reader committing its
+    /// offsets) remembers here which position belongs to which checkpoint.
+    ///
+    /// # Errors
+    /// When the position cannot be serialized.
+    fn snapshot_position_for_checkpoint(
+        &mut self,
+        _checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.snapshot_position()
+    }
+
+    /// Checkpoint `checkpoint_id` completed (and every one before it: completions are
+    /// cumulative and a notification may be missed). Called between two polls. Flink's
+    /// `KafkaSource` commits the offsets of that checkpoint to the consumer group here.
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {}
+
     /// Moves a fresh reader to a position [`snapshot_position`](Self::snapshot_position)
     /// returned, before its first poll.
     ///

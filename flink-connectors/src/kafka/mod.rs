@@ -5,6 +5,7 @@
 pub mod deserializer;
 pub mod destination;
 pub mod error;
+mod exactly_once;
 pub mod offsets;
 pub mod serializer;
 pub mod sink;
@@ -16,6 +17,7 @@ pub use deserializer::{
 };
 pub use destination::KafkaDestination;
 pub use error::KafkaConnectorError;
+pub use exactly_once::{KafkaTransaction, KafkaTransactionWriter};
 pub use offsets::{KafkaOffsets, PartitionProgress};
 pub use serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
 pub use sink::{DeliveryGuarantee, KafkaSink, KafkaSinkBuilder};

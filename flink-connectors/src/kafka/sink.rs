@@ -20,7 +20,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use super::error::KafkaConnectorError;
+use super::exactly_once::{ExactlyOnceKafka, Parked};
 use super::serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
+use flink_core::transactional::TransactionalSink;
 
 /// The longest a writer waits on the producer before checking for a cancellation.
 const WAIT_STEP: Duration = Duration::from_millis(100);
@@ -36,20 +38,30 @@ pub enum DeliveryGuarantee {
     /// every delivery report, and a failed delivery fails the job (or becomes a dead
     /// letter). The default.
     AtLeastOnce,
+    /// Every record is committed exactly once, with Kafka transactions: one per
+    /// checkpoint and writer, flushed on the barrier and committed when the
+    /// checkpoint completes (see [`KafkaSinkBuilder::transactional_id_prefix`]).
+    /// Readers with `isolation.level=read_committed` see each record once. Needs a
+    /// transactional id prefix.
+    ExactlyOnce,
 }
 
 type TopicFn<T> = dyn Fn(&T) -> String + Send + Sync;
 type KeyFn<T> = dyn Fn(&T) -> Option<Vec<u8>> + Send + Sync;
 
-struct SinkConfig<T> {
-    properties: Vec<(String, String)>,
+pub(super) struct SinkConfig<T> {
+    pub(super) properties: Vec<(String, String)>,
     topic: Arc<TopicFn<T>>,
     key: Option<Arc<KeyFn<T>>>,
     serializer: Arc<dyn ValueSerializer<T>>,
     guarantee: DeliveryGuarantee,
     max_in_flight: usize,
     dead_letters: bool,
-    flush_timeout: Duration,
+    pub(super) flush_timeout: Duration,
+    /// Exactly once: the transactional ids' prefix and how many producers (so
+    /// transactions) a writer has at most.
+    pub(super) transactional_id_prefix: Option<String>,
+    pub(super) transaction_pool_size: usize,
 }
 
 /// Writes records to Kafka topics.
@@ -64,8 +76,10 @@ struct SinkConfig<T> {
 /// [`DeadLetter<Vec<u8>>`] (the value bytes) on [`dead_letter_tag::<Vec<u8>>()`] (read
 /// it with [`DeadLetterSinkExt`](crate::DeadLetterSinkExt)).
 ///
-/// Exactly-once (Kafka transactions committed on checkpoint completion) needs
-/// checkpoints, which are not built yet; see `docs/connectors.md`.
+/// With [`DeliveryGuarantee::ExactlyOnce`] records go into Kafka transactions
+/// committed when a checkpoint completes (Flink's `KafkaSink` with
+/// `DeliveryGuarantee.EXACTLY_ONCE`); see
+/// [`KafkaSinkBuilder::transactional_id_prefix`] and `docs/connectors.md`.
 ///
 /// ```no_run
 /// use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink};
@@ -84,6 +98,8 @@ struct SinkConfig<T> {
 /// ```
 pub struct KafkaSink<T> {
     config: Arc<SinkConfig<T>>,
+    /// Exactly once: transactional producers of ended attempts, kept for the next.
+    parked: Parked<T>,
 }
 
 impl<T> KafkaSink<T> {
@@ -99,6 +115,8 @@ impl<T> KafkaSink<T> {
             dead_letters: false,
             flush_timeout: Duration::from_secs(60),
             properties: Vec::new(),
+            transactional_id_prefix: None,
+            transaction_pool_size: 3,
         }
     }
 }
@@ -114,6 +132,8 @@ pub struct KafkaSinkBuilder<T> {
     dead_letters: bool,
     flush_timeout: Duration,
     properties: Vec<(String, String)>,
+    transactional_id_prefix: Option<String>,
+    transaction_pool_size: usize,
 }
 
 impl<T> KafkaSinkBuilder<T> {
@@ -172,7 +192,7 @@ impl<T> KafkaSinkBuilder<T> {
         self.value_serializer(JsonSerializer::<T>::new())
     }
 
-    /// None or at-least-once (the default).
+    /// None, at-least-once (the default) or exactly-once.
     pub fn delivery_guarantee(mut self, guarantee: DeliveryGuarantee) -> Self {
         self.guarantee = guarantee;
         self
@@ -197,6 +217,28 @@ impl<T> KafkaSinkBuilder<T> {
         self
     }
 
+    /// The prefix of the transactional ids, required for
+    /// [`DeliveryGuarantee::ExactlyOnce`] (as Flink's `setTransactionalIdPrefix`). It
+    /// must be unique per job among every job writing to the cluster, and stay the
+    /// same across restarts of the job: writer `s` uses the ids `<prefix>-<s>-<k>`
+    /// for `k` below the [pool size](Self::transaction_pool_size), and starting a
+    /// writer aborts (fences) whatever transaction a previous run left open on them.
+    pub fn transactional_id_prefix(mut self, prefix: &str) -> Self {
+        self.transactional_id_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// How many transactional producers each writer has (exactly once; default 3,
+    /// at least 2): one takes records while the previous checkpoints' transactions
+    /// await completion (a librdkafka producer has one transaction at a time, so
+    /// Flink's `KafkaSink` also keeps a pool). A writer that needs more (checkpoints
+    /// failed in a row while `tolerable failed checkpoints` allowed it) fails the
+    /// job, naming this setting.
+    pub fn transaction_pool_size(mut self, n: usize) -> Self {
+        self.transaction_pool_size = n;
+        self
+    }
+
     /// Sets a librdkafka producer property, passed through as is.
     pub fn property(mut self, key: &str, value: &str) -> Self {
         self.properties.push((key.to_string(), value.to_string()));
@@ -206,7 +248,9 @@ impl<T> KafkaSinkBuilder<T> {
     /// Builds the sink.
     ///
     /// # Errors
-    /// When the bootstrap servers, the topic or the serializer are missing.
+    /// When the bootstrap servers, the topic or the serializer are missing; with
+    /// exactly-once, when the transactional id prefix is missing or empty or the pool
+    /// has fewer than 2 producers.
     pub fn build(self) -> Result<KafkaSink<T>, KafkaConnectorError> {
         let bootstrap = self
             .bootstrap
@@ -216,6 +260,24 @@ impl<T> KafkaSinkBuilder<T> {
             ("linger.ms".into(), "5".into()),
         ];
         properties.extend(self.properties);
+        if self.guarantee == DeliveryGuarantee::ExactlyOnce {
+            match &self.transactional_id_prefix {
+                None => return Err(KafkaConnectorError::Missing("transactional_id_prefix")),
+                Some(p) if p.is_empty() => {
+                    return Err(KafkaConnectorError::Invalid(
+                        "the transactional id prefix is empty".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            if self.transaction_pool_size < 2 {
+                return Err(KafkaConnectorError::Invalid(format!(
+                    "transaction_pool_size {} (at least 2: one transaction takes records \
+                     while the previous one awaits its checkpoint)",
+                    self.transaction_pool_size
+                )));
+            }
+        }
         Ok(KafkaSink {
             config: Arc::new(SinkConfig {
                 properties,
@@ -228,20 +290,23 @@ impl<T> KafkaSinkBuilder<T> {
                 max_in_flight: self.max_in_flight,
                 dead_letters: self.dead_letters,
                 flush_timeout: self.flush_timeout,
+                transactional_id_prefix: self.transactional_id_prefix,
+                transaction_pool_size: self.transaction_pool_size,
             }),
+            parked: Arc::default(),
         })
     }
 }
 
 /// A failed delivery, as the report said.
-struct Failure {
+pub(super) struct Failure {
     topic: String,
     payload: Vec<u8>,
     error: String,
 }
 
 #[derive(Default)]
-struct Reports {
+pub(super) struct Reports {
     in_flight: AtomicUsize,
     failures: Mutex<Vec<Failure>>,
 }
@@ -266,26 +331,38 @@ impl ProducerContext for Reports {
 
 impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<T>> {
-        let mut cc = ClientConfig::new();
-        for (k, v) in &self.config.properties {
-            cc.set(k, v);
+        if self.config.guarantee == DeliveryGuarantee::ExactlyOnce {
+            let sink = ExactlyOnceKafka {
+                config: self.config.clone(),
+                parked: self.parked.clone(),
+            };
+            return TransactionalSink(sink).create_writer(ctx);
         }
-        let producer: BaseProducer<Reports> = cc
-            .create_with_context(Reports::default())
-            .unwrap_or_else(|e| panic!("kafka sink: cannot create the producer: {e}"));
-        Box::new(KafkaWriter {
-            config: self.config.clone(),
-            producer,
-            operator: ctx.operator_name.to_string(),
-            dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
-            cancelled: ctx.services.cancelled.clone(),
-        })
+        let producer = create_producer(&self.config.properties, None)
+            .unwrap_or_else(|e| panic!("kafka sink: {e}"));
+        Box::new(KafkaWriter::new(self.config.clone(), producer, ctx))
     }
 }
 
-struct KafkaWriter<T> {
+/// A producer with the sink's properties (and a transactional id, for exactly once).
+pub(super) fn create_producer(
+    properties: &[(String, String)],
+    transactional_id: Option<&str>,
+) -> Result<BaseProducer<Reports>, KafkaConnectorError> {
+    let mut cc = ClientConfig::new();
+    for (k, v) in properties {
+        cc.set(k, v);
+    }
+    if let Some(id) = transactional_id {
+        cc.set("transactional.id", id);
+    }
+    cc.create_with_context(Reports::default())
+        .map_err(KafkaConnectorError::client("create the producer"))
+}
+
+pub(super) struct KafkaWriter<T> {
     config: Arc<SinkConfig<T>>,
-    producer: BaseProducer<Reports>,
+    pub(super) producer: BaseProducer<Reports>,
     operator: String,
     dead_letters: SideOutput<DeadLetter<Vec<u8>>>,
     /// Every wait on the producer (a full in-flight window, a full queue, the final
@@ -295,6 +372,31 @@ struct KafkaWriter<T> {
 }
 
 impl<T: 'static> KafkaWriter<T> {
+    /// A writer on `producer` for the sink instance `ctx`.
+    pub(super) fn new(
+        config: Arc<SinkConfig<T>>,
+        producer: BaseProducer<Reports>,
+        ctx: &RuntimeContext,
+    ) -> Self {
+        Self {
+            config,
+            producer,
+            operator: ctx.operator_name.to_string(),
+            dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
+            cancelled: ctx.services.cancelled.clone(),
+        }
+    }
+
+    /// The same producer, now serving the sink instance `ctx` (after a restart).
+    pub(super) fn rebind(self, ctx: &RuntimeContext) -> Self {
+        Self::new(self.config, self.producer, ctx)
+    }
+
+    /// Whether the job was cancelled.
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancelled.is_cancelled()
+    }
+
     /// Serves delivery reports for at most [`WAIT_STEP`], unless the job was
     /// cancelled (which ends the task).
     fn wait_step(&self) {
@@ -303,7 +405,7 @@ impl<T: 'static> KafkaWriter<T> {
     }
 
     /// Waits for every outstanding delivery report, at most `timeout`.
-    fn flush(&self, timeout: Duration) -> Result<(), KafkaConnectorError> {
+    pub(super) fn flush(&self, timeout: Duration) -> Result<(), KafkaConnectorError> {
         let deadline = Instant::now() + timeout;
         loop {
             self.cancelled.stop_task_if_cancelled();
@@ -326,7 +428,7 @@ impl<T: 'static> KafkaWriter<T> {
     }
 
     /// Turns reported failures into dead letters or the job's failure.
-    fn check_failures(&mut self) -> Result<(), KafkaConnectorError> {
+    pub(super) fn check_failures(&mut self) -> Result<(), KafkaConnectorError> {
         let failures = {
             let mut f = self
                 .producer
@@ -354,7 +456,7 @@ impl<T: 'static> KafkaWriter<T> {
         Ok(())
     }
 
-    fn send(&mut self, record: &T) -> Result<(), KafkaConnectorError> {
+    pub(super) fn send(&mut self, record: &T) -> Result<(), KafkaConnectorError> {
         let value = match self.config.serializer.serialize(record) {
             Ok(v) => v,
             Err(e) if self.config.dead_letters => {

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use flink_core::checkpoint::StateError;
+use flink_core::checkpoint::{decode_state, encode_state};
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
 use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
@@ -16,6 +18,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use regex::Regex;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::deserializer::{
     BytesDeserializer, JsonDeserializer, KafkaRecordDeserializer, StringDeserializer,
@@ -78,9 +81,15 @@ struct Config {
 /// - A message the deserializer rejects becomes a [`DeadLetter<Vec<u8>>`] (the value
 ///   bytes, the error and the message's position as reason) on
 ///   [`dead_letter_tag::<Vec<u8>>()`]; reading goes on.
+/// - **Checkpoints** (as Flink's `KafkaSource`): a reader's position is the next
+///   offset (and, bounded, the stop offset) of each of its partitions; after a
+///   restore it seeks there, so with an exactly-once sink every record is processed
+///   once. Partitions not in the restored position start at the starting offsets.
 /// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
-///   are committed once the job finished successfully (input ended, or stopped with
-///   a drain), never for records the sinks have not finished with: at-least-once.
+///   are committed when a checkpoint completes (the offsets of that checkpoint) and
+///   once the job finished successfully (input ended, or stopped with a drain),
+///   never for records the sinks have not finished with. They are for monitoring and
+///   for [`StartingOffsets::Committed`]; a restore uses the checkpoint's offsets.
 /// - [`offsets`](Self::offsets) is a shared handle on every partition's next offset,
 ///   high watermark and lag.
 /// - Memory: the reader only polls librdkafka when the task asks for records, and
@@ -192,15 +201,15 @@ impl<T> KafkaSourceBuilder<T> {
         self
     }
 
-    /// Commits to the group the offsets of what the job has finished with, once the
-    /// whole job ended successfully: its bounded input ended, or it was stopped with
-    /// a drain (`JobClient::stop`). Then every record the source handed on has been
-    /// written and committed by the sinks, so a restart from the committed offsets
-    /// ([`StartingOffsets::Committed`]) loses nothing: at-least-once (records after
-    /// the last commit are read again). Nothing is committed while the job runs (no
-    /// commit could yet prove the sinks finished with its records) nor after a
-    /// cancellation or a failure: checkpoints will bring commits during the run.
-    /// Default off.
+    /// Commits to the group the offsets of what the job has finished with: with
+    /// checkpointing, the offsets of each checkpoint when it completes (as Flink's
+    /// `commit.offsets.on.checkpoint`); in any case once the whole job ended
+    /// successfully (its bounded input ended, or it was stopped with a drain,
+    /// `JobClient::stop`). Then every record before those offsets has been written
+    /// (and, by a two-phase-commit sink, committed), so a new job started from the
+    /// committed offsets ([`StartingOffsets::Committed`]) loses nothing: at-least-once
+    /// (records after the last commit are read again). Nothing is committed on a
+    /// timer, nor after a cancellation or a failure. Default off.
     pub fn commit_offsets(mut self, commit: bool) -> Self {
         self.commit_offsets = commit;
         self
@@ -317,6 +326,16 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             consumer_lag: ctx.metrics.custom("consumer_lag"),
             commit_slot,
             state: None,
+            // Every instance's position, so that each partition is found whichever
+            // instance had it (the parallelism may have changed).
+            restored: (!ctx.restored.is_empty()).then(|| {
+                merge_positions(
+                    ctx.restored
+                        .all()
+                        .filter_map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes).ok()),
+                )
+            }),
+            to_commit: Vec::new(),
         })
     }
 }
@@ -359,6 +378,41 @@ fn commit_when_finished(
     })
 }
 
+/// Where a reader is in one of its partitions: its checkpointed position is a list
+/// of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PartitionPosition {
+    topic: String,
+    partition: i32,
+    /// The offset of the next record to emit.
+    next_offset: i64,
+    /// Where a bounded partition stops (the end offset seen when the job started).
+    stop: Option<i64>,
+}
+
+/// The positions of several instances by partition. A partition found in more than
+/// one (an instance snapshotted before it started repeats the position it was
+/// restored with, which another instance may have passed since) takes the furthest
+/// offset: a partition's position only moves forward.
+fn merge_positions(
+    lists: impl IntoIterator<Item = Vec<PartitionPosition>>,
+) -> HashMap<(String, i32), PartitionPosition> {
+    let mut merged: HashMap<(String, i32), PartitionPosition> = HashMap::new();
+    for p in lists.into_iter().flatten() {
+        match merged.entry((p.topic.clone(), p.partition)) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if p.next_offset > e.get().next_offset {
+                    e.insert(p);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(p);
+            }
+        }
+    }
+    merged
+}
+
 /// One assigned partition.
 struct Assigned {
     topic: String,
@@ -396,6 +450,12 @@ struct KafkaReader<T> {
     /// Where the consumer goes for the end-of-job commit, when committing is on.
     commit_slot: Option<CommitSlot>,
     state: Option<ReaderState>,
+    /// The position restored from a checkpoint, by (topic, partition), until the
+    /// reader starts.
+    restored: Option<HashMap<(String, i32), PartitionPosition>>,
+    /// Positions of checkpoints taken and not yet known complete, oldest first: the
+    /// offsets to commit when they complete.
+    to_commit: Vec<(u64, Vec<PartitionPosition>)>,
 }
 
 impl<T> KafkaReader<T> {
@@ -456,6 +516,10 @@ impl<T> KafkaReader<T> {
                     .and_then(|l| l.find_partition(&topic, partition))
                     .map(|e| e.offset())
             };
+            let restored = self
+                .restored
+                .as_ref()
+                .and_then(|r| r.get(&(topic.clone(), partition)));
             let start = match self.config.starting {
                 StartingOffsets::Earliest => low,
                 StartingOffsets::Latest => high,
@@ -468,7 +532,10 @@ impl<T> KafkaReader<T> {
                     _ => high,
                 },
             };
-            let stop = bounded.then_some(high);
+            // A restored partition goes on where the checkpoint left it, up to the
+            // stop offset it had (records deleted meanwhile are skipped).
+            let start = restored.map_or(start, |r| r.next_offset.max(low));
+            let stop = bounded.then(|| restored.and_then(|r| r.stop).unwrap_or(high));
             let done = stop.is_some_and(|s| start >= s);
             tracing::info!(
                 subtask = self.subtask,
@@ -518,6 +585,71 @@ impl<T> KafkaReader<T> {
             index,
             last_refresh: Instant::now(),
         })
+    }
+}
+
+impl<T> KafkaReader<T> {
+    /// Every partition's position now (the restored one before the reader started).
+    fn position(&self) -> Vec<PartitionPosition> {
+        match &self.state {
+            Some(state) => state
+                .partitions
+                .iter()
+                .map(|p| PartitionPosition {
+                    topic: p.topic.clone(),
+                    partition: p.partition,
+                    next_offset: p.next_offset,
+                    stop: p.stop,
+                })
+                .collect(),
+            None => {
+                let mut list: Vec<_> = self
+                    .restored
+                    .iter()
+                    .flat_map(|r| r.values().cloned())
+                    .collect();
+                list.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                list
+            }
+        }
+    }
+
+    /// Commits `positions` to the group, synchronously: a checkpoint's offsets are
+    /// committed before the task goes on (a failed commit is logged: the offsets are
+    /// in the checkpoint, the group's are for monitoring and new jobs).
+    fn commit(&self, checkpoint_id: u64, positions: &[PartitionPosition]) {
+        let Some(state) = &self.state else {
+            return; // never started: nothing read since the restored position
+        };
+        let mut tpl = TopicPartitionList::new();
+        // Only this reader's partitions (a position taken before it started holds
+        // every restored one).
+        let mine = |p: &&PartitionPosition| {
+            state
+                .index
+                .get(&p.topic)
+                .is_some_and(|ps| ps.iter().any(|(n, _)| *n == p.partition))
+        };
+        for p in positions.iter().filter(mine) {
+            let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next_offset));
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        match state.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => tracing::debug!(
+                subtask = self.subtask,
+                checkpoint_id,
+                partitions = tpl.count(),
+                "kafka source: committed the offsets of a completed checkpoint"
+            ),
+            Err(e) => tracing::warn!(
+                subtask = self.subtask,
+                checkpoint_id,
+                error = %e,
+                "kafka source: committing the offsets of a completed checkpoint failed"
+            ),
+        }
     }
 }
 
@@ -598,6 +730,47 @@ fn list_partitions(
 }
 
 impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+        encode_state(&self.position()).map(Some)
+    }
+
+    fn snapshot_position_for_checkpoint(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let position = self.position();
+        let bytes = encode_state(&position)?;
+        if self.config.commit_offsets {
+            self.to_commit.push((checkpoint_id, position));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Commits the offsets of the newest checkpoint up to `checkpoint_id` (older
+    /// ones are covered by it; the final snapshot's id is the largest).
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        let done = self
+            .to_commit
+            .iter()
+            .rposition(|(id, _)| *id <= checkpoint_id);
+        if let Some(i) = done {
+            let (id, positions) = self.to_commit.drain(..=i).next_back().expect("non-empty");
+            self.commit(id, &positions);
+        }
+    }
+
+    /// Checks this instance's own position; the reader already holds every
+    /// instance's (see `create_reader`) and adds this one to them.
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        let list: Vec<PartitionPosition> = decode_state(position)?;
+        let mut all: Vec<Vec<PartitionPosition>> = vec![list];
+        if let Some(restored) = self.restored.take() {
+            all.push(restored.into_values().collect());
+        }
+        self.restored = Some(merge_positions(all));
+        Ok(())
+    }
+
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
         if self.state.is_none() {
             let state = self
@@ -751,7 +924,29 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::Assigned;
+    use super::{Assigned, PartitionPosition, merge_positions};
+
+    fn pos(partition: i32, next_offset: i64) -> PartitionPosition {
+        PartitionPosition {
+            topic: "t".into(),
+            partition,
+            next_offset,
+            stop: Some(100),
+        }
+    }
+
+    #[test]
+    fn merged_positions_keep_each_partition_at_its_furthest_offset() {
+        // Instance 0 had partitions 0 and 2; instance 1 snapshotted before it started
+        // and repeats partition 2 at the offset both were restored with.
+        let merged = merge_positions([vec![pos(0, 7), pos(2, 40)], vec![pos(2, 31), pos(1, 5)]]);
+        let mut got: Vec<_> = merged
+            .values()
+            .map(|p| (p.partition, p.next_offset))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [(0, 7), (1, 5), (2, 40)]);
+    }
 
     fn part(next_offset: i64, stop: Option<i64>) -> Assigned {
         Assigned {

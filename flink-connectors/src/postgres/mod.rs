@@ -5,6 +5,7 @@
 pub mod config;
 pub mod destination;
 pub mod error;
+pub mod exactly_once;
 pub mod sink;
 pub mod value;
 mod writer;
@@ -12,5 +13,6 @@ mod writer;
 pub use config::PostgresConfig;
 pub use destination::PostgresDestination;
 pub use error::PostgresConnectorError;
+pub use exactly_once::PostgresExactlyOnceSink;
 pub use sink::{PostgresSink, PostgresSinkMetrics};
 pub use value::SqlValue;

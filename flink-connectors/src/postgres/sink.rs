@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use super::config::PostgresConfig;
 use super::error::PostgresConnectorError;
+use super::exactly_once::PostgresExactlyOnceSink;
 use super::value::SqlValue;
 use super::writer::{BatchWriter, Counters};
 use crate::runtime::OwnedRuntime;
@@ -105,6 +106,13 @@ impl<T> PostgresSink<T> {
             config,
             metrics: PostgresSinkMetrics::default(),
         })
+    }
+
+    /// This sink, exactly once with checkpoints: a database transaction per
+    /// checkpoint and writer, with a marker row naming `job` (see
+    /// [`PostgresExactlyOnceSink`]). Rows the database refuses fail the job.
+    pub fn exactly_once(self, job: &str) -> PostgresExactlyOnceSink<T> {
+        PostgresExactlyOnceSink::new(self.config, job)
     }
 
     /// The live counts of this sink's writers.

@@ -26,7 +26,7 @@ pub(crate) struct Counters {
 /// The outcome of one row: `None` written, `Some(reason)` refused for good.
 pub(crate) type RowOutcome = Option<String>;
 
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -53,54 +53,7 @@ impl<T> BatchWriter<T> {
     }
 
     fn sql(&self, rows: usize) -> String {
-        let table = self
-            .config
-            .table
-            .split('.')
-            .map(quote_ident)
-            .collect::<Vec<_>>()
-            .join(".");
-        let cols: Vec<String> = self.config.columns.iter().map(|c| quote_ident(c)).collect();
-        let n = cols.len();
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..n {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", r * n + c + 1));
-            }
-            sql.push(')');
-        }
-        if !self.config.upsert_key.is_empty() {
-            let key: Vec<String> = self
-                .config
-                .upsert_key
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect();
-            let rest: Vec<String> = self
-                .config
-                .columns
-                .iter()
-                .filter(|c| !self.config.upsert_key.contains(c))
-                .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
-                .collect();
-            if rest.is_empty() {
-                sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")));
-            } else {
-                sql.push_str(&format!(
-                    " ON CONFLICT ({}) DO UPDATE SET {}",
-                    key.join(", "),
-                    rest.join(", ")
-                ));
-            }
-        }
-        sql
+        insert_sql(&self.config, rows)
     }
 
     async fn connect(&mut self) -> Result<(), tokio_postgres::Error> {
@@ -249,6 +202,51 @@ impl<T> BatchWriter<T> {
             .fetch_add(1, Ordering::Relaxed);
         Ok(outcomes)
     }
+}
+
+/// The multi-row `INSERT` (or upsert) of `rows` rows into the configured table.
+pub(crate) fn insert_sql<T>(config: &PostgresConfig<T>, rows: usize) -> String {
+    let table = config
+        .table
+        .split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".");
+    let cols: Vec<String> = config.columns.iter().map(|c| quote_ident(c)).collect();
+    let n = cols.len();
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..n {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * n + c + 1));
+        }
+        sql.push(')');
+    }
+    if !config.upsert_key.is_empty() {
+        let key: Vec<String> = config.upsert_key.iter().map(|c| quote_ident(c)).collect();
+        let rest: Vec<String> = config
+            .columns
+            .iter()
+            .filter(|c| !config.upsert_key.contains(c))
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote_ident(c)))
+            .collect();
+        if rest.is_empty() {
+            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", key.join(", ")));
+        } else {
+            sql.push_str(&format!(
+                " ON CONFLICT ({}) DO UPDATE SET {}",
+                key.join(", "),
+                rest.join(", ")
+            ));
+        }
+    }
+    sql
 }
 
 #[cfg(test)]

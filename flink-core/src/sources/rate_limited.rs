@@ -145,6 +145,29 @@ impl<T> RateLimitedReader<T> {
     fn wait_for_token(&self) -> Duration {
         Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
     }
+
+    /// The position now; `checkpoint_id` is handed to the inner reader when its
+    /// own position is taken.
+    fn position(&mut self, checkpoint_id: Option<u64>) -> Result<Option<Vec<u8>>, StateError> {
+        let position = if self.held.is_empty() {
+            RatePosition {
+                inner: match checkpoint_id {
+                    Some(id) => self.inner.snapshot_position_for_checkpoint(id)?,
+                    None => self.inner.snapshot_position()?,
+                },
+                skip: 0,
+            }
+        } else {
+            RatePosition {
+                inner: self.held_from.clone(),
+                skip: self.held_len - self.held.len(),
+            }
+        };
+        match position.inner {
+            Some(_) => encode_state(&position).map(Some),
+            None => Ok(None),
+        }
+    }
 }
 
 impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
@@ -177,21 +200,23 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
 
     /// The inner position before the held records, and how many of them went out.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        let position = if self.held.is_empty() {
-            RatePosition {
-                inner: self.inner.snapshot_position()?,
-                skip: 0,
-            }
-        } else {
-            RatePosition {
-                inner: self.held_from.clone(),
-                skip: self.held_len - self.held.len(),
-            }
-        };
-        match position.inner {
-            Some(_) => encode_state(&position).map(Some),
-            None => Ok(None),
-        }
+        self.position(None)
+    }
+
+    /// As [`snapshot_position`](Self::snapshot_position); the inner reader learns
+    /// the checkpoint id when nothing is held (a Kafka reader then commits this
+    /// checkpoint's offsets on completion; a later checkpoint's commit covers one
+    /// taken while records were held).
+    fn snapshot_position_for_checkpoint(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.position(Some(checkpoint_id))
+    }
+
+    /// The inner reader learns of completed checkpoints (a Kafka reader commits).
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        self.inner.notify_checkpoint_complete(checkpoint_id);
     }
 
     /// Restores the inner reader, then re-reads and drops what had gone out of its
@@ -228,4 +253,71 @@ struct RatePosition {
     inner: Option<Vec<u8>>,
     /// Records of that batch already emitted.
     skip: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// An inner reader that records the checkpoint calls it gets.
+    struct Recording(Arc<Mutex<Vec<String>>>);
+
+    impl SourceReader<u64> for Recording {
+        fn poll_next(&mut self, _out: &mut SourceOutput<u64>) -> SourcePoll {
+            SourcePoll::Pending(Duration::ZERO)
+        }
+
+        fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+            self.0.lock().unwrap().push("snapshot".into());
+            Ok(Some(vec![1]))
+        }
+
+        fn snapshot_position_for_checkpoint(
+            &mut self,
+            checkpoint_id: u64,
+        ) -> Result<Option<Vec<u8>>, StateError> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("snapshot {checkpoint_id}"));
+            Ok(Some(vec![1]))
+        }
+
+        fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("complete {checkpoint_id}"));
+        }
+    }
+
+    #[test]
+    fn the_inner_reader_learns_checkpoint_ids_and_completions() {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let clock = Arc::new(ManualClock::new());
+        let mut reader = RateLimitedReader {
+            inner: Box::new(Recording(calls.clone())),
+            held: VecDeque::new(),
+            held_from: None,
+            held_len: 0,
+            scratch: SourceOutput::new(),
+            inner_finished: false,
+            rate: 10.0,
+            burst: 1.0,
+            tokens: 1.0,
+            last_refill: Duration::ZERO,
+            clock,
+        };
+        assert!(
+            reader
+                .snapshot_position_for_checkpoint(7)
+                .unwrap()
+                .is_some()
+        );
+        reader.notify_checkpoint_complete(7);
+        assert_eq!(*calls.lock().unwrap(), ["snapshot 7", "complete 7"]);
+    }
 }

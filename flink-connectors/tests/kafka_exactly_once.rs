@@ -1,0 +1,428 @@
+//! Kafka -> keyed running state -> Kafka with exactly-once, against the test broker
+//! (noida-db under `scripts/test.sh`; see `common::service`), with panics injected at
+//! seeded distances after a checkpoint completed: a `read_committed` reader sees every expected output
+//! record exactly once, and the input offsets committed to the group are the input's
+//! end. No timing assertions: timing only decides which checkpoint a restart resumes
+//! from.
+
+#[macro_use]
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::kafka::{Msg, create_topic, produce, watermarks};
+use common::{KAFKA, unique};
+use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, StartingOffsets};
+use flink_core::operator::Operator;
+use flink_core::sink::Sink;
+use flink_runtime::prelude::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Input records; keys `x % KEYS`, each key in partition `key % 2`, so each key's
+/// records are read in order by one source instance and its running sums are the
+/// same in every run.
+const RECORDS: u64 = 30_000;
+const KEYS: u64 = 30;
+
+/// (key, x, running sum of the key's x so far), as a failure-free run emits it.
+fn expected() -> Vec<(u64, u64, u64)> {
+    let mut sums = vec![0; KEYS as usize];
+    let mut out: Vec<_> = (0..RECORDS)
+        .map(|x| {
+            let k = x % KEYS;
+            sums[k as usize] += x;
+            (k, x, sums[k as usize])
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// `n` seeded distances (1..=500 records), xorshift64*.
+fn failure_distances(seed: u64, n: usize) -> Vec<u64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            1 + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % 500
+        })
+        .collect()
+}
+
+/// The injected failures of a run: failure `i` fires at the `distances[i]`-th record
+/// an instance sees after a checkpoint completed in its attempt. So every restart
+/// resumes from a checkpoint (the one that completed, or a later one), and the
+/// records the sink wrote since the latest checkpoint (it writes each network
+/// buffer's records as they come) are in a transaction the failure aborts.
+struct Failures {
+    distances: Vec<u64>,
+    fired: Mutex<Vec<String>>,
+}
+
+/// Passes records on; panics where [`Failures`] says.
+struct FailAfterCheckpoint {
+    failures: Arc<Failures>,
+    /// Records seen since a checkpoint completed in this attempt.
+    since_checkpoint: Option<u64>,
+}
+
+impl Operator<(u64, u64, u64), (u64, u64, u64)> for FailAfterCheckpoint {
+    fn process<C: Collector<(u64, u64, u64)> + ?Sized>(
+        &mut self,
+        record: (u64, u64, u64),
+        out: &mut C,
+    ) {
+        if let Some(seen) = &mut self.since_checkpoint {
+            *seen += 1;
+            let mut fired = self.failures.fired.lock().unwrap();
+            if fired.len() < self.failures.distances.len()
+                && *seen == self.failures.distances[fired.len()]
+            {
+                let n = fired.len() + 1;
+                fired.push(format!("record {}", record.1));
+                drop(fired);
+                panic!("injected failure {n} at record {}", record.1);
+            }
+        }
+        out.collect(record);
+    }
+
+    fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {
+        self.since_checkpoint.get_or_insert(0);
+    }
+}
+
+/// Every committed record of `topic`, read by a bounded `read_committed` source.
+fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
+    let env = StreamExecutionEnvironment::new();
+    let source = KafkaSource::<(u64, u64, u64)>::builder()
+        .bootstrap_servers(bootstrap)
+        .topics([topic])
+        .group_id(&unique("verify"))
+        .starting_offsets(StartingOffsets::Earliest)
+        .property("isolation.level", "read_committed")
+        .bounded()
+        .json_values()
+        .build()
+        .unwrap();
+    let out = env.from_source(source, "Verify").collect_vec();
+    env.execute("verify").expect("the verifying job runs");
+    let mut records = out.take();
+    records.sort_unstable();
+    records
+}
+
+/// The offsets `group` committed for partitions `0..partitions` of `topic`.
+fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                other => panic!("partition {p}: no committed offset ({other:?})"),
+            },
+        )
+        .collect()
+}
+
+fn exactly_once_across_failures(failures: usize, seed: u64) {
+    let bootstrap = require_service!(KAFKA);
+    let (input, output) = (unique("eos-in"), unique("eos-out"));
+    create_topic(&bootstrap, &input, 2);
+    create_topic(&bootstrap, &output, 2);
+    let messages: Vec<Msg> = (0..RECORDS)
+        .map(|x| {
+            (
+                Some(((x % KEYS) % 2) as i32),
+                None,
+                x.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(&bootstrap, &input, &messages);
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    // Records reach the sink soon after they are made, so failures catch some
+    // written after the latest checkpoint.
+    env.set_buffer_timeout(Some(Duration::from_millis(1)));
+    // Few records in flight, so barriers pass soon and a restart replays little.
+    env.set_max_buffers_per_channel(1).set_buffer_size(256);
+    env.enable_checkpointing(Duration::from_millis(10))
+        .set_storage_dir(dir.path());
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: failures as u32 + 5,
+        delay: Duration::ZERO,
+    });
+    let group = unique("eos-group");
+    let source = KafkaSource::<u64>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topics([&input])
+        .group_id(&group)
+        .starting_offsets(StartingOffsets::Earliest)
+        .commit_offsets(true)
+        .bounded()
+        .json_values()
+        .build()
+        .unwrap();
+    let sink = KafkaSink::<(u64, u64, u64)>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topic(&output)
+        .key(|r: &(u64, u64, u64)| Some(r.0.to_string().into_bytes()))
+        .json_values()
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix(&unique("eos-txn"))
+        .build()
+        .unwrap();
+    let injected = Arc::new(Failures {
+        distances: failure_distances(seed, failures),
+        fired: Mutex::new(Vec::new()),
+    });
+    let handle = injected.clone();
+    env.from_source(source, "Kafka")
+        .map(|x: u64| (x % KEYS, x))
+        .key_by(|r: &(u64, u64)| r.0)
+        .process(
+            |key: &u64,
+             (_, x): (u64, u64),
+             sum: &mut ValueState<u64>,
+             out: &mut dyn Collector<(u64, u64, u64)>| {
+                // Slow enough that checkpoints complete while the job runs.
+                std::thread::sleep(Duration::from_micros(200));
+                let next = sum.value().copied().unwrap_or(0) + x;
+                sum.update(next);
+                out.collect((*key, x, next));
+            },
+        )
+        .transform("Fail", move |_| FailAfterCheckpoint {
+            failures: handle.clone(),
+            since_checkpoint: None,
+        })
+        .sink_to(sink);
+    let result = env
+        .execute("kafka exactly once")
+        .expect("the job recovers from every failure");
+    assert_eq!(
+        injected.fired.lock().unwrap().len(),
+        failures,
+        "every failure fired once"
+    );
+    assert!(
+        (1..=failures).contains(&result.restarts.len()) || failures == 0,
+        "{:#?}",
+        result.restarts
+    );
+    for restart in &result.restarts {
+        assert!(
+            restart.cause.contains("injected failure"),
+            "{}",
+            restart.cause
+        );
+    }
+    assert!(
+        result
+            .restarts
+            .iter()
+            .all(|r| r.restored_checkpoint.is_some()),
+        "every restart resumed from a checkpoint: {:#?}",
+        result.restarts
+    );
+    // The failures caught records the sink had written after the latest checkpoint
+    // (an at-least-once sink duplicates them: this test then fails).
+    let sink_in = result.operator("Sink").expect("sink metrics").records_in;
+    assert!(
+        failures == 0 || sink_in > RECORDS,
+        "the sink wrote {sink_in} records in all attempts"
+    );
+    // Exactly the failure-free output, each record once (a multiset).
+    let committed = read_committed(&bootstrap, &output);
+    assert_eq!(committed.len(), RECORDS as usize);
+    assert_eq!(committed, expected());
+    // The group's offsets are the input's end.
+    let ends: Vec<i64> = watermarks(&bootstrap, &input, 2)
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect();
+    assert_eq!(committed_offsets(&bootstrap, &group, &input, 2), ends);
+}
+
+#[test]
+fn kafka_to_kafka_exactly_once_without_failures() {
+    exactly_once_across_failures(0, 1);
+}
+
+#[test]
+fn kafka_to_kafka_exactly_once_across_six_injected_failures() {
+    exactly_once_across_failures(6, 0x9E37_79B9_7F4A_7C15);
+}
+
+#[test]
+fn exactly_once_needs_a_transactional_id_prefix_and_a_pool_of_two() {
+    let builder = || {
+        KafkaSink::<String>::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .topic("t")
+            .string_values()
+            .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+    };
+    let missing = builder().build().err().expect("no prefix").to_string();
+    assert!(missing.contains("transactional_id_prefix"), "{missing}");
+    let empty = builder().transactional_id_prefix("").build().err();
+    assert!(empty.expect("empty prefix").to_string().contains("empty"));
+    let small = builder()
+        .transactional_id_prefix("job")
+        .transaction_pool_size(1)
+        .build()
+        .err()
+        .expect("pool of one");
+    assert!(
+        small.to_string().contains("transaction_pool_size 1"),
+        "{small}"
+    );
+    assert!(builder().transactional_id_prefix("job").build().is_ok());
+}
+
+/// Offsets reach the group when checkpoints complete, not only at the end: a job
+/// that fails for good after checkpoints completed (no restarts, so no end-of-job
+/// commit) leaves the offsets of a completed checkpoint, past the start and short
+/// of the end.
+#[test]
+fn offsets_are_committed_when_checkpoints_complete() {
+    let bootstrap = require_service!(KAFKA);
+    let input = unique("ckpt-offsets-in");
+    create_topic(&bootstrap, &input, 2);
+    let messages: Vec<Msg> = (0..RECORDS)
+        .map(|x| {
+            (
+                Some(((x % KEYS) % 2) as i32),
+                None,
+                x.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(&bootstrap, &input, &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.set_buffer_timeout(Some(Duration::from_millis(1)));
+    env.set_max_buffers_per_channel(1).set_buffer_size(256);
+    env.enable_checkpointing(Duration::from_millis(10))
+        .set_storage_dir(dir.path());
+    env.set_restart_strategy(RestartStrategy::None);
+    let group = unique("ckpt-offsets-group");
+    let source = KafkaSource::<u64>::builder()
+        .bootstrap_servers(&bootstrap)
+        .topics([&input])
+        .group_id(&group)
+        .commit_offsets(true)
+        .bounded()
+        .json_values()
+        .build()
+        .unwrap();
+    let failures = Arc::new(Failures {
+        distances: vec![200],
+        fired: Mutex::new(Vec::new()),
+    });
+    let handle = failures.clone();
+    let out = TransactionalCollectingSink::<(u64, u64, u64)>::new();
+    env.from_source(source, "Kafka")
+        .map(|x: u64| {
+            std::thread::sleep(Duration::from_micros(200));
+            (x % KEYS, x, x)
+        })
+        .transform("Fail", move |_| FailAfterCheckpoint {
+            failures: handle.clone(),
+            since_checkpoint: None,
+        })
+        .sink_to(out);
+    let err = env.execute("fails after checkpoints").unwrap_err();
+    assert!(err.to_string().contains("injected failure 1"), "{err}");
+    let ends: Vec<i64> = watermarks(&bootstrap, &input, 2)
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect();
+    let committed = committed_offsets(&bootstrap, &group, &input, 2);
+    let (total, end): (i64, i64) = (committed.iter().sum(), ends.iter().sum());
+    assert!(
+        total > 0 && total < end,
+        "committed {committed:?}, end {ends:?}"
+    );
+}
+
+/// What a restore can do with a transaction that was pre-committed but not
+/// committed (the checkpoint completed, the commit had not happened): in the same
+/// process (a task failure) the new writer commits it on the producer that opened
+/// it; after the whole process died librdkafka cannot resume it, fencing aborts it
+/// and its records are lost, as `docs/connectors.md` says.
+#[test]
+fn a_restored_transaction_is_committed_in_the_same_process_and_lost_after_a_process_death() {
+    let bootstrap = require_service!(KAFKA);
+    let ctx = common::sink_context(0);
+    let sink = |topic: &str, prefix: &str| {
+        KafkaSink::<(u64, u64, u64)>::builder()
+            .bootstrap_servers(&bootstrap)
+            .topic(topic)
+            .json_values()
+            .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+            .transactional_id_prefix(prefix)
+            .build()
+            .unwrap()
+    };
+    // Same process: one sink instance, a second writer after the first one died.
+    let (topic, prefix) = (unique("eos-same"), unique("eos-same-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    let same = sink(&topic, &prefix);
+    let mut first = Sink::create_writer(&same, &ctx);
+    for x in 0..3 {
+        first.write((0, x, x)).unwrap();
+    }
+    let state = first
+        .snapshot_state(1)
+        .unwrap()
+        .expect("the pending transaction");
+    first.write((0, 9, 9)).unwrap(); // after the checkpoint: aborted
+    drop(first);
+    let mut second = Sink::create_writer(&same, &ctx);
+    second.restore_state(&state).unwrap();
+    second.finish().unwrap();
+    second.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(second);
+    assert_eq!(
+        read_committed(&bootstrap, &topic),
+        vec![(0, 0, 0), (0, 1, 1), (0, 2, 2)]
+    );
+    // Another process: a new sink instance with the same ids cannot resume it.
+    let (topic, prefix) = (unique("eos-dead"), unique("eos-dead-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    let mut first = Sink::create_writer(&sink(&topic, &prefix), &ctx);
+    first.write((0, 0, 0)).unwrap();
+    let state = first
+        .snapshot_state(1)
+        .unwrap()
+        .expect("the pending transaction");
+    // The process dies (its producers with it) before the commit.
+    let mut second = Sink::create_writer(&sink(&topic, &prefix), &ctx);
+    drop(first);
+    second.restore_state(&state).unwrap();
+    second.finish().unwrap();
+    second.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(second);
+    assert_eq!(read_committed(&bootstrap, &topic), vec![]);
+}
