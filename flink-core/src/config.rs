@@ -60,6 +60,14 @@ pub struct ExecutionConfig {
     /// without checkpointing, [`RestartStrategy::default_exponential`] with it.
     #[serde(default)]
     pub restart_strategy: Option<RestartStrategy>,
+    /// How often periodic watermark generators emit, on the job's clock (Flink's
+    /// `setAutoWatermarkInterval`, default 200 ms); zero asks after every batch.
+    #[serde(default = "default_auto_watermark_interval")]
+    pub auto_watermark_interval: Duration,
+}
+
+fn default_auto_watermark_interval() -> Duration {
+    crate::watermark::DEFAULT_AUTO_WATERMARK_INTERVAL
 }
 
 impl Default for ExecutionConfig {
@@ -76,6 +84,7 @@ impl Default for ExecutionConfig {
             web_ui: None,
             checkpointing: None,
             restart_strategy: None,
+            auto_watermark_interval: default_auto_watermark_interval(),
         }
     }
 }
@@ -88,6 +97,12 @@ fn default_max_buffers_per_channel() -> usize {
 }
 
 impl ExecutionConfig {
+    /// Sets how often periodic watermark generators emit (zero: after every batch).
+    pub fn set_auto_watermark_interval(&mut self, interval: Duration) -> &mut Self {
+        self.auto_watermark_interval = interval;
+        self
+    }
+
     /// Checks every value; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_parallelism == 0 || self.max_parallelism > UPPER_BOUND_MAX_PARALLELISM {

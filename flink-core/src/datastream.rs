@@ -114,9 +114,12 @@ impl<T: Record> DataStream<T> {
         }
     }
 
-    /// Gives the stream event time: watermarks computed from each record's
-    /// timestamp by `strategy`, emitted after each batch in which they advance and
-    /// as [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the input ends.
+    /// Gives the stream event time: each record's timestamp and the watermarks of
+    /// `strategy`'s generator, asked on every auto-watermark interval of the job's
+    /// clock (the [`auto_watermark_interval`](crate::config::ExecutionConfig::auto_watermark_interval)
+    /// configured when this is called; default 200 ms) and after each record for
+    /// punctuated ones; [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the
+    /// input ends.
     ///
     /// ```
     /// use std::time::Duration;
@@ -124,21 +127,27 @@ impl<T: Record> DataStream<T> {
     /// use flink_core::watermark::WatermarkStrategy;
     ///
     /// let env = StreamExecutionEnvironment::new();
+    /// env.set_auto_watermark_interval(Duration::from_millis(50));
     /// // Readings of (sensor, millisecond timestamp), up to 5 s out of order.
     /// let readings = env
     ///     .from_collection(vec![(1u32, 1_000i64), (2, 7_000), (1, 3_000)])
-    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-    ///         Duration::from_secs(5),
-    ///         |r: &(u32, i64)| r.1,
-    ///     ));
+    ///     .assign_timestamps_and_watermarks(
+    ///         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+    ///             .with_timestamp_assigner(|r: &(u32, i64)| r.1),
+    ///     );
     /// # let _ = readings;
     /// ```
     pub fn assign_timestamps_and_watermarks(
         &self,
         strategy: crate::watermark::WatermarkStrategy<T>,
     ) -> DataStream<T> {
-        self.transform("Timestamps/Watermarks", move |_| {
-            crate::operators::WatermarkAssigner::new(strategy.clone())
+        let interval = self.env.config().auto_watermark_interval;
+        self.transform("Timestamps/Watermarks", move |ctx| {
+            crate::operators::WatermarkAssigner::new(
+                strategy.clone(),
+                ctx.services.clock.clone(),
+                interval,
+            )
         })
     }
 
