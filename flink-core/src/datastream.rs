@@ -42,6 +42,10 @@ pub(crate) struct Input {
 pub struct DataStream<T> {
     pub(crate) env: StreamExecutionEnvironment,
     pub(crate) inputs: Vec<Input>,
+    /// The event timestamp of each record, if the stream has them: the assigner of
+    /// `assign_timestamps_and_watermarks`, kept by the operations that pass records
+    /// on unchanged (filter, key_by, partitionings), so it costs nothing per record.
+    pub(crate) timestamps: Option<crate::watermark::TimestampFn<T>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -50,6 +54,7 @@ impl<T> Clone for DataStream<T> {
         Self {
             env: self.env.clone(),
             inputs: self.inputs.clone(),
+            timestamps: self.timestamps.clone(),
             _type: PhantomData,
         }
     }
@@ -64,6 +69,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: None,
             }],
+            timestamps: None,
             _type: PhantomData,
         }
     }
@@ -142,13 +148,16 @@ impl<T: Record> DataStream<T> {
         strategy: crate::watermark::WatermarkStrategy<T>,
     ) -> DataStream<T> {
         let interval = self.env.config().auto_watermark_interval;
-        self.transform("Timestamps/Watermarks", move |ctx| {
+        let timestamps = strategy.timestamp.clone();
+        let mut timed = self.transform("Timestamps/Watermarks", move |ctx| {
             crate::operators::WatermarkAssigner::new(
                 strategy.clone(),
                 ctx.services.clock.clone(),
                 interval,
             )
-        })
+        });
+        timed.timestamps = timestamps;
+        timed
     }
 
     /// Transforms each record with `f`.
@@ -187,7 +196,9 @@ impl<T: Record> DataStream<T> {
     where
         F: FilterFunction<T> + Clone + Sync,
     {
-        self.transform("Filter", move |_| FilterOperator::new(f.clone()))
+        let mut kept = self.transform("Filter", move |_| FilterOperator::new(f.clone()));
+        kept.timestamps = self.timestamps.clone();
+        kept
     }
 
     /// Emits any number of records per input record.
@@ -249,6 +260,14 @@ impl<T: Record> DataStream<T> {
         let mut merged = self.clone();
         for other in others {
             merged.inputs.extend(other.inputs.iter().cloned());
+            // Timestamps survive a union only if every input has the same ones.
+            let same = match (&merged.timestamps, &other.timestamps) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if !same {
+                merged.timestamps = None;
+            }
         }
         merged
     }
@@ -397,6 +416,7 @@ impl<T: Record> DataStream<T> {
             return DataStream {
                 env: self.env.clone(),
                 inputs: Vec::new(),
+                timestamps: None,
                 _type: PhantomData,
             };
         };
@@ -413,6 +433,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: Some(tag.id().to_string()),
             }],
+            timestamps: None,
             _type: PhantomData,
         }
     }

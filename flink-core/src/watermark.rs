@@ -17,7 +17,7 @@ pub use generator::{
     AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, NoWatermarks,
     WatermarkGenerator, WatermarkOutput,
 };
-pub use strategy::{DEFAULT_AUTO_WATERMARK_INTERVAL, NO_TIMESTAMP, WatermarkStrategy};
+pub use strategy::{DEFAULT_AUTO_WATERMARK_INTERVAL, NO_TIMESTAMP, TimestampFn, WatermarkStrategy};
 
 /// Event-time progress, in milliseconds like Flink's.
 ///

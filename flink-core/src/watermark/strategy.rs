@@ -18,7 +18,8 @@ pub const NO_TIMESTAMP: i64 = i64::MIN;
 /// Flink's default, 200 ms.
 pub const DEFAULT_AUTO_WATERMARK_INTERVAL: Duration = Duration::from_millis(200);
 
-type TimestampFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
+/// A record's event time in milliseconds.
+pub type TimestampFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
 type GeneratorFactory<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send + Sync>;
 
 /// How a stream's records get event-time progress: a timestamp per record (the
