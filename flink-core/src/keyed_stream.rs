@@ -23,6 +23,15 @@ pub struct KeyedStream<K, T> {
     key: KeyFn<T, K>,
 }
 
+impl<K, T> Clone for KeyedStream<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            partitioned: self.partitioned.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 impl<K, T> KeyedStream<K, T>
 where
     K: Record + Hash + Eq,
@@ -364,6 +373,16 @@ where
                     ctx,
                 )
             })
+    }
+
+    /// Cuts each key's records into the windows of `assigner` (Flink's
+    /// `window(..)`); say what each window emits with `reduce`, `aggregate` or
+    /// `process` on the result. See [`WindowedStream`](crate::windows::WindowedStream).
+    pub fn window<W: crate::windows::WindowAssigner>(
+        &self,
+        assigner: W,
+    ) -> crate::windows::WindowedStream<K, T, W> {
+        crate::windows::WindowedStream::new(self.clone(), assigner)
     }
 
     /// Maps records after key partitioning.

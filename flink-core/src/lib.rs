@@ -53,6 +53,7 @@ pub mod timers;
 pub mod transactional;
 pub mod watermark;
 pub mod web_ui;
+pub mod windows;
 
 /// The names most jobs need.
 pub mod prelude {

@@ -14,6 +14,7 @@ mod map;
 mod result_queue;
 mod sink;
 mod watermark_assigner;
+mod window;
 
 pub use async_sink_writer::AsyncSinkWriter;
 pub use async_wait::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
@@ -25,3 +26,4 @@ pub use keyed_reduce::KeyedReduceOperator;
 pub use map::MapOperator;
 pub use sink::SinkOperator;
 pub use watermark_assigner::WatermarkAssigner;
+pub use window::{LATE_RECORDS_DROPPED, WindowOperator, WindowSettings};
