@@ -117,21 +117,21 @@ where
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
         self.assigner.assign_windows(timestamp, &mut assigned);
-        let watermark = self.watermark.timestamp();
-        let live: Vec<TimeWindow> = assigned
-            .iter()
-            .filter(|w| !self.event_time || self.cleanup_time(w) > watermark)
-            .copied()
-            .collect();
-        self.assigned = assigned;
-        let Some((last, rest)) = live.split_last() else {
-            self.late(record, out);
-            return;
-        };
-        for window in rest {
-            self.add_to(key.clone(), *window, record.clone(), out);
+        if self.event_time {
+            // Windows already cleaned up take nothing more.
+            let watermark = self.watermark.timestamp();
+            assigned.retain(|w| self.cleanup_time(w) > watermark);
         }
-        self.add_to(key, *last, record, out);
+        match assigned.split_last() {
+            None => self.late(record),
+            Some((last, rest)) => {
+                for window in rest {
+                    self.add_to(key.clone(), *window, record.clone(), out);
+                }
+                self.add_to(key, *last, record, out);
+            }
+        }
+        self.assigned = assigned;
     }
 
     fn add_to<C: Collector<O> + ?Sized>(
@@ -160,7 +160,7 @@ where
     }
 
     /// A record too late for every window it belongs to.
-    fn late<C: Collector<O> + ?Sized>(&mut self, record: I, _out: &mut C) {
+    fn late(&mut self, record: I) {
         match self.settings.late_output.as_mut() {
             Some(side) => side.collect(record),
             None => self.dropped.inc(),
