@@ -248,6 +248,32 @@ impl<T: Record> DataStream<T> {
         KeyedStream::new(self.clone(), key)
     }
 
+    /// Windows over the whole stream, not per key (Flink's `windowAll`): one
+    /// instance (parallelism 1) sees every record; the window functions get the key
+    /// `()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    /// use flink_core::windows::TumblingEventTimeWindows;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// // The sum of each 10 ms of the sequence, where x is its time in ms.
+    /// let sums = env
+    ///     .from_sequence(0, 99)
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+    ///     .window_all(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+    ///     .reduce(|a: u64, b: u64| a + b);
+    /// # let _ = sums;
+    /// ```
+    pub fn window_all<W: crate::windows::WindowAssigner>(
+        &self,
+        assigner: W,
+    ) -> crate::windows::WindowedStream<(), T, W> {
+        crate::windows::WindowedStream::all(self.key_by(|_: &T| ()), assigner)
+    }
+
     /// Merges streams of the same type; the next operator reads them all.
     ///
     /// ```

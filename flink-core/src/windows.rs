@@ -21,7 +21,9 @@ pub use assigner::WindowAssigner;
 pub use sliding::{SlidingEventTimeWindows, SlidingProcessingTimeWindows};
 pub use time_window::TimeWindow;
 pub use tumbling::{TumblingEventTimeWindows, TumblingProcessingTimeWindows};
-pub use window_aggregation::{AggregateWindow, ProcessWindow, ReduceWindow, WindowAggregation};
+pub use window_aggregation::{
+    AggregateProcessWindow, AggregateWindow, ProcessWindow, ReduceWindow, WindowAggregation,
+};
 pub use window_error::WindowError;
 pub use windowed_stream::WindowedStream;
 

@@ -354,3 +354,90 @@ fn windows_restarted_from_checkpoints_after_failures_commit_the_failure_free_out
         assert_eq!(sorted(out.committed()), expected, "p={p}");
     }
 }
+
+/// The highest price of one auction and window.
+#[derive(Clone)]
+struct MaxPrice;
+
+impl AggregateFunction<Bid, u64> for MaxPrice {
+    type Acc = u64;
+
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+
+    fn add(&self, bid: Bid, acc: &mut u64) {
+        *acc = (*acc).max(bid.1);
+    }
+
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+}
+
+#[test]
+fn highest_bid_per_window_and_per_auction_and_window_exact_at_parallelism_1_2_4() {
+    // Nexmark q7's shape: the highest bid of each 10 s window over all auctions
+    // (window_all + reduce; ties go to the earlier bid: the reduce keeps the first
+    // of equal prices), and per auction with the window (aggregate_process).
+    let input = bids(20_000, 3_000);
+    let mut per_window: HashMap<i64, Bid> = HashMap::new();
+    let mut per_auction: HashMap<(u64, i64), u64> = HashMap::new();
+    for bid in &input {
+        let end = window_end(bid.2);
+        let best = per_window.entry(end).or_insert(*bid);
+        if bid.1 > best.1 {
+            *best = *bid;
+        }
+        let max = per_auction.entry((bid.0, end)).or_default();
+        *max = (*max).max(bid.1);
+    }
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let timed = env
+            .from_collection(input.clone())
+            // One reader: the order of equal prices is the input's, as the reference.
+            .set_parallelism(1)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(3))
+                    .with_timestamp_assigner(|b: &Bid| b.2),
+            )
+            .set_parallelism(1);
+        let highest = timed
+            .window_all(TumblingEventTimeWindows::of(Duration::from_millis(
+                WINDOW_MS as u64,
+            )))
+            .reduce(|a: Bid, b: Bid| if b.1 > a.1 { b } else { a })
+            .collect_vec();
+        let by_auction = timed
+            .key_by(|b: &Bid| b.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(
+                WINDOW_MS as u64,
+            )))
+            .aggregate_process(
+                MaxPrice,
+                |auction: &u64,
+                 w: &TimeWindow,
+                 max: u64,
+                 out: &mut dyn Collector<(u64, i64, u64)>| {
+                    out.collect((*auction, w.end, max))
+                },
+            )
+            .collect_vec();
+        env.execute("highest bids").unwrap();
+        let expected: Vec<Bid> = per_window.values().copied().collect();
+        assert_eq!(
+            sorted(highest.take()),
+            sorted(expected),
+            "window_all at p={p}"
+        );
+        let expected: Vec<(u64, i64, u64)> =
+            per_auction.iter().map(|(k, m)| (k.0, k.1, *m)).collect();
+        assert_eq!(
+            sorted(by_auction.take()),
+            sorted(expected),
+            "aggregate_process at p={p}"
+        );
+    }
+}

@@ -105,3 +105,37 @@ where
         (self.0)(key, window, acc, out);
     }
 }
+
+/// Keeps one accumulator per window and hands its result, with the key and the
+/// window, to a function (Flink's `aggregate(aggregateFunction, windowFunction)`).
+pub struct AggregateProcessWindow<A, F, I, O>(
+    pub(crate) A,
+    pub(crate) F,
+    pub(crate) PhantomData<fn(I) -> O>,
+);
+
+impl<A: Clone, F: Clone, I, O> Clone for AggregateProcessWindow<A, F, I, O> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), self.1.clone(), PhantomData)
+    }
+}
+
+impl<K, I, O, R, A, F> WindowAggregation<K, I, R> for AggregateProcessWindow<A, F, I, O>
+where
+    I: 'static,
+    O: 'static,
+    A: AggregateFunction<I, O>,
+    F: FnMut(&K, &TimeWindow, O, &mut dyn Collector<R>) + Clone + Send + Sync + 'static,
+{
+    type Acc = A::Acc;
+
+    #[inline]
+    fn add(&mut self, acc: &mut Option<A::Acc>, record: I) {
+        let acc = acc.get_or_insert_with(|| self.0.create_accumulator());
+        self.0.add(record, acc);
+    }
+
+    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &A::Acc, out: &mut dyn Collector<R>) {
+        (self.1)(key, window, self.0.get_result(acc), out);
+    }
+}

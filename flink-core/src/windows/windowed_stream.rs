@@ -5,7 +5,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::millis;
-use super::window_aggregation::{AggregateWindow, ProcessWindow, ReduceWindow};
+use super::window_aggregation::{
+    AggregateProcessWindow, AggregateWindow, ProcessWindow, ReduceWindow,
+};
 use super::{AggregateFunction, TimeWindow, WindowAggregation, WindowAssigner, WindowError};
 use crate::datastream::DataStream;
 use crate::error::GraphError;
@@ -48,6 +50,8 @@ pub struct WindowedStream<K, T, W> {
     assigner: W,
     allowed_lateness: Duration,
     late_tag: Option<OutputTag<T>>,
+    /// `window_all`: one instance sees every record.
+    all: bool,
 }
 
 impl<K, T, W> WindowedStream<K, T, W>
@@ -62,6 +66,15 @@ where
             assigner,
             allowed_lateness: Duration::ZERO,
             late_tag: None,
+            all: false,
+        }
+    }
+
+    /// Windows over a whole stream, run by one instance (`window_all`).
+    pub(crate) fn all(keyed: KeyedStream<K, T>, assigner: W) -> Self {
+        Self {
+            all: true,
+            ..Self::new(keyed, assigner)
         }
     }
 
@@ -144,6 +157,51 @@ where
         self.apply("Window Aggregate", AggregateWindow(f, PhantomData))
     }
 
+    /// Each window keeps one accumulator of `agg` and hands its result, with the key
+    /// and the window, to `f` (Flink's `aggregate(aggregateFunction,
+    /// windowFunction)`): incremental, with the window's metadata.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    /// use flink_core::windows::{AggregateFunction, TimeWindow, TumblingEventTimeWindows};
+    ///
+    /// /// The highest price.
+    /// #[derive(Clone)]
+    /// struct MaxPrice;
+    /// impl AggregateFunction<(u64, u64, i64), u64> for MaxPrice {
+    ///     type Acc = u64;
+    ///     fn create_accumulator(&self) -> u64 { 0 }
+    ///     fn add(&self, bid: (u64, u64, i64), acc: &mut u64) { *acc = (*acc).max(bid.1) }
+    ///     fn get_result(&self, acc: &u64) -> u64 { *acc }
+    /// }
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// // Bids as (auction, price, time ms): the highest bid per auction and 10 s.
+    /// let highest = env
+    ///     .from_collection(vec![(1u64, 30u64, 1_000i64), (1, 50, 2_000), (2, 10, 3_000)])
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|b: &(u64, u64, i64)| b.2))
+    ///     .key_by(|b: &(u64, u64, i64)| b.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+    ///     .aggregate_process(MaxPrice, |auction: &u64, w: &TimeWindow, max: u64, out: &mut dyn Collector<(u64, i64, u64)>| {
+    ///         out.collect((*auction, w.end, max))
+    ///     });
+    /// # let _ = highest;
+    /// ```
+    pub fn aggregate_process<O, R, A, F>(&self, agg: A, f: F) -> DataStream<R>
+    where
+        O: 'static,
+        R: Record,
+        A: AggregateFunction<T, O>,
+        F: FnMut(&K, &TimeWindow, O, &mut dyn Collector<R>) + Clone + Send + Sync + 'static,
+    {
+        self.apply(
+            "Window Aggregate",
+            AggregateProcessWindow(agg, f, PhantomData),
+        )
+    }
+
     /// Each window hands all its records, its key and the window to `f` (Flink's
     /// `ProcessWindowFunction`); the records are kept until the window is cleaned
     /// up. See the example on [`WindowedStream`].
@@ -181,7 +239,8 @@ where
         let assigner = self.assigner.clone();
         let lateness = millis(self.allowed_lateness);
         let late_tag = self.late_tag.clone();
-        partitioned.transform(name, move |ctx| {
+        let all = self.all;
+        let windowed = partitioned.transform(name, move |ctx| {
             let key = key.clone();
             let settings = WindowSettings {
                 allowed_lateness_ms: lateness,
@@ -195,6 +254,11 @@ where
                 settings,
                 ctx,
             )
-        })
+        });
+        if all {
+            windowed.set_parallelism(1)
+        } else {
+            windowed
+        }
     }
 }
