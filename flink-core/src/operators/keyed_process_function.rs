@@ -88,7 +88,6 @@ where
         f: impl FnOnce(&mut F, &mut KeyedContext<'_, K, F::State, O>),
     ) {
         let mut slot = self.state.remove(&key).flatten();
-        let now = processing_time_of(self.clock.as_ref());
         {
             let mut forward = ForwardTo(out);
             let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
@@ -97,7 +96,7 @@ where
                 &mut self.event_timers,
                 &mut self.processing_timers,
                 self.watermark,
-                now,
+                self.clock.as_ref(),
             );
             let mut ctx = KeyedContext::new(
                 &key,

@@ -22,7 +22,7 @@ pub struct TimerService<'a, K> {
     event: &'a mut TimerQueue<K>,
     processing: &'a mut TimerQueue<K>,
     watermark: Watermark,
-    processing_time: i64,
+    clock: &'a dyn Clock,
 }
 
 impl<'a, K: Hash + Eq + Clone> TimerService<'a, K> {
@@ -32,14 +32,14 @@ impl<'a, K: Hash + Eq + Clone> TimerService<'a, K> {
         event: &'a mut TimerQueue<K>,
         processing: &'a mut TimerQueue<K>,
         watermark: Watermark,
-        processing_time: i64,
+        clock: &'a dyn Clock,
     ) -> Self {
         Self {
             key,
             event,
             processing,
             watermark,
-            processing_time,
+            clock,
         }
     }
 
@@ -69,8 +69,9 @@ impl<'a, K: Hash + Eq + Clone> TimerService<'a, K> {
         self.watermark.timestamp()
     }
 
-    /// The job clock's time in milliseconds, read when this call began.
+    /// The job clock's time in milliseconds (read on each call: a record that
+    /// never asks costs no clock read).
     pub fn current_processing_time(&self) -> i64 {
-        self.processing_time
+        processing_time_of(self.clock)
     }
 }
