@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use flink_core::sources::{RateLimiterStrategy, SequenceSource};
 use flink_core::watermark::{Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
-use flink_core::windows::{AggregateFunction, TimeWindow, TumblingEventTimeWindows, WindowError};
+use flink_core::windows::{
+    AggregateFunction, SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, WindowError,
+};
 use flink_runtime::prelude::*;
 
 /// A bid: (auction, price, event time in ms).
@@ -439,5 +441,98 @@ fn highest_bid_per_window_and_per_auction_and_window_exact_at_parallelism_1_2_4(
             sorted(expected),
             "aggregate_process at p={p}"
         );
+    }
+}
+
+/// Counts records (of any auction: the key is the window function's).
+#[derive(Clone)]
+struct Count;
+
+impl AggregateFunction<Bid, u64> for Count {
+    type Acc = u64;
+
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+
+    fn add(&self, _: Bid, acc: &mut u64) {
+        *acc += 1;
+    }
+
+    fn get_result(&self, acc: &u64) -> u64 {
+        *acc
+    }
+}
+
+#[test]
+fn hot_items_sliding_counts_then_the_top_auction_per_window_exact_at_parallelism_1_2_4() {
+    // Nexmark q5's shape: bids per auction in 10 s windows sliding by 2 s, then per
+    // window the highest count (the lowest auction id on a tie).
+    const SIZE: i64 = 10_000;
+    const SLIDE: i64 = 2_000;
+    let input = bids(20_000, 1_000);
+    let mut counts: HashMap<(u64, i64), u64> = HashMap::new();
+    for bid in &input {
+        let mut start = TimeWindow::start_with_offset(bid.2, 0, SLIDE);
+        while start > bid.2 - SIZE {
+            *counts.entry((bid.0, start + SIZE)).or_default() += 1;
+            start -= SLIDE;
+        }
+    }
+    let mut top: HashMap<i64, (u64, u64)> = HashMap::new();
+    for ((auction, end), n) in &counts {
+        let best = top.entry(*end).or_insert((*n, *auction));
+        if (*n, std::cmp::Reverse(*auction)) > (best.0, std::cmp::Reverse(best.1)) {
+            *best = (*n, *auction);
+        }
+    }
+    let expected = sorted(top.iter().map(|(end, (n, a))| (*end, *n, *a)).collect());
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let hot = env
+            .from_collection(input.clone())
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(1))
+                    .with_timestamp_assigner(|b: &Bid| b.2),
+            )
+            .key_by(|b: &Bid| b.0)
+            .window(SlidingEventTimeWindows::of(
+                Duration::from_millis(SIZE as u64),
+                Duration::from_millis(SLIDE as u64),
+            ))
+            .aggregate_process(
+                Count,
+                |auction: &u64,
+                 w: &TimeWindow,
+                 n: u64,
+                 out: &mut dyn Collector<(u64, i64, u64)>| {
+                    out.collect((*auction, w.end, n))
+                },
+            )
+            // A window's results carry its last millisecond as their time; each
+            // instance emits them in window order.
+            .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(
+                |r: &(u64, i64, u64)| r.1 - 1,
+            ))
+            .key_by(|r: &(u64, i64, u64)| r.1)
+            .window(TumblingEventTimeWindows::of(Duration::from_millis(
+                SLIDE as u64,
+            )))
+            .process(
+                |end: &i64,
+                 _: &TimeWindow,
+                 counts: &[(u64, i64, u64)],
+                 out: &mut dyn Collector<(i64, u64, u64)>| {
+                    let best = counts
+                        .iter()
+                        .max_by_key(|(auction, _, n)| (*n, std::cmp::Reverse(*auction)))
+                        .expect("a window has records");
+                    out.collect((*end, best.2, best.0))
+                },
+            )
+            .collect_vec();
+        env.execute("hot items").unwrap();
+        assert_eq!(sorted(hot.take()), expected, "p={p}");
     }
 }
