@@ -64,6 +64,14 @@ pub struct ExecutionConfig {
     /// (`StreamExecutionEnvironment::restore_from`).
     #[serde(default)]
     pub restore: Option<RestoreSettings>,
+    /// How often periodic watermark generators emit, on the job's clock (Flink's
+    /// `setAutoWatermarkInterval`, default 200 ms); zero asks after every batch.
+    #[serde(default = "default_auto_watermark_interval")]
+    pub auto_watermark_interval: Duration,
+}
+
+fn default_auto_watermark_interval() -> Duration {
+    crate::watermark::DEFAULT_AUTO_WATERMARK_INTERVAL
 }
 
 impl Default for ExecutionConfig {
@@ -81,6 +89,7 @@ impl Default for ExecutionConfig {
             checkpointing: None,
             restart_strategy: None,
             restore: None,
+            auto_watermark_interval: default_auto_watermark_interval(),
         }
     }
 }
@@ -93,6 +102,12 @@ fn default_max_buffers_per_channel() -> usize {
 }
 
 impl ExecutionConfig {
+    /// Sets how often periodic watermark generators emit (zero: after every batch).
+    pub fn set_auto_watermark_interval(&mut self, interval: Duration) -> &mut Self {
+        self.auto_watermark_interval = interval;
+        self
+    }
+
     /// Checks every value; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_parallelism == 0 || self.max_parallelism > UPPER_BOUND_MAX_PARALLELISM {

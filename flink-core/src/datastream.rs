@@ -42,6 +42,10 @@ pub(crate) struct Input {
 pub struct DataStream<T> {
     pub(crate) env: StreamExecutionEnvironment,
     pub(crate) inputs: Vec<Input>,
+    /// The event timestamp of each record, if the stream has them: the assigner of
+    /// `assign_timestamps_and_watermarks`, kept by the operations that pass records
+    /// on unchanged (filter, key_by, partitionings), so it costs nothing per record.
+    pub(crate) timestamps: Option<crate::watermark::TimestampFn<T>>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -50,6 +54,7 @@ impl<T> Clone for DataStream<T> {
         Self {
             env: self.env.clone(),
             inputs: self.inputs.clone(),
+            timestamps: self.timestamps.clone(),
             _type: PhantomData,
         }
     }
@@ -64,6 +69,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: None,
             }],
+            timestamps: None,
             _type: PhantomData,
         }
     }
@@ -114,9 +120,12 @@ impl<T: Record> DataStream<T> {
         }
     }
 
-    /// Gives the stream event time: watermarks computed from each record's
-    /// timestamp by `strategy`, emitted after each batch in which they advance and
-    /// as [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the input ends.
+    /// Gives the stream event time: each record's timestamp and the watermarks of
+    /// `strategy`'s generator, asked on every auto-watermark interval of the job's
+    /// clock (the [`auto_watermark_interval`](crate::config::ExecutionConfig::auto_watermark_interval)
+    /// configured when this is called; default 200 ms) and after each record for
+    /// punctuated ones; [`Watermark::MAX`](crate::watermark::Watermark::MAX) when the
+    /// input ends.
     ///
     /// ```
     /// use std::time::Duration;
@@ -124,22 +133,31 @@ impl<T: Record> DataStream<T> {
     /// use flink_core::watermark::WatermarkStrategy;
     ///
     /// let env = StreamExecutionEnvironment::new();
+    /// env.set_auto_watermark_interval(Duration::from_millis(50));
     /// // Readings of (sensor, millisecond timestamp), up to 5 s out of order.
     /// let readings = env
     ///     .from_collection(vec![(1u32, 1_000i64), (2, 7_000), (1, 3_000)])
-    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-    ///         Duration::from_secs(5),
-    ///         |r: &(u32, i64)| r.1,
-    ///     ));
+    ///     .assign_timestamps_and_watermarks(
+    ///         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+    ///             .with_timestamp_assigner(|r: &(u32, i64)| r.1),
+    ///     );
     /// # let _ = readings;
     /// ```
     pub fn assign_timestamps_and_watermarks(
         &self,
         strategy: crate::watermark::WatermarkStrategy<T>,
     ) -> DataStream<T> {
-        self.transform("Timestamps/Watermarks", move |_| {
-            crate::operators::WatermarkAssigner::new(strategy.clone())
-        })
+        let interval = self.env.config().auto_watermark_interval;
+        let timestamps = strategy.timestamp.clone();
+        let mut timed = self.transform("Timestamps/Watermarks", move |ctx| {
+            crate::operators::WatermarkAssigner::new(
+                strategy.clone(),
+                ctx.services.clock.clone(),
+                interval,
+            )
+        });
+        timed.timestamps = timestamps;
+        timed
     }
 
     /// Transforms each record with `f`.
@@ -178,7 +196,9 @@ impl<T: Record> DataStream<T> {
     where
         F: FilterFunction<T> + Clone + Sync,
     {
-        self.transform("Filter", move |_| FilterOperator::new(f.clone()))
+        let mut kept = self.transform("Filter", move |_| FilterOperator::new(f.clone()));
+        kept.timestamps = self.timestamps.clone();
+        kept
     }
 
     /// Emits any number of records per input record.
@@ -228,6 +248,32 @@ impl<T: Record> DataStream<T> {
         KeyedStream::new(self.clone(), key)
     }
 
+    /// Windows over the whole stream, not per key (Flink's `windowAll`): one
+    /// instance (parallelism 1) sees every record; the window functions get the key
+    /// `()`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    /// use flink_core::windows::TumblingEventTimeWindows;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// // The sum of each 10 ms of the sequence, where x is its time in ms.
+    /// let sums = env
+    ///     .from_sequence(0, 99)
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+    ///     .window_all(TumblingEventTimeWindows::of(Duration::from_millis(10)))
+    ///     .reduce(|a: u64, b: u64| a + b);
+    /// # let _ = sums;
+    /// ```
+    pub fn window_all<W: crate::windows::WindowAssigner>(
+        &self,
+        assigner: W,
+    ) -> crate::windows::WindowedStream<(), T, W> {
+        crate::windows::WindowedStream::all(self.key_by(|_: &T| ()), assigner)
+    }
+
     /// Merges streams of the same type; the next operator reads them all.
     ///
     /// ```
@@ -240,6 +286,14 @@ impl<T: Record> DataStream<T> {
         let mut merged = self.clone();
         for other in others {
             merged.inputs.extend(other.inputs.iter().cloned());
+            // Timestamps survive a union only if every input has the same ones.
+            let same = match (&merged.timestamps, &other.timestamps) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if !same {
+                merged.timestamps = None;
+            }
         }
         merged
     }
@@ -406,6 +460,7 @@ impl<T: Record> DataStream<T> {
             return DataStream {
                 env: self.env.clone(),
                 inputs: Vec::new(),
+                timestamps: None,
                 _type: PhantomData,
             };
         };
@@ -422,6 +477,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: Some(tag.id().to_string()),
             }],
+            timestamps: None,
             _type: PhantomData,
         }
     }

@@ -242,6 +242,15 @@ impl StreamExecutionEnvironment {
         self
     }
 
+    /// How often periodic watermark generators emit, on the job's clock (Flink's
+    /// `setAutoWatermarkInterval`, default 200 ms; zero: after every batch). Applies
+    /// to `assign_timestamps_and_watermarks` calls made after it.
+    pub fn set_auto_watermark_interval(&self, interval: std::time::Duration) -> &Self {
+        self.configure(|c| {
+            c.set_auto_watermark_interval(interval);
+        })
+    }
+
     /// Turns operator chaining off for the whole job.
     pub fn disable_operator_chaining(&self) -> &Self {
         self.configure(|c| c.chaining = false)

@@ -126,6 +126,15 @@ pub enum GraphError {
         /// What is wrong, naming the path or setting.
         reason: String,
     },
+    /// A window operator cannot work as configured (a window size of zero, a slide
+    /// larger than the size, event-time windows on a stream without timestamps).
+    #[error("window operator '{operator}': {error}")]
+    InvalidWindow {
+        /// Operator name.
+        operator: String,
+        /// What is wrong.
+        error: crate::windows::WindowError,
+    },
     /// A non-parallel operator (such as a collection source) was given parallelism above one.
     #[error("operator '{operator}' is non-parallel and cannot run with parallelism {parallelism}")]
     NonParallelOperator {
@@ -227,6 +236,11 @@ impl fmt::Debug for GraphError {
                 .finish(),
             Self::InvalidAsyncSinkOptions { operator, error } => f
                 .debug_struct("InvalidAsyncSinkOptions")
+                .field("operator", operator)
+                .field("error", error)
+                .finish(),
+            Self::InvalidWindow { operator, error } => f
+                .debug_struct("InvalidWindow")
                 .field("operator", operator)
                 .field("error", error)
                 .finish(),

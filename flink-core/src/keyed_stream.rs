@@ -23,6 +23,15 @@ pub struct KeyedStream<K, T> {
     key: KeyFn<T, K>,
 }
 
+impl<K, T> Clone for KeyedStream<K, T> {
+    fn clone(&self) -> Self {
+        Self {
+            partitioned: self.partitioned.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
 impl<K, T> KeyedStream<K, T>
 where
     K: Record + Hash + Eq,
@@ -304,6 +313,76 @@ where
             let key = key.clone();
             KeyedProcessOperator::new(move |r: &T| key(r), f.clone(), ctx)
         })
+    }
+
+    /// Runs a [`KeyedProcessFunction`] (Flink's `process(KeyedProcessFunction)`):
+    /// per-key state and timers, fired in timestamp order once the watermark (event
+    /// time) or the job's clock (processing time) passes them.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// /// Emits (key, count) once the watermark passes 10 ms after a key's first record.
+    /// #[derive(Clone)]
+    /// struct CountFor10Ms;
+    ///
+    /// impl KeyedProcessFunction<u64, (u64, i64), (u64, u32)> for CountFor10Ms {
+    ///     type State = u32;
+    ///
+    ///     fn process_element(&mut self, r: (u64, i64), ctx: &mut KeyedContext<u64, u32, (u64, u32)>) {
+    ///         let count = ctx.state().value().copied().unwrap_or(0);
+    ///         if count == 0 {
+    ///             ctx.timer_service().register_event_time_timer(r.1 + 10);
+    ///         }
+    ///         ctx.state().update(count + 1);
+    ///     }
+    ///
+    ///     fn on_timer(&mut self, _ts: i64, ctx: &mut KeyedContext<u64, u32, (u64, u32)>) {
+    ///         let key = *ctx.key();
+    ///         if let Some(count) = ctx.state().take() {
+    ///             ctx.collect((key, count));
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let counts = env
+    ///     .from_collection(vec![(1u64, 0i64), (2, 3), (1, 5), (1, 30)])
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|r: &(u64, i64)| r.1))
+    ///     .key_by(|r: &(u64, i64)| r.0)
+    ///     .process_function(CountFor10Ms)
+    ///     .collect_vec();
+    /// # let _ = counts;
+    /// ```
+    pub fn process_function<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        F: crate::keyed_process_function::KeyedProcessFunction<K, T, O>,
+    {
+        let key = self.key.clone();
+        let timestamps = self.partitioned.timestamps.clone();
+        self.partitioned
+            .transform("Keyed Process Function", move |ctx| {
+                let key = key.clone();
+                crate::operators::KeyedProcessFunctionOperator::new(
+                    move |r: &T| key(r),
+                    f.clone(),
+                    timestamps.clone(),
+                    ctx,
+                )
+            })
+    }
+
+    /// Cuts each key's records into the windows of `assigner` (Flink's
+    /// `window(..)`); say what each window emits with `reduce`, `aggregate` or
+    /// `process` on the result. See [`WindowedStream`](crate::windows::WindowedStream).
+    pub fn window<W: crate::windows::WindowAssigner>(
+        &self,
+        assigner: W,
+    ) -> crate::windows::WindowedStream<K, T, W> {
+        crate::windows::WindowedStream::new(self.clone(), assigner)
     }
 
     /// Maps records after key partitioning.

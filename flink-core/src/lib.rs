@@ -32,6 +32,7 @@ pub mod graph;
 pub mod job_hooks;
 pub mod key_group;
 pub mod key_hash;
+pub mod keyed_process_function;
 pub mod keyed_stream;
 pub mod metrics;
 pub mod node;
@@ -48,9 +49,11 @@ pub mod source;
 pub mod sources;
 pub mod state;
 pub mod stream_type;
+pub mod timers;
 pub mod transactional;
 pub mod watermark;
 pub mod web_ui;
+pub mod windows;
 
 /// The names most jobs need.
 pub mod prelude {
@@ -67,6 +70,7 @@ pub mod prelude {
     pub use crate::functions::{
         Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
     };
+    pub use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::keyed_stream::KeyedStream;
     pub use crate::process_context::ProcessContext;
     pub use crate::side_output::OutputTag;

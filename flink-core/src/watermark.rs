@@ -6,6 +6,18 @@
 //! (see the runtime's watermark valve). The async operator holds a watermark back
 //! until every call that started before it has emitted its result, so results never
 //! cross it, even in unordered mode.
+//!
+//! Where watermarks come from: a [`WatermarkStrategy`] (Flink's), made of a
+//! timestamp assigner and a [`WatermarkGenerator`].
+
+mod generator;
+mod strategy;
+
+pub use generator::{
+    AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, NoWatermarks,
+    WatermarkGenerator, WatermarkOutput,
+};
+pub use strategy::{DEFAULT_AUTO_WATERMARK_INTERVAL, NO_TIMESTAMP, TimestampFn, WatermarkStrategy};
 
 /// Event-time progress, in milliseconds like Flink's.
 ///
@@ -27,59 +39,5 @@ impl Watermark {
     /// The watermark's timestamp.
     pub fn timestamp(&self) -> i64 {
         self.0
-    }
-}
-
-/// How a stream's records get event-time progress: a timestamp per record and how
-/// far out of order records may arrive, like Flink's
-/// `WatermarkStrategy.forBoundedOutOfOrderness(..).withTimestampAssigner(..)`.
-///
-/// After a record with timestamp `t`, the watermark is at most
-/// `t - max_out_of_orderness - 1` (in milliseconds), so records up to that much
-/// older than the newest one seen are still on time.
-///
-/// ```
-/// use std::time::Duration;
-/// use flink_core::prelude::*;
-/// use flink_core::watermark::WatermarkStrategy;
-///
-/// let env = StreamExecutionEnvironment::new();
-/// let timed = env
-///     .from_sequence(1, 100)
-///     .assign_timestamps_and_watermarks(WatermarkStrategy::bounded_out_of_orderness(
-///         Duration::from_millis(10),
-///         |x: &u64| *x as i64,
-///     ));
-/// # let _ = timed;
-/// ```
-pub struct WatermarkStrategy<T> {
-    pub(crate) timestamp: std::sync::Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-    pub(crate) max_out_of_orderness_ms: i64,
-}
-
-impl<T> Clone for WatermarkStrategy<T> {
-    fn clone(&self) -> Self {
-        Self {
-            timestamp: self.timestamp.clone(),
-            max_out_of_orderness_ms: self.max_out_of_orderness_ms,
-        }
-    }
-}
-
-impl<T> WatermarkStrategy<T> {
-    /// Records may arrive up to `max` later than the newest timestamp seen.
-    pub fn bounded_out_of_orderness(
-        max: std::time::Duration,
-        timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            timestamp: std::sync::Arc::new(timestamp),
-            max_out_of_orderness_ms: i64::try_from(max.as_millis()).unwrap_or(i64::MAX),
-        }
-    }
-
-    /// Timestamps never go backwards.
-    pub fn monotonous(timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static) -> Self {
-        Self::bounded_out_of_orderness(std::time::Duration::ZERO, timestamp)
     }
 }

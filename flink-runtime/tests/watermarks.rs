@@ -43,6 +43,8 @@ async fn slow_for_early(x: u64) -> Result<u64, AsyncFailure> {
 
 fn through_async(ordered: bool) -> Vec<Seen> {
     let env = StreamExecutionEnvironment::new();
+    // Watermarks after every batch, so the test sees many within a short job.
+    env.set_auto_watermark_interval(Duration::ZERO);
     let seen = env
         .from_sequence(1, N)
         .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
@@ -123,6 +125,8 @@ fn ordered_async_keeps_records_and_watermarks_in_input_order() {
 #[test]
 fn a_task_forwards_the_minimum_watermark_of_its_input_channels() {
     let env = StreamExecutionEnvironment::new();
+    // Watermarks after every batch, so the test sees many within a short job.
+    env.set_auto_watermark_interval(Duration::ZERO);
     // Two source instances feed one probe (and its sink) through two channels.
     let seen = env
         .from_sequence(1, N)
@@ -160,6 +164,8 @@ fn a_task_forwards_the_minimum_watermark_of_its_input_channels() {
 fn the_five_stage_pipeline_keeps_receipts_behind_their_watermarks() {
     const RECORDS: u64 = 3_000;
     let env = StreamExecutionEnvironment::new();
+    // Watermarks after every batch, so the test sees many within a short job.
+    env.set_auto_watermark_interval(Duration::ZERO);
     let pipeline = FiveStagePipeline::<u64, u64>::builder()
         .key(|x| format!("user-{}", x % 37))
         .call(slow_for_early)

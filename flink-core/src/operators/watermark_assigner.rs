@@ -1,70 +1,114 @@
 //! [`WatermarkAssigner`]: turns record timestamps into watermarks.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator};
-use crate::watermark::{Watermark, WatermarkStrategy};
+use crate::watermark::{Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
 
-/// On a record-at-a-time input, at most one watermark per this many records: each
-/// one costs a network event buffer and, in an async operator, a barrier.
+/// With an auto-watermark interval of zero, on a record-at-a-time input, the
+/// periodic emission runs once per this many records (and after every batch): each
+/// watermark costs a network event buffer and, in an async operator, a barrier.
 const RECORDS_PER_WATERMARK: u64 = 1024;
 
-/// Tracks the newest timestamp and emits the strategy's watermark after each batch
-/// of input in which it advanced, and [`Watermark::MAX`] when the input ends.
+/// Runs a [`WatermarkStrategy`]: hands each record's timestamp to the generator,
+/// forwards what it emits after the record (punctuated), asks it for a periodic
+/// watermark once per auto-watermark interval of the job's clock (checked after each
+/// batch and while the input is idle; an interval of zero asks after every batch),
+/// and emits [`Watermark::MAX`] when the input ends. Only watermarks above the last
+/// forwarded one go downstream; upstream watermarks are superseded.
 pub struct WatermarkAssigner<T> {
     strategy: WatermarkStrategy<T>,
-    max_timestamp: i64,
+    generator: Box<dyn WatermarkGenerator<T>>,
+    output: WatermarkOutput,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    next_periodic: Duration,
     emitted: Watermark,
-    since_emitted: u64,
+    since_periodic: u64,
 }
 
-impl<T> WatermarkAssigner<T> {
-    /// An assigner following `strategy`.
-    pub fn new(strategy: WatermarkStrategy<T>) -> Self {
+impl<T: 'static> WatermarkAssigner<T> {
+    /// An assigner following `strategy`, emitting periodic watermarks every
+    /// `interval` of `clock` (zero: after every batch).
+    pub fn new(strategy: WatermarkStrategy<T>, clock: Arc<dyn Clock>, interval: Duration) -> Self {
+        let next_periodic = clock.now() + interval;
         Self {
+            generator: strategy.create_generator(),
             strategy,
-            max_timestamp: i64::MIN,
+            output: WatermarkOutput::default(),
+            clock,
+            interval,
+            next_periodic,
             emitted: Watermark::MIN,
-            since_emitted: 0,
+            since_periodic: 0,
         }
     }
 
-    fn observe(&mut self, record: &T) {
-        self.max_timestamp = self.max_timestamp.max((self.strategy.timestamp)(record));
-        self.since_emitted += 1;
+    /// Shows `record` to the generator, then passes it on, then forwards a
+    /// watermark the generator emitted for it: the record goes before the watermark
+    /// its own timestamp allowed.
+    #[inline]
+    fn observe_and_collect<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
+        let timestamp = self.strategy.timestamp_of(&record);
+        self.generator
+            .on_event(&record, timestamp, &mut self.output);
+        self.since_periodic += 1;
+        out.collect(record);
+        self.forward(out);
     }
 
-    fn emit_if_advanced<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
-        let current = Watermark(
-            self.max_timestamp
-                .saturating_sub(self.strategy.max_out_of_orderness_ms)
-                .saturating_sub(1),
-        );
-        if current > self.emitted {
-            self.emitted = current;
-            self.since_emitted = 0;
-            out.emit_watermark(current);
+    /// Forwards the generator's latest watermark if it is ahead of the last one.
+    #[inline]
+    fn forward<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        if let Some(watermark) = self.output.take()
+            && watermark > self.emitted
+        {
+            self.emitted = watermark;
+            out.emit_watermark(watermark);
         }
+    }
+
+    /// Asks the generator for its periodic watermark if the interval elapsed.
+    fn periodic_if_due<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        if !self.interval.is_zero() {
+            let now = self.clock.now();
+            if now < self.next_periodic {
+                return;
+            }
+            // Skip intervals that passed while nothing called: one emission per call.
+            self.next_periodic = now + self.interval;
+        }
+        self.since_periodic = 0;
+        self.generator.on_periodic_emit(&mut self.output);
+        self.forward(out);
     }
 }
 
 impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
-        self.observe(&record);
-        out.collect(record);
-        if self.since_emitted >= RECORDS_PER_WATERMARK {
-            self.emit_if_advanced(out);
+        self.observe_and_collect(record, out);
+        if !self.interval.is_zero() || self.since_periodic >= RECORDS_PER_WATERMARK {
+            self.periodic_if_due(out);
         }
     }
 
     fn process_batch(&mut self, batch: &mut Vec<T>, out: &mut Emitter<'_, T>) {
-        for record in batch.iter() {
-            self.observe(record);
+        for record in batch.drain(..) {
+            self.observe_and_collect(record, out);
         }
-        out.batch().append(batch);
-        self.emit_if_advanced(out);
+        self.periodic_if_due(out);
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, T>) -> bool {
+        self.periodic_if_due(out);
+        false
     }
 
     fn end_input<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        self.emitted = Watermark::MAX;
         out.emit_watermark(Watermark::MAX);
     }
 
@@ -78,6 +122,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::clock::ManualClock;
 
     /// Records what reaches it, watermarks included.
     #[derive(Default)]
@@ -93,18 +138,62 @@ mod tests {
         }
     }
 
+    fn assigner(
+        strategy: WatermarkStrategy<i64>,
+        interval_ms: u64,
+    ) -> (WatermarkAssigner<i64>, ManualClock) {
+        let clock = ManualClock::new();
+        let assigner = WatermarkAssigner::new(
+            strategy,
+            Arc::new(clock.clone()),
+            Duration::from_millis(interval_ms),
+        );
+        (assigner, clock)
+    }
+
+    fn feed(assigner: &mut WatermarkAssigner<i64>, records: &[i64], out: &mut Recorder) {
+        for &x in records {
+            assigner.process(x, out);
+        }
+    }
+
     #[test]
-    fn emits_max_timestamp_minus_out_of_orderness_minus_one_then_max_at_the_end() {
+    fn periodic_watermarks_follow_the_clock_not_the_records() {
+        let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(10))
+            .with_timestamp_assigner(|x: &i64| *x);
+        let (mut assigner, clock) = assigner(strategy, 200);
+        let mut out = Recorder::default();
+        feed(&mut assigner, &[100, 50, 300], &mut out);
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0, ["r100", "r50", "r300"], "no watermark before 200 ms");
+        clock.advance(Duration::from_millis(200));
+        // Idle input: the task's poll asks again.
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0.last().unwrap(), "w289", "newest 300 - 10 - 1");
+        feed(&mut assigner, &[400], &mut out);
+        clock.advance(Duration::from_millis(199));
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0.last().unwrap(), "r400");
+        clock.advance(Duration::from_millis(1));
+        feed(&mut assigner, &[390], &mut out);
+        assert_eq!(out.0[5..], ["r390", "w389"]);
+        // Nothing new: the same watermark is not sent twice.
+        clock.advance(Duration::from_millis(200));
+        assigner.periodic_if_due(&mut out);
+        assigner.process_watermark(Watermark(5_000), &mut out);
+        assigner.end_input(&mut out);
+        assert_eq!(out.0[7..], [format!("w{}", i64::MAX)]);
+    }
+
+    #[test]
+    fn interval_zero_emits_every_records_per_watermark_records_on_the_record_path() {
         let strategy =
             WatermarkStrategy::bounded_out_of_orderness(Duration::from_millis(10), |x: &i64| *x);
-        let mut assigner = WatermarkAssigner::new(strategy);
+        let (mut assigner, _clock) = assigner(strategy, 0);
         let mut out = Recorder::default();
-        // Out of order within the batch: the newest timestamp counts.
-        let mut input: Vec<i64> = (0..RECORDS_PER_WATERMARK as i64).rev().collect();
-        for x in input.drain(..) {
-            assigner.process(x, &mut out);
-        }
-        // An upstream watermark is superseded, not forwarded.
+        // Out of order: the newest timestamp counts.
+        let input: Vec<i64> = (0..RECORDS_PER_WATERMARK as i64).rev().collect();
+        feed(&mut assigner, &input, &mut out);
         assigner.process_watermark(Watermark(5_000), &mut out);
         assigner.end_input(&mut out);
         let watermarks: Vec<&String> = out.0.iter().filter(|s| s.starts_with('w')).collect();
@@ -117,5 +206,40 @@ mod tests {
             ]
         );
         assert_eq!(out.0.len(), RECORDS_PER_WATERMARK as usize + 2);
+    }
+
+    /// A watermark at each timestamp divisible by 10.
+    struct EveryTen;
+
+    impl WatermarkGenerator<i64> for EveryTen {
+        fn on_event(&mut self, _: &i64, timestamp: i64, out: &mut WatermarkOutput) {
+            if timestamp % 10 == 0 {
+                out.emit_watermark(Watermark(timestamp));
+            }
+        }
+
+        fn on_periodic_emit(&mut self, _: &mut WatermarkOutput) {}
+    }
+
+    #[test]
+    fn a_punctuated_generator_emits_right_after_its_record_and_never_backwards() {
+        let strategy =
+            WatermarkStrategy::for_generator(|| EveryTen).with_timestamp_assigner(|x: &i64| x * 2);
+        let (mut assigner, _clock) = assigner(strategy, 200);
+        let mut out = Recorder::default();
+        feed(&mut assigner, &[1, 5, 7, 2, 10], &mut out);
+        assert_eq!(out.0, ["r1", "r5", "w10", "r7", "r2", "r10", "w20"]);
+    }
+
+    #[test]
+    fn without_a_timestamp_assigner_only_the_end_of_input_moves_event_time() {
+        let strategy = WatermarkStrategy::for_monotonous_timestamps();
+        let (mut assigner, clock) = assigner(strategy, 200);
+        let mut out = Recorder::default();
+        feed(&mut assigner, &[1, 2], &mut out);
+        clock.advance(Duration::from_secs(1));
+        assigner.periodic_if_due(&mut out);
+        assigner.end_input(&mut out);
+        assert_eq!(out.0, ["r1", "r2", format!("w{}", i64::MAX).as_str()]);
     }
 }

@@ -1,0 +1,400 @@
+//! [`KeyedProcessFunctionOperator`]: runs a [`KeyedProcessFunction`] with per-key
+//! state and event- and processing-time timers.
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
+use crate::clock::Clock;
+use crate::functions::{Collector, KeySelector};
+use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
+use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
+use crate::process_context::{ProcessContext, SideOutputCache};
+use crate::state::ValueState;
+use crate::timers::{TimerQueue, TimerService, processing_time_of};
+use crate::watermark::{TimestampFn, Watermark};
+
+/// A key's entry in a checkpoint: its state and its timers.
+#[derive(Serialize)]
+struct KeySnapshotRef<'a, S> {
+    state: Option<&'a S>,
+    event_timers: Vec<i64>,
+    processing_timers: Vec<i64>,
+}
+
+/// [`KeySnapshotRef`] read back.
+#[derive(Deserialize)]
+struct KeySnapshot<S> {
+    state: Option<S>,
+    event_timers: Vec<i64>,
+    processing_timers: Vec<i64>,
+}
+
+/// Runs a [`KeyedProcessFunction`]: per-key value state, per-key timers fired in
+/// timestamp order when the watermark (event time) or the job's clock (processing
+/// time, checked after each batch and while the input is idle) passes them. Both
+/// are checkpointed by key group. Processing-time timers still pending when the
+/// input ends do not fire, as in Flink.
+pub struct KeyedProcessFunctionOperator<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> {
+    key: KS,
+    f: F,
+    state: HashMap<K, Option<F::State>>,
+    event_timers: TimerQueue<K>,
+    processing_timers: TimerQueue<K>,
+    side_outputs: SideOutputCache,
+    watermark: Watermark,
+    clock: Arc<dyn Clock>,
+    timestamps: Option<TimestampFn<I>>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator<K, I, O, KS, F> {
+    /// Runs `f` for records grouped by `key` (event times from `timestamps`, if the
+    /// stream has them), in the operator instance `ctx`.
+    pub fn new(key: KS, f: F, timestamps: Option<TimestampFn<I>>, ctx: &RuntimeContext) -> Self {
+        Self {
+            key,
+            f,
+            state: HashMap::new(),
+            event_timers: TimerQueue::default(),
+            processing_timers: TimerQueue::default(),
+            side_outputs: SideOutputCache::new(ctx.side_outputs.clone()),
+            watermark: Watermark::MIN,
+            clock: ctx.services.clock.clone(),
+            timestamps,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, I, O, KS, F> KeyedProcessFunctionOperator<K, I, O, KS, F>
+where
+    K: Hash + Eq + Clone + 'static,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    /// Calls `f` (an element or a timer) for `key` with its state, then keeps or
+    /// drops the state as `f` left it.
+    fn call<C: Collector<O> + ?Sized>(
+        &mut self,
+        key: K,
+        timestamp: Option<i64>,
+        domain: Option<TimeDomain>,
+        out: &mut C,
+        f: impl FnOnce(&mut F, &mut KeyedContext<'_, K, F::State, O>),
+    ) {
+        let mut slot = self.state.remove(&key).flatten();
+        {
+            let mut forward = ForwardTo(out);
+            let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
+            let timers = TimerService::new(
+                &key,
+                &mut self.event_timers,
+                &mut self.processing_timers,
+                self.watermark,
+                self.clock.as_ref(),
+            );
+            let mut ctx = KeyedContext::new(
+                &key,
+                ValueState::new(&mut slot),
+                timers,
+                out,
+                timestamp,
+                domain,
+            );
+            f(&mut self.f, &mut ctx);
+        }
+        if slot.is_some() {
+            self.state.insert(key, slot);
+        }
+    }
+
+    /// Fires the processing-time timers the job's clock has reached.
+    fn fire_processing_timers<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        let now = processing_time_of(self.clock.as_ref());
+        while let Some((key, ts)) = self.processing_timers.pop_due(now) {
+            self.call(
+                key,
+                Some(ts),
+                Some(TimeDomain::ProcessingTime),
+                out,
+                |f, ctx| f.on_timer(ts, ctx),
+            );
+        }
+    }
+}
+
+impl<K, I, O, KS, F> Operator<I, O> for KeyedProcessFunctionOperator<K, I, O, KS, F>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    I: 'static,
+    O: 'static,
+    KS: KeySelector<I, K>,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
+        let key = self.key.key(&record);
+        let timestamp = self.timestamps.as_ref().map(|t| t(&record));
+        self.call(key, timestamp, None, out, |f, ctx| {
+            f.process_element(record, ctx)
+        });
+    }
+
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
+        for record in batch.drain(..) {
+            self.process(record, out);
+        }
+        self.fire_processing_timers(out);
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
+        self.fire_processing_timers(out);
+        false
+    }
+
+    /// Fires the event-time timers up to `watermark`, in timestamp order, then
+    /// passes the watermark on (what the timers emit precedes it).
+    fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        self.watermark = watermark;
+        while let Some((key, ts)) = self.event_timers.pop_due(watermark.timestamp()) {
+            self.call(key, Some(ts), Some(TimeDomain::EventTime), out, |f, ctx| {
+                f.on_timer(ts, ctx)
+            });
+        }
+        out.emit_watermark(watermark);
+    }
+
+    /// Each key's state and timers, grouped by key group.
+    fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let mut by_key: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
+        let empty = || KeySnapshotRef {
+            state: None,
+            event_timers: Vec::new(),
+            processing_timers: Vec::new(),
+        };
+        for (key, state) in &self.state {
+            by_key.entry(key).or_insert_with(empty).state = state.as_ref();
+        }
+        for (key, ts) in self.event_timers.iter() {
+            by_key
+                .entry(key)
+                .or_insert_with(empty)
+                .event_timers
+                .push(*ts);
+        }
+        for (key, ts) in self.processing_timers.iter() {
+            by_key
+                .entry(key)
+                .or_insert_with(empty)
+                .processing_timers
+                .push(*ts);
+        }
+        for entry in by_key.values_mut() {
+            // Registration order is not kept: equal timestamps of one key cannot
+            // exist, and sorting makes the snapshot deterministic.
+            entry.event_timers.sort_unstable();
+            entry.processing_timers.sort_unstable();
+        }
+        snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), scope.max_parallelism).map(Some)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        let entries = restore_keyed::<K, KeySnapshot<F::State>>(
+            restored,
+            scope.subtask_index,
+            scope.parallelism,
+            scope.max_parallelism,
+        )?;
+        for (key, entry) in entries {
+            for ts in entry.event_timers {
+                self.event_timers.register(key.clone(), ts);
+            }
+            for ts in entry.processing_timers {
+                self.processing_timers.register(key.clone(), ts);
+            }
+            if entry.state.is_some() {
+                self.state.insert(key, entry.state);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::OperatorMetrics;
+    use crate::services::{RuntimeServices, Spawner};
+    use crate::side_output::SideOutputs;
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    fn context(clock: &ManualClock) -> RuntimeContext {
+        RuntimeContext {
+            operator_name: "timers".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: RestoredState::none(),
+        }
+    }
+
+    /// Records are (key, timer timestamp, processing?); a negative timestamp deletes
+    /// the timer at its absolute value. Emits (key, fired timestamp, domain, count of
+    /// the key's records so far).
+    #[derive(Clone)]
+    struct Timers;
+
+    type Out = (u8, i64, &'static str, u32);
+
+    impl KeyedProcessFunction<u8, (u8, i64, bool), Out> for Timers {
+        type State = u32;
+
+        fn process_element(
+            &mut self,
+            (_, ts, processing): (u8, i64, bool),
+            ctx: &mut KeyedContext<'_, u8, u32, Out>,
+        ) {
+            let n = ctx.state().value().copied().unwrap_or(0);
+            ctx.state().update(n + 1);
+            let timers = ctx.timer_service();
+            match (ts < 0, processing) {
+                (false, false) => timers.register_event_time_timer(ts),
+                (false, true) => timers.register_processing_time_timer(ts),
+                (true, false) => timers.delete_event_time_timer(-ts),
+                (true, true) => timers.delete_processing_time_timer(-ts),
+            }
+        }
+
+        fn on_timer(&mut self, ts: i64, ctx: &mut KeyedContext<'_, u8, u32, Out>) {
+            let domain = match ctx.time_domain() {
+                Some(TimeDomain::EventTime) => "event",
+                Some(TimeDomain::ProcessingTime) => "processing",
+                None => "none",
+            };
+            assert_eq!(ctx.timestamp(), Some(ts));
+            let (key, n) = (*ctx.key(), ctx.state().value().copied().unwrap_or(0));
+            ctx.collect((key, ts, domain, n));
+        }
+    }
+
+    type Op =
+        KeyedProcessFunctionOperator<u8, (u8, i64, bool), Out, fn(&(u8, i64, bool)) -> u8, Timers>;
+
+    fn operator(clock: &ManualClock) -> Op {
+        KeyedProcessFunctionOperator::new(
+            (|r: &(u8, i64, bool)| r.0) as fn(&(u8, i64, bool)) -> u8,
+            Timers,
+            None,
+            &context(clock),
+        )
+    }
+
+    fn feed(op: &mut Op, records: &[(u8, i64, bool)], out: &mut Vec<Out>) {
+        let mut batch = records.to_vec();
+        let mut emitted = Vec::new();
+        op.process_batch(&mut batch, &mut Emitter::collecting(&mut emitted));
+        out.append(&mut emitted);
+    }
+
+    #[test]
+    fn event_timers_fire_once_per_key_and_timestamp_in_timestamp_order() {
+        let clock = ManualClock::new();
+        let mut op = operator(&clock);
+        let mut out = Vec::new();
+        feed(
+            &mut op,
+            &[
+                (1, 30, false),
+                (2, 10, false),
+                (1, 30, false),
+                (2, 20, false),
+            ],
+            &mut out,
+        );
+        feed(&mut op, &[(3, 15, false), (3, -15, false)], &mut out);
+        op.process_watermark(Watermark(19), &mut out);
+        assert_eq!(out, [(2, 10, "event", 2)]);
+        op.process_watermark(Watermark(i64::MAX), &mut out);
+        assert_eq!(out[1..], [(2, 20, "event", 2), (1, 30, "event", 2)]);
+        assert!(op.event_timers.is_empty());
+    }
+
+    #[test]
+    fn processing_timers_fire_when_the_clock_passes_them() {
+        let clock = ManualClock::new();
+        let mut op = operator(&clock);
+        let mut out = Vec::new();
+        feed(
+            &mut op,
+            &[(1, 100, true), (2, 50, true), (2, 70, true)],
+            &mut out,
+        );
+        feed(&mut op, &[(2, -70, true)], &mut out);
+        clock.advance(Duration::from_millis(60));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(out, [(2, 50, "processing", 3)]);
+        clock.advance(Duration::from_millis(40));
+        feed(&mut op, &[], &mut out);
+        assert_eq!(out[1..], [(1, 100, "processing", 1)]);
+        assert!(op.processing_timers.is_empty());
+    }
+
+    #[test]
+    fn state_and_timers_survive_a_snapshot_and_restore() {
+        let clock = ManualClock::new();
+        let mut op = operator(&clock);
+        let mut out = Vec::new();
+        feed(
+            &mut op,
+            &[(1, 30, false), (2, 10, false), (2, 40, true)],
+            &mut out,
+        );
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        let bytes = op.snapshot_state(scope, 1).unwrap().unwrap();
+        let mut restored = operator(&clock);
+        restored
+            .restore_state(
+                scope,
+                &RestoredState {
+                    checkpoint_id: Some(1),
+                    by_subtask: vec![Some(Arc::from(bytes))].into(),
+                },
+            )
+            .unwrap();
+        restored.process_watermark(Watermark(100), &mut out);
+        clock.advance(Duration::from_millis(40));
+        restored.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(
+            out,
+            [
+                (2, 10, "event", 2),
+                (1, 30, "event", 1),
+                (2, 40, "processing", 2)
+            ]
+        );
+    }
+}

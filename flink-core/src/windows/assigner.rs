@@ -1,0 +1,18 @@
+//! [`WindowAssigner`]: which windows a record belongs to.
+
+use super::{TimeWindow, WindowError};
+
+/// Puts a record, by its time, into windows (Flink's `WindowAssigner`).
+pub trait WindowAssigner: Clone + Send + Sync + 'static {
+    /// Appends the windows that hold time `timestamp` (ms) to `into`.
+    fn assign_windows(&self, timestamp: i64, into: &mut Vec<TimeWindow>);
+
+    /// Whether records are placed by their event timestamp (else: by the job's clock).
+    fn is_event_time(&self) -> bool;
+
+    /// Checks the definition; the job fails to build with this error.
+    ///
+    /// # Errors
+    /// A size or slide of zero, a slide above the size, an offset out of range.
+    fn validate(&self) -> Result<(), WindowError>;
+}

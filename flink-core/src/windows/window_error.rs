@@ -1,0 +1,33 @@
+//! [`WindowError`]: why a window definition cannot work.
+
+/// A window definition that cannot work, reported when the job is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A window of no length.
+    #[error("the window size must be positive, got 0 ms")]
+    ZeroSize,
+    /// A sliding window that never moves.
+    #[error("the window slide must be positive, got 0 ms")]
+    ZeroSlide,
+    /// A slide larger than the size would leave records in no window.
+    #[error("the slide ({slide_ms} ms) is larger than the window size ({size_ms} ms)")]
+    SlideLargerThanSize {
+        /// Window size in ms.
+        size_ms: i64,
+        /// Slide in ms.
+        slide_ms: i64,
+    },
+    /// The offset must be shorter than the size (or slide).
+    #[error("the offset ({offset_ms} ms) must be below the window step ({step_ms} ms)")]
+    OffsetTooLarge {
+        /// Offset in ms.
+        offset_ms: i64,
+        /// Size (tumbling) or slide (sliding) in ms.
+        step_ms: i64,
+    },
+    /// Event-time windows need a timestamp per record.
+    #[error(
+        "event-time windows need timestamps: call assign_timestamps_and_watermarks (with a timestamp assigner) before key_by, with only filter or partitionings between"
+    )]
+    NoTimestamps,
+}
