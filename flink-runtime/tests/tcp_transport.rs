@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use flink_runtime::network::tcp::{Frame, Role, TcpConfig, TcpConnection, TcpError, handshake};
 use flink_runtime::network::{
     BufferKind, CancelToken, Event, GateItem, GatePoll, InputGate, IoMetrics, NetworkConfig,
-    PartitionWriter, ResultPartition,
+    NetworkError, PartitionWriter, ResultPartition,
 };
 
 const GUARD: Duration = Duration::from_secs(30);
@@ -411,4 +411,33 @@ fn a_buffer_without_credit_fails_the_connection() {
     assert!(err.to_string().contains("credit violation"), "{err}");
     assert_eq!(gate.stats().credit_violations, 1);
     let _ = gate.poll(Duration::from_millis(10), &mut |_| {});
+}
+
+#[test]
+fn a_closed_peer_fails_readers_and_writers_instead_of_hanging() {
+    let (a, b) = connected();
+    let cancel = CancelToken::new();
+    let mut gate =
+        InputGate::new(1, &net_config(128, 2, 0), cancel.clone(), IoMetrics::new()).unwrap();
+    b.register_receiver(1, &gate, 0).unwrap();
+    b.cancel_on_failure(cancel);
+    // B's writer has no receiver on A: it fills its pool and waits for credit.
+    let pb = partition(1, 2, 128);
+    b.register_sender(2, &pb, 0).unwrap();
+    let writer = thread::spawn(move || {
+        let mut w = PartitionWriter::new(pb).unwrap();
+        for k in 0..1000 {
+            w.emit(0, &record(0, k))?;
+        }
+        w.finish()
+    });
+    drop(a);
+    let err = failure_of(&b, &mut gate);
+    assert!(matches!(*err, TcpError::PeerClosed { .. }), "{err}");
+    assert!(err.to_string().contains(b.name()), "{err}");
+    let written = writer.join().unwrap();
+    assert!(
+        matches!(written, Err(NetworkError::ReceiverReleased { .. })),
+        "{written:?}"
+    );
 }

@@ -83,7 +83,9 @@ impl Shared {
         self.out.send(frame.encode()).is_ok()
     }
 
-    /// Record the first failure and cancel the tasks that depend on this connection.
+    /// Record the first failure, cancel the tasks that depend on this connection and
+    /// release its sending subpartitions (their writers then fail instead of waiting
+    /// for credit that will never come).
     fn fail(&self, error: TcpError) {
         tracing::error!(connection = %self.name, %error, "TCP connection failed");
         {
@@ -94,6 +96,16 @@ impl Shared {
         }
         for token in self.on_failure.lock().iter() {
             token.cancel();
+        }
+        let senders: Vec<Arc<Subpartition>> = self
+            .routes
+            .lock()
+            .senders
+            .values()
+            .map(|s| Arc::clone(&s.subpartition))
+            .collect();
+        for s in senders {
+            s.release();
         }
     }
 }
@@ -448,7 +460,8 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body
                 }
             }
             Ok(None) => {
-                tracing::debug!(connection = %shared.name, "peer closed the connection");
+                let connection = shared.name.clone();
+                shared.fail(TcpError::PeerClosed { connection });
                 return;
             }
             Err(e) => {

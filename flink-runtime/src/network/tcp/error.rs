@@ -24,6 +24,13 @@ pub enum TcpError {
         /// What was missing.
         reason: String,
     },
+    /// The peer closed the connection (between frames). Phase 1 has no orderly close, so
+    /// this fails whatever still depends on the connection.
+    #[error("connection {connection}: peer closed the connection")]
+    PeerClosed {
+        /// The connection (`local -> peer`).
+        connection: String,
+    },
     /// A frame failed its checks (length, checksum, type, fields).
     #[error("connection {connection}: corrupt frame: {reason}")]
     CorruptFrame {
