@@ -6,11 +6,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use flink_runtime::network::tcp::{Frame, Role, TcpConfig, TcpConnection, TcpError, handshake};
+use flink_runtime::network::tcp::{
+    BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, Role, TcpConfig, TcpConnection, TcpError,
+    handshake,
+};
 use flink_runtime::network::{
     BufferKind, CancelToken, Event, GateItem, GatePoll, InputGate, IoMetrics, NetworkConfig,
     NetworkError, PartitionWriter, ResultPartition,
 };
+use proptest::prelude::*;
 
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -218,6 +222,15 @@ fn credits_bound_the_buffers_in_flight_with_a_slow_reader() {
         assert!(
             in_flight <= (exclusive + floating) as u64,
             "{in_flight} buffers in flight after {consumed} consumed: {s:?}"
+        );
+        // The same bound in bytes on the wire: A sends nothing but data frames here,
+        // each at most a buffer plus the frame overhead.
+        let frame_max = (128 + LENGTH_LEN + BUFFER_HEADER_LEN + CRC_LEN) as u64;
+        let window = (consumed + exclusive + floating) as u64;
+        assert!(
+            a.stats().bytes_sent <= window * frame_max,
+            "{:?}",
+            a.stats()
         );
     });
     producer.join().unwrap();
@@ -440,4 +453,50 @@ fn a_closed_peer_fails_readers_and_writers_instead_of_hanging() {
         matches!(written, Err(NetworkError::ReceiverReleased { .. })),
         "{written:?}"
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+
+    /// The properties `credit_protocol.rs` checks in-process, over a TCP connection:
+    /// every record once and in order, no credit violation, shipped <= credit, pools
+    /// within bounds, everything shipped received.
+    #[test]
+    fn the_credit_protocol_holds_over_tcp(
+        buffer_size in 64usize..=512,
+        channels in 1usize..=3,
+        exclusive in 1usize..=3,
+        floating in 0usize..=3,
+        extra_pool in 0usize..=3,
+        n in 1usize..=300,
+    ) {
+        let (a, b) = connected();
+        let nc = net_config(buffer_size, exclusive, floating);
+        let p = partition(channels, channels + 1 + extra_pool, buffer_size);
+        let mut gate = InputGate::new(channels, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+        for ch in 0..channels {
+            a.register_sender(ch as u32, &p, ch).unwrap();
+            b.register_receiver(ch as u32, &gate, ch).unwrap();
+        }
+        let producer = produce(Arc::clone(&p), n);
+        let (records, events) = consume(&mut gate, |_| {});
+        producer.join().unwrap();
+        for ch in 0..channels {
+            let want: Vec<Vec<u8>> = (0..n).map(|k| record(ch, k)).collect();
+            prop_assert_eq!(&records[ch], &want);
+            prop_assert_eq!(&events[ch], &expected_events(n, true));
+        }
+        let gs = gate.stats();
+        let ps = p.stats();
+        prop_assert_eq!(gs.credit_violations, 0);
+        prop_assert_eq!(ps.credit_violations, 0);
+        prop_assert!(ps.buffers_shipped <= ps.credit_received);
+        prop_assert!(ps.pool_max_in_use <= ps.pool_capacity);
+        prop_assert!(gs.floating_allocated <= floating);
+        prop_assert!(gs.max_segments_in_use <= nc.gate_segment_capacity(channels));
+        prop_assert_eq!(ps.queued, 0);
+        prop_assert_eq!(ps.buffers_shipped, gs.buffers_received);
+        prop_assert!(gs.buffers_received <= gs.credit_announced);
+        prop_assert!(a.failure().is_none());
+    }
 }
