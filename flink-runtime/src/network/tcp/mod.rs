@@ -50,12 +50,15 @@
 //! assert_eq!(got, vec![b"hello".to_vec()]);
 //! ```
 
+mod channels;
 mod connection;
 mod error;
 mod frame;
 mod handshake;
+mod io;
 
-pub use connection::{RemoteReceiver, RemoteSender, TcpConnection, TcpConnectionStats};
+pub use channels::{RemoteReceiver, RemoteSender};
+pub use connection::{TcpConnection, TcpConnectionStats};
 pub use error::TcpError;
 pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, PROTOCOL_VERSION};
 pub use handshake::{MAX_JOB_ID_LEN, Role, TcpConfig, handshake};
