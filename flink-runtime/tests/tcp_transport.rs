@@ -500,3 +500,18 @@ proptest! {
         prop_assert!(a.failure().is_none());
     }
 }
+
+#[test]
+fn credit_for_too_many_unregistered_channels_fails_the_connection() {
+    let (conn, mut raw, mut gate, _cancel) = raw_peer();
+    let mut frames = Vec::new();
+    for channel in 1..=65_537u32 {
+        frames.extend_from_slice(&Frame::Credit { channel, credit: 1 }.encode());
+    }
+    raw.write_all(&frames).unwrap();
+    let err = failure_of(&conn, &mut gate);
+    assert!(
+        err.to_string().contains("unregistered logical channels"),
+        "{err}"
+    );
+}

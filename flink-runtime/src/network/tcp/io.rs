@@ -189,13 +189,14 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             }
         }
         Frame::Credit { channel, credit } => {
-            if let Some(sub) = sender_or_pending(shared, channel, |p| p.credit += credit as usize) {
+            let note = |p: &mut Pending| p.credit = p.credit.saturating_add(credit as usize);
+            if let Some(sub) = sender_or_pending(shared, channel, note)? {
                 sub.add_credit(credit as usize);
             }
             Ok(())
         }
         Frame::Cancel { channel } => {
-            if let Some(sub) = sender_or_pending(shared, channel, |p| p.cancelled = true) {
+            if let Some(sub) = sender_or_pending(shared, channel, |p| p.cancelled = true)? {
                 sub.release();
             }
             Ok(())
@@ -203,17 +204,29 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
     }
 }
 
+/// Most logical channels that may hold credit or a cancel before their sender is
+/// registered; beyond it the peer is not following the protocol.
+const MAX_PENDING_CHANNELS: usize = 65_536;
+
 /// The registered subpartition of `channel`, or `None` after noting the message as
-/// pending for a sender not registered yet (bounded: one entry per logical channel).
+/// pending for a sender not registered yet (at most [`MAX_PENDING_CHANNELS`] entries).
 fn sender_or_pending(
     shared: &Shared,
     channel: u32,
     note: impl FnOnce(&mut Pending),
-) -> Option<Arc<Subpartition>> {
+) -> Result<Option<Arc<Subpartition>>, TcpError> {
     let mut routes = shared.routes.lock();
     if let Some(s) = routes.senders.get(&channel) {
-        return Some(Arc::clone(&s.subpartition));
+        return Ok(Some(Arc::clone(&s.subpartition)));
+    }
+    if routes.pending.len() >= MAX_PENDING_CHANNELS && !routes.pending.contains_key(&channel) {
+        return Err(TcpError::CorruptFrame {
+            connection: shared.name.clone(),
+            reason: format!(
+                "credit for more than {MAX_PENDING_CHANNELS} unregistered logical channels"
+            ),
+        });
     }
     note(routes.pending.entry(channel).or_default());
-    None
+    Ok(None)
 }
