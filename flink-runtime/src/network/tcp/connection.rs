@@ -22,9 +22,10 @@ use super::channels::{ReceiverRoute, RemoteReceiver, RemoteSender, Routes, Sende
 use super::error::TcpError;
 use super::frame::{BUFFER_HEADER_LEN, CRC_LEN};
 use super::handshake::{Role, TcpConfig, handshake};
-use super::io::run;
+use super::io::{BoxStream, run};
 use crate::network::transport::ChannelTransport;
 use crate::network::{CancelToken, InputGate, NetworkError, ResultPartition};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Byte and frame counters of one connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +88,7 @@ impl TcpConnection {
         Self::start(stream, config, Role::Acceptor)
     }
 
-    fn start(mut stream: TcpStream, config: &TcpConfig, role: Role) -> Result<Self, TcpError> {
+    fn start(stream: TcpStream, config: &TcpConfig, role: Role) -> Result<Self, TcpError> {
         let name = match (stream.local_addr(), stream.peer_addr()) {
             (Ok(l), Ok(p)) => format!("{l} -> {p}"),
             _ => "(unknown)".into(),
@@ -96,13 +97,14 @@ impl TcpConnection {
             connection: name.clone(),
             source,
         };
-        handshake(&mut stream, config, role, &name)?;
         stream.set_nodelay(true).map_err(io)?;
         stream.set_nonblocking(true).map_err(io)?;
+        // Built here, moved to the I/O thread once the connection is established.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
+            .enable_all()
             .build()
             .map_err(io)?;
+        let stream = runtime.block_on(establish(stream, config, role, &name))?;
         let (out, rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
@@ -254,6 +256,47 @@ impl TcpConnection {
         gate.connect_channel(channel, transport)
             .map_err(channel_err)
     }
+}
+
+/// TLS (when configured), then the handshake; the stream the frames then travel on.
+async fn establish(
+    stream: TcpStream,
+    config: &TcpConfig,
+    role: Role,
+    name: &str,
+) -> Result<BoxStream, TcpError> {
+    let io = |source| TcpError::Io {
+        connection: name.to_string(),
+        source,
+    };
+    let tcp = tokio::net::TcpStream::from_std(stream).map_err(io)?;
+    let mut stream: BoxStream = match &config.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let refused = |e: std::io::Error| TcpError::HandshakeRefused {
+                connection: name.to_string(),
+                reason: format!("TLS: {e}"),
+            };
+            let secured = async {
+                match role {
+                    Role::Dialer => TlsConnector::from(Arc::clone(&tls.client))
+                        .connect(tls.server_name.clone(), tcp)
+                        .await
+                        .map(|s| Box::new(s) as BoxStream),
+                    Role::Acceptor => TlsAcceptor::from(Arc::clone(&tls.server))
+                        .accept(tcp)
+                        .await
+                        .map(|s| Box::new(s) as BoxStream),
+                }
+            };
+            tokio::time::timeout(config.handshake_timeout, secured)
+                .await
+                .map_err(|_| refused(std::io::Error::other("TLS handshake timed out")))?
+                .map_err(refused)?
+        }
+    };
+    handshake(&mut stream, config, role, name).await?;
+    Ok(stream)
 }
 
 impl Drop for TcpConnection {

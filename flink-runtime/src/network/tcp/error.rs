@@ -67,4 +67,10 @@ pub enum TcpError {
         /// The logical channel id.
         channel: u32,
     },
+    /// The TLS settings are unusable (bad PEM, key not matching, empty CA).
+    #[error("invalid TLS settings: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
 }

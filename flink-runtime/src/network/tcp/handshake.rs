@@ -1,19 +1,21 @@
-//! The versioned handshake every connection starts with (blocking, on the std socket).
+//! The versioned handshake every connection starts with (after TLS, when configured).
 //!
 //! Both sides send `magic "FLRS" | version u16 | job id length u16 | job id | nonce [16]`,
 //! check the peer's magic, version and job id, then prove knowledge of the shared secret
 //! without sending it: each sends `HMAC-SHA256(secret, role | peer nonce)` (role 0 for the
 //! dialer, 1 for the acceptor, so a proof cannot be reflected) and checks the peer's.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
 use super::error::TcpError;
 use super::frame::PROTOCOL_VERSION;
+use super::tls::TlsSettings;
 
 const MAGIC: &[u8; 4] = b"FLRS";
 const NONCE_LEN: usize = 16;
@@ -42,6 +44,9 @@ pub struct TcpConfig {
     /// Largest buffer payload accepted in one frame (the receivers' segment size); a
     /// longer frame is corrupt. Bounds the memory one frame read takes.
     pub max_buffer_size: usize,
+    /// Mutual TLS for every connection, or `None` for plain TCP (the secret is then
+    /// still never sent, but the data is in clear text).
+    pub tls: Option<Arc<TlsSettings>>,
 }
 
 impl std::fmt::Debug for TcpConfig {
@@ -51,13 +56,34 @@ impl std::fmt::Debug for TcpConfig {
             .field("secret", &"<redacted>")
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_buffer_size", &self.max_buffer_size)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
 
-/// Run the handshake on a freshly connected socket. `connection` names it in errors.
-pub fn handshake(
-    stream: &mut TcpStream,
+/// Run the handshake on a freshly connected stream, within `handshake_timeout`.
+/// `connection` names it in errors.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    config: &TcpConfig,
+    role: Role,
+    connection: &str,
+) -> Result<(), TcpError> {
+    let exchange = exchange(stream, config, role, connection);
+    match tokio::time::timeout(config.handshake_timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(TcpError::HandshakeRefused {
+            connection: connection.to_string(),
+            reason: format!(
+                "peer did not complete the handshake within {:?}",
+                config.handshake_timeout
+            ),
+        }),
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     config: &TcpConfig,
     role: Role,
     connection: &str,
@@ -76,12 +102,6 @@ pub fn handshake(
             config.job_id.len()
         )));
     }
-    stream
-        .set_read_timeout(Some(config.handshake_timeout))
-        .map_err(io)?;
-    stream
-        .set_write_timeout(Some(config.handshake_timeout))
-        .map_err(io)?;
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)
         .map_err(|e| refused(format!("no randomness for the nonce: {e}")))?;
@@ -92,17 +112,17 @@ pub fn handshake(
     hello.extend_from_slice(&(config.job_id.len() as u16).to_be_bytes());
     hello.extend_from_slice(config.job_id.as_bytes());
     hello.extend_from_slice(&nonce);
-    stream.write_all(&hello).map_err(io)?;
+    stream.write_all(&hello).await.map_err(io)?;
+    stream.flush().await.map_err(io)?;
 
-    let read = |stream: &mut TcpStream, buf: &mut [u8], what: &str| {
-        stream.read_exact(buf).map_err(|e| {
-            refused(format!(
-                "peer closed or timed out before sending its {what}: {e}"
-            ))
-        })
+    let closed = |what: &str, e: std::io::Error| {
+        refused(format!("peer closed before sending its {what}: {e}"))
     };
     let mut head = [0u8; 8];
-    read(stream, &mut head, "hello")?;
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| closed("hello", e))?;
     if &head[..4] != MAGIC {
         return Err(refused("peer is not a flink-rs process (bad magic)".into()));
     }
@@ -119,7 +139,10 @@ pub fn handshake(
         )));
     }
     let mut rest = vec![0u8; job_len + NONCE_LEN];
-    read(stream, &mut rest, "hello")?;
+    stream
+        .read_exact(&mut rest)
+        .await
+        .map_err(|e| closed("hello", e))?;
     let peer_job = String::from_utf8_lossy(&rest[..job_len]).into_owned();
     if peer_job != config.job_id {
         return Err(refused(format!(
@@ -135,15 +158,17 @@ pub fn handshake(
     };
     stream
         .write_all(&proof(&config.secret, own_role, peer_nonce)?)
+        .await
         .map_err(io)?;
+    stream.flush().await.map_err(io)?;
     let mut peer_proof = [0u8; PROOF_LEN];
-    read(stream, &mut peer_proof, "secret proof")?;
-    let mac = mac(&config.secret, peer_role, &nonce)?;
-    mac.verify_slice(&peer_proof)
-        .map_err(|_| refused("peer does not know the shared secret".into()))?;
-    stream.set_read_timeout(None).map_err(io)?;
-    stream.set_write_timeout(None).map_err(io)?;
-    Ok(())
+    stream
+        .read_exact(&mut peer_proof)
+        .await
+        .map_err(|e| closed("secret proof", e))?;
+    mac(&config.secret, peer_role, &nonce)?
+        .verify_slice(&peer_proof)
+        .map_err(|_| refused("peer does not know the shared secret".into()))
 }
 
 fn mac(secret: &[u8], role: u8, nonce: &[u8]) -> Result<Hmac<Sha256>, TcpError> {

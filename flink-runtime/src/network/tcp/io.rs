@@ -1,11 +1,10 @@
 //! The socket side of a connection: a writer draining the frame queue and a reader that
 //! checks each frame whole before acting on it.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::channels::{Pending, Shared};
@@ -15,23 +14,21 @@ use crate::network::NetworkError;
 use crate::network::subpartition::Subpartition;
 use crate::network::transport::BufferResponse;
 
+/// A connection's byte stream: plain TCP or TLS over it.
+pub(super) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+/// The boxed stream a connection runs on.
+pub(super) type BoxStream = Box<dyn ByteStream>;
+
 /// The connection's I/O: reader and writer until either ends or shutdown is asked.
 pub(super) async fn run(
-    stream: TcpStream,
+    stream: BoxStream,
     shared: Arc<Shared>,
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
     shutdown: oneshot::Receiver<()>,
     max_body: usize,
 ) {
-    let stream = match tokio::net::TcpStream::from_std(stream) {
-        Ok(s) => s,
-        Err(source) => {
-            let connection = shared.name.clone();
-            shared.fail(TcpError::Io { connection, source });
-            return;
-        }
-    };
-    let (rd, wr) = stream.into_split();
+    let (rd, wr) = tokio::io::split(stream);
     let reader = Box::pin(read_loop(rd, Arc::clone(&shared), max_body));
     let writer = Box::pin(write_loop(wr, Arc::clone(&shared), rx));
     let io = futures::future::select(reader, writer);
@@ -39,12 +36,17 @@ pub(super) async fn run(
 }
 
 async fn write_loop(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     while let Some(frame) = rx.recv().await {
-        if let Err(source) = wr.write_all(&frame).await {
+        let mut written = wr.write_all(&frame).await;
+        // Flush (TLS buffers records) once the queue is drained, not per frame.
+        if written.is_ok() && rx.is_empty() {
+            written = wr.flush().await;
+        }
+        if let Err(source) = written {
             let connection = shared.name.clone();
             shared.fail(TcpError::Io { connection, source });
             return;

@@ -22,6 +22,7 @@
 //!     secret: b"shared secret".to_vec(),
 //!     handshake_timeout: Duration::from_secs(10),
 //!     max_buffer_size: 1024,
+//!     tls: None,
 //! };
 //! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
 //! let addr = listener.local_addr().unwrap();
@@ -56,9 +57,11 @@ mod error;
 mod frame;
 mod handshake;
 mod io;
+mod tls;
 
 pub use channels::{RemoteReceiver, RemoteSender};
 pub use connection::{TcpConnection, TcpConnectionStats};
 pub use error::TcpError;
 pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, PROTOCOL_VERSION};
 pub use handshake::{MAX_JOB_ID_LEN, Role, TcpConfig, handshake};
+pub use tls::TlsSettings;
