@@ -601,3 +601,22 @@ fn unusable_tls_settings_are_a_typed_error() {
     let err = TlsSettings::from_pem(b"not a pem", b"", b"", "flink-rs").unwrap_err();
     assert!(matches!(err, TcpError::Tls { .. }), "{err}");
 }
+
+#[test]
+fn a_silent_peer_times_out_with_a_clear_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts at the TCP level but never speaks.
+    let silent = thread::spawn(move || listener.accept().unwrap().0);
+    let cfg = TcpConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..config("job", b"s")
+    };
+    let err = TcpConnection::connect(addr, &cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("did not complete the handshake within"),
+        "{err}"
+    );
+    assert!(err.contains(&addr.to_string()), "{err}");
+    drop(silent.join().unwrap());
+}
