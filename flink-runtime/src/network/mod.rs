@@ -49,6 +49,8 @@ mod subpartition;
 mod transport;
 mod wiring;
 
+pub mod tcp;
+
 pub use buffer::{Buffer, BufferKind};
 pub use buffer_pool::BufferPool;
 pub use cancel::CancelToken;

@@ -1,0 +1,193 @@
+//! The wire format of the TCP transport (protocol version [`PROTOCOL_VERSION`]).
+//!
+//! Every frame is `length: u32 BE | body | crc32(body): u32 BE`, where `length` counts
+//! body and checksum. The body starts with a type byte:
+//!
+//! | type | frame  | fields (all big endian)                                     |
+//! |------|--------|-------------------------------------------------------------|
+//! | 1    | Buffer | channel u32, backlog u32, kind u8 (0 data, 1 event), bytes |
+//! | 2    | Credit | channel u32, credit u32                                     |
+//! | 3    | Cancel | channel u32                                                 |
+//!
+//! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
+//! in-process. A frame is checked whole before anything in it is used, so a corrupt or
+//! truncated frame is an error, never a wrong record.
+
+use crate::network::BufferKind;
+
+/// Version of the wire format and handshake; peers of another version are refused.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Bytes of the length prefix.
+pub const LENGTH_LEN: usize = 4;
+/// Bytes of the checksum trailer.
+pub const CRC_LEN: usize = 4;
+/// Bytes of a buffer frame's body before its payload (type, channel, backlog, kind).
+pub const BUFFER_HEADER_LEN: usize = 1 + 4 + 4 + 1;
+
+const TYPE_BUFFER: u8 = 1;
+const TYPE_CREDIT: u8 = 2;
+const TYPE_CANCEL: u8 = 3;
+
+/// One message on a connection, for one logical channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// Sender → receiver: one buffer (data or one event) and the sender's backlog.
+    Buffer {
+        /// Logical channel id.
+        channel: u32,
+        /// Buffers still queued at the sender after this one.
+        backlog: u32,
+        /// Data or event.
+        kind: BufferKind,
+        /// The buffer's bytes.
+        bytes: &'a [u8],
+    },
+    /// Receiver → sender: `credit` more receiver segments are free.
+    Credit {
+        /// Logical channel id.
+        channel: u32,
+        /// Additional buffers the sender may ship.
+        credit: u32,
+    },
+    /// Receiver → sender: the receiver released the channel; drop its data.
+    Cancel {
+        /// Logical channel id.
+        channel: u32,
+    },
+}
+
+impl Frame<'_> {
+    /// The whole frame (length prefix, body, checksum) as bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.body_len());
+        match *self {
+            Frame::Buffer {
+                channel,
+                backlog,
+                kind,
+                bytes,
+            } => {
+                body.push(TYPE_BUFFER);
+                body.extend_from_slice(&channel.to_be_bytes());
+                body.extend_from_slice(&backlog.to_be_bytes());
+                body.push(match kind {
+                    BufferKind::Data => 0,
+                    BufferKind::Event => 1,
+                });
+                body.extend_from_slice(bytes);
+            }
+            Frame::Credit { channel, credit } => {
+                body.push(TYPE_CREDIT);
+                body.extend_from_slice(&channel.to_be_bytes());
+                body.extend_from_slice(&credit.to_be_bytes());
+            }
+            Frame::Cancel { channel } => {
+                body.push(TYPE_CANCEL);
+                body.extend_from_slice(&channel.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(LENGTH_LEN + body.len() + CRC_LEN);
+        out.extend_from_slice(&((body.len() + CRC_LEN) as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        out
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Frame::Buffer { bytes, .. } => BUFFER_HEADER_LEN + bytes.len(),
+            Frame::Credit { .. } => 9,
+            Frame::Cancel { .. } => 5,
+        }
+    }
+
+    /// Decode `body_and_crc` (the bytes after the length prefix); the error says which
+    /// check failed.
+    pub fn decode(body_and_crc: &[u8]) -> Result<Frame<'_>, String> {
+        if body_and_crc.len() < 1 + CRC_LEN {
+            return Err(format!(
+                "frame of {} bytes is too short",
+                body_and_crc.len()
+            ));
+        }
+        let (body, crc) = body_and_crc.split_at(body_and_crc.len() - CRC_LEN);
+        let expected = u32::from_be_bytes(crc.try_into().expect("4 bytes"));
+        let actual = crc32fast::hash(body);
+        if expected != actual {
+            return Err(format!(
+                "checksum mismatch (frame says {expected:#010x}, bytes give {actual:#010x})"
+            ));
+        }
+        let u32_at = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("4 bytes"));
+        let need = |n: usize, what: &str| {
+            if body.len() == n || (what == "buffer" && body.len() >= n) {
+                Ok(())
+            } else {
+                Err(format!("{what} frame body of {} bytes", body.len()))
+            }
+        };
+        match body[0] {
+            TYPE_BUFFER => {
+                need(BUFFER_HEADER_LEN, "buffer")?;
+                let kind = match body[9] {
+                    0 => BufferKind::Data,
+                    1 => BufferKind::Event,
+                    k => return Err(format!("unknown buffer kind {k}")),
+                };
+                Ok(Frame::Buffer {
+                    channel: u32_at(1),
+                    backlog: u32_at(5),
+                    kind,
+                    bytes: &body[BUFFER_HEADER_LEN..],
+                })
+            }
+            TYPE_CREDIT => {
+                need(9, "credit")?;
+                Ok(Frame::Credit {
+                    channel: u32_at(1),
+                    credit: u32_at(5),
+                })
+            }
+            TYPE_CANCEL => {
+                need(5, "cancel")?;
+                Ok(Frame::Cancel { channel: u32_at(1) })
+            }
+            t => Err(format!("unknown frame type {t}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_checks() {
+        let frames = [
+            Frame::Buffer {
+                channel: 7,
+                backlog: 3,
+                kind: BufferKind::Event,
+                bytes: b"abc",
+            },
+            Frame::Credit {
+                channel: 1,
+                credit: 9,
+            },
+            Frame::Cancel { channel: 2 },
+        ];
+        for f in frames {
+            let bytes = f.encode();
+            let len = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+            assert_eq!(len, bytes.len() - LENGTH_LEN);
+            assert_eq!(Frame::decode(&bytes[LENGTH_LEN..]).unwrap(), f);
+            // Every single flipped bit is caught.
+            for i in LENGTH_LEN..bytes.len() {
+                let mut bad = bytes.clone();
+                bad[i] ^= 0x10;
+                assert!(Frame::decode(&bad[LENGTH_LEN..]).is_err(), "byte {i}");
+            }
+        }
+    }
+}

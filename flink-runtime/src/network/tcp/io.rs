@@ -1,0 +1,234 @@
+//! The socket side of a connection: a writer draining the frame queue and a reader that
+//! checks each frame whole before acting on it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::channels::{Pending, Shared};
+use super::error::TcpError;
+use super::frame::{CRC_LEN, Frame, LENGTH_LEN};
+use crate::network::NetworkError;
+use crate::network::subpartition::Subpartition;
+use crate::network::transport::BufferResponse;
+
+/// A connection's byte stream: plain TCP or TLS over it.
+pub(super) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
+/// The boxed stream a connection runs on.
+pub(super) type BoxStream = Box<dyn ByteStream>;
+
+/// The connection's I/O: reader and writer until either ends or shutdown is asked.
+pub(super) async fn run(
+    stream: BoxStream,
+    shared: Arc<Shared>,
+    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    shutdown: oneshot::Receiver<()>,
+    max_body: usize,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    let reader = Box::pin(read_loop(rd, Arc::clone(&shared), max_body));
+    let writer = Box::pin(write_loop(wr, Arc::clone(&shared), rx));
+    let io = futures::future::select(reader, writer);
+    futures::future::select(io, shutdown).await;
+}
+
+async fn write_loop(
+    mut wr: impl AsyncWrite + Unpin,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    while let Some(frame) = rx.recv().await {
+        let mut written = wr.write_all(&frame).await;
+        // Flush (TLS buffers records) once the queue is drained, not per frame.
+        if written.is_ok() && rx.is_empty() {
+            written = wr.flush().await;
+        }
+        if let Err(source) = written {
+            let connection = shared.name.clone();
+            shared.fail(TcpError::Io { connection, source });
+            return;
+        }
+        shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+        shared
+            .bytes_sent
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Reads until `buf` is full or EOF; returns how many bytes were read.
+async fn read_full(rd: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let got = rd.read(&mut buf[n..]).await?;
+        if got == 0 {
+            break;
+        }
+        n += got;
+    }
+    Ok(n)
+}
+
+async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body: usize) {
+    let mut body = vec![0u8; max_body];
+    loop {
+        match read_frame(&mut rd, &shared, &mut body, max_body).await {
+            Ok(Some(len)) => {
+                shared.frames_received.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .bytes_received
+                    .fetch_add((LENGTH_LEN + len) as u64, Ordering::Relaxed);
+                if let Err(e) = dispatch(&shared, &body[..len]) {
+                    shared.fail(e);
+                    return;
+                }
+            }
+            Ok(None) => {
+                let connection = shared.name.clone();
+                shared.fail(TcpError::PeerClosed { connection });
+                return;
+            }
+            Err(e) => {
+                shared.fail(e);
+                return;
+            }
+        }
+    }
+}
+
+/// Read one frame's body (after its length) into `body`; `None` on EOF between frames.
+async fn read_frame(
+    rd: &mut (impl AsyncRead + Unpin),
+    shared: &Shared,
+    body: &mut [u8],
+    max_body: usize,
+) -> Result<Option<usize>, TcpError> {
+    let io = |source| TcpError::Io {
+        connection: shared.name.clone(),
+        source,
+    };
+    let truncated = |reason| TcpError::TruncatedFrame {
+        connection: shared.name.clone(),
+        reason,
+    };
+    let mut len = [0u8; LENGTH_LEN];
+    let got = read_full(rd, &mut len).await.map_err(io)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < LENGTH_LEN {
+        return Err(truncated(format!(
+            "connection closed after {got} of {LENGTH_LEN} length bytes"
+        )));
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if !(1 + CRC_LEN..=max_body).contains(&len) {
+        return Err(TcpError::CorruptFrame {
+            connection: shared.name.clone(),
+            reason: format!("frame length {len} outside 5..={max_body}"),
+        });
+    }
+    let got = read_full(rd, &mut body[..len]).await.map_err(io)?;
+    if got < len {
+        return Err(truncated(format!(
+            "connection closed after {got} of {len} frame bytes"
+        )));
+    }
+    Ok(Some(len))
+}
+
+/// Act on one checked frame.
+fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
+    let frame = Frame::decode(body_and_crc).map_err(|reason| TcpError::CorruptFrame {
+        connection: shared.name.clone(),
+        reason,
+    })?;
+    let channel_err = |channel, source| TcpError::Channel {
+        connection: shared.name.clone(),
+        channel,
+        source,
+    };
+    match frame {
+        Frame::Buffer {
+            channel,
+            backlog,
+            kind,
+            bytes,
+        } => {
+            let route = {
+                let routes = shared.routes.lock();
+                routes
+                    .receivers
+                    .get(&channel)
+                    .map(|r| (r.gate.clone(), r.channel))
+            };
+            let Some((gate, index)) = route else {
+                // Only a registered receiver announces credit, so data for an unknown
+                // channel is a protocol violation.
+                return Err(channel_err(
+                    channel,
+                    NetworkError::CreditViolation {
+                        channel: channel as usize,
+                    },
+                ));
+            };
+            // A dropped gate released its channels; late buffers are discarded, as
+            // in-process.
+            let Some(gate) = gate.upgrade() else {
+                return Ok(());
+            };
+            let msg = BufferResponse {
+                channel: index,
+                backlog: backlog as usize,
+                kind,
+                bytes,
+            };
+            match gate.channels[index].on_buffer(msg, &gate) {
+                Ok(()) | Err(NetworkError::ChannelReleased { .. }) => Ok(()),
+                Err(e) => Err(channel_err(channel, e)),
+            }
+        }
+        Frame::Credit { channel, credit } => {
+            let note = |p: &mut Pending| p.credit = p.credit.saturating_add(credit as usize);
+            if let Some(sub) = sender_or_pending(shared, channel, note)? {
+                sub.add_credit(credit as usize);
+            }
+            Ok(())
+        }
+        Frame::Cancel { channel } => {
+            if let Some(sub) = sender_or_pending(shared, channel, |p| p.cancelled = true)? {
+                sub.release();
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Most logical channels that may hold credit or a cancel before their sender is
+/// registered; beyond it the peer is not following the protocol.
+const MAX_PENDING_CHANNELS: usize = 65_536;
+
+/// The registered subpartition of `channel`, or `None` after noting the message as
+/// pending for a sender not registered yet (at most [`MAX_PENDING_CHANNELS`] entries).
+fn sender_or_pending(
+    shared: &Shared,
+    channel: u32,
+    note: impl FnOnce(&mut Pending),
+) -> Result<Option<Arc<Subpartition>>, TcpError> {
+    let mut routes = shared.routes.lock();
+    if let Some(s) = routes.senders.get(&channel) {
+        return Ok(Some(Arc::clone(&s.subpartition)));
+    }
+    if routes.pending.len() >= MAX_PENDING_CHANNELS && !routes.pending.contains_key(&channel) {
+        return Err(TcpError::CorruptFrame {
+            connection: shared.name.clone(),
+            reason: format!(
+                "credit for more than {MAX_PENDING_CHANNELS} unregistered logical channels"
+            ),
+        });
+    }
+    note(routes.pending.entry(channel).or_default());
+    Ok(None)
+}
