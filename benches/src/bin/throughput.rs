@@ -32,6 +32,44 @@ struct Args {
     job: Job,
     /// Records to run (for `backpressure`: seconds); each job has its own default.
     records: Option<u64>,
+    /// Network buffers of the `backpressure` jobs (defaults: the engine's).
+    #[command(flatten)]
+    buffers: Buffers,
+}
+
+/// Network buffer settings for the `backpressure` jobs, to measure how many records
+/// are in flight with fewer or smaller buffers.
+#[derive(clap::Args, Clone, Copy)]
+struct Buffers {
+    /// Bytes of one network buffer.
+    #[arg(long)]
+    buffer_size: Option<usize>,
+    /// Buffers each input channel owns.
+    #[arg(long)]
+    exclusive_buffers: Option<usize>,
+    /// Buffers each input gate lends to channels with backlog.
+    #[arg(long)]
+    floating_buffers: Option<usize>,
+    /// Output buffers one channel may have queued.
+    #[arg(long)]
+    max_buffers_per_channel: Option<usize>,
+}
+
+impl Buffers {
+    /// Applies the settings given to `env`.
+    fn apply(self, env: &StreamExecutionEnvironment) {
+        env.configure(|c| {
+            c.buffer_size = self.buffer_size.unwrap_or(c.buffer_size);
+            c.exclusive_buffers_per_channel = self
+                .exclusive_buffers
+                .unwrap_or(c.exclusive_buffers_per_channel);
+            c.floating_buffers_per_gate =
+                self.floating_buffers.unwrap_or(c.floating_buffers_per_gate);
+            c.max_buffers_per_channel = self
+                .max_buffers_per_channel
+                .unwrap_or(c.max_buffers_per_channel);
+        });
+    }
 }
 
 /// The jobs of the harness.
@@ -67,7 +105,11 @@ enum Job {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { job, records: n } = Args::parse();
+    let Args {
+        job,
+        records: n,
+        buffers,
+    } = Args::parse();
     match job {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
         Job::Nochain => chain(n.unwrap_or(50_000_000), false),
@@ -79,10 +121,13 @@ fn main() -> anyhow::Result<()> {
             Some(Duration::from_secs(1)),
         ),
         Job::RawChain => raw_chain(n.unwrap_or(200_000_000)),
-        Job::Backpressure => backpressure(20_000, n.unwrap_or(10), None),
-        Job::BackpressureCkpt => {
-            backpressure(20_000, n.unwrap_or(10), Some(Duration::from_secs(1)))
-        }
+        Job::Backpressure => backpressure(20_000, n.unwrap_or(10), None, buffers),
+        Job::BackpressureCkpt => backpressure(
+            20_000,
+            n.unwrap_or(10),
+            Some(Duration::from_secs(1)),
+            buffers,
+        ),
         Job::Async => async_io(n.unwrap_or(500_000), false),
         Job::AsyncOrdered => async_io(n.unwrap_or(500_000), true),
         Job::FiveStage => compare_variant("five-stage", Variant::FiveStage, n.unwrap_or(50_000)),
@@ -248,13 +293,19 @@ fn compare_variant(job: &str, variant: Variant, n: u64) -> anyhow::Result<()> {
 
 /// unbounded sequence -> counting map -> [network] -> sink paced to `rate` records/s,
 /// with an exactly-once checkpoint every `checkpoint` if given.
-fn backpressure(rate: u64, seconds: u64, checkpoint: Option<Duration>) -> anyhow::Result<()> {
+fn backpressure(
+    rate: u64,
+    seconds: u64,
+    checkpoint: Option<Duration>,
+    buffers: Buffers,
+) -> anyhow::Result<()> {
     let job = if checkpoint.is_some() {
         "backpressure-ckpt"
     } else {
         "backpressure"
     };
     let env = StreamExecutionEnvironment::new();
+    buffers.apply(&env);
     let dir = std::env::temp_dir().join(format!("flink-rs-{job}-{}", std::process::id()));
     if let Some(interval) = checkpoint {
         env.enable_checkpointing(interval)

@@ -149,6 +149,22 @@ mod tests {
     }
 
     #[test]
+    fn the_aligned_outcome_says_when_the_first_barrier_came() {
+        let mut a = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
+        let before = now_ms();
+        let started = Instant::now();
+        assert_eq!(a.on_barrier(0, b(1)).timing, BarrierArrival::default());
+        let done = a.on_barrier(1, b(1));
+        let (after, elapsed) = (now_ms(), started.elapsed().as_millis() as u64);
+        let first = done.timing.first_barrier_ms;
+        assert!(
+            (before..=after).contains(&first),
+            "{before} <= {first} <= {after}"
+        );
+        assert!(done.timing.alignment_ms <= elapsed);
+    }
+
+    #[test]
     fn a_finished_channel_counts_as_aligned() {
         let mut a = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
         assert_eq!(a.on_barrier(0, b(4)).aligned, None);
