@@ -65,6 +65,8 @@ pub(crate) struct JobObservables {
     pub(crate) status: Arc<JobStatusCell>,
     /// Names the job's bottleneck, sampling once someone asks.
     pub(crate) bottleneck: Arc<crate::bottleneck_watch::BottleneckWatch>,
+    /// The checkpoint statistics, when checkpointing is enabled.
+    pub(crate) checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
 }
 
 impl JobObservables {
@@ -297,6 +299,16 @@ impl JobClient {
     /// Live record counts of every operator.
     pub fn operator_metrics(&self) -> Vec<OperatorSummary> {
         self.observables.operator_summaries()
+    }
+
+    /// The completed checkpoints of the recent history (Flink's
+    /// `web.checkpoints.history`: the last 10 checkpoints), newest first; empty
+    /// without checkpointing. Poll it to follow every checkpoint of a long run.
+    pub fn completed_checkpoints(&self) -> Vec<crate::checkpoint::CompletedCheckpoint> {
+        self.observables
+            .checkpoints
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.completed_summaries())
     }
 
     /// Which task limits the job now, over the last window of about a second: the

@@ -201,6 +201,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         operators,
         status,
         bottleneck,
+        checkpoints: checkpoint_stats.clone(),
     };
     let (savepoints, savepoint_requests) = sync_channel(MAX_WAITING_SAVEPOINTS);
     let control = JobControl {
@@ -723,7 +724,9 @@ impl Coordinator {
                     vertex,
                     subtask,
                     snapshot,
-                }) => self.with_checkpoints(|c| c.on_ack(checkpoint, vertex, subtask, snapshot)),
+                    timing,
+                }) => self
+                    .with_checkpoints(|c| c.on_ack(checkpoint, vertex, subtask, snapshot, timing)),
                 Some(TaskMessage::Finished {
                     vertex,
                     subtask,

@@ -15,6 +15,7 @@ use flink_core::stream_type::RecordDecoder;
 use flink_core::watermark::Watermark;
 
 use crate::checkpoint::barrier_aligner::{Alignment, BarrierAligner};
+use crate::checkpoint::stats::BarrierArrival;
 use crate::checkpoint::task_side::TaskCheckpointing;
 use crate::flush_timer::FlushClock;
 use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError, Waiting};
@@ -151,11 +152,16 @@ impl Chain for Box<dyn RecordDecoder> {
 }
 
 /// Snapshots the chain, sends the barrier downstream, acknowledges.
-fn take_checkpoint(chain: &mut dyn Chain, ck: &TaskCheckpointing, barrier: CheckpointBarrier) {
+fn take_checkpoint(
+    chain: &mut dyn Chain,
+    ck: &TaskCheckpointing,
+    barrier: CheckpointBarrier,
+    timing: BarrierArrival,
+) {
     let mut snapshot = ChainSnapshot::default();
     chain.snapshot_state(barrier.id, &mut snapshot);
     chain.emit_barrier(barrier);
-    ck.ack(barrier.id, snapshot);
+    ck.ack(barrier.id, snapshot, timing);
 }
 
 /// Tells the chain of a checkpoint completed since it last looked.
@@ -199,7 +205,7 @@ fn run_source(
         if let Some(ck) = ck.as_mut()
             && let Some(barrier) = ck.new_trigger()
         {
-            take_checkpoint(driver, ck, barrier);
+            take_checkpoint(driver, ck, barrier, BarrierArrival::default());
             if ck.stops_after(barrier.id) {
                 // Stopped with a savepoint: nothing is read after its barrier.
                 break;
@@ -246,7 +252,7 @@ fn align(
         gate.block_channel(channel).unwrap_or_else(gate_error);
     }
     if let (Some(barrier), Some(ck)) = (alignment.aligned, ck) {
-        take_checkpoint(decoder, ck, barrier);
+        take_checkpoint(decoder, ck, barrier, alignment.timing);
     }
     for channel in alignment.resume {
         gate.resume_channel(channel).unwrap_or_else(gate_error);

@@ -103,6 +103,15 @@ fn the_checkpoint_history_shows_what_the_coordinator_recorded() {
             .sum();
         assert_eq!(sizes, h["state_size"].as_u64().unwrap());
         assert!(sizes > 0);
+        for s in tasks
+            .values()
+            .flat_map(|t| t["subtasks"].as_array().unwrap().iter())
+        {
+            // Neither can exceed the checkpoint's whole duration.
+            let duration = h["end_to_end_duration"].as_u64().unwrap();
+            assert!(s["start_delay"].as_u64().unwrap() <= duration, "{s}");
+            assert!(s["alignment_duration"].as_u64().unwrap() <= duration, "{s}");
+        }
         assert!(h["external_path"].as_str().is_some());
     }
     let latest = &body["latest"]["savepoint"];

@@ -5,6 +5,7 @@
 //! `--help` lists the jobs. While a job runs, a progress bar (records, rate, time
 //! left) shows on standard error when it is a terminal.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
 use flink_examples::compare::{Variant, run_quiet};
 use flink_examples::variants;
+use flink_runtime::checkpoint::CompletedCheckpoint;
 use flink_runtime::precise_timer::precise_sleep;
 use flink_runtime::prelude::*;
 
@@ -30,6 +32,44 @@ struct Args {
     job: Job,
     /// Records to run (for `backpressure`: seconds); each job has its own default.
     records: Option<u64>,
+    /// Network buffers of the `backpressure` jobs (defaults: the engine's).
+    #[command(flatten)]
+    buffers: Buffers,
+}
+
+/// Network buffer settings for the `backpressure` jobs, to measure how many records
+/// are in flight with fewer or smaller buffers.
+#[derive(clap::Args, Clone, Copy)]
+struct Buffers {
+    /// Bytes of one network buffer.
+    #[arg(long)]
+    buffer_size: Option<usize>,
+    /// Buffers each input channel owns.
+    #[arg(long)]
+    exclusive_buffers: Option<usize>,
+    /// Buffers each input gate lends to channels with backlog.
+    #[arg(long)]
+    floating_buffers: Option<usize>,
+    /// Output buffers one channel may have queued.
+    #[arg(long)]
+    max_buffers_per_channel: Option<usize>,
+}
+
+impl Buffers {
+    /// Applies the settings given to `env`.
+    fn apply(self, env: &StreamExecutionEnvironment) {
+        env.configure(|c| {
+            c.buffer_size = self.buffer_size.unwrap_or(c.buffer_size);
+            c.exclusive_buffers_per_channel = self
+                .exclusive_buffers
+                .unwrap_or(c.exclusive_buffers_per_channel);
+            c.floating_buffers_per_gate =
+                self.floating_buffers.unwrap_or(c.floating_buffers_per_gate);
+            c.max_buffers_per_channel = self
+                .max_buffers_per_channel
+                .unwrap_or(c.max_buffers_per_channel);
+        });
+    }
 }
 
 /// The jobs of the harness.
@@ -49,6 +89,9 @@ enum Job {
     KeyedCkpt,
     /// A sink paced to 20,000 records/s behind a network exchange (10 s).
     Backpressure,
+    /// The same with an exactly-once checkpoint every second (10 s): prints the
+    /// checkpoints' durations, start delays and alignment times.
+    BackpressureCkpt,
     /// The chain's work as a plain Rust loop: the physical reference (200 M records).
     RawChain,
     /// Async calls completing after 1 ms, 100 in flight, unordered (500,000 records).
@@ -62,7 +105,11 @@ enum Job {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { job, records: n } = Args::parse();
+    let Args {
+        job,
+        records: n,
+        buffers,
+    } = Args::parse();
     match job {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
         Job::Nochain => chain(n.unwrap_or(50_000_000), false),
@@ -74,7 +121,13 @@ fn main() -> anyhow::Result<()> {
             Some(Duration::from_secs(1)),
         ),
         Job::RawChain => raw_chain(n.unwrap_or(200_000_000)),
-        Job::Backpressure => backpressure(20_000, n.unwrap_or(10)),
+        Job::Backpressure => backpressure(20_000, n.unwrap_or(10), None, buffers),
+        Job::BackpressureCkpt => backpressure(
+            20_000,
+            n.unwrap_or(10),
+            Some(Duration::from_secs(1)),
+            buffers,
+        ),
         Job::Async => async_io(n.unwrap_or(500_000), false),
         Job::AsyncOrdered => async_io(n.unwrap_or(500_000), true),
         Job::FiveStage => compare_variant("five-stage", Variant::FiveStage, n.unwrap_or(50_000)),
@@ -238,9 +291,38 @@ fn compare_variant(job: &str, variant: Variant, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// unbounded sequence -> counting map -> [network] -> sink paced to `rate` records/s.
-fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
+/// unbounded sequence -> counting map -> [network] -> sink paced to `rate` records/s,
+/// with an exactly-once checkpoint every `checkpoint` if given.
+fn backpressure(
+    rate: u64,
+    seconds: u64,
+    checkpoint: Option<Duration>,
+    buffers: Buffers,
+) -> anyhow::Result<()> {
+    let job = if checkpoint.is_some() {
+        "backpressure-ckpt"
+    } else {
+        "backpressure"
+    };
     let env = StreamExecutionEnvironment::new();
+    buffers.apply(&env);
+    let dir = std::env::temp_dir().join(format!("flink-rs-{job}-{}", std::process::id()));
+    if let Some(interval) = checkpoint {
+        env.enable_checkpointing(interval)
+            .set_storage_dir(dir.clone());
+    }
+    let result = run_backpressure(&env, job, rate, seconds);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Runs the backpressure job built on `env` for `seconds` and prints its line.
+fn run_backpressure(
+    env: &StreamExecutionEnvironment,
+    job: &str,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
     let emitted = Arc::new(AtomicU64::new(0));
     let counter = emitted.clone();
     let sink = CountingSink::paced(rate);
@@ -254,15 +336,17 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
         .sink_to(sink)
         .name("slow-sink")
         .disable_chaining();
-    let client = env.execute_async("backpressure")?;
+    let client = env.execute_async(job)?;
     while emitted.load(Ordering::Relaxed) == 0 {
         std::thread::sleep(Duration::from_millis(1));
     }
     let progress = bar(
         seconds * 10,
         "{prefix} {elapsed:>4} [{bar:20}] eta {eta} {msg}",
-        "backpressure",
+        job,
     );
+    // The client keeps the last 10 checkpoints: collect them as they complete.
+    let mut checkpoints = BTreeMap::new();
     let (mut at_one, mut at_three, mut max_in_flight, mut max_rss) = (None, None, 0u64, 0u64);
     for step in 1..=seconds * 10 {
         std::thread::sleep(Duration::from_millis(100));
@@ -272,6 +356,12 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
         );
         max_in_flight = max_in_flight.max(s.saturating_sub(k));
         max_rss = max_rss.max(rss_kib().0);
+        checkpoints.extend(
+            client
+                .completed_checkpoints()
+                .into_iter()
+                .map(|c| (c.id, c)),
+        );
         if step == 10 {
             at_one = Some((s, Instant::now()));
         }
@@ -301,6 +391,12 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
     progress.finish_and_clear();
     let (end_count, end) = (emitted.load(Ordering::Relaxed), Instant::now());
     let sink_total = consumed.load(Ordering::Relaxed);
+    checkpoints.extend(
+        client
+            .completed_checkpoints()
+            .into_iter()
+            .map(|c| (c.id, c)),
+    );
     let source_task = client
         .task_metrics()
         .into_iter()
@@ -309,7 +405,7 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
     client.cancel();
     match client.wait() {
         Err(JobError::Cancelled { .. }) => {}
-        other => bail!("backpressure job ended unexpectedly: {other:?}"),
+        other => bail!("{job} job ended unexpectedly: {other:?}"),
     }
     let (start_count, start) = at_one.context("ran less than a second")?;
     let steady_seconds = (end - start).as_secs_f64();
@@ -320,12 +416,35 @@ fn backpressure(rate: u64, seconds: u64) -> anyhow::Result<()> {
     let rate_after_3s = at_three.map_or(f64::NAN, |(c, t)| {
         (end_count - c) as f64 / (end - t).as_secs_f64()
     });
+    let checkpoint_figures = if job == "backpressure" {
+        String::new()
+    } else {
+        checkpoint_line(&checkpoints.into_values().collect::<Vec<_>>())
+    };
     println!(
-        "flink-rs backpressure records={records} seconds={steady_seconds:.3} rate={:.0} rate_after_3s={rate_after_3s:.0} target_sink_rate={rate} sink_total={sink_total} max_in_flight={max_in_flight} max_rss_mb={:.1} peak_rss_mb={:.1} source_back_pressured_ms_per_s={:.0}",
+        "flink-rs {job} records={records} seconds={steady_seconds:.3} rate={:.0} rate_after_3s={rate_after_3s:.0} target_sink_rate={rate} sink_total={sink_total} max_in_flight={max_in_flight} max_rss_mb={:.1} peak_rss_mb={:.1} source_back_pressured_ms_per_s={:.0}{checkpoint_figures}",
         records as f64 / steady_seconds,
         max_rss as f64 / 1024.0,
         rss_kib().1 as f64 / 1024.0,
         shares.back_pressured_ms_per_s,
     );
     Ok(())
+}
+
+/// ` checkpoints=N duration_p50_ms=.. duration_max_ms=.. start_delay_max_ms=..
+/// alignment_max_ms=..` over the checkpoints completed.
+fn checkpoint_line(completed: &[CompletedCheckpoint]) -> String {
+    let mut durations: Vec<u64> = completed.iter().map(|c| c.duration_ms).collect();
+    durations.sort_unstable();
+    let p50 = durations.get(durations.len() / 2).copied();
+    let max = |f: fn(&CompletedCheckpoint) -> u64| completed.iter().map(f).max();
+    let show = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+    format!(
+        " checkpoints={} duration_p50_ms={} duration_max_ms={} start_delay_max_ms={} alignment_max_ms={}",
+        completed.len(),
+        show(p50),
+        show(durations.last().copied()),
+        show(max(|c| c.max_timing.start_delay_ms)),
+        show(max(|c| c.max_timing.alignment_ms)),
+    )
 }

@@ -2,7 +2,11 @@
 //! a checkpoint's barrier from all of them, and which channels to hold back
 //! meanwhile.
 
+use std::time::Instant;
+
 use flink_core::checkpoint::{CheckpointBarrier, CheckpointingMode};
+
+use super::stats::{BarrierArrival, now_ms};
 
 /// What the task does after a barrier or a channel's end arrived.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +18,20 @@ pub(crate) struct Alignment {
     pub(crate) resume: Vec<usize>,
     /// Every live channel delivered this barrier: snapshot and forward it.
     pub(crate) aligned: Option<CheckpointBarrier>,
+    /// How long the aligned checkpoint's barriers took to arrive (with `aligned`).
+    pub(crate) timing: BarrierArrival,
+}
+
+/// The checkpoint being aligned.
+#[derive(Debug)]
+struct Current {
+    barrier: CheckpointBarrier,
+    /// Which channels delivered its barrier.
+    arrived: Vec<bool>,
+    /// When the first barrier arrived.
+    first_at: Instant,
+    /// Wall-clock ms since the epoch of the first barrier.
+    first_barrier_ms: u64,
 }
 
 /// The alignment of one task's input channels.
@@ -22,8 +40,8 @@ pub(crate) struct BarrierAligner {
     mode: CheckpointingMode,
     /// Channels whose input ended: they count as aligned.
     finished: Vec<bool>,
-    /// The checkpoint being aligned, and which channels delivered its barrier.
-    current: Option<(CheckpointBarrier, Vec<bool>)>,
+    /// The checkpoint being aligned.
+    current: Option<Current>,
     /// The newest checkpoint aligned or given up: older barriers are stale.
     last: u64,
 }
@@ -48,19 +66,22 @@ impl BarrierAligner {
         if self
             .current
             .as_ref()
-            .is_some_and(|(c, _)| c.id < barrier.id)
+            .is_some_and(|c| c.barrier.id < barrier.id)
         {
             // A newer checkpoint overtook this one (the coordinator gave it up):
             // release its channels and align the new one.
-            let (old, arrived) = self.current.take().expect("checked");
-            self.last = old.id;
-            outcome.resume = blocked(self.mode, &arrived);
+            let old = self.current.take().expect("checked");
+            self.last = old.barrier.id;
+            outcome.resume = blocked(self.mode, &old.arrived);
         }
         let channels = self.finished.len();
-        let (_, arrived) = self
-            .current
-            .get_or_insert_with(|| (barrier, vec![false; channels]));
-        arrived[channel] = true;
+        let current = self.current.get_or_insert_with(|| Current {
+            barrier,
+            arrived: vec![false; channels],
+            first_at: Instant::now(),
+            first_barrier_ms: now_ms(),
+        });
+        current.arrived[channel] = true;
         outcome.resume.retain(|&c| c != channel);
         self.complete_if_aligned(&mut outcome);
         if outcome.aligned.is_none() && self.mode == CheckpointingMode::ExactlyOnce {
@@ -78,17 +99,23 @@ impl BarrierAligner {
     }
 
     fn complete_if_aligned(&mut self, outcome: &mut Alignment) {
-        let Some((barrier, arrived)) = &self.current else {
+        let Some(current) = &self.current else {
             return;
         };
-        let done = arrived
+        let done = current
+            .arrived
             .iter()
             .zip(&self.finished)
             .all(|(&arrived, &finished)| arrived || finished);
         if done {
-            outcome.aligned = Some(*barrier);
-            outcome.resume.extend(blocked(self.mode, arrived));
-            self.last = barrier.id;
+            outcome.aligned = Some(current.barrier);
+            outcome.timing = BarrierArrival {
+                first_barrier_ms: current.first_barrier_ms,
+                alignment_ms: u64::try_from(current.first_at.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+            };
+            outcome.resume.extend(blocked(self.mode, &current.arrived));
+            self.last = current.barrier.id;
             self.current = None;
         }
     }
@@ -119,6 +146,22 @@ mod tests {
         assert_eq!(done.aligned, Some(b(1)));
         assert_eq!(done.block, None);
         assert_eq!(done.resume, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn the_aligned_outcome_says_when_the_first_barrier_came() {
+        let mut a = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
+        let before = now_ms();
+        let started = Instant::now();
+        assert_eq!(a.on_barrier(0, b(1)).timing, BarrierArrival::default());
+        let done = a.on_barrier(1, b(1));
+        let (after, elapsed) = (now_ms(), started.elapsed().as_millis() as u64);
+        let first = done.timing.first_barrier_ms;
+        assert!(
+            (before..=after).contains(&first),
+            "{before} <= {first} <= {after}"
+        );
+        assert!(done.timing.alignment_ms <= elapsed);
     }
 
     #[test]

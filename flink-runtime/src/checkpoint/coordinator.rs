@@ -14,7 +14,7 @@ use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig}
 use flink_core::clock::Clock;
 
 use super::savepoint::{SavepointError, SavepointRequest};
-use super::stats::CheckpointStats;
+use super::stats::{BarrierArrival, CheckpointStats};
 use super::storage::{
     CheckpointMetadata, CheckpointStore, LoadedCheckpoint, METADATA_VERSION, OperatorEntry,
     StorageError, TaskEntry,
@@ -298,6 +298,7 @@ impl CheckpointCoordinator {
         vertex: usize,
         subtask: usize,
         snapshot: ChainSnapshot,
+        timing: BarrierArrival,
     ) -> Result<(), String> {
         let Some(p) = &mut self.pending else {
             return Ok(());
@@ -309,7 +310,7 @@ impl CheckpointCoordinator {
         match store.write_task(checkpoint, vertex, subtask, &snapshot.states) {
             Ok(entry) => {
                 self.stats
-                    .acknowledged(checkpoint, vertex, subtask, entry.len);
+                    .acknowledged(checkpoint, vertex, subtask, entry.len, timing);
                 p.acked.insert((vertex, subtask), entry);
                 self.complete_if_acknowledged()
             }
@@ -347,7 +348,14 @@ impl CheckpointCoordinator {
         for ((vertex, subtask), snapshot) in missing {
             match store.write_task(id, vertex, subtask, &snapshot.states) {
                 Ok(entry) => {
-                    self.stats.acknowledged(id, vertex, subtask, entry.len);
+                    // A finished task had no barrier to wait for.
+                    self.stats.acknowledged(
+                        id,
+                        vertex,
+                        subtask,
+                        entry.len,
+                        BarrierArrival::default(),
+                    );
                     p.acked.insert((vertex, subtask), entry);
                 }
                 Err(e) => return self.fail_pending(&e.to_string()),
@@ -483,12 +491,14 @@ mod tests {
         for id in 1..=3 {
             clock.advance(SECOND);
             c.tick().unwrap();
-            c.on_ack(id, 0, 0, state(b"a")).unwrap();
+            c.on_ack(id, 0, 0, state(b"a"), BarrierArrival::default())
+                .unwrap();
             assert_eq!(
                 c.counts().last_completed,
                 id.checked_sub(1).filter(|&i| i > 0)
             );
-            c.on_ack(id, 1, 0, state(b"b")).unwrap();
+            c.on_ack(id, 1, 0, state(b"b"), BarrierArrival::default())
+                .unwrap();
             assert_eq!(c.counts().last_completed, Some(id));
         }
         assert_eq!(c.retained, [2, 3], "two retained, the oldest deleted");
@@ -506,7 +516,8 @@ mod tests {
         c.on_finished(0, 0, state(b"final")).unwrap();
         clock.advance(SECOND);
         c.tick().unwrap();
-        c.on_ack(1, 1, 0, state(b"b")).unwrap();
+        c.on_ack(1, 1, 0, state(b"b"), BarrierArrival::default())
+            .unwrap();
         assert_eq!(c.counts().completed, 1);
         // Once every task finished, a checkpoint is triggered and completes at once,
         // and no other follows however long the job takes to wind down.
@@ -527,7 +538,8 @@ mod tests {
         c.start_attempt(vec![(0, 0), (1, 0)]);
         clock.advance(SECOND);
         c.tick().unwrap();
-        c.on_ack(1, 0, 0, state(b"a")).unwrap();
+        c.on_ack(1, 0, 0, state(b"a"), BarrierArrival::default())
+            .unwrap();
         assert!(dir.path().join("job/chk-1").exists());
         clock.advance(5 * SECOND);
         c.tick().expect("one failure is tolerated");
@@ -541,7 +553,8 @@ mod tests {
         assert!(err.contains("checkpoint 2 failed (timed out)"), "{err}");
         assert_eq!(c.counts().failed, 2);
         // A late acknowledgement of a failed checkpoint changes nothing.
-        c.on_ack(1, 1, 0, state(b"late")).unwrap();
+        c.on_ack(1, 1, 0, state(b"late"), BarrierArrival::default())
+            .unwrap();
         assert_eq!(c.counts().completed, 0);
     }
 
@@ -553,7 +566,8 @@ mod tests {
             c.start_attempt(vec![(0, 0)]);
             clock.advance(SECOND);
             c.tick().unwrap();
-            c.on_ack(1, 0, 0, state(b"a")).unwrap();
+            c.on_ack(1, 0, 0, state(b"a"), BarrierArrival::default())
+                .unwrap();
             clock.advance(SECOND);
             c.tick().unwrap(); // checkpoint 2 stays incomplete
             c.store

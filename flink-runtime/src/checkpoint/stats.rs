@@ -40,6 +40,31 @@ pub(crate) struct TaskAck {
     pub(crate) ack_timestamp: u64,
     /// Bytes of its state file.
     pub(crate) state_size: u64,
+    /// Timing of the task's barrier handling (zero for a source or a task that
+    /// finished before the barrier came).
+    pub(crate) timing: BarrierTiming,
+}
+
+/// When a task saw a checkpoint's barriers, as it reports them with its
+/// acknowledgement (zero for a source or a task that finished before the barrier).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BarrierArrival {
+    /// Wall-clock ms since the epoch of its first barrier (0: none).
+    pub(crate) first_barrier_ms: u64,
+    /// From its first barrier to its last, in ms.
+    pub(crate) alignment_ms: u64,
+}
+
+/// How long one task took over a checkpoint's barriers, as Flink's per-subtask
+/// `alignment_duration` and `checkpoint_start_delay`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BarrierTiming {
+    /// From the checkpoint's trigger to the task's first barrier, in ms: the time
+    /// the barrier spent behind records in flight.
+    pub start_delay_ms: u64,
+    /// From the task's first barrier of the checkpoint to its last, in ms: the time
+    /// its channels were blocked (zero with one input channel).
+    pub alignment_ms: u64,
 }
 
 /// One checkpoint or savepoint.
@@ -67,6 +92,16 @@ impl CheckpointRecord {
         self.acks.iter().map(|a| a.state_size).sum()
     }
 
+    /// The longest alignment and start delay of any task.
+    pub(crate) fn max_timing(&self) -> BarrierTiming {
+        self.acks
+            .iter()
+            .fold(BarrierTiming::default(), |m, a| BarrierTiming {
+                start_delay_ms: m.start_delay_ms.max(a.timing.start_delay_ms),
+                alignment_ms: m.alignment_ms.max(a.timing.alignment_ms),
+            })
+    }
+
     /// From trigger to completion (or failure, or the latest acknowledgement while
     /// in progress), in ms.
     pub(crate) fn duration_ms(&self) -> u64 {
@@ -74,6 +109,20 @@ impl CheckpointRecord {
             .unwrap_or(self.latest_ack_timestamp)
             .saturating_sub(self.trigger_timestamp)
     }
+}
+
+/// What a job client sees of a completed checkpoint
+/// ([`JobClient::completed_checkpoints`](crate::job_client::JobClient::completed_checkpoints)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// From trigger to completion, in ms.
+    pub duration_ms: u64,
+    /// Bytes of every task's state.
+    pub state_size: u64,
+    /// The longest start delay and the longest alignment of any task.
+    pub max_timing: BarrierTiming,
 }
 
 /// The checkpoint a run restored.
@@ -150,16 +199,29 @@ impl CheckpointStats {
     }
 
     /// A task's state for `id` is stored.
-    pub(crate) fn acknowledged(&self, id: u64, vertex: usize, subtask: usize, state_size: u64) {
+    pub(crate) fn acknowledged(
+        &self,
+        id: u64,
+        vertex: usize,
+        subtask: usize,
+        state_size: u64,
+        arrival: BarrierArrival,
+    ) {
         let now = now_ms();
         let mut s = self.inner.lock();
         if let Some(r) = s.history.iter_mut().find(|r| r.id == id) {
+            let timing = BarrierTiming {
+                // Both are wall-clock: the barrier's own timestamp is the job clock's.
+                start_delay_ms: arrival.first_barrier_ms.saturating_sub(r.trigger_timestamp),
+                alignment_ms: arrival.alignment_ms,
+            };
             r.latest_ack_timestamp = now;
             r.acks.push(TaskAck {
                 vertex,
                 subtask,
                 ack_timestamp: now,
                 state_size,
+                timing,
             });
         }
     }
@@ -197,6 +259,21 @@ impl CheckpointStats {
         }
     }
 
+    /// The completed checkpoints still in the history, newest first.
+    pub(crate) fn completed_summaries(&self) -> Vec<CompletedCheckpoint> {
+        let s = self.inner.lock();
+        s.history
+            .iter()
+            .filter(|r| r.status == Status::Completed && !r.is_savepoint)
+            .map(|r| CompletedCheckpoint {
+                id: r.id,
+                duration_ms: r.duration_ms(),
+                state_size: r.state_size(),
+                max_timing: r.max_timing(),
+            })
+            .collect()
+    }
+
     /// The run restored checkpoint `id` (from `path` if given by the user).
     pub(crate) fn restored(&self, id: u64, path: Option<PathBuf>) {
         let mut s = self.inner.lock();
@@ -218,8 +295,13 @@ mod tests {
         let stats = CheckpointStats::default();
         for id in 1..=12 {
             stats.triggered(id, false, 2);
-            stats.acknowledged(id, 0, 0, 10);
-            stats.acknowledged(id, 1, 0, 5);
+            let trigger = stats.snapshot().history[0].trigger_timestamp;
+            let timing = BarrierArrival {
+                first_barrier_ms: trigger + id,
+                alignment_ms: 3,
+            };
+            stats.acknowledged(id, 0, 0, 10, BarrierArrival::default());
+            stats.acknowledged(id, 1, 0, 5, timing);
             if id == 12 {
                 stats.failed(id, "timed out");
             } else {
@@ -236,6 +318,17 @@ mod tests {
             (11, 15, 2)
         );
         assert_eq!(latest.external_path.as_deref(), Some("/c/chk-11"));
+        assert_eq!(
+            latest.max_timing(),
+            BarrierTiming {
+                start_delay_ms: 11,
+                alignment_ms: 3
+            }
+        );
+        let summaries = stats.completed_summaries();
+        assert_eq!(summaries.len(), HISTORY - 1, "the failed one is left out");
+        assert_eq!((summaries[0].id, summaries[0].state_size), (11, 15));
+        assert_eq!(summaries[0].max_timing.start_delay_ms, 11);
         let failed = s.latest_failed.unwrap();
         assert_eq!(failed.failure_message.as_deref(), Some("timed out"));
     }

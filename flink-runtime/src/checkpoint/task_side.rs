@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointingMode};
 
+use super::stats::BarrierArrival;
 use crate::network::CancelToken;
 use crate::task::TaskOutcome;
 
@@ -22,6 +23,8 @@ pub(crate) enum TaskMessage {
         vertex: usize,
         subtask: usize,
         snapshot: ChainSnapshot,
+        /// How long its barriers took to arrive.
+        timing: BarrierArrival,
     },
     /// The task's input ended; `snapshot` is its final state, to be used for every
     /// checkpoint it did not acknowledge.
@@ -112,13 +115,14 @@ impl TaskCheckpointing {
     }
 
     /// Acknowledges checkpoint `checkpoint` with the chain's state.
-    pub(crate) fn ack(&self, checkpoint: u64, snapshot: ChainSnapshot) {
+    pub(crate) fn ack(&self, checkpoint: u64, snapshot: ChainSnapshot, timing: BarrierArrival) {
         // A closed channel means the coordinator is gone: the job is ending anyway.
         let _ = self.messages.send(TaskMessage::Ack {
             checkpoint,
             vertex: self.vertex,
             subtask: self.subtask,
             snapshot,
+            timing,
         });
     }
 

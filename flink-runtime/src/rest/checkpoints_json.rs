@@ -74,6 +74,8 @@ fn record(view: &JobView, r: &CheckpointRecord) -> Value {
             "ack_timestamp": a.ack_timestamp,
             "end_to_end_duration": a.ack_timestamp.saturating_sub(r.trigger_timestamp),
             "state_size": a.state_size,
+            "alignment_duration": a.timing.alignment_ms,
+            "start_delay": a.timing.start_delay_ms,
         }));
     }
     let tasks: BTreeMap<String, Value> = tasks
