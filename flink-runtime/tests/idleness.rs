@@ -172,3 +172,20 @@ fn without_idleness_a_source_instance_without_records_holds_the_watermark() {
     );
     assert_eq!(all, reference(N), "every window fires when the job stops");
 }
+
+#[test]
+fn an_idleness_timeout_of_zero_is_a_typed_error_when_the_job_is_built() {
+    let env = StreamExecutionEnvironment::new();
+    env.from_sequence(1, 10)
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::monotonous(|x: &u64| *x as i64).with_idleness(Duration::ZERO),
+        )
+        .collect_vec();
+    match env.execute("zero idleness") {
+        Err(JobError::Graph(GraphError::InvalidWatermarkStrategy { operator, reason })) => {
+            assert_eq!(operator, "Timestamps/Watermarks");
+            assert!(reason.contains("idleness"), "{reason}");
+        }
+        other => panic!("expected InvalidWatermarkStrategy, got {other:?}"),
+    }
+}

@@ -352,9 +352,8 @@ mod tests {
 
     #[test]
     fn without_idleness_an_instance_without_records_never_goes_idle() {
-        let strategy = WatermarkStrategy::for_monotonous_timestamps()
-            .with_timestamp_assigner(|x: &i64| *x)
-            .with_idleness(Duration::ZERO);
+        let strategy =
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|x: &i64| *x);
         let (mut assigner, clock) = assigner(strategy, 200);
         let mut out = Recorder::default();
         clock.advance(Duration::from_secs(3600));

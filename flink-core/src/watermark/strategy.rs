@@ -120,8 +120,8 @@ impl<T: 'static> WatermarkStrategy<T> {
     /// up, so event time never goes backwards. Idleness is checked on the
     /// auto-watermark interval, so it shows up between `timeout` and `timeout` plus
     /// one interval after the last record; an idle instance emits no periodic
-    /// watermarks. A `timeout` of zero disables idleness detection (as a
-    /// non-positive timeout is invalid in Flink).
+    /// watermarks. A `timeout` of zero is invalid, as in Flink: the job build fails
+    /// with [`GraphError::InvalidWatermarkStrategy`](crate::error::GraphError::InvalidWatermarkStrategy).
     ///
     /// ```
     /// use std::time::Duration;
@@ -133,7 +133,7 @@ impl<T: 'static> WatermarkStrategy<T> {
     /// # let _ = strategy;
     /// ```
     pub fn with_idleness(mut self, timeout: Duration) -> Self {
-        self.idleness = (!timeout.is_zero()).then_some(timeout);
+        self.idleness = Some(timeout);
         self
     }
 
