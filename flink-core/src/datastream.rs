@@ -149,6 +149,13 @@ impl<T: Record> DataStream<T> {
     ) -> DataStream<T> {
         let interval = self.env.config().auto_watermark_interval;
         let timestamps = strategy.timestamp.clone();
+        if strategy.idleness.is_some_and(|d| d.is_zero()) {
+            self.env
+                .record_error(crate::error::GraphError::InvalidWatermarkStrategy {
+                    operator: "Timestamps/Watermarks".to_string(),
+                    reason: "the idleness timeout must be greater than zero".to_string(),
+                });
+        }
         let mut timed = self.transform("Timestamps/Watermarks", move |ctx| {
             crate::operators::WatermarkAssigner::new(
                 strategy.clone(),

@@ -135,6 +135,14 @@ pub enum GraphError {
         /// What is wrong.
         error: crate::windows::WindowError,
     },
+    /// A watermark strategy cannot work as configured (an idleness timeout of zero).
+    #[error("watermark strategy of '{operator}': {reason}")]
+    InvalidWatermarkStrategy {
+        /// The assigner's operator name.
+        operator: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A non-parallel operator (such as a collection source) was given parallelism above one.
     #[error("operator '{operator}' is non-parallel and cannot run with parallelism {parallelism}")]
     NonParallelOperator {
@@ -243,6 +251,11 @@ impl fmt::Debug for GraphError {
                 .debug_struct("InvalidWindow")
                 .field("operator", operator)
                 .field("error", error)
+                .finish(),
+            Self::InvalidWatermarkStrategy { operator, reason } => f
+                .debug_struct("InvalidWatermarkStrategy")
+                .field("operator", operator)
+                .field("reason", reason)
                 .finish(),
             Self::InvalidSource { operator, reason } => f
                 .debug_struct("InvalidSource")

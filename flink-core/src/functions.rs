@@ -16,6 +16,11 @@ pub trait Collector<T> {
     /// it. Runtime outputs forward it; collectors that are not stream outputs (a
     /// `Vec`, the end of a sink) ignore it. Operators call it, user functions need not.
     fn emit_watermark(&mut self, _watermark: crate::watermark::Watermark) {}
+
+    /// Passes a change of the stream's [`WatermarkStatus`](crate::watermark::WatermarkStatus)
+    /// downstream, in order with records and watermarks; like
+    /// [`emit_watermark`](Self::emit_watermark), only runtime outputs forward it.
+    fn emit_watermark_status(&mut self, _status: crate::watermark::WatermarkStatus) {}
 }
 
 /// One record in, one record out.

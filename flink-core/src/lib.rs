@@ -19,6 +19,7 @@ pub mod clock;
 pub mod codec;
 pub mod collect;
 pub mod config;
+pub mod connected_streams;
 pub mod datastream;
 pub mod dead_letter;
 pub mod dead_letter_queue;

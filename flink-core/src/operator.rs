@@ -13,7 +13,7 @@ use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
 use crate::services::RuntimeServices;
 use crate::side_output::{OutputTag, SideOutput, SideOutputControl, SideOutputs};
-use crate::watermark::Watermark;
+use crate::watermark::{Watermark, WatermarkStatus};
 
 /// What a parallel operator instance knows about where it runs.
 #[derive(Debug, Clone)]
@@ -99,6 +99,16 @@ pub trait Operator<I, O>: Send + 'static {
     /// once the records that preceded it are out.
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         out.emit_watermark(watermark);
+    }
+
+    /// The input's [`WatermarkStatus`] changed; the default passes it on (an
+    /// operator that makes its own watermarks may decide otherwise).
+    fn process_watermark_status<C: Collector<O> + ?Sized>(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut C,
+    ) {
+        out.emit_watermark_status(status);
     }
 
     /// Called on a checkpoint barrier before [`snapshot_state`](Self::snapshot_state)
@@ -195,6 +205,12 @@ impl<O> Collector<O> for Emitter<'_, O> {
             next.emit_watermark(watermark);
         }
     }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        if let Some(next) = self.hand_on_batch() {
+            next.emit_watermark_status(status);
+        }
+    }
 }
 
 impl<O> Emitter<'_, O> {
@@ -244,6 +260,11 @@ impl<O> Collector<O> for CountingOutput<O> {
         for side in &self.side_outputs {
             side.emit_watermark(watermark);
         }
+    }
+
+    /// Side outputs stay active: only the main output follows the status.
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        self.inner.emit_watermark_status(status);
     }
 }
 
@@ -305,6 +326,12 @@ impl<Op: Operator<I, O>, I, O> Collector<I> for Chained<Op, I, O> {
     fn emit_watermark(&mut self, watermark: Watermark) {
         let (op, out) = (&mut self.operator, &mut self.out);
         attribute_panics(&self.name, || op.process_watermark(watermark, out));
+    }
+
+    /// A watermark status change arriving at this operator.
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        let (op, out) = (&mut self.operator, &mut self.out);
+        attribute_panics(&self.name, || op.process_watermark_status(status, out));
     }
 }
 
@@ -408,5 +435,9 @@ impl<O, C: Collector<O> + ?Sized> Collector<O> for ForwardTo<'_, C> {
 
     fn emit_watermark(&mut self, watermark: Watermark) {
         self.0.emit_watermark(watermark);
+    }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        self.0.emit_watermark_status(status);
     }
 }

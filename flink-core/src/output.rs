@@ -94,6 +94,12 @@ impl<T: Clone> Collector<T> for FanOut<T> {
             out.emit_watermark(watermark);
         }
     }
+
+    fn emit_watermark_status(&mut self, status: crate::watermark::WatermarkStatus) {
+        for out in &mut self.outputs {
+            out.emit_watermark_status(status);
+        }
+    }
 }
 
 impl<T: Clone + Send> Output<T> for FanOut<T> {

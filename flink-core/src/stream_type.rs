@@ -15,7 +15,7 @@ use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
 use crate::partitioner::{ChannelSelector, Partitioner, Target};
-use crate::watermark::Watermark;
+use crate::watermark::{Watermark, WatermarkStatus};
 
 /// The bound every record type meets.
 pub trait Record: Serialize + DeserializeOwned + Clone + Send + 'static {}
@@ -58,6 +58,9 @@ pub trait RecordBytesWriter: Send {
     fn finish(&mut self);
     /// Sends event-time progress to every channel, after the records written so far.
     fn watermark(&mut self, watermark: Watermark);
+    /// Sends a change of the [`WatermarkStatus`] to every channel, after the records
+    /// written so far. The default drops it (an output that is not a network one).
+    fn watermark_status(&mut self, _status: WatermarkStatus) {}
     /// Sends a checkpoint barrier to every channel, after the records written so far.
     fn barrier(&mut self, barrier: crate::checkpoint::CheckpointBarrier);
     /// The operator whose output this is, named in errors about its records.
@@ -92,6 +95,9 @@ pub trait RecordDecoder: Send {
     /// Event time of the whole input advanced: deliver the pending batch, then pass
     /// the watermark into the chain.
     fn watermark(&mut self, watermark: Watermark);
+    /// The whole input went idle or active again: deliver the pending batch, then
+    /// pass the status into the chain.
+    fn watermark_status(&mut self, status: WatermarkStatus);
     /// Flush partial network buffers down the chain.
     fn flush(&mut self);
     /// Lets the chain emit results ready without input; true if work is pending.
@@ -276,6 +282,10 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
     fn emit_watermark(&mut self, watermark: Watermark) {
         self.writer.watermark(watermark);
     }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        self.writer.watermark_status(status);
+    }
 }
 
 /// Writes one frame (length prefix, then the encoding of `record`) at the start of
@@ -410,6 +420,11 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     fn watermark(&mut self, watermark: Watermark) {
         self.deliver();
         self.head.emit_watermark(watermark);
+    }
+
+    fn watermark_status(&mut self, status: WatermarkStatus) {
+        self.deliver();
+        self.head.emit_watermark_status(status);
     }
 
     fn flush(&mut self) {

@@ -41,3 +41,30 @@ impl Watermark {
         self.0
     }
 }
+
+/// Whether a stream's producer currently makes event-time progress (Flink's
+/// `WatermarkStatus`). An input whose source saw no records for the strategy's
+/// [`with_idleness`](WatermarkStrategy::with_idleness) timeout goes [`Idle`](Self::Idle):
+/// downstream tasks then compute their watermark without it, until it is
+/// [`Active`](Self::Active) again.
+///
+/// ```
+/// use flink_core::watermark::WatermarkStatus;
+///
+/// assert!(WatermarkStatus::Idle.is_idle());
+/// assert!(!WatermarkStatus::Active.is_idle());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatermarkStatus {
+    /// The producer emits records and watermarks.
+    Active,
+    /// The producer emits nothing for now; its watermark holds nothing back.
+    Idle,
+}
+
+impl WatermarkStatus {
+    /// Whether this is [`Idle`](Self::Idle).
+    pub fn is_idle(self) -> bool {
+        self == Self::Idle
+    }
+}

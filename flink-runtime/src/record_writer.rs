@@ -5,7 +5,7 @@ use std::panic::resume_unwind;
 
 use flink_core::failure::{TaskCancelled, fail_operator};
 use flink_core::stream_type::RecordBytesWriter;
-use flink_core::watermark::Watermark;
+use flink_core::watermark::{Watermark, WatermarkStatus};
 
 use crate::network::{Event, NetworkError, PartitionWriter};
 
@@ -103,6 +103,11 @@ impl RecordBytesWriter for RecordWriter {
         let r = self
             .writer
             .broadcast_event(&Event::Watermark(watermark.timestamp()));
+        self.check(r);
+    }
+
+    fn watermark_status(&mut self, status: WatermarkStatus) {
+        let r = self.writer.broadcast_event(&Event::WatermarkStatus(status));
         self.check(r);
     }
 

@@ -20,7 +20,7 @@ use crate::checkpoint::task_side::TaskCheckpointing;
 use crate::flush_timer::FlushClock;
 use crate::network::{CancelToken, Event, GateItem, GatePoll, InputGate, NetworkError, Waiting};
 use crate::task_metrics::TaskMetrics;
-use crate::watermark_valve::WatermarkValve;
+use crate::watermark_valve::{ValveOutput, WatermarkValve};
 
 /// How long a blocked task waits before re-checking cancellation; shortened to its
 /// next flush deadline when the buffer timeout is shorter
@@ -290,16 +290,20 @@ fn run_network(
             let advanced = match item {
                 GateItem::Records { framed, .. } => {
                     decoder.decode_framed(framed);
-                    None
+                    ValveOutput::default()
                 }
                 GateItem::Record { bytes, .. } => {
                     decoder.decode(bytes);
-                    None
+                    ValveOutput::default()
                 }
                 GateItem::Event {
                     channel,
                     event: Event::Watermark(ts),
                 } => valve.on_watermark(channel, Watermark(ts)),
+                GateItem::Event {
+                    channel,
+                    event: Event::WatermarkStatus(status),
+                } => valve.on_status(channel, status),
                 GateItem::Event {
                     channel,
                     event: Event::EndOfPartition,
@@ -312,13 +316,11 @@ fn run_network(
                     event: Event::CheckpointBarrier { id, timestamp },
                 } => {
                     alignment_input = Some((channel, Some(CheckpointBarrier { id, timestamp })));
-                    None
+                    ValveOutput::default()
                 }
-                GateItem::Event { .. } => None,
+                GateItem::Event { .. } => ValveOutput::default(),
             };
-            if let Some(watermark) = advanced {
-                decoder.watermark(watermark);
-            }
+            advanced.forward_to(&mut **decoder);
         });
         decoder.deliver();
         if let (Some(aligner), Some((channel, barrier))) = (&mut aligner, alignment_input.take()) {

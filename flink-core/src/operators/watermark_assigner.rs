@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator};
-use crate::watermark::{Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStrategy};
+use crate::watermark::{
+    Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStatus, WatermarkStrategy,
+};
 
 /// With an auto-watermark interval of zero, on a record-at-a-time input, the
 /// periodic emission runs once per this many records (and after every batch): each
@@ -18,7 +20,10 @@ const RECORDS_PER_WATERMARK: u64 = 1024;
 /// watermark once per auto-watermark interval of the job's clock (checked after each
 /// batch and while the input is idle; an interval of zero asks after every batch),
 /// and emits [`Watermark::MAX`] when the input ends. Only watermarks above the last
-/// forwarded one go downstream; upstream watermarks are superseded.
+/// forwarded one go downstream; upstream watermarks and statuses are superseded.
+/// With the strategy's idleness timeout, a periodic check that finds no record for
+/// that long marks the output [`WatermarkStatus::Idle`] (and asks the generator for
+/// nothing while idle); the next record marks it active again, before the record.
 pub struct WatermarkAssigner<T> {
     strategy: WatermarkStrategy<T>,
     generator: Box<dyn WatermarkGenerator<T>>,
@@ -28,6 +33,17 @@ pub struct WatermarkAssigner<T> {
     next_periodic: Duration,
     emitted: Watermark,
     since_periodic: u64,
+    idleness: Idleness,
+}
+
+/// The idleness timer of an assigner (Flink's `IdlenessTimer`): a record since the
+/// last check restarts it; a check without one past the timeout goes idle.
+struct Idleness {
+    timeout: Option<Duration>,
+    /// The clock time of the last check that found records (or of the start).
+    active_since: Duration,
+    seen_since_check: bool,
+    idle: bool,
 }
 
 impl<T: 'static> WatermarkAssigner<T> {
@@ -35,6 +51,7 @@ impl<T: 'static> WatermarkAssigner<T> {
     /// `interval` of `clock` (zero: after every batch).
     pub fn new(strategy: WatermarkStrategy<T>, clock: Arc<dyn Clock>, interval: Duration) -> Self {
         let next_periodic = clock.now() + interval;
+        let strategy_idleness = strategy.idleness;
         Self {
             generator: strategy.create_generator(),
             strategy,
@@ -44,6 +61,12 @@ impl<T: 'static> WatermarkAssigner<T> {
             next_periodic,
             emitted: Watermark::MIN,
             since_periodic: 0,
+            idleness: Idleness {
+                timeout: strategy_idleness,
+                active_since: next_periodic - interval,
+                seen_since_check: false,
+                idle: false,
+            },
         }
     }
 
@@ -52,6 +75,11 @@ impl<T: 'static> WatermarkAssigner<T> {
     /// its own timestamp allowed.
     #[inline]
     fn observe_and_collect<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
+        if self.idleness.idle {
+            self.idleness.idle = false;
+            out.emit_watermark_status(WatermarkStatus::Active);
+        }
+        self.idleness.seen_since_check = true;
         let timestamp = self.strategy.timestamp_of(&record);
         self.generator
             .on_event(&record, timestamp, &mut self.output);
@@ -82,8 +110,28 @@ impl<T: 'static> WatermarkAssigner<T> {
             self.next_periodic = now + self.interval;
         }
         self.since_periodic = 0;
+        if self.went_idle(out) {
+            return;
+        }
         self.generator.on_periodic_emit(&mut self.output);
         self.forward(out);
+    }
+
+    /// Runs the idleness check; emits the `Idle` status when the output goes idle
+    /// and says whether it is idle.
+    fn went_idle<C: Collector<T> + ?Sized>(&mut self, out: &mut C) -> bool {
+        let idleness = &mut self.idleness;
+        let Some(timeout) = idleness.timeout else {
+            return false;
+        };
+        let now = self.clock.now();
+        if std::mem::take(&mut idleness.seen_since_check) {
+            idleness.active_since = now;
+        } else if !idleness.idle && now.saturating_sub(idleness.active_since) >= timeout {
+            idleness.idle = true;
+            out.emit_watermark_status(WatermarkStatus::Idle);
+        }
+        idleness.idle
     }
 }
 
@@ -108,12 +156,25 @@ impl<T: Send + 'static> Operator<T, T> for WatermarkAssigner<T> {
     }
 
     fn end_input<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        if self.idleness.idle {
+            // Downstream ignores an idle input's watermarks; the end of time counts.
+            self.idleness.idle = false;
+            out.emit_watermark_status(WatermarkStatus::Active);
+        }
         self.emitted = Watermark::MAX;
         out.emit_watermark(Watermark::MAX);
     }
 
     /// Watermarks from upstream are superseded by the ones this operator makes.
     fn process_watermark<C: Collector<T> + ?Sized>(&mut self, _watermark: Watermark, _out: &mut C) {
+    }
+
+    /// So are upstream statuses: this operator's own idleness decides.
+    fn process_watermark_status<C: Collector<T> + ?Sized>(
+        &mut self,
+        _status: WatermarkStatus,
+        _out: &mut C,
+    ) {
     }
 }
 
@@ -135,6 +196,10 @@ mod tests {
 
         fn emit_watermark(&mut self, watermark: Watermark) {
             self.0.push(format!("w{}", watermark.0));
+        }
+
+        fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+            self.0.push(format!("{status:?}"));
         }
     }
 
@@ -241,5 +306,58 @@ mod tests {
         assigner.periodic_if_due(&mut out);
         assigner.end_input(&mut out);
         assert_eq!(out.0, ["r1", "r2", format!("w{}", i64::MAX).as_str()]);
+    }
+
+    #[test]
+    fn an_instance_without_records_for_the_idleness_timeout_goes_idle_until_its_next_record() {
+        let strategy = WatermarkStrategy::for_monotonous_timestamps()
+            .with_timestamp_assigner(|x: &i64| *x)
+            .with_idleness(Duration::from_millis(1_000));
+        let (mut assigner, clock) = assigner(strategy, 200);
+        let mut out = Recorder::default();
+        feed(&mut assigner, &[10], &mut out);
+        // Checks at 200 ms (records seen: the timer restarts) .. 1000 ms: not yet.
+        for _ in 0..5 {
+            clock.advance(Duration::from_millis(200));
+            assigner.periodic_if_due(&mut out);
+        }
+        assert_eq!(out.0, ["r10", "w9"]);
+        clock.advance(Duration::from_millis(200));
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0[2..], ["Idle"], "1000 ms after the check that saw r10");
+        // Idle: no periodic watermarks, no second Idle.
+        clock.advance(Duration::from_millis(400));
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0.len(), 3);
+        // A record makes it active before the record goes out.
+        feed(&mut assigner, &[50], &mut out);
+        clock.advance(Duration::from_millis(200));
+        assigner.periodic_if_due(&mut out);
+        assert_eq!(out.0[3..], ["Active", "r50", "w49"]);
+        for _ in 0..5 {
+            clock.advance(Duration::from_millis(200));
+            assigner.periodic_if_due(&mut out);
+        }
+        // Idle at the end of input: active again so that MAX counts downstream.
+        assigner.end_input(&mut out);
+        assert_eq!(
+            out.0[6..],
+            [
+                "Idle".to_string(),
+                "Active".to_string(),
+                format!("w{}", i64::MAX)
+            ]
+        );
+    }
+
+    #[test]
+    fn without_idleness_an_instance_without_records_never_goes_idle() {
+        let strategy =
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|x: &i64| *x);
+        let (mut assigner, clock) = assigner(strategy, 200);
+        let mut out = Recorder::default();
+        clock.advance(Duration::from_secs(3600));
+        assigner.periodic_if_due(&mut out);
+        assert!(out.0.is_empty());
     }
 }

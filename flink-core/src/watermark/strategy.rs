@@ -43,6 +43,7 @@ type GeneratorFactory<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send
 pub struct WatermarkStrategy<T> {
     pub(crate) timestamp: Option<TimestampFn<T>>,
     pub(crate) generator: GeneratorFactory<T>,
+    pub(crate) idleness: Option<Duration>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -50,6 +51,7 @@ impl<T> Clone for WatermarkStrategy<T> {
         Self {
             timestamp: self.timestamp.clone(),
             generator: self.generator.clone(),
+            idleness: self.idleness,
         }
     }
 }
@@ -96,6 +98,7 @@ impl<T: 'static> WatermarkStrategy<T> {
         Self {
             timestamp: None,
             generator: Arc::new(move || Box::new(make()) as Box<dyn WatermarkGenerator<T>>),
+            idleness: None,
         }
     }
 
@@ -106,6 +109,31 @@ impl<T: 'static> WatermarkStrategy<T> {
         timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static,
     ) -> Self {
         self.timestamp = Some(Arc::new(timestamp));
+        self
+    }
+
+    /// Marks a parallel instance's output idle once it saw no records for `timeout`
+    /// of the job's clock (Flink's `withIdleness`), so that a source instance or
+    /// partition without data does not hold back the watermark downstream: the
+    /// tasks reading it compute their watermark from their other inputs. Its first
+    /// record makes it active again; it rejoins downstream once its watermark caught
+    /// up, so event time never goes backwards. Idleness is checked on the
+    /// auto-watermark interval, so it shows up between `timeout` and `timeout` plus
+    /// one interval after the last record; an idle instance emits no periodic
+    /// watermarks. A `timeout` of zero is invalid, as in Flink: the job build fails
+    /// with [`GraphError::InvalidWatermarkStrategy`](crate::error::GraphError::InvalidWatermarkStrategy).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// let strategy = WatermarkStrategy::for_monotonous_timestamps()
+    ///     .with_timestamp_assigner(|x: &u64| *x as i64)
+    ///     .with_idleness(Duration::from_secs(5));
+    /// # let _ = strategy;
+    /// ```
+    pub fn with_idleness(mut self, timeout: Duration) -> Self {
+        self.idleness = Some(timeout);
         self
     }
 

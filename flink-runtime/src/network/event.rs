@@ -1,11 +1,14 @@
 //! In-band events that travel in order with the data, one per event buffer.
 
+use flink_core::watermark::WatermarkStatus;
+
 use super::error::NetworkError;
 
 const TAG_END_OF_PARTITION: u8 = 0;
 const TAG_WATERMARK: u8 = 1;
 const TAG_CHECKPOINT_BARRIER: u8 = 2;
 const TAG_CUSTOM: u8 = 3;
+const TAG_WATERMARK_STATUS: u8 = 4;
 
 /// An event sent in-band through a subpartition. Events consume credit like data buffers
 /// and are delivered in order with the records around them.
@@ -24,6 +27,8 @@ pub enum Event {
     },
     /// Opaque user-defined event payload.
     Custom(Vec<u8>),
+    /// The producer went idle (its watermark holds nothing back) or active again.
+    WatermarkStatus(WatermarkStatus),
 }
 
 impl Event {
@@ -34,6 +39,7 @@ impl Event {
             Event::Watermark(_) => 8,
             Event::CheckpointBarrier { .. } => 16,
             Event::Custom(bytes) => bytes.len(),
+            Event::WatermarkStatus(_) => 1,
         }
     }
 
@@ -57,6 +63,10 @@ impl Event {
             Event::Custom(bytes) => {
                 out[0] = TAG_CUSTOM;
                 out[1..len].copy_from_slice(bytes);
+            }
+            Event::WatermarkStatus(status) => {
+                out[0] = TAG_WATERMARK_STATUS;
+                out[1] = u8::from(status.is_idle());
             }
         }
         Some(len)
@@ -101,6 +111,11 @@ impl Event {
                 })
             }
             TAG_CUSTOM => Ok(Event::Custom(body.to_vec())),
+            TAG_WATERMARK_STATUS => match body {
+                [0] => Ok(Event::WatermarkStatus(WatermarkStatus::Active)),
+                [1] => Ok(Event::WatermarkStatus(WatermarkStatus::Idle)),
+                _ => Err(corrupt("watermark status is neither 0 nor 1")),
+            },
             _ => Err(corrupt("unknown event tag")),
         }
     }
@@ -121,6 +136,8 @@ mod tests {
             },
             Event::Custom(vec![1, 2, 3]),
             Event::Custom(vec![]),
+            Event::WatermarkStatus(WatermarkStatus::Idle),
+            Event::WatermarkStatus(WatermarkStatus::Active),
         ] {
             assert_eq!(Event::decode(&e.encode(), 0).unwrap(), e);
         }
@@ -131,5 +148,7 @@ mod tests {
         assert!(Event::decode(&[], 0).is_err());
         assert!(Event::decode(&[9], 0).is_err());
         assert!(Event::decode(&[TAG_WATERMARK, 1, 2], 0).is_err());
+        assert!(Event::decode(&[TAG_WATERMARK_STATUS, 2], 0).is_err());
+        assert!(Event::decode(&[TAG_WATERMARK_STATUS], 0).is_err());
     }
 }
