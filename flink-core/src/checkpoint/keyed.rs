@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::snapshot::{RestoredState, StateError, decode_state, encode_state};
 use crate::key_group::{key_group_of, stable_key_hash, subtask_of_key_group};
+use crate::operator::StateScope;
 
 /// The keyed state of one instance: each key group's entries, encoded on their own.
 #[derive(Serialize, Deserialize)]
@@ -91,6 +92,38 @@ where
         }
     }
     Ok(out)
+}
+
+/// The state of operators that keep one optional value per key (keyed reduce and
+/// keyed process): [`snapshot_keyed`] of the keys that hold a value.
+pub(crate) fn snapshot_slots<K, V>(
+    state: &hashbrown::HashMap<K, Option<V>>,
+    scope: StateScope,
+) -> Result<Option<Vec<u8>>, StateError>
+where
+    K: Serialize,
+    V: Serialize,
+{
+    let entries = state.iter().filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
+    snapshot_keyed(entries, scope.max_parallelism).map(Some)
+}
+
+/// What [`snapshot_slots`] wrote, for the key groups this instance owns.
+pub(crate) fn restore_slots<K, V>(
+    restored: &RestoredState,
+    scope: StateScope,
+) -> Result<hashbrown::HashMap<K, Option<V>>, StateError>
+where
+    K: DeserializeOwned + std::hash::Hash + Eq,
+    V: DeserializeOwned,
+{
+    let entries = restore_keyed::<K, V>(
+        restored,
+        scope.subtask_index,
+        scope.parallelism,
+        scope.max_parallelism,
+    )?;
+    Ok(entries.into_iter().map(|(k, v)| (k, Some(v))).collect())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! triggers, aligns, stores and restores them; see docs/checkpoints.md.
 
 mod config;
-mod keyed;
+pub(crate) mod keyed;
 mod restart;
 mod restore;
 mod settings;

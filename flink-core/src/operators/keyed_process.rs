@@ -6,7 +6,8 @@ use hashbrown::HashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
+use crate::checkpoint::keyed::{restore_slots, snapshot_slots};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::functions::{Collector, KeySelector};
 use crate::operator::{ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
@@ -50,11 +51,7 @@ where
 {
     /// Each key's value state, grouped by key group.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        let entries = self
-            .state
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)));
-        snapshot_keyed(entries, scope.max_parallelism).map(Some)
+        snapshot_slots(&self.state, scope)
     }
 
     fn restore_state(
@@ -62,13 +59,7 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, S>(
-            restored,
-            scope.subtask_index,
-            scope.parallelism,
-            scope.max_parallelism,
-        )?;
-        self.state = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        self.state = restore_slots(restored, scope)?;
         Ok(())
     }
 
