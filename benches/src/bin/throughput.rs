@@ -218,7 +218,7 @@ fn keyed_over(job: &str, n: u64, interval: Option<Duration>) -> anyhow::Result<(
             .set_storage_dir(dir.clone());
     }
     let count = keyed_job_over::<100_000>(&env, n);
-    let result = run(&env, job, n);
+    let (result, completed) = run_collecting_checkpoints(&env, job, n);
     let _ = std::fs::remove_dir_all(&dir);
     let result = result?;
     let got = count.load(Ordering::Relaxed);
@@ -231,14 +231,47 @@ fn keyed_over(job: &str, n: u64, interval: Option<Duration>) -> anyhow::Result<(
     let seconds = result.duration.as_secs_f64();
     match result.checkpoints {
         Some(c) => println!(
-            "flink-rs {job} records={n} seconds={seconds:.3} rate={:.0} checkpoints={} failed={}",
+            "flink-rs {job} records={n} seconds={seconds:.3} rate={:.0} failed={}{} max_bytes={}",
             n as f64 / seconds,
-            c.completed,
-            c.failed
+            c.failed,
+            checkpoint_line(&completed),
+            completed.iter().map(|c| c.state_size).max().unwrap_or(0)
         ),
         None => report(job, n, seconds),
     }
     Ok(())
+}
+
+/// [`run`], also collecting every checkpoint that completes while the job runs (the
+/// client keeps only the last ten, so it is asked every 50 ms).
+fn run_collecting_checkpoints(
+    env: &StreamExecutionEnvironment,
+    job: &str,
+    records: u64,
+) -> (
+    Result<JobExecutionResult, JobError>,
+    Vec<CompletedCheckpoint>,
+) {
+    let client = match env.execute_async(job) {
+        Ok(client) => client,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let _progress = JobProgress::start(job, records, client.observer());
+    let mut completed = BTreeMap::new();
+    loop {
+        let ended = client.state().is_terminal();
+        completed.extend(
+            client
+                .completed_checkpoints()
+                .into_iter()
+                .map(|c| (c.id, c)),
+        );
+        if ended {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (client.wait(), completed.into_values().collect())
 }
 
 /// sequence -> async call completing 1 ms after it starts (capacity 100) -> counting
