@@ -51,21 +51,24 @@ where
     })
 }
 
-/// The entries that instance `subtask` of `parallelism` owns, from every instance's
-/// snapshot in `restored`.
+/// The entries that the instance of `scope` owns, from every instance's snapshot in
+/// `restored`.
 ///
 /// # Errors
 /// A corrupt snapshot, or one written with another number of key groups.
 pub fn restore_keyed<K, V>(
     restored: &RestoredState,
-    subtask: usize,
-    parallelism: usize,
-    max_parallelism: usize,
+    scope: StateScope,
 ) -> Result<Vec<(K, V)>, StateError>
 where
     K: DeserializeOwned,
     V: DeserializeOwned,
 {
+    let StateScope {
+        subtask_index: subtask,
+        parallelism,
+        max_parallelism,
+    } = scope;
     let mut out = Vec::new();
     for bytes in restored.all() {
         let snapshot: KeyedSnapshot = decode_state(bytes)?;
@@ -117,12 +120,7 @@ where
     K: DeserializeOwned + std::hash::Hash + Eq,
     V: DeserializeOwned,
 {
-    let entries = restore_keyed::<K, V>(
-        restored,
-        scope.subtask_index,
-        scope.parallelism,
-        scope.max_parallelism,
-    )?;
+    let entries = restore_keyed::<K, V>(restored, scope)?;
     Ok(entries.into_iter().map(|(k, v)| (k, Some(v))).collect())
 }
 
@@ -143,6 +141,14 @@ mod tests {
         }
     }
 
+    fn scope(subtask_index: usize, parallelism: usize, max_parallelism: usize) -> StateScope {
+        StateScope {
+            subtask_index,
+            parallelism,
+            max_parallelism,
+        }
+    }
+
     #[test]
     fn every_key_lands_once_at_any_parallelism() {
         let state: Vec<(u64, u64)> = (0..1000).map(|k| (k, k * 10)).collect();
@@ -152,7 +158,7 @@ mod tests {
         let restored = restored(vec![a, b]);
         for p in [1, 3, 4] {
             let mut all: Vec<(u64, u64)> = (0..p)
-                .flat_map(|s| restore_keyed::<u64, u64>(&restored, s, p, 128).unwrap())
+                .flat_map(|s| restore_keyed::<u64, u64>(&restored, scope(s, p, 128)).unwrap())
                 .collect();
             all.sort_unstable();
             assert_eq!(all, state, "parallelism {p}");
@@ -162,7 +168,7 @@ mod tests {
     #[test]
     fn another_max_parallelism_is_refused() {
         let a = snapshot_keyed([(&1u64, &1u64)].into_iter(), 128).unwrap();
-        let err = restore_keyed::<u64, u64>(&restored(vec![a]), 0, 1, 256).unwrap_err();
+        let err = restore_keyed::<u64, u64>(&restored(vec![a]), scope(0, 1, 256)).unwrap_err();
         assert!(err.to_string().contains("max parallelism 128"), "{err}");
     }
 }

@@ -207,12 +207,7 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, KeySnapshot<F::State>>(
-            restored,
-            scope.subtask_index,
-            scope.parallelism,
-            scope.max_parallelism,
-        )?;
+        let entries = restore_keyed::<K, KeySnapshot<F::State>>(restored, scope)?;
         for (key, entry) in entries {
             for ts in entry.event_timers {
                 self.event_timers.register(key.clone(), ts);

@@ -269,12 +269,7 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, KeySnapshot<A::Acc>>(
-            restored,
-            scope.subtask_index,
-            scope.parallelism,
-            scope.max_parallelism,
-        )?;
+        let entries = restore_keyed::<K, KeySnapshot<A::Acc>>(restored, scope)?;
         for (key, entry) in entries {
             // Timers in time order, so equal times fire as they did before.
             for (window, ts) in entry.timers {
