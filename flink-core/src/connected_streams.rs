@@ -64,7 +64,7 @@ impl<A: Record> DataStream<A> {
 
 impl<A: Record, B: Record> ConnectedStreams<A, B> {
     /// Both inputs tagged and unioned; timestamps survive if both inputs have them.
-    fn tagged(&self) -> DataStream<CoInput<A, B>> {
+    pub(crate) fn tagged(&self) -> DataStream<CoInput<A, B>> {
         let first = self.first.map(CoInput::<A, B>::First).name("Tag First");
         let second = self.second.map(CoInput::<A, B>::Second).name("Tag Second");
         let mut tagged = first.union(&[second]);

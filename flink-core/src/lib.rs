@@ -31,6 +31,7 @@ pub mod failure;
 pub mod functions;
 pub mod graph;
 pub mod job_hooks;
+pub mod joins;
 pub mod key_group;
 pub mod key_hash;
 pub mod keyed_process_function;

@@ -30,4 +30,19 @@ pub enum WindowError {
         "event-time windows need timestamps: call assign_timestamps_and_watermarks (with a timestamp assigner) before key_by, with only filter or partitionings between"
     )]
     NoTimestamps,
+    /// An interval join whose lower bound is above its upper bound joins nothing.
+    #[error(
+        "the interval join's lower bound ({lower_ms} ms) is above its upper bound ({upper_ms} ms)"
+    )]
+    InvalidJoinBounds {
+        /// Lower bound in ms (after exclusivity is applied).
+        lower_ms: i64,
+        /// Upper bound in ms (after exclusivity is applied).
+        upper_ms: i64,
+    },
+    /// Interval joins run on event time: both inputs need timestamps.
+    #[error(
+        "an interval join needs timestamps on both inputs: call assign_timestamps_and_watermarks (with a timestamp assigner) on each before key_by"
+    )]
+    JoinWithoutTimestamps,
 }
