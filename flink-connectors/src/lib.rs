@@ -9,6 +9,8 @@
 //! - [`postgres`]: a batching, retrying, upserting PostgreSQL sink and destination;
 //! - [`http`]: an HTTP destination and call helper mapping status codes to
 //!   [`DeliveryError`](flink_core::destination::DeliveryError)s;
+//! - [`nexmark`]: the Nexmark benchmark's events (people, auctions, bids) as a
+//!   parallel source;
 //! - [`dead_letters`]: attaching a sink so its dead letters can be read as a stream.
 //!
 //! See `docs/connectors.md` for options and guarantees.
@@ -18,6 +20,7 @@ pub mod dead_letters;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod nexmark;
 pub mod postgres;
 pub mod print;
 mod runtime;
