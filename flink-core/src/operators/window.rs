@@ -1,4 +1,5 @@
-//! [`WindowOperator`]: keyed windows over event or processing time.
+//! [`WindowOperator`]: keyed windows over event or processing time, with triggers,
+//! merging (session) windows and evictors.
 
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -16,26 +17,50 @@ use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::side_output::SideOutput;
 use crate::timers::{TimerQueue, processing_time_of};
 use crate::watermark::{TimestampFn, Watermark};
-use crate::windows::{TimeWindow, WindowAggregation, WindowAssigner};
+use crate::windows::{
+    TimeWindow, TimerRequest, Trigger, TriggerContext, WindowAggregation, WindowAssigner,
+};
 
 /// The name of the counter of late records dropped (Flink's metric name).
 pub const LATE_RECORDS_DROPPED: &str = "numLateRecordsDropped";
 
-/// A key's entry in a checkpoint: its windows' state and their timers.
+/// One key's window: its contents and its trigger's state.
+struct Slot<A, S> {
+    acc: Option<A>,
+    trigger: S,
+    /// Whether the window's cleanup timer is registered (once per window).
+    cleanup_registered: bool,
+}
+
+impl<A, S: Default> Default for Slot<A, S> {
+    fn default() -> Self {
+        Self {
+            acc: None,
+            trigger: S::default(),
+            cleanup_registered: false,
+        }
+    }
+}
+
+/// A key's entry in a checkpoint: its windows' contents and trigger states, and
+/// their timers.
 #[derive(Serialize)]
-struct KeySnapshotRef<'a, A> {
-    windows: Vec<(TimeWindow, &'a A)>,
-    timers: Vec<(TimeWindow, i64)>,
+struct KeySnapshotRef<'a, A, S> {
+    windows: Vec<(TimeWindow, Option<&'a A>, &'a S)>,
+    event_timers: Vec<(TimeWindow, i64)>,
+    processing_timers: Vec<(TimeWindow, i64)>,
 }
 
 /// [`KeySnapshotRef`] read back.
 #[derive(Deserialize)]
-struct KeySnapshot<A> {
-    windows: Vec<(TimeWindow, A)>,
-    timers: Vec<(TimeWindow, i64)>,
+struct KeySnapshot<A, S> {
+    windows: Vec<(TimeWindow, Option<A>, S)>,
+    event_timers: Vec<(TimeWindow, i64)>,
+    processing_timers: Vec<(TimeWindow, i64)>,
 }
 
-/// How the window operator is set up, besides its key, assigner and function.
+/// How the window operator is set up, besides its key, assigner, function and
+/// trigger.
 pub struct WindowSettings<I> {
     /// How long after a window's end (in event time) records may still update it.
     pub allowed_lateness_ms: i64,
@@ -46,22 +71,36 @@ pub struct WindowSettings<I> {
     pub timestamps: Option<TimestampFn<I>>,
 }
 
-/// Keyed windows, as Flink's `WindowOperator` with its default triggers: records go
-/// into the windows the assigner gives for their time; an event-time window fires
-/// when the watermark reaches its last millisecond, and again for each record that
-/// arrives within the allowed lateness after that; its state is dropped once the
-/// watermark passes its end plus the lateness. A processing-time window fires when
-/// the job's clock passes its end (checked after each batch and while the input is
-/// idle). The end of the input fires every window still pending. Window state and
-/// timers are checkpointed by key group.
-pub struct WindowOperator<K, I, O, KS, W, A: WindowAggregation<K, I, O>> {
+/// Keyed windows, as Flink's `WindowOperator`: records go into the windows the
+/// assigner gives for their time (merged with the key's overlapping windows for
+/// session assigners, their contents and trigger states merged, their timers
+/// re-registered); the trigger decides, per record and per timer, when a window
+/// fires and purges. A window's state is dropped at its cleanup time: for event
+/// time once the watermark passes its end plus the allowed lateness, for
+/// processing time once the clock passes its end (global windows never). Records
+/// only for windows already cleaned up are late. Processing-time timers are
+/// checked after each batch and while the input is idle; the end of the input
+/// fires every timer still pending. Window state, trigger state and timers are
+/// checkpointed by key group.
+pub struct WindowOperator<K, I, O, KS, W, A, Tr>
+where
+    A: WindowAggregation<K, I, O>,
+    Tr: Trigger<I>,
+{
     key: KS,
     assigner: W,
     agg: A,
+    trigger: Tr,
     event_time: bool,
+    merging: bool,
     settings: WindowSettings<I>,
-    windows: HashMap<(K, TimeWindow), Option<A::Acc>>,
-    timers: TimerQueue<(K, TimeWindow)>,
+    windows: HashMap<(K, TimeWindow), Slot<A::Acc, Tr::State>>,
+    /// Merging assigners: each key's windows (disjoint, not touching).
+    sessions: HashMap<K, Vec<TimeWindow>>,
+    event_timers: TimerQueue<(K, TimeWindow)>,
+    processing_timers: TimerQueue<(K, TimeWindow)>,
+    /// Timers asked for by the trigger call being handled.
+    requests: Vec<TimerRequest>,
     watermark: Watermark,
     clock: Arc<dyn Clock>,
     dropped: Counter,
@@ -69,29 +108,37 @@ pub struct WindowOperator<K, I, O, KS, W, A: WindowAggregation<K, I, O>> {
     _types: PhantomData<fn(I) -> O>,
 }
 
-impl<K, I, O, KS, W, A> WindowOperator<K, I, O, KS, W, A>
+impl<K, I, O, KS, W, A, Tr> WindowOperator<K, I, O, KS, W, A, Tr>
 where
     K: Hash + Eq + Clone + 'static,
     I: Clone + 'static,
     W: WindowAssigner,
     A: WindowAggregation<K, I, O>,
+    Tr: Trigger<I>,
 {
-    /// Windows of `assigner` per key of `key`, aggregated by `agg`.
+    /// Windows of `assigner` per key of `key`, aggregated by `agg`, fired by
+    /// `trigger`.
     pub fn new(
         key: KS,
         assigner: W,
         agg: A,
+        trigger: Tr,
         settings: WindowSettings<I>,
         ctx: &RuntimeContext,
     ) -> Self {
         Self {
             key,
             event_time: assigner.is_event_time(),
+            merging: assigner.is_merging(),
             assigner,
             agg,
+            trigger,
             settings,
             windows: HashMap::new(),
-            timers: TimerQueue::default(),
+            sessions: HashMap::new(),
+            event_timers: TimerQueue::default(),
+            processing_timers: TimerQueue::default(),
+            requests: Vec::new(),
             watermark: Watermark::MIN,
             clock: ctx.services.clock.clone(),
             dropped: Counter::new(ctx.metrics.custom(LATE_RECORDS_DROPPED)),
@@ -111,24 +158,63 @@ where
         }
     }
 
-    /// Adds `record` of `key` at `timestamp` to its windows, firing those already
-    /// due (a late record within the lateness).
+    /// Whether `window` was (or would have been) cleaned up already.
+    fn is_late(&self, window: &TimeWindow) -> bool {
+        self.event_time && self.cleanup_time(window) <= self.watermark.timestamp()
+    }
+
+    /// Applies the timers the last trigger call asked for to `window` of `key`.
+    fn apply_requests(&mut self, key: &K, window: TimeWindow) {
+        for request in self.requests.drain(..) {
+            match request {
+                TimerRequest::RegisterEvent(t) => {
+                    self.event_timers.register((key.clone(), window), t)
+                }
+                TimerRequest::RegisterProcessing(t) => {
+                    self.processing_timers.register((key.clone(), window), t)
+                }
+                TimerRequest::DeleteEvent(t) => self.event_timers.delete(&(key.clone(), window), t),
+                TimerRequest::DeleteProcessing(t) => {
+                    self.processing_timers.delete(&(key.clone(), window), t)
+                }
+            }
+        }
+    }
+
+    /// The timer that drops `window`'s state (none for a window without end).
+    fn register_cleanup(&mut self, key: &K, window: TimeWindow) {
+        if window.end == i64::MAX {
+            return;
+        }
+        let time = self.cleanup_time(&window);
+        let queue = if self.event_time {
+            &mut self.event_timers
+        } else {
+            &mut self.processing_timers
+        };
+        queue.register((key.clone(), window), time);
+    }
+
+    /// Adds `record` of `key` at `timestamp` to its windows; a record for no
+    /// window that is still open is late.
     fn add<C: Collector<O> + ?Sized>(&mut self, key: K, record: I, timestamp: i64, out: &mut C) {
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
         self.assigner.assign_windows(timestamp, &mut assigned);
-        if self.event_time {
-            // Windows already cleaned up take nothing more.
-            let watermark = self.watermark.timestamp();
-            assigned.retain(|w| self.cleanup_time(w) > watermark);
+        if self.merging {
+            for window in assigned.iter_mut() {
+                *window = self.merge_session(&key, *window);
+            }
         }
+        // Windows already cleaned up take nothing more.
+        assigned.retain(|w| !self.is_late(w));
         match assigned.split_last() {
             None => self.late(record),
             Some((last, rest)) => {
                 for window in rest {
-                    self.add_to(key.clone(), *window, record.clone(), out);
+                    self.add_to(key.clone(), *window, record.clone(), timestamp, out);
                 }
-                self.add_to(key, *last, record, out);
+                self.add_to(key, *last, record, timestamp, out);
             }
         }
         self.assigned = assigned;
@@ -139,24 +225,101 @@ where
         key: K,
         window: TimeWindow,
         record: I,
+        timestamp: i64,
         out: &mut C,
     ) {
-        let slot = self.windows.entry((key.clone(), window)).or_insert(None);
-        self.agg.add(slot, record);
-        let due = self.event_time && window.max_timestamp() <= self.watermark.timestamp();
-        if due {
-            // On time for the lateness, late for the window: it fires again now.
-            if let Some(acc) = slot.as_ref() {
-                self.agg.emit(&key, &window, acc, &mut ForwardTo(out));
+        let slot = self.windows.entry((key.clone(), window)).or_default();
+        let new = !slot.cleanup_registered;
+        slot.cleanup_registered = true;
+        let mut ctx = TriggerContext::new(
+            &mut slot.trigger,
+            self.watermark.timestamp(),
+            self.clock.as_ref(),
+            &mut self.requests,
+        );
+        let result = self
+            .trigger
+            .on_element(&record, timestamp, &window, &mut ctx);
+        self.agg.add(&mut slot.acc, record, timestamp);
+        if result.is_fire()
+            && let Some(acc) = slot.acc.as_mut()
+        {
+            self.agg.emit(&key, &window, acc, &mut ForwardTo(out));
+        }
+        if result.is_purge() {
+            slot.acc = None;
+        }
+        self.apply_requests(&key, window);
+        if new {
+            self.register_cleanup(&key, window);
+        }
+    }
+
+    /// Merges `window` with the key's windows it overlaps or touches (session
+    /// windows): their contents and trigger states move to the merged window, their
+    /// timers are deleted and the merged window's registered. Returns the window
+    /// the record goes to.
+    fn merge_session(&mut self, key: &K, window: TimeWindow) -> TimeWindow {
+        let late = self.is_late(&window);
+        let sessions = self.sessions.entry(key.clone()).or_default();
+        let overlapping: Vec<TimeWindow> = sessions
+            .iter()
+            .filter(|s| s.intersects(&window))
+            .copied()
+            .collect();
+        if overlapping.is_empty() {
+            // A late window alone is dropped with its record; it is not kept.
+            if !late {
+                sessions.push(window);
             }
-        } else {
-            self.timers
-                .register((key.clone(), window), window.max_timestamp());
+            return window;
         }
-        let cleanup = self.cleanup_time(&window);
-        if cleanup != window.max_timestamp() {
-            self.timers.register((key, window), cleanup);
+        let merged = overlapping.iter().fold(window, |m, s| m.cover(s));
+        if overlapping == [merged] {
+            return merged;
         }
+        sessions.retain(|s| !s.intersects(&window));
+        sessions.push(merged);
+        let mut slot: Slot<A::Acc, Tr::State> = Slot::default();
+        let mut states = Vec::with_capacity(overlapping.len());
+        for old in overlapping {
+            let Some(old_slot) = self.windows.remove(&(key.clone(), old)) else {
+                continue;
+            };
+            if let Some(acc) = old_slot.acc {
+                self.agg.merge(&mut slot.acc, acc);
+            }
+            states.push(old_slot.trigger);
+            // The old window's state is merged away: its trigger deletes its timers.
+            let mut cleared = Tr::State::default();
+            let mut ctx = TriggerContext::new(
+                &mut cleared,
+                self.watermark.timestamp(),
+                self.clock.as_ref(),
+                &mut self.requests,
+            );
+            self.trigger.clear(&old, &mut ctx);
+            self.apply_requests(key, old);
+            let cleanup = self.cleanup_time(&old);
+            let queue = if self.event_time {
+                &mut self.event_timers
+            } else {
+                &mut self.processing_timers
+            };
+            queue.delete(&(key.clone(), old), cleanup);
+        }
+        let mut ctx = TriggerContext::new(
+            &mut slot.trigger,
+            self.watermark.timestamp(),
+            self.clock.as_ref(),
+            &mut self.requests,
+        );
+        self.trigger.on_merge(&merged, states, &mut ctx);
+        self.apply_requests(key, merged);
+        slot.cleanup_registered = true;
+        self.register_cleanup(key, merged);
+        self.windows.insert((key.clone(), merged), slot);
+        merged
     }
 
     /// A record too late for every window it belongs to.
@@ -167,24 +330,95 @@ where
         }
     }
 
-    /// Fires (at the window's end) or cleans up (at its end plus the lateness) every
-    /// timer due at `time`, in timestamp order.
-    fn fire_due<C: Collector<O> + ?Sized>(&mut self, time: i64, out: &mut C) {
-        while let Some(((key, window), ts)) = self.timers.pop_due(time) {
-            let entry = (key, window);
-            if ts == window.max_timestamp()
-                && let Some(Some(acc)) = self.windows.get(&entry)
-            {
-                self.agg.emit(&entry.0, &window, acc, &mut ForwardTo(out));
+    /// A timer of `window` of `key` at `time` fired (event time or processing
+    /// time): the trigger decides; at the cleanup time the window goes.
+    fn on_timer<C: Collector<O> + ?Sized>(
+        &mut self,
+        key: K,
+        window: TimeWindow,
+        time: i64,
+        event: bool,
+        out: &mut C,
+    ) {
+        let entry = (key, window);
+        let Some(slot) = self.windows.get_mut(&entry) else {
+            return;
+        };
+        let mut ctx = TriggerContext::new(
+            &mut slot.trigger,
+            self.watermark.timestamp(),
+            self.clock.as_ref(),
+            &mut self.requests,
+        );
+        let result = if event {
+            self.trigger.on_event_time(time, &window, &mut ctx)
+        } else {
+            self.trigger.on_processing_time(time, &window, &mut ctx)
+        };
+        if result.is_fire()
+            && let Some(acc) = slot.acc.as_mut()
+        {
+            self.agg.emit(&entry.0, &window, acc, &mut ForwardTo(out));
+        }
+        if result.is_purge() {
+            slot.acc = None;
+        }
+        self.apply_requests(&entry.0, window);
+        if event == self.event_time && time == self.cleanup_time(&window) && window.end != i64::MAX
+        {
+            self.clear_window(entry);
+        }
+    }
+
+    /// Drops a window: its contents, its trigger's state and timers.
+    fn clear_window(&mut self, entry: (K, TimeWindow)) {
+        let Some(mut slot) = self.windows.remove(&entry) else {
+            return;
+        };
+        let (key, window) = entry;
+        let mut ctx = TriggerContext::new(
+            &mut slot.trigger,
+            self.watermark.timestamp(),
+            self.clock.as_ref(),
+            &mut self.requests,
+        );
+        self.trigger.clear(&window, &mut ctx);
+        self.apply_requests(&key, window);
+        if self.merging
+            && let Some(sessions) = self.sessions.get_mut(&key)
+        {
+            sessions.retain(|s| *s != window);
+            if sessions.is_empty() {
+                self.sessions.remove(&key);
             }
-            if ts == self.cleanup_time(&window) {
-                self.windows.remove(&entry);
-            }
+        }
+    }
+
+    /// Fires the event-time timers due at `time`, in timestamp order.
+    fn fire_event_timers<C: Collector<O> + ?Sized>(&mut self, time: i64, out: &mut C) {
+        while let Some(((key, window), ts)) = self.event_timers.pop_due(time) {
+            self.on_timer(key, window, ts, true, out);
+        }
+    }
+
+    /// Fires the processing-time timers due at `time`, in timestamp order.
+    fn fire_processing_timers<C: Collector<O> + ?Sized>(&mut self, time: i64, out: &mut C) {
+        while let Some(((key, window), ts)) = self.processing_timers.pop_due(time) {
+            self.on_timer(key, window, ts, false, out);
+        }
+    }
+
+    /// Fires the processing-time timers the job's clock has reached (reads the
+    /// clock only if there are any).
+    fn fire_processing_timers_now<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        if !self.processing_timers.is_empty() {
+            let now = processing_time_of(self.clock.as_ref());
+            self.fire_processing_timers(now, out);
         }
     }
 }
 
-impl<K, I, O, KS, W, A> Operator<I, O> for WindowOperator<K, I, O, KS, W, A>
+impl<K, I, O, KS, W, A, Tr> Operator<I, O> for WindowOperator<K, I, O, KS, W, A, Tr>
 where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     I: Clone + Send + 'static,
@@ -192,6 +426,7 @@ where
     KS: KeySelector<I, K>,
     W: WindowAssigner,
     A: WindowAggregation<K, I, O>,
+    Tr: Trigger<I>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let key = self.key.key(&record);
@@ -208,58 +443,60 @@ where
         for record in batch.drain(..) {
             self.process(record, out);
         }
-        if !self.event_time {
-            self.fire_due(processing_time_of(self.clock.as_ref()), out);
-        }
+        self.fire_processing_timers_now(out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
-        if !self.event_time {
-            self.fire_due(processing_time_of(self.clock.as_ref()), out);
-        }
+        self.fire_processing_timers_now(out);
         false
     }
 
-    /// Fires the event-time windows up to `watermark`, then passes it on.
+    /// Fires the event-time timers up to `watermark`, then passes it on.
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         self.watermark = watermark;
-        if self.event_time {
-            self.fire_due(watermark.timestamp(), out);
-        }
+        self.fire_event_timers(watermark.timestamp(), out);
         out.emit_watermark(watermark);
     }
 
-    /// Every window still pending fires: the input is complete.
+    /// Every timer still pending fires: the input is complete.
     fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
-        self.fire_due(i64::MAX, out);
+        self.fire_event_timers(i64::MAX, out);
+        self.fire_processing_timers(i64::MAX, out);
     }
 
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        let mut by_key: HashMap<&K, KeySnapshotRef<'_, A::Acc>> = HashMap::new();
+        let mut by_key: HashMap<&K, KeySnapshotRef<'_, A::Acc, Tr::State>> = HashMap::new();
         let empty = || KeySnapshotRef {
             windows: Vec::new(),
-            timers: Vec::new(),
+            event_timers: Vec::new(),
+            processing_timers: Vec::new(),
         };
-        for ((key, window), acc) in &self.windows {
-            if let Some(acc) = acc {
-                by_key
-                    .entry(key)
-                    .or_insert_with(empty)
-                    .windows
-                    .push((*window, acc));
-            }
+        for ((key, window), slot) in &self.windows {
+            by_key.entry(key).or_insert_with(empty).windows.push((
+                *window,
+                slot.acc.as_ref(),
+                &slot.trigger,
+            ));
         }
-        for ((key, window), ts) in self.timers.iter() {
+        for ((key, window), ts) in self.event_timers.iter() {
             by_key
                 .entry(key)
                 .or_insert_with(empty)
-                .timers
+                .event_timers
+                .push((*window, *ts));
+        }
+        for ((key, window), ts) in self.processing_timers.iter() {
+            by_key
+                .entry(key)
+                .or_insert_with(empty)
+                .processing_timers
                 .push((*window, *ts));
         }
         for entry in by_key.values_mut() {
             // Deterministic snapshots: windows and timers in time order.
-            entry.windows.sort_unstable_by_key(|(w, _)| *w);
-            entry.timers.sort_unstable();
+            entry.windows.sort_unstable_by_key(|(w, _, _)| *w);
+            entry.event_timers.sort_unstable();
+            entry.processing_timers.sort_unstable();
         }
         snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), scope.max_parallelism).map(Some)
     }
@@ -269,14 +506,25 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, KeySnapshot<A::Acc>>(restored, scope)?;
+        let entries = restore_keyed::<K, KeySnapshot<A::Acc, Tr::State>>(restored, scope)?;
         for (key, entry) in entries {
             // Timers in time order, so equal times fire as they did before.
-            for (window, ts) in entry.timers {
-                self.timers.register((key.clone(), window), ts);
+            for (window, ts) in entry.event_timers {
+                self.event_timers.register((key.clone(), window), ts);
             }
-            for (window, acc) in entry.windows {
-                self.windows.insert((key.clone(), window), Some(acc));
+            for (window, ts) in entry.processing_timers {
+                self.processing_timers.register((key.clone(), window), ts);
+            }
+            for (window, acc, trigger) in entry.windows {
+                if self.merging {
+                    self.sessions.entry(key.clone()).or_default().push(window);
+                }
+                let slot = Slot {
+                    acc,
+                    trigger,
+                    cleanup_registered: true,
+                };
+                self.windows.insert((key.clone(), window), slot);
             }
         }
         Ok(())
@@ -294,7 +542,9 @@ mod tests {
     use crate::services::{RuntimeServices, Spawner};
     use crate::side_output::SideOutputs;
     use crate::windows::{
-        ReduceWindow, SlidingEventTimeWindows, TumblingEventTimeWindows,
+        CountEvictor, CountTrigger, DefaultTrigger, EventTimeSessionWindows, EvictingProcessWindow,
+        GlobalWindows, ProcessingTimeSessionWindows, PurgingTrigger, ReduceWindow,
+        SlidingEventTimeWindows, TimeEvictor, TumblingEventTimeWindows,
         TumblingProcessingTimeWindows,
     };
 
@@ -320,13 +570,31 @@ mod tests {
     /// (key, timestamp, count): counts add up per key and window.
     type Rec = (u8, i64, u32);
     type Sum = ReduceWindow<fn(Rec, Rec) -> Rec>;
-    type Op<W> = WindowOperator<u8, Rec, Rec, fn(&Rec) -> u8, W, Sum>;
+    type Op<W, Tr = DefaultTrigger> = WindowOperator<u8, Rec, Rec, fn(&Rec) -> u8, W, Sum, Tr>;
 
     fn sum(a: Rec, b: Rec) -> Rec {
         (a.0, a.1.max(b.1), a.2 + b.2)
     }
 
     fn operator<W: WindowAssigner>(assigner: W, lateness_ms: i64, ctx: &RuntimeContext) -> Op<W> {
+        let trigger = assigner.default_trigger();
+        operator_with(assigner, trigger, lateness_ms, ctx)
+    }
+
+    fn settings(lateness_ms: i64) -> WindowSettings<Rec> {
+        WindowSettings {
+            allowed_lateness_ms: lateness_ms,
+            late_output: None,
+            timestamps: Some(Arc::new(|r: &Rec| r.1)),
+        }
+    }
+
+    fn operator_with<W: WindowAssigner, Tr: Trigger<Rec>>(
+        assigner: W,
+        trigger: Tr,
+        lateness_ms: i64,
+        ctx: &RuntimeContext,
+    ) -> Op<W, Tr> {
         let settings = WindowSettings {
             allowed_lateness_ms: lateness_ms,
             late_output: None,
@@ -336,12 +604,17 @@ mod tests {
             (|r: &Rec| r.0) as fn(&Rec) -> u8,
             assigner,
             ReduceWindow(sum as fn(Rec, Rec) -> Rec),
+            trigger,
             settings,
             ctx,
         )
     }
 
-    fn feed<W: WindowAssigner>(op: &mut Op<W>, records: &[Rec], out: &mut Vec<Rec>) {
+    fn feed<W: WindowAssigner, Tr: Trigger<Rec>>(
+        op: &mut Op<W, Tr>,
+        records: &[Rec],
+        out: &mut Vec<Rec>,
+    ) {
         for r in records {
             op.process(*r, out);
         }
@@ -375,7 +648,7 @@ mod tests {
         );
         op.process_watermark(Watermark(i64::MAX), &mut out);
         assert_eq!(out[2..], [(2, 12, 1), (1, 15, 1)]);
-        assert!(op.windows.is_empty() && op.timers.is_empty());
+        assert!(op.windows.is_empty() && op.event_timers.is_empty());
     }
 
     #[test]
@@ -424,5 +697,222 @@ mod tests {
         assert_eq!(out, [(1, 0, 3)]);
         op.end_input(&mut out);
         assert_eq!(out[1..], [(2, 0, 1)]);
+    }
+
+    fn dropped(ctx: &RuntimeContext) -> u64 {
+        ctx.metrics
+            .custom(LATE_RECORDS_DROPPED)
+            .load(Ordering::Relaxed)
+    }
+
+    fn restore<W: WindowAssigner, Tr: Trigger<Rec>>(
+        from: &mut Op<W, Tr>,
+        into: &mut Op<W, Tr>,
+        ctx: &RuntimeContext,
+    ) {
+        let scope = ctx.scope();
+        let bytes = from.snapshot_state(scope, 1).unwrap().unwrap();
+        let state = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(Arc::from(bytes))].into(),
+        };
+        into.restore_state(scope, &state).unwrap();
+    }
+
+    #[test]
+    fn session_windows_merge_out_of_order_records_and_fire_once_the_gap_passed() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let sessions = EventTimeSessionWindows::with_gap(Duration::from_millis(10));
+        let mut op = operator(sessions, 0, &ctx);
+        let mut out = Vec::new();
+        // Key 1: sessions [0, 10), [25, 35), [12, 22); key 2: [3, 13).
+        feed(
+            &mut op,
+            &[(1, 0, 1), (1, 25, 1), (1, 12, 1), (2, 3, 1)],
+            &mut out,
+        );
+        assert_eq!(op.sessions[&1].len(), 3);
+        // 8 bridges [0, 10) and [12, 22) into [0, 22), their sums merged.
+        feed(&mut op, &[(1, 8, 1)], &mut out);
+        assert_eq!(op.sessions[&1].len(), 2);
+        op.process_watermark(Watermark(21), &mut out);
+        assert_eq!(out, [(2, 3, 1), (1, 12, 3)], "in time order: 12, then 21");
+        // [5, 15) alone would be cleaned up already: late, dropped.
+        feed(&mut op, &[(1, 5, 1)], &mut out);
+        assert_eq!(dropped(&ctx), 1);
+        // [20, 30) touches the open [25, 35): the session grows backwards.
+        feed(&mut op, &[(1, 20, 1)], &mut out);
+        op.process_watermark(Watermark(30), &mut out);
+        assert_eq!(out.len(), 2, "[20, 35) is still open");
+        op.process_watermark(Watermark::MAX, &mut out);
+        assert_eq!(out[2..], [(1, 25, 2)]);
+        assert!(op.windows.is_empty() && op.sessions.is_empty());
+        assert!(op.event_timers.is_empty());
+    }
+
+    #[test]
+    fn a_late_record_within_the_lateness_merges_into_a_fired_session_and_fires_it_again() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let sessions = EventTimeSessionWindows::with_gap(Duration::from_millis(10));
+        let mut op = operator(sessions, 5, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &[(1, 0, 1), (1, 5, 1)], &mut out);
+        op.process_watermark(Watermark(16), &mut out);
+        assert_eq!(out, [(1, 5, 2)], "[0, 15) fired, kept until 14 + 5");
+        // [3, 13) merges into [0, 15), already due: it fires again at once.
+        feed(&mut op, &[(1, 3, 1)], &mut out);
+        assert_eq!(out[1..], [(1, 5, 3)]);
+        op.process_watermark(Watermark(19), &mut out);
+        feed(&mut op, &[(1, 4, 1)], &mut out);
+        assert_eq!(dropped(&ctx), 1, "past the lateness");
+        op.process_watermark(Watermark::MAX, &mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn sessions_survive_a_snapshot_and_restore_and_merge_after_it() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let sessions = EventTimeSessionWindows::with_gap(Duration::from_millis(10));
+        let mut op = operator(sessions, 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &[(1, 0, 1), (1, 15, 1), (2, 40, 1)], &mut out);
+        let mut restored = operator(sessions, 0, &ctx);
+        restore(&mut op, &mut restored, &ctx);
+        for op in [&mut op, &mut restored] {
+            let mut out = Vec::new();
+            feed(op, &[(1, 7, 1)], &mut out);
+            op.process_watermark(Watermark::MAX, &mut out);
+            assert_eq!(out, [(1, 15, 3), (2, 40, 1)]);
+        }
+    }
+
+    #[test]
+    fn processing_time_sessions_merge_on_the_clock() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let sessions = ProcessingTimeSessionWindows::with_gap(Duration::from_millis(100));
+        let mut op = operator(sessions, 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &[(1, 0, 1)], &mut out);
+        clock.advance(Duration::from_millis(60));
+        feed(&mut op, &[(1, 0, 1)], &mut out);
+        clock.advance(Duration::from_millis(98));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert!(
+            out.is_empty(),
+            "[0, 160) is open until the clock reaches 159"
+        );
+        clock.advance(Duration::from_millis(1));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(out, [(1, 0, 2)]);
+        assert!(op.windows.is_empty() && op.processing_timers.is_empty());
+    }
+
+    #[test]
+    fn count_triggers_fire_every_n_records_of_a_global_window_and_purging_starts_over() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let records: Vec<Rec> = (0..7).map(|i| (1, i, 1)).collect();
+        let mut op = operator_with(GlobalWindows::create(), CountTrigger::of(3), 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &records, &mut out);
+        assert_eq!(out, [(1, 2, 3), (1, 5, 6)], "the window keeps its records");
+        let purging = PurgingTrigger::of(CountTrigger::of(3));
+        let mut op = operator_with(GlobalWindows::create(), purging, 0, &ctx);
+        let mut restored = operator_with(GlobalWindows::create(), purging, 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &records[..4], &mut out);
+        restore(&mut op, &mut restored, &ctx);
+        feed(&mut restored, &records[4..], &mut out);
+        assert_eq!(out, [(1, 2, 3), (1, 5, 3)], "the count survives a restore");
+        // As in Flink, a global window never ends: the 7th record is not emitted.
+        restored.end_input(&mut out);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_count_trigger_on_event_time_windows_fires_early_and_the_window_is_cleaned_up() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let tumbling = TumblingEventTimeWindows::of(Duration::from_millis(10));
+        let mut op = operator_with(tumbling, CountTrigger::of(2), 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &[(1, 1, 1), (1, 2, 1), (1, 3, 1)], &mut out);
+        assert_eq!(out, [(1, 2, 2)]);
+        op.process_watermark(Watermark(9), &mut out);
+        assert_eq!(out.len(), 1, "the count trigger does not fire on time");
+        assert!(op.windows.is_empty(), "cleaned up at the window's end");
+        feed(&mut op, &[(1, 4, 1)], &mut out);
+        assert_eq!(dropped(&ctx), 1);
+    }
+
+    /// (key, time, value) windows summing what they hold after eviction.
+    type Evicting<E> = WindowOperator<
+        u8,
+        Rec,
+        Rec,
+        fn(&Rec) -> u8,
+        GlobalWindows,
+        EvictingProcessWindow<fn(&u8, &TimeWindow, &[Rec], &mut dyn Collector<Rec>), E>,
+        CountTrigger,
+    >;
+
+    fn sum_all(key: &u8, _: &TimeWindow, records: &[Rec], out: &mut dyn Collector<Rec>) {
+        let last = records.iter().map(|r| r.1).max().unwrap_or(0);
+        out.collect((*key, last, records.iter().map(|r| r.2).sum()));
+    }
+
+    fn evicting<E: crate::windows::Evictor<Rec>>(
+        evictor: E,
+        every: u64,
+        ctx: &RuntimeContext,
+    ) -> Evicting<E> {
+        WindowOperator::new(
+            (|r: &Rec| r.0) as fn(&Rec) -> u8,
+            GlobalWindows::create(),
+            EvictingProcessWindow(
+                sum_all as fn(&u8, &TimeWindow, &[Rec], &mut dyn Collector<Rec>),
+                evictor,
+            ),
+            CountTrigger::of(every),
+            settings(0),
+            ctx,
+        )
+    }
+
+    #[test]
+    fn evictors_remove_records_before_or_after_the_window_function_for_good() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        // Values 1..=6: every 3 records, the sum of the newest 2.
+        let records: Vec<Rec> = (1..=6).map(|i| (1, i as i64, i)).collect();
+        let mut op = evicting(CountEvictor::of(2), 3, &ctx);
+        let mut out = Vec::new();
+        for r in &records {
+            op.process(*r, &mut out);
+        }
+        assert_eq!(out, [(1, 3, 2 + 3), (1, 6, 5 + 6)]);
+        // After: the function sees everything, then one record is kept.
+        let mut op = evicting(CountEvictor::of(1).evict_after(), 3, &ctx);
+        let mut out = Vec::new();
+        for r in &records {
+            op.process(*r, &mut out);
+        }
+        assert_eq!(out, [(1, 3, 1 + 2 + 3), (1, 6, 3 + 4 + 5 + 6)]);
+        // By time (global windows: processing time, all 0 on the manual clock):
+        // nothing is newer than the newest record by 1 ms or more.
+        let mut op = evicting(TimeEvictor::of(Duration::from_millis(1)), 2, &ctx);
+        let mut out = Vec::new();
+        for r in &records[..4] {
+            op.process(*r, &mut out);
+        }
+        assert_eq!(out, [(1, 2, 1 + 2), (1, 4, 1 + 2 + 3 + 4)]);
+        clock.advance(Duration::from_millis(5));
+        op.process((1, 5, 5), &mut out);
+        op.process((1, 6, 6), &mut out);
+        assert_eq!(out[2..], [(1, 6, 5 + 6)], "records 5 ms older are evicted");
     }
 }

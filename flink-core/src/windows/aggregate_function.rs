@@ -45,4 +45,15 @@ pub trait AggregateFunction<I, O>: Clone + Send + Sync + 'static {
 
     /// The result of what `acc` holds.
     fn get_result(&self, acc: &Self::Acc) -> O;
+
+    /// Whether [`merge`](Self::merge) is implemented: session windows merge
+    /// accumulators, and are a build error
+    /// ([`WindowError::AggregateCannotMerge`](super::WindowError::AggregateCannotMerge))
+    /// with a function that cannot. Override both or neither.
+    fn can_merge(&self) -> bool {
+        false
+    }
+
+    /// Folds `other` into `acc` (Flink's `merge`), when session windows merge.
+    fn merge(&self, _acc: &mut Self::Acc, _other: Self::Acc) {}
 }

@@ -1,6 +1,6 @@
 //! [`WindowAssigner`]: which windows a record belongs to.
 
-use super::{TimeWindow, WindowError};
+use super::{DefaultTrigger, TimeWindow, WindowError};
 
 /// Puts a record, by its time, into windows (Flink's `WindowAssigner`).
 pub trait WindowAssigner: Clone + Send + Sync + 'static {
@@ -15,4 +15,19 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
     /// # Errors
     /// A size or slide of zero, a slide above the size, an offset out of range.
     fn validate(&self) -> Result<(), WindowError>;
+
+    /// Whether overlapping windows of one key merge into one (session windows,
+    /// Flink's `MergingWindowAssigner`).
+    fn is_merging(&self) -> bool {
+        false
+    }
+
+    /// The trigger used unless the windowed stream sets another.
+    fn default_trigger(&self) -> DefaultTrigger {
+        if self.is_event_time() {
+            DefaultTrigger::EventTime
+        } else {
+            DefaultTrigger::ProcessingTime
+        }
+    }
 }

@@ -29,6 +29,17 @@ impl TimeWindow {
         self.end - 1
     }
 
+    /// Whether the windows overlap or touch, so that session windows merge them
+    /// (Flink's `TimeWindow.intersects`).
+    pub fn intersects(&self, other: &TimeWindow) -> bool {
+        self.start <= other.end && self.end >= other.start
+    }
+
+    /// The smallest window holding both.
+    pub fn cover(&self, other: &TimeWindow) -> TimeWindow {
+        TimeWindow::new(self.start.min(other.start), self.end.max(other.end))
+    }
+
     /// The start of the window of `size` (shifted by `offset`) that holds `timestamp`
     /// (Flink's `TimeWindow.getWindowStartWithOffset`, also for negative times).
     pub fn start_with_offset(timestamp: i64, offset: i64, size: i64) -> i64 {

@@ -1,12 +1,12 @@
 //! [`WindowAggregation`]: what a window keeps per key and window and what it emits
-//! when it fires: reduce, aggregate or process.
+//! when it fires: reduce, aggregate or process (with or without an evictor).
 
 use std::marker::PhantomData;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{AggregateFunction, TimeWindow};
+use super::{AggregateFunction, Evictor, TimeWindow, TimestampedElements};
 use crate::functions::Collector;
 
 /// The state of one key's window and its result (the window operator's function).
@@ -16,11 +16,26 @@ pub trait WindowAggregation<K, I, O>: Clone + Send + Sync + 'static {
     /// What is kept per key and window.
     type Acc: Serialize + DeserializeOwned + Send + 'static;
 
-    /// Adds `record` to the window's state (`None` for a window's first record).
-    fn add(&mut self, acc: &mut Option<Self::Acc>, record: I);
+    /// Adds `record` at `timestamp` to the window's state (`None` for a window's
+    /// first record).
+    fn add(&mut self, acc: &mut Option<Self::Acc>, record: I, timestamp: i64);
 
-    /// The window fired: emits its result.
-    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &Self::Acc, out: &mut dyn Collector<O>);
+    /// The window fired: emits its result (an evicting window also drops records).
+    fn emit(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        acc: &mut Self::Acc,
+        out: &mut dyn Collector<O>,
+    );
+
+    /// Whether [`merge`](Self::merge) works (session windows need it).
+    fn can_merge(&self) -> bool {
+        true
+    }
+
+    /// Folds `other`, the state of a window merged away, into `acc`.
+    fn merge(&mut self, acc: &mut Option<Self::Acc>, other: Self::Acc);
 }
 
 /// Keeps one reduced value per window and emits it (Flink's `reduce`).
@@ -40,15 +55,19 @@ where
     type Acc = T;
 
     #[inline]
-    fn add(&mut self, acc: &mut Option<T>, record: T) {
+    fn add(&mut self, acc: &mut Option<T>, record: T, _: i64) {
         *acc = Some(match acc.take() {
             Some(so_far) => (self.0)(so_far, record),
             None => record,
         });
     }
 
-    fn emit(&mut self, _: &K, _: &TimeWindow, acc: &T, out: &mut dyn Collector<T>) {
+    fn emit(&mut self, _: &K, _: &TimeWindow, acc: &mut T, out: &mut dyn Collector<T>) {
         out.collect(acc.clone());
+    }
+
+    fn merge(&mut self, acc: &mut Option<T>, other: T) {
+        <Self as WindowAggregation<K, T, T>>::add(self, acc, other, 0);
     }
 }
 
@@ -69,13 +88,24 @@ where
     type Acc = A::Acc;
 
     #[inline]
-    fn add(&mut self, acc: &mut Option<A::Acc>, record: I) {
+    fn add(&mut self, acc: &mut Option<A::Acc>, record: I, _: i64) {
         let acc = acc.get_or_insert_with(|| self.0.create_accumulator());
         self.0.add(record, acc);
     }
 
-    fn emit(&mut self, _: &K, _: &TimeWindow, acc: &A::Acc, out: &mut dyn Collector<O>) {
+    fn emit(&mut self, _: &K, _: &TimeWindow, acc: &mut A::Acc, out: &mut dyn Collector<O>) {
         out.collect(self.0.get_result(acc));
+    }
+
+    fn can_merge(&self) -> bool {
+        self.0.can_merge()
+    }
+
+    fn merge(&mut self, acc: &mut Option<A::Acc>, other: A::Acc) {
+        match acc {
+            Some(acc) => self.0.merge(acc, other),
+            None => *acc = Some(other),
+        }
     }
 }
 
@@ -97,12 +127,59 @@ where
     type Acc = Vec<I>;
 
     #[inline]
-    fn add(&mut self, acc: &mut Option<Vec<I>>, record: I) {
+    fn add(&mut self, acc: &mut Option<Vec<I>>, record: I, _: i64) {
         acc.get_or_insert_with(Vec::new).push(record);
     }
 
-    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &Vec<I>, out: &mut dyn Collector<O>) {
+    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &mut Vec<I>, out: &mut dyn Collector<O>) {
         (self.0)(key, window, acc, out);
+    }
+
+    fn merge(&mut self, acc: &mut Option<Vec<I>>, mut other: Vec<I>) {
+        acc.get_or_insert_with(Vec::new).append(&mut other);
+    }
+}
+
+/// Keeps every record of a window with its timestamp; when it fires, an evictor
+/// removes records before and after the function sees them (Flink's
+/// `EvictingWindowOperator`).
+pub struct EvictingProcessWindow<F, E>(pub(crate) F, pub(crate) E);
+
+impl<F: Clone, E: Clone> Clone for EvictingProcessWindow<F, E> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), self.1.clone())
+    }
+}
+
+impl<K, I, O, F, E> WindowAggregation<K, I, O> for EvictingProcessWindow<F, E>
+where
+    I: Serialize + DeserializeOwned + Send + 'static,
+    F: FnMut(&K, &TimeWindow, &[I], &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
+    E: Evictor<I>,
+{
+    type Acc = TimestampedElements<I>;
+
+    #[inline]
+    fn add(&mut self, acc: &mut Option<Self::Acc>, record: I, timestamp: i64) {
+        acc.get_or_insert_with(TimestampedElements::default)
+            .push(timestamp, record);
+    }
+
+    fn emit(
+        &mut self,
+        key: &K,
+        window: &TimeWindow,
+        acc: &mut Self::Acc,
+        out: &mut dyn Collector<O>,
+    ) {
+        self.1.evict_before(acc, window);
+        (self.0)(key, window, acc.values(), out);
+        self.1.evict_after(acc, window);
+    }
+
+    fn merge(&mut self, acc: &mut Option<Self::Acc>, other: Self::Acc) {
+        acc.get_or_insert_with(TimestampedElements::default)
+            .append(other);
     }
 }
 
@@ -130,12 +207,23 @@ where
     type Acc = A::Acc;
 
     #[inline]
-    fn add(&mut self, acc: &mut Option<A::Acc>, record: I) {
+    fn add(&mut self, acc: &mut Option<A::Acc>, record: I, _: i64) {
         let acc = acc.get_or_insert_with(|| self.0.create_accumulator());
         self.0.add(record, acc);
     }
 
-    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &A::Acc, out: &mut dyn Collector<R>) {
+    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &mut A::Acc, out: &mut dyn Collector<R>) {
         (self.1)(key, window, self.0.get_result(acc), out);
+    }
+
+    fn can_merge(&self) -> bool {
+        self.0.can_merge()
+    }
+
+    fn merge(&mut self, acc: &mut Option<A::Acc>, other: A::Acc) {
+        match acc {
+            Some(acc) => self.0.merge(acc, other),
+            None => *acc = Some(other),
+        }
     }
 }

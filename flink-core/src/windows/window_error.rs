@@ -45,4 +45,18 @@ pub enum WindowError {
         "an interval join needs timestamps on both inputs: call assign_timestamps_and_watermarks (with a timestamp assigner) on each before key_by"
     )]
     JoinWithoutTimestamps,
+    /// Session windows closed by no gap at all.
+    #[error("the session gap must be positive, got 0 ms")]
+    ZeroGap,
+    /// A count trigger or evictor of zero records.
+    #[error("the count must be positive, got 0")]
+    ZeroCount,
+    /// Session windows merge; this trigger cannot.
+    #[error("the trigger cannot merge windows, so it cannot be used with session windows")]
+    TriggerCannotMerge,
+    /// Session windows merge accumulators; this aggregate function cannot.
+    #[error(
+        "the aggregate function cannot merge accumulators (implement AggregateFunction::merge), so it cannot be used with session windows"
+    )]
+    AggregateCannotMerge,
 }

@@ -8,7 +8,10 @@ use super::millis;
 use super::window_aggregation::{
     AggregateProcessWindow, AggregateWindow, ProcessWindow, ReduceWindow,
 };
-use super::{AggregateFunction, TimeWindow, WindowAggregation, WindowAssigner, WindowError};
+use super::{
+    AggregateFunction, DefaultTrigger, EvictingWindowedStream, Evictor, TimeWindow, Trigger,
+    WindowAggregation, WindowAssigner, WindowError,
+};
 use crate::datastream::DataStream;
 use crate::error::GraphError;
 use crate::functions::Collector;
@@ -45,9 +48,10 @@ use crate::stream_type::Record;
 /// let counts = counts.collect_vec();
 /// # let _ = (counts, too_late);
 /// ```
-pub struct WindowedStream<K, T, W> {
+pub struct WindowedStream<K, T, W, Tr = DefaultTrigger> {
     keyed: KeyedStream<K, T>,
     assigner: W,
+    trigger: Tr,
     allowed_lateness: Duration,
     late_tag: Option<OutputTag<T>>,
     /// `window_all`: one instance sees every record.
@@ -63,6 +67,7 @@ where
     pub(crate) fn new(keyed: KeyedStream<K, T>, assigner: W) -> Self {
         Self {
             keyed,
+            trigger: assigner.default_trigger(),
             assigner,
             allowed_lateness: Duration::ZERO,
             late_tag: None,
@@ -76,6 +81,35 @@ where
             all: true,
             ..Self::new(keyed, assigner)
         }
+    }
+}
+
+impl<K, T, W, Tr> WindowedStream<K, T, W, Tr>
+where
+    K: Record + Hash + Eq,
+    T: Record,
+    W: WindowAssigner,
+    Tr: Trigger<T>,
+{
+    /// Replaces the assigner's default trigger (Flink's `trigger(..)`): `trigger`
+    /// decides when each window fires and purges. See [`Trigger`].
+    pub fn trigger<Tr2: Trigger<T>>(self, trigger: Tr2) -> WindowedStream<K, T, W, Tr2> {
+        WindowedStream {
+            keyed: self.keyed,
+            assigner: self.assigner,
+            trigger,
+            allowed_lateness: self.allowed_lateness,
+            late_tag: self.late_tag,
+            all: self.all,
+        }
+    }
+
+    /// Removes records from each window before and/or after its function sees them
+    /// (Flink's `evictor(..)`); the window then keeps its records, so the result
+    /// takes a `process` function. See the example on
+    /// [`CountEvictor`](super::CountEvictor).
+    pub fn evictor<E: Evictor<T>>(self, evictor: E) -> EvictingWindowedStream<K, T, W, Tr, E> {
+        EvictingWindowedStream::new(self, evictor)
     }
 
     /// Records may arrive up to `lateness` (in event time) after their window's end
@@ -215,21 +249,44 @@ where
 
     /// The window operator with `agg`; a window definition that cannot work is a
     /// build error of the job.
-    fn apply<O, A>(&self, name: &str, agg: A) -> DataStream<O>
+    pub(crate) fn apply<O, A>(&self, name: &str, agg: A) -> DataStream<O>
+    where
+        O: Record,
+        A: WindowAggregation<K, T, O>,
+    {
+        self.apply_checked(name, agg, Ok(()))
+    }
+
+    /// What is wrong with the definition with `agg`, if anything.
+    fn problem<O, A: WindowAggregation<K, T, O>>(&self, agg: &A) -> Result<(), WindowError> {
+        self.assigner.validate()?;
+        self.trigger.validate()?;
+        if self.assigner.is_event_time() && self.keyed.partitioned().timestamps.is_none() {
+            return Err(WindowError::NoTimestamps);
+        }
+        if self.assigner.is_merging() && !self.trigger.can_merge() {
+            return Err(WindowError::TriggerCannotMerge);
+        }
+        if self.assigner.is_merging() && !agg.can_merge() {
+            return Err(WindowError::AggregateCannotMerge);
+        }
+        Ok(())
+    }
+
+    /// [`apply`](Self::apply), with a problem found by the caller (the evictor's).
+    pub(crate) fn apply_checked<O, A>(
+        &self,
+        name: &str,
+        agg: A,
+        checked: Result<(), WindowError>,
+    ) -> DataStream<O>
     where
         O: Record,
         A: WindowAggregation<K, T, O>,
     {
         let partitioned = self.keyed.partitioned();
         let timestamps = partitioned.timestamps.clone();
-        let problem = match self.assigner.validate() {
-            Err(e) => Some(e),
-            Ok(()) if self.assigner.is_event_time() && timestamps.is_none() => {
-                Some(WindowError::NoTimestamps)
-            }
-            Ok(()) => None,
-        };
-        if let Some(error) = problem {
+        if let Err(error) = checked.and_then(|()| self.problem(&agg)) {
             partitioned.env.record_error(GraphError::InvalidWindow {
                 operator: name.to_string(),
                 error,
@@ -237,6 +294,7 @@ where
         }
         let key = self.keyed.key_selector();
         let assigner = self.assigner.clone();
+        let trigger = self.trigger.clone();
         let lateness = millis(self.allowed_lateness);
         let late_tag = self.late_tag.clone();
         let all = self.all;
@@ -251,6 +309,7 @@ where
                 move |r: &T| key(r),
                 assigner.clone(),
                 agg.clone(),
+                trigger.clone(),
                 settings,
                 ctx,
             )
