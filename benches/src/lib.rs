@@ -1,6 +1,7 @@
 //! Shared pieces of the flink-rs benchmarks: a counting sink and process memory.
 
 pub mod progress;
+pub mod window_jobs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

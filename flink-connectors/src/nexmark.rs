@@ -13,8 +13,8 @@ use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
 use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use flink_core::sources::SOURCE_BATCH;
-use nexmark::EventGenerator;
 
+pub use nexmark::EventGenerator;
 pub use nexmark::config::NexmarkConfig;
 pub use nexmark::event::{Auction, Bid, Event, Person};
 

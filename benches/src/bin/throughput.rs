@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use benches::progress::{JobProgress, bar};
-use benches::{CountingSink, keyed_job, keyed_job_over, rss_kib};
+use benches::{CountingSink, keyed_job, keyed_job_over, rss_kib, window_jobs};
 use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
@@ -102,6 +102,12 @@ enum Job {
     FiveStage,
     /// The same logic as an operator chain (50,000 records).
     OperatorChain,
+    /// Tumbling 1 s event-time windows (ts = x / 10 ms) over 100 keys, reduce(sum)
+    /// at p=2, as the Flink reference's `window` (50 M records).
+    Window,
+    /// Nexmark q5 (hot items) and q7 (highest bid) at p=2, each beside a plain
+    /// single-threaded loop over the same events (10 M events).
+    Nexmark,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,7 +142,74 @@ fn main() -> anyhow::Result<()> {
             Variant::OperatorChain,
             n.unwrap_or(50_000),
         ),
+        Job::Window => window(n.unwrap_or(50_000_000)),
+        Job::Nexmark => nexmark(n.unwrap_or(10_000_000)),
     }
+}
+
+/// The Flink reference's `window` job; checks that the window counts add up to N.
+fn window(n: u64) -> anyhow::Result<()> {
+    let env = StreamExecutionEnvironment::new();
+    let sink = window_jobs::window_job(&env, n);
+    let result = run(&env, "window", n)?;
+    ensure!(
+        sink.sum() == n,
+        "window counts add up to {}, not {n}",
+        sink.sum()
+    );
+    let windows = window_jobs::window_job_windows(n);
+    ensure!(
+        sink.records() == windows,
+        "{} windows, expected {windows}",
+        sink.records()
+    );
+    report("window", n, result.duration.as_secs_f64());
+    Ok(())
+}
+
+/// Adds a Nexmark query over `n` events writing to the sink.
+type BuildQuery = fn(&StreamExecutionEnvironment, u64, CountingSink);
+
+/// A harness query: its name, how to build it, and its plain-loop reference.
+type Query = (&'static str, BuildQuery, fn(u64) -> u64);
+
+/// Nexmark q5 and q7 over `n` events at p=2, each followed by the same query as a
+/// plain loop (the reference rate), whose result count the job's must equal.
+fn nexmark(n: u64) -> anyhow::Result<()> {
+    let queries: [Query; 2] = [
+        (
+            "nexmark-q5",
+            |env, n, sink| window_jobs::nexmark_q5(env, n, sink),
+            window_jobs::q5_reference_loop,
+        ),
+        (
+            "nexmark-q7",
+            |env, n, sink| window_jobs::nexmark_q7(env, n, sink),
+            window_jobs::q7_reference_loop,
+        ),
+    ];
+    for (job, build, reference) in queries {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2);
+        let sink = CountingSink::new();
+        let count = sink.count();
+        build(&env, n, sink);
+        let result = run(&env, job, n)?;
+        report(job, n, result.duration.as_secs_f64());
+        let started = Instant::now();
+        let expected = reference(n);
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "reference-loop {job} records={n} seconds={seconds:.3} rate={:.0}",
+            n as f64 / seconds
+        );
+        let got = count.load(Ordering::Relaxed);
+        ensure!(
+            got == expected,
+            "{job}: {got} results, the loop has {expected}"
+        );
+    }
+    Ok(())
 }
 
 fn report(job: &str, records: u64, seconds: f64) {
