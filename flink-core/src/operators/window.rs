@@ -915,4 +915,89 @@ mod tests {
         op.process((1, 6, 6), &mut out);
         assert_eq!(out[2..], [(1, 6, 5 + 6)], "records 5 ms older are evicted");
     }
+
+    /// A custom trigger: fires on event time as usual, and early every `0` ms of
+    /// processing time while the window has records (its state: the pending early
+    /// timer).
+    #[derive(Clone)]
+    struct EarlyEvery(i64);
+
+    impl Trigger<Rec> for EarlyEvery {
+        type State = Option<i64>;
+
+        fn on_element(
+            &mut self,
+            _: &Rec,
+            _: i64,
+            window: &TimeWindow,
+            ctx: &mut TriggerContext<'_, Option<i64>>,
+        ) -> crate::windows::TriggerResult {
+            ctx.register_event_time_timer(window.max_timestamp());
+            if ctx.state().is_none() {
+                let at = ctx.current_processing_time() + self.0;
+                ctx.register_processing_time_timer(at);
+                *ctx.state() = Some(at);
+            }
+            crate::windows::TriggerResult::Continue
+        }
+
+        fn on_event_time(
+            &mut self,
+            time: i64,
+            window: &TimeWindow,
+            _: &mut TriggerContext<'_, Option<i64>>,
+        ) -> crate::windows::TriggerResult {
+            if time == window.max_timestamp() {
+                crate::windows::TriggerResult::Fire
+            } else {
+                crate::windows::TriggerResult::Continue
+            }
+        }
+
+        fn on_processing_time(
+            &mut self,
+            time: i64,
+            _: &TimeWindow,
+            ctx: &mut TriggerContext<'_, Option<i64>>,
+        ) -> crate::windows::TriggerResult {
+            ctx.register_processing_time_timer(time + self.0);
+            *ctx.state() = Some(time + self.0);
+            crate::windows::TriggerResult::Fire
+        }
+
+        fn clear(&mut self, window: &TimeWindow, ctx: &mut TriggerContext<'_, Option<i64>>) {
+            ctx.delete_event_time_timer(window.max_timestamp());
+            if let Some(at) = ctx.state().take() {
+                ctx.delete_processing_time_timer(at);
+            }
+        }
+    }
+
+    #[test]
+    fn a_custom_trigger_fires_early_on_processing_time_and_its_timers_go_with_the_window() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let tumbling = TumblingEventTimeWindows::of(Duration::from_millis(10));
+        let mut op = operator_with(tumbling, EarlyEvery(100), 0, &ctx);
+        let mut out = Vec::new();
+        feed(&mut op, &[(1, 1, 1), (1, 2, 1)], &mut out);
+        clock.advance(Duration::from_millis(100));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(out, [(1, 2, 2)], "an early result at 100 ms");
+        feed(&mut op, &[(1, 3, 1)], &mut out);
+        op.process_watermark(Watermark(9), &mut out);
+        assert_eq!(
+            out[1..],
+            [(1, 3, 3)],
+            "the final result at the window's end"
+        );
+        assert!(op.windows.is_empty());
+        assert!(
+            op.processing_timers.is_empty() && op.event_timers.is_empty(),
+            "the trigger's clear deleted its early timer"
+        );
+        clock.advance(Duration::from_millis(500));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(out.len(), 2);
+    }
 }
