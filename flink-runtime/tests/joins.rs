@@ -361,3 +361,45 @@ fn interval_join_restarted_from_checkpoints_after_failures_commits_the_failure_f
         assert_eq!(sorted(out.committed()), expected, "p={p}");
     }
 }
+
+#[test]
+fn a_co_group_with_a_purging_count_trigger_fires_every_n_records_of_either_side() {
+    use flink_core::windows::{CountTrigger, GlobalWindows, PurgingTrigger};
+    // Per key of 50: however both inputs interleave, each firing holds 100
+    // records, and a key fires once per full 100.
+    let mut per_key: HashMap<u64, usize> = HashMap::new();
+    for a in auctions() {
+        *per_key.entry(a.0 % 50).or_default() += 1;
+    }
+    for b in bids() {
+        *per_key.entry(b.0 % 50).or_default() += 1;
+    }
+    let expected: Vec<(u64, usize)> = sorted(
+        per_key
+            .iter()
+            .flat_map(|(k, n)| std::iter::repeat_n((*k, 100), n / 100))
+            .collect(),
+    );
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let groups = auction_stream(&env)
+            .co_group(&bid_stream(&env))
+            .where_(|a: &Auction| a.0 % 50)
+            .equal_to(|b: &Bid| b.0 % 50)
+            .window(GlobalWindows::create())
+            .trigger(PurgingTrigger::of(CountTrigger::of(100)))
+            .process(
+                |k: &u64,
+                 _: &TimeWindow,
+                 a: &[Auction],
+                 b: &[Bid],
+                 out: &mut dyn Collector<(u64, usize)>| {
+                    out.collect((*k, a.len() + b.len()))
+                },
+            )
+            .collect_vec();
+        env.execute("co_group with a count trigger").unwrap();
+        assert_eq!(sorted(groups.take()), expected, "p={p}");
+    }
+}

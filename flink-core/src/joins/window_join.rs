@@ -11,7 +11,7 @@ use crate::datastream::DataStream;
 use crate::functions::Collector;
 use crate::side_output::OutputTag;
 use crate::stream_type::Record;
-use crate::windows::{TimeWindow, WindowAssigner, WindowedStream};
+use crate::windows::{DefaultTrigger, TimeWindow, Trigger, WindowAssigner, WindowedStream};
 
 /// A key extractor of one side.
 type Key<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
@@ -156,17 +156,29 @@ impl<K: Record + Hash + Eq, A: Record, B: Record> CoGroupedKeyed<K, A, B> {
 }
 
 /// A coGroup over windows, awaiting its function; see [`DataStream::co_group`].
-pub struct CoGroupedWindowed<K, A, B, W> {
-    windowed: WindowedStream<K, CoInput<A, B>, W>,
+pub struct CoGroupedWindowed<K, A, B, W, Tr = DefaultTrigger> {
+    windowed: WindowedStream<K, CoInput<A, B>, W, Tr>,
 }
 
-impl<K, A, B, W> CoGroupedWindowed<K, A, B, W>
+impl<K, A, B, W, Tr> CoGroupedWindowed<K, A, B, W, Tr>
 where
     K: Record + Hash + Eq,
     A: Record,
     B: Record,
     W: WindowAssigner,
+    Tr: Trigger<CoInput<A, B>>,
 {
+    /// Replaces the assigner's default trigger (see [`WindowedStream::trigger`]);
+    /// it sees the records of both sides, tagged.
+    pub fn trigger<Tr2: Trigger<CoInput<A, B>>>(
+        self,
+        trigger: Tr2,
+    ) -> CoGroupedWindowed<K, A, B, W, Tr2> {
+        CoGroupedWindowed {
+            windowed: self.windowed.trigger(trigger),
+        }
+    }
+
     /// Records may arrive up to `lateness` after their window's end and still
     /// update it; the window fires again (see
     /// [`WindowedStream::allowed_lateness`]).
@@ -283,17 +295,29 @@ impl<K: Record + Hash + Eq, A: Record, B: Record> JoinedKeyed<K, A, B> {
 }
 
 /// A window join awaiting its function; see [`DataStream::join`].
-pub struct JoinedWindowed<K, A, B, W> {
-    inner: CoGroupedWindowed<K, A, B, W>,
+pub struct JoinedWindowed<K, A, B, W, Tr = DefaultTrigger> {
+    inner: CoGroupedWindowed<K, A, B, W, Tr>,
 }
 
-impl<K, A, B, W> JoinedWindowed<K, A, B, W>
+impl<K, A, B, W, Tr> JoinedWindowed<K, A, B, W, Tr>
 where
     K: Record + Hash + Eq,
     A: Record,
     B: Record,
     W: WindowAssigner,
+    Tr: Trigger<CoInput<A, B>>,
 {
+    /// Replaces the assigner's default trigger (see [`WindowedStream::trigger`]);
+    /// it sees the records of both sides, tagged.
+    pub fn trigger<Tr2: Trigger<CoInput<A, B>>>(
+        self,
+        trigger: Tr2,
+    ) -> JoinedWindowed<K, A, B, W, Tr2> {
+        JoinedWindowed {
+            inner: self.inner.trigger(trigger),
+        }
+    }
+
     /// Records may arrive up to `lateness` after their window's end; see
     /// [`WindowedStream::allowed_lateness`].
     pub fn allowed_lateness(self, lateness: Duration) -> Self {
