@@ -403,3 +403,71 @@ fn a_co_group_with_a_purging_count_trigger_fires_every_n_records_of_either_side(
         assert_eq!(sorted(groups.take()), expected, "p={p}");
     }
 }
+
+/// sequence (ts = x ms, a failure at each point) -> auctions and bids -> window
+/// join on the auction in 100 ms tumbling windows -> transactional sink.
+fn window_join_job(
+    p: usize,
+    points: HashSet<u64>,
+    dir: &std::path::Path,
+) -> (
+    StreamExecutionEnvironment,
+    TransactionalCollectingSink<(u64, u64)>,
+) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(p);
+    env.enable_checkpointing(Duration::from_millis(5))
+        .set_storage_dir(dir);
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 10,
+        delay: Duration::ZERO,
+    });
+    env.set_auto_watermark_interval(Duration::from_millis(1));
+    let source = SequenceSource::range(0, RECORDS - 1)
+        .rate_limited(RateLimiterStrategy::per_second(300_000.0).unwrap());
+    let fired = Arc::new(Mutex::new(HashSet::new()));
+    let out = TransactionalCollectingSink::new();
+    let numbers = env
+        .from_source(source, "Sequence")
+        .map(move |x: u64| {
+            if points.contains(&x) && fired.lock().unwrap().insert(x) {
+                panic!("injected failure at record {x}");
+            }
+            x
+        })
+        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64));
+    let auctions = numbers.filter(|x: &u64| x.is_multiple_of(10));
+    let bids = numbers.filter(|x: &u64| !x.is_multiple_of(10) && bid_auction(*x).is_some());
+    auctions
+        .join(&bids)
+        .where_(|a: &u64| a / 10)
+        .equal_to(|b: &u64| bid_auction(*b).unwrap_or(0))
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .apply(|a: &u64, b: &u64| (a / 10, *b))
+        .sink_to(out.clone());
+    (env, out)
+}
+
+#[test]
+fn window_join_restarted_from_checkpoints_after_failures_commits_the_failure_free_output() {
+    let expected: Vec<(u64, u64)> = (0..RECORDS)
+        .filter(|x| !x.is_multiple_of(10))
+        .filter_map(|x| bid_auction(x).map(|a| (a, x)))
+        .filter(|(a, x)| a * 10 / 100 == x / 100)
+        .collect();
+    let expected = sorted(expected);
+    assert!(expected.len() > 10_000, "{}", expected.len());
+    for p in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let points: HashSet<u64> = [9_001, 22_222, 35_353].into();
+        let (env, out) = window_join_job(p, points, dir.path());
+        let result = env.execute("window join across failures").unwrap();
+        assert!(!result.restarts.is_empty(), "failures were injected");
+        let checkpoints = result.checkpoints.expect("checkpointing was on");
+        assert!(
+            checkpoints.completed >= 1,
+            "restores start from checkpoints"
+        );
+        assert_eq!(sorted(out.committed()), expected, "p={p}");
+    }
+}
