@@ -50,8 +50,8 @@ pub(crate) use trigger::TimerRequest;
 pub use trigger::{Trigger, TriggerContext, TriggerResult};
 pub use tumbling::{TumblingEventTimeWindows, TumblingProcessingTimeWindows};
 pub use window_aggregation::{
-    AggregateProcessWindow, AggregateWindow, EvictingProcessWindow, ProcessWindow, ReduceWindow,
-    WindowAggregation,
+    AggregateProcessWindow, AggregateWindow, EvictingProcessWindow, ProcessWindow,
+    ReduceProcessWindow, ReduceWindow, WindowAggregation,
 };
 pub use window_error::WindowError;
 pub use windowed_stream::WindowedStream;

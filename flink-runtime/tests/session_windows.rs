@@ -70,7 +70,7 @@ fn sessions_reference(clicks: &[Click]) -> Vec<(u32, i64, i64, usize)> {
 }
 
 #[test]
-fn event_time_sessions_exact_at_parallelism_1_2_4() {
+fn event_time_sessions_exact_at_parallelism_1_2_4_with_process_and_reduce_process() {
     let input = clicks();
     let expected = sessions_reference(&input);
     assert!(expected.len() > 400, "sessions: {}", expected.len());
@@ -99,6 +99,31 @@ fn event_time_sessions_exact_at_parallelism_1_2_4() {
         env.execute("sessions").unwrap();
         assert_eq!(sessions.take_sorted(), expected, "p={p}");
     }
+    // Incrementally: one (user, count) per session, merged as sessions merge.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let sessions = env
+        .from_collection(input.iter().map(|c| (c.0, c.1, 1usize)).collect::<Vec<_>>())
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(DISORDER_MS))
+                .with_timestamp_assigner(|c: &(u32, i64, usize)| c.1),
+        )
+        .key_by(|c: &(u32, i64, usize)| c.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
+            GAP_MS as u64,
+        )))
+        .reduce_process(
+            |a: (u32, i64, usize), b: (u32, i64, usize)| (a.0, a.1.max(b.1), a.2 + b.2),
+            |user: &u32,
+             w: &TimeWindow,
+             sum: (u32, i64, usize),
+             out: &mut dyn Collector<(u32, i64, i64, usize)>| {
+                out.collect((*user, w.start, w.end, sum.2))
+            },
+        )
+        .collect_vec();
+    env.execute("sessions, reduced").unwrap();
+    assert_eq!(sessions.take_sorted(), expected, "reduce_process");
 }
 
 #[test]

@@ -71,6 +71,41 @@ where
     }
 }
 
+/// Keeps one reduced value per window and hands it, with the key and the window,
+/// to a function (Flink's `reduce(reduceFunction, windowFunction)`).
+pub struct ReduceProcessWindow<F, P>(pub(crate) F, pub(crate) P);
+
+impl<F: Clone, P: Clone> Clone for ReduceProcessWindow<F, P> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone(), self.1.clone())
+    }
+}
+
+impl<K, T, R, F, P> WindowAggregation<K, T, R> for ReduceProcessWindow<F, P>
+where
+    T: Clone + Serialize + DeserializeOwned + Send + 'static,
+    F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+    P: FnMut(&K, &TimeWindow, T, &mut dyn Collector<R>) + Clone + Send + Sync + 'static,
+{
+    type Acc = T;
+
+    #[inline]
+    fn add(&mut self, acc: &mut Option<T>, record: T, _: i64) {
+        *acc = Some(match acc.take() {
+            Some(so_far) => (self.0)(so_far, record),
+            None => record,
+        });
+    }
+
+    fn emit(&mut self, key: &K, window: &TimeWindow, acc: &mut T, out: &mut dyn Collector<R>) {
+        (self.1)(key, window, acc.clone(), out);
+    }
+
+    fn merge(&mut self, acc: &mut Option<T>, other: T) {
+        <Self as WindowAggregation<K, T, R>>::add(self, acc, other, 0);
+    }
+}
+
 /// Keeps one accumulator per window and emits its result (Flink's `aggregate`).
 pub struct AggregateWindow<A, I>(pub(crate) A, pub(crate) PhantomData<fn(I)>);
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::millis;
 use super::window_aggregation::{
-    AggregateProcessWindow, AggregateWindow, ProcessWindow, ReduceWindow,
+    AggregateProcessWindow, AggregateWindow, ProcessWindow, ReduceProcessWindow, ReduceWindow,
 };
 use super::{
     AggregateFunction, DefaultTrigger, EvictingWindowedStream, Evictor, TimeWindow, Trigger,
@@ -153,6 +153,41 @@ where
         F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
     {
         self.apply("Window Reduce", ReduceWindow(f))
+    }
+
+    /// Each window keeps the reduction of its records and hands it, with the key
+    /// and the window, to `f` (Flink's `reduce(reduceFunction, windowFunction)`):
+    /// incremental, with the window's metadata.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use flink_core::prelude::*;
+    /// use flink_core::watermark::WatermarkStrategy;
+    /// use flink_core::windows::{TimeWindow, TumblingEventTimeWindows};
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// // Bids as (auction, price, time ms): the highest bid per auction and 10 s,
+    /// // with the window's end.
+    /// let highest = env
+    ///     .from_collection(vec![(1u64, 30u64, 1_000i64), (1, 50, 2_000)])
+    ///     .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|b: &(u64, u64, i64)| b.2))
+    ///     .key_by(|b: &(u64, u64, i64)| b.0)
+    ///     .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
+    ///     .reduce_process(
+    ///         |a: (u64, u64, i64), b: (u64, u64, i64)| if b.1 > a.1 { b } else { a },
+    ///         |auction: &u64, w: &TimeWindow, best: (u64, u64, i64), out: &mut dyn Collector<(u64, i64, u64)>| {
+    ///             out.collect((*auction, w.end, best.1))
+    ///         },
+    ///     );
+    /// # let _ = highest;
+    /// ```
+    pub fn reduce_process<R, F, P>(&self, f: F, process: P) -> DataStream<R>
+    where
+        R: Record,
+        F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+        P: FnMut(&K, &TimeWindow, T, &mut dyn Collector<R>) + Clone + Send + Sync + 'static,
+    {
+        self.apply("Window Reduce", ReduceProcessWindow(f, process))
     }
 
     /// Each window emits `f`'s result; one accumulator is kept per key and window,
