@@ -21,6 +21,7 @@ const GUARD: Duration = Duration::from_secs(30);
 fn config(job: &str, secret: &[u8]) -> TcpConfig {
     TcpConfig {
         job_id: job.into(),
+        process: 0,
         secret: secret.to_vec(),
         handshake_timeout: Duration::from_secs(10),
         max_buffer_size: 4096,

@@ -1,7 +1,7 @@
 //! The logical channels of a connection: their routes and the two transport ends.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -49,9 +49,18 @@ pub(super) struct Shared {
     pub(super) bytes_sent: AtomicU64,
     pub(super) frames_received: AtomicU64,
     pub(super) bytes_received: AtomicU64,
+    /// The peer sent [`Frame::Close`]: its end of the socket closing is orderly.
+    pub(super) peer_closed: AtomicBool,
+    /// This side sent [`Frame::Close`].
+    pub(super) close_sent: AtomicBool,
 }
 
 impl Shared {
+    /// Both sides sent [`Frame::Close`]: the connection may end without a failure.
+    pub(super) fn closed_both_ways(&self) -> bool {
+        self.peer_closed.load(Ordering::Acquire) && self.close_sent.load(Ordering::Acquire)
+    }
+
     pub(super) fn send(&self, frame: Frame<'_>) -> bool {
         self.out.send(frame.encode()).is_ok()
     }

@@ -8,6 +8,7 @@
 //! | 1    | Buffer | channel u32, backlog u32, kind u8 (0 data, 1 event), bytes |
 //! | 2    | Credit | channel u32, credit u32                                     |
 //! | 3    | Cancel | channel u32                                                 |
+//! | 4    | Close  | (none): the sender is done with the connection              |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -16,7 +17,7 @@
 use crate::network::BufferKind;
 
 /// Version of the wire format and handshake; peers of another version are refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of the length prefix.
 pub const LENGTH_LEN: usize = 4;
@@ -28,6 +29,7 @@ pub const BUFFER_HEADER_LEN: usize = 1 + 4 + 4 + 1;
 const TYPE_BUFFER: u8 = 1;
 const TYPE_CREDIT: u8 = 2;
 const TYPE_CANCEL: u8 = 3;
+const TYPE_CLOSE: u8 = 4;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,10 @@ pub enum Frame<'a> {
         /// Logical channel id.
         channel: u32,
     },
+    /// The sender's part of the job is done: everything it had to send is before this
+    /// frame and it needs nothing more. Once both sides sent it, closing the socket is
+    /// orderly, not a failure.
+    Close,
 }
 
 impl Frame<'_> {
@@ -86,6 +92,7 @@ impl Frame<'_> {
                 body.push(TYPE_CANCEL);
                 body.extend_from_slice(&channel.to_be_bytes());
             }
+            Frame::Close => body.push(TYPE_CLOSE),
         }
         let mut out = Vec::with_capacity(LENGTH_LEN + body.len() + CRC_LEN);
         out.extend_from_slice(&((body.len() + CRC_LEN) as u32).to_be_bytes());
@@ -99,6 +106,7 @@ impl Frame<'_> {
             Frame::Buffer { bytes, .. } => BUFFER_HEADER_LEN + bytes.len(),
             Frame::Credit { .. } => 9,
             Frame::Cancel { .. } => 5,
+            Frame::Close => 1,
         }
     }
 
@@ -153,6 +161,10 @@ impl Frame<'_> {
                 need(5, "cancel")?;
                 Ok(Frame::Cancel { channel: u32_at(1) })
             }
+            TYPE_CLOSE => {
+                need(1, "close")?;
+                Ok(Frame::Close)
+            }
             t => Err(format!("unknown frame type {t}")),
         }
     }
@@ -176,6 +188,7 @@ mod tests {
                 credit: 9,
             },
             Frame::Cancel { channel: 2 },
+            Frame::Close,
         ];
         for f in frames {
             let bytes = f.encode();

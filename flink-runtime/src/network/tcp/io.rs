@@ -47,8 +47,11 @@ async fn write_loop(
             written = wr.flush().await;
         }
         if let Err(source) = written {
-            let connection = shared.name.clone();
-            shared.fail(TcpError::Io { connection, source });
+            // Once both sides closed, the peer may be gone: late credit is moot.
+            if !shared.closed_both_ways() {
+                let connection = shared.name.clone();
+                shared.fail(TcpError::Io { connection, source });
+            }
             return;
         }
         shared.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -85,6 +88,8 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body
                     return;
                 }
             }
+            // After the peer's Close frame its socket closing is orderly.
+            Ok(None) | Err(_) if shared.peer_closed.load(Ordering::Acquire) => return,
             Ok(None) => {
                 let connection = shared.name.clone();
                 shared.fail(TcpError::PeerClosed { connection });
@@ -201,6 +206,11 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             if let Some(sub) = sender_or_pending(shared, channel, |p| p.cancelled = true)? {
                 sub.release();
             }
+            Ok(())
+        }
+        Frame::Close => {
+            tracing::debug!(connection = %shared.name, "peer closed its side");
+            shared.peer_closed.store(true, Ordering::Release);
             Ok(())
         }
     }

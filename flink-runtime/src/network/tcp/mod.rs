@@ -19,6 +19,7 @@
 //!
 //! let config = TcpConfig {
 //!     job_id: "wordcount".into(),
+//!     process: 0,
 //!     secret: b"shared secret".to_vec(),
 //!     handshake_timeout: Duration::from_secs(10),
 //!     max_buffer_size: 1024,

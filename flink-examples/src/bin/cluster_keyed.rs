@@ -1,0 +1,225 @@
+//! A keyed job that runs in one process or spread over several (application mode).
+//!
+//! `cargo run -p flink-examples --bin cluster_keyed -- --records 1000000 --parallelism 4`
+//! runs it alone; `flink-rs run --processes 2 -- target/debug/cluster_keyed ...` runs
+//! the same binary as two processes (see docs/deployment.md), each joining the cluster
+//! the launcher describes in its environment (`env.set_cluster_from_env()`).
+//!
+//! The job: sequence 1..=N -> map to `(x % keys, x)` -> key_by -> running sum (reduce)
+//! -> a sink that keeps each key's latest sum. With `--output DIR` every sink subtask
+//! writes `DIR/part-<subtask>` (`<key> <sum> <updates>` lines), in whichever process
+//! runs it, so the union of the parts is the job's output. Prints this process's
+//! share: records at its sinks, seconds, and bytes on the wire.
+//!
+//! `--pace-us U --paced-process P` makes the sinks in process P take U µs per record;
+//! with `--progress-dir DIR` they publish their count there and process 0's map
+//! measures the records in flight towards them (emitted minus sunk), to show back
+//! pressure holds the source in another process.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use flink_core::operator::RuntimeContext;
+use flink_runtime::prelude::*;
+
+/// A keyed running sum, in one process or across several.
+#[derive(Parser)]
+#[command(name = "cluster_keyed")]
+struct Args {
+    /// Records of the sequence source.
+    #[arg(long, default_value_t = 200_000)]
+    records: u64,
+    /// Parallelism of every operator (total, over all processes).
+    #[arg(long, default_value_t = 4)]
+    parallelism: usize,
+    /// Parallelism of the source (default: --parallelism).
+    #[arg(long)]
+    source_parallelism: Option<usize>,
+    /// Distinct keys.
+    #[arg(long, default_value_t = 100)]
+    keys: u64,
+    /// Network buffer size in bytes (default: the engine's).
+    #[arg(long)]
+    buffer_size: Option<usize>,
+    /// Write each sink subtask's per-key sums to DIR/part-<subtask>.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Microseconds each record takes at the sinks of --paced-process.
+    #[arg(long, default_value_t = 0)]
+    pace_us: u64,
+    /// The process whose sinks are paced.
+    #[arg(long, default_value_t = 1)]
+    paced_process: usize,
+    /// Where paced sinks publish their counts (and process 0 measures in-flight).
+    #[arg(long)]
+    progress_dir: Option<PathBuf>,
+}
+
+/// This process's index in the cluster (0 when alone).
+fn process_index() -> usize {
+    std::env::var(flink_core::cluster::ENV_PROCESS_INDEX)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records the sinks of this process wrote so far (for the in-flight measure).
+static LOCAL_SUNK: AtomicU64 = AtomicU64::new(0);
+/// The most records in flight process 0's map saw.
+static MAX_IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    flink_examples::init_logging();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster_from_env();
+    env.set_parallelism(args.parallelism);
+    if let Some(bytes) = args.buffer_size {
+        env.set_buffer_size(bytes);
+    }
+    let keys = args.keys;
+    let mut source = env.from_sequence(1, args.records);
+    if let Some(p) = args.source_parallelism {
+        source = source.set_parallelism(p);
+    }
+    let progress = args.progress_dir.clone();
+    let mut emitted = 0u64;
+    let keyed = source
+        .map(move |x: u64| {
+            emitted += 1;
+            if emitted.is_multiple_of(256)
+                && let Some(dir) = &progress
+            {
+                observe_in_flight(dir, emitted);
+            }
+            (x % keys, x)
+        })
+        .name("Key");
+    let paced = args.pace_us > 0 && process_index() == args.paced_process;
+    let sink = LatestSums {
+        output: args.output.clone(),
+        pace: paced.then(|| Duration::from_micros(args.pace_us)),
+        progress: if paced {
+            args.progress_dir.clone()
+        } else {
+            None
+        },
+    };
+    keyed
+        .key_by(|r: &(u64, u64)| r.0)
+        .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
+        .name("Sum")
+        .sink_named(sink, "Latest Sums");
+
+    let started = Instant::now();
+    let result = env.execute("cluster keyed")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let sunk = result
+        .operator("Latest Sums")
+        .context("sink metrics")?
+        .records_in;
+    let (process, processes, wire) = match result.cluster {
+        Some(c) => (c.process, c.processes, c.wire),
+        None => (0, 1, Default::default()),
+    };
+    println!(
+        "process={process}/{processes} sunk={sunk} seconds={seconds:.3} rate={:.0} \
+         bytes_sent={} frames_sent={} bytes_received={}",
+        sunk as f64 / seconds,
+        wire.bytes_sent,
+        wire.frames_sent,
+        wire.bytes_received
+    );
+    if args.progress_dir.is_some() && process == 0 {
+        println!("max_in_flight={}", MAX_IN_FLIGHT.load(Ordering::Relaxed));
+    }
+    Ok(())
+}
+
+/// Process 0's map, every 256 records: how many of the records it emitted have not
+/// reached a sink yet (its own sinks count in memory, the paced ones in a file).
+fn observe_in_flight(dir: &Path, emitted: u64) {
+    if process_index() != 0 {
+        return;
+    }
+    let remote: u64 = std::fs::read_to_string(dir.join("sunk"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let in_flight = emitted.saturating_sub(LOCAL_SUNK.load(Ordering::Relaxed) + remote);
+    MAX_IN_FLIGHT.fetch_max(in_flight, Ordering::Relaxed);
+}
+
+/// Keeps each key's latest running sum and how many updates it got.
+struct LatestSums {
+    output: Option<PathBuf>,
+    pace: Option<Duration>,
+    progress: Option<PathBuf>,
+}
+
+impl Sink<(u64, u64)> for LatestSums {
+    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<(u64, u64)>> {
+        Box::new(LatestSumsWriter {
+            path: self
+                .output
+                .as_ref()
+                .map(|d| d.join(format!("part-{}", ctx.subtask_index))),
+            pace: self.pace,
+            progress: self.progress.clone(),
+            sunk: Arc::new(AtomicU64::new(0)),
+            sums: BTreeMap::new(),
+        })
+    }
+}
+
+struct LatestSumsWriter {
+    path: Option<PathBuf>,
+    pace: Option<Duration>,
+    progress: Option<PathBuf>,
+    sunk: Arc<AtomicU64>,
+    sums: BTreeMap<u64, (u64, u64)>,
+}
+
+impl SinkWriter<(u64, u64)> for LatestSumsWriter {
+    fn write(&mut self, (key, sum): (u64, u64)) -> Result<(), SinkError> {
+        if let Some(pace) = self.pace {
+            std::thread::sleep(pace);
+        }
+        let entry = self.sums.entry(key).or_default();
+        *entry = (sum, entry.1 + 1);
+        LOCAL_SUNK.fetch_add(1, Ordering::Relaxed);
+        let sunk = self.sunk.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(dir) = &self.progress
+            && sunk.is_multiple_of(64)
+        {
+            publish(dir, sunk).map_err(|e| SinkError::from(format!("progress: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut text = String::new();
+        for (key, (sum, updates)) in &self.sums {
+            text.push_str(&format!("{key} {sum} {updates}\n"));
+        }
+        std::fs::write(path, text)
+            .map_err(|e| SinkError::from(format!("writing {}: {e}", path.display())))
+    }
+}
+
+/// Writes the count to `dir/sunk` atomically (a reader sees the old or the new).
+fn publish(dir: &Path, sunk: u64) -> std::io::Result<()> {
+    let tmp = dir.join("sunk.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    writeln!(f, "{sunk}")?;
+    std::fs::rename(tmp, dir.join("sunk"))
+}
