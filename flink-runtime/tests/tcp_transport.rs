@@ -621,3 +621,29 @@ fn a_silent_peer_times_out_with_a_clear_error() {
     assert!(err.contains(&addr.to_string()), "{err}");
     drop(silent.join().unwrap());
 }
+
+#[test]
+fn a_peer_closing_after_both_sides_said_close_is_no_failure() {
+    let (a, b) = pair(
+        TcpConfig {
+            process: 1,
+            ..config("job", b"s3cret")
+        },
+        config("job", b"s3cret"),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Each side learns the other's process index in the handshake.
+    assert_eq!((a.peer_process(), b.peer_process()), (0, 1));
+    assert!(a.senders_drained() && b.senders_drained());
+    a.close();
+    b.close();
+    let deadline = std::time::Instant::now() + GUARD;
+    while !(a.closed_by_peer() && b.closed_by_peer()) {
+        assert!(std::time::Instant::now() < deadline, "Close never arrived");
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(b);
+    // The orderly end is not a failure; give the reader time to see the EOF.
+    thread::sleep(Duration::from_millis(100));
+    assert!(a.failure().is_none(), "{:?}", a.failure());
+}

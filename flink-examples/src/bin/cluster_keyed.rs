@@ -38,7 +38,7 @@ struct Args {
     /// Parallelism of every operator (total, over all processes).
     #[arg(long, default_value_t = 4)]
     parallelism: usize,
-    /// Parallelism of the source (default: --parallelism).
+    /// Parallelism of the source and the map chained to it (default: --parallelism).
     #[arg(long)]
     source_parallelism: Option<usize>,
     /// Distinct keys.
@@ -59,6 +59,9 @@ struct Args {
     /// Where paced sinks publish their counts (and process 0 measures in-flight).
     #[arg(long)]
     progress_dir: Option<PathBuf>,
+    /// Fail the map on this record.
+    #[arg(long)]
+    fail_at: Option<u64>,
 }
 
 /// This process's index in the cluster (0 when alone).
@@ -84,14 +87,16 @@ fn main() -> anyhow::Result<()> {
         env.set_buffer_size(bytes);
     }
     let keys = args.keys;
-    let mut source = env.from_sequence(1, args.records);
-    if let Some(p) = args.source_parallelism {
-        source = source.set_parallelism(p);
-    }
+    let source_parallelism = args.source_parallelism.unwrap_or(args.parallelism);
+    let source = env
+        .from_sequence(1, args.records)
+        .set_parallelism(source_parallelism);
     let progress = args.progress_dir.clone();
     let mut emitted = 0u64;
+    let fail_at = args.fail_at;
     let keyed = source
         .map(move |x: u64| {
+            assert!(Some(x) != fail_at, "record {x} fails, as asked");
             emitted += 1;
             if emitted.is_multiple_of(256)
                 && let Some(dir) = &progress
@@ -100,7 +105,8 @@ fn main() -> anyhow::Result<()> {
             }
             (x % keys, x)
         })
-        .name("Key");
+        .name("Key")
+        .set_parallelism(source_parallelism);
     let paced = args.pace_us > 0 && process_index() == args.paced_process;
     let sink = LatestSums {
         output: args.output.clone(),
@@ -148,10 +154,14 @@ fn observe_in_flight(dir: &Path, emitted: u64) {
     if process_index() != 0 {
         return;
     }
-    let remote: u64 = std::fs::read_to_string(dir.join("sunk"))
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0);
+    let remote: u64 = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".count"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+        .sum();
     let in_flight = emitted.saturating_sub(LOCAL_SUNK.load(Ordering::Relaxed) + remote);
     MAX_IN_FLIGHT.fetch_max(in_flight, Ordering::Relaxed);
 }
@@ -170,6 +180,7 @@ impl Sink<(u64, u64)> for LatestSums {
                 .output
                 .as_ref()
                 .map(|d| d.join(format!("part-{}", ctx.subtask_index))),
+            subtask: ctx.subtask_index,
             pace: self.pace,
             progress: self.progress.clone(),
             sunk: Arc::new(AtomicU64::new(0)),
@@ -180,6 +191,7 @@ impl Sink<(u64, u64)> for LatestSums {
 
 struct LatestSumsWriter {
     path: Option<PathBuf>,
+    subtask: usize,
     pace: Option<Duration>,
     progress: Option<PathBuf>,
     sunk: Arc<AtomicU64>,
@@ -198,7 +210,8 @@ impl SinkWriter<(u64, u64)> for LatestSumsWriter {
         if let Some(dir) = &self.progress
             && sunk.is_multiple_of(64)
         {
-            publish(dir, sunk).map_err(|e| SinkError::from(format!("progress: {e}")))?;
+            publish(dir, self.subtask, sunk)
+                .map_err(|e| SinkError::from(format!("progress: {e}")))?;
         }
         Ok(())
     }
@@ -216,10 +229,11 @@ impl SinkWriter<(u64, u64)> for LatestSumsWriter {
     }
 }
 
-/// Writes the count to `dir/sunk` atomically (a reader sees the old or the new).
-fn publish(dir: &Path, sunk: u64) -> std::io::Result<()> {
-    let tmp = dir.join("sunk.tmp");
+/// Writes a sink subtask's count to `dir/sink-<subtask>.count` atomically (a reader
+/// sees the old or the new count).
+fn publish(dir: &Path, subtask: usize, sunk: u64) -> std::io::Result<()> {
+    let tmp = dir.join(format!("sink-{subtask}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     writeln!(f, "{sunk}")?;
-    std::fs::rename(tmp, dir.join("sunk"))
+    std::fs::rename(tmp, dir.join(format!("sink-{subtask}.count")))
 }
