@@ -263,7 +263,7 @@ impl StreamExecutionEnvironment {
     /// let env = StreamExecutionEnvironment::new();
     /// let peers = vec!["127.0.0.1:7000".into(), "127.0.0.1:7001".into()];
     /// env.set_cluster(ClusterConfig::new(2, 5, peers, b"secret".to_vec()));
-    /// env.from_sequence(1, 3).print();
+    /// let _ = env.from_sequence(1, 3).collect_vec();
     /// assert!(env.job_graph().is_err()); // index 5 of 2 processes
     /// ```
     pub fn set_cluster(&self, cluster: crate::cluster::ClusterConfig) -> &Self {

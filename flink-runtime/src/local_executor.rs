@@ -397,6 +397,44 @@ fn join_cluster(
     )?)
 }
 
+/// The operators' counts as the result reports them: this process's, plus on
+/// process 0 of a job spread over processes every other process's final counts
+/// (which arrived before their Close), so its result covers the whole job.
+fn job_operators(
+    observables: &JobObservables,
+    links: Option<&ClusterLinks>,
+) -> Vec<crate::job_result::OperatorSummary> {
+    let mut operators = observables.operator_summaries();
+    let Some(links) = links.filter(|l| l.cluster().index == 0) else {
+        return operators;
+    };
+    for c in links.peer_counts() {
+        if let Some(op) = operators.iter_mut().find(|o| o.id == c.node as usize) {
+            op.records_in += c.records_in;
+            op.records_out += c.records_out;
+            op.side_output_unconsumed += c.side_output_unconsumed;
+            op.dead_letters_discarded += c.dead_letters_discarded;
+        }
+    }
+    operators
+}
+
+/// The final counts of this process's operators, for process 0's whole-job result.
+fn operator_counts(
+    operators: &[crate::job_result::OperatorSummary],
+) -> Vec<crate::network::tcp::OperatorCounts> {
+    operators
+        .iter()
+        .map(|o| crate::network::tcp::OperatorCounts {
+            node: u32::try_from(o.id).unwrap_or(u32::MAX),
+            records_in: o.records_in,
+            records_out: o.records_out,
+            side_output_unconsumed: o.side_output_unconsumed,
+            dead_letters_discarded: o.dead_letters_discarded,
+        })
+        .collect()
+}
+
 /// What each operator's state is stored under, for checkpoint metadata.
 fn operator_entries(jg: &JobGraph) -> Vec<OperatorEntry> {
     jg.stream_graph
@@ -727,12 +765,13 @@ impl Coordinator {
             .checkpoints
             .as_ref()
             .and_then(|c| c.stopped_with().map(std::path::Path::to_path_buf));
+        let operators = job_operators(&self.observables, self.setup.links.as_deref());
         Ok(JobExecutionResult {
             job_name: self.job_name,
             stopped: self.control.stop_requested.load(Ordering::SeqCst) || savepoint.is_some(),
             savepoint,
             duration,
-            operators: self.observables.operator_summaries(),
+            operators,
             tasks: self.observables.task_snapshots(),
             restarts: self.restarts,
             checkpoints: self.checkpoints.as_ref().map(|c| c.counts()),
@@ -743,6 +782,7 @@ impl Coordinator {
                 .map(|l| crate::cluster::ClusterShare {
                     process: l.cluster().index,
                     processes: l.cluster().processes,
+                    whole_job: l.cluster().index == 0,
                     wire: l.stats(),
                 }),
         })
@@ -855,11 +895,14 @@ impl Coordinator {
         let Some(links) = &self.setup.links else {
             return Ok(());
         };
+        let counts = operator_counts(&self.observables.operator_summaries());
         loop {
             if let Some(lost) = links.failure() {
                 return Err(lost.into());
             }
-            if links.close_when_drained() || self.control.cancelled_by_user.load(Ordering::SeqCst) {
+            if links.close_when_drained(&counts)
+                || self.control.cancelled_by_user.load(Ordering::SeqCst)
+            {
                 return Ok(());
             }
             std::thread::sleep(COORDINATOR_TICK);

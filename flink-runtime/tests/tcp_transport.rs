@@ -7,8 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use flink_runtime::network::tcp::{
-    BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, Role, TcpConfig, TcpConnection, TcpError,
-    TlsSettings, handshake,
+    BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, OperatorCounts, Role, TcpConfig, TcpConnection,
+    TcpError, TlsSettings, handshake,
 };
 use flink_runtime::network::{
     BufferKind, CancelToken, Event, GateItem, GatePoll, InputGate, IoMetrics, NetworkConfig,
@@ -635,13 +635,23 @@ fn a_peer_closing_after_both_sides_said_close_is_no_failure() {
     // Each side learns the other's process index in the handshake.
     assert_eq!((a.peer_process(), b.peer_process()), (0, 1));
     assert!(a.senders_drained() && b.senders_drained());
-    a.close();
-    b.close();
+    let counts = OperatorCounts {
+        node: 2,
+        records_in: 10,
+        records_out: 9,
+        side_output_unconsumed: 0,
+        dead_letters_discarded: 1,
+    };
+    a.close(&[counts]);
+    b.close(&[]);
     let deadline = std::time::Instant::now() + GUARD;
     while !(a.closed_by_peer() && b.closed_by_peer()) {
         assert!(std::time::Instant::now() < deadline, "Close never arrived");
         thread::sleep(Duration::from_millis(5));
     }
+    // Counts travel before the Close, so they are complete once it arrived.
+    assert_eq!(b.peer_counts(), vec![counts]);
+    assert!(a.peer_counts().is_empty());
     drop(b);
     // The orderly end is not a failure; give the reader time to see the EOF.
     thread::sleep(Duration::from_millis(100));

@@ -9,7 +9,8 @@
 //! -> a sink that keeps each key's latest sum. With `--output DIR` every sink subtask
 //! writes `DIR/part-<subtask>` (`<key> <sum> <updates>` lines), in whichever process
 //! runs it, so the union of the parts is the job's output. Prints this process's
-//! share: records at its sinks, seconds, and bytes on the wire.
+//! share (records at its sinks, seconds, bytes on the wire) and, on process 0 (or
+//! alone), the whole job's sink count and rate from the job's result.
 //!
 //! `--pace-us U --paced-process P` makes the sinks in process P take U µs per record;
 //! with `--progress-dir DIR` they publish their count there and process 0's map
@@ -126,22 +127,25 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let result = env.execute("cluster keyed")?;
     let seconds = started.elapsed().as_secs_f64();
-    let sunk = result
+    // On process 0 (or alone) the result's counts cover the whole job; elsewhere only
+    // the process's own subtasks.
+    let job_sunk = result
         .operator("Latest Sums")
         .context("sink metrics")?
         .records_in;
-    let (process, processes, wire) = match result.cluster {
-        Some(c) => (c.process, c.processes, c.wire),
-        None => (0, 1, Default::default()),
+    let local_sunk = LOCAL_SUNK.load(Ordering::Relaxed);
+    let (process, processes, whole, wire) = match result.cluster {
+        Some(c) => (c.process, c.processes, c.whole_job, c.wire),
+        None => (0, 1, true, Default::default()),
     };
     println!(
-        "process={process}/{processes} sunk={sunk} seconds={seconds:.3} rate={:.0} \
+        "process={process}/{processes} local_sunk={local_sunk} seconds={seconds:.3} \
          bytes_sent={} frames_sent={} bytes_received={}",
-        sunk as f64 / seconds,
-        wire.bytes_sent,
-        wire.frames_sent,
-        wire.bytes_received
+        wire.bytes_sent, wire.frames_sent, wire.bytes_received
     );
+    if whole {
+        println!("job_sunk={job_sunk} rate={:.0}", job_sunk as f64 / seconds);
+    }
     if args.progress_dir.is_some() && process == 0 {
         println!("max_in_flight={}", MAX_IN_FLIGHT.load(Ordering::Relaxed));
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use flink_core::cluster::ClusterConfig;
 
 use super::error::ClusterRunError;
-use crate::network::tcp::{TcpConfig, TcpConnection, TcpError};
+use crate::network::tcp::{OperatorCounts, TcpConfig, TcpConnection, TcpError};
 
 /// How often a refused dial or an idle listener is tried again.
 const RETRY: Duration = Duration::from_millis(20);
@@ -126,19 +126,27 @@ impl ClusterLinks {
         })
     }
 
-    /// Sends Close on every connection whose sending channels drained; true once
-    /// every peer closed its side too (this process's tasks must have ended).
-    pub fn close_when_drained(&self) -> bool {
+    /// Sends Close on every connection whose sending channels drained, preceded on
+    /// the connection to process 0 (which reports the whole job) by `counts`, this
+    /// process's final operator counts; true once every peer closed its side too.
+    /// Call it once this process's tasks ended.
+    pub fn close_when_drained(&self, counts: &[OperatorCounts]) -> bool {
         let mut all = true;
-        for (_, c) in self.iter() {
+        for (peer, c) in self.iter() {
             if c.senders_drained() {
-                c.close();
+                c.close(if peer == 0 { counts } else { &[] });
             } else {
                 all = false;
             }
             all &= c.closed_by_peer();
         }
         all
+    }
+
+    /// The operator counts every peer sent (to process 0; empty elsewhere), complete
+    /// once [`close_when_drained`](Self::close_when_drained) returned true.
+    pub fn peer_counts(&self) -> Vec<OperatorCounts> {
+        self.iter().flat_map(|(_, c)| c.peer_counts()).collect()
     }
 
     /// Sum of the frame and byte counters of every connection.

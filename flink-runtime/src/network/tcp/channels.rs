@@ -53,6 +53,8 @@ pub(super) struct Shared {
     pub(super) peer_closed: AtomicBool,
     /// This side sent [`Frame::Close`].
     pub(super) close_sent: AtomicBool,
+    /// The operator counts the peer sent (before its Close).
+    pub(super) peer_counts: Mutex<Vec<super::frame::OperatorCounts>>,
 }
 
 impl Shared {

@@ -133,6 +133,7 @@ impl TcpConnection {
             bytes_received: AtomicU64::new(0),
             peer_closed: AtomicBool::new(false),
             close_sent: AtomicBool::new(false),
+            peer_counts: Mutex::new(Vec::new()),
         });
         let max_body = BUFFER_HEADER_LEN + config.max_buffer_size + CRC_LEN;
         let io_shared = Arc::clone(&shared);
@@ -169,11 +170,22 @@ impl TcpConnection {
             .all(|s| s.subpartition.is_idle())
     }
 
-    /// Tells the peer this side is done (a [`Frame::Close`](super::Frame::Close)
-    /// after everything already queued); idempotent. Call it once this process's
-    /// tasks ended and [`senders_drained`](Self::senders_drained).
-    pub fn close(&self) {
+    /// The operator counts the peer sent; complete once
+    /// [`closed_by_peer`](Self::closed_by_peer).
+    pub fn peer_counts(&self) -> Vec<super::frame::OperatorCounts> {
+        self.shared.peer_counts.lock().clone()
+    }
+
+    /// Tells the peer this side is done: `counts` (this process's final operator
+    /// counts, for the process that reports the whole job; empty for others), then a
+    /// [`Frame::Close`](super::Frame::Close), after everything already queued.
+    /// Idempotent. Call it once this process's tasks ended and
+    /// [`senders_drained`](Self::senders_drained).
+    pub fn close(&self, counts: &[super::frame::OperatorCounts]) {
         if !self.shared.close_sent.swap(true, Ordering::AcqRel) {
+            for &c in counts {
+                self.shared.send(super::frame::Frame::Counts(c));
+            }
             self.shared.send(super::frame::Frame::Close);
         }
     }

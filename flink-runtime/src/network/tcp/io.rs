@@ -208,6 +208,18 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             }
             Ok(())
         }
+        Frame::Counts(counts) => {
+            let mut all = shared.peer_counts.lock();
+            // One per operator of the job: more means the peer is broken.
+            if all.len() >= MAX_PEER_COUNTS {
+                return Err(TcpError::CorruptFrame {
+                    connection: shared.name.clone(),
+                    reason: format!("more than {MAX_PEER_COUNTS} operator counts"),
+                });
+            }
+            all.push(counts);
+            Ok(())
+        }
         Frame::Close => {
             tracing::debug!(connection = %shared.name, "peer closed its side");
             shared.peer_closed.store(true, Ordering::Release);
@@ -215,6 +227,9 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
         }
     }
 }
+
+/// Most operator counts a peer may send (a job has far fewer operators).
+const MAX_PEER_COUNTS: usize = 65_536;
 
 /// Most logical channels that may hold credit or a cancel before their sender is
 /// registered; beyond it the peer is not following the protocol.

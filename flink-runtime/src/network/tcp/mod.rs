@@ -63,6 +63,6 @@ mod tls;
 pub use channels::{RemoteReceiver, RemoteSender};
 pub use connection::{TcpConnection, TcpConnectionStats};
 pub use error::TcpError;
-pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, PROTOCOL_VERSION};
+pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, OperatorCounts, PROTOCOL_VERSION};
 pub use handshake::{MAX_JOB_ID_LEN, Role, TcpConfig, handshake};
 pub use tls::TlsSettings;
