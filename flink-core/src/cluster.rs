@@ -33,6 +33,18 @@ pub const ENV_SECRET: &str = "FLINK_RS_SECRET";
 /// Environment variable: how long to wait for the peers, in milliseconds.
 pub const ENV_CONNECT_TIMEOUT_MS: &str = "FLINK_RS_CONNECT_TIMEOUT_MS";
 
+/// Environment variable: PEM file of this process's certificate chain (TLS on).
+pub const ENV_TLS_CERT: &str = "FLINK_RS_TLS_CERT";
+/// Environment variable: PEM file of its private key.
+pub const ENV_TLS_KEY: &str = "FLINK_RS_TLS_KEY";
+/// Environment variable: PEM file of the CA every peer's certificate chains to.
+pub const ENV_TLS_CA: &str = "FLINK_RS_TLS_CA";
+/// Environment variable: the DNS name every peer's certificate carries (default
+/// [`DEFAULT_TLS_SERVER_NAME`]).
+pub const ENV_TLS_SERVER_NAME: &str = "FLINK_RS_TLS_SERVER_NAME";
+/// The name peer certificates carry unless [`ENV_TLS_SERVER_NAME`] says otherwise.
+pub const DEFAULT_TLS_SERVER_NAME: &str = "flink-rs";
+
 /// The default time to wait for every peer to come up and answer the handshake.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,6 +104,14 @@ pub enum ClusterError {
         /// What is wrong.
         reason: String,
     },
+    /// Some of the TLS variables are set but not this one.
+    #[error(
+        "cluster: TLS needs {ENV_TLS_CERT}, {ENV_TLS_KEY} and {ENV_TLS_CA}; {missing} is not set"
+    )]
+    IncompleteTls {
+        /// The missing variable.
+        missing: &'static str,
+    },
     /// Some of the cluster's environment variables are set but not this one.
     #[error("cluster: {ENV_PROCESSES} is set but {name} is not")]
     MissingVariable {
@@ -113,6 +133,23 @@ pub struct ClusterConfig {
     pub secret: Vec<u8>,
     /// How long to wait for every peer to come up and complete the handshake.
     pub connect_timeout: Duration,
+    /// Mutual TLS between the processes, or `None` for plain TCP (the secret is still
+    /// never sent, but records travel in clear text).
+    #[serde(default)]
+    pub tls: Option<ClusterTls>,
+}
+
+/// PEM files for mutual TLS between the processes (read when the job starts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterTls {
+    /// This process's certificate chain, its own certificate first.
+    pub cert: std::path::PathBuf,
+    /// Its private key.
+    pub key: std::path::PathBuf,
+    /// The CA every peer's certificate must chain to.
+    pub ca: std::path::PathBuf,
+    /// The DNS name every peer's certificate carries.
+    pub server_name: String,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -123,6 +160,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("peers", &self.peers)
             .field("secret", &"<redacted>")
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -136,7 +174,14 @@ impl ClusterConfig {
             peers,
             secret,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            tls: None,
         }
+    }
+
+    /// Turns mutual TLS on between the processes.
+    pub fn with_tls(mut self, tls: ClusterTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sets how long to wait for the peers.
@@ -231,9 +276,28 @@ impl ClusterConfig {
         if let Some(ms) = var(ENV_CONNECT_TIMEOUT_MS) {
             config.connect_timeout = Duration::from_millis(number(ENV_CONNECT_TIMEOUT_MS, ms)?);
         }
+        config.tls = tls_from_vars(&var)?;
         config.validate()?;
         Ok(Some(config))
     }
+}
+
+/// TLS from [`ENV_TLS_CERT`], [`ENV_TLS_KEY`] and [`ENV_TLS_CA`] (all or none).
+fn tls_from_vars(
+    var: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ClusterTls>, ClusterError> {
+    let files = [ENV_TLS_CERT, ENV_TLS_KEY, ENV_TLS_CA].map(|name| (name, var(name)));
+    if files.iter().all(|(_, v)| v.is_none()) {
+        return Ok(None);
+    }
+    let [cert, key, ca] =
+        files.map(|(name, v)| v.ok_or(ClusterError::IncompleteTls { missing: name }));
+    Ok(Some(ClusterTls {
+        cert: cert?.into(),
+        key: key?.into(),
+        ca: ca?.into(),
+        server_name: var(ENV_TLS_SERVER_NAME).unwrap_or_else(|| DEFAULT_TLS_SERVER_NAME.into()),
+    }))
 }
 
 /// `host:port` with a non-empty host and a port number (names are resolved only when
@@ -331,6 +395,33 @@ mod tests {
             ClusterConfig::from_vars(vars(&[(ENV_PROCESSES, "two")])),
             Err(ClusterError::BadVariable { .. })
         ));
+        assert_eq!(config.tls, None);
+        let tls = ClusterConfig::from_vars(vars(&[
+            (ENV_PROCESSES, "1"),
+            (ENV_PROCESS_INDEX, "0"),
+            (ENV_PEERS, "a:1"),
+            (ENV_SECRET, "s"),
+            (ENV_TLS_CERT, "node.pem"),
+            (ENV_TLS_KEY, "node.key"),
+            (ENV_TLS_CA, "ca.pem"),
+        ]))
+        .unwrap()
+        .unwrap()
+        .tls
+        .unwrap();
+        assert_eq!(tls.server_name, DEFAULT_TLS_SERVER_NAME);
+        assert_eq!(
+            ClusterConfig::from_vars(vars(&[
+                (ENV_PROCESSES, "1"),
+                (ENV_PROCESS_INDEX, "0"),
+                (ENV_PEERS, "a:1"),
+                (ENV_SECRET, "s"),
+                (ENV_TLS_CERT, "node.pem"),
+            ])),
+            Err(ClusterError::IncompleteTls {
+                missing: ENV_TLS_KEY
+            })
+        );
         let debug = format!("{config:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
     }

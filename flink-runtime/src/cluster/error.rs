@@ -67,6 +67,9 @@ pub enum ClusterRunError {
         /// The transport's error.
         reason: String,
     },
+    /// The TLS files cannot be read or used.
+    #[error("TLS between the processes: {0}")]
+    Tls(String),
     /// The job uses something that does not work across processes yet.
     #[error("not supported across processes yet: {0}")]
     Unsupported(String),

@@ -9,10 +9,12 @@
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use flink_core::cluster::ClusterConfig;
+use std::sync::Arc;
+
+use flink_core::cluster::{ClusterConfig, ClusterTls};
 
 use super::error::ClusterRunError;
-use crate::network::tcp::{OperatorCounts, TcpConfig, TcpConnection, TcpError};
+use crate::network::tcp::{OperatorCounts, TcpConfig, TcpConnection, TcpError, TlsSettings};
 
 /// How often a refused dial or an idle listener is tried again.
 const RETRY: Duration = Duration::from_millis(20);
@@ -48,7 +50,10 @@ impl ClusterLinks {
             secret: cluster.secret.clone(),
             handshake_timeout: cluster.connect_timeout,
             max_buffer_size,
-            tls: None,
+            tls: match &cluster.tls {
+                Some(tls) => Some(Arc::new(tls_settings(tls)?)),
+                None => None,
+            },
         };
         let deadline = Instant::now() + cluster.connect_timeout;
         let listener = listen(cluster)?;
@@ -161,6 +166,20 @@ impl ClusterLinks {
         }
         total
     }
+}
+
+/// Reads the PEM files of `tls`.
+fn tls_settings(tls: &ClusterTls) -> Result<TlsSettings, ClusterRunError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ClusterRunError::Tls(format!("{}: {e}", path.display())))
+    };
+    TlsSettings::from_pem(
+        &read(&tls.cert)?,
+        &read(&tls.key)?,
+        &read(&tls.ca)?,
+        &tls.server_name,
+    )
+    .map_err(|e| ClusterRunError::Tls(e.to_string()))
 }
 
 fn listen(cluster: &ClusterConfig) -> Result<TcpListener, ClusterRunError> {

@@ -11,6 +11,38 @@
 //! another job graph is refused. Each process's job result covers its own subtasks;
 //! a failed connection fails the job with an error naming the peer. See
 //! docs/deployment.md.
+//!
+//! The executor sets up the [`ClusterLinks`] itself; here two threads stand in for
+//! two processes:
+//!
+//! ```
+//! use std::time::Duration;
+//! use flink_core::cluster::ClusterConfig;
+//! use flink_runtime::cluster::ClusterLinks;
+//! use flink_runtime::cluster::launcher::free_loopback_ports;
+//!
+//! let peers: Vec<String> =
+//!     free_loopback_ports(2).unwrap().iter().map(|p| format!("127.0.0.1:{p}")).collect();
+//! let processes: Vec<_> = (0..2)
+//!     .map(|i| {
+//!         let config = ClusterConfig::new(2, i, peers.clone(), b"secret".to_vec())
+//!             .with_connect_timeout(Duration::from_secs(20));
+//!         std::thread::spawn(move || {
+//!             let links = ClusterLinks::establish(&config, "job graph 0123", 4096).unwrap();
+//!             let peer = 1 - i;
+//!             assert_eq!(links.to(peer).unwrap().peer_process() as usize, peer);
+//!             // Done (no channels): say so, and wait for the peer to say so too.
+//!             while !links.close_when_drained(&[]) {
+//!                 std::thread::sleep(Duration::from_millis(5));
+//!             }
+//!             assert!(links.failure().is_none());
+//!         })
+//!     })
+//!     .collect();
+//! for p in processes {
+//!     p.join().unwrap();
+//! }
+//! ```
 
 mod error;
 mod fingerprint;
