@@ -19,14 +19,15 @@ const RECORDS: u64 = 60_000;
 
 /// `key -> (latest sum, updates)` over every `part-*` file in `dir`; a key written by
 /// two sink subtasks fails the test (each key has one owner).
-fn merged(dir: &Path) -> BTreeMap<u64, (u64, u64)> {
+fn merged(dir: &Path) -> BTreeMap<String, (u64, u64)> {
     let mut all = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         for line in text.lines() {
-            let f: Vec<u64> = line.split(' ').map(|v| v.parse().unwrap()).collect();
+            let f: Vec<&str> = line.split(' ').collect();
+            let value = (f[1].parse().unwrap(), f[2].parse().unwrap());
             assert!(
-                all.insert(f[0], (f[1], f[2])).is_none(),
+                all.insert(f[0].to_string(), value).is_none(),
                 "key {} twice",
                 f[0]
             );
@@ -37,30 +38,44 @@ fn merged(dir: &Path) -> BTreeMap<u64, (u64, u64)> {
 
 /// What the job must give: per key `k` of 0..100, the sum and count of x in
 /// 1..=RECORDS with x % 100 == k.
-fn expected() -> BTreeMap<u64, (u64, u64)> {
+fn expected() -> BTreeMap<String, (u64, u64)> {
     let mut e = BTreeMap::new();
     for x in 1..=RECORDS {
-        let v: &mut (u64, u64) = e.entry(x % 100).or_default();
+        let v: &mut (u64, u64) = e.entry((x % 100).to_string()).or_default();
         *v = (v.0 + x, v.1 + 1);
     }
     e
 }
 
-fn job_args(parallelism: usize, output: &Path) -> Vec<std::ffi::OsString> {
-    vec![
+/// The windowed job's output: per key and 1 s window (`key@end`), the sum of the
+/// values (timestamps) in it, each window fired once.
+fn expected_windows() -> BTreeMap<String, (u64, u64)> {
+    let mut e = BTreeMap::new();
+    for x in 1..=RECORDS {
+        let end = (x / 1000 + 1) * 1000;
+        let v: &mut (u64, u64) = e.entry(format!("{}@{end}", x % 100)).or_default();
+        *v = (v.0 + x, 1);
+    }
+    e
+}
+
+fn job_args(parallelism: usize, output: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
         "--records".into(),
         RECORDS.to_string().into(),
         "--parallelism".into(),
         parallelism.to_string().into(),
         "--output".into(),
         output.into(),
-    ]
+    ];
+    args.extend(extra.iter().map(Into::into));
+    args
 }
 
-fn run_alone(parallelism: usize, output: &Path) -> BTreeMap<u64, (u64, u64)> {
+fn run_alone(parallelism: usize, output: &Path, extra: &[&str]) -> BTreeMap<String, (u64, u64)> {
     std::fs::create_dir_all(output).unwrap();
     let status = Command::new(BIN)
-        .args(job_args(parallelism, output))
+        .args(job_args(parallelism, output, extra))
         .env_remove(flink_core::cluster::ENV_PROCESSES)
         .stdout(Stdio::null())
         .status()
@@ -69,12 +84,17 @@ fn run_alone(parallelism: usize, output: &Path) -> BTreeMap<u64, (u64, u64)> {
     merged(output)
 }
 
-fn run_launched(processes: usize, parallelism: usize, output: &Path) -> BTreeMap<u64, (u64, u64)> {
+fn run_launched(
+    processes: usize,
+    parallelism: usize,
+    output: &Path,
+    extra: &[&str],
+) -> BTreeMap<String, (u64, u64)> {
     std::fs::create_dir_all(output).unwrap();
     let outcome = launch(&Launch {
         processes,
         program: BIN.into(),
-        args: job_args(parallelism, output),
+        args: job_args(parallelism, output, extra),
         connect_timeout: Duration::from_secs(30),
     })
     .unwrap();
@@ -90,15 +110,32 @@ fn a_keyed_job_over_two_and_three_processes_gives_exactly_the_one_process_result
         let alone = run_alone(
             parallelism,
             &dir.path().join(format!("alone-{parallelism}")),
+            &[],
         );
         assert_eq!(alone, expected, "one process, p={parallelism}");
         for processes in [2, 3] {
             let out = dir
                 .path()
                 .join(format!("cluster-{processes}-{parallelism}"));
-            let spread = run_launched(processes, parallelism, &out);
+            let spread = run_launched(processes, parallelism, &out, &[]);
             assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
         }
+    }
+}
+
+#[test]
+fn an_event_time_window_job_over_two_and_three_processes_fires_every_window_once_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected_windows();
+    let window = ["--window-ms", "1000"];
+    let alone = run_alone(2, &dir.path().join("alone"), &window);
+    assert_eq!(alone, expected, "one process");
+    for (processes, parallelism) in [(2, 2), (3, 4)] {
+        let out = dir
+            .path()
+            .join(format!("cluster-{processes}-{parallelism}"));
+        let spread = run_launched(processes, parallelism, &out, &window);
+        assert_eq!(spread, expected, "{processes} processes, p={parallelism}");
     }
 }
 

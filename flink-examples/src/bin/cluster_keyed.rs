@@ -12,12 +12,16 @@
 //! share (records at its sinks, seconds, bytes on the wire) and, on process 0 (or
 //! alone), the whole job's sink count and rate from the job's result.
 //!
+//! `--window-ms W` sums each key's values in tumbling event-time windows of W ms
+//! instead (the value is the record's timestamp; watermarks cross the processes).
+//!
 //! `--pace-us U --paced-process P` makes the sinks in process P take U µs per record;
 //! with `--progress-dir DIR` they publish their count there and process 0's map
 //! measures the records in flight towards them (emitted minus sunk), to show back
 //! pressure holds the source in another process.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use flink_core::operator::RuntimeContext;
+use flink_core::watermark::WatermarkStrategy;
+use flink_core::windows::{TimeWindow, TumblingEventTimeWindows};
 use flink_runtime::prelude::*;
 
 /// A keyed running sum, in one process or across several.
@@ -60,6 +66,10 @@ struct Args {
     /// Where paced sinks publish their counts (and process 0 measures in-flight).
     #[arg(long)]
     progress_dir: Option<PathBuf>,
+    /// Sum per key in tumbling event-time windows of this many ms (the record's
+    /// value is its timestamp) instead of a running sum; keys are then `key@end`.
+    #[arg(long)]
+    window_ms: Option<u64>,
     /// Fail the map on this record.
     #[arg(long)]
     fail_at: Option<u64>,
@@ -109,20 +119,39 @@ fn main() -> anyhow::Result<()> {
         .name("Key")
         .set_parallelism(source_parallelism);
     let paced = args.pace_us > 0 && process_index() == args.paced_process;
-    let sink = LatestSums {
-        output: args.output.clone(),
-        pace: paced.then(|| Duration::from_micros(args.pace_us)),
-        progress: if paced {
-            args.progress_dir.clone()
-        } else {
-            None
-        },
-    };
-    keyed
-        .key_by(|r: &(u64, u64)| r.0)
-        .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
-        .name("Sum")
-        .sink_named(sink, "Latest Sums");
+    match args.window_ms {
+        None => {
+            keyed
+                .key_by(|r: &(u64, u64)| r.0)
+                .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
+                .name("Sum")
+                .sink_named(latest_sums(&args, paced), "Latest Sums");
+        }
+        Some(window) => {
+            // Watermarks after every source batch, so windows fire while records
+            // still flow (and the watermarks cross processes with them).
+            env.set_auto_watermark_interval(Duration::ZERO);
+            keyed
+                .assign_timestamps_and_watermarks(
+                    WatermarkStrategy::for_monotonous_timestamps()
+                        .with_timestamp_assigner(|r: &(u64, u64)| r.1 as i64),
+                )
+                .set_parallelism(source_parallelism)
+                .key_by(|r: &(u64, u64)| r.0)
+                .window(TumblingEventTimeWindows::of(Duration::from_millis(window)))
+                .process(
+                    |key: &u64,
+                     w: &TimeWindow,
+                     records: &[(u64, u64)],
+                     out: &mut dyn Collector<(String, u64)>| {
+                        let sum = records.iter().map(|r| r.1).sum();
+                        out.collect((format!("{key}@{}", w.end), sum));
+                    },
+                )
+                .name("Window Sum")
+                .sink_named(latest_sums(&args, paced), "Latest Sums");
+        }
+    }
 
     let started = Instant::now();
     let result = env.execute("cluster keyed")?;
@@ -170,15 +199,30 @@ fn observe_in_flight(dir: &Path, emitted: u64) {
     MAX_IN_FLIGHT.fetch_max(in_flight, Ordering::Relaxed);
 }
 
+/// The sink, for keys of type `K`.
+fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
+    LatestSums {
+        key: std::marker::PhantomData,
+        output: args.output.clone(),
+        pace: paced.then(|| Duration::from_micros(args.pace_us)),
+        progress: if paced {
+            args.progress_dir.clone()
+        } else {
+            None
+        },
+    }
+}
+
 /// Keeps each key's latest running sum and how many updates it got.
-struct LatestSums {
+struct LatestSums<K> {
     output: Option<PathBuf>,
     pace: Option<Duration>,
     progress: Option<PathBuf>,
+    key: std::marker::PhantomData<fn(K)>,
 }
 
-impl Sink<(u64, u64)> for LatestSums {
-    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<(u64, u64)>> {
+impl<K: Ord + Display + Send + 'static> Sink<(K, u64)> for LatestSums<K> {
+    fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<(K, u64)>> {
         Box::new(LatestSumsWriter {
             path: self
                 .output
@@ -193,17 +237,17 @@ impl Sink<(u64, u64)> for LatestSums {
     }
 }
 
-struct LatestSumsWriter {
+struct LatestSumsWriter<K> {
     path: Option<PathBuf>,
     subtask: usize,
     pace: Option<Duration>,
     progress: Option<PathBuf>,
     sunk: Arc<AtomicU64>,
-    sums: BTreeMap<u64, (u64, u64)>,
+    sums: BTreeMap<K, (u64, u64)>,
 }
 
-impl SinkWriter<(u64, u64)> for LatestSumsWriter {
-    fn write(&mut self, (key, sum): (u64, u64)) -> Result<(), SinkError> {
+impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
+    fn write(&mut self, (key, sum): (K, u64)) -> Result<(), SinkError> {
         if let Some(pace) = self.pace {
             std::thread::sleep(pace);
         }
