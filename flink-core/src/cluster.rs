@@ -33,6 +33,11 @@ pub const ENV_SECRET: &str = "FLINK_RS_SECRET";
 /// Environment variable: how long to wait for the peers, in milliseconds.
 pub const ENV_CONNECT_TIMEOUT_MS: &str = "FLINK_RS_CONNECT_TIMEOUT_MS";
 
+/// Environment variable: how long a silent peer is tolerated, in milliseconds.
+pub const ENV_HEARTBEAT_TIMEOUT_MS: &str = "FLINK_RS_HEARTBEAT_TIMEOUT_MS";
+/// The default heartbeat timeout (Flink's `heartbeat.timeout` is 50 s).
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Environment variable: PEM file of this process's certificate chain (TLS on).
 pub const ENV_TLS_CERT: &str = "FLINK_RS_TLS_CERT";
 /// Environment variable: PEM file of its private key.
@@ -92,7 +97,7 @@ pub enum ClusterError {
     #[error("cluster: the shared secret is empty")]
     EmptySecret,
     /// The connect timeout is zero.
-    #[error("cluster: the connect timeout must be above zero")]
+    #[error("cluster: the connect and heartbeat timeouts must be above zero")]
     ZeroTimeout,
     /// An environment variable could not be read as what it should hold.
     #[error("cluster: environment variable {name}={value:?}: {reason}")]
@@ -133,6 +138,10 @@ pub struct ClusterConfig {
     pub secret: Vec<u8>,
     /// How long to wait for every peer to come up and complete the handshake.
     pub connect_timeout: Duration,
+    /// A peer from which nothing (not even a heartbeat, sent every fifth of this)
+    /// arrived for this long fails the job: it hangs, or the network does.
+    #[serde(default = "default_heartbeat_timeout")]
+    pub heartbeat_timeout: Duration,
     /// Mutual TLS between the processes, or `None` for plain TCP (the secret is still
     /// never sent, but records travel in clear text).
     #[serde(default)]
@@ -160,6 +169,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("peers", &self.peers)
             .field("secret", &"<redacted>")
             .field("connect_timeout", &self.connect_timeout)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("tls", &self.tls)
             .finish()
     }
@@ -174,8 +184,15 @@ impl ClusterConfig {
             peers,
             secret,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             tls: None,
         }
+    }
+
+    /// Sets how long a silent peer is tolerated.
+    pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
     }
 
     /// Turns mutual TLS on between the processes.
@@ -235,7 +252,7 @@ impl ClusterConfig {
         if self.secret.is_empty() {
             return Err(ClusterError::EmptySecret);
         }
-        if self.connect_timeout.is_zero() {
+        if self.connect_timeout.is_zero() || self.heartbeat_timeout.is_zero() {
             return Err(ClusterError::ZeroTimeout);
         }
         Ok(())
@@ -276,10 +293,17 @@ impl ClusterConfig {
         if let Some(ms) = var(ENV_CONNECT_TIMEOUT_MS) {
             config.connect_timeout = Duration::from_millis(number(ENV_CONNECT_TIMEOUT_MS, ms)?);
         }
+        if let Some(ms) = var(ENV_HEARTBEAT_TIMEOUT_MS) {
+            config.heartbeat_timeout = Duration::from_millis(number(ENV_HEARTBEAT_TIMEOUT_MS, ms)?);
+        }
         config.tls = tls_from_vars(&var)?;
         config.validate()?;
         Ok(Some(config))
     }
+}
+
+fn default_heartbeat_timeout() -> Duration {
+    DEFAULT_HEARTBEAT_TIMEOUT
 }
 
 /// TLS from [`ENV_TLS_CERT`], [`ENV_TLS_KEY`] and [`ENV_TLS_CA`] (all or none).

@@ -355,3 +355,47 @@ fn processes_of_different_job_graphs_refuse_each_other() {
         assert!(err.contains("the job graph fingerprints differ"), "{err}");
     }
 }
+
+#[test]
+fn a_process_that_hangs_is_detected_by_heartbeats_and_fails_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().to_str().unwrap();
+    let configs: Vec<ClusterConfig> = cluster(2, Duration::from_secs(30))
+        .into_iter()
+        .map(|c| c.with_heartbeat_timeout(Duration::from_millis(1000)))
+        .collect();
+    let args = [
+        "--records",
+        "200000",
+        "--parallelism",
+        "2",
+        "--pace-us",
+        "100",
+        "--paced-process",
+        "1",
+        "--progress-dir",
+        progress,
+    ];
+    let survivor = spawn(&configs[0], &args);
+    let mut victim = spawn(&configs[1], &args);
+    let deadline = Instant::now() + GUARD;
+    while !std::fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "count"))
+    {
+        assert!(Instant::now() < deadline, "process 1 never wrote a record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopped, not dead: its sockets stay open, only heartbeats can tell.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &victim.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (status, _, err) = finish(survivor);
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    assert!(!status.success());
+    assert!(err.contains("connection to process 1 at"), "{err}");
+    assert!(err.contains("heartbeat timeout"), "{err}");
+}

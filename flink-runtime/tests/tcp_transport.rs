@@ -25,6 +25,7 @@ fn config(job: &str, secret: &[u8]) -> TcpConfig {
         secret: secret.to_vec(),
         handshake_timeout: Duration::from_secs(10),
         max_buffer_size: 4096,
+        heartbeat_timeout: None,
         tls: None,
     }
 }
@@ -656,4 +657,50 @@ fn a_peer_closing_after_both_sides_said_close_is_no_failure() {
     // The orderly end is not a failure; give the reader time to see the EOF.
     thread::sleep(Duration::from_millis(100));
     assert!(a.failure().is_none(), "{:?}", a.failure());
+}
+
+#[test]
+fn a_silent_peer_fails_the_connection_by_heartbeat_timeout_and_a_live_one_does_not() {
+    let heartbeats = |timeout_ms| TcpConfig {
+        heartbeat_timeout: Some(Duration::from_millis(timeout_ms)),
+        ..config("job", b"s")
+    };
+    // Both sides heartbeat: an idle connection (no channel carries anything) stays up.
+    let (a, b) = pair(heartbeats(1000), heartbeats(1000));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // A stand-in peer that completed the handshake but never sends a frame again.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = thread::spawn(move || TcpConnection::accept(&listener, &heartbeats(200)));
+    let _raw = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+            handshake(&mut raw, &config("job", b"s"), Role::Dialer, "raw")
+                .await
+                .unwrap();
+            raw
+        });
+    let lonely = acceptor.join().unwrap().unwrap();
+    let deadline = Instant::now() + GUARD;
+    let err = loop {
+        if let Some(e) = lonely.failure() {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent peer was never detected"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(matches!(*err, TcpError::HeartbeatTimeout { .. }), "{err}");
+    assert!(err.to_string().contains(lonely.name()), "{err}");
+    // The live pair stays up past its own timeout: 8 heartbeats, one per 200 ms.
+    while a.stats().frames_received < 8 {
+        assert!(Instant::now() < deadline, "heartbeats stopped");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(a.failure().is_none() && b.failure().is_none());
 }

@@ -11,7 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use flink_core::cluster::{
-    ClusterConfig, ENV_CONNECT_TIMEOUT_MS, ENV_PEERS, ENV_PROCESS_INDEX, ENV_PROCESSES, ENV_SECRET,
+    ClusterConfig, ENV_CONNECT_TIMEOUT_MS, ENV_HEARTBEAT_TIMEOUT_MS, ENV_PEERS, ENV_PROCESS_INDEX,
+    ENV_PROCESSES, ENV_SECRET,
 };
 use thiserror::Error;
 
@@ -89,6 +90,10 @@ pub fn cluster_env(cluster: &ClusterConfig) -> Vec<(&'static str, String)> {
         (
             ENV_CONNECT_TIMEOUT_MS,
             cluster.connect_timeout.as_millis().to_string(),
+        ),
+        (
+            ENV_HEARTBEAT_TIMEOUT_MS,
+            cluster.heartbeat_timeout.as_millis().to_string(),
         ),
     ]
 }

@@ -50,6 +50,7 @@ impl ClusterLinks {
             secret: cluster.secret.clone(),
             handshake_timeout: cluster.connect_timeout,
             max_buffer_size,
+            heartbeat_timeout: Some(cluster.heartbeat_timeout),
             tls: match &cluster.tls {
                 Some(tls) => Some(Arc::new(tls_settings(tls)?)),
                 None => None,

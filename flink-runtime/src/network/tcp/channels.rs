@@ -53,6 +53,10 @@ pub(super) struct Shared {
     pub(super) peer_closed: AtomicBool,
     /// This side sent [`Frame::Close`].
     pub(super) close_sent: AtomicBool,
+    /// When the connection started; `last_received_ms` counts from it.
+    pub(super) started: std::time::Instant,
+    /// Milliseconds after `started` when the last frame arrived.
+    pub(super) last_received_ms: AtomicU64,
     /// The operator counts the peer sent (before its Close).
     pub(super) peer_counts: Mutex<Vec<super::frame::OperatorCounts>>,
 }

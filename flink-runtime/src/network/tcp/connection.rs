@@ -134,12 +134,17 @@ impl TcpConnection {
             peer_closed: AtomicBool::new(false),
             close_sent: AtomicBool::new(false),
             peer_counts: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
+            last_received_ms: AtomicU64::new(0),
         });
         let max_body = BUFFER_HEADER_LEN + config.max_buffer_size + CRC_LEN;
         let io_shared = Arc::clone(&shared);
+        let heartbeat = config.heartbeat_timeout;
         let thread = std::thread::Builder::new()
             .name(format!("tcp {name}"))
-            .spawn(move || runtime.block_on(run(stream, io_shared, rx, shutdown_rx, max_body)))
+            .spawn(move || {
+                runtime.block_on(run(stream, io_shared, rx, shutdown_rx, max_body, heartbeat))
+            })
             .map_err(io)?;
         Ok(Self {
             shared,

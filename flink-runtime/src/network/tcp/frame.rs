@@ -10,6 +10,7 @@
 //! | 3    | Cancel | channel u32                                                 |
 //! | 4    | Close  | (none): the sender is done with the connection              |
 //! | 5    | Counts | node u32, records in, out, side unconsumed, dead letters u64 |
+//! | 6    | Heartbeat | (none): the sender is alive                              |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -36,6 +37,7 @@ const TYPE_CREDIT: u8 = 2;
 const TYPE_CANCEL: u8 = 3;
 const TYPE_CLOSE: u8 = 4;
 const TYPE_COUNTS: u8 = 5;
+const TYPE_HEARTBEAT: u8 = 6;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,9 @@ pub enum Frame<'a> {
     /// One operator's final counts in the sender's process, sent before
     /// [`Frame::Close`] to the process that reports the whole job.
     Counts(OperatorCounts),
+    /// The sender is alive: sent every fifth of the heartbeat timeout, so a peer that
+    /// hears nothing for the timeout knows the sender hangs.
+    Heartbeat,
 }
 
 /// The final record counts of one operator's subtasks in one process.
@@ -117,6 +122,7 @@ impl Frame<'_> {
                 body.extend_from_slice(&channel.to_be_bytes());
             }
             Frame::Close => body.push(TYPE_CLOSE),
+            Frame::Heartbeat => body.push(TYPE_HEARTBEAT),
             Frame::Counts(c) => {
                 body.push(TYPE_COUNTS);
                 body.extend_from_slice(&c.node.to_be_bytes());
@@ -142,7 +148,7 @@ impl Frame<'_> {
             Frame::Buffer { bytes, .. } => BUFFER_HEADER_LEN + bytes.len(),
             Frame::Credit { .. } => 9,
             Frame::Cancel { .. } => 5,
-            Frame::Close => 1,
+            Frame::Close | Frame::Heartbeat => 1,
             Frame::Counts(_) => COUNTS_BODY_LEN,
         }
     }
@@ -202,6 +208,10 @@ impl Frame<'_> {
                 need(1, "close")?;
                 Ok(Frame::Close)
             }
+            TYPE_HEARTBEAT => {
+                need(1, "heartbeat")?;
+                Ok(Frame::Heartbeat)
+            }
             TYPE_COUNTS => {
                 need(COUNTS_BODY_LEN, "counts")?;
                 let u64_at =
@@ -238,6 +248,7 @@ mod tests {
             },
             Frame::Cancel { channel: 2 },
             Frame::Close,
+            Frame::Heartbeat,
             Frame::Counts(OperatorCounts {
                 node: 3,
                 records_in: 1,

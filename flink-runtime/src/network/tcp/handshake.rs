@@ -48,6 +48,10 @@ pub struct TcpConfig {
     /// Largest buffer payload accepted in one frame (the receivers' segment size); a
     /// longer frame is corrupt. Bounds the memory one frame read takes.
     pub max_buffer_size: usize,
+    /// Fail the connection when no frame arrived for this long, and send a heartbeat
+    /// every fifth of it, so a peer that hangs (stopped, livelocked) is detected, not
+    /// only one that crashed; `None`: no heartbeats.
+    pub heartbeat_timeout: Option<Duration>,
     /// Mutual TLS for every connection, or `None` for plain TCP (the secret is then
     /// still never sent, but the data is in clear text).
     pub tls: Option<Arc<TlsSettings>>,
@@ -61,6 +65,7 @@ impl std::fmt::Debug for TcpConfig {
             .field("secret", &"<redacted>")
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_buffer_size", &self.max_buffer_size)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("tls", &self.tls.is_some())
             .finish()
     }

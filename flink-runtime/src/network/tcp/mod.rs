@@ -23,6 +23,7 @@
 //!     secret: b"shared secret".to_vec(),
 //!     handshake_timeout: Duration::from_secs(10),
 //!     max_buffer_size: 1024,
+//!     heartbeat_timeout: Some(Duration::from_secs(30)),
 //!     tls: None,
 //! };
 //! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
