@@ -28,7 +28,7 @@ use crate::checkpoint::restore::restored_states;
 use crate::checkpoint::savepoint::{MAX_WAITING_SAVEPOINTS, SavepointError, SavepointRequest};
 use crate::checkpoint::storage::{CheckpointStore, LoadedCheckpoint, OperatorEntry};
 use crate::checkpoint::task_side::{TaskCheckpointing, TaskMessage};
-use crate::cluster::{ClusterLinks, ClusterRunError, job_fingerprint};
+use crate::cluster::ClusterLinks;
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
@@ -125,7 +125,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     // Before anything starts, so a missing peer or another job graph fails the
     // submission with nothing running.
     let links = match &jg.stream_graph.config.cluster {
-        Some(cluster) => Some(Arc::new(join_cluster(&jg, cluster, name)?)),
+        Some(cluster) => Some(Arc::new(crate::cluster::join(&jg, cluster, name)?)),
         None => None,
     };
     let is_local = |s: usize| {
@@ -366,73 +366,6 @@ fn start_attempt(
         messages: messages_rx,
         threads,
     })
-}
-
-/// Connects this process to the other processes of the job, after checking the
-/// job uses nothing that does not work across processes yet.
-fn join_cluster(
-    jg: &JobGraph,
-    cluster: &flink_core::cluster::ClusterConfig,
-    name: &str,
-) -> Result<ClusterLinks, JobError> {
-    let config = &jg.stream_graph.config;
-    let unsupported = |what: &str| Err(ClusterRunError::Unsupported(what.into()).into());
-    if config.checkpointing.is_some() {
-        return unsupported("checkpointing (issue 13, phase 3)");
-    }
-    if config.restore.is_some() {
-        return unsupported("restoring from a savepoint or checkpoint (issue 13, phase 3)");
-    }
-    if config.effective_restart_strategy() != flink_core::checkpoint::RestartStrategy::None {
-        return unsupported("restarts (issue 13, phase 3): set RestartStrategy::None");
-    }
-    // The job id bounds the handshake's; the fingerprint is what must match.
-    let short: String = name.chars().take(128).collect();
-    let job_id = format!("{short} graph {}", job_fingerprint(jg));
-    tracing::info!(job = %job_id, process = cluster.index, processes = cluster.processes, "joining the job's processes");
-    Ok(ClusterLinks::establish(
-        cluster,
-        &job_id,
-        config.buffer_size,
-    )?)
-}
-
-/// The operators' counts as the result reports them: this process's, plus on
-/// process 0 of a job spread over processes every other process's final counts
-/// (which arrived before their Close), so its result covers the whole job.
-fn job_operators(
-    observables: &JobObservables,
-    links: Option<&ClusterLinks>,
-) -> Vec<crate::job_result::OperatorSummary> {
-    let mut operators = observables.operator_summaries();
-    let Some(links) = links.filter(|l| l.cluster().index == 0) else {
-        return operators;
-    };
-    for c in links.peer_counts() {
-        if let Some(op) = operators.iter_mut().find(|o| o.id == c.node as usize) {
-            op.records_in += c.records_in;
-            op.records_out += c.records_out;
-            op.side_output_unconsumed += c.side_output_unconsumed;
-            op.dead_letters_discarded += c.dead_letters_discarded;
-        }
-    }
-    operators
-}
-
-/// The final counts of this process's operators, for process 0's whole-job result.
-fn operator_counts(
-    operators: &[crate::job_result::OperatorSummary],
-) -> Vec<crate::network::tcp::OperatorCounts> {
-    operators
-        .iter()
-        .map(|o| crate::network::tcp::OperatorCounts {
-            node: u32::try_from(o.id).unwrap_or(u32::MAX),
-            records_in: o.records_in,
-            records_out: o.records_out,
-            side_output_unconsumed: o.side_output_unconsumed,
-            dead_letters_discarded: o.dead_letters_discarded,
-        })
-        .collect()
 }
 
 /// What each operator's state is stored under, for checkpoint metadata.
@@ -765,7 +698,10 @@ impl Coordinator {
             .checkpoints
             .as_ref()
             .and_then(|c| c.stopped_with().map(std::path::Path::to_path_buf));
-        let operators = job_operators(&self.observables, self.setup.links.as_deref());
+        let operators = crate::cluster::whole_job_operators(
+            self.observables.operator_summaries(),
+            self.setup.links.as_deref(),
+        );
         Ok(JobExecutionResult {
             job_name: self.job_name,
             stopped: self.control.stop_requested.load(Ordering::SeqCst) || savepoint.is_some(),
@@ -895,7 +831,7 @@ impl Coordinator {
         let Some(links) = &self.setup.links else {
             return Ok(());
         };
-        let counts = operator_counts(&self.observables.operator_summaries());
+        let counts = crate::cluster::final_counts(&self.observables.operator_summaries());
         loop {
             if let Some(lost) = links.failure() {
                 return Err(lost.into());

@@ -46,6 +46,8 @@
 
 mod error;
 mod fingerprint;
+mod job_counts;
+mod join;
 pub mod launcher;
 mod links;
 mod share;
@@ -54,3 +56,6 @@ pub use error::ClusterRunError;
 pub use fingerprint::job_fingerprint;
 pub use links::ClusterLinks;
 pub use share::ClusterShare;
+
+pub(crate) use job_counts::{final_counts, whole_job_operators};
+pub(crate) use join::join;
