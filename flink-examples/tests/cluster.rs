@@ -362,7 +362,7 @@ fn a_process_that_hangs_is_detected_by_heartbeats_and_fails_the_other() {
     let progress = dir.path().to_str().unwrap();
     let configs: Vec<ClusterConfig> = cluster(2, Duration::from_secs(30))
         .into_iter()
-        .map(|c| c.with_heartbeat_timeout(Duration::from_millis(1000)))
+        .map(|c| c.with_heartbeat_timeout(Duration::from_millis(2000)))
         .collect();
     let args = [
         "--records",
