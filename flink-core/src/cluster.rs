@@ -135,6 +135,8 @@ pub struct ClusterConfig {
     /// Every process's `host:port` by index; this process listens on its own entry.
     pub peers: Vec<String>,
     /// The secret every process proves it knows in the handshake (never sent).
+    /// Never serialized either (a config written out, say to a log, keeps it out).
+    #[serde(skip_serializing, default)]
     pub secret: Vec<u8>,
     /// How long to wait for every peer to come up and complete the handshake.
     pub connect_timeout: Duration,
@@ -448,5 +450,7 @@ mod tests {
         );
         let debug = format!("{config:?}");
         assert!(!debug.contains("s3cret"), "{debug}");
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(!json.contains("s3cret"), "{json}");
     }
 }
