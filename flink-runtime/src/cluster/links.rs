@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flink_core::cluster::{ClusterConfig, ClusterTls};
 
@@ -58,12 +59,16 @@ impl ClusterLinks {
         };
         let deadline = Instant::now() + cluster.connect_timeout;
         let listener = listen(cluster)?;
+        // Set when accepting failed: the dialers stop retrying instead of waiting out
+        // the timeout for a job that failed already.
+        let give_up = Arc::new(AtomicBool::new(false));
         let dialers: Vec<_> = (0..me)
             .map(|peer| {
                 let (cluster, config) = (cluster.clone(), config.clone());
+                let give_up = Arc::clone(&give_up);
                 std::thread::Builder::new()
                     .name(format!("dial process {peer}"))
-                    .spawn(move || dial(&cluster, peer, &config, deadline))
+                    .spawn(move || dial(&cluster, peer, &config, deadline, &give_up))
             })
             .collect::<Result<_, _>>()
             .map_err(|e| ClusterRunError::Listen {
@@ -72,6 +77,9 @@ impl ClusterLinks {
                 reason: format!("cannot start a dialing thread: {e}"),
             })?;
         let accepted = accept_all(cluster, &listener, &config, deadline);
+        if accepted.is_err() {
+            give_up.store(true, Ordering::Release);
+        }
         let mut connections: Vec<Option<TcpConnection>> =
             (0..cluster.processes).map(|_| None).collect();
         let mut first_error = accepted.as_ref().err().cloned();
@@ -205,6 +213,7 @@ fn dial(
     peer: usize,
     config: &TcpConfig,
     deadline: Instant,
+    give_up: &AtomicBool,
 ) -> Result<TcpConnection, ClusterRunError> {
     let address = cluster.peers[peer].clone();
     let timeout = |last: String| ClusterRunError::PeerTimeout {
@@ -216,7 +225,7 @@ fn dial(
     let mut last = String::from("nothing tried");
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || give_up.load(Ordering::Acquire) {
             return Err(timeout(last));
         }
         match connect_once(&address, left) {
