@@ -68,6 +68,10 @@ pub struct ExecutionConfig {
     /// `setAutoWatermarkInterval`, default 200 ms); zero asks after every batch.
     #[serde(default = "default_auto_watermark_interval")]
     pub auto_watermark_interval: Duration,
+    /// The processes the job is spread over and this one's place, or `None` to run it
+    /// in this process alone (`StreamExecutionEnvironment::set_cluster`).
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 fn default_auto_watermark_interval() -> Duration {
@@ -90,6 +94,7 @@ impl Default for ExecutionConfig {
             restart_strategy: None,
             restore: None,
             auto_watermark_interval: default_auto_watermark_interval(),
+            cluster: None,
         }
     }
 }
@@ -134,6 +139,9 @@ impl ExecutionConfig {
         }
         if let Some(strategy) = &self.restart_strategy {
             strategy.validate()?;
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
         }
         Ok(())
     }

@@ -251,6 +251,52 @@ impl StreamExecutionEnvironment {
         })
     }
 
+    /// Spreads the job over the processes `cluster` names, this process being one of
+    /// them (application mode: every process runs the same binary and builds the same
+    /// graph). A bad setting is a `ConfigError` when the job is built. See
+    /// docs/deployment.md.
+    ///
+    /// ```
+    /// use flink_core::cluster::ClusterConfig;
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let peers = vec!["127.0.0.1:7000".into(), "127.0.0.1:7001".into()];
+    /// env.set_cluster(ClusterConfig::new(2, 5, peers, b"secret".to_vec()));
+    /// let _ = env.from_sequence(1, 3).collect_vec();
+    /// assert!(env.job_graph().is_err()); // index 5 of 2 processes
+    /// ```
+    pub fn set_cluster(&self, cluster: crate::cluster::ClusterConfig) -> &Self {
+        self.configure(|c| c.cluster = Some(cluster))
+    }
+
+    /// Joins the cluster the process environment describes (`FLINK_RS_PROCESSES`,
+    /// `FLINK_RS_PROCESS_INDEX`, `FLINK_RS_PEERS`, `FLINK_RS_SECRET`, as the
+    /// `flink-rs run` launcher sets them); without them the job runs in this process
+    /// alone, so one binary serves both. A bad variable is an error when the job is
+    /// built.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// env.set_cluster_from_env();
+    /// # let cluster_set = std::env::var("FLINK_RS_PROCESSES").is_ok();
+    /// # if !cluster_set {
+    /// assert_eq!(env.config().cluster, None);
+    /// # }
+    /// ```
+    pub fn set_cluster_from_env(&self) -> &Self {
+        match crate::cluster::ClusterConfig::from_env() {
+            Ok(Some(cluster)) => self.set_cluster(cluster),
+            Ok(None) => self,
+            Err(e) => {
+                self.record_error(GraphError::Config(e.into()));
+                self
+            }
+        }
+    }
+
     /// Turns operator chaining off for the whole job.
     pub fn disable_operator_chaining(&self) -> &Self {
         self.configure(|c| c.chaining = false)

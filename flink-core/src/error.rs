@@ -68,6 +68,9 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A cluster (application mode) setting that can never work.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// A job graph that cannot be executed as described.
@@ -208,6 +211,7 @@ impl fmt::Debug for ConfigError {
                 .debug_struct("InvalidRestartStrategy")
                 .field("reason", reason)
                 .finish(),
+            Self::Cluster(e) => f.debug_tuple("Cluster").field(e).finish(),
         }
     }
 }

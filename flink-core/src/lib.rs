@@ -16,6 +16,7 @@ pub mod blocking;
 mod channel_grouping;
 pub mod checkpoint;
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod collect;
 pub mod config;

@@ -1,14 +1,21 @@
 //! The network of one job: a result partition per (producer subtask, job edge), an
 //! input gate per consumer subtask, and a credit-based channel per execution-graph
 //! channel between them.
+//!
+//! In a job spread over processes only this process's subtasks get partitions and
+//! gates; a channel to or from another process is the logical channel numbered by its
+//! index in the execution graph (the same in every process) on the connection to
+//! that process.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use flink_core::graph::{ExecutionGraph, JobGraph};
 
+use crate::cluster::ClusterLinks;
+use crate::job_result::JobError;
 use crate::network::{
-    CancelToken, InputGate, IoMetrics, NetworkConfig, NetworkError, ResultPartition, local_connect,
+    CancelToken, InputGate, IoMetrics, NetworkConfig, ResultPartition, local_connect,
 };
 
 /// Partitions and gates of every subtask, wired together, waiting to be handed to the
@@ -21,13 +28,19 @@ pub(crate) struct JobNetwork {
 }
 
 impl JobNetwork {
-    /// Creates and connects everything `eg` describes.
+    /// Creates and connects everything `eg` describes that runs in this process
+    /// (everything without `links`).
     pub(crate) fn build(
         jg: &JobGraph,
         eg: &ExecutionGraph,
         cancel: &CancelToken,
         io: &HashMap<(usize, usize), Arc<IoMetrics>>,
-    ) -> Result<Self, NetworkError> {
+        links: Option<&ClusterLinks>,
+    ) -> Result<Self, JobError> {
+        let runtime = |e: &dyn std::fmt::Display| JobError::Runtime(e.to_string());
+        let process_of = |subtask: usize| links.map(|l| l.cluster().process_of(subtask));
+        let me = links.map(|l| l.cluster().index);
+        let local = |subtask: usize| process_of(subtask) == me;
         let config = &jg.stream_graph.config;
         let net = NetworkConfig {
             buffer_size: config.buffer_size,
@@ -40,7 +53,7 @@ impl JobNetwork {
             HashMap::new();
         for (edge_id, e) in jg.edges.iter().enumerate() {
             let n = ExecutionGraph::subpartitions(jg, edge_id);
-            for p in 0..jg.vertices[e.source_vertex].parallelism {
+            for p in (0..jg.vertices[e.source_vertex].parallelism).filter(|&p| local(p)) {
                 let key = (e.source_vertex, p);
                 let partition = ResultPartition::with_max_buffers_per_channel(
                     n,
@@ -49,7 +62,8 @@ impl JobNetwork {
                     cancel.clone(),
                     io[&key].clone(),
                     config.max_buffers_per_channel,
-                )?;
+                )
+                .map_err(|e| runtime(&e))?;
                 partitions
                     .entry(key)
                     .or_default()
@@ -57,24 +71,47 @@ impl JobNetwork {
             }
         }
         let mut channel_counts: HashMap<(usize, usize), usize> = HashMap::new();
-        for c in &eg.channels {
+        for c in eg.channels.iter().filter(|c| local(c.consumer.1)) {
             *channel_counts.entry(c.consumer).or_default() += 1;
         }
         let mut gates = HashMap::new();
         for (&consumer, &n) in &channel_counts {
-            let gate = InputGate::new(n, &net, cancel.clone(), io[&consumer].clone())?;
+            let gate = InputGate::new(n, &net, cancel.clone(), io[&consumer].clone())
+                .map_err(|e| runtime(&e))?;
             gates.insert(consumer, gate);
         }
-        for c in &eg.channels {
-            let partition = &partitions[&c.producer][&c.job_edge];
-            local_connect(
-                partition,
-                c.subpartition,
-                &gates[&c.consumer],
-                c.gate_channel,
-            )?;
+        for (id, c) in eg.channels.iter().enumerate() {
+            let (producer_local, consumer_local) = (local(c.producer.1), local(c.consumer.1));
+            // Both ends agree on the id without talking: the graphs are the same
+            // (the handshake compared their fingerprints).
+            let id = u32::try_from(id).map_err(|e| runtime(&e))?;
+            let link = |subtask: usize| {
+                process_of(subtask)
+                    .and_then(|p| links.and_then(|l| l.to(p)))
+                    .ok_or_else(|| JobError::Runtime(format!("no connection for channel {id}")))
+            };
+            match (producer_local, consumer_local) {
+                (true, true) => local_connect(
+                    &partitions[&c.producer][&c.job_edge],
+                    c.subpartition,
+                    &gates[&c.consumer],
+                    c.gate_channel,
+                )
+                .map_err(|e| runtime(&e))?,
+                (true, false) => link(c.consumer.1)?
+                    .register_sender(id, &partitions[&c.producer][&c.job_edge], c.subpartition)
+                    .map_err(|e| runtime(&e))?,
+                (false, true) => link(c.producer.1)?
+                    .register_receiver(id, &gates[&c.consumer], c.gate_channel)
+                    .map_err(|e| runtime(&e))?,
+                (false, false) => {}
+            }
         }
-        let subtasks = jg.vertices.iter().map(|v| v.parallelism).sum();
+        let subtasks = jg
+            .vertices
+            .iter()
+            .map(|v| (0..v.parallelism).filter(|&s| local(s)).count())
+            .sum();
         Ok(Self {
             gates,
             partitions,
@@ -82,7 +119,7 @@ impl JobNetwork {
         })
     }
 
-    /// How many subtasks the job has.
+    /// How many subtasks run in this process.
     pub(crate) fn subtask_count(&self) -> usize {
         self.subtasks
     }

@@ -60,6 +60,10 @@ pub enum JobError {
     /// nothing started.
     #[error("{0}")]
     Restore(#[from] crate::checkpoint::RestoreError),
+    /// The processes of a job spread over several could not connect, or a
+    /// connection between them failed while it ran (see docs/deployment.md).
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterRunError),
 }
 
 /// Records a cancellation dropped: they had left a source but had not yet ended as
@@ -143,6 +147,7 @@ impl std::fmt::Debug for JobError {
                 .finish(),
             Self::Runtime(message) => f.debug_tuple("Runtime").field(message).finish(),
             Self::Restore(e) => f.debug_tuple("Restore").field(e).finish(),
+            Self::Cluster(e) => f.debug_tuple("Cluster").field(e).finish(),
         }
     }
 }
@@ -204,6 +209,9 @@ pub struct JobExecutionResult {
     /// The savepoint the job stopped with
     /// ([`JobClient::stop_with_savepoint`](crate::job_client::JobClient::stop_with_savepoint)).
     pub savepoint: Option<std::path::PathBuf>,
+    /// This process's place and traffic when the job ran across several processes
+    /// (then the figures above cover this process's subtasks only).
+    pub cluster: Option<crate::cluster::ClusterShare>,
 }
 
 /// One restart of a job.

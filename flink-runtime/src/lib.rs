@@ -16,6 +16,7 @@ pub mod async_executor;
 pub mod bottleneck;
 mod bottleneck_watch;
 pub mod checkpoint;
+pub mod cluster;
 pub mod execute;
 pub mod flush_timer;
 pub mod job_client;

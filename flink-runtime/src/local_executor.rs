@@ -28,6 +28,7 @@ use crate::checkpoint::restore::restored_states;
 use crate::checkpoint::savepoint::{MAX_WAITING_SAVEPOINTS, SavepointError, SavepointRequest};
 use crate::checkpoint::storage::{CheckpointStore, LoadedCheckpoint, OperatorEntry};
 use crate::checkpoint::task_side::{TaskCheckpointing, TaskMessage};
+use crate::cluster::ClusterLinks;
 use crate::flush_timer::FlushTimer;
 use crate::job_client::{JobClient, JobControl, JobObservables, OperatorCounters};
 use crate::job_network::JobNetwork as Network;
@@ -80,6 +81,17 @@ struct JobSetup {
     stop_requested: Arc<AtomicBool>,
     clock: Arc<dyn flink_core::clock::Clock>,
     spawner: Arc<TokioSpawner>,
+    /// The connections to the other processes of a job spread over several.
+    links: Option<Arc<ClusterLinks>>,
+}
+
+impl JobSetup {
+    /// Whether subtask `subtask` (of any vertex) runs in this process.
+    fn is_local(&self, subtask: usize) -> bool {
+        self.links
+            .as_ref()
+            .is_none_or(|l| l.cluster().is_local(subtask))
+    }
 }
 
 /// One run of the job's tasks; a restart starts another.
@@ -110,6 +122,17 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         None => None,
     };
     let eg = ExecutionGraph::from_job_graph(&jg);
+    // Before anything starts, so a missing peer or another job graph fails the
+    // submission with nothing running.
+    let links = match &jg.stream_graph.config.cluster {
+        Some(cluster) => Some(Arc::new(crate::cluster::join(&jg, cluster, name)?)),
+        None => None,
+    };
+    let is_local = |s: usize| {
+        links
+            .as_ref()
+            .is_none_or(|l: &Arc<ClusterLinks>| l.cluster().is_local(s))
+    };
     let cancel = CancelToken::new();
     let clock = jg
         .stream_graph
@@ -154,7 +177,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let mut task_metrics = HashMap::new();
     let mut tasks = Vec::new();
     for v in &jg.vertices {
-        for s in 0..v.parallelism {
+        for s in (0..v.parallelism).filter(|&s| is_local(s)) {
             let metrics_io = crate::network::IoMetrics::new();
             io.insert((v.id, s), metrics_io.clone());
             let metrics = Arc::new(TaskMetrics::new(
@@ -177,6 +200,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         stop_requested: stop_requested.clone(),
         clock,
         spawner,
+        links,
     };
     let job_cancel = JobCancel {
         token: cancel.clone(),
@@ -272,8 +296,17 @@ fn start_attempt(
     checkpoints: Option<&mut CheckpointCoordinator>,
 ) -> Result<Attempt, JobError> {
     let jg = &setup.jg;
-    let mut network = Network::build(jg, &setup.eg, &cancel.token, &setup.io)
-        .map_err(|e| JobError::Runtime(e.to_string()))?;
+    let mut network = Network::build(
+        jg,
+        &setup.eg,
+        &cancel.token,
+        &setup.io,
+        setup.links.as_deref(),
+    )?;
+    for (_, connection) in setup.links.iter().flat_map(|l| l.iter()) {
+        // A failed connection wakes the tasks blocked on its channels.
+        connection.cancel_on_failure(cancel.token.clone());
+    }
     // Acknowledgements and outcomes share one bounded channel: a task waits for room
     // only while the coordinator is storing a checkpoint.
     let (messages_tx, messages_rx) = sync_channel(network.subtask_count() * 4);
@@ -281,11 +314,12 @@ fn start_attempt(
         .vertices
         .iter()
         .flat_map(|v| (0..v.parallelism).map(move |s| (v.id, s)))
+        .filter(|&(_, s)| setup.is_local(s))
         .collect();
     let checkpointing = checkpoints.map(|c| (c.config().mode, c.start_attempt(all_tasks)));
     let mut threads = Vec::new();
     for v in &jg.vertices {
-        for s in 0..v.parallelism {
+        for s in (0..v.parallelism).filter(|&s| setup.is_local(s)) {
             let metrics = setup.task_metrics[&(v.id, s)].clone();
             metrics.restart();
             let task_checkpointing =
@@ -664,15 +698,29 @@ impl Coordinator {
             .checkpoints
             .as_ref()
             .and_then(|c| c.stopped_with().map(std::path::Path::to_path_buf));
+        let operators = crate::cluster::whole_job_operators(
+            self.observables.operator_summaries(),
+            self.setup.links.as_deref(),
+        );
         Ok(JobExecutionResult {
             job_name: self.job_name,
             stopped: self.control.stop_requested.load(Ordering::SeqCst) || savepoint.is_some(),
             savepoint,
             duration,
-            operators: self.observables.operator_summaries(),
+            operators,
             tasks: self.observables.task_snapshots(),
             restarts: self.restarts,
             checkpoints: self.checkpoints.as_ref().map(|c| c.counts()),
+            cluster: self
+                .setup
+                .links
+                .as_ref()
+                .map(|l| crate::cluster::ClusterShare {
+                    process: l.cluster().index,
+                    processes: l.cluster().processes,
+                    whole_job: l.cluster().index == 0,
+                    wire: l.stats(),
+                }),
         })
     }
 
@@ -746,9 +794,23 @@ impl Coordinator {
                 first_failure = Some(JobError::Runtime(reason));
                 self.attempt.cancel.cancel();
             }
+            if first_failure.is_none()
+                && let Some(lost) = self.setup.links.as_ref().and_then(|l| l.failure())
+            {
+                tracing::error!(job = %self.job_name, %lost, "cancelling the job's tasks");
+                first_failure = Some(lost.into());
+                self.attempt.cancel.cancel();
+            }
         }
         for t in self.attempt.threads.drain(..) {
             let _ = t.join();
+        }
+        if first_failure.is_none()
+            && !lost
+            && !self.control.cancelled_by_user.load(Ordering::SeqCst)
+            && let Err(e) = self.close_links()
+        {
+            first_failure = Some(e);
         }
         if let Some(e) = first_failure {
             AttemptEnd::Failed(e)
@@ -758,6 +820,28 @@ impl Coordinator {
             AttemptEnd::Lost
         } else {
             AttemptEnd::Finished
+        }
+    }
+
+    /// After this process's tasks ended: tells every peer this side is done once its
+    /// outgoing channels drained, and waits until every peer said so too (a peer still
+    /// running may need credit from here). A connection failing meanwhile fails the
+    /// job; a user's cancel ends the wait.
+    fn close_links(&self) -> Result<(), JobError> {
+        let Some(links) = &self.setup.links else {
+            return Ok(());
+        };
+        let counts = crate::cluster::final_counts(&self.observables.operator_summaries());
+        loop {
+            if let Some(lost) = links.failure() {
+                return Err(lost.into());
+            }
+            if links.close_when_drained(&counts)
+                || self.control.cancelled_by_user.load(Ordering::SeqCst)
+            {
+                return Ok(());
+            }
+            std::thread::sleep(COORDINATOR_TICK);
         }
     }
 

@@ -7,8 +7,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use flink_runtime::network::tcp::{
-    BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, Role, TcpConfig, TcpConnection, TcpError,
-    TlsSettings, handshake,
+    BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, OperatorCounts, Role, TcpConfig, TcpConnection,
+    TcpError, TlsSettings, handshake,
 };
 use flink_runtime::network::{
     BufferKind, CancelToken, Event, GateItem, GatePoll, InputGate, IoMetrics, NetworkConfig,
@@ -21,9 +21,11 @@ const GUARD: Duration = Duration::from_secs(30);
 fn config(job: &str, secret: &[u8]) -> TcpConfig {
     TcpConfig {
         job_id: job.into(),
+        process: 0,
         secret: secret.to_vec(),
         handshake_timeout: Duration::from_secs(10),
         max_buffer_size: 4096,
+        heartbeat_timeout: None,
         tls: None,
     }
 }
@@ -619,4 +621,87 @@ fn a_silent_peer_times_out_with_a_clear_error() {
     );
     assert!(err.contains(&addr.to_string()), "{err}");
     drop(silent.join().unwrap());
+}
+
+#[test]
+fn a_peer_closing_after_both_sides_said_close_is_no_failure() {
+    let (a, b) = pair(
+        TcpConfig {
+            process: 1,
+            ..config("job", b"s3cret")
+        },
+        config("job", b"s3cret"),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Each side learns the other's process index in the handshake.
+    assert_eq!((a.peer_process(), b.peer_process()), (0, 1));
+    assert!(a.senders_drained() && b.senders_drained());
+    let counts = OperatorCounts {
+        node: 2,
+        records_in: 10,
+        records_out: 9,
+        side_output_unconsumed: 0,
+        dead_letters_discarded: 1,
+    };
+    a.close(&[counts]);
+    b.close(&[]);
+    let deadline = std::time::Instant::now() + GUARD;
+    while !(a.closed_by_peer() && b.closed_by_peer()) {
+        assert!(std::time::Instant::now() < deadline, "Close never arrived");
+        thread::sleep(Duration::from_millis(5));
+    }
+    // Counts travel before the Close, so they are complete once it arrived.
+    assert_eq!(b.peer_counts(), vec![counts]);
+    assert!(a.peer_counts().is_empty());
+    drop(b);
+    // The orderly end is not a failure; give the reader time to see the EOF.
+    thread::sleep(Duration::from_millis(100));
+    assert!(a.failure().is_none(), "{:?}", a.failure());
+}
+
+#[test]
+fn a_silent_peer_fails_the_connection_by_heartbeat_timeout_and_a_live_one_does_not() {
+    let heartbeats = |timeout_ms| TcpConfig {
+        heartbeat_timeout: Some(Duration::from_millis(timeout_ms)),
+        ..config("job", b"s")
+    };
+    // Both sides heartbeat: an idle connection (no channel carries anything) stays up.
+    // (Generous: a loaded machine must not stall a live peer past it.)
+    let (a, b) = pair(heartbeats(2000), heartbeats(2000));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // A stand-in peer that completed the handshake but never sends a frame again.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = thread::spawn(move || TcpConnection::accept(&listener, &heartbeats(200)));
+    let _raw = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+            handshake(&mut raw, &config("job", b"s"), Role::Dialer, "raw")
+                .await
+                .unwrap();
+            raw
+        });
+    let lonely = acceptor.join().unwrap().unwrap();
+    let deadline = Instant::now() + GUARD;
+    let err = loop {
+        if let Some(e) = lonely.failure() {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the silent peer was never detected"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(matches!(*err, TcpError::HeartbeatTimeout { .. }), "{err}");
+    assert!(err.to_string().contains(lonely.name()), "{err}");
+    // The live pair stays up past its own timeout: 8 heartbeats, one per 400 ms.
+    while a.stats().frames_received < 8 {
+        assert!(Instant::now() < deadline, "heartbeats stopped");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(a.failure().is_none() && b.failure().is_none());
 }

@@ -81,6 +81,11 @@ enum Job {
     Nochain,
     /// Hash exchange and a running sum per key, p=2 (50 M records).
     Keyed,
+    /// The keyed job at parallelism 4 (50 M records); started by `flink-rs run
+    /// --processes N` it is spread over N processes (each prints its bytes on the
+    /// wire, process 0 the job's rate).
+    #[value(name = "keyed-p4")]
+    KeyedP4,
     /// The keyed job over 100,000 keys (50 M records): the baseline of `keyed-ckpt`.
     #[value(name = "keyed-100k")]
     Keyed100k,
@@ -120,6 +125,7 @@ fn main() -> anyhow::Result<()> {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
         Job::Nochain => chain(n.unwrap_or(50_000_000), false),
         Job::Keyed => keyed(n.unwrap_or(50_000_000)),
+        Job::KeyedP4 => keyed_p4(n.unwrap_or(50_000_000)),
         Job::Keyed100k => keyed_over("keyed-100k", n.unwrap_or(50_000_000), None),
         Job::KeyedCkpt => keyed_over(
             "keyed-ckpt",
@@ -278,6 +284,40 @@ fn keyed(n: u64) -> anyhow::Result<()> {
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
     report("keyed", n, result.duration.as_secs_f64());
+    Ok(())
+}
+
+/// The keyed job at parallelism 4, in this process alone or, when the environment
+/// describes a cluster (`flink-rs run`), as this process's part of it.
+fn keyed_p4(n: u64) -> anyhow::Result<()> {
+    let env = StreamExecutionEnvironment::new();
+    let count = keyed_job(&env, n);
+    env.set_parallelism(4);
+    env.set_cluster_from_env();
+    let result = run(&env, "keyed-p4", n)?;
+    let seconds = result.duration.as_secs_f64();
+    let here = count.load(Ordering::Relaxed);
+    let Some(share) = result.cluster else {
+        ensure!(here == n, "sink counted {here}, expected {n}");
+        report("keyed-p4", n, seconds);
+        return Ok(());
+    };
+    let wire = share.wire;
+    println!(
+        "flink-rs keyed-p4 process={}/{} sunk_here={here} seconds={seconds:.3} \
+         bytes_sent={} frames_sent={} bytes_received={}",
+        share.process, share.processes, wire.bytes_sent, wire.frames_sent, wire.bytes_received
+    );
+    if share.whole_job {
+        let sunk = result
+            .operators
+            .iter()
+            .filter(|o| o.role == OperatorRole::Sink)
+            .map(|o| o.records_in)
+            .sum::<u64>();
+        ensure!(sunk == n, "the job's sinks counted {sunk}, expected {n}");
+        report("keyed-p4", n, seconds);
+    }
     Ok(())
 }
 

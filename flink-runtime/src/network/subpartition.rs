@@ -115,6 +115,13 @@ impl Subpartition {
         Ok(())
     }
 
+    /// Whether nothing is queued or being shipped (or the receiver released it): all
+    /// this subpartition was given has left through its transport.
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.state.lock();
+        st.released || (st.queue.is_empty() && !st.shipping)
+    }
+
     /// Whether one more buffer would ship at once: credit beyond what is queued.
     pub(crate) fn can_ship_now(&self) -> bool {
         let st = self.state.lock();

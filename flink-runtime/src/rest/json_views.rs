@@ -188,6 +188,7 @@ pub(crate) fn exceptions(view: &JobView) -> Value {
         JobError::Cancelled { .. } => ("Cancelled", String::new()),
         JobError::Runtime(_) => ("Runtime", String::new()),
         JobError::Restore(_) => ("Restore", String::new()),
+        JobError::Cluster(_) => ("Cluster", String::new()),
     };
     let message = error.to_string();
     let at = epoch_ms(at);

@@ -1,7 +1,7 @@
 //! The logical channels of a connection: their routes and the two transport ends.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -49,9 +49,24 @@ pub(super) struct Shared {
     pub(super) bytes_sent: AtomicU64,
     pub(super) frames_received: AtomicU64,
     pub(super) bytes_received: AtomicU64,
+    /// The peer sent [`Frame::Close`]: its end of the socket closing is orderly.
+    pub(super) peer_closed: AtomicBool,
+    /// This side sent [`Frame::Close`].
+    pub(super) close_sent: AtomicBool,
+    /// When the connection started; `last_received_ms` counts from it.
+    pub(super) started: std::time::Instant,
+    /// Milliseconds after `started` when the last frame arrived.
+    pub(super) last_received_ms: AtomicU64,
+    /// The operator counts the peer sent (before its Close).
+    pub(super) peer_counts: Mutex<Vec<super::frame::OperatorCounts>>,
 }
 
 impl Shared {
+    /// Both sides sent [`Frame::Close`]: the connection may end without a failure.
+    pub(super) fn closed_both_ways(&self) -> bool {
+        self.peer_closed.load(Ordering::Acquire) && self.close_sent.load(Ordering::Acquire)
+    }
+
     pub(super) fn send(&self, frame: Frame<'_>) -> bool {
         self.out.send(frame.encode()).is_ok()
     }

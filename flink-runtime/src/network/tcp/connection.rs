@@ -11,7 +11,7 @@
 //! itself: its sender simply sends nothing.
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
@@ -28,7 +28,7 @@ use crate::network::{CancelToken, InputGate, NetworkError, ResultPartition};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// Byte and frame counters of one connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TcpConnectionStats {
     /// Frames written to the socket.
     pub frames_sent: u64,
@@ -45,6 +45,8 @@ pub struct TcpConnectionStats {
 /// a channel (phase 2 derives ids from the job graph). Dropping it closes the socket.
 pub struct TcpConnection {
     shared: Arc<Shared>,
+    /// The peer's process index, as it told in the handshake.
+    peer_process: u32,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -79,12 +81,24 @@ impl TcpConnection {
         Self::start(stream, config, Role::Dialer)
     }
 
+    /// Run the handshake as the dialing side on a stream connected elsewhere (a
+    /// caller retrying until its peer listens).
+    pub fn connect_stream(stream: TcpStream, config: &TcpConfig) -> Result<Self, TcpError> {
+        Self::start(stream, config, Role::Dialer)
+    }
+
     /// Accept one connection on `listener` and run the handshake.
     pub fn accept(listener: &TcpListener, config: &TcpConfig) -> Result<Self, TcpError> {
         let (stream, _) = listener.accept().map_err(|source| TcpError::Io {
             connection: "(accepting)".into(),
             source,
         })?;
+        Self::start(stream, config, Role::Acceptor)
+    }
+
+    /// Run the handshake as the accepting side on a stream accepted elsewhere (a
+    /// caller polling its listener against a deadline).
+    pub fn accept_stream(stream: TcpStream, config: &TcpConfig) -> Result<Self, TcpError> {
         Self::start(stream, config, Role::Acceptor)
     }
 
@@ -104,7 +118,7 @@ impl TcpConnection {
             .enable_all()
             .build()
             .map_err(io)?;
-        let stream = runtime.block_on(establish(stream, config, role, &name))?;
+        let (stream, peer_process) = runtime.block_on(establish(stream, config, role, &name))?;
         let (out, rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = oneshot::channel();
         let shared = Arc::new(Shared {
@@ -117,15 +131,24 @@ impl TcpConnection {
             bytes_sent: AtomicU64::new(0),
             frames_received: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
+            peer_closed: AtomicBool::new(false),
+            close_sent: AtomicBool::new(false),
+            peer_counts: Mutex::new(Vec::new()),
+            started: std::time::Instant::now(),
+            last_received_ms: AtomicU64::new(0),
         });
         let max_body = BUFFER_HEADER_LEN + config.max_buffer_size + CRC_LEN;
         let io_shared = Arc::clone(&shared);
+        let heartbeat = config.heartbeat_timeout;
         let thread = std::thread::Builder::new()
             .name(format!("tcp {name}"))
-            .spawn(move || runtime.block_on(run(stream, io_shared, rx, shutdown_rx, max_body)))
+            .spawn(move || {
+                runtime.block_on(run(stream, io_shared, rx, shutdown_rx, max_body, heartbeat))
+            })
             .map_err(io)?;
         Ok(Self {
             shared,
+            peer_process,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -134,6 +157,47 @@ impl TcpConnection {
     /// `local -> peer`, as errors name it.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The peer's process index, as it told in the handshake.
+    pub fn peer_process(&self) -> u32 {
+        self.peer_process
+    }
+
+    /// Whether every registered sending channel shipped all it had queued (or was
+    /// released): once this process's tasks ended, nothing more will come.
+    pub fn senders_drained(&self) -> bool {
+        self.shared
+            .routes
+            .lock()
+            .senders
+            .values()
+            .all(|s| s.subpartition.is_idle())
+    }
+
+    /// The operator counts the peer sent; complete once
+    /// [`closed_by_peer`](Self::closed_by_peer).
+    pub fn peer_counts(&self) -> Vec<super::frame::OperatorCounts> {
+        self.shared.peer_counts.lock().clone()
+    }
+
+    /// Tells the peer this side is done: `counts` (this process's final operator
+    /// counts, for the process that reports the whole job; empty for others), then a
+    /// [`Frame::Close`](super::Frame::Close), after everything already queued.
+    /// Idempotent. Call it once this process's tasks ended and
+    /// [`senders_drained`](Self::senders_drained).
+    pub fn close(&self, counts: &[super::frame::OperatorCounts]) {
+        if !self.shared.close_sent.swap(true, Ordering::AcqRel) {
+            for &c in counts {
+                self.shared.send(super::frame::Frame::Counts(c));
+            }
+            self.shared.send(super::frame::Frame::Close);
+        }
+    }
+
+    /// Whether the peer said it is done ([`close`](Self::close) on its side).
+    pub fn closed_by_peer(&self) -> bool {
+        self.shared.peer_closed.load(Ordering::Acquire)
     }
 
     /// The error that ended this connection, if any.
@@ -264,7 +328,7 @@ async fn establish(
     config: &TcpConfig,
     role: Role,
     name: &str,
-) -> Result<BoxStream, TcpError> {
+) -> Result<(BoxStream, u32), TcpError> {
     let io = |source| TcpError::Io {
         connection: name.to_string(),
         source,
@@ -295,8 +359,8 @@ async fn establish(
                 .map_err(refused)?
         }
     };
-    handshake(&mut stream, config, role, name).await?;
-    Ok(stream)
+    let peer_process = handshake(&mut stream, config, role, name).await?;
+    Ok((stream, peer_process))
 }
 
 impl Drop for TcpConnection {

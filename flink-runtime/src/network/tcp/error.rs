@@ -31,6 +31,17 @@ pub enum TcpError {
         /// The connection (`local -> peer`).
         connection: String,
     },
+    /// Nothing arrived from the peer within the heartbeat timeout: it hangs, or the
+    /// network between the two does.
+    #[error(
+        "connection {connection}: no frame from the peer within {timeout:?} (heartbeat timeout)"
+    )]
+    HeartbeatTimeout {
+        /// The connection (`local -> peer`).
+        connection: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
     /// A frame failed its checks (length, checksum, type, fields).
     #[error("connection {connection}: corrupt frame: {reason}")]
     CorruptFrame {

@@ -8,6 +8,9 @@
 //! | 1    | Buffer | channel u32, backlog u32, kind u8 (0 data, 1 event), bytes |
 //! | 2    | Credit | channel u32, credit u32                                     |
 //! | 3    | Cancel | channel u32                                                 |
+//! | 4    | Close  | (none): the sender is done with the connection              |
+//! | 5    | Counts | node u32, records in, out, side unconsumed, dead letters u64 |
+//! | 6    | Heartbeat | (none): the sender is alive                              |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -16,7 +19,11 @@
 use crate::network::BufferKind;
 
 /// Version of the wire format and handshake; peers of another version are refused.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Bytes of a counts frame's body: type, node and four counters. It fits in the
+/// smallest buffer size a job accepts, so it passes any connection's frame limit.
+const COUNTS_BODY_LEN: usize = 1 + 4 + 4 * 8;
 
 /// Bytes of the length prefix.
 pub const LENGTH_LEN: usize = 4;
@@ -28,6 +35,9 @@ pub const BUFFER_HEADER_LEN: usize = 1 + 4 + 4 + 1;
 const TYPE_BUFFER: u8 = 1;
 const TYPE_CREDIT: u8 = 2;
 const TYPE_CANCEL: u8 = 3;
+const TYPE_CLOSE: u8 = 4;
+const TYPE_COUNTS: u8 = 5;
+const TYPE_HEARTBEAT: u8 = 6;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +65,31 @@ pub enum Frame<'a> {
         /// Logical channel id.
         channel: u32,
     },
+    /// The sender's part of the job is done: everything it had to send is before this
+    /// frame and it needs nothing more. Once both sides sent it, closing the socket is
+    /// orderly, not a failure.
+    Close,
+    /// One operator's final counts in the sender's process, sent before
+    /// [`Frame::Close`] to the process that reports the whole job.
+    Counts(OperatorCounts),
+    /// The sender is alive: sent every fifth of the heartbeat timeout, so a peer that
+    /// hears nothing for the timeout knows the sender hangs.
+    Heartbeat,
+}
+
+/// The final record counts of one operator's subtasks in one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperatorCounts {
+    /// The operator's stream node id.
+    pub node: u32,
+    /// Records received.
+    pub records_in: u64,
+    /// Records emitted.
+    pub records_out: u64,
+    /// Records written to side outputs nothing reads.
+    pub side_output_unconsumed: u64,
+    /// Dead letters dropped on purpose.
+    pub dead_letters_discarded: u64,
 }
 
 impl Frame<'_> {
@@ -86,6 +121,20 @@ impl Frame<'_> {
                 body.push(TYPE_CANCEL);
                 body.extend_from_slice(&channel.to_be_bytes());
             }
+            Frame::Close => body.push(TYPE_CLOSE),
+            Frame::Heartbeat => body.push(TYPE_HEARTBEAT),
+            Frame::Counts(c) => {
+                body.push(TYPE_COUNTS);
+                body.extend_from_slice(&c.node.to_be_bytes());
+                for v in [
+                    c.records_in,
+                    c.records_out,
+                    c.side_output_unconsumed,
+                    c.dead_letters_discarded,
+                ] {
+                    body.extend_from_slice(&v.to_be_bytes());
+                }
+            }
         }
         let mut out = Vec::with_capacity(LENGTH_LEN + body.len() + CRC_LEN);
         out.extend_from_slice(&((body.len() + CRC_LEN) as u32).to_be_bytes());
@@ -99,6 +148,8 @@ impl Frame<'_> {
             Frame::Buffer { bytes, .. } => BUFFER_HEADER_LEN + bytes.len(),
             Frame::Credit { .. } => 9,
             Frame::Cancel { .. } => 5,
+            Frame::Close | Frame::Heartbeat => 1,
+            Frame::Counts(_) => COUNTS_BODY_LEN,
         }
     }
 
@@ -153,6 +204,26 @@ impl Frame<'_> {
                 need(5, "cancel")?;
                 Ok(Frame::Cancel { channel: u32_at(1) })
             }
+            TYPE_CLOSE => {
+                need(1, "close")?;
+                Ok(Frame::Close)
+            }
+            TYPE_HEARTBEAT => {
+                need(1, "heartbeat")?;
+                Ok(Frame::Heartbeat)
+            }
+            TYPE_COUNTS => {
+                need(COUNTS_BODY_LEN, "counts")?;
+                let u64_at =
+                    |i: usize| u64::from_be_bytes(body[i..i + 8].try_into().expect("8 bytes"));
+                Ok(Frame::Counts(OperatorCounts {
+                    node: u32_at(1),
+                    records_in: u64_at(5),
+                    records_out: u64_at(13),
+                    side_output_unconsumed: u64_at(21),
+                    dead_letters_discarded: u64_at(29),
+                }))
+            }
             t => Err(format!("unknown frame type {t}")),
         }
     }
@@ -176,6 +247,15 @@ mod tests {
                 credit: 9,
             },
             Frame::Cancel { channel: 2 },
+            Frame::Close,
+            Frame::Heartbeat,
+            Frame::Counts(OperatorCounts {
+                node: 3,
+                records_in: 1,
+                records_out: u64::MAX,
+                side_output_unconsumed: 7,
+                dead_letters_discarded: 9,
+            }),
         ];
         for f in frames {
             let bytes = f.encode();

@@ -1,6 +1,7 @@
 //! The versioned handshake every connection starts with (after TLS, when configured).
 //!
-//! Both sides send `magic "FLRS" | version u16 | job id length u16 | job id | nonce [16]`,
+//! Both sides send
+//! `magic "FLRS" | version u16 | process u32 | job id length u16 | job id | nonce [16]`,
 //! check the peer's magic, version and job id, then prove knowledge of the shared secret
 //! without sending it: each sends `HMAC-SHA256(secret, role | peer nonce)` (role 0 for the
 //! dialer, 1 for the acceptor, so a proof cannot be reflected) and checks the peer's.
@@ -37,6 +38,9 @@ pub enum Role {
 pub struct TcpConfig {
     /// The job both processes run; a peer of another job is refused.
     pub job_id: String,
+    /// This process's index in the job, told to the peer so an accepting process
+    /// knows which process dialed it.
+    pub process: u32,
     /// Shared secret; a peer that cannot prove it knows it is refused.
     pub secret: Vec<u8>,
     /// Deadline for the handshake (and for connecting).
@@ -44,6 +48,10 @@ pub struct TcpConfig {
     /// Largest buffer payload accepted in one frame (the receivers' segment size); a
     /// longer frame is corrupt. Bounds the memory one frame read takes.
     pub max_buffer_size: usize,
+    /// Fail the connection when no frame arrived for this long, and send a heartbeat
+    /// every fifth of it, so a peer that hangs (stopped, livelocked) is detected, not
+    /// only one that crashed; `None`: no heartbeats.
+    pub heartbeat_timeout: Option<Duration>,
     /// Mutual TLS for every connection, or `None` for plain TCP (the secret is then
     /// still never sent, but the data is in clear text).
     pub tls: Option<Arc<TlsSettings>>,
@@ -53,22 +61,24 @@ impl std::fmt::Debug for TcpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpConfig")
             .field("job_id", &self.job_id)
+            .field("process", &self.process)
             .field("secret", &"<redacted>")
             .field("handshake_timeout", &self.handshake_timeout)
             .field("max_buffer_size", &self.max_buffer_size)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("tls", &self.tls.is_some())
             .finish()
     }
 }
 
-/// Run the handshake on a freshly connected stream, within `handshake_timeout`.
-/// `connection` names it in errors.
+/// Run the handshake on a freshly connected stream, within `handshake_timeout`;
+/// returns the peer's process index. `connection` names it in errors.
 pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     config: &TcpConfig,
     role: Role,
     connection: &str,
-) -> Result<(), TcpError> {
+) -> Result<u32, TcpError> {
     let exchange = exchange(stream, config, role, connection);
     match tokio::time::timeout(config.handshake_timeout, exchange).await {
         Ok(result) => result,
@@ -87,7 +97,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     config: &TcpConfig,
     role: Role,
     connection: &str,
-) -> Result<(), TcpError> {
+) -> Result<u32, TcpError> {
     let refused = |reason: String| TcpError::HandshakeRefused {
         connection: connection.to_string(),
         reason,
@@ -106,9 +116,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     getrandom::fill(&mut nonce)
         .map_err(|e| refused(format!("no randomness for the nonce: {e}")))?;
 
-    let mut hello = Vec::with_capacity(8 + config.job_id.len() + NONCE_LEN);
+    let mut hello = Vec::with_capacity(12 + config.job_id.len() + NONCE_LEN);
     hello.extend_from_slice(MAGIC);
     hello.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    hello.extend_from_slice(&config.process.to_be_bytes());
     hello.extend_from_slice(&(config.job_id.len() as u16).to_be_bytes());
     hello.extend_from_slice(config.job_id.as_bytes());
     hello.extend_from_slice(&nonce);
@@ -118,7 +129,9 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let closed = |what: &str, e: std::io::Error| {
         refused(format!("peer closed before sending its {what}: {e}"))
     };
-    let mut head = [0u8; 8];
+    // Magic and version first: a peer of another version may lay out the rest
+    // differently.
+    let mut head = [0u8; 6];
     stream
         .read_exact(&mut head)
         .await
@@ -132,7 +145,13 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             "peer speaks protocol version {version}, this process speaks {PROTOCOL_VERSION}"
         )));
     }
-    let job_len = u16::from_be_bytes([head[6], head[7]]) as usize;
+    let mut head = [0u8; 6];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(|e| closed("hello", e))?;
+    let peer_process = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let job_len = u16::from_be_bytes([head[4], head[5]]) as usize;
     if job_len > MAX_JOB_ID_LEN {
         return Err(refused(format!(
             "peer job id of {job_len} bytes is too long"
@@ -168,7 +187,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| closed("secret proof", e))?;
     mac(&config.secret, peer_role, &nonce)?
         .verify_slice(&peer_proof)
-        .map_err(|_| refused("peer does not know the shared secret".into()))
+        .map_err(|_| refused("peer does not know the shared secret".into()))?;
+    Ok(peer_process)
 }
 
 fn mac(secret: &[u8], role: u8, nonce: &[u8]) -> Result<Hmac<Sha256>, TcpError> {

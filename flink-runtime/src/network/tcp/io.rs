@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -27,12 +28,48 @@ pub(super) async fn run(
     rx: mpsc::UnboundedReceiver<Vec<u8>>,
     shutdown: oneshot::Receiver<()>,
     max_body: usize,
+    heartbeat_timeout: Option<Duration>,
 ) {
     let (rd, wr) = tokio::io::split(stream);
     let reader = Box::pin(read_loop(rd, Arc::clone(&shared), max_body));
     let writer = Box::pin(write_loop(wr, Arc::clone(&shared), rx));
     let io = futures::future::select(reader, writer);
-    futures::future::select(io, shutdown).await;
+    let heartbeat = Box::pin(heartbeat_loop(Arc::clone(&shared), heartbeat_timeout));
+    let watched = futures::future::select(io, heartbeat);
+    futures::future::select(watched, shutdown).await;
+}
+
+/// Sends a heartbeat every fifth of `timeout` and fails the connection when nothing
+/// arrived for `timeout`; ends once both sides closed (or never starts without a
+/// timeout). The reader never waits for a consumer, so a peer's heartbeats arrive
+/// even while its data channels are stalled by back pressure.
+async fn heartbeat_loop(shared: Arc<Shared>, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval(timeout / 5);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if shared.closed_both_ways() || shared.failure.lock().is_some() {
+            return std::future::pending().await;
+        }
+        let silent = shared
+            .started
+            .elapsed()
+            .saturating_sub(Duration::from_millis(
+                shared.last_received_ms.load(Ordering::Acquire),
+            ));
+        if silent > timeout {
+            let connection = shared.name.clone();
+            shared.fail(TcpError::HeartbeatTimeout {
+                connection,
+                timeout,
+            });
+            return std::future::pending().await;
+        }
+        shared.send(Frame::Heartbeat);
+    }
 }
 
 async fn write_loop(
@@ -47,8 +84,11 @@ async fn write_loop(
             written = wr.flush().await;
         }
         if let Err(source) = written {
-            let connection = shared.name.clone();
-            shared.fail(TcpError::Io { connection, source });
+            // Once both sides closed, the peer may be gone: late credit is moot.
+            if !shared.closed_both_ways() {
+                let connection = shared.name.clone();
+                shared.fail(TcpError::Io { connection, source });
+            }
             return;
         }
         shared.frames_sent.fetch_add(1, Ordering::Relaxed);
@@ -76,6 +116,8 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body
     loop {
         match read_frame(&mut rd, &shared, &mut body, max_body).await {
             Ok(Some(len)) => {
+                let now = shared.started.elapsed().as_millis() as u64;
+                shared.last_received_ms.store(now, Ordering::Release);
                 shared.frames_received.fetch_add(1, Ordering::Relaxed);
                 shared
                     .bytes_received
@@ -85,6 +127,8 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body
                     return;
                 }
             }
+            // After the peer's Close frame its socket closing is orderly.
+            Ok(None) | Err(_) if shared.peer_closed.load(Ordering::Acquire) => return,
             Ok(None) => {
                 let connection = shared.name.clone();
                 shared.fail(TcpError::PeerClosed { connection });
@@ -203,8 +247,29 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             }
             Ok(())
         }
+        Frame::Counts(counts) => {
+            let mut all = shared.peer_counts.lock();
+            // One per operator of the job: more means the peer is broken.
+            if all.len() >= MAX_PEER_COUNTS {
+                return Err(TcpError::CorruptFrame {
+                    connection: shared.name.clone(),
+                    reason: format!("more than {MAX_PEER_COUNTS} operator counts"),
+                });
+            }
+            all.push(counts);
+            Ok(())
+        }
+        Frame::Heartbeat => Ok(()),
+        Frame::Close => {
+            tracing::debug!(connection = %shared.name, "peer closed its side");
+            shared.peer_closed.store(true, Ordering::Release);
+            Ok(())
+        }
     }
 }
+
+/// Most operator counts a peer may send (a job has far fewer operators).
+const MAX_PEER_COUNTS: usize = 65_536;
 
 /// Most logical channels that may hold credit or a cancel before their sender is
 /// registered; beyond it the peer is not following the protocol.

@@ -19,9 +19,11 @@
 //!
 //! let config = TcpConfig {
 //!     job_id: "wordcount".into(),
+//!     process: 0,
 //!     secret: b"shared secret".to_vec(),
 //!     handshake_timeout: Duration::from_secs(10),
 //!     max_buffer_size: 1024,
+//!     heartbeat_timeout: Some(Duration::from_secs(30)),
 //!     tls: None,
 //! };
 //! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -62,6 +64,6 @@ mod tls;
 pub use channels::{RemoteReceiver, RemoteSender};
 pub use connection::{TcpConnection, TcpConnectionStats};
 pub use error::TcpError;
-pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, PROTOCOL_VERSION};
+pub use frame::{BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, OperatorCounts, PROTOCOL_VERSION};
 pub use handshake::{MAX_JOB_ID_LEN, Role, TcpConfig, handshake};
 pub use tls::TlsSettings;

@@ -1,0 +1,401 @@
+//! One job across several real processes (application mode): the `cluster_keyed`
+//! example started N times, by the launcher or by hand with the environment variables
+//! it sets. Exact results against a one-process run, back pressure across processes,
+//! failures in one process failing the others, and bad cluster settings. No
+//! wall-clock assertions: a generous guard only prevents a hang.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use flink_core::cluster::ClusterConfig;
+use flink_runtime::cluster::launcher::{Launch, cluster_env, free_loopback_ports, launch};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cluster_keyed");
+const GUARD: Duration = Duration::from_secs(120);
+const RECORDS: u64 = 60_000;
+
+/// `key -> (latest sum, updates)` over every `part-*` file in `dir`; a key written by
+/// two sink subtasks fails the test (each key has one owner).
+fn merged(dir: &Path) -> BTreeMap<String, (u64, u64)> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split(' ').collect();
+            let value = (f[1].parse().unwrap(), f[2].parse().unwrap());
+            assert!(
+                all.insert(f[0].to_string(), value).is_none(),
+                "key {} twice",
+                f[0]
+            );
+        }
+    }
+    all
+}
+
+/// What the job must give: per key `k` of 0..100, the sum and count of x in
+/// 1..=RECORDS with x % 100 == k.
+fn expected() -> BTreeMap<String, (u64, u64)> {
+    let mut e = BTreeMap::new();
+    for x in 1..=RECORDS {
+        let v: &mut (u64, u64) = e.entry((x % 100).to_string()).or_default();
+        *v = (v.0 + x, v.1 + 1);
+    }
+    e
+}
+
+/// The windowed job's output: per key and 1 s window (`key@end`), the sum of the
+/// values (timestamps) in it, each window fired once.
+fn expected_windows() -> BTreeMap<String, (u64, u64)> {
+    let mut e = BTreeMap::new();
+    for x in 1..=RECORDS {
+        let end = (x / 1000 + 1) * 1000;
+        let v: &mut (u64, u64) = e.entry(format!("{}@{end}", x % 100)).or_default();
+        *v = (v.0 + x, 1);
+    }
+    e
+}
+
+fn job_args(parallelism: usize, output: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--records".into(),
+        RECORDS.to_string().into(),
+        "--parallelism".into(),
+        parallelism.to_string().into(),
+        "--output".into(),
+        output.into(),
+    ];
+    args.extend(extra.iter().map(Into::into));
+    args
+}
+
+fn run_alone(parallelism: usize, output: &Path, extra: &[&str]) -> BTreeMap<String, (u64, u64)> {
+    std::fs::create_dir_all(output).unwrap();
+    let status = Command::new(BIN)
+        .args(job_args(parallelism, output, extra))
+        .env_remove(flink_core::cluster::ENV_PROCESSES)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    merged(output)
+}
+
+fn run_launched(
+    processes: usize,
+    parallelism: usize,
+    output: &Path,
+    extra: &[&str],
+) -> BTreeMap<String, (u64, u64)> {
+    std::fs::create_dir_all(output).unwrap();
+    let outcome = launch(&Launch {
+        processes,
+        program: BIN.into(),
+        args: job_args(parallelism, output, extra),
+        connect_timeout: Duration::from_secs(30),
+    })
+    .unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+    merged(output)
+}
+
+#[test]
+fn a_keyed_job_over_two_and_three_processes_gives_exactly_the_one_process_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected();
+    for parallelism in [2, 4] {
+        let alone = run_alone(
+            parallelism,
+            &dir.path().join(format!("alone-{parallelism}")),
+            &[],
+        );
+        assert_eq!(alone, expected, "one process, p={parallelism}");
+        for processes in [2, 3] {
+            let out = dir
+                .path()
+                .join(format!("cluster-{processes}-{parallelism}"));
+            let spread = run_launched(processes, parallelism, &out, &[]);
+            assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
+        }
+    }
+}
+
+#[test]
+fn an_event_time_window_job_over_two_and_three_processes_fires_every_window_once_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = expected_windows();
+    let window = ["--window-ms", "1000"];
+    let alone = run_alone(2, &dir.path().join("alone"), &window);
+    assert_eq!(alone, expected, "one process");
+    for (processes, parallelism) in [(2, 2), (3, 4)] {
+        let out = dir
+            .path()
+            .join(format!("cluster-{processes}-{parallelism}"));
+        let spread = run_launched(processes, parallelism, &out, &window);
+        assert_eq!(spread, expected, "{processes} processes, p={parallelism}");
+    }
+}
+
+/// A process started by hand with its place in the environment.
+fn spawn(cluster: &ClusterConfig, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .envs(cluster_env(cluster))
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` (killing it past the guard, which fails the test); its status,
+/// standard output and standard error.
+fn finish(mut child: Child) -> (ExitStatus, String, String) {
+    let deadline = Instant::now() + GUARD;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a process did not end within {GUARD:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, out, err)
+}
+
+/// The configs of `n` processes on free loopback ports.
+fn cluster(n: usize, timeout: Duration) -> Vec<ClusterConfig> {
+    let peers: Vec<String> = free_loopback_ports(n)
+        .unwrap()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    (0..n)
+        .map(|i| {
+            ClusterConfig::new(n, i, peers.clone(), b"test secret".to_vec())
+                .with_connect_timeout(timeout)
+        })
+        .collect()
+}
+
+#[test]
+fn a_paced_sink_in_one_process_holds_the_source_in_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().to_str().unwrap();
+    let configs = cluster(2, Duration::from_secs(30));
+    // One source (in process 0); sink subtask 1 (in process 1) takes 50 µs a record.
+    let args = [
+        "--records",
+        "40000",
+        "--parallelism",
+        "2",
+        "--source-parallelism",
+        "1",
+        "--buffer-size",
+        "1024",
+        "--pace-us",
+        "50",
+        "--paced-process",
+        "1",
+        "--progress-dir",
+        progress,
+    ];
+    let children: Vec<Child> = configs.iter().map(|c| spawn(c, &args)).collect();
+    let results: Vec<_> = children.into_iter().map(finish).collect();
+    for (status, _, err) in &results {
+        assert!(status.success(), "{err}");
+    }
+    let sunk: u64 = results.iter().map(|(_, out, _)| field(out, "sunk=")).sum();
+    assert_eq!(sunk, 40_000, "every record reached a sink exactly once");
+    // In flight (emitted by the source, not yet written by a sink) at most: two
+    // channels of about 21 buffers (10 queued at the sender, 2 exclusive and 8
+    // floating at the receiver, 1 being filled) of 1 KiB, about 50 records each,
+    // plus the sinks' publishing lag (64 each) and the sampling step (256). Without
+    // back pressure the source would be ~17,000 ahead of the paced sink.
+    let in_flight = field(&results[0].1, "max_in_flight=");
+    assert!(in_flight <= 4_000, "{in_flight} records in flight");
+}
+
+/// The number after `name` in `text`.
+fn field(text: &str, name: &str) -> u64 {
+    let at = text
+        .find(name)
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+        + name.len();
+    text[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_failure_in_one_process_fails_the_other_with_an_error_naming_it() {
+    let configs = cluster(2, Duration::from_secs(30));
+    let args = [
+        "--records",
+        "200000",
+        "--parallelism",
+        "2",
+        "--fail-at",
+        "150000",
+    ];
+    let children: Vec<Child> = configs.iter().map(|c| spawn(c, &args)).collect();
+    let results: Vec<_> = children.into_iter().map(finish).collect();
+    assert!(results.iter().all(|(s, _, _)| !s.success()));
+    let failed = results
+        .iter()
+        .position(|(_, _, err)| err.contains("record 150000 fails"))
+        .expect("one process names the failing operator");
+    let other = &results[1 - failed].2;
+    assert!(
+        other.contains(&format!("connection to process {failed} at")),
+        "{other}"
+    );
+}
+
+#[test]
+fn a_process_killed_mid_job_fails_the_other_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().to_str().unwrap();
+    let configs = cluster(2, Duration::from_secs(30));
+    let args = [
+        "--records",
+        "200000",
+        "--parallelism",
+        "2",
+        "--pace-us",
+        "100",
+        "--paced-process",
+        "1",
+        "--progress-dir",
+        progress,
+    ];
+    let survivor = spawn(&configs[0], &args);
+    let mut victim = spawn(&configs[1], &args);
+    // Kill once process 1's sink wrote records (publishes every 64): mid-job.
+    let deadline = Instant::now() + GUARD;
+    while !std::fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "count"))
+    {
+        assert!(Instant::now() < deadline, "process 1 never wrote a record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    victim.kill().unwrap(); // SIGKILL
+    let _ = victim.wait();
+    let (status, _, err) = finish(survivor);
+    assert!(!status.success());
+    assert!(err.contains("connection to process 1 at"), "{err}");
+}
+
+#[test]
+fn bad_cluster_settings_are_clear_errors() {
+    // A peer list that does not match the number of processes: refused at build.
+    let mut wrong = cluster(2, Duration::from_secs(5)).remove(0);
+    wrong.peers.pop();
+    let (status, _, err) = finish(spawn(&wrong, &["--records", "10"]));
+    assert!(!status.success());
+    assert!(
+        err.contains("1 peer address(es) given for 2 processes"),
+        "{err}"
+    );
+
+    // This process's port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut busy = cluster(2, Duration::from_secs(5)).remove(0);
+    busy.peers[0] = taken.local_addr().unwrap().to_string();
+    let (status, _, err) = finish(spawn(&busy, &["--records", "10"]));
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!("process 0 cannot listen on {}", busy.peers[0])),
+        "{err}"
+    );
+
+    // A peer that never comes up: both roles time out naming it.
+    let configs = cluster(2, Duration::from_millis(500));
+    for (me, missing) in [(0, 1), (1, 0)] {
+        let (status, _, err) = finish(spawn(&configs[me], &["--records", "10"]));
+        assert!(!status.success());
+        let want = format!(
+            "process {missing} at {} did not connect within 500 ms",
+            configs[me].peers[missing]
+        );
+        assert!(err.contains(&want), "{err}");
+    }
+}
+
+#[test]
+fn processes_of_different_job_graphs_refuse_each_other() {
+    let configs = cluster(2, Duration::from_secs(30));
+    let a = spawn(&configs[0], &["--records", "10", "--parallelism", "2"]);
+    let b = spawn(&configs[1], &["--records", "10", "--parallelism", "4"]);
+    for (status, _, err) in [finish(a), finish(b)] {
+        assert!(!status.success());
+        assert!(err.contains("the job graph fingerprints differ"), "{err}");
+    }
+}
+
+#[test]
+fn a_process_that_hangs_is_detected_by_heartbeats_and_fails_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().to_str().unwrap();
+    let configs: Vec<ClusterConfig> = cluster(2, Duration::from_secs(30))
+        .into_iter()
+        .map(|c| c.with_heartbeat_timeout(Duration::from_millis(2000)))
+        .collect();
+    let args = [
+        "--records",
+        "200000",
+        "--parallelism",
+        "2",
+        "--pace-us",
+        "100",
+        "--paced-process",
+        "1",
+        "--progress-dir",
+        progress,
+    ];
+    let survivor = spawn(&configs[0], &args);
+    let mut victim = spawn(&configs[1], &args);
+    let deadline = Instant::now() + GUARD;
+    while !std::fs::read_dir(dir.path())
+        .unwrap()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "count"))
+    {
+        assert!(Instant::now() < deadline, "process 1 never wrote a record");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Stopped, not dead: its sockets stay open, only heartbeats can tell.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &victim.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let (status, _, err) = finish(survivor);
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    assert!(!status.success());
+    assert!(err.contains("connection to process 1 at"), "{err}");
+    assert!(err.contains("heartbeat timeout"), "{err}");
+}

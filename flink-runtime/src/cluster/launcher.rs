@@ -1,0 +1,221 @@
+//! The launcher behind `flink-rs run --processes N -- <job binary> [args]`: starts N
+//! processes of one job binary on this machine, each with its place in the
+//! environment variables [`ClusterConfig::from_env`] reads, streams their output
+//! with a `[p<i>]` prefix, and ends them all as soon as one fails.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use flink_core::cluster::{
+    ClusterConfig, ENV_CONNECT_TIMEOUT_MS, ENV_HEARTBEAT_TIMEOUT_MS, ENV_PEERS, ENV_PROCESS_INDEX,
+    ENV_PROCESSES, ENV_SECRET,
+};
+use thiserror::Error;
+
+/// How often the launcher looks at its children.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What to launch.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// How many processes.
+    pub processes: usize,
+    /// The job binary.
+    pub program: PathBuf,
+    /// Its arguments (the same for every process).
+    pub args: Vec<OsString>,
+    /// How long the processes wait for each other.
+    pub connect_timeout: Duration,
+}
+
+/// Why the launcher could not run the job.
+#[derive(Debug, Error)]
+pub enum LaunchError {
+    /// No processes asked for.
+    #[error("launcher: at least one process is needed")]
+    NoProcesses,
+    /// No free loopback port could be found, or a process not started.
+    #[error("launcher: {what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How each process ended, by index.
+#[derive(Debug)]
+pub struct LaunchOutcome {
+    /// Exit status per process.
+    pub statuses: Vec<ExitStatus>,
+    /// The first process that failed, if any (the others were then killed).
+    pub first_failed: Option<usize>,
+}
+
+impl LaunchOutcome {
+    /// Whether every process succeeded.
+    pub fn success(&self) -> bool {
+        self.first_failed.is_none()
+    }
+}
+
+/// `n` loopback ports free right now (bound and released; a race with another
+/// program taking one is reported by the job as a port in use).
+pub fn free_loopback_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+/// The environment variables that give process `index` its place.
+pub fn cluster_env(cluster: &ClusterConfig) -> Vec<(&'static str, String)> {
+    vec![
+        (ENV_PROCESSES, cluster.processes.to_string()),
+        (ENV_PROCESS_INDEX, cluster.index.to_string()),
+        (ENV_PEERS, cluster.peers.join(",")),
+        (
+            ENV_SECRET,
+            String::from_utf8_lossy(&cluster.secret).into_owned(),
+        ),
+        (
+            ENV_CONNECT_TIMEOUT_MS,
+            cluster.connect_timeout.as_millis().to_string(),
+        ),
+        (
+            ENV_HEARTBEAT_TIMEOUT_MS,
+            cluster.heartbeat_timeout.as_millis().to_string(),
+        ),
+    ]
+}
+
+/// Starts the processes, streams their output prefixed, waits for all; kills the
+/// others when one fails.
+pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
+    if launch.processes == 0 {
+        return Err(LaunchError::NoProcesses);
+    }
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |source| LaunchError::Io { what, source }
+    };
+    let ports = free_loopback_ports(launch.processes).map_err(io("finding free ports"))?;
+    let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let secret = random_secret().map_err(io("making a secret"))?;
+    let mut children = Vec::new();
+    let mut pumps = Vec::new();
+    for index in 0..launch.processes {
+        let cluster = ClusterConfig::new(launch.processes, index, peers.clone(), secret.clone())
+            .with_connect_timeout(launch.connect_timeout);
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .envs(cluster_env(&cluster))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                kill_all(&mut children);
+                return Err(io(&format!("starting {}", launch.program.display()))(e));
+            }
+        };
+        let prefix = format!("[p{index}] ");
+        if let Some(out) = child.stdout.take() {
+            pumps.push(pump(out, prefix.clone(), false));
+        }
+        if let Some(err) = child.stderr.take() {
+            pumps.push(pump(err, prefix, true));
+        }
+        children.push(child);
+    }
+    let outcome = wait_all(&mut children).map_err(io("waiting for the processes"))?;
+    for p in pumps.into_iter().flatten() {
+        let _ = p.join();
+    }
+    Ok(outcome)
+}
+
+/// Waits for every child; on the first failure kills the rest.
+fn wait_all(children: &mut [Child]) -> std::io::Result<LaunchOutcome> {
+    let mut statuses: Vec<Option<ExitStatus>> = vec![None; children.len()];
+    let mut first_failed = None;
+    while statuses.iter().any(Option::is_none) {
+        for i in 0..children.len() {
+            if statuses[i].is_some() {
+                continue;
+            }
+            if let Some(status) = children[i].try_wait()? {
+                statuses[i] = Some(status);
+                if !status.success() && first_failed.is_none() {
+                    first_failed = Some(i);
+                    eprintln!("[launcher] process {i} failed ({status}); stopping the others");
+                    for (j, other) in children.iter_mut().enumerate() {
+                        if j != i && statuses[j].is_none() {
+                            let _ = other.kill();
+                        }
+                    }
+                }
+            }
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(LaunchOutcome {
+        statuses: statuses
+            .into_iter()
+            .map(|s| s.expect("all ended"))
+            .collect(),
+        first_failed,
+    })
+}
+
+fn kill_all(children: &mut [Child]) {
+    for c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// Copies `from` line by line to this process's stdout (or stderr), prefixed.
+fn pump(
+    from: impl Read + Send + 'static,
+    prefix: String,
+    to_stderr: bool,
+) -> Option<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("{}output", prefix.trim()))
+        .spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                // One write per line so lines of two processes do not interleave.
+                let text = format!("{prefix}{line}\n");
+                let _ = if to_stderr {
+                    std::io::stderr().lock().write_all(text.as_bytes())
+                } else {
+                    std::io::stdout().lock().write_all(text.as_bytes())
+                };
+            }
+        })
+        .ok()
+}
+
+/// 32 random hex digits: the processes of one launch share it, nothing else knows it.
+fn random_secret() -> std::io::Result<Vec<u8>> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes())
+}

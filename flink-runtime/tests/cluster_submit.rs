@@ -1,0 +1,58 @@
+//! Submitting a job in cluster mode from one process: what is refused up front, and
+//! a cluster of one process running like a local job.
+
+use std::time::Duration;
+
+use flink_core::cluster::ClusterConfig;
+use flink_runtime::cluster::ClusterRunError;
+use flink_runtime::cluster::launcher::free_loopback_ports;
+use flink_runtime::prelude::*;
+
+fn alone() -> ClusterConfig {
+    let port = free_loopback_ports(1).unwrap()[0];
+    ClusterConfig::new(1, 0, vec![format!("127.0.0.1:{port}")], b"s".to_vec())
+        .with_connect_timeout(Duration::from_secs(10))
+}
+
+#[test]
+fn a_cluster_of_one_process_runs_the_whole_job() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.set_parallelism(2);
+    let out = env.from_sequence(1, 1000).map(|x| x * 2).collect_vec();
+    let result = env.execute("alone").unwrap();
+    assert_eq!(out.take().len(), 1000);
+    let share = result.cluster.unwrap();
+    assert_eq!(
+        (share.process, share.processes, share.whole_job),
+        (0, 1, true)
+    );
+    assert_eq!(share.wire.bytes_sent, 0);
+}
+
+#[test]
+fn checkpointing_across_processes_is_refused_before_anything_starts() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.enable_checkpointing(Duration::from_millis(100));
+    env.from_sequence(1, 10).collect_vec();
+    let err = env.execute("checkpointed").unwrap_err();
+    assert!(
+        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("checkpointing")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_cluster_setting_is_an_error_when_the_job_is_built() {
+    let env = StreamExecutionEnvironment::new();
+    let mut cluster = alone();
+    cluster.index = 1;
+    env.set_cluster(cluster);
+    env.from_sequence(1, 10).collect_vec();
+    let err = env.execute("misplaced").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid job: cluster: process index 1 is not below the number of processes 1"
+    );
+}
