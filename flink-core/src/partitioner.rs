@@ -114,9 +114,17 @@ pub struct ChannelSelector<T> {
     partitioner: Partitioner<T>,
     channels: usize,
     max_parallelism: usize,
-    /// The channel of each key group (for `Hash`), so a record costs one division.
+    /// The channel of each key group (for `Hash`): a table lookup per record.
     channel_of_group: Box<[u32]>,
+    /// `max_parallelism - 1` when it is a power of two that fits the hash's 32 bits.
+    group_mask: Option<u32>,
     next: usize,
+}
+
+/// The mask that takes a hash to its key group, if `max_parallelism` allows one.
+fn group_mask(max_parallelism: usize) -> Option<u32> {
+    let m = u32::try_from(max_parallelism).ok()?;
+    m.is_power_of_two().then(|| m - 1)
 }
 
 impl<T> ChannelSelector<T> {
@@ -139,6 +147,7 @@ impl<T> ChannelSelector<T> {
             channels,
             max_parallelism,
             channel_of_group,
+            group_mask: group_mask(max_parallelism),
             next: start % channels.max(1),
         }
     }
@@ -178,8 +187,22 @@ impl<T> ChannelSelector<T> {
             Partitioner::Hash(hasher) => {
                 let from = out.len();
                 hasher.hash_batch(records, out);
-                for slot in &mut out[from..] {
-                    *slot = self.channel_of_group[key_group_of(*slot, self.max_parallelism)];
+                let hashes = &mut out[from..];
+                match self.group_mask {
+                    // `hash % m` is `hash & (m - 1)` for a power of two: no division per
+                    // record (a 32-bit division costs ~10 cycles, a third of a keyed
+                    // record's exchange).
+                    Some(mask) => {
+                        for slot in hashes {
+                            *slot = self.channel_of_group[(*slot & mask) as usize];
+                        }
+                    }
+                    None => {
+                        for slot in hashes {
+                            *slot =
+                                self.channel_of_group[key_group_of(*slot, self.max_parallelism)];
+                        }
+                    }
                 }
             }
             Partitioner::Broadcast => return false,
@@ -230,9 +253,12 @@ mod tests {
             Partitioner::Rebalance,
             Partitioner::Hash(hash),
         ] {
-            for channels in 1..=4 {
-                let mut one = ChannelSelector::new(partitioner.clone(), channels, 128, 1);
-                let mut batch = ChannelSelector::new(partitioner.clone(), channels, 128, 1);
+            // A power of two (masked) and two that are not (divided).
+            for (channels, max_parallelism) in (1..=4).flat_map(|c| [(c, 128), (c, 7), (c, 100)]) {
+                let mut one =
+                    ChannelSelector::new(partitioner.clone(), channels, max_parallelism, 1);
+                let mut batch =
+                    ChannelSelector::new(partitioner.clone(), channels, max_parallelism, 1);
                 let expected: Vec<Target> = records.iter().map(|r| one.select(r)).collect();
                 let mut picked = vec![7];
                 assert!(batch.select_channels(&records[..1_000], &mut picked));
@@ -244,7 +270,7 @@ mod tests {
                 assert_eq!(
                     picked,
                     expected,
-                    "{:?}, {channels} channels",
+                    "{:?}, {channels} channels, max parallelism {max_parallelism}",
                     partitioner.kind()
                 );
             }

@@ -391,19 +391,42 @@ struct TypedDecoder<T> {
     operator: Arc<str>,
 }
 
+impl<T: Record> TypedDecoder<T> {
+    /// Fails the operator on a record that does not decode (off the hot path).
+    #[cold]
+    #[inline(never)]
+    fn undecodable(&self, e: bincode::error::DecodeError) -> ! {
+        fail_operator(
+            &self.operator,
+            format!(
+                "cannot decode input record of type {}: {e}",
+                std::any::type_name::<T>()
+            ),
+        )
+    }
+}
+
 impl<T: Record> RecordDecoder for TypedDecoder<T> {
     #[inline]
     fn decode(&mut self, record: &[u8]) {
         match decode::<T>(record) {
             Ok(value) => self.batch.push(value),
-            Err(e) => fail_operator(
-                &self.operator,
-                format!(
-                    "cannot decode input record of type {}: {e}",
-                    std::any::type_name::<T>()
-                ),
-            ),
+            Err(e) => self.undecodable(e),
         }
+    }
+
+    fn decode_framed(&mut self, framed: &[u8]) {
+        // The default's loop, instantiated here so that `decode` inlines into it: one
+        // call per input buffer, not one per record.
+        let mut rest = framed;
+        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
+            let (record, tail) = tail
+                .split_at_checked(u32::from_le_bytes(*len) as usize)
+                .expect("the runtime hands complete frames only");
+            self.decode(record);
+            rest = tail;
+        }
+        debug_assert!(rest.is_empty(), "a partial length prefix in a framed run");
     }
 
     fn deliver(&mut self) {
