@@ -13,7 +13,6 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
-mod channel_grouping;
 pub mod checkpoint;
 pub mod clock;
 pub mod cluster;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel_grouping::ChannelGrouping;
 use crate::codec::{LENGTH_PREFIX, decode, encode_into, encode_into_slice};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
@@ -49,6 +48,11 @@ pub trait RecordBytesWriter: Send {
     fn commit_frames(&mut self, _channel: usize, _len: usize) {
         unreachable!("commit_frames without room from spare_frames")
     }
+    /// [`spare_frames`](Self::spare_frames) of every channel at once, in channel order
+    /// (appended to `rooms`), so a batch can be scattered over the channels in one pass.
+    /// Each is completed with [`commit_frames`](Self::commit_frames) after `rooms` is
+    /// dropped.
+    fn spare_frames_all<'w>(&'w mut self, _rooms: &mut Vec<&'w mut [u8]>) {}
     /// Writes one serialized record to every channel.
     fn broadcast(&mut self, record: &[u8]);
     /// Called after every record when the buffer timeout is zero, and by the task
@@ -190,7 +194,7 @@ impl<T: Record> StreamType for TypeOf<T> {
             scratch: Vec::with_capacity(256),
             checked: false,
             picked: Vec::new(),
-            grouping: ChannelGrouping::default(),
+            used: Vec::new(),
         }))
     }
 
@@ -220,8 +224,8 @@ struct NetworkOutput<T> {
     checked: bool,
     /// The channel of each record of the batch being written.
     picked: Vec<u32>,
-    /// The batch's record indices grouped by channel.
-    grouping: ChannelGrouping,
+    /// Bytes framed into each channel's room during a scatter.
+    used: Vec<usize>,
 }
 
 impl<T: Record> NetworkOutput<T> {
@@ -288,6 +292,29 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
     }
 }
 
+/// Frames `records[i]` into `rooms[picked[i]]` after the `used` bytes of that room,
+/// until one does not fit: its index is returned. `rooms` must hold a room per channel
+/// (an empty one when a channel has no buffer: its first record does not fit).
+#[inline]
+fn scatter_into<T: Record>(
+    rooms: &mut [&mut [u8]],
+    used: &mut [usize],
+    records: &[T],
+    picked: &[u32],
+) -> Option<usize> {
+    for (i, (record, &channel)) in records.iter().zip(picked).enumerate() {
+        let channel = channel as usize;
+        let (Some(room), Some(at)) = (rooms.get_mut(channel), used.get_mut(channel)) else {
+            return Some(i);
+        };
+        match encode_frame(record, &mut room[*at..]) {
+            Some(n) => *at += n,
+            None => return Some(i),
+        }
+    }
+    None
+}
+
 /// Writes one frame (length prefix, then the encoding of `record`) at the start of
 /// `room`; `None` if it does not fit.
 #[inline]
@@ -328,6 +355,40 @@ impl<T: Record> NetworkOutput<T> {
         }
     }
 
+    /// Frames each record of `batch` into the buffer of the channel picked for it, in
+    /// one pass with every channel's room at hand: no per-channel grouping of the
+    /// batch first. A record that does not fit commits what was framed so far on
+    /// every channel (each channel keeps its records in batch order) and goes the
+    /// general way; then the rooms are taken again.
+    fn scatter(&mut self, batch: &[T]) {
+        let mut next = 0;
+        let mut used = std::mem::take(&mut self.used);
+        while next < batch.len() {
+            used.clear();
+            used.resize(self.selector.channels(), 0);
+            let did_not_fit = {
+                let mut rooms = Vec::with_capacity(used.len());
+                self.writer.spare_frames_all(&mut rooms);
+                scatter_into(&mut rooms, &mut used, &batch[next..], &self.picked[next..])
+            };
+            for (channel, &len) in used.iter().enumerate() {
+                if len > 0 {
+                    self.writer.commit_frames(channel, len);
+                }
+            }
+            match did_not_fit {
+                Some(at) => {
+                    let i = next + at;
+                    let channel = self.picked[i] as usize;
+                    self.collect_via_scratch(&batch[i], Target::Channel(channel));
+                    next = i + 1;
+                }
+                None => next = batch.len(),
+            }
+        }
+        self.used = used;
+    }
+
     /// The general path: a record broadcast, the first one (checked to round-trip),
     /// or one that does not fit in the current buffer's room (it then spans buffers).
     #[inline(never)]
@@ -362,12 +423,7 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
         } else {
             self.picked.clear();
             self.selector.select_channels(batch, &mut self.picked);
-            let mut grouping = std::mem::take(&mut self.grouping);
-            grouping.group(&self.picked, channels);
-            for c in 0..channels {
-                self.frame_run(c, grouping.run(c).iter().map(|&i| &batch[i as usize]));
-            }
-            self.grouping = grouping;
+            self.scatter(batch);
         }
         batch.clear();
     }

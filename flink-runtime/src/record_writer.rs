@@ -73,6 +73,11 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     #[inline]
+    fn spare_frames_all<'w>(&'w mut self, rooms: &mut Vec<&'w mut [u8]>) {
+        self.writer.spare_frames_all(rooms);
+    }
+
+    #[inline]
     fn commit_frames(&mut self, channel: usize, len: usize) {
         self.writer.commit_frames(channel, len);
         if self.flush_every_record {

@@ -88,6 +88,13 @@ impl PartitionWriter {
         }
     }
 
+    /// [`spare_frames`](Self::spare_frames) of every subpartition, in order, appended
+    /// to `rooms`.
+    #[inline]
+    pub fn spare_frames_all<'w>(&'w mut self, rooms: &mut Vec<&'w mut [u8]>) {
+        rooms.extend(self.serializers.iter_mut().map(|ser| ser.spare_frames()));
+    }
+
     /// Completes `len` bytes of frames written into [`spare_frames`](Self::spare_frames).
     ///
     /// # Panics
