@@ -77,7 +77,10 @@ pub mod prelude {
     pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
-    pub use crate::state::ValueState;
+    pub use crate::state::{
+        AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+        ReducingStateDescriptor, StateTtlConfig, TtlUpdateType, ValueState, ValueStateDescriptor,
+    };
     pub use crate::transactional::{
         TransactionalCollectingSink, TwoPhaseCommitSink, TwoPhaseCommitWriter,
     };

@@ -9,22 +9,24 @@ use hashbrown::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
+use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed, state_version};
 use crate::clock::Clock;
 use crate::functions::{Collector, KeySelector};
 use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
-use crate::state::ValueState;
+use crate::state::backend::{NamedValue, NamedValueRef};
+use crate::state::{KeyedStateBackend, ValueState};
 use crate::timers::{TimerQueue, TimerService, processing_time_of};
 use crate::watermark::{TimestampFn, Watermark};
 
-/// A key's entry in a checkpoint: its state and its timers.
+/// A key's entry in a checkpoint: its state, its timers and its named states.
 #[derive(Serialize)]
 struct KeySnapshotRef<'a, S> {
     state: Option<&'a S>,
     event_timers: Vec<i64>,
     processing_timers: Vec<i64>,
+    named: Vec<NamedValueRef<'a>>,
 }
 
 /// [`KeySnapshotRef`] read back.
@@ -33,6 +35,26 @@ struct KeySnapshot<S> {
     state: Option<S>,
     event_timers: Vec<i64>,
     processing_timers: Vec<i64>,
+    named: Vec<NamedValue>,
+}
+
+/// A key's entry as format version 1 wrote it (before named states).
+#[derive(Deserialize)]
+struct KeySnapshotV1<S> {
+    state: Option<S>,
+    event_timers: Vec<i64>,
+    processing_timers: Vec<i64>,
+}
+
+impl<S> From<KeySnapshotV1<S>> for KeySnapshot<S> {
+    fn from(v1: KeySnapshotV1<S>) -> Self {
+        Self {
+            state: v1.state,
+            event_timers: v1.event_timers,
+            processing_timers: v1.processing_timers,
+            named: Vec::new(),
+        }
+    }
 }
 
 /// Runs a [`KeyedProcessFunction`]: per-key value state, per-key timers fired in
@@ -44,6 +66,7 @@ pub struct KeyedProcessFunctionOperator<K, I, O, KS, F: KeyedProcessFunction<K, 
     key: KS,
     f: F,
     state: HashMap<K, Option<F::State>>,
+    named: KeyedStateBackend<K>,
     event_timers: TimerQueue<K>,
     processing_timers: TimerQueue<K>,
     side_outputs: SideOutputCache,
@@ -61,6 +84,7 @@ impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator
             key,
             f,
             state: HashMap::new(),
+            named: KeyedStateBackend::new(ctx.services.clock.clone()),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
             side_outputs: SideOutputCache::new(ctx.side_outputs.clone()),
@@ -74,7 +98,7 @@ impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator
 
 impl<K, I, O, KS, F> KeyedProcessFunctionOperator<K, I, O, KS, F>
 where
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
     /// Calls `f` (an element or a timer) for `key` with its state, then keeps or
@@ -101,6 +125,7 @@ where
             let mut ctx = KeyedContext::new(
                 &key,
                 ValueState::new(&mut slot),
+                &mut self.named,
                 timers,
                 out,
                 timestamp,
@@ -168,14 +193,23 @@ where
         out.emit_watermark(watermark);
     }
 
-    /// Each key's state and timers, grouped by key group.
+    /// Each key's state, timers and named states, grouped by key group.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let named = self.named.snapshot()?;
         let mut by_key: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
         let empty = || KeySnapshotRef {
             state: None,
             event_timers: Vec::new(),
             processing_timers: Vec::new(),
+            named: Vec::new(),
         };
+        for (key, value) in &named {
+            by_key
+                .entry(*key)
+                .or_insert_with(empty)
+                .named
+                .push(value.as_ref());
+        }
         for (key, state) in &self.state {
             by_key.entry(key).or_insert_with(empty).state = state.as_ref();
         }
@@ -207,8 +241,19 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, KeySnapshot<F::State>>(restored, scope)?;
+        let entries: Vec<(K, KeySnapshot<F::State>)> = match restored.all().next() {
+            Some(bytes) if state_version(bytes)? == 1 => {
+                restore_keyed::<K, KeySnapshotV1<F::State>>(restored, scope)?
+                    .into_iter()
+                    .map(|(k, v1)| (k, v1.into()))
+                    .collect()
+            }
+            _ => restore_keyed::<K, KeySnapshot<F::State>>(restored, scope)?,
+        };
         for (key, entry) in entries {
+            for value in entry.named {
+                self.named.restore(key.clone(), value);
+            }
             for ts in entry.event_timers {
                 self.event_timers.register(key.clone(), ts);
             }
@@ -391,5 +436,31 @@ mod tests {
                 (2, 40, "processing", 2)
             ]
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_format_version_1_restores() {
+        // Version 1 wrote (state, event timers, processing timers) per key.
+        let entries = [(1u8, (Some(4u32), vec![30i64], Vec::<i64>::new()))];
+        let mut bytes = snapshot_keyed(entries.iter().map(|(k, v)| (k, v)), 128).unwrap();
+        bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
+        let clock = ManualClock::new();
+        let mut op = operator(&clock);
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        op.restore_state(
+            scope,
+            &RestoredState {
+                checkpoint_id: Some(1),
+                by_subtask: vec![Some(Arc::from(bytes))].into(),
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        op.process_watermark(Watermark(100), &mut out);
+        assert_eq!(out, [(1, 30, "event", 4)]);
     }
 }

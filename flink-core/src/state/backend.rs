@@ -1,0 +1,378 @@
+//! [`KeyedStateBackend`]: the named keyed states of one operator instance, on the
+//! heap: one table per state name, each mapping a key to its value, checkpointed
+//! key by key (and so by key group) beside the operator's other keyed state.
+
+use std::any::Any;
+use std::collections::HashMap as StdHashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::descriptors::Common;
+use super::ttl::{Stamped, StateTtlConfig, TtlClock};
+use crate::checkpoint::StateError;
+use crate::clock::Clock;
+use crate::timers::processing_time_of;
+
+/// The kind of a named state; a name holds one kind, with one type, for the life of
+/// the job and its savepoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateKind {
+    /// One value per key.
+    Value,
+    /// A list per key.
+    List,
+    /// A map per key.
+    Map,
+    /// One value per key, folded with a reduce function.
+    Reducing,
+    /// One accumulator per key of an aggregate function.
+    Aggregating,
+}
+
+/// A named state's value type: what checkpoints can keep (serde) and a task can
+/// own.
+pub trait StateValue: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> StateValue for T {}
+
+/// What a table stores per key: a stamped value, list or map, whose expired parts
+/// can be dropped.
+pub(crate) trait StoredValue: Serialize + DeserializeOwned + Send + 'static {
+    /// Drops what has expired at `ttl`; says whether anything is left.
+    fn retain_live(&mut self, ttl: &TtlClock) -> bool;
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> StoredValue for Stamped<T> {
+    fn retain_live(&mut self, ttl: &TtlClock) -> bool {
+        !ttl.is_expired(self.stamp)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> StoredValue for Vec<Stamped<T>> {
+    fn retain_live(&mut self, ttl: &TtlClock) -> bool {
+        self.retain(|e| !ttl.is_expired(e.stamp));
+        !self.is_empty()
+    }
+}
+
+impl<UK, UV> StoredValue for StdHashMap<UK, Stamped<UV>>
+where
+    UK: Serialize + DeserializeOwned + Hash + Eq + Send + 'static,
+    UV: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn retain_live(&mut self, ttl: &TtlClock) -> bool {
+        self.retain(|_, e| !ttl.is_expired(e.stamp));
+        !self.is_empty()
+    }
+}
+
+/// The current key's live value in `entries`, after dropping what expired.
+pub(crate) fn live<'m, K: Hash + Eq, V: StoredValue>(
+    entries: &'m mut HashMap<K, V>,
+    key: &K,
+    ttl: &TtlClock,
+) -> Option<&'m mut V> {
+    if ttl.has_ttl() {
+        let keep = entries.get_mut(key)?.retain_live(ttl);
+        if !keep {
+            entries.remove(key);
+            return None;
+        }
+    }
+    entries.get_mut(key)
+}
+
+/// The value of `key` in `entries`, inserted with `create` if missing.
+pub(crate) fn get_or_insert_with<'m, K: Hash + Eq + Clone, V>(
+    entries: &'m mut HashMap<K, V>,
+    key: &K,
+    create: impl FnOnce() -> V,
+) -> &'m mut V {
+    // One lookup for a present key; the key is cloned only when it is inserted.
+    if !entries.contains_key(key) {
+        entries.insert(key.clone(), create());
+    }
+    entries.get_mut(key).expect("just inserted")
+}
+
+/// One named state's entries, typed.
+struct Table<K, V> {
+    name: Arc<str>,
+    kind: StateKind,
+    ttl: Option<StateTtlConfig>,
+    entries: HashMap<K, V>,
+}
+
+/// A [`Table`] of any value type.
+trait AnyTable<K>: Send {
+    fn name(&self) -> &str;
+    fn kind(&self) -> StateKind;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn purge_expired(&mut self, now: i64);
+    fn encode(&self) -> Result<Vec<(&K, Vec<u8>)>, StateError>;
+    fn is_empty(&self) -> bool;
+}
+
+impl<K, V> AnyTable<K> for Table<K, V>
+where
+    K: Hash + Eq + Send + 'static,
+    V: StoredValue,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> StateKind {
+        self.kind
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn purge_expired(&mut self, now: i64) {
+        if self.ttl.is_some() {
+            let ttl = TtlClock::new(self.ttl, now);
+            self.entries.retain(|_, v| v.retain_live(&ttl));
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn encode(&self) -> Result<Vec<(&K, Vec<u8>)>, StateError> {
+        self.entries
+            .iter()
+            .map(|(k, v)| {
+                bincode::serde::encode_to_vec(v, bincode::config::standard())
+                    .map(|bytes| (k, bytes))
+                    .map_err(|e| StateError::Encode(format!("state '{}': {e}", self.name)))
+            })
+            .collect()
+    }
+}
+
+/// A named state restored from a checkpoint and not used since: its entries stay
+/// encoded until the function first asks for the state (only then is its type
+/// known), and go into the next checkpoint as they are if it never does.
+struct RestoredTable<K> {
+    name: Arc<str>,
+    kind: StateKind,
+    entries: Vec<(K, Vec<u8>)>,
+}
+
+/// One key's value of one named state in a checkpoint.
+#[derive(Debug, Serialize)]
+pub(crate) struct NamedValueRef<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: StateKind,
+    pub(crate) bytes: &'a [u8],
+}
+
+/// [`NamedValueRef`] read back.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NamedValue {
+    pub(crate) name: String,
+    pub(crate) kind: StateKind,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The named keyed states of an operator instance (Flink's heap keyed state
+/// backend): per state name, a table from key to value. Tables are created when a
+/// function first asks for a state with its descriptor.
+///
+/// Snapshots encode every live value (a synchronous copy, costed in
+/// docs/checkpoints.md); expired values are dropped first.
+pub struct KeyedStateBackend<K> {
+    tables: Vec<Box<dyn AnyTable<K>>>,
+    restored: Vec<RestoredTable<K>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<K> std::fmt::Debug for KeyedStateBackend<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedStateBackend")
+            .field(
+                "states",
+                &self.tables.iter().map(|t| t.name()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> KeyedStateBackend<K> {
+    /// An empty backend whose TTLs run on `clock` (the job's).
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            tables: Vec::new(),
+            restored: Vec::new(),
+            clock,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Send + 'static> KeyedStateBackend<K> {
+    /// The entries of the state `common` describes, of `kind` and value type `V`,
+    /// with its TTL at the current time.
+    ///
+    /// # Panics
+    /// When the name was used with another kind or type (a programming error, like
+    /// Flink's; the operator fails naming it), or restored bytes do not decode as
+    /// `V`.
+    pub(crate) fn table<V: StoredValue>(
+        &mut self,
+        common: &Common,
+        kind: StateKind,
+    ) -> (&mut HashMap<K, V>, TtlClock) {
+        let now = match common.ttl {
+            Some(_) => processing_time_of(self.clock.as_ref()),
+            None => 0,
+        };
+        let ttl = TtlClock::new(common.ttl, now);
+        let index = match self.tables.iter().position(|t| t.name() == &*common.name) {
+            Some(index) => index,
+            None => self.create::<V>(common, kind),
+        };
+        let table = &mut self.tables[index];
+        let found = table.kind();
+        let Some(table) = table.as_any_mut().downcast_mut::<Table<K, V>>() else {
+            panic!(
+                "state '{}' is used with two types ({found:?} state, then {kind:?} state of {})",
+                common.name,
+                std::any::type_name::<V>()
+            );
+        };
+        if table.kind != kind {
+            panic!(
+                "state '{}' is used as {:?} state and as {kind:?} state",
+                common.name, table.kind
+            );
+        }
+        (&mut table.entries, ttl)
+    }
+
+    /// Creates the table of a state, with its restored entries; returns its index.
+    fn create<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> usize {
+        let mut entries = HashMap::new();
+        if let Some(at) = self.restored.iter().position(|t| t.name == common.name) {
+            let restored = self.restored.swap_remove(at);
+            if restored.kind != kind {
+                panic!(
+                    "state '{}' was checkpointed as {:?} state and is now used as {kind:?} state",
+                    common.name, restored.kind
+                );
+            }
+            for (key, bytes) in restored.entries {
+                let value = decode::<V>(&bytes).unwrap_or_else(|e| {
+                    panic!(
+                        "state '{}' cannot be restored as {}: {e}",
+                        common.name,
+                        std::any::type_name::<V>()
+                    )
+                });
+                entries.insert(key, value);
+            }
+        }
+        self.tables.push(Box::new(Table {
+            name: common.name.clone(),
+            kind,
+            ttl: common.ttl,
+            entries,
+        }));
+        self.tables.len() - 1
+    }
+
+    /// Takes back one key's value of a named state from a checkpoint.
+    pub(crate) fn restore(&mut self, key: K, value: NamedValue) {
+        let name: Arc<str> = value.name.into();
+        let at = match self.restored.iter().position(|t| t.name == name) {
+            Some(at) => at,
+            None => {
+                self.restored.push(RestoredTable {
+                    name,
+                    kind: value.kind,
+                    entries: Vec::new(),
+                });
+                self.restored.len() - 1
+            }
+        };
+        self.restored[at].entries.push((key, value.bytes));
+    }
+
+    /// Drops expired values, then encodes every key's value of every state, for a
+    /// checkpoint: (key, state name, kind, encoded value).
+    ///
+    /// # Errors
+    /// A value that cannot be serialized.
+    pub(crate) fn snapshot(&mut self) -> Result<Vec<(&K, NamedEncoded<'_>)>, StateError> {
+        let now = processing_time_of(self.clock.as_ref());
+        for table in &mut self.tables {
+            table.purge_expired(now);
+        }
+        let mut out = Vec::new();
+        for table in &self.tables {
+            let (name, kind) = (table.name(), table.kind());
+            for (key, bytes) in table.encode()? {
+                out.push((
+                    key,
+                    NamedEncoded {
+                        name,
+                        kind,
+                        bytes: bytes.into(),
+                    },
+                ));
+            }
+        }
+        for table in &self.restored {
+            for (key, bytes) in &table.entries {
+                out.push((
+                    key,
+                    NamedEncoded {
+                        name: &table.name,
+                        kind: table.kind,
+                        bytes: bytes.as_slice().into(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether no state holds any key (restored or live).
+    pub fn is_empty(&self) -> bool {
+        self.restored.iter().all(|t| t.entries.is_empty())
+            && self.tables.iter().all(|t| t.is_empty())
+    }
+}
+
+/// One key's encoded value of a named state, as [`KeyedStateBackend::snapshot`]
+/// hands it out.
+pub(crate) struct NamedEncoded<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) kind: StateKind,
+    pub(crate) bytes: std::borrow::Cow<'a, [u8]>,
+}
+
+impl NamedEncoded<'_> {
+    /// The form written into a checkpoint.
+    pub(crate) fn as_ref(&self) -> NamedValueRef<'_> {
+        NamedValueRef {
+            name: self.name,
+            kind: self.kind,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map_err(|e| e.to_string())?;
+    if used != bytes.len() {
+        return Err(format!("{} bytes left over", bytes.len() - used));
+    }
+    Ok(value)
+}
