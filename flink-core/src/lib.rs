@@ -13,6 +13,7 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
+pub mod broadcast_stream;
 mod channel_grouping;
 pub mod checkpoint;
 pub mod clock;
@@ -33,6 +34,7 @@ pub mod graph;
 pub mod job_hooks;
 pub mod key_group;
 pub mod key_hash;
+pub mod keyed_broadcast_process_function;
 pub mod keyed_process_function;
 pub mod keyed_stream;
 pub mod metrics;
@@ -70,6 +72,9 @@ pub mod prelude {
     pub use crate::error::{ConfigError, GraphError};
     pub use crate::functions::{
         Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
+    };
+    pub use crate::keyed_broadcast_process_function::{
+        BroadcastContext, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
     };
     pub use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::keyed_stream::KeyedStream;

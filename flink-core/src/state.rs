@@ -15,6 +15,7 @@
 
 mod aggregating_state;
 pub(crate) mod backend;
+mod broadcast_state;
 mod descriptors;
 mod keyed_value_state;
 mod list_state;
@@ -25,6 +26,7 @@ mod value_state;
 
 pub use aggregating_state::AggregatingState;
 pub use backend::{KeyedStateBackend, StateKind, StateValue};
+pub use broadcast_state::{BroadcastState, BroadcastStates, ReadOnlyBroadcastState};
 pub use descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,

@@ -138,6 +138,24 @@ where
         }
     }
 
+    /// The function, for an operator built around this one.
+    pub(crate) fn function_mut(&mut self) -> &mut F {
+        &mut self.f
+    }
+
+    /// Calls `f` outside any key (for a broadcast record) with the function, the
+    /// outputs and the processing time now.
+    pub(crate) fn call_unkeyed<C: Collector<O> + ?Sized>(
+        &mut self,
+        out: &mut C,
+        f: impl for<'x> FnOnce(&'x mut F, ProcessContext<'x, O>, i64),
+    ) {
+        let now = processing_time_of(self.clock.as_ref());
+        let mut forward = ForwardTo(out);
+        let ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
+        f(&mut self.f, ctx, now);
+    }
+
     /// Fires the processing-time timers the job's clock has reached.
     fn fire_processing_timers<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         let now = processing_time_of(self.clock.as_ref());
