@@ -45,6 +45,7 @@ pub mod output;
 pub mod partitioner;
 pub mod pipeline;
 pub mod process_context;
+pub mod process_function;
 pub mod services;
 pub mod side_output;
 pub mod sink;
@@ -79,6 +80,7 @@ pub mod prelude {
     pub use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::keyed_stream::KeyedStream;
     pub use crate::process_context::ProcessContext;
+    pub use crate::process_function::{ProcessFunction, ProcessFunctionContext};
     pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};

@@ -1,0 +1,61 @@
+//! A non-keyed `process` with a `ProcessFunction`: main and side outputs end to
+//! end, exact counts at parallelism 1 and 3, from a struct and from a closure.
+
+use flink_runtime::prelude::*;
+
+const N: u64 = 10_000;
+
+/// Multiples of 3 go to the side output, the rest are emitted twice.
+#[derive(Clone)]
+struct Split {
+    threes: OutputTag<u64>,
+}
+
+impl ProcessFunction<u64, u64> for Split {
+    fn process_element(&mut self, x: u64, ctx: &mut ProcessFunctionContext<'_, u64>) {
+        if x.is_multiple_of(3) {
+            ctx.output(&self.threes, x);
+        } else {
+            ctx.collect(x);
+            ctx.collect(x);
+        }
+    }
+}
+
+fn run(parallelism: usize) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    let threes = OutputTag::<u64>::new("threes");
+    let main = env.from_sequence(1, N).process(Split {
+        threes: threes.clone(),
+    });
+    let side = main.side_output(&threes).collect_vec();
+    // A closure works as a process function too.
+    let lengths = main
+        .process(|x: u64, ctx: &mut ProcessFunctionContext<usize>| ctx.collect(x.to_string().len()))
+        .collect_vec();
+    env.execute("process").unwrap();
+    let mut expected_side: Vec<u64> = (1..=N).filter(|x| x.is_multiple_of(3)).collect();
+    expected_side.sort_unstable();
+    assert_eq!(
+        side.take_sorted(),
+        expected_side,
+        "parallelism {parallelism}"
+    );
+    let mut expected: Vec<usize> = (1..=N)
+        .filter(|x| !x.is_multiple_of(3))
+        .flat_map(|x| [x.to_string().len(); 2])
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(lengths.take_sorted(), expected, "parallelism {parallelism}");
+}
+
+#[test]
+fn main_and_side_outputs_are_exact_at_one() {
+    run(1);
+}
+
+#[test]
+fn main_and_side_outputs_are_exact_at_three() {
+    run(3);
+}
