@@ -46,6 +46,7 @@ pub mod partitioner;
 pub mod pipeline;
 pub mod process_context;
 pub mod process_function;
+pub mod runtime_mode;
 pub mod services;
 pub mod side_output;
 pub mod sink;
@@ -81,6 +82,7 @@ pub mod prelude {
     pub use crate::keyed_stream::KeyedStream;
     pub use crate::process_context::ProcessContext;
     pub use crate::process_function::{ProcessFunction, ProcessFunctionContext};
+    pub use crate::runtime_mode::RuntimeMode;
     pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
