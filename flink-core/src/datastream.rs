@@ -172,10 +172,19 @@ impl<T: Record> DataStream<T> {
     /// ```
     /// use flink_core::prelude::*;
     /// let env = StreamExecutionEnvironment::new();
-    /// let lengths = env.from_collection(vec!["a".to_string(), "bcd".into()]).map(|s: String| s.len());
+    /// let lengths = env.from_collection(vec!["a".to_string(), "bcd".into()]).map(|s| s.len());
     /// # let _ = lengths;
     /// ```
     pub fn map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
+        self.map_with(f)
+    }
+
+    /// Transforms each record with a named [`MapFunction`]. (`map` takes closures:
+    /// a closure infers its parameter types only when the bound names `FnMut`.)
+    pub fn map_with<O: Record, F>(&self, f: F) -> DataStream<O>
     where
         F: MapFunction<T, O> + Clone + Sync,
     {

@@ -5,7 +5,7 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 
 use crate::datastream::{DataStream, DataStreamSink};
-use crate::functions::{Collector, MapFunction, ReduceFunction};
+use crate::functions::{Collector, ReduceFunction};
 use crate::operators::{
     KeyedFinalFoldOperator, KeyedProcessOperator, KeyedReduceOperator, ModeSwitch,
 };
@@ -72,11 +72,20 @@ where
     /// let env = StreamExecutionEnvironment::new();
     /// let longest = env
     ///     .from_collection(vec![("a".to_string(), 3u64), ("a".into(), 5)])
-    ///     .key_by(|r: &(String, u64)| r.0.clone())
-    ///     .reduce(|x: (String, u64), y: (String, u64)| if y.1 > x.1 { y } else { x });
+    ///     .key_by(|r| r.0.clone())
+    ///     .reduce(|x, y| if y.1 > x.1 { y } else { x });
     /// # let _ = longest;
     /// ```
     pub fn reduce<F>(&self, f: F) -> DataStream<T>
+    where
+        F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+    {
+        self.reduce_with(f)
+    }
+
+    /// Like [`reduce`](Self::reduce), with a named [`ReduceFunction`]. (`reduce`
+    /// takes closures, whose parameter types it infers.)
+    pub fn reduce_with<F>(&self, f: F) -> DataStream<T>
     where
         F: ReduceFunction<T> + Clone + Sync,
     {
@@ -416,7 +425,10 @@ where
     }
 
     /// Maps records after key partitioning.
-    pub fn map<O: Record, F: MapFunction<T, O> + Clone + Sync>(&self, f: F) -> DataStream<O> {
+    pub fn map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
         self.partitioned.map(f)
     }
 

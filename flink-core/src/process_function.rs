@@ -130,10 +130,11 @@ impl<I: 'static, O: 'static, F: ProcessFunction<I, O>> Operator<I, O> for Proces
 }
 
 impl<T: Record> DataStream<T> {
-    /// Runs a [`ProcessFunction`] per record (Flink's non-keyed `process`): any
-    /// number of outputs, side outputs, the record's timestamp, the current
-    /// watermark and processing time. No timers: those need a
-    /// [`KeyedStream`](crate::keyed_stream::KeyedStream).
+    /// Runs `f` per record with a [`ProcessFunctionContext`] (Flink's non-keyed
+    /// `process`): any number of outputs, side outputs, the record's timestamp, the
+    /// current watermark and processing time. No timers: those need a
+    /// [`KeyedStream`](crate::keyed_stream::KeyedStream). A named
+    /// [`ProcessFunction`] goes to [`process_function`](Self::process_function).
     ///
     /// ```
     /// use flink_core::prelude::*;
@@ -143,13 +144,22 @@ impl<T: Record> DataStream<T> {
     /// let tag = odd.clone();
     /// let halves = env
     ///     .from_sequence(1, 10)
-    ///     .process(move |x: u64, ctx: &mut ProcessFunctionContext<u64>| {
+    ///     .process(move |x, ctx| {
     ///         if x % 2 == 0 { ctx.collect(x / 2) } else { ctx.output(&tag, x) }
     ///     })
     ///     .collect_vec();
     /// # let _ = halves;
     /// ```
-    pub fn process<O: Record, F: ProcessFunction<T, O>>(&self, f: F) -> DataStream<O> {
+    pub fn process<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        F: FnMut(T, &mut ProcessFunctionContext<'_, O>) + Clone + Send + Sync + 'static,
+    {
+        self.process_function(f)
+    }
+
+    /// Runs a [`ProcessFunction`] per record; see [`process`](Self::process).
+    pub fn process_function<O: Record, F: ProcessFunction<T, O>>(&self, f: F) -> DataStream<O> {
         let timestamps = self.timestamps.clone();
         self.transform("Process", move |ctx| {
             ProcessOperator::new(f.clone(), timestamps.clone(), ctx)

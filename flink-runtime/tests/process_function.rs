@@ -26,13 +26,13 @@ fn run(parallelism: usize) {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     let threes = OutputTag::<u64>::new("threes");
-    let main = env.from_sequence(1, N).process(Split {
+    let main = env.from_sequence(1, N).process_function(Split {
         threes: threes.clone(),
     });
     let side = main.side_output(&threes).collect_vec();
     // A closure works as a process function too.
     let lengths = main
-        .process(|x: u64, ctx: &mut ProcessFunctionContext<usize>| ctx.collect(x.to_string().len()))
+        .process(|x, ctx| ctx.collect(x.to_string().len()))
         .collect_vec();
     env.execute("process").unwrap();
     let mut expected_side: Vec<u64> = (1..=N).filter(|x| x.is_multiple_of(3)).collect();

@@ -56,14 +56,14 @@ fn main() -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .flat_map(|line: String, out: &mut dyn Collector<(String, u64)>| {
+        .flat_map(|line, out| {
             for word in line.split(' ') {
-                out.collect((word.to_string(), 1));
+                out.collect((word.to_string(), 1u64));
             }
         })
         .name("Tokenizer")
-        .key_by(|(word, _): &(String, u64)| word.clone())
-        .sum(|r: &mut (String, u64)| &mut r.1)
+        .key_by(|(word, _)| word.clone())
+        .sum(|r| &mut r.1)
         .name("Count")
         .collect_vec();
 
