@@ -154,7 +154,7 @@ impl<'a, K, S, O> KeyedContext<'a, K, S, O> {
 
 impl<K, S, O> KeyedContext<'_, K, S, O>
 where
-    K: std::hash::Hash + Eq + Clone + Send + 'static,
+    K: std::hash::Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
 {
     /// The key's value of the named value state `descriptor` (Flink's `getState`).
     ///

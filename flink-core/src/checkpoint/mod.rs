@@ -3,6 +3,7 @@
 //! read back ([`encode_state`], [`snapshot_keyed`], [`RestoredState`]). The runtime
 //! triggers, aligns, stores and restores them; see docs/checkpoints.md.
 
+pub(crate) mod blob;
 mod config;
 pub(crate) mod keyed;
 mod restart;

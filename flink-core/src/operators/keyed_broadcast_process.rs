@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::blob::Blob;
 use crate::checkpoint::{RestoredState, StateError, decode_state, encode_state};
 use crate::connected_streams::CoInput;
 use crate::functions::{Collector, KeySelector};
@@ -87,8 +88,8 @@ where
 /// copy of the broadcast state.
 #[derive(Serialize, Deserialize)]
 struct BroadcastSnapshot {
-    keyed: Option<Vec<u8>>,
-    broadcast: Vec<(String, Vec<u8>)>,
+    keyed: Option<Blob>,
+    broadcast: Vec<(String, Blob)>,
 }
 
 /// Runs a [`KeyedBroadcastProcessFunction`]: keyed records with their key's state
@@ -176,8 +177,9 @@ where
         scope: StateScope,
         id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
-        let keyed = self.inner.snapshot_state(scope, id)?;
+        let keyed = self.inner.snapshot_state(scope, id)?.map(Blob);
         let broadcast = self.inner.function_mut().broadcast().snapshot()?;
+        let broadcast = broadcast.into_iter().map(|(n, b)| (n, Blob(b))).collect();
         encode_state(&BroadcastSnapshot { keyed, broadcast }).map(Some)
     }
 
@@ -201,16 +203,18 @@ where
             .map(|i| (scope.subtask_index + i) % snapshots.len())
             .find_map(|i| snapshots[i].as_ref());
         if let Some(copy) = copy {
-            self.inner
-                .function_mut()
-                .broadcast()
-                .restore(copy.broadcast.clone());
+            self.inner.function_mut().broadcast().restore(
+                copy.broadcast
+                    .iter()
+                    .map(|(n, b)| (n.clone(), b.0.clone()))
+                    .collect(),
+            );
         }
         let keyed = RestoredState {
             checkpoint_id: restored.checkpoint_id,
             by_subtask: snapshots
                 .into_iter()
-                .map(|s| s.and_then(|s| s.keyed).map(Arc::from))
+                .map(|s| s.and_then(|s| s.keyed).map(|b| Arc::from(b.0)))
                 .collect::<Vec<_>>()
                 .into(),
         };

@@ -9,24 +9,25 @@ use hashbrown::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::blob::Blob;
 use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed, state_version};
+use crate::checkpoint::{decode_state, encode_state};
 use crate::clock::Clock;
 use crate::functions::{Collector, KeySelector};
 use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
-use crate::state::backend::{NamedValue, NamedValueRef};
-use crate::state::{KeyedStateBackend, ValueState};
+use crate::state::backend::NamedTable;
+use crate::state::{KeyedStateBackend, StateKind, ValueState};
 use crate::timers::{TimerQueue, TimerService, processing_time_of};
 use crate::watermark::{TimestampFn, Watermark};
 
-/// A key's entry in a checkpoint: its state, its timers and its named states.
+/// A key's entry in a checkpoint: its state and its timers.
 #[derive(Serialize)]
 struct KeySnapshotRef<'a, S> {
     state: Option<&'a S>,
     event_timers: Vec<i64>,
     processing_timers: Vec<i64>,
-    named: Vec<NamedValueRef<'a>>,
 }
 
 /// [`KeySnapshotRef`] read back.
@@ -35,26 +36,15 @@ struct KeySnapshot<S> {
     state: Option<S>,
     event_timers: Vec<i64>,
     processing_timers: Vec<i64>,
-    named: Vec<NamedValue>,
 }
 
-/// A key's entry as format version 1 wrote it (before named states).
-#[derive(Deserialize)]
-struct KeySnapshotV1<S> {
-    state: Option<S>,
-    event_timers: Vec<i64>,
-    processing_timers: Vec<i64>,
-}
-
-impl<S> From<KeySnapshotV1<S>> for KeySnapshot<S> {
-    fn from(v1: KeySnapshotV1<S>) -> Self {
-        Self {
-            state: v1.state,
-            event_timers: v1.event_timers,
-            processing_timers: v1.processing_timers,
-            named: Vec::new(),
-        }
-    }
+/// An instance's checkpoint (format version 2): the keys' states and timers, and
+/// each named state, all grouped by key group. (Version 1 wrote the first part
+/// alone.)
+#[derive(Serialize, Deserialize)]
+struct FunctionSnapshot {
+    keyed: Blob,
+    named: Vec<NamedTable>,
 }
 
 /// Runs a [`KeyedProcessFunction`]: per-key value state, per-key timers fired in
@@ -213,45 +203,53 @@ where
 
     /// Each key's state, timers and named states, grouped by key group.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        let named = self.named.snapshot()?;
-        let mut by_key: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
+        // Timers, for the keys that have any (often none): the value states are
+        // then read in one pass over their map, without a second map of every key.
+        let mut timers: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
         let empty = || KeySnapshotRef {
             state: None,
             event_timers: Vec::new(),
             processing_timers: Vec::new(),
-            named: Vec::new(),
         };
-        for (key, value) in &named {
-            by_key
-                .entry(*key)
-                .or_insert_with(empty)
-                .named
-                .push(value.as_ref());
-        }
-        for (key, state) in &self.state {
-            by_key.entry(key).or_insert_with(empty).state = state.as_ref();
-        }
         for (key, ts) in self.event_timers.iter() {
-            by_key
+            timers
                 .entry(key)
                 .or_insert_with(empty)
                 .event_timers
                 .push(*ts);
         }
         for (key, ts) in self.processing_timers.iter() {
-            by_key
+            timers
                 .entry(key)
                 .or_insert_with(empty)
                 .processing_timers
                 .push(*ts);
         }
-        for entry in by_key.values_mut() {
+        for entry in timers.values_mut() {
             // Registration order is not kept: equal timestamps of one key cannot
             // exist, and sorting makes the snapshot deterministic.
             entry.event_timers.sort_unstable();
             entry.processing_timers.sort_unstable();
         }
-        snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), scope.max_parallelism).map(Some)
+        let mut entries = Vec::with_capacity(self.state.len() + timers.len());
+        for (key, state) in &self.state {
+            let mut entry = match timers.is_empty() {
+                true => None,
+                false => timers.remove(key),
+            }
+            .unwrap_or_else(empty);
+            entry.state = state.as_ref();
+            entries.push((key, entry));
+        }
+        entries.extend(timers);
+        let keyed = snapshot_keyed(entries.iter().map(|(k, v)| (*k, v)), scope.max_parallelism)?;
+        drop(entries);
+        let named = self.named.snapshot(scope.max_parallelism)?;
+        encode_state(&FunctionSnapshot {
+            keyed: Blob(keyed),
+            named,
+        })
+        .map(Some)
     }
 
     fn restore_state(
@@ -259,19 +257,12 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries: Vec<(K, KeySnapshot<F::State>)> = match restored.all().next() {
-            Some(bytes) if state_version(bytes)? == 1 => {
-                restore_keyed::<K, KeySnapshotV1<F::State>>(restored, scope)?
-                    .into_iter()
-                    .map(|(k, v1)| (k, v1.into()))
-                    .collect()
-            }
-            _ => restore_keyed::<K, KeySnapshot<F::State>>(restored, scope)?,
+        let keyed = match restored.all().next() {
+            None => return Ok(()),
+            Some(bytes) if state_version(bytes)? == 1 => restored.clone(),
+            Some(_) => self.restore_named(scope, restored)?,
         };
-        for (key, entry) in entries {
-            for value in entry.named {
-                self.named.restore(key.clone(), value);
-            }
+        for (key, entry) in restore_keyed::<K, KeySnapshot<F::State>>(&keyed, scope)? {
             for ts in entry.event_timers {
                 self.event_timers.register(key.clone(), ts);
             }
@@ -283,6 +274,59 @@ where
             }
         }
         Ok(())
+    }
+}
+
+impl<K, I, O, KS, F> KeyedProcessFunctionOperator<K, I, O, KS, F>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    /// Restores the named states of a version 2 checkpoint; returns every
+    /// instance's snapshot of the keys' states and timers.
+    fn restore_named(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<RestoredState, StateError> {
+        let parallelism = restored.by_subtask.len();
+        let mut keyed = Vec::with_capacity(parallelism);
+        // Per named state: its name, kind and every instance's snapshot of it.
+        type Snapshots = Vec<Option<Arc<[u8]>>>;
+        let mut tables: Vec<(String, StateKind, Snapshots)> = Vec::new();
+        for (subtask, bytes) in restored.by_subtask.iter().enumerate() {
+            let Some(bytes) = bytes else {
+                keyed.push(None);
+                continue;
+            };
+            let snapshot: FunctionSnapshot = decode_state(bytes)?;
+            keyed.push(Some(Arc::from(snapshot.keyed.0)));
+            for table in snapshot.named {
+                let at = match tables.iter().position(|(n, _, _)| *n == table.name) {
+                    Some(at) => at,
+                    None => {
+                        tables.push((table.name, table.kind, vec![None; parallelism]));
+                        tables.len() - 1
+                    }
+                };
+                tables[at].2[subtask] = Some(Arc::from(table.state.0));
+            }
+        }
+        let tables = tables
+            .into_iter()
+            .map(|(name, kind, by_subtask)| {
+                let state = RestoredState {
+                    checkpoint_id: restored.checkpoint_id,
+                    by_subtask: by_subtask.into(),
+                };
+                (name, kind, state)
+            })
+            .collect();
+        self.named.restore(tables, scope)?;
+        Ok(RestoredState {
+            checkpoint_id: restored.checkpoint_id,
+            by_subtask: keyed.into(),
+        })
     }
 }
 

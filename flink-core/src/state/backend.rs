@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::descriptors::Common;
 use super::ttl::{Stamped, StateTtlConfig, TtlClock};
-use crate::checkpoint::StateError;
+use crate::checkpoint::blob::Blob;
+use crate::checkpoint::keyed::{decode_groups, encode_groups, owned_groups};
+use crate::checkpoint::{RestoredState, StateError, snapshot_keyed};
 use crate::clock::Clock;
+use crate::operator::StateScope;
 use crate::timers::processing_time_of;
 
 /// The kind of a named state; a name holds one kind, with one type, for the life of
@@ -112,13 +115,13 @@ trait AnyTable<K>: Send {
     fn kind(&self) -> StateKind;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn purge_expired(&mut self, now: i64);
-    fn encode(&self) -> Result<Vec<(&K, Vec<u8>)>, StateError>;
+    fn snapshot(&self, max_parallelism: usize) -> Result<Vec<u8>, StateError>;
     fn is_empty(&self) -> bool;
 }
 
 impl<K, V> AnyTable<K> for Table<K, V>
 where
-    K: Hash + Eq + Send + 'static,
+    K: Hash + Eq + Send + Serialize + 'static,
     V: StoredValue,
 {
     fn name(&self) -> &str {
@@ -144,52 +147,40 @@ where
         self.entries.is_empty()
     }
 
-    fn encode(&self) -> Result<Vec<(&K, Vec<u8>)>, StateError> {
-        self.entries
-            .iter()
-            .map(|(k, v)| {
-                bincode::serde::encode_to_vec(v, bincode::config::standard())
-                    .map(|bytes| (k, bytes))
-                    .map_err(|e| StateError::Encode(format!("state '{}': {e}", self.name)))
-            })
-            .collect()
+    fn snapshot(&self, max_parallelism: usize) -> Result<Vec<u8>, StateError> {
+        snapshot_keyed(self.entries.iter(), max_parallelism)
+            .map_err(|e| StateError::Encode(format!("state '{}': {e}", self.name)))
     }
 }
 
-/// A named state restored from a checkpoint and not used since: its entries stay
+/// A named state restored from a checkpoint and not used since: its key groups stay
 /// encoded until the function first asks for the state (only then is its type
 /// known), and go into the next checkpoint as they are if it never does.
-struct RestoredTable<K> {
+struct RestoredTable {
     name: Arc<str>,
     kind: StateKind,
-    entries: Vec<(K, Vec<u8>)>,
+    groups: Vec<(u32, Vec<u8>)>,
 }
 
-/// One key's value of one named state in a checkpoint.
-#[derive(Debug, Serialize)]
-pub(crate) struct NamedValueRef<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) kind: StateKind,
-    pub(crate) bytes: &'a [u8],
-}
-
-/// [`NamedValueRef`] read back.
-#[derive(Debug, Deserialize)]
-pub(crate) struct NamedValue {
+/// One named state in a checkpoint: its entries grouped by key group, as
+/// [`snapshot_keyed`] writes them.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NamedTable {
     pub(crate) name: String,
     pub(crate) kind: StateKind,
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) state: Blob,
 }
 
 /// The named keyed states of an operator instance (Flink's heap keyed state
 /// backend): per state name, a table from key to value. Tables are created when a
 /// function first asks for a state with its descriptor.
 ///
-/// Snapshots encode every live value (a synchronous copy, costed in
-/// docs/checkpoints.md); expired values are dropped first.
+/// A snapshot encodes every live value, state by state and key group by key group
+/// (a synchronous copy, costed in docs/checkpoints.md); expired values are dropped
+/// first.
 pub struct KeyedStateBackend<K> {
     tables: Vec<Box<dyn AnyTable<K>>>,
-    restored: Vec<RestoredTable<K>>,
+    restored: Vec<RestoredTable>,
     clock: Arc<dyn Clock>,
 }
 
@@ -215,7 +206,10 @@ impl<K> KeyedStateBackend<K> {
     }
 }
 
-impl<K: Hash + Eq + Send + 'static> KeyedStateBackend<K> {
+impl<K> KeyedStateBackend<K>
+where
+    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+{
     /// The entries of the state `common` describes, of `kind` and value type `V`,
     /// with its TTL at the current time.
     ///
@@ -266,16 +260,14 @@ impl<K: Hash + Eq + Send + 'static> KeyedStateBackend<K> {
                     common.name, restored.kind
                 );
             }
-            for (key, bytes) in restored.entries {
-                let value = decode::<V>(&bytes).unwrap_or_else(|e| {
-                    panic!(
-                        "state '{}' cannot be restored as {}: {e}",
-                        common.name,
-                        std::any::type_name::<V>()
-                    )
-                });
-                entries.insert(key, value);
-            }
+            let restored = decode_groups::<K, V>(&restored.groups).unwrap_or_else(|e| {
+                panic!(
+                    "state '{}' cannot be restored as {}: {e}",
+                    common.name,
+                    std::any::type_name::<V>()
+                )
+            });
+            entries.extend(restored);
         }
         self.tables.push(Box::new(Table {
             name: common.name.clone(),
@@ -286,93 +278,60 @@ impl<K: Hash + Eq + Send + 'static> KeyedStateBackend<K> {
         self.tables.len() - 1
     }
 
-    /// Takes back one key's value of a named state from a checkpoint.
-    pub(crate) fn restore(&mut self, key: K, value: NamedValue) {
-        let name: Arc<str> = value.name.into();
-        let at = match self.restored.iter().position(|t| t.name == name) {
-            Some(at) => at,
-            None => {
-                self.restored.push(RestoredTable {
-                    name,
-                    kind: value.kind,
-                    entries: Vec::new(),
-                });
-                self.restored.len() - 1
-            }
-        };
-        self.restored[at].entries.push((key, value.bytes));
+    /// Takes back the named states of a checkpoint: per state, every instance's
+    /// snapshot of it, of which this instance (`scope`) keeps its key groups.
+    ///
+    /// # Errors
+    /// A corrupt snapshot.
+    pub(crate) fn restore(
+        &mut self,
+        tables: Vec<(String, StateKind, RestoredState)>,
+        scope: StateScope,
+    ) -> Result<(), StateError> {
+        self.tables.clear();
+        self.restored.clear();
+        for (name, kind, restored) in tables {
+            let groups = owned_groups(&restored, scope)?;
+            self.restored.push(RestoredTable {
+                name: name.into(),
+                kind,
+                groups,
+            });
+        }
+        Ok(())
     }
 
-    /// Drops expired values, then encodes every key's value of every state, for a
-    /// checkpoint: (key, state name, kind, encoded value).
+    /// Drops expired values, then encodes every state, for a checkpoint.
     ///
     /// # Errors
     /// A value that cannot be serialized.
-    pub(crate) fn snapshot(&mut self) -> Result<Vec<(&K, NamedEncoded<'_>)>, StateError> {
+    pub(crate) fn snapshot(
+        &mut self,
+        max_parallelism: usize,
+    ) -> Result<Vec<NamedTable>, StateError> {
         let now = processing_time_of(self.clock.as_ref());
+        let mut out = Vec::with_capacity(self.tables.len() + self.restored.len());
         for table in &mut self.tables {
             table.purge_expired(now);
-        }
-        let mut out = Vec::new();
-        for table in &self.tables {
-            let (name, kind) = (table.name(), table.kind());
-            for (key, bytes) in table.encode()? {
-                out.push((
-                    key,
-                    NamedEncoded {
-                        name,
-                        kind,
-                        bytes: bytes.into(),
-                    },
-                ));
-            }
+            out.push(NamedTable {
+                name: table.name().to_string(),
+                kind: table.kind(),
+                state: Blob(table.snapshot(max_parallelism)?),
+            });
         }
         for table in &self.restored {
-            for (key, bytes) in &table.entries {
-                out.push((
-                    key,
-                    NamedEncoded {
-                        name: &table.name,
-                        kind: table.kind,
-                        bytes: bytes.as_slice().into(),
-                    },
-                ));
-            }
+            out.push(NamedTable {
+                name: table.name.to_string(),
+                kind: table.kind,
+                state: Blob(encode_groups(&table.groups, max_parallelism)?),
+            });
         }
         Ok(out)
     }
 
     /// Whether no state holds any key (restored or live).
     pub fn is_empty(&self) -> bool {
-        self.restored.iter().all(|t| t.entries.is_empty())
+        self.restored.iter().all(|t| t.groups.is_empty())
             && self.tables.iter().all(|t| t.is_empty())
     }
-}
-
-/// One key's encoded value of a named state, as [`KeyedStateBackend::snapshot`]
-/// hands it out.
-pub(crate) struct NamedEncoded<'a> {
-    pub(crate) name: &'a str,
-    pub(crate) kind: StateKind,
-    pub(crate) bytes: std::borrow::Cow<'a, [u8]>,
-}
-
-impl NamedEncoded<'_> {
-    /// The form written into a checkpoint.
-    pub(crate) fn as_ref(&self) -> NamedValueRef<'_> {
-        NamedValueRef {
-            name: self.name,
-            kind: self.kind,
-            bytes: &self.bytes,
-        }
-    }
-}
-
-fn decode<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| e.to_string())?;
-    if used != bytes.len() {
-        return Err(format!("{} bytes left over", bytes.len() - used));
-    }
-    Ok(value)
 }
