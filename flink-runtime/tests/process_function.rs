@@ -59,3 +59,19 @@ fn main_and_side_outputs_are_exact_at_one() {
 fn main_and_side_outputs_are_exact_at_three() {
     run(3);
 }
+
+#[test]
+fn flat_map_iter_emits_every_item_the_closure_returns() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let out = env
+        .from_sequence(1, 100)
+        .flat_map_iter(|n| (0..n % 4).map(move |i| n * 10 + i))
+        .collect_vec();
+    env.execute("flat_map_iter").unwrap();
+    let mut expected: Vec<u64> = (1..=100u64)
+        .flat_map(|n| (0..n % 4).map(move |i| n * 10 + i))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(out.take_sorted(), expected);
+}
