@@ -11,6 +11,7 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
+use crate::broadcast_process_function::BroadcastProcessFunction;
 use crate::connected_streams::CoInput;
 use crate::datastream::DataStream;
 use crate::keyed_broadcast_process_function::KeyedBroadcastProcessFunction;
@@ -68,7 +69,7 @@ impl<I, B, K: serde::Serialize> KeyHash<CoInput<I, B>> for FirstKeyHash<I, K> {
 
 /// A keyed stream connected with a broadcast stream; see
 /// [`KeyedStream::connect_broadcast`].
-pub struct BroadcastConnectedStream<K, I, B> {
+pub struct KeyedBroadcastConnectedStream<K, I, B> {
     keyed: KeyedStream<K, I>,
     broadcast: BroadcastStream<B>,
 }
@@ -84,8 +85,8 @@ where
     pub fn connect_broadcast<B: Record>(
         &self,
         broadcast: &BroadcastStream<B>,
-    ) -> BroadcastConnectedStream<K, I, B> {
-        BroadcastConnectedStream {
+    ) -> KeyedBroadcastConnectedStream<K, I, B> {
+        KeyedBroadcastConnectedStream {
             keyed: self.clone(),
             broadcast: BroadcastStream {
                 stream: broadcast.stream.clone(),
@@ -95,7 +96,7 @@ where
     }
 }
 
-impl<K, I, B> BroadcastConnectedStream<K, I, B>
+impl<K, I, B> KeyedBroadcastConnectedStream<K, I, B>
 where
     K: Record + Hash + Eq,
     I: Record,
@@ -169,6 +170,92 @@ where
             let key = key.clone();
             crate::operators::KeyedBroadcastProcessOperator::new(
                 move |r: &I| key(r),
+                f.clone(),
+                declared.clone(),
+                timestamps.clone(),
+                ctx,
+            )
+        })
+    }
+}
+
+/// A non-keyed stream connected with a broadcast stream; see
+/// [`DataStream::connect_broadcast`].
+pub struct BroadcastConnectedStream<I, B> {
+    stream: DataStream<I>,
+    broadcast: BroadcastStream<B>,
+}
+
+impl<I: Record> DataStream<I> {
+    /// Connects this stream with `broadcast` (Flink's
+    /// `dataStream.connect(broadcastStream)`), for a [`BroadcastProcessFunction`].
+    /// This stream's records keep their partitioning; every instance gets every
+    /// broadcast record.
+    pub fn connect_broadcast<B: Record>(
+        &self,
+        broadcast: &BroadcastStream<B>,
+    ) -> BroadcastConnectedStream<I, B> {
+        BroadcastConnectedStream {
+            stream: self.clone(),
+            broadcast: BroadcastStream {
+                stream: broadcast.stream.clone(),
+                declared: broadcast.declared.clone(),
+            },
+        }
+    }
+}
+
+impl<I: Record, B: Record> BroadcastConnectedStream<I, B> {
+    /// Runs `f` on both inputs (Flink's `process(BroadcastProcessFunction)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// /// Scales each number by the latest broadcast factor (1 before any).
+    /// #[derive(Clone)]
+    /// struct Scale {
+    ///     factor: MapStateDescriptor<(), u64>,
+    /// }
+    ///
+    /// impl BroadcastProcessFunction<u64, u64, u64> for Scale {
+    ///     fn process_element(&mut self, x: u64, ctx: &mut ReadOnlyBroadcastContext<u64>) {
+    ///         let factor = ctx.get_broadcast_state(&self.factor).get(&()).copied().unwrap_or(1);
+    ///         ctx.collect(x * factor);
+    ///     }
+    ///
+    ///     fn process_broadcast_element(&mut self, factor: u64, ctx: &mut BroadcastContext<u64>) {
+    ///         ctx.get_broadcast_state(&self.factor).put((), factor);
+    ///     }
+    /// }
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let factor = MapStateDescriptor::<(), u64>::new("factor");
+    /// let factors = env.from_collection(vec![10u64]).broadcast_with(&factor);
+    /// let scaled = env
+    ///     .from_sequence(1, 5)
+    ///     .connect_broadcast(&factors)
+    ///     .process(Scale { factor })
+    ///     .collect_vec();
+    /// # let _ = scaled;
+    /// ```
+    pub fn process<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        F: BroadcastProcessFunction<I, B, O>,
+    {
+        let first = self.stream.map(CoInput::<I, B>::First).name("Tag Stream");
+        let second = self
+            .broadcast
+            .stream
+            .map(CoInput::<I, B>::Second)
+            .name("Tag Broadcast")
+            .with_partitioner(Partitioner::Broadcast);
+        let mut tagged = first.union(&[second]);
+        tagged.timestamps = None;
+        let declared: Arc<[Arc<str>]> = self.broadcast.declared.clone().into();
+        let timestamps: Option<TimestampFn<I>> = self.stream.timestamps.clone();
+        tagged.transform("Broadcast Process", move |ctx| {
+            crate::operators::BroadcastProcessOperator::new(
                 f.clone(),
                 declared.clone(),
                 timestamps.clone(),

@@ -13,6 +13,7 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
+pub mod broadcast_process_function;
 pub mod broadcast_stream;
 mod channel_grouping;
 pub mod checkpoint;
@@ -62,6 +63,9 @@ pub mod windows;
 
 /// The names most jobs need.
 pub mod prelude {
+    pub use crate::broadcast_process_function::{
+        BroadcastProcessFunction, ReadOnlyBroadcastContext,
+    };
     pub use crate::checkpoint::{
         CheckpointConfig, CheckpointStorage, CheckpointingMode, RestartStrategy,
     };

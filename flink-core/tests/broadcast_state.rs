@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use flink_core::broadcast_process_function::{BroadcastProcessFunction, ReadOnlyBroadcastContext};
 use flink_core::checkpoint::RestoredState;
 use flink_core::clock::ManualClock;
 use flink_core::connected_streams::CoInput;
@@ -13,7 +14,7 @@ use flink_core::keyed_broadcast_process_function::{
 };
 use flink_core::metrics::OperatorMetrics;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
-use flink_core::operators::KeyedBroadcastProcessOperator;
+use flink_core::operators::{BroadcastProcessOperator, KeyedBroadcastProcessOperator};
 use flink_core::prelude::*;
 use flink_core::services::{RuntimeServices, Spawner};
 use flink_core::side_output::SideOutputs;
@@ -185,4 +186,66 @@ fn an_undeclared_broadcast_state_fails_naming_it() {
         message.contains("broadcast state 'other' was not declared"),
         "{message}"
     );
+}
+
+/// Non-keyed: emits the broadcast labels (sorted) per record.
+#[derive(Clone)]
+struct Labels {
+    labels: MapStateDescriptor<String, ()>,
+}
+
+impl BroadcastProcessFunction<u64, String, Vec<String>> for Labels {
+    fn process_element(&mut self, _: u64, ctx: &mut ReadOnlyBroadcastContext<Vec<String>>) {
+        let mut labels: Vec<String> = ctx
+            .get_broadcast_state(&self.labels)
+            .iter()
+            .map(|(l, _)| l.clone())
+            .collect();
+        labels.sort();
+        ctx.collect(labels);
+    }
+
+    fn process_broadcast_element(
+        &mut self,
+        label: String,
+        ctx: &mut BroadcastContext<Vec<String>>,
+    ) {
+        ctx.get_broadcast_state(&self.labels).put(label, ());
+    }
+}
+
+#[test]
+fn a_non_keyed_instance_restores_a_full_copy_at_another_parallelism() {
+    let operator = |subtask, parallelism| {
+        BroadcastProcessOperator::new(
+            Labels {
+                labels: MapStateDescriptor::new("labels"),
+            },
+            vec![Arc::from("labels")].into(),
+            None,
+            &context(subtask, parallelism),
+        )
+    };
+    let mut by_subtask = Vec::new();
+    for subtask in 0..2 {
+        let mut op = operator(subtask, 2);
+        let mut out = Vec::new();
+        op.process(CoInput::Second("a".to_string()), &mut out);
+        by_subtask.push(
+            op.snapshot_state(scope(subtask, 2), 1)
+                .unwrap()
+                .map(Arc::from),
+        );
+    }
+    let restored = RestoredState {
+        checkpoint_id: Some(1),
+        by_subtask: by_subtask.into(),
+    };
+    for subtask in 0..3 {
+        let mut op = operator(subtask, 3);
+        op.restore_state(scope(subtask, 3), &restored).unwrap();
+        let mut out = Vec::new();
+        op.process(CoInput::First(1), &mut out);
+        assert_eq!(out, vec![vec!["a".to_string()]], "instance {subtask} of 3");
+    }
 }

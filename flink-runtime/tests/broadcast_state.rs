@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use flink_core::broadcast_process_function::{BroadcastProcessFunction, ReadOnlyBroadcastContext};
 use flink_core::broadcast_stream::BroadcastStream;
 use flink_core::keyed_broadcast_process_function::{
     BroadcastContext, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
@@ -124,4 +125,56 @@ fn rules_reach_every_instance_and_totals_are_exact_at_two() {
 #[test]
 fn rules_reach_every_instance_and_totals_are_exact_at_four() {
     assert_eq!(run(4), expected(4));
+}
+
+/// Non-keyed: each number is emitted with the broadcast factor it saw (0 before the
+/// factor arrived); each instance emits a marker when it stores the factor.
+#[derive(Clone)]
+struct Scale {
+    factor: MapStateDescriptor<(), u64>,
+}
+
+impl BroadcastProcessFunction<u64, u64, (u64, u64)> for Scale {
+    fn process_element(&mut self, x: u64, ctx: &mut ReadOnlyBroadcastContext<(u64, u64)>) {
+        let factor = ctx.get_broadcast_state(&self.factor).get(&()).copied();
+        ctx.collect((x, factor.unwrap_or(0)));
+    }
+
+    fn process_broadcast_element(&mut self, factor: u64, ctx: &mut BroadcastContext<(u64, u64)>) {
+        ctx.get_broadcast_state(&self.factor).put((), factor);
+        ctx.collect((u64::MAX, factor));
+    }
+}
+
+fn run_non_keyed(parallelism: usize) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    let factor = MapStateDescriptor::<(), u64>::new("factor");
+    let factors = env.from_collection(vec![10u64]).broadcast_with(&factor);
+    let out = env
+        .from_sequence(0, EVENTS - 1)
+        .connect_broadcast(&factors)
+        .process(Scale { factor })
+        .collect_vec();
+    env.execute("scale").unwrap();
+    let out = out.take_sorted();
+    let (markers, numbers): (Vec<_>, Vec<_>) = out.into_iter().partition(|o| o.0 == u64::MAX);
+    assert_eq!(
+        markers,
+        vec![(u64::MAX, 10); parallelism],
+        "every instance got the factor"
+    );
+    assert_eq!(
+        numbers.iter().map(|o| o.0).collect::<Vec<_>>(),
+        (0..EVENTS).collect::<Vec<_>>(),
+        "every number once"
+    );
+    assert!(numbers.iter().all(|o| o.1 == 0 || o.1 == 10));
+}
+
+#[test]
+fn a_non_keyed_stream_reads_the_broadcast_state_at_one_two_and_four() {
+    for parallelism in [1, 2, 4] {
+        run_non_keyed(parallelism);
+    }
 }

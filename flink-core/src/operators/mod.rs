@@ -3,6 +3,7 @@
 
 mod async_sink_writer;
 mod async_wait;
+mod broadcast_process;
 mod filter;
 mod flat_map;
 mod give_up;
@@ -21,6 +22,7 @@ mod window;
 
 pub use async_sink_writer::AsyncSinkWriter;
 pub use async_wait::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
+pub use broadcast_process::BroadcastProcessOperator;
 pub use filter::FilterOperator;
 pub use flat_map::FlatMapOperator;
 pub use keyed_broadcast_process::KeyedBroadcastProcessOperator;
