@@ -107,6 +107,28 @@ struct Table<K, V> {
     kind: StateKind,
     ttl: Option<StateTtlConfig>,
     entries: HashMap<K, V>,
+    /// Accesses since expired values were last swept out of the whole table.
+    accesses: usize,
+}
+
+/// The fewest accesses between two sweeps of a table with a TTL.
+const MIN_SWEEP_INTERVAL: usize = 1024;
+
+impl<K: Hash + Eq, V: StoredValue> Table<K, V> {
+    /// Counts an access at `ttl`'s time; once there were as many as the table has
+    /// entries (and at least [`MIN_SWEEP_INTERVAL`]), drops every expired value
+    /// (Flink's incremental cleanup, amortized to about one entry checked per
+    /// access), so that keys never read again do not keep their expired values.
+    fn sweep_if_due(&mut self, ttl: &TtlClock) {
+        if !ttl.has_ttl() {
+            return;
+        }
+        self.accesses += 1;
+        if self.accesses >= self.entries.len().max(MIN_SWEEP_INTERVAL) {
+            self.entries.retain(|_, v| v.retain_live(ttl));
+            self.accesses = 0;
+        }
+    }
 }
 
 /// A [`Table`] of any value type.
@@ -246,6 +268,7 @@ where
                 common.name, table.kind
             );
         }
+        table.sweep_if_due(&ttl);
         (&mut table.entries, ttl)
     }
 
@@ -274,6 +297,7 @@ where
             kind,
             ttl: common.ttl,
             entries,
+            accesses: 0,
         }));
         self.tables.len() - 1
     }
@@ -333,5 +357,41 @@ where
     pub fn is_empty(&self) -> bool {
         self.restored.iter().all(|t| t.groups.is_empty())
             && self.tables.iter().all(|t| t.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::state::ttl::Stamped;
+    use crate::state::{StateTtlConfig, ValueStateDescriptor};
+
+    #[test]
+    fn expired_values_of_keys_never_read_again_are_swept_out() {
+        let clock = ManualClock::new();
+        let mut backend = KeyedStateBackend::<u64>::new(Arc::new(clock.clone()));
+        let ttl = StateTtlConfig::builder(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        let descriptor = ValueStateDescriptor::<u64>::new("v").with_ttl(ttl);
+        let write = |backend: &mut KeyedStateBackend<u64>, key: u64| {
+            let (entries, ttl) =
+                backend.table::<Stamped<u64>>(&descriptor.common, StateKind::Value);
+            entries.insert(key, ttl.stamp(key));
+            entries.len()
+        };
+        for key in 0..3000 {
+            write(&mut backend, key);
+        }
+        clock.advance(Duration::from_millis(10));
+        // 3,000 accesses of one other key: the 3,000 expired values go.
+        let mut len = 0;
+        for _ in 0..3000 {
+            len = write(&mut backend, u64::MAX);
+        }
+        assert_eq!(len, 1);
     }
 }

@@ -19,8 +19,10 @@ pub enum TtlUpdateType {
 /// [`TtlUpdateType::OnReadAndWrite`], not read either) for `ttl` of the job's
 /// processing time is expired and never returned again (Flink's
 /// `StateVisibility.NeverReturnExpired`, the only visibility offered). Expired
-/// values are removed when they are next accessed and are left out of checkpoints.
-/// List elements and map entries expire one by one, as in Flink.
+/// values are removed when they are next accessed, swept out of the whole state
+/// after about as many accesses as it has entries (Flink's incremental cleanup), and
+/// left out of checkpoints. List elements and map entries expire one by one, as in
+/// Flink.
 ///
 /// ```
 /// use std::time::Duration;
