@@ -125,7 +125,7 @@ where
     ///         }
     ///     }
     ///
-    ///     fn process_broadcast_element(&mut self, word: String, ctx: &mut BroadcastContext<String>) {
+    ///     fn process_broadcast_element(&mut self, word: String, ctx: &mut BroadcastContext<String, String>) {
     ///         ctx.get_broadcast_state(&self.blocked).put(word.to_lowercase(), ());
     ///     }
     /// }

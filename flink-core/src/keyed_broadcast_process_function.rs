@@ -12,7 +12,8 @@ use crate::keyed_process_function::KeyedContext;
 use crate::process_context::ProcessContext;
 use crate::side_output::OutputTag;
 use crate::state::{
-    BroadcastState, BroadcastStates, MapStateDescriptor, ReadOnlyBroadcastState, StateValue,
+    BroadcastState, BroadcastStates, KeyedStateBackend, KeyedStateDescriptor, MapStateDescriptor,
+    ReadOnlyBroadcastState, StateValue,
 };
 use crate::watermark::Watermark;
 
@@ -37,8 +38,10 @@ pub trait KeyedBroadcastProcessFunction<K, I, B, O>: Clone + Send + Sync + 'stat
         ctx: &mut KeyedBroadcastContext<'_, '_, K, Self::State, O>,
     );
 
-    /// A record of the broadcast input; every parallel instance gets each one.
-    fn process_broadcast_element(&mut self, record: B, ctx: &mut BroadcastContext<'_, O>);
+    /// A record of the broadcast input; every parallel instance gets each one. The
+    /// context also reaches every key's named state of this instance
+    /// ([`BroadcastContext::apply_to_keyed_state`]).
+    fn process_broadcast_element(&mut self, record: B, ctx: &mut BroadcastContext<'_, O, K>);
 
     /// A timer of `ctx.key()` fired at `timestamp`.
     fn on_timer(
@@ -106,24 +109,29 @@ impl<K, S, O> Collector<O> for KeyedBroadcastContext<'_, '_, K, S, O> {
     }
 }
 
-/// What the broadcast side of a [`KeyedBroadcastProcessFunction`] sees: the
-/// broadcast state to read and write, the outputs and the time (Flink's `Context`).
-/// It has no key, so no keyed state and no timers.
-pub struct BroadcastContext<'a, O> {
+/// What the broadcast side of a broadcast process function sees: the broadcast
+/// state to read and write, the outputs and the time (Flink's `Context`). It has no
+/// current key, so no timers; keyed (`K` the key type), it reaches the named state
+/// of every key of its instance with
+/// [`apply_to_keyed_state`](Self::apply_to_keyed_state). Non-keyed, `K` is `()`.
+pub struct BroadcastContext<'a, O, K = ()> {
     out: ProcessContext<'a, O>,
     broadcast: &'a mut BroadcastStates,
+    keyed: Option<&'a mut KeyedStateBackend<K>>,
     processing_time: i64,
 }
 
-impl<'a, O> BroadcastContext<'a, O> {
+impl<'a, O, K> BroadcastContext<'a, O, K> {
     pub(crate) fn new(
         out: ProcessContext<'a, O>,
         broadcast: &'a mut BroadcastStates,
+        keyed: Option<&'a mut KeyedStateBackend<K>>,
         processing_time: i64,
     ) -> Self {
         Self {
             out,
             broadcast,
+            keyed,
             processing_time,
         }
     }
@@ -159,7 +167,33 @@ impl<'a, O> BroadcastContext<'a, O> {
     }
 }
 
-impl<O> Collector<O> for BroadcastContext<'_, O> {
+impl<O, K> BroadcastContext<'_, O, K>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+{
+    /// Calls `f` with every key of this instance that holds a value of the named
+    /// state `descriptor`, and that key's state (Flink's `applyToKeyedState`): to
+    /// update or clear it, or to read it and emit afterwards. Expired values (TTL)
+    /// are not visited.
+    ///
+    /// Does nothing in a non-keyed function (it has no keyed state).
+    ///
+    /// # Panics
+    /// As [`KeyedContext::get_state`].
+    pub fn apply_to_keyed_state<D>(&mut self, descriptor: &D, mut f: impl FnMut(&K, D::Handle<'_>))
+    where
+        D: KeyedStateDescriptor<K>,
+    {
+        let Some(backend) = self.keyed.as_deref_mut() else {
+            return;
+        };
+        for key in descriptor.keys(backend) {
+            f(&key, descriptor.handle(backend, &key));
+        }
+    }
+}
+
+impl<O, K> Collector<O> for BroadcastContext<'_, O, K> {
     fn collect(&mut self, record: O) {
         self.out.collect(record);
     }

@@ -17,9 +17,10 @@ mod aggregating_state;
 pub(crate) mod backend;
 mod broadcast_state;
 mod descriptors;
+mod keyed_state_descriptor;
 mod keyed_value_state;
 mod list_state;
-mod map_state;
+pub(crate) mod map_state;
 mod reducing_state;
 mod ttl;
 mod value_state;
@@ -31,6 +32,7 @@ pub use descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,
 };
+pub use keyed_state_descriptor::{KeyedStateDescriptor, StateKey};
 pub use keyed_value_state::KeyedValueState;
 pub use list_state::ListState;
 pub use map_state::MapState;

@@ -72,7 +72,7 @@ impl KeyedBroadcastProcessFunction<u64, u64, String, Out> for Labelled {
         ctx.collect((key, n, labels));
     }
 
-    fn process_broadcast_element(&mut self, label: String, ctx: &mut BroadcastContext<Out>) {
+    fn process_broadcast_element(&mut self, label: String, ctx: &mut BroadcastContext<Out, u64>) {
         ctx.get_broadcast_state(&self.labels).put(label, ());
     }
 }
@@ -164,7 +164,7 @@ impl KeyedBroadcastProcessFunction<u64, u64, String, ()> for Undeclared {
     fn process_element(&mut self, _: u64, ctx: &mut KeyedBroadcastContext<u64, (), ()>) {
         ctx.get_broadcast_state(&MapStateDescriptor::<String, ()>::new("other"));
     }
-    fn process_broadcast_element(&mut self, _: String, _: &mut BroadcastContext<()>) {}
+    fn process_broadcast_element(&mut self, _: String, _: &mut BroadcastContext<(), u64>) {}
 }
 
 #[test]
@@ -248,4 +248,65 @@ fn a_non_keyed_instance_restores_a_full_copy_at_another_parallelism() {
         op.process(CoInput::First(1), &mut out);
         assert_eq!(out, vec![vec!["a".to_string()]], "instance {subtask} of 3");
     }
+}
+
+/// Keyed numbers wait in a list state until a broadcast "go" arrives; the go
+/// releases every key's waiting numbers through `apply_to_keyed_state` (and
+/// clears them), after which numbers pass straight through.
+#[derive(Clone)]
+struct Gate {
+    open: MapStateDescriptor<(), ()>,
+    waiting: ListStateDescriptor<u64>,
+}
+
+impl KeyedBroadcastProcessFunction<u64, u64, (), u64> for Gate {
+    type State = ();
+
+    fn process_element(&mut self, x: u64, ctx: &mut KeyedBroadcastContext<u64, (), u64>) {
+        if ctx.get_broadcast_state(&self.open).contains(&()) {
+            ctx.collect(x);
+        } else {
+            ctx.get_list_state(&self.waiting).add(x);
+        }
+    }
+
+    fn process_broadcast_element(&mut self, (): (), ctx: &mut BroadcastContext<u64, u64>) {
+        ctx.get_broadcast_state(&self.open).put((), ());
+        let mut released = Vec::new();
+        ctx.apply_to_keyed_state(&self.waiting, |_key, mut waiting| {
+            released.extend(waiting.take());
+        });
+        released.sort_unstable();
+        for x in released {
+            ctx.collect(x);
+        }
+    }
+}
+
+#[test]
+fn the_broadcast_side_reaches_every_keys_state() {
+    let mut op = KeyedBroadcastProcessOperator::new(
+        (|x: &u64| x % 7) as fn(&u64) -> u64,
+        Gate {
+            open: MapStateDescriptor::new("open"),
+            waiting: ListStateDescriptor::new("waiting"),
+        },
+        vec![Arc::from("open")].into(),
+        None,
+        &context(0, 1),
+    );
+    let mut out = Vec::new();
+    for x in 0..20 {
+        op.process(CoInput::First(x), &mut out);
+    }
+    assert!(out.is_empty(), "all wait");
+    op.process(CoInput::Second(()), &mut out);
+    assert_eq!(
+        out,
+        (0..20).collect::<Vec<u64>>(),
+        "the go released every key's numbers"
+    );
+    op.process(CoInput::First(20), &mut out);
+    op.process(CoInput::Second(()), &mut out);
+    assert_eq!(out.len(), 21, "released once: the lists were emptied");
 }

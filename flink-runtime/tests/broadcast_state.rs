@@ -56,7 +56,7 @@ impl KeyedBroadcastProcessFunction<u64, Event, Rule, Out> for Totals {
     fn process_broadcast_element(
         &mut self,
         (category, multiplier): Rule,
-        ctx: &mut BroadcastContext<Out>,
+        ctx: &mut BroadcastContext<Out, u64>,
     ) {
         ctx.get_broadcast_state(&self.rules)
             .put(category, multiplier);

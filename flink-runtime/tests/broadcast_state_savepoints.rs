@@ -41,7 +41,7 @@ impl KeyedBroadcastProcessFunction<u64, u64, (u64, u64), Out> for Apply {
     fn process_broadcast_element(
         &mut self,
         (rule, multiplier): (u64, u64),
-        ctx: &mut BroadcastContext<Out>,
+        ctx: &mut BroadcastContext<Out, u64>,
     ) {
         ctx.get_broadcast_state(&self.rules).put(rule, multiplier);
         ctx.collect((u64::MAX, rule, 1));

@@ -69,7 +69,7 @@ where
                 self.f.process_element(record, &mut ctx);
             }
             CoInput::Second(record) => {
-                let mut ctx = BroadcastContext::new(out, &mut self.broadcast, now);
+                let mut ctx = BroadcastContext::new(out, &mut self.broadcast, None, now);
                 self.f.process_broadcast_element(record, &mut ctx);
             }
         }

@@ -143,16 +143,18 @@ where
     fn process<C: Collector<O> + ?Sized>(&mut self, record: CoInput<I, B>, out: &mut C) {
         match record {
             CoInput::First(keyed) => self.inner.process(keyed, out),
-            CoInput::Second(broadcast) => self.inner.call_unkeyed(out, |adapter, out, now| {
-                let states = adapter
-                    .broadcast
-                    .get_mut()
-                    .unwrap_or_else(PoisonError::into_inner);
-                adapter.f.process_broadcast_element(
-                    broadcast,
-                    &mut BroadcastContext::new(out, states, now),
-                );
-            }),
+            CoInput::Second(broadcast) => {
+                self.inner.call_unkeyed(out, |adapter, out, keyed, now| {
+                    let states = adapter
+                        .broadcast
+                        .get_mut()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    adapter.f.process_broadcast_element(
+                        broadcast,
+                        &mut BroadcastContext::new(out, states, Some(keyed), now),
+                    );
+                })
+            }
         }
     }
 

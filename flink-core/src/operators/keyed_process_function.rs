@@ -134,16 +134,16 @@ where
     }
 
     /// Calls `f` outside any key (for a broadcast record) with the function, the
-    /// outputs and the processing time now.
+    /// outputs, every key's named state and the processing time now.
     pub(crate) fn call_unkeyed<C: Collector<O> + ?Sized>(
         &mut self,
         out: &mut C,
-        f: impl for<'x> FnOnce(&'x mut F, ProcessContext<'x, O>, i64),
+        f: impl for<'x> FnOnce(&'x mut F, ProcessContext<'x, O>, &'x mut KeyedStateBackend<K>, i64),
     ) {
         let now = processing_time_of(self.clock.as_ref());
         let mut forward = ForwardTo(out);
         let ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
-        f(&mut self.f, ctx, now);
+        f(&mut self.f, ctx, &mut self.named, now);
     }
 
     /// Fires the processing-time timers the job's clock has reached.

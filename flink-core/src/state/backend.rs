@@ -272,6 +272,19 @@ where
         (&mut table.entries, ttl)
     }
 
+    /// The keys holding a live value of the state `common` describes (expired
+    /// values are dropped first).
+    pub(crate) fn live_keys<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> Vec<K>
+    where
+        K: Clone,
+    {
+        let (entries, ttl) = self.table::<V>(common, kind);
+        if ttl.has_ttl() {
+            entries.retain(|_, v| v.retain_live(&ttl));
+        }
+        entries.keys().cloned().collect()
+    }
+
     /// Creates the table of a state, with its restored entries; returns its index.
     fn create<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> usize {
         let mut entries = HashMap::new();
