@@ -172,10 +172,19 @@ impl<T: Record> DataStream<T> {
     /// ```
     /// use flink_core::prelude::*;
     /// let env = StreamExecutionEnvironment::new();
-    /// let lengths = env.from_collection(vec!["a".to_string(), "bcd".into()]).map(|s: String| s.len());
+    /// let lengths = env.from_collection(vec!["a".to_string(), "bcd".into()]).map(|s| s.len());
     /// # let _ = lengths;
     /// ```
     pub fn map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
+        self.map_with(f)
+    }
+
+    /// Transforms each record with a named [`MapFunction`]. (`map` takes closures:
+    /// a closure infers its parameter types only when the bound names `FnMut`.)
+    pub fn map_with<O: Record, F>(&self, f: F) -> DataStream<O>
     where
         F: MapFunction<T, O> + Clone + Sync,
     {
@@ -225,6 +234,33 @@ impl<T: Record> DataStream<T> {
         F: FnMut(T, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
     {
         self.flat_map_with(f)
+    }
+
+    /// Emits every item of the collection or iterator `f` returns per record (Rust's
+    /// `Iterator::flat_map`; [`flat_map`](Self::flat_map) hands `f` a collector
+    /// instead).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let words = env
+    ///     .from_collection(vec!["to be".to_string()])
+    ///     .flat_map_iter(|line| line.split(' ').map(String::from).collect::<Vec<_>>());
+    /// let countdowns = env.from_sequence(1, 3).flat_map_iter(|n| (0..n).rev());
+    /// # let _ = (words, countdowns);
+    /// ```
+    pub fn flat_map_iter<O, It, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        It: IntoIterator<Item = O>,
+        F: FnMut(T) -> It + Clone + Send + Sync + 'static,
+    {
+        let mut f = f;
+        self.flat_map(move |record, out| {
+            for item in f(record) {
+                out.collect(item);
+            }
+        })
     }
 
     /// Applies a named [`FlatMapFunction`].

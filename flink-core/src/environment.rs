@@ -49,6 +49,11 @@ pub(crate) struct Builder {
     pub(crate) clock: Option<Arc<dyn Clock>>,
     /// The five-stage pipelines applied in this job, for the runtime to show.
     pub(crate) pipelines: Vec<crate::pipeline::PipelineHandle>,
+    /// Streaming, batch or automatic, as set.
+    pub(crate) runtime_mode: crate::runtime_mode::RuntimeMode,
+    /// What the mode resolved to when the job was last built, read by the operators
+    /// that run differently in batch mode.
+    pub(crate) resolved_mode: crate::runtime_mode::ResolvedMode,
 }
 
 /// The entry point of a job: holds the configuration and the operators described so
@@ -313,6 +318,27 @@ impl StreamExecutionEnvironment {
             self.inner.borrow_mut().nodes[id].parallelism = Some(1);
         }
         DataStream::from_node(self.clone(), id)
+    }
+
+    /// Runs the job as a stream, a batch, or batch when every source is bounded
+    /// (Flink's `setRuntimeMode`; default [`RuntimeMode::Streaming`]). See
+    /// [`RuntimeMode`] for what changes in batch mode.
+    ///
+    /// [`RuntimeMode`]: crate::runtime_mode::RuntimeMode
+    /// [`RuntimeMode::Streaming`]: crate::runtime_mode::RuntimeMode::Streaming
+    pub fn set_runtime_mode(&self, mode: crate::runtime_mode::RuntimeMode) -> &Self {
+        self.inner.borrow_mut().runtime_mode = mode;
+        self
+    }
+
+    /// The runtime mode as set (before `Automatic` is resolved).
+    pub fn runtime_mode(&self) -> crate::runtime_mode::RuntimeMode {
+        self.inner.borrow().runtime_mode
+    }
+
+    /// The handle the operators read the resolved mode from.
+    pub(crate) fn resolved_mode(&self) -> crate::runtime_mode::ResolvedMode {
+        self.inner.borrow().resolved_mode.clone()
     }
 
     /// A bounded source of the numbers `from..=to`, split among parallel instances.

@@ -165,6 +165,14 @@ pub enum GraphError {
         /// The other operator.
         second: String,
     },
+    /// A job in batch mode reads a source that never ends.
+    #[error(
+        "source '{operator}' is unbounded, but the job runs in batch mode: use RuntimeMode::Streaming or Automatic, or a bounded source"
+    )]
+    UnboundedSourceInBatchMode {
+        /// The source's name.
+        operator: String,
+    },
 }
 
 impl fmt::Debug for ConfigError {
@@ -279,6 +287,10 @@ impl fmt::Debug for GraphError {
                 .field("uid", uid)
                 .field("first", first)
                 .field("second", second)
+                .finish(),
+            Self::UnboundedSourceInBatchMode { operator } => f
+                .debug_struct("UnboundedSourceInBatchMode")
+                .field("operator", operator)
                 .finish(),
         }
     }

@@ -5,8 +5,10 @@ use std::ops::AddAssign;
 use std::sync::Arc;
 
 use crate::datastream::{DataStream, DataStreamSink};
-use crate::functions::{Collector, MapFunction, ReduceFunction};
-use crate::operators::{KeyedProcessOperator, KeyedReduceOperator};
+use crate::functions::{Collector, ReduceFunction};
+use crate::operators::{
+    KeyedFinalFoldOperator, KeyedProcessOperator, KeyedReduceOperator, ModeSwitch,
+};
 use crate::partitioner::{Partitioner, SelectorHash};
 use crate::process_context::ProcessContext;
 use crate::sink::Sink;
@@ -61,25 +63,49 @@ where
         &self.partitioned
     }
 
-    /// Emits the running reduction of each key, one result per input record.
+    /// Emits the running reduction of each key, one result per input record; in
+    /// [batch mode](crate::runtime_mode::RuntimeMode::Batch), one final result per
+    /// key at the end of input.
     ///
     /// ```
     /// use flink_core::prelude::*;
     /// let env = StreamExecutionEnvironment::new();
     /// let longest = env
     ///     .from_collection(vec![("a".to_string(), 3u64), ("a".into(), 5)])
-    ///     .key_by(|r: &(String, u64)| r.0.clone())
-    ///     .reduce(|x: (String, u64), y: (String, u64)| if y.1 > x.1 { y } else { x });
+    ///     .key_by(|r| r.0.clone())
+    ///     .reduce(|x, y| if y.1 > x.1 { y } else { x });
     /// # let _ = longest;
     /// ```
     pub fn reduce<F>(&self, f: F) -> DataStream<T>
     where
+        F: FnMut(T, T) -> T + Clone + Send + Sync + 'static,
+    {
+        self.reduce_with(f)
+    }
+
+    /// Like [`reduce`](Self::reduce), with a named [`ReduceFunction`]. (`reduce`
+    /// takes closures, whose parameter types it infers.)
+    pub fn reduce_with<F>(&self, f: F) -> DataStream<T>
+    where
         F: ReduceFunction<T> + Clone + Sync,
     {
         let key = self.key.clone();
+        let mode = self.partitioned.env.resolved_mode();
         self.partitioned.transform("Keyed Reduce", move |_| {
             let key = key.clone();
-            KeyedReduceOperator::new(move |r: &T| key(r), f.clone())
+            if mode.is_batch() {
+                let mut f = f.clone();
+                ModeSwitch::Batch(KeyedFinalFoldOperator::new(
+                    move |r: &T| key(r),
+                    move |acc: Option<T>, r: T| match acc {
+                        Some(acc) => f.reduce(acc, r),
+                        None => r,
+                    },
+                    |_: K, acc: T| acc,
+                ))
+            } else {
+                ModeSwitch::Streaming(KeyedReduceOperator::new(move |r: &T| key(r), f.clone()))
+            }
         })
     }
 
@@ -202,7 +228,8 @@ where
     }
 
     /// Emits, per record, its key and how many records of that key have been seen so
-    /// far, this one included.
+    /// far, this one included; in [batch mode](crate::runtime_mode::RuntimeMode::Batch),
+    /// one final count per key at the end of input.
     ///
     /// ```
     /// use flink_core::prelude::*;
@@ -212,16 +239,28 @@ where
     /// # let _ = counts;
     /// ```
     pub fn count(&self) -> DataStream<(K, u64)> {
-        self.process(
-            |key: &K,
-             _record: T,
-             seen: &mut ValueState<'_, u64>,
-             out: &mut dyn Collector<(K, u64)>| {
-                let n = seen.value().copied().unwrap_or(0) + 1;
-                seen.update(n);
-                out.collect((key.clone(), n));
-            },
-        )
+        let key = self.key.clone();
+        let mode = self.partitioned.env.resolved_mode();
+        self.partitioned.transform("Keyed Process", move |ctx| {
+            let key = key.clone();
+            if mode.is_batch() {
+                ModeSwitch::Batch(KeyedFinalFoldOperator::new(
+                    move |r: &T| key(r),
+                    |n: Option<u64>, _: T| n.unwrap_or(0) + 1,
+                    |key: K, n: u64| (key, n),
+                ))
+            } else {
+                let count = |key: &K,
+                             _record: T,
+                             seen: &mut ValueState<'_, u64>,
+                             out: &mut ProcessContext<'_, (K, u64)>| {
+                    let n = seen.value().copied().unwrap_or(0) + 1;
+                    seen.update(n);
+                    out.collect((key.clone(), n));
+                };
+                ModeSwitch::Streaming(KeyedProcessOperator::new(move |r: &T| key(r), count, ctx))
+            }
+        })
     }
 
     /// A running reduce that keeps the accumulated record and overwrites its `field`
@@ -386,7 +425,10 @@ where
     }
 
     /// Maps records after key partitioning.
-    pub fn map<O: Record, F: MapFunction<T, O> + Clone + Sync>(&self, f: F) -> DataStream<O> {
+    pub fn map<O: Record, F>(&self, f: F) -> DataStream<O>
+    where
+        F: FnMut(T) -> O + Clone + Send + Sync + 'static,
+    {
         self.partitioned.map(f)
     }
 

@@ -13,6 +13,8 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod blocking;
+pub mod broadcast_process_function;
+pub mod broadcast_stream;
 pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
@@ -34,6 +36,7 @@ pub mod job_hooks;
 pub mod joins;
 pub mod key_group;
 pub mod key_hash;
+pub mod keyed_broadcast_process_function;
 pub mod keyed_process_function;
 pub mod keyed_stream;
 pub mod metrics;
@@ -44,6 +47,8 @@ pub mod output;
 pub mod partitioner;
 pub mod pipeline;
 pub mod process_context;
+pub mod process_function;
+pub mod runtime_mode;
 pub mod services;
 pub mod side_output;
 pub mod sink;
@@ -59,6 +64,9 @@ pub mod windows;
 
 /// The names most jobs need.
 pub mod prelude {
+    pub use crate::broadcast_process_function::{
+        BroadcastProcessFunction, ReadOnlyBroadcastContext,
+    };
     pub use crate::checkpoint::{
         CheckpointConfig, CheckpointStorage, CheckpointingMode, RestartStrategy,
     };
@@ -72,13 +80,21 @@ pub mod prelude {
     pub use crate::functions::{
         Collector, FilterFunction, FlatMapFunction, KeySelector, MapFunction, ReduceFunction,
     };
+    pub use crate::keyed_broadcast_process_function::{
+        BroadcastContext, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
+    };
     pub use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
     pub use crate::keyed_stream::KeyedStream;
     pub use crate::process_context::ProcessContext;
+    pub use crate::process_function::{ProcessFunction, ProcessFunctionContext};
+    pub use crate::runtime_mode::RuntimeMode;
     pub use crate::side_output::OutputTag;
     pub use crate::sink::{Sink, SinkError, SinkWriter};
     pub use crate::source::{Boundedness, Source, SourcePoll, SourceReader};
-    pub use crate::state::ValueState;
+    pub use crate::state::{
+        AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor,
+        ReducingStateDescriptor, StateTtlConfig, TtlUpdateType, ValueState, ValueStateDescriptor,
+    };
     pub use crate::transactional::{
         TransactionalCollectingSink, TwoPhaseCommitSink, TwoPhaseCommitWriter,
     };

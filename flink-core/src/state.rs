@@ -1,39 +1,41 @@
-//! Keyed state: a value per key, scoped to the key of the record being processed.
+//! Keyed state, scoped to the key of the record being processed.
+//!
+//! Two ways to keep it, as in Flink:
+//! - the one [`ValueState`] a keyed `process` closure or a
+//!   [`KeyedProcessFunction`](crate::keyed_process_function::KeyedProcessFunction)'s
+//!   `State` gets (the fastest path: the value lies where the key does);
+//! - named states declared with descriptors ([`ValueStateDescriptor`],
+//!   [`ListStateDescriptor`], [`MapStateDescriptor`], [`ReducingStateDescriptor`],
+//!   [`AggregatingStateDescriptor`]) and obtained per key from the function's context
+//!   (`ctx.get_list_state(&descriptor)`), as many as a function needs, each with an
+//!   optional time-to-live ([`StateTtlConfig`]).
+//!
+//! Both are kept on the heap by key and checkpointed by key group, so a job restores
+//! at another parallelism with every key's state (see docs/checkpoints.md).
 
-/// The state of the current key in a keyed process function, like Flink's `ValueState`.
-#[derive(Debug)]
-pub struct ValueState<'a, S> {
-    slot: &'a mut Option<S>,
-}
+mod aggregating_state;
+pub(crate) mod backend;
+mod broadcast_state;
+mod descriptors;
+mod keyed_state_descriptor;
+mod keyed_value_state;
+mod list_state;
+pub(crate) mod map_state;
+mod reducing_state;
+mod ttl;
+mod value_state;
 
-impl<'a, S> ValueState<'a, S> {
-    /// State backed by `slot` (the runtime hands this out per record).
-    pub fn new(slot: &'a mut Option<S>) -> Self {
-        Self { slot }
-    }
-
-    /// The current value, if any was set for this key.
-    pub fn value(&self) -> Option<&S> {
-        self.slot.as_ref()
-    }
-
-    /// Mutable access to the current value, if any.
-    pub fn value_mut(&mut self) -> Option<&mut S> {
-        self.slot.as_mut()
-    }
-
-    /// Replaces the value for this key.
-    pub fn update(&mut self, value: S) {
-        *self.slot = Some(value);
-    }
-
-    /// Forgets the value for this key.
-    pub fn clear(&mut self) {
-        *self.slot = None;
-    }
-
-    /// Takes the value out, leaving the key without state.
-    pub fn take(&mut self) -> Option<S> {
-        self.slot.take()
-    }
-}
+pub use aggregating_state::AggregatingState;
+pub use backend::{KeyedStateBackend, StateKind, StateValue};
+pub use broadcast_state::{BroadcastState, BroadcastStates, ReadOnlyBroadcastState};
+pub use descriptors::{
+    AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
+    ValueStateDescriptor,
+};
+pub use keyed_state_descriptor::{KeyedStateDescriptor, StateKey};
+pub use keyed_value_state::KeyedValueState;
+pub use list_state::ListState;
+pub use map_state::MapState;
+pub use reducing_state::ReducingState;
+pub use ttl::{StateTtlConfig, StateTtlConfigBuilder, StateTtlError, TtlUpdateType};
+pub use value_state::ValueState;

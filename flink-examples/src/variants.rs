@@ -188,7 +188,7 @@ pub fn five_stage(
         .key(|o| o.customer.clone())
         .validate(validate)
         .preprocess(|o| Ok(normalize(o)))
-        .call(move |o: Order| service.price(o))
+        .call(move |o| service.price(o))
         .destination(ends.store.clone())
         .build()?;
     let (origin, customers) = (Origin::new(), s.customers);
@@ -216,18 +216,14 @@ pub fn operator_chain(
         .rate_limited(RateLimiterStrategy::per_second(s.rate)?);
     let valid = env
         .from_source(orders, "Generator Source")
-        .key_by(|o: &Order| o.customer.clone())
-        .process_with_context(
-            |_: &String, o: Order, _: &mut ValueState<()>, ctx: &mut ProcessContext<Order>| {
-                match validate(&o) {
-                    Ok(()) => ctx.collect(normalize(&o)),
-                    Err(why) => ctx.output(&dead_letter_tag(), DeadLetter::new(o, "Validate", why)),
-                }
-            },
-        )
+        .key_by(|o| o.customer.clone())
+        .process_with_context(|_, o, _: &mut ValueState<()>, ctx| match validate(&o) {
+            Ok(()) => ctx.collect(normalize(&o)),
+            Err(why) => ctx.output(&dead_letter_tag(), DeadLetter::new(o, "Validate", why)),
+        })
         .name("Validate");
     let priced = valid.async_function(
-        move |o: Order| service.price(o),
+        move |o| service.price(o),
         AsyncOptions::new()
             .timeout(OPERATION_TIMEOUT)
             .capacity(CONCURRENCY)

@@ -45,7 +45,7 @@ fn named_function_types_work_like_closures() {
     let out = env
         .from_sequence(1, 20)
         .filter_with(Odd)
-        .map(Square)
+        .map_with(Square)
         .flat_map_with(Digits)
         .collect_vec();
     env.execute("named functions").unwrap();
@@ -66,7 +66,7 @@ fn named_function_types_work_like_closures() {
     let maxima = env
         .from_collection(vec![(1u64, 5u64), (2, 1), (1, 9), (2, 7), (1, 3)])
         .key_by(|r: &(u64, u64)| r.0)
-        .reduce(Max)
+        .reduce_with(Max)
         .collect_vec();
     env.execute("named reduce").unwrap();
     assert_eq!(maxima.take(), vec![(1, 5), (2, 1), (1, 9), (2, 7), (1, 9)]);

@@ -17,8 +17,12 @@ struct KeyedSnapshot {
     /// Number of key groups the state was written with; restoring needs the same.
     max_parallelism: u32,
     /// (key group, bincode of `Vec<(K, V)>`), by ascending key group.
-    groups: Vec<(u32, Vec<u8>)>,
+    groups: Vec<Group>,
 }
+
+/// One key group's entries; the bytes as one blob (see [`blob`](super::blob)).
+#[derive(Serialize, Deserialize)]
+struct Group(u32, #[serde(with = "super::blob")] Vec<u8>);
 
 /// Encodes `entries` grouped by key group.
 ///
@@ -41,7 +45,7 @@ where
         .into_iter()
         .map(|(g, entries)| {
             bincode::serde::encode_to_vec(&entries, bincode::config::standard())
-                .map(|bytes| (g, bytes))
+                .map(|bytes| Group(g, bytes))
                 .map_err(|e| StateError::Encode(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -64,6 +68,18 @@ where
     K: DeserializeOwned,
     V: DeserializeOwned,
 {
+    decode_groups(&owned_groups(restored, scope)?)
+}
+
+/// The key groups that the instance of `scope` owns, still encoded: (key group,
+/// bincode of `Vec<(K, V)>`), for state whose types are known only later.
+///
+/// # Errors
+/// A corrupt snapshot, or one written with another number of key groups.
+pub(crate) fn owned_groups(
+    restored: &RestoredState,
+    scope: StateScope,
+) -> Result<Vec<(u32, Vec<u8>)>, StateError> {
     let StateScope {
         subtask_index: subtask,
         parallelism,
@@ -78,23 +94,67 @@ where
                 snapshot.max_parallelism
             )));
         }
-        for (group, bytes) in snapshot.groups {
-            if subtask_of_key_group(group as usize, max_parallelism, parallelism) != subtask {
-                continue;
-            }
-            let (entries, used): (Vec<(K, V)>, usize) =
-                bincode::serde::decode_from_slice(&bytes, bincode::config::standard())
-                    .map_err(|e| StateError::Corrupt(format!("key group {group}: {e}")))?;
-            if used != bytes.len() {
-                return Err(StateError::Corrupt(format!(
-                    "key group {group}: {} bytes left over",
-                    bytes.len() - used
-                )));
-            }
-            out.extend(entries);
-        }
+        out.extend(
+            snapshot
+                .groups
+                .into_iter()
+                .filter(|Group(group, _)| {
+                    subtask_of_key_group(*group as usize, max_parallelism, parallelism) == subtask
+                })
+                .map(|Group(group, bytes)| (group, bytes)),
+        );
     }
     Ok(out)
+}
+
+/// The entries of key groups [`owned_groups`] returned.
+///
+/// # Errors
+/// A group that does not decode as `Vec<(K, V)>`.
+pub(crate) fn decode_groups<K, V>(groups: &[(u32, Vec<u8>)]) -> Result<Vec<(K, V)>, StateError>
+where
+    K: DeserializeOwned,
+    V: DeserializeOwned,
+{
+    let mut out = Vec::new();
+    for (group, bytes) in groups {
+        let (entries, used): (Vec<(K, V)>, usize) =
+            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+                .map_err(|e| StateError::Corrupt(format!("key group {group}: {e}")))?;
+        if used != bytes.len() {
+            return Err(StateError::Corrupt(format!(
+                "key group {group}: {} bytes left over",
+                bytes.len() - used
+            )));
+        }
+        out.extend(entries);
+    }
+    Ok(out)
+}
+
+/// Encodes key groups [`owned_groups`] returned as [`snapshot_keyed`] would, without
+/// decoding them.
+///
+/// # Errors
+/// Never in practice (bytes always encode).
+pub(crate) fn encode_groups(
+    groups: &[(u32, Vec<u8>)],
+    max_parallelism: usize,
+) -> Result<Vec<u8>, StateError> {
+    #[derive(Serialize)]
+    struct GroupRef<'a>(u32, crate::checkpoint::blob::BlobRef<'a>);
+    #[derive(Serialize)]
+    struct KeyedSnapshotRef<'a> {
+        max_parallelism: u32,
+        groups: Vec<GroupRef<'a>>,
+    }
+    encode_state(&KeyedSnapshotRef {
+        max_parallelism: max_parallelism as u32,
+        groups: groups
+            .iter()
+            .map(|(g, b)| GroupRef(*g, crate::checkpoint::blob::BlobRef(b)))
+            .collect(),
+    })
 }
 
 /// The state of operators that keep one optional value per key (keyed reduce and

@@ -3,6 +3,7 @@
 //! read back ([`encode_state`], [`snapshot_keyed`], [`RestoredState`]). The runtime
 //! triggers, aligns, stores and restores them; see docs/checkpoints.md.
 
+pub(crate) mod blob;
 mod config;
 pub(crate) mod keyed;
 mod restart;
@@ -17,5 +18,5 @@ pub use restore::RestoreSettings;
 pub use settings::CheckpointSettings;
 pub use snapshot::{
     ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID, RestoredState, STATE_FORMAT_VERSION,
-    StateError, decode_state, encode_state,
+    StateError, decode_state, encode_state, state_version,
 };

@@ -10,7 +10,11 @@ use thiserror::Error;
 
 /// The version of the state format written by this release. A reader accepts this
 /// version and older ones it knows; a newer one is an error, never a misread.
-pub const STATE_FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first format.
+/// - 2: a keyed process function's entry per key also holds its named states
+///   (list, map, ...); every other layout is unchanged, so their readers read both.
+pub const STATE_FORMAT_VERSION: u32 = 2;
 
 /// The first bytes of every state blob, so that bytes of another kind are refused.
 const MAGIC: [u8; 4] = *b"FRS1";
@@ -61,6 +65,22 @@ pub fn encode_state<S: Serialize + ?Sized>(state: &S) -> Result<Vec<u8>, StateEr
     bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
         .map_err(|e| StateError::Encode(e.to_string()))?;
     Ok(out)
+}
+
+/// The format version [`encode_state`] wrote into `bytes`, for a reader whose
+/// layout changed between versions.
+///
+/// # Errors
+/// Bytes of another kind, or cut short.
+pub fn state_version(bytes: &[u8]) -> Result<u32, StateError> {
+    match bytes.split_first_chunk::<4>() {
+        Some((magic, rest)) if *magic == MAGIC => rest
+            .first_chunk::<4>()
+            .map(|v| u32::from_le_bytes(*v))
+            .ok_or_else(|| StateError::Corrupt("shorter than its header".into())),
+        Some(_) => Err(StateError::Corrupt("not a flink-rs state blob".into())),
+        None => Err(StateError::Corrupt("shorter than its header".into())),
+    }
 }
 
 /// Decodes what [`encode_state`] wrote; every byte must be used.

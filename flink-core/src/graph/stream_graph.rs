@@ -76,6 +76,8 @@ pub struct StreamGraph {
     /// The five-stage pipelines applied in the job (`apply_pipeline`), in order, so
     /// the runtime can serve their status.
     pub pipelines: Vec<crate::pipeline::PipelineHandle>,
+    /// The runtime mode, resolved: `Streaming` or `Batch`, never `Automatic`.
+    pub runtime_mode: crate::runtime_mode::RuntimeMode,
 }
 
 impl StreamGraph {
@@ -94,6 +96,7 @@ impl StreamGraph {
             .map(|(id, n)| resolve_node(&b.config, id, n))
             .collect::<Result<Vec<_>, _>>()?;
         check_unique_uids(&nodes)?;
+        let runtime_mode = crate::runtime_mode::resolve(b)?;
         let edges = b
             .edges
             .iter()
@@ -105,6 +108,7 @@ impl StreamGraph {
             edges,
             clock: b.clock.clone(),
             pipelines: b.pipelines.clone(),
+            runtime_mode,
         })
     }
 

@@ -9,13 +9,16 @@ use hashbrown::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
+use crate::checkpoint::blob::Blob;
+use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed, state_version};
+use crate::checkpoint::{decode_state, encode_state};
 use crate::clock::Clock;
 use crate::functions::{Collector, KeySelector};
 use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
-use crate::state::ValueState;
+use crate::state::backend::NamedTable;
+use crate::state::{KeyedStateBackend, StateKind, ValueState};
 use crate::timers::{TimerQueue, TimerService, processing_time_of};
 use crate::watermark::{TimestampFn, Watermark};
 
@@ -35,6 +38,15 @@ struct KeySnapshot<S> {
     processing_timers: Vec<i64>,
 }
 
+/// An instance's checkpoint (format version 2): the keys' states and timers, and
+/// each named state, all grouped by key group. (Version 1 wrote the first part
+/// alone.)
+#[derive(Serialize, Deserialize)]
+struct FunctionSnapshot {
+    keyed: Blob,
+    named: Vec<NamedTable>,
+}
+
 /// Runs a [`KeyedProcessFunction`]: per-key value state, per-key timers fired in
 /// timestamp order when the watermark (event time) or the job's clock (processing
 /// time, checked after each batch and while the input is idle) passes them. Both
@@ -44,6 +56,7 @@ pub struct KeyedProcessFunctionOperator<K, I, O, KS, F: KeyedProcessFunction<K, 
     key: KS,
     f: F,
     state: HashMap<K, Option<F::State>>,
+    named: KeyedStateBackend<K>,
     event_timers: TimerQueue<K>,
     processing_timers: TimerQueue<K>,
     side_outputs: SideOutputCache,
@@ -61,6 +74,7 @@ impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator
             key,
             f,
             state: HashMap::new(),
+            named: KeyedStateBackend::new(ctx.services.clock.clone()),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
             side_outputs: SideOutputCache::new(ctx.side_outputs.clone()),
@@ -74,7 +88,7 @@ impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator
 
 impl<K, I, O, KS, F> KeyedProcessFunctionOperator<K, I, O, KS, F>
 where
-    K: Hash + Eq + Clone + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
     /// Calls `f` (an element or a timer) for `key` with its state, then keeps or
@@ -101,6 +115,7 @@ where
             let mut ctx = KeyedContext::new(
                 &key,
                 ValueState::new(&mut slot),
+                &mut self.named,
                 timers,
                 out,
                 timestamp,
@@ -111,6 +126,24 @@ where
         if slot.is_some() {
             self.state.insert(key, slot);
         }
+    }
+
+    /// The function, for an operator built around this one.
+    pub(crate) fn function_mut(&mut self) -> &mut F {
+        &mut self.f
+    }
+
+    /// Calls `f` outside any key (for a broadcast record) with the function, the
+    /// outputs, every key's named state and the processing time now.
+    pub(crate) fn call_unkeyed<C: Collector<O> + ?Sized>(
+        &mut self,
+        out: &mut C,
+        f: impl for<'x> FnOnce(&'x mut F, ProcessContext<'x, O>, &'x mut KeyedStateBackend<K>, i64),
+    ) {
+        let now = processing_time_of(self.clock.as_ref());
+        let mut forward = ForwardTo(out);
+        let ctx = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
+        f(&mut self.f, ctx, &mut self.named, now);
     }
 
     /// Fires the processing-time timers the job's clock has reached.
@@ -168,38 +201,55 @@ where
         out.emit_watermark(watermark);
     }
 
-    /// Each key's state and timers, grouped by key group.
+    /// Each key's state, timers and named states, grouped by key group.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        let mut by_key: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
+        // Timers, for the keys that have any (often none): the value states are
+        // then read in one pass over their map, without a second map of every key.
+        let mut timers: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
         let empty = || KeySnapshotRef {
             state: None,
             event_timers: Vec::new(),
             processing_timers: Vec::new(),
         };
-        for (key, state) in &self.state {
-            by_key.entry(key).or_insert_with(empty).state = state.as_ref();
-        }
         for (key, ts) in self.event_timers.iter() {
-            by_key
+            timers
                 .entry(key)
                 .or_insert_with(empty)
                 .event_timers
                 .push(*ts);
         }
         for (key, ts) in self.processing_timers.iter() {
-            by_key
+            timers
                 .entry(key)
                 .or_insert_with(empty)
                 .processing_timers
                 .push(*ts);
         }
-        for entry in by_key.values_mut() {
+        for entry in timers.values_mut() {
             // Registration order is not kept: equal timestamps of one key cannot
             // exist, and sorting makes the snapshot deterministic.
             entry.event_timers.sort_unstable();
             entry.processing_timers.sort_unstable();
         }
-        snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), scope.max_parallelism).map(Some)
+        let mut entries = Vec::with_capacity(self.state.len() + timers.len());
+        for (key, state) in &self.state {
+            let mut entry = match timers.is_empty() {
+                true => None,
+                false => timers.remove(key),
+            }
+            .unwrap_or_else(empty);
+            entry.state = state.as_ref();
+            entries.push((key, entry));
+        }
+        entries.extend(timers);
+        let keyed = snapshot_keyed(entries.iter().map(|(k, v)| (*k, v)), scope.max_parallelism)?;
+        drop(entries);
+        let named = self.named.snapshot(scope.max_parallelism)?;
+        encode_state(&FunctionSnapshot {
+            keyed: Blob(keyed),
+            named,
+        })
+        .map(Some)
     }
 
     fn restore_state(
@@ -207,8 +257,12 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        let entries = restore_keyed::<K, KeySnapshot<F::State>>(restored, scope)?;
-        for (key, entry) in entries {
+        let keyed = match restored.all().next() {
+            None => return Ok(()),
+            Some(bytes) if state_version(bytes)? == 1 => restored.clone(),
+            Some(_) => self.restore_named(scope, restored)?,
+        };
+        for (key, entry) in restore_keyed::<K, KeySnapshot<F::State>>(&keyed, scope)? {
             for ts in entry.event_timers {
                 self.event_timers.register(key.clone(), ts);
             }
@@ -220,6 +274,59 @@ where
             }
         }
         Ok(())
+    }
+}
+
+impl<K, I, O, KS, F> KeyedProcessFunctionOperator<K, I, O, KS, F>
+where
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
+    F: KeyedProcessFunction<K, I, O>,
+{
+    /// Restores the named states of a version 2 checkpoint; returns every
+    /// instance's snapshot of the keys' states and timers.
+    fn restore_named(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<RestoredState, StateError> {
+        let parallelism = restored.by_subtask.len();
+        let mut keyed = Vec::with_capacity(parallelism);
+        // Per named state: its name, kind and every instance's snapshot of it.
+        type Snapshots = Vec<Option<Arc<[u8]>>>;
+        let mut tables: Vec<(String, StateKind, Snapshots)> = Vec::new();
+        for (subtask, bytes) in restored.by_subtask.iter().enumerate() {
+            let Some(bytes) = bytes else {
+                keyed.push(None);
+                continue;
+            };
+            let snapshot: FunctionSnapshot = decode_state(bytes)?;
+            keyed.push(Some(Arc::from(snapshot.keyed.0)));
+            for table in snapshot.named {
+                let at = match tables.iter().position(|(n, _, _)| *n == table.name) {
+                    Some(at) => at,
+                    None => {
+                        tables.push((table.name, table.kind, vec![None; parallelism]));
+                        tables.len() - 1
+                    }
+                };
+                tables[at].2[subtask] = Some(Arc::from(table.state.0));
+            }
+        }
+        let tables = tables
+            .into_iter()
+            .map(|(name, kind, by_subtask)| {
+                let state = RestoredState {
+                    checkpoint_id: restored.checkpoint_id,
+                    by_subtask: by_subtask.into(),
+                };
+                (name, kind, state)
+            })
+            .collect();
+        self.named.restore(tables, scope)?;
+        Ok(RestoredState {
+            checkpoint_id: restored.checkpoint_id,
+            by_subtask: keyed.into(),
+        })
     }
 }
 
@@ -391,5 +498,31 @@ mod tests {
                 (2, 40, "processing", 2)
             ]
         );
+    }
+
+    #[test]
+    fn a_snapshot_of_format_version_1_restores() {
+        // Version 1 wrote (state, event timers, processing timers) per key.
+        let entries = [(1u8, (Some(4u32), vec![30i64], Vec::<i64>::new()))];
+        let mut bytes = snapshot_keyed(entries.iter().map(|(k, v)| (k, v)), 128).unwrap();
+        bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
+        let clock = ManualClock::new();
+        let mut op = operator(&clock);
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        op.restore_state(
+            scope,
+            &RestoredState {
+                checkpoint_id: Some(1),
+                by_subtask: vec![Some(Arc::from(bytes))].into(),
+            },
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        op.process_watermark(Watermark(100), &mut out);
+        assert_eq!(out, [(1, 30, "event", 4)]);
     }
 }

@@ -64,24 +64,19 @@ fn main() -> anyhow::Result<()> {
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
     let out = TransactionalCollectingSink::new();
     env.from_source(source, "Sequence")
-        .map(move |x: u64| {
+        .map(move |x| {
             let first_time = fired.lock().map(|mut f| f.insert(x)).unwrap_or(false);
             if points.contains(&x) && first_time {
                 panic!("injected failure at record {x}");
             }
             (x / BLOCK, x)
         })
-        .key_by(|r: &(u64, u64)| r.0)
-        .process(
-            |key: &u64,
-             (_, x): (u64, u64),
-             sum: &mut ValueState<u64>,
-             out: &mut dyn Collector<(u64, u64, u64)>| {
-                let next = sum.value().copied().unwrap_or(0) + x;
-                sum.update(next);
-                out.collect((*key, x, next));
-            },
-        )
+        .key_by(|r| r.0)
+        .process(|key, (_, x), sum, out| {
+            let next = sum.value().copied().unwrap_or(0) + x;
+            sum.update(next);
+            out.collect((*key, x, next));
+        })
         .name("Running Sum")
         .sink_to(out.clone());
     let result = env.execute("exactly-once")?;

@@ -118,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             KafkaSink::<Order>::builder()
                 .bootstrap_servers(&bootstrap)
                 .topic(&topic)
-                .key(|o: &Order| Some(o.customer.clone().into_bytes()))
+                .key(|o| Some(o.customer.clone().into_bytes()))
                 .json_values()
                 .build()?,
         );
@@ -172,7 +172,7 @@ fn main() -> anyhow::Result<()> {
         .key(|o| o.customer.clone())
         .validate(validate)
         .preprocess(|o| Ok(normalize(o)))
-        .call(move |o: Order| pricing.price(o))
+        .call(move |o| pricing.price(o))
         .destination(destination)
         .build()?;
     let source = KafkaSource::<Order>::builder()

@@ -70,19 +70,14 @@ fn main() -> anyhow::Result<()> {
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
     env.from_source(source, "Sequence")
         .uid("sequence")
-        .map(|x: u64| (x / BLOCK, x))
+        .map(|x| (x / BLOCK, x))
         .uid("key")
-        .key_by(|r: &(u64, u64)| r.0)
-        .process(
-            |key: &u64,
-             (_, x): (u64, u64),
-             sum: &mut ValueState<u64>,
-             out: &mut dyn Collector<String>| {
-                let next = sum.value().copied().unwrap_or(0) + x;
-                sum.update(next);
-                out.collect(format!("{key},{x},{next}"));
-            },
-        )
+        .key_by(|r| r.0)
+        .process(|key, (_, x), sum, out| {
+            let next = sum.value().copied().unwrap_or(0) + x;
+            sum.update(next);
+            out.collect(format!("{key},{x},{next}"));
+        })
         .name("Running Sum")
         .uid("running-sum")
         .sink_to(

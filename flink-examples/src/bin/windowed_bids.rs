@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::ensure;
 use clap::Parser;
 use flink_core::watermark::WatermarkStrategy;
-use flink_core::windows::{TimeWindow, TumblingEventTimeWindows};
+use flink_core::windows::TumblingEventTimeWindows;
 use flink_runtime::prelude::*;
 
 /// A bid: (auction, price, event time in ms).
@@ -54,22 +54,15 @@ fn main() -> anyhow::Result<()> {
         .from_generator(Some(bids), bid)
         .set_parallelism(1)
         .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(2))
-                .with_timestamp_assigner(|b: &Bid| b.2),
+            WatermarkStrategy::<Bid>::for_bounded_out_of_orderness(Duration::from_secs(2))
+                .with_timestamp_assigner(|b| b.2),
         )
         .set_parallelism(1)
-        .key_by(|b: &Bid| b.0)
+        .key_by(|b| b.0)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
         .allowed_lateness(Duration::from_secs(1))
         .side_output_late_data(&late)
-        .process(
-            |auction: &u64,
-             w: &TimeWindow,
-             bids: &[Bid],
-             out: &mut dyn Collector<(u64, i64, u64)>| {
-                out.collect((*auction, w.end, bids.len() as u64))
-            },
-        );
+        .process(|auction, w, bids, out| out.collect((*auction, w.end, bids.len() as u64)));
     let too_late = counts.side_output(&late).collect_vec();
     let counts = counts.collect_vec();
     let result = env.execute("windowed bids")?;

@@ -6,8 +6,6 @@
 //! `--web-ui` the job serves its REST API and Prometheus `/metrics` while it runs
 //! (on 127.0.0.1:8081 unless ADDR says otherwise; see docs/rest-api.md).
 
-use std::collections::BTreeMap;
-
 use anyhow::Context;
 use clap::Parser;
 use flink_runtime::prelude::*;
@@ -44,6 +42,8 @@ fn main() -> anyhow::Result<()> {
 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
+    // A bounded input: `sum` emits each word's final count once, at the end.
+    env.set_runtime_mode(RuntimeMode::Batch);
     flink_examples::serve_web_ui(&env, web_ui);
     let words: Vec<&'static str> = TEXT.split_whitespace().collect();
     let counts = env
@@ -56,14 +56,14 @@ fn main() -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ")
         })
-        .flat_map(|line: String, out: &mut dyn Collector<(String, u64)>| {
+        .flat_map(|line, out| {
             for word in line.split(' ') {
-                out.collect((word.to_string(), 1));
+                out.collect((word.to_string(), 1u64));
             }
         })
         .name("Tokenizer")
-        .key_by(|(word, _): &(String, u64)| word.clone())
-        .sum(|r: &mut (String, u64)| &mut r.1)
+        .key_by(|(word, _)| word.clone())
+        .sum(|r| &mut r.1)
         .name("Count")
         .collect_vec();
 
@@ -74,12 +74,7 @@ fn main() -> anyhow::Result<()> {
     }
     let result = client.wait()?;
 
-    let mut finals: BTreeMap<String, u64> = BTreeMap::new();
-    for (word, count) in counts.take() {
-        let c = finals.entry(word).or_default();
-        *c = (*c).max(count);
-    }
-    let mut top: Vec<_> = finals.into_iter().collect();
+    let mut top: Vec<(String, u64)> = counts.take();
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     println!("top words:");
     for (word, count) in top.iter().take(10) {

@@ -1,0 +1,122 @@
+//! What a synchronous snapshot of keyed state costs: bytes and time per MB for a
+//! keyed process function's own value state alone, and with a list and a map state
+//! beside it, over `keys` keys, in CPU time of the snapshotting thread
+//! (docs/checkpoints.md quotes its output).
+//!
+//! `cargo run --release -p benches --bin state_snapshot -- [keys]`
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use flink_core::checkpoint::RestoredState;
+use flink_core::clock::ManualClock;
+use flink_core::metrics::OperatorMetrics;
+use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
+use flink_core::operators::KeyedProcessFunctionOperator;
+use flink_core::prelude::*;
+use flink_core::services::{RuntimeServices, Spawner};
+use flink_core::side_output::SideOutputs;
+
+struct NoSpawner;
+impl Spawner for NoSpawner {
+    fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+}
+
+fn context() -> RuntimeContext {
+    RuntimeContext {
+        operator_name: "state".into(),
+        subtask_index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+        metrics: Arc::new(OperatorMetrics::default()),
+        side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+        services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+        node_id: 0,
+        restored: RestoredState::none(),
+    }
+}
+
+/// Per key: its last record as the function's value state and, if `named`, every
+/// record in a list state and by residue mod 4 in a map state.
+#[derive(Clone)]
+struct Fill {
+    named: bool,
+    list: ListStateDescriptor<u64>,
+    map: MapStateDescriptor<u32, u64>,
+}
+
+impl KeyedProcessFunction<u64, (u64, u64), ()> for Fill {
+    type State = u64;
+
+    fn process_element(&mut self, (k, round): (u64, u64), ctx: &mut KeyedContext<u64, u64, ()>) {
+        let x = k * 4 + round;
+        ctx.state().update(x);
+        if self.named {
+            ctx.get_list_state(&self.list).add(x);
+            ctx.get_map_state(&self.map).put(round as u32, x);
+        }
+    }
+}
+
+/// This thread's time on a CPU (from /proc/thread-self/schedstat), so that other
+/// processes on a busy machine do not count.
+fn cpu_time() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
+fn measure(label: &str, keys: u64, named: bool) {
+    let scope = StateScope {
+        subtask_index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+    };
+    let f = Fill {
+        named,
+        list: ListStateDescriptor::new("list"),
+        map: MapStateDescriptor::new("map"),
+    };
+    let key = (|r: &(u64, u64)| r.0) as fn(&(u64, u64)) -> u64;
+    let mut op = KeyedProcessFunctionOperator::new(key, f.clone(), None, &context());
+    let mut out = Vec::new();
+    for round in 0..4 {
+        let mut batch: Vec<(u64, u64)> = (0..keys).map(|k| (k, round)).collect();
+        op.process_batch(&mut batch, &mut Emitter::collecting(&mut out));
+    }
+    let mut best = f64::MAX;
+    let mut bytes = Vec::new();
+    for _ in 0..3 {
+        let start = cpu_time();
+        bytes = op.snapshot_state(scope, 1).unwrap().unwrap();
+        best = best.min(cpu_time() - start);
+    }
+    let restored = RestoredState {
+        checkpoint_id: Some(1),
+        by_subtask: vec![Some(Arc::from(bytes.clone()))].into(),
+    };
+    let start = cpu_time();
+    let mut back = KeyedProcessFunctionOperator::new(key, f, None, &context());
+    back.restore_state(scope, &restored).unwrap();
+    let restore = cpu_time() - start;
+    let mb = bytes.len() as f64 / 1e6;
+    println!(
+        "{label}: keys={keys} bytes={} ({:.1} B/key) snapshot={:.1} ms ({:.1} ms/MB, {:.0} MB/s) restore={:.1} ms",
+        bytes.len(),
+        bytes.len() as f64 / keys as f64,
+        best * 1e3,
+        best * 1e3 / mb,
+        mb / best,
+        restore * 1e3
+    );
+}
+
+fn main() {
+    let keys: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    measure("value state only", keys, false);
+    measure("value + list(4) + map(4)", keys, true);
+}

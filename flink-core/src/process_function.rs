@@ -1,0 +1,227 @@
+//! [`ProcessFunction`]: a function of a non-keyed stream with the context of the
+//! record (its timestamp, the time, side outputs), as Flink's `ProcessFunction`.
+//! Timers need a key, so its context has no timer service: a function that needs
+//! timers runs on a [`KeyedStream`](crate::keyed_stream::KeyedStream) (Flink throws
+//! at run time when one is registered here; in flink-rs such a call does not
+//! compile).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::datastream::DataStream;
+use crate::functions::Collector;
+use crate::operator::{ForwardTo, Operator, RuntimeContext};
+use crate::process_context::{ProcessContext, SideOutputCache};
+use crate::side_output::OutputTag;
+use crate::stream_type::Record;
+use crate::timers::processing_time_of;
+use crate::watermark::{TimestampFn, Watermark};
+
+/// A function called per record of a non-keyed stream with a
+/// [`ProcessFunctionContext`] (see [`DataStream::process`]). Implemented by
+/// closures `FnMut(I, &mut ProcessFunctionContext<O>)` too.
+pub trait ProcessFunction<I, O>: Clone + Send + Sync + 'static {
+    /// Called for each record; emits with `ctx.collect` and `ctx.output`.
+    fn process_element(&mut self, record: I, ctx: &mut ProcessFunctionContext<'_, O>);
+}
+
+impl<I, O, F> ProcessFunction<I, O> for F
+where
+    F: FnMut(I, &mut ProcessFunctionContext<'_, O>) + Clone + Send + Sync + 'static,
+{
+    fn process_element(&mut self, record: I, ctx: &mut ProcessFunctionContext<'_, O>) {
+        self(record, ctx)
+    }
+}
+
+/// What a [`ProcessFunction`] call sees (Flink's `ProcessFunction.Context`): the
+/// main and side outputs, the record's timestamp, the current watermark and the
+/// job's processing time.
+pub struct ProcessFunctionContext<'a, O> {
+    out: ProcessContext<'a, O>,
+    timestamp: Option<i64>,
+    clock: &'a dyn Clock,
+}
+
+impl<'a, O> ProcessFunctionContext<'a, O> {
+    /// The context of one call.
+    pub(crate) fn new(
+        out: ProcessContext<'a, O>,
+        timestamp: Option<i64>,
+        clock: &'a dyn Clock,
+    ) -> Self {
+        Self {
+            out,
+            timestamp,
+            clock,
+        }
+    }
+
+    /// The record's event timestamp, if the stream has timestamps.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// Emits `value` to the side output `tag`.
+    pub fn output<T: 'static>(&mut self, tag: &OutputTag<T>, value: T) {
+        self.out.output(tag, value);
+    }
+
+    /// The last watermark this operator received ([`Watermark::MIN`] before any).
+    pub fn current_watermark(&self) -> Watermark {
+        self.out.current_watermark()
+    }
+
+    /// The job's processing time (ms on its clock).
+    pub fn current_processing_time(&self) -> i64 {
+        processing_time_of(self.clock)
+    }
+}
+
+impl<O> Collector<O> for ProcessFunctionContext<'_, O> {
+    fn collect(&mut self, record: O) {
+        self.out.collect(record);
+    }
+
+    fn flush_before_wait(&mut self) {
+        self.out.flush_before_wait();
+    }
+}
+
+/// Runs a [`ProcessFunction`] per record.
+pub struct ProcessOperator<I, O, F> {
+    f: F,
+    side_outputs: SideOutputCache,
+    watermark: Watermark,
+    clock: Arc<dyn Clock>,
+    timestamps: Option<TimestampFn<I>>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<I, O, F> ProcessOperator<I, O, F> {
+    /// Runs `f` (event times from `timestamps`, if the stream has them) in the
+    /// instance `ctx`.
+    pub fn new(f: F, timestamps: Option<TimestampFn<I>>, ctx: &RuntimeContext) -> Self {
+        Self {
+            f,
+            side_outputs: SideOutputCache::new(ctx.side_outputs.clone()),
+            watermark: Watermark::MIN,
+            clock: ctx.services.clock.clone(),
+            timestamps,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<I: 'static, O: 'static, F: ProcessFunction<I, O>> Operator<I, O> for ProcessOperator<I, O, F> {
+    fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
+        let timestamp = self.timestamps.as_ref().map(|t| t(&record));
+        let mut forward = ForwardTo(out);
+        let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
+        let mut ctx = ProcessFunctionContext::new(out, timestamp, self.clock.as_ref());
+        self.f.process_element(record, &mut ctx);
+    }
+
+    fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        self.watermark = watermark;
+        out.emit_watermark(watermark);
+    }
+}
+
+impl<T: Record> DataStream<T> {
+    /// Runs `f` per record with a [`ProcessFunctionContext`] (Flink's non-keyed
+    /// `process`): any number of outputs, side outputs, the record's timestamp, the
+    /// current watermark and processing time. No timers: those need a
+    /// [`KeyedStream`](crate::keyed_stream::KeyedStream). A named
+    /// [`ProcessFunction`] goes to [`process_function`](Self::process_function).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let odd = OutputTag::<u64>::new("odd");
+    /// let tag = odd.clone();
+    /// let halves = env
+    ///     .from_sequence(1, 10)
+    ///     .process(move |x, ctx| {
+    ///         if x % 2 == 0 { ctx.collect(x / 2) } else { ctx.output(&tag, x) }
+    ///     })
+    ///     .collect_vec();
+    /// # let _ = halves;
+    /// ```
+    pub fn process<O, F>(&self, f: F) -> DataStream<O>
+    where
+        O: Record,
+        F: FnMut(T, &mut ProcessFunctionContext<'_, O>) + Clone + Send + Sync + 'static,
+    {
+        self.process_function(f)
+    }
+
+    /// Runs a [`ProcessFunction`] per record; see [`process`](Self::process).
+    pub fn process_function<O: Record, F: ProcessFunction<T, O>>(&self, f: F) -> DataStream<O> {
+        let timestamps = self.timestamps.clone();
+        self.transform("Process", move |ctx| {
+            ProcessOperator::new(f.clone(), timestamps.clone(), ctx)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::metrics::OperatorMetrics;
+    use crate::services::{RuntimeServices, Spawner};
+    use crate::side_output::SideOutputs;
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    /// Emits (record, its timestamp, the watermark, processing time).
+    #[derive(Clone)]
+    struct Times;
+
+    type Out = (i64, Option<i64>, i64, i64);
+
+    impl ProcessFunction<i64, Out> for Times {
+        fn process_element(&mut self, x: i64, ctx: &mut ProcessFunctionContext<'_, Out>) {
+            let out = (
+                x,
+                ctx.timestamp(),
+                ctx.current_watermark().timestamp(),
+                ctx.current_processing_time(),
+            );
+            ctx.collect(out);
+        }
+    }
+
+    #[test]
+    fn the_context_tells_the_timestamp_watermark_and_processing_time() {
+        let clock = ManualClock::new();
+        let ctx = RuntimeContext {
+            operator_name: "times".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: crate::checkpoint::RestoredState::none(),
+        };
+        let timestamps: TimestampFn<i64> = Arc::new(|x: &i64| x * 10);
+        let mut op = ProcessOperator::new(Times, Some(timestamps), &ctx);
+        let mut out = Vec::new();
+        op.process(1, &mut out);
+        op.process_watermark(Watermark(15), &mut Vec::<Out>::new());
+        clock.advance(Duration::from_millis(7));
+        op.process(2, &mut out);
+        assert_eq!(out, [(1, Some(10), i64::MIN, 0), (2, Some(20), 15, 7)]);
+    }
+}
