@@ -30,6 +30,19 @@ struct Slot<A, S> {
     trigger: S,
     /// Whether the window's cleanup timer is registered (once per window).
     cleanup_registered: bool,
+    /// The timers this window last registered that are known to be still queued.
+    queued: QueuedTimers,
+}
+
+/// A window's last registered event- and processing-time timer, while known to be
+/// queued: a trigger that re-registers the same timer with every record (as the
+/// event-time trigger does) then costs a comparison instead of a timer-queue
+/// lookup. Cleared when that timer fires or is deleted; `None` only means
+/// "unknown", never "not queued".
+#[derive(Default, Clone, Copy)]
+struct QueuedTimers {
+    event: Option<i64>,
+    processing: Option<i64>,
 }
 
 impl<A, S: Default> Default for Slot<A, S> {
@@ -38,9 +51,67 @@ impl<A, S: Default> Default for Slot<A, S> {
             acc: None,
             trigger: S::default(),
             cleanup_registered: false,
+            queued: QueuedTimers::default(),
         }
     }
 }
+
+/// The operator's two timer queues, borrowed apart from its windows.
+struct Timers<'a, K> {
+    event: &'a mut TimerQueue<(K, TimeWindow)>,
+    processing: &'a mut TimerQueue<(K, TimeWindow)>,
+}
+
+impl<K: Hash + Eq + Clone> Timers<'_, K> {
+    /// Applies (and drains) `requests` of `window` of `key`. With the window's
+    /// `queued` timers, a registration already queued is skipped and the timers
+    /// registered or deleted are noted.
+    fn apply(
+        self,
+        requests: &mut Vec<TimerRequest>,
+        mut queued: Option<&mut QueuedTimers>,
+        key: &K,
+        window: TimeWindow,
+    ) {
+        for request in requests.drain(..) {
+            let (queue, known, time, register) = match request {
+                TimerRequest::RegisterEvent(t) => (&mut *self.event, Event, t, true),
+                TimerRequest::RegisterProcessing(t) => (&mut *self.processing, Processing, t, true),
+                TimerRequest::DeleteEvent(t) => (&mut *self.event, Event, t, false),
+                TimerRequest::DeleteProcessing(t) => (&mut *self.processing, Processing, t, false),
+            };
+            let known = queued.as_deref_mut().map(|q| match known {
+                Event => &mut q.event,
+                Processing => &mut q.processing,
+            });
+            match (register, known) {
+                (true, Some(known)) if *known == Some(time) => {}
+                (true, known) => {
+                    queue.register((key.clone(), window), time);
+                    if let Some(known) = known {
+                        *known = Some(time);
+                    }
+                }
+                (false, known) => {
+                    queue.delete(&(key.clone(), window), time);
+                    if let Some(known) = known
+                        && *known == Some(time)
+                    {
+                        *known = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Which of a window's timers.
+#[derive(Clone, Copy)]
+enum TimerKind {
+    Event,
+    Processing,
+}
+use TimerKind::{Event, Processing};
 
 /// A key's entry in a checkpoint: its windows' contents and trigger states, and
 /// their timers.
@@ -163,22 +234,28 @@ where
         self.event_time && self.cleanup_time(window) <= self.watermark.timestamp()
     }
 
-    /// Applies the timers the last trigger call asked for to `window` of `key`.
+    /// Applies the timers the last trigger call asked for to `window` of `key`
+    /// (outside the per-record path: looks the window's slot up only to forget a
+    /// deleted timer).
     fn apply_requests(&mut self, key: &K, window: TimeWindow) {
-        for request in self.requests.drain(..) {
-            match request {
-                TimerRequest::RegisterEvent(t) => {
-                    self.event_timers.register((key.clone(), window), t)
-                }
-                TimerRequest::RegisterProcessing(t) => {
-                    self.processing_timers.register((key.clone(), window), t)
-                }
-                TimerRequest::DeleteEvent(t) => self.event_timers.delete(&(key.clone(), window), t),
-                TimerRequest::DeleteProcessing(t) => {
-                    self.processing_timers.delete(&(key.clone(), window), t)
-                }
-            }
-        }
+        let deletes = self.requests.iter().any(|r| {
+            matches!(
+                r,
+                TimerRequest::DeleteEvent(_) | TimerRequest::DeleteProcessing(_)
+            )
+        });
+        let queued = if deletes {
+            self.windows
+                .get_mut(&(key.clone(), window))
+                .map(|slot| &mut slot.queued)
+        } else {
+            None
+        };
+        let timers = Timers {
+            event: &mut self.event_timers,
+            processing: &mut self.processing_timers,
+        };
+        timers.apply(&mut self.requests, queued, key, window);
     }
 
     /// The timer that drops `window`'s state (none for a window without end).
@@ -249,7 +326,11 @@ where
         if result.is_purge() {
             slot.acc = None;
         }
-        self.apply_requests(&key, window);
+        let timers = Timers {
+            event: &mut self.event_timers,
+            processing: &mut self.processing_timers,
+        };
+        timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
         if new {
             self.register_cleanup(&key, window);
         }
@@ -344,6 +425,15 @@ where
         let Some(slot) = self.windows.get_mut(&entry) else {
             return;
         };
+        // The timer left the queue.
+        let queued = if event {
+            &mut slot.queued.event
+        } else {
+            &mut slot.queued.processing
+        };
+        if *queued == Some(time) {
+            *queued = None;
+        }
         let mut ctx = TriggerContext::new(
             &mut slot.trigger,
             self.watermark.timestamp(),
@@ -523,6 +613,7 @@ where
                     acc,
                     trigger,
                     cleanup_registered: true,
+                    queued: QueuedTimers::default(),
                 };
                 self.windows.insert((key.clone(), window), slot);
             }
