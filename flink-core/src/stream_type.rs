@@ -406,10 +406,11 @@ impl<T: Record> NetworkOutput<T> {
 }
 
 impl<T: Record> Output<T> for NetworkOutput<T> {
-    /// The records of a batch are grouped by channel (stably: each channel sees its
-    /// records in batch order) and each channel's run is framed back to back into
-    /// its buffer with one writer call instead of two per record; the bytes on
-    /// every channel are the same as record by record.
+    /// The channels of a batch's records are picked first (one dynamic call per
+    /// batch), then each record is framed straight into its channel's buffer, every
+    /// channel's room at hand ([`scatter`](Self::scatter)): no writer call per
+    /// record; each channel sees its records in batch order and the same bytes as
+    /// record by record.
     fn collect_batch(&mut self, batch: &mut Vec<T>) {
         if !self.checked || self.selector.is_broadcast() {
             for record in batch.drain(..) {
