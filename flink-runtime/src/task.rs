@@ -188,7 +188,7 @@ fn snapshot_and_forward(
 
 /// Acknowledges a snapshot with its channel state (if any), stored under
 /// [`CHANNEL_STATE_NODE`].
-fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, timing: BarrierArrival) {
+fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, mut timing: BarrierArrival) {
     let Snapshotted {
         barrier,
         mut snapshot,
@@ -206,6 +206,7 @@ fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, timing: BarrierArriva
             "channel state of an unaligned checkpoint"
         );
         snapshot.add(CHANNEL_STATE_NODE, bytes);
+        timing.persisted_data = channels.bytes() as u64;
     }
     ck.ack(barrier.id, snapshot, timing);
 }

@@ -188,6 +188,7 @@ impl BarrierAligner {
                 first_barrier_ms: current.first_barrier_ms,
                 alignment_ms: u64::try_from(current.first_at.elapsed().as_millis())
                     .unwrap_or(u64::MAX),
+                persisted_data: 0,
             };
             if !current.unaligned {
                 outcome.resume.extend(blocked(self.mode, &current.arrived));

@@ -15,4 +15,4 @@ pub(crate) mod task_side;
 pub use coordinator::CheckpointCounts;
 pub use restore::{RestoreError, latest_checkpoint};
 pub use savepoint::SavepointError;
-pub use stats::{BarrierTiming, CompletedCheckpoint};
+pub use stats::{BarrierTiming, CompletedCheckpoint, PendingCheckpoint};
