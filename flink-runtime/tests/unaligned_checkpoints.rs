@@ -255,3 +255,124 @@ fn an_unaligned_checkpoint_overtakes_full_queues_that_hold_an_aligned_one_back()
     );
     unaligned.finish();
 }
+
+/// The gates of [`two_channel_job`].
+struct Held {
+    /// Holds source subtask 0 at its 5,000th number until the checkpoint is
+    /// triggered (so it cannot finish before).
+    start: Arc<Permits>,
+    /// Holds source subtask 1 at its first number.
+    second: Arc<Permits>,
+}
+
+/// sequence (p=2) -> map, which holds both halves of the numbers as [`Held`]
+/// says -> [rebalance] -> sink (p=1, never gated): the sink aligns two channels,
+/// one of which sends no barrier while held.
+fn two_channel_job(configure: impl FnOnce(CheckpointSettings)) -> (Stuck, Held) {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    env.configure(|c| c.buffer_size = 1024);
+    let clock = ManualClock::new();
+    env.set_clock(Arc::new(clock.clone()));
+    configure(
+        env.enable_checkpointing(Duration::from_secs(1))
+            .set_storage_dir(dir.path()),
+    );
+    let permits = Arc::new(Permits::default());
+    permits.open();
+    let held = Held {
+        start: Arc::new(Permits::default()),
+        second: Arc::new(Permits::default()),
+    };
+    let (start, second) = (held.start.clone(), held.second.clone());
+    let written = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    env.from_sequence(0, RECORDS - 1)
+        .map(move |x: u64| {
+            if x == 5_000 {
+                start.acquire();
+            }
+            if x >= RECORDS / 2 {
+                second.acquire();
+            }
+            x
+        })
+        .rebalance()
+        .sink_to(GatedSink {
+            permits: permits.clone(),
+            written: written.clone(),
+        })
+        .set_parallelism(1);
+    let client = env.execute_async("two channels").unwrap();
+    let stuck = Stuck {
+        client,
+        clock,
+        permits,
+        written,
+        _dir: dir,
+    };
+    (stuck, held)
+}
+
+impl Stuck {
+    /// Advances the clock to the next checkpoint, waits until it is triggered,
+    /// lets the first source subtask go on and waits until it acknowledged.
+    fn trigger_first_source(&self, held: &Held) -> u64 {
+        self.clock.advance(Duration::from_secs(1));
+        let deadline = Instant::now() + GUARD;
+        loop {
+            if let Some(p) = self.client.pending_checkpoint() {
+                held.start.open();
+                if p.acknowledged >= 1 {
+                    return p.id;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{:?}",
+                self.client.pending_checkpoint()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn written(&self) -> u64 {
+        self.written.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn an_aligned_checkpoint_past_its_timeout_goes_unaligned_and_frees_its_blocked_channel() {
+    // Aligned, no timeout: the sink blocks the channel that delivered the barrier
+    // until the held one delivers its own; nothing in flight is stored.
+    let (aligned, held) = two_channel_job(|_| {});
+    let id = aligned.trigger_first_source(&held);
+    held.second.open();
+    assert_eq!(wait_completed(&aligned.client, id), 0);
+    aligned.finish();
+
+    // With a timeout of 100 ms on the job's clock: once the clock passed it, the
+    // sink snapshots, lets the blocked channel flow (the sink writes far more than
+    // could have been queued before that channel's barrier), records the held
+    // channel until its barrier, and the checkpoint stores those records.
+    let (timed, held) = two_channel_job(|c| {
+        c.enable_unaligned_checkpoints(true)
+            .aligned_checkpoint_timeout(Duration::from_millis(100));
+    });
+    let id = timed.trigger_first_source(&held);
+    let before = timed.written();
+    timed.clock.advance(Duration::from_secs(1));
+    let deadline = Instant::now() + GUARD;
+    while timed.written() < before + 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the blocked channel stays blocked at {}",
+            timed.written()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(timed.client.pending_checkpoint().map(|p| p.id), Some(id));
+    held.second.open();
+    assert!(wait_completed(&timed.client, id) > 0);
+    timed.finish();
+}
