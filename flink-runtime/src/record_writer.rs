@@ -51,6 +51,7 @@ impl RecordWriter {
                 self.check(r);
             }
         }
+        collector.register(self.writer.partition().clone());
         self.channel_state = Some((collector, edge));
         self
     }

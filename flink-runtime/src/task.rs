@@ -30,6 +30,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long it waits for input while an operator has work pending (async calls in
 /// flight whose results must go out even if no input arrives).
 const PENDING_POLL_INTERVAL: Duration = Duration::from_micros(200);
+/// How long a back-pressured source with unaligned checkpoints waits before it
+/// looks again for room in its output (and for a trigger).
+const OUTPUT_WAIT: Duration = Duration::from_millis(1);
 /// The longest a pending source sleeps at once.
 const MAX_SOURCE_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -272,6 +275,21 @@ fn run_source(
             }
         }
         notify_completed(driver, ck);
+        if let Some(ck) = ck.as_ref()
+            && ck.config.unaligned
+            && !stop.load(Ordering::Relaxed)
+            && ck.output_state.output_blocked()
+        {
+            // Back-pressured: a batch read now would block half-written, and the
+            // next barrier with it. Wait here, where triggers are seen.
+            driver.flush();
+            let started = Instant::now();
+            metrics.io.set_waiting(Waiting::Output);
+            std::thread::sleep(OUTPUT_WAIT);
+            metrics.io.set_waiting(Waiting::Nothing);
+            metrics.io.add_back_pressured(started.elapsed());
+            continue;
+        }
         if stop.load(Ordering::Relaxed) {
             // Stopped with a drain: end the input exactly as if the reader had
             // finished, so end-of-partition follows the last record read.

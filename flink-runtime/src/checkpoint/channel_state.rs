@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::restore::RestoreError;
 use super::storage::LoadedCheckpoint;
-use crate::network::BufferKind;
+use crate::network::{BufferKind, ResultPartition};
 
 /// The node id a task's channel state is stored under in its snapshot (no operator
 /// has it: node ids are indices into the graph).
@@ -114,6 +114,8 @@ impl ChannelState {
 #[derive(Debug, Default)]
 pub(crate) struct OutputChannelState {
     inner: Mutex<OutputInner>,
+    /// The task's result partitions, to see whether its output has room.
+    partitions: Mutex<Vec<Arc<ResultPartition>>>,
 }
 
 #[derive(Debug, Default)]
@@ -142,6 +144,23 @@ impl OutputChannelState {
             .lock()
             .outputs
             .push((edge, subpartition, buffers));
+    }
+
+    /// The task writes to `partition`.
+    pub(crate) fn register(&self, partition: Arc<ResultPartition>) {
+        self.partitions.lock().push(partition);
+    }
+
+    /// Whether a record written now could block: some output partition has no
+    /// free buffer, or a channel at its cap of queued buffers. A source with
+    /// unaligned checkpoints then waits (looking for triggers) instead of reading a
+    /// batch it could not finish writing, so that its barrier is not held back
+    /// behind a blocked write (Flink's sources wait for output availability too).
+    pub(crate) fn output_blocked(&self) -> bool {
+        self.partitions
+            .lock()
+            .iter()
+            .any(|p| !p.pool().has_free() || (0..p.num_subpartitions()).any(|i| p.would_block(i)))
     }
 
     /// Everything added since [`arm`](Self::arm); disarms.
