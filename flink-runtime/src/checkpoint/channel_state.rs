@@ -294,6 +294,39 @@ mod tests {
     }
 
     #[test]
+    fn records_in_flight_restore_only_into_the_same_graph_and_parallelism() {
+        let graph = |p: usize| {
+            let env = flink_core::environment::StreamExecutionEnvironment::new();
+            env.set_parallelism(p);
+            env.from_sequence(1, 2).rebalance().collect_vec();
+            env.stream_graph().unwrap()
+        };
+        let saved = graph(2);
+        let operators = saved
+            .nodes
+            .iter()
+            .map(|n| super::super::storage::OperatorEntry {
+                node: n.id,
+                uid: n.operator_id(),
+                name: n.name.clone(),
+                parallelism: n.parallelism,
+            })
+            .collect();
+        let checkpoint = LoadedCheckpoint {
+            id: 3,
+            tasks: vec![(1, 0, vec![(CHANNEL_STATE_NODE, state().encode().unwrap())])],
+            operators,
+        };
+        let same = restored_channel_states(&checkpoint, &saved, Path::new("chk-3")).unwrap();
+        assert_eq!(same[&(1, 0)].input(1).count(), 2);
+        let err = restored_channel_states(&checkpoint, &graph(3), Path::new("chk-3")).unwrap_err();
+        assert!(
+            matches!(err, RestoreError::UnalignedRescale { saved: 2, now: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn output_state_is_collected_only_while_armed() {
         let out = OutputChannelState::default();
         assert!(!out.is_unaligned(4));
