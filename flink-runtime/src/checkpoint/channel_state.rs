@@ -321,7 +321,14 @@ mod tests {
         assert_eq!(same[&(1, 0)].input(1).count(), 2);
         let err = restored_channel_states(&checkpoint, &graph(3), Path::new("chk-3")).unwrap_err();
         assert!(
-            matches!(err, RestoreError::UnalignedRescale { saved: 2, now: 3, .. }),
+            matches!(
+                err,
+                RestoreError::UnalignedRescale {
+                    saved: 2,
+                    now: 3,
+                    ..
+                }
+            ),
             "{err}"
         );
     }
