@@ -2,7 +2,6 @@
 //! channel: it overtakes the buffers queued at the sender and received at the
 //! receiver, needs no credit, and the overtaken buffers still arrive, in order.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
