@@ -85,6 +85,10 @@ struct Config {
 ///   offset (and, bounded, the stop offset) of each of its partitions; after a
 ///   restore it seeks there, so with an exactly-once sink every record is processed
 ///   once. Partitions not in the restored position start at the starting offsets.
+///   A restore may change the parallelism (`Source::can_restore_rescaled`): every
+///   reader holds the positions of all old readers and takes those of the
+///   partitions it is now assigned, so each partition resumes from its saved offset
+///   in exactly one reader, as in Flink's `KafkaSource`.
 /// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
 ///   are committed when a checkpoint completes (the offsets of that checkpoint) and
 ///   once the job finished successfully (input ended, or stopped with a drain),
@@ -305,6 +309,13 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         self.config.boundedness
     }
 
+    /// Partitions are assigned by (topic, partition) order modulo the parallelism
+    /// and every reader holds every saved position, so each partition resumes from
+    /// its saved offset in exactly one reader of any new parallelism.
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let commit_slot = self.config.commit_offsets.then(|| {
             let slot = CommitSlot::default();
@@ -327,7 +338,9 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             commit_slot,
             state: None,
             // Every instance's position, so that each partition is found whichever
-            // instance had it (the parallelism may have changed).
+            // instance had it (the parallelism may have changed). Bytes that do not
+            // decode are skipped here and fail the restore in the reader they are
+            // dealt to (`restore_position` / `restore_rescaled`).
             restored: (!ctx.restored.is_empty()).then(|| {
                 merge_positions(
                     ctx.restored
@@ -589,6 +602,20 @@ impl<T> KafkaReader<T> {
 }
 
 impl<T> KafkaReader<T> {
+    /// Decodes `positions` (an error says what is wrong with the bytes) and merges
+    /// them into the restored position.
+    fn add_restored(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        let mut all: Vec<Vec<PartitionPosition>> = positions
+            .iter()
+            .map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes))
+            .collect::<Result<_, _>>()?;
+        if let Some(restored) = self.restored.take() {
+            all.push(restored.into_values().collect());
+        }
+        self.restored = Some(merge_positions(all));
+        Ok(())
+    }
+
     /// Every partition's position now (the restored one before the reader started).
     fn position(&self) -> Vec<PartitionPosition> {
         match &self.state {
@@ -762,13 +789,18 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     /// Checks this instance's own position; the reader already holds every
     /// instance's (see `create_reader`) and adds this one to them.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
-        let list: Vec<PartitionPosition> = decode_state(position)?;
-        let mut all: Vec<Vec<PartitionPosition>> = vec![list];
-        if let Some(restored) = self.restored.take() {
-            all.push(restored.into_values().collect());
-        }
-        self.restored = Some(merge_positions(all));
-        Ok(())
+        self.add_restored(&[position])
+    }
+
+    /// A restore at another parallelism. The positions dealt to this reader
+    /// (saved subtask `j` to reader `j % p`) need not hold its partitions: the
+    /// partition -> reader assignment depends on the parallelism, so the reader
+    /// already holds every old instance's position (see `create_reader`) and takes
+    /// from it the partitions it is assigned at start. Here it checks the positions
+    /// dealt to it, so a corrupt one fails the restore naming the source: every
+    /// saved position is dealt to exactly one reader.
+    fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        self.add_restored(positions)
     }
 
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
@@ -924,7 +956,92 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Assigned, PartitionPosition, merge_positions};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use flink_core::checkpoint::{RestoredState, encode_state};
+    use flink_core::clock::ManualClock;
+    use flink_core::metrics::OperatorMetrics;
+    use flink_core::operator::RuntimeContext;
+    use flink_core::services::{RuntimeServices, Spawner};
+    use flink_core::side_output::SideOutputs;
+    use flink_core::source::Source;
+
+    use super::{Assigned, KafkaSource, PartitionPosition, merge_positions};
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    /// The context of reader `subtask` of `parallelism`, restoring `saved` (one
+    /// position per old subtask).
+    fn context(subtask: usize, parallelism: usize, saved: &[Vec<u8>]) -> RuntimeContext {
+        let by_subtask: Vec<Option<Arc<[u8]>>> = saved
+            .iter()
+            .map(|b| Some(Arc::from(b.as_slice())))
+            .collect();
+        RuntimeContext {
+            operator_name: "Kafka".into(),
+            subtask_index: subtask,
+            parallelism,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: RestoredState {
+                checkpoint_id: Some(1),
+                by_subtask: by_subtask.into(),
+            },
+        }
+    }
+
+    fn source() -> KafkaSource<String> {
+        KafkaSource::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .topics(["t"])
+            .bounded()
+            .string_values()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_rescaled_reader_holds_every_saved_partition_until_it_starts() {
+        // Saved at 2: subtask 0 had partitions 0 and 2, subtask 1 had 1 and 3.
+        let saved = [
+            encode_state(&vec![pos(0, 7), pos(2, 9)]).unwrap(),
+            encode_state(&vec![pos(1, 4), pos(3, 5)]).unwrap(),
+        ];
+        let source = source();
+        assert!(source.can_restore_rescaled());
+        // Reader 2 of 3 is dealt no saved position, yet it will own partition 2.
+        let mut reader = source.create_reader(&context(2, 3, &saved));
+        reader.restore_rescaled(&[]).unwrap();
+        let position: Vec<PartitionPosition> =
+            flink_core::checkpoint::decode_state(&reader.snapshot_position().unwrap().unwrap())
+                .unwrap();
+        assert_eq!(position, [pos(0, 7), pos(1, 4), pos(2, 9), pos(3, 5)]);
+    }
+
+    #[test]
+    fn a_corrupt_position_fails_the_restore() {
+        let good = encode_state(&vec![pos(0, 7)]).unwrap();
+        let saved = [good.clone(), b"not a position".to_vec()];
+        let source = source();
+        let mut reader = source.create_reader(&context(0, 1, &saved));
+        let err = reader
+            .restore_rescaled(&[&good, b"not a position"])
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt state"), "{err}");
+        // A truncated position as well.
+        let mut reader = source.create_reader(&context(0, 2, &saved[..1]));
+        let err = reader
+            .restore_position(&good[..good.len() - 3])
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt state"), "{err}");
+    }
 
     fn pos(partition: i32, next_offset: i64) -> PartitionPosition {
         PartitionPosition {
