@@ -11,6 +11,7 @@ use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
 use flink_core::side_output::SideOutput;
 use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+use flink_core::watermark::{DEFAULT_AUTO_WATERMARK_INTERVAL, TimestampFn, WatermarkStrategy};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
@@ -26,6 +27,7 @@ use super::deserializer::{
 };
 use super::error::KafkaConnectorError;
 use super::offsets::KafkaOffsets;
+use super::partition_watermarks::PartitionWatermarks;
 
 /// Records emitted per poll at most.
 const BATCH: usize = 1_000;
@@ -122,6 +124,13 @@ pub struct KafkaSource<T> {
     config: Arc<Config>,
     deserializer: Arc<dyn KafkaRecordDeserializer<T>>,
     offsets: KafkaOffsets,
+    watermarks: Option<SourceWatermarks<T>>,
+}
+
+/// The per-partition watermarks of [`KafkaSourceBuilder::with_watermarks`].
+struct SourceWatermarks<T> {
+    strategy: WatermarkStrategy<T>,
+    interval: Duration,
 }
 
 impl<T> KafkaSource<T> {
@@ -136,6 +145,8 @@ impl<T> KafkaSource<T> {
             deserializer: None,
             properties: Vec::new(),
             commit_offsets: false,
+            watermarks: None,
+            watermark_interval: DEFAULT_AUTO_WATERMARK_INTERVAL,
         }
     }
 
@@ -155,9 +166,56 @@ pub struct KafkaSourceBuilder<T> {
     deserializer: Option<Arc<dyn KafkaRecordDeserializer<T>>>,
     properties: Vec<(String, String)>,
     commit_offsets: bool,
+    watermarks: Option<WatermarkStrategy<T>>,
+    watermark_interval: Duration,
 }
 
 impl<T> KafkaSourceBuilder<T> {
+    /// Makes watermarks in the source, per partition, as Flink's
+    /// `env.fromSource(kafkaSource, watermarkStrategy, ..)`: each partition has its
+    /// own generator of `strategy`, fed with the strategy's timestamp of each record,
+    /// or the Kafka record's timestamp (create or log-append time) where the
+    /// strategy has no assigner; a reader emits the minimum over its partitions, so
+    /// a lagging partition holds event time back instead of making its records late.
+    /// A finished (bounded) partition no longer counts; with
+    /// [`with_idleness`](WatermarkStrategy::with_idleness) neither does one without
+    /// records for that long, until its next record; a reader whose partitions are
+    /// all idle, or that has none, marks its output idle. Periodic generators run
+    /// every [`watermark_interval`](Self::watermark_interval). With an assigner the
+    /// stream carries the records' timestamps (for windows) as after
+    /// `assign_timestamps_and_watermarks`; the Kafka timestamps themselves drive
+    /// the watermarks only.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use flink_connectors::kafka::KafkaSource;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// let source = KafkaSource::<String>::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .topics(["events"])
+    ///     .string_values()
+    ///     .with_watermarks(
+    ///         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+    ///             .with_idleness(Duration::from_secs(60)),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = source;
+    /// ```
+    pub fn with_watermarks(mut self, strategy: WatermarkStrategy<T>) -> Self {
+        self.watermarks = Some(strategy);
+        self
+    }
+
+    /// How often the periodic watermark generators of
+    /// [`with_watermarks`](Self::with_watermarks) run, on the job's clock (default
+    /// Flink's 200 ms; zero: after every poll).
+    pub fn watermark_interval(mut self, interval: Duration) -> Self {
+        self.watermark_interval = interval;
+        self
+    }
+
     /// The brokers to bootstrap from, `host:port[,host:port...]` (required).
     pub fn bootstrap_servers(mut self, servers: &str) -> Self {
         self.bootstrap = Some(servers.to_string());
@@ -256,6 +314,13 @@ impl<T> KafkaSourceBuilder<T> {
         let deserializer = self
             .deserializer
             .ok_or(KafkaConnectorError::Missing("deserializer"))?;
+        if let Some(idleness) = self.watermarks.as_ref().and_then(|w| w.idleness())
+            && idleness.is_zero()
+        {
+            return Err(KafkaConnectorError::Invalid(
+                "the watermark idleness timeout must be greater than zero".into(),
+            ));
+        }
         let mut properties = vec![
             ("bootstrap.servers".to_string(), bootstrap),
             (
@@ -279,6 +344,10 @@ impl<T> KafkaSourceBuilder<T> {
             }),
             deserializer,
             offsets: KafkaOffsets::default(),
+            watermarks: self.watermarks.map(|strategy| SourceWatermarks {
+                strategy,
+                interval: self.watermark_interval,
+            }),
         })
     }
 }
@@ -316,6 +385,12 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         true
     }
 
+    fn timestamps(&self) -> Option<TimestampFn<T>> {
+        self.watermarks
+            .as_ref()
+            .and_then(|w| w.strategy.timestamp_assigner().cloned())
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let commit_slot = self.config.commit_offsets.then(|| {
             let slot = CommitSlot::default();
@@ -349,6 +424,9 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
                 )
             }),
             to_commit: Vec::new(),
+            watermarks: self.watermarks.as_ref().map(|w| {
+                PartitionWatermarks::new(w.strategy.clone(), ctx.services.clock.clone(), w.interval)
+            }),
         })
     }
 }
@@ -469,6 +547,9 @@ struct KafkaReader<T> {
     /// Positions of checkpoints taken and not yet known complete, oldest first: the
     /// offsets to commit when they complete.
     to_commit: Vec<(u64, Vec<PartitionPosition>)>,
+    /// The per-partition watermarks, if the source makes them; partition `i` of
+    /// `ReaderState::partitions` is tracked as `i`.
+    watermarks: Option<PartitionWatermarks<T>>,
 }
 
 impl<T> KafkaReader<T> {
@@ -808,6 +889,15 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             let state = self
                 .start()
                 .unwrap_or_else(|e| panic!("kafka source subtask {}: {e}", self.subtask));
+            if let Some(w) = &mut self.watermarks {
+                for (i, part) in state.partitions.iter().enumerate() {
+                    let tracked = w.track();
+                    debug_assert_eq!(tracked, i);
+                    if part.done {
+                        w.finish(i);
+                    }
+                }
+            }
             self.state = Some(state);
         }
         let state = self.state.as_mut().expect("started");
@@ -815,6 +905,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             && self.config.boundedness == Boundedness::Unbounded
         {
             // Nothing assigned to this reader: idle until cancelled.
+            if let Some(w) = &mut self.watermarks {
+                w.emit(false, out);
+            }
             return SourcePoll::Pending(POLL_WAIT);
         }
         let mut wait = POLL_WAIT;
@@ -850,6 +943,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             emitted += 1;
             let good = match self.deserializer.deserialize(msg.key(), msg.payload()) {
                 Ok(record) => {
+                    if let Some(w) = &mut self.watermarks {
+                        w.on_record(i, &record, msg.timestamp().to_millis());
+                    }
                     out.collect(record);
                     true
                 }
@@ -942,8 +1038,16 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                 }
             }
         }
-        let finished = state.partitions.iter().all(|p| p.done)
-            && self.config.boundedness == Boundedness::Bounded;
+        let bounded = self.config.boundedness == Boundedness::Bounded;
+        if let Some(w) = &mut self.watermarks {
+            for (i, part) in state.partitions.iter().enumerate() {
+                if part.done {
+                    w.finish(i);
+                }
+            }
+            w.emit(bounded, out);
+        }
+        let finished = state.partitions.iter().all(|p| p.done) && bounded;
         if finished {
             SourcePoll::Finished
         } else if emitted > 0 {

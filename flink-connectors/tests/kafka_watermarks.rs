@@ -1,0 +1,191 @@
+//! Per-partition watermarks of the Kafka source, against the test broker (noida-db
+//! under `scripts/test.sh`; see `common::service`): one reader owns two partitions
+//! whose timestamps interleave, one lagging the other by 100 s. The reader's
+//! watermark is the minimum over its partitions, so, however the broker's fetches
+//! interleave the partitions, no record arrives behind the watermark (a watermark
+//! following the faster partition, or one generator over both, makes the lagging
+//! partition's records late), and every watermark observed is one the partitions'
+//! timestamps allow. Watermarks are observed through a `KeyedProcessFunction`'s
+//! timer service. No timing assertions.
+
+#[macro_use]
+mod common;
+
+use std::time::Duration;
+
+use common::kafka::create_topic;
+use common::{KAFKA, unique};
+use flink_connectors::kafka::{KafkaSource, StartingOffsets};
+use flink_core::keyed_process_function::{KeyedContext, KeyedProcessFunction};
+use flink_core::watermark::WatermarkStrategy;
+use flink_runtime::prelude::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// Records per partition.
+const PER_PARTITION: i64 = 5_000;
+/// Partition 0's first timestamp (ms); partition 1 lags it by `LAG`.
+const BASE: i64 = 1_700_000_000_000;
+const LAG: i64 = 100_000;
+
+/// Record `i` of partition `p`: (p, its timestamp), also its Kafka timestamp.
+fn timestamp(p: i32, i: i64) -> i64 {
+    BASE + 10 * i - if p == 1 { LAG } else { 0 }
+}
+
+/// A 2-partition topic, records interleaved by index, each with its Kafka
+/// timestamp set.
+fn topic(bootstrap: &str) -> String {
+    let topic = unique("wm-in");
+    create_topic(bootstrap, &topic, 2);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for i in 0..PER_PARTITION {
+        for p in 0..2 {
+            let ts = timestamp(p, i);
+            let value = serde_json::to_vec(&(p, ts)).unwrap();
+            let mut record = BaseRecord::<(), Vec<u8>>::to(&topic)
+                .partition(p)
+                .payload(&value)
+                .timestamp(ts);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    topic
+}
+
+/// Emits (partition, record timestamp, stream timestamp, watermark before it).
+#[derive(Clone)]
+struct Observe;
+
+type Seen = (i32, i64, Option<i64>, i64);
+
+impl KeyedProcessFunction<u8, (i32, i64), Seen> for Observe {
+    type State = ();
+
+    fn process_element(&mut self, (p, ts): (i32, i64), ctx: &mut KeyedContext<'_, u8, (), Seen>) {
+        let watermark = ctx.timer_service().current_watermark();
+        let stream_ts = ctx.timestamp();
+        ctx.collect((p, ts, stream_ts, watermark));
+    }
+}
+
+fn run(bootstrap: &str, strategy: WatermarkStrategy<(i32, i64)>) -> Vec<Seen> {
+    let topic = topic(bootstrap);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    let source = KafkaSource::<(i32, i64)>::builder()
+        .bootstrap_servers(bootstrap)
+        .topics([&topic])
+        .group_id(&unique("wm-group"))
+        .starting_offsets(StartingOffsets::Earliest)
+        .bounded()
+        .json_values()
+        .with_watermarks(strategy)
+        // A watermark after every poll: as many chances to get it wrong as there are.
+        .watermark_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let out = env
+        .from_source(source, "Kafka")
+        .key_by(|_: &(i32, i64)| 0u8)
+        .process_function(Observe)
+        .collect_vec();
+    env.execute("kafka watermarks").expect("the job runs");
+    out.take()
+}
+
+/// What every run must show: all records once, none behind the watermark, the
+/// watermark never going back and always at most the slower partition's newest
+/// timestamp minus one, and watermarks actually emitted while reading.
+fn check(seen: &[Seen]) {
+    assert_eq!(seen.len() as i64, 2 * PER_PARTITION);
+    let mut newest = [i64::MIN; 2];
+    let mut last_watermark = i64::MIN;
+    let mut distinct = 0;
+    for &(p, ts, _, watermark) in seen {
+        assert!(
+            watermark < ts,
+            "record {ts} of partition {p} behind the watermark {watermark}"
+        );
+        assert!(watermark >= last_watermark, "the watermark went back");
+        if watermark > last_watermark {
+            distinct += 1;
+        }
+        last_watermark = watermark;
+        // Until partition 1 ends (partition 0 first: same counts, so at least its
+        // last record came after partition 0's), the slower one bounds it.
+        if newest[1] < timestamp(1, PER_PARTITION - 1)
+            && newest[0] < timestamp(0, PER_PARTITION - 1)
+        {
+            let slow = newest[0].min(newest[1]);
+            let allowed = if slow == i64::MIN {
+                watermark == i64::MIN
+            } else {
+                watermark < slow
+            };
+            assert!(
+                allowed,
+                "watermark {watermark} ahead of the slower partition's {slow}"
+            );
+        }
+        newest[p as usize] = newest[p as usize].max(ts);
+    }
+    assert!(
+        distinct > 1,
+        "watermarks advanced while reading: {distinct}"
+    );
+    let mut records: Vec<(i32, i64)> = seen.iter().map(|&(p, ts, _, _)| (p, ts)).collect();
+    records.sort_unstable();
+    let expected: Vec<(i32, i64)> = (0..2)
+        .flat_map(|p| (0..PER_PARTITION).map(move |i| (p, timestamp(p, i))))
+        .collect();
+    assert_eq!(records, expected);
+}
+
+#[test]
+fn kafka_timestamps_give_the_minimum_over_partitions() {
+    let bootstrap = require_service!(KAFKA);
+    let seen = run(&bootstrap, WatermarkStrategy::for_monotonous_timestamps());
+    check(&seen);
+    // Without an assigner the stream carries no timestamps of its own.
+    assert!(seen.iter().all(|s| s.2.is_none()));
+}
+
+#[test]
+fn an_assigner_gives_the_minimum_over_partitions_and_stream_timestamps() {
+    // The assigner reads the value, which holds the same timestamps.
+    let bootstrap = require_service!(KAFKA);
+    let seen = run(
+        &bootstrap,
+        WatermarkStrategy::monotonous(|r: &(i32, i64)| r.1),
+    );
+    check(&seen);
+    assert!(seen.iter().all(|s| s.2 == Some(s.1)));
+}
+
+#[test]
+fn a_zero_idleness_is_refused_when_the_source_is_built() {
+    let err = KafkaSource::<(i32, i64)>::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .topics(["t"])
+        .json_values()
+        .with_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps().with_idleness(Duration::ZERO),
+        )
+        .build()
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("idleness"), "{err}");
+}
