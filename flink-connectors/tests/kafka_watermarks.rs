@@ -24,18 +24,26 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// Records per partition.
 const PER_PARTITION: i64 = 5_000;
-/// Partition 0's first timestamp (ms); partition 1 lags it by `LAG`.
-const BASE: i64 = 1_700_000_000_000;
+/// Partition 1 lags partition 0 by this many ms.
 const LAG: i64 = 100_000;
 
-/// Record `i` of partition `p`: (p, its timestamp), also its Kafka timestamp.
-fn timestamp(p: i32, i: i64) -> i64 {
-    BASE + 10 * i - if p == 1 { LAG } else { 0 }
+/// Partition 0's first timestamp (ms): a few minutes ago, so that the broker's
+/// retention (by record timestamp) keeps every record and none is in the future.
+fn base() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    now.as_millis() as i64 - 200_000
+}
+
+/// The timestamp of record `i` of partition `p` (its value holds it too).
+fn timestamp(base: i64, p: i32, i: i64) -> i64 {
+    base + 10 * i - if p == 1 { LAG } else { 0 }
 }
 
 /// A 2-partition topic, records interleaved by index, each with its Kafka
 /// timestamp set.
-fn topic(bootstrap: &str) -> String {
+fn topic(bootstrap: &str, base: i64) -> String {
     let topic = unique("wm-in");
     create_topic(bootstrap, &topic, 2);
     let producer: BaseProducer = ClientConfig::new()
@@ -44,7 +52,7 @@ fn topic(bootstrap: &str) -> String {
         .unwrap();
     for i in 0..PER_PARTITION {
         for p in 0..2 {
-            let ts = timestamp(p, i);
+            let ts = timestamp(base, p, i);
             let value = serde_json::to_vec(&(p, ts)).unwrap();
             let mut record = BaseRecord::<(), Vec<u8>>::to(&topic)
                 .partition(p)
@@ -81,8 +89,8 @@ impl KeyedProcessFunction<u8, (i32, i64), Seen> for Observe {
     }
 }
 
-fn run(bootstrap: &str, strategy: WatermarkStrategy<(i32, i64)>) -> Vec<Seen> {
-    let topic = topic(bootstrap);
+fn run(bootstrap: &str, base: i64, strategy: WatermarkStrategy<(i32, i64)>) -> Vec<Seen> {
+    let topic = topic(bootstrap, base);
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
     let source = KafkaSource::<(i32, i64)>::builder()
@@ -109,7 +117,7 @@ fn run(bootstrap: &str, strategy: WatermarkStrategy<(i32, i64)>) -> Vec<Seen> {
 /// What every run must show: all records once, none behind the watermark, the
 /// watermark never going back and always at most the slower partition's newest
 /// timestamp minus one, and watermarks actually emitted while reading.
-fn check(seen: &[Seen]) {
+fn check(base: i64, seen: &[Seen]) {
     assert_eq!(seen.len() as i64, 2 * PER_PARTITION);
     let mut newest = [i64::MIN; 2];
     let mut last_watermark = i64::MIN;
@@ -126,8 +134,8 @@ fn check(seen: &[Seen]) {
         last_watermark = watermark;
         // Until partition 1 ends (partition 0 first: same counts, so at least its
         // last record came after partition 0's), the slower one bounds it.
-        if newest[1] < timestamp(1, PER_PARTITION - 1)
-            && newest[0] < timestamp(0, PER_PARTITION - 1)
+        if newest[1] < timestamp(base, 1, PER_PARTITION - 1)
+            && newest[0] < timestamp(base, 0, PER_PARTITION - 1)
         {
             let slow = newest[0].min(newest[1]);
             let allowed = if slow == i64::MIN {
@@ -149,7 +157,7 @@ fn check(seen: &[Seen]) {
     let mut records: Vec<(i32, i64)> = seen.iter().map(|&(p, ts, _, _)| (p, ts)).collect();
     records.sort_unstable();
     let expected: Vec<(i32, i64)> = (0..2)
-        .flat_map(|p| (0..PER_PARTITION).map(move |i| (p, timestamp(p, i))))
+        .flat_map(|p| (0..PER_PARTITION).map(move |i| (p, timestamp(base, p, i))))
         .collect();
     assert_eq!(records, expected);
 }
@@ -157,8 +165,13 @@ fn check(seen: &[Seen]) {
 #[test]
 fn kafka_timestamps_give_the_minimum_over_partitions() {
     let bootstrap = require_service!(KAFKA);
-    let seen = run(&bootstrap, WatermarkStrategy::for_monotonous_timestamps());
-    check(&seen);
+    let base = base();
+    let seen = run(
+        &bootstrap,
+        base,
+        WatermarkStrategy::for_monotonous_timestamps(),
+    );
+    check(base, &seen);
     // Without an assigner the stream carries no timestamps of its own.
     assert!(seen.iter().all(|s| s.2.is_none()));
 }
@@ -167,11 +180,13 @@ fn kafka_timestamps_give_the_minimum_over_partitions() {
 fn an_assigner_gives_the_minimum_over_partitions_and_stream_timestamps() {
     // The assigner reads the value, which holds the same timestamps.
     let bootstrap = require_service!(KAFKA);
+    let base = base();
     let seen = run(
         &bootstrap,
+        base,
         WatermarkStrategy::monotonous(|r: &(i32, i64)| r.1),
     );
-    check(&seen);
+    check(base, &seen);
     assert!(seen.iter().all(|s| s.2 == Some(s.1)));
 }
 
