@@ -128,12 +128,17 @@ impl<T: 'static> PartitionWatermarks<T> {
             }
             None => {
                 // Idle partitions left, or (unbounded) nothing assigned at all; a
-                // bounded reader whose partitions all finished ends instead.
+                // bounded reader whose partitions all finished ends instead, active:
+                // downstream ignores an idle input's watermarks, and its end of
+                // input advances event time to the end.
                 let any_idle = self.partitions.iter().any(|p| !p.finished && p.idle);
                 let nothing_assigned = !bounded && self.partitions.is_empty();
                 if (any_idle || nothing_assigned) && !self.idle {
                     self.idle = true;
                     out.emit_watermark_status(WatermarkStatus::Idle);
+                } else if bounded && !any_idle && self.idle {
+                    self.idle = false;
+                    out.emit_watermark_status(WatermarkStatus::Active);
                 }
             }
         }
@@ -264,6 +269,25 @@ mod tests {
         w.on_record(0, &0, Some(3_000));
         let (_, status) = tick(&mut w, &clock);
         assert_eq!(status, Some(WatermarkStatus::Active));
+    }
+
+    #[test]
+    fn a_bounded_reader_ends_active() {
+        let strategy = WatermarkStrategy::for_monotonous_timestamps()
+            .with_idleness(Duration::from_millis(100));
+        let (mut w, clock) = tracker(strategy, 2);
+        w.on_record(0, &0, Some(100));
+        w.finish(0);
+        let mut out = SourceOutput::new();
+        clock.advance(Duration::from_millis(200));
+        w.emit(true, &mut out);
+        clock.advance(Duration::from_millis(200));
+        w.emit(true, &mut out);
+        assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Idle));
+        // The idle partition finishes: the reader's output is active for its end.
+        w.finish(1);
+        w.emit(true, &mut out);
+        assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Active));
     }
 
     #[test]
