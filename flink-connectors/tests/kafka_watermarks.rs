@@ -11,6 +11,7 @@
 #[macro_use]
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::kafka::create_topic;
@@ -18,6 +19,7 @@ use common::{KAFKA, unique};
 use flink_connectors::kafka::{KafkaSource, StartingOffsets};
 use flink_core::keyed_process_function::{KeyedContext, KeyedProcessFunction};
 use flink_core::watermark::WatermarkStrategy;
+use flink_core::windows::{TimeWindow, TumblingEventTimeWindows};
 use flink_runtime::prelude::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -100,6 +102,8 @@ fn run(bootstrap: &str, base: i64, strategy: WatermarkStrategy<(i32, i64)>) -> V
         .starting_offsets(StartingOffsets::Earliest)
         .bounded()
         .json_values()
+        // Small fetches, so the reader sees the partitions interleaved.
+        .property("max.partition.fetch.bytes", "1024")
         .with_watermarks(strategy)
         // A watermark after every poll: as many chances to get it wrong as there are.
         .watermark_interval(Duration::ZERO)
@@ -203,4 +207,67 @@ fn a_zero_idleness_is_refused_when_the_source_is_built() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("idleness"), "{err}");
+}
+
+/// Tumbling 1 s event-time windows over the source's own timestamps and
+/// watermarks: each window holds exactly the records of its second, none is late
+/// (a record behind the watermark would go to the late side output), at p = 1 (one
+/// reader, both partitions) and p = 2 (a reader per partition).
+#[test]
+fn windows_over_per_partition_watermarks_count_every_record_on_time() {
+    let bootstrap = require_service!(KAFKA);
+    let base = base();
+    let topic = topic(&bootstrap, base);
+    let mut expected: BTreeMap<i64, u64> = BTreeMap::new();
+    for p in 0..2 {
+        for i in 0..PER_PARTITION {
+            let ts = timestamp(base, p, i);
+            *expected
+                .entry(ts - ts.rem_euclid(1_000) + 1_000)
+                .or_default() += 1;
+        }
+    }
+    for parallelism in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(parallelism);
+        let source = KafkaSource::<(i32, i64)>::builder()
+            .bootstrap_servers(&bootstrap)
+            .topics([&topic])
+            .group_id(&unique("wm-group"))
+            .starting_offsets(StartingOffsets::Earliest)
+            .bounded()
+            .json_values()
+            // Small fetches, so the reader sees the partitions interleaved.
+            .property("max.partition.fetch.bytes", "1024")
+            .with_watermarks(WatermarkStrategy::monotonous(|r: &(i32, i64)| r.1))
+            .watermark_interval(Duration::ZERO)
+            .build()
+            .unwrap();
+        let late = OutputTag::<(i32, i64)>::new("late");
+        let counts = env
+            .from_source(source, "Kafka")
+            .key_by(|_: &(i32, i64)| 0u8)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .side_output_late_data(&late)
+            .process(
+                |_: &u8,
+                 w: &TimeWindow,
+                 records: &[(i32, i64)],
+                 out: &mut dyn Collector<(i64, u64)>| {
+                    out.collect((w.end, records.len() as u64))
+                },
+            );
+        let late_seen = counts.side_output(&late).collect_vec();
+        let counts = counts.collect_vec();
+        env.execute("kafka windows").expect("the job runs");
+        let late = late_seen.take();
+        assert!(
+            late.is_empty(),
+            "p={parallelism}: {} records late, the first {:?}",
+            late.len(),
+            late.first()
+        );
+        let got: BTreeMap<i64, u64> = counts.take().into_iter().collect();
+        assert_eq!(got, expected, "p={parallelism}");
+    }
 }
