@@ -310,6 +310,7 @@ impl StreamExecutionEnvironment {
     /// Adds a source.
     pub fn from_source<T: Record>(&self, source: impl Source<T>, name: &str) -> DataStream<T> {
         let non_parallel = !source.is_parallel();
+        let timestamps = source.timestamps();
         let kind = NodeKind::Source(Arc::new(SourceNode {
             source: Arc::new(source),
         }));
@@ -317,7 +318,9 @@ impl StreamExecutionEnvironment {
         if non_parallel {
             self.inner.borrow_mut().nodes[id].parallelism = Some(1);
         }
-        DataStream::from_node(self.clone(), id)
+        let mut stream = DataStream::from_node(self.clone(), id);
+        stream.timestamps = timestamps;
+        stream
     }
 
     /// Runs the job as a stream, a batch, or batch when every source is bounded

@@ -14,6 +14,7 @@ use crate::partitioner::{PartitionKind, Partitioner};
 use crate::side_output::SideOutputControl;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll};
 use crate::stream_type::Record;
+use crate::watermark::WatermarkStatus;
 
 /// How a node may be chained with its neighbours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -176,9 +177,21 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
     fn poll(&mut self) -> SourcePoll {
         let (reader, batch) = (&mut self.reader, &mut self.batch);
         let status = attribute_panics(&self.name, || reader.poll_next(batch));
+        // A reader's own watermarks: Active before the records, Idle and the
+        // watermark after them.
+        let watermark_status = self.batch.take_watermark_status();
+        if watermark_status == Some(WatermarkStatus::Active) {
+            self.out.emit_watermark_status(WatermarkStatus::Active);
+        }
         if !self.batch.batch.is_empty() {
             self.records_out.add(self.batch.batch.len() as u64);
             self.out.collect_batch(&mut self.batch.batch);
+        }
+        if let Some(watermark) = self.batch.take_watermark() {
+            self.out.emit_watermark(watermark);
+        }
+        if watermark_status == Some(WatermarkStatus::Idle) {
+            self.out.emit_watermark_status(WatermarkStatus::Idle);
         }
         status
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::checkpoint::StateError;
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
+use crate::watermark::{TimestampFn, Watermark, WatermarkStatus};
 
 /// Whether a source ends by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,13 @@ pub trait Source<T>: Send + Sync + 'static {
     /// of a source that cannot fails the submission naming the source.
     fn can_restore_rescaled(&self) -> bool {
         false
+    }
+
+    /// The event timestamp of each record, if the source assigns them (a source
+    /// making its own watermarks from a timestamp assigner): the stream it starts
+    /// carries them, as after `assign_timestamps_and_watermarks`.
+    fn timestamps(&self) -> Option<TimestampFn<T>> {
+        None
     }
 
     /// This source, emitting at most as fast as `strategy` allows.
@@ -139,15 +147,36 @@ pub trait SourceReader<T>: Send {
 /// Collects the records of one [`SourceReader::poll_next`] call; the batch then
 /// enters the chain in one hand-off. A concrete type (not a trait object) so that a
 /// reader's per-record `collect` compiles to a push.
+///
+/// A reader that makes its own watermarks (a Kafka source tracking them per
+/// partition) emits them here too: the task forwards the newest watermark after the
+/// poll's records, an [`Active`](WatermarkStatus::Active) status before them and an
+/// [`Idle`](WatermarkStatus::Idle) one after them.
 #[derive(Debug)]
 pub struct SourceOutput<T> {
     pub(crate) batch: Vec<T>,
+    watermark: Option<Watermark>,
+    status: Option<WatermarkStatus>,
 }
 
 impl<T> SourceOutput<T> {
     /// An empty output.
     pub fn new() -> Self {
-        Self { batch: Vec::new() }
+        Self {
+            batch: Vec::new(),
+            watermark: None,
+            status: None,
+        }
+    }
+
+    /// Takes the watermark emitted in this poll, if any (the newest).
+    pub fn take_watermark(&mut self) -> Option<Watermark> {
+        self.watermark.take()
+    }
+
+    /// Takes the watermark status emitted in this poll, if any (the last).
+    pub fn take_watermark_status(&mut self) -> Option<WatermarkStatus> {
+        self.status.take()
     }
 
     /// Records collected so far in this poll.
@@ -176,5 +205,13 @@ impl<T> Collector<T> for SourceOutput<T> {
     #[inline(always)]
     fn collect(&mut self, record: T) {
         self.batch.push(record);
+    }
+
+    fn emit_watermark(&mut self, watermark: Watermark) {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
+    }
+
+    fn emit_watermark_status(&mut self, status: WatermarkStatus) {
+        self.status = Some(status);
     }
 }

@@ -311,6 +311,15 @@ impl JobClient {
             .map_or_else(Vec::new, |s| s.completed_summaries())
     }
 
+    /// The checkpoint triggered and neither completed nor failed yet, if any, with
+    /// how many of its tasks acknowledged it so far.
+    pub fn pending_checkpoint(&self) -> Option<crate::checkpoint::PendingCheckpoint> {
+        self.observables
+            .checkpoints
+            .as_ref()
+            .and_then(|s| s.pending())
+    }
+
     /// Which task limits the job now, over the last window of about a second: the
     /// task busy most of its time while its outputs are not back-pressured and the
     /// tasks upstream of it are, with its busy time, its rates and the operator of

@@ -23,6 +23,7 @@ use flink_core::stream_type::NetworkOutputSetup;
 use crate::abandoned::{RecordFlow, abandoned, record_flows};
 use crate::async_executor::TokioSpawner;
 use crate::bottleneck_watch::BottleneckWatch;
+use crate::checkpoint::channel_state::{ChannelState, OutputChannelState, restored_channel_states};
 use crate::checkpoint::coordinator::CheckpointCoordinator;
 use crate::checkpoint::restore::restored_states;
 use crate::checkpoint::savepoint::{MAX_WAITING_SAVEPOINTS, SavepointError, SavepointRequest};
@@ -58,6 +59,8 @@ struct SubtaskSetup {
 struct Restored {
     id: u64,
     by_node: HashMap<usize, RestoredState>,
+    /// Channel state of an unaligned checkpoint, by (vertex, subtask).
+    channels: HashMap<(usize, usize), Arc<ChannelState>>,
 }
 
 impl Restored {
@@ -113,10 +116,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                 &settings.path,
                 settings.allow_non_restored_state,
             )?;
+            let channels = restored_channel_states(&loaded, &jg.stream_graph, &settings.path)?;
             tracing::info!(job = %name, path = %settings.path.display(), checkpoint = loaded.id, "restoring");
             Some(Arc::new(Restored {
                 id: loaded.id,
                 by_node,
+                channels,
             }))
         }
         None => None,
@@ -316,7 +321,8 @@ fn start_attempt(
         .flat_map(|v| (0..v.parallelism).map(move |s| (v.id, s)))
         .filter(|&(_, s)| setup.is_local(s))
         .collect();
-    let checkpointing = checkpoints.map(|c| (c.config().mode, c.start_attempt(all_tasks)));
+    let checkpointing =
+        checkpoints.map(|c| (Arc::new(c.config().clone()), c.start_attempt(all_tasks)));
     let mut threads = Vec::new();
     for v in &jg.vertices {
         for s in (0..v.parallelism).filter(|&s| setup.is_local(s)) {
@@ -325,14 +331,20 @@ fn start_attempt(
             let task_checkpointing =
                 checkpointing
                     .as_ref()
-                    .map(|(mode, signals)| TaskCheckpointing {
-                        mode: *mode,
+                    .map(|(config, signals)| TaskCheckpointing {
+                        mode: config.mode,
                         signals: signals.clone(),
                         messages: messages_tx.clone(),
                         vertex: v.id,
                         subtask: s,
                         seen_trigger: 0,
                         notified: 0,
+                        config: config.clone(),
+                        clock: setup.clock.clone(),
+                        output_state: Arc::new(OutputChannelState::default()),
+                        restored_channels: restored
+                            .as_ref()
+                            .and_then(|r| r.channels.get(&(v.id, s)).cloned()),
                     });
             let subtask = SubtaskSetup {
                 vertex: v.id,
@@ -578,11 +590,15 @@ fn network_output(
     let channels = partition.num_subpartitions();
     let partition_writer = PartitionWriter::new(partition)
         .unwrap_or_else(|e| panic!("result partition of '{operator}': {e}"));
-    let writer = RecordWriter::new(
+    let mut writer = RecordWriter::new(
         partition_writer,
         config.buffer_timeout == BufferTimeout::EveryRecord,
         operator.clone(),
     );
+    if let Some(ck) = &setup.checkpointing {
+        let restored = ck.restored_channels.as_deref();
+        writer = writer.with_channel_state(ck.output_state.clone(), job_edge, restored);
+    }
     sg.edge_type(edge).network_output(
         &*edge.partitioner.typed,
         Box::new(writer),
@@ -909,15 +925,14 @@ impl Coordinator {
 
     /// Every node's state in `loaded`, a checkpoint of this job (same operators).
     fn restored_from(&self, loaded: &LoadedCheckpoint) -> Result<Arc<Restored>, JobError> {
-        let by_node = restored_states(
-            loaded,
-            &self.setup.jg.stream_graph,
-            std::path::Path::new("the latest checkpoint"),
-            false,
-        )?;
+        let path = std::path::Path::new("the latest checkpoint");
+        let graph = &self.setup.jg.stream_graph;
+        let by_node = restored_states(loaded, graph, path, false)?;
+        let channels = restored_channel_states(loaded, graph, path)?;
         Ok(Arc::new(Restored {
             id: loaded.id,
             by_node,
+            channels,
         }))
     }
 

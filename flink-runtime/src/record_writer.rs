@@ -2,11 +2,13 @@
 //! and serializes records) to a result partition's buffers.
 
 use std::panic::resume_unwind;
+use std::sync::Arc;
 
 use flink_core::failure::{TaskCancelled, fail_operator};
 use flink_core::stream_type::RecordBytesWriter;
 use flink_core::watermark::{Watermark, WatermarkStatus};
 
+use crate::checkpoint::channel_state::{ChannelState, OutputChannelState};
 use crate::network::{Event, NetworkError, PartitionWriter};
 
 /// Writes serialized records of one producer subtask into one result partition.
@@ -14,6 +16,9 @@ pub struct RecordWriter {
     writer: PartitionWriter,
     flush_every_record: bool,
     operator: String,
+    /// With checkpoints: where an unaligned barrier's overtaken buffers go, and the
+    /// job edge this writer's partition belongs to.
+    channel_state: Option<(Arc<OutputChannelState>, usize)>,
 }
 
 impl RecordWriter {
@@ -23,7 +28,32 @@ impl RecordWriter {
             writer,
             flush_every_record,
             operator,
+            channel_state: None,
         }
+    }
+
+    /// Takes part in unaligned checkpoints as the output of job edge `edge`: first
+    /// queues the buffers `restored` (an unaligned checkpoint's output channel state
+    /// of this task) holds for the edge, ahead of anything written later; then sends
+    /// the barriers `collector` is armed for as priority events and gives it the
+    /// buffers they overtook.
+    pub(crate) fn with_channel_state(
+        mut self,
+        collector: Arc<OutputChannelState>,
+        edge: usize,
+        restored: Option<&ChannelState>,
+    ) -> Self {
+        if let Some(restored) = restored {
+            for subpartition in 0..self.writer.num_subpartitions() {
+                let r = self
+                    .writer
+                    .restore_buffers(subpartition, restored.output(edge, subpartition));
+                self.check(r);
+            }
+        }
+        collector.register(self.writer.partition().clone());
+        self.channel_state = Some((collector, edge));
+        self
     }
 
     /// Turns a network error into the task's stop. Cancellation, and a consumer that
@@ -117,6 +147,23 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     fn barrier(&mut self, barrier: flink_core::checkpoint::CheckpointBarrier) {
+        if let Some((collector, edge)) = &self.channel_state
+            && collector.is_unaligned(barrier.id)
+        {
+            let event = Event::UnalignedBarrier {
+                id: barrier.id,
+                timestamp: barrier.timestamp,
+            };
+            match self.writer.broadcast_priority_event(&event) {
+                Ok(overtaken) => {
+                    for (subpartition, buffers) in overtaken.into_iter().enumerate() {
+                        collector.add(*edge, subpartition, buffers);
+                    }
+                }
+                Err(e) => self.check(Err(e)),
+            }
+            return;
+        }
         let r = self.writer.broadcast_event(&Event::CheckpointBarrier {
             id: barrier.id,
             timestamp: barrier.timestamp,

@@ -15,6 +15,7 @@ use flink_core::stream_type::RecordDecoder;
 use flink_core::watermark::Watermark;
 
 use crate::checkpoint::barrier_aligner::{Alignment, BarrierAligner};
+use crate::checkpoint::channel_state::{CHANNEL_STATE_NODE, ChannelBuffer, ChannelState};
 use crate::checkpoint::stats::BarrierArrival;
 use crate::checkpoint::task_side::TaskCheckpointing;
 use crate::flush_timer::FlushClock;
@@ -29,6 +30,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// How long it waits for input while an operator has work pending (async calls in
 /// flight whose results must go out even if no input arrives).
 const PENDING_POLL_INTERVAL: Duration = Duration::from_micros(200);
+/// How long a back-pressured source with unaligned checkpoints waits before it
+/// looks again for room in its output (and for a trigger).
+const OUTPUT_WAIT: Duration = Duration::from_millis(1);
 /// The longest a pending source sleeps at once.
 const MAX_SOURCE_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -151,17 +155,75 @@ impl Chain for Box<dyn RecordDecoder> {
     }
 }
 
+/// A snapshot taken and its barrier forwarded, not acknowledged yet: an unaligned
+/// checkpoint waits for every input channel's barrier (its channel state is
+/// complete only then).
+struct Snapshotted {
+    barrier: CheckpointBarrier,
+    snapshot: ChainSnapshot,
+    /// What the barrier overtook in the task's output subpartitions.
+    outputs: Vec<(usize, usize, Vec<ChannelBuffer>)>,
+    /// Input channel state recorded so far, by channel.
+    inputs: Vec<(usize, Vec<ChannelBuffer>)>,
+}
+
+/// Snapshots the chain and sends the barrier downstream: as a priority event that
+/// overtakes the queued output (whose copies it keeps) when `unaligned`.
+fn snapshot_and_forward(
+    chain: &mut dyn Chain,
+    ck: &TaskCheckpointing,
+    barrier: CheckpointBarrier,
+    unaligned: bool,
+) -> Snapshotted {
+    let mut snapshot = ChainSnapshot::default();
+    chain.snapshot_state(barrier.id, &mut snapshot);
+    if unaligned {
+        ck.output_state.arm(barrier.id);
+    }
+    chain.emit_barrier(barrier);
+    Snapshotted {
+        barrier,
+        snapshot,
+        outputs: ck.output_state.take(),
+        inputs: Vec::new(),
+    }
+}
+
+/// Acknowledges a snapshot with its channel state (if any), stored under
+/// [`CHANNEL_STATE_NODE`].
+fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, mut timing: BarrierArrival) {
+    let Snapshotted {
+        barrier,
+        mut snapshot,
+        outputs,
+        inputs,
+    } = taken;
+    let channels = ChannelState { inputs, outputs };
+    if !channels.is_empty() {
+        let bytes = channels.encode().unwrap_or_else(|e| {
+            resume_unwind(Box::new(format!("cannot encode channel state: {e}")))
+        });
+        tracing::debug!(
+            checkpoint = barrier.id,
+            bytes = channels.bytes(),
+            "channel state of an unaligned checkpoint"
+        );
+        snapshot.add(CHANNEL_STATE_NODE, bytes);
+        timing.persisted_data = channels.bytes() as u64;
+    }
+    ck.ack(barrier.id, snapshot, timing);
+}
+
 /// Snapshots the chain, sends the barrier downstream, acknowledges.
 fn take_checkpoint(
     chain: &mut dyn Chain,
     ck: &TaskCheckpointing,
     barrier: CheckpointBarrier,
+    unaligned: bool,
     timing: BarrierArrival,
 ) {
-    let mut snapshot = ChainSnapshot::default();
-    chain.snapshot_state(barrier.id, &mut snapshot);
-    chain.emit_barrier(barrier);
-    ck.ack(barrier.id, snapshot, timing);
+    let taken = snapshot_and_forward(chain, ck, barrier, unaligned);
+    acknowledge(ck, taken, timing);
 }
 
 /// Tells the chain of a checkpoint completed since it last looked.
@@ -205,13 +267,29 @@ fn run_source(
         if let Some(ck) = ck.as_mut()
             && let Some(barrier) = ck.new_trigger()
         {
-            take_checkpoint(driver, ck, barrier, BarrierArrival::default());
+            let unaligned = ck.unaligned_now(barrier);
+            take_checkpoint(driver, ck, barrier, unaligned, BarrierArrival::default());
             if ck.stops_after(barrier.id) {
                 // Stopped with a savepoint: nothing is read after its barrier.
                 break;
             }
         }
         notify_completed(driver, ck);
+        if let Some(ck) = ck.as_ref()
+            && ck.config.unaligned
+            && !stop.load(Ordering::Relaxed)
+            && ck.output_state.output_blocked()
+        {
+            // Back-pressured: a batch read now would block half-written, and the
+            // next barrier with it. Wait here, where triggers are seen.
+            driver.flush();
+            let started = Instant::now();
+            metrics.io.set_waiting(Waiting::Output);
+            std::thread::sleep(OUTPUT_WAIT);
+            metrics.io.set_waiting(Waiting::Nothing);
+            metrics.io.add_back_pressured(started.elapsed());
+            continue;
+        }
         if stop.load(Ordering::Relaxed) {
             // Stopped with a drain: end the input exactly as if the reader had
             // finished, so end-of-partition follows the last record read.
@@ -239,23 +317,124 @@ fn run_source(
     driver.end_input();
 }
 
-/// Applies an alignment step: blocks a channel that delivered the barrier, takes the
-/// checkpoint once all did, and lets the blocked channels flow again.
+/// Applies an alignment step: blocks a channel that delivered the barrier (aligned),
+/// or snapshots at once and records channel state (unaligned); acknowledges once
+/// every channel delivered the barrier, and lets blocked channels flow again.
 fn align(
     gate: &mut InputGate,
     decoder: &mut Box<dyn RecordDecoder>,
     ck: Option<&TaskCheckpointing>,
+    pending: &mut Option<Snapshotted>,
     alignment: Alignment,
 ) {
-    let gate_error = |e: NetworkError| resume_unwind(Box::new(format!("input gate failed: {e}")));
-    if let Some(channel) = alignment.block {
-        gate.block_channel(channel).unwrap_or_else(gate_error);
+    let Some(ck) = ck else { return };
+    if alignment.discard {
+        gate.discard_channel_state();
+        *pending = None;
     }
-    if let (Some(barrier), Some(ck)) = (alignment.aligned, ck) {
-        take_checkpoint(decoder, ck, barrier, alignment.timing);
+    if let Some(barrier) = alignment.unaligned_snapshot {
+        *pending = Some(snapshot_and_forward(decoder, ck, barrier, true));
+    }
+    for channel in alignment.record {
+        gate.begin_channel_state(channel)
+            .unwrap_or_else(gate_failed);
+    }
+    for channel in alignment.end_record {
+        let state = gate.end_channel_state(channel).unwrap_or_else(gate_failed);
+        if let Some(p) = pending.as_mut() {
+            p.inputs.push((channel, state));
+        }
+    }
+    if let Some(channel) = alignment.block {
+        gate.block_channel(channel).unwrap_or_else(gate_failed);
+    }
+    if let Some(barrier) = alignment.aligned {
+        match pending.take() {
+            Some(taken) if taken.barrier.id == barrier.id => {
+                acknowledge(ck, taken, alignment.timing);
+            }
+            _ => take_checkpoint(decoder, ck, barrier, false, alignment.timing),
+        }
     }
     for channel in alignment.resume {
-        gate.resume_channel(channel).unwrap_or_else(gate_error);
+        gate.resume_channel(channel).unwrap_or_else(gate_failed);
+    }
+}
+
+/// Fails the task on an error of its input gate.
+fn gate_failed<T>(e: NetworkError) -> T {
+    resume_unwind(Box::new(format!("input gate failed: {e}")))
+}
+
+/// Hands one item of the gate to the chain: records to the decoder, watermarks
+/// through the valve; barriers and ends of channels are noted in `alignment_input`
+/// (at most one per poll: a poll hands out one buffer, and an event is a buffer).
+fn on_gate_item(
+    item: GateItem<'_>,
+    decoder: &mut Box<dyn RecordDecoder>,
+    valve: &mut WatermarkValve,
+    alignment_input: &mut Option<(usize, Option<(CheckpointBarrier, bool)>)>,
+) {
+    let advanced = match item {
+        GateItem::Records { framed, .. } => {
+            decoder.decode_framed(framed);
+            ValveOutput::default()
+        }
+        GateItem::Record { bytes, .. } => {
+            decoder.decode(bytes);
+            ValveOutput::default()
+        }
+        GateItem::Event {
+            channel,
+            event: Event::Watermark(ts),
+        } => valve.on_watermark(channel, Watermark(ts)),
+        GateItem::Event {
+            channel,
+            event: Event::WatermarkStatus(status),
+        } => valve.on_status(channel, status),
+        GateItem::Event {
+            channel,
+            event: Event::EndOfPartition,
+        } => {
+            *alignment_input = Some((channel, None));
+            valve.on_channel_finished(channel)
+        }
+        GateItem::Event {
+            channel,
+            event: Event::CheckpointBarrier { id, timestamp },
+        } => {
+            *alignment_input = Some((channel, Some((CheckpointBarrier { id, timestamp }, false))));
+            ValveOutput::default()
+        }
+        GateItem::Event {
+            channel,
+            event: Event::UnalignedBarrier { id, timestamp },
+        } => {
+            *alignment_input = Some((channel, Some((CheckpointBarrier { id, timestamp }, true))));
+            ValveOutput::default()
+        }
+        GateItem::Event { .. } => ValveOutput::default(),
+    };
+    advanced.forward_to(&mut **decoder);
+}
+
+/// Feeds the channel state of the checkpoint restored from (an unaligned one) to
+/// the chain, channel by channel, before any new input.
+fn replay_channel_state(
+    gate: &mut InputGate,
+    decoder: &mut Box<dyn RecordDecoder>,
+    valve: &mut WatermarkValve,
+    state: &ChannelState,
+) {
+    let mut ignored = None;
+    for channel in 0..gate.num_channels() {
+        gate.replay_channel_state(channel, state.input(channel), &mut |item| {
+            on_gate_item(item, decoder, valve, &mut ignored)
+        })
+        .unwrap_or_else(|e| {
+            resume_unwind(Box::new(format!("restoring in-flight records failed: {e}")))
+        });
+        decoder.deliver();
     }
 }
 
@@ -277,8 +456,11 @@ fn run_network(
     let mut aligner = ck
         .as_ref()
         .map(|ck| BarrierAligner::new(gate.num_channels(), ck.mode));
-    // At most one per poll: a poll hands out one buffer, and an event is a buffer.
-    let mut alignment_input: Option<(usize, Option<CheckpointBarrier>)> = None;
+    if let Some(state) = ck.as_ref().and_then(|c| c.restored_channels.clone()) {
+        replay_channel_state(gate, decoder, &mut valve, &state);
+    }
+    let mut snapshotted: Option<Snapshotted> = None;
+    let mut alignment_input: Option<(usize, Option<(CheckpointBarrier, bool)>)> = None;
     loop {
         stop_if_cancelled(cancel);
         let wait = flush.bound_wait(if pending {
@@ -287,48 +469,29 @@ fn run_network(
             POLL_INTERVAL
         });
         let polled = gate.poll_framed(wait, &mut |item| {
-            let advanced = match item {
-                GateItem::Records { framed, .. } => {
-                    decoder.decode_framed(framed);
-                    ValveOutput::default()
-                }
-                GateItem::Record { bytes, .. } => {
-                    decoder.decode(bytes);
-                    ValveOutput::default()
-                }
-                GateItem::Event {
-                    channel,
-                    event: Event::Watermark(ts),
-                } => valve.on_watermark(channel, Watermark(ts)),
-                GateItem::Event {
-                    channel,
-                    event: Event::WatermarkStatus(status),
-                } => valve.on_status(channel, status),
-                GateItem::Event {
-                    channel,
-                    event: Event::EndOfPartition,
-                } => {
-                    alignment_input = Some((channel, None));
-                    valve.on_channel_finished(channel)
-                }
-                GateItem::Event {
-                    channel,
-                    event: Event::CheckpointBarrier { id, timestamp },
-                } => {
-                    alignment_input = Some((channel, Some(CheckpointBarrier { id, timestamp })));
-                    ValveOutput::default()
-                }
-                GateItem::Event { .. } => ValveOutput::default(),
-            };
-            advanced.forward_to(&mut **decoder);
+            on_gate_item(item, decoder, &mut valve, &mut alignment_input)
         });
         decoder.deliver();
-        if let (Some(aligner), Some((channel, barrier))) = (&mut aligner, alignment_input.take()) {
-            let alignment = match barrier {
-                Some(barrier) => aligner.on_barrier(channel, barrier),
-                None => aligner.on_channel_finished(channel),
+        if let (Some(aligner), Some(ck)) = (&mut aligner, ck.as_ref()) {
+            let alignment = match alignment_input.take() {
+                Some((channel, Some((barrier, priority)))) => {
+                    let unaligned = priority || ck.unaligned_now(barrier);
+                    let a = aligner.on_barrier(channel, barrier, unaligned);
+                    if priority && a.end_record.is_empty() {
+                        gate.clear_overtaken(channel); // a stale barrier's copies
+                    }
+                    Some(a)
+                }
+                Some((channel, None)) => Some(aligner.on_channel_finished(channel)),
+                // The aligned-checkpoint timeout, on the job's clock.
+                None => aligner
+                    .aligning()
+                    .filter(|&b| ck.unaligned_now(b))
+                    .map(|_| aligner.time_out()),
             };
-            align(gate, decoder, ck.as_ref(), alignment);
+            if let Some(alignment) = alignment {
+                align(gate, decoder, Some(ck), &mut snapshotted, alignment);
+            }
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();

@@ -35,6 +35,10 @@ struct Args {
     /// Network buffers of the `backpressure` jobs (defaults: the engine's).
     #[command(flatten)]
     buffers: Buffers,
+    /// `backpressure-ckpt`: unaligned checkpoints (barriers overtake the records
+    /// in flight, which are stored with the checkpoint).
+    #[arg(long)]
+    unaligned: bool,
 }
 
 /// Network buffer settings for the `backpressure` jobs, to measure how many records
@@ -120,6 +124,7 @@ fn main() -> anyhow::Result<()> {
         job,
         records: n,
         buffers,
+        unaligned,
     } = Args::parse();
     match job {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
@@ -133,12 +138,13 @@ fn main() -> anyhow::Result<()> {
             Some(Duration::from_secs(1)),
         ),
         Job::RawChain => raw_chain(n.unwrap_or(200_000_000)),
-        Job::Backpressure => backpressure(20_000, n.unwrap_or(10), None, buffers),
+        Job::Backpressure => backpressure(20_000, n.unwrap_or(10), None, buffers, false),
         Job::BackpressureCkpt => backpressure(
             20_000,
             n.unwrap_or(10),
             Some(Duration::from_secs(1)),
             buffers,
+            unaligned,
         ),
         Job::Async => async_io(n.unwrap_or(500_000), false),
         Job::AsyncOrdered => async_io(n.unwrap_or(500_000), true),
@@ -438,12 +444,14 @@ fn compare_variant(job: &str, variant: Variant, n: u64) -> anyhow::Result<()> {
 }
 
 /// unbounded sequence -> counting map -> [network] -> sink paced to `rate` records/s,
-/// with an exactly-once checkpoint every `checkpoint` if given.
+/// with an exactly-once checkpoint every `checkpoint` if given (unaligned if
+/// `unaligned`).
 fn backpressure(
     rate: u64,
     seconds: u64,
     checkpoint: Option<Duration>,
     buffers: Buffers,
+    unaligned: bool,
 ) -> anyhow::Result<()> {
     let job = if checkpoint.is_some() {
         "backpressure-ckpt"
@@ -455,7 +463,8 @@ fn backpressure(
     let dir = std::env::temp_dir().join(format!("flink-rs-{job}-{}", std::process::id()));
     if let Some(interval) = checkpoint {
         env.enable_checkpointing(interval)
-            .set_storage_dir(dir.clone());
+            .set_storage_dir(dir.clone())
+            .enable_unaligned_checkpoints(unaligned);
     }
     let result = run_backpressure(&env, job, rate, seconds);
     let _ = std::fs::remove_dir_all(&dir);
@@ -586,11 +595,12 @@ fn checkpoint_line(completed: &[CompletedCheckpoint]) -> String {
     let max = |f: fn(&CompletedCheckpoint) -> u64| completed.iter().map(f).max();
     let show = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
     format!(
-        " checkpoints={} duration_p50_ms={} duration_max_ms={} start_delay_max_ms={} alignment_max_ms={}",
+        " checkpoints={} duration_p50_ms={} duration_max_ms={} start_delay_max_ms={} alignment_max_ms={} persisted_max_bytes={}",
         completed.len(),
         show(p50),
         show(durations.last().copied()),
         show(max(|c| c.max_timing.start_delay_ms)),
         show(max(|c| c.max_timing.alignment_ms)),
+        show(max(|c| c.persisted_data)),
     )
 }

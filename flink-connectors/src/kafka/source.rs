@@ -11,6 +11,7 @@ use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
 use flink_core::side_output::SideOutput;
 use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+use flink_core::watermark::{DEFAULT_AUTO_WATERMARK_INTERVAL, TimestampFn, WatermarkStrategy};
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::config::ClientConfig;
@@ -26,6 +27,7 @@ use super::deserializer::{
 };
 use super::error::KafkaConnectorError;
 use super::offsets::KafkaOffsets;
+use super::partition_watermarks::PartitionWatermarks;
 
 /// Records emitted per poll at most.
 const BATCH: usize = 1_000;
@@ -85,6 +87,10 @@ struct Config {
 ///   offset (and, bounded, the stop offset) of each of its partitions; after a
 ///   restore it seeks there, so with an exactly-once sink every record is processed
 ///   once. Partitions not in the restored position start at the starting offsets.
+///   A restore may change the parallelism (`Source::can_restore_rescaled`): every
+///   reader holds the positions of all old readers and takes those of the
+///   partitions it is now assigned, so each partition resumes from its saved offset
+///   in exactly one reader, as in Flink's `KafkaSource`.
 /// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
 ///   are committed when a checkpoint completes (the offsets of that checkpoint) and
 ///   once the job finished successfully (input ended, or stopped with a drain),
@@ -118,6 +124,13 @@ pub struct KafkaSource<T> {
     config: Arc<Config>,
     deserializer: Arc<dyn KafkaRecordDeserializer<T>>,
     offsets: KafkaOffsets,
+    watermarks: Option<SourceWatermarks<T>>,
+}
+
+/// The per-partition watermarks of [`KafkaSourceBuilder::with_watermarks`].
+struct SourceWatermarks<T> {
+    strategy: WatermarkStrategy<T>,
+    interval: Duration,
 }
 
 impl<T> KafkaSource<T> {
@@ -132,6 +145,8 @@ impl<T> KafkaSource<T> {
             deserializer: None,
             properties: Vec::new(),
             commit_offsets: false,
+            watermarks: None,
+            watermark_interval: DEFAULT_AUTO_WATERMARK_INTERVAL,
         }
     }
 
@@ -151,9 +166,56 @@ pub struct KafkaSourceBuilder<T> {
     deserializer: Option<Arc<dyn KafkaRecordDeserializer<T>>>,
     properties: Vec<(String, String)>,
     commit_offsets: bool,
+    watermarks: Option<WatermarkStrategy<T>>,
+    watermark_interval: Duration,
 }
 
 impl<T> KafkaSourceBuilder<T> {
+    /// Makes watermarks in the source, per partition, as Flink's
+    /// `env.fromSource(kafkaSource, watermarkStrategy, ..)`: each partition has its
+    /// own generator of `strategy`, fed with the strategy's timestamp of each record,
+    /// or the Kafka record's timestamp (create or log-append time) where the
+    /// strategy has no assigner; a reader emits the minimum over its partitions, so
+    /// a lagging partition holds event time back instead of making its records late.
+    /// A finished (bounded) partition no longer counts; with
+    /// [`with_idleness`](WatermarkStrategy::with_idleness) neither does one without
+    /// records for that long, until its next record; a reader whose partitions are
+    /// all idle, or that has none, marks its output idle. Periodic generators run
+    /// every [`watermark_interval`](Self::watermark_interval). With an assigner the
+    /// stream carries the records' timestamps (for windows) as after
+    /// `assign_timestamps_and_watermarks`; the Kafka timestamps themselves drive
+    /// the watermarks only.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use flink_connectors::kafka::KafkaSource;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// let source = KafkaSource::<String>::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .topics(["events"])
+    ///     .string_values()
+    ///     .with_watermarks(
+    ///         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5))
+    ///             .with_idleness(Duration::from_secs(60)),
+    ///     )
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = source;
+    /// ```
+    pub fn with_watermarks(mut self, strategy: WatermarkStrategy<T>) -> Self {
+        self.watermarks = Some(strategy);
+        self
+    }
+
+    /// How often the periodic watermark generators of
+    /// [`with_watermarks`](Self::with_watermarks) run, on the job's clock (default
+    /// Flink's 200 ms; zero: after every poll).
+    pub fn watermark_interval(mut self, interval: Duration) -> Self {
+        self.watermark_interval = interval;
+        self
+    }
+
     /// The brokers to bootstrap from, `host:port[,host:port...]` (required).
     pub fn bootstrap_servers(mut self, servers: &str) -> Self {
         self.bootstrap = Some(servers.to_string());
@@ -252,6 +314,13 @@ impl<T> KafkaSourceBuilder<T> {
         let deserializer = self
             .deserializer
             .ok_or(KafkaConnectorError::Missing("deserializer"))?;
+        if let Some(idleness) = self.watermarks.as_ref().and_then(|w| w.idleness())
+            && idleness.is_zero()
+        {
+            return Err(KafkaConnectorError::Invalid(
+                "the watermark idleness timeout must be greater than zero".into(),
+            ));
+        }
         let mut properties = vec![
             ("bootstrap.servers".to_string(), bootstrap),
             (
@@ -275,6 +344,10 @@ impl<T> KafkaSourceBuilder<T> {
             }),
             deserializer,
             offsets: KafkaOffsets::default(),
+            watermarks: self.watermarks.map(|strategy| SourceWatermarks {
+                strategy,
+                interval: self.watermark_interval,
+            }),
         })
     }
 }
@@ -305,6 +378,19 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         self.config.boundedness
     }
 
+    /// Partitions are assigned by (topic, partition) order modulo the parallelism
+    /// and every reader holds every saved position, so each partition resumes from
+    /// its saved offset in exactly one reader of any new parallelism.
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
+    fn timestamps(&self) -> Option<TimestampFn<T>> {
+        self.watermarks
+            .as_ref()
+            .and_then(|w| w.strategy.timestamp_assigner().cloned())
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let commit_slot = self.config.commit_offsets.then(|| {
             let slot = CommitSlot::default();
@@ -327,7 +413,9 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             commit_slot,
             state: None,
             // Every instance's position, so that each partition is found whichever
-            // instance had it (the parallelism may have changed).
+            // instance had it (the parallelism may have changed). Bytes that do not
+            // decode are skipped here and fail the restore in the reader they are
+            // dealt to (`restore_position` / `restore_rescaled`).
             restored: (!ctx.restored.is_empty()).then(|| {
                 merge_positions(
                     ctx.restored
@@ -336,6 +424,9 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
                 )
             }),
             to_commit: Vec::new(),
+            watermarks: self.watermarks.as_ref().map(|w| {
+                PartitionWatermarks::new(w.strategy.clone(), ctx.services.clock.clone(), w.interval)
+            }),
         })
     }
 }
@@ -456,6 +547,9 @@ struct KafkaReader<T> {
     /// Positions of checkpoints taken and not yet known complete, oldest first: the
     /// offsets to commit when they complete.
     to_commit: Vec<(u64, Vec<PartitionPosition>)>,
+    /// The per-partition watermarks, if the source makes them; partition `i` of
+    /// `ReaderState::partitions` is tracked as `i`.
+    watermarks: Option<PartitionWatermarks<T>>,
 }
 
 impl<T> KafkaReader<T> {
@@ -589,6 +683,20 @@ impl<T> KafkaReader<T> {
 }
 
 impl<T> KafkaReader<T> {
+    /// Decodes `positions` (an error says what is wrong with the bytes) and merges
+    /// them into the restored position.
+    fn add_restored(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        let mut all: Vec<Vec<PartitionPosition>> = positions
+            .iter()
+            .map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes))
+            .collect::<Result<_, _>>()?;
+        if let Some(restored) = self.restored.take() {
+            all.push(restored.into_values().collect());
+        }
+        self.restored = Some(merge_positions(all));
+        Ok(())
+    }
+
     /// Every partition's position now (the restored one before the reader started).
     fn position(&self) -> Vec<PartitionPosition> {
         match &self.state {
@@ -762,13 +870,18 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     /// Checks this instance's own position; the reader already holds every
     /// instance's (see `create_reader`) and adds this one to them.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
-        let list: Vec<PartitionPosition> = decode_state(position)?;
-        let mut all: Vec<Vec<PartitionPosition>> = vec![list];
-        if let Some(restored) = self.restored.take() {
-            all.push(restored.into_values().collect());
-        }
-        self.restored = Some(merge_positions(all));
-        Ok(())
+        self.add_restored(&[position])
+    }
+
+    /// A restore at another parallelism. The positions dealt to this reader
+    /// (saved subtask `j` to reader `j % p`) need not hold its partitions: the
+    /// partition -> reader assignment depends on the parallelism, so the reader
+    /// already holds every old instance's position (see `create_reader`) and takes
+    /// from it the partitions it is assigned at start. Here it checks the positions
+    /// dealt to it, so a corrupt one fails the restore naming the source: every
+    /// saved position is dealt to exactly one reader.
+    fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        self.add_restored(positions)
     }
 
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
@@ -776,6 +889,15 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             let state = self
                 .start()
                 .unwrap_or_else(|e| panic!("kafka source subtask {}: {e}", self.subtask));
+            if let Some(w) = &mut self.watermarks {
+                for (i, part) in state.partitions.iter().enumerate() {
+                    let tracked = w.track();
+                    debug_assert_eq!(tracked, i);
+                    if part.done {
+                        w.finish(i);
+                    }
+                }
+            }
             self.state = Some(state);
         }
         let state = self.state.as_mut().expect("started");
@@ -783,6 +905,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             && self.config.boundedness == Boundedness::Unbounded
         {
             // Nothing assigned to this reader: idle until cancelled.
+            if let Some(w) = &mut self.watermarks {
+                w.emit(false, out);
+            }
             return SourcePoll::Pending(POLL_WAIT);
         }
         let mut wait = POLL_WAIT;
@@ -818,6 +943,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             emitted += 1;
             let good = match self.deserializer.deserialize(msg.key(), msg.payload()) {
                 Ok(record) => {
+                    if let Some(w) = &mut self.watermarks {
+                        w.on_record(i, &record, msg.timestamp().to_millis());
+                    }
                     out.collect(record);
                     true
                 }
@@ -910,8 +1038,16 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                 }
             }
         }
-        let finished = state.partitions.iter().all(|p| p.done)
-            && self.config.boundedness == Boundedness::Bounded;
+        let bounded = self.config.boundedness == Boundedness::Bounded;
+        if let Some(w) = &mut self.watermarks {
+            for (i, part) in state.partitions.iter().enumerate() {
+                if part.done {
+                    w.finish(i);
+                }
+            }
+            w.emit(bounded, out);
+        }
+        let finished = state.partitions.iter().all(|p| p.done) && bounded;
         if finished {
             SourcePoll::Finished
         } else if emitted > 0 {
@@ -924,7 +1060,92 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Assigned, PartitionPosition, merge_positions};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    use flink_core::checkpoint::{RestoredState, encode_state};
+    use flink_core::clock::ManualClock;
+    use flink_core::metrics::OperatorMetrics;
+    use flink_core::operator::RuntimeContext;
+    use flink_core::services::{RuntimeServices, Spawner};
+    use flink_core::side_output::SideOutputs;
+    use flink_core::source::Source;
+
+    use super::{Assigned, KafkaSource, PartitionPosition, merge_positions};
+
+    struct NoSpawner;
+    impl Spawner for NoSpawner {
+        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
+    }
+
+    /// The context of reader `subtask` of `parallelism`, restoring `saved` (one
+    /// position per old subtask).
+    fn context(subtask: usize, parallelism: usize, saved: &[Vec<u8>]) -> RuntimeContext {
+        let by_subtask: Vec<Option<Arc<[u8]>>> = saved
+            .iter()
+            .map(|b| Some(Arc::from(b.as_slice())))
+            .collect();
+        RuntimeContext {
+            operator_name: "Kafka".into(),
+            subtask_index: subtask,
+            parallelism,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
+            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
+            node_id: 0,
+            restored: RestoredState {
+                checkpoint_id: Some(1),
+                by_subtask: by_subtask.into(),
+            },
+        }
+    }
+
+    fn source() -> KafkaSource<String> {
+        KafkaSource::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .topics(["t"])
+            .bounded()
+            .string_values()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_rescaled_reader_holds_every_saved_partition_until_it_starts() {
+        // Saved at 2: subtask 0 had partitions 0 and 2, subtask 1 had 1 and 3.
+        let saved = [
+            encode_state(&vec![pos(0, 7), pos(2, 9)]).unwrap(),
+            encode_state(&vec![pos(1, 4), pos(3, 5)]).unwrap(),
+        ];
+        let source = source();
+        assert!(source.can_restore_rescaled());
+        // Reader 2 of 3 is dealt no saved position, yet it will own partition 2.
+        let mut reader = source.create_reader(&context(2, 3, &saved));
+        reader.restore_rescaled(&[]).unwrap();
+        let position: Vec<PartitionPosition> =
+            flink_core::checkpoint::decode_state(&reader.snapshot_position().unwrap().unwrap())
+                .unwrap();
+        assert_eq!(position, [pos(0, 7), pos(1, 4), pos(2, 9), pos(3, 5)]);
+    }
+
+    #[test]
+    fn a_corrupt_position_fails_the_restore() {
+        let good = encode_state(&vec![pos(0, 7)]).unwrap();
+        let saved = [good.clone(), b"not a position".to_vec()];
+        let source = source();
+        let mut reader = source.create_reader(&context(0, 1, &saved));
+        let err = reader
+            .restore_rescaled(&[&good, b"not a position"])
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt state"), "{err}");
+        // A truncated position as well.
+        let mut reader = source.create_reader(&context(0, 2, &saved[..1]));
+        let err = reader
+            .restore_position(&good[..good.len() - 3])
+            .unwrap_err();
+        assert!(err.to_string().contains("corrupt state"), "{err}");
+    }
 
     fn pos(partition: i32, next_offset: i64) -> PartitionPosition {
         PartitionPosition {

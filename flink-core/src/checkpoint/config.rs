@@ -83,6 +83,18 @@ pub struct CheckpointConfig {
     pub retained_checkpoints: usize,
     /// Where checkpoints are written: `<storage>/<job name>/chk-<id>/`.
     pub storage: CheckpointStorage,
+    /// Unaligned checkpoints (Flink's `execution.checkpointing.unaligned.enabled`,
+    /// exactly once only): barriers overtake the records in flight, which are stored
+    /// with the checkpoint as channel state and replayed on restore. Savepoints stay
+    /// aligned.
+    #[serde(default)]
+    pub unaligned: bool,
+    /// With [`unaligned`](Self::unaligned): a checkpoint starts aligned and a task
+    /// switches it to unaligned once its barrier is older than this (Flink's
+    /// `execution.checkpointing.aligned-checkpoint-timeout`); `None` or zero:
+    /// unaligned from the start.
+    #[serde(default)]
+    pub aligned_checkpoint_timeout: Option<Duration>,
 }
 
 impl CheckpointConfig {
@@ -97,6 +109,25 @@ impl CheckpointConfig {
             tolerable_failed_checkpoints: 0,
             retained_checkpoints: 1,
             storage: CheckpointStorage::default(),
+            unaligned: false,
+            aligned_checkpoint_timeout: None,
+        }
+    }
+
+    /// Whether a barrier triggered at `triggered_ms` (job clock) is taken unaligned
+    /// when a task sees it at `now_ms`: with unaligned checkpoints, at once without
+    /// an aligned-checkpoint timeout, else once the barrier is older than it.
+    pub fn unaligned_at(&self, triggered_ms: i64, now_ms: i64) -> bool {
+        if !self.unaligned {
+            return false;
+        }
+        match self.aligned_checkpoint_timeout {
+            None => true,
+            Some(d) if d.is_zero() => true,
+            Some(d) => {
+                let age = u128::try_from(now_ms.saturating_sub(triggered_ms)).unwrap_or(0);
+                age > d.as_millis()
+            }
         }
     }
 
@@ -134,6 +165,18 @@ impl CheckpointConfig {
         }
         if self.retained_checkpoints == 0 {
             return bad("retained checkpoints", "must be at least 1, got 0".into());
+        }
+        if self.unaligned && self.mode != CheckpointingMode::ExactlyOnce {
+            return bad(
+                "unaligned checkpoints",
+                "need the exactly-once mode (at least once does not align at all)".into(),
+            );
+        }
+        if self.aligned_checkpoint_timeout.is_some() && !self.unaligned {
+            return bad(
+                "aligned checkpoint timeout",
+                "switches an aligned checkpoint to unaligned, so it needs unaligned checkpoints enabled".into(),
+            );
         }
         match &self.storage {
             CheckpointStorage::Directory(dir) if dir.as_os_str().is_empty() => {
@@ -187,8 +230,28 @@ mod tests {
         let mut c = base.clone();
         c.storage = CheckpointStorage::Url("ftp://host/x".into());
         assert!(invalid(&c).contains("unknown URL scheme 'ftp'"));
+        let mut c = base.clone();
+        c.unaligned = true;
+        c.mode = CheckpointingMode::AtLeastOnce;
+        assert!(invalid(&c).contains("unaligned checkpoints"));
+        let mut c = base.clone();
+        c.aligned_checkpoint_timeout = Some(Duration::ZERO);
+        assert!(invalid(&c).contains("aligned checkpoint timeout"));
+        c.unaligned = true;
+        assert_eq!(c.validate(), Ok(()));
         let mut c = base;
         c.storage = CheckpointStorage::Url("s3://bucket/checkpoints".into());
         assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_barrier_goes_unaligned_after_the_aligned_timeout() {
+        let mut c = CheckpointConfig::new(Duration::from_millis(100));
+        assert!(!c.unaligned_at(0, 1_000_000), "aligned by default");
+        c.unaligned = true;
+        assert!(c.unaligned_at(0, 0), "unaligned from the start");
+        c.aligned_checkpoint_timeout = Some(Duration::from_millis(50));
+        assert!(!c.unaligned_at(1_000, 1_050));
+        assert!(c.unaligned_at(1_000, 1_051));
     }
 }

@@ -56,6 +56,22 @@ impl CheckpointSettings {
         self.set(|c| c.retained_checkpoints = n)
     }
 
+    /// Unaligned checkpoints (exactly once only; Flink's
+    /// `enableUnalignedCheckpoints`): barriers overtake the records in flight, which
+    /// are stored with the checkpoint and replayed on restore, so a checkpoint does
+    /// not wait for back-pressured data. See docs/checkpoints.md.
+    pub fn enable_unaligned_checkpoints(self, enabled: bool) -> Self {
+        self.set(|c| c.unaligned = enabled)
+    }
+
+    /// With unaligned checkpoints: start each checkpoint aligned and switch a task
+    /// to unaligned once the checkpoint's barrier is older than `timeout` on the
+    /// job's clock (Flink's `aligned-checkpoint-timeout`; zero: unaligned at once).
+    /// Without unaligned checkpoints enabled it is a `ConfigError`.
+    pub fn aligned_checkpoint_timeout(self, timeout: Duration) -> Self {
+        self.set(|c| c.aligned_checkpoint_timeout = Some(timeout))
+    }
+
     /// Stores checkpoints in the local directory `dir`.
     pub fn set_storage_dir(self, dir: impl Into<std::path::PathBuf>) -> Self {
         let dir = dir.into();

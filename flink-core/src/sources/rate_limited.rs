@@ -89,6 +89,10 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
         self.inner.is_parallel()
     }
 
+    fn timestamps(&self) -> Option<crate::watermark::TimestampFn<T>> {
+        self.inner.timestamps()
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
         let reader = self.inner.create_reader(ctx);
         match self.strategy.records_per_second {

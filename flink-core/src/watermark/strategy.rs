@@ -56,6 +56,19 @@ impl<T> Clone for WatermarkStrategy<T> {
     }
 }
 
+impl<T> WatermarkStrategy<T> {
+    /// The timestamp assigner, if one was given: a source with timestamps of its
+    /// own (a Kafka record's) uses them where there is none.
+    pub fn timestamp_assigner(&self) -> Option<&TimestampFn<T>> {
+        self.timestamp.as_ref()
+    }
+
+    /// The idleness timeout of [`with_idleness`](Self::with_idleness), if any.
+    pub fn idleness(&self) -> Option<Duration> {
+        self.idleness
+    }
+}
+
 impl<T: 'static> WatermarkStrategy<T> {
     /// Records may arrive up to `max` later than the newest timestamp seen: after a
     /// record with timestamp `t` the watermark becomes at most `t - max - 1` ms.
@@ -151,14 +164,16 @@ impl<T: 'static> WatermarkStrategy<T> {
         Self::for_monotonous_timestamps().with_timestamp_assigner(timestamp)
     }
 
-    /// The record's event time under this strategy.
+    /// The record's event time under this strategy ([`NO_TIMESTAMP`] without an
+    /// assigner).
     #[inline]
-    pub(crate) fn timestamp_of(&self, record: &T) -> i64 {
+    pub fn timestamp_of(&self, record: &T) -> i64 {
         self.timestamp.as_ref().map_or(NO_TIMESTAMP, |f| f(record))
     }
 
-    /// A generator for one parallel instance.
-    pub(crate) fn create_generator(&self) -> Box<dyn WatermarkGenerator<T>> {
+    /// A generator for one parallel instance (or one partition of a source that
+    /// tracks watermarks per partition).
+    pub fn create_generator(&self) -> Box<dyn WatermarkGenerator<T>> {
         (self.generator)()
     }
 }

@@ -288,7 +288,7 @@ impl CheckpointCoordinator {
         tracing::debug!(checkpoint = barrier.id, "triggering checkpoint");
         self.stats
             .triggered(barrier.id, is_savepoint, self.tasks.len());
-        self.signals.trigger(barrier);
+        self.signals.trigger(barrier, is_savepoint);
     }
 
     /// A task acknowledged `checkpoint`.

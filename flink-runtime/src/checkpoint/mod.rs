@@ -4,6 +4,7 @@
 //! [`barrier_aligner`]. See docs/checkpoints.md.
 
 pub(crate) mod barrier_aligner;
+pub(crate) mod channel_state;
 pub(crate) mod coordinator;
 pub(crate) mod restore;
 pub(crate) mod savepoint;
@@ -14,4 +15,4 @@ pub(crate) mod task_side;
 pub use coordinator::CheckpointCounts;
 pub use restore::{RestoreError, latest_checkpoint};
 pub use savepoint::SavepointError;
-pub use stats::{BarrierTiming, CompletedCheckpoint};
+pub use stats::{BarrierTiming, CompletedCheckpoint, PendingCheckpoint};

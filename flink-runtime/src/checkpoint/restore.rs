@@ -85,6 +85,22 @@ pub enum RestoreError {
         /// Its parallelism now.
         now: usize,
     },
+    /// An unaligned checkpoint holding records in flight was restored into a job
+    /// whose operators or parallelism differ: its channel state names input channels
+    /// and subpartitions of the job that wrote it.
+    #[error(
+        "cannot restore from {path}: it is an unaligned checkpoint with records in flight, which restores only into the same job at the same parallelism, but operator '{operator}' ran at parallelism {saved} and now {now} (0: missing); restore from an aligned checkpoint or savepoint instead"
+    )]
+    UnalignedRescale {
+        /// The directory given.
+        path: PathBuf,
+        /// The operator that differs.
+        operator: String,
+        /// Its parallelism in the checkpoint.
+        saved: usize,
+        /// Its parallelism now (0 when the job has no such operator).
+        now: usize,
+    },
     /// The storage could not be read.
     #[error("cannot restore from {path}: {reason}")]
     Storage {
@@ -204,6 +220,9 @@ pub(crate) fn restored_states(
     let mut by_node: HashMap<usize, Vec<Option<Arc<[u8]>>>> = HashMap::new();
     for (_, subtask, states) in &checkpoint.tasks {
         for (node, bytes) in states {
+            if *node == super::channel_state::CHANNEL_STATE_NODE {
+                continue; // the task's channel state, restored by (vertex, subtask)
+            }
             let (uid, name, parallelism) = saved(*node);
             let Some(&target) = new_node.get(&uid) else {
                 if allow_non_restored_state {

@@ -43,6 +43,8 @@ pub(crate) struct TaskAck {
     /// Timing of the task's barrier handling (zero for a source or a task that
     /// finished before the barrier came).
     pub(crate) timing: BarrierTiming,
+    /// Bytes of in-flight data it stored (unaligned checkpoints).
+    pub(crate) persisted_data: u64,
 }
 
 /// When a task saw a checkpoint's barriers, as it reports them with its
@@ -53,6 +55,8 @@ pub(crate) struct BarrierArrival {
     pub(crate) first_barrier_ms: u64,
     /// From its first barrier to its last, in ms.
     pub(crate) alignment_ms: u64,
+    /// Bytes of in-flight data it stored (channel state of an unaligned checkpoint).
+    pub(crate) persisted_data: u64,
 }
 
 /// How long one task took over a checkpoint's barriers, as Flink's per-subtask
@@ -92,6 +96,11 @@ impl CheckpointRecord {
         self.acks.iter().map(|a| a.state_size).sum()
     }
 
+    /// Bytes of in-flight data every acknowledged task stored.
+    pub(crate) fn persisted_data(&self) -> u64 {
+        self.acks.iter().map(|a| a.persisted_data).sum()
+    }
+
     /// The longest alignment and start delay of any task.
     pub(crate) fn max_timing(&self) -> BarrierTiming {
         self.acks
@@ -123,6 +132,22 @@ pub struct CompletedCheckpoint {
     pub state_size: u64,
     /// The longest start delay and the longest alignment of any task.
     pub max_timing: BarrierTiming,
+    /// Bytes of records in flight stored with it (Flink's `persisted_data`): the
+    /// channel state of an unaligned checkpoint; 0 for an aligned one. Included in
+    /// `state_size`.
+    pub persisted_data: u64,
+}
+
+/// A checkpoint in progress
+/// ([`JobClient::pending_checkpoint`](crate::job_client::JobClient::pending_checkpoint)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingCheckpoint {
+    /// The checkpoint's id.
+    pub id: u64,
+    /// Tasks that acknowledged it so far.
+    pub acknowledged: usize,
+    /// Tasks that must acknowledge it.
+    pub num_subtasks: usize,
 }
 
 /// The checkpoint a run restored.
@@ -222,6 +247,7 @@ impl CheckpointStats {
                 ack_timestamp: now,
                 state_size,
                 timing,
+                persisted_data: arrival.persisted_data,
             });
         }
     }
@@ -270,8 +296,22 @@ impl CheckpointStats {
                 duration_ms: r.duration_ms(),
                 state_size: r.state_size(),
                 max_timing: r.max_timing(),
+                persisted_data: r.persisted_data(),
             })
             .collect()
+    }
+
+    /// The checkpoint in progress, if any.
+    pub(crate) fn pending(&self) -> Option<PendingCheckpoint> {
+        let s = self.inner.lock();
+        s.history
+            .iter()
+            .find(|r| r.status == Status::InProgress)
+            .map(|r| PendingCheckpoint {
+                id: r.id,
+                acknowledged: r.acks.len(),
+                num_subtasks: r.num_subtasks,
+            })
     }
 
     /// The run restored checkpoint `id` (from `path` if given by the user).
@@ -299,6 +339,7 @@ mod tests {
             let timing = BarrierArrival {
                 first_barrier_ms: trigger + id,
                 alignment_ms: 3,
+                persisted_data: 0,
             };
             stats.acknowledged(id, 0, 0, 10, BarrierArrival::default());
             stats.acknowledged(id, 1, 0, 5, timing);

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
-use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointingMode};
+use flink_core::checkpoint::{
+    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointingMode,
+};
+use flink_core::clock::Clock;
 
+use super::channel_state::{ChannelState, OutputChannelState};
 use super::stats::BarrierArrival;
 use crate::network::CancelToken;
 use crate::task::TaskOutcome;
@@ -43,13 +47,18 @@ pub(crate) struct CheckpointSignals {
     triggered: AtomicU64,
     triggered_at: AtomicI64,
     completed: AtomicU64,
+    /// The newest savepoint's id: savepoints are always aligned.
+    savepoint: AtomicU64,
     /// A stopping savepoint's id: sources end their input right after its barrier.
     stop_after: AtomicU64,
 }
 
 impl CheckpointSignals {
     /// Sources take checkpoint `barrier` at their next chance.
-    pub(crate) fn trigger(&self, barrier: CheckpointBarrier) {
+    pub(crate) fn trigger(&self, barrier: CheckpointBarrier, savepoint: bool) {
+        if savepoint {
+            self.savepoint.store(barrier.id, Ordering::SeqCst);
+        }
         self.triggered_at.store(barrier.timestamp, Ordering::SeqCst);
         self.triggered.store(barrier.id, Ordering::SeqCst);
     }
@@ -84,6 +93,14 @@ pub(crate) struct TaskCheckpointing {
     pub(crate) seen_trigger: u64,
     /// The newest completion the chain was told of.
     pub(crate) notified: u64,
+    /// The job's checkpoint settings (unaligned, aligned-checkpoint timeout).
+    pub(crate) config: Arc<CheckpointConfig>,
+    /// The job's clock, which the aligned-checkpoint timeout is measured on.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// What the task's network outputs overtook with an unaligned barrier.
+    pub(crate) output_state: Arc<OutputChannelState>,
+    /// The task's channel state in the checkpoint it restores from.
+    pub(crate) restored_channels: Option<Arc<ChannelState>>,
 }
 
 impl TaskCheckpointing {
@@ -98,6 +115,14 @@ impl TaskCheckpointing {
             id,
             timestamp: self.signals.triggered_at.load(Ordering::SeqCst),
         })
+    }
+
+    /// Whether `barrier`, seen now, is taken unaligned: with unaligned checkpoints
+    /// enabled, not a savepoint, and past the aligned-checkpoint timeout if any.
+    pub(crate) fn unaligned_now(&self, barrier: CheckpointBarrier) -> bool {
+        let now = i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX);
+        self.config.unaligned_at(barrier.timestamp, now)
+            && self.signals.savepoint.load(Ordering::SeqCst) != barrier.id
     }
 
     /// Whether the source must end its input after the barrier of `checkpoint`.

@@ -9,6 +9,7 @@ const TAG_WATERMARK: u8 = 1;
 const TAG_CHECKPOINT_BARRIER: u8 = 2;
 const TAG_CUSTOM: u8 = 3;
 const TAG_WATERMARK_STATUS: u8 = 4;
+const TAG_UNALIGNED_BARRIER: u8 = 5;
 
 /// An event sent in-band through a subpartition. Events consume credit like data buffers
 /// and are delivered in order with the records around them.
@@ -20,6 +21,16 @@ pub enum Event {
     Watermark(i64),
     /// A checkpoint barrier (reserved for checkpointing).
     CheckpointBarrier {
+        /// Checkpoint id.
+        id: u64,
+        /// Checkpoint trigger timestamp (ms).
+        timestamp: i64,
+    },
+    /// The barrier of an unaligned checkpoint: a priority event that overtakes the
+    /// buffers queued ahead of it (in the sender's subpartition and in the receiver's
+    /// input channel) and needs no credit; what it overtook is stored with the
+    /// checkpoint as channel state.
+    UnalignedBarrier {
         /// Checkpoint id.
         id: u64,
         /// Checkpoint trigger timestamp (ms).
@@ -37,7 +48,7 @@ impl Event {
         1 + match self {
             Event::EndOfPartition => 0,
             Event::Watermark(_) => 8,
-            Event::CheckpointBarrier { .. } => 16,
+            Event::CheckpointBarrier { .. } | Event::UnalignedBarrier { .. } => 16,
             Event::Custom(bytes) => bytes.len(),
             Event::WatermarkStatus(_) => 1,
         }
@@ -60,6 +71,11 @@ impl Event {
                 out[1..9].copy_from_slice(&id.to_le_bytes());
                 out[9..17].copy_from_slice(&timestamp.to_le_bytes());
             }
+            Event::UnalignedBarrier { id, timestamp } => {
+                out[0] = TAG_UNALIGNED_BARRIER;
+                out[1..9].copy_from_slice(&id.to_le_bytes());
+                out[9..17].copy_from_slice(&timestamp.to_le_bytes());
+            }
             Event::Custom(bytes) => {
                 out[0] = TAG_CUSTOM;
                 out[1..len].copy_from_slice(bytes);
@@ -77,6 +93,12 @@ impl Event {
         let mut v = vec![0u8; self.encoded_len()];
         self.encode_into(&mut v);
         v
+    }
+
+    /// Whether the encoded event `bytes` is a priority event (an unaligned barrier),
+    /// which a receiver hands out ahead of the buffers queued before it.
+    pub fn is_priority(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&TAG_UNALIGNED_BARRIER)
     }
 
     /// Decode an event received on `channel` (the channel is only used for error reports).
@@ -110,6 +132,13 @@ impl Event {
                     timestamp: i64::from_le_bytes(le8(&body[8..])),
                 })
             }
+            TAG_UNALIGNED_BARRIER => {
+                fixed(16)?;
+                Ok(Event::UnalignedBarrier {
+                    id: u64::from_le_bytes(le8(&body[..8])),
+                    timestamp: i64::from_le_bytes(le8(&body[8..])),
+                })
+            }
             TAG_CUSTOM => Ok(Event::Custom(body.to_vec())),
             TAG_WATERMARK_STATUS => match body {
                 [0] => Ok(Event::WatermarkStatus(WatermarkStatus::Active)),
@@ -133,6 +162,10 @@ mod tests {
             Event::CheckpointBarrier {
                 id: 7,
                 timestamp: 1234,
+            },
+            Event::UnalignedBarrier {
+                id: 8,
+                timestamp: -5,
             },
             Event::Custom(vec![1, 2, 3]),
             Event::Custom(vec![]),

@@ -8,8 +8,10 @@ use parking_lot::Mutex;
 
 use super::buffer::{Buffer, BufferKind};
 use super::error::NetworkError;
+use super::event::Event;
 use super::input_gate::GateShared;
 use super::transport::{AddCredit, BufferResponse, CreditTransport};
+use crate::checkpoint::channel_state::ChannelBuffer;
 
 /// A receiver-owned memory segment; `floating` ones belong to the gate's floating pool.
 pub(crate) struct Segment {
@@ -33,10 +35,25 @@ pub(crate) struct Received {
     pub(crate) kind: BufferKind,
 }
 
+/// What [`InputChannel::take_received`] hands out next.
+pub(crate) enum Taken {
+    /// The oldest received buffer.
+    Buffer(Received),
+    /// A priority event (an unaligned barrier), ahead of the buffers received before
+    /// it, with copies of those buffers (they stay queued and are consumed after it).
+    Priority {
+        event: Vec<u8>,
+        overtaken: Vec<ChannelBuffer>,
+    },
+}
+
 struct ChannelState {
     /// Segments available for incoming buffers; all of them are announced credit.
     free: Vec<Segment>,
     received: VecDeque<Received>,
+    /// Priority events (encoded), each with how many buffers of `received` arrived
+    /// before it; they hold no segment and took no credit.
+    priority: VecDeque<(Vec<u8>, usize)>,
     /// Last backlog announced by the sender.
     backlog: usize,
     queued_in_gate: bool,
@@ -73,6 +90,7 @@ impl InputChannel {
             state: Mutex::new(ChannelState {
                 free,
                 received: VecDeque::with_capacity(exclusive + floating),
+                priority: VecDeque::new(),
                 backlog: 0,
                 queued_in_gate: false,
                 waiting_floating: false,
@@ -111,6 +129,9 @@ impl InputChannel {
         msg: BufferResponse<'_>,
         gate: &GateShared,
     ) -> Result<(), NetworkError> {
+        if msg.kind == BufferKind::Event && Event::is_priority(msg.bytes) {
+            return self.receive_priority(msg.bytes, gate);
+        }
         self.receive(msg.backlog, msg.kind, msg.bytes.len(), gate, |segment| {
             segment.data[..msg.bytes.len()].copy_from_slice(msg.bytes)
         })
@@ -175,16 +196,47 @@ impl InputChannel {
         Ok(())
     }
 
-    /// Pop the oldest received buffer; the flag tells whether more remain queued (the
-    /// channel then stays registered as available).
-    pub(crate) fn take_received(&self) -> Option<(Received, bool)> {
+    /// A priority event arrived: it is queued ahead of the received buffers,
+    /// without a segment (the sender shipped it without credit).
+    fn receive_priority(&self, event: &[u8], gate: &GateShared) -> Result<(), NetworkError> {
         let mut st = self.state.lock();
-        let r = st.received.pop_front()?;
-        let more = !st.received.is_empty();
+        if st.released {
+            return Err(NetworkError::ChannelReleased {
+                channel: self.index,
+            });
+        }
+        let before = st.received.len();
+        st.priority.push_back((event.to_vec(), before));
+        if !st.queued_in_gate {
+            st.queued_in_gate = true;
+            gate.notify_available(self.index);
+        }
+        Ok(())
+    }
+
+    /// Pop the oldest priority event, else the oldest received buffer; the flag tells
+    /// whether more remain queued (the channel then stays registered as available).
+    pub(crate) fn take_received(&self) -> Option<(Taken, bool)> {
+        let mut st = self.state.lock();
+        let taken = match st.priority.pop_front() {
+            // No buffer was consumed since it arrived (it comes first), so the
+            // first `before` buffers are exactly those that arrived ahead of it.
+            Some((event, before)) => Taken::Priority {
+                event,
+                overtaken: st
+                    .received
+                    .iter()
+                    .take(before)
+                    .map(|r| ChannelBuffer::new(r.kind, &r.segment.data[..r.len]))
+                    .collect(),
+            },
+            None => Taken::Buffer(st.received.pop_front()?),
+        };
+        let more = !st.received.is_empty() || !st.priority.is_empty();
         if !more {
             st.queued_in_gate = false;
         }
-        Some((r, more))
+        Some((taken, more))
     }
 
     /// The consumer is done with an exclusive segment: it becomes credit again, unless the
@@ -255,6 +307,7 @@ impl InputChannel {
         st.released = true;
         let discarded = st.received.len();
         st.received.clear();
+        st.priority.clear();
         st.free.clear();
         let transport = st.transport.take();
         drop(st);

@@ -15,10 +15,11 @@ use super::config::NetworkConfig;
 use super::error::NetworkError;
 use super::event::Event;
 use super::floating_pool::FloatingPool;
-use super::input_channel::{InputChannel, Segment};
+use super::input_channel::{InputChannel, Segment, Taken};
 use super::io_metrics::{IoMetrics, Waiting};
 use super::record_deserializer::RecordDeserializer;
 use super::transport::CreditTransport;
+use crate::checkpoint::channel_state::ChannelBuffer;
 
 /// One item handed out by [`InputGate::poll`].
 #[derive(Debug)]
@@ -179,6 +180,11 @@ pub struct InputGate {
     num_finished: usize,
     blocked: Vec<bool>,
     parked: Vec<bool>,
+    /// Channel state being recorded for an unaligned checkpoint, per channel: what
+    /// the channel delivers from the task's snapshot until its barrier.
+    recording: Vec<Option<Vec<ChannelBuffer>>>,
+    /// Copies of the buffers the last priority event of each channel overtook.
+    overtaken: Vec<Vec<ChannelBuffer>>,
     cancel: CancelToken,
 }
 
@@ -242,6 +248,8 @@ impl InputGate {
             num_finished: 0,
             blocked: vec![false; num_channels],
             parked: vec![false; num_channels],
+            recording: vec![None; num_channels],
+            overtaken: vec![Vec::new(); num_channels],
             cancel,
         })
     }
@@ -322,6 +330,68 @@ impl InputGate {
         Ok(())
     }
 
+    /// Starts recording the channel state of `channel` for an unaligned checkpoint
+    /// whose snapshot was just taken: the part of a record its deserializer holds,
+    /// then every buffer (records and watermarks, not barriers or its end) it
+    /// delivers until [`end_channel_state`](Self::end_channel_state).
+    pub(crate) fn begin_channel_state(&mut self, channel: usize) -> Result<(), NetworkError> {
+        self.channel(channel)?;
+        let partial = self.deserializers[channel].partial_frame();
+        self.recording[channel] = Some(
+            partial
+                .map(|frame| ChannelBuffer::new(BufferKind::Data, &frame))
+                .into_iter()
+                .collect(),
+        );
+        Ok(())
+    }
+
+    /// `channel` delivered the checkpoint's barrier: its recorded channel state, with
+    /// the buffers its barrier overtook (when it came as a priority event) appended.
+    pub(crate) fn end_channel_state(
+        &mut self,
+        channel: usize,
+    ) -> Result<Vec<ChannelBuffer>, NetworkError> {
+        self.channel(channel)?;
+        let mut state = self.recording[channel].take().unwrap_or_default();
+        state.append(&mut self.overtaken[channel]);
+        Ok(state)
+    }
+
+    /// Forgets every recording and overtaken copy (the checkpoint was given up).
+    pub(crate) fn discard_channel_state(&mut self) {
+        self.recording.iter_mut().for_each(|r| *r = None);
+        self.overtaken.iter_mut().for_each(Vec::clear);
+    }
+
+    /// Forgets the copies of what `channel`'s last priority event overtook (a stale
+    /// barrier).
+    pub(crate) fn clear_overtaken(&mut self, channel: usize) {
+        if let Some(o) = self.overtaken.get_mut(channel) {
+            o.clear();
+        }
+    }
+
+    /// Feeds channel state restored from an unaligned checkpoint through `channel`'s
+    /// deserializer, before anything received: records and events to `on_item`, as
+    /// [`poll_framed`](Self::poll_framed) would (a record cut at the end continues
+    /// in the first buffer the channel receives).
+    pub(crate) fn replay_channel_state<'a>(
+        &mut self,
+        channel: usize,
+        buffers: impl Iterator<Item = &'a ChannelBuffer>,
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<(), NetworkError> {
+        self.channel(channel)?;
+        for buffer in buffers {
+            match buffer.kind() {
+                BufferKind::Data => self.feed_data(channel, &buffer.bytes, true, on_item)?,
+                BufferKind::Event => self.handle_event(channel, &buffer.bytes, on_item)?,
+            }
+        }
+        Ok(())
+    }
+
     /// Process one received buffer: hand its records (re-assembled across buffers) or its
     /// event to `on_item`, in per-channel order, then recycle the buffer (returning credit).
     /// Waits up to `timeout` for any channel to have data; that wait counts as idle time.
@@ -361,35 +431,61 @@ impl InputGate {
             Err(outcome) => return Ok(outcome),
         };
         let shared = Arc::clone(&self.shared);
-        let Some((received, more)) = shared.channels[ch].take_received() else {
+        let Some((taken, more)) = shared.channels[ch].take_received() else {
             return Ok(GatePoll::Processed);
         };
         if more {
             shared.notify_available(ch);
         }
+        let received = match taken {
+            Taken::Buffer(received) => received,
+            Taken::Priority { event, overtaken } => {
+                self.overtaken[ch] = overtaken;
+                return self
+                    .handle_event(ch, &event, on_item)
+                    .map(|()| GatePoll::Processed);
+            }
+        };
         let data = &received.segment.data[..received.len];
         let result = match received.kind {
-            BufferKind::Data if framed => {
-                let on_item = RefCell::new(on_item);
-                self.deserializers[ch].feed_framed(
-                    data,
-                    ch,
-                    |bytes| (on_item.borrow_mut())(GateItem::Record { channel: ch, bytes }),
-                    |framed| {
-                        (on_item.borrow_mut())(GateItem::Records {
-                            channel: ch,
-                            framed,
-                        })
-                    },
-                )
+            BufferKind::Data => {
+                if let Some(recording) = &mut self.recording[ch] {
+                    recording.push(ChannelBuffer::new(BufferKind::Data, data));
+                }
+                self.feed_data(ch, data, framed, on_item)
             }
-            BufferKind::Data => self.deserializers[ch].feed(data, ch, |bytes| {
-                on_item(GateItem::Record { channel: ch, bytes })
-            }),
             BufferKind::Event => self.handle_event(ch, data, on_item),
         };
         shared.recycle(ch, received.segment);
         result.map(|()| GatePoll::Processed)
+    }
+
+    /// Feeds one data buffer of channel `ch` to its deserializer.
+    fn feed_data(
+        &mut self,
+        ch: usize,
+        data: &[u8],
+        framed: bool,
+        on_item: &mut dyn FnMut(GateItem<'_>),
+    ) -> Result<(), NetworkError> {
+        if framed {
+            let on_item = RefCell::new(on_item);
+            self.deserializers[ch].feed_framed(
+                data,
+                ch,
+                |bytes| (on_item.borrow_mut())(GateItem::Record { channel: ch, bytes }),
+                |framed| {
+                    (on_item.borrow_mut())(GateItem::Records {
+                        channel: ch,
+                        framed,
+                    })
+                },
+            )
+        } else {
+            self.deserializers[ch].feed(data, ch, |bytes| {
+                on_item(GateItem::Record { channel: ch, bytes })
+            })
+        }
     }
 
     fn handle_event(
@@ -399,6 +495,14 @@ impl InputGate {
         on_item: &mut dyn FnMut(GateItem<'_>),
     ) -> Result<(), NetworkError> {
         let event = Event::decode(data, ch)?;
+        if let Some(recording) = &mut self.recording[ch]
+            && matches!(
+                event,
+                Event::Watermark(_) | Event::WatermarkStatus(_) | Event::Custom(_)
+            )
+        {
+            recording.push(ChannelBuffer::new(BufferKind::Event, data));
+        }
         if event == Event::EndOfPartition {
             if self.deserializers[ch].is_mid_record() {
                 return Err(NetworkError::CorruptStream {

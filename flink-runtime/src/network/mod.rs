@@ -42,6 +42,8 @@ mod input_gate;
 mod io_metrics;
 mod local_channel;
 mod partition_writer;
+#[cfg(test)]
+mod priority_event_tests;
 mod record_deserializer;
 mod record_serializer;
 mod result_partition;

@@ -7,6 +7,7 @@ use super::error::NetworkError;
 use super::event::Event;
 use super::record_serializer::RecordSerializer;
 use super::result_partition::ResultPartition;
+use crate::checkpoint::channel_state::ChannelBuffer;
 
 /// Writes already-serialized records and events into a [`ResultPartition`].
 ///
@@ -188,6 +189,50 @@ impl PartitionWriter {
         buffer.commit(n);
         buffer.set_kind(BufferKind::Event);
         self.partition.add_buffer(subpartition, buffer)
+    }
+
+    /// Sends the barrier of an unaligned checkpoint to every subpartition as a
+    /// priority event, after flushing the partial buffers: it overtakes what is
+    /// queued and needs no credit. Returns, per subpartition, copies of the buffers
+    /// it overtook (they still ship, after it): the output channel state.
+    pub(crate) fn broadcast_priority_event(
+        &mut self,
+        event: &Event,
+    ) -> Result<Vec<Vec<ChannelBuffer>>, NetworkError> {
+        let mut overtaken = Vec::with_capacity(self.serializers.len());
+        for i in 0..self.serializers.len() {
+            self.check_writable(i)?;
+            self.flush(i)?;
+            overtaken.push(self.partition.add_priority_event(i, event.encode())?);
+        }
+        Ok(overtaken)
+    }
+
+    /// Queues buffers restored from an unaligned checkpoint's output channel state
+    /// on `subpartition`, before anything else is written to it.
+    pub(crate) fn restore_buffers<'a>(
+        &mut self,
+        subpartition: usize,
+        buffers: impl Iterator<Item = &'a ChannelBuffer>,
+    ) -> Result<(), NetworkError> {
+        self.check_writable(subpartition)?;
+        let buffer_size = self.partition.buffer_size();
+        for restored in buffers {
+            // Buffers are restored whole (a record may span buffers, but a length
+            // prefix never does), so they must fit the buffers of this run.
+            let len = restored.bytes.len();
+            if len > buffer_size {
+                return Err(NetworkError::InvalidConfig(format!(
+                    "a restored in-flight buffer of {len} bytes exceeds the buffer size {buffer_size}; restore with the buffer size it was written with"
+                )));
+            }
+            let mut buffer = self.partition.pool().request()?;
+            buffer.spare_mut()[..len].copy_from_slice(&restored.bytes);
+            buffer.commit(len);
+            buffer.set_kind(restored.kind());
+            self.partition.add_buffer(subpartition, buffer)?;
+        }
+        Ok(())
     }
 
     /// Write an event to every subpartition.

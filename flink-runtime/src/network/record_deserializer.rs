@@ -26,6 +26,19 @@ impl RecordDeserializer {
         self.spanning
     }
 
+    /// The record started in earlier buffers and not complete yet, as the frame it
+    /// began (length prefix, then the bytes so far); `None` between records. Fed to
+    /// a fresh deserializer it leaves it in the same state.
+    pub fn partial_frame(&self) -> Option<Vec<u8>> {
+        self.spanning.then(|| {
+            let len = u32::try_from(self.expected).expect("a frame length fits its prefix");
+            let mut frame = Vec::with_capacity(LENGTH_PREFIX + self.spill.len());
+            frame.extend_from_slice(&len.to_le_bytes());
+            frame.extend_from_slice(&self.spill);
+            frame
+        })
+    }
+
     /// Feed the bytes of one data buffer, calling `on_record` for every completed record
     /// in order. `channel` is used for error reports only.
     #[inline]
@@ -130,6 +143,24 @@ mod tests {
         d.feed(&bytes, 0, |r| out.push(r.to_vec())).unwrap();
         assert_eq!(out, records);
         assert!(!d.is_mid_record());
+    }
+
+    #[test]
+    fn a_partial_frame_resumes_in_a_fresh_deserializer() {
+        let bytes = encode(&[b"hello world"]);
+        let mut first = RecordDeserializer::new();
+        first
+            .feed(&bytes[..7], 0, |_| panic!("incomplete"))
+            .unwrap();
+        let partial = first.partial_frame().unwrap();
+        let mut second = RecordDeserializer::new();
+        second.feed(&partial, 0, |_| panic!("incomplete")).unwrap();
+        let mut out = Vec::new();
+        second
+            .feed(&bytes[7..], 0, |r| out.push(r.to_vec()))
+            .unwrap();
+        assert_eq!(out, vec![b"hello world".to_vec()]);
+        assert_eq!(second.partial_frame(), None);
     }
 
     #[test]

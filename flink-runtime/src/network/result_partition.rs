@@ -204,6 +204,16 @@ impl ResultPartition {
         self.sub(subpartition)?.add_buffer(buffer)
     }
 
+    /// Ships the encoded priority event `event` on `subpartition` ahead of its queued
+    /// buffers, without credit; returns copies of the buffers it overtook.
+    pub(crate) fn add_priority_event(
+        &self,
+        subpartition: usize,
+        event: Vec<u8>,
+    ) -> Result<Vec<crate::checkpoint::channel_state::ChannelBuffer>, NetworkError> {
+        self.sub(subpartition)?.add_priority_event(event)
+    }
+
     /// Whether a buffer added to `subpartition` now would ship at once.
     pub(crate) fn can_ship_now(&self, subpartition: usize) -> bool {
         self.sub(subpartition).is_ok_and(|s| s.can_ship_now())

@@ -6,13 +6,17 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::buffer::Buffer;
+use super::buffer::{Buffer, BufferKind};
 use super::error::NetworkError;
 use super::io_metrics::IoMetrics;
-use super::transport::ChannelTransport;
+use super::transport::{BufferResponse, ChannelTransport};
+use crate::checkpoint::channel_state::ChannelBuffer;
 
 struct SubState {
     queue: VecDeque<Buffer>,
+    /// An encoded priority event (an unaligned barrier) to ship before the queue,
+    /// without credit.
+    priority: Option<Vec<u8>>,
     credit: usize,
     shipping: bool,
     released: bool,
@@ -58,6 +62,7 @@ impl Subpartition {
             index,
             state: Mutex::new(SubState {
                 queue: VecDeque::with_capacity(queue_capacity),
+                priority: None,
                 credit: 0,
                 shipping: false,
                 released: false,
@@ -119,7 +124,31 @@ impl Subpartition {
     /// this subpartition was given has left through its transport.
     pub(crate) fn is_idle(&self) -> bool {
         let st = self.state.lock();
-        st.released || (st.queue.is_empty() && !st.shipping)
+        st.released || (st.queue.is_empty() && st.priority.is_none() && !st.shipping)
+    }
+
+    /// Ships the encoded priority event `event` (an unaligned barrier) ahead of every
+    /// queued buffer and without credit (the receiver hands it out without a
+    /// segment); returns copies of the buffers it overtook, which stay queued and
+    /// ship after it.
+    pub(crate) fn add_priority_event(
+        &self,
+        event: Vec<u8>,
+    ) -> Result<Vec<ChannelBuffer>, NetworkError> {
+        let mut st = self.state.lock();
+        if st.released {
+            return Err(NetworkError::ReceiverReleased {
+                subpartition: self.index,
+            });
+        }
+        let overtaken = st
+            .queue
+            .iter()
+            .map(|b| ChannelBuffer::new(b.kind(), b.as_slice()))
+            .collect();
+        st.priority = Some(event);
+        self.ship(st);
+        Ok(overtaken)
     }
 
     /// Whether one more buffer would ship at once: credit beyond what is queued.
@@ -149,6 +178,7 @@ impl Subpartition {
         }
         st.released = true;
         st.transport = None;
+        st.priority = None;
         let dropped: Vec<Buffer> = st.queue.drain(..).collect();
         self.publish_queued(&st);
         drop(st);
@@ -174,7 +204,8 @@ impl Subpartition {
         }
         st.shipping = true;
         loop {
-            if st.released || st.credit == 0 || st.queue.is_empty() {
+            let idle = st.priority.is_none() && (st.credit == 0 || st.queue.is_empty());
+            if st.released || idle {
                 break;
             }
             let Some(transport) = st.transport.as_ref().and_then(Weak::upgrade) else {
@@ -186,6 +217,22 @@ impl Subpartition {
                 }
                 break;
             };
+            if let Some(event) = st.priority.take() {
+                let (channel, backlog) = (st.receiver_channel, st.queue.len());
+                drop(st);
+                let result = transport.send_buffer(BufferResponse {
+                    channel,
+                    backlog,
+                    kind: BufferKind::Event,
+                    bytes: &event,
+                });
+                self.shipped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.add_shipped(event.len());
+                drop(transport);
+                st = self.state.lock();
+                st = self.on_ship_result(st, result);
+                continue;
+            }
             let mut buffer = st.queue.pop_front().expect("non-empty");
             self.publish_queued(&st);
             if st.credit == 0 {
@@ -203,17 +250,29 @@ impl Subpartition {
             drop(transport);
 
             st = self.state.lock();
-            if let Err(e) = result {
-                tracing::debug!(subpartition = self.index, error = %e, "receiver refused buffer");
-                st.released = true;
-                st.transport = None;
-                let dropped: Vec<Buffer> = st.queue.drain(..).collect();
-                self.publish_queued(&st);
-                drop(st);
-                drop(dropped);
-                st = self.state.lock();
-            }
+            st = self.on_ship_result(st, result);
         }
         st.shipping = false;
+    }
+
+    /// After a shipment: a receiver that refused it is gone, so everything queued
+    /// is dropped (outside the lock) and nothing more is shipped.
+    fn on_ship_result<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, SubState>,
+        result: Result<(), NetworkError>,
+    ) -> MutexGuard<'a, SubState> {
+        if let Err(e) = result {
+            tracing::debug!(subpartition = self.index, error = %e, "receiver refused buffer");
+            st.released = true;
+            st.transport = None;
+            st.priority = None;
+            let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+            self.publish_queued(&st);
+            drop(st);
+            drop(dropped);
+            st = self.state.lock();
+        }
+        st
     }
 }

@@ -76,6 +76,7 @@ fn record(view: &JobView, r: &CheckpointRecord) -> Value {
             "state_size": a.state_size,
             "alignment_duration": a.timing.alignment_ms,
             "start_delay": a.timing.start_delay_ms,
+            "persisted_data": a.persisted_data,
         }));
     }
     let tasks: BTreeMap<String, Value> = tasks
@@ -108,6 +109,7 @@ fn record(view: &JobView, r: &CheckpointRecord) -> Value {
         "latest_ack_timestamp": r.latest_ack_timestamp,
         "state_size": r.state_size(),
         "checkpointed_size": r.state_size(),
+        "persisted_data": r.persisted_data(),
         "end_to_end_duration": r.duration_ms(),
         "num_subtasks": r.num_subtasks,
         "num_acknowledged_subtasks": r.acks.len(),

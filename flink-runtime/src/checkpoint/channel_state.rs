@@ -1,0 +1,347 @@
+//! Channel state of an unaligned checkpoint: the records in flight that the
+//! checkpoint cut, as the raw buffers they travelled in. A task stores it with its
+//! snapshot (under the reserved node [`CHANNEL_STATE_NODE`], so the coordinator and
+//! the storage treat it as any other state: versioned, checksummed) and is fed it
+//! back on restore before any new input or output. See docs/checkpoints.md.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use flink_core::checkpoint::{StateError, decode_state, encode_state};
+use flink_core::graph::StreamGraph;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::restore::RestoreError;
+use super::storage::LoadedCheckpoint;
+use crate::network::{BufferKind, ResultPartition};
+
+/// The node id a task's channel state is stored under in its snapshot (no operator
+/// has it: node ids are indices into the graph).
+pub(crate) const CHANNEL_STATE_NODE: usize = usize::MAX - 1;
+
+/// One buffer in flight: record frames (a record may continue in the next buffer
+/// of the same channel) or one encoded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChannelBuffer {
+    /// An event buffer (else data).
+    pub(crate) event: bool,
+    /// Its bytes.
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl ChannelBuffer {
+    /// A copy of a buffer of `kind` holding `bytes`.
+    pub(crate) fn new(kind: BufferKind, bytes: &[u8]) -> Self {
+        Self {
+            event: kind == BufferKind::Event,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// The kind of buffer it was.
+    pub(crate) fn kind(&self) -> BufferKind {
+        if self.event {
+            BufferKind::Event
+        } else {
+            BufferKind::Data
+        }
+    }
+}
+
+/// The channel state of one task for one checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChannelState {
+    /// Input side, by input channel: the part of a record the channel's
+    /// deserializer held, then the buffers that arrived before the channel's barrier
+    /// but were not processed before the task's snapshot.
+    pub(crate) inputs: Vec<(usize, Vec<ChannelBuffer>)>,
+    /// Output side, by (job edge, subpartition): the buffers the barrier overtook in
+    /// the subpartition's queue.
+    pub(crate) outputs: Vec<(usize, usize, Vec<ChannelBuffer>)>,
+}
+
+impl ChannelState {
+    /// Whether it holds no buffer at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.inputs.iter().all(|(_, b)| b.is_empty())
+            && self.outputs.iter().all(|(_, _, b)| b.is_empty())
+    }
+
+    /// Bytes of the buffers it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        let sum = |b: &[ChannelBuffer]| b.iter().map(|b| b.bytes.len()).sum::<usize>();
+        self.inputs.iter().map(|(_, b)| sum(b)).sum::<usize>()
+            + self.outputs.iter().map(|(_, _, b)| sum(b)).sum::<usize>()
+    }
+
+    /// Encoded with the state format's header (magic, version).
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, StateError> {
+        encode_state(self)
+    }
+
+    /// Decodes what [`encode`](Self::encode) wrote.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
+        decode_state(bytes)
+    }
+
+    /// The input-side buffers of `channel`, in order.
+    pub(crate) fn input(&self, channel: usize) -> impl Iterator<Item = &ChannelBuffer> {
+        self.inputs
+            .iter()
+            .filter(move |(c, _)| *c == channel)
+            .flat_map(|(_, b)| b)
+    }
+
+    /// The output-side buffers of subpartition `subpartition` of job edge `edge`.
+    pub(crate) fn output(
+        &self,
+        edge: usize,
+        subpartition: usize,
+    ) -> impl Iterator<Item = &ChannelBuffer> {
+        self.outputs
+            .iter()
+            .filter(move |(e, s, _)| *e == edge && *s == subpartition)
+            .flat_map(|(_, _, b)| b)
+    }
+}
+
+/// What the network outputs of one task overtook with an unaligned barrier: the
+/// task arms it with the checkpoint's id before it sends the barrier, each
+/// `RecordWriter` of the task adds what its subpartitions' barriers overtook, and
+/// the task takes it into its snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct OutputChannelState {
+    inner: Mutex<OutputInner>,
+    /// The task's result partitions, to see whether its output has room.
+    partitions: Mutex<Vec<Arc<ResultPartition>>>,
+}
+
+#[derive(Debug, Default)]
+struct OutputInner {
+    /// The checkpoint whose barrier is sent unaligned now.
+    unaligned: Option<u64>,
+    outputs: Vec<(usize, usize, Vec<ChannelBuffer>)>,
+}
+
+impl OutputChannelState {
+    /// The barrier of `checkpoint` goes out unaligned.
+    pub(crate) fn arm(&self, checkpoint: u64) {
+        let mut inner = self.inner.lock();
+        inner.unaligned = Some(checkpoint);
+        inner.outputs.clear();
+    }
+
+    /// Whether the barrier of `checkpoint` goes out unaligned.
+    pub(crate) fn is_unaligned(&self, checkpoint: u64) -> bool {
+        self.inner.lock().unaligned == Some(checkpoint)
+    }
+
+    /// Subpartition `subpartition` of job edge `edge` overtook `buffers`.
+    pub(crate) fn add(&self, edge: usize, subpartition: usize, buffers: Vec<ChannelBuffer>) {
+        self.inner
+            .lock()
+            .outputs
+            .push((edge, subpartition, buffers));
+    }
+
+    /// The task writes to `partition`.
+    pub(crate) fn register(&self, partition: Arc<ResultPartition>) {
+        self.partitions.lock().push(partition);
+    }
+
+    /// Whether a record written now could block: some output partition has no
+    /// free buffer, or a channel at its cap of queued buffers. A source with
+    /// unaligned checkpoints then waits (looking for triggers) instead of reading a
+    /// batch it could not finish writing, so that its barrier is not held back
+    /// behind a blocked write (Flink's sources wait for output availability too).
+    pub(crate) fn output_blocked(&self) -> bool {
+        self.partitions
+            .lock()
+            .iter()
+            .any(|p| !p.pool().has_free() || (0..p.num_subpartitions()).any(|i| p.would_block(i)))
+    }
+
+    /// Everything added since [`arm`](Self::arm); disarms.
+    pub(crate) fn take(&self) -> Vec<(usize, usize, Vec<ChannelBuffer>)> {
+        let mut inner = self.inner.lock();
+        inner.unaligned = None;
+        std::mem::take(&mut inner.outputs)
+    }
+}
+
+/// The channel state of every task in `checkpoint`, by (vertex, subtask), checked
+/// against the job about to run: channel state names input channels and
+/// subpartitions, which only mean the same thing in the same job graph at the same
+/// parallelism, so an unaligned checkpoint with records in flight cannot be
+/// restored into a changed or rescaled job (Flink can re-partition them; this
+/// release refuses with [`RestoreError::UnalignedRescale`]).
+pub(crate) fn restored_channel_states(
+    checkpoint: &LoadedCheckpoint,
+    graph: &StreamGraph,
+    path: &Path,
+) -> Result<HashMap<(usize, usize), Arc<ChannelState>>, RestoreError> {
+    let mut out = HashMap::new();
+    for (vertex, subtask, states) in &checkpoint.tasks {
+        for (_, bytes) in states.iter().filter(|(n, _)| *n == CHANNEL_STATE_NODE) {
+            let file = format!("task-{vertex}-{subtask}");
+            let state = ChannelState::decode(bytes).map_err(|e| match e {
+                StateError::UnsupportedVersion { found, supported } => {
+                    RestoreError::UnsupportedVersion {
+                        path: path.to_path_buf(),
+                        file: file.clone(),
+                        found,
+                        supported,
+                    }
+                }
+                e => RestoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    file: file.clone(),
+                    reason: format!("channel state: {e}"),
+                },
+            })?;
+            if !state.is_empty() {
+                out.insert((*vertex, *subtask), Arc::new(state));
+            }
+        }
+    }
+    if !out.is_empty() {
+        check_same_graph(checkpoint, graph, path)?;
+    }
+    Ok(out)
+}
+
+/// Every saved operator is the node of the same id at the same parallelism.
+fn check_same_graph(
+    checkpoint: &LoadedCheckpoint,
+    graph: &StreamGraph,
+    path: &Path,
+) -> Result<(), RestoreError> {
+    let changed = |name: &str, saved: usize, now: usize| RestoreError::UnalignedRescale {
+        path: path.to_path_buf(),
+        operator: name.to_string(),
+        saved,
+        now,
+    };
+    if checkpoint.operators.len() != graph.nodes.len() {
+        return Err(changed(
+            "(the job's operators)",
+            checkpoint.operators.len(),
+            graph.nodes.len(),
+        ));
+    }
+    for saved in &checkpoint.operators {
+        match graph.nodes.get(saved.node) {
+            Some(n) if n.operator_id() == saved.uid && n.parallelism == saved.parallelism => {}
+            Some(n) if n.operator_id() == saved.uid => {
+                return Err(changed(&saved.name, saved.parallelism, n.parallelism));
+            }
+            _ => return Err(changed(&saved.name, saved.parallelism, 0)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> ChannelState {
+        ChannelState {
+            inputs: vec![(
+                1,
+                vec![
+                    ChannelBuffer::new(BufferKind::Data, &[4, 0, 0, 0, 1]),
+                    ChannelBuffer::new(BufferKind::Event, &[1, 0, 0, 0, 0, 0, 0, 0, 0]),
+                ],
+            )],
+            outputs: vec![(3, 0, vec![ChannelBuffer::new(BufferKind::Data, &[9; 7])])],
+        }
+    }
+
+    #[test]
+    fn channel_state_round_trips_through_its_versioned_encoding() {
+        let s = state();
+        let back = ChannelState::decode(&s.encode().unwrap()).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.bytes(), 5 + 9 + 7);
+        assert_eq!(back.input(1).count(), 2);
+        assert_eq!(back.input(0).count(), 0);
+        assert_eq!(back.output(3, 0).next().unwrap().kind(), BufferKind::Data);
+        assert!(!back.is_empty());
+        assert!(ChannelState::default().is_empty());
+    }
+
+    #[test]
+    fn corrupt_channel_state_is_a_clear_restore_error() {
+        let mut bytes = state().encode().unwrap();
+        bytes.truncate(bytes.len() - 4);
+        let checkpoint = LoadedCheckpoint {
+            id: 3,
+            tasks: vec![(1, 0, vec![(CHANNEL_STATE_NODE, bytes)])],
+            operators: Vec::new(),
+        };
+        let env = flink_core::environment::StreamExecutionEnvironment::new();
+        env.from_sequence(1, 2).collect_vec();
+        let graph = env.stream_graph().unwrap();
+        let err = restored_channel_states(&checkpoint, &graph, Path::new("chk-3")).unwrap_err();
+        assert!(
+            matches!(&err, RestoreError::Corrupt { file, reason, .. }
+                if file == "task-1-0" && reason.starts_with("channel state")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn records_in_flight_restore_only_into_the_same_graph_and_parallelism() {
+        let graph = |p: usize| {
+            let env = flink_core::environment::StreamExecutionEnvironment::new();
+            env.set_parallelism(p);
+            env.from_sequence(1, 2).rebalance().collect_vec();
+            env.stream_graph().unwrap()
+        };
+        let saved = graph(2);
+        let operators = saved
+            .nodes
+            .iter()
+            .map(|n| super::super::storage::OperatorEntry {
+                node: n.id,
+                uid: n.operator_id(),
+                name: n.name.clone(),
+                parallelism: n.parallelism,
+            })
+            .collect();
+        let checkpoint = LoadedCheckpoint {
+            id: 3,
+            tasks: vec![(1, 0, vec![(CHANNEL_STATE_NODE, state().encode().unwrap())])],
+            operators,
+        };
+        let same = restored_channel_states(&checkpoint, &saved, Path::new("chk-3")).unwrap();
+        assert_eq!(same[&(1, 0)].input(1).count(), 2);
+        let err = restored_channel_states(&checkpoint, &graph(3), Path::new("chk-3")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RestoreError::UnalignedRescale {
+                    saved: 2,
+                    now: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn output_state_is_collected_only_while_armed() {
+        let out = OutputChannelState::default();
+        assert!(!out.is_unaligned(4));
+        out.arm(4);
+        assert!(out.is_unaligned(4));
+        out.add(0, 1, vec![ChannelBuffer::new(BufferKind::Data, &[1])]);
+        assert_eq!(out.take().len(), 1);
+        assert!(!out.is_unaligned(4));
+        assert!(out.take().is_empty());
+    }
+}
