@@ -17,9 +17,14 @@ type Click = (u32, i64);
 
 const GAP_MS: i64 = 500;
 const DISORDER_MS: u64 = 200;
+/// The watermarks' bound on disorder: a paused user's click comes up to 700 ms after
+/// the clicks around it, plus `DISORDER_MS`, so no click is ever behind the
+/// watermark, however the periodic (wall-clock) watermarks fall between records.
+const OUT_OF_ORDERNESS_MS: u64 = 1_000;
 
 /// 30,000 clicks of 40 users in bursts: each user is active in stretches with
-/// pauses longer and shorter than the gap, up to `DISORDER_MS` out of order.
+/// pauses longer and shorter than the gap, up to `DISORDER_MS` out of order (a
+/// paused user's clicks 700 ms ahead of the rest).
 fn clicks() -> Vec<Click> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = move || {
@@ -80,8 +85,10 @@ fn event_time_sessions_exact_at_parallelism_1_2_4_with_process_and_reduce_proces
         let sessions = env
             .from_collection(input.clone())
             .assign_timestamps_and_watermarks(
-                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(DISORDER_MS))
-                    .with_timestamp_assigner(|c: &Click| c.1),
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+                    OUT_OF_ORDERNESS_MS,
+                ))
+                .with_timestamp_assigner(|c: &Click| c.1),
             )
             .key_by(|c: &Click| c.0)
             .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
@@ -105,8 +112,10 @@ fn event_time_sessions_exact_at_parallelism_1_2_4_with_process_and_reduce_proces
     let sessions = env
         .from_collection(input.iter().map(|c| (c.0, c.1, 1usize)).collect::<Vec<_>>())
         .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(DISORDER_MS))
-                .with_timestamp_assigner(|c: &(u32, i64, usize)| c.1),
+            WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+                OUT_OF_ORDERNESS_MS,
+            ))
+            .with_timestamp_assigner(|c: &(u32, i64, usize)| c.1),
         )
         .key_by(|c: &(u32, i64, usize)| c.0)
         .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
