@@ -126,33 +126,18 @@ impl SourceReader<Event> for NexmarkReader {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
 
-    use flink_core::checkpoint::RestoredState;
     use flink_core::clock::ManualClock;
-    use flink_core::metrics::OperatorMetrics;
-    use flink_core::services::{RuntimeServices, Spawner};
-    use flink_core::side_output::SideOutputs;
 
     use super::*;
 
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
-
     fn context(subtask_index: usize, parallelism: usize) -> RuntimeContext {
-        RuntimeContext {
-            operator_name: "nexmark".into(),
+        RuntimeContext::standalone(
+            "nexmark",
             subtask_index,
             parallelism,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: RestoredState::none(),
-        }
+            Arc::new(ManualClock::new()),
+        )
     }
 
     fn config() -> NexmarkConfig {

@@ -39,6 +39,41 @@ pub struct RuntimeContext {
 }
 
 impl RuntimeContext {
+    /// A context for driving an operator, source reader or sink by hand, outside a
+    /// job (unit tests, tools, micro-benchmarks): instance `subtask_index` of
+    /// `parallelism` of node 0 named `name`, 128 key groups, fresh metrics, side
+    /// outputs nobody reads, `clock` as the job's clock, nothing restored; spawned
+    /// futures run on threads of their own ([`ThreadSpawner`]).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use flink_core::clock::ManualClock;
+    /// use flink_core::operator::RuntimeContext;
+    ///
+    /// let ctx = RuntimeContext::standalone("my-operator", 1, 2, Arc::new(ManualClock::new()));
+    /// assert_eq!((ctx.subtask_index, ctx.parallelism, ctx.max_parallelism), (1, 2, 128));
+    /// ```
+    ///
+    /// [`ThreadSpawner`]: crate::services::ThreadSpawner
+    pub fn standalone(
+        name: &str,
+        subtask_index: usize,
+        parallelism: usize,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Self {
+        Self {
+            operator_name: name.into(),
+            subtask_index,
+            parallelism,
+            max_parallelism: 128,
+            metrics: Arc::new(OperatorMetrics::default()),
+            side_outputs: SideOutputs::new(Arc::new(std::sync::atomic::AtomicU64::new(0))),
+            services: RuntimeServices::new(clock, Arc::new(crate::services::ThreadSpawner)),
+            node_id: 0,
+            restored: RestoredState::none(),
+        }
+    }
+
     /// Where this instance sits among its node's instances, for keyed state.
     pub fn scope(&self) -> StateScope {
         StateScope {

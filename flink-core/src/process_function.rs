@@ -169,19 +169,11 @@ impl<T: Record> DataStream<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
+
     use std::time::Duration;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
-
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
 
     /// Emits (record, its timestamp, the watermark, processing time).
     #[derive(Clone)]
@@ -204,17 +196,7 @@ mod tests {
     #[test]
     fn the_context_tells_the_timestamp_watermark_and_processing_time() {
         let clock = ManualClock::new();
-        let ctx = RuntimeContext {
-            operator_name: "times".into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: crate::checkpoint::RestoredState::none(),
-        };
+        let ctx = RuntimeContext::standalone("times", 0, 1, Arc::new(clock.clone()));
         let timestamps: TimestampFn<i64> = Arc::new(|x: &i64| x * 10);
         let mut op = ProcessOperator::new(Times, Some(timestamps), &ctx);
         let mut out = Vec::new();

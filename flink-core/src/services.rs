@@ -22,6 +22,20 @@ pub trait Spawner: Send + Sync + 'static {
     }
 }
 
+/// A [`Spawner`] that runs each future to completion on a thread of its own: for
+/// operators driven by hand outside a job ([`RuntimeContext::standalone`]), not for
+/// jobs, whose runtime lends its executor.
+///
+/// [`RuntimeContext::standalone`]: crate::operator::RuntimeContext::standalone
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThreadSpawner;
+
+impl Spawner for ThreadSpawner {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        std::thread::spawn(move || futures::executor::block_on(future));
+    }
+}
+
 /// Set when the job is being cancelled; long waits inside operators check it.
 #[derive(Debug, Clone, Default)]
 pub struct CancelFlag(Arc<AtomicBool>);

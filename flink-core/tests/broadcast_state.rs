@@ -3,7 +3,6 @@
 //! each key its keyed state.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use flink_core::broadcast_process_function::{BroadcastProcessFunction, ReadOnlyBroadcastContext};
 use flink_core::checkpoint::RestoredState;
@@ -12,30 +11,17 @@ use flink_core::connected_streams::CoInput;
 use flink_core::keyed_broadcast_process_function::{
     BroadcastContext, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
 };
-use flink_core::metrics::OperatorMetrics;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use flink_core::operators::{BroadcastProcessOperator, KeyedBroadcastProcessOperator};
 use flink_core::prelude::*;
-use flink_core::services::{RuntimeServices, Spawner};
-use flink_core::side_output::SideOutputs;
-
-struct NoSpawner;
-impl Spawner for NoSpawner {
-    fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-}
 
 fn context(subtask_index: usize, parallelism: usize) -> RuntimeContext {
-    RuntimeContext {
-        operator_name: "rules".into(),
+    RuntimeContext::standalone(
+        "rules",
         subtask_index,
         parallelism,
-        max_parallelism: 128,
-        metrics: Arc::new(OperatorMetrics::default()),
-        side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-        services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-        node_id: 0,
-        restored: RestoredState::none(),
-    }
+        Arc::new(ManualClock::new()),
+    )
 }
 
 fn scope(subtask_index: usize, parallelism: usize) -> StateScope {

@@ -3,40 +3,21 @@
 //! snapshot and a restore at another parallelism.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use flink_core::checkpoint::{RestoredState, StateError};
 use flink_core::clock::ManualClock;
-use flink_core::metrics::OperatorMetrics;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use flink_core::operators::KeyedProcessFunctionOperator;
 use flink_core::prelude::*;
-use flink_core::services::{RuntimeServices, Spawner};
-use flink_core::side_output::SideOutputs;
 use flink_core::state::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     StateTtlConfig, TtlUpdateType, ValueStateDescriptor,
 };
 use flink_core::windows::AggregateFunction;
 
-struct NoSpawner;
-impl Spawner for NoSpawner {
-    fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-}
-
 fn context(clock: &ManualClock, subtask_index: usize, parallelism: usize) -> RuntimeContext {
-    RuntimeContext {
-        operator_name: "state".into(),
-        subtask_index,
-        parallelism,
-        max_parallelism: 128,
-        metrics: Arc::new(OperatorMetrics::default()),
-        side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-        services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
-        node_id: 0,
-        restored: RestoredState::none(),
-    }
+    RuntimeContext::standalone("state", subtask_index, parallelism, Arc::new(clock.clone()))
 }
 
 /// The mean of the values, as an aggregate function.

@@ -6,34 +6,15 @@
 //! `cargo run --release -p benches --bin state_snapshot -- [keys]`
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use flink_core::checkpoint::RestoredState;
 use flink_core::clock::ManualClock;
-use flink_core::metrics::OperatorMetrics;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use flink_core::operators::KeyedProcessFunctionOperator;
 use flink_core::prelude::*;
-use flink_core::services::{RuntimeServices, Spawner};
-use flink_core::side_output::SideOutputs;
-
-struct NoSpawner;
-impl Spawner for NoSpawner {
-    fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-}
 
 fn context() -> RuntimeContext {
-    RuntimeContext {
-        operator_name: "state".into(),
-        subtask_index: 0,
-        parallelism: 1,
-        max_parallelism: 128,
-        metrics: Arc::new(OperatorMetrics::default()),
-        side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-        services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-        node_id: 0,
-        restored: RestoredState::none(),
-    }
+    RuntimeContext::standalone("state", 0, 1, Arc::new(ManualClock::new()))
 }
 
 /// Per key: its last record as the function's value state and, if `named`, every

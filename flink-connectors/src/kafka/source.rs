@@ -1061,22 +1061,15 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
 
     use flink_core::checkpoint::{RestoredState, encode_state};
     use flink_core::clock::ManualClock;
-    use flink_core::metrics::OperatorMetrics;
+
     use flink_core::operator::RuntimeContext;
-    use flink_core::services::{RuntimeServices, Spawner};
-    use flink_core::side_output::SideOutputs;
+
     use flink_core::source::Source;
 
     use super::{Assigned, KafkaSource, PartitionPosition, merge_positions};
-
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
 
     /// The context of reader `subtask` of `parallelism`, restoring `saved` (one
     /// position per old subtask).
@@ -1086,18 +1079,16 @@ mod tests {
             .map(|b| Some(Arc::from(b.as_slice())))
             .collect();
         RuntimeContext {
-            operator_name: "Kafka".into(),
-            subtask_index: subtask,
-            parallelism,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-            node_id: 0,
             restored: RestoredState {
                 checkpoint_id: Some(1),
                 by_subtask: by_subtask.into(),
             },
+            ..RuntimeContext::standalone(
+                "Kafka",
+                subtask,
+                parallelism,
+                Arc::new(ManualClock::new()),
+            )
         }
     }
 

@@ -114,25 +114,10 @@ impl<T: Send> flink_core::sink::SinkWriter<T> for SharedVecSink<T> {
 /// A runtime context for driving a sink writer by hand (subtask `subtask` of 1),
 /// as a task would: for tests of what a writer does across a restore.
 pub fn sink_context(subtask: usize) -> flink_core::operator::RuntimeContext {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
-
-    struct NoSpawner;
-    impl flink_core::services::Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
-    flink_core::operator::RuntimeContext {
-        operator_name: "Sink".into(),
-        subtask_index: subtask,
-        parallelism: subtask + 1,
-        max_parallelism: 128,
-        metrics: Arc::new(flink_core::metrics::OperatorMetrics::default()),
-        side_outputs: flink_core::side_output::SideOutputs::new(Arc::new(AtomicU64::new(0))),
-        services: flink_core::services::RuntimeServices::new(
-            Arc::new(flink_core::clock::ManualClock::new()),
-            Arc::new(NoSpawner),
-        ),
-        node_id: 0,
-        restored: flink_core::checkpoint::RestoredState::none(),
-    }
+    flink_core::operator::RuntimeContext::standalone(
+        "Sink",
+        subtask,
+        subtask + 1,
+        std::sync::Arc::new(flink_core::clock::ManualClock::new()),
+    )
 }

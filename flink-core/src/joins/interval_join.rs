@@ -349,29 +349,13 @@ mod tests {
     use super::*;
     use crate::checkpoint::RestoredState;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
+
     use crate::operator::{Operator, RuntimeContext};
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
+
     use crate::watermark::{TimestampFn, Watermark};
 
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
-
     fn context() -> RuntimeContext {
-        RuntimeContext {
-            operator_name: NAME.into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: RestoredState::none(),
-        }
+        RuntimeContext::standalone(NAME, 0, 1, Arc::new(ManualClock::new()))
     }
 
     /// Both sides are (key, time ms); pairs are emitted as (left time, right time).

@@ -93,31 +93,12 @@ where
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
-
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
 
     fn context() -> RuntimeContext {
-        RuntimeContext {
-            operator_name: "count".into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: crate::checkpoint::RestoredState::none(),
-        }
+        RuntimeContext::standalone("count", 0, 1, Arc::new(ManualClock::new()))
     }
 
     #[test]

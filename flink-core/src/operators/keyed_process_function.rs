@@ -332,32 +332,14 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
+
     use std::time::Duration;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
-
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
 
     fn context(clock: &ManualClock) -> RuntimeContext {
-        RuntimeContext {
-            operator_name: "timers".into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: RestoredState::none(),
-        }
+        RuntimeContext::standalone("timers", 0, 1, Arc::new(clock.clone()))
     }
 
     /// Records are (key, timer timestamp, processing?); a negative timestamp deletes

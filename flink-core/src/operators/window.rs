@@ -624,14 +624,12 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
+
     use crate::windows::{
         CountEvictor, CountTrigger, DefaultTrigger, EventTimeSessionWindows, EvictingProcessWindow,
         GlobalWindows, ProcessingTimeSessionWindows, PurgingTrigger, ReduceWindow,
@@ -639,23 +637,8 @@ mod tests {
         TumblingProcessingTimeWindows,
     };
 
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
-
     fn context(clock: &ManualClock) -> RuntimeContext {
-        RuntimeContext {
-            operator_name: "window".into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(clock.clone()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: RestoredState::none(),
-        }
+        RuntimeContext::standalone("window", 0, 1, Arc::new(clock.clone()))
     }
 
     /// (key, timestamp, count): counts add up per key and window.

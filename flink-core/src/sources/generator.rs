@@ -222,31 +222,17 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicU64;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::metrics::OperatorMetrics;
-    use crate::services::{RuntimeServices, Spawner};
-    use crate::side_output::SideOutputs;
-
-    struct NoSpawner;
-    impl Spawner for NoSpawner {
-        fn spawn(&self, _: futures::future::BoxFuture<'static, ()>) {}
-    }
 
     fn context(subtask_index: usize, parallelism: usize) -> RuntimeContext {
-        RuntimeContext {
-            operator_name: "seq".into(),
+        RuntimeContext::standalone(
+            "seq",
             subtask_index,
             parallelism,
-            max_parallelism: 128,
-            metrics: Arc::new(OperatorMetrics::default()),
-            side_outputs: SideOutputs::new(Arc::new(AtomicU64::new(0))),
-            services: RuntimeServices::new(Arc::new(ManualClock::new()), Arc::new(NoSpawner)),
-            node_id: 0,
-            restored: crate::checkpoint::RestoredState::none(),
-        }
+            Arc::new(ManualClock::new()),
+        )
     }
 
     fn drain(reader: &mut dyn SourceReader<u64>) -> Vec<u64> {
