@@ -5,7 +5,7 @@
 //! its barrier cannot reach the sink before those records are written; unaligned,
 //! it overtakes them and the checkpoint completes after a few hundred permits.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -294,6 +294,10 @@ fn two_channel_job(configure: impl FnOnce(CheckpointSettings)) -> (Stuck, Held) 
         second: Arc::new(Permits::default()),
     };
     let (start, second) = (held.start.clone(), held.second.clone());
+    // Set once source subtask 1 waits at its first number: from then on it cannot
+    // take a barrier, so no checkpoint completes before the test lets it go.
+    let second_waits = Arc::new(AtomicBool::new(false));
+    let waits = second_waits.clone();
     let written = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     env.from_sequence(0, RECORDS - 1)
         .map(move |x: u64| {
@@ -301,6 +305,7 @@ fn two_channel_job(configure: impl FnOnce(CheckpointSettings)) -> (Stuck, Held) 
                 start.acquire();
             }
             if x >= RECORDS / 2 {
+                waits.store(true, Ordering::SeqCst);
                 second.acquire();
             }
             x
@@ -312,9 +317,11 @@ fn two_channel_job(configure: impl FnOnce(CheckpointSettings)) -> (Stuck, Held) 
         })
         .set_parallelism(1);
     let client = env.execute_async("two channels").unwrap();
-    // The tasks run (so the coordinator counts the interval from clock 0).
+    // The tasks run (so the coordinator counts the interval from clock 0), and the
+    // second source subtask is held before any checkpoint is triggered (else its
+    // barrier could pass first and the first checkpoint complete at once).
     let deadline = Instant::now() + GUARD;
-    while written.0.load(Ordering::SeqCst) == 0 {
+    while written.0.load(Ordering::SeqCst) == 0 || !second_waits.load(Ordering::SeqCst) {
         assert!(Instant::now() < deadline, "nothing written");
         std::thread::sleep(Duration::from_millis(1));
     }
