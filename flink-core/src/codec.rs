@@ -62,6 +62,34 @@ pub fn encode_with<T: Serialize + ?Sized, C: bincode::config::Config>(
     }
 }
 
+/// The records of a run of complete frames (each a [`LENGTH_PREFIX`] length, then that
+/// many bytes), in order. Stops at a frame that is not complete; callers hand only
+/// checked runs.
+#[inline]
+pub fn frames(run: &[u8]) -> Frames<'_> {
+    Frames(run)
+}
+
+/// The iterator of [`frames`].
+#[derive(Debug, Clone)]
+pub struct Frames<'a>(&'a [u8]);
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, tail) = self.0.split_first_chunk::<LENGTH_PREFIX>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if tail.len() < len {
+            return None;
+        }
+        let (record, tail) = tail.split_at(len);
+        self.0 = tail;
+        Some(record)
+    }
+}
+
 /// Decodes one value from exactly `bytes`.
 #[inline]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {

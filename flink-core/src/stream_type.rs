@@ -81,16 +81,9 @@ pub trait RecordDecoder: Send {
     /// that many bytes; the runtime checked the frames) into the pending batch: one
     /// call per input buffer instead of one per record.
     fn decode_framed(&mut self, framed: &[u8]) {
-        let mut rest = framed;
-        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
-            let len = u32::from_le_bytes(*len) as usize;
-            let (record, tail) = tail
-                .split_at_checked(len)
-                .expect("the runtime hands complete frames only");
+        for record in crate::codec::frames(framed) {
             self.decode(record);
-            rest = tail;
         }
-        debug_assert!(rest.is_empty(), "a partial length prefix in a framed run");
     }
     /// Hands the pending batch to the chain (called after each input buffer).
     fn deliver(&mut self);
@@ -472,20 +465,6 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
         }
     }
 
-    fn decode_framed(&mut self, framed: &[u8]) {
-        // The default's loop, instantiated here so that `decode` inlines into it: one
-        // call per input buffer, not one per record.
-        let mut rest = framed;
-        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
-            let (record, tail) = tail
-                .split_at_checked(u32::from_le_bytes(*len) as usize)
-                .expect("the runtime hands complete frames only");
-            self.decode(record);
-            rest = tail;
-        }
-        debug_assert!(rest.is_empty(), "a partial length prefix in a framed run");
-    }
-
     fn deliver(&mut self) {
         if !self.batch.is_empty() {
             self.head.collect_batch(&mut self.batch);
@@ -550,13 +529,12 @@ mod tests {
     impl Channel {
         /// Parses the open buffer's frames into `records` and empties it.
         fn close(&mut self) {
-            let mut rest = &self.buffer[..];
-            while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
-                let (record, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
-                self.records.push(record.to_vec());
-                rest = tail;
-            }
-            assert!(rest.is_empty());
+            let framed: usize = crate::codec::frames(&self.buffer)
+                .map(|r| LENGTH_PREFIX + r.len())
+                .sum();
+            assert_eq!(framed, self.buffer.len(), "a partial frame");
+            self.records
+                .extend(crate::codec::frames(&self.buffer).map(<[u8]>::to_vec));
             self.buffer = vec![0; ROOM];
             self.buffer.clear();
         }

@@ -74,16 +74,27 @@ impl<K: Hash + Eq + Clone> Timers<'_, K> {
         window: TimeWindow,
     ) {
         for request in requests.drain(..) {
+            let known = queued.as_deref_mut();
             let (queue, known, time, register) = match request {
-                TimerRequest::RegisterEvent(t) => (&mut *self.event, Event, t, true),
-                TimerRequest::RegisterProcessing(t) => (&mut *self.processing, Processing, t, true),
-                TimerRequest::DeleteEvent(t) => (&mut *self.event, Event, t, false),
-                TimerRequest::DeleteProcessing(t) => (&mut *self.processing, Processing, t, false),
+                TimerRequest::RegisterEvent(t) => {
+                    (&mut *self.event, known.map(|q| &mut q.event), t, true)
+                }
+                TimerRequest::RegisterProcessing(t) => (
+                    &mut *self.processing,
+                    known.map(|q| &mut q.processing),
+                    t,
+                    true,
+                ),
+                TimerRequest::DeleteEvent(t) => {
+                    (&mut *self.event, known.map(|q| &mut q.event), t, false)
+                }
+                TimerRequest::DeleteProcessing(t) => (
+                    &mut *self.processing,
+                    known.map(|q| &mut q.processing),
+                    t,
+                    false,
+                ),
             };
-            let known = queued.as_deref_mut().map(|q| match known {
-                Event => &mut q.event,
-                Processing => &mut q.processing,
-            });
             match (register, known) {
                 (true, Some(known)) if *known == Some(time) => {}
                 (true, known) => {
@@ -104,14 +115,6 @@ impl<K: Hash + Eq + Clone> Timers<'_, K> {
         }
     }
 }
-
-/// Which of a window's timers.
-#[derive(Clone, Copy)]
-enum TimerKind {
-    Event,
-    Processing,
-}
-use TimerKind::{Event, Processing};
 
 /// A key's entry in a checkpoint: its windows' contents and trigger states, and
 /// their timers.

@@ -53,12 +53,10 @@ impl RecordDeserializer {
             data,
             channel,
             |record| (on_record.borrow_mut())(record),
-            |mut run| {
+            |run| {
                 let mut on_record = on_record.borrow_mut();
-                while let Some((len, tail)) = run.split_first_chunk::<LENGTH_PREFIX>() {
-                    let (record, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+                for record in flink_core::codec::frames(run) {
                     on_record(record);
-                    run = tail;
                 }
             },
         )
