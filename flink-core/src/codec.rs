@@ -74,6 +74,15 @@ pub fn frames(run: &[u8]) -> Frames<'_> {
 #[derive(Debug, Clone)]
 pub struct Frames<'a>(&'a [u8]);
 
+impl<'a> Frames<'a> {
+    /// What is left: the frames not taken yet, or the incomplete frame the run ends
+    /// in (empty once every frame was taken from a run of complete ones).
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 impl<'a> Iterator for Frames<'a> {
     type Item = &'a [u8];
 

@@ -75,6 +75,13 @@ impl<T, F: FnMut(T, T) -> T + Send + 'static> ReduceFunction<T> for F {
 pub trait KeySelector<T, K>: Send + Sync + 'static {
     /// Returns the key of `value`.
     fn key(&self, value: &T) -> K;
+
+    /// Appends the key of each record of `records` to `keys`, in order (a selector
+    /// behind a dynamic call overrides it to make one call per batch).
+    #[inline]
+    fn keys(&self, records: &[T], keys: &mut Vec<K>) {
+        keys.extend(records.iter().map(|r| self.key(r)));
+    }
 }
 
 impl<T, K, F: Fn(&T) -> K + Send + Sync + 'static> KeySelector<T, K> for F {

@@ -4,6 +4,7 @@ use std::hash::Hash;
 use std::ops::AddAssign;
 use std::sync::Arc;
 
+use crate::batch_keys::Keys;
 use crate::datastream::{DataStream, DataStreamSink};
 use crate::functions::{Collector, ReduceFunction};
 use crate::operators::{
@@ -23,6 +24,8 @@ pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 pub struct KeyedStream<K, T> {
     partitioned: DataStream<T>,
     key: KeyFn<T, K>,
+    /// The same selector, also callable per batch.
+    keys: Keys<T, K>,
 }
 
 impl<K, T> Clone for KeyedStream<K, T> {
@@ -30,6 +33,7 @@ impl<K, T> Clone for KeyedStream<K, T> {
         Self {
             partitioned: self.partitioned.clone(),
             key: self.key.clone(),
+            keys: self.keys.clone(),
         }
     }
 }
@@ -50,7 +54,12 @@ where
         let partitioner =
             Partitioner::Hash(Arc::new(SelectorHash(move |record: &T| hash_key(record))));
         let partitioned = stream.with_partitioner(partitioner);
-        Self { partitioned, key }
+        let keys = Keys::shared(key.clone());
+        Self {
+            partitioned,
+            key,
+            keys,
+        }
     }
 
     /// The key extractor.
@@ -89,7 +98,7 @@ where
     where
         F: ReduceFunction<T> + Clone + Sync,
     {
-        let key = self.key.clone();
+        let (key, keys) = (self.key.clone(), self.keys.clone());
         let mode = self.partitioned.env.resolved_mode();
         self.partitioned.transform("Keyed Reduce", move |_| {
             let key = key.clone();
@@ -104,7 +113,7 @@ where
                     |_: K, acc: T| acc,
                 ))
             } else {
-                ModeSwitch::Streaming(KeyedReduceOperator::new(move |r: &T| key(r), f.clone()))
+                ModeSwitch::Streaming(KeyedReduceOperator::new(keys.clone(), f.clone()))
             }
         })
     }

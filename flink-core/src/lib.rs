@@ -12,6 +12,7 @@
 
 pub mod async_io;
 pub mod async_sink;
+pub mod batch_keys;
 pub mod blocking;
 pub mod broadcast_process_function;
 pub mod broadcast_stream;

@@ -77,13 +77,17 @@ pub trait RecordBytesWriter: Send {
 pub trait RecordDecoder: Send {
     /// Decodes one serialized record into the pending batch.
     fn decode(&mut self, record: &[u8]);
-    /// Decodes a run of complete framed records (each a [`LENGTH_PREFIX`] length, then
-    /// that many bytes; the runtime checked the frames) into the pending batch: one
-    /// call per input buffer instead of one per record.
-    fn decode_framed(&mut self, framed: &[u8]) {
-        for record in crate::codec::frames(framed) {
+    /// Decodes the complete framed records (each a [`LENGTH_PREFIX`] length, then that
+    /// many bytes) at the start of `framed` into the pending batch and returns the
+    /// bytes they took: one call per input buffer instead of one per record. `framed`
+    /// may end inside a frame (a record the next buffer continues): that frame is left,
+    /// so the frames are walked once, here, and not first by the runtime as well.
+    fn decode_framed(&mut self, framed: &[u8]) -> usize {
+        let mut frames = crate::codec::frames(framed);
+        for record in frames.by_ref() {
             self.decode(record);
         }
+        framed.len() - frames.rest().len()
     }
     /// Hands the pending batch to the chain (called after each input buffer).
     fn deliver(&mut self);

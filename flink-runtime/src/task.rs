@@ -376,8 +376,10 @@ fn on_gate_item(
     alignment_input: &mut Option<(usize, Option<(CheckpointBarrier, bool)>)>,
 ) {
     let advanced = match item {
-        GateItem::Records { framed, .. } => {
-            decoder.decode_framed(framed);
+        GateItem::Records {
+            framed, decoded, ..
+        } => {
+            decoded.set(decoder.decode_framed(framed));
             ValveOutput::default()
         }
         GateItem::Record { bytes, .. } => {

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::checkpoint::keyed::{restore_slots, snapshot_slots};
 use crate::checkpoint::{RestoredState, StateError};
 use crate::functions::{Collector, KeySelector, ReduceFunction};
-use crate::operator::{Operator, StateScope};
+use crate::operator::{Emitter, Operator, StateScope};
 
 /// Keeps a running reduction per key and emits the new value for every record, as
 /// Flink's keyed `reduce` does.
@@ -20,6 +20,8 @@ pub struct KeyedReduceOperator<K, T, KS, F> {
     /// Each key's accumulator; `None` only while the reduce function runs (it takes
     /// the accumulator by value), which lets it be reduced where it lies in the map.
     state: HashMap<K, Option<T>>,
+    /// The keys of the batch at hand (reused).
+    keys: Vec<K>,
     _types: PhantomData<fn(T)>,
 }
 
@@ -30,6 +32,7 @@ impl<K, T, KS, F> KeyedReduceOperator<K, T, KS, F> {
             key,
             f,
             state: HashMap::new(),
+            keys: Vec::new(),
             _types: PhantomData,
         }
     }
@@ -59,6 +62,31 @@ where
     #[inline]
     fn process<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
         let key = self.key.key(&record);
+        self.reduce_keyed(key, record, out);
+    }
+
+    /// The batch's keys come first, from one call of the selector (no dynamic call
+    /// per record when it stands behind one).
+    #[inline]
+    fn process_batch(&mut self, batch: &mut Vec<T>, out: &mut Emitter<'_, T>) {
+        let mut keys = std::mem::take(&mut self.keys);
+        self.key.keys(batch, &mut keys);
+        for (key, record) in keys.drain(..).zip(batch.drain(..)) {
+            self.reduce_keyed(key, record, out);
+        }
+        self.keys = keys;
+    }
+}
+
+impl<K, T, KS, F> KeyedReduceOperator<K, T, KS, F>
+where
+    K: Hash + Eq,
+    T: Clone,
+    F: ReduceFunction<T>,
+{
+    /// Folds `record` into its key's accumulator and emits the result.
+    #[inline(always)]
+    fn reduce_keyed<C: Collector<T> + ?Sized>(&mut self, key: K, record: T, out: &mut C) {
         // One hash lookup per record, and the accumulator is never moved in the map:
         // moving entries out and back (remove/insert, `replace_entry_with`) rewrites
         // control bytes and makes the emitted clone reload what was just stored.

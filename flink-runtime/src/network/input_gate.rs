@@ -1,6 +1,6 @@
 //! The receiver side of a task's input: M input channels, exclusive and floating segments.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,14 +31,19 @@ pub enum GateItem<'a> {
         /// The record bytes; valid only during the callback.
         bytes: &'a [u8],
     },
-    /// Complete records that lay in one buffer, as a run of frames (each a
-    /// [`LENGTH_PREFIX`](super::LENGTH_PREFIX) length, then the record; all checked
-    /// complete). Only [`InputGate::poll_framed`] hands these out.
+    /// The records of one buffer as a run of frames (each a
+    /// [`LENGTH_PREFIX`](super::LENGTH_PREFIX) length, then the record), which may end
+    /// inside a frame (a record the next buffer continues). The consumer decodes
+    /// complete frames from the start ([`flink_core::codec::frames`] stops at the cut)
+    /// and sets `decoded` to the bytes they took; complete frames it leaves come again
+    /// as [`GateItem::Record`]s. Only [`InputGate::poll_framed`] hands these out.
     Records {
         /// Input channel they arrived on.
         channel: usize,
         /// The frames; valid only during the callback.
         framed: &'a [u8],
+        /// Set by the consumer: the bytes of the frames it decoded (0 if untouched).
+        decoded: &'a Cell<usize>,
     },
     /// An in-band event (including `EndOfPartition`).
     Event {
@@ -405,7 +410,8 @@ impl InputGate {
 
     /// Like [`poll`](Self::poll), but the complete records within the buffer come as
     /// one [`GateItem::Records`] run (a record that spanned buffers still comes as a
-    /// [`GateItem::Record`]): one call per buffer instead of one per record.
+    /// [`GateItem::Record`]): one call per buffer instead of one per record, and the
+    /// consumer walks the frames, not the gate as well.
     pub fn poll_framed(
         &mut self,
         timeout: Duration,
@@ -475,10 +481,13 @@ impl InputGate {
                 ch,
                 |bytes| (on_item.borrow_mut())(GateItem::Record { channel: ch, bytes }),
                 |framed| {
+                    let decoded = Cell::new(0);
                     (on_item.borrow_mut())(GateItem::Records {
                         channel: ch,
                         framed,
-                    })
+                        decoded: &decoded,
+                    });
+                    decoded.get()
                 },
             )
         } else {

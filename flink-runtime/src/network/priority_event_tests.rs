@@ -55,7 +55,12 @@ fn a_priority_barrier_overtakes_queued_and_received_buffers_without_credit() {
         items.push(match item {
             GateItem::Event { event, .. } => format!("{event:?}"),
             GateItem::Record { bytes, .. } => format!("record {}", bytes[0]),
-            GateItem::Records { framed, .. } => format!("record {}", framed[4]),
+            GateItem::Records {
+                framed, decoded, ..
+            } => {
+                decoded.set(5); // one frame of one byte
+                format!("record {}", framed[4])
+            }
         })
     };
     let wait = Duration::from_secs(5);
@@ -108,10 +113,16 @@ fn a_recording_channel_keeps_a_cut_record_and_what_it_delivers() {
     let (_w, mut fresh) = wired();
     let mut replayed = Vec::new();
     fresh
-        .replay_channel_state(0, state.iter(), &mut |item| {
-            if let GateItem::Record { bytes, .. } | GateItem::Records { framed: bytes, .. } = item {
-                replayed.push(bytes.len());
+        .replay_channel_state(0, state.iter(), &mut |item| match item {
+            GateItem::Record { bytes, .. } => replayed.push(bytes.len()),
+            GateItem::Records {
+                framed, decoded, ..
+            } => {
+                let mut frames = flink_core::codec::frames(framed);
+                replayed.extend(frames.by_ref().map(<[u8]>::len));
+                decoded.set(framed.len() - frames.rest().len());
             }
+            GateItem::Event { .. } => {}
         })
         .unwrap();
     assert_eq!(replayed, vec![100]);

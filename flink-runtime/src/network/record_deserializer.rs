@@ -1,7 +1,5 @@
 //! Re-assembles length-prefixed records from the data buffers of one input channel.
 
-use std::cell::RefCell;
-
 use super::error::NetworkError;
 use super::record_serializer::LENGTH_PREFIX;
 
@@ -48,30 +46,21 @@ impl RecordDeserializer {
         channel: usize,
         mut on_record: impl FnMut(&[u8]),
     ) -> Result<(), NetworkError> {
-        let on_record = RefCell::new(&mut on_record);
-        self.feed_framed(
-            data,
-            channel,
-            |record| (on_record.borrow_mut())(record),
-            |run| {
-                let mut on_record = on_record.borrow_mut();
-                for record in flink_core::codec::frames(run) {
-                    on_record(record);
-                }
-            },
-        )
+        self.feed_framed(data, channel, &mut on_record, |_| 0)
     }
 
-    /// Like [`feed`](Self::feed), but hands the complete records that lie within `data`
-    /// as one run of frames (length prefixes included, every frame checked complete) to
-    /// `on_run`, and only a record completed from earlier buffers to `on_record`.
+    /// Like [`feed`](Self::feed), but first offers the bytes of `data` from its first
+    /// frame on (they may end inside a frame) to `on_run`, which decodes the complete
+    /// frames it wants from their start and returns the bytes they took: the frames are
+    /// walked once, by the consumer. Complete frames it left come to `on_record` one by
+    /// one, as does a record completed from earlier buffers.
     #[inline]
     pub fn feed_framed(
         &mut self,
         data: &[u8],
         channel: usize,
         mut on_record: impl FnMut(&[u8]),
-        mut on_run: impl FnMut(&[u8]),
+        mut on_run: impl FnMut(&[u8]) -> usize,
     ) -> Result<(), NetworkError> {
         let mut pos = 0;
         if self.spanning {
@@ -86,33 +75,33 @@ impl RecordDeserializer {
             self.spill.clear();
             self.spanning = false;
         }
-        let run_start = pos;
-        // Walk the frames to find where the complete ones end.
-        while let Some(prefix) = data.get(pos..pos + LENGTH_PREFIX) {
-            let len = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
-            if pos + LENGTH_PREFIX + len > data.len() {
-                break;
-            }
-            pos += LENGTH_PREFIX + len;
+        if pos < data.len() {
+            pos += on_run(&data[pos..]).min(data.len() - pos);
         }
-        if pos > run_start {
-            on_run(&data[run_start..pos]);
+        let mut rest = flink_core::codec::frames(&data[pos..]);
+        for record in rest.by_ref() {
+            on_record(record);
         }
-        match data.len() - pos {
-            0 => Ok(()),
-            trailing if trailing < LENGTH_PREFIX => Err(NetworkError::CorruptStream {
-                channel,
-                reason: format!("{trailing} trailing bytes, no full length prefix"),
-            }),
-            _ => {
-                let prefix = &data[pos..pos + LENGTH_PREFIX];
-                self.expected = u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize;
-                self.spill.clear();
-                self.spill.extend_from_slice(&data[pos + LENGTH_PREFIX..]);
-                self.spanning = true;
-                Ok(())
-            }
-        }
+        self.keep_cut_record(rest.rest(), channel)
+    }
+
+    /// Keeps the start of a record the next buffer continues (`tail`: what follows
+    /// the last complete frame of a buffer).
+    fn keep_cut_record(&mut self, tail: &[u8], channel: usize) -> Result<(), NetworkError> {
+        let Some((prefix, started)) = tail.split_first_chunk::<LENGTH_PREFIX>() else {
+            return match tail.len() {
+                0 => Ok(()),
+                trailing => Err(NetworkError::CorruptStream {
+                    channel,
+                    reason: format!("{trailing} trailing bytes, no full length prefix"),
+                }),
+            };
+        };
+        self.expected = u32::from_le_bytes(*prefix) as usize;
+        self.spill.clear();
+        self.spill.extend_from_slice(started);
+        self.spanning = true;
+        Ok(())
     }
 }
 
@@ -173,6 +162,16 @@ mod tests {
         assert_eq!(out, vec![vec![7u8; 10]]);
     }
 
+    /// A consumer of runs that takes every complete frame, as the record decoder does.
+    fn take_all(runs: &mut Vec<Vec<u8>>) -> impl FnMut(&[u8]) -> usize + '_ {
+        |run| {
+            let mut frames = flink_core::codec::frames(run);
+            let records: Vec<u8> = frames.by_ref().flat_map(<[u8]>::to_vec).collect();
+            runs.push(records);
+            run.len() - frames.rest().len()
+        }
+    }
+
     #[test]
     fn complete_records_come_as_one_run_and_a_spanning_one_alone() {
         let bytes = encode(&[&[1; 3], &[2; 5], &[3; 9]]);
@@ -183,24 +182,36 @@ mod tests {
             &bytes[..20],
             0,
             |r| singles.push(r.to_vec()),
-            |r| runs.push(r.to_vec()),
+            take_all(&mut runs),
         )
         .unwrap();
-        assert_eq!(runs, vec![bytes[..16].to_vec()]);
+        assert_eq!(runs, vec![[[1u8; 3].as_slice(), &[2; 5]].concat()]);
         assert!(singles.is_empty() && d.is_mid_record());
         d.feed_framed(
             &bytes[20..],
             0,
             |r| singles.push(r.to_vec()),
-            |r| runs.push(r.to_vec()),
+            take_all(&mut runs),
         )
         .unwrap();
         assert_eq!(singles, vec![vec![3u8; 9]]);
-        assert_eq!(
-            runs.len(),
-            1,
-            "nothing complete was left in the second piece"
-        );
+        assert_eq!(runs.len(), 1, "nothing was left in the second piece");
+        assert!(!d.is_mid_record());
+    }
+
+    #[test]
+    fn frames_the_run_consumer_leaves_come_one_by_one() {
+        let bytes = encode(&[&[1; 3], &[2; 5], &[3; 9]]);
+        let mut d = RecordDeserializer::new();
+        let mut singles = Vec::new();
+        // The consumer takes the first frame only (7 bytes); the buffer ends mid-record.
+        d.feed_framed(&bytes[..20], 0, |r| singles.push(r.to_vec()), |_| 7)
+            .unwrap();
+        assert_eq!(singles, vec![vec![2u8; 5]]);
+        assert!(d.is_mid_record());
+        d.feed_framed(&bytes[20..], 0, |r| singles.push(r.to_vec()), |_| 0)
+            .unwrap();
+        assert_eq!(singles, vec![vec![2u8; 5], vec![3u8; 9]]);
     }
 
     #[test]

@@ -1,0 +1,86 @@
+//! [`Keys`]: a keyed stream's key selector, callable per record and per batch.
+
+use std::sync::Arc;
+
+use crate::functions::KeySelector;
+use crate::keyed_stream::KeyFn;
+
+/// Appends the key of each record of a batch to a vector, in order.
+pub type BatchKeyFn<T, K> = Arc<dyn Fn(&[T], &mut Vec<K>) + Send + Sync>;
+
+/// The key selector of a keyed stream behind two dynamic entry points: one key, or
+/// the keys of a whole batch in one call with the user's selector inlined in its
+/// loop. Keyed operators that work per batch take the second, so that extracting a
+/// key costs no dynamic call per record; the user's selector keeps its own type only
+/// where [`KeyedStream`](crate::keyed_stream::KeyedStream) was built.
+pub struct Keys<T, K> {
+    one: KeyFn<T, K>,
+    batch: BatchKeyFn<T, K>,
+}
+
+impl<T, K> Keys<T, K> {
+    /// Both entry points of `selector`.
+    pub fn new<F>(selector: F) -> Self
+    where
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        Self::shared(Arc::new(selector))
+    }
+
+    /// Both entry points of a selector already shared (its own type, not yet a
+    /// [`KeyFn`], so that the batch loop inlines it).
+    pub fn shared<F>(selector: Arc<F>) -> Self
+    where
+        F: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        let each = selector.clone();
+        Self {
+            one: selector,
+            batch: Arc::new(move |records: &[T], keys: &mut Vec<K>| {
+                keys.extend(records.iter().map(|r| each(r)));
+            }),
+        }
+    }
+
+    /// The per-record entry point.
+    pub fn one(&self) -> KeyFn<T, K> {
+        self.one.clone()
+    }
+}
+
+impl<T, K> Clone for Keys<T, K> {
+    fn clone(&self) -> Self {
+        Self {
+            one: self.one.clone(),
+            batch: self.batch.clone(),
+        }
+    }
+}
+
+impl<T: 'static, K: 'static> KeySelector<T, K> for Keys<T, K> {
+    #[inline]
+    fn key(&self, value: &T) -> K {
+        (self.one)(value)
+    }
+
+    #[inline]
+    fn keys(&self, records: &[T], keys: &mut Vec<K>) {
+        (self.batch)(records, keys);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_entry_points_give_the_selectors_keys() {
+        let keys = Keys::new(|r: &(u32, &'static str)| r.0 % 3);
+        let records = [(1, "a"), (5, "b"), (9, "c")];
+        let mut batch = vec![7];
+        keys.keys(&records, &mut batch);
+        assert_eq!(batch, vec![7, 1, 2, 0], "appended in order");
+        let one: Vec<u32> = records.iter().map(|r| keys.key(r)).collect();
+        assert_eq!(one, batch[1..]);
+    }
+}
