@@ -6,7 +6,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::checkpoint::{ChainSnapshot, CheckpointBarrier, RestoredState, StateError};
+use crate::checkpoint::{
+    ChainSnapshot, CheckpointBarrier, DeferredState, RestoredState, StateError,
+};
 use crate::failure::{attribute_panics, fail_operator};
 use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
@@ -170,6 +172,24 @@ pub trait Operator<I, O>: Send + 'static {
         _checkpoint_id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
         Ok(None)
+    }
+
+    /// Like [`snapshot_state`](Self::snapshot_state), but the encoding may be left
+    /// to run after the task went on processing (Flink's asynchronous snapshot
+    /// phase): an operator that can copy its state cheaply returns
+    /// [`DeferredState::later`] with a closure owning the copy. The default takes
+    /// the synchronous snapshot.
+    ///
+    /// # Errors
+    /// As [`snapshot_state`](Self::snapshot_state).
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        Ok(self
+            .snapshot_state(scope, checkpoint_id)?
+            .map(DeferredState::ready))
     }
 
     /// Restores the state of a checkpoint, before the first record.
@@ -427,8 +447,10 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             op.prepare_snapshot_pre_barrier(checkpoint_id, out);
         });
         let (op, scope) = (&mut self.operator, self.scope);
-        match attribute_panics(&self.name, || op.snapshot_state(scope, checkpoint_id)) {
-            Ok(Some(bytes)) => into.add(self.node_id, bytes),
+        match attribute_panics(&self.name, || {
+            op.snapshot_state_deferred(scope, checkpoint_id)
+        }) {
+            Ok(Some(state)) => into.add_deferred(self.node_id, state),
             Ok(None) => {}
             Err(e) => fail_operator(&self.name, format!("cannot snapshot state: {e}")),
         }

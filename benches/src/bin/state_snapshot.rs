@@ -1,7 +1,8 @@
 //! What a synchronous snapshot of keyed state costs: bytes and time per MB for a
 //! keyed process function's own value state alone, and with a list and a map state
-//! beside it, over `keys` keys, in CPU time of the snapshotting thread
-//! (docs/checkpoints.md quotes its output).
+//! beside it, over `keys` keys, in CPU time of the snapshotting thread; and what a
+//! keyed `sum` stops for with its deferred snapshot (docs/checkpoints.md quotes its
+//! output).
 //!
 //! `cargo run --release -p benches --bin state_snapshot -- [keys]`
 
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use flink_core::checkpoint::RestoredState;
 use flink_core::clock::ManualClock;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
-use flink_core::operators::KeyedProcessFunctionOperator;
+use flink_core::operators::{KeyedProcessFunctionOperator, KeyedReduceOperator};
 use flink_core::prelude::*;
 
 fn context() -> RuntimeContext {
@@ -93,6 +94,42 @@ fn measure(label: &str, keys: u64, named: bool) {
     );
 }
 
+/// A keyed `sum`'s accumulators ((u64, u64) per key): what the task stops for with
+/// the deferred snapshot (a copy of the table) against the encoding it defers and
+/// the synchronous snapshot.
+fn measure_reduce(keys: u64) {
+    let scope = StateScope {
+        subtask_index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+    };
+    let sum = |a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1);
+    let mut op = KeyedReduceOperator::new(|r: &(u64, u64)| r.0, sum);
+    let mut out = Vec::new();
+    let mut batch: Vec<(u64, u64)> = (0..keys).map(|k| (k, 1)).collect();
+    op.process_batch(&mut batch, &mut Emitter::collecting(&mut out));
+    let (mut stop, mut deferred, mut sync) = (f64::MAX, f64::MAX, f64::MAX);
+    let mut bytes = Vec::new();
+    for _ in 0..3 {
+        let start = cpu_time();
+        let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        let copied = cpu_time();
+        bytes = state.into_bytes().unwrap();
+        let encoded = cpu_time();
+        op.snapshot_state(scope, 1).unwrap();
+        stop = stop.min(copied - start);
+        deferred = deferred.min(encoded - copied);
+        sync = sync.min(cpu_time() - encoded);
+    }
+    println!(
+        "keyed sum (u64, u64): keys={keys} bytes={} task stops {:.1} ms (copy), deferred encoding {:.1} ms; synchronous snapshot {:.1} ms",
+        bytes.len(),
+        stop * 1e3,
+        deferred * 1e3,
+        sync * 1e3
+    );
+}
+
 fn main() {
     let keys: u64 = std::env::args()
         .nth(1)
@@ -100,4 +137,5 @@ fn main() {
         .unwrap_or(1_000_000);
     measure("value state only", keys, false);
     measure("value + list(4) + map(4)", keys, true);
+    measure_reduce(keys);
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod blob;
 mod config;
+mod deferred;
 pub(crate) mod keyed;
 mod restart;
 mod restore;
@@ -12,6 +13,7 @@ mod settings;
 mod snapshot;
 
 pub use config::{CheckpointConfig, CheckpointStorage, CheckpointingMode, MIN_CHECKPOINT_INTERVAL};
+pub use deferred::DeferredState;
 pub use keyed::{restore_keyed, snapshot_keyed};
 pub use restart::{RestartStrategy, RestartTracker};
 pub use restore::RestoreSettings;

@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use thiserror::Error;
 
+use super::DeferredState;
+
 /// The version of the state format written by this release. A reader accepts this
 /// version and older ones it knows; a newer one is an error, never a misread.
 ///
@@ -116,16 +118,38 @@ pub fn decode_state<S: DeserializeOwned>(bytes: &[u8]) -> Result<S, StateError> 
 }
 
 /// The states of the operators of one chain for one checkpoint, by graph node id.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct ChainSnapshot {
-    /// (node id, state bytes) of every operator that has state.
+    /// (node id, state bytes) of every operator that has state and was encoded.
     pub states: Vec<(usize, Vec<u8>)>,
+    /// (node id, state) of operators whose encoding was deferred
+    /// ([`DeferredState`]); [`materialize`](Self::materialize) moves them to
+    /// `states`.
+    pub deferred: Vec<(usize, DeferredState)>,
 }
 
 impl ChainSnapshot {
     /// Adds the state of node `node`.
     pub fn add(&mut self, node: usize, bytes: Vec<u8>) {
         self.states.push((node, bytes));
+    }
+
+    /// Adds the state of node `node`, whose encoding may run later.
+    pub fn add_deferred(&mut self, node: usize, state: DeferredState) {
+        self.deferred.push((node, state));
+    }
+
+    /// Runs the deferred encodings (the asynchronous phase of the snapshot), so that
+    /// `states` holds every operator's bytes.
+    ///
+    /// # Errors
+    /// The first deferred encoding that failed, with its node.
+    pub fn materialize(&mut self) -> Result<(), (usize, StateError)> {
+        for (node, state) in self.deferred.drain(..) {
+            let bytes = state.into_bytes().map_err(|e| (node, e))?;
+            self.states.push((node, bytes));
+        }
+        Ok(())
     }
 }
 

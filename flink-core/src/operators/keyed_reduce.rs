@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::keyed::{restore_slots, snapshot_slots};
-use crate::checkpoint::{RestoredState, StateError};
+use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::{Collector, KeySelector, ReduceFunction};
 use crate::operator::{Emitter, Operator, StateScope};
 
@@ -40,7 +40,7 @@ impl<K, T, KS, F> KeyedReduceOperator<K, T, KS, F> {
 
 impl<K, T, KS, F> Operator<T, T> for KeyedReduceOperator<K, T, KS, F>
 where
-    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     T: Clone + Send + Serialize + DeserializeOwned + 'static,
     KS: KeySelector<T, K>,
     F: ReduceFunction<T>,
@@ -48,6 +48,19 @@ where
     /// Each key's accumulator, grouped by key group.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
         snapshot_slots(&self.state, scope)
+    }
+
+    /// A copy of the accumulators now, encoded later: the task stops for the copy
+    /// only (a copy of the table for plain keys and values).
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        _: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        let copy = self.state.clone();
+        Ok(Some(DeferredState::later(move || {
+            snapshot_slots(&copy, scope).map(Option::unwrap_or_default)
+        })))
     }
 
     fn restore_state(
@@ -150,5 +163,58 @@ mod tests {
         again.process((1, 5), &mut out);
         again.process((2, 5), &mut out);
         assert_eq!(out, vec![(1, 8), (2, 15)]);
+    }
+
+    #[test]
+    fn a_deferred_snapshot_holds_the_state_of_its_moment_whatever_follows() {
+        let sum = |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1);
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        let mut op = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
+        let mut out = Vec::new();
+        for r in [(1, 1), (2, 10), (1, 2)] {
+            op.process(r, &mut out);
+        }
+        let deferred = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        // The task goes on before the encoding runs.
+        for r in [(1, 100), (3, 7)] {
+            op.process(r, &mut out);
+        }
+        let bytes = deferred.into_bytes().unwrap();
+        assert_eq!(
+            bytes,
+            op_at_snapshot_bytes(scope),
+            "encoded as the synchronous snapshot"
+        );
+        let restored = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(std::sync::Arc::from(bytes))].into(),
+        };
+        let mut again = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
+        again.restore_state(scope, &restored).unwrap();
+        let mut out = Vec::new();
+        for r in [(1, 5), (2, 5), (3, 1)] {
+            again.process(r, &mut out);
+        }
+        assert_eq!(
+            out,
+            vec![(1, 8), (2, 15), (3, 1)],
+            "nothing after the snapshot"
+        );
+    }
+
+    /// The synchronous snapshot of keys 1 -> 3 and 2 -> 10.
+    fn op_at_snapshot_bytes(scope: StateScope) -> Vec<u8> {
+        let mut op = KeyedReduceOperator::new(
+            |r: &(u8, u64)| r.0,
+            |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1),
+        );
+        for r in [(1, 3), (2, 10)] {
+            op.process(r, &mut Vec::new());
+        }
+        op.snapshot_state(scope, 1).unwrap().unwrap()
     }
 }

@@ -1,7 +1,7 @@
 //! [`ModeSwitch`]: one of two operators, chosen when the instance is created (the
 //! streaming or the batch form of a keyed aggregation).
 
-use crate::checkpoint::{RestoredState, StateError};
+use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, StateScope};
 use crate::watermark::{Watermark, WatermarkStatus};
@@ -73,6 +73,14 @@ where
         checkpoint_id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
         delegate!(self, op => op.snapshot_state(scope, checkpoint_id))
+    }
+
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        delegate!(self, op => op.snapshot_state_deferred(scope, checkpoint_id))
     }
 
     fn restore_state(

@@ -297,7 +297,7 @@ impl CheckpointCoordinator {
         checkpoint: u64,
         vertex: usize,
         subtask: usize,
-        snapshot: ChainSnapshot,
+        mut snapshot: ChainSnapshot,
         timing: BarrierArrival,
     ) -> Result<(), String> {
         let Some(p) = &mut self.pending else {
@@ -306,6 +306,13 @@ impl CheckpointCoordinator {
         if p.barrier.id != checkpoint {
             return Ok(());
         }
+        // The snapshot's asynchronous phase: the task went on processing already.
+        if let Err((node, e)) = snapshot.materialize() {
+            return self.fail_pending(&format!("the state of node {node} did not encode: {e}"));
+        }
+        let Some(p) = &mut self.pending else {
+            return Ok(());
+        };
         let store = p.savepoint.as_ref().map_or(&self.store, |t| &t.store);
         match store.write_task(checkpoint, vertex, subtask, &snapshot.states) {
             Ok(entry) => {
@@ -323,8 +330,13 @@ impl CheckpointCoordinator {
         &mut self,
         vertex: usize,
         subtask: usize,
-        snapshot: ChainSnapshot,
+        mut snapshot: ChainSnapshot,
     ) -> Result<(), String> {
+        if let Err((node, e)) = snapshot.materialize() {
+            return Err(format!(
+                "the final state of node {node} (vertex {vertex}, subtask {subtask}) did not encode: {e}"
+            ));
+        }
         self.finished.insert((vertex, subtask), snapshot);
         self.complete_if_acknowledged()
     }
@@ -480,6 +492,7 @@ mod tests {
     fn state(bytes: &[u8]) -> ChainSnapshot {
         ChainSnapshot {
             states: vec![(0, bytes.to_vec())],
+            ..ChainSnapshot::default()
         }
     }
 
