@@ -467,7 +467,7 @@ impl CheckpointCoordinator {
 
 #[cfg(test)]
 mod tests {
-    use flink_core::checkpoint::CheckpointStorage;
+    use flink_core::checkpoint::{CheckpointStorage, DeferredState, StateError};
     use flink_core::clock::ManualClock;
 
     use super::*;
@@ -519,6 +519,38 @@ mod tests {
         let latest = c.load_latest().unwrap().unwrap();
         assert_eq!(latest.id, 3);
         assert_eq!(latest.tasks.len(), 2);
+    }
+
+    #[test]
+    fn a_deferred_state_is_encoded_before_it_is_stored_and_a_failed_one_fails_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, clock) = coordinator(dir.path(), 1);
+        c.start_attempt(vec![(0, 0)]);
+        let deferred = |encoded: Result<Vec<u8>, StateError>| {
+            let mut snapshot = ChainSnapshot::default();
+            snapshot.add_deferred(0, DeferredState::later(move || encoded));
+            snapshot
+        };
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        c.on_ack(
+            1,
+            0,
+            0,
+            deferred(Ok(b"late".to_vec())),
+            BarrierArrival::default(),
+        )
+        .unwrap();
+        assert_eq!(c.counts().last_completed, Some(1));
+        let latest = c.load_latest().unwrap().unwrap();
+        assert_eq!(latest.tasks.len(), 1);
+        clock.advance(SECOND);
+        c.tick().unwrap();
+        let failing = deferred(Err(StateError::Encode("no".into())));
+        c.on_ack(2, 0, 0, failing, BarrierArrival::default())
+            .unwrap();
+        let counts = c.counts();
+        assert_eq!((counts.failed, counts.last_completed), (1, Some(1)));
     }
 
     #[test]
