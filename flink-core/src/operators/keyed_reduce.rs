@@ -125,96 +125,74 @@ where
 mod tests {
     use super::*;
 
-    #[test]
-    fn emits_the_running_reduction_of_each_key() {
-        let mut op = KeyedReduceOperator::new(
-            |r: &(u8, u64)| r.0,
-            |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1),
-        );
+    type Pair = (u8, u64);
+
+    const SCOPE: StateScope = StateScope {
+        subtask_index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+    };
+
+    type Summing = KeyedReduceOperator<u8, Pair, fn(&Pair) -> u8, fn(Pair, Pair) -> Pair>;
+
+    /// A running sum of the second field per first field.
+    fn summing() -> Summing {
+        KeyedReduceOperator::new(|r| r.0, |a, b| (a.0, a.1 + b.1))
+    }
+
+    /// `op` after `records`, what it emitted.
+    fn fed(op: &mut impl Operator<Pair, Pair>, records: &[Pair]) -> Vec<Pair> {
         let mut out = Vec::new();
-        for r in [(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)] {
+        for &r in records {
             op.process(r, &mut out);
         }
+        out
+    }
+
+    /// A fresh instance restored from `bytes`.
+    fn restored(bytes: Vec<u8>) -> impl Operator<Pair, Pair> {
+        let restored = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(std::sync::Arc::from(bytes))].into(),
+        };
+        let mut again = summing();
+        again.restore_state(SCOPE, &restored).unwrap();
+        again
+    }
+
+    #[test]
+    fn emits_the_running_reduction_of_each_key() {
+        let mut op = summing();
+        let out = fed(&mut op, &[(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)]);
         assert_eq!(out, vec![(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)]);
         assert_eq!(op.state.len(), 2);
     }
 
     #[test]
     fn a_restored_instance_continues_each_key_where_the_snapshot_left_it() {
-        let sum = |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1);
-        let scope = StateScope {
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-        };
-        let mut op = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
-        let mut out = Vec::new();
-        for r in [(1, 1), (2, 10), (1, 2)] {
-            op.process(r, &mut out);
-        }
-        let bytes = op.snapshot_state(scope, 1).unwrap().unwrap();
-        let restored = RestoredState {
-            checkpoint_id: Some(1),
-            by_subtask: vec![Some(std::sync::Arc::from(bytes))].into(),
-        };
-        let mut again = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
-        again.restore_state(scope, &restored).unwrap();
-        let mut out = Vec::new();
-        again.process((1, 5), &mut out);
-        again.process((2, 5), &mut out);
-        assert_eq!(out, vec![(1, 8), (2, 15)]);
+        let mut op = summing();
+        fed(&mut op, &[(1, 1), (2, 10), (1, 2)]);
+        let mut again = restored(op.snapshot_state(SCOPE, 1).unwrap().unwrap());
+        assert_eq!(fed(&mut again, &[(1, 5), (2, 5)]), vec![(1, 8), (2, 15)]);
     }
 
     #[test]
     fn a_deferred_snapshot_holds_the_state_of_its_moment_whatever_follows() {
-        let sum = |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1);
-        let scope = StateScope {
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-        };
-        let mut op = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
-        let mut out = Vec::new();
-        for r in [(1, 1), (2, 10), (1, 2)] {
-            op.process(r, &mut out);
-        }
-        let deferred = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        let mut op = summing();
+        fed(&mut op, &[(1, 1), (2, 10), (1, 2)]);
+        let mut at_snapshot = summing();
+        fed(&mut at_snapshot, &[(1, 3), (2, 10)]);
+        let deferred = op.snapshot_state_deferred(SCOPE, 1).unwrap().unwrap();
         // The task goes on before the encoding runs.
-        for r in [(1, 100), (3, 7)] {
-            op.process(r, &mut out);
-        }
+        fed(&mut op, &[(1, 100), (3, 7)]);
         let bytes = deferred.into_bytes().unwrap();
-        assert_eq!(
-            bytes,
-            op_at_snapshot_bytes(scope),
-            "encoded as the synchronous snapshot"
-        );
-        let restored = RestoredState {
-            checkpoint_id: Some(1),
-            by_subtask: vec![Some(std::sync::Arc::from(bytes))].into(),
-        };
-        let mut again = KeyedReduceOperator::new(|r: &(u8, u64)| r.0, sum);
-        again.restore_state(scope, &restored).unwrap();
-        let mut out = Vec::new();
-        for r in [(1, 5), (2, 5), (3, 1)] {
-            again.process(r, &mut out);
-        }
+        let expected = at_snapshot.snapshot_state(SCOPE, 1).unwrap().unwrap();
+        assert_eq!(bytes, expected, "encoded as the synchronous snapshot");
+        let out = fed(&mut restored(bytes), &[(1, 5), (2, 5), (3, 1)]);
         assert_eq!(
             out,
             vec![(1, 8), (2, 15), (3, 1)],
             "nothing after the snapshot"
         );
-    }
-
-    /// The synchronous snapshot of keys 1 -> 3 and 2 -> 10.
-    fn op_at_snapshot_bytes(scope: StateScope) -> Vec<u8> {
-        let mut op = KeyedReduceOperator::new(
-            |r: &(u8, u64)| r.0,
-            |a: (u8, u64), b: (u8, u64)| (a.0, a.1 + b.1),
-        );
-        for r in [(1, 3), (2, 10)] {
-            op.process(r, &mut Vec::new());
-        }
-        op.snapshot_state(scope, 1).unwrap().unwrap()
     }
 }
