@@ -7,11 +7,9 @@
 //! For an integer or string key the whole path inlines to a few instructions per
 //! byte. [`reference_key_hash`] is the definition itself; tests hold the two equal.
 
-use std::fmt;
-
 use serde::Serialize;
-use serde::ser::{self, Serializer};
 
+use crate::bincode_serializer::{BincodeSerializer, ByteSink, Res, Unencodable};
 use crate::codec::{KEY_HASH, encode_with};
 
 /// MurmurHash3 x86_32 over bytes that arrive in pieces. Bytes short of a 4-byte
@@ -169,9 +167,11 @@ fn short_le(bytes: &[u8]) -> Option<u64> {
 /// `Serialize` does not tell its length, or a custom impl returning an error).
 #[inline]
 pub fn stable_key_hash<K: Serialize + ?Sized>(key: &K) -> u32 {
-    let mut hasher = HashingSerializer::new();
+    let mut hasher = BincodeSerializer::<_, false> {
+        sink: Murmur3::new(0),
+    };
     match key.serialize(&mut hasher) {
-        Ok(()) => hasher.finish(),
+        Ok(()) => hasher.sink.finish(),
         // The definition names the error (and fails the same way).
         Err(Unencodable) => reference_key_hash(key, &mut Vec::new()),
     }
@@ -190,333 +190,22 @@ pub fn reference_key_hash<K: Serialize + ?Sized>(key: &K, scratch: &mut Vec<u8>)
     murmur.finish()
 }
 
-/// A serde serializer writing bincode's standard encoding into a [`Murmur3`].
-///
-/// Rules of that encoding (bincode 2.0, `config::standard()`): `u8`, `i8` and `bool`
-/// as one byte; other integers as varints (values up to 250 in one byte, else a
-/// marker 251/252/253/254 and 2/4/8/16 little-endian bytes; signed ones zigzag
-/// first); floats little-endian; `char` as UTF-8; strings and byte strings as varint
-/// length then bytes; `None`/`Some` as 0/1 before the value; enum variants as the
-/// variant index (a `u32` varint); sequences and maps as varint length then items;
-/// tuples and structs as their fields in order, nothing around them.
-struct HashingSerializer {
-    murmur: Murmur3,
-}
-
-/// A key that bincode cannot encode either (a sequence of unknown length, or a
-/// custom serialization error); [`stable_key_hash`] then defers to the reference.
-#[derive(Debug)]
-struct Unencodable;
-
-impl fmt::Display for Unencodable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("key cannot be encoded")
-    }
-}
-
-impl std::error::Error for Unencodable {}
-
-impl ser::Error for Unencodable {
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        Unencodable
-    }
-}
-
-const SINGLE_BYTE_MAX: u8 = 250;
-const U16_BYTE: u8 = 251;
-const U32_BYTE: u8 = 252;
-const U64_BYTE: u8 = 253;
-const U128_BYTE: u8 = 254;
-
-impl HashingSerializer {
+impl ByteSink for Murmur3 {
     #[inline(always)]
-    fn new() -> Self {
-        Self {
-            murmur: Murmur3::new(0),
-        }
+    fn byte(&mut self, b: u8) -> Res {
+        Murmur3::byte(self, b);
+        Ok(())
     }
 
     #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) {
-        self.murmur.write(bytes);
+    fn word(&mut self, v: u64, n: u32) -> Res {
+        Murmur3::word(self, v, n);
+        Ok(())
     }
 
     #[inline(always)]
-    fn finish(self) -> u32 {
-        self.murmur.finish()
-    }
-
-    #[inline(always)]
-    fn byte(&mut self, b: u8) {
-        self.murmur.byte(b);
-    }
-
-    #[inline(always)]
-    fn varint(&mut self, v: u64) {
-        let m = &mut self.murmur;
-        if v <= u64::from(SINGLE_BYTE_MAX) {
-            m.word(v, 1);
-        } else if v <= u64::from(u16::MAX) {
-            m.word(u64::from(U16_BYTE) | v << 8, 3);
-        } else if v <= u64::from(u32::MAX) {
-            m.word(u64::from(U32_BYTE) | v << 8, 5);
-        } else {
-            m.word(u64::from(U64_BYTE), 1);
-            m.word(v, 8);
-        }
-    }
-
-    #[inline(always)]
-    fn varint_signed(&mut self, v: i64) {
-        self.varint(zigzag(v));
-    }
-
-    #[inline]
-    fn varint128(&mut self, v: u128) {
-        match u64::try_from(v) {
-            Ok(small) => self.varint(small),
-            Err(_) => {
-                self.byte(U128_BYTE);
-                self.write(&v.to_le_bytes());
-            }
-        }
-    }
-}
-
-/// Zigzag: 0, -1, 1, -2 ... to 0, 1, 2, 3 ...; the same value at every width.
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    if v < 0 {
-        !(v as u64) * 2 + 1
-    } else {
-        (v as u64) * 2
-    }
-}
-
-fn zigzag128(v: i128) -> u128 {
-    if v < 0 {
-        !(v as u128) * 2 + 1
-    } else {
-        (v as u128) * 2
-    }
-}
-
-type Res = Result<(), Unencodable>;
-
-impl Serializer for &mut HashingSerializer {
-    type Ok = ();
-    type Error = Unencodable;
-    type SerializeSeq = Self;
-    type SerializeTuple = Self;
-    type SerializeTupleStruct = Self;
-    type SerializeTupleVariant = Self;
-    type SerializeMap = Self;
-    type SerializeStruct = Self;
-    type SerializeStructVariant = Self;
-
-    #[inline]
-    fn serialize_bool(self, v: bool) -> Res {
-        self.byte(u8::from(v));
-        Ok(())
-    }
-    #[inline]
-    fn serialize_i8(self, v: i8) -> Res {
-        self.byte(v as u8);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_i16(self, v: i16) -> Res {
-        self.varint_signed(v.into());
-        Ok(())
-    }
-    #[inline]
-    fn serialize_i32(self, v: i32) -> Res {
-        self.varint_signed(v.into());
-        Ok(())
-    }
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Res {
-        self.varint_signed(v);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_i128(self, v: i128) -> Res {
-        self.varint128(zigzag128(v));
-        Ok(())
-    }
-    #[inline]
-    fn serialize_u8(self, v: u8) -> Res {
-        self.byte(v);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_u16(self, v: u16) -> Res {
-        self.varint(v.into());
-        Ok(())
-    }
-    #[inline]
-    fn serialize_u32(self, v: u32) -> Res {
-        self.varint(v.into());
-        Ok(())
-    }
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Res {
-        self.varint(v);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_u128(self, v: u128) -> Res {
-        self.varint128(v);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_f32(self, v: f32) -> Res {
-        self.murmur.word(v.to_bits().into(), 4);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_f64(self, v: f64) -> Res {
-        self.murmur.word(v.to_bits(), 8);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_char(self, v: char) -> Res {
-        self.write(v.encode_utf8(&mut [0; 4]).as_bytes());
-        Ok(())
-    }
-    #[inline]
-    fn serialize_str(self, v: &str) -> Res {
-        self.serialize_bytes(v.as_bytes())
-    }
-    #[inline]
-    fn serialize_bytes(self, v: &[u8]) -> Res {
-        self.varint(v.len() as u64);
-        self.write(v);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_none(self) -> Res {
-        self.byte(0);
-        Ok(())
-    }
-    #[inline]
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Res {
-        self.byte(1);
-        value.serialize(self)
-    }
-    #[inline]
-    fn serialize_unit(self) -> Res {
-        Ok(())
-    }
-    #[inline]
-    fn serialize_unit_struct(self, _name: &'static str) -> Res {
-        Ok(())
-    }
-    #[inline]
-    fn serialize_unit_variant(self, _name: &'static str, index: u32, _v: &'static str) -> Res {
-        self.serialize_u32(index)
-    }
-    #[inline]
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _n: &'static str, v: &T) -> Res {
-        v.serialize(self)
-    }
-    #[inline]
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        index: u32,
-        _variant: &'static str,
-        value: &T,
-    ) -> Res {
-        self.varint(index.into());
-        value.serialize(self)
-    }
-    #[inline]
-    fn serialize_seq(self, len: Option<usize>) -> Result<Self, Unencodable> {
-        self.varint(len.ok_or(Unencodable)? as u64);
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_tuple(self, _len: usize) -> Result<Self, Unencodable> {
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_tuple_struct(self, _n: &'static str, _l: usize) -> Result<Self, Unencodable> {
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self, Unencodable> {
-        self.varint(index.into());
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_map(self, len: Option<usize>) -> Result<Self, Unencodable> {
-        self.varint(len.ok_or(Unencodable)? as u64);
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_struct(self, _n: &'static str, _l: usize) -> Result<Self, Unencodable> {
-        Ok(self)
-    }
-    #[inline]
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self, Unencodable> {
-        self.varint(index.into());
-        Ok(self)
-    }
-    #[inline]
-    fn is_human_readable(&self) -> bool {
-        // As bincode: types such as `IpAddr` then choose their compact form.
-        false
-    }
-}
-
-/// The parts of compound values are written one after the other, nothing between.
-macro_rules! compound {
-    ($($trait:ident :: $method:ident $(($key:ty))?),* $(,)?) => {$(
-        impl ser::$trait for &mut HashingSerializer {
-            type Ok = ();
-            type Error = Unencodable;
-            fn $method<T: Serialize + ?Sized>(&mut self, $(_key: $key,)? value: &T) -> Res {
-                value.serialize(&mut **self)
-            }
-            fn end(self) -> Res {
-                Ok(())
-            }
-        }
-    )*};
-}
-
-compound!(
-    SerializeSeq::serialize_element,
-    SerializeTuple::serialize_element,
-    SerializeTupleStruct::serialize_field,
-    SerializeTupleVariant::serialize_field,
-    SerializeStruct::serialize_field(&'static str),
-    SerializeStructVariant::serialize_field(&'static str),
-);
-
-impl ser::SerializeMap for &mut HashingSerializer {
-    type Ok = ();
-    type Error = Unencodable;
-    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Res {
-        key.serialize(&mut **self)
-    }
-    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Res {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Res {
+    fn write(&mut self, bytes: &[u8]) -> Res {
+        Murmur3::write(self, bytes);
         Ok(())
     }
 }
@@ -524,6 +213,7 @@ impl ser::SerializeMap for &mut HashingSerializer {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::fmt;
 
     use proptest::prelude::*;
     use serde::Serialize;

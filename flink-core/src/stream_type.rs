@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{LENGTH_PREFIX, decode, encode_into, encode_into_slice};
+use crate::bincode_serializer::encode_into_room;
+use crate::codec::{LENGTH_PREFIX, decode, encode_into};
 use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, FanOut, Output};
@@ -272,7 +273,7 @@ impl<T: Record> Collector<T> for NetworkOutput<T> {
         let target = self.selector.select(&record);
         if let Target::Channel(c) = target
             && self.checked
-            && let Ok(n) = encode_into_slice(&record, self.writer.spare(c))
+            && let Some(n) = encode_into_room(&record, self.writer.spare(c))
         {
             self.writer.commit(c, n);
             return;
@@ -317,7 +318,7 @@ fn scatter_into<T: Record>(
 #[inline]
 fn encode_frame<T: Record>(record: &T, room: &mut [u8]) -> Option<usize> {
     let (prefix, body) = room.split_first_chunk_mut::<LENGTH_PREFIX>()?;
-    let n = encode_into_slice(record, body).ok()?;
+    let n = encode_into_room(record, body)?;
     *prefix = u32::try_from(n).ok()?.to_le_bytes();
     Some(LENGTH_PREFIX + n)
 }
