@@ -47,6 +47,14 @@ pub const ENV_TLS_CA: &str = "FLINK_RS_TLS_CA";
 /// Environment variable: the DNS name every peer's certificate carries (default
 /// [`DEFAULT_TLS_SERVER_NAME`]).
 pub const ENV_TLS_SERVER_NAME: &str = "FLINK_RS_TLS_SERVER_NAME";
+/// Set by the launcher when it restarts a failed job: the completed checkpoint
+/// (`chk-<n>` directory) every process restores from, instead of the job's own
+/// `restore_from`.
+pub const ENV_RESTORE_FROM: &str = "FLINK_RS_RESTORE_FROM";
+/// Set by the launcher: the file process 0 writes the job's restart strategy and
+/// checkpoint directory to, so the launcher can restart the job from its latest
+/// completed checkpoint (see docs/deployment.md, "Failover").
+pub const ENV_SUPERVISOR_FILE: &str = "FLINK_RS_SUPERVISOR_FILE";
 /// The name peer certificates carry unless [`ENV_TLS_SERVER_NAME`] says otherwise.
 pub const DEFAULT_TLS_SERVER_NAME: &str = "flink-rs";
 
@@ -148,6 +156,14 @@ pub struct ClusterConfig {
     /// never sent, but records travel in clear text).
     #[serde(default)]
     pub tls: Option<ClusterTls>,
+    /// The checkpoint to restore from when the launcher restarted the job
+    /// ([`ENV_RESTORE_FROM`]); it takes precedence over the job's `restore_from`.
+    #[serde(default)]
+    pub restore_from: Option<std::path::PathBuf>,
+    /// Where process 0 tells a supervising launcher how to restart the job
+    /// ([`ENV_SUPERVISOR_FILE`]); `None` without one.
+    #[serde(default)]
+    pub supervisor_file: Option<std::path::PathBuf>,
 }
 
 /// PEM files for mutual TLS between the processes (read when the job starts).
@@ -173,6 +189,8 @@ impl std::fmt::Debug for ClusterConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("tls", &self.tls)
+            .field("restore_from", &self.restore_from)
+            .field("supervisor_file", &self.supervisor_file)
             .finish()
     }
 }
@@ -188,6 +206,8 @@ impl ClusterConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             tls: None,
+            restore_from: None,
+            supervisor_file: None,
         }
     }
 
@@ -299,6 +319,12 @@ impl ClusterConfig {
             config.heartbeat_timeout = Duration::from_millis(number(ENV_HEARTBEAT_TIMEOUT_MS, ms)?);
         }
         config.tls = tls_from_vars(&var)?;
+        config.restore_from = var(ENV_RESTORE_FROM)
+            .filter(|p| !p.is_empty())
+            .map(Into::into);
+        config.supervisor_file = var(ENV_SUPERVISOR_FILE)
+            .filter(|p| !p.is_empty())
+            .map(Into::into);
         config.validate()?;
         Ok(Some(config))
     }

@@ -31,16 +31,65 @@ fn a_cluster_of_one_process_runs_the_whole_job() {
 }
 
 #[test]
-fn checkpointing_across_processes_is_refused_before_anything_starts() {
+fn unaligned_checkpoints_across_processes_are_refused_before_anything_starts() {
     let env = StreamExecutionEnvironment::new();
     env.set_cluster(alone());
-    env.enable_checkpointing(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    env.enable_checkpointing(Duration::from_millis(100))
+        .set_storage_dir(dir.path())
+        .enable_unaligned_checkpoints(true);
     env.from_sequence(1, 10).collect_vec();
-    let err = env.execute("checkpointed").unwrap_err();
+    let err = env.execute("unaligned").unwrap_err();
     assert!(
-        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("checkpointing")),
+        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("unaligned")),
         "{err}"
     );
+}
+
+#[test]
+fn a_cluster_job_takes_checkpoints_coordinated_by_process_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(10))
+        .set_storage_dir(dir.path());
+    let out = env.from_sequence(1, 1000).map(|x| x * 2).collect_vec();
+    let result = env.execute("checkpointed").unwrap();
+    assert_eq!(out.take().len(), 1000);
+    let counts = result.checkpoints.expect("checkpointing on");
+    // At least the checkpoint with every task's final state.
+    assert!(counts.completed >= 1, "{counts:?}");
+    assert_eq!(counts.failed, 0);
+    let latest = flink_runtime::checkpoint::latest_checkpoint(dir.path(), "checkpointed")
+        .unwrap()
+        .expect("a completed checkpoint");
+    assert!(latest.join("_metadata").is_file());
+}
+
+#[test]
+fn savepoints_across_processes_are_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.enable_checkpointing(Duration::from_millis(50))
+        .set_storage_dir(dir.path());
+    let source = flink_core::sources::SequenceSource::range(0, u64::MAX / 2)
+        .rate_limited(flink_core::sources::RateLimiterStrategy::per_second(1000.0).unwrap());
+    env.from_source(source, "Sequence").collect_vec();
+    let client = env.execute_async("savepointed").unwrap();
+    let err = client.trigger_savepoint(dir.path()).unwrap_err();
+    assert_eq!(
+        err,
+        flink_runtime::checkpoint::SavepointError::AcrossProcesses
+    );
+    let err = client.stop_with_savepoint(dir.path()).unwrap_err();
+    assert_eq!(
+        err,
+        flink_runtime::checkpoint::SavepointError::AcrossProcesses
+    );
+    client.cancel();
+    let _ = client.wait();
 }
 
 #[test]

@@ -9,7 +9,11 @@
 //! `cargo run -p flink-examples --bin resumable_sum -- --checkpoint-dir DIR
 //! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]`
 //!
-//! See docs/checkpoints.md.
+//! Across processes: `flink-rs run --processes 3 -- resumable_sum ...` (the launcher
+//! restarts every process from the latest checkpoint after a kill;
+//! flink-examples/tests/cluster_failover.rs proves it).
+//!
+//! See docs/checkpoints.md and docs/deployment.md.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -54,9 +58,16 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     flink_examples::init_logging();
     let env = StreamExecutionEnvironment::new();
+    // Alone, or one of the processes `flink-rs run` started (which then restarts
+    // every process from the latest checkpoint when one dies).
+    env.set_cluster_from_env();
     env.set_parallelism(args.parallelism);
     env.enable_checkpointing(Duration::from_millis(50))
         .set_storage_dir(&args.checkpoint_dir);
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 3,
+        delay: Duration::from_millis(100),
+    });
     if args.restore {
         match latest_checkpoint(&args.checkpoint_dir, JOB)? {
             Some(checkpoint) => {
