@@ -100,8 +100,10 @@ fn start(
     rx
 }
 
-/// The pid of this test's child that is job process `index`.
-fn job_process(index: usize) -> Option<u32> {
+/// The pid of this test process's child that is job process `index` of the job
+/// writing checkpoints to `checkpoints` (tests run side by side).
+fn job_process(index: usize, checkpoints: &Path) -> Option<u32> {
+    let ours = checkpoints.as_os_str().as_encoded_bytes();
     let me = std::process::id();
     let wanted = format!("FLINK_RS_PROCESS_INDEX={index}");
     for entry in std::fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
@@ -122,19 +124,24 @@ fn job_process(index: usize) -> Option<u32> {
             continue;
         }
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()) {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes())
+            && cmdline.split(|&b| b == 0).any(|a| a == ours)
+        {
             return Some(pid);
         }
     }
     None
 }
 
-#[test]
-fn a_process_killed_mid_job_restarts_every_process_from_the_latest_checkpoint_exactly_once() {
+/// Runs the job as `processes` processes, kills job process `victim` with SIGKILL
+/// once a checkpoint completed, and checks the launcher restarted every process
+/// from the latest checkpoint with exactly the output of a run without failures.
+fn kill_mid_job(processes: usize, victim: usize) {
     let dir = tempfile::tempdir().unwrap();
     let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
-    // 60,000 records at 20,000/s over 3 processes: about 3 s, checkpoints every 50 ms.
-    let outcome = start(3, 3, "20000", &checkpoints, &output);
+    // 60,000 records at 20,000/s: about 3 s, checkpoints every 50 ms.
+    let outcome = start(processes, processes, "20000", &checkpoints, &output);
     let started = Instant::now();
     while completed_checkpoints(&checkpoints).is_empty() {
         assert!(started.elapsed() < GUARD, "no checkpoint completed");
@@ -144,9 +151,9 @@ fn a_process_killed_mid_job_restarts_every_process_from_the_latest_checkpoint_ex
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let victim = job_process(1).expect("job process 1 runs");
+    let pid = job_process(victim, &checkpoints).expect("the victim runs");
     let killed = std::process::Command::new("kill")
-        .args(["-9", &victim.to_string()])
+        .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
@@ -179,6 +186,17 @@ fn a_process_killed_mid_job_restarts_every_process_from_the_latest_checkpoint_ex
         expected(),
         "exactly the output of a run without failures"
     );
+}
+
+#[test]
+fn a_task_process_killed_mid_job_restarts_every_process_from_the_latest_checkpoint_exactly_once() {
+    // 1 + 2 processes: process 0 (the job manager, with tasks too) and two others.
+    kill_mid_job(3, 1);
+}
+
+#[test]
+fn the_job_manager_process_killed_mid_job_restarts_the_job_exactly_once() {
+    kill_mid_job(2, 0);
 }
 
 #[test]

@@ -826,6 +826,126 @@ mod tests {
         assert_eq!(c.counts().completed, 0);
     }
 
+    /// Process 0's and process 1's links of a two-process job, over loopback.
+    fn two_process_links() -> (Arc<ClusterLinks>, Arc<ClusterLinks>) {
+        use crate::cluster::launcher::free_loopback_ports;
+        use flink_core::cluster::ClusterConfig;
+        let peers: Vec<String> = free_loopback_ports(2)
+            .unwrap()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let config = |i| {
+            ClusterConfig::new(2, i, peers.clone(), b"secret".to_vec())
+                .with_connect_timeout(Duration::from_secs(20))
+        };
+        let follower = {
+            let config = config(1);
+            std::thread::spawn(move || ClusterLinks::establish(&config, "job graph 1", 4096))
+        };
+        let leader = ClusterLinks::establish(&config(0), "job graph 1", 4096).unwrap();
+        let follower = follower.join().unwrap().unwrap();
+        (Arc::new(leader), Arc::new(follower))
+    }
+
+    /// Calls `step` until `done` holds (messages cross a socket), within a guard.
+    fn until(
+        c: &mut CheckpointCoordinator,
+        mut done: impl FnMut(&CheckpointCoordinator) -> bool,
+    ) -> Result<(), String> {
+        let guard = std::time::Instant::now();
+        while !done(c) {
+            assert!(guard.elapsed() < Duration::from_secs(20), "no message came");
+            c.tick()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn across_processes_process_0_completes_a_checkpoint_only_with_every_processs_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader_links, follower_links) = two_process_links();
+        let mut config = CheckpointConfig::new(SECOND);
+        config.timeout = 5 * SECOND;
+        config.tolerable_failed_checkpoints = 1;
+        let store = || {
+            CheckpointStore::open(&CheckpointStorage::Directory(dir.path().into()), "job").unwrap()
+        };
+        let clock = Arc::new(ManualClock::new());
+        let mut leader = CheckpointCoordinator::for_process(
+            config.clone(),
+            store(),
+            clock.clone(),
+            Some(leader_links),
+        )
+        .unwrap();
+        let mut follower = CheckpointCoordinator::for_process(
+            config,
+            store(),
+            Arc::new(ManualClock::new()),
+            Some(follower_links),
+        )
+        .unwrap();
+        // Subtask 0 runs in process 0, subtask 1 in process 1.
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        let current = |c: &CheckpointCoordinator| match &c.cluster {
+            Some(ClusterPart::Follower { current, .. }) => *current,
+            _ => 0,
+        };
+
+        clock.advance(SECOND);
+        leader.tick().unwrap(); // triggers checkpoint 1 everywhere
+        until(&mut follower, |f| current(f) == 1).unwrap();
+        leader
+            .on_ack(1, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        leader.tick().unwrap();
+        assert_eq!(leader.counts().completed, 0, "process 1 has not acked");
+        follower
+            .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
+            .unwrap();
+        assert!(
+            dir.path().join("job/chk-1/task-0-1").is_file(),
+            "process 1 stored its task's state itself"
+        );
+        until(&mut leader, |l| l.counts().completed == 1).unwrap();
+        let loaded = leader.load_latest().unwrap().unwrap();
+        assert_eq!(loaded.tasks.len(), 2);
+        until(&mut follower, |f| f.counts().last_completed == Some(1)).unwrap();
+
+        // Process 1 never acknowledges checkpoint 2: it times out as in one process.
+        clock.advance(SECOND);
+        leader.tick().unwrap();
+        until(&mut follower, |f| current(f) == 2).unwrap();
+        leader
+            .on_ack(2, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        clock.advance(5 * SECOND);
+        leader.tick().expect("one failure is tolerated");
+        assert_eq!(leader.counts().failed, 1);
+        assert!(!dir.path().join("job/chk-2/_metadata").exists());
+
+        // Process 1's task finishes: it acknowledges checkpoint 3 with its final state.
+        follower.on_finished(0, 1, state(b"final")).unwrap();
+        leader.tick().unwrap(); // triggers checkpoint 3
+        until(&mut follower, |f| current(f) == 3).unwrap();
+        leader
+            .on_ack(3, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        until(&mut leader, |l| l.counts().last_completed == Some(3)).unwrap();
+        assert!(!leader.all_done(), "process 0's own task still runs");
+        leader.on_finished(0, 0, state(b"final")).unwrap();
+        // Every task finished: the final checkpoint 4, which process 1 acknowledges
+        // with its finished task's state as soon as it hears of it.
+        leader.tick().unwrap();
+        until(&mut follower, |f| current(f) == 4).unwrap();
+        until(&mut leader, CheckpointCoordinator::all_done).unwrap();
+        assert_eq!(leader.counts().last_completed, Some(4));
+        until(&mut follower, |f| f.counts().last_completed == Some(4)).unwrap();
+    }
+
     #[test]
     fn ids_go_on_after_an_earlier_run_and_its_incomplete_checkpoints_go() {
         let dir = tempfile::tempdir().unwrap();
