@@ -75,7 +75,19 @@ fn start(
     checkpoints: &Path,
     output: &Path,
 ) -> mpsc::Receiver<LaunchOutcome> {
-    let args = vec![
+    start_with(processes, parallelism, rate, checkpoints, output, &[])
+}
+
+/// As [`start`], with more arguments for the job.
+fn start_with(
+    processes: usize,
+    parallelism: usize,
+    rate: &str,
+    checkpoints: &Path,
+    output: &Path,
+    extra: &[&str],
+) -> mpsc::Receiver<LaunchOutcome> {
+    let mut args: Vec<std::ffi::OsString> = vec![
         "--records".into(),
         RECORDS.to_string().into(),
         "--parallelism".into(),
@@ -87,6 +99,7 @@ fn start(
         "--output-dir".into(),
         output.into(),
     ];
+    args.extend(extra.iter().map(Into::into));
     let run = Launch {
         processes,
         program: BIN.into(),
@@ -192,6 +205,32 @@ fn kill_mid_job(processes: usize, victim: usize) {
 fn a_task_process_killed_mid_job_restarts_every_process_from_the_latest_checkpoint_exactly_once() {
     // 1 + 2 processes: process 0 (the job manager, with tasks too) and two others.
     kill_mid_job(3, 1);
+}
+
+#[test]
+fn a_task_failing_in_one_process_restarts_every_process_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    // Record 40,000 is read by source subtask 1, in process 1; it fails once.
+    let outcome = start_with(
+        2,
+        2,
+        "20000",
+        &checkpoints,
+        &output,
+        &["--fail-once-at", "40000"],
+    )
+    .recv_timeout(GUARD)
+    .expect("the launcher ends within the guard");
+    assert!(outcome.success(), "{outcome:?}");
+    assert_eq!(outcome.restarts.len(), 1, "{:?}", outcome.restarts);
+    let (lines, leftovers) = committed(&output);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        lines,
+        expected(),
+        "exactly the output of a run without failures"
+    );
 }
 
 #[test]

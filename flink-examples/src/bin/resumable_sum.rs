@@ -7,7 +7,8 @@
 //! proves it.
 //!
 //! `cargo run -p flink-examples --bin resumable_sum -- --checkpoint-dir DIR
-//! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]`
+//! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]
+//! [--fail-once-at X]`
 //!
 //! Across processes: `flink-rs run --processes 3 -- resumable_sum ...` (the launcher
 //! restarts every process from the latest checkpoint after a kill;
@@ -52,6 +53,10 @@ struct Args {
     /// Records per second the source reads (over all its instances).
     #[arg(long, default_value_t = 1_000_000.0)]
     rate: f64,
+    /// Fail the map on this record, once: a marker file in the checkpoint directory
+    /// remembers it failed, across restarts of the process.
+    #[arg(long)]
+    fail_once_at: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,9 +84,16 @@ fn main() -> anyhow::Result<()> {
     }
     let source = SequenceSource::range(0, args.records.saturating_sub(1))
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
+    let fail_once_at = args.fail_once_at;
+    let marker = args.checkpoint_dir.join("failed-once");
     env.from_source(source, "Sequence")
         .uid("sequence")
-        .map(|x| (x / BLOCK, x))
+        .map(move |x| {
+            if Some(x) == fail_once_at && std::fs::File::create_new(&marker).is_ok() {
+                panic!("record {x} fails once, as asked");
+            }
+            (x / BLOCK, x)
+        })
         .uid("key")
         .key_by(|r| r.0)
         .process(|key, (_, x), sum, out| {
