@@ -149,6 +149,12 @@ pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
                 break outcome;
             }
         };
+        if plan.checkpointing && plan.checkpoint_dir.is_none() {
+            eprintln!(
+                "[launcher] the job's checkpoints are not in a local directory: not restarting it (from the beginning it would repeat committed output)"
+            );
+            break outcome;
+        }
         let tracker =
             tracker.get_or_insert_with(|| RestartTracker::new(plan.restart_strategy.clone()));
         let Some(delay) = tracker.on_failure(started.elapsed()) else {

@@ -19,9 +19,14 @@ pub struct RestartPlan {
     /// The job's restart strategy.
     pub restart_strategy: RestartStrategy,
     /// The local directory the job's checkpoints go to; `None` without
-    /// checkpointing or with storage the launcher cannot list (a URL): a restart
-    /// then starts from the beginning, as in one process without a checkpoint.
+    /// checkpointing (a restart then starts from the beginning, as in one process
+    /// without a checkpoint) or with storage the launcher cannot list (a URL).
     pub checkpoint_dir: Option<PathBuf>,
+    /// Whether the job takes checkpoints: with checkpoints the launcher cannot list,
+    /// it does not restart (starting from the beginning would repeat committed
+    /// output).
+    #[serde(default)]
+    pub checkpointing: bool,
 }
 
 impl RestartPlan {
@@ -42,6 +47,7 @@ impl RestartPlan {
             job_name: job_name.to_string(),
             restart_strategy: config.effective_restart_strategy(),
             checkpoint_dir,
+            checkpointing: config.checkpointing.is_some(),
         }
     }
 
