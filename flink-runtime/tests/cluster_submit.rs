@@ -47,6 +47,27 @@ fn unaligned_checkpoints_across_processes_are_refused_before_anything_starts() {
 }
 
 #[test]
+fn the_five_stage_pipeline_across_processes_is_refused_before_anything_starts() {
+    let ports = free_loopback_ports(2).unwrap();
+    let peers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(ClusterConfig::new(2, 0, peers, b"s".to_vec()));
+    let pipeline = flink_core::pipeline::FiveStagePipeline::<u64, u64>::builder()
+        .key(|x| format!("k{x}"))
+        .call(|x: u64| async move { Ok::<u64, flink_core::async_io::AsyncFailure>(x) })
+        .destination(flink_core::destinations::CollectingDestination::new())
+        .build()
+        .unwrap();
+    let out = env.from_sequence(1, 10).apply_pipeline(&pipeline);
+    out.delivered.collect_vec();
+    let err = env.execute("pipeline").unwrap_err();
+    assert!(
+        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("five-stage pipeline")),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_cluster_job_takes_checkpoints_coordinated_by_process_0() {
     let dir = tempfile::tempdir().unwrap();
     let env = StreamExecutionEnvironment::new();

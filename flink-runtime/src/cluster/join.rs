@@ -27,6 +27,15 @@ pub(crate) fn join(
         )
         .into());
     }
+    if cluster.processes > 1 && !jg.stream_graph.pipelines.is_empty() {
+        // Its gateway admits by signals the stages share in memory (records in the
+        // pipeline, finish rate): a record admitted in one process and finished in
+        // another is never seen as finished, and the gateway stalls for good.
+        return Err(ClusterRunError::Unsupported(
+            "the five-stage pipeline (its stages share admission signals in one process)".into(),
+        )
+        .into());
+    }
     if cluster.index == 0
         && let Some(file) = &cluster.supervisor_file
     {
