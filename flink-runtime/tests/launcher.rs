@@ -67,7 +67,9 @@ fn bad_usage_is_refused() {
 
 /// A stand-in job: process 0 writes the restart plan (FixedDelay, `attempts`, the
 /// checkpoint directory `dir` holding a completed `j/chk-7`), every process prints
-/// the checkpoint it restores from; process 1 then runs `process_1`.
+/// the checkpoint it restores from; process 1 then runs `process_1` once the plan
+/// is written (as a real job's processes run only after process 0 joined, which
+/// writes it first).
 fn supervised_job(dir: &std::path::Path, attempts: u32, process_1: &str) -> String {
     std::fs::create_dir_all(dir.join("j/chk-7")).unwrap();
     std::fs::write(dir.join("j/chk-7/_metadata"), "{}").unwrap();
@@ -78,7 +80,9 @@ fn supervised_job(dir: &std::path::Path, attempts: u32, process_1: &str) -> Stri
     format!(
         "if [ $FLINK_RS_PROCESS_INDEX = 0 ]; then printf '%s' '{plan}' > $FLINK_RS_SUPERVISOR_FILE; fi; \
          echo restore=$FLINK_RS_RESTORE_FROM >&2; \
-         if [ $FLINK_RS_PROCESS_INDEX = 1 ]; then {process_1}; else exec sleep 600; fi"
+         if [ $FLINK_RS_PROCESS_INDEX = 1 ]; then \
+           while [ ! -e $FLINK_RS_SUPERVISOR_FILE ]; do sleep 0.01; done; {process_1}; \
+         else exec sleep 600; fi"
     )
 }
 
