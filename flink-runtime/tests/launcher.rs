@@ -78,7 +78,8 @@ fn supervised_job(dir: &std::path::Path, attempts: u32, process_1: &str) -> Stri
         dir.display()
     );
     format!(
-        "if [ $FLINK_RS_PROCESS_INDEX = 0 ]; then printf '%s' '{plan}' > $FLINK_RS_SUPERVISOR_FILE; fi; \
+        "if [ $FLINK_RS_PROCESS_INDEX = 0 ]; then printf '%s' '{plan}' > $FLINK_RS_SUPERVISOR_FILE.tmp; \
+           mv $FLINK_RS_SUPERVISOR_FILE.tmp $FLINK_RS_SUPERVISOR_FILE; fi; \
          echo restore=$FLINK_RS_RESTORE_FROM >&2; \
          if [ $FLINK_RS_PROCESS_INDEX = 1 ]; then \
            while [ ! -e $FLINK_RS_SUPERVISOR_FILE ]; do sleep 0.01; done; {process_1}; \

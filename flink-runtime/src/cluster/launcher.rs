@@ -136,19 +136,26 @@ pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
     let mut tracker: Option<RestartTracker> = None;
     let mut restarts = Vec::new();
     let mut restore_from: Option<PathBuf> = None;
+    let mut last_plan: Option<RestartPlan> = None;
     let outcome = loop {
         let outcome = start_once(launch, &secret, &plan_file, restore_from.as_deref())?;
         let Some(failed) = outcome.first_failed else {
             break outcome;
         };
+        // A restarted job that failed before its process 0 joined goes by the plan of
+        // an earlier start.
         let plan = match RestartPlan::read(&plan_file) {
             Ok(Some(plan)) => plan,
-            Ok(None) => break outcome,
+            Ok(None) => match &last_plan {
+                Some(plan) => plan.clone(),
+                None => break outcome,
+            },
             Err(e) => {
                 eprintln!("[launcher] cannot read the job's restart plan: {e}");
                 break outcome;
             }
         };
+        last_plan = Some(plan.clone());
         if plan.checkpointing && plan.checkpoint_dir.is_none() {
             eprintln!(
                 "[launcher] the job's checkpoints are not in a local directory: not restarting it (from the beginning it would repeat committed output)"
@@ -214,6 +221,14 @@ fn start_once(
 ) -> Result<LaunchOutcome, LaunchError> {
     let ports = free_loopback_ports(launch.processes).map_err(io_error("finding free ports"))?;
     let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    // Process 0 writes the plan again when it joins: what a failure finds is this
+    // start's (or none, when the job failed before process 0 joined).
+    match std::fs::remove_file(plan_file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_error("removing the previous restart plan")(e));
+        }
+        _ => {}
+    }
     let mut children = Vec::new();
     let mut pumps = Vec::new();
     for index in 0..launch.processes {
