@@ -263,6 +263,22 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         savepoints,
     };
     let (result_tx, result_rx) = sync_channel(1);
+    // The launcher's restarts of a job spread over processes, before this start.
+    let earlier_restarts = setup
+        .links
+        .as_ref()
+        .map(|l| {
+            l.cluster()
+                .earlier_restarts
+                .iter()
+                .map(|r| JobRestart {
+                    cause: r.cause.clone(),
+                    restored_checkpoint: r.restored_checkpoint,
+                    lost_in_flight: 0,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let coordinator = Coordinator {
         job_name: name.to_string(),
         control: control.clone(),
@@ -271,7 +287,7 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         attempt,
         checkpoints,
         restart,
-        restarts: Vec::new(),
+        restarts: earlier_restarts,
         initial,
         savepoint_requests,
         lost_before: 0,
@@ -889,10 +905,11 @@ impl Coordinator {
 
     /// After this process's tasks ended: tells every peer this side is done once its
     /// outgoing channels drained, and waits until every peer said so too (a peer still
-    /// running may need credit from here). A connection failing meanwhile fails the
-    /// job; a user's cancel ends the wait.
-    fn close_links(&self) -> Result<(), JobError> {
-        let Some(links) = &self.setup.links else {
+    /// running may need credit from here, or this process's acknowledgement of a
+    /// checkpoint). A connection failing meanwhile fails the job; a user's cancel
+    /// ends the wait.
+    fn close_links(&mut self) -> Result<(), JobError> {
+        let Some(links) = self.setup.links.clone() else {
             return Ok(());
         };
         let counts = crate::cluster::final_counts(&self.observables.operator_summaries());
@@ -900,6 +917,11 @@ impl Coordinator {
             if let Some(lost) = links.failure() {
                 return Err(lost.into());
             }
+            // A process whose tasks ended still answers process 0's checkpoints (with
+            // its tasks' final states) until process 0 closes: the other processes'
+            // tasks may wait for one more checkpoint.
+            self.with_checkpoints(CheckpointCoordinator::tick)
+                .map_err(JobError::Runtime)?;
             if links.close_when_drained(&counts)
                 || self.control.cancelled_by_user.load(Ordering::SeqCst)
             {

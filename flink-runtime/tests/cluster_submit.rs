@@ -82,10 +82,27 @@ fn a_cluster_job_takes_checkpoints_coordinated_by_process_0() {
     // At least the checkpoint with every task's final state.
     assert!(counts.completed >= 1, "{counts:?}");
     assert_eq!(counts.failed, 0);
+    assert!(result.restarts.is_empty());
     let latest = flink_runtime::checkpoint::latest_checkpoint(dir.path(), "checkpointed")
         .unwrap()
         .expect("a completed checkpoint");
     assert!(latest.join("_metadata").is_file());
+}
+
+#[test]
+fn the_launchers_earlier_restarts_are_in_the_job_result() {
+    let env = StreamExecutionEnvironment::new();
+    let mut cluster = alone();
+    cluster.earlier_restarts = vec![flink_core::cluster::ClusterRestart {
+        cause: "process 1 ended (signal: 9 (SIGKILL))".into(),
+        restored_checkpoint: Some(4),
+    }];
+    env.set_cluster(cluster);
+    env.from_sequence(1, 10).collect_vec();
+    let result = env.execute("restarted").unwrap();
+    assert_eq!(result.restarts.len(), 1);
+    assert_eq!(result.restarts[0].restored_checkpoint, Some(4));
+    assert!(result.restarts[0].cause.contains("SIGKILL"));
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn supervised_job(dir: &std::path::Path, attempts: u32, process_1: &str) -> Stri
     format!(
         "if [ $FLINK_RS_PROCESS_INDEX = 0 ]; then printf '%s' '{plan}' > $FLINK_RS_SUPERVISOR_FILE.tmp; \
            mv $FLINK_RS_SUPERVISOR_FILE.tmp $FLINK_RS_SUPERVISOR_FILE; fi; \
-         echo restore=$FLINK_RS_RESTORE_FROM >&2; \
+         echo restore=$FLINK_RS_RESTORE_FROM restarts=$FLINK_RS_RESTARTS >&2; \
          if [ $FLINK_RS_PROCESS_INDEX = 1 ]; then \
            while [ ! -e $FLINK_RS_SUPERVISOR_FILE ]; do sleep 0.01; done; {process_1}; \
          else exec sleep 600; fi"
@@ -108,7 +108,10 @@ fn a_failed_job_is_restarted_from_its_latest_checkpoint_as_its_strategy_allows()
     assert!(out.status.success(), "{stderr}");
     let chk = dir.path().join("j/chk-7");
     assert!(
-        stderr.contains(&format!("[p1] restore={}", chk.display())),
+        stderr.contains(&format!(
+            "[p1] restore={} restarts=[{{\"cause\":\"process 1 ended (exit status: 3)\",\"restored_checkpoint\":7}}]",
+            chk.display()
+        )),
         "the restart restores the latest checkpoint: {stderr}"
     );
     assert!(

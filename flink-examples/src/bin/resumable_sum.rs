@@ -111,9 +111,10 @@ fn main() -> anyhow::Result<()> {
         .uid("files");
     let result = env.execute(JOB)?;
     println!(
-        "read {} records; checkpoints: {:?}",
+        "read {} records; checkpoints: {:?}; restarts: {}",
         result.records_read_by_sources(),
-        result.checkpoints
+        result.checkpoints,
+        result.restarts.len()
     );
     Ok(())
 }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use flink_core::checkpoint::{RestartStrategy, RestartTracker};
 use flink_core::cluster::{
-    ClusterConfig, ENV_CONNECT_TIMEOUT_MS, ENV_HEARTBEAT_TIMEOUT_MS, ENV_PEERS, ENV_PROCESS_INDEX,
-    ENV_PROCESSES, ENV_RESTORE_FROM, ENV_SECRET, ENV_SUPERVISOR_FILE,
+    ClusterConfig, ClusterRestart, ENV_CONNECT_TIMEOUT_MS, ENV_HEARTBEAT_TIMEOUT_MS, ENV_PEERS,
+    ENV_PROCESS_INDEX, ENV_PROCESSES, ENV_RESTARTS, ENV_RESTORE_FROM, ENV_SECRET,
+    ENV_SUPERVISOR_FILE,
 };
 
 use super::supervision::RestartPlan;
@@ -137,8 +138,16 @@ pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
     let mut restarts = Vec::new();
     let mut restore_from: Option<PathBuf> = None;
     let mut last_plan: Option<RestartPlan> = None;
+    // What process 0's job result lists as the restarts before its start.
+    let mut history: Vec<ClusterRestart> = Vec::new();
     let outcome = loop {
-        let outcome = start_once(launch, &secret, &plan_file, restore_from.as_deref())?;
+        let outcome = start_once(
+            launch,
+            &secret,
+            &plan_file,
+            restore_from.as_deref(),
+            &history,
+        )?;
         let Some(failed) = outcome.first_failed else {
             break outcome;
         };
@@ -196,6 +205,10 @@ pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
                     .display()
                     .to_string())
         );
+        history.push(ClusterRestart {
+            cause: format!("process {failed} ended ({})", restart.status),
+            restored_checkpoint: restore_from.as_deref().and_then(checkpoint_id),
+        });
         restarts.push(restart);
         std::thread::sleep(delay);
     };
@@ -204,6 +217,15 @@ pub fn launch(launch: &Launch) -> Result<LaunchOutcome, LaunchError> {
         restarts,
         ..outcome
     })
+}
+
+/// The id of checkpoint directory `chk-<id>`.
+fn checkpoint_id(dir: &std::path::Path) -> Option<u64> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("chk-")?
+        .parse()
+        .ok()
 }
 
 fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> LaunchError {
@@ -218,7 +240,12 @@ fn start_once(
     secret: &[u8],
     plan_file: &std::path::Path,
     restore_from: Option<&std::path::Path>,
+    history: &[ClusterRestart],
 ) -> Result<LaunchOutcome, LaunchError> {
+    let history = serde_json::to_string(history).map_err(|e| LaunchError::Io {
+        what: "writing the restart history".into(),
+        source: std::io::Error::other(e),
+    })?;
     let ports = free_loopback_ports(launch.processes).map_err(io_error("finding free ports"))?;
     let peers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     // Process 0 writes the plan again when it joins: what a failure finds is this
@@ -239,6 +266,7 @@ fn start_once(
             .args(&launch.args)
             .envs(cluster_env(&cluster))
             .env(ENV_SUPERVISOR_FILE, plan_file)
+            .env(ENV_RESTARTS, &history)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
