@@ -958,6 +958,49 @@ mod tests {
     }
 
     #[test]
+    fn across_processes_a_process_that_cannot_store_its_state_fails_the_checkpoint() {
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (leader_links, follower_links) = two_process_links();
+        let mut config = CheckpointConfig::new(SECOND);
+        config.tolerable_failed_checkpoints = 0;
+        let store = |d: &std::path::Path| {
+            CheckpointStore::open(&CheckpointStorage::Directory(d.into()), "job").unwrap()
+        };
+        let clock = Arc::new(ManualClock::new());
+        let mut leader = CheckpointCoordinator::for_process(
+            config.clone(),
+            store(dir.path()),
+            clock.clone(),
+            Some(leader_links),
+        )
+        .unwrap();
+        // Process 1's storage: checkpoint 1's directory is taken by a file.
+        std::fs::create_dir_all(other.path().join("job")).unwrap();
+        std::fs::write(other.path().join("job/chk-1"), "in the way").unwrap();
+        let mut follower = CheckpointCoordinator::for_process(
+            config,
+            store(other.path()),
+            Arc::new(ManualClock::new()),
+            Some(follower_links),
+        )
+        .unwrap();
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        clock.advance(SECOND);
+        leader.tick().unwrap();
+        follower
+            .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
+            .unwrap();
+        let err = until(&mut leader, |_| false).unwrap_err();
+        assert!(
+            err.contains("checkpoint 1 failed (process 1: task 0/1:"),
+            "{err}"
+        );
+        assert_eq!(leader.counts().failed, 1);
+        assert_eq!(leader.counts().completed, 0);
+    }
+
+    #[test]
     fn ids_go_on_after_an_earlier_run_and_its_incomplete_checkpoints_go() {
         let dir = tempfile::tempdir().unwrap();
         {
