@@ -47,6 +47,17 @@ pub const ENV_TLS_CA: &str = "FLINK_RS_TLS_CA";
 /// Environment variable: the DNS name every peer's certificate carries (default
 /// [`DEFAULT_TLS_SERVER_NAME`]).
 pub const ENV_TLS_SERVER_NAME: &str = "FLINK_RS_TLS_SERVER_NAME";
+/// Set by the launcher when it restarts a failed job: the completed checkpoint
+/// (`chk-<n>` directory) every process restores from, instead of the job's own
+/// `restore_from`.
+pub const ENV_RESTORE_FROM: &str = "FLINK_RS_RESTORE_FROM";
+/// Set by the launcher: the file process 0 writes the job's restart strategy and
+/// checkpoint directory to, so the launcher can restart the job from its latest
+/// completed checkpoint (see docs/deployment.md, "Failover").
+pub const ENV_SUPERVISOR_FILE: &str = "FLINK_RS_SUPERVISOR_FILE";
+/// Set by the launcher on a restart: the job's earlier restarts, a JSON array of
+/// [`ClusterRestart`], which process 0's job result then lists.
+pub const ENV_RESTARTS: &str = "FLINK_RS_RESTARTS";
 /// The name peer certificates carry unless [`ENV_TLS_SERVER_NAME`] says otherwise.
 pub const DEFAULT_TLS_SERVER_NAME: &str = "flink-rs";
 
@@ -148,6 +159,26 @@ pub struct ClusterConfig {
     /// never sent, but records travel in clear text).
     #[serde(default)]
     pub tls: Option<ClusterTls>,
+    /// The checkpoint to restore from when the launcher restarted the job
+    /// ([`ENV_RESTORE_FROM`]); it takes precedence over the job's `restore_from`.
+    #[serde(default)]
+    pub restore_from: Option<std::path::PathBuf>,
+    /// Where process 0 tells a supervising launcher how to restart the job
+    /// ([`ENV_SUPERVISOR_FILE`]); `None` without one.
+    #[serde(default)]
+    pub supervisor_file: Option<std::path::PathBuf>,
+    /// The restarts of this job before this start ([`ENV_RESTARTS`]), oldest first.
+    #[serde(default)]
+    pub earlier_restarts: Vec<ClusterRestart>,
+}
+
+/// One restart of a job spread over processes, as its launcher did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRestart {
+    /// Why: which process ended, and how.
+    pub cause: String,
+    /// The checkpoint every process restored from; `None`: from the beginning.
+    pub restored_checkpoint: Option<u64>,
 }
 
 /// PEM files for mutual TLS between the processes (read when the job starts).
@@ -173,6 +204,9 @@ impl std::fmt::Debug for ClusterConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("tls", &self.tls)
+            .field("restore_from", &self.restore_from)
+            .field("supervisor_file", &self.supervisor_file)
+            .field("earlier_restarts", &self.earlier_restarts)
             .finish()
     }
 }
@@ -188,6 +222,9 @@ impl ClusterConfig {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
             tls: None,
+            restore_from: None,
+            supervisor_file: None,
+            earlier_restarts: Vec::new(),
         }
     }
 
@@ -299,6 +336,20 @@ impl ClusterConfig {
             config.heartbeat_timeout = Duration::from_millis(number(ENV_HEARTBEAT_TIMEOUT_MS, ms)?);
         }
         config.tls = tls_from_vars(&var)?;
+        config.restore_from = var(ENV_RESTORE_FROM)
+            .filter(|p| !p.is_empty())
+            .map(Into::into);
+        config.supervisor_file = var(ENV_SUPERVISOR_FILE)
+            .filter(|p| !p.is_empty())
+            .map(Into::into);
+        if let Some(json) = var(ENV_RESTARTS).filter(|j| !j.is_empty()) {
+            config.earlier_restarts =
+                serde_json::from_str(&json).map_err(|e| ClusterError::BadVariable {
+                    name: ENV_RESTARTS,
+                    reason: e.to_string(),
+                    value: json,
+                })?;
+        }
         config.validate()?;
         Ok(Some(config))
     }
@@ -386,6 +437,58 @@ mod tests {
         assert_eq!(
             bad(ClusterConfig::new(0, 0, Vec::new(), b"s".to_vec())),
             ClusterError::NoProcesses
+        );
+    }
+
+    #[test]
+    fn the_launchers_restart_variables_are_read() {
+        let base = [
+            (ENV_PROCESSES, "1"),
+            (ENV_PROCESS_INDEX, "0"),
+            (ENV_PEERS, "a:1"),
+            (ENV_SECRET, "s"),
+        ];
+        let with = |extra: [(&'static str, &'static str); 3]| {
+            move |name: &str| {
+                base.iter()
+                    .chain(&extra)
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let config = ClusterConfig::from_vars(with([
+            (ENV_RESTORE_FROM, "/ck/job/chk-3"),
+            (ENV_SUPERVISOR_FILE, "/tmp/plan.json"),
+            (
+                ENV_RESTARTS,
+                r#"[{"cause":"process 1 ended (signal: 9)","restored_checkpoint":3}]"#,
+            ),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            config.restore_from.as_deref(),
+            Some(std::path::Path::new("/ck/job/chk-3"))
+        );
+        assert_eq!(
+            config.supervisor_file.as_deref(),
+            Some(std::path::Path::new("/tmp/plan.json"))
+        );
+        assert_eq!(
+            config.earlier_restarts,
+            [ClusterRestart {
+                cause: "process 1 ended (signal: 9)".into(),
+                restored_checkpoint: Some(3),
+            }]
+        );
+        let bad = ClusterConfig::from_vars(with([
+            (ENV_RESTARTS, "[{"),
+            (ENV_RESTORE_FROM, ""),
+            (ENV_SUPERVISOR_FILE, ""),
+        ]));
+        assert!(
+            matches!(bad, Err(ClusterError::BadVariable { name, .. }) if name == ENV_RESTARTS),
+            "{bad:?}"
         );
     }
 

@@ -9,7 +9,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use flink_core::checkpoint::{RestartTracker, RestoredState};
+use flink_core::checkpoint::{RestartStrategy, RestartTracker, RestoredState};
 
 use flink_core::config::BufferTimeout;
 use flink_core::graph::{ExecutionGraph, JobGraph};
@@ -105,7 +105,18 @@ struct Attempt {
 }
 
 /// Starts `jg` and returns a handle on it.
-pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
+pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
+    // A launcher restarting a job spread over processes names the checkpoint every
+    // process goes back to.
+    if let Some(path) = jg
+        .stream_graph
+        .config
+        .cluster
+        .as_ref()
+        .and_then(|c| c.restore_from.clone())
+    {
+        jg.stream_graph.config.restore = Some(flink_core::checkpoint::RestoreSettings::new(path));
+    }
     // Read back and mapped whole before anything starts: a bad savepoint fails here.
     let initial = match &jg.stream_graph.config.restore {
         Some(settings) => {
@@ -158,7 +169,14 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     let mut checkpoints = match &jg.stream_graph.config.checkpointing {
         Some(config) => {
             let mut coordinator = CheckpointStore::open(&config.storage, name)
-                .and_then(|store| CheckpointCoordinator::new(config.clone(), store, clock.clone()))
+                .and_then(|store| {
+                    CheckpointCoordinator::for_process(
+                        config.clone(),
+                        store,
+                        clock.clone(),
+                        links.clone(),
+                    )
+                })
                 .map_err(|e| JobError::Runtime(e.to_string()))?
                 .with_job(name, operator_entries(&jg));
             if let Some(initial) = &initial {
@@ -174,7 +192,12 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     {
         stats.restored(initial.id, Some(settings.path.clone()));
     }
-    let restart = RestartTracker::new(jg.stream_graph.config.effective_restart_strategy());
+    // Across processes the launcher restarts every process of the job (see
+    // cluster::supervision): a process whose job fails exits.
+    let restart = RestartTracker::new(match &links {
+        Some(_) => RestartStrategy::None,
+        None => jg.stream_graph.config.effective_restart_strategy(),
+    });
     let timer = FlushTimer::start(flush_interval(&jg)).map_err(runtime_error)?;
     let operators = operator_counters(&jg);
     let flows = record_flows(&jg);
@@ -240,6 +263,22 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         savepoints,
     };
     let (result_tx, result_rx) = sync_channel(1);
+    // The launcher's restarts of a job spread over processes, before this start.
+    let earlier_restarts = setup
+        .links
+        .as_ref()
+        .map(|l| {
+            l.cluster()
+                .earlier_restarts
+                .iter()
+                .map(|r| JobRestart {
+                    cause: r.cause.clone(),
+                    restored_checkpoint: r.restored_checkpoint,
+                    lost_in_flight: 0,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let coordinator = Coordinator {
         job_name: name.to_string(),
         control: control.clone(),
@@ -248,7 +287,7 @@ pub fn submit(jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         attempt,
         checkpoints,
         restart,
-        restarts: Vec::new(),
+        restarts: earlier_restarts,
         initial,
         savepoint_requests,
         lost_before: 0,
@@ -315,11 +354,13 @@ fn start_attempt(
     // Acknowledgements and outcomes share one bounded channel: a task waits for room
     // only while the coordinator is storing a checkpoint.
     let (messages_tx, messages_rx) = sync_channel(network.subtask_count() * 4);
+    // Process 0 of a job spread over processes coordinates every process's tasks.
+    let coordinates_all = setup.links.as_ref().is_some_and(|l| l.cluster().index == 0);
     let all_tasks: Vec<(usize, usize)> = jg
         .vertices
         .iter()
         .flat_map(|v| (0..v.parallelism).map(move |s| (v.id, s)))
-        .filter(|&(_, s)| setup.is_local(s))
+        .filter(|&(_, s)| coordinates_all || setup.is_local(s))
         .collect();
     let checkpointing =
         checkpoints.map(|c| (Arc::new(c.config().clone()), c.start_attempt(all_tasks)));
@@ -745,7 +786,7 @@ impl Coordinator {
         let mut first_failure: Option<JobError> = None;
         let mut remaining = self.attempt.threads.len();
         let mut lost = false;
-        while remaining > 0 {
+        while remaining > 0 || self.coordinates_other_processes(first_failure.is_some()) {
             if self.control.cancelled_by_user.load(Ordering::SeqCst)
                 && !self.attempt.cancel.token.is_cancelled()
             {
@@ -757,12 +798,18 @@ impl Coordinator {
                 .checkpoints
                 .as_ref()
                 .map_or(COORDINATOR_TICK, |c| c.next_wakeup().min(COORDINATOR_TICK));
-            let message = match self.attempt.messages.recv_timeout(wait) {
-                Ok(message) => Some(message),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => {
-                    lost = true;
-                    break;
+            let message = if remaining == 0 {
+                // Only coordinating other processes' tasks now.
+                std::thread::sleep(wait);
+                None
+            } else {
+                match self.attempt.messages.recv_timeout(wait) {
+                    Ok(message) => Some(message),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        lost = true;
+                        break;
+                    }
                 }
             };
             let checkpoint_result = match message {
@@ -839,12 +886,30 @@ impl Coordinator {
         }
     }
 
+    /// Whether process 0, its own tasks ended, still coordinates the checkpoints of
+    /// other processes' tasks: until every task of the job finished and the checkpoint
+    /// with their final states completed (their sinks commit on it), unless the job
+    /// failed or was cancelled.
+    fn coordinates_other_processes(&self, failed: bool) -> bool {
+        let leader = self
+            .setup
+            .links
+            .as_ref()
+            .is_some_and(|l| l.cluster().index == 0);
+        leader
+            && !failed
+            && !self.attempt.cancel.token.is_cancelled()
+            && !self.control.cancelled_by_user.load(Ordering::SeqCst)
+            && self.checkpoints.as_ref().is_some_and(|c| !c.all_done())
+    }
+
     /// After this process's tasks ended: tells every peer this side is done once its
     /// outgoing channels drained, and waits until every peer said so too (a peer still
-    /// running may need credit from here). A connection failing meanwhile fails the
-    /// job; a user's cancel ends the wait.
-    fn close_links(&self) -> Result<(), JobError> {
-        let Some(links) = &self.setup.links else {
+    /// running may need credit from here, or this process's acknowledgement of a
+    /// checkpoint). A connection failing meanwhile fails the job; a user's cancel
+    /// ends the wait.
+    fn close_links(&mut self) -> Result<(), JobError> {
+        let Some(links) = self.setup.links.clone() else {
             return Ok(());
         };
         let counts = crate::cluster::final_counts(&self.observables.operator_summaries());
@@ -852,6 +917,11 @@ impl Coordinator {
             if let Some(lost) = links.failure() {
                 return Err(lost.into());
             }
+            // A process whose tasks ended still answers process 0's checkpoints (with
+            // its tasks' final states) until process 0 closes: the other processes'
+            // tasks may wait for one more checkpoint.
+            self.with_checkpoints(CheckpointCoordinator::tick)
+                .map_err(JobError::Runtime)?;
             if links.close_when_drained(&counts)
                 || self.control.cancelled_by_user.load(Ordering::SeqCst)
             {
@@ -865,6 +935,9 @@ impl Coordinator {
     fn take_savepoint_requests(&mut self) {
         while let Ok(request) = self.savepoint_requests.try_recv() {
             match &mut self.checkpoints {
+                Some(_) if self.setup.links.is_some() => {
+                    let _ = request.reply.send(Err(SavepointError::AcrossProcesses));
+                }
                 Some(c) => c.request_savepoint(request),
                 None => {
                     let _ = request

@@ -31,16 +31,103 @@ fn a_cluster_of_one_process_runs_the_whole_job() {
 }
 
 #[test]
-fn checkpointing_across_processes_is_refused_before_anything_starts() {
+fn unaligned_checkpoints_across_processes_are_refused_before_anything_starts() {
     let env = StreamExecutionEnvironment::new();
     env.set_cluster(alone());
-    env.enable_checkpointing(Duration::from_millis(100));
+    let dir = tempfile::tempdir().unwrap();
+    env.enable_checkpointing(Duration::from_millis(100))
+        .set_storage_dir(dir.path())
+        .enable_unaligned_checkpoints(true);
     env.from_sequence(1, 10).collect_vec();
-    let err = env.execute("checkpointed").unwrap_err();
+    let err = env.execute("unaligned").unwrap_err();
     assert!(
-        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("checkpointing")),
+        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("unaligned")),
         "{err}"
     );
+}
+
+#[test]
+fn the_five_stage_pipeline_across_processes_is_refused_before_anything_starts() {
+    let ports = free_loopback_ports(2).unwrap();
+    let peers = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(ClusterConfig::new(2, 0, peers, b"s".to_vec()));
+    let pipeline = flink_core::pipeline::FiveStagePipeline::<u64, u64>::builder()
+        .key(|x| format!("k{x}"))
+        .call(|x: u64| async move { Ok::<u64, flink_core::async_io::AsyncFailure>(x) })
+        .destination(flink_core::destinations::CollectingDestination::new())
+        .build()
+        .unwrap();
+    let out = env.from_sequence(1, 10).apply_pipeline(&pipeline);
+    out.delivered.collect_vec();
+    let err = env.execute("pipeline").unwrap_err();
+    assert!(
+        matches!(&err, JobError::Cluster(ClusterRunError::Unsupported(what)) if what.contains("five-stage pipeline")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cluster_job_takes_checkpoints_coordinated_by_process_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.set_parallelism(2);
+    env.enable_checkpointing(Duration::from_millis(10))
+        .set_storage_dir(dir.path());
+    let out = env.from_sequence(1, 1000).map(|x| x * 2).collect_vec();
+    let result = env.execute("checkpointed").unwrap();
+    assert_eq!(out.take().len(), 1000);
+    let counts = result.checkpoints.expect("checkpointing on");
+    // At least the checkpoint with every task's final state.
+    assert!(counts.completed >= 1, "{counts:?}");
+    assert_eq!(counts.failed, 0);
+    assert!(result.restarts.is_empty());
+    let latest = flink_runtime::checkpoint::latest_checkpoint(dir.path(), "checkpointed")
+        .unwrap()
+        .expect("a completed checkpoint");
+    assert!(latest.join("_metadata").is_file());
+}
+
+#[test]
+fn the_launchers_earlier_restarts_are_in_the_job_result() {
+    let env = StreamExecutionEnvironment::new();
+    let mut cluster = alone();
+    cluster.earlier_restarts = vec![flink_core::cluster::ClusterRestart {
+        cause: "process 1 ended (signal: 9 (SIGKILL))".into(),
+        restored_checkpoint: Some(4),
+    }];
+    env.set_cluster(cluster);
+    env.from_sequence(1, 10).collect_vec();
+    let result = env.execute("restarted").unwrap();
+    assert_eq!(result.restarts.len(), 1);
+    assert_eq!(result.restarts[0].restored_checkpoint, Some(4));
+    assert!(result.restarts[0].cause.contains("SIGKILL"));
+}
+
+#[test]
+fn savepoints_across_processes_are_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_cluster(alone());
+    env.enable_checkpointing(Duration::from_millis(50))
+        .set_storage_dir(dir.path());
+    let source = flink_core::sources::SequenceSource::range(0, u64::MAX / 2)
+        .rate_limited(flink_core::sources::RateLimiterStrategy::per_second(1000.0).unwrap());
+    env.from_source(source, "Sequence").collect_vec();
+    let client = env.execute_async("savepointed").unwrap();
+    let err = client.trigger_savepoint(dir.path()).unwrap_err();
+    assert_eq!(
+        err,
+        flink_runtime::checkpoint::SavepointError::AcrossProcesses
+    );
+    let err = client.stop_with_savepoint(dir.path()).unwrap_err();
+    assert_eq!(
+        err,
+        flink_runtime::checkpoint::SavepointError::AcrossProcesses
+    );
+    client.cancel();
+    let _ = client.wait();
 }
 
 #[test]

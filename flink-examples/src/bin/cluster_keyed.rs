@@ -15,7 +15,10 @@
 //! `--window-ms W` sums each key's values in tumbling event-time windows of W ms
 //! instead (the value is the record's timestamp; watermarks cross the processes).
 //!
-//! `--pace-us U --paced-process P` makes the sinks in process P take U µs per record;
+//! `--pace-us U --paced-process P` makes the sinks in process P take U µs per record
+//! (`--pace-rate R`: write R records per second each); with `--rebalance` the
+//! records go round-robin to the sinks (no key_by); process 0 prints the source's
+//! rate between its 10 % and 90 % marks (`source_rate=`, one source subtask);
 //! with `--progress-dir DIR` they publish their count there and process 0's map
 //! measures the records in flight towards them (emitted minus sunk), to show back
 //! pressure holds the source in another process.
@@ -25,6 +28,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -73,7 +77,18 @@ struct Args {
     /// Fail the map on this record.
     #[arg(long)]
     fail_at: Option<u64>,
+    /// Records per second each sink subtask of --paced-process writes (on an absolute
+    /// schedule, so oversleeping is caught up); instead of --pace-us.
+    #[arg(long)]
+    pace_rate: Option<f64>,
+    /// Send the keyed records round-robin to the sinks (no key_by, no sum): with one
+    /// source subtask, a paced sink then holds the source at (sinks x its rate).
+    #[arg(long)]
+    rebalance: bool,
 }
+
+/// When process 0's map emitted its 10 % and 90 % marks (`--records`, one source).
+static SOURCE_MARKS: [OnceLock<Instant>; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// This process's index in the cluster (0 when alone).
 fn process_index() -> usize {
@@ -105,10 +120,16 @@ fn main() -> anyhow::Result<()> {
     let progress = args.progress_dir.clone();
     let mut emitted = 0u64;
     let fail_at = args.fail_at;
+    let records = args.records;
     let keyed = source
         .map(move |x: u64| {
             assert!(Some(x) != fail_at, "record {x} fails, as asked");
             emitted += 1;
+            if emitted == records / 10 {
+                let _ = SOURCE_MARKS[0].set(Instant::now());
+            } else if emitted == records * 9 / 10 {
+                let _ = SOURCE_MARKS[1].set(Instant::now());
+            }
             if emitted.is_multiple_of(256)
                 && let Some(dir) = &progress
             {
@@ -118,8 +139,14 @@ fn main() -> anyhow::Result<()> {
         })
         .name("Key")
         .set_parallelism(source_parallelism);
-    let paced = args.pace_us > 0 && process_index() == args.paced_process;
+    let paced =
+        (args.pace_us > 0 || args.pace_rate.is_some()) && process_index() == args.paced_process;
     match args.window_ms {
+        None if args.rebalance => {
+            keyed
+                .rebalance()
+                .sink_named(latest_sums(&args, paced), "Latest Sums");
+        }
         None => {
             keyed
                 .key_by(|r: &(u64, u64)| r.0)
@@ -178,6 +205,14 @@ fn main() -> anyhow::Result<()> {
     if args.progress_dir.is_some() && process == 0 {
         println!("max_in_flight={}", MAX_IN_FLIGHT.load(Ordering::Relaxed));
     }
+    if let [Some(from), Some(to)] = SOURCE_MARKS.each_ref().map(OnceLock::get) {
+        // The source's rate from its 10 % to its 90 % mark (start and end excluded).
+        let rate = (args.records * 8 / 10) as f64 / to.duration_since(*from).as_secs_f64();
+        println!("source_rate={rate:.0}");
+    }
+    if let Some(rate) = PACED_RATE.get() {
+        println!("paced_sink_rate={rate:.0}");
+    }
     Ok(())
 }
 
@@ -204,7 +239,10 @@ fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
     LatestSums {
         key: std::marker::PhantomData,
         output: args.output.clone(),
-        pace: paced.then(|| Duration::from_micros(args.pace_us)),
+        pace: paced.then(|| match args.pace_rate {
+            Some(rate) => Pace::Rate(rate),
+            None => Pace::PerRecord(Duration::from_micros(args.pace_us)),
+        }),
         progress: if paced {
             args.progress_dir.clone()
         } else {
@@ -216,10 +254,22 @@ fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
 /// Keeps each key's latest running sum and how many updates it got.
 struct LatestSums<K> {
     output: Option<PathBuf>,
-    pace: Option<Duration>,
+    pace: Option<Pace>,
     progress: Option<PathBuf>,
     key: std::marker::PhantomData<fn(K)>,
 }
+
+/// How a paced sink slows down.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Sleeps this long per record.
+    PerRecord(Duration),
+    /// Writes this many records per second, on a schedule from its first record.
+    Rate(f64),
+}
+
+/// A rate-paced sink's own rate from its 1,000th record to its last.
+static PACED_RATE: OnceLock<f64> = OnceLock::new();
 
 impl<K: Ord + Display + Send + 'static> Sink<(K, u64)> for LatestSums<K> {
     fn create_writer(&self, ctx: &RuntimeContext) -> Box<dyn SinkWriter<(K, u64)>> {
@@ -230,6 +280,7 @@ impl<K: Ord + Display + Send + 'static> Sink<(K, u64)> for LatestSums<K> {
                 .map(|d| d.join(format!("part-{}", ctx.subtask_index))),
             subtask: ctx.subtask_index,
             pace: self.pace,
+            paced_since: None,
             progress: self.progress.clone(),
             sunk: Arc::new(AtomicU64::new(0)),
             sums: BTreeMap::new(),
@@ -240,7 +291,9 @@ impl<K: Ord + Display + Send + 'static> Sink<(K, u64)> for LatestSums<K> {
 struct LatestSumsWriter<K> {
     path: Option<PathBuf>,
     subtask: usize,
-    pace: Option<Duration>,
+    pace: Option<Pace>,
+    /// When a rate-paced sink wrote its first and its 1,000th record.
+    paced_since: Option<(Instant, Option<Instant>)>,
     progress: Option<PathBuf>,
     sunk: Arc<AtomicU64>,
     sums: BTreeMap<K, (u64, u64)>,
@@ -248,8 +301,10 @@ struct LatestSumsWriter<K> {
 
 impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
     fn write(&mut self, (key, sum): (K, u64)) -> Result<(), SinkError> {
-        if let Some(pace) = self.pace {
-            std::thread::sleep(pace);
+        match self.pace {
+            Some(Pace::PerRecord(pause)) => std::thread::sleep(pause),
+            Some(Pace::Rate(rate)) => self.wait_for_schedule(rate),
+            None => {}
         }
         let entry = self.sums.entry(key).or_default();
         *entry = (sum, entry.1 + 1);
@@ -265,6 +320,10 @@ impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
+        if let Some((_, Some(thousandth))) = self.paced_since {
+            let written = self.sunk.load(Ordering::Relaxed).saturating_sub(1000);
+            let _ = PACED_RATE.set(written as f64 / thousandth.elapsed().as_secs_f64());
+        }
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -274,6 +333,23 @@ impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
         }
         std::fs::write(path, text)
             .map_err(|e| SinkError::from(format!("writing {}: {e}", path.display())))
+    }
+}
+
+impl<K> LatestSumsWriter<K> {
+    /// Waits until the next record is due at `rate` records per second from the
+    /// first one.
+    fn wait_for_schedule(&mut self, rate: f64) {
+        let now = Instant::now();
+        let written = self.sunk.load(Ordering::Relaxed);
+        let (first, thousandth) = self.paced_since.get_or_insert((now, None));
+        if written == 1000 {
+            *thousandth = Some(now);
+        }
+        let due = *first + Duration::from_secs_f64(written as f64 / rate);
+        if due > now {
+            std::thread::sleep(due - now);
+        }
     }
 }
 

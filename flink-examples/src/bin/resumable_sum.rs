@@ -7,9 +7,14 @@
 //! proves it.
 //!
 //! `cargo run -p flink-examples --bin resumable_sum -- --checkpoint-dir DIR
-//! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]`
+//! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]
+//! [--fail-once-at X]`
 //!
-//! See docs/checkpoints.md.
+//! Across processes: `flink-rs run --processes 3 -- resumable_sum ...` (the launcher
+//! restarts every process from the latest checkpoint after a kill;
+//! flink-examples/tests/cluster_failover.rs proves it).
+//!
+//! See docs/checkpoints.md and docs/deployment.md.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,15 +53,26 @@ struct Args {
     /// Records per second the source reads (over all its instances).
     #[arg(long, default_value_t = 1_000_000.0)]
     rate: f64,
+    /// Fail the map on this record, once: a marker file in the checkpoint directory
+    /// remembers it failed, across restarts of the process.
+    #[arg(long)]
+    fail_once_at: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     flink_examples::init_logging();
     let env = StreamExecutionEnvironment::new();
+    // Alone, or one of the processes `flink-rs run` started (which then restarts
+    // every process from the latest checkpoint when one dies).
+    env.set_cluster_from_env();
     env.set_parallelism(args.parallelism);
     env.enable_checkpointing(Duration::from_millis(50))
         .set_storage_dir(&args.checkpoint_dir);
+    env.set_restart_strategy(RestartStrategy::FixedDelay {
+        attempts: 3,
+        delay: Duration::from_millis(100),
+    });
     if args.restore {
         match latest_checkpoint(&args.checkpoint_dir, JOB)? {
             Some(checkpoint) => {
@@ -68,9 +84,16 @@ fn main() -> anyhow::Result<()> {
     }
     let source = SequenceSource::range(0, args.records.saturating_sub(1))
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
+    let fail_once_at = args.fail_once_at;
+    let marker = args.checkpoint_dir.join("failed-once");
     env.from_source(source, "Sequence")
         .uid("sequence")
-        .map(|x| (x / BLOCK, x))
+        .map(move |x| {
+            if Some(x) == fail_once_at && std::fs::File::create_new(&marker).is_ok() {
+                panic!("record {x} fails once, as asked");
+            }
+            (x / BLOCK, x)
+        })
         .uid("key")
         .key_by(|r| r.0)
         .process(|key, (_, x), sum, out| {
@@ -88,9 +111,10 @@ fn main() -> anyhow::Result<()> {
         .uid("files");
     let result = env.execute(JOB)?;
     println!(
-        "read {} records; checkpoints: {:?}",
+        "read {} records; checkpoints: {:?}; restarts: {}",
         result.records_read_by_sources(),
-        result.checkpoints
+        result.checkpoints,
+        result.restarts.len()
     );
     Ok(())
 }

@@ -21,7 +21,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match launch(&parsed) {
+    let result = launch(&parsed);
+    if let Ok(outcome) = &result {
+        for (i, r) in outcome.restarts.iter().enumerate() {
+            eprintln!(
+                "flink-rs: restart {}: process {} ended ({}); restored from {}",
+                i + 1,
+                r.failed_process,
+                r.status,
+                r.restored_from
+                    .as_ref()
+                    .map_or("the beginning".to_string(), |p| p.display().to_string())
+            );
+        }
+    }
+    match result {
         Ok(outcome) if outcome.success() => ExitCode::SUCCESS,
         Ok(outcome) => {
             let failed = outcome.first_failed.unwrap_or(0);

@@ -3,7 +3,7 @@
 //! checkpoint by writing its metadata; retains the newest N and deletes the rest.
 //! It lives as long as the job, across restarts, so checkpoint ids never repeat.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +20,31 @@ use super::storage::{
     StorageError, TaskEntry,
 };
 use super::task_side::CheckpointSignals;
+use crate::cluster::{CheckpointControl, ClusterLinks};
+
+/// This process's part in the checkpoints of a job spread over several processes.
+enum ClusterPart {
+    /// Process 0, the job manager: triggers every process's sources, collects every
+    /// task's acknowledgement, writes `_metadata`, tells every process of completions.
+    Leader {
+        links: Arc<ClusterLinks>,
+        /// Tasks of other processes whose input ended (they acknowledge every later
+        /// checkpoint with their final state).
+        remote_finished: HashSet<(usize, usize)>,
+    },
+    /// Any other process: passes process 0's triggers and completions to its tasks,
+    /// stores its own tasks' states and acknowledges them to process 0.
+    Follower {
+        links: Arc<ClusterLinks>,
+        /// The newest checkpoint process 0 triggered.
+        current: u64,
+        /// This process's tasks that acknowledged `current`.
+        acked: HashSet<(usize, usize)>,
+    },
+}
+
+/// How often a follower looks for process 0's messages (at the latest).
+const FOLLOWER_POLL: Duration = Duration::from_millis(5);
 
 /// A checkpoint in progress.
 struct Pending {
@@ -93,20 +118,52 @@ pub(crate) struct CheckpointCoordinator {
     stopped_with: Option<PathBuf>,
     /// What the REST API shows of each checkpoint.
     stats: Arc<CheckpointStats>,
+    /// `Some` when the job runs across several processes.
+    cluster: Option<ClusterPart>,
 }
 
 impl CheckpointCoordinator {
     /// A coordinator storing into `store`. Checkpoints a previous run of the job left
     /// there are kept when complete (ids go on after them) and deleted when not.
+    #[cfg(test)]
     pub(crate) fn new(
         config: CheckpointConfig,
         store: CheckpointStore,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StorageError> {
+        Self::for_process(config, store, clock, None)
+    }
+
+    /// A coordinator of a job in this process alone (`links` `None`) or this
+    /// process's part of one spread over several: process 0 coordinates, the others
+    /// follow it. Only a job running alone or process 0 cleans up the storage.
+    pub(crate) fn for_process(
+        config: CheckpointConfig,
+        store: CheckpointStore,
+        clock: Arc<dyn Clock>,
+        links: Option<Arc<ClusterLinks>>,
+    ) -> Result<Self, StorageError> {
+        let cluster = links.map(|links| {
+            if links.cluster().index == 0 {
+                ClusterPart::Leader {
+                    links,
+                    remote_finished: HashSet::new(),
+                }
+            } else {
+                ClusterPart::Follower {
+                    links,
+                    current: 0,
+                    acked: HashSet::new(),
+                }
+            }
+        });
+        let follower = matches!(cluster, Some(ClusterPart::Follower { .. }));
         let existing = store.checkpoint_ids()?;
-        for &id in &existing {
-            if !store.is_complete(id)? {
-                store.delete(id)?;
+        if !follower {
+            for &id in &existing {
+                if !store.is_complete(id)? {
+                    store.delete(id)?;
+                }
             }
         }
         let next_id = existing.last().map_or(1, |last| last + 1);
@@ -130,6 +187,7 @@ impl CheckpointCoordinator {
             savepoints: VecDeque::new(),
             stopped_with: None,
             stats: Arc::default(),
+            cluster,
         })
     }
 
@@ -164,6 +222,13 @@ impl CheckpointCoordinator {
         }
         self.tasks = tasks;
         self.finished.clear();
+        match &mut self.cluster {
+            Some(ClusterPart::Leader {
+                remote_finished, ..
+            }) => remote_finished.clear(),
+            Some(ClusterPart::Follower { acked, .. }) => acked.clear(),
+            None => {}
+        }
         self.final_triggered = false;
         self.signals = Arc::default();
         self.last_trigger = Some(self.clock.now());
@@ -200,6 +265,10 @@ impl CheckpointCoordinator {
 
     /// How long until [`tick`](Self::tick) has something to do.
     pub(crate) fn next_wakeup(&self) -> Duration {
+        if self.cluster.is_some() {
+            // Messages from other processes come at any time.
+            return FOLLOWER_POLL;
+        }
         let now = self.clock.now();
         match (&self.pending, self.last_trigger) {
             (Some(p), _) => (p.started + self.config.timeout).saturating_sub(now),
@@ -212,6 +281,11 @@ impl CheckpointCoordinator {
     /// Triggers a checkpoint when one is due, fails one that timed out. Returns an
     /// error when the job must fail (too many checkpoint failures in a row).
     pub(crate) fn tick(&mut self) -> Result<(), String> {
+        match &self.cluster {
+            Some(ClusterPart::Follower { .. }) => return self.follow(),
+            Some(ClusterPart::Leader { .. }) => self.hear_followers()?,
+            None => {}
+        }
         let now = self.clock.now();
         if let Some(p) = &self.pending {
             if now.saturating_sub(p.started) >= self.config.timeout {
@@ -219,7 +293,7 @@ impl CheckpointCoordinator {
             }
             return Ok(());
         }
-        let all_finished = self.finished.len() == self.tasks.len();
+        let all_finished = self.finished.len() + self.remote_finished() == self.tasks.len();
         let interval_due = self
             .last_trigger
             .is_none_or(|t| now.saturating_sub(t) >= self.config.interval);
@@ -289,6 +363,12 @@ impl CheckpointCoordinator {
         self.stats
             .triggered(barrier.id, is_savepoint, self.tasks.len());
         self.signals.trigger(barrier, is_savepoint);
+        if let Some(ClusterPart::Leader { links, .. }) = &self.cluster {
+            links.broadcast_checkpoint(&CheckpointControl::Trigger {
+                id: barrier.id,
+                timestamp: barrier.timestamp,
+            });
+        }
     }
 
     /// A task acknowledged `checkpoint`.
@@ -300,6 +380,10 @@ impl CheckpointCoordinator {
         mut snapshot: ChainSnapshot,
         timing: BarrierArrival,
     ) -> Result<(), String> {
+        if let Some(ClusterPart::Follower { .. }) = self.cluster {
+            self.store_and_acknowledge(checkpoint, (vertex, subtask), &snapshot, timing);
+            return Ok(());
+        }
         let Some(p) = &mut self.pending else {
             return Ok(());
         };
@@ -338,7 +422,197 @@ impl CheckpointCoordinator {
             ));
         }
         self.finished.insert((vertex, subtask), snapshot);
+        if let Some(ClusterPart::Follower { links, current, .. }) = &self.cluster {
+            links.send_checkpoint(0, &CheckpointControl::Finished { vertex, subtask });
+            // The checkpoint in progress takes the final state, as in one process.
+            let current = *current;
+            if current > self.counts.last_completed.unwrap_or(0) {
+                self.acknowledge_final(current, (vertex, subtask));
+            }
+            return Ok(());
+        }
         self.complete_if_acknowledged()
+    }
+
+    /// How many tasks of other processes finished (process 0 only).
+    fn remote_finished(&self) -> usize {
+        match &self.cluster {
+            Some(ClusterPart::Leader {
+                remote_finished, ..
+            }) => remote_finished.len(),
+            _ => 0,
+        }
+    }
+
+    /// Whether every task of the job finished and the checkpoint holding their
+    /// final states completed: process 0 then has nothing more to coordinate for
+    /// the other processes, whose tasks end once they hear of that completion.
+    pub(crate) fn all_done(&self) -> bool {
+        self.finished.len() + self.remote_finished() == self.tasks.len()
+            && self.final_triggered
+            && self.pending.is_none()
+    }
+
+    /// Process 0: takes the other processes' acknowledgements, declines and
+    /// finished tasks.
+    fn hear_followers(&mut self) -> Result<(), String> {
+        let Some(ClusterPart::Leader { links, .. }) = &self.cluster else {
+            return Ok(());
+        };
+        let messages = links
+            .take_checkpoint_messages()
+            .map_err(|e| e.to_string())?;
+        for (peer, message) in messages {
+            match message {
+                CheckpointControl::Ack { id, entry, timing } => {
+                    self.on_remote_ack(id, entry, timing)?;
+                }
+                CheckpointControl::Decline { id, reason } => {
+                    if self.pending.as_ref().is_some_and(|p| p.barrier.id == id) {
+                        self.fail_pending(&format!("process {peer}: {reason}"))?;
+                    }
+                }
+                CheckpointControl::Finished { vertex, subtask } => {
+                    if let Some(ClusterPart::Leader {
+                        remote_finished, ..
+                    }) = &mut self.cluster
+                    {
+                        remote_finished.insert((vertex, subtask));
+                    }
+                    self.complete_if_acknowledged()?;
+                }
+                CheckpointControl::Trigger { .. } | CheckpointControl::Complete { .. } => {
+                    return Err(format!(
+                        "process {peer} sent a checkpoint message only process 0 sends"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Process 0: another process stored a task's state for `checkpoint`.
+    fn on_remote_ack(
+        &mut self,
+        checkpoint: u64,
+        entry: TaskEntry,
+        timing: BarrierArrival,
+    ) -> Result<(), String> {
+        let Some(p) = &mut self.pending else {
+            return Ok(());
+        };
+        if p.barrier.id != checkpoint {
+            return Ok(());
+        }
+        self.stats
+            .acknowledged(checkpoint, entry.vertex, entry.subtask, entry.len, timing);
+        p.acked.insert((entry.vertex, entry.subtask), entry);
+        self.complete_if_acknowledged()
+    }
+
+    /// Any process but 0: passes process 0's triggers and completions on to this
+    /// process's tasks; a trigger is acknowledged at once for finished tasks.
+    fn follow(&mut self) -> Result<(), String> {
+        let Some(ClusterPart::Follower { links, .. }) = &self.cluster else {
+            return Ok(());
+        };
+        let messages = links
+            .take_checkpoint_messages()
+            .map_err(|e| e.to_string())?;
+        for (peer, message) in messages {
+            match message {
+                CheckpointControl::Trigger { id, timestamp } => {
+                    self.follow_checkpoint(id);
+                    self.stats.triggered(id, false, self.tasks.len());
+                    self.signals
+                        .trigger(CheckpointBarrier { id, timestamp }, false);
+                    let finished: Vec<(usize, usize)> = self.finished.keys().copied().collect();
+                    for key in finished {
+                        self.acknowledge_final(id, key);
+                    }
+                }
+                CheckpointControl::Complete { id } => {
+                    self.stats.completed(id, self.store.describe(id));
+                    self.counts.completed += 1;
+                    self.counts.last_completed = Some(id);
+                    self.signals.complete(id);
+                }
+                CheckpointControl::Ack { .. }
+                | CheckpointControl::Decline { .. }
+                | CheckpointControl::Finished { .. } => {
+                    return Err(format!(
+                        "process {peer} sent a checkpoint message only process 0 receives"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A follower: checkpoint `id` is in progress. Its barrier may reach a task of
+    /// this process from another process's source before process 0's trigger
+    /// arrives here, so a task's acknowledgement can announce it too.
+    fn follow_checkpoint(&mut self, id: u64) {
+        if let Some(ClusterPart::Follower { current, acked, .. }) = &mut self.cluster
+            && id > *current
+        {
+            *current = id;
+            acked.clear();
+        }
+    }
+
+    /// A follower: acknowledges `checkpoint` for finished task `key` with its final
+    /// state, unless it did already.
+    fn acknowledge_final(&mut self, checkpoint: u64, key: (usize, usize)) {
+        if let Some(snapshot) = self.finished.get(&key).cloned() {
+            self.store_and_acknowledge(checkpoint, key, &snapshot, BarrierArrival::default());
+        }
+    }
+
+    /// A follower: stores task `key`'s state for `checkpoint` (the one in progress)
+    /// and acknowledges it to process 0, or declines the checkpoint when storing
+    /// failed.
+    fn store_and_acknowledge(
+        &mut self,
+        checkpoint: u64,
+        (vertex, subtask): (usize, usize),
+        snapshot: &ChainSnapshot,
+        timing: BarrierArrival,
+    ) {
+        self.follow_checkpoint(checkpoint);
+        let Some(ClusterPart::Follower {
+            links,
+            current,
+            acked,
+        }) = &mut self.cluster
+        else {
+            return;
+        };
+        if checkpoint != *current || !acked.insert((vertex, subtask)) {
+            return;
+        }
+        let message = match self
+            .store
+            .write_task(checkpoint, vertex, subtask, &snapshot.states)
+        {
+            Ok(entry) => {
+                self.stats
+                    .acknowledged(checkpoint, vertex, subtask, entry.len, timing);
+                CheckpointControl::Ack {
+                    id: checkpoint,
+                    entry,
+                    timing,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(checkpoint, vertex, subtask, error = %e, "cannot store a task's checkpoint state");
+                CheckpointControl::Decline {
+                    id: checkpoint,
+                    reason: format!("task {vertex}/{subtask}: {e}"),
+                }
+            }
+        };
+        links.send_checkpoint(0, &message);
     }
 
     fn complete_if_acknowledged(&mut self) -> Result<(), String> {
@@ -349,6 +623,7 @@ impl CheckpointCoordinator {
         let mut missing = Vec::new();
         for key in &self.tasks {
             if !p.acked.contains_key(key) {
+                // A finished task of another process acknowledges from there.
                 match self.finished.get(key) {
                     Some(snapshot) => missing.push((*key, snapshot)),
                     None => return Ok(()),
@@ -404,6 +679,9 @@ impl CheckpointCoordinator {
         }
         tracing::debug!(checkpoint = id, "checkpoint completed");
         self.signals.complete(id);
+        if let Some(ClusterPart::Leader { links, .. }) = &self.cluster {
+            links.broadcast_checkpoint(&CheckpointControl::Complete { id });
+        }
         Ok(())
     }
 
@@ -601,6 +879,170 @@ mod tests {
         c.on_ack(1, 1, 0, state(b"late"), BarrierArrival::default())
             .unwrap();
         assert_eq!(c.counts().completed, 0);
+    }
+
+    /// Process 0's and process 1's links of a two-process job, over loopback.
+    fn two_process_links() -> (Arc<ClusterLinks>, Arc<ClusterLinks>) {
+        use crate::cluster::launcher::free_loopback_ports;
+        use flink_core::cluster::ClusterConfig;
+        let peers: Vec<String> = free_loopback_ports(2)
+            .unwrap()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let config = |i| {
+            ClusterConfig::new(2, i, peers.clone(), b"secret".to_vec())
+                .with_connect_timeout(Duration::from_secs(20))
+        };
+        let follower = {
+            let config = config(1);
+            std::thread::spawn(move || ClusterLinks::establish(&config, "job graph 1", 4096))
+        };
+        let leader = ClusterLinks::establish(&config(0), "job graph 1", 4096).unwrap();
+        let follower = follower.join().unwrap().unwrap();
+        (Arc::new(leader), Arc::new(follower))
+    }
+
+    /// Calls `step` until `done` holds (messages cross a socket), within a guard.
+    fn until(
+        c: &mut CheckpointCoordinator,
+        mut done: impl FnMut(&CheckpointCoordinator) -> bool,
+    ) -> Result<(), String> {
+        let guard = std::time::Instant::now();
+        while !done(c) {
+            assert!(guard.elapsed() < Duration::from_secs(20), "no message came");
+            c.tick()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn across_processes_process_0_completes_a_checkpoint_only_with_every_processs_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leader_links, follower_links) = two_process_links();
+        let mut config = CheckpointConfig::new(SECOND);
+        config.timeout = 5 * SECOND;
+        config.tolerable_failed_checkpoints = 1;
+        let store = || {
+            CheckpointStore::open(&CheckpointStorage::Directory(dir.path().into()), "job").unwrap()
+        };
+        let clock = Arc::new(ManualClock::new());
+        let mut leader = CheckpointCoordinator::for_process(
+            config.clone(),
+            store(),
+            clock.clone(),
+            Some(leader_links),
+        )
+        .unwrap();
+        let mut follower = CheckpointCoordinator::for_process(
+            config,
+            store(),
+            Arc::new(ManualClock::new()),
+            Some(follower_links),
+        )
+        .unwrap();
+        // Subtask 0 runs in process 0, subtask 1 in process 1.
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        let current = |c: &CheckpointCoordinator| match &c.cluster {
+            Some(ClusterPart::Follower { current, .. }) => *current,
+            _ => 0,
+        };
+
+        clock.advance(SECOND);
+        leader.tick().unwrap(); // triggers checkpoint 1 everywhere
+        // Process 1's task acknowledges below before process 1 read the trigger (its
+        // barrier came from process 0's source): that counts all the same.
+        leader
+            .on_ack(1, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        leader.tick().unwrap();
+        assert_eq!(leader.counts().completed, 0, "process 1 has not acked");
+        follower
+            .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
+            .unwrap();
+        assert!(
+            dir.path().join("job/chk-1/task-0-1").is_file(),
+            "process 1 stored its task's state itself"
+        );
+        until(&mut leader, |l| l.counts().completed == 1).unwrap();
+        let loaded = leader.load_latest().unwrap().unwrap();
+        assert_eq!(loaded.tasks.len(), 2);
+        until(&mut follower, |f| f.counts().last_completed == Some(1)).unwrap();
+
+        // Process 1 never acknowledges checkpoint 2: it times out as in one process.
+        clock.advance(SECOND);
+        leader.tick().unwrap();
+        until(&mut follower, |f| current(f) == 2).unwrap();
+        leader
+            .on_ack(2, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        clock.advance(5 * SECOND);
+        leader.tick().expect("one failure is tolerated");
+        assert_eq!(leader.counts().failed, 1);
+        assert!(!dir.path().join("job/chk-2/_metadata").exists());
+
+        // Process 1's task finishes: it acknowledges checkpoint 3 with its final state.
+        follower.on_finished(0, 1, state(b"final")).unwrap();
+        leader.tick().unwrap(); // triggers checkpoint 3
+        until(&mut follower, |f| current(f) == 3).unwrap();
+        leader
+            .on_ack(3, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        until(&mut leader, |l| l.counts().last_completed == Some(3)).unwrap();
+        assert!(!leader.all_done(), "process 0's own task still runs");
+        leader.on_finished(0, 0, state(b"final")).unwrap();
+        // Every task finished: the final checkpoint 4, which process 1 acknowledges
+        // with its finished task's state as soon as it hears of it.
+        leader.tick().unwrap();
+        until(&mut follower, |f| current(f) == 4).unwrap();
+        until(&mut leader, CheckpointCoordinator::all_done).unwrap();
+        assert_eq!(leader.counts().last_completed, Some(4));
+        until(&mut follower, |f| f.counts().last_completed == Some(4)).unwrap();
+    }
+
+    #[test]
+    fn across_processes_a_process_that_cannot_store_its_state_fails_the_checkpoint() {
+        let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (leader_links, follower_links) = two_process_links();
+        let mut config = CheckpointConfig::new(SECOND);
+        config.tolerable_failed_checkpoints = 0;
+        let store = |d: &std::path::Path| {
+            CheckpointStore::open(&CheckpointStorage::Directory(d.into()), "job").unwrap()
+        };
+        let clock = Arc::new(ManualClock::new());
+        let mut leader = CheckpointCoordinator::for_process(
+            config.clone(),
+            store(dir.path()),
+            clock.clone(),
+            Some(leader_links),
+        )
+        .unwrap();
+        // Process 1's storage: checkpoint 1's directory is taken by a file.
+        std::fs::create_dir_all(other.path().join("job")).unwrap();
+        std::fs::write(other.path().join("job/chk-1"), "in the way").unwrap();
+        let mut follower = CheckpointCoordinator::for_process(
+            config,
+            store(other.path()),
+            Arc::new(ManualClock::new()),
+            Some(follower_links),
+        )
+        .unwrap();
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        clock.advance(SECOND);
+        leader.tick().unwrap();
+        follower
+            .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
+            .unwrap();
+        let err = until(&mut leader, |_| false).unwrap_err();
+        assert!(
+            err.contains("checkpoint 1 failed (process 1: task 0/1:"),
+            "{err}"
+        );
+        assert_eq!(leader.counts().failed, 1);
+        assert_eq!(leader.counts().completed, 0);
     }
 
     #[test]

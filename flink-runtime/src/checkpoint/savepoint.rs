@@ -19,6 +19,12 @@ pub enum SavepointError {
     /// Too many savepoints are waiting already.
     #[error("too many savepoints are waiting to be taken")]
     TooManyRequests,
+    /// The job runs across several processes: savepoints are taken in one process
+    /// only (checkpoints work across processes; restore from a retained one).
+    #[error(
+        "savepoints of a job spread over several processes are not supported yet; restore from a retained checkpoint instead"
+    )]
+    AcrossProcesses,
     /// The savepoint failed: timed out, could not be stored, or the job restarted.
     #[error("savepoint failed: {0}")]
     Failed(String),

@@ -49,7 +49,7 @@ pub(crate) struct TaskAck {
 
 /// When a task saw a checkpoint's barriers, as it reports them with its
 /// acknowledgement (zero for a source or a task that finished before the barrier).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct BarrierArrival {
     /// Wall-clock ms since the epoch of its first barrier (0: none).
     pub(crate) first_barrier_ms: u64,

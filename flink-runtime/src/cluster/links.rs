@@ -163,6 +163,43 @@ impl ClusterLinks {
         self.iter().flat_map(|(_, c)| c.peer_counts()).collect()
     }
 
+    /// Sends checkpoint message `message` to process `peer` (after everything already
+    /// queued for it); a connection already gone shows as [`failure`](Self::failure).
+    pub(crate) fn send_checkpoint(&self, peer: usize, message: &super::CheckpointControl) {
+        if let Some(c) = self.to(peer) {
+            c.send_control(&message.encode());
+        }
+    }
+
+    /// Sends `message` to every other process.
+    pub(crate) fn broadcast_checkpoint(&self, message: &super::CheckpointControl) {
+        let bytes = message.encode();
+        for (_, c) in self.iter() {
+            c.send_control(&bytes);
+        }
+    }
+
+    /// The checkpoint messages received since the last call, with their sender; an
+    /// unreadable one is an error naming its sender.
+    pub(crate) fn take_checkpoint_messages(
+        &self,
+    ) -> Result<Vec<(usize, super::CheckpointControl)>, ClusterRunError> {
+        let mut all = Vec::new();
+        for (peer, c) in self.iter() {
+            for bytes in c.take_control() {
+                let message = super::CheckpointControl::decode(&bytes).map_err(|reason| {
+                    ClusterRunError::ConnectionLost {
+                        process: peer,
+                        address: self.cluster.peers[peer].clone(),
+                        reason,
+                    }
+                })?;
+                all.push((peer, message));
+            }
+        }
+        Ok(all)
+    }
+
     /// Sum of the frame and byte counters of every connection.
     pub fn stats(&self) -> crate::network::tcp::TcpConnectionStats {
         let mut total = crate::network::tcp::TcpConnectionStats::default();

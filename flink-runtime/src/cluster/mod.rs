@@ -44,6 +44,7 @@
 //! }
 //! ```
 
+mod checkpoint_control;
 mod error;
 mod fingerprint;
 mod job_counts;
@@ -51,11 +52,14 @@ mod join;
 pub mod launcher;
 mod links;
 mod share;
+mod supervision;
 
 pub use error::ClusterRunError;
 pub use fingerprint::job_fingerprint;
 pub use links::ClusterLinks;
 pub use share::ClusterShare;
+pub use supervision::RestartPlan;
 
+pub(crate) use checkpoint_control::CheckpointControl;
 pub(crate) use job_counts::{final_counts, whole_job_operators};
 pub(crate) use join::join;

@@ -59,6 +59,8 @@ pub(super) struct Shared {
     pub(super) last_received_ms: AtomicU64,
     /// The operator counts the peer sent (before its Close).
     pub(super) peer_counts: Mutex<Vec<super::frame::OperatorCounts>>,
+    /// Control messages received and not taken yet, oldest first.
+    pub(super) control: Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
 
 impl Shared {

@@ -134,6 +134,7 @@ impl TcpConnection {
             peer_closed: AtomicBool::new(false),
             close_sent: AtomicBool::new(false),
             peer_counts: Mutex::new(Vec::new()),
+            control: Mutex::new(std::collections::VecDeque::new()),
             started: std::time::Instant::now(),
             last_received_ms: AtomicU64::new(0),
         });
@@ -193,6 +194,18 @@ impl TcpConnection {
             }
             self.shared.send(super::frame::Frame::Close);
         }
+    }
+
+    /// Sends a control message (see [`Frame::Control`](super::Frame::Control)) after
+    /// everything already queued; false when the connection is gone. It must fit the
+    /// connection's buffer size, else the peer fails the connection as corrupt.
+    pub fn send_control(&self, message: &[u8]) -> bool {
+        self.shared.send(super::frame::Frame::Control(message))
+    }
+
+    /// The control messages received since the last call, oldest first.
+    pub fn take_control(&self) -> Vec<Vec<u8>> {
+        self.shared.control.lock().drain(..).collect()
     }
 
     /// Whether the peer said it is done ([`close`](Self::close) on its side).

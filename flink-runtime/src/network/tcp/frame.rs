@@ -11,6 +11,8 @@
 //! | 4    | Close  | (none): the sender is done with the connection              |
 //! | 5    | Counts | node u32, records in, out, side unconsumed, dead letters u64 |
 //! | 6    | Heartbeat | (none): the sender is alive                              |
+//! | 7    | Control | bytes: a message between the processes' job coordination  |
+//! |      |         | (checkpoint triggers, acknowledgements, completions)       |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -19,7 +21,7 @@
 use crate::network::BufferKind;
 
 /// Version of the wire format and handshake; peers of another version are refused.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of a counts frame's body: type, node and four counters. It fits in the
 /// smallest buffer size a job accepts, so it passes any connection's frame limit.
@@ -38,6 +40,7 @@ const TYPE_CANCEL: u8 = 3;
 const TYPE_CLOSE: u8 = 4;
 const TYPE_COUNTS: u8 = 5;
 const TYPE_HEARTBEAT: u8 = 6;
+const TYPE_CONTROL: u8 = 7;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,10 @@ pub enum Frame<'a> {
     /// The sender is alive: sent every fifth of the heartbeat timeout, so a peer that
     /// hears nothing for the timeout knows the sender hangs.
     Heartbeat,
+    /// A message of the job's coordination between the processes (checkpoint
+    /// triggers, acknowledgements and completions); the transport does not read it.
+    /// At most the connection's buffer size.
+    Control(&'a [u8]),
 }
 
 /// The final record counts of one operator's subtasks in one process.
@@ -123,6 +130,10 @@ impl Frame<'_> {
             }
             Frame::Close => body.push(TYPE_CLOSE),
             Frame::Heartbeat => body.push(TYPE_HEARTBEAT),
+            Frame::Control(bytes) => {
+                body.push(TYPE_CONTROL);
+                body.extend_from_slice(bytes);
+            }
             Frame::Counts(c) => {
                 body.push(TYPE_COUNTS);
                 body.extend_from_slice(&c.node.to_be_bytes());
@@ -150,6 +161,7 @@ impl Frame<'_> {
             Frame::Cancel { .. } => 5,
             Frame::Close | Frame::Heartbeat => 1,
             Frame::Counts(_) => COUNTS_BODY_LEN,
+            Frame::Control(bytes) => 1 + bytes.len(),
         }
     }
 
@@ -172,7 +184,7 @@ impl Frame<'_> {
         }
         let u32_at = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("4 bytes"));
         let need = |n: usize, what: &str| {
-            if body.len() == n || (what == "buffer" && body.len() >= n) {
+            if body.len() == n || (matches!(what, "buffer" | "control") && body.len() >= n) {
                 Ok(())
             } else {
                 Err(format!("{what} frame body of {} bytes", body.len()))
@@ -212,6 +224,10 @@ impl Frame<'_> {
                 need(1, "heartbeat")?;
                 Ok(Frame::Heartbeat)
             }
+            TYPE_CONTROL => {
+                need(1, "control")?;
+                Ok(Frame::Control(&body[1..]))
+            }
             TYPE_COUNTS => {
                 need(COUNTS_BODY_LEN, "counts")?;
                 let u64_at =
@@ -249,6 +265,7 @@ mod tests {
             Frame::Cancel { channel: 2 },
             Frame::Close,
             Frame::Heartbeat,
+            Frame::Control(b"{\"Complete\":{\"id\":3}}"),
             Frame::Counts(OperatorCounts {
                 node: 3,
                 records_in: 1,

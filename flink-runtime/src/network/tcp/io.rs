@@ -260,6 +260,19 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             Ok(())
         }
         Frame::Heartbeat => Ok(()),
+        Frame::Control(bytes) => {
+            let mut queue = shared.control.lock();
+            // The receiving process takes them every few ms; this many waiting means
+            // the peer is broken (or this process hangs).
+            if queue.len() >= MAX_QUEUED_CONTROL {
+                return Err(TcpError::CorruptFrame {
+                    connection: shared.name.clone(),
+                    reason: format!("more than {MAX_QUEUED_CONTROL} control messages waiting"),
+                });
+            }
+            queue.push_back(bytes.to_vec());
+            Ok(())
+        }
         Frame::Close => {
             tracing::debug!(connection = %shared.name, "peer closed its side");
             shared.peer_closed.store(true, Ordering::Release);
@@ -270,6 +283,9 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
 
 /// Most operator counts a peer may send (a job has far fewer operators).
 const MAX_PEER_COUNTS: usize = 65_536;
+
+/// Most control messages waiting to be taken before the connection fails.
+const MAX_QUEUED_CONTROL: usize = 65_536;
 
 /// Most logical channels that may hold credit or a cancel before their sender is
 /// registered; beyond it the peer is not following the protocol.
