@@ -381,7 +381,7 @@ impl CheckpointCoordinator {
         timing: BarrierArrival,
     ) -> Result<(), String> {
         if let Some(ClusterPart::Follower { .. }) = self.cluster {
-            self.store_and_acknowledge(checkpoint, (vertex, subtask), &snapshot, timing);
+            self.store_and_acknowledge(checkpoint, (vertex, subtask), snapshot, timing);
             return Ok(());
         }
         let Some(p) = &mut self.pending else {
@@ -564,8 +564,13 @@ impl CheckpointCoordinator {
     /// A follower: acknowledges `checkpoint` for finished task `key` with its final
     /// state, unless it did already.
     fn acknowledge_final(&mut self, checkpoint: u64, key: (usize, usize)) {
-        if let Some(snapshot) = self.finished.get(&key).cloned() {
-            self.store_and_acknowledge(checkpoint, key, &snapshot, BarrierArrival::default());
+        // A final state was encoded when the task finished (`on_finished`).
+        if let Some(states) = self.finished.get(&key).map(|s| s.states.clone()) {
+            let snapshot = ChainSnapshot {
+                states,
+                ..ChainSnapshot::default()
+            };
+            self.store_and_acknowledge(checkpoint, key, snapshot, BarrierArrival::default());
         }
     }
 
@@ -576,7 +581,7 @@ impl CheckpointCoordinator {
         &mut self,
         checkpoint: u64,
         (vertex, subtask): (usize, usize),
-        snapshot: &ChainSnapshot,
+        mut snapshot: ChainSnapshot,
         timing: BarrierArrival,
     ) {
         self.follow_checkpoint(checkpoint);
@@ -591,10 +596,16 @@ impl CheckpointCoordinator {
         if checkpoint != *current || !acked.insert((vertex, subtask)) {
             return;
         }
-        let message = match self
-            .store
-            .write_task(checkpoint, vertex, subtask, &snapshot.states)
-        {
+        // The snapshot's asynchronous phase, then the store.
+        let stored = snapshot
+            .materialize()
+            .map_err(|(node, e)| format!("the state of node {node} did not encode: {e}"))
+            .and_then(|()| {
+                self.store
+                    .write_task(checkpoint, vertex, subtask, &snapshot.states)
+                    .map_err(|e| e.to_string())
+            });
+        let message = match stored {
             Ok(entry) => {
                 self.stats
                     .acknowledged(checkpoint, vertex, subtask, entry.len, timing);
