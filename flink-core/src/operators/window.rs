@@ -16,7 +16,7 @@ use crate::metrics::Counter;
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::side_output::SideOutput;
 use crate::timers::{TimerQueue, processing_time_of};
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 use crate::windows::{
     TimeWindow, TimerRequest, Trigger, TriggerContext, WindowAggregation, WindowAssigner,
 };
@@ -324,6 +324,8 @@ where
         if result.is_fire()
             && let Some(acc) = slot.acc.as_mut()
         {
+            // A window's results have its last time (Flink's).
+            out.set_timestamp(window.max_timestamp());
             self.agg.emit(&key, &window, acc, &mut ForwardTo(out));
         }
         if result.is_purge() {
@@ -451,6 +453,8 @@ where
         if result.is_fire()
             && let Some(acc) = slot.acc.as_mut()
         {
+            // A window's results have its last time (Flink's).
+            out.set_timestamp(window.max_timestamp());
             self.agg.emit(&entry.0, &window, acc, &mut ForwardTo(out));
         }
         if result.is_purge() {
@@ -522,12 +526,26 @@ where
     Tr: Trigger<I>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
-        let key = self.key.key(&record);
-        let timestamp = match (&self.settings.timestamps, self.event_time) {
-            (Some(ts), true) => ts(&record),
+        let timestamp = match &self.settings.timestamps {
+            Some(ts) if self.event_time => ts(&record),
             // Checked when the job is built; a record without a time is late.
-            (None, true) => i64::MIN,
-            (_, false) => processing_time_of(self.clock.as_ref()),
+            _ => NO_TIMESTAMP,
+        };
+        self.process_timestamped(record, timestamp, out);
+    }
+
+    #[inline]
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        let key = self.key.key(&record);
+        let timestamp = if self.event_time {
+            timestamp
+        } else {
+            processing_time_of(self.clock.as_ref())
         };
         self.add(key, record, timestamp, out);
     }
