@@ -14,7 +14,10 @@ use flink_core::watermark::WatermarkStrategy;
 use flink_core::windows::{TimeWindow, TumblingEventTimeWindows, WindowError};
 use flink_runtime::prelude::*;
 
-/// (key, price, event time in ms): `n` records, one every 3 ms, up to 500 ms out
+/// (key, price, event time in ms).
+type Rec = (u64, u64, i64);
+
+/// `n` records, one every 3 ms, up to 500 ms out
 /// of order.
 fn records(n: u64) -> Vec<(u64, u64, i64)> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
@@ -32,7 +35,10 @@ fn records(n: u64) -> Vec<(u64, u64, i64)> {
         .collect()
 }
 
-fn timed(env: &StreamExecutionEnvironment, input: &[(u64, u64, i64)]) -> DataStream<(u64, u64, i64)> {
+fn timed(
+    env: &StreamExecutionEnvironment,
+    input: &[(u64, u64, i64)],
+) -> DataStream<(u64, u64, i64)> {
     env.from_collection(input.to_vec())
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(500))
@@ -47,10 +53,12 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 
 /// Each output with the timestamp `ctx.timestamp()` says it has.
 fn with_timestamps<T: Record>(stream: &DataStream<T>) -> DataStream<(T, Option<i64>)> {
-    stream.process(|x: T, ctx: &mut ProcessFunctionContext<'_, (T, Option<i64>)>| {
-        let ts = ctx.timestamp();
-        ctx.collect((x, ts))
-    })
+    stream.process(
+        |x: T, ctx: &mut ProcessFunctionContext<'_, (T, Option<i64>)>| {
+            let ts = ctx.timestamp();
+            ctx.collect((x, ts))
+        },
+    )
 }
 
 #[test]
@@ -59,7 +67,7 @@ fn map_flat_map_filter_and_process_keep_each_records_timestamp_across_the_networ
     let mut expected = Vec::new();
     for &(key, price, ts) in &input {
         for y in [price * 2, price * 2 + 1] {
-            if y % 3 != 0 {
+            if !y.is_multiple_of(3) {
                 expected.push(((key, y), Some(ts)));
             }
         }
@@ -76,7 +84,7 @@ fn map_flat_map_filter_and_process_keep_each_records_timestamp_across_the_networ
                 out.collect((key, y));
                 out.collect((key, y + 1));
             })
-            .filter(|r: &(u64, u64)| r.1 % 3 != 0)
+            .filter(|r: &(u64, u64)| !r.1.is_multiple_of(3))
             .key_by(|r: &(u64, u64)| r.0)
             .process_function(PassOn);
         let out = with_timestamps(&derived.rebalance()).collect_vec();
@@ -188,7 +196,10 @@ fn window_results_carry_the_windows_last_millisecond_and_timer_outputs_their_tim
             .key_by(|r: &(u64, u64, i64)| r.0)
             .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
             .process(
-                |key: &u64, w: &TimeWindow, _: &[(u64, u64, i64)], out: &mut dyn Collector<(u64, i64)>| {
+                |key: &u64,
+                 w: &TimeWindow,
+                 _: &[(u64, u64, i64)],
+                 out: &mut dyn Collector<(u64, i64)>| {
                     out.collect((*key, w.end))
                 },
             );
@@ -225,8 +236,7 @@ fn window_results_carry_the_windows_last_millisecond_and_timer_outputs_their_tim
 #[test]
 fn interval_join_pairs_carry_the_later_of_both_times() {
     let input = records(2_000);
-    let (left, right): (Vec<(u64, u64, i64)>, Vec<(u64, u64, i64)>) =
-        input.iter().partition(|r| r.1 % 2 == 0);
+    let (left, right): (Vec<Rec>, Vec<Rec>) = input.iter().partition(|r| r.1 % 2 == 0);
     let mut expected = Vec::new();
     for l in &left {
         for r in &right {
@@ -283,5 +293,8 @@ fn records_of_a_stream_without_timestamps_have_none_in_a_union_with_one_with_the
         .reduce(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1))
         .collect_vec();
     let error = env.execute("mixed").unwrap_err().to_string();
-    assert!(error.contains(&WindowError::NoTimestamps.to_string()), "{error}");
+    assert!(
+        error.contains(&WindowError::NoTimestamps.to_string()),
+        "{error}"
+    );
 }
