@@ -73,6 +73,15 @@ impl<K: Hash + Eq + Clone> Timers<'_, K> {
         key: &K,
         window: TimeWindow,
     ) {
+        // The common case: the trigger registered again the timer it registered
+        // with the window's last record (the event-time trigger does, per record).
+        if let ([TimerRequest::RegisterEvent(time)], Some(known)) =
+            (requests.as_slice(), queued.as_deref())
+            && known.event == Some(*time)
+        {
+            requests.clear();
+            return;
+        }
         for request in requests.drain(..) {
             let known = queued.as_deref_mut();
             let (queue, known, time, register) = match request {
@@ -179,6 +188,10 @@ where
     clock: Arc<dyn Clock>,
     dropped: Counter,
     assigned: Vec<TimeWindow>,
+    /// The last assignment and the times `[from, to)` that share it (empty when
+    /// the assigner cannot say): records of one window in a row are not assigned
+    /// one by one.
+    last_assignment: (i64, i64, Vec<TimeWindow>),
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -217,6 +230,7 @@ where
             clock: ctx.services.clock.clone(),
             dropped: Counter::new(ctx.metrics.custom(LATE_RECORDS_DROPPED)),
             assigned: Vec::new(),
+            last_assignment: (0, 0, Vec::new()),
             _types: PhantomData,
         }
     }
@@ -280,7 +294,13 @@ where
     fn add<C: Collector<O> + ?Sized>(&mut self, key: K, record: I, timestamp: i64, out: &mut C) {
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
-        self.assigner.assign_windows(timestamp, &mut assigned);
+        let (from, to, windows) = &mut self.last_assignment;
+        if !(*from <= timestamp && timestamp < *to) {
+            windows.clear();
+            self.assigner.assign_windows(timestamp, windows);
+            (*from, *to) = self.assigner.same_windows_span(timestamp).unwrap_or((0, 0));
+        }
+        assigned.extend_from_slice(windows);
         if self.merging {
             for window in assigned.iter_mut() {
                 *window = self.merge_session(&key, *window);
