@@ -292,6 +292,20 @@ impl<T: Record> DataStream<T> {
     where
         F: MapFunction<T, O> + Clone + Sync,
     {
+        if self.timestamps.carried() {
+            // The map's own batch loop, over the timestamped records.
+            return self.transform_typed::<Timestamped<T>, Timestamped<O>, O, _, _>(
+                "Map",
+                move |_| {
+                    let mut f = f.clone();
+                    MapOperator::new(move |r: Timestamped<T>| Timestamped {
+                        timestamp: r.timestamp,
+                        value: f.map(r.value),
+                    })
+                },
+                self.timestamps,
+            );
+        }
         self.transform("Map", move |_| MapOperator::new(f.clone()))
     }
 
@@ -316,6 +330,17 @@ impl<T: Record> DataStream<T> {
     where
         F: FilterFunction<T> + Clone + Sync,
     {
+        if self.timestamps.carried() {
+            // The filter's own batch loop, over the timestamped records.
+            return self.transform_typed::<Timestamped<T>, Timestamped<T>, T, _, _>(
+                "Filter",
+                move |_| {
+                    let mut f = f.clone();
+                    FilterOperator::new(move |r: &Timestamped<T>| f.filter(&r.value))
+                },
+                self.timestamps,
+            );
+        }
         self.transform("Filter", move |_| FilterOperator::new(f.clone()))
     }
 

@@ -30,12 +30,30 @@ use crate::partitioner::{KeyHash, Partitioner};
 /// assert_eq!(&bytes[..8], &1_000i64.to_le_bytes());
 /// assert_eq!(decode::<Timestamped<String>>(&bytes).unwrap(), r);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timestamped<T> {
     /// Event time in ms.
     pub timestamp: i64,
     /// The record.
     pub value: T,
+}
+
+// As the pair `(timestamp, value)`: the same bytes a derived struct would have
+// in bincode, but decoded through serde's tuple path, which inlines into the
+// decoder's loop (a derived struct's visitor measured 5x the instructions).
+impl<T: Serialize> Serialize for Timestamped<T> {
+    #[inline]
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.timestamp, &self.value).serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Timestamped<T> {
+    #[inline]
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (timestamp, value) = <(i64, T)>::deserialize(deserializer)?;
+        Ok(Self { timestamp, value })
+    }
 }
 
 /// Whether the records of a stream carry timestamps, decided when the graph is
