@@ -154,15 +154,20 @@ impl<T: 'static> WatermarkAssigner<T> {
 /// timestamp the input record already had (`split` takes a record apart into
 /// value and timestamp: [`NO_TIMESTAMP`](crate::watermark::NO_TIMESTAMP) for a
 /// bare one).
-pub struct StampingAssigner<I, T> {
+pub struct StampingAssigner<I, T, S> {
     inner: WatermarkAssigner<T>,
-    split: fn(I) -> (T, i64),
+    split: S,
+    _input: std::marker::PhantomData<fn(I)>,
 }
 
-impl<I, T: 'static> StampingAssigner<I, T> {
+impl<I, T: 'static, S: Fn(I) -> (T, i64)> StampingAssigner<I, T, S> {
     /// Stamps what `inner` passes on.
-    pub fn new(inner: WatermarkAssigner<T>, split: fn(I) -> (T, i64)) -> Self {
-        Self { inner, split }
+    pub fn new(inner: WatermarkAssigner<T>, split: S) -> Self {
+        Self {
+            inner,
+            split,
+            _input: std::marker::PhantomData,
+        }
     }
 
     #[inline]
@@ -178,7 +183,12 @@ impl<I, T: 'static> StampingAssigner<I, T> {
     }
 }
 
-impl<I: Send + 'static, T: Send + 'static> Operator<I, Timestamped<T>> for StampingAssigner<I, T> {
+impl<I, T, S> Operator<I, Timestamped<T>> for StampingAssigner<I, T, S>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    S: Fn(I) -> (T, i64) + Send + 'static,
+{
     fn process<C: Collector<Timestamped<T>> + ?Sized>(&mut self, record: I, out: &mut C) {
         self.stamp(record, out);
         let inner = &mut self.inner;

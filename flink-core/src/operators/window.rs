@@ -73,15 +73,6 @@ impl<K: Hash + Eq + Clone> Timers<'_, K> {
         key: &K,
         window: TimeWindow,
     ) {
-        // The common case: the trigger registered again the timer it registered
-        // with the window's last record (the event-time trigger does, per record).
-        if let ([TimerRequest::RegisterEvent(time)], Some(known)) =
-            (requests.as_slice(), queued.as_deref())
-            && known.event == Some(*time)
-        {
-            requests.clear();
-            return;
-        }
         for request in requests.drain(..) {
             let known = queued.as_deref_mut();
             let (queue, known, time, register) = match request {
@@ -292,14 +283,26 @@ where
     /// Adds `record` of `key` at `timestamp` to its windows; a record for no
     /// window that is still open is late.
     fn add<C: Collector<O> + ?Sized>(&mut self, key: K, record: I, timestamp: i64, out: &mut C) {
-        let mut assigned = std::mem::take(&mut self.assigned);
-        assigned.clear();
         let (from, to, windows) = &mut self.last_assignment;
         if !(*from <= timestamp && timestamp < *to) {
             windows.clear();
             self.assigner.assign_windows(timestamp, windows);
             (*from, *to) = self.assigner.same_windows_span(timestamp).unwrap_or((0, 0));
         }
+        if let [window] = windows.as_slice()
+            && !self.merging
+        {
+            // One window (tumbling): no list to build.
+            let window = *window;
+            if self.is_late(&window) {
+                self.late(record);
+            } else {
+                self.add_to(key, window, record, timestamp, out);
+            }
+            return;
+        }
+        let mut assigned = std::mem::take(&mut self.assigned);
+        assigned.clear();
         assigned.extend_from_slice(windows);
         if self.merging {
             for window in assigned.iter_mut() {
@@ -351,11 +354,22 @@ where
         if result.is_purge() {
             slot.acc = None;
         }
-        let timers = Timers {
-            event: &mut self.event_timers,
-            processing: &mut self.processing_timers,
-        };
-        timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
+        match self.requests.as_slice() {
+            [] => {}
+            // The common case, inline: the trigger registered again the timer it
+            // registered with the window's last record (the event-time trigger
+            // does, per record).
+            [TimerRequest::RegisterEvent(time)] if slot.queued.event == Some(*time) => {
+                self.requests.clear();
+            }
+            _ => {
+                let timers = Timers {
+                    event: &mut self.event_timers,
+                    processing: &mut self.processing_timers,
+                };
+                timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
+            }
+        }
         if new {
             self.register_cleanup(&key, window);
         }
