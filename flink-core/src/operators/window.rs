@@ -339,7 +339,8 @@ where
             self.watermark.timestamp(),
             self.clock.as_ref(),
             &mut self.requests,
-        );
+        )
+        .with_queued_event(slot.queued.event);
         let result = self
             .trigger
             .on_element(&record, timestamp, &window, &mut ctx);
