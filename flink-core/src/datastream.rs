@@ -145,6 +145,26 @@ impl<T: Record> DataStream<T> {
         next
     }
 
+    /// Adds an operator that needs no timestamps and whose output has none (a
+    /// sink): on a stream with timestamps they are dropped on its way in, batches
+    /// staying batches.
+    fn transform_unstamped<O, Op, Make>(&self, name: &str, make: Make) -> DataStream<O>
+    where
+        O: Record,
+        Op: Operator<T, O>,
+        Make: Fn(&RuntimeContext) -> Op + Send + Sync + 'static,
+    {
+        if self.timestamps.carried() {
+            self.transform_typed::<Timestamped<T>, O, O, _, _>(
+                name,
+                move |ctx| crate::operators::Unstamped::new(make(ctx)),
+                Timestamps::None,
+            )
+        } else {
+            self.transform_typed::<T, O, O, Op, Make>(name, make, Timestamps::None)
+        }
+    }
+
     /// Wires this stream's inputs to `target`, whose input records are `RI`.
     fn connect_to<RI: 'static>(&self, target: usize) {
         for input in &self.inputs {
@@ -689,7 +709,7 @@ impl<T: Record> DataStream<T> {
     /// Writes the stream to `sink`, naming the sink operator.
     pub fn sink_named(&self, sink: impl Sink<T>, name: &str) -> DataStreamSink {
         let sink = Arc::new(sink);
-        let stream = self.transform::<(), _, _>(name, move |ctx| {
+        let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             SinkOperator::new(sink.create_writer(ctx), ctx.operator_name.to_string())
         });
         stream
@@ -728,7 +748,7 @@ impl<T: Record> DataStream<T> {
             });
         }
         let (destination, options) = (sink.destination, Arc::new(sink.options));
-        let stream = self.transform::<(), _, _>(name, move |ctx| {
+        let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             AsyncSinkWriter::new(destination.clone(), options.clone(), ctx)
         });
         stream

@@ -207,6 +207,91 @@ where
     }
 }
 
+/// An operator of bare records that needs no timestamps and emits no records
+/// with them (a sink) run on [`Timestamped`] ones: the timestamps are dropped on
+/// the way in, a batch as a batch (a sink keeps its batch writes).
+pub struct Unstamped<Op, I> {
+    inner: Op,
+    /// The current batch's bare records.
+    values: Vec<I>,
+}
+
+impl<Op, I> Unstamped<Op, I> {
+    /// Wraps `inner`.
+    pub fn new(inner: Op) -> Self {
+        Self {
+            inner,
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<I, O, Op> Operator<Timestamped<I>, O> for Unstamped<Op, I>
+where
+    I: Send + 'static,
+    O: 'static,
+    Op: Operator<I, O>,
+{
+    #[inline]
+    fn process<C: Collector<O> + ?Sized>(&mut self, record: Timestamped<I>, out: &mut C) {
+        self.inner.process(record.value, out);
+    }
+
+    fn process_batch(&mut self, batch: &mut Vec<Timestamped<I>>, out: &mut Emitter<'_, O>) {
+        self.values.extend(batch.drain(..).map(|r| r.value));
+        self.inner.process_batch(&mut self.values, out);
+        self.values.clear();
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
+        self.inner.poll_pending(out)
+    }
+
+    fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        self.inner.end_input(out);
+    }
+
+    fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        self.inner.process_watermark(watermark, out);
+    }
+
+    fn process_watermark_status<C: Collector<O> + ?Sized>(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut C,
+    ) {
+        self.inner.process_watermark_status(status, out);
+    }
+
+    fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(
+        &mut self,
+        checkpoint_id: u64,
+        out: &mut C,
+    ) {
+        self.inner.prepare_snapshot_pre_barrier(checkpoint_id, out);
+    }
+
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.snapshot_state(scope, checkpoint_id)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        self.inner.restore_state(scope, restored)
+    }
+
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+        self.inner.notify_checkpoint_complete(checkpoint_id);
+    }
+}
+
 /// Drops the timestamps (for an operator that cannot keep them, such as the
 /// async one).
 pub struct Unstamp;
@@ -244,6 +329,27 @@ mod tests {
         flat.process(stamped(7, 2), &mut out);
         flat.process(stamped(9, 1), &mut out);
         assert_eq!(out, [stamped(7, 0), stamped(7, 1), stamped(9, 0)]);
+    }
+
+    #[test]
+    fn an_unstamped_operator_gets_bare_records_a_batch_as_a_batch() {
+        /// Remembers the size of each batch it got.
+        struct Batches(Vec<usize>);
+        impl Operator<u64, ()> for Batches {
+            fn process<C: Collector<()> + ?Sized>(&mut self, _: u64, _: &mut C) {
+                self.0.push(1);
+            }
+            fn process_batch(&mut self, batch: &mut Vec<u64>, _: &mut Emitter<'_, ()>) {
+                self.0.push(batch.len());
+                assert_eq!(batch.iter().sum::<u64>(), 6);
+                batch.clear();
+            }
+        }
+        let mut op = Unstamped::new(Batches(Vec::new()));
+        let mut batch = vec![stamped(9, 1), stamped(8, 2), stamped(7, 3)];
+        op.process_batch(&mut batch, &mut Emitter::collecting(&mut Vec::new()));
+        assert!(batch.is_empty());
+        assert_eq!(op.inner.0, [3]);
     }
 
     #[test]
