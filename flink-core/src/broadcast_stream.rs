@@ -19,7 +19,6 @@ use crate::keyed_stream::{KeyFn, KeyedStream};
 use crate::partitioner::{KeyHash, Partitioner};
 use crate::state::MapStateDescriptor;
 use crate::stream_type::Record;
-use crate::watermark::TimestampFn;
 
 /// A stream to broadcast, with the names of the broadcast states its records fill;
 /// see [`DataStream::broadcast_with`].
@@ -162,17 +161,15 @@ where
             .map(CoInput::<I, B>::Second)
             .name("Tag Broadcast")
             .with_partitioner(Partitioner::Broadcast);
-        let mut tagged = first.union(&[second]);
-        tagged.timestamps = None;
+        let tagged = first.union(&[second]);
         let declared: Arc<[Arc<str>]> = self.broadcast.declared.clone().into();
-        let timestamps: Option<TimestampFn<I>> = self.keyed.partitioned().timestamps.clone();
         tagged.transform("Keyed Broadcast Process", move |ctx| {
             let key = key.clone();
             crate::operators::KeyedBroadcastProcessOperator::new(
                 move |r: &I| key(r),
                 f.clone(),
                 declared.clone(),
-                timestamps.clone(),
+                None,
                 ctx,
             )
         })
@@ -250,17 +247,10 @@ impl<I: Record, B: Record> BroadcastConnectedStream<I, B> {
             .map(CoInput::<I, B>::Second)
             .name("Tag Broadcast")
             .with_partitioner(Partitioner::Broadcast);
-        let mut tagged = first.union(&[second]);
-        tagged.timestamps = None;
+        let tagged = first.union(&[second]);
         let declared: Arc<[Arc<str>]> = self.broadcast.declared.clone().into();
-        let timestamps: Option<TimestampFn<I>> = self.stream.timestamps.clone();
         tagged.transform("Broadcast Process", move |ctx| {
-            crate::operators::BroadcastProcessOperator::new(
-                f.clone(),
-                declared.clone(),
-                timestamps.clone(),
-                ctx,
-            )
+            crate::operators::BroadcastProcessOperator::new(f.clone(), declared.clone(), None, ctx)
         })
     }
 }

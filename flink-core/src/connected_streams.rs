@@ -11,7 +11,6 @@
 //! instance whichever input they come from.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,7 +19,6 @@ use crate::functions::Collector;
 use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction};
 use crate::keyed_stream::KeyedStream;
 use crate::stream_type::Record;
-use crate::watermark::TimestampFn;
 
 /// A record of one of the two inputs of a two-input operator.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,23 +61,12 @@ impl<A: Record> DataStream<A> {
 }
 
 impl<A: Record, B: Record> ConnectedStreams<A, B> {
-    /// Both inputs tagged and unioned; timestamps survive if both inputs have them.
+    /// Both inputs tagged and unioned; the records keep their timestamps (those of an
+    /// input without timestamps have none).
     pub(crate) fn tagged(&self) -> DataStream<CoInput<A, B>> {
         let first = self.first.map(CoInput::<A, B>::First).name("Tag First");
         let second = self.second.map(CoInput::<A, B>::Second).name("Tag Second");
-        let mut tagged = first.union(&[second]);
-        tagged.timestamps = match (&self.first.timestamps, &self.second.timestamps) {
-            (Some(ta), Some(tb)) => {
-                let (ta, tb) = (ta.clone(), tb.clone());
-                let both: TimestampFn<CoInput<A, B>> = Arc::new(move |r| match r {
-                    CoInput::First(a) => ta(a),
-                    CoInput::Second(b) => tb(b),
-                });
-                Some(both)
-            }
-            _ => None,
-        };
-        tagged
+        first.union(&[second])
     }
 
     /// CoMap: `first` maps the first input's records, `second` the second's, into

@@ -20,6 +20,8 @@ use crate::partitioner::Partitioner;
 use crate::side_output::OutputTag;
 use crate::sink::Sink;
 use crate::stream_type::{Record, TypeOf};
+use crate::timestamped::{Timestamped, Timestamps, lift_partitioner};
+use crate::watermark::NO_TIMESTAMP;
 
 /// One upstream of a stream: a node, and how its records are partitioned onward.
 #[derive(Clone)]
@@ -42,10 +44,11 @@ pub(crate) struct Input {
 pub struct DataStream<T> {
     pub(crate) env: StreamExecutionEnvironment,
     pub(crate) inputs: Vec<Input>,
-    /// The event timestamp of each record, if the stream has them: the assigner of
-    /// `assign_timestamps_and_watermarks`, kept by the operations that pass records
-    /// on unchanged (filter, key_by, partitionings), so it costs nothing per record.
-    pub(crate) timestamps: Option<crate::watermark::TimestampFn<T>>,
+    /// Whether the records carry event timestamps: then they are
+    /// [`Timestamped<T>`] inside the job and every operator reading them runs
+    /// wrapped in [`Stamped`](crate::operators::Stamped); decided here, when the
+    /// graph is built, so a stream without timestamps runs bare records.
+    pub(crate) timestamps: Timestamps,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -54,7 +57,7 @@ impl<T> Clone for DataStream<T> {
         Self {
             env: self.env.clone(),
             inputs: self.inputs.clone(),
-            timestamps: self.timestamps.clone(),
+            timestamps: self.timestamps,
             _type: PhantomData,
         }
     }
@@ -69,7 +72,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: None,
             }],
-            timestamps: None,
+            timestamps: Timestamps::None,
             _type: PhantomData,
         }
     }
@@ -97,27 +100,124 @@ impl<T: Record> DataStream<T> {
     /// let doubled = env.from_sequence(1, 3).transform("Twice", |_ctx| Twice);
     /// # let _ = doubled;
     /// ```
+    ///
+    /// On a stream with timestamps the operator sees bare records and what it
+    /// emits for a record gets that record's timestamp (see
+    /// [`Operator::process_timestamped`] and [`Collector::set_timestamp`]).
     pub fn transform<O, Op, Make>(&self, name: &str, make: Make) -> DataStream<O>
     where
         O: Record,
         Op: Operator<T, O>,
         Make: Fn(&RuntimeContext) -> Op + Send + Sync + 'static,
     {
-        let kind = NodeKind::Operator(Arc::new(OperatorNode::<T, O, Op, Make>::new(make)));
-        let id = self.env.add_node(name, kind, TypeOf::<O>::arc(), false);
-        self.connect_to(id);
-        DataStream::from_node(self.env.clone(), id)
+        if self.timestamps.carried() {
+            self.transform_typed::<Timestamped<T>, Timestamped<O>, O, _, _>(
+                name,
+                move |ctx| crate::operators::Stamped::new(make(ctx)),
+                self.timestamps,
+            )
+        } else {
+            self.transform_typed::<T, O, O, Op, Make>(name, make, Timestamps::None)
+        }
     }
 
-    fn connect_to(&self, target: usize) {
+    /// Adds an operator whose records are `RI` in and `RO` out inside the job
+    /// (`T` or [`Timestamped<T>`], as `self.timestamps` says, in; `O` or
+    /// [`Timestamped<O>`], as `timestamps` says, out).
+    pub(crate) fn transform_typed<RI, RO, O, Op, Make>(
+        &self,
+        name: &str,
+        make: Make,
+        timestamps: Timestamps,
+    ) -> DataStream<O>
+    where
+        RI: Record,
+        RO: Record,
+        O: Record,
+        Op: Operator<RI, RO>,
+        Make: Fn(&RuntimeContext) -> Op + Send + Sync + 'static,
+    {
+        let kind = NodeKind::Operator(Arc::new(OperatorNode::<RI, RO, Op, Make>::new(make)));
+        let id = self.env.add_node(name, kind, TypeOf::<RO>::arc(), false);
+        self.connect_to::<RI>(id);
+        let mut next = DataStream::from_node(self.env.clone(), id);
+        next.timestamps = timestamps;
+        next
+    }
+
+    /// Adds an operator that needs no timestamps and whose output has none (a
+    /// sink): on a stream with timestamps they are dropped on its way in, batches
+    /// staying batches.
+    fn transform_unstamped<O, Op, Make>(&self, name: &str, make: Make) -> DataStream<O>
+    where
+        O: Record,
+        Op: Operator<T, O>,
+        Make: Fn(&RuntimeContext) -> Op + Send + Sync + 'static,
+    {
+        if self.timestamps.carried() {
+            self.transform_typed::<Timestamped<T>, O, O, _, _>(
+                name,
+                move |ctx| crate::operators::Unstamped::new(make(ctx)),
+                Timestamps::None,
+            )
+        } else {
+            self.transform_typed::<T, O, O, Op, Make>(name, make, Timestamps::None)
+        }
+    }
+
+    /// Wires this stream's inputs to `target`, whose input records are `RI`.
+    fn connect_to<RI: 'static>(&self, target: usize) {
         for input in &self.inputs {
             let partitioner = input
                 .partitioner
                 .clone()
-                .unwrap_or_else(|| EdgePartitioner::new(Partitioner::<T>::Forward, false));
+                .unwrap_or_else(|| EdgePartitioner::new(Partitioner::<RI>::Forward, false));
             self.env
                 .add_edge(input.node, target, partitioner, input.tag.clone());
         }
+    }
+
+    /// This stream with timestamps on every record: its own, or [`NO_TIMESTAMP`]
+    /// for a stream without them (to join a union with streams that have them).
+    /// Each input is stamped before its partitioning, in its producer's chain.
+    fn with_timestamps_carried(&self) -> DataStream<T> {
+        if self.timestamps.carried() {
+            return self.clone();
+        }
+        let mut stamped = self.clone();
+        stamped.timestamps = Timestamps::Some;
+        for input in &mut stamped.inputs {
+            let make = |_: &RuntimeContext| {
+                crate::operators::StampWith::new(|_: &T| NO_TIMESTAMP, |r: T| r)
+            };
+            let kind =
+                NodeKind::Operator(Arc::new(OperatorNode::<T, Timestamped<T>, _, _>::new(make)));
+            let id = self.env.add_node(
+                "No Timestamps",
+                kind,
+                TypeOf::<Timestamped<T>>::arc(),
+                false,
+            );
+            // Same parallelism as the producer, so the stamping chains into it.
+            let parallelism = self.env.inner.borrow().nodes[input.node].parallelism;
+            self.env.with_node(id, |n| n.parallelism = parallelism);
+            self.env.add_edge(
+                input.node,
+                id,
+                EdgePartitioner::new(Partitioner::<T>::Forward, false),
+                input.tag.take(),
+            );
+            input.node = id;
+            input.partitioner = input.partitioner.take().map(|edge| {
+                let typed = edge
+                    .typed
+                    .downcast_ref::<Partitioner<T>>()
+                    .expect("a stream's partitioner is of its record type")
+                    .clone();
+                EdgePartitioner::new(lift_partitioner(typed), edge.explicit)
+            });
+        }
+        stamped
     }
 
     /// Gives the stream event time: each record's timestamp and the watermarks of
@@ -148,7 +248,7 @@ impl<T: Record> DataStream<T> {
         strategy: crate::watermark::WatermarkStrategy<T>,
     ) -> DataStream<T> {
         let interval = self.env.config().auto_watermark_interval;
-        let timestamps = strategy.timestamp.clone();
+        let has_assigner = strategy.timestamp.is_some();
         if strategy.idleness.is_some_and(|d| d.is_zero()) {
             self.env
                 .record_error(crate::error::GraphError::InvalidWatermarkStrategy {
@@ -156,15 +256,39 @@ impl<T: Record> DataStream<T> {
                     reason: "the idleness timeout must be greater than zero".to_string(),
                 });
         }
-        let mut timed = self.transform("Timestamps/Watermarks", move |ctx| {
+        let name = "Timestamps/Watermarks";
+        let assigner = move |ctx: &RuntimeContext| {
             crate::operators::WatermarkAssigner::new(
                 strategy.clone(),
                 ctx.services.clock.clone(),
                 interval,
             )
-        });
-        timed.timestamps = timestamps;
-        timed
+        };
+        use crate::operators::StampingAssigner;
+        if self.timestamps.carried() {
+            // Without a timestamp assigner the records keep theirs (as in Flink).
+            let timestamps = if has_assigner {
+                Timestamps::Every
+            } else {
+                self.timestamps
+            };
+            self.transform_typed::<Timestamped<T>, Timestamped<T>, T, _, _>(
+                name,
+                move |ctx| {
+                    StampingAssigner::new(assigner(ctx), |r: Timestamped<T>| (r.value, r.timestamp))
+                },
+                timestamps,
+            )
+        } else if has_assigner {
+            self.transform_typed::<T, Timestamped<T>, T, _, _>(
+                name,
+                move |ctx| StampingAssigner::new(assigner(ctx), |r: T| (r, NO_TIMESTAMP)),
+                Timestamps::Every,
+            )
+        } else {
+            // Watermarks only: the records stay bare.
+            self.transform_typed::<T, T, T, _, _>(name, assigner, Timestamps::None)
+        }
     }
 
     /// Transforms each record with `f`.
@@ -188,6 +312,20 @@ impl<T: Record> DataStream<T> {
     where
         F: MapFunction<T, O> + Clone + Sync,
     {
+        if self.timestamps.carried() {
+            // The map's own batch loop, over the timestamped records.
+            return self.transform_typed::<Timestamped<T>, Timestamped<O>, O, _, _>(
+                "Map",
+                move |_| {
+                    let mut f = f.clone();
+                    MapOperator::new(move |r: Timestamped<T>| Timestamped {
+                        timestamp: r.timestamp,
+                        value: f.map(r.value),
+                    })
+                },
+                self.timestamps,
+            );
+        }
         self.transform("Map", move |_| MapOperator::new(f.clone()))
     }
 
@@ -212,9 +350,18 @@ impl<T: Record> DataStream<T> {
     where
         F: FilterFunction<T> + Clone + Sync,
     {
-        let mut kept = self.transform("Filter", move |_| FilterOperator::new(f.clone()));
-        kept.timestamps = self.timestamps.clone();
-        kept
+        if self.timestamps.carried() {
+            // The filter's own batch loop, over the timestamped records.
+            return self.transform_typed::<Timestamped<T>, Timestamped<T>, T, _, _>(
+                "Filter",
+                move |_| {
+                    let mut f = f.clone();
+                    FilterOperator::new(move |r: &Timestamped<T>| f.filter(&r.value))
+                },
+                self.timestamps,
+            );
+        }
+        self.transform("Filter", move |_| FilterOperator::new(f.clone()))
     }
 
     /// Emits any number of records per input record.
@@ -325,26 +472,44 @@ impl<T: Record> DataStream<T> {
     /// let all = env.from_sequence(1, 3).union(&[env.from_sequence(10, 12)]);
     /// # let _ = all;
     /// ```
+    ///
+    /// Records keep their timestamps; if some of the streams have timestamps and
+    /// others not, the records of the others have none
+    /// ([`NO_TIMESTAMP`](crate::watermark::NO_TIMESTAMP): `ctx.timestamp()` is
+    /// `None`, and an event-time window on the union is a build error).
     pub fn union(&self, others: &[DataStream<T>]) -> DataStream<T> {
-        let mut merged = self.clone();
-        for other in others {
-            merged.inputs.extend(other.inputs.iter().cloned());
-            // Timestamps survive a union only if every input has the same ones.
-            let same = match (&merged.timestamps, &other.timestamps) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            };
-            if !same {
-                merged.timestamps = None;
+        let timestamps = others
+            .iter()
+            .fold(self.timestamps, |t, other| t.join(other.timestamps));
+        let carry = |s: &DataStream<T>| {
+            if timestamps.carried() {
+                s.with_timestamps_carried()
+            } else {
+                s.clone()
             }
+        };
+        let mut merged = carry(self);
+        for other in others {
+            merged.inputs.extend(carry(other).inputs);
         }
+        merged.timestamps = timestamps;
         merged
     }
 
     pub(crate) fn with_partitioner(&self, partitioner: Partitioner<T>) -> DataStream<T> {
+        if self.timestamps.carried() {
+            self.with_edge_partitioner(EdgePartitioner::new(lift_partitioner(partitioner), true))
+        } else {
+            self.with_edge_partitioner(EdgePartitioner::new(partitioner, true))
+        }
+    }
+
+    /// Partitions by `edge`, whose partitioner is of the records as the job holds
+    /// them (`T` or [`Timestamped<T>`]).
+    pub(crate) fn with_edge_partitioner(&self, edge: EdgePartitioner) -> DataStream<T> {
         let mut next = self.clone();
         for input in &mut next.inputs {
-            input.partitioner = Some(EdgePartitioner::new(partitioner.clone(), true));
+            input.partitioner = Some(edge.clone());
         }
         next
     }
@@ -482,7 +647,18 @@ impl<T: Record> DataStream<T> {
             });
         }
         let (f, options) = (Arc::new(f), Arc::new(options));
-        self.transform("Async Function", move |ctx| {
+        // Results complete out of the record's call; they do not keep timestamps
+        // (yet): the stream after an async function has none.
+        let bare = if self.timestamps.carried() {
+            self.transform_typed::<Timestamped<T>, T, T, _, _>(
+                "Drop Timestamps",
+                |_| crate::operators::Unstamp,
+                Timestamps::None,
+            )
+        } else {
+            self.clone()
+        };
+        bare.transform("Async Function", move |ctx| {
             AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
         })
     }
@@ -503,7 +679,7 @@ impl<T: Record> DataStream<T> {
             return DataStream {
                 env: self.env.clone(),
                 inputs: Vec::new(),
-                timestamps: None,
+                timestamps: Timestamps::None,
                 _type: PhantomData,
             };
         };
@@ -520,7 +696,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: Some(tag.id().to_string()),
             }],
-            timestamps: None,
+            timestamps: Timestamps::None,
             _type: PhantomData,
         }
     }
@@ -533,7 +709,7 @@ impl<T: Record> DataStream<T> {
     /// Writes the stream to `sink`, naming the sink operator.
     pub fn sink_named(&self, sink: impl Sink<T>, name: &str) -> DataStreamSink {
         let sink = Arc::new(sink);
-        let stream = self.transform::<(), _, _>(name, move |ctx| {
+        let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             SinkOperator::new(sink.create_writer(ctx), ctx.operator_name.to_string())
         });
         stream
@@ -572,7 +748,7 @@ impl<T: Record> DataStream<T> {
             });
         }
         let (destination, options) = (sink.destination, Arc::new(sink.options));
-        let stream = self.transform::<(), _, _>(name, move |ctx| {
+        let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             AsyncSinkWriter::new(destination.clone(), options.clone(), ctx)
         });
         stream

@@ -310,11 +310,27 @@ impl StreamExecutionEnvironment {
     /// Adds a source.
     pub fn from_source<T: Record>(&self, source: impl Source<T>, name: &str) -> DataStream<T> {
         let non_parallel = !source.is_parallel();
-        let timestamps = source.timestamps();
-        let kind = NodeKind::Source(Arc::new(SourceNode {
-            source: Arc::new(source),
-        }));
-        let id = self.add_node(name, kind, TypeOf::<T>::arc(), false);
+        // A source with timestamps emits them with its records.
+        let (kind, output_type, timestamps) = match source.timestamps() {
+            None => (
+                NodeKind::Source(Arc::new(SourceNode {
+                    source: Arc::new(source),
+                })),
+                TypeOf::<T>::arc(),
+                crate::timestamped::Timestamps::None,
+            ),
+            Some(timestamp) => (
+                NodeKind::Source(Arc::new(SourceNode::<crate::timestamped::Timestamped<T>> {
+                    source: Arc::new(crate::sources::StampedSource::new(
+                        Arc::new(source),
+                        timestamp,
+                    )),
+                })),
+                TypeOf::<crate::timestamped::Timestamped<T>>::arc(),
+                crate::timestamped::Timestamps::Every,
+            ),
+        };
+        let id = self.add_node(name, kind, output_type, false);
         if non_parallel {
             self.inner.borrow_mut().nodes[id].parallelism = Some(1);
         }

@@ -21,6 +21,14 @@ pub trait Collector<T> {
     /// downstream, in order with records and watermarks; like
     /// [`emit_watermark`](Self::emit_watermark), only runtime outputs forward it.
     fn emit_watermark_status(&mut self, _status: crate::watermark::WatermarkStatus) {}
+
+    /// Gives the records collected from now on the event timestamp `timestamp`
+    /// (Flink's `TimestampedCollector::setAbsoluteTimestamp`), on a stream whose
+    /// records carry timestamps; elsewhere it does nothing. Operators call it (a
+    /// window before it emits a window's results, a timer before its function
+    /// runs); an operator that does not has its outputs stamped with the input
+    /// record's timestamp.
+    fn set_timestamp(&mut self, _timestamp: i64) {}
 }
 
 /// One record in, one record out.

@@ -233,4 +233,8 @@ impl<K, S, O> Collector<O> for KeyedContext<'_, K, S, O> {
     fn flush_before_wait(&mut self) {
         self.out.flush_before_wait();
     }
+
+    fn set_timestamp(&mut self, timestamp: i64) {
+        self.out.set_timestamp(timestamp);
+    }
 }

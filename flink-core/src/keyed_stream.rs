@@ -51,9 +51,16 @@ where
         // The partitioner keeps the selector's own type, so that hashing a batch
         // inlines it rather than calling through `KeyFn` per record.
         let hash_key = key.clone();
-        let partitioner =
-            Partitioner::Hash(Arc::new(SelectorHash(move |record: &T| hash_key(record))));
-        let partitioned = stream.with_partitioner(partitioner);
+        let partitioned = if stream.timestamps.carried() {
+            let partitioner = Partitioner::Hash(Arc::new(SelectorHash(
+                move |record: &crate::timestamped::Timestamped<T>| hash_key(&record.value),
+            )));
+            stream.with_edge_partitioner(crate::node::EdgePartitioner::new(partitioner, true))
+        } else {
+            let partitioner =
+                Partitioner::Hash(Arc::new(SelectorHash(move |record: &T| hash_key(record))));
+            stream.with_partitioner(partitioner)
+        };
         let keys = Keys::shared(key.clone());
         Self {
             partitioned,
@@ -410,14 +417,13 @@ where
         F: crate::keyed_process_function::KeyedProcessFunction<K, T, O>,
     {
         let key = self.key.clone();
-        let timestamps = self.partitioned.timestamps.clone();
         self.partitioned
             .transform("Keyed Process Function", move |ctx| {
                 let key = key.clone();
                 crate::operators::KeyedProcessFunctionOperator::new(
                     move |r: &T| key(r),
                     f.clone(),
-                    timestamps.clone(),
+                    None,
                     ctx,
                 )
             })

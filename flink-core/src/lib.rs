@@ -59,6 +59,7 @@ pub mod sources;
 pub mod state;
 pub mod stream_type;
 pub mod timers;
+pub mod timestamped;
 pub mod transactional;
 pub mod watermark;
 pub mod web_ui;

@@ -109,6 +109,23 @@ pub trait Operator<I, O>: Send + 'static {
     /// Processes one record, emitting any results into `out`.
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C);
 
+    /// Processes one record of a stream whose records carry event timestamps
+    /// (see [`Timestamped`](crate::timestamped::Timestamped)), called instead of
+    /// [`process`](Operator::process) there. `timestamp` is the record's
+    /// ([`NO_TIMESTAMP`](crate::watermark::NO_TIMESTAMP) for a record without one);
+    /// what the operator emits is stamped with it unless it calls
+    /// [`Collector::set_timestamp`]. The default ignores it; operators that need
+    /// event time (windows, process functions, joins) use it.
+    #[inline]
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        _timestamp: i64,
+        out: &mut C,
+    ) {
+        self.process(record, out);
+    }
+
     /// Processes a batch, leaving `batch` empty. The default calls [`process`] per
     /// record into `out`; being generic, it compiles to a loop with the user
     /// function inlined.
@@ -496,5 +513,9 @@ impl<O, C: Collector<O> + ?Sized> Collector<O> for ForwardTo<'_, C> {
 
     fn emit_watermark_status(&mut self, status: WatermarkStatus) {
         self.0.emit_watermark_status(status);
+    }
+
+    fn set_timestamp(&mut self, timestamp: i64) {
+        self.0.set_timestamp(timestamp);
     }
 }

@@ -66,6 +66,10 @@ impl<O> Collector<O> for ProcessContext<'_, O> {
     fn flush_before_wait(&mut self) {
         self.out.flush_before_wait();
     }
+
+    fn set_timestamp(&mut self, timestamp: i64) {
+        self.out.set_timestamp(timestamp);
+    }
 }
 
 /// An operator instance's side outputs, looked up once per tag.

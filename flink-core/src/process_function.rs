@@ -16,7 +16,7 @@ use crate::process_context::{ProcessContext, SideOutputCache};
 use crate::side_output::OutputTag;
 use crate::stream_type::Record;
 use crate::timers::processing_time_of;
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 
 /// A function called per record of a non-keyed stream with a
 /// [`ProcessFunctionContext`] (see [`DataStream::process`]). Implemented by
@@ -87,6 +87,10 @@ impl<O> Collector<O> for ProcessFunctionContext<'_, O> {
     fn flush_before_wait(&mut self) {
         self.out.flush_before_wait();
     }
+
+    fn set_timestamp(&mut self, timestamp: i64) {
+        self.out.set_timestamp(timestamp);
+    }
 }
 
 /// Runs a [`ProcessFunction`] per record.
@@ -117,15 +121,40 @@ impl<I, O, F> ProcessOperator<I, O, F> {
 impl<I: 'static, O: 'static, F: ProcessFunction<I, O>> Operator<I, O> for ProcessOperator<I, O, F> {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
         let timestamp = self.timestamps.as_ref().map(|t| t(&record));
-        let mut forward = ForwardTo(out);
-        let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
-        let mut ctx = ProcessFunctionContext::new(out, timestamp, self.clock.as_ref());
-        self.f.process_element(record, &mut ctx);
+        self.process_at(record, timestamp, out);
+    }
+
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        self.process_at(
+            record,
+            (timestamp != NO_TIMESTAMP).then_some(timestamp),
+            out,
+        );
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
         self.watermark = watermark;
         out.emit_watermark(watermark);
+    }
+}
+
+impl<I: 'static, O: 'static, F: ProcessFunction<I, O>> ProcessOperator<I, O, F> {
+    /// Calls the function for `record`, whose event time is `timestamp`.
+    fn process_at<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: Option<i64>,
+        out: &mut C,
+    ) {
+        let mut forward = ForwardTo(out);
+        let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
+        let mut ctx = ProcessFunctionContext::new(out, timestamp, self.clock.as_ref());
+        self.f.process_element(record, &mut ctx);
     }
 }
 
@@ -160,9 +189,8 @@ impl<T: Record> DataStream<T> {
 
     /// Runs a [`ProcessFunction`] per record; see [`process`](Self::process).
     pub fn process_function<O: Record, F: ProcessFunction<T, O>>(&self, f: F) -> DataStream<O> {
-        let timestamps = self.timestamps.clone();
         self.transform("Process", move |ctx| {
-            ProcessOperator::new(f.clone(), timestamps.clone(), ctx)
+            ProcessOperator::new(f.clone(), None, ctx)
         })
     }
 }

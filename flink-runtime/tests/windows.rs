@@ -510,11 +510,8 @@ fn hot_items_sliding_counts_then_the_top_auction_per_window_exact_at_parallelism
                     out.collect((*auction, w.end, n))
                 },
             )
-            // A window's results carry its last millisecond as their time; each
-            // instance emits them in window order.
-            .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(
-                |r: &(u64, i64, u64)| r.1 - 1,
-            ))
+            // A window's results carry its last millisecond as their time: the
+            // second window needs no timestamps assigned again.
             .key_by(|r: &(u64, i64, u64)| r.1)
             .window(TumblingEventTimeWindows::of(Duration::from_millis(
                 SLIDE as u64,

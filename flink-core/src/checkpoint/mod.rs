@@ -20,5 +20,5 @@ pub use restore::RestoreSettings;
 pub use settings::CheckpointSettings;
 pub use snapshot::{
     ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID, RestoredState, STATE_FORMAT_VERSION,
-    StateError, decode_state, encode_state, state_version,
+    StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state, state_version,
 };

@@ -16,7 +16,15 @@ use super::DeferredState;
 /// - 1: the first format.
 /// - 2: a keyed process function's entry per key also holds its named states
 ///   (list, map, ...); every other layout is unchanged, so their readers read both.
-pub const STATE_FORMAT_VERSION: u32 = 2;
+/// - 3: records of streams with event timestamps carry them (each record's
+///   timestamp, then the record: [`Timestamped`](crate::timestamped::Timestamped)),
+///   which changes the bytes of an unaligned checkpoint's channel state on such
+///   edges; operator state is unchanged, so its readers read 1 to 3.
+pub const STATE_FORMAT_VERSION: u32 = 3;
+
+/// The first [`STATE_FORMAT_VERSION`] whose channel state (records in flight) has
+/// the records of streams with timestamps as [`Timestamped`](crate::timestamped::Timestamped).
+pub const TIMESTAMPED_CHANNELS_VERSION: u32 = 3;
 
 /// The first bytes of every state blob, so that bytes of another kind are refused.
 const MAGIC: [u8; 4] = *b"FRS1";

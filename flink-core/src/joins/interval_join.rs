@@ -157,7 +157,8 @@ where
         let upper = self
             .upper_ms
             .saturating_sub(i64::from(self.upper_exclusive));
-        let problem = if left.timestamps.is_none() || right.timestamps.is_none() {
+        let every = crate::timestamped::Timestamps::Every;
+        let problem = if left.timestamps != every || right.timestamps != every {
             Some(WindowError::JoinWithoutTimestamps)
         } else if lower > upper {
             Some(WindowError::InvalidJoinBounds {
@@ -185,7 +186,6 @@ where
                 CoInput::Second(b) => kb(b),
             });
         let key = keyed.key_selector();
-        let timestamps = keyed.partitioned().timestamps.clone();
         let (left_late, right_late) = (self.left_late.clone(), self.right_late.clone());
         keyed.partitioned().transform(NAME, move |ctx| {
             let key = key.clone();
@@ -198,12 +198,7 @@ where
                 dropped: ctx.metrics.custom(LATE_RECORDS_DROPPED),
                 _types: PhantomData,
             };
-            KeyedProcessFunctionOperator::new(
-                move |r: &CoInput<A, B>| key(r),
-                join,
-                timestamps.clone(),
-                ctx,
-            )
+            KeyedProcessFunctionOperator::new(move |r: &CoInput<A, B>| key(r), join, None, ctx)
         })
     }
 }
@@ -302,8 +297,12 @@ where
         let cleanup = match record {
             CoInput::First(a) => {
                 let (from, to) = (ts.saturating_add(self.lower), ts.saturating_add(self.upper));
-                for b in buffers.right.range(from..=to).flat_map(|(_, bs)| bs) {
-                    (self.f)(&a, b, ctx);
+                for (b_ts, bs) in buffers.right.range(from..=to) {
+                    // A pair has the later of its two times (Flink's).
+                    ctx.set_timestamp(ts.max(*b_ts));
+                    for b in bs {
+                        (self.f)(&a, b, ctx);
+                    }
                 }
                 buffers.left.entry(ts).or_default().push(a);
                 self.left_cleanup(ts)
@@ -311,8 +310,11 @@ where
             CoInput::Second(b) => {
                 // Left times t with ts in [t + lower, t + upper].
                 let (from, to) = (ts.saturating_sub(self.upper), ts.saturating_sub(self.lower));
-                for a in buffers.left.range(from..=to).flat_map(|(_, as_)| as_) {
-                    (self.f)(a, &b, ctx);
+                for (a_ts, as_) in buffers.left.range(from..=to) {
+                    ctx.set_timestamp(ts.max(*a_ts));
+                    for a in as_ {
+                        (self.f)(a, &b, ctx);
+                    }
                 }
                 buffers.right.entry(ts).or_default().push(b);
                 self.right_cleanup(ts)

@@ -15,7 +15,7 @@ use crate::operator::{ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
 use crate::state::BroadcastStates;
 use crate::timers::processing_time_of;
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 
 /// Runs a [`BroadcastProcessFunction`]. Checkpoints keep the instance's copy of the
 /// broadcast state; a restore at another parallelism gives every instance a copy.
@@ -58,12 +58,24 @@ where
     F: BroadcastProcessFunction<I, B, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: CoInput<I, B>, out: &mut C) {
+        self.process_timestamped(record, NO_TIMESTAMP, out);
+    }
+
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: CoInput<I, B>,
+        timestamp: i64,
+        out: &mut C,
+    ) {
         let now = processing_time_of(self.clock.as_ref());
         let mut forward = ForwardTo(out);
         let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
         match record {
             CoInput::First(record) => {
-                let timestamp = self.timestamps.as_ref().map(|t| t(&record));
+                let timestamp = match &self.timestamps {
+                    Some(t) => Some(t(&record)),
+                    None => (timestamp != NO_TIMESTAMP).then_some(timestamp),
+                };
                 let mut ctx =
                     ReadOnlyBroadcastContext::new(out, &mut self.broadcast, timestamp, now);
                 self.f.process_element(record, &mut ctx);

@@ -19,7 +19,7 @@ use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction};
 use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::operators::KeyedProcessFunctionOperator;
 use crate::state::BroadcastStates;
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 
 /// A [`KeyedBroadcastProcessFunction`] as the keyed process function of its keyed
 /// input, holding the instance's broadcast state.
@@ -141,8 +141,18 @@ where
     F: KeyedBroadcastProcessFunction<K, I, B, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: CoInput<I, B>, out: &mut C) {
+        self.process_timestamped(record, NO_TIMESTAMP, out);
+    }
+
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: CoInput<I, B>,
+        timestamp: i64,
+        out: &mut C,
+    ) {
         match record {
-            CoInput::First(keyed) => self.inner.process(keyed, out),
+            CoInput::First(keyed) if timestamp == NO_TIMESTAMP => self.inner.process(keyed, out),
+            CoInput::First(keyed) => self.inner.process_timestamped(keyed, timestamp, out),
             CoInput::Second(broadcast) => {
                 self.inner.call_unkeyed(out, |adapter, out, keyed, now| {
                     let states = adapter

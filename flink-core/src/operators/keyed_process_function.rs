@@ -20,7 +20,7 @@ use crate::process_context::{ProcessContext, SideOutputCache};
 use crate::state::backend::NamedTable;
 use crate::state::{KeyedStateBackend, StateKind, ValueState};
 use crate::timers::{TimerQueue, TimerService, processing_time_of};
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 
 /// A key's entry in a checkpoint: its state and its timers.
 #[derive(Serialize)]
@@ -102,6 +102,10 @@ where
         f: impl FnOnce(&mut F, &mut KeyedContext<'_, K, F::State, O>),
     ) {
         let mut slot = self.state.remove(&key).flatten();
+        if let (Some(ts), Some(TimeDomain::EventTime)) = (timestamp, domain) {
+            // What an event-time timer emits has its time (Flink's).
+            out.set_timestamp(ts);
+        }
         {
             let mut forward = ForwardTo(out);
             let out = ProcessContext::new(&mut forward, &mut self.side_outputs, self.watermark);
@@ -146,6 +150,21 @@ where
         f(&mut self.f, ctx, &mut self.named, now);
     }
 
+    /// Calls the function for `record`, whose event time is `timestamp`.
+    fn process_at<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: Option<i64>,
+        out: &mut C,
+    ) where
+        KS: KeySelector<I, K>,
+    {
+        let key = self.key.key(&record);
+        self.call(key, timestamp, None, out, |f, ctx| {
+            f.process_element(record, ctx)
+        });
+    }
+
     /// Fires the processing-time timers the job's clock has reached.
     fn fire_processing_timers<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         let now = processing_time_of(self.clock.as_ref());
@@ -170,11 +189,21 @@ where
     F: KeyedProcessFunction<K, I, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
-        let key = self.key.key(&record);
         let timestamp = self.timestamps.as_ref().map(|t| t(&record));
-        self.call(key, timestamp, None, out, |f, ctx| {
-            f.process_element(record, ctx)
-        });
+        self.process_at(record, timestamp, out);
+    }
+
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        self.process_at(
+            record,
+            (timestamp != NO_TIMESTAMP).then_some(timestamp),
+            out,
+        );
     }
 
     fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {

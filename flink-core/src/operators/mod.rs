@@ -17,6 +17,7 @@ mod map;
 mod mode_switch;
 mod result_queue;
 mod sink;
+mod stamped;
 mod watermark_assigner;
 mod window;
 
@@ -33,5 +34,6 @@ pub use keyed_reduce::KeyedReduceOperator;
 pub use map::MapOperator;
 pub use mode_switch::ModeSwitch;
 pub use sink::SinkOperator;
-pub use watermark_assigner::WatermarkAssigner;
+pub use stamped::{StampWith, Stamped, StampingCollector, Unstamp, Unstamped};
+pub use watermark_assigner::{StampingAssigner, WatermarkAssigner};
 pub use window::{LATE_RECORDS_DROPPED, WindowOperator, WindowSettings};

@@ -6,8 +6,11 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator};
+use crate::operators::StampingCollector;
+use crate::timestamped::Timestamped;
 use crate::watermark::{
-    Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStatus, WatermarkStrategy,
+    NO_TIMESTAMP, Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStatus,
+    WatermarkStrategy,
 };
 
 /// With an auto-watermark interval of zero, on a record-at-a-time input, the
@@ -75,12 +78,23 @@ impl<T: 'static> WatermarkAssigner<T> {
     /// its own timestamp allowed.
     #[inline]
     fn observe_and_collect<C: Collector<T> + ?Sized>(&mut self, record: T, out: &mut C) {
+        let timestamp = self.strategy.timestamp_of(&record);
+        self.observe_and_collect_at(record, timestamp, out);
+    }
+
+    /// Passes `record` on with its event time `timestamp`, after the generator saw it.
+    #[inline]
+    fn observe_and_collect_at<C: Collector<T> + ?Sized>(
+        &mut self,
+        record: T,
+        timestamp: i64,
+        out: &mut C,
+    ) {
         if self.idleness.idle {
             self.idleness.idle = false;
             out.emit_watermark_status(WatermarkStatus::Active);
         }
         self.idleness.seen_since_check = true;
-        let timestamp = self.strategy.timestamp_of(&record);
         self.generator
             .on_event(&record, timestamp, &mut self.output);
         self.since_periodic += 1;
@@ -132,6 +146,97 @@ impl<T: 'static> WatermarkAssigner<T> {
             out.emit_watermark_status(WatermarkStatus::Idle);
         }
         idleness.idle
+    }
+}
+
+/// A [`WatermarkAssigner`] whose output records carry their timestamps
+/// ([`Timestamped`]): the strategy's timestamp assigner's, or without one the
+/// timestamp the input record already had (`split` takes a record apart into
+/// value and timestamp: [`NO_TIMESTAMP`](crate::watermark::NO_TIMESTAMP) for a
+/// bare one).
+pub struct StampingAssigner<I, T, S> {
+    inner: WatermarkAssigner<T>,
+    split: S,
+    _input: std::marker::PhantomData<fn(I)>,
+}
+
+impl<I, T: 'static, S: Fn(I) -> (T, i64)> StampingAssigner<I, T, S> {
+    /// Stamps what `inner` passes on.
+    pub fn new(inner: WatermarkAssigner<T>, split: S) -> Self {
+        Self {
+            inner,
+            split,
+            _input: std::marker::PhantomData,
+        }
+    }
+
+    #[inline]
+    fn stamp<C: Collector<Timestamped<T>> + ?Sized>(&mut self, record: I, out: &mut C) {
+        let (value, previous) = (self.split)(record);
+        let timestamp = match self.inner.strategy.timestamp_assigner() {
+            Some(f) => f(&value),
+            None => previous,
+        };
+        let mut out = StampingCollector::new(timestamp, out);
+        self.inner
+            .observe_and_collect_at(value, timestamp, &mut out);
+    }
+}
+
+impl<I, T, S> Operator<I, Timestamped<T>> for StampingAssigner<I, T, S>
+where
+    I: Send + 'static,
+    T: Send + 'static,
+    S: Fn(I) -> (T, i64) + Send + 'static,
+{
+    fn process<C: Collector<Timestamped<T>> + ?Sized>(&mut self, record: I, out: &mut C) {
+        self.stamp(record, out);
+        let inner = &mut self.inner;
+        if !inner.interval.is_zero() || inner.since_periodic >= RECORDS_PER_WATERMARK {
+            inner.periodic_if_due(&mut StampingCollector::new(NO_TIMESTAMP, out));
+        }
+    }
+
+    fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, Timestamped<T>>) {
+        for record in batch.drain(..) {
+            self.stamp(record, out);
+        }
+        self.inner
+            .periodic_if_due(&mut StampingCollector::new(NO_TIMESTAMP, out));
+    }
+
+    fn poll_pending(&mut self, out: &mut Emitter<'_, Timestamped<T>>) -> bool {
+        self.inner
+            .poll_pending_into(&mut StampingCollector::new(NO_TIMESTAMP, out));
+        false
+    }
+
+    fn end_input<C: Collector<Timestamped<T>> + ?Sized>(&mut self, out: &mut C) {
+        self.inner
+            .end_input(&mut StampingCollector::new(NO_TIMESTAMP, out));
+    }
+
+    /// Watermarks from upstream are superseded by the ones this operator makes.
+    fn process_watermark<C: Collector<Timestamped<T>> + ?Sized>(
+        &mut self,
+        _watermark: Watermark,
+        _out: &mut C,
+    ) {
+    }
+
+    /// So are upstream statuses: this operator's own idleness decides.
+    fn process_watermark_status<C: Collector<Timestamped<T>> + ?Sized>(
+        &mut self,
+        _status: WatermarkStatus,
+        _out: &mut C,
+    ) {
+    }
+}
+
+impl<T: Send + 'static> WatermarkAssigner<T> {
+    /// What [`Operator::poll_pending`] does, into any collector.
+    fn poll_pending_into<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        self.periodic_if_due(out);
     }
 }
 

@@ -16,7 +16,7 @@ use crate::metrics::Counter;
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::side_output::SideOutput;
 use crate::timers::{TimerQueue, processing_time_of};
-use crate::watermark::{TimestampFn, Watermark};
+use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 use crate::windows::{
     TimeWindow, TimerRequest, Trigger, TriggerContext, WindowAggregation, WindowAssigner,
 };
@@ -179,6 +179,10 @@ where
     clock: Arc<dyn Clock>,
     dropped: Counter,
     assigned: Vec<TimeWindow>,
+    /// The last assignment and the times `[from, to)` that share it (empty when
+    /// the assigner cannot say): records of one window in a row are not assigned
+    /// one by one.
+    last_assignment: (i64, i64, Vec<TimeWindow>),
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -217,6 +221,7 @@ where
             clock: ctx.services.clock.clone(),
             dropped: Counter::new(ctx.metrics.custom(LATE_RECORDS_DROPPED)),
             assigned: Vec::new(),
+            last_assignment: (0, 0, Vec::new()),
             _types: PhantomData,
         }
     }
@@ -278,9 +283,27 @@ where
     /// Adds `record` of `key` at `timestamp` to its windows; a record for no
     /// window that is still open is late.
     fn add<C: Collector<O> + ?Sized>(&mut self, key: K, record: I, timestamp: i64, out: &mut C) {
+        let (from, to, windows) = &mut self.last_assignment;
+        if !(*from <= timestamp && timestamp < *to) {
+            windows.clear();
+            self.assigner.assign_windows(timestamp, windows);
+            (*from, *to) = self.assigner.same_windows_span(timestamp).unwrap_or((0, 0));
+        }
+        if let [window] = windows.as_slice()
+            && !self.merging
+        {
+            // One window (tumbling): no list to build.
+            let window = *window;
+            if self.is_late(&window) {
+                self.late(record);
+            } else {
+                self.add_to(key, window, record, timestamp, out);
+            }
+            return;
+        }
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
-        self.assigner.assign_windows(timestamp, &mut assigned);
+        assigned.extend_from_slice(windows);
         if self.merging {
             for window in assigned.iter_mut() {
                 *window = self.merge_session(&key, *window);
@@ -300,6 +323,8 @@ where
         self.assigned = assigned;
     }
 
+    // Inlined: it runs per record and window, and its call cost 20 instructions.
+    #[inline(always)]
     fn add_to<C: Collector<O> + ?Sized>(
         &mut self,
         key: K,
@@ -316,7 +341,8 @@ where
             self.watermark.timestamp(),
             self.clock.as_ref(),
             &mut self.requests,
-        );
+        )
+        .with_queued_event(slot.queued.event);
         let result = self
             .trigger
             .on_element(&record, timestamp, &window, &mut ctx);
@@ -324,16 +350,29 @@ where
         if result.is_fire()
             && let Some(acc) = slot.acc.as_mut()
         {
+            // A window's results have its last time (Flink's).
+            out.set_timestamp(window.max_timestamp());
             self.agg.emit(&key, &window, acc, &mut ForwardTo(out));
         }
         if result.is_purge() {
             slot.acc = None;
         }
-        let timers = Timers {
-            event: &mut self.event_timers,
-            processing: &mut self.processing_timers,
-        };
-        timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
+        match self.requests.as_slice() {
+            [] => {}
+            // The common case, inline: the trigger registered again the timer it
+            // registered with the window's last record (the event-time trigger
+            // does, per record).
+            [TimerRequest::RegisterEvent(time)] if slot.queued.event == Some(*time) => {
+                self.requests.clear();
+            }
+            _ => {
+                let timers = Timers {
+                    event: &mut self.event_timers,
+                    processing: &mut self.processing_timers,
+                };
+                timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
+            }
+        }
         if new {
             self.register_cleanup(&key, window);
         }
@@ -451,6 +490,8 @@ where
         if result.is_fire()
             && let Some(acc) = slot.acc.as_mut()
         {
+            // A window's results have its last time (Flink's).
+            out.set_timestamp(window.max_timestamp());
             self.agg.emit(&entry.0, &window, acc, &mut ForwardTo(out));
         }
         if result.is_purge() {
@@ -522,12 +563,26 @@ where
     Tr: Trigger<I>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
-        let key = self.key.key(&record);
-        let timestamp = match (&self.settings.timestamps, self.event_time) {
-            (Some(ts), true) => ts(&record),
+        let timestamp = match &self.settings.timestamps {
+            Some(ts) if self.event_time => ts(&record),
             // Checked when the job is built; a record without a time is late.
-            (None, true) => i64::MIN,
-            (_, false) => processing_time_of(self.clock.as_ref()),
+            _ => NO_TIMESTAMP,
+        };
+        self.process_timestamped(record, timestamp, out);
+    }
+
+    #[inline]
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        let key = self.key.key(&record);
+        let timestamp = if self.event_time {
+            timestamp
+        } else {
+            processing_time_of(self.clock.as_ref())
         };
         self.add(key, record, timestamp, out);
     }

@@ -3,10 +3,12 @@
 mod collection;
 mod generator;
 mod rate_limited;
+mod stamped;
 
 pub use collection::{CollectionSource, IteratorSource};
 pub use generator::{GeneratorSource, SequenceSource};
 pub use rate_limited::{InvalidRate, RateLimitedSource, RateLimiterStrategy};
+pub(crate) use stamped::StampedSource;
 
 /// Records the built-in source readers emit per `poll_next` call: the size of the
 /// batch a source hands to its chain.

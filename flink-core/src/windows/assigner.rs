@@ -16,6 +16,15 @@ pub trait WindowAssigner: Clone + Send + Sync + 'static {
     /// A size or slide of zero, a slide above the size, an offset out of range.
     fn validate(&self) -> Result<(), WindowError>;
 
+    /// The times `[from, to)` around `timestamp` that all get the same windows as
+    /// it, if the assigner can say (tumbling and sliding windows can): the window
+    /// operator then reuses one assignment for the records of that span instead of
+    /// assigning each (a division per record). `None` (the default) assigns every
+    /// record.
+    fn same_windows_span(&self, _timestamp: i64) -> Option<(i64, i64)> {
+        None
+    }
+
     /// Whether overlapping windows of one key merge into one (session windows,
     /// Flink's `MergingWindowAssigner`).
     fn is_merging(&self) -> bool {

@@ -31,6 +31,20 @@ impl Sliding {
         }
     }
 
+    /// The slide of `timestamp`: when the size is a multiple of the slide, every
+    /// time in it is in the same windows (otherwise the first of them may end
+    /// within the slide).
+    fn span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        if self.size % self.slide != 0 {
+            return None;
+        }
+        let start = TimeWindow::start_with_offset(timestamp, self.offset, self.slide);
+        // Far from the ends of time, where assigning saturates.
+        start.checked_sub(self.size)?;
+        start.checked_add(self.size)?;
+        Some((start, start.checked_add(self.slide)?))
+    }
+
     fn validate(&self) -> Result<(), WindowError> {
         if self.size <= 0 {
             return Err(WindowError::ZeroSize);
@@ -92,6 +106,10 @@ impl WindowAssigner for SlidingEventTimeWindows {
         self.0.assign(timestamp, into);
     }
 
+    fn same_windows_span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        self.0.span(timestamp)
+    }
+
     fn is_event_time(&self) -> bool {
         true
     }
@@ -135,6 +153,10 @@ impl WindowAssigner for SlidingProcessingTimeWindows {
         self.0.assign(timestamp, into);
     }
 
+    fn same_windows_span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        self.0.span(timestamp)
+    }
+
     fn is_event_time(&self) -> bool {
         false
     }
@@ -147,6 +169,51 @@ impl WindowAssigner for SlidingProcessingTimeWindows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every time in a span the assigner names gets the same windows as the time
+    /// it was asked for; a size that is no multiple of the slide names none.
+    #[test]
+    fn the_span_of_a_timestamp_shares_its_windows() {
+        let windows = |w: &dyn WindowAssigner2, ts| {
+            let mut into = Vec::new();
+            w.assign(ts, &mut into);
+            into
+        };
+        let sliding =
+            SlidingEventTimeWindows::of(Duration::from_millis(30), Duration::from_millis(10))
+                .with_offset(Duration::from_millis(3));
+        let tumbling = crate::windows::TumblingEventTimeWindows::of(Duration::from_millis(7));
+        let assigners: [&dyn WindowAssigner2; 2] = [&sliding, &tumbling];
+        for w in assigners {
+            for ts in -40..40 {
+                let (from, to) = w.span(ts).expect("a span");
+                assert!(from <= ts && ts < to);
+                for other in from..to {
+                    assert_eq!(windows(w, other), windows(w, ts), "{ts} and {other}");
+                }
+                assert_ne!(windows(w, from - 1), windows(w, ts));
+                assert_ne!(windows(w, to), windows(w, ts));
+            }
+        }
+        let uneven =
+            SlidingEventTimeWindows::of(Duration::from_millis(25), Duration::from_millis(10));
+        assert_eq!(uneven.same_windows_span(5), None);
+    }
+
+    /// The assigner methods the test needs, as an object.
+    trait WindowAssigner2 {
+        fn assign(&self, ts: i64, into: &mut Vec<TimeWindow>);
+        fn span(&self, ts: i64) -> Option<(i64, i64)>;
+    }
+
+    impl<W: WindowAssigner> WindowAssigner2 for W {
+        fn assign(&self, ts: i64, into: &mut Vec<TimeWindow>) {
+            self.assign_windows(ts, into);
+        }
+        fn span(&self, ts: i64) -> Option<(i64, i64)> {
+            self.same_windows_span(ts)
+        }
+    }
 
     #[test]
     fn every_timestamp_is_in_size_over_slide_windows_that_contain_it() {

@@ -56,6 +56,9 @@ pub struct TriggerContext<'a, S> {
     watermark: i64,
     clock: &'a dyn Clock,
     timers: &'a mut Vec<TimerRequest>,
+    /// An event-time timer of the window known to be queued: registering it again
+    /// asks for nothing (the queue keeps one timer per window and time anyway).
+    queued_event: Option<i64>,
 }
 
 impl<'a, S> TriggerContext<'a, S> {
@@ -70,7 +73,15 @@ impl<'a, S> TriggerContext<'a, S> {
             watermark,
             clock,
             timers,
+            queued_event: None,
         }
+    }
+
+    /// Says that the window's event-time timer at `time` is queued already.
+    #[inline]
+    pub(crate) fn with_queued_event(mut self, time: Option<i64>) -> Self {
+        self.queued_event = time;
+        self
     }
 
     /// The trigger's state for this key and window (checkpointed with the window).
@@ -89,8 +100,11 @@ impl<'a, S> TriggerContext<'a, S> {
     }
 
     /// Calls `on_event_time` once the watermark reaches `time`.
+    #[inline]
     pub fn register_event_time_timer(&mut self, time: i64) {
-        self.timers.push(TimerRequest::RegisterEvent(time));
+        if self.queued_event != Some(time) {
+            self.timers.push(TimerRequest::RegisterEvent(time));
+        }
     }
 
     /// Calls `on_processing_time` once the job's clock reaches `time`.
@@ -100,6 +114,9 @@ impl<'a, S> TriggerContext<'a, S> {
 
     /// Removes this window's event-time timer at `time`, if any.
     pub fn delete_event_time_timer(&mut self, time: i64) {
+        if self.queued_event == Some(time) {
+            self.queued_event = None;
+        }
         self.timers.push(TimerRequest::DeleteEvent(time));
     }
 
@@ -201,5 +218,31 @@ pub trait Trigger<T>: Clone + Send + Sync + 'static {
     /// A definition that cannot work, such as a count of zero.
     fn validate(&self) -> Result<(), WindowError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[test]
+    fn a_timer_known_to_be_queued_is_not_asked_for_again_unless_deleted_first() {
+        let clock = ManualClock::new();
+        let (mut state, mut requests) = ((), Vec::new());
+        let mut ctx =
+            TriggerContext::new(&mut state, 0, &clock, &mut requests).with_queued_event(Some(99));
+        ctx.register_event_time_timer(99);
+        ctx.register_event_time_timer(50);
+        ctx.delete_event_time_timer(99);
+        ctx.register_event_time_timer(99);
+        assert_eq!(
+            requests,
+            [
+                TimerRequest::RegisterEvent(50),
+                TimerRequest::DeleteEvent(99),
+                TimerRequest::RegisterEvent(99)
+            ]
+        );
     }
 }

@@ -17,6 +17,12 @@ impl Tumbling {
         into.push(TimeWindow::new(start, start.saturating_add(self.size)));
     }
 
+    /// The window of `timestamp`: every time in it gets that window.
+    fn span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        let start = TimeWindow::start_with_offset(timestamp, self.offset, self.size);
+        Some((start, start.checked_add(self.size)?))
+    }
+
     fn validate(&self) -> Result<(), WindowError> {
         if self.size <= 0 {
             return Err(WindowError::ZeroSize);
@@ -72,6 +78,10 @@ impl WindowAssigner for TumblingEventTimeWindows {
         self.0.assign(timestamp, into);
     }
 
+    fn same_windows_span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        self.0.span(timestamp)
+    }
+
     fn is_event_time(&self) -> bool {
         true
     }
@@ -116,6 +126,10 @@ impl TumblingProcessingTimeWindows {
 impl WindowAssigner for TumblingProcessingTimeWindows {
     fn assign_windows(&self, timestamp: i64, into: &mut Vec<TimeWindow>) {
         self.0.assign(timestamp, into);
+    }
+
+    fn same_windows_span(&self, timestamp: i64) -> Option<(i64, i64)> {
+        self.0.span(timestamp)
     }
 
     fn is_event_time(&self) -> bool {

@@ -296,7 +296,9 @@ where
     fn problem<O, A: WindowAggregation<K, T, O>>(&self, agg: &A) -> Result<(), WindowError> {
         self.assigner.validate()?;
         self.trigger.validate()?;
-        if self.assigner.is_event_time() && self.keyed.partitioned().timestamps.is_none() {
+        if self.assigner.is_event_time()
+            && self.keyed.partitioned().timestamps != crate::timestamped::Timestamps::Every
+        {
             return Err(WindowError::NoTimestamps);
         }
         if self.assigner.is_merging() && !self.trigger.can_merge() {
@@ -320,7 +322,6 @@ where
         A: WindowAggregation<K, T, O>,
     {
         let partitioned = self.keyed.partitioned();
-        let timestamps = partitioned.timestamps.clone();
         if let Err(error) = checked.and_then(|()| self.problem(&agg)) {
             partitioned.env.record_error(GraphError::InvalidWindow {
                 operator: name.to_string(),
@@ -338,7 +339,7 @@ where
             let settings = WindowSettings {
                 allowed_lateness_ms: lateness,
                 late_output: late_tag.as_ref().map(|tag| ctx.side_output(tag)),
-                timestamps: timestamps.clone(),
+                timestamps: None,
             };
             WindowOperator::new(
                 move |r: &T| key(r),

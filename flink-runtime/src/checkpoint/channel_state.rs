@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use flink_core::checkpoint::{StateError, decode_state, encode_state};
+use flink_core::checkpoint::{
+    StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state, state_version,
+};
 use flink_core::graph::StreamGraph;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -81,9 +83,21 @@ impl ChannelState {
         encode_state(self)
     }
 
-    /// Decodes what [`encode`](Self::encode) wrote.
+    /// Decodes what [`encode`](Self::encode) wrote. Records in flight written
+    /// before records carried their timestamps (format 2 and older) may be of
+    /// another layout than this build's, so such a state that holds any buffer is
+    /// refused, never misread.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, StateError> {
-        decode_state(bytes)
+        let state: Self = decode_state(bytes)?;
+        let version = state_version(bytes)?;
+        if version < TIMESTAMPED_CHANNELS_VERSION && !state.is_empty() {
+            return Err(StateError::Corrupt(format!(
+                "channel state of format {version} predates records carrying their \
+                 timestamps (format {TIMESTAMPED_CHANNELS_VERSION}); restore from an \
+                 aligned checkpoint or a savepoint"
+            )));
+        }
+        Ok(state)
     }
 
     /// The input-side buffers of `channel`, in order.
@@ -271,6 +285,24 @@ mod tests {
         assert_eq!(back.output(3, 0).next().unwrap().kind(), BufferKind::Data);
         assert!(!back.is_empty());
         assert!(ChannelState::default().is_empty());
+    }
+
+    #[test]
+    fn records_in_flight_written_before_records_carried_timestamps_are_refused() {
+        let mut old = state().encode().unwrap();
+        old[4..8].copy_from_slice(&(TIMESTAMPED_CHANNELS_VERSION - 1).to_le_bytes());
+        let err = ChannelState::decode(&old).unwrap_err().to_string();
+        assert!(
+            err.contains("predates records carrying their timestamps"),
+            "{err}"
+        );
+        // Nothing in flight: nothing to misread.
+        let mut empty = ChannelState::default().encode().unwrap();
+        empty[4..8].copy_from_slice(&(TIMESTAMPED_CHANNELS_VERSION - 1).to_le_bytes());
+        assert_eq!(
+            ChannelState::decode(&empty).unwrap(),
+            ChannelState::default()
+        );
     }
 
     #[test]

@@ -21,6 +21,9 @@
 use crate::network::BufferKind;
 
 /// Version of the wire format and handshake; peers of another version are refused.
+/// 3: records of streams with event timestamps carry them (the timestamp, then the
+/// record), so a version-2 peer would misread such an edge; `Control` frames carry
+/// checkpoints across processes.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of a counts frame's body: type, node and four counters. It fits in the
