@@ -15,6 +15,7 @@ pub mod async_sink;
 pub mod blocking;
 pub mod broadcast_process_function;
 pub mod broadcast_stream;
+pub mod buffer_debloat;
 pub mod checkpoint;
 pub mod clock;
 pub mod cluster;

@@ -57,6 +57,10 @@ struct Buffers {
     /// Output buffers one channel may have queued.
     #[arg(long)]
     max_buffers_per_channel: Option<usize>,
+    /// Turn buffer debloating off (on by default: gates size their producers'
+    /// buffers to hold about 1 s of data).
+    #[arg(long)]
+    no_debloat: bool,
 }
 
 impl Buffers {
@@ -72,6 +76,7 @@ impl Buffers {
             c.max_buffers_per_channel = self
                 .max_buffers_per_channel
                 .unwrap_or(c.max_buffers_per_channel);
+            c.buffer_debloat.enabled &= !self.no_debloat;
         });
     }
 }
