@@ -310,12 +310,14 @@ impl InputGate {
         }
         let idle_ns = self.shared.metrics.idle_ns();
         let idle = Duration::from_nanos(idle_ns.saturating_sub(d.idle_ns_at_start));
+        // Every channel's buffers, and the one this gate's consumer is reading.
         let buffers = self
             .shared
             .channels
             .iter()
             .map(InputChannel::buffers_in_flight)
-            .sum();
+            .sum::<usize>()
+            + 1;
         let announced = d
             .debloater
             .on_period(d.bytes, elapsed.saturating_sub(idle), buffers);
