@@ -483,7 +483,7 @@ impl<T: Record> DataStream<T> {
         }
         let (f, options) = (Arc::new(f), Arc::new(options));
         self.transform("Async Function", move |ctx| {
-            AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
+            AsyncWaitOperator::new(f.clone(), options.clone(), ctx).storing_queue_in_snapshots()
         })
     }
 
