@@ -25,9 +25,9 @@ use crate::error::ConfigError;
 /// assert!(debloat.enabled);
 /// assert_eq!(debloat.target, Duration::from_secs(1));
 /// debloat.target = Duration::from_millis(500);
-/// assert!(debloat.validate(32 * 1024).is_ok());
+/// assert!(debloat.validate().is_ok());
 /// debloat.samples = 0;
-/// assert!(debloat.validate(32 * 1024).is_err());
+/// assert!(debloat.validate().is_err());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BufferDebloatConfig {
@@ -39,7 +39,8 @@ pub struct BufferDebloatConfig {
     pub target: Duration,
     /// How often a gate recomputes its buffer size (`buffer-debloat.period`, 200 ms).
     pub period: Duration,
-    /// The smallest buffer size announced (`memory.min-segment-size`, 256 bytes).
+    /// The smallest buffer size announced (`memory.min-segment-size`, 256 bytes);
+    /// with buffers smaller than this, debloating never cuts them.
     pub min_buffer_size: usize,
     /// A new size is announced only when it differs from the last by more than this
     /// percentage (`buffer-debloat.threshold-percentages`, 25).
@@ -70,8 +71,8 @@ impl BufferDebloatConfig {
         }
     }
 
-    /// Checks every value against the job's `buffer_size`.
-    pub fn validate(&self, buffer_size: usize) -> Result<(), ConfigError> {
+    /// Checks every value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |what: &str, reason: String| {
             Err(ConfigError::InvalidBufferDebloat {
                 what: what.into(),
@@ -84,14 +85,12 @@ impl BufferDebloatConfig {
         if self.period.is_zero() {
             return bad("period", "must be above zero".into());
         }
-        // A buffer must hold a length prefix and some payload.
-        if self.min_buffer_size < 16 || self.min_buffer_size > buffer_size {
+        // A buffer must hold a length prefix and some payload. Above the buffer size
+        // it is harmless: buffers are never cut below their size then.
+        if self.min_buffer_size < 16 {
             return bad(
                 "min buffer size",
-                format!(
-                    "must lie in 16..={buffer_size} (the buffer size), got {}",
-                    self.min_buffer_size
-                ),
+                format!("must be at least 16 bytes, got {}", self.min_buffer_size),
             );
         }
         if self.threshold_percent > 100 {

@@ -137,7 +137,7 @@ impl ExecutionConfig {
         if self.max_buffers_per_channel == 0 {
             return Err(ConfigError::NoBuffersPerChannel);
         }
-        self.buffer_debloat.validate(self.buffer_size)?;
+        self.buffer_debloat.validate()?;
         if let Some(web_ui) = &self.web_ui {
             web_ui.validate()?;
         }
@@ -225,6 +225,22 @@ mod tests {
             bad(|c| c.max_buffers_per_channel = 0),
             ConfigError::NoBuffersPerChannel
         );
+        assert!(matches!(
+            bad(|c| c.buffer_debloat.target = Duration::ZERO),
+            ConfigError::InvalidBufferDebloat { what, .. } if what == "target"
+        ));
+        assert!(matches!(
+            bad(|c| c.buffer_debloat.min_buffer_size = 4),
+            ConfigError::InvalidBufferDebloat { what, .. } if what == "min buffer size"
+        ));
+        // Debloating with buffers below its minimum size: valid, it never cuts them.
+        let mut small = ExecutionConfig {
+            buffer_size: MIN_BUFFER_SIZE,
+            ..ExecutionConfig::default()
+        };
+        assert_eq!(small.validate(), Ok(()));
+        small.buffer_debloat = BufferDebloatConfig::disabled();
+        assert_eq!(small.validate(), Ok(()));
         let everywhere: std::net::SocketAddr = "0.0.0.0:8081".parse().unwrap();
         assert_eq!(
             bad(|c| c.web_ui = Some(WebUiConfig::new("0.0.0.0:8081".parse().unwrap()))),
