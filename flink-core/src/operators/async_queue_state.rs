@@ -3,10 +3,9 @@
 
 use std::collections::VecDeque;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{StateError, decode_state, encode_state};
+use super::state_codec::StateCodec;
 
 /// One element of a stored queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,35 +16,8 @@ pub(crate) enum QueuedElement<I> {
     Watermark(i64),
 }
 
-/// Encodes and decodes a queue of `I`: plain function pointers, so the operator
-/// needs `I: Serialize` only where it stores its queue.
-pub(crate) struct QueueCodec<I> {
-    encode: EncodeQueue<I>,
-    decode: DecodeQueue<I>,
-}
-
-type EncodeQueue<I> = fn(&[QueuedElement<I>]) -> Result<Vec<u8>, StateError>;
-type DecodeQueue<I> = fn(&[u8]) -> Result<Vec<QueuedElement<I>>, StateError>;
-
-impl<I: Serialize + DeserializeOwned> QueueCodec<I> {
-    /// The codec of the state format (magic, version, bincode).
-    pub(crate) fn new() -> Self {
-        Self {
-            encode: |elements| encode_state(elements),
-            decode: |bytes| decode_state(bytes),
-        }
-    }
-}
-
-impl<I> QueueCodec<I> {
-    pub(crate) fn encode(&self, elements: &[QueuedElement<I>]) -> Result<Vec<u8>, StateError> {
-        (self.encode)(elements)
-    }
-
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Vec<QueuedElement<I>>, StateError> {
-        (self.decode)(bytes)
-    }
-}
+/// The codec of a stored queue.
+pub(crate) type QueueCodec<I> = StateCodec<Vec<QueuedElement<I>>>;
 
 /// The inputs of the calls whose results have not left, by sequence number: calls
 /// are numbered in start order and every call's input is added, so a deque from the

@@ -18,6 +18,7 @@ mod map;
 mod mode_switch;
 mod result_queue;
 mod sink;
+pub(crate) mod state_codec;
 mod watermark_assigner;
 mod window;
 
