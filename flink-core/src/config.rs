@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::buffer_debloat::BufferDebloatConfig;
 use crate::checkpoint::{CheckpointConfig, RestartStrategy, RestoreSettings};
 use crate::error::ConfigError;
 use crate::web_ui::WebUiConfig;
@@ -46,6 +47,10 @@ pub struct ExecutionConfig {
     /// channel whose consumer is slow cannot take the whole output pool.
     #[serde(default = "default_max_buffers_per_channel")]
     pub max_buffers_per_channel: usize,
+    /// Buffer debloating (Flink's FLIP-183): input gates announce buffer sizes so
+    /// that their buffered data amounts to about a target time of consumption.
+    #[serde(default)]
+    pub buffer_debloat: BufferDebloatConfig,
     /// Whether operators may be chained into one task.
     pub chaining: bool,
     /// The job's embedded REST API and metrics server, if it serves one
@@ -88,6 +93,7 @@ impl Default for ExecutionConfig {
             exclusive_buffers_per_channel: 2,
             floating_buffers_per_gate: 8,
             max_buffers_per_channel: DEFAULT_MAX_BUFFERS_PER_CHANNEL,
+            buffer_debloat: BufferDebloatConfig::default(),
             chaining: true,
             web_ui: None,
             checkpointing: None,
@@ -131,6 +137,7 @@ impl ExecutionConfig {
         if self.max_buffers_per_channel == 0 {
             return Err(ConfigError::NoBuffersPerChannel);
         }
+        self.buffer_debloat.validate()?;
         if let Some(web_ui) = &self.web_ui {
             web_ui.validate()?;
         }
@@ -218,6 +225,22 @@ mod tests {
             bad(|c| c.max_buffers_per_channel = 0),
             ConfigError::NoBuffersPerChannel
         );
+        assert!(matches!(
+            bad(|c| c.buffer_debloat.target = Duration::ZERO),
+            ConfigError::InvalidBufferDebloat { what, .. } if what == "target"
+        ));
+        assert!(matches!(
+            bad(|c| c.buffer_debloat.min_buffer_size = 4),
+            ConfigError::InvalidBufferDebloat { what, .. } if what == "min buffer size"
+        ));
+        // Debloating with buffers below its minimum size: valid, it never cuts them.
+        let mut small = ExecutionConfig {
+            buffer_size: MIN_BUFFER_SIZE,
+            ..ExecutionConfig::default()
+        };
+        assert_eq!(small.validate(), Ok(()));
+        small.buffer_debloat = BufferDebloatConfig::disabled();
+        assert_eq!(small.validate(), Ok(()));
         let everywhere: std::net::SocketAddr = "0.0.0.0:8081".parse().unwrap();
         assert_eq!(
             bad(|c| c.web_ui = Some(WebUiConfig::new("0.0.0.0:8081".parse().unwrap()))),

@@ -659,7 +659,7 @@ impl<T: Record> DataStream<T> {
             self.clone()
         };
         bare.transform("Async Function", move |ctx| {
-            AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
+            AsyncWaitOperator::new(f.clone(), options.clone(), ctx).storing_queue_in_snapshots()
         })
     }
 

@@ -54,6 +54,14 @@ pub enum ConfigError {
     /// A web UI token must not be empty.
     #[error("the web UI token is empty")]
     EmptyWebUiToken,
+    /// A buffer debloating setting that can never work.
+    #[error("buffer debloating: {what} {reason}")]
+    InvalidBufferDebloat {
+        /// The setting.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A checkpoint setting that can never work.
     #[error("checkpointing: {what} {reason}")]
     InvalidCheckpointing {
@@ -210,6 +218,11 @@ impl fmt::Debug for ConfigError {
                 f.debug_tuple("WebUiNotLoopback").field(address).finish()
             }
             Self::EmptyWebUiToken => f.write_str("EmptyWebUiToken"),
+            Self::InvalidBufferDebloat { what, reason } => f
+                .debug_struct("InvalidBufferDebloat")
+                .field("what", what)
+                .field("reason", reason)
+                .finish(),
             Self::InvalidCheckpointing { what, reason } => f
                 .debug_struct("InvalidCheckpointing")
                 .field("what", what)

@@ -17,6 +17,7 @@ mod bincode_serializer;
 pub mod blocking;
 pub mod broadcast_process_function;
 pub mod broadcast_stream;
+pub mod buffer_debloat;
 pub mod checkpoint;
 pub mod clock;
 pub mod cluster;

@@ -167,8 +167,9 @@ pub trait Operator<I, O>: Send + 'static {
 
     /// Called on a checkpoint barrier before [`snapshot_state`](Self::snapshot_state)
     /// (Flink's `prepareSnapshotPreBarrier`): what it emits precedes the barrier. An
-    /// operator that holds records it has not emitted yet (async calls in flight,
-    /// queues) drains them here, as their state is not part of the snapshot.
+    /// operator that holds records it has not emitted yet and does not store them
+    /// in its snapshot (an async sink's buffer, the pipeline's queues) drains them
+    /// here; the async operator stores its queue instead.
     fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(
         &mut self,
         _checkpoint_id: u64,

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::precise_timer::SystemClock;
 use flink_core::graph::{ExecutionGraph, JobGraph};
 
 use crate::cluster::ClusterLinks;
@@ -76,8 +77,11 @@ impl JobNetwork {
         }
         let mut gates = HashMap::new();
         for (&consumer, &n) in &channel_counts {
-            let gate = InputGate::new(n, &net, cancel.clone(), io[&consumer].clone())
+            let mut gate = InputGate::new(n, &net, cancel.clone(), io[&consumer].clone())
                 .map_err(|e| runtime(&e))?;
+            // Debloating measures real throughput (its idle time is wall time), so it
+            // runs on the system clock even when the job's clock is a manual one.
+            gate.enable_debloating(&config.buffer_debloat, Arc::new(SystemClock::new()));
             gates.insert(consumer, gate);
         }
         for (id, c) in eg.channels.iter().enumerate() {

@@ -78,6 +78,9 @@ pub struct TaskMetricsSnapshot {
     pub out_pool_usage: f64,
     /// Fraction of the input buffers (exclusive and floating) in use.
     pub in_pool_usage: f64,
+    /// The buffer size the task's input gate announced last to its producers (buffer
+    /// debloating); `None` without debloating or without an input gate.
+    pub debloated_buffer_size: Option<usize>,
     /// The flush timer's tick (one per buffer timeout) at the task's last timed
     /// flush: how far the flushes of a task got, counted in buffer timeouts.
     pub flush_ticks: u64,
@@ -143,6 +146,7 @@ impl TaskMetrics {
             idle: Duration::from_nanos(self.io.idle_ns()),
             out_pool_usage: self.io.out_pool_usage(),
             in_pool_usage: self.io.in_pool_usage(),
+            debloated_buffer_size: self.io.debloated_buffer_size(),
             flush_ticks: self.flush_ticks.load(std::sync::atomic::Ordering::Relaxed),
         }
     }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use flink_core::buffer_debloat::BufferDebloatConfig;
+use flink_core::clock::ManualClock;
 use flink_runtime::network::tcp::{
     BUFFER_HEADER_LEN, CRC_LEN, Frame, LENGTH_LEN, OperatorCounts, Role, TcpConfig, TcpConnection,
     TcpError, TlsSettings, handshake,
@@ -243,6 +245,31 @@ fn credits_bound_the_buffers_in_flight_with_a_slow_reader() {
     let gs = gate.stats();
     assert!(gs.max_segments_in_use <= nc.gate_segment_capacity(1));
     assert_eq!(gs.credit_violations, 0);
+}
+
+#[test]
+fn a_debloated_buffer_size_reaches_the_sender_over_tcp() {
+    let (a, b) = connected();
+    let nc = net_config(4096, 2, 4);
+    let p = partition(1, 8, 4096);
+    let mut gate = InputGate::new(1, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+    let clock = ManualClock::new();
+    gate.enable_debloating(&BufferDebloatConfig::default(), Arc::new(clock.clone()));
+    a.register_sender(0, &p, 0).unwrap();
+    b.register_receiver(0, &gate, 0).unwrap();
+    let producer = produce(Arc::clone(&p), 3_000);
+    // A reader taking a second of the job's clock per buffer: ~4 KB/s, so the gate
+    // announces buffers far below 4 KiB.
+    let (records, _) = consume(&mut gate, |_| clock.advance(Duration::from_secs(1)));
+    producer.join().unwrap();
+    assert_eq!(records[0].len(), 3_000);
+    let size = gate.debloated_buffer_size().unwrap();
+    assert!(size < 4096, "announced {size}");
+    let guard = Instant::now();
+    while p.announced_buffer_size(0).unwrap() != Some(size) {
+        assert!(guard.elapsed() < GUARD, "the size never reached the sender");
+        thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[test]

@@ -10,6 +10,9 @@ pub const KAFKA: &str = "FLINK_RS_KAFKA_BOOTSTRAP";
 pub const TANSU: &str = "FLINK_RS_TANSU_BOOTSTRAP";
 /// PostgreSQL.
 pub const POSTGRES: &str = "FLINK_RS_POSTGRES_URL";
+/// An S3-compatible object store (moto): the `s3://` URL of a bucket; the AWS_*
+/// variables of the same state file tell object_store where it is.
+pub const S3: &str = "FLINK_RS_S3_URL";
 
 /// The value of the service variable `var`, or `None` after printing a loud skip line
 /// naming `test` and the service. Under `FLINK_RS_REQUIRE_SERVICES=1` (set by
@@ -22,6 +25,7 @@ pub fn service(var: &str, test: &str) -> Option<String> {
                 KAFKA => "Kafka broker (noida-db)",
                 TANSU => "Kafka broker (tansu)",
                 POSTGRES => "PostgreSQL",
+                S3 => "S3-compatible object store (moto)",
                 _ => "service",
             };
             let required = std::env::var("FLINK_RS_REQUIRE_SERVICES").is_ok_and(|v| v == "1");

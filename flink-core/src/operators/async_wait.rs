@@ -1,3 +1,4 @@
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,12 +8,14 @@ use futures::FutureExt;
 use futures::future::{Either, select};
 
 use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, Jitter};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
+use super::async_queue_state::{PendingInputs, QueueCodec, QueuedElement};
 use super::give_up::GiveUp;
 use super::in_flight::InFlight;
 use super::result_queue::{Released, ResultQueue};
@@ -57,6 +60,13 @@ pub const WAITING_SINCE_NS: &str = "waiting_since_ns";
 /// by the timeout; failed attempts are retried per the strategy; a final failure
 /// fails the job or becomes a dead letter. Results leave through a result queue:
 /// in input order, or unordered but never across a watermark.
+///
+/// With [`storing_queue_in_snapshots`](Self::storing_queue_in_snapshots) (what
+/// `DataStream::async_function` uses), a checkpoint stores the input of every call
+/// whose result has not left yet, and the watermarks held between them, instead of
+/// waiting for the calls on the barrier; a restore issues those calls again first,
+/// in their order (as Flink's `AsyncWaitOperator`). Without it, the barrier waits
+/// until every call completed.
 pub struct AsyncWaitOperator<I, O, F> {
     function: Arc<F>,
     options: Arc<AsyncOptions>,
@@ -70,10 +80,23 @@ pub struct AsyncWaitOperator<I, O, F> {
     occupied: usize,
     /// Records of the input batch being processed that no call was started for yet.
     unstarted: usize,
-    /// Results waiting for their turn, and the watermarks between them.
-    queue: ResultQueue<Completion<I, O>>,
+    /// Results waiting for their turn (by sequence number), and the watermarks
+    /// between them.
+    queue: ResultQueue<(u64, Completion<I, O>)>,
     /// What the queue released, emitted right after (reused: one per completion).
-    released: Vec<Released<Completion<I, O>>>,
+    released: Vec<Released<(u64, Completion<I, O>)>>,
+    /// How the queue is stored in a snapshot; `None`: drained on the barrier.
+    codec: Option<QueueCodec<I>>,
+    /// With a codec: the input of every call whose result has not left, by
+    /// sequence number.
+    inputs: PendingInputs<I>,
+    /// With a codec: the watermarks held in the queue, each with the sequence
+    /// number of the first call after it.
+    held_watermarks: VecDeque<(u64, Watermark)>,
+    /// Restored elements not issued again yet (they go first, before any input).
+    to_reissue: VecDeque<QueuedElement<I>>,
+    subtask_index: usize,
+    parallelism: usize,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
     /// task directly (at most one hand-off, from the reactor; none through a worker).
     calls: InFlight<(u64, Completion<I, O>)>,
@@ -105,6 +128,12 @@ where
             unstarted: 0,
             queue: ResultQueue::new(mode),
             released: Vec::new(),
+            codec: None,
+            inputs: PendingInputs::new(),
+            held_watermarks: VecDeque::new(),
+            to_reissue: VecDeque::new(),
+            subtask_index: ctx.subtask_index,
+            parallelism: ctx.parallelism,
             calls: InFlight::new(ctx.services.clone()),
             metrics: AsyncMetrics {
                 in_flight: m.custom("in_flight"),
@@ -117,8 +146,65 @@ where
         }
     }
 
+    /// Stores the queue (calls whose result has not left, and the watermarks
+    /// between them) in each snapshot instead of draining it on the barrier, and
+    /// issues a restored queue's calls again.
+    pub fn storing_queue_in_snapshots(mut self) -> Self
+    where
+        I: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.codec = Some(QueueCodec::new());
+        self
+    }
+
+    /// Issues the calls of a restored queue again, in their order, before anything
+    /// else; waits for free slots as any input does.
+    fn reissue_restored<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        while let Some(element) = self.to_reissue.pop_front() {
+            match element {
+                QueuedElement::Record(input) => {
+                    if self.occupied >= self.options.capacity {
+                        self.wait_for_a_slot(out);
+                    }
+                    self.start_call(input);
+                    self.drain_ready(out);
+                }
+                QueuedElement::Watermark(w) => self.enqueue_watermark(Watermark(w), out),
+            }
+        }
+    }
+
+    /// The queue as it stands, oldest first: restored elements not issued again,
+    /// then the inputs of calls not out yet with the held watermarks between them.
+    fn queued_elements(&self) -> Vec<QueuedElement<I>> {
+        let mut elements: Vec<QueuedElement<I>> = self.to_reissue.iter().cloned().collect();
+        let mut watermarks = self.held_watermarks.iter().peekable();
+        for (seq, input) in self.inputs.iter() {
+            while let Some((_, w)) = watermarks.next_if(|(before, _)| *before <= seq) {
+                elements.push(QueuedElement::Watermark(w.0));
+            }
+            elements.push(QueuedElement::Record(input.clone()));
+        }
+        elements.extend(watermarks.map(|(_, w)| QueuedElement::Watermark(w.0)));
+        elements
+    }
+
+    fn enqueue_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
+        if self.codec.is_some() {
+            self.held_watermarks.push_back((self.next_seq, watermark));
+        }
+        let mut released = std::mem::take(&mut self.released);
+        self.queue
+            .watermark(watermark, self.next_seq, &mut |r| released.push(r));
+        self.emit_released(&mut released, out);
+        self.released = released;
+    }
+
     fn start_call(&mut self, input: I) {
         let seq = self.next_seq;
+        if self.codec.is_some() {
+            self.inputs.push(seq, input.clone());
+        }
         self.next_seq += 1;
         self.in_flight += 1;
         self.occupied += 1;
@@ -172,24 +258,28 @@ where
             .store(self.in_flight as u64, Ordering::Relaxed);
         let mut released = std::mem::take(&mut self.released);
         self.queue
-            .completed(seq, completion, &mut |r| released.push(r));
+            .completed(seq, (seq, completion), &mut |r| released.push(r));
         self.emit_released(&mut released, out);
         self.released = released;
     }
 
     fn emit_released<C: Collector<O> + ?Sized>(
         &mut self,
-        released: &mut Vec<Released<Completion<I, O>>>,
+        released: &mut Vec<Released<(u64, Completion<I, O>)>>,
         out: &mut C,
     ) {
         for r in released.drain(..) {
             match r {
-                Released::Result(completion) => {
+                Released::Result((seq, completion)) => {
                     self.occupied -= 1;
+                    self.inputs.remove(seq);
                     self.publish_queued();
                     self.emit(completion, out);
                 }
-                Released::Watermark(w) => out.emit_watermark(w),
+                Released::Watermark(w) => {
+                    self.held_watermarks.pop_front();
+                    out.emit_watermark(w)
+                }
             }
         }
     }
@@ -218,6 +308,7 @@ where
 
     /// Emits completed calls into `out`; true while calls are in flight.
     pub fn poll_pending_into<C: Collector<O> + ?Sized>(&mut self, out: &mut C) -> bool {
+        self.reissue_restored(out);
         self.drain_ready(out);
         self.in_flight > 0
     }
@@ -313,6 +404,9 @@ where
     F: AsyncFunction<I, O>,
 {
     fn process<C: Collector<O> + ?Sized>(&mut self, record: I, out: &mut C) {
+        if !self.to_reissue.is_empty() {
+            self.reissue_restored(out);
+        }
         if self.occupied >= self.options.capacity {
             self.wait_for_a_slot(out);
         }
@@ -321,6 +415,7 @@ where
     }
 
     fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
+        self.reissue_restored(out);
         // Until its call starts, a record of the batch waits for a free slot here.
         self.unstarted = batch.len();
         self.publish_queued();
@@ -331,28 +426,57 @@ where
     }
 
     fn process_watermark<C: Collector<O> + ?Sized>(&mut self, watermark: Watermark, out: &mut C) {
-        let mut released = std::mem::take(&mut self.released);
-        self.queue
-            .watermark(watermark, self.next_seq, &mut |r| released.push(r));
-        self.emit_released(&mut released, out);
-        self.released = released;
+        self.reissue_restored(out);
+        self.enqueue_watermark(watermark, out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
+        self.reissue_restored(out);
         self.drain_ready(out);
         self.in_flight > 0
     }
 
     fn end_input<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
+        self.reissue_restored(out);
         out.flush_before_wait();
         while self.in_flight > 0 {
             self.complete_some(out);
         }
     }
 
-    /// Completes every call in flight, so that no input is lost with a restore (the
-    /// calls are not part of the snapshot yet).
+    /// Without a queue codec, completes every call in flight, so that no input is
+    /// lost with a restore; with one, nothing: the queue goes into the snapshot.
     fn prepare_snapshot_pre_barrier<C: Collector<O> + ?Sized>(&mut self, _: u64, out: &mut C) {
-        self.end_input(out);
+        if self.codec.is_none() {
+            self.end_input(out);
+        }
+    }
+
+    fn snapshot_state(&mut self, _: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(codec) = &self.codec else {
+            return Ok(None);
+        };
+        let elements = self.queued_elements();
+        if elements.is_empty() {
+            return Ok(None);
+        }
+        codec.encode(&elements).map(Some)
+    }
+
+    /// Takes the queues saved by subtasks `j` with `j % parallelism == own index`
+    /// (at the parallelism they were saved with: its own), to issue them again.
+    fn restore_state(&mut self, _: StateScope, restored: &RestoredState) -> Result<(), StateError> {
+        let Some(codec) = &self.codec else {
+            return Ok(());
+        };
+        for (j, bytes) in restored.by_subtask.iter().enumerate() {
+            if j % self.parallelism != self.subtask_index {
+                continue;
+            }
+            if let Some(bytes) = bytes {
+                self.to_reissue.extend(codec.decode(bytes)?);
+            }
+        }
+        Ok(())
     }
 }

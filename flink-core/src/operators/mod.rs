@@ -1,6 +1,7 @@
 //! The built-in operators, each a short [`Operator`](crate::operator::Operator) over a
 //! user function.
 
+mod async_queue_state;
 mod async_sink_writer;
 mod async_wait;
 mod broadcast_process;
@@ -18,6 +19,7 @@ mod mode_switch;
 mod result_queue;
 mod sink;
 mod stamped;
+pub(crate) mod state_codec;
 mod watermark_assigner;
 mod window;
 

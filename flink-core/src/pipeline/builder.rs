@@ -183,6 +183,7 @@ impl<T: Record> DataStream<T> {
         let (gw_cfg, thresholds, st) = (c.gateway.clone(), c.thresholds, state.clone());
         let gateway = self.transform("Gateway", move |ctx| {
             GatewayOperator::new(gw_cfg.clone(), thresholds, st.clone(), ctx)
+                .storing_queue_in_snapshots()
         });
         let (key, kg_cfg) = (p.key.clone(), c.key_gen.clone());
         let key_gen = gateway.transform("KeyGen", move |ctx| {
@@ -208,7 +209,7 @@ impl<T: Record> DataStream<T> {
             });
         let (call, eg_cfg, st) = (p.call.clone(), c.egress.clone(), state.clone());
         let egress = ingress.transform("AsyncEgressProcessing", move |ctx| {
-            EgressOperator::new(call.clone(), &eg_cfg, &st, ctx)
+            EgressOperator::new(call.clone(), &eg_cfg, &st, ctx).storing_queue_in_snapshots()
         });
         let (dest, fs_cfg, gw_cfg, st) = (
             p.destination.clone(),
@@ -218,6 +219,7 @@ impl<T: Record> DataStream<T> {
         );
         let final_sink = egress.transform("FinalSink", move |ctx| {
             FinalSinkOperator::new(dest.clone(), &fs_cfg, &gw_cfg, st.clone(), ctx)
+                .storing_queue_in_snapshots()
         });
         let dead_letters = ingress
             .dead_letters::<Envelope<T>>()

@@ -4,9 +4,10 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, RetryStrategy};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::destination::AckDestination;
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::operators::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
@@ -103,6 +104,16 @@ pub struct EgressOperator<T, O> {
 }
 
 impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
+    /// Stores the calls whose results have not left in each snapshot (issued again
+    /// on restore) instead of completing them before the barrier.
+    pub fn storing_queue_in_snapshots(mut self) -> Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.inner = self.inner.storing_queue_in_snapshots();
+        self
+    }
+
     /// An instance calling `call`.
     pub fn new(
         call: Arc<OnPayload<T, O>>,
@@ -155,13 +166,30 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
         self.inner.end_input(out);
     }
 
-    /// Completes the calls in flight before the barrier.
+    /// Completes the calls in flight before the barrier, unless they go into the
+    /// snapshot ([`storing_queue_in_snapshots`](EgressOperator::storing_queue_in_snapshots)).
     fn prepare_snapshot_pre_barrier<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
-        _: u64,
+        checkpoint_id: u64,
         out: &mut C,
     ) {
-        self.end_input(out);
+        self.inner.prepare_snapshot_pre_barrier(checkpoint_id, out);
+    }
+
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.snapshot_state(scope, checkpoint_id)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        self.inner.restore_state(scope, restored)
     }
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
@@ -185,6 +213,17 @@ pub struct FinalSinkOperator<O> {
 }
 
 impl<O: Clone + Send + 'static> FinalSinkOperator<O> {
+    /// Stores the sends awaiting their acknowledgement in each snapshot (sent again
+    /// on restore: at least once, as before) instead of waiting for them before the
+    /// barrier.
+    pub fn storing_queue_in_snapshots(mut self) -> Self
+    where
+        O: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.inner = self.inner.storing_queue_in_snapshots();
+        self
+    }
+
     /// An instance sending through `send`.
     pub fn new(
         send: Arc<SendTo<O>>,
@@ -268,13 +307,32 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
         self.inner.end_input(&mut acked);
     }
 
-    /// Writes everything buffered before the barrier.
+    /// Waits for every acknowledgement before the barrier, unless the sends go into
+    /// the snapshot ([`storing_queue_in_snapshots`](FinalSinkOperator::storing_queue_in_snapshots)).
     fn prepare_snapshot_pre_barrier<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
-        _: u64,
+        checkpoint_id: u64,
         out: &mut C,
     ) {
-        self.end_input(out);
+        let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
+        self.inner
+            .prepare_snapshot_pre_barrier(checkpoint_id, &mut acked);
+    }
+
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.snapshot_state(scope, checkpoint_id)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        self.inner.restore_state(scope, restored)
     }
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(

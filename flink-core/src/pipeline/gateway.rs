@@ -3,9 +3,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::checkpoint::{RestoredState, StateError};
 use crate::failure::TaskCancelled;
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
+use crate::operators::state_codec::StateCodec;
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
@@ -23,6 +25,10 @@ const SIGNAL_REFRESH: Duration = Duration::from_millis(1);
 /// pipeline, slowing down further when downstream stages report pressure and speeding
 /// up again when it falls. It never rejects: records wait in a bounded queue, and
 /// when that is full the gateway stops reading its input.
+///
+/// Built by `apply_pipeline`, it stores the records waiting in its queue in each
+/// checkpoint and queues them again on restore, instead of admitting them all before
+/// the barrier.
 pub struct GatewayOperator<T> {
     config: GatewayConfig,
     thresholds: PressureThresholds,
@@ -39,6 +45,9 @@ pub struct GatewayOperator<T> {
     admitted: Arc<AtomicU64>,
     throttled: Arc<AtomicU64>,
     signals: Signals,
+    /// How the queue is stored in a snapshot; `None`: admitted before the barrier.
+    codec: Option<StateCodec<VecDeque<T>>>,
+    subtask_index: usize,
 }
 
 /// The shared signals as last read. Reading them takes several locks, so the gateway
@@ -86,7 +95,19 @@ impl<T> GatewayOperator<T> {
             admitted,
             throttled: ctx.metrics.custom("throttled_waits"),
             signals: Signals::default(),
+            codec: None,
+            subtask_index: ctx.subtask_index,
         }
+    }
+
+    /// Stores the queue in each snapshot instead of admitting it before the
+    /// barrier, and queues a restored one again.
+    pub fn storing_queue_in_snapshots(mut self) -> Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.codec = Some(StateCodec::new());
+        self
     }
 
     /// Share of the configured rate allowed at downstream pressure `p`.
@@ -212,13 +233,42 @@ impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
         }
     }
 
-    /// Admits the queue: queued records are not part of the snapshot yet.
+    /// Without a codec, admits the queue before the barrier; with one, nothing: the
+    /// queue goes into the snapshot.
     fn prepare_snapshot_pre_barrier<C: Collector<Envelope<T>> + ?Sized>(
         &mut self,
         _: u64,
         out: &mut C,
     ) {
-        self.end_input(out);
+        if self.codec.is_none() {
+            self.end_input(out);
+        }
+    }
+
+    fn snapshot_state(&mut self, _: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        match &self.codec {
+            Some(codec) if !self.queue.is_empty() => codec.encode(&self.queue).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Queues the records saved by subtasks `j` with `j % parallelism == own index`,
+    /// in order, ahead of any input.
+    fn restore_state(&mut self, _: StateScope, restored: &RestoredState) -> Result<(), StateError> {
+        let Some(codec) = &self.codec else {
+            return Ok(());
+        };
+        for (j, bytes) in restored.by_subtask.iter().enumerate() {
+            if j % self.parallelism != self.subtask_index {
+                continue;
+            }
+            if let Some(bytes) = bytes {
+                self.queue.extend(codec.decode(bytes)?);
+            }
+        }
+        self.queue_used
+            .store(self.queue.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The queued records precede the watermark: they are admitted first (waiting

@@ -117,6 +117,16 @@ impl<T: Clone + Send + 'static> Operator<Envelope<T>, Envelope<T>> for IngressOp
         self.hand_on(out);
     }
 
+    /// The buffered records precede the barrier: they are handed on before it (they
+    /// are not part of the snapshot, so a restore would lose them otherwise).
+    fn prepare_snapshot_pre_barrier<C: Collector<Envelope<T>> + ?Sized>(
+        &mut self,
+        _: u64,
+        out: &mut C,
+    ) {
+        self.hand_on(out);
+    }
+
     /// The buffered records precede the watermark, so they go first.
     fn process_watermark<C: Collector<Envelope<T>> + ?Sized>(
         &mut self,

@@ -19,6 +19,9 @@ pub enum BufferKind {
 pub struct Buffer {
     segment: Box<[u8]>,
     len: usize,
+    /// Where writing stops: the segment's size, or less when the receiver announced a
+    /// smaller buffer size (buffer debloating); the segment itself keeps its size.
+    limit: usize,
     kind: BufferKind,
     pool: Arc<PoolInner>,
 }
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Buffer {
         f.debug_struct("Buffer")
             .field("len", &self.len)
             .field("capacity", &self.segment.len())
+            .field("limit", &self.limit)
             .field("kind", &self.kind)
             .finish()
     }
@@ -36,6 +40,7 @@ impl std::fmt::Debug for Buffer {
 impl Buffer {
     pub(crate) fn new(segment: Box<[u8]>, pool: Arc<PoolInner>) -> Self {
         Self {
+            limit: segment.len(),
             segment,
             len: 0,
             kind: BufferKind::Data,
@@ -61,10 +66,23 @@ impl Buffer {
         self.segment.len()
     }
 
-    /// Bytes that can still be appended.
+    /// Bytes that can still be appended (up to the [`limit`](Self::limit)).
     #[inline]
     pub fn remaining(&self) -> usize {
-        self.segment.len() - self.len
+        self.limit - self.len
+    }
+
+    /// How many bytes this buffer is filled to before it counts as full: its
+    /// capacity unless [`set_limit`](Self::set_limit) cut it shorter.
+    #[inline]
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Cuts the buffer at `limit` bytes (buffer debloating: the receiver announced a
+    /// smaller size), clamped to the bytes already written and the capacity.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.clamp(self.len, self.segment.len());
     }
 
     /// Data or event buffer.
@@ -110,8 +128,8 @@ impl Buffer {
     /// [`commit_record`](Self::commit_record).
     #[inline]
     pub(crate) fn record_spare_mut(&mut self) -> &mut [u8] {
-        let start = (self.len + 4).min(self.segment.len());
-        &mut self.segment[start..]
+        let start = (self.len + 4).min(self.limit);
+        &mut self.segment[start..self.limit]
     }
 
     /// Completes a record of `n` bytes encoded into [`record_spare_mut`](Self::record_spare_mut):
@@ -121,10 +139,7 @@ impl Buffer {
     pub(crate) fn commit_record(&mut self, n: usize) {
         let start = self.len;
         let end = start + 4 + n;
-        assert!(
-            end <= self.segment.len(),
-            "record committed beyond buffer capacity"
-        );
+        assert!(end <= self.limit, "record committed beyond buffer capacity");
         self.segment[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
         self.len = end;
     }
@@ -144,7 +159,7 @@ impl Buffer {
     /// Mutable access to the unwritten tail, for encoders; follow with [`commit`](Self::commit).
     #[inline]
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
-        &mut self.segment[self.len..]
+        &mut self.segment[self.len..self.limit]
     }
 
     /// Mark `n` more bytes (written through [`spare_mut`](Self::spare_mut)) as valid.

@@ -317,6 +317,24 @@ impl InputChannel {
         discarded
     }
 
+    /// Buffers holding this channel's data in flight: received and not yet consumed,
+    /// plus the backlog the sender announced last and the one it is filling.
+    pub(crate) fn buffers_in_flight(&self) -> usize {
+        let st = self.state.lock();
+        if st.released {
+            return 0;
+        }
+        st.received.len() + st.backlog + 1
+    }
+
+    /// Asks the sender to cut its buffers at `size` bytes (buffer debloating).
+    pub(crate) fn announce_buffer_size(&self, size: usize) {
+        let transport = self.state.lock().transport.clone();
+        if let Some(t) = transport {
+            t.announce_buffer_size(self.index, size);
+        }
+    }
+
     pub(crate) fn credit_announced(&self) -> u64 {
         self.credit_announced.load(Ordering::Relaxed)
     }

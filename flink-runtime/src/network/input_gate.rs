@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use flink_core::buffer_debloat::BufferDebloatConfig;
+use flink_core::clock::Clock;
+
 use super::buffer::BufferKind;
+use super::buffer_debloater::BufferDebloater;
 use super::buffer_pool::MAX_WAIT_SLICE;
 use super::cancel::{CancelToken, CancelWaker};
 use super::config::NetworkConfig;
@@ -190,7 +194,19 @@ pub struct InputGate {
     recording: Vec<Option<Vec<ChannelBuffer>>>,
     /// Copies of the buffers the last priority event of each channel overtook.
     overtaken: Vec<Vec<ChannelBuffer>>,
+    /// Buffer debloating, when enabled.
+    debloat: Option<Box<GateDebloat>>,
     cancel: CancelToken,
+}
+
+/// A gate's debloating: its consumption since the last period and when that began.
+struct GateDebloat {
+    debloater: BufferDebloater,
+    clock: Arc<dyn Clock>,
+    period: Duration,
+    period_start: Duration,
+    idle_ns_at_start: u64,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for InputGate {
@@ -255,8 +271,71 @@ impl InputGate {
             parked: vec![false; num_channels],
             recording: vec![None; num_channels],
             overtaken: vec![Vec::new(); num_channels],
+            debloat: None,
             cancel,
         })
+    }
+
+    /// Turns buffer debloating on (Flink's FLIP-183): every `config.period` on `clock`
+    /// the gate measures its throughput and announces to its senders the buffer size
+    /// at which its data in flight amounts to about `config.target` of consumption.
+    /// The size is in [`IoMetrics::debloated_buffer_size`]. A disabled `config` does
+    /// nothing.
+    pub fn enable_debloating(&mut self, config: &BufferDebloatConfig, clock: Arc<dyn Clock>) {
+        if !config.enabled {
+            return;
+        }
+        let debloater = BufferDebloater::new(config, self.shared.segment_size);
+        self.shared
+            .metrics
+            .set_debloated_buffer_size(debloater.buffer_size());
+        self.debloat = Some(Box::new(GateDebloat {
+            debloater,
+            period: config.period,
+            period_start: clock.now(),
+            clock,
+            idle_ns_at_start: self.shared.metrics.idle_ns(),
+            bytes: 0,
+        }));
+    }
+
+    /// The buffer size announced last, `None` without debloating.
+    pub fn debloated_buffer_size(&self) -> Option<usize> {
+        self.debloat.as_ref().map(|d| d.debloater.buffer_size())
+    }
+
+    /// Ends a debloating period once it has passed: measures and, if the size
+    /// changed enough, announces it on every channel.
+    fn debloat_tick(&mut self) {
+        let Some(d) = &mut self.debloat else { return };
+        let now = d.clock.now();
+        let elapsed = now.saturating_sub(d.period_start);
+        if elapsed < d.period {
+            return;
+        }
+        let idle_ns = self.shared.metrics.idle_ns();
+        let idle = Duration::from_nanos(idle_ns.saturating_sub(d.idle_ns_at_start));
+        // Every channel's buffers, and the one this gate's consumer is reading.
+        let buffers = self
+            .shared
+            .channels
+            .iter()
+            .map(InputChannel::buffers_in_flight)
+            .sum::<usize>()
+            + 1;
+        let announced = d
+            .debloater
+            .on_period(d.bytes, elapsed.saturating_sub(idle), buffers);
+        d.period_start = now;
+        d.idle_ns_at_start = idle_ns;
+        d.bytes = 0;
+        if let Some(size) = announced {
+            tracing::trace!(size, buffers, "input gate announces a buffer size");
+            self.shared.metrics.set_debloated_buffer_size(size);
+            for channel in &self.shared.channels {
+                channel.announce_buffer_size(size);
+            }
+        }
     }
 
     /// Number of input channels.
@@ -432,6 +511,7 @@ impl InputGate {
         if self.cancel.is_cancelled() {
             return Ok(GatePoll::Cancelled);
         }
+        self.debloat_tick();
         let ch = match self.next_available(timeout) {
             Ok(ch) => ch,
             Err(outcome) => return Ok(outcome),
@@ -452,6 +532,9 @@ impl InputGate {
                     .map(|()| GatePoll::Processed);
             }
         };
+        if let Some(d) = &mut self.debloat {
+            d.bytes += received.len as u64;
+        }
         let data = &received.segment.data[..received.len];
         let result = match received.kind {
             BufferKind::Data => {

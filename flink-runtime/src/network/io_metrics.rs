@@ -17,6 +17,9 @@ pub struct IoMetrics {
     out_pool_capacity: AtomicUsize,
     in_pool_used: AtomicUsize,
     in_pool_capacity: AtomicUsize,
+    /// The buffer size the task's input gate announced last (buffer debloating);
+    /// 0 when it does not debloat.
+    debloated_buffer_size: AtomicUsize,
     /// What the task thread is blocked on right now, a [`Waiting`] as a byte.
     waiting: AtomicU8,
 }
@@ -42,6 +45,19 @@ impl IoMetrics {
     /// Total nanoseconds writers spent blocked waiting for an output buffer.
     pub fn back_pressured_ns(&self) -> u64 {
         self.back_pressured_ns.load(Ordering::Relaxed)
+    }
+
+    /// The buffer size the task's input gate announced last to its producers (buffer
+    /// debloating), `None` when it does not debloat (or has no input gate).
+    pub fn debloated_buffer_size(&self) -> Option<usize> {
+        match self.debloated_buffer_size.load(Ordering::Relaxed) {
+            0 => None,
+            size => Some(size),
+        }
+    }
+
+    pub(crate) fn set_debloated_buffer_size(&self, size: usize) {
+        self.debloated_buffer_size.store(size, Ordering::Relaxed);
     }
 
     /// Total nanoseconds readers spent blocked waiting for input.

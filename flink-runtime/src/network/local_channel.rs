@@ -59,6 +59,10 @@ impl CreditTransport for LocalChannel {
     fn cancel_partition_request(&self, _channel: usize) {
         self.subpartition.release();
     }
+
+    fn announce_buffer_size(&self, _channel: usize, size: usize) {
+        self.subpartition.announce_buffer_size(size);
+    }
 }
 
 /// Connect subpartition `subpartition` of `partition` to input channel `channel` of `gate`

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod buffer;
+mod buffer_debloater;
 mod buffer_pool;
 mod cancel;
 mod config;
@@ -54,6 +55,7 @@ mod wiring;
 pub mod tcp;
 
 pub use buffer::{Buffer, BufferKind};
+pub use buffer_debloater::BufferDebloater;
 pub use buffer_pool::BufferPool;
 pub use cancel::CancelToken;
 pub use config::{DEFAULT_BUFFER_SIZE, NetworkConfig};

@@ -134,10 +134,38 @@ impl ResultPartition {
     /// A buffer for records of `subpartition`: blocks while the pool is exhausted or
     /// the subpartition has [`max_buffers_per_channel`](Self::max_buffers_per_channel)
     /// buffers queued.
+    ///
+    /// The buffer is cut at the size the subpartition's receiver announced, if it
+    /// announced one (buffer debloating).
     pub fn request_buffer(&self, subpartition: usize) -> Result<Buffer, NetworkError> {
         let sub = self.sub(subpartition)?;
         let cap = self.max_buffers_per_channel;
-        self.pool.request_when(|| sub.queued_now() < cap)
+        let mut buffer = self.pool.request_when(|| sub.queued_now() < cap)?;
+        let announced = sub.announced_size();
+        if announced > 0 {
+            buffer.set_limit(announced);
+        }
+        Ok(buffer)
+    }
+
+    /// The receiver of `subpartition` announced a buffer size (entry point for a
+    /// transport): its next buffers are cut at `size` bytes (at most the pool's).
+    pub fn announce_buffer_size(
+        &self,
+        subpartition: usize,
+        size: usize,
+    ) -> Result<(), NetworkError> {
+        self.sub(subpartition)?.announce_buffer_size(size);
+        Ok(())
+    }
+
+    /// The buffer size the receiver of `subpartition` announced, if any.
+    pub fn announced_buffer_size(
+        &self,
+        subpartition: usize,
+    ) -> Result<Option<usize>, NetworkError> {
+        let size = self.sub(subpartition)?.announced_size();
+        Ok((size > 0).then_some(size))
     }
 
     /// Whether [`request_buffer`](Self::request_buffer) for `subpartition` would

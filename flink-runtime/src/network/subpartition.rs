@@ -54,6 +54,9 @@ pub(crate) struct Subpartition {
     /// The queue's length, readable without the lock (by a writer waiting for this
     /// subpartition to get below its buffer cap under the pool's lock).
     queued: AtomicUsize,
+    /// The buffer size the receiver announced (buffer debloating); 0 until it does,
+    /// which means the pool's full size.
+    announced_size: AtomicUsize,
 }
 
 impl Subpartition {
@@ -74,7 +77,20 @@ impl Subpartition {
             shipped: AtomicU64::new(0),
             violations: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
+            announced_size: AtomicUsize::new(0),
         }
+    }
+
+    /// The buffer size the receiver last announced, 0 if none.
+    pub(crate) fn announced_size(&self) -> usize {
+        self.announced_size.load(Ordering::Relaxed)
+    }
+
+    /// The receiver announced that buffers of `size` bytes are enough: the next
+    /// buffers for this subpartition are cut there (buffers already being filled
+    /// keep their size).
+    pub(crate) fn announce_buffer_size(&self, size: usize) {
+        self.announced_size.store(size, Ordering::Relaxed);
     }
 
     /// Buffers queued right now (the backlog), without taking the lock.

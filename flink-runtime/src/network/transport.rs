@@ -63,4 +63,12 @@ pub trait CreditTransport: Send + Sync {
 
     /// The receiver released `channel`; the sender drops queued data and stops sending.
     fn cancel_partition_request(&self, channel: usize);
+
+    /// Buffer debloating: the receiver of `channel` asks for buffers of `size` bytes,
+    /// so that its buffered data amounts to its target time. A transport that cannot
+    /// carry the announcement keeps this default, and its sender goes on filling
+    /// whole buffers (correct, only without debloating).
+    fn announce_buffer_size(&self, channel: usize, size: usize) {
+        let _ = (channel, size);
+    }
 }

@@ -331,6 +331,7 @@ fn subtask(
         "backpressure-level": level_name(shares.level()),
         "out-pool-usage": task.out_pool_usage,
         "in-pool-usage": task.in_pool_usage,
+        "debloatedBufferSize": task.debloated_buffer_size,
         "operators": operators,
     })
 }

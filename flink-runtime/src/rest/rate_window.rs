@@ -111,6 +111,7 @@ mod tests {
                 idle: Duration::ZERO,
                 out_pool_usage: 0.0,
                 in_pool_usage: 0.0,
+                debloated_buffer_size: None,
                 flush_ticks: 0,
             }],
             records: vec![records],

@@ -19,6 +19,8 @@ use crate::network::{CancelToken, NetworkError};
 pub(super) struct Pending {
     pub(super) credit: usize,
     pub(super) cancelled: bool,
+    /// The last buffer size announced (buffer debloating).
+    pub(super) buffer_size: Option<usize>,
 }
 
 pub(super) struct SenderRoute {
@@ -149,6 +151,16 @@ impl CreditTransport for RemoteReceiver {
     fn cancel_partition_request(&self, _channel: usize) {
         if let Some(shared) = self.shared.upgrade() {
             shared.send(Frame::Cancel { channel: self.id });
+        }
+    }
+
+    fn announce_buffer_size(&self, _channel: usize, size: usize) {
+        if let Some(shared) = self.shared.upgrade() {
+            let size = u32::try_from(size).unwrap_or(u32::MAX);
+            shared.send(Frame::BufferSize {
+                channel: self.id,
+                size,
+            });
         }
     }
 }

@@ -280,8 +280,12 @@ impl TcpConnection {
             );
             routes.pending.remove(&id)
         };
-        // Credit (or a cancel) that raced ahead of this registration applies now.
+        // Credit (or a cancel, or a buffer size) that raced ahead of this
+        // registration applies now.
         if let Some(p) = pending {
+            if let Some(size) = p.buffer_size {
+                handle.announce_buffer_size(size);
+            }
             if p.cancelled {
                 handle.release();
             } else if p.credit > 0 {

@@ -13,6 +13,7 @@
 //! | 6    | Heartbeat | (none): the sender is alive                              |
 //! | 7    | Control | bytes: a message between the processes' job coordination  |
 //! |      |         | (checkpoint triggers, acknowledgements, completions)       |
+//! | 8    | BufferSize | channel u32, size u32: buffer debloating's announced size |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -23,7 +24,7 @@ use crate::network::BufferKind;
 /// Version of the wire format and handshake; peers of another version are refused.
 /// 3: records of streams with event timestamps carry them (the timestamp, then the
 /// record), so a version-2 peer would misread such an edge; `Control` frames carry
-/// checkpoints across processes.
+/// checkpoints across processes and `BufferSize` frames buffer debloating's sizes.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of a counts frame's body: type, node and four counters. It fits in the
@@ -44,6 +45,7 @@ const TYPE_CLOSE: u8 = 4;
 const TYPE_COUNTS: u8 = 5;
 const TYPE_HEARTBEAT: u8 = 6;
 const TYPE_CONTROL: u8 = 7;
+const TYPE_BUFFER_SIZE: u8 = 8;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,14 @@ pub enum Frame<'a> {
         channel: u32,
         /// Additional buffers the sender may ship.
         credit: u32,
+    },
+    /// Receiver → sender: cut buffers at `size` bytes from now on (buffer
+    /// debloating: the receiver's gate sized them to its throughput).
+    BufferSize {
+        /// Logical channel id.
+        channel: u32,
+        /// The buffer size in bytes.
+        size: u32,
     },
     /// Receiver → sender: the receiver released the channel; drop its data.
     Cancel {
@@ -127,6 +137,11 @@ impl Frame<'_> {
                 body.extend_from_slice(&channel.to_be_bytes());
                 body.extend_from_slice(&credit.to_be_bytes());
             }
+            Frame::BufferSize { channel, size } => {
+                body.push(TYPE_BUFFER_SIZE);
+                body.extend_from_slice(&channel.to_be_bytes());
+                body.extend_from_slice(&size.to_be_bytes());
+            }
             Frame::Cancel { channel } => {
                 body.push(TYPE_CANCEL);
                 body.extend_from_slice(&channel.to_be_bytes());
@@ -160,7 +175,7 @@ impl Frame<'_> {
     fn body_len(&self) -> usize {
         match self {
             Frame::Buffer { bytes, .. } => BUFFER_HEADER_LEN + bytes.len(),
-            Frame::Credit { .. } => 9,
+            Frame::Credit { .. } | Frame::BufferSize { .. } => 9,
             Frame::Cancel { .. } => 5,
             Frame::Close | Frame::Heartbeat => 1,
             Frame::Counts(_) => COUNTS_BODY_LEN,
@@ -215,6 +230,13 @@ impl Frame<'_> {
                     credit: u32_at(5),
                 })
             }
+            TYPE_BUFFER_SIZE => {
+                need(9, "buffer size")?;
+                Ok(Frame::BufferSize {
+                    channel: u32_at(1),
+                    size: u32_at(5),
+                })
+            }
             TYPE_CANCEL => {
                 need(5, "cancel")?;
                 Ok(Frame::Cancel { channel: u32_at(1) })
@@ -266,6 +288,10 @@ mod tests {
                 credit: 9,
             },
             Frame::Cancel { channel: 2 },
+            Frame::BufferSize {
+                channel: 4,
+                size: 4_096,
+            },
             Frame::Close,
             Frame::Heartbeat,
             Frame::Control(b"{\"Complete\":{\"id\":3}}"),

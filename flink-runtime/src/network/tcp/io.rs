@@ -241,6 +241,13 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             }
             Ok(())
         }
+        Frame::BufferSize { channel, size } => {
+            let size = size as usize;
+            if let Some(sub) = sender_or_pending(shared, channel, |p| p.buffer_size = Some(size))? {
+                sub.announce_buffer_size(size);
+            }
+            Ok(())
+        }
         Frame::Cancel { channel } => {
             if let Some(sub) = sender_or_pending(shared, channel, |p| p.cancelled = true)? {
                 sub.release();
