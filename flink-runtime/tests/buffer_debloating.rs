@@ -126,7 +126,10 @@ fn run(debloat: BufferDebloatConfig, rate: u64, steps: usize) -> Run {
 #[test]
 fn in_flight_bytes_stay_near_the_target_at_the_measured_rate() {
     let rate = 50_000; // bytes per second
-    let debloated = run(BufferDebloatConfig::default(), rate, 400);
+    let config = BufferDebloatConfig::default();
+    // The target's worth of data at the rate.
+    let target_bytes = rate * config.target.as_millis() as u64 / 1000;
+    let debloated = run(config, rate, 400);
     let size = debloated
         .metric
         .expect("debloating reports its buffer size");
@@ -137,17 +140,17 @@ fn in_flight_bytes_stay_near_the_target_at_the_measured_rate() {
         "buffers of {} bytes shipped after {size} was announced",
         debloated.recent_buffer_bytes
     );
-    // 1 s of data at the rate, plus the threshold within which a size is not
+    // The target's data at the rate, plus the threshold within which a size is not
     // re-announced, plus one buffer being filled.
-    let bound = rate * 125 / 100 + size as u64;
+    let bound = target_bytes * 125 / 100 + size as u64;
     assert!(
-        debloated.in_flight >= rate * 75 / 100,
+        debloated.in_flight >= target_bytes * 75 / 100,
         "{} bytes",
         debloated.in_flight
     );
     assert!(
         debloated.in_flight <= bound,
-        "{} bytes in flight, more than {bound} (~1 s at {rate} B/s)",
+        "{} bytes in flight, more than {bound} (the target at {rate} B/s)",
         debloated.in_flight
     );
 

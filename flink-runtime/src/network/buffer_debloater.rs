@@ -95,6 +95,8 @@ mod tests {
         let config = BufferDebloatConfig {
             samples,
             threshold_percent,
+            // The figures below are for a target of 1 s.
+            target: Duration::from_secs(1),
             ..BufferDebloatConfig::default()
         };
         BufferDebloater::new(&config, 32 * KB)
