@@ -227,6 +227,42 @@ pub trait Operator<I, O>: Send + 'static {
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {}
 }
 
+/// Implements [`Operator`]'s checkpoint methods (snapshot, deferred snapshot, restore,
+/// completion) by forwarding them to the operator in `self.inner`: for operators that
+/// wrap another and keep no state of their own.
+macro_rules! forward_state_to_inner {
+    () => {
+        fn snapshot_state(
+            &mut self,
+            scope: $crate::operator::StateScope,
+            checkpoint_id: u64,
+        ) -> Result<Option<Vec<u8>>, $crate::checkpoint::StateError> {
+            self.inner.snapshot_state(scope, checkpoint_id)
+        }
+
+        fn snapshot_state_deferred(
+            &mut self,
+            scope: $crate::operator::StateScope,
+            checkpoint_id: u64,
+        ) -> Result<Option<$crate::checkpoint::DeferredState>, $crate::checkpoint::StateError> {
+            self.inner.snapshot_state_deferred(scope, checkpoint_id)
+        }
+
+        fn restore_state(
+            &mut self,
+            scope: $crate::operator::StateScope,
+            restored: &$crate::checkpoint::RestoredState,
+        ) -> Result<(), $crate::checkpoint::StateError> {
+            self.inner.restore_state(scope, restored)
+        }
+
+        fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
+            self.inner.notify_checkpoint_complete(checkpoint_id);
+        }
+    };
+}
+pub(crate) use forward_state_to_inner;
+
 /// The most records an [`Emitter`] holds before handing them to the next operator.
 ///
 /// Bounds the memory of a chain: without it a flat_map with fan-out F held F times

@@ -1,8 +1,7 @@
 //! [`Stamped`]: runs an operator on a stream whose records carry timestamps.
 
-use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, StateScope};
+use crate::operator::{Emitter, Operator};
 use crate::timestamped::Timestamped;
 use crate::watermark::{NO_TIMESTAMP, Watermark, WatermarkStatus};
 
@@ -156,33 +155,7 @@ where
         );
     }
 
-    fn snapshot_state(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.snapshot_state(scope, checkpoint_id)
-    }
-
-    fn snapshot_state_deferred(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<DeferredState>, StateError> {
-        self.inner.snapshot_state_deferred(scope, checkpoint_id)
-    }
-
-    fn restore_state(
-        &mut self,
-        scope: StateScope,
-        restored: &RestoredState,
-    ) -> Result<(), StateError> {
-        self.inner.restore_state(scope, restored)
-    }
-
-    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
-        self.inner.notify_checkpoint_complete(checkpoint_id);
-    }
+    crate::operator::forward_state_to_inner!();
 }
 
 /// Gives each bare record the timestamp `f` says (a function of the record, or
@@ -279,33 +252,7 @@ where
         self.inner.prepare_snapshot_pre_barrier(checkpoint_id, out);
     }
 
-    fn snapshot_state(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.snapshot_state(scope, checkpoint_id)
-    }
-
-    fn snapshot_state_deferred(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<DeferredState>, StateError> {
-        self.inner.snapshot_state_deferred(scope, checkpoint_id)
-    }
-
-    fn restore_state(
-        &mut self,
-        scope: StateScope,
-        restored: &RestoredState,
-    ) -> Result<(), StateError> {
-        self.inner.restore_state(scope, restored)
-    }
-
-    fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
-        self.inner.notify_checkpoint_complete(checkpoint_id);
-    }
+    crate::operator::forward_state_to_inner!();
 }
 
 /// Drops the timestamps (for an operator that cannot keep them, such as the

@@ -4,10 +4,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, RetryStrategy};
-use crate::checkpoint::{RestoredState, StateError};
 use crate::destination::AckDestination;
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
+use crate::operator::{Emitter, Operator, RuntimeContext};
 use crate::operators::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
@@ -176,21 +175,7 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
         self.inner.prepare_snapshot_pre_barrier(checkpoint_id, out);
     }
 
-    fn snapshot_state(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.snapshot_state(scope, checkpoint_id)
-    }
-
-    fn restore_state(
-        &mut self,
-        scope: StateScope,
-        restored: &RestoredState,
-    ) -> Result<(), StateError> {
-        self.inner.restore_state(scope, restored)
-    }
+    crate::operator::forward_state_to_inner!();
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
@@ -319,21 +304,7 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
             .prepare_snapshot_pre_barrier(checkpoint_id, &mut acked);
     }
 
-    fn snapshot_state(
-        &mut self,
-        scope: StateScope,
-        checkpoint_id: u64,
-    ) -> Result<Option<Vec<u8>>, StateError> {
-        self.inner.snapshot_state(scope, checkpoint_id)
-    }
-
-    fn restore_state(
-        &mut self,
-        scope: StateScope,
-        restored: &RestoredState,
-    ) -> Result<(), StateError> {
-        self.inner.restore_state(scope, restored)
-    }
+    crate::operator::forward_state_to_inner!();
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
