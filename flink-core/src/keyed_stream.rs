@@ -23,8 +23,7 @@ pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// of one key reaches the same parallel instance and its keyed state.
 pub struct KeyedStream<K, T> {
     partitioned: DataStream<T>,
-    key: KeyFn<T, K>,
-    /// The same selector, also callable per batch.
+    /// The key selector, callable per record and per batch.
     keys: Keys<T, K>,
 }
 
@@ -32,7 +31,6 @@ impl<K, T> Clone for KeyedStream<K, T> {
     fn clone(&self) -> Self {
         Self {
             partitioned: self.partitioned.clone(),
-            key: self.key.clone(),
             keys: self.keys.clone(),
         }
     }
@@ -61,17 +59,13 @@ where
                 Partitioner::Hash(Arc::new(SelectorHash(move |record: &T| hash_key(record))));
             stream.with_partitioner(partitioner)
         };
-        let keys = Keys::shared(key.clone());
-        Self {
-            partitioned,
-            key,
-            keys,
-        }
+        let keys = Keys::shared(key);
+        Self { partitioned, keys }
     }
 
     /// The key extractor.
     pub fn key_selector(&self) -> KeyFn<T, K> {
-        self.key.clone()
+        self.keys.one()
     }
 
     /// The stream, hash-partitioned by key, for operators that are not keyed themselves.
@@ -105,7 +99,7 @@ where
     where
         F: ReduceFunction<T> + Clone + Sync,
     {
-        let (key, keys) = (self.key.clone(), self.keys.clone());
+        let (key, keys) = (self.keys.one(), self.keys.clone());
         let mode = self.partitioned.env.resolved_mode();
         self.partitioned.transform("Keyed Reduce", move |_| {
             let key = key.clone();
@@ -255,7 +249,7 @@ where
     /// # let _ = counts;
     /// ```
     pub fn count(&self) -> DataStream<(K, u64)> {
-        let key = self.key.clone();
+        let key = self.keys.one();
         let mode = self.partitioned.env.resolved_mode();
         self.partitioned.transform("Keyed Process", move |ctx| {
             let key = key.clone();
@@ -363,7 +357,7 @@ where
             + Sync
             + 'static,
     {
-        let key = self.key.clone();
+        let key = self.keys.one();
         self.partitioned.transform("Keyed Process", move |ctx| {
             let key = key.clone();
             KeyedProcessOperator::new(move |r: &T| key(r), f.clone(), ctx)
@@ -416,7 +410,7 @@ where
         O: Record,
         F: crate::keyed_process_function::KeyedProcessFunction<K, T, O>,
     {
-        let key = self.key.clone();
+        let key = self.keys.one();
         self.partitioned
             .transform("Keyed Process Function", move |ctx| {
                 let key = key.clone();

@@ -5,7 +5,9 @@
 //! No timing assertions: timing only decides where the savepoint falls.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 use flink_core::keyed_broadcast_process_function::{
     BroadcastContext, KeyedBroadcastContext, KeyedBroadcastProcessFunction,
@@ -84,17 +86,6 @@ fn job(
     env
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn broadcast_state_saved_at_two_reaches_every_instance_at_three() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,7 +93,7 @@ fn broadcast_state_saved_at_two_reaches_every_instance_at_three() {
     let env = job(2, &dir.path().join("checkpoints"), &first, true, "sink");
     let client = env.execute_async("rules").unwrap();
     let stored = || first.committed().iter().filter(|o| o.0 == u64::MAX).count() as u64;
-    wait_until("both instances storing every rule", || {
+    common::poll_until("both instances storing every rule", || {
         stored() == 2 * RULES
     });
     let savepoint = client

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 use flink_core::state::{ListStateDescriptor, MapStateDescriptor};
 use flink_runtime::prelude::*;
@@ -71,21 +73,10 @@ fn job(
     env
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Seen>) -> PathBuf {
     let env = job(2, &dir.join("checkpoints"), out, true);
     let client = env.execute_async("lists").unwrap();
-    wait_until("a first commit", || out.committed_transactions() > 0);
+    common::poll_until("a first commit", || out.committed_transactions() > 0);
     let savepoint = client
         .stop_with_savepoint(dir.join("savepoints"))
         .expect("the savepoint completes");

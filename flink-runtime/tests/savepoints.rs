@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
 
 use flink_runtime::checkpoint::{RestoreError, SavepointError};
 use flink_runtime::prelude::*;
@@ -58,24 +60,12 @@ fn job(
     env
 }
 
-/// Waits (up to a guard of 60 s, against a hang only) until `done`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 /// Runs the slow job at parallelism 2 and stops it with a savepoint once it
 /// committed something; returns the savepoint.
 fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> PathBuf {
     let env = job(2, &dir.join("checkpoints"), out, true, "sink");
     let client = env.execute_async("sums").unwrap();
-    wait_until("a first commit", || out.committed_transactions() > 0);
+    common::poll_until("a first commit", || out.committed_transactions() > 0);
     let savepoint = client
         .stop_with_savepoint(dir.join("savepoints"))
         .expect("the savepoint completes");
@@ -263,7 +253,7 @@ fn a_savepoint_of_a_running_job_restores_and_retention_keeps_it() {
     let out = TransactionalCollectingSink::new();
     let env = job(2, &dir.path().join("checkpoints"), &out, true, "sink");
     let client = env.execute_async("sums").unwrap();
-    wait_until("a first commit", || out.committed_transactions() > 0);
+    common::poll_until("a first commit", || out.committed_transactions() > 0);
     let savepoint = client
         .trigger_savepoint(dir.path().join("savepoints"))
         .unwrap();
