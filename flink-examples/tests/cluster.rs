@@ -274,11 +274,11 @@ fn a_failure_in_one_process_fails_the_other_with_an_error_naming_it() {
     );
 }
 
-#[test]
-fn a_process_killed_mid_job_fails_the_other_with_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let progress = dir.path().to_str().unwrap();
-    let configs = cluster(2, Duration::from_secs(30));
+/// Starts the two processes of `configs` on 200,000 records with process 1's sink
+/// paced (100 µs per record) and its progress in `progress`, and returns them
+/// (process 0, process 1) once process 1's sink wrote records: mid-job.
+fn spawn_until_process_1_wrote(configs: &[ClusterConfig], progress: &Path) -> (Child, Child) {
+    let dir = progress.to_str().unwrap();
     let args = [
         "--records",
         "200000",
@@ -289,19 +289,27 @@ fn a_process_killed_mid_job_fails_the_other_with_an_error_naming_it() {
         "--paced-process",
         "1",
         "--progress-dir",
-        progress,
+        dir,
     ];
-    let survivor = spawn(&configs[0], &args);
-    let mut victim = spawn(&configs[1], &args);
-    // Kill once process 1's sink wrote records (publishes every 64): mid-job.
+    let first = spawn(&configs[0], &args);
+    let second = spawn(&configs[1], &args);
     let deadline = Instant::now() + GUARD;
-    while !std::fs::read_dir(dir.path())
+    while !std::fs::read_dir(progress)
         .unwrap()
         .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "count"))
     {
         assert!(Instant::now() < deadline, "process 1 never wrote a record");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (first, second)
+}
+
+#[test]
+fn a_process_killed_mid_job_fails_the_other_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = cluster(2, Duration::from_secs(30));
+    // Process 1's sink is paced; act once it wrote records (publishes every 64): mid-job.
+    let (survivor, mut victim) = spawn_until_process_1_wrote(&configs, dir.path());
     victim.kill().unwrap(); // SIGKILL
     let _ = victim.wait();
     let (status, _, err) = finish(survivor);
@@ -359,33 +367,11 @@ fn processes_of_different_job_graphs_refuse_each_other() {
 #[test]
 fn a_process_that_hangs_is_detected_by_heartbeats_and_fails_the_other() {
     let dir = tempfile::tempdir().unwrap();
-    let progress = dir.path().to_str().unwrap();
     let configs: Vec<ClusterConfig> = cluster(2, Duration::from_secs(30))
         .into_iter()
         .map(|c| c.with_heartbeat_timeout(Duration::from_millis(2000)))
         .collect();
-    let args = [
-        "--records",
-        "200000",
-        "--parallelism",
-        "2",
-        "--pace-us",
-        "100",
-        "--paced-process",
-        "1",
-        "--progress-dir",
-        progress,
-    ];
-    let survivor = spawn(&configs[0], &args);
-    let mut victim = spawn(&configs[1], &args);
-    let deadline = Instant::now() + GUARD;
-    while !std::fs::read_dir(dir.path())
-        .unwrap()
-        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "count"))
-    {
-        assert!(Instant::now() < deadline, "process 1 never wrote a record");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (survivor, mut victim) = spawn_until_process_1_wrote(&configs, dir.path());
     // Stopped, not dead: its sockets stay open, only heartbeats can tell.
     let stopped = Command::new("kill")
         .args(["-STOP", &victim.id().to_string()])
