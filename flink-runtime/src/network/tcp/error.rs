@@ -85,3 +85,16 @@ pub enum TcpError {
         reason: String,
     },
 }
+
+impl TcpError {
+    /// A socket error on `connection`: [`PeerClosed`](Self::PeerClosed) when it says
+    /// the peer went away (a reset: a peer that closes with unread data resets the
+    /// connection instead of ending it; a broken pipe), else [`Io`](Self::Io).
+    pub fn from_io(connection: String, source: std::io::Error) -> Self {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+        match source.kind() {
+            ConnectionReset | ConnectionAborted | BrokenPipe => Self::PeerClosed { connection },
+            _ => Self::Io { connection, source },
+        }
+    }
+}

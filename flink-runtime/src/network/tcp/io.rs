@@ -86,8 +86,7 @@ async fn write_loop(
         if let Err(source) = written {
             // Once both sides closed, the peer may be gone: late credit is moot.
             if !shared.closed_both_ways() {
-                let connection = shared.name.clone();
-                shared.fail(TcpError::Io { connection, source });
+                shared.fail(TcpError::from_io(shared.name.clone(), source));
             }
             return;
         }
@@ -149,10 +148,7 @@ async fn read_frame(
     body: &mut [u8],
     max_body: usize,
 ) -> Result<Option<usize>, TcpError> {
-    let io = |source| TcpError::Io {
-        connection: shared.name.clone(),
-        source,
-    };
+    let io = |source| TcpError::from_io(shared.name.clone(), source);
     let truncated = |reason| TcpError::TruncatedFrame {
         connection: shared.name.clone(),
         reason,
