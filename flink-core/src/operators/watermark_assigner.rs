@@ -90,16 +90,22 @@ impl<T: 'static> WatermarkAssigner<T> {
         timestamp: i64,
         out: &mut C,
     ) {
-        if self.idleness.idle {
-            self.idleness.idle = false;
-            out.emit_watermark_status(WatermarkStatus::Active);
-        }
-        self.idleness.seen_since_check = true;
+        self.records_arrive(out);
         self.generator
             .on_event(&record, timestamp, &mut self.output);
         self.since_periodic += 1;
         out.collect(record);
         self.forward(out);
+    }
+
+    /// Records arrive: an idle output becomes active before them.
+    #[inline]
+    fn records_arrive<C: Collector<T> + ?Sized>(&mut self, out: &mut C) {
+        if self.idleness.idle {
+            self.idleness.idle = false;
+            out.emit_watermark_status(WatermarkStatus::Active);
+        }
+        self.idleness.seen_since_check = true;
     }
 
     /// Forwards the generator's latest watermark if it is ahead of the last one.
@@ -181,6 +187,28 @@ impl<I, T: 'static, S: Fn(I) -> (T, i64)> StampingAssigner<I, T, S> {
         self.inner
             .observe_and_collect_at(value, timestamp, &mut out);
     }
+
+    /// Stamps a whole batch for a periodic generator, which emits nothing per
+    /// record: the records go on as a batch, the assigner and the generator see it
+    /// in one call each.
+    fn stamp_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, Timestamped<T>>) {
+        if batch.is_empty() {
+            return;
+        }
+        self.inner
+            .records_arrive(&mut StampingCollector::new(NO_TIMESTAMP, out));
+        let split = &self.split;
+        let start = out.batch().len();
+        out.batch().extend(batch.drain(..).map(|record| {
+            let (value, timestamp) = split(record);
+            Timestamped { timestamp, value }
+        }));
+        let stamped = &mut out.batch()[start..];
+        let inner = &mut self.inner;
+        inner.strategy.stamp_batch(stamped);
+        inner.generator.on_events(stamped, &mut inner.output);
+        inner.since_periodic += stamped.len() as u64;
+    }
 }
 
 impl<I, T, S> Operator<I, Timestamped<T>> for StampingAssigner<I, T, S>
@@ -198,8 +226,12 @@ where
     }
 
     fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, Timestamped<T>>) {
-        for record in batch.drain(..) {
-            self.stamp(record, out);
+        if self.inner.generator.is_periodic() {
+            self.stamp_batch(batch, out);
+        } else {
+            for record in batch.drain(..) {
+                self.stamp(record, out);
+            }
         }
         self.inner
             .periodic_if_due(&mut StampingCollector::new(NO_TIMESTAMP, out));
@@ -399,6 +431,29 @@ mod tests {
         let mut out = Recorder::default();
         feed(&mut assigner, &[1, 5, 7, 2, 10], &mut out);
         assert_eq!(out.0, ["r1", "r5", "w10", "r7", "r2", "r10", "w20"]);
+    }
+
+    #[test]
+    fn a_periodic_generator_sees_a_whole_batch_with_the_same_result_as_record_by_record() {
+        let strategy = WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(10))
+            .with_timestamp_assigner(|x: &i64| x * 2);
+        let (inner, _clock) = assigner(strategy, 200);
+        assert!(inner.generator.is_periodic());
+        let mut stamping = StampingAssigner::new(inner, |r: i64| (r, NO_TIMESTAMP));
+        let mut batch = vec![50, 25, 150, 140];
+        let mut stamped = Vec::new();
+        stamping.process_batch(&mut batch, &mut Emitter::collecting(&mut stamped));
+        assert!(batch.is_empty());
+        let got: Vec<(i64, i64)> = stamped.iter().map(|r| (r.value, r.timestamp)).collect();
+        assert_eq!(got, [(50, 100), (25, 50), (150, 300), (140, 280)]);
+        let mut watermark = WatermarkOutput::default();
+        stamping.inner.generator.on_periodic_emit(&mut watermark);
+        assert_eq!(
+            watermark.take(),
+            Some(Watermark(289)),
+            "newest 300 - 10 - 1"
+        );
+        assert_eq!(stamping.inner.since_periodic, 4);
     }
 
     #[test]

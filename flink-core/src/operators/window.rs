@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,17 @@ use crate::windows::{
 pub const LATE_RECORDS_DROPPED: &str = "numLateRecordsDropped";
 
 /// One key's window: its contents and its trigger's state.
+/// The windows of the last assigned timestamp and the times `[from, to)` that
+/// share them (empty when the assigner cannot say).
+#[derive(Default)]
+struct Assignment {
+    from: i64,
+    to: i64,
+    windows: Vec<TimeWindow>,
+    /// The one window of a non-merging assigner, with its cleanup time.
+    single: Option<(TimeWindow, i64)>,
+}
+
 struct Slot<A, S> {
     acc: Option<A>,
     trigger: S,
@@ -179,10 +191,9 @@ where
     clock: Arc<dyn Clock>,
     dropped: Counter,
     assigned: Vec<TimeWindow>,
-    /// The last assignment and the times `[from, to)` that share it (empty when
-    /// the assigner cannot say): records of one window in a row are not assigned
-    /// one by one.
-    last_assignment: (i64, i64, Vec<TimeWindow>),
+    /// The last assignment and the times that share it: records of one window in
+    /// a row are not assigned one by one.
+    last_assignment: Assignment,
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -221,7 +232,7 @@ where
             clock: ctx.services.clock.clone(),
             dropped: Counter::new(ctx.metrics.custom(LATE_RECORDS_DROPPED)),
             assigned: Vec::new(),
-            last_assignment: (0, 0, Vec::new()),
+            last_assignment: Assignment::default(),
             _types: PhantomData,
         }
     }
@@ -280,21 +291,32 @@ where
         queue.register((key.clone(), window), time);
     }
 
+    /// Assigns `timestamp` anew (out of line: runs once per run of records that
+    /// share their windows).
+    #[inline(never)]
+    fn reassign(&mut self, timestamp: i64) {
+        let last = &mut self.last_assignment;
+        last.windows.clear();
+        self.assigner.assign_windows(timestamp, &mut last.windows);
+        (last.from, last.to) = self.assigner.same_windows_span(timestamp).unwrap_or((0, 0));
+        let single = match last.windows.as_slice() {
+            [window] if !self.merging => Some(*window),
+            _ => None,
+        };
+        self.last_assignment.single = single.map(|w| (w, self.cleanup_time(&w)));
+    }
+
     /// Adds `record` of `key` at `timestamp` to its windows; a record for no
     /// window that is still open is late.
+    #[inline]
     fn add<C: Collector<O> + ?Sized>(&mut self, key: K, record: I, timestamp: i64, out: &mut C) {
-        let (from, to, windows) = &mut self.last_assignment;
-        if !(*from <= timestamp && timestamp < *to) {
-            windows.clear();
-            self.assigner.assign_windows(timestamp, windows);
-            (*from, *to) = self.assigner.same_windows_span(timestamp).unwrap_or((0, 0));
+        let last = &self.last_assignment;
+        if !(last.from <= timestamp && timestamp < last.to) {
+            self.reassign(timestamp);
         }
-        if let [window] = windows.as_slice()
-            && !self.merging
-        {
+        if let Some((window, cleanup)) = self.last_assignment.single {
             // One window (tumbling): no list to build.
-            let window = *window;
-            if self.is_late(&window) {
+            if self.event_time && cleanup <= self.watermark.timestamp() {
                 self.late(record);
             } else {
                 self.add_to(key, window, record, timestamp, out);
@@ -303,7 +325,7 @@ where
         }
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
-        assigned.extend_from_slice(windows);
+        assigned.extend_from_slice(&self.last_assignment.windows);
         if self.merging {
             for window in assigned.iter_mut() {
                 *window = self.merge_session(&key, *window);
@@ -333,7 +355,10 @@ where
         timestamp: i64,
         out: &mut C,
     ) {
-        let slot = self.windows.entry((key.clone(), window)).or_default();
+        let slot = match self.windows.entry((key.clone(), window)) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(vacant) => vacant.insert(Slot::default()),
+        };
         let new = !slot.cleanup_registered;
         slot.cleanup_registered = true;
         let mut ctx = TriggerContext::new(

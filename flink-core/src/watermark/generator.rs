@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::Watermark;
+use crate::timestamped::Timestamped;
 
 /// Where a [`WatermarkGenerator`] emits. The assigner forwards a watermark only if it
 /// is above every watermark it forwarded before, so a generator may emit freely.
@@ -67,6 +68,25 @@ pub trait WatermarkGenerator<T>: Send + 'static {
 
     /// The auto-watermark interval elapsed on the job's clock.
     fn on_periodic_emit(&mut self, out: &mut WatermarkOutput);
+
+    /// Whether [`on_event`](Self::on_event) never emits: a periodic generator.
+    /// The assigner then shows it a whole batch of records at once
+    /// ([`on_events`](Self::on_events)) instead of one call per record; a
+    /// punctuated generator (the default, as it is always correct) sees each
+    /// record before the next one goes on, so its watermark follows the record
+    /// that allowed it.
+    fn is_periodic(&self) -> bool {
+        false
+    }
+
+    /// The records of a batch passed, in order, with their timestamps; called
+    /// instead of [`on_event`](Self::on_event) only on a generator that
+    /// [`is_periodic`](Self::is_periodic). By default, `on_event` per record.
+    fn on_events(&mut self, events: &[Timestamped<T>], out: &mut WatermarkOutput) {
+        for event in events {
+            self.on_event(&event.value, event.timestamp, out);
+        }
+    }
 }
 
 /// Records arrive at most a fixed time later than the newest one seen (Flink's
@@ -121,6 +141,16 @@ impl<T> WatermarkGenerator<T> for BoundedOutOfOrdernessWatermarks {
             out.emit_watermark(self.current());
         }
     }
+
+    fn is_periodic(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn on_events(&mut self, events: &[Timestamped<T>], _out: &mut WatermarkOutput) {
+        let newest = events.iter().map(|e| e.timestamp).max();
+        self.max_timestamp = self.max_timestamp.max(newest.unwrap_or(i64::MIN));
+    }
 }
 
 /// Timestamps never go backwards (Flink's `AscendingTimestampsWatermarks`): bounded
@@ -143,6 +173,15 @@ impl<T> WatermarkGenerator<T> for AscendingTimestampsWatermarks {
     fn on_periodic_emit(&mut self, out: &mut WatermarkOutput) {
         WatermarkGenerator::<T>::on_periodic_emit(&mut self.0, out);
     }
+
+    fn is_periodic(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn on_events(&mut self, events: &[Timestamped<T>], out: &mut WatermarkOutput) {
+        self.0.on_events(events, out);
+    }
 }
 
 /// Emits no watermarks (Flink's `WatermarkStrategy.noWatermarks()`); only the end of
@@ -154,4 +193,10 @@ impl<T> WatermarkGenerator<T> for NoWatermarks {
     fn on_event(&mut self, _record: &T, _timestamp: i64, _out: &mut WatermarkOutput) {}
 
     fn on_periodic_emit(&mut self, _out: &mut WatermarkOutput) {}
+
+    fn is_periodic(&self) -> bool {
+        true
+    }
+
+    fn on_events(&mut self, _events: &[Timestamped<T>], _out: &mut WatermarkOutput) {}
 }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::timestamped::Timestamped;
+
 use super::generator::{
     AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, NoWatermarks,
     WatermarkGenerator,
@@ -20,6 +22,9 @@ pub const DEFAULT_AUTO_WATERMARK_INTERVAL: Duration = Duration::from_millis(200)
 
 /// A record's event time in milliseconds.
 pub type TimestampFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
+/// A [`TimestampFn`] run over a batch of records at once: one dynamic call per
+/// batch rather than per record.
+type StampBatchFn<T> = Arc<dyn Fn(&mut [Timestamped<T>]) + Send + Sync>;
 type GeneratorFactory<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send + Sync>;
 
 /// How a stream's records get event-time progress: a timestamp per record (the
@@ -42,6 +47,8 @@ type GeneratorFactory<T> = Arc<dyn Fn() -> Box<dyn WatermarkGenerator<T>> + Send
 /// ```
 pub struct WatermarkStrategy<T> {
     pub(crate) timestamp: Option<TimestampFn<T>>,
+    /// The same assigner, looping over a batch.
+    stamp_batch: Option<StampBatchFn<T>>,
     pub(crate) generator: GeneratorFactory<T>,
     pub(crate) idleness: Option<Duration>,
 }
@@ -50,6 +57,7 @@ impl<T> Clone for WatermarkStrategy<T> {
     fn clone(&self) -> Self {
         Self {
             timestamp: self.timestamp.clone(),
+            stamp_batch: self.stamp_batch.clone(),
             generator: self.generator.clone(),
             idleness: self.idleness,
         }
@@ -110,6 +118,7 @@ impl<T: 'static> WatermarkStrategy<T> {
     ) -> Self {
         Self {
             timestamp: None,
+            stamp_batch: None,
             generator: Arc::new(move || Box::new(make()) as Box<dyn WatermarkGenerator<T>>),
             idleness: None,
         }
@@ -121,7 +130,14 @@ impl<T: 'static> WatermarkStrategy<T> {
         mut self,
         timestamp: impl Fn(&T) -> i64 + Send + Sync + 'static,
     ) -> Self {
-        self.timestamp = Some(Arc::new(timestamp));
+        let timestamp = Arc::new(timestamp);
+        let each = timestamp.clone();
+        self.stamp_batch = Some(Arc::new(move |batch: &mut [Timestamped<T>]| {
+            for record in batch {
+                record.timestamp = each(&record.value);
+            }
+        }));
+        self.timestamp = Some(timestamp);
         self
     }
 
@@ -169,6 +185,15 @@ impl<T: 'static> WatermarkStrategy<T> {
     #[inline]
     pub fn timestamp_of(&self, record: &T) -> i64 {
         self.timestamp.as_ref().map_or(NO_TIMESTAMP, |f| f(record))
+    }
+
+    /// Sets each record's timestamp from the assigner, a whole batch in one call;
+    /// without an assigner the timestamps stay as they are.
+    #[inline]
+    pub fn stamp_batch(&self, batch: &mut [Timestamped<T>]) {
+        if let Some(stamp) = &self.stamp_batch {
+            stamp(batch);
+        }
     }
 
     /// A generator for one parallel instance (or one partition of a source that
