@@ -41,7 +41,7 @@ struct Args {
     unaligned: bool,
 }
 
-/// Network buffer settings for the `backpressure` jobs, to measure how many records
+/// Network buffer settings for the `backpressure` and `window` jobs, to measure how many records
 /// are in flight with fewer or smaller buffers.
 #[derive(clap::Args, Clone, Copy)]
 struct Buffers {
@@ -58,11 +58,11 @@ struct Buffers {
     #[arg(long)]
     max_buffers_per_channel: Option<usize>,
     /// Turn buffer debloating off (on by default: gates size their producers'
-    /// buffers to hold about 1 s of data).
+    /// buffers to hold about 800 ms of data).
     #[arg(long)]
     no_debloat: bool,
     /// Buffer debloating's target in ms: how much consumption the buffered data of
-    /// a gate should amount to (default 1,000, as Flink's).
+    /// a gate should amount to (default 800; Flink's is 1,000).
     #[arg(long)]
     debloat_target_ms: Option<u64>,
 }
@@ -166,14 +166,15 @@ fn main() -> anyhow::Result<()> {
             Variant::OperatorChain,
             n.unwrap_or(50_000),
         ),
-        Job::Window => window(n.unwrap_or(50_000_000)),
+        Job::Window => window(n.unwrap_or(50_000_000), buffers),
         Job::Nexmark => nexmark(n.unwrap_or(10_000_000)),
     }
 }
 
 /// The Flink reference's `window` job; checks that the window counts add up to N.
-fn window(n: u64) -> anyhow::Result<()> {
+fn window(n: u64, buffers: Buffers) -> anyhow::Result<()> {
     let env = StreamExecutionEnvironment::new();
+    buffers.apply(&env);
     let sink = window_jobs::window_job(&env, n);
     let result = run(&env, "window", n)?;
     ensure!(
