@@ -398,8 +398,18 @@ where
                 timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
             }
         }
+        // The cleanup timer, unless the trigger's timer just queued is the same one
+        // (the event-time trigger's without allowed lateness): one timer-queue
+        // lookup less per window.
         if new {
-            self.register_cleanup(&key, window);
+            let queued = if self.event_time {
+                slot.queued.event
+            } else {
+                slot.queued.processing
+            };
+            if queued != Some(self.cleanup_time(&window)) {
+                self.register_cleanup(&key, window);
+            }
         }
     }
 
