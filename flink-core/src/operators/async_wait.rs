@@ -16,7 +16,7 @@ use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
 use super::async_queue_state::{PendingInputs, QueueCodec, QueuedElement};
-use super::give_up::GiveUp;
+use super::give_up::{GiveUp, GiveUpObserver};
 use super::in_flight::InFlight;
 use super::result_queue::{Released, ResultQueue};
 
@@ -155,6 +155,26 @@ where
     {
         self.codec = Some(QueueCodec::new());
         self
+    }
+
+    /// Tells `observer` of every record given up on that ends here (as a dead letter
+    /// or a counted error).
+    pub(crate) fn observing_give_ups(mut self, observer: GiveUpObserver<I>) -> Self {
+        self.give_up.observe(observer);
+        self
+    }
+
+    /// Changes every restored record not issued again yet with `f`; how many there
+    /// are.
+    pub(crate) fn change_restored(&mut self, mut f: impl FnMut(&mut I)) -> u64 {
+        let mut n = 0;
+        for element in &mut self.to_reissue {
+            if let QueuedElement::Record(input) = element {
+                f(input);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Issues the calls of a restored queue again, in their order, before anything

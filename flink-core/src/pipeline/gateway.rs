@@ -48,6 +48,8 @@ pub struct GatewayOperator<T> {
     /// How the queue is stored in a snapshot; `None`: admitted before the barrier.
     codec: Option<StateCodec<VecDeque<T>>>,
     subtask_index: usize,
+    /// What the envelopes this instance admits carry as their origin.
+    origin: u32,
 }
 
 /// The shared signals as last read. Reading them takes several locks, so the gateway
@@ -55,6 +57,10 @@ pub struct GatewayOperator<T> {
 /// the concurrency limit stays exact because `in_pipeline + admitted_since` bounds the
 /// true count from above (records only leave the pipeline meanwhile), and a bound at
 /// the limit forces a fresh read.
+///
+/// Across processes the gateways of each process keep the records they admitted
+/// under that process's share of the limit (the shares add up to the limit), so the
+/// whole pipeline stays under it too.
 #[derive(Default)]
 struct Signals {
     read_at: Option<Duration>,
@@ -63,6 +69,8 @@ struct Signals {
     finish_rate: f64,
     in_pipeline: u64,
     admitted_since: u64,
+    /// This process's share of `max_concurrent`.
+    limit: u64,
 }
 
 impl<T> GatewayOperator<T> {
@@ -79,7 +87,7 @@ impl<T> GatewayOperator<T> {
         let queue_used = ctx.metrics.custom("queued");
         state.register_queue(Stage::Gateway, queue_used.clone(), config.queue_size as u64);
         let admitted = ctx.metrics.custom("admitted");
-        state.register_admitted(admitted.clone());
+        state.register_gateway(ctx.subtask_index, ctx.parallelism, admitted.clone());
         Self {
             thresholds,
             queue: VecDeque::with_capacity(config.queue_size),
@@ -97,6 +105,7 @@ impl<T> GatewayOperator<T> {
             signals: Signals::default(),
             codec: None,
             subtask_index: ctx.subtask_index,
+            origin: u32::try_from(ctx.subtask_index).unwrap_or(u32::MAX - 1),
         }
     }
 
@@ -128,21 +137,25 @@ impl<T> GatewayOperator<T> {
     /// more record now; otherwise says how long to wait before asking again.
     fn try_take_token(&mut self) -> Result<(), Duration> {
         let now = self.services.clock.now();
-        let limit = self.config.max_concurrent as u64;
         let s = &mut self.signals;
         let stale = s
             .read_at
             .is_none_or(|at| now.saturating_sub(at) >= SIGNAL_REFRESH);
-        if stale || s.in_pipeline + s.admitted_since >= limit {
+        if stale || s.in_pipeline + s.admitted_since >= s.limit {
             let window = self.state.signals();
             *s = Signals {
                 read_at: Some(now),
                 pressure: self.state.downstream_pressure_of(&window),
-                finish_rate: window.finish_rate / self.parallelism as f64,
+                // The finish rate is that of this process's gateways' records.
+                finish_rate: window.finish_rate / self.state.local_gateways().max(1) as f64,
                 in_pipeline: self.state.in_pipeline(),
                 admitted_since: 0,
+                limit: self
+                    .state
+                    .admission_limit(self.config.max_concurrent as u64),
             };
         }
+        let limit = self.signals.limit;
         let factor = self.rate_factor(self.signals.pressure);
         let rate = admission_rate(self.rate, factor, self.signals.finish_rate);
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
@@ -170,6 +183,7 @@ impl<T> GatewayOperator<T> {
                 partition: 0,
                 admitted_ns: u64::try_from(self.services.clock.now().as_nanos())
                     .unwrap_or(u64::MAX),
+                origin: self.origin,
                 payload,
             });
         }

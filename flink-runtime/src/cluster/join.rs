@@ -9,6 +9,41 @@ use super::links::ClusterLinks;
 use super::supervision::RestartPlan;
 use crate::job_result::JobError;
 
+/// Refuses a five-stage pipeline whose limit cannot be shared out among its gateway
+/// subtasks (each process's gateways keep their records under their subtasks'
+/// shares; a subtask with a share of 0 would never admit), or whose counts (see
+/// `pipeline_sync`) do not fit one network buffer.
+fn check_pipelines(jg: &JobGraph) -> Result<(), ClusterRunError> {
+    let pipelines = &jg.stream_graph.pipelines;
+    let mut widest = 0;
+    for p in pipelines {
+        let parallelism = jg
+            .vertices
+            .iter()
+            .find(|v| v.nodes.contains(&p.gateway))
+            .map_or(1, |v| v.parallelism);
+        widest = widest.max(parallelism);
+        if p.config.gateway.max_concurrent < parallelism {
+            return Err(ClusterRunError::Unsupported(format!(
+                "a five-stage pipeline whose gateway.max_concurrent ({}) is below its gateway's \
+                 parallelism ({parallelism}) across processes: each gateway subtask needs a \
+                 share of at least one record",
+                p.config.gateway.max_concurrent
+            )));
+        }
+    }
+    let report = super::pipeline_sync::max_report_len(pipelines.len(), widest);
+    let buffer = jg.stream_graph.config.buffer_size;
+    if report > buffer {
+        return Err(ClusterRunError::Unsupported(format!(
+            "{} five-stage pipelines at gateway parallelism {widest} across processes with a \
+             buffer size of {buffer} bytes: their counts need {report} bytes in one frame",
+            pipelines.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Connects this process to the other processes of job `name`, after checking the
 /// job uses nothing that does not work across processes yet. Process 0 first tells
 /// a supervising launcher how to restart the job.
@@ -27,15 +62,7 @@ pub(crate) fn join(
         )
         .into());
     }
-    if cluster.processes > 1 && !jg.stream_graph.pipelines.is_empty() {
-        // Its gateway admits by signals the stages share in memory (records in the
-        // pipeline, finish rate): a record admitted in one process and finished in
-        // another is never seen as finished, and the gateway stalls for good.
-        return Err(ClusterRunError::Unsupported(
-            "the five-stage pipeline (its stages share admission signals in one process)".into(),
-        )
-        .into());
-    }
+    check_pipelines(jg)?;
     if cluster.index == 0
         && let Some(file) = &cluster.supervisor_file
     {
