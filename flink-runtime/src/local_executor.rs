@@ -891,7 +891,12 @@ impl Coordinator {
         if first_failure.is_none()
             && !lost
             && !self.control.cancelled_by_user.load(Ordering::SeqCst)
-            && let Err(e) = self.sync_pipelines(true).and_then(|()| self.close_links())
+            && let Err(e) = self
+                .sync_pipelines(true)
+                .and_then(|()| self.close_links())
+                // The peers' last counts, sent before their Close: every record
+                // ended is known to its gateway's process (its count ends at 0).
+                .and_then(|()| self.sync_pipelines(false))
         {
             first_failure = Some(e);
         }

@@ -13,6 +13,7 @@ use crate::watermark::Watermark;
 
 use super::config::{GatewayConfig, PressureThresholds};
 use super::envelope::Envelope;
+use super::ledger::subtask_share;
 use super::state::{PipelineState, Stage};
 
 /// Longest single wait before the gateway re-reads pressure and the concurrency count.
@@ -50,17 +51,17 @@ pub struct GatewayOperator<T> {
     subtask_index: usize,
     /// What the envelopes this instance admits carry as their origin.
     origin: u32,
+    /// This instance's share of `max_concurrent`.
+    limit: u64,
 }
 
 /// The shared signals as last read. Reading them takes several locks, so the gateway
 /// does it at most once per [`SIGNAL_REFRESH`] of its clock rather than per record;
-/// the concurrency limit stays exact because `in_pipeline + admitted_since` bounds the
-/// true count from above (records only leave the pipeline meanwhile), and a bound at
-/// the limit forces a fresh read.
-///
-/// Across processes the gateways of each process keep the records they admitted
-/// under that process's share of the limit (the shares add up to the limit), so the
-/// whole pipeline stays under it too.
+/// the concurrency limit stays exact because each instance counts only the records
+/// it admitted itself against its own share of the limit (the shares of all
+/// instances add up to it), and `in_pipeline + admitted_since` bounds that count from
+/// above (records only leave the pipeline meanwhile, and reports of those that left
+/// in another process only lag); a bound at the limit forces a fresh read.
 #[derive(Default)]
 struct Signals {
     read_at: Option<Duration>,
@@ -69,8 +70,6 @@ struct Signals {
     finish_rate: f64,
     in_pipeline: u64,
     admitted_since: u64,
-    /// This process's share of `max_concurrent`.
-    limit: u64,
 }
 
 impl<T> GatewayOperator<T> {
@@ -88,6 +87,11 @@ impl<T> GatewayOperator<T> {
         state.register_queue(Stage::Gateway, queue_used.clone(), config.queue_size as u64);
         let admitted = ctx.metrics.custom("admitted");
         state.register_gateway(ctx.subtask_index, ctx.parallelism, admitted.clone());
+        let limit = subtask_share(
+            config.max_concurrent as u64,
+            ctx.subtask_index,
+            ctx.parallelism,
+        );
         Self {
             thresholds,
             queue: VecDeque::with_capacity(config.queue_size),
@@ -106,6 +110,7 @@ impl<T> GatewayOperator<T> {
             codec: None,
             subtask_index: ctx.subtask_index,
             origin: u32::try_from(ctx.subtask_index).unwrap_or(u32::MAX - 1),
+            limit,
         }
     }
 
@@ -141,21 +146,18 @@ impl<T> GatewayOperator<T> {
         let stale = s
             .read_at
             .is_none_or(|at| now.saturating_sub(at) >= SIGNAL_REFRESH);
-        if stale || s.in_pipeline + s.admitted_since >= s.limit {
+        if stale || s.in_pipeline + s.admitted_since >= self.limit {
             let window = self.state.signals();
             *s = Signals {
                 read_at: Some(now),
                 pressure: self.state.downstream_pressure_of(&window),
                 // The finish rate is that of this process's gateways' records.
                 finish_rate: window.finish_rate / self.state.local_gateways().max(1) as f64,
-                in_pipeline: self.state.in_pipeline(),
+                in_pipeline: self.state.in_pipeline_of(self.subtask_index),
                 admitted_since: 0,
-                limit: self
-                    .state
-                    .admission_limit(self.config.max_concurrent as u64),
             };
         }
-        let limit = self.signals.limit;
+        let limit = self.limit;
         let factor = self.rate_factor(self.signals.pressure);
         let rate = admission_rate(self.rate, factor, self.signals.finish_rate);
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();

@@ -4,12 +4,14 @@
 //!
 //! Every envelope carries its origin (the admitting gateway subtask). Where a record
 //! ends (delivered, dead-lettered or counted as an error), its origin's finish count
-//! goes up in that process. A process's view of its records inside is what its own
-//! gateways admitted minus what ended of them: here, and, as other processes last
-//! reported, there (the runtime carries those totals between processes). Reports
-//! only lag, and records only leave meanwhile, so the view bounds the true count from
-//! above: a gateway that keeps its view under its share of the limit keeps the whole
-//! pipeline under the limit, never over it.
+//! goes up in that process. A gateway subtask's view of its records inside is what it
+//! admitted minus what ended of them: here, and, as other processes last reported,
+//! there (the runtime carries those totals between processes). Reports only lag, and
+//! records only leave meanwhile, so the view bounds the true count from above; only
+//! the subtask itself admits against it, so no other admission races it. Each
+//! subtask keeps its view under its share of the limit (the shares add up to the
+//! limit), so the whole pipeline stays under the limit, never over it, in one process
+//! or many.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -127,6 +129,33 @@ impl Ledger {
         admitted.saturating_sub(self.finished_of_own())
     }
 
+    /// What gateway subtask `subtask` of this process counts against its share: its
+    /// records not known to have ended, plus its part of the records re-issued here
+    /// and still inside (shared evenly among this process's gateway subtasks,
+    /// rounded up, so together they cover all of them).
+    pub(crate) fn in_pipeline_of(&self, subtask: usize) -> u64 {
+        let gateways = lock(&self.gateways);
+        let Some((_, _, admitted)) = gateways.iter().find(|(g, _, _)| *g == subtask) else {
+            return 0;
+        };
+        let finished = self
+            .finished
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(subtask)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+            + lock(&self.remote)
+                .iter()
+                .map(|r| r.get(subtask).copied().unwrap_or(0))
+                .sum::<u64>();
+        let restored_inside = self
+            .restored
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.restored_finished.load(Ordering::Relaxed));
+        let restored_part = restored_inside.div_ceil(gateways.len() as u64);
+        (admitted.load(Ordering::Relaxed) + restored_part).saturating_sub(finished)
+    }
+
     /// How many gateway subtasks run in this process.
     pub(crate) fn local_gateways(&self) -> usize {
         lock(&self.gateways).len()
@@ -193,6 +222,8 @@ mod tests {
         }
         assert_eq!(ledger.finished_here(), vec![1, 3]);
         assert_eq!(ledger.in_pipeline(), 7);
+        assert_eq!(ledger.in_pipeline_of(1), 7);
+        assert_eq!(ledger.in_pipeline_of(0), 0, "not a gateway of this process");
         // Process 2 reports 4 of ours ended there; an older report changes nothing.
         ledger.apply_remote(2, vec![0, 4]);
         ledger.apply_remote(2, vec![0, 2]);
@@ -201,6 +232,7 @@ mod tests {
         ledger.restored(2);
         ledger.finish(RESTORED_ORIGIN);
         assert_eq!(ledger.in_pipeline(), 4);
+        assert_eq!(ledger.in_pipeline_of(1), 4);
         ledger.reset();
         assert_eq!(ledger.in_pipeline(), 0);
         assert_eq!(ledger.share_of(100), 0);

@@ -122,9 +122,16 @@ impl PipelineState {
         remote[sender] = pressure.clamp(0.0, 1.0);
     }
 
+    /// What gateway subtask `subtask` of this process counts against its share of
+    /// the limit: its records not known to have ended (wherever they end), and its
+    /// part of the records re-issued from a snapshot here.
+    pub fn in_pipeline_of(&self, subtask: usize) -> u64 {
+        self.ledger.in_pipeline_of(subtask)
+    }
+
     /// This process's share of a limit of `limit` records inside the whole pipeline
-    /// (all of it in one process): the gateways here keep
-    /// [`in_pipeline`](Self::in_pipeline) below it.
+    /// (all of it in one process): the sum of its gateway subtasks' shares, each of
+    /// which keeps [`in_pipeline_of`](Self::in_pipeline_of) itself below its own.
     pub fn admission_limit(&self, limit: u64) -> u64 {
         self.ledger.share_of(limit)
     }

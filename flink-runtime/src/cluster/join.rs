@@ -9,10 +9,8 @@ use super::links::ClusterLinks;
 use super::supervision::RestartPlan;
 use crate::job_result::JobError;
 
-/// Refuses a five-stage pipeline whose limit cannot be shared out among its gateway
-/// subtasks (each process's gateways keep their records under their subtasks'
-/// shares; a subtask with a share of 0 would never admit), or whose counts (see
-/// `pipeline_sync`) do not fit one network buffer.
+/// Refuses five-stage pipelines whose counts (see `pipeline_sync`) do not fit one
+/// network buffer.
 fn check_pipelines(jg: &JobGraph) -> Result<(), ClusterRunError> {
     let pipelines = &jg.stream_graph.pipelines;
     let mut widest = 0;
@@ -23,14 +21,6 @@ fn check_pipelines(jg: &JobGraph) -> Result<(), ClusterRunError> {
             .find(|v| v.nodes.contains(&p.gateway))
             .map_or(1, |v| v.parallelism);
         widest = widest.max(parallelism);
-        if p.config.gateway.max_concurrent < parallelism {
-            return Err(ClusterRunError::Unsupported(format!(
-                "a five-stage pipeline whose gateway.max_concurrent ({}) is below its gateway's \
-                 parallelism ({parallelism}) across processes: each gateway subtask needs a \
-                 share of at least one record",
-                p.config.gateway.max_concurrent
-            )));
-        }
     }
     let report = super::pipeline_sync::max_report_len(pipelines.len(), widest);
     let buffer = jg.stream_graph.config.buffer_size;
