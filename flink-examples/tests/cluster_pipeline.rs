@@ -3,7 +3,7 @@
 //! exactly once, exactly the expected ones; receipts keep their key; each process's
 //! gateways stay under their share of the limit (the shares add up to the limit);
 //! and every record that ended in another process was counted back to its gateway
-//! (nothing left inside at the end). A tight limit makes admission depend on those
+//! (each process knows every record its gateways admitted ended). A tight limit makes admission depend on those
 //! reports: without them the gateways would stall for good. No wall-clock
 //! assertions: a generous guard only turns a stall into a failure.
 
@@ -106,26 +106,28 @@ fn check(processes: usize, parallelism: usize, max_concurrent: usize, dir: &Path
     assert_eq!(delivered.len() + dead.len(), RECORDS as usize, "{what}");
     // The limit: each process below its share; the shares add up to the limit;
     // nothing left inside once every process reported what ended there.
-    let mut shares = 0;
+    let (mut shares, mut admitted) = (0, 0);
     for process in 0..processes {
         let line = std::fs::read_to_string(dir.join(format!("limit-{process}"))).unwrap();
         let v: Vec<u64> = line
             .split_whitespace()
             .map(|f| f.parse().unwrap())
             .collect();
-        let (max, share, violations, left) = (v[0], v[1], v[2], v[3]);
+        let (max, share, violations, entered, ended) = (v[0], v[1], v[2], v[3], v[4]);
         assert_eq!(
             violations, 0,
             "{what}: process {process} above its share {share}"
         );
         assert!(max <= share, "{what}: process {process}: {max} > {share}");
         assert_eq!(
-            left, 0,
-            "{what}: process {process} still counts records inside"
+            entered, ended,
+            "{what}: process {process} does not know every record of its gateways ended"
         );
         shares += share;
+        admitted += entered;
     }
     assert_eq!(shares, max_concurrent as u64, "{what}");
+    assert_eq!(admitted, RECORDS, "{what}: each record admitted once");
 }
 
 #[test]

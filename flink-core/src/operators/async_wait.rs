@@ -46,6 +46,31 @@ struct AsyncMetrics {
     waiting_since_ns: Arc<AtomicU64>,
 }
 
+impl AsyncMetrics {
+    /// The metrics of a new instance. The gauges start at 0: the metrics outlive an
+    /// attempt of the job, and one that failed while waiting or with calls in
+    /// flight would otherwise leave them showing a wait (pressure) that no longer
+    /// is.
+    fn new(m: &crate::metrics::OperatorMetrics) -> Self {
+        let metrics = Self {
+            in_flight: m.custom("in_flight"),
+            queued: m.custom("queued"),
+            retries: m.custom("retries"),
+            timeouts: m.custom("timeouts"),
+            slot_wait_ns: m.custom(SLOT_WAIT_NS),
+            waiting_since_ns: m.custom(WAITING_SINCE_NS),
+        };
+        for gauge in [
+            &metrics.in_flight,
+            &metrics.queued,
+            &metrics.waiting_since_ns,
+        ] {
+            gauge.store(0, Ordering::Relaxed);
+        }
+        metrics
+    }
+}
+
 /// Metric: total time the operator waited for a free slot, in ns of the job's clock.
 pub const SLOT_WAIT_NS: &str = "slot_wait_ns";
 /// Metric: when the slot wait going on now began (ns of the job's clock, plus one),
@@ -135,14 +160,7 @@ where
             subtask_index: ctx.subtask_index,
             parallelism: ctx.parallelism,
             calls: InFlight::new(ctx.services.clone()),
-            metrics: AsyncMetrics {
-                in_flight: m.custom("in_flight"),
-                queued: m.custom("queued"),
-                retries: m.custom("retries"),
-                timeouts: m.custom("timeouts"),
-                slot_wait_ns: m.custom(SLOT_WAIT_NS),
-                waiting_since_ns: m.custom(WAITING_SINCE_NS),
-            },
+            metrics: AsyncMetrics::new(m),
         }
     }
 

@@ -25,11 +25,30 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One gateway subtask of this process.
+struct Gateway {
+    subtask: usize,
+    parallelism: usize,
+    /// Its `admitted` metric, which lives as long as the job (over every attempt).
+    admitted: Arc<AtomicU64>,
+    /// What `admitted` showed when this attempt's subtask registered.
+    base: u64,
+}
+
+impl Gateway {
+    /// Records this attempt's subtask admitted.
+    fn admitted(&self) -> u64 {
+        self.admitted
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.base)
+    }
+}
+
 /// The in-pipeline count of one pipeline in one process. See the module docs.
 #[derive(Default)]
 pub(crate) struct Ledger {
-    /// This process's gateway subtasks: (subtask, parallelism, admitted count).
-    gateways: Mutex<Vec<(usize, usize, Arc<AtomicU64>)>>,
+    /// This process's gateway subtasks.
+    gateways: Mutex<Vec<Gateway>>,
     /// Records that ended in this process, by origin (grown on first use).
     finished: RwLock<Vec<AtomicU64>>,
     /// Records that ended in other processes, by reporting process, then origin: the
@@ -48,9 +67,16 @@ impl Ledger {
         parallelism: usize,
         admitted: Arc<AtomicU64>,
     ) {
+        // Counted from the metric's value now: it keeps counting over attempts.
         let mut gateways = lock(&self.gateways);
-        gateways.retain(|(s, _, _)| *s != subtask);
-        gateways.push((subtask, parallelism, admitted));
+        gateways.retain(|g| g.subtask != subtask);
+        let base = admitted.load(Ordering::Relaxed);
+        gateways.push(Gateway {
+            subtask,
+            parallelism,
+            admitted,
+            base,
+        });
     }
 
     /// One record admitted by gateway subtask `origin` ended in this process.
@@ -114,19 +140,26 @@ impl Ledger {
                     .map(|r| r.get(g).copied().unwrap_or(0))
                     .sum::<u64>()
         };
-        gateways.iter().map(|(g, _, _)| of(*g)).sum::<u64>()
+        gateways.iter().map(|g| of(g.subtask)).sum::<u64>()
             + self.restored_finished.load(Ordering::Relaxed)
+    }
+
+    /// Records that entered through this process's gateways in this attempt or were
+    /// re-issued here, and those of them known to have ended (wherever they ended).
+    pub(crate) fn balance(&self) -> (u64, u64) {
+        let entered = lock(&self.gateways)
+            .iter()
+            .map(Gateway::admitted)
+            .sum::<u64>()
+            + self.restored.load(Ordering::Relaxed);
+        (entered, self.finished_of_own())
     }
 
     /// Records of this process's gateways (and re-issued here) not known to have
     /// ended: an upper bound of those really inside.
     pub(crate) fn in_pipeline(&self) -> u64 {
-        let admitted: u64 = lock(&self.gateways)
-            .iter()
-            .map(|(_, _, a)| a.load(Ordering::Relaxed))
-            .sum::<u64>()
-            + self.restored.load(Ordering::Relaxed);
-        admitted.saturating_sub(self.finished_of_own())
+        let (entered, ended) = self.balance();
+        entered.saturating_sub(ended)
     }
 
     /// What gateway subtask `subtask` of this process counts against its share: its
@@ -135,7 +168,7 @@ impl Ledger {
     /// rounded up, so together they cover all of them).
     pub(crate) fn in_pipeline_of(&self, subtask: usize) -> u64 {
         let gateways = lock(&self.gateways);
-        let Some((_, _, admitted)) = gateways.iter().find(|(g, _, _)| *g == subtask) else {
+        let Some(gateway) = gateways.iter().find(|g| g.subtask == subtask) else {
             return 0;
         };
         let finished = self
@@ -153,7 +186,7 @@ impl Ledger {
             .load(Ordering::Relaxed)
             .saturating_sub(self.restored_finished.load(Ordering::Relaxed));
         let restored_part = restored_inside.div_ceil(gateways.len() as u64);
-        (admitted.load(Ordering::Relaxed) + restored_part).saturating_sub(finished)
+        (gateway.admitted() + restored_part).saturating_sub(finished)
     }
 
     /// How many gateway subtasks run in this process.
@@ -168,7 +201,7 @@ impl Ledger {
     pub(crate) fn share_of(&self, limit: u64) -> u64 {
         lock(&self.gateways)
             .iter()
-            .map(|&(g, p, _)| subtask_share(limit, g, p))
+            .map(|g| subtask_share(limit, g.subtask, g.parallelism))
             .sum()
     }
 
@@ -236,5 +269,9 @@ mod tests {
         ledger.reset();
         assert_eq!(ledger.in_pipeline(), 0);
         assert_eq!(ledger.share_of(100), 0);
+        // The next attempt's subtask counts from the metric's value now.
+        ledger.register_gateway(1, 2, admitted.clone());
+        admitted.fetch_add(3, Ordering::Relaxed);
+        assert_eq!(ledger.in_pipeline_of(1), 3);
     }
 }

@@ -122,6 +122,14 @@ impl PipelineState {
         remote[sender] = pressure.clamp(0.0, 1.0);
     }
 
+    /// `(entered, ended)`: records that entered the pipeline through this process's
+    /// gateways in the current attempt of the job or were re-issued here from a
+    /// snapshot, and how many of them are known to have ended (wherever they ended).
+    /// Equal once the job finished and every process reported: nothing is inside.
+    pub fn balance(&self) -> (u64, u64) {
+        self.ledger.balance()
+    }
+
     /// What gateway subtask `subtask` of this process counts against its share of
     /// the limit: its records not known to have ended (wherever they end), and its
     /// part of the records re-issued from a snapshot here.

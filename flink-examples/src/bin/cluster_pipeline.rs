@@ -12,10 +12,11 @@
 //! destination acknowledging after `--ack-us` µs. Every process writes, in `--output
 //! DIR`: `delivered-<process>` (one `payload key partition` line per receipt of its
 //! sinks), `dead-<process>` (one `payload operator` line per dead letter), and
-//! `limit-<process>` (`max_in_pipeline share violations final_in_pipeline`): the most
+//! `limit-<process>` (`max_in_pipeline share violations entered ended`): the most
 //! records its gateways had inside as sampled every 100 µs, its share of the limit,
-//! how many samples were above the share, and the count after the job (0 when every
-//! record that ended elsewhere was reported back).
+//! how many samples were above the share, and after the job the records its gateways
+//! admitted and how many of them it knows ended, here or elsewhere (equal when every
+//! record that ended in another process was reported back).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -203,14 +204,14 @@ fn main() -> anyhow::Result<()> {
                     .map(|d| format!("{} {}", d.record.payload, d.operator)),
             ),
     )?;
-    let final_inside = out.state.in_pipeline();
+    let (entered, ended) = out.state.balance();
     write_lines(
         &dir.join(format!("limit-{me}")),
-        std::iter::once(format!("{max} {share} {violations} {final_inside}")),
+        std::iter::once(format!("{max} {share} {violations} {entered} {ended}")),
     )?;
     println!(
         "process {me}: max in pipeline {max} of share {share} ({violations} samples above), \
-         {final_inside} left inside, {:.2}s",
+         {entered} admitted, {ended} of them ended, {:.2}s",
         result.duration.as_secs_f64()
     );
     Ok(())
