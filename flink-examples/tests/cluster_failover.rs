@@ -151,10 +151,15 @@ fn job_process(index: usize, checkpoints: &Path) -> Option<u32> {
 /// once a checkpoint completed, and checks the launcher restarted every process
 /// from the latest checkpoint with exactly the output of a run without failures.
 fn kill_mid_job(processes: usize, victim: usize) {
+    kill_mid_job_with(processes, victim, &[]);
+}
+
+/// As [`kill_mid_job`], with more arguments for the job; the checkpoint directory.
+fn kill_mid_job_with(processes: usize, victim: usize, extra: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
     // 60,000 records at 20,000/s: about 3 s, checkpoints every 50 ms.
-    let outcome = start(processes, processes, "20000", &checkpoints, &output);
+    let outcome = start_with(processes, processes, "20000", &checkpoints, &output, extra);
     let started = Instant::now();
     while completed_checkpoints(&checkpoints).is_empty() {
         assert!(started.elapsed() < GUARD, "no checkpoint completed");
@@ -198,6 +203,28 @@ fn kill_mid_job(processes: usize, victim: usize) {
         lines,
         expected(),
         "exactly the output of a run without failures"
+    );
+    dir
+}
+
+#[test]
+fn unaligned_checkpoints_across_processes_survive_a_kill_exactly() {
+    // The running sum takes 200 µs a record: the source (20,000/s) is held back, so
+    // the barriers overtake records in flight on the connections between the
+    // processes, which each process stores with its tasks' state.
+    let dir = kill_mid_job_with(2, 1, &["--unaligned", "--slow-us", "200"]);
+    let persisted: Vec<u64> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name()?.to_str()?.to_string();
+            name.starts_with("persisted-")
+                .then(|| std::fs::read_to_string(&path).unwrap().parse().unwrap())
+        })
+        .collect();
+    assert!(
+        persisted.iter().any(|&bytes| bytes > 0),
+        "no checkpoint stored records in flight: {persisted:?}"
     );
 }
 

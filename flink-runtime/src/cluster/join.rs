@@ -35,7 +35,13 @@ fn check_pipelines(jg: &JobGraph) -> Result<(), ClusterRunError> {
 }
 
 /// Connects this process to the other processes of job `name`, after checking the
-/// job uses nothing that does not work across processes yet. Process 0 first tells
+/// job uses nothing that does not work across processes yet.
+///
+/// Unaligned checkpoints work as in one process: a connection is one ordered byte
+/// stream, so a priority barrier reaches the receiving channel after every buffer
+/// shipped before it; those not yet taken there, and the sender's queued ones, are
+/// what it overtakes and stores with the snapshot (each process its own tasks'),
+/// replayed on restore. Process 0 first tells
 /// a supervising launcher how to restart the job.
 pub(crate) fn join(
     jg: &JobGraph,
@@ -43,15 +49,6 @@ pub(crate) fn join(
     name: &str,
 ) -> Result<ClusterLinks, JobError> {
     let config = &jg.stream_graph.config;
-    if config.checkpointing.as_ref().is_some_and(|c| c.unaligned) {
-        // Barriers overtaking buffers queued in a peer's socket, and the in-flight
-        // data they overtook, are not handled across processes: refused rather than
-        // taken with a silently aligned meaning.
-        return Err(ClusterRunError::Unsupported(
-            "unaligned checkpoints (aligned checkpoints work across processes)".into(),
-        )
-        .into());
-    }
     check_pipelines(jg)?;
     if cluster.index == 0
         && let Some(file) = &cluster.supervisor_file
