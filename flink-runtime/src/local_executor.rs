@@ -877,6 +877,7 @@ impl Coordinator {
                 first_failure = Some(lost.into());
                 self.attempt.cancel.cancel();
             }
+            self.spread_stop();
             if first_failure.is_none()
                 && let Err(e) = self.sync_pipelines(false)
             {
@@ -953,6 +954,20 @@ impl Coordinator {
                 return Ok(());
             }
             std::thread::sleep(COORDINATOR_TICK);
+        }
+    }
+
+    /// Across processes, a stop (drain) asked in any process stops every process's
+    /// sources: the process where it was asked tells the others.
+    fn spread_stop(&mut self) {
+        let Some(links) = &self.setup.links else {
+            return;
+        };
+        if self.control.stop_requested.load(Ordering::SeqCst) {
+            links.broadcast_stop();
+        } else if links.stop_heard() {
+            tracing::info!(job = %self.job_name, "another process stopped the job: draining");
+            self.control.stop_requested.store(true, Ordering::SeqCst);
         }
     }
 
