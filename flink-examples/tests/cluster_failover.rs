@@ -333,3 +333,105 @@ fn restore_latest(checkpoints: &Path, output: &Path) -> bool {
     };
     launch(&run).expect("the launcher runs").success()
 }
+
+/// Starts job process `index` of `cluster` by hand (no launcher: nothing restarts it).
+fn spawn_process(
+    cluster: &flink_core::cluster::ClusterConfig,
+    args: &[std::ffi::OsString],
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(args)
+        .envs(flink_runtime::cluster::launcher::cluster_env(cluster))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_checkpoint_of_two_processes_restores_on_three_at_another_parallelism_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let args = |parallelism: usize, restore: bool| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec![
+            "--records".into(),
+            RECORDS.to_string().into(),
+            "--parallelism".into(),
+            parallelism.to_string().into(),
+            "--rate".into(),
+            "20000".into(),
+            "--checkpoint-dir".into(),
+            checkpoints.clone().into(),
+            "--output-dir".into(),
+            output.clone().into(),
+        ];
+        if restore {
+            a.push("--restore".into());
+        }
+        // The rate-limited sequence restores only at the parallelism it was saved
+        // with; the keyed sum and the sink rescale.
+        a.extend(["--source-parallelism".into(), "2".into()]);
+        a
+    };
+    // Two processes at parallelism 2, started by hand: killed for good mid-run,
+    // after checkpoints completed (no launcher restarts them).
+    let peers: Vec<String> = flink_runtime::cluster::launcher::free_loopback_ports(2)
+        .unwrap()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let mut children: Vec<std::process::Child> = (0..2)
+        .map(|i| {
+            let cluster =
+                flink_core::cluster::ClusterConfig::new(2, i, peers.clone(), b"s".to_vec())
+                    .with_connect_timeout(Duration::from_secs(30));
+            spawn_process(&cluster, &args(2, false))
+        })
+        .collect();
+    let started = Instant::now();
+    while completed_checkpoints(&checkpoints).is_empty() {
+        assert!(started.elapsed() < GUARD, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Timing only decides where the kill falls (about a third into the run).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        children.iter_mut().all(|c| c.try_wait().unwrap().is_none()),
+        "the job ended before the kill"
+    );
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // The same job restored from the latest checkpoint over three processes, its
+    // keyed sum and sink at parallelism 3 (keyed state by key group).
+    let outcome = start_with_args(3, args(3, true))
+        .recv_timeout(GUARD)
+        .expect("the launcher ends within the guard");
+    assert!(outcome.success(), "{outcome:?}");
+    let (lines, leftovers) = committed(&output);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        lines,
+        expected(),
+        "exactly the output of a run without failures"
+    );
+}
+
+/// Runs the launcher with `args` on a thread; the receiver gets its outcome.
+fn start_with_args(
+    processes: usize,
+    args: Vec<std::ffi::OsString>,
+) -> mpsc::Receiver<LaunchOutcome> {
+    let run = Launch {
+        processes,
+        program: BIN.into(),
+        args,
+        connect_timeout: Duration::from_secs(60),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(launch(&run).expect("the launcher runs"));
+    });
+    rx
+}

@@ -65,6 +65,11 @@ struct Args {
     /// are in flight when a checkpoint is taken).
     #[arg(long, default_value_t = 0)]
     slow_us: u64,
+    /// Parallelism of the source and the map chained to it (default: --parallelism):
+    /// a rate-limited sequence restores only at the parallelism it was saved with,
+    /// the keyed sum and the sink at any.
+    #[arg(long)]
+    source_parallelism: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,8 +100,10 @@ fn main() -> anyhow::Result<()> {
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
     let (fail_once_at, slow_us) = (args.fail_once_at, args.slow_us);
     let marker = args.checkpoint_dir.join("failed-once");
+    let source_parallelism = args.source_parallelism.unwrap_or(args.parallelism);
     env.from_source(source, "Sequence")
         .uid("sequence")
+        .set_parallelism(source_parallelism)
         .map(move |x| {
             if Some(x) == fail_once_at && std::fs::File::create_new(&marker).is_ok() {
                 panic!("record {x} fails once, as asked");
@@ -104,6 +111,7 @@ fn main() -> anyhow::Result<()> {
             (x / BLOCK, x)
         })
         .uid("key")
+        .set_parallelism(source_parallelism)
         .key_by(|r| r.0)
         .process(move |key, (_, x), sum, out| {
             if slow_us > 0 {
