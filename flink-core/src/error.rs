@@ -112,6 +112,9 @@ pub enum GraphError {
         /// How many streams the union joins.
         inputs: usize,
     },
+    /// A five-stage pipeline cannot work at the parallelism it runs at.
+    #[error(transparent)]
+    InvalidPipeline(#[from] crate::pipeline::PipelineConfigError),
     /// The options of an async operator cannot work.
     #[error("async operator '{operator}': {error}")]
     InvalidAsyncOptions {
@@ -245,6 +248,7 @@ impl fmt::Debug for GraphError {
         match self {
             Self::Config(e) => f.debug_tuple("Config").field(e).finish(),
             Self::NoSink => f.write_str("NoSink"),
+            Self::InvalidPipeline(e) => f.debug_tuple("InvalidPipeline").field(e).finish(),
             Self::ForwardParallelismMismatch {
                 from,
                 from_parallelism,

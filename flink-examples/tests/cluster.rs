@@ -385,3 +385,51 @@ fn a_process_that_hangs_is_detected_by_heartbeats_and_fails_the_other() {
     assert!(err.contains("connection to process 1 at"), "{err}");
     assert!(err.contains("heartbeat timeout"), "{err}");
 }
+
+#[test]
+fn stop_on_process_0_drains_every_process_and_every_record_read_reaches_a_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&output).unwrap();
+    // Far more records than it reads before the stop: only the stop ends it.
+    let args: Vec<std::ffi::OsString> = [
+        "--records",
+        "1000000000000",
+        "--parallelism",
+        "4",
+        "--stop-after-ms",
+        "1500",
+        "--output",
+    ]
+    .iter()
+    .map(Into::into)
+    .chain([output.clone().into_os_string()])
+    .collect();
+    let job = Launch {
+        processes: 2,
+        program: BIN.into(),
+        args,
+        connect_timeout: Duration::from_secs(30),
+    };
+    // Without the stop reaching process 1 its sources would read on: the guard
+    // turns that into a failure.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(launch(&job));
+    });
+    let outcome = rx
+        .recv_timeout(GUARD)
+        .expect("the stopped job ends within the guard")
+        .unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+    let job = std::fs::read_to_string(output.join("job")).unwrap();
+    let f: Vec<&str> = job.split_whitespace().collect();
+    let (read, sunk): (u64, u64) = (f[0].parse().unwrap(), f[1].parse().unwrap());
+    assert_eq!(f[2], "true", "the job says it was stopped");
+    assert!(read > 0 && read < 1_000_000_000_000, "{read}");
+    assert_eq!(sunk, read, "every record read reached a sink");
+    std::fs::remove_file(output.join("job")).unwrap();
+    // The sinks of both processes wrote: their updates add up to every record read.
+    let updates: u64 = merged(&output).values().map(|(_, n)| n).sum();
+    assert_eq!(updates, read);
+}

@@ -151,10 +151,15 @@ fn job_process(index: usize, checkpoints: &Path) -> Option<u32> {
 /// once a checkpoint completed, and checks the launcher restarted every process
 /// from the latest checkpoint with exactly the output of a run without failures.
 fn kill_mid_job(processes: usize, victim: usize) {
+    kill_mid_job_with(processes, victim, &[]);
+}
+
+/// As [`kill_mid_job`], with more arguments for the job; the checkpoint directory.
+fn kill_mid_job_with(processes: usize, victim: usize, extra: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
     // 60,000 records at 20,000/s: about 3 s, checkpoints every 50 ms.
-    let outcome = start(processes, processes, "20000", &checkpoints, &output);
+    let outcome = start_with(processes, processes, "20000", &checkpoints, &output, extra);
     let started = Instant::now();
     while completed_checkpoints(&checkpoints).is_empty() {
         assert!(started.elapsed() < GUARD, "no checkpoint completed");
@@ -198,6 +203,28 @@ fn kill_mid_job(processes: usize, victim: usize) {
         lines,
         expected(),
         "exactly the output of a run without failures"
+    );
+    dir
+}
+
+#[test]
+fn unaligned_checkpoints_across_processes_survive_a_kill_exactly() {
+    // The running sum takes 200 µs a record: the source (20,000/s) is held back, so
+    // the barriers overtake records in flight on the connections between the
+    // processes, which each process stores with its tasks' state.
+    let dir = kill_mid_job_with(2, 1, &["--unaligned", "--slow-us", "200"]);
+    let persisted: Vec<u64> = std::fs::read_dir(dir.path().join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name()?.to_str()?.to_string();
+            name.starts_with("persisted-")
+                .then(|| std::fs::read_to_string(&path).unwrap().parse().unwrap())
+        })
+        .collect();
+    assert!(
+        persisted.iter().any(|&bytes| bytes > 0),
+        "no checkpoint stored records in flight: {persisted:?}"
     );
 }
 
@@ -305,4 +332,106 @@ fn restore_latest(checkpoints: &Path, output: &Path) -> bool {
         connect_timeout: Duration::from_secs(60),
     };
     launch(&run).expect("the launcher runs").success()
+}
+
+/// Starts job process `index` of `cluster` by hand (no launcher: nothing restarts it).
+fn spawn_process(
+    cluster: &flink_core::cluster::ClusterConfig,
+    args: &[std::ffi::OsString],
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(args)
+        .envs(flink_runtime::cluster::launcher::cluster_env(cluster))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_checkpoint_of_two_processes_restores_on_three_at_another_parallelism_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checkpoints, output) = (dir.path().join("checkpoints"), dir.path().join("out"));
+    let args = |parallelism: usize, restore: bool| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec![
+            "--records".into(),
+            RECORDS.to_string().into(),
+            "--parallelism".into(),
+            parallelism.to_string().into(),
+            "--rate".into(),
+            "20000".into(),
+            "--checkpoint-dir".into(),
+            checkpoints.clone().into(),
+            "--output-dir".into(),
+            output.clone().into(),
+        ];
+        if restore {
+            a.push("--restore".into());
+        }
+        // The rate-limited sequence restores only at the parallelism it was saved
+        // with; the keyed sum and the sink rescale.
+        a.extend(["--source-parallelism".into(), "2".into()]);
+        a
+    };
+    // Two processes at parallelism 2, started by hand: killed for good mid-run,
+    // after checkpoints completed (no launcher restarts them).
+    let peers: Vec<String> = flink_runtime::cluster::launcher::free_loopback_ports(2)
+        .unwrap()
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let mut children: Vec<std::process::Child> = (0..2)
+        .map(|i| {
+            let cluster =
+                flink_core::cluster::ClusterConfig::new(2, i, peers.clone(), b"s".to_vec())
+                    .with_connect_timeout(Duration::from_secs(30));
+            spawn_process(&cluster, &args(2, false))
+        })
+        .collect();
+    let started = Instant::now();
+    while completed_checkpoints(&checkpoints).is_empty() {
+        assert!(started.elapsed() < GUARD, "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Timing only decides where the kill falls (about a third into the run).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        children.iter_mut().all(|c| c.try_wait().unwrap().is_none()),
+        "the job ended before the kill"
+    );
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    // The same job restored from the latest checkpoint over three processes, its
+    // keyed sum and sink at parallelism 3 (keyed state by key group).
+    let outcome = start_with_args(3, args(3, true))
+        .recv_timeout(GUARD)
+        .expect("the launcher ends within the guard");
+    assert!(outcome.success(), "{outcome:?}");
+    let (lines, leftovers) = committed(&output);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        lines,
+        expected(),
+        "exactly the output of a run without failures"
+    );
+}
+
+/// Runs the launcher with `args` on a thread; the receiver gets its outcome.
+fn start_with_args(
+    processes: usize,
+    args: Vec<std::ffi::OsString>,
+) -> mpsc::Receiver<LaunchOutcome> {
+    let run = Launch {
+        processes,
+        program: BIN.into(),
+        args,
+        connect_timeout: Duration::from_secs(60),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(launch(&run).expect("the launcher runs"));
+    });
+    rx
 }

@@ -118,6 +118,8 @@ impl JobControl {
     /// [`records_read_by_sources`](JobExecutionResult::records_read_by_sources) and
     /// [`records_at_sinks`](JobExecutionResult::records_at_sinks) say what was read
     /// and written. Returns at once; the drain takes as long as the sinks need.
+    /// Across processes it stops the sources of every process (the others are told
+    /// within a few milliseconds), from whichever process it is called in.
     pub fn stop(&self) {
         self.stop_requested.store(true, Ordering::SeqCst);
     }

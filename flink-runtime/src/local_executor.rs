@@ -279,7 +279,12 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                 .collect()
         })
         .unwrap_or_default();
+    let pipeline_sync = setup
+        .links
+        .as_ref()
+        .and_then(|l| crate::cluster::PipelineSync::new(&jg.stream_graph.pipelines, l));
     let coordinator = Coordinator {
+        pipeline_sync,
         job_name: name.to_string(),
         control: control.clone(),
         flows,
@@ -364,6 +369,11 @@ fn start_attempt(
         .collect();
     let checkpointing =
         checkpoints.map(|c| (Arc::new(c.config().clone()), c.start_attempt(all_tasks)));
+    // What a failed attempt had inside its pipelines is gone with it (re-issued from
+    // the snapshot or read again, and counted again then).
+    for p in &jg.stream_graph.pipelines {
+        p.state.new_attempt();
+    }
     let mut threads = Vec::new();
     for v in &jg.vertices {
         for s in (0..v.parallelism).filter(|&s| setup.is_local(s)) {
@@ -683,6 +693,9 @@ enum AttemptEnd {
 /// checkpoint as the restart strategy allows, then reports; after a successful end
 /// it runs the job's end-of-job actions.
 struct Coordinator {
+    /// Across processes, with five-stage pipelines: their counts to and from the
+    /// other processes.
+    pipeline_sync: Option<crate::cluster::PipelineSync>,
     job_name: String,
     control: JobControl,
     flows: Vec<RecordFlow>,
@@ -864,6 +877,14 @@ impl Coordinator {
                 first_failure = Some(lost.into());
                 self.attempt.cancel.cancel();
             }
+            self.spread_stop();
+            if first_failure.is_none()
+                && let Err(e) = self.sync_pipelines(false)
+            {
+                tracing::error!(job = %self.job_name, %e, "cancelling the job's tasks");
+                first_failure = Some(e);
+                self.attempt.cancel.cancel();
+            }
         }
         for t in self.attempt.threads.drain(..) {
             let _ = t.join();
@@ -871,7 +892,12 @@ impl Coordinator {
         if first_failure.is_none()
             && !lost
             && !self.control.cancelled_by_user.load(Ordering::SeqCst)
-            && let Err(e) = self.close_links()
+            && let Err(e) = self
+                .sync_pipelines(true)
+                .and_then(|()| self.close_links())
+                // The peers' last counts, sent before their Close: every record
+                // ended is known to its gateway's process (its count ends at 0).
+                .and_then(|()| self.sync_pipelines(false))
         {
             first_failure = Some(e);
         }
@@ -928,6 +954,29 @@ impl Coordinator {
                 return Ok(());
             }
             std::thread::sleep(COORDINATOR_TICK);
+        }
+    }
+
+    /// Across processes, a stop (drain) asked in any process stops every process's
+    /// sources: the process where it was asked tells the others.
+    fn spread_stop(&mut self) {
+        let Some(links) = &self.setup.links else {
+            return;
+        };
+        if self.control.stop_requested.load(Ordering::SeqCst) {
+            links.broadcast_stop();
+        } else if links.stop_heard() {
+            tracing::info!(job = %self.job_name, "another process stopped the job: draining");
+            self.control.stop_requested.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Exchanges the five-stage pipelines' counts with the other processes (at most
+    /// every few ms, unless `force`d: the last report before this side closes).
+    fn sync_pipelines(&mut self, force: bool) -> Result<(), JobError> {
+        match &mut self.pipeline_sync {
+            Some(sync) => sync.tick(force).map_err(JobError::from),
+            None => Ok(()),
         }
     }
 

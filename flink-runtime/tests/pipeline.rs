@@ -352,3 +352,28 @@ fn bad_pipeline_configs_are_typed_errors() {
         .build();
     assert_eq!(missing.err().map(|e| e.field), Some("call"));
 }
+
+#[test]
+fn a_limit_below_the_gateway_parallelism_is_a_typed_error() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(4);
+    let pipeline = FiveStagePipeline::<u64, u64>::builder()
+        .configure(|c| c.gateway.max_concurrent = 3)
+        .key(|x| x.to_string())
+        .call(|x: u64| async move { Ok::<u64, String>(x) })
+        .destination(Destination::default())
+        .build()
+        .unwrap();
+    env.from_sequence(1, 10)
+        .apply_pipeline(&pipeline)
+        .delivered
+        .collect_vec();
+    // Each gateway subtask keeps its records under its share of the limit: a share
+    // of 0 would never admit.
+    match env.execute("limit below parallelism") {
+        Err(JobError::Graph(flink_core::error::GraphError::InvalidPipeline(e))) => {
+            assert_eq!(e.field, "gateway.max_concurrent");
+        }
+        other => panic!("expected a typed error, got {other:?}"),
+    }
+}

@@ -96,6 +96,7 @@ impl StreamGraph {
             .map(|(id, n)| resolve_node(&b.config, id, n))
             .collect::<Result<Vec<_>, _>>()?;
         check_unique_uids(&nodes)?;
+        check_pipeline_limits(&b.pipelines, &nodes)?;
         let runtime_mode = crate::runtime_mode::resolve(b)?;
         let edges = b
             .edges
@@ -168,6 +169,29 @@ fn check_unique_uids(nodes: &[StreamNode]) -> Result<(), GraphError> {
                 first: first.to_string(),
                 second: n.name.clone(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// Each gateway subtask keeps its records under its share of `max_concurrent`: a
+/// subtask with a share of 0 would never admit anything.
+fn check_pipeline_limits(
+    pipelines: &[crate::pipeline::PipelineHandle],
+    nodes: &[StreamNode],
+) -> Result<(), GraphError> {
+    for p in pipelines {
+        let parallelism = nodes.get(p.gateway).map_or(1, |n| n.parallelism);
+        if p.config.gateway.max_concurrent < parallelism {
+            return Err(crate::pipeline::PipelineConfigError {
+                field: "gateway.max_concurrent",
+                problem: format!(
+                    "is {}, below the gateway's parallelism {parallelism}: each gateway \
+                     subtask needs a share of at least one record",
+                    p.config.gateway.max_concurrent
+                ),
+            }
+            .into());
         }
     }
     Ok(())

@@ -16,7 +16,7 @@ use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
 use super::async_queue_state::{PendingInputs, QueueCodec, QueuedElement};
-use super::give_up::GiveUp;
+use super::give_up::{GiveUp, GiveUpObserver};
 use super::in_flight::InFlight;
 use super::result_queue::{Released, ResultQueue};
 
@@ -44,6 +44,31 @@ struct AsyncMetrics {
     slot_wait_ns: Arc<AtomicU64>,
     /// When the wait going on now began (ns of the job's clock, plus one), or 0.
     waiting_since_ns: Arc<AtomicU64>,
+}
+
+impl AsyncMetrics {
+    /// The metrics of a new instance. The gauges start at 0: the metrics outlive an
+    /// attempt of the job, and one that failed while waiting or with calls in
+    /// flight would otherwise leave them showing a wait (pressure) that no longer
+    /// is.
+    fn new(m: &crate::metrics::OperatorMetrics) -> Self {
+        let metrics = Self {
+            in_flight: m.custom("in_flight"),
+            queued: m.custom("queued"),
+            retries: m.custom("retries"),
+            timeouts: m.custom("timeouts"),
+            slot_wait_ns: m.custom(SLOT_WAIT_NS),
+            waiting_since_ns: m.custom(WAITING_SINCE_NS),
+        };
+        for gauge in [
+            &metrics.in_flight,
+            &metrics.queued,
+            &metrics.waiting_since_ns,
+        ] {
+            gauge.store(0, Ordering::Relaxed);
+        }
+        metrics
+    }
 }
 
 /// Metric: total time the operator waited for a free slot, in ns of the job's clock.
@@ -135,14 +160,7 @@ where
             subtask_index: ctx.subtask_index,
             parallelism: ctx.parallelism,
             calls: InFlight::new(ctx.services.clone()),
-            metrics: AsyncMetrics {
-                in_flight: m.custom("in_flight"),
-                queued: m.custom("queued"),
-                retries: m.custom("retries"),
-                timeouts: m.custom("timeouts"),
-                slot_wait_ns: m.custom(SLOT_WAIT_NS),
-                waiting_since_ns: m.custom(WAITING_SINCE_NS),
-            },
+            metrics: AsyncMetrics::new(m),
         }
     }
 
@@ -155,6 +173,26 @@ where
     {
         self.codec = Some(QueueCodec::new());
         self
+    }
+
+    /// Tells `observer` of every record given up on that ends here (as a dead letter
+    /// or a counted error).
+    pub(crate) fn observing_give_ups(mut self, observer: GiveUpObserver<I>) -> Self {
+        self.give_up.observe(observer);
+        self
+    }
+
+    /// Changes every restored record not issued again yet with `f`; how many there
+    /// are.
+    pub(crate) fn change_restored(&mut self, mut f: impl FnMut(&mut I)) -> u64 {
+        let mut n = 0;
+        for element in &mut self.to_reissue {
+            if let QueuedElement::Record(input) = element {
+                f(input);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Issues the calls of a restored queue again, in their order, before anything

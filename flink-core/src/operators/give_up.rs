@@ -13,6 +13,9 @@ use crate::functions::Collector;
 use crate::operator::RuntimeContext;
 use crate::side_output::SideOutput;
 
+/// Told of each record given up on that ends as a dead letter or counted error.
+pub(crate) type GiveUpObserver<T> = Box<dyn Fn(&T) + Send>;
+
 /// Ends records an operator gave up on, counting them in its `dead_letters` and
 /// `errors` metrics.
 pub(crate) struct GiveUp<T> {
@@ -21,6 +24,8 @@ pub(crate) struct GiveUp<T> {
     dead_letter_output: SideOutput<DeadLetter<T>>,
     dead_letters: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
+    /// Told of every record that ends here (dead-lettered or counted).
+    observer: Option<GiveUpObserver<T>>,
 }
 
 impl<T: 'static> GiveUp<T> {
@@ -32,7 +37,14 @@ impl<T: 'static> GiveUp<T> {
             dead_letter_output: ctx.side_output(&dead_letter_tag::<T>()),
             dead_letters: ctx.metrics.custom("dead_letters"),
             errors: ctx.metrics.custom("errors"),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` of every record that ends here as a dead letter or a counted
+    /// error (the five-stage pipeline counts them out of its in-pipeline count).
+    pub(crate) fn observe(&mut self, observer: GiveUpObserver<T>) {
+        self.observer = Some(observer);
     }
 
     /// Gives up on `record` after `attempts`; `what` says what failed ("async call
@@ -42,6 +54,9 @@ impl<T: 'static> GiveUp<T> {
         match self.policy {
             FailurePolicy::FailJob => fail_operator(&self.operator, format!("{reason}: {error}")),
             FailurePolicy::Count => {
+                if let Some(observer) = &self.observer {
+                    observer(&record);
+                }
                 self.errors.fetch_add(1, Ordering::Relaxed);
                 // flink-core has no logging dependency; counted failures are reported
                 // through the `errors` metric, and to standard error so they are seen
@@ -49,6 +64,9 @@ impl<T: 'static> GiveUp<T> {
                 eprintln!("{}: {reason}, counted as error: {error}", self.operator);
             }
             FailurePolicy::DeadLetter => {
+                if let Some(observer) = &self.observer {
+                    observer(&record);
+                }
                 self.dead_letters.fetch_add(1, Ordering::Relaxed);
                 let letter = DeadLetter::new(record, &self.operator, reason)
                     .with_attempts(attempts)

@@ -7,7 +7,7 @@ mod async_wait;
 mod broadcast_process;
 mod filter;
 mod flat_map;
-mod give_up;
+pub(crate) mod give_up;
 mod in_flight;
 mod keyed_broadcast_process;
 mod keyed_final_fold;

@@ -23,6 +23,8 @@ pub struct PipelineHandle {
     pub state: Arc<PipelineState>,
     /// Its configuration.
     pub config: PipelineConfig,
+    /// The stream node id of its Gateway operator.
+    pub gateway: usize,
 }
 
 /// A validated five-stage pipeline from records `T` to results `O`, ready to be
@@ -185,6 +187,7 @@ impl<T: Record> DataStream<T> {
             GatewayOperator::new(gw_cfg.clone(), thresholds, st.clone(), ctx)
                 .storing_queue_in_snapshots()
         });
+        let gateway_node = gateway.inputs[0].node;
         let (key, kg_cfg) = (p.key.clone(), c.key_gen.clone());
         let key_gen = gateway.transform("KeyGen", move |ctx| {
             KeyGenOperator::new(key.clone(), kg_cfg.clone(), ctx)
@@ -231,6 +234,7 @@ impl<T: Record> DataStream<T> {
             .push(PipelineHandle {
                 state: state.clone(),
                 config: p.config.clone(),
+                gateway: gateway_node,
             });
         PipelineStreams {
             undelivered: final_sink.dead_letters::<Envelope<O>>(),

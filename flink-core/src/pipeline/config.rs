@@ -9,7 +9,9 @@ use thiserror::Error;
 pub struct GatewayConfig {
     /// Records admitted per second at most (token bucket).
     pub max_requests_per_second: f64,
-    /// Records admitted but not yet finished (acknowledged, or dead-lettered) at most.
+    /// Records admitted but not yet finished (acknowledged, dead-lettered or counted
+    /// as errors) at most, shared out evenly among the gateway's parallel instances
+    /// (each keeps the records it admitted under its share, wherever they are).
     pub max_concurrent: usize,
     /// Records the gateway holds while they wait for admission; when full, it stops
     /// reading its input (back pressure).

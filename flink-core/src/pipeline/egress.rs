@@ -4,15 +4,18 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, RetryStrategy};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::destination::AckDestination;
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
+use crate::operators::give_up::GiveUpObserver;
 use crate::operators::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
 use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
 use super::config::{AsyncEgressConfig, FinalSinkConfig, GatewayConfig};
 use super::envelope::Envelope;
+use super::ledger::RESTORED_ORIGIN;
 use super::signals::StageMeters;
 use super::state::{PipelineState, Stage};
 
@@ -35,6 +38,7 @@ impl<T> Envelope<T> {
             key: self.key.clone(),
             partition: self.partition,
             admitted_ns: self.admitted_ns,
+            origin: self.origin,
             payload: (),
         }
     }
@@ -100,6 +104,7 @@ impl AsyncOptions {
 /// timeout, exponential backoff with jitter, dead letters).
 pub struct EgressOperator<T, O> {
     inner: AsyncWaitOperator<Envelope<T>, Envelope<O>, OnPayload<T, O>>,
+    state: Arc<PipelineState>,
 }
 
 impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
@@ -117,18 +122,45 @@ impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
     pub fn new(
         call: Arc<OnPayload<T, O>>,
         config: &AsyncEgressConfig,
-        state: &PipelineState,
+        state: &Arc<PipelineState>,
         ctx: &RuntimeContext,
     ) -> Self {
-        let inner = AsyncWaitOperator::new(call, Arc::new(egress_options(config)), ctx);
+        let inner = AsyncWaitOperator::new(call, Arc::new(egress_options(config)), ctx)
+            .observing_give_ups(finishing(state));
         register_async_stage(Stage::Egress, config.max_concurrent_operations, state, ctx);
-        Self { inner }
+        Self {
+            inner,
+            state: state.clone(),
+        }
     }
 }
 
-/// Registers what an async-based stage ends (dead letters, counted errors), its
-/// in-flight calls (shown as occupancy), and the meters its pressure is read from:
-/// time waiting for a free slot, and records failing.
+/// Counts a record given up on out of the pipeline, for its origin.
+fn finishing<T>(state: &Arc<PipelineState>) -> GiveUpObserver<Envelope<T>> {
+    let state = state.clone();
+    Box::new(move |e| state.finish(e.origin))
+}
+
+/// Restores `inner`'s queue; its records count as inside the pipeline again, once,
+/// in this process (they end here: nothing after them changes process).
+fn restore_counted<
+    T: Clone + Send + 'static,
+    O: Send + 'static,
+    F: AsyncFunction<Envelope<T>, O>,
+>(
+    inner: &mut AsyncWaitOperator<Envelope<T>, O, F>,
+    state: &PipelineState,
+    scope: StateScope,
+    restored: &RestoredState,
+) -> Result<(), StateError> {
+    inner.restore_state(scope, restored)?;
+    state.restored(inner.change_restored(|e| e.origin = RESTORED_ORIGIN));
+    Ok(())
+}
+
+/// Registers an async-based stage's in-flight calls (shown as occupancy) and the
+/// meters its pressure is read from: time waiting for a free slot, and records
+/// failing.
 fn register_async_stage(
     stage: Stage,
     capacity: usize,
@@ -137,9 +169,6 @@ fn register_async_stage(
 ) {
     let m = &ctx.metrics;
     let failed = vec![m.custom("dead_letters"), m.custom("errors")];
-    for counter in &failed {
-        state.register_finished(counter.clone());
-    }
     state.register_occupancy(stage, m.custom("in_flight"), capacity as u64);
     let meters = StageMeters {
         received: m.records_in.clone(),
@@ -175,7 +204,21 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
         self.inner.prepare_snapshot_pre_barrier(checkpoint_id, out);
     }
 
-    crate::operator::forward_state_to_inner!();
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.snapshot_state(scope, checkpoint_id)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        restore_counted(&mut self.inner, &self.state, scope, restored)
+    }
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,
@@ -217,14 +260,14 @@ impl<O: Clone + Send + 'static> FinalSinkOperator<O> {
         state: Arc<PipelineState>,
         ctx: &RuntimeContext,
     ) -> Self {
-        let inner = AsyncWaitOperator::new(send, Arc::new(final_sink_options(config)), ctx);
+        let inner = AsyncWaitOperator::new(send, Arc::new(final_sink_options(config)), ctx)
+            .observing_give_ups(finishing(&state));
         register_async_stage(
             Stage::FinalSink,
             config.max_pending_acknowledgments,
             &state,
             ctx,
         );
-        state.register_finished(ctx.metrics.records_out.clone());
         Self {
             inner,
             state,
@@ -264,6 +307,7 @@ impl<O, C: Collector<Envelope<O>> + ?Sized> Collector<Envelope<O>> for Acknowled
             .now
             .saturating_sub(Duration::from_nanos(receipt.admitted_ns));
         self.state.record_latency(latency, self.slow_threshold);
+        self.state.finish(receipt.origin);
         self.out.collect(receipt);
     }
 
@@ -304,7 +348,21 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
             .prepare_snapshot_pre_barrier(checkpoint_id, &mut acked);
     }
 
-    crate::operator::forward_state_to_inner!();
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.inner.snapshot_state(scope, checkpoint_id)
+    }
+
+    fn restore_state(
+        &mut self,
+        scope: StateScope,
+        restored: &RestoredState,
+    ) -> Result<(), StateError> {
+        restore_counted(&mut self.inner, &self.state, scope, restored)
+    }
 
     fn process_watermark<C: Collector<Envelope<O>> + ?Sized>(
         &mut self,

@@ -9,6 +9,10 @@ pub struct Envelope<T> {
     pub partition: u32,
     /// When the gateway admitted it, on the job's clock (nanoseconds).
     pub admitted_ns: u64,
+    /// The gateway subtask that admitted it ([`RESTORED_ORIGIN`](super::RESTORED_ORIGIN)
+    /// once re-issued from a snapshot): where it ends, it is counted as ended for
+    /// that subtask's in-pipeline count, in whichever process.
+    pub origin: u32,
     /// The record itself.
     pub payload: T,
 }
@@ -20,6 +24,7 @@ impl<T> Envelope<T> {
             key: self.key,
             partition: self.partition,
             admitted_ns: self.admitted_ns,
+            origin: self.origin,
             payload,
         }
     }

@@ -13,6 +13,7 @@ use crate::watermark::Watermark;
 
 use super::config::{GatewayConfig, PressureThresholds};
 use super::envelope::Envelope;
+use super::ledger::subtask_share;
 use super::state::{PipelineState, Stage};
 
 /// Longest single wait before the gateway re-reads pressure and the concurrency count.
@@ -48,13 +49,19 @@ pub struct GatewayOperator<T> {
     /// How the queue is stored in a snapshot; `None`: admitted before the barrier.
     codec: Option<StateCodec<VecDeque<T>>>,
     subtask_index: usize,
+    /// What the envelopes this instance admits carry as their origin.
+    origin: u32,
+    /// This instance's share of `max_concurrent`.
+    limit: u64,
 }
 
 /// The shared signals as last read. Reading them takes several locks, so the gateway
 /// does it at most once per [`SIGNAL_REFRESH`] of its clock rather than per record;
-/// the concurrency limit stays exact because `in_pipeline + admitted_since` bounds the
-/// true count from above (records only leave the pipeline meanwhile), and a bound at
-/// the limit forces a fresh read.
+/// the concurrency limit stays exact because each instance counts only the records
+/// it admitted itself against its own share of the limit (the shares of all
+/// instances add up to it), and `in_pipeline + admitted_since` bounds that count from
+/// above (records only leave the pipeline meanwhile, and reports of those that left
+/// in another process only lag); a bound at the limit forces a fresh read.
 #[derive(Default)]
 struct Signals {
     read_at: Option<Duration>,
@@ -79,7 +86,12 @@ impl<T> GatewayOperator<T> {
         let queue_used = ctx.metrics.custom("queued");
         state.register_queue(Stage::Gateway, queue_used.clone(), config.queue_size as u64);
         let admitted = ctx.metrics.custom("admitted");
-        state.register_admitted(admitted.clone());
+        state.register_gateway(ctx.subtask_index, ctx.parallelism, admitted.clone());
+        let limit = subtask_share(
+            config.max_concurrent as u64,
+            ctx.subtask_index,
+            ctx.parallelism,
+        );
         Self {
             thresholds,
             queue: VecDeque::with_capacity(config.queue_size),
@@ -97,6 +109,8 @@ impl<T> GatewayOperator<T> {
             signals: Signals::default(),
             codec: None,
             subtask_index: ctx.subtask_index,
+            origin: u32::try_from(ctx.subtask_index).unwrap_or(u32::MAX - 1),
+            limit,
         }
     }
 
@@ -128,21 +142,22 @@ impl<T> GatewayOperator<T> {
     /// more record now; otherwise says how long to wait before asking again.
     fn try_take_token(&mut self) -> Result<(), Duration> {
         let now = self.services.clock.now();
-        let limit = self.config.max_concurrent as u64;
         let s = &mut self.signals;
         let stale = s
             .read_at
             .is_none_or(|at| now.saturating_sub(at) >= SIGNAL_REFRESH);
-        if stale || s.in_pipeline + s.admitted_since >= limit {
+        if stale || s.in_pipeline + s.admitted_since >= self.limit {
             let window = self.state.signals();
             *s = Signals {
                 read_at: Some(now),
                 pressure: self.state.downstream_pressure_of(&window),
-                finish_rate: window.finish_rate / self.parallelism as f64,
-                in_pipeline: self.state.in_pipeline(),
+                // The finish rate is that of this process's gateways' records.
+                finish_rate: window.finish_rate / self.state.local_gateways().max(1) as f64,
+                in_pipeline: self.state.in_pipeline_of(self.subtask_index),
                 admitted_since: 0,
             };
         }
+        let limit = self.limit;
         let factor = self.rate_factor(self.signals.pressure);
         let rate = admission_rate(self.rate, factor, self.signals.finish_rate);
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
@@ -170,6 +185,7 @@ impl<T> GatewayOperator<T> {
                 partition: 0,
                 admitted_ns: u64::try_from(self.services.clock.now().as_nanos())
                     .unwrap_or(u64::MAX),
+                origin: self.origin,
                 payload,
             });
         }

@@ -32,6 +32,7 @@ pub struct IngressOperator<T> {
     dead_letters: SideOutput<DeadLetter<Envelope<T>>>,
     dead_count: Arc<AtomicU64>,
     name: String,
+    state: Arc<PipelineState>,
 }
 
 impl<T: Clone + 'static> IngressOperator<T> {
@@ -40,7 +41,7 @@ impl<T: Clone + 'static> IngressOperator<T> {
         validate: Option<Validator<T>>,
         preprocess: Option<Preprocessor<T>>,
         config: IngressConfig,
-        state: &PipelineState,
+        state: &Arc<PipelineState>,
         ctx: &RuntimeContext,
     ) -> Self {
         // The buffer batches: it fills up to `buffer_size` routinely and then hands
@@ -48,7 +49,6 @@ impl<T: Clone + 'static> IngressOperator<T> {
         // made the gateway throttle itself). The stage's pressure comes from its
         // task's measured back pressure and its error rate.
         let dead_count = ctx.metrics.custom("dead_letters");
-        state.register_finished(dead_count.clone());
         Self {
             validate: validate.filter(|_| config.validation_enabled),
             preprocess: preprocess.filter(|_| config.preprocessing_enabled),
@@ -59,11 +59,13 @@ impl<T: Clone + 'static> IngressOperator<T> {
             dead_letters: ctx.side_output(&dead_letter_tag::<Envelope<T>>()),
             dead_count,
             name: ctx.operator_name.to_string(),
+            state: state.clone(),
         }
     }
 
     fn reject(&mut self, record: Envelope<T>, reason: String) {
         self.dead_count.fetch_add(1, Ordering::Relaxed);
+        self.state.finish(record.origin);
         self.dead_letters
             .collect(DeadLetter::new(record, &self.name, reason));
     }

@@ -12,6 +12,7 @@ mod gateway;
 mod ingress;
 mod key_gen;
 mod latency;
+mod ledger;
 mod signals;
 mod state;
 
@@ -26,5 +27,6 @@ pub use controller::{
 pub use envelope::Envelope;
 pub use key_gen::partition_of;
 pub use latency::LatencyHistogram;
+pub use ledger::RESTORED_ORIGIN;
 pub use signals::{Shares, StageMeters, WindowSignals};
 pub use state::{PipelineState, STAGES, Stage};

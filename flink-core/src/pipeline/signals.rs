@@ -105,6 +105,12 @@ impl StageSignals {
         lock(&self.meters).push((stage, meters));
     }
 
+    /// Forgets every registered instance (a new attempt registers its own).
+    pub fn clear(&self) {
+        lock(&self.meters).clear();
+        *lock(&self.window) = Window::default();
+    }
+
     /// The signals of the last complete window, recomputed when a window passed;
     /// `slow`, `acked` and `finished` are the pipeline's running counts of slow and
     /// acknowledged records and of records that left it.

@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::latency::LatencyHistogram;
+use super::ledger::Ledger;
 use super::signals::{StageMeters, StageSignals, WindowSignals};
 use crate::clock::Clock;
 
@@ -56,11 +57,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// (for the gateway's concurrency limit), how full each stage's bounded queue is
 /// (for pressure), pressure measured by the runtime, and end-to-end latencies.
 ///
-/// Shared through memory, so it spans the tasks of one process (the local executor).
+/// Shared through memory by the tasks of one process. When the job is spread over
+/// several processes, each has its own; the runtime carries between them what the
+/// gateways need of the others: the records of each gateway subtask that ended there
+/// ([`finished_here`](Self::finished_here), [`apply_remote`](Self::apply_remote))
+/// and their stages' pressure.
 #[derive(Default)]
 pub struct PipelineState {
-    admitted: Mutex<Vec<Arc<AtomicU64>>>,
-    finished: Mutex<Vec<Arc<AtomicU64>>>,
+    ledger: Ledger,
+    /// The downstream pressure each other process last reported, by process.
+    remote_pressure: Mutex<Vec<f64>>,
     queues: [QueueGauge; 5],
     /// Calls or acknowledgments in flight of the async stages, of their capacity:
     /// shown, but not pressure (running at the configured concurrency is normal).
@@ -80,15 +86,79 @@ impl PipelineState {
         Arc::default()
     }
 
-    /// Registers a gateway instance's count of admitted records.
-    pub fn register_admitted(&self, counter: Arc<AtomicU64>) {
-        lock(&self.admitted).push(counter);
+    /// Registers gateway subtask `subtask` of `parallelism`, running in this
+    /// process, and its count of admitted records.
+    pub fn register_gateway(&self, subtask: usize, parallelism: usize, admitted: Arc<AtomicU64>) {
+        self.ledger.register_gateway(subtask, parallelism, admitted);
     }
 
-    /// Registers a count of records that ended inside the pipeline (acknowledged,
-    /// dead-lettered or counted as errors).
-    pub fn register_finished(&self, counter: Arc<AtomicU64>) {
-        lock(&self.finished).push(counter);
+    /// One record admitted by gateway subtask `origin` (the envelope's
+    /// [`origin`](super::Envelope::origin)) ended here: acknowledged, dead-lettered or
+    /// counted as an error.
+    pub fn finish(&self, origin: u32) {
+        self.ledger.finish(origin);
+    }
+
+    /// `n` records re-issued from a snapshot in this process (with origin
+    /// [`RESTORED_ORIGIN`](super::RESTORED_ORIGIN)) are inside the pipeline again.
+    pub fn restored(&self, n: u64) {
+        self.ledger.restored(n);
+    }
+
+    /// Records that ended in this process, by the gateway subtask that admitted
+    /// them (running totals): what this process reports to the others.
+    pub fn finished_here(&self) -> Vec<u64> {
+        self.ledger.finished_here()
+    }
+
+    /// Process `sender` reported `finished` (its [`finished_here`](Self::finished_here))
+    /// and the `pressure` of its stages ([`local_downstream_pressure`](Self::local_downstream_pressure)).
+    pub fn apply_remote(&self, sender: usize, finished: Vec<u64>, pressure: f64) {
+        self.ledger.apply_remote(sender, finished);
+        let mut remote = lock(&self.remote_pressure);
+        if remote.len() <= sender {
+            remote.resize(sender + 1, 0.0);
+        }
+        remote[sender] = pressure.clamp(0.0, 1.0);
+    }
+
+    /// `(entered, ended)`: records that entered the pipeline through this process's
+    /// gateways in the current attempt of the job or were re-issued here from a
+    /// snapshot, and how many of them are known to have ended (wherever they ended).
+    /// Equal once the job finished and every process reported: nothing is inside.
+    pub fn balance(&self) -> (u64, u64) {
+        self.ledger.balance()
+    }
+
+    /// What gateway subtask `subtask` of this process counts against its share of
+    /// the limit: its records not known to have ended (wherever they end), and its
+    /// part of the records re-issued from a snapshot here.
+    pub fn in_pipeline_of(&self, subtask: usize) -> u64 {
+        self.ledger.in_pipeline_of(subtask)
+    }
+
+    /// This process's share of a limit of `limit` records inside the whole pipeline
+    /// (all of it in one process): the sum of its gateway subtasks' shares, each of
+    /// which keeps [`in_pipeline_of`](Self::in_pipeline_of) itself below its own.
+    pub fn admission_limit(&self, limit: u64) -> u64 {
+        self.ledger.share_of(limit)
+    }
+
+    /// Gateway subtasks running in this process.
+    pub fn local_gateways(&self) -> usize {
+        self.ledger.local_gateways()
+    }
+
+    /// Starts the counts of a new attempt of the job: forgets what a failed attempt
+    /// had inside (its records are re-issued from the snapshot, or read again from
+    /// the sources, and counted again then) and the gauges of its operators.
+    pub fn new_attempt(&self) {
+        self.ledger.reset();
+        for gauge in self.queues.iter().chain(self.occupancy.iter()) {
+            lock(&gauge.instances).clear();
+        }
+        self.signals.clear();
+        lock(&self.remote_pressure).clear();
     }
 
     /// Registers one instance's queue: `used` of `capacity`.
@@ -115,10 +185,7 @@ impl PipelineState {
     /// the share of acknowledged records slower than the threshold, over the last
     /// window of the job's clock.
     pub fn signals(&self) -> WindowSignals {
-        let finished = lock(&self.finished)
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum();
+        let finished = self.ledger.finished_of_own();
         self.signals.window(
             self.slow.load(Ordering::Relaxed),
             self.acked.load(Ordering::Relaxed),
@@ -126,12 +193,11 @@ impl PipelineState {
         )
     }
 
-    /// Records admitted and not yet ended.
+    /// Records admitted by this process's gateways (or re-issued here) and not
+    /// known to have ended: in one process, exactly those inside; across processes,
+    /// an upper bound (others report what ended there every few milliseconds).
     pub fn in_pipeline(&self) -> u64 {
-        let sum = |v: &Mutex<Vec<Arc<AtomicU64>>>| -> u64 {
-            lock(v).iter().map(|c| c.load(Ordering::Relaxed)).sum()
-        };
-        sum(&self.admitted).saturating_sub(sum(&self.finished))
+        self.ledger.in_pipeline()
     }
 
     /// Queue utilization of `stage` in `0.0..=1.0` (0 for a stage without queue).
@@ -192,13 +258,28 @@ impl PipelineState {
             .max(self.task_pressure(stage))
     }
 
-    /// The pressure the gateway reacts to: the highest of the stages downstream of it.
+    /// The pressure the gateway reacts to: the highest of the stages downstream of it,
+    /// here and as other processes last reported theirs.
     pub fn downstream_pressure(&self) -> f64 {
         self.downstream_pressure_of(&self.signals())
     }
 
     /// [`downstream_pressure`](Self::downstream_pressure) from signals already read.
     pub fn downstream_pressure_of(&self, signals: &WindowSignals) -> f64 {
+        let remote = lock(&self.remote_pressure)
+            .iter()
+            .copied()
+            .fold(0.0, f64::max);
+        self.local_pressure_of(signals).max(remote)
+    }
+
+    /// The highest pressure of the stages downstream of the gateway in this process
+    /// alone: what it reports to the others (never an echo of theirs).
+    pub fn local_downstream_pressure(&self) -> f64 {
+        self.local_pressure_of(&self.signals())
+    }
+
+    fn local_pressure_of(&self, signals: &WindowSignals) -> f64 {
         [
             Stage::KeyGen,
             Stage::Ingress,

@@ -85,6 +85,11 @@ struct Args {
     /// source subtask, a paced sink then holds the source at (sinks x its rate).
     #[arg(long)]
     rebalance: bool,
+    /// Process 0 stops the job (a drain of every process's sources) this many ms
+    /// after it started; with `--output DIR` it writes `DIR/job` (`read sunk
+    /// stopped`: the whole job's records read by its sources and at its sinks).
+    #[arg(long)]
+    stop_after_ms: Option<u64>,
 }
 
 /// When process 0's map emitted its 10 % and 90 % marks (`--records`, one source).
@@ -181,7 +186,15 @@ fn main() -> anyhow::Result<()> {
     }
 
     let started = Instant::now();
-    let result = env.execute("cluster keyed")?;
+    let client = env.execute_async("cluster keyed")?;
+    if let Some(ms) = args.stop_after_ms.filter(|_| process_index() == 0) {
+        let control = client.control();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            control.stop();
+        });
+    }
+    let result = client.wait()?;
     let seconds = started.elapsed().as_secs_f64();
     // On process 0 (or alone) the result's counts cover the whole job; elsewhere only
     // the process's own subtasks.
@@ -201,6 +214,13 @@ fn main() -> anyhow::Result<()> {
     );
     if whole {
         println!("job_sunk={job_sunk} rate={:.0}", job_sunk as f64 / seconds);
+        if let (Some(_), Some(dir)) = (args.stop_after_ms, &args.output) {
+            let read = result.records_read_by_sources();
+            std::fs::write(
+                dir.join("job"),
+                format!("{read} {job_sunk} {}", result.stopped),
+            )?;
+        }
     }
     if args.progress_dir.is_some() && process == 0 {
         println!("max_in_flight={}", MAX_IN_FLIGHT.load(Ordering::Relaxed));

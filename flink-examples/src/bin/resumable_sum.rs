@@ -57,6 +57,19 @@ struct Args {
     /// remembers it failed, across restarts of the process.
     #[arg(long)]
     fail_once_at: Option<u64>,
+    /// Take unaligned checkpoints: barriers overtake the records in flight, which
+    /// are stored with the checkpoint and replayed on restore.
+    #[arg(long)]
+    unaligned: bool,
+    /// Microseconds the running sum takes per record (back pressure, so records
+    /// are in flight when a checkpoint is taken).
+    #[arg(long, default_value_t = 0)]
+    slow_us: u64,
+    /// Parallelism of the source and the map chained to it (default: --parallelism):
+    /// a rate-limited sequence restores only at the parallelism it was saved with,
+    /// the keyed sum and the sink at any.
+    #[arg(long)]
+    source_parallelism: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,7 +81,8 @@ fn main() -> anyhow::Result<()> {
     env.set_cluster_from_env();
     env.set_parallelism(args.parallelism);
     env.enable_checkpointing(Duration::from_millis(50))
-        .set_storage_dir(&args.checkpoint_dir);
+        .set_storage_dir(&args.checkpoint_dir)
+        .enable_unaligned_checkpoints(args.unaligned);
     env.set_restart_strategy(RestartStrategy::FixedDelay {
         attempts: 3,
         delay: Duration::from_millis(100),
@@ -84,10 +98,12 @@ fn main() -> anyhow::Result<()> {
     }
     let source = SequenceSource::range(0, args.records.saturating_sub(1))
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
-    let fail_once_at = args.fail_once_at;
+    let (fail_once_at, slow_us) = (args.fail_once_at, args.slow_us);
     let marker = args.checkpoint_dir.join("failed-once");
+    let source_parallelism = args.source_parallelism.unwrap_or(args.parallelism);
     env.from_source(source, "Sequence")
         .uid("sequence")
+        .set_parallelism(source_parallelism)
         .map(move |x| {
             if Some(x) == fail_once_at && std::fs::File::create_new(&marker).is_ok() {
                 panic!("record {x} fails once, as asked");
@@ -95,8 +111,12 @@ fn main() -> anyhow::Result<()> {
             (x / BLOCK, x)
         })
         .uid("key")
+        .set_parallelism(source_parallelism)
         .key_by(|r| r.0)
-        .process(|key, (_, x), sum, out| {
+        .process(move |key, (_, x), sum, out| {
+            if slow_us > 0 {
+                std::thread::sleep(Duration::from_micros(slow_us));
+            }
             let next = sum.value().copied().unwrap_or(0) + x;
             sum.update(next);
             out.collect(format!("{key},{x},{next}"));
@@ -109,7 +129,27 @@ fn main() -> anyhow::Result<()> {
                 .exactly_once(),
         )
         .uid("files");
-    let result = env.execute(JOB)?;
+    let client = env.execute_async(JOB)?;
+    // The most in-flight data a completed checkpoint stored (process 0 sees every
+    // process's): shows unaligned checkpoints cut records in flight.
+    let mut persisted = 0;
+    let result = loop {
+        for c in client.completed_checkpoints() {
+            persisted = persisted.max(c.persisted_data);
+        }
+        if client.state().is_terminal() {
+            break client.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    println!("max persisted in-flight data: {persisted}");
+    if persisted > 0 {
+        std::fs::write(
+            args.checkpoint_dir
+                .join(format!("persisted-{}", std::process::id())),
+            persisted.to_string(),
+        )?;
+    }
     println!(
         "read {} records; checkpoints: {:?}; restarts: {}",
         result.records_read_by_sources(),

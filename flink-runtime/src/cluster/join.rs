@@ -9,8 +9,39 @@ use super::links::ClusterLinks;
 use super::supervision::RestartPlan;
 use crate::job_result::JobError;
 
+/// Refuses five-stage pipelines whose counts (see `pipeline_sync`) do not fit one
+/// network buffer.
+fn check_pipelines(jg: &JobGraph) -> Result<(), ClusterRunError> {
+    let pipelines = &jg.stream_graph.pipelines;
+    let mut widest = 0;
+    for p in pipelines {
+        let parallelism = jg
+            .vertices
+            .iter()
+            .find(|v| v.nodes.contains(&p.gateway))
+            .map_or(1, |v| v.parallelism);
+        widest = widest.max(parallelism);
+    }
+    let report = super::pipeline_sync::max_report_len(pipelines.len(), widest);
+    let buffer = jg.stream_graph.config.buffer_size;
+    if report > buffer {
+        return Err(ClusterRunError::Unsupported(format!(
+            "{} five-stage pipelines at gateway parallelism {widest} across processes with a \
+             buffer size of {buffer} bytes: their counts need {report} bytes in one frame",
+            pipelines.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Connects this process to the other processes of job `name`, after checking the
-/// job uses nothing that does not work across processes yet. Process 0 first tells
+/// job uses nothing that does not work across processes yet.
+///
+/// Unaligned checkpoints work as in one process: a connection is one ordered byte
+/// stream, so a priority barrier reaches the receiving channel after every buffer
+/// shipped before it; those not yet taken there, and the sender's queued ones, are
+/// what it overtakes and stores with the snapshot (each process its own tasks'),
+/// replayed on restore. Process 0 first tells
 /// a supervising launcher how to restart the job.
 pub(crate) fn join(
     jg: &JobGraph,
@@ -18,24 +49,7 @@ pub(crate) fn join(
     name: &str,
 ) -> Result<ClusterLinks, JobError> {
     let config = &jg.stream_graph.config;
-    if config.checkpointing.as_ref().is_some_and(|c| c.unaligned) {
-        // Barriers overtaking buffers queued in a peer's socket, and the in-flight
-        // data they overtook, are not handled across processes: refused rather than
-        // taken with a silently aligned meaning.
-        return Err(ClusterRunError::Unsupported(
-            "unaligned checkpoints (aligned checkpoints work across processes)".into(),
-        )
-        .into());
-    }
-    if cluster.processes > 1 && !jg.stream_graph.pipelines.is_empty() {
-        // Its gateway admits by signals the stages share in memory (records in the
-        // pipeline, finish rate): a record admitted in one process and finished in
-        // another is never seen as finished, and the gateway stalls for good.
-        return Err(ClusterRunError::Unsupported(
-            "the five-stage pipeline (its stages share admission signals in one process)".into(),
-        )
-        .into());
-    }
+    check_pipelines(jg)?;
     if cluster.index == 0
         && let Some(file) = &cluster.supervisor_file
     {

@@ -24,7 +24,17 @@ const RETRY: Duration = Duration::from_millis(20);
 pub struct ClusterLinks {
     cluster: ClusterConfig,
     connections: Vec<Option<TcpConnection>>,
+    /// Checkpoint messages taken off the connections and not handed out yet.
+    pending: parking_lot::Mutex<Vec<(usize, Vec<u8>)>>,
+    /// A peer asked the job to stop (drain).
+    stop_heard: AtomicBool,
+    /// This process told its peers to stop.
+    stop_sent: AtomicBool,
 }
+
+/// The control message that stops (drains) the job in every process: not JSON, so it
+/// never reads as a checkpoint message.
+const STOP_MESSAGE: &[u8] = b"stop";
 
 impl std::fmt::Debug for ClusterLinks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +118,9 @@ impl ClusterLinks {
         Ok(Self {
             cluster: cluster.clone(),
             connections,
+            pending: parking_lot::Mutex::new(Vec::new()),
+            stop_heard: AtomicBool::new(false),
+            stop_sent: AtomicBool::new(false),
         })
     }
 
@@ -179,23 +192,54 @@ impl ClusterLinks {
         }
     }
 
+    /// Tells every other process to stop the job (drain its sources), once.
+    pub(crate) fn broadcast_stop(&self) {
+        if !self.stop_sent.swap(true, Ordering::AcqRel) {
+            for (_, c) in self.iter() {
+                c.send_control(STOP_MESSAGE);
+            }
+        }
+    }
+
+    /// Whether another process asked the job to stop.
+    pub(crate) fn stop_heard(&self) -> bool {
+        self.take_control();
+        self.stop_heard.load(Ordering::Acquire)
+    }
+
+    /// Takes the control messages off the connections: a stop is noted, the rest
+    /// wait for [`take_checkpoint_messages`](Self::take_checkpoint_messages) (a job
+    /// without checkpoints gets none).
+    fn take_control(&self) {
+        let mut pending = self.pending.lock();
+        for (peer, c) in self.iter() {
+            for bytes in c.take_control() {
+                if bytes == STOP_MESSAGE {
+                    self.stop_heard.store(true, Ordering::Release);
+                } else {
+                    pending.push((peer, bytes));
+                }
+            }
+        }
+    }
+
     /// The checkpoint messages received since the last call, with their sender; an
     /// unreadable one is an error naming its sender.
     pub(crate) fn take_checkpoint_messages(
         &self,
     ) -> Result<Vec<(usize, super::CheckpointControl)>, ClusterRunError> {
-        let mut all = Vec::new();
-        for (peer, c) in self.iter() {
-            for bytes in c.take_control() {
-                let message = super::CheckpointControl::decode(&bytes).map_err(|reason| {
-                    ClusterRunError::ConnectionLost {
-                        process: peer,
-                        address: self.cluster.peers[peer].clone(),
-                        reason,
-                    }
-                })?;
-                all.push((peer, message));
-            }
+        self.take_control();
+        let pending = std::mem::take(&mut *self.pending.lock());
+        let mut all = Vec::with_capacity(pending.len());
+        for (peer, bytes) in pending {
+            let message = super::CheckpointControl::decode(&bytes).map_err(|reason| {
+                ClusterRunError::ConnectionLost {
+                    process: peer,
+                    address: self.cluster.peers[peer].clone(),
+                    reason,
+                }
+            })?;
+            all.push((peer, message));
         }
         Ok(all)
     }

@@ -51,6 +51,7 @@ mod job_counts;
 mod join;
 pub mod launcher;
 mod links;
+mod pipeline_sync;
 mod share;
 mod supervision;
 
@@ -63,3 +64,4 @@ pub use supervision::RestartPlan;
 pub(crate) use checkpoint_control::CheckpointControl;
 pub(crate) use job_counts::{final_counts, whole_job_operators};
 pub(crate) use join::join;
+pub(crate) use pipeline_sync::PipelineSync;

@@ -63,6 +63,8 @@ pub(super) struct Shared {
     pub(super) peer_counts: Mutex<Vec<super::frame::OperatorCounts>>,
     /// Control messages received and not taken yet, oldest first.
     pub(super) control: Mutex<std::collections::VecDeque<Vec<u8>>>,
+    /// The latest pipeline counts received and not taken yet.
+    pub(super) pipeline_counts: Mutex<Option<Vec<u8>>>,
 }
 
 impl Shared {

@@ -135,6 +135,7 @@ impl TcpConnection {
             close_sent: AtomicBool::new(false),
             peer_counts: Mutex::new(Vec::new()),
             control: Mutex::new(std::collections::VecDeque::new()),
+            pipeline_counts: Mutex::new(None),
             started: std::time::Instant::now(),
             last_received_ms: AtomicU64::new(0),
         });
@@ -206,6 +207,22 @@ impl TcpConnection {
     /// The control messages received since the last call, oldest first.
     pub fn take_control(&self) -> Vec<Vec<u8>> {
         self.shared.control.lock().drain(..).collect()
+    }
+
+    /// Sends the five-stage pipelines' counts (see
+    /// [`Frame::PipelineCounts`](super::Frame::PipelineCounts)) after everything
+    /// already queued; false when the connection is gone. At most the buffer size.
+    pub fn send_pipeline_counts(&self, counts: &[u8]) -> bool {
+        // Nothing may follow this side's Close.
+        !self.shared.close_sent.load(Ordering::Acquire)
+            && self
+                .shared
+                .send(super::frame::Frame::PipelineCounts(counts))
+    }
+
+    /// The latest pipeline counts received since the last call, if any.
+    pub fn take_pipeline_counts(&self) -> Option<Vec<u8>> {
+        self.shared.pipeline_counts.lock().take()
     }
 
     /// Whether the peer said it is done ([`close`](Self::close) on its side).

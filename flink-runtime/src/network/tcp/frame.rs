@@ -14,6 +14,8 @@
 //! | 7    | Control | bytes: a message between the processes' job coordination  |
 //! |      |         | (checkpoint triggers, acknowledgements, completions)       |
 //! | 8    | BufferSize | channel u32, size u32: buffer debloating's announced size |
+//! | 9    | PipelineCounts | bytes: the five-stage pipelines' records ended in the |
+//! |      |         | sender, by origin, and its stages' pressure (latest wins)  |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -24,7 +26,8 @@ use crate::network::BufferKind;
 /// Version of the wire format and handshake; peers of another version are refused.
 /// 3: records of streams with event timestamps carry them (the timestamp, then the
 /// record), so a version-2 peer would misread such an edge; `Control` frames carry
-/// checkpoints across processes and `BufferSize` frames buffer debloating's sizes.
+/// checkpoints across processes and `BufferSize` frames buffer debloating's sizes;
+/// `PipelineCounts` frames (added within version 3) the five-stage pipeline's counts.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of a counts frame's body: type, node and four counters. It fits in the
@@ -46,6 +49,7 @@ const TYPE_COUNTS: u8 = 5;
 const TYPE_HEARTBEAT: u8 = 6;
 const TYPE_CONTROL: u8 = 7;
 const TYPE_BUFFER_SIZE: u8 = 8;
+const TYPE_PIPELINE_COUNTS: u8 = 9;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,11 @@ pub enum Frame<'a> {
     /// triggers, acknowledgements and completions); the transport does not read it.
     /// At most the connection's buffer size.
     Control(&'a [u8]),
+    /// The sender's running totals for the five-stage pipelines of the job (records
+    /// ended there by the gateway subtask that admitted them, and the pressure of its
+    /// stages); each replaces the last, so only the latest is kept. At most the
+    /// connection's buffer size.
+    PipelineCounts(&'a [u8]),
 }
 
 /// The final record counts of one operator's subtasks in one process.
@@ -152,6 +161,10 @@ impl Frame<'_> {
                 body.push(TYPE_CONTROL);
                 body.extend_from_slice(bytes);
             }
+            Frame::PipelineCounts(bytes) => {
+                body.push(TYPE_PIPELINE_COUNTS);
+                body.extend_from_slice(bytes);
+            }
             Frame::Counts(c) => {
                 body.push(TYPE_COUNTS);
                 body.extend_from_slice(&c.node.to_be_bytes());
@@ -179,7 +192,7 @@ impl Frame<'_> {
             Frame::Cancel { .. } => 5,
             Frame::Close | Frame::Heartbeat => 1,
             Frame::Counts(_) => COUNTS_BODY_LEN,
-            Frame::Control(bytes) => 1 + bytes.len(),
+            Frame::Control(bytes) | Frame::PipelineCounts(bytes) => 1 + bytes.len(),
         }
     }
 
@@ -202,7 +215,9 @@ impl Frame<'_> {
         }
         let u32_at = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("4 bytes"));
         let need = |n: usize, what: &str| {
-            if body.len() == n || (matches!(what, "buffer" | "control") && body.len() >= n) {
+            if body.len() == n
+                || (matches!(what, "buffer" | "control" | "pipeline counts") && body.len() >= n)
+            {
                 Ok(())
             } else {
                 Err(format!("{what} frame body of {} bytes", body.len()))
@@ -253,6 +268,10 @@ impl Frame<'_> {
                 need(1, "control")?;
                 Ok(Frame::Control(&body[1..]))
             }
+            TYPE_PIPELINE_COUNTS => {
+                need(1, "pipeline counts")?;
+                Ok(Frame::PipelineCounts(&body[1..]))
+            }
             TYPE_COUNTS => {
                 need(COUNTS_BODY_LEN, "counts")?;
                 let u64_at =
@@ -295,6 +314,7 @@ mod tests {
             Frame::Close,
             Frame::Heartbeat,
             Frame::Control(b"{\"Complete\":{\"id\":3}}"),
+            Frame::PipelineCounts(&[1, 2, 3]),
             Frame::Counts(OperatorCounts {
                 node: 3,
                 records_in: 1,

@@ -276,6 +276,11 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             queue.push_back(bytes.to_vec());
             Ok(())
         }
+        Frame::PipelineCounts(bytes) => {
+            // Running totals: the latest replaces any not taken yet (bounded).
+            *shared.pipeline_counts.lock() = Some(bytes.to_vec());
+            Ok(())
+        }
         Frame::Close => {
             tracing::debug!(connection = %shared.name, "peer closed its side");
             shared.peer_closed.store(true, Ordering::Release);
