@@ -94,11 +94,13 @@ fn measure(label: &str, keys: u64, named: bool) {
         let start = cpu_time();
         let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
         stop = stop.min(cpu_time() - start);
-        round_held = round_held.min(round(&mut op, 1));
+        // Round 3 again: the value state stays as it was (lists grow).
+        round_held = round_held.min(round(&mut op, 3));
         let start = cpu_time();
-        assert_eq!(state.into_bytes().unwrap().len(), bytes.len());
+        let encoded = state.into_bytes().unwrap();
         deferred = deferred.min(cpu_time() - start);
-        round_free = round_free.min(round(&mut op, 1));
+        assert!(encoded.len() >= bytes.len(), "the snapshot's state or more");
+        round_free = round_free.min(round(&mut op, 3));
     }
     let restored = RestoredState {
         checkpoint_id: Some(1),

@@ -36,13 +36,8 @@ const SHARD_SHIFT: u32 = 40;
 /// One shard's entries.
 type Table<K, V> = HashTable<(K, V)>;
 
-/// A shard, owned by the map or shared with snapshots.
-enum Shard<K, V> {
-    /// Only the map holds it: read and written in place.
-    Owned(Table<K, V>),
-    /// Snapshots hold it too; nobody writes it.
-    Shared(Arc<Mutex<Table<K, V>>>),
-}
+/// A shard shared with snapshots; nobody writes it.
+type Shared<K, V> = Arc<Mutex<Table<K, V>>>;
 
 /// A hash map from key to value whose [`snapshot`](Self::snapshot) costs a pointer
 /// per shard and copies a shard only when the map changes it while a snapshot still
@@ -63,7 +58,13 @@ enum Shard<K, V> {
 /// ```
 pub struct CowMap<K, V> {
     hasher: DefaultHashBuilder,
-    shards: Box<[Shard<K, V>]>,
+    /// The shards the map owns; a shared shard's slot is empty meanwhile.
+    tables: Box<[Table<K, V>]>,
+    /// The shards shared with snapshots, by shard.
+    shared: Box<[Option<Shared<K, V>>]>,
+    /// How many of `shared` are set: when none (between a checkpoint's encoding
+    /// and the next barrier), an access checks nothing else.
+    shared_count: usize,
     len: usize,
 }
 
@@ -77,6 +78,7 @@ impl<K, V> std::fmt::Debug for CowMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CowMap")
             .field("len", &self.len)
+            .field("shared_shards", &self.shared_count)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +88,9 @@ impl<K, V> CowMap<K, V> {
     pub fn new() -> Self {
         Self {
             hasher: DefaultHashBuilder::default(),
-            shards: (0..SHARDS).map(|_| Shard::Owned(Table::new())).collect(),
+            tables: (0..SHARDS).map(|_| Table::new()).collect(),
+            shared: (0..SHARDS).map(|_| None).collect(),
+            shared_count: 0,
             len: 0,
         }
     }
@@ -105,77 +109,89 @@ impl<K, V> CowMap<K, V> {
     /// copied). The map stays fully usable; what it changes from now on is not in
     /// the snapshot.
     pub fn snapshot(&mut self) -> CowSnapshot<K, V> {
-        let mut shared = Vec::new();
-        for shard in self.shards.iter_mut() {
-            match shard {
-                Shard::Owned(table) if table.is_empty() => {}
-                Shard::Owned(table) => {
-                    let table = Arc::new(Mutex::new(std::mem::take(table)));
-                    shared.push(table.clone());
-                    *shard = Shard::Shared(table);
-                }
+        let mut shards = Vec::new();
+        for (table, shared) in self.tables.iter_mut().zip(self.shared.iter_mut()) {
+            match shared {
                 // Untouched since an earlier snapshot that still holds it: the same
                 // entries, shared once more.
-                Shard::Shared(table) => shared.push(table.clone()),
+                Some(shard) => shards.push(shard.clone()),
+                None if table.is_empty() => {}
+                None => {
+                    let shard = Arc::new(Mutex::new(std::mem::take(table)));
+                    shards.push(shard.clone());
+                    *shared = Some(shard);
+                    self.shared_count += 1;
+                }
             }
         }
         CowSnapshot {
-            shards: shared,
+            shards,
             len: self.len,
         }
     }
 }
 
 impl<K: Clone, V: Clone> CowMap<K, V> {
-    /// The entries of shard `index`, owned by the map (taken back from snapshots).
-    #[inline]
-    fn owned(&mut self, index: usize) -> &mut Table<K, V> {
-        let shard = &mut self.shards[index];
-        if let Shard::Shared(_) = shard {
-            take_back(shard);
+    /// Makes shard `index` the map's own (taken back from snapshots).
+    #[inline(always)]
+    fn own(&mut self, index: usize) {
+        if self.shared_count != 0 && self.shared[index].is_some() {
+            self.take_back(index);
         }
-        match shard {
-            Shard::Owned(table) => table,
-            Shard::Shared(_) => unreachable!("taken back above"),
-        }
+    }
+
+    /// Makes shared shard `index` the map's own again: the table itself if no
+    /// snapshot holds it any more, else a copy (the snapshot keeps the original).
+    #[cold]
+    #[inline(never)]
+    fn take_back(&mut self, index: usize) {
+        let Some(shared) = self.shared[index].take() else {
+            return;
+        };
+        self.shared_count -= 1;
+        self.tables[index] = match Arc::try_unwrap(shared) {
+            Ok(table) => table.into_inner().unwrap_or_else(PoisonError::into_inner),
+            Err(shared) => shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        };
     }
 
     /// Takes back every shard (for operations over all entries).
     fn own_all(&mut self) {
-        for shard in self.shards.iter_mut() {
-            if let Shard::Shared(_) = shard {
-                take_back(shard);
+        for index in 0..SHARDS {
+            if self.shared_count == 0 {
+                return;
             }
+            self.own(index);
         }
     }
 
     /// Every entry, mutable, in no particular order.
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         self.own_all();
-        self.shards.iter_mut().flat_map(|shard| match shard {
-            Shard::Owned(table) => table.iter_mut().map(|(k, v)| (&*k, v)),
-            Shard::Shared(_) => unreachable!("every shard was taken back"),
-        })
+        self.tables
+            .iter_mut()
+            .flat_map(|table| table.iter_mut().map(|(k, v)| (&*k, v)))
     }
 
     /// Keeps the entries for which `keep` says so.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
         self.own_all();
         let mut len = 0;
-        for shard in self.shards.iter_mut() {
-            if let Shard::Owned(table) = shard {
-                table.retain(|(k, v)| keep(k, v));
-                len += table.len();
-            }
+        for table in self.tables.iter_mut() {
+            table.retain(|(k, v)| keep(k, v));
+            len += table.len();
         }
         self.len = len;
     }
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        for shard in self.shards.iter_mut() {
-            *shard = Shard::Owned(Table::new());
-        }
+        self.tables.iter_mut().for_each(|t| *t = Table::new());
+        self.shared.iter_mut().for_each(|s| *s = None);
+        self.shared_count = 0;
         self.len = 0;
     }
 }
@@ -198,7 +214,8 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     #[inline]
     pub fn get_key_value_mut(&mut self, key: &K) -> Option<(&K, &mut V)> {
         let (hash, index) = self.locate(key);
-        self.owned(index)
+        self.own(index);
+        self.tables[index]
             .find_mut(hash, |(k, _)| k == key)
             .map(|(k, v)| (&*k, v))
     }
@@ -213,17 +230,9 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     #[inline]
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let (hash, index) = self.locate(&key);
+        self.own(index);
         let hasher = &self.hasher;
-        let table = match &mut self.shards[index] {
-            Shard::Owned(table) => table,
-            shard => {
-                take_back(shard);
-                let Shard::Owned(table) = shard else {
-                    unreachable!("taken back above")
-                };
-                table
-            }
-        };
+        let table = &mut self.tables[index];
         match table.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
             Entry::Occupied(mut entry) => Some(std::mem::replace(&mut entry.get_mut().1, value)),
             Entry::Vacant(entry) => {
@@ -238,17 +247,9 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     #[inline]
     pub fn get_or_insert_with(&mut self, key: &K, create: impl FnOnce() -> V) -> &mut V {
         let (hash, index) = self.locate(key);
+        self.own(index);
         let hasher = &self.hasher;
-        let table = match &mut self.shards[index] {
-            Shard::Owned(table) => table,
-            shard => {
-                take_back(shard);
-                let Shard::Owned(table) = shard else {
-                    unreachable!("taken back above")
-                };
-                table
-            }
-        };
+        let table = &mut self.tables[index];
         match table.entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k)) {
             Entry::Occupied(entry) => &mut entry.into_mut().1,
             Entry::Vacant(entry) => {
@@ -268,8 +269,8 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     #[inline]
     pub fn remove_entry(&mut self, key: &K) -> Option<(K, V)> {
         let (hash, index) = self.locate(key);
-        let removed = self
-            .owned(index)
+        self.own(index);
+        let removed = self.tables[index]
             .find_entry(hash, |(k, _)| k == key)
             .ok()
             .map(|entry| entry.remove().0);
@@ -299,28 +300,10 @@ impl<K: Hash + Eq + Clone, V: Clone> FromIterator<(K, V)> for CowMap<K, V> {
     }
 }
 
-/// Makes a shared `shard` the map's own again: the table itself if no snapshot holds
-/// it any more, else a copy (the snapshot keeps the original).
-#[cold]
-#[inline(never)]
-fn take_back<K: Clone, V: Clone>(shard: &mut Shard<K, V>) {
-    let Shard::Shared(shared) = std::mem::replace(shard, Shard::Owned(Table::new())) else {
-        return;
-    };
-    let table = match Arc::try_unwrap(shared) {
-        Ok(table) => table.into_inner().unwrap_or_else(PoisonError::into_inner),
-        Err(shared) => shared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone(),
-    };
-    *shard = Shard::Owned(table);
-}
-
 /// The entries of a [`CowMap`] at the moment of [`CowMap::snapshot`], readable on any
 /// thread while the map goes on changing.
 pub struct CowSnapshot<K, V> {
-    shards: Vec<Arc<Mutex<Table<K, V>>>>,
+    shards: Vec<Shared<K, V>>,
     len: usize,
 }
 
@@ -447,15 +430,10 @@ mod tests {
     fn a_dropped_snapshot_gives_its_shards_back_without_a_copy() {
         let mut map: CowMap<u64, u64> = (0..1000).map(|k| (k, k)).collect();
         drop(map.snapshot());
-        let shared = map
-            .shards
-            .iter()
-            .filter(|s| matches!(s, Shard::Shared(_)))
-            .count();
-        assert!(shared > 100, "{shared} shards shared");
+        assert!(map.shared_count > 100, "{} shards shared", map.shared_count);
         map.insert(5, 6);
         map.iter_mut().for_each(|(_, v)| *v += 1);
-        assert!(map.shards.iter().all(|s| matches!(s, Shard::Owned(_))));
+        assert_eq!(map.shared_count, 0);
         assert_eq!(map.get_mut(&5), Some(&mut 7));
         assert_eq!(map.len(), 1000);
     }
