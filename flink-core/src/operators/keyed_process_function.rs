@@ -246,14 +246,14 @@ where
     }
 
     /// A copy-on-write snapshot of the keys' states and the named states (a pointer
-    /// per shard, see [`CowMap`]) and a copy of the timers (usually few); the
-    /// encoding runs later, on the checkpoint's thread.
+    /// per shard, see [`CowMap`]) and a plain copy of the timers (usually few); the
+    /// grouping and encoding run later, on the checkpoint's thread.
     fn snapshot_state_deferred(
         &mut self,
         scope: StateScope,
         _: u64,
     ) -> Result<Option<DeferredState>, StateError> {
-        let timers = self.timers_by_key();
+        let timers = self.copy_timers();
         let states = self.state.snapshot();
         let named = self.named.snapshot_deferred(scope.max_parallelism);
         Ok(Some(DeferredState::later(move || {
@@ -289,11 +289,32 @@ where
 /// Each key's event and processing timers, sorted.
 type KeyTimers = (Vec<i64>, Vec<i64>);
 
+/// Every (key, timestamp) of the event and of the processing timers.
+type TimerCopy<K> = (Vec<(K, i64)>, Vec<(K, i64)>);
+
+/// The timers of [`KeyedProcessFunctionOperator::copy_timers`] by key.
+fn group_timers<K: Hash + Eq>((event, processing): TimerCopy<K>) -> HashMap<K, KeyTimers> {
+    let mut timers: HashMap<K, KeyTimers> = HashMap::new();
+    for (key, ts) in event {
+        timers.entry(key).or_default().0.push(ts);
+    }
+    for (key, ts) in processing {
+        timers.entry(key).or_default().1.push(ts);
+    }
+    for (event, processing) in timers.values_mut() {
+        // Registration order is not kept: equal timestamps of one key cannot
+        // exist, and sorting makes the snapshot deterministic.
+        event.sort_unstable();
+        processing.sort_unstable();
+    }
+    timers
+}
+
 /// Encodes an instance's checkpoint (format version 2 and later) from a snapshot of
 /// its keys' states, their timers and its named states.
 fn encode_function_snapshot<K, S>(
     states: &CowSnapshot<K, S>,
-    mut timers: HashMap<K, KeyTimers>,
+    timers: TimerCopy<K>,
     named: EncodeNamed,
     max_parallelism: usize,
 ) -> Result<Vec<u8>, StateError>
@@ -301,6 +322,7 @@ where
     K: Hash + Eq + Serialize,
     S: Serialize,
 {
+    let mut timers = group_timers(timers);
     let mut keyed = KeyGroupWriter::new(max_parallelism);
     states.try_for_each(|key, state| {
         let (event, processing) = match timers.is_empty() {
@@ -337,22 +359,13 @@ where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
-    /// Every key's timers (often none), copied for a snapshot.
-    fn timers_by_key(&self) -> HashMap<K, KeyTimers> {
-        let mut timers: HashMap<K, KeyTimers> = HashMap::new();
-        for (key, ts) in self.event_timers.iter() {
-            timers.entry(key.clone()).or_default().0.push(*ts);
-        }
-        for (key, ts) in self.processing_timers.iter() {
-            timers.entry(key.clone()).or_default().1.push(*ts);
-        }
-        for (event, processing) in timers.values_mut() {
-            // Registration order is not kept: equal timestamps of one key cannot
-            // exist, and sorting makes the snapshot deterministic.
-            event.sort_unstable();
-            processing.sort_unstable();
-        }
-        timers
+    /// Every timer (often none), copied for a snapshot: a plain copy on the task's
+    /// thread, grouped by key later by [`group_timers`].
+    fn copy_timers(&self) -> TimerCopy<K> {
+        (
+            self.event_timers.iter().cloned().collect(),
+            self.processing_timers.iter().cloned().collect(),
+        )
     }
 
     /// Restores the named states of a version 2 checkpoint; returns every
