@@ -215,7 +215,7 @@ where
 /// timestamps), side outputs.
 pub trait KeyedCoProcessFunction<K, A, B, O>: Clone + Send + Sync + 'static {
     /// The value kept per key, shared by both inputs.
-    type State: Serialize + serde::de::DeserializeOwned + Send + 'static;
+    type State: Serialize + serde::de::DeserializeOwned + Clone + Send + 'static;
 
     /// A record of the first input.
     fn process_element1(&mut self, record: A, ctx: &mut KeyedContext<'_, K, Self::State, O>);

@@ -29,7 +29,7 @@ use crate::watermark::Watermark;
 /// on a timer, as in Flink).
 pub trait KeyedBroadcastProcessFunction<K, I, B, O>: Clone + Send + Sync + 'static {
     /// The value kept per key (`()` for none).
-    type State: Serialize + DeserializeOwned + Send + 'static;
+    type State: Serialize + DeserializeOwned + Clone + Send + 'static;
 
     /// A record of the keyed input, with its key's state in `ctx`.
     fn process_element(

@@ -32,7 +32,7 @@ pub enum TimeDomain {
 /// key's timers.
 pub trait KeyedProcessFunction<K, I, O>: Clone + Send + Sync + 'static {
     /// The value kept per key (`()` for none).
-    type State: Serialize + DeserializeOwned + Send + 'static;
+    type State: Serialize + DeserializeOwned + Clone + Send + 'static;
 
     /// Called for each record, with the record's key in `ctx`.
     fn process_element(&mut self, record: I, ctx: &mut KeyedContext<'_, K, Self::State, O>);
@@ -219,6 +219,7 @@ where
     ) -> AggregatingState<'s, K, I, Out, F>
     where
         F: AggregateFunction<I, Out>,
+        F::Acc: Clone,
     {
         let (entries, ttl) = self.named.table(&descriptor.common, StateKind::Aggregating);
         AggregatingState::new(entries, self.key, ttl, &descriptor.function)

@@ -308,7 +308,7 @@ where
     pub fn process<O, S, F>(&self, f: F) -> DataStream<O>
     where
         O: Record,
-        S: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+        S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
         F: FnMut(&K, T, &mut ValueState<'_, S>, &mut dyn Collector<O>)
             + Clone
             + Send
@@ -350,7 +350,7 @@ where
     pub fn process_with_context<O, S, F>(&self, f: F) -> DataStream<O>
     where
         O: Record,
-        S: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+        S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + 'static,
         F: FnMut(&K, T, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>)
             + Clone
             + Send

@@ -16,6 +16,7 @@
 mod aggregating_state;
 pub(crate) mod backend;
 mod broadcast_state;
+mod cow_map;
 mod descriptors;
 mod keyed_state_descriptor;
 mod keyed_value_state;
@@ -28,6 +29,7 @@ mod value_state;
 pub use aggregating_state::AggregatingState;
 pub use backend::{KeyedStateBackend, StateKind, StateValue};
 pub use broadcast_state::{BroadcastState, BroadcastStates, ReadOnlyBroadcastState};
+pub use cow_map::{CowMap, CowSnapshot};
 pub use descriptors::{
     AggregatingStateDescriptor, ListStateDescriptor, MapStateDescriptor, ReducingStateDescriptor,
     ValueStateDescriptor,

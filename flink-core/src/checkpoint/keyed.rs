@@ -2,8 +2,6 @@
 //! that an instance restored at another parallelism takes exactly the key groups it
 //! now owns (Flink's key-group ranges).
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -36,23 +34,76 @@ where
     K: Serialize + 'a,
     V: Serialize + 'a,
 {
-    let mut groups: BTreeMap<u32, Vec<(&K, &V)>> = BTreeMap::new();
+    let mut writer = KeyGroupWriter::new(max_parallelism);
     for (k, v) in entries {
-        let group = key_group_of(stable_key_hash(k), max_parallelism) as u32;
-        groups.entry(group).or_default().push((k, v));
+        writer.add(k, v)?;
     }
-    let groups = groups
-        .into_iter()
-        .map(|(g, entries)| {
-            bincode::serde::encode_to_vec(&entries, bincode::config::standard())
-                .map(|bytes| Group(g, bytes))
-                .map_err(|e| StateError::Encode(e.to_string()))
+    writer.finish()
+}
+
+/// Writes keyed state as [`snapshot_keyed`] does, one entry at a time: each entry is
+/// encoded into its key group's bytes at once, so entries can come from tables read
+/// one after another (a [`CowSnapshot`](crate::state::CowSnapshot)'s shards) and
+/// nothing holds references to all of them.
+pub(crate) struct KeyGroupWriter {
+    max_parallelism: usize,
+    /// Per key group: its entries so far and their encoding (bincode of each
+    /// `(K, V)`, back to back: a `Vec<(K, V)>` without its length).
+    groups: Vec<(u64, Vec<u8>)>,
+}
+
+impl KeyGroupWriter {
+    /// A writer for state of `max_parallelism` key groups.
+    pub(crate) fn new(max_parallelism: usize) -> Self {
+        Self {
+            max_parallelism,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Adds the entry `(k, v)` to its key group.
+    ///
+    /// # Errors
+    /// When the key or value cannot be serialized.
+    pub(crate) fn add<K: Serialize, V: Serialize>(
+        &mut self,
+        k: &K,
+        v: &V,
+    ) -> Result<(), StateError> {
+        let group = key_group_of(stable_key_hash(k), self.max_parallelism);
+        if group >= self.groups.len() {
+            self.groups.resize_with(group + 1, Default::default);
+        }
+        let (count, bytes) = &mut self.groups[group];
+        bincode::serde::encode_into_std_write((k, v), bytes, bincode::config::standard())
+            .map_err(|e| StateError::Encode(e.to_string()))?;
+        *count += 1;
+        Ok(())
+    }
+
+    /// The keyed state: every non-empty key group's entries, by ascending group.
+    ///
+    /// # Errors
+    /// Never in practice (lengths and bytes always encode).
+    pub(crate) fn finish(self) -> Result<Vec<u8>, StateError> {
+        let groups = self
+            .groups
+            .into_iter()
+            .enumerate()
+            .filter(|(_, (count, _))| *count > 0)
+            .map(|(g, (count, entries))| {
+                // A `Vec`'s bincode: its length, then its elements.
+                let mut bytes = bincode::encode_to_vec(count, bincode::config::standard())
+                    .map_err(|e| StateError::Encode(e.to_string()))?;
+                bytes.extend_from_slice(&entries);
+                Ok(Group(g as u32, bytes))
+            })
+            .collect::<Result<Vec<_>, StateError>>()?;
+        encode_state(&KeyedSnapshot {
+            max_parallelism: self.max_parallelism as u32,
+            groups,
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    encode_state(&KeyedSnapshot {
-        max_parallelism: max_parallelism as u32,
-        groups,
-    })
+    }
 }
 
 /// The entries that the instance of `scope` owns, from every instance's snapshot in
@@ -222,6 +273,26 @@ mod tests {
                 .collect();
             all.sort_unstable();
             assert_eq!(all, state, "parallelism {p}");
+        }
+    }
+
+    #[test]
+    fn each_group_is_the_bincode_of_its_entries_as_one_vec() {
+        // The format written before entries were encoded one by one: per group, the
+        // bincode of `Vec<(K, V)>`. Counts past 250 take a longer length prefix.
+        let state: Vec<(u64, String)> = (0..70_000).map(|k| (k, format!("v{k}"))).collect();
+        let bytes = snapshot_keyed(state.iter().map(|(k, v)| (k, v)), 4).unwrap();
+        let snapshot: KeyedSnapshot = decode_state(&bytes).unwrap();
+        assert_eq!(snapshot.groups.len(), 4);
+        for Group(group, bytes) in &snapshot.groups {
+            let entries: Vec<&(u64, String)> = state
+                .iter()
+                .filter(|(k, _)| key_group_of(stable_key_hash(k), 4) as u32 == *group)
+                .collect();
+            assert!(entries.len() > 250 * 64);
+            let expected =
+                bincode::serde::encode_to_vec(&entries, bincode::config::standard()).unwrap();
+            assert_eq!(bytes, &expected, "group {group}");
         }
     }
 

@@ -204,7 +204,7 @@ where
 }
 
 /// One key's buffered records of both sides, by timestamp.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(bound(serialize = "A: Serialize, B: Serialize"))]
 #[serde(bound(deserialize = "A: serde::de::DeserializeOwned, B: serde::de::DeserializeOwned"))]
 pub(crate) struct Buffers<A, B> {

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::blob::Blob;
-use crate::checkpoint::{RestoredState, StateError, decode_state, encode_state};
+use crate::checkpoint::{DeferredState, RestoredState, StateError, decode_state, encode_state};
 use crate::connected_streams::CoInput;
 use crate::functions::{Collector, KeySelector};
 use crate::keyed_broadcast_process_function::{
@@ -189,10 +189,26 @@ where
         scope: StateScope,
         id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
-        let keyed = self.inner.snapshot_state(scope, id)?.map(Blob);
+        match self.snapshot_state_deferred(scope, id)? {
+            Some(deferred) => deferred.into_bytes().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The keyed part as the inner operator's deferred snapshot; the broadcast
+    /// state (the same small copy in every instance) is encoded at once.
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        id: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        let keyed = self.inner.snapshot_state_deferred(scope, id)?;
         let broadcast = self.inner.function_mut().broadcast().snapshot()?;
-        let broadcast = broadcast.into_iter().map(|(n, b)| (n, Blob(b))).collect();
-        encode_state(&BroadcastSnapshot { keyed, broadcast }).map(Some)
+        let broadcast: Vec<_> = broadcast.into_iter().map(|(n, b)| (n, Blob(b))).collect();
+        Ok(Some(DeferredState::later(move || {
+            let keyed = keyed.map(DeferredState::into_bytes).transpose()?.map(Blob);
+            encode_state(&BroadcastSnapshot { keyed, broadcast })
+        })))
     }
 
     fn restore_state(

@@ -1,17 +1,15 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use hashbrown::HashMap;
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::checkpoint::keyed::{restore_slots, snapshot_slots};
-use crate::checkpoint::{RestoredState, StateError};
+use crate::checkpoint::keyed::{KeyGroupWriter, restore_keyed};
+use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::{Collector, KeySelector};
 use crate::operator::{ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
-use crate::state::ValueState;
+use crate::state::{CowMap, ValueState};
 use crate::watermark::Watermark;
 
 /// Runs a keyed process function with one [`ValueState`] per key, its side outputs
@@ -19,8 +17,9 @@ use crate::watermark::Watermark;
 pub struct KeyedProcessOperator<K, I, O, S, KS, F> {
     key: KS,
     f: F,
-    /// Each key's value state; a value the function clears leaves the map.
-    state: HashMap<K, Option<S>>,
+    /// Each key's value state; a value the function clears leaves the map. `None`
+    /// only while the function runs: the value is used where it lies.
+    state: CowMap<K, Option<S>>,
     side_outputs: SideOutputCache,
     watermark: Watermark,
     _types: PhantomData<fn(I) -> O>,
@@ -32,7 +31,7 @@ impl<K, I, O, S, KS, F> KeyedProcessOperator<K, I, O, S, KS, F> {
         Self {
             key,
             f,
-            state: HashMap::new(),
+            state: CowMap::new(),
             side_outputs: SideOutputCache::new(ctx.side_outputs.clone()),
             watermark: Watermark::MIN,
             _types: PhantomData,
@@ -42,16 +41,41 @@ impl<K, I, O, S, KS, F> KeyedProcessOperator<K, I, O, S, KS, F> {
 
 impl<K, I, O, S, KS, F> Operator<I, O> for KeyedProcessOperator<K, I, O, S, KS, F>
 where
-    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     I: 'static,
     O: 'static,
-    S: Send + Serialize + DeserializeOwned + 'static,
+    S: Clone + Send + Serialize + DeserializeOwned + 'static,
     KS: KeySelector<I, K>,
     F: FnMut(&K, I, &mut ValueState<'_, S>, &mut ProcessContext<'_, O>) + Send + 'static,
 {
     /// Each key's value state, grouped by key group.
-    fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        snapshot_slots(&self.state, scope)
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        match self.snapshot_state_deferred(scope, checkpoint_id)? {
+            Some(deferred) => deferred.into_bytes().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A copy-on-write snapshot of the value states (a pointer per shard of the
+    /// map), encoded later on the checkpoint's thread.
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        _: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        let states = self.state.snapshot();
+        Ok(Some(DeferredState::later(move || {
+            let mut writer = KeyGroupWriter::new(scope.max_parallelism);
+            states.try_for_each(|key, state| match state {
+                Some(state) => writer.add(key, state),
+                None => Ok(()),
+            })?;
+            writer.finish()
+        })))
     }
 
     fn restore_state(
@@ -59,7 +83,8 @@ where
         scope: StateScope,
         restored: &RestoredState,
     ) -> Result<(), StateError> {
-        self.state = restore_slots(restored, scope)?;
+        let entries = restore_keyed::<K, S>(restored, scope)?;
+        self.state = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
         Ok(())
     }
 
@@ -125,5 +150,53 @@ mod tests {
         assert_eq!(op.state.len(), 2, "key 1 was cleared, then set again");
         op.process(2, &mut out);
         assert_eq!(op.state.len(), 1, "key 2 reached 3 and was cleared");
+    }
+
+    #[test]
+    fn a_deferred_snapshot_holds_the_values_of_its_moment() {
+        let sum = |key: &u32,
+                   x: u64,
+                   n: &mut ValueState<'_, u64>,
+                   out: &mut ProcessContext<'_, (u32, u64)>| {
+            let next = n.value().copied().unwrap_or(0) + x;
+            if next >= 1_000_000 {
+                n.clear();
+            } else {
+                n.update(next);
+            }
+            out.collect((*key, next));
+        };
+        let key = |x: &u64| (*x % 1000) as u32;
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        let mut op = KeyedProcessOperator::new(key, sum, &context());
+        let mut out = Vec::new();
+        for x in 0..5000u64 {
+            op.process(x, &mut out);
+        }
+        let deferred = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        // After the barrier: every key changes, half of them are cleared.
+        for x in 0..1000u64 {
+            op.process(if x % 2 == 0 { 1_000_000 } else { x }, &mut out);
+        }
+        let restored = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(Arc::from(deferred.into_bytes().unwrap()))].into(),
+        };
+        let mut again = KeyedProcessOperator::new(key, sum, &context());
+        again.restore_state(scope, &restored).unwrap();
+        assert_eq!(again.state.len(), 1000);
+        let mut seen = Vec::new();
+        for k in 0..1000u64 {
+            again.process(k + 1000 * 1000, &mut seen);
+        }
+        // Key k held k + (k + 1000) + ... + (k + 4000) = 5k + 10000 at the barrier.
+        let expected: Vec<(u32, u64)> = (0..1000u64)
+            .map(|k| (k as u32, 5 * k + 10_000 + k + 1_000_000))
+            .collect();
+        assert_eq!(seen, expected);
     }
 }

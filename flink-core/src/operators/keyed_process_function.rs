@@ -10,15 +10,16 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::blob::Blob;
-use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed, state_version};
+use crate::checkpoint::keyed::KeyGroupWriter;
+use crate::checkpoint::{DeferredState, RestoredState, StateError, restore_keyed, state_version};
 use crate::checkpoint::{decode_state, encode_state};
 use crate::clock::Clock;
 use crate::functions::{Collector, KeySelector};
 use crate::keyed_process_function::{KeyedContext, KeyedProcessFunction, TimeDomain};
 use crate::operator::{Emitter, ForwardTo, Operator, RuntimeContext, StateScope};
 use crate::process_context::{ProcessContext, SideOutputCache};
-use crate::state::backend::NamedTable;
-use crate::state::{KeyedStateBackend, StateKind, ValueState};
+use crate::state::backend::{EncodeNamed, NamedTable};
+use crate::state::{CowMap, CowSnapshot, KeyedStateBackend, StateKind, ValueState};
 use crate::timers::{TimerQueue, TimerService, processing_time_of};
 use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 
@@ -26,8 +27,9 @@ use crate::watermark::{NO_TIMESTAMP, TimestampFn, Watermark};
 #[derive(Serialize)]
 struct KeySnapshotRef<'a, S> {
     state: Option<&'a S>,
-    event_timers: Vec<i64>,
-    processing_timers: Vec<i64>,
+    // Encoded as `Vec<i64>` (a length, then the elements).
+    event_timers: &'a [i64],
+    processing_timers: &'a [i64],
 }
 
 /// [`KeySnapshotRef`] read back.
@@ -55,7 +57,8 @@ struct FunctionSnapshot {
 pub struct KeyedProcessFunctionOperator<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> {
     key: KS,
     f: F,
-    state: HashMap<K, Option<F::State>>,
+    /// Each key's state (a key without one has no entry).
+    state: CowMap<K, F::State>,
     named: KeyedStateBackend<K>,
     event_timers: TimerQueue<K>,
     processing_timers: TimerQueue<K>,
@@ -73,7 +76,7 @@ impl<K, I, O, KS, F: KeyedProcessFunction<K, I, O>> KeyedProcessFunctionOperator
         Self {
             key,
             f,
-            state: HashMap::new(),
+            state: CowMap::new(),
             named: KeyedStateBackend::new(ctx.services.clock.clone()),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
@@ -101,7 +104,7 @@ where
         out: &mut C,
         f: impl FnOnce(&mut F, &mut KeyedContext<'_, K, F::State, O>),
     ) {
-        let mut slot = self.state.remove(&key).flatten();
+        let mut slot = self.state.remove(&key);
         if let (Some(ts), Some(TimeDomain::EventTime)) = (timestamp, domain) {
             // What an event-time timer emits has its time (Flink's).
             out.set_timestamp(ts);
@@ -127,8 +130,8 @@ where
             );
             f(&mut self.f, &mut ctx);
         }
-        if slot.is_some() {
-            self.state.insert(key, slot);
+        if let Some(state) = slot {
+            self.state.insert(key, state);
         }
     }
 
@@ -231,54 +234,31 @@ where
     }
 
     /// Each key's state, timers and named states, grouped by key group.
-    fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        // Timers, for the keys that have any (often none): the value states are
-        // then read in one pass over their map, without a second map of every key.
-        let mut timers: HashMap<&K, KeySnapshotRef<'_, F::State>> = HashMap::new();
-        let empty = || KeySnapshotRef {
-            state: None,
-            event_timers: Vec::new(),
-            processing_timers: Vec::new(),
-        };
-        for (key, ts) in self.event_timers.iter() {
-            timers
-                .entry(key)
-                .or_insert_with(empty)
-                .event_timers
-                .push(*ts);
+    fn snapshot_state(
+        &mut self,
+        scope: StateScope,
+        checkpoint_id: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        match self.snapshot_state_deferred(scope, checkpoint_id)? {
+            Some(deferred) => deferred.into_bytes().map(Some),
+            None => Ok(None),
         }
-        for (key, ts) in self.processing_timers.iter() {
-            timers
-                .entry(key)
-                .or_insert_with(empty)
-                .processing_timers
-                .push(*ts);
-        }
-        for entry in timers.values_mut() {
-            // Registration order is not kept: equal timestamps of one key cannot
-            // exist, and sorting makes the snapshot deterministic.
-            entry.event_timers.sort_unstable();
-            entry.processing_timers.sort_unstable();
-        }
-        let mut entries = Vec::with_capacity(self.state.len() + timers.len());
-        for (key, state) in &self.state {
-            let mut entry = match timers.is_empty() {
-                true => None,
-                false => timers.remove(key),
-            }
-            .unwrap_or_else(empty);
-            entry.state = state.as_ref();
-            entries.push((key, entry));
-        }
-        entries.extend(timers);
-        let keyed = snapshot_keyed(entries.iter().map(|(k, v)| (*k, v)), scope.max_parallelism)?;
-        drop(entries);
-        let named = self.named.snapshot(scope.max_parallelism)?;
-        encode_state(&FunctionSnapshot {
-            keyed: Blob(keyed),
-            named,
-        })
-        .map(Some)
+    }
+
+    /// A copy-on-write snapshot of the keys' states and the named states (a pointer
+    /// per shard, see [`CowMap`]) and a plain copy of the timers (usually few); the
+    /// grouping and encoding run later, on the checkpoint's thread.
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        _: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        let timers = self.copy_timers();
+        let states = self.state.snapshot();
+        let named = self.named.snapshot_deferred(scope.max_parallelism);
+        Ok(Some(DeferredState::later(move || {
+            encode_function_snapshot(&states, timers, named, scope.max_parallelism)
+        })))
     }
 
     fn restore_state(
@@ -298,11 +278,79 @@ where
             for ts in entry.processing_timers {
                 self.processing_timers.register(key.clone(), ts);
             }
-            if entry.state.is_some() {
-                self.state.insert(key, entry.state);
+            if let Some(state) = entry.state {
+                self.state.insert(key, state);
             }
         }
         Ok(())
+    }
+}
+
+/// Each key's event and processing timers, sorted.
+type KeyTimers = (Vec<i64>, Vec<i64>);
+
+/// Every (key, timestamp) of the event and of the processing timers.
+type TimerCopy<K> = (Vec<(K, i64)>, Vec<(K, i64)>);
+
+/// The timers of [`KeyedProcessFunctionOperator::copy_timers`] by key.
+fn group_timers<K: Hash + Eq>((event, processing): TimerCopy<K>) -> HashMap<K, KeyTimers> {
+    let mut timers: HashMap<K, KeyTimers> = HashMap::new();
+    for (key, ts) in event {
+        timers.entry(key).or_default().0.push(ts);
+    }
+    for (key, ts) in processing {
+        timers.entry(key).or_default().1.push(ts);
+    }
+    for (event, processing) in timers.values_mut() {
+        // Registration order is not kept: equal timestamps of one key cannot
+        // exist, and sorting makes the snapshot deterministic.
+        event.sort_unstable();
+        processing.sort_unstable();
+    }
+    timers
+}
+
+/// Encodes an instance's checkpoint (format version 2 and later) from a snapshot of
+/// its keys' states, their timers and its named states.
+fn encode_function_snapshot<K, S>(
+    states: &CowSnapshot<K, S>,
+    timers: TimerCopy<K>,
+    named: EncodeNamed,
+    max_parallelism: usize,
+) -> Result<Vec<u8>, StateError>
+where
+    K: Hash + Eq + Serialize,
+    S: Serialize,
+{
+    let mut timers = group_timers(timers);
+    let mut keyed = KeyGroupWriter::new(max_parallelism);
+    states.try_for_each(|key, state| {
+        let (event, processing) = match timers.is_empty() {
+            true => None,
+            false => timers.remove(key),
+        }
+        .unwrap_or_default();
+        keyed.add(key, &key_snapshot(Some(state), &event, &processing))
+    })?;
+    for (key, (event, processing)) in &timers {
+        keyed.add(key, &key_snapshot::<S>(None, event, processing))?;
+    }
+    encode_state(&FunctionSnapshot {
+        keyed: Blob(keyed.finish()?),
+        named: named()?,
+    })
+}
+
+/// A key's entry, borrowed.
+fn key_snapshot<'a, S>(
+    state: Option<&'a S>,
+    event_timers: &'a [i64],
+    processing_timers: &'a [i64],
+) -> KeySnapshotRef<'a, S> {
+    KeySnapshotRef {
+        state,
+        event_timers,
+        processing_timers,
     }
 }
 
@@ -311,6 +359,15 @@ where
     K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
     F: KeyedProcessFunction<K, I, O>,
 {
+    /// Every timer (often none), copied for a snapshot: a plain copy on the task's
+    /// thread, grouped by key later by [`group_timers`].
+    fn copy_timers(&self) -> TimerCopy<K> {
+        (
+            self.event_timers.iter().cloned().collect(),
+            self.processing_timers.iter().cloned().collect(),
+        )
+    }
+
     /// Restores the named states of a version 2 checkpoint; returns every
     /// instance's snapshot of the keys' states and timers.
     fn restore_named(
@@ -365,6 +422,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::checkpoint::snapshot_keyed;
     use crate::clock::ManualClock;
 
     fn context(clock: &ManualClock) -> RuntimeContext {

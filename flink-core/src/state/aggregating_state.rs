@@ -3,7 +3,7 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use hashbrown::HashMap;
+use super::CowMap;
 
 use super::backend::{get_or_insert_with, live};
 use super::ttl::{Stamped, TtlClock};
@@ -13,7 +13,7 @@ use crate::windows::AggregateFunction;
 /// [`AggregatingStateDescriptor`](super::AggregatingStateDescriptor) (Flink's
 /// `AggregatingState`): values are added into it and the result read from it.
 pub struct AggregatingState<'a, K, I, O, F: AggregateFunction<I, O>> {
-    entries: &'a mut HashMap<K, Stamped<F::Acc>>,
+    entries: &'a mut CowMap<K, Stamped<F::Acc>>,
     key: &'a K,
     ttl: TtlClock,
     function: &'a F,
@@ -24,9 +24,10 @@ impl<'a, K, I, O, F> AggregatingState<'a, K, I, O, F>
 where
     K: Hash + Eq + Clone,
     F: AggregateFunction<I, O>,
+    F::Acc: Clone,
 {
     pub(crate) fn new(
-        entries: &'a mut HashMap<K, Stamped<F::Acc>>,
+        entries: &'a mut CowMap<K, Stamped<F::Acc>>,
         key: &'a K,
         ttl: TtlClock,
         function: &'a F,

@@ -7,15 +7,15 @@ use std::collections::HashMap as StdHashMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::CowMap;
 use super::descriptors::Common;
 use super::ttl::{Stamped, StateTtlConfig, TtlClock};
 use crate::checkpoint::blob::Blob;
-use crate::checkpoint::keyed::{decode_groups, encode_groups, owned_groups};
-use crate::checkpoint::{RestoredState, StateError, snapshot_keyed};
+use crate::checkpoint::keyed::{KeyGroupWriter, decode_groups, encode_groups, owned_groups};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::clock::Clock;
 use crate::operator::StateScope;
 use crate::timers::processing_time_of;
@@ -38,23 +38,27 @@ pub enum StateKind {
 
 /// A named state's value type: what checkpoints can keep (serde) and a task can
 /// own.
-pub trait StateValue: Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Serialize + DeserializeOwned + Send + 'static> StateValue for T {}
+///
+/// `Clone` because a snapshot shares the state with the task (copy on write): the
+/// task copies what it changes while a checkpoint is being written (as Flink's
+/// hashmap backend copies with the state's serializer).
+pub trait StateValue: Serialize + DeserializeOwned + Clone + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> StateValue for T {}
 
 /// What a table stores per key: a stamped value, list or map, whose expired parts
 /// can be dropped.
-pub(crate) trait StoredValue: Serialize + DeserializeOwned + Send + 'static {
+pub(crate) trait StoredValue: Serialize + DeserializeOwned + Clone + Send + 'static {
     /// Drops what has expired at `ttl`; says whether anything is left.
     fn retain_live(&mut self, ttl: &TtlClock) -> bool;
 }
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> StoredValue for Stamped<T> {
+impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> StoredValue for Stamped<T> {
     fn retain_live(&mut self, ttl: &TtlClock) -> bool {
         !ttl.is_expired(self.stamp)
     }
 }
 
-impl<T: Serialize + DeserializeOwned + Send + 'static> StoredValue for Vec<Stamped<T>> {
+impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> StoredValue for Vec<Stamped<T>> {
     fn retain_live(&mut self, ttl: &TtlClock) -> bool {
         self.retain(|e| !ttl.is_expired(e.stamp));
         !self.is_empty()
@@ -63,8 +67,8 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> StoredValue for Vec<Stamp
 
 impl<UK, UV> StoredValue for StdHashMap<UK, Stamped<UV>>
 where
-    UK: Serialize + DeserializeOwned + Hash + Eq + Send + 'static,
-    UV: Serialize + DeserializeOwned + Send + 'static,
+    UK: Serialize + DeserializeOwned + Hash + Eq + Clone + Send + 'static,
+    UV: Serialize + DeserializeOwned + Clone + Send + 'static,
 {
     fn retain_live(&mut self, ttl: &TtlClock) -> bool {
         self.retain(|_, e| !ttl.is_expired(e.stamp));
@@ -73,8 +77,8 @@ where
 }
 
 /// The current key's live value in `entries`, after dropping what expired.
-pub(crate) fn live<'m, K: Hash + Eq, V: StoredValue>(
-    entries: &'m mut HashMap<K, V>,
+pub(crate) fn live<'m, K: Hash + Eq + Clone, V: StoredValue>(
+    entries: &'m mut CowMap<K, V>,
     key: &K,
     ttl: &TtlClock,
 ) -> Option<&'m mut V> {
@@ -89,24 +93,24 @@ pub(crate) fn live<'m, K: Hash + Eq, V: StoredValue>(
 }
 
 /// The value of `key` in `entries`, inserted with `create` if missing.
-pub(crate) fn get_or_insert_with<'m, K: Hash + Eq + Clone, V>(
-    entries: &'m mut HashMap<K, V>,
+pub(crate) fn get_or_insert_with<'m, K: Hash + Eq + Clone, V: Clone>(
+    entries: &'m mut CowMap<K, V>,
     key: &K,
     create: impl FnOnce() -> V,
 ) -> &'m mut V {
-    // One lookup for a present key; the key is cloned only when it is inserted.
-    if !entries.contains_key(key) {
-        entries.insert(key.clone(), create());
-    }
-    entries.get_mut(key).expect("just inserted")
+    // One lookup; the key is cloned only when it is inserted.
+    entries.get_or_insert_with(key, create)
 }
+
+/// Every named state at a checkpoint, to be encoded (on any thread).
+pub(crate) type EncodeNamed = Box<dyn FnOnce() -> Result<Vec<NamedTable>, StateError> + Send>;
 
 /// One named state's entries, typed.
 struct Table<K, V> {
     name: Arc<str>,
     kind: StateKind,
     ttl: Option<StateTtlConfig>,
-    entries: HashMap<K, V>,
+    entries: CowMap<K, V>,
     /// Accesses since expired values were last swept out of the whole table.
     accesses: usize,
 }
@@ -114,7 +118,7 @@ struct Table<K, V> {
 /// The fewest accesses between two sweeps of a table with a TTL.
 const MIN_SWEEP_INTERVAL: usize = 1024;
 
-impl<K: Hash + Eq, V: StoredValue> Table<K, V> {
+impl<K: Hash + Eq + Clone, V: StoredValue> Table<K, V> {
     /// Counts an access at `ttl`'s time; once there were as many as the table has
     /// entries (and at least [`MIN_SWEEP_INTERVAL`]), drops every expired value
     /// (Flink's incremental cleanup, amortized to about one entry checked per
@@ -137,13 +141,17 @@ trait AnyTable<K>: Send {
     fn kind(&self) -> StateKind;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn purge_expired(&mut self, now: i64);
-    fn snapshot(&self, max_parallelism: usize) -> Result<Vec<u8>, StateError>;
+    /// A copy-on-write snapshot of the entries, encoded when called.
+    fn snapshot(&mut self, max_parallelism: usize) -> EncodeTable;
     fn is_empty(&self) -> bool;
 }
 
+/// A named state's entries at a checkpoint, to be encoded (on any thread).
+type EncodeTable = Box<dyn FnOnce() -> Result<NamedTable, StateError> + Send>;
+
 impl<K, V> AnyTable<K> for Table<K, V>
 where
-    K: Hash + Eq + Send + Serialize + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + 'static,
     V: StoredValue,
 {
     fn name(&self) -> &str {
@@ -169,9 +177,21 @@ where
         self.entries.is_empty()
     }
 
-    fn snapshot(&self, max_parallelism: usize) -> Result<Vec<u8>, StateError> {
-        snapshot_keyed(self.entries.iter(), max_parallelism)
-            .map_err(|e| StateError::Encode(format!("state '{}': {e}", self.name)))
+    fn snapshot(&mut self, max_parallelism: usize) -> EncodeTable {
+        let entries = self.entries.snapshot();
+        let (name, kind) = (self.name.clone(), self.kind);
+        Box::new(move || {
+            let mut writer = KeyGroupWriter::new(max_parallelism);
+            entries
+                .try_for_each(|k, v| writer.add(k, v))
+                .and_then(|()| writer.finish())
+                .map(|bytes| NamedTable {
+                    name: name.to_string(),
+                    kind,
+                    state: Blob(bytes),
+                })
+                .map_err(|e| StateError::Encode(format!("state '{name}': {e}")))
+        })
     }
 }
 
@@ -181,7 +201,8 @@ where
 struct RestoredTable {
     name: Arc<str>,
     kind: StateKind,
-    groups: Vec<(u32, Vec<u8>)>,
+    /// Shared with the snapshots that carry it on.
+    groups: Arc<Vec<(u32, Vec<u8>)>>,
 }
 
 /// One named state in a checkpoint: its entries grouped by key group, as
@@ -197,9 +218,9 @@ pub(crate) struct NamedTable {
 /// backend): per state name, a table from key to value. Tables are created when a
 /// function first asks for a state with its descriptor.
 ///
-/// A snapshot encodes every live value, state by state and key group by key group
-/// (a synchronous copy, costed in docs/checkpoints.md); expired values are dropped
-/// first.
+/// A snapshot drops expired values, then takes a copy-on-write snapshot of every
+/// table ([`CowMap`]): the encoding, state by state and key group by key group, can
+/// run on another thread while the task goes on (docs/checkpoints.md).
 pub struct KeyedStateBackend<K> {
     tables: Vec<Box<dyn AnyTable<K>>>,
     restored: Vec<RestoredTable>,
@@ -230,7 +251,7 @@ impl<K> KeyedStateBackend<K> {
 
 impl<K> KeyedStateBackend<K>
 where
-    K: Hash + Eq + Send + Serialize + DeserializeOwned + 'static,
+    K: Hash + Eq + Clone + Send + Serialize + DeserializeOwned + 'static,
 {
     /// The entries of the state `common` describes, of `kind` and value type `V`,
     /// with its TTL at the current time.
@@ -243,7 +264,7 @@ where
         &mut self,
         common: &Common,
         kind: StateKind,
-    ) -> (&mut HashMap<K, V>, TtlClock) {
+    ) -> (&mut CowMap<K, V>, TtlClock) {
         let now = match common.ttl {
             Some(_) => processing_time_of(self.clock.as_ref()),
             None => 0,
@@ -274,20 +295,17 @@ where
 
     /// The keys holding a live value of the state `common` describes (expired
     /// values are dropped first).
-    pub(crate) fn live_keys<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> Vec<K>
-    where
-        K: Clone,
-    {
+    pub(crate) fn live_keys<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> Vec<K> {
         let (entries, ttl) = self.table::<V>(common, kind);
         if ttl.has_ttl() {
             entries.retain(|_, v| v.retain_live(&ttl));
         }
-        entries.keys().cloned().collect()
+        entries.keys()
     }
 
     /// Creates the table of a state, with its restored entries; returns its index.
     fn create<V: StoredValue>(&mut self, common: &Common, kind: StateKind) -> usize {
-        let mut entries = HashMap::new();
+        let mut entries = CowMap::new();
         if let Some(at) = self.restored.iter().position(|t| t.name == common.name) {
             let restored = self.restored.swap_remove(at);
             if restored.kind != kind {
@@ -332,38 +350,40 @@ where
             self.restored.push(RestoredTable {
                 name: name.into(),
                 kind,
-                groups,
+                groups: Arc::new(groups),
             });
         }
         Ok(())
     }
 
-    /// Drops expired values, then encodes every state, for a checkpoint.
-    ///
-    /// # Errors
-    /// A value that cannot be serialized.
-    pub(crate) fn snapshot(
-        &mut self,
-        max_parallelism: usize,
-    ) -> Result<Vec<NamedTable>, StateError> {
+    /// Drops expired values and takes a copy-on-write snapshot of every state; the
+    /// returned closure encodes it (on any thread) as it was at this moment.
+    pub(crate) fn snapshot_deferred(&mut self, max_parallelism: usize) -> EncodeNamed {
         let now = processing_time_of(self.clock.as_ref());
-        let mut out = Vec::with_capacity(self.tables.len() + self.restored.len());
+        let mut live = Vec::with_capacity(self.tables.len());
         for table in &mut self.tables {
             table.purge_expired(now);
-            out.push(NamedTable {
-                name: table.name().to_string(),
-                kind: table.kind(),
-                state: Blob(table.snapshot(max_parallelism)?),
-            });
+            live.push(table.snapshot(max_parallelism));
         }
-        for table in &self.restored {
-            out.push(NamedTable {
-                name: table.name.to_string(),
-                kind: table.kind,
-                state: Blob(encode_groups(&table.groups, max_parallelism)?),
-            });
-        }
-        Ok(out)
+        let restored: Vec<_> = self
+            .restored
+            .iter()
+            .map(|t| (t.name.clone(), t.kind, t.groups.clone()))
+            .collect();
+        Box::new(move || {
+            let mut out = Vec::with_capacity(live.len() + restored.len());
+            for encode in live {
+                out.push(encode()?);
+            }
+            for (name, kind, groups) in restored {
+                out.push(NamedTable {
+                    name: name.to_string(),
+                    kind,
+                    state: Blob(encode_groups(&groups, max_parallelism)?),
+                });
+            }
+            Ok(out)
+        })
     }
 
     /// Whether no state holds any key (restored or live).

@@ -108,6 +108,7 @@ impl<K, I, O, F> KeyedStateDescriptor<K> for AggregatingStateDescriptor<I, O, F>
 where
     K: StateKey,
     F: AggregateFunction<I, O>,
+    F::Acc: Clone,
 {
     type Handle<'a>
         = AggregatingState<'a, K, I, O, F>

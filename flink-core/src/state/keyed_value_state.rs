@@ -2,7 +2,7 @@
 
 use std::hash::Hash;
 
-use hashbrown::HashMap;
+use super::CowMap;
 
 use super::backend::{StateValue, live};
 use super::ttl::{Stamped, TtlClock};
@@ -11,7 +11,7 @@ use super::ttl::{Stamped, TtlClock};
 /// [`ValueStateDescriptor`](super::ValueStateDescriptor) (Flink's `ValueState`
 /// obtained with `getState`).
 pub struct KeyedValueState<'a, K, T> {
-    entries: &'a mut HashMap<K, Stamped<T>>,
+    entries: &'a mut CowMap<K, Stamped<T>>,
     key: &'a K,
     ttl: TtlClock,
 }
@@ -21,7 +21,7 @@ where
     K: Hash + Eq + Clone,
     T: StateValue,
 {
-    pub(crate) fn new(entries: &'a mut HashMap<K, Stamped<T>>, key: &'a K, ttl: TtlClock) -> Self {
+    pub(crate) fn new(entries: &'a mut CowMap<K, Stamped<T>>, key: &'a K, ttl: TtlClock) -> Self {
         Self { entries, key, ttl }
     }
 

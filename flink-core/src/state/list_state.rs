@@ -2,7 +2,7 @@
 
 use std::hash::Hash;
 
-use hashbrown::HashMap;
+use super::CowMap;
 
 use super::backend::{StateValue, get_or_insert_with, live};
 use super::ttl::{Stamped, TtlClock};
@@ -11,7 +11,7 @@ use super::ttl::{Stamped, TtlClock};
 /// [`ListStateDescriptor`](super::ListStateDescriptor) (Flink's `ListState`). With a
 /// TTL each element expires on its own.
 pub struct ListState<'a, K, T> {
-    entries: &'a mut HashMap<K, Vec<Stamped<T>>>,
+    entries: &'a mut CowMap<K, Vec<Stamped<T>>>,
     key: &'a K,
     ttl: TtlClock,
 }
@@ -22,7 +22,7 @@ where
     T: StateValue,
 {
     pub(crate) fn new(
-        entries: &'a mut HashMap<K, Vec<Stamped<T>>>,
+        entries: &'a mut CowMap<K, Vec<Stamped<T>>>,
         key: &'a K,
         ttl: TtlClock,
     ) -> Self {

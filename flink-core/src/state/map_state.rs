@@ -3,7 +3,7 @@
 use std::collections::HashMap as StdHashMap;
 use std::hash::Hash;
 
-use hashbrown::HashMap;
+use super::CowMap;
 
 use super::backend::{StateValue, get_or_insert_with, live};
 use super::ttl::{Stamped, TtlClock};
@@ -15,7 +15,7 @@ pub(crate) type UserMap<UK, UV> = StdHashMap<UK, Stamped<UV>>;
 /// [`MapStateDescriptor`](super::MapStateDescriptor) (Flink's `MapState`). With a
 /// TTL each entry expires on its own.
 pub struct MapState<'a, K, UK, UV> {
-    entries: &'a mut HashMap<K, UserMap<UK, UV>>,
+    entries: &'a mut CowMap<K, UserMap<UK, UV>>,
     key: &'a K,
     ttl: TtlClock,
 }
@@ -27,7 +27,7 @@ where
     UV: StateValue,
 {
     pub(crate) fn new(
-        entries: &'a mut HashMap<K, UserMap<UK, UV>>,
+        entries: &'a mut CowMap<K, UserMap<UK, UV>>,
         key: &'a K,
         ttl: TtlClock,
     ) -> Self {

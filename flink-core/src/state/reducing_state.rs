@@ -2,7 +2,7 @@
 
 use std::hash::Hash;
 
-use hashbrown::HashMap;
+use super::CowMap;
 
 use super::backend::{StateValue, live};
 use super::descriptors::ReduceFn;
@@ -12,7 +12,7 @@ use super::ttl::{Stamped, TtlClock};
 /// [`ReducingStateDescriptor`](super::ReducingStateDescriptor) (Flink's
 /// `ReducingState`): every added value is folded into it with the reduce function.
 pub struct ReducingState<'a, K, T> {
-    entries: &'a mut HashMap<K, Stamped<T>>,
+    entries: &'a mut CowMap<K, Stamped<T>>,
     key: &'a K,
     ttl: TtlClock,
     reduce: &'a ReduceFn<T>,
@@ -24,7 +24,7 @@ where
     T: StateValue,
 {
     pub(crate) fn new(
-        entries: &'a mut HashMap<K, Stamped<T>>,
+        entries: &'a mut CowMap<K, Stamped<T>>,
         key: &'a K,
         ttl: TtlClock,
         reduce: &'a ReduceFn<T>,
