@@ -3,6 +3,8 @@
 //! exactly what a run without failures commits. No timing assertions: the job's
 //! timing only decides which checkpoint each restart resumes from.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,19 +33,6 @@ fn expected() -> Vec<(u64, u64, u64)> {
         out.push((x / BLOCK, x, sum));
     }
     out
-}
-
-/// `n` distinct record positions from `seed` (xorshift64*).
-fn failure_points(seed: u64, n: usize) -> HashSet<u64> {
-    let mut state = seed;
-    let mut points = HashSet::new();
-    while points.len() < n {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        points.insert(state.wrapping_mul(0x2545_F491_4F6C_DD1D) % RECORDS);
-    }
-    points
 }
 
 /// The job, its sink, and the failure points that fired.
@@ -148,7 +137,7 @@ fn twenty_failures_commit_exactly_the_failure_free_output(
     unaligned: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let points = failure_points(seed, 20);
+    let points = common::failure_points(seed, 20, 0..RECORDS);
     let (env, out, fired) = keyed_job(parallelism, points.clone(), dir.path(), unaligned);
     let result = env
         .execute("twenty failures")
@@ -244,7 +233,7 @@ fn twenty_failures_unaligned_at_parallelism_4() {
 fn an_async_call_in_the_chain_loses_and_repeats_nothing_across_failures() {
     // The async operator completes its calls in flight before each barrier.
     let dir = tempfile::tempdir().unwrap();
-    let points = failure_points(17, 20);
+    let points = common::failure_points(17, 20, 0..RECORDS);
     let (env, out, fired) = keyed_job_with(
         2,
         points.clone(),
@@ -275,7 +264,7 @@ fn at_least_once_commits_every_record_at_least_once() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let points = failure_points(19, 20);
+    let points = common::failure_points(19, 20, 0..RECORDS);
     let (env, out, _) =
         keyed_job_with(4, points, dir.path(), CheckpointingMode::AtLeastOnce, false);
     env.execute("at least once").expect("the job recovers");

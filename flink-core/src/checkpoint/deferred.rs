@@ -40,6 +40,17 @@ impl DeferredState {
     }
 }
 
+/// A deferred snapshot encoded at once: the synchronous `snapshot_state` of an
+/// operator whose `snapshot_state_deferred` does the work.
+///
+/// # Errors
+/// When taking the snapshot or its encoding fails.
+pub fn encode_now(
+    deferred: Result<Option<DeferredState>, StateError>,
+) -> Result<Option<Vec<u8>>, StateError> {
+    deferred?.map(DeferredState::into_bytes).transpose()
+}
+
 impl fmt::Debug for DeferredState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {

@@ -13,7 +13,7 @@ mod settings;
 mod snapshot;
 
 pub use config::{CheckpointConfig, CheckpointStorage, CheckpointingMode, MIN_CHECKPOINT_INTERVAL};
-pub use deferred::DeferredState;
+pub use deferred::{DeferredState, encode_now};
 pub use keyed::{restore_keyed, snapshot_keyed};
 pub use restart::{RestartStrategy, RestartTracker};
 pub use restore::RestoreSettings;

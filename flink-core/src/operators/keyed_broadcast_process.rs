@@ -189,10 +189,7 @@ where
         scope: StateScope,
         id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
-        match self.snapshot_state_deferred(scope, id)? {
-            Some(deferred) => deferred.into_bytes().map(Some),
-            None => Ok(None),
-        }
+        crate::checkpoint::encode_now(self.snapshot_state_deferred(scope, id))
     }
 
     /// The keyed part as the inner operator's deferred snapshot; the broadcast

@@ -239,10 +239,7 @@ where
         scope: StateScope,
         checkpoint_id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
-        match self.snapshot_state_deferred(scope, checkpoint_id)? {
-            Some(deferred) => deferred.into_bytes().map(Some),
-            None => Ok(None),
-        }
+        crate::checkpoint::encode_now(self.snapshot_state_deferred(scope, checkpoint_id))
     }
 
     /// A copy-on-write snapshot of the keys' states and the named states (a pointer

@@ -55,3 +55,23 @@ pub fn reject_every_tenth(env: &StreamExecutionEnvironment) -> DataStream<u64> {
         AsyncOptions::new().dead_letters(),
     )
 }
+
+/// `n` distinct positions in `range` from `seed` (xorshift64*): where the
+/// fault-injection tests panic.
+pub fn failure_points(
+    seed: u64,
+    n: usize,
+    range: std::ops::Range<u64>,
+) -> std::collections::HashSet<u64> {
+    let mut state = seed;
+    let mut points = std::collections::HashSet::new();
+    while points.len() < n {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        points.insert(
+            range.start + state.wrapping_mul(0x2545_F491_4F6C_DD1D) % (range.end - range.start),
+        );
+    }
+    points
+}
