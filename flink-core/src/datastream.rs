@@ -647,19 +647,17 @@ impl<T: Record> DataStream<T> {
             });
         }
         let (f, options) = (Arc::new(f), Arc::new(options));
-        // Results complete out of the record's call; they do not keep timestamps
-        // (yet): the stream after an async function has none.
-        let bare = if self.timestamps.carried() {
-            self.transform_typed::<Timestamped<T>, T, T, _, _>(
-                "Drop Timestamps",
-                |_| crate::operators::Unstamp,
-                Timestamps::None,
-            )
-        } else {
-            self.clone()
-        };
-        bare.transform("Async Function", move |ctx| {
-            AsyncWaitOperator::new(f.clone(), options.clone(), ctx).storing_queue_in_snapshots()
+        // Each result keeps its input record's timestamp (Flink's AsyncWaitOperator),
+        // kept per call only on a stream with timestamps.
+        let timestamps = self.timestamps.carried();
+        self.transform("Async Function", move |ctx| {
+            let operator = AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
+                .storing_queue_in_snapshots();
+            if timestamps {
+                operator.keeping_timestamps()
+            } else {
+                operator
+            }
         })
     }
 

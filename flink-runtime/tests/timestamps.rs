@@ -4,7 +4,9 @@
 //! last millisecond, an event-time timer's output its time, an interval join's
 //! pairs the later of both times; a second event-time window after a map and after
 //! a window needs no timestamps assigned again; a union with a stream without
-//! timestamps gives its records none.
+//! timestamps gives its records none; async results (ordered and unordered) carry
+//! their input record's timestamp, processing-time window results their window's
+//! last millisecond.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -297,4 +299,104 @@ fn records_of_a_stream_without_timestamps_have_none_in_a_union_with_one_with_the
         error.contains(&WindowError::NoTimestamps.to_string()),
         "{error}"
     );
+}
+
+/// A future that is pending once (waking itself) before it is ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn async_results_carry_their_input_records_timestamp_ordered_and_unordered() {
+    use flink_core::async_io::AsyncOptions;
+    let input = records(2_000);
+    let expected = sorted(
+        input
+            .iter()
+            .map(|&(key, price, ts)| ((key, price * 2), Some(ts)))
+            .collect(),
+    );
+    for (p, ordered) in [(1, true), (2, true), (1, false), (2, false)] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let enriched = timed(&env, &input).async_function(
+            // Some calls take longer, so unordered results overtake earlier ones.
+            |(key, price, _): (u64, u64, i64)| async move {
+                if price % 7 == 0 {
+                    YieldOnce(false).await;
+                }
+                Ok::<_, String>((key, price * 2))
+            },
+            AsyncOptions::new().ordered(ordered).capacity(16),
+        );
+        let out = with_timestamps(&enriched).collect_vec();
+        env.execute("async timestamps").unwrap();
+        assert_eq!(
+            sorted(out.take()),
+            expected,
+            "p={p} ordered={ordered}: each result has its input's timestamp"
+        );
+    }
+}
+
+#[test]
+fn processing_time_window_results_carry_the_windows_last_millisecond() {
+    use std::sync::Arc;
+
+    use flink_core::clock::ManualClock;
+    use flink_core::windows::TumblingProcessingTimeWindows;
+    let input = records(3_000);
+    for p in [1, 2] {
+        let clock = ManualClock::new();
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        env.set_clock(Arc::new(clock.clone()));
+        // The clock moves on while the job runs (every 500th record), so windows
+        // fire on it mid-run as well as at the end of input.
+        let ticking = clock.clone();
+        let windows = timed(&env, &input)
+            .map(move |r: (u64, u64, i64)| {
+                if r.1 == 0 {
+                    ticking.advance(Duration::from_millis(150));
+                }
+                r
+            })
+            .key_by(|r: &(u64, u64, i64)| r.0)
+            .window(TumblingProcessingTimeWindows::of(Duration::from_millis(
+                100,
+            )))
+            .process(
+                |key: &u64,
+                 w: &TimeWindow,
+                 records: &[(u64, u64, i64)],
+                 out: &mut dyn Collector<(u64, i64, u64)>| {
+                    out.collect((*key, w.end, records.len() as u64))
+                },
+            );
+        let out = with_timestamps(&windows).collect_vec();
+        env.execute("processing-time window timestamps").unwrap();
+        let out = out.take();
+        assert_eq!(
+            out.iter().map(|((_, _, n), _)| n).sum::<u64>(),
+            input.len() as u64,
+            "p={p}: every record in one window"
+        );
+        for ((key, end, _), ts) in &out {
+            assert_eq!(*ts, Some(end - 1), "p={p}: key {key}'s window ending {end}");
+        }
+    }
 }

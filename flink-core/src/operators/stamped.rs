@@ -53,12 +53,15 @@ impl<T, C: Collector<Timestamped<T>> + ?Sized> Collector<T> for StampingCollecto
 /// for it is stamped with that timestamp, unless the operator sets another.
 /// What it emits outside a record (on a watermark, at the end of input, after a
 /// batch or while idle) has [`NO_TIMESTAMP`] unless it sets one: window firings
-/// and event-time timers do.
+/// (event or processing time), event-time timers and async results do.
 pub struct Stamped<Op, O> {
     inner: Op,
     /// Where the inner operator's after-batch and idle output is collected; it
-    /// is stamped [`NO_TIMESTAMP`] (processing-time timers, as Flink erases theirs).
+    /// is stamped [`NO_TIMESTAMP`] (processing-time timers of process functions,
+    /// as Flink erases theirs) unless the operator set a timestamp ...
     pending: Vec<O>,
+    /// ... noted here: (index in `pending` from which it holds, the timestamp).
+    stamps: Vec<(usize, i64)>,
 }
 
 impl<Op, O> Stamped<Op, O> {
@@ -67,16 +70,20 @@ impl<Op, O> Stamped<Op, O> {
         Self {
             inner,
             pending: Vec::new(),
+            stamps: Vec::new(),
         }
     }
 
-    /// Hands on what the inner operator emitted into its own batch.
+    /// Hands on what the inner operator emitted into its own batch, each with the
+    /// timestamp it set last before emitting it.
     fn hand_on_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) {
-        for value in self.pending.drain(..) {
-            out.collect(Timestamped {
-                timestamp: NO_TIMESTAMP,
-                value,
-            });
+        let mut stamps = self.stamps.drain(..).peekable();
+        let mut timestamp = NO_TIMESTAMP;
+        for (index, value) in self.pending.drain(..).enumerate() {
+            while let Some((_, set)) = stamps.next_if(|&(from, _)| from <= index) {
+                timestamp = set;
+            }
+            out.collect(Timestamped { timestamp, value });
         }
     }
 }
@@ -108,15 +115,14 @@ where
             self.process(record, out);
         }
         // The inner operator's work after a batch (processing-time timers).
-        self.inner
-            .process_batch(&mut Vec::new(), &mut Emitter::collecting(&mut self.pending));
+        let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        self.inner.process_batch(&mut Vec::new(), &mut pending);
         self.hand_on_pending(out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) -> bool {
-        let pending = self
-            .inner
-            .poll_pending(&mut Emitter::collecting(&mut self.pending));
+        let mut emitter = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        let pending = self.inner.poll_pending(&mut emitter);
         self.hand_on_pending(out);
         pending
     }
@@ -313,6 +319,39 @@ mod tests {
         op.process_batch(&mut batch, &mut Emitter::collecting(&mut Vec::new()));
         assert!(batch.is_empty());
         assert_eq!(op.inner.0, [3]);
+    }
+
+    #[test]
+    fn what_an_operator_emits_outside_a_record_keeps_the_timestamps_it_set() {
+        /// Emits 1 and 2 after each batch and 3 when polled: 1 unstamped, 2 at 50,
+        /// 3 at 70 (as a processing-time window firing or an async result does).
+        struct Later;
+        impl Operator<u64, u64> for Later {
+            fn process<C: Collector<u64> + ?Sized>(&mut self, _: u64, _: &mut C) {}
+            fn process_batch(&mut self, batch: &mut Vec<u64>, out: &mut Emitter<'_, u64>) {
+                batch.clear();
+                out.collect(1);
+                out.set_timestamp(50);
+                out.collect(2);
+            }
+            fn poll_pending(&mut self, out: &mut Emitter<'_, u64>) -> bool {
+                out.set_timestamp(70);
+                out.collect(3);
+                false
+            }
+        }
+        let mut op = Stamped::new(Later);
+        let mut out = Vec::new();
+        op.process_batch(&mut vec![stamped(9, 0)], &mut Emitter::collecting(&mut out));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(
+            out,
+            [stamped(NO_TIMESTAMP, 1), stamped(50, 2), stamped(70, 3)]
+        );
+        // Nothing carries over to the next batch.
+        let mut out = Vec::new();
+        op.process_batch(&mut Vec::new(), &mut Emitter::collecting(&mut out));
+        assert_eq!(out, [stamped(NO_TIMESTAMP, 1), stamped(50, 2)]);
     }
 
     #[test]
