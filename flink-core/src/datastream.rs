@@ -113,7 +113,7 @@ impl<T: Record> DataStream<T> {
         if self.timestamps.carried() {
             self.transform_typed::<Timestamped<T>, Timestamped<O>, O, _, _>(
                 name,
-                move |ctx| crate::operators::Stamped::new(make(ctx)),
+                move |ctx| crate::operators::Stamped::new(make(ctx)).stamping_side_outputs(ctx),
                 self.timestamps,
             )
         } else {
@@ -681,10 +681,21 @@ impl<T: Record> DataStream<T> {
                 _type: PhantomData,
             };
         };
+        // On a stream with timestamps the side output keeps each record's (as in
+        // Flink); some may have none (emitted outside a record), so `Some`.
+        let timestamps = if self.timestamps.carried() {
+            Timestamps::Some
+        } else {
+            Timestamps::None
+        };
         self.env.with_node(only.node, |n| {
             if !n.side_types.iter().any(|(id, _)| id == tag.id()) {
-                n.side_types
-                    .push((tag.id().to_string(), TypeOf::<S>::arc()));
+                let side_type = if timestamps.carried() {
+                    TypeOf::<Timestamped<S>>::arc()
+                } else {
+                    TypeOf::<S>::arc()
+                };
+                n.side_types.push((tag.id().to_string(), side_type));
             }
         });
         DataStream {
@@ -694,7 +705,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: Some(tag.id().to_string()),
             }],
-            timestamps: Timestamps::None,
+            timestamps,
             _type: PhantomData,
         }
     }

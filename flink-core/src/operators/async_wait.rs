@@ -102,6 +102,9 @@ pub struct AsyncWaitOperator<I, O, F> {
     timestamps: Option<PendingInputs<i64>>,
     /// The timestamp of the record being processed (with `timestamps`).
     current_timestamp: i64,
+    /// The timestamp the side outputs stamp dead letters with: set to a call's
+    /// when its failure becomes one (with `timestamps` and wired side outputs).
+    side_timestamp: Option<crate::side_output::RecordTimestamp>,
     subtask_index: usize,
     parallelism: usize,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
@@ -141,6 +144,7 @@ where
             to_reissue: VecDeque::new(),
             timestamps: None,
             current_timestamp: NO_TIMESTAMP,
+            side_timestamp: ctx.side_outputs.record_timestamp(),
             subtask_index: ctx.subtask_index,
             parallelism: ctx.parallelism,
             calls: InFlight::new(ctx.services.clone()),
@@ -302,7 +306,11 @@ where
                     self.inputs.remove(seq);
                     self.publish_queued();
                     if let Some(timestamps) = &mut self.timestamps {
-                        out.set_timestamp(timestamps.get(seq).copied().unwrap_or(NO_TIMESTAMP));
+                        let timestamp = timestamps.get(seq).copied().unwrap_or(NO_TIMESTAMP);
+                        out.set_timestamp(timestamp);
+                        if let Some(side) = &self.side_timestamp {
+                            side.set(timestamp);
+                        }
                         timestamps.remove(seq);
                     }
                     self.emit(completion, out);

@@ -1,7 +1,8 @@
 //! [`Stamped`]: runs an operator on a stream whose records carry timestamps.
 
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::side_output::RecordTimestamp;
 use crate::timestamped::Timestamped;
 use crate::watermark::{NO_TIMESTAMP, Watermark, WatermarkStatus};
 
@@ -62,6 +63,9 @@ pub struct Stamped<Op, O> {
     pending: Vec<O>,
     /// ... noted here: (index in `pending` from which it holds, the timestamp).
     stamps: Vec<(usize, i64)>,
+    /// With wired side outputs: the current record's timestamp, which they stamp
+    /// what the operator emits there with (set per record; none outside one).
+    record_timestamp: Option<RecordTimestamp>,
 }
 
 impl<Op, O> Stamped<Op, O> {
@@ -71,6 +75,23 @@ impl<Op, O> Stamped<Op, O> {
             inner,
             pending: Vec::new(),
             stamps: Vec::new(),
+            record_timestamp: None,
+        }
+    }
+
+    /// Gives the side outputs of the instance `ctx` describes the timestamp of
+    /// the record being processed (Flink keeps a record's timestamp in a side
+    /// output: late data, a process function's side outputs, dead letters).
+    pub fn stamping_side_outputs(mut self, ctx: &RuntimeContext) -> Self {
+        self.record_timestamp = ctx.side_outputs.record_timestamp();
+        self
+    }
+
+    /// Side outputs emitted from now on get `timestamp`.
+    #[inline]
+    fn side_timestamp(&self, timestamp: i64) {
+        if let Some(current) = &self.record_timestamp {
+            current.set(timestamp);
         }
     }
 
@@ -101,6 +122,7 @@ where
         out: &mut C,
     ) {
         let timestamp = record.timestamp;
+        self.side_timestamp(timestamp);
         let mut out = StampingCollector::new(timestamp, out);
         self.inner
             .process_timestamped(record.value, timestamp, &mut out);
@@ -115,12 +137,14 @@ where
             self.process(record, out);
         }
         // The inner operator's work after a batch (processing-time timers).
+        self.side_timestamp(NO_TIMESTAMP);
         let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
         self.inner.process_batch(&mut Vec::new(), &mut pending);
         self.hand_on_pending(out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) -> bool {
+        self.side_timestamp(NO_TIMESTAMP);
         let mut emitter = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
         let pending = self.inner.poll_pending(&mut emitter);
         self.hand_on_pending(out);
@@ -128,6 +152,7 @@ where
     }
 
     fn end_input<C: Collector<Timestamped<O>> + ?Sized>(&mut self, out: &mut C) {
+        self.side_timestamp(NO_TIMESTAMP);
         self.inner
             .end_input(&mut StampingCollector::new(NO_TIMESTAMP, out));
     }
@@ -137,6 +162,7 @@ where
         watermark: Watermark,
         out: &mut C,
     ) {
+        self.side_timestamp(NO_TIMESTAMP);
         self.inner
             .process_watermark(watermark, &mut StampingCollector::new(NO_TIMESTAMP, out));
     }
