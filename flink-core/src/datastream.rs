@@ -759,6 +759,7 @@ impl<T: Record> DataStream<T> {
         let (destination, options) = (sink.destination, Arc::new(sink.options));
         let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             AsyncSinkWriter::new(destination.clone(), options.clone(), ctx)
+                .storing_buffer_in_snapshots()
         });
         stream
             .env
