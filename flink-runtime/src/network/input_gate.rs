@@ -203,7 +203,10 @@ pub struct InputGate {
 struct GateDebloat {
     debloater: BufferDebloater,
     clock: Arc<dyn Clock>,
+    /// The current period: a quarter of the configured one until the first
+    /// measurement (which replaces the debloater's small initial size), then it.
     period: Duration,
+    configured_period: Duration,
     period_start: Duration,
     idle_ns_at_start: u64,
     bytes: u64,
@@ -291,12 +294,27 @@ impl InputGate {
             .set_debloated_buffer_size(debloater.buffer_size());
         self.debloat = Some(Box::new(GateDebloat {
             debloater,
-            period: config.period,
+            period: config.period / 4,
+            configured_period: config.period,
             period_start: clock.now(),
             clock,
             idle_ns_at_start: self.shared.metrics.idle_ns(),
             bytes: 0,
         }));
+    }
+
+    /// Announces the debloater's initial size on every connected channel, before
+    /// any data flows (called once the gate's channels are wired): the buffers
+    /// filled while the job starts are then small, not full-size ones the first
+    /// checkpoint of a back-pressured job would wait behind.
+    pub fn announce_initial_buffer_size(&self) {
+        let Some(d) = &self.debloat else { return };
+        let size = d.debloater.buffer_size();
+        if size < self.shared.segment_size {
+            for channel in &self.shared.channels {
+                channel.announce_buffer_size(size);
+            }
+        }
     }
 
     /// The buffer size announced last, `None` without debloating.
@@ -327,6 +345,7 @@ impl InputGate {
             .debloater
             .on_period(d.bytes, elapsed.saturating_sub(idle), buffers);
         d.period_start = now;
+        d.period = d.configured_period;
         d.idle_ns_at_start = idle_ns;
         d.bytes = 0;
         if let Some(size) = announced {
