@@ -203,10 +203,7 @@ pub struct InputGate {
 struct GateDebloat {
     debloater: BufferDebloater,
     clock: Arc<dyn Clock>,
-    /// The current period: a quarter of the configured one until the first
-    /// measurement (which replaces the debloater's small initial size), then it.
     period: Duration,
-    configured_period: Duration,
     period_start: Duration,
     idle_ns_at_start: u64,
     bytes: u64,
@@ -294,8 +291,7 @@ impl InputGate {
             .set_debloated_buffer_size(debloater.buffer_size());
         self.debloat = Some(Box::new(GateDebloat {
             debloater,
-            period: config.period / 4,
-            configured_period: config.period,
+            period: config.period,
             period_start: clock.now(),
             clock,
             idle_ns_at_start: self.shared.metrics.idle_ns(),
@@ -345,7 +341,6 @@ impl InputGate {
             .debloater
             .on_period(d.bytes, elapsed.saturating_sub(idle), buffers);
         d.period_start = now;
-        d.period = d.configured_period;
         d.idle_ns_at_start = idle_ns;
         d.bytes = 0;
         if let Some(size) = announced {
