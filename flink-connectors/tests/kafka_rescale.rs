@@ -8,7 +8,7 @@
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::kafka::{Msg, create_topic, produce};
@@ -94,7 +94,7 @@ fn savepoint_at_two(
     topic: &str,
     dir: &Path,
     out: &TransactionalCollectingSink<u64>,
-) -> PathBuf {
+) -> CheckpointLocation {
     let env = job(bootstrap, topic, 2, &dir.join("checkpoints"), out, true);
     let client = env.execute_async("kafka at 2").unwrap();
     wait_until("a first commit", || out.committed_transactions() > 0);

@@ -144,6 +144,9 @@ impl ExecutionConfig {
         if let Some(checkpointing) = &self.checkpointing {
             checkpointing.validate()?;
         }
+        if let Some(restore) = &self.restore {
+            restore.path.validate()?;
+        }
         if let Some(strategy) = &self.restart_strategy {
             strategy.validate()?;
         }

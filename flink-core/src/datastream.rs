@@ -113,7 +113,7 @@ impl<T: Record> DataStream<T> {
         if self.timestamps.carried() {
             self.transform_typed::<Timestamped<T>, Timestamped<O>, O, _, _>(
                 name,
-                move |ctx| crate::operators::Stamped::new(make(ctx)),
+                move |ctx| crate::operators::Stamped::new(make(ctx)).stamping_side_outputs(ctx),
                 self.timestamps,
             )
         } else {
@@ -647,19 +647,17 @@ impl<T: Record> DataStream<T> {
             });
         }
         let (f, options) = (Arc::new(f), Arc::new(options));
-        // Results complete out of the record's call; they do not keep timestamps
-        // (yet): the stream after an async function has none.
-        let bare = if self.timestamps.carried() {
-            self.transform_typed::<Timestamped<T>, T, T, _, _>(
-                "Drop Timestamps",
-                |_| crate::operators::Unstamp,
-                Timestamps::None,
-            )
-        } else {
-            self.clone()
-        };
-        bare.transform("Async Function", move |ctx| {
-            AsyncWaitOperator::new(f.clone(), options.clone(), ctx).storing_queue_in_snapshots()
+        // Each result keeps its input record's timestamp (Flink's AsyncWaitOperator),
+        // kept per call only on a stream with timestamps.
+        let timestamps = self.timestamps.carried();
+        self.transform("Async Function", move |ctx| {
+            let operator = AsyncWaitOperator::new(f.clone(), options.clone(), ctx)
+                .storing_queue_in_snapshots();
+            if timestamps {
+                operator.keeping_timestamps()
+            } else {
+                operator
+            }
         })
     }
 
@@ -683,10 +681,21 @@ impl<T: Record> DataStream<T> {
                 _type: PhantomData,
             };
         };
+        // On a stream with timestamps the side output keeps each record's (as in
+        // Flink); some may have none (emitted outside a record), so `Some`.
+        let timestamps = if self.timestamps.carried() {
+            Timestamps::Some
+        } else {
+            Timestamps::None
+        };
         self.env.with_node(only.node, |n| {
             if !n.side_types.iter().any(|(id, _)| id == tag.id()) {
-                n.side_types
-                    .push((tag.id().to_string(), TypeOf::<S>::arc()));
+                let side_type = if timestamps.carried() {
+                    TypeOf::<Timestamped<S>>::arc()
+                } else {
+                    TypeOf::<S>::arc()
+                };
+                n.side_types.push((tag.id().to_string(), side_type));
             }
         });
         DataStream {
@@ -696,7 +705,7 @@ impl<T: Record> DataStream<T> {
                 partitioner: None,
                 tag: Some(tag.id().to_string()),
             }],
-            timestamps: Timestamps::None,
+            timestamps,
             _type: PhantomData,
         }
     }
@@ -750,6 +759,7 @@ impl<T: Record> DataStream<T> {
         let (destination, options) = (sink.destination, Arc::new(sink.options));
         let stream = self.transform_unstamped::<(), _, _>(name, move |ctx| {
             AsyncSinkWriter::new(destination.clone(), options.clone(), ctx)
+                .storing_buffer_in_snapshots()
         });
         stream
             .env

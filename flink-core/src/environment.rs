@@ -154,7 +154,10 @@ impl StreamExecutionEnvironment {
     }
 
     /// Starts the job from the savepoint or retained checkpoint in `path` (the
-    /// directory holding `_metadata`; Flink's `--fromSavepoint`). State is mapped
+    /// directory holding `_metadata`; Flink's `--fromSavepoint`): a local path or an
+    /// object-store URL such as `s3://bucket/savepoints/savepoint-job-3`
+    /// ([`CheckpointLocation`](crate::checkpoint::CheckpointLocation); a URL of an
+    /// unknown scheme fails the build with a `ConfigError`). State is mapped
     /// to operators by their [`uid`](crate::datastream::DataStream::uid); state of
     /// a uid that no operator of this job has fails the submission unless
     /// [`allow_non_restored_state`](Self::allow_non_restored_state) is set.
@@ -169,8 +172,10 @@ impl StreamExecutionEnvironment {
     /// env.restore_from("/var/lib/my-job/savepoint-1").allow_non_restored_state(true);
     /// let restore = env.config().restore.unwrap();
     /// assert!(restore.allow_non_restored_state);
+    /// env.restore_from("s3://bucket/savepoints/savepoint-job-3");
+    /// assert!(env.config().restore.unwrap().path.as_directory().is_none());
     /// ```
-    pub fn restore_from(&self, path: impl Into<std::path::PathBuf>) -> &Self {
+    pub fn restore_from(&self, path: impl Into<crate::checkpoint::CheckpointLocation>) -> &Self {
         let path = path.into();
         self.configure(|c| {
             let allow = c

@@ -70,6 +70,14 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A savepoint or checkpoint location that cannot name one (a bad URL).
+    #[error("location '{location}': {reason}")]
+    InvalidLocation {
+        /// The location as given.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A restart strategy that can never work.
     #[error("restart strategy: {reason}")]
     InvalidRestartStrategy {
@@ -229,6 +237,11 @@ impl fmt::Debug for ConfigError {
             Self::InvalidCheckpointing { what, reason } => f
                 .debug_struct("InvalidCheckpointing")
                 .field("what", what)
+                .field("reason", reason)
+                .finish(),
+            Self::InvalidLocation { location, reason } => f
+                .debug_struct("InvalidLocation")
+                .field("location", location)
                 .field("reason", reason)
                 .finish(),
             Self::InvalidRestartStrategy { reason } => f

@@ -72,7 +72,7 @@ pub mod prelude {
         BroadcastProcessFunction, ReadOnlyBroadcastContext,
     };
     pub use crate::checkpoint::{
-        CheckpointConfig, CheckpointStorage, CheckpointingMode, RestartStrategy,
+        CheckpointConfig, CheckpointLocation, CheckpointStorage, CheckpointingMode, RestartStrategy,
     };
     pub use crate::collect::CollectedRecords;
     pub use crate::config::{BufferTimeout, ExecutionConfig};

@@ -279,12 +279,30 @@ pub const EMIT_BATCH: usize = 1024;
 pub struct Emitter<'a, O> {
     batch: &'a mut Vec<O>,
     next: Option<&'a mut CountingOutput<O>>,
+    /// With [`collecting_stamped`](Self::collecting_stamped): each
+    /// [`Collector::set_timestamp`] as (index in `batch` from which it holds, the
+    /// timestamp), so a wrapper can stamp what an operator emitted outside a record.
+    stamps: Option<&'a mut Vec<(usize, i64)>>,
 }
 
 impl<'a, O> Emitter<'a, O> {
     /// An emitter that only collects into `batch` (for tests and wrappers).
     pub fn collecting(batch: &'a mut Vec<O>) -> Self {
-        Self { batch, next: None }
+        Self {
+            batch,
+            next: None,
+            stamps: None,
+        }
+    }
+
+    /// An emitter that only collects into `batch` and notes in `stamps` where the
+    /// operator set a timestamp (see [`Stamped`](crate::operators::Stamped)).
+    pub fn collecting_stamped(batch: &'a mut Vec<O>, stamps: &'a mut Vec<(usize, i64)>) -> Self {
+        Self {
+            batch,
+            next: None,
+            stamps: Some(stamps),
+        }
     }
 
     /// The records emitted so far in this batch, for bulk operations.
@@ -318,6 +336,12 @@ impl<O> Collector<O> for Emitter<'_, O> {
     fn emit_watermark_status(&mut self, status: WatermarkStatus) {
         if let Some(next) = self.hand_on_batch() {
             next.emit_watermark_status(status);
+        }
+    }
+
+    fn set_timestamp(&mut self, timestamp: i64) {
+        if let Some(stamps) = self.stamps.as_deref_mut() {
+            stamps.push((self.batch.len(), timestamp));
         }
     }
 }
@@ -451,6 +475,7 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         let mut out = Emitter {
             batch: &mut self.batch,
             next: Some(&mut self.out),
+            stamps: None,
         };
         let op = &mut self.operator;
         attribute_panics(&self.name, || op.process_batch(batch, &mut out));
@@ -466,6 +491,7 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         let mut out = Emitter {
             batch: &mut self.batch,
             next: Some(&mut self.out),
+            stamps: None,
         };
         let op = &mut self.operator;
         let pending = attribute_panics(&self.name, || op.poll_pending(&mut out));

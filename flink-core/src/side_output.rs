@@ -4,12 +4,14 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::failure::fail_operator;
 use crate::functions::Collector;
 use crate::output::{AnyOutput, Output};
+use crate::timestamped::Timestamped;
+use crate::watermark::NO_TIMESTAMP;
 
 /// Names a side output of records of type `T`. Equal ids mean the same side output.
 ///
@@ -107,6 +109,12 @@ pub struct SideOutput<T> {
 enum Target<T> {
     /// A downstream operator reads them.
     Wired(Shared<T>),
+    /// A downstream operator reads them from a stream with timestamps: each gets
+    /// the timestamp of the record the operator is processing (as in Flink).
+    WiredStamped {
+        shared: Shared<Timestamped<T>>,
+        timestamp: RecordTimestamp,
+    },
     /// Nothing reads them: counted (side outputs other than dead letters).
     Counted(Arc<AtomicU64>),
     /// Dead letters the user chose to discard: counted.
@@ -122,6 +130,10 @@ impl<T> Collector<T> for SideOutput<T> {
     fn collect(&mut self, record: T) {
         match &self.target {
             Target::Wired(shared) => lock(shared).collect(record),
+            Target::WiredStamped { shared, timestamp } => lock(shared).collect(Timestamped {
+                timestamp: timestamp.get(),
+                value: record,
+            }),
             Target::Counted(count) | Target::Discarded(count) => {
                 count.fetch_add(1, Ordering::Relaxed);
             }
@@ -145,7 +157,7 @@ fn unread_dead_letter_message(reason: String) -> String {
 impl<T> SideOutput<T> {
     /// Whether a downstream operator reads this side output.
     pub fn is_consumed(&self) -> bool {
-        matches!(self.target, Target::Wired(_))
+        matches!(self.target, Target::Wired(_) | Target::WiredStamped { .. })
     }
 }
 
@@ -208,6 +220,33 @@ impl SideSlot {
     }
 }
 
+/// The event timestamp of the record an operator instance is processing, shared
+/// by the wrapper that knows it ([`Stamped`](crate::operators::Stamped)) with the
+/// instance's side outputs, which stamp what they emit into a stream with
+/// timestamps with it. [`NO_TIMESTAMP`] outside a record.
+#[derive(Clone, Debug)]
+pub struct RecordTimestamp(Arc<AtomicI64>);
+
+impl Default for RecordTimestamp {
+    fn default() -> Self {
+        Self(Arc::new(AtomicI64::new(NO_TIMESTAMP)))
+    }
+}
+
+impl RecordTimestamp {
+    /// The record being processed has `timestamp` ([`NO_TIMESTAMP`]: none).
+    #[inline]
+    pub fn set(&self, timestamp: i64) {
+        self.0.store(timestamp, Ordering::Relaxed);
+    }
+
+    /// The current record's timestamp.
+    #[inline]
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// What happens to dead letters of an operator whose dead-letter side output no
 /// stream reads.
 #[derive(Clone, Debug, Default)]
@@ -227,6 +266,8 @@ pub struct SideOutputs {
     unconsumed: Arc<AtomicU64>,
     operator: Arc<str>,
     unread_dead_letters: UnreadDeadLetters,
+    /// What side outputs wired to streams with timestamps stamp records with.
+    record_timestamp: RecordTimestamp,
 }
 
 impl std::fmt::Debug for SideOutputs {
@@ -255,6 +296,14 @@ impl SideOutputs {
         self
     }
 
+    /// The current record's timestamp for the side outputs, if any is wired (the
+    /// operator's wrapper sets it per record on a stream with timestamps; without
+    /// a wired side output there is nothing to set).
+    pub fn record_timestamp(&self) -> Option<RecordTimestamp> {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        (!slots.is_empty()).then(|| self.record_timestamp.clone())
+    }
+
     /// Wires `slot` as the side output `id`.
     pub fn insert(&self, id: &str, slot: SideSlot) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -269,13 +318,20 @@ impl SideOutputs {
     pub fn get<T: 'static>(&self, tag: &OutputTag<T>) -> SideOutput<T> {
         let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         let wired = slots.get(tag.id()).map(|slot| {
-            slot.typed
-                .downcast_ref::<Shared<T>>()
-                .unwrap_or_else(|| panic!("side output '{}' has another record type", tag.id()))
-                .clone()
+            if let Some(shared) = slot.typed.downcast_ref::<Shared<T>>() {
+                return Target::Wired(shared.clone());
+            }
+            let shared = slot
+                .typed
+                .downcast_ref::<Shared<Timestamped<T>>>()
+                .unwrap_or_else(|| panic!("side output '{}' has another record type", tag.id()));
+            Target::WiredStamped {
+                shared: shared.clone(),
+                timestamp: self.record_timestamp.clone(),
+            }
         });
         let target = match (wired, &self.unread_dead_letters) {
-            (Some(shared), _) => Target::Wired(shared),
+            (Some(wired), _) => wired,
             (None, _) if !tag.is_dead_letters() => Target::Counted(self.unconsumed.clone()),
             (None, UnreadDeadLetters::Discard(count)) => Target::Discarded(count.clone()),
             (None, UnreadDeadLetters::Fail) => Target::Refused {

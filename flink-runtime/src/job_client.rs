@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
+use flink_core::checkpoint::CheckpointLocation;
 use flink_core::metrics::OperatorMetrics;
 
 use crate::bottleneck::BottleneckVerdict;
@@ -130,8 +131,8 @@ impl JobControl {
     /// As [`JobClient::trigger_savepoint`].
     pub fn trigger_savepoint(
         &self,
-        directory: impl Into<std::path::PathBuf>,
-    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         self.savepoint(directory.into(), false)
     }
 
@@ -141,19 +142,29 @@ impl JobControl {
     /// As [`JobClient::trigger_savepoint`].
     pub fn stop_with_savepoint(
         &self,
-        directory: impl Into<std::path::PathBuf>,
-    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         self.savepoint(directory.into(), true)
     }
 
     /// Asks the coordinator for a savepoint and waits for its outcome.
     pub(crate) fn savepoint(
         &self,
-        directory: std::path::PathBuf,
+        directory: CheckpointLocation,
         stop: bool,
-    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         use crate::checkpoint::SavepointError;
         use std::sync::mpsc::TrySendError;
+        // A bad target is the caller's error, told before the job is asked.
+        if let Err(e) = directory.validate() {
+            return Err(SavepointError::InvalidLocation {
+                location: directory.to_string(),
+                reason: match e {
+                    flink_core::error::ConfigError::InvalidLocation { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            });
+        }
         let (reply, outcome) = std::sync::mpsc::sync_channel(1);
         let request = crate::checkpoint::savepoint::SavepointRequest {
             directory,
@@ -240,8 +251,10 @@ impl JobClient {
     }
 
     /// Takes a savepoint (Flink's `flink savepoint`): a checkpoint of the running job
-    /// written into a new directory `<directory>/savepoint-<job>-<id>`, whose path
-    /// this returns once it is complete; the job goes on. Checkpoint retention never
+    /// written into a new directory `<directory>/savepoint-<job>-<id>`, whose
+    /// location this returns once it is complete. `directory` is a local path or an
+    /// object-store URL (`s3://bucket/savepoints`, as the checkpoint storage; see
+    /// [`CheckpointLocation`]); the job goes on. Checkpoint retention never
     /// deletes it. It commits no two-phase-commit transactions (as Flink since 1.15);
     /// the next checkpoint does. Restore it with `env.restore_from(path)`. Blocks
     /// until the savepoint completed or failed. Needs checkpointing enabled.
@@ -256,7 +269,7 @@ impl JobClient {
     /// env.from_sequence(1, u64::MAX).filter(|_: &u64| false).collect_vec();
     /// let client = env.execute_async("saved").unwrap();
     /// let savepoint = client.trigger_savepoint(dir.path()).unwrap();
-    /// assert!(savepoint.join("_metadata").is_file());
+    /// assert!(savepoint.as_directory().unwrap().join("_metadata").is_file());
     /// client.cancel();
     /// # let _ = client.wait();
     /// ```
@@ -266,8 +279,8 @@ impl JobClient {
     /// the job ended, the savepoint timed out or could not be stored.
     pub fn trigger_savepoint(
         &self,
-        directory: impl Into<std::path::PathBuf>,
-    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         self.control.savepoint(directory.into(), false)
     }
 
@@ -283,8 +296,8 @@ impl JobClient {
     /// As [`trigger_savepoint`](Self::trigger_savepoint).
     pub fn stop_with_savepoint(
         &self,
-        directory: impl Into<std::path::PathBuf>,
-    ) -> Result<std::path::PathBuf, crate::checkpoint::SavepointError> {
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         self.control.savepoint(directory.into(), true)
     }
 

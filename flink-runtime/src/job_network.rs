@@ -111,6 +111,9 @@ impl JobNetwork {
                 (false, false) => {}
             }
         }
+        for gate in gates.values() {
+            gate.announce_initial_buffer_size();
+        }
         let subtasks = jg
             .vertices
             .iter()

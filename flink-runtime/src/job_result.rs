@@ -208,7 +208,7 @@ pub struct JobExecutionResult {
     pub checkpoints: Option<crate::checkpoint::CheckpointCounts>,
     /// The savepoint the job stopped with
     /// ([`JobClient::stop_with_savepoint`](crate::job_client::JobClient::stop_with_savepoint)).
-    pub savepoint: Option<std::path::PathBuf>,
+    pub savepoint: Option<flink_core::checkpoint::CheckpointLocation>,
     /// This process's place and traffic when the job ran across several processes
     /// (then the figures above cover this process's subtasks only).
     pub cluster: Option<crate::cluster::ClusterShare>,

@@ -128,7 +128,7 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                 settings.allow_non_restored_state,
             )?;
             let channels = restored_channel_states(&loaded, &jg.stream_graph, &settings.path)?;
-            tracing::info!(job = %name, path = %settings.path.display(), checkpoint = loaded.id, "restoring");
+            tracing::info!(job = %name, path = %settings.path, checkpoint = loaded.id, "restoring");
             Some(Arc::new(Restored {
                 id: loaded.id,
                 by_node,
@@ -190,7 +190,7 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
     if let (Some(stats), Some(initial), Some(settings)) =
         (&checkpoint_stats, &initial, &jg.stream_graph.config.restore)
     {
-        stats.restored(initial.id, Some(settings.path.clone()));
+        stats.restored(initial.id, Some(settings.path.to_string()));
     }
     // Across processes the launcher restarts every process of the job (see
     // cluster::supervision): a process whose job fails exits.
@@ -767,7 +767,7 @@ impl Coordinator {
         let savepoint = self
             .checkpoints
             .as_ref()
-            .and_then(|c| c.stopped_with().map(std::path::Path::to_path_buf));
+            .and_then(|c| c.stopped_with().cloned());
         let operators = crate::cluster::whole_job_operators(
             self.observables.operator_summaries(),
             self.setup.links.as_deref(),
@@ -1047,7 +1047,7 @@ impl Coordinator {
 
     /// Every node's state in `loaded`, a checkpoint of this job (same operators).
     fn restored_from(&self, loaded: &LoadedCheckpoint) -> Result<Arc<Restored>, JobError> {
-        let path = std::path::Path::new("the latest checkpoint");
+        let path = &flink_core::checkpoint::CheckpointLocation::from("the latest checkpoint");
         let graph = &self.setup.jg.stream_graph;
         let by_node = restored_states(loaded, graph, path, false)?;
         let channels = restored_channel_states(loaded, graph, path)?;

@@ -90,6 +90,7 @@ fn a_cluster_job_takes_checkpoints_coordinated_by_process_0() {
     let latest = flink_runtime::checkpoint::latest_checkpoint(dir.path(), "checkpointed")
         .unwrap()
         .expect("a completed checkpoint");
+    let latest = latest.as_directory().expect("a local checkpoint");
     assert!(latest.join("_metadata").is_file());
 }
 

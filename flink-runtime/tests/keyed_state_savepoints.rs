@@ -4,7 +4,7 @@
 //! timing only decides where the savepoint falls.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 mod common;
@@ -73,7 +73,7 @@ fn job(
     env
 }
 
-fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Seen>) -> PathBuf {
+fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Seen>) -> CheckpointLocation {
     let env = job(2, &dir.join("checkpoints"), out, true);
     let client = env.execute_async("lists").unwrap();
     common::poll_until("a first commit", || out.committed_transactions() > 0);

@@ -6,7 +6,7 @@
 //! falls.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 mod common;
@@ -60,9 +60,14 @@ fn job(
     env
 }
 
+/// The local directory of a savepoint taken into a local directory.
+fn local(savepoint: &CheckpointLocation) -> &Path {
+    savepoint.as_directory().expect("a local savepoint")
+}
+
 /// Runs the slow job at parallelism 2 and stops it with a savepoint once it
 /// committed something; returns the savepoint.
-fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> PathBuf {
+fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> CheckpointLocation {
     let env = job(2, &dir.join("checkpoints"), out, true, "sink");
     let client = env.execute_async("sums").unwrap();
     common::poll_until("a first commit", || out.committed_transactions() > 0);
@@ -72,9 +77,9 @@ fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> PathB
     let result = client
         .wait()
         .expect("a job stopped with a savepoint finishes");
-    assert_eq!(result.savepoint.as_deref(), Some(savepoint.as_path()));
+    assert_eq!(result.savepoint.as_ref(), Some(&savepoint));
     assert!(result.stopped);
-    assert!(savepoint.join("_metadata").is_file());
+    assert!(local(&savepoint).join("_metadata").is_file());
     let read = result.records_read_by_sources();
     assert!(
         0 < read && read < RECORDS,
@@ -181,7 +186,7 @@ fn a_bad_savepoint_is_a_clear_error_and_nothing_starts() {
 
     // A truncated state file, then a newer metadata version.
     let copy = dir.path().join("copy");
-    copy_dir(&savepoint, &copy);
+    copy_dir(local(&savepoint), &copy);
     let task = std::fs::read_dir(&copy)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -261,7 +266,7 @@ fn a_savepoint_of_a_running_job_restores_and_retention_keeps_it() {
     assert!(result.savepoint.is_none() && !result.stopped);
     assert_eq!(out.committed().len() as u64, RECORDS);
     assert!(
-        savepoint.join("_metadata").is_file(),
+        local(&savepoint).join("_metadata").is_file(),
         "not deleted by retention"
     );
     // Restored (into a fresh sink) it replays exactly what came after it.
@@ -349,4 +354,47 @@ fn a_source_that_cannot_be_rescaled_is_named_at_submission() {
     let client = env.execute_async("paced").unwrap();
     client.cancel();
     let _ = client.wait();
+}
+
+#[test]
+fn savepoints_go_to_and_restore_from_urls_and_a_bad_url_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rate_limited = rate_limited_job(2, dir.path());
+    let client = rate_limited.execute_async("paced").unwrap();
+    // An unknown scheme is refused before the job is asked.
+    assert!(matches!(
+        client.trigger_savepoint("ftp://host/savepoints"),
+        Err(SavepointError::InvalidLocation { ref location, .. }) if location == "ftp://host/savepoints"
+    ));
+    // A file:// URL is a location like a path; the savepoint is named by URL.
+    let url = format!("file://{}", dir.path().join("by-url").display());
+    let savepoint = client.trigger_savepoint(url.as_str()).unwrap();
+    client.cancel();
+    let _ = client.wait();
+    let CheckpointLocation::Url(saved) = &savepoint else {
+        panic!("a URL in, a URL out: {savepoint}");
+    };
+    assert!(
+        saved.starts_with(&format!("{url}/savepoint-paced-")),
+        "{saved}"
+    );
+    let saved_dir = dir
+        .path()
+        .join("by-url")
+        .join(saved.rsplit('/').next().unwrap());
+    assert!(saved_dir.join("_metadata").is_file());
+    // Restored from the URL string as given back.
+    let env = rate_limited_job(2, dir.path());
+    env.restore_from(saved.as_str());
+    let client = env.execute_async("paced").unwrap();
+    client.cancel();
+    let _ = client.wait();
+    // A restore from a URL of an unknown scheme fails the build, naming it.
+    let env = rate_limited_job(2, dir.path());
+    env.restore_from("ftp://host/savepoint-1");
+    let err = env.execute("paced").unwrap_err();
+    assert!(
+        matches!(&err, JobError::Graph(e) if e.to_string().contains("'ftp://host/savepoint-1': unknown URL scheme 'ftp'")),
+        "{err}"
+    );
 }

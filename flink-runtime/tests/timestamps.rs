@@ -4,7 +4,9 @@
 //! last millisecond, an event-time timer's output its time, an interval join's
 //! pairs the later of both times; a second event-time window after a map and after
 //! a window needs no timestamps assigned again; a union with a stream without
-//! timestamps gives its records none.
+//! timestamps gives its records none; async results (ordered and unordered) carry
+//! their input record's timestamp, processing-time window results their window's
+//! last millisecond.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -297,4 +299,237 @@ fn records_of_a_stream_without_timestamps_have_none_in_a_union_with_one_with_the
         error.contains(&WindowError::NoTimestamps.to_string()),
         "{error}"
     );
+}
+
+/// A future that is pending once (waking itself) before it is ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn async_results_carry_their_input_records_timestamp_ordered_and_unordered() {
+    use flink_core::async_io::AsyncOptions;
+    let input = records(2_000);
+    let expected = sorted(
+        input
+            .iter()
+            .map(|&(key, price, ts)| ((key, price * 2), Some(ts)))
+            .collect(),
+    );
+    for (p, ordered) in [(1, true), (2, true), (1, false), (2, false)] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let enriched = timed(&env, &input).async_function(
+            // Some calls take longer, so unordered results overtake earlier ones.
+            |(key, price, _): (u64, u64, i64)| async move {
+                if price % 7 == 0 {
+                    YieldOnce(false).await;
+                }
+                Ok::<_, String>((key, price * 2))
+            },
+            AsyncOptions::new().ordered(ordered).capacity(16),
+        );
+        let out = with_timestamps(&enriched).collect_vec();
+        env.execute("async timestamps").unwrap();
+        assert_eq!(
+            sorted(out.take()),
+            expected,
+            "p={p} ordered={ordered}: each result has its input's timestamp"
+        );
+    }
+}
+
+#[test]
+fn processing_time_window_results_carry_the_windows_last_millisecond() {
+    use std::sync::Arc;
+
+    use flink_core::clock::ManualClock;
+    use flink_core::windows::TumblingProcessingTimeWindows;
+    let input = records(3_000);
+    for p in [1, 2] {
+        let clock = ManualClock::new();
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        env.set_clock(Arc::new(clock.clone()));
+        // The clock moves on while the job runs (every 500th record), so windows
+        // fire on it mid-run as well as at the end of input.
+        let ticking = clock.clone();
+        let windows = timed(&env, &input)
+            .map(move |r: (u64, u64, i64)| {
+                if r.1 == 0 {
+                    ticking.advance(Duration::from_millis(150));
+                }
+                r
+            })
+            .key_by(|r: &(u64, u64, i64)| r.0)
+            .window(TumblingProcessingTimeWindows::of(Duration::from_millis(
+                100,
+            )))
+            .process(
+                |key: &u64,
+                 w: &TimeWindow,
+                 records: &[(u64, u64, i64)],
+                 out: &mut dyn Collector<(u64, i64, u64)>| {
+                    out.collect((*key, w.end, records.len() as u64))
+                },
+            );
+        let out = with_timestamps(&windows).collect_vec();
+        env.execute("processing-time window timestamps").unwrap();
+        let out = out.take();
+        assert_eq!(
+            out.iter().map(|((_, _, n), _)| n).sum::<u64>(),
+            input.len() as u64,
+            "p={p}: every record in one window"
+        );
+        for ((key, end, _), ts) in &out {
+            assert_eq!(*ts, Some(end - 1), "p={p}: key {key}'s window ending {end}");
+        }
+    }
+}
+
+/// Watermarks that follow each record's timestamp at once (punctuated), so which
+/// records are late does not depend on when a periodic watermark is emitted.
+struct EveryRecord;
+
+impl flink_core::watermark::WatermarkGenerator<Rec> for EveryRecord {
+    fn on_event(
+        &mut self,
+        _: &Rec,
+        timestamp: i64,
+        out: &mut flink_core::watermark::WatermarkOutput,
+    ) {
+        out.emit_watermark(flink_core::watermark::Watermark(timestamp));
+    }
+
+    fn on_periodic_emit(&mut self, _: &mut flink_core::watermark::WatermarkOutput) {}
+}
+
+#[test]
+fn late_records_in_their_side_output_keep_their_timestamps() {
+    // In time order, one every 10 ms; after every 50th a record 2 s older, whose
+    // 1 s window the watermark (the newest time) has passed. Source and assigner
+    // run at parallelism 1, so the order and the watermarks are exactly these.
+    let mut input = Vec::new();
+    let mut late = Vec::new();
+    for i in 0..3_000u64 {
+        let ts = (i * 10) as i64;
+        input.push((i % 7, i, ts));
+        if i % 50 == 49 && ts >= 2_000 {
+            let old = (i % 7, 1_000_000 + i, ts - 2_000);
+            input.push(old);
+            late.push((old, Some(old.2)));
+        }
+    }
+    let on_time = input.len() - late.len();
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let tag = OutputTag::<Rec>::new("late");
+        let windows = env
+            .from_collection(input.clone())
+            .set_parallelism(1)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_generator(|| EveryRecord)
+                    .with_timestamp_assigner(|r: &Rec| r.2),
+            )
+            .set_parallelism(1)
+            .key_by(|r: &Rec| r.0)
+            .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+            .side_output_late_data(&tag)
+            .process(
+                |_: &u64, _: &TimeWindow, records: &[Rec], out: &mut dyn Collector<u64>| {
+                    out.collect(records.len() as u64)
+                },
+            );
+        let late_out = with_timestamps(&windows.side_output(&tag)).collect_vec();
+        let counts = windows.collect_vec();
+        env.execute("late data timestamps").unwrap();
+        assert_eq!(sorted(late_out.take()), sorted(late.clone()), "p={p}");
+        assert_eq!(counts.take().iter().sum::<u64>(), on_time as u64, "p={p}");
+    }
+}
+
+#[test]
+fn process_function_side_outputs_keep_each_records_timestamp() {
+    let input = records(2_000);
+    let expected = sorted(
+        input
+            .iter()
+            .filter(|r| r.1.is_multiple_of(3))
+            .map(|&r| (r, Some(r.2)))
+            .collect(),
+    );
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let tag = OutputTag::<Rec>::new("thirds");
+        let side = tag.clone();
+        let main = timed(&env, &input).process(
+            move |r: Rec, ctx: &mut ProcessFunctionContext<'_, u64>| {
+                if r.1.is_multiple_of(3) {
+                    ctx.output(&side, r);
+                } else {
+                    ctx.collect(r.1);
+                }
+            },
+        );
+        let thirds = with_timestamps(&main.side_output(&tag)).collect_vec();
+        let rest = main.collect_vec();
+        env.execute("side output timestamps").unwrap();
+        assert_eq!(sorted(thirds.take()), expected, "p={p}");
+        assert_eq!(rest.take().len(), input.len() - expected.len(), "p={p}");
+    }
+}
+
+#[test]
+fn dead_letters_of_an_async_function_keep_their_records_timestamp() {
+    use flink_core::async_io::{AsyncFailure, AsyncOptions};
+    let input = records(1_000);
+    let failing = |r: &Rec| r.1.is_multiple_of(10);
+    let expected = sorted(
+        input
+            .iter()
+            .filter(|r| failing(r))
+            .map(|&r| (r, Some(r.2)))
+            .collect(),
+    );
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2);
+    let enriched = timed(&env, &input).async_function(
+        move |r: Rec| async move {
+            if failing(&r) {
+                Err(AsyncFailure::Permanent("refused".into()))
+            } else {
+                Ok(r.1)
+            }
+        },
+        AsyncOptions::new().capacity(8).dead_letters(),
+    );
+    let letters = enriched
+        .dead_letters::<Rec>()
+        .process(
+            |d: DeadLetter<Rec>, ctx: &mut ProcessFunctionContext<'_, (Rec, Option<i64>)>| {
+                let ts = ctx.timestamp();
+                ctx.collect((d.record, ts))
+            },
+        )
+        .collect_vec();
+    let ok = enriched.collect_vec();
+    env.execute("dead letter timestamps").unwrap();
+    assert_eq!(sorted(letters.take()), expected);
+    assert_eq!(ok.take().len(), input.len() - expected.len());
 }

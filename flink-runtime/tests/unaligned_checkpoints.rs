@@ -121,6 +121,8 @@ fn stuck_job(configure: impl FnOnce(CheckpointSettings)) -> Stuck {
         c.exclusive_buffers_per_channel = 16;
         c.floating_buffers_per_gate = 16;
         c.max_buffers_per_channel = 32;
+        // Full queues are the point: debloating (which starts small) would shrink them.
+        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
     });
     let clock = ManualClock::new();
     env.set_clock(Arc::new(clock.clone()));

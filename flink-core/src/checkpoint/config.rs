@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::location::KNOWN_SCHEMES;
 use crate::error::ConfigError;
 
 /// The shortest checkpoint interval accepted.
@@ -40,12 +41,6 @@ impl Default for CheckpointStorage {
         Self::Directory(std::env::temp_dir().join("flink-rs-checkpoints"))
     }
 }
-
-/// Schemes `object_store::parse_url` knows (the runtime parses the URL for real when
-/// the job is submitted).
-const KNOWN_SCHEMES: &[&str] = &[
-    "file", "memory", "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http", "https",
-];
 
 /// How a job takes checkpoints. Built by
 /// [`enable_checkpointing`](crate::environment::StreamExecutionEnvironment::enable_checkpointing)

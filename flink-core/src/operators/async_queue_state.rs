@@ -14,6 +14,9 @@ pub(crate) enum QueuedElement<I> {
     Record(I),
     /// A watermark held in the queue behind earlier calls (its timestamp).
     Watermark(i64),
+    /// A call's input with its record's event timestamp (a stream with
+    /// timestamps; last, so queues stored before it decode as they were).
+    TimedRecord(I, i64),
 }
 
 /// The codec of a stored queue.
@@ -60,6 +63,12 @@ impl<I> PendingInputs<I> {
         }
     }
 
+    /// The input of call `seq`, while it has not left.
+    pub(crate) fn get(&self, seq: u64) -> Option<&I> {
+        let index = seq.checked_sub(self.first)?;
+        self.slots.get(usize::try_from(index).ok()?)?.as_ref()
+    }
+
     /// The inputs held, oldest first, with their sequence numbers.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &I)> {
         self.slots
@@ -98,6 +107,7 @@ mod tests {
             QueuedElement::Record("a".to_string()),
             QueuedElement::Watermark(7),
             QueuedElement::Record("b".to_string()),
+            QueuedElement::TimedRecord("c".to_string(), -5),
         ];
         let bytes = codec.encode(&queue).unwrap();
         assert_eq!(codec.decode(&bytes).unwrap(), queue);

@@ -1,7 +1,7 @@
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -9,22 +9,33 @@ use futures::future::{Either, select};
 
 use crate::async_io::Jitter;
 use crate::async_sink::{AsyncSinkOptions, BatchDestination};
+use crate::checkpoint::{RestoredState, StateError};
 use crate::destination::DeliveryError;
 use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::services::RuntimeServices;
 
 use super::give_up::GiveUp;
 use super::in_flight::InFlight;
+use super::state_codec::StateCodec;
 
 /// An entry that failed for good: the record, its attempts, the last error.
 type Failed<T> = (T, u32, DeliveryError);
 
+/// A request's entries, shared by the request and (for snapshots) the writer until
+/// it completes; a mutex, not a bare `Arc`, so that records need not be `Sync`.
+type SharedBatch<T> = Arc<Mutex<Vec<T>>>;
+
+fn entries<T>(batch: &Mutex<Vec<T>>) -> MutexGuard<'_, Vec<T>> {
+    batch.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The end of one request, all attempts included.
 enum RequestOutcome<T> {
-    /// Every entry was delivered or failed for good.
+    /// Every entry of request `request` was delivered or failed for good.
     Done {
+        request: u64,
         delivered: usize,
         failed: Vec<Failed<T>>,
     },
@@ -42,6 +53,8 @@ struct SinkMetrics {
     requests: Arc<AtomicU64>,
     retries: Arc<AtomicU64>,
     timeouts: Arc<AtomicU64>,
+    /// Entries (buffered or in requests not yet complete) the last snapshot stored.
+    snapshotted: Arc<AtomicU64>,
 }
 
 /// Writes records through a [`BatchDestination`] in asynchronous batches, as Flink's
@@ -53,6 +66,14 @@ struct SinkMetrics {
 /// retryably (or whose request timed out) are sent again per the retry strategy,
 /// inside the same request slot; entries that failed for good fail the job or become
 /// dead letters; a fatal error fails the job naming the sink.
+///
+/// With [`storing_buffer_in_snapshots`](Self::storing_buffer_in_snapshots) (what
+/// `DataStream::sink_to_async` uses), a checkpoint stores the buffered entries and
+/// those of requests not yet complete instead of writing them on the barrier, and a
+/// restore sends them again (Flink's `AsyncSinkWriter` state). An entry whose request
+/// completed after the checkpoint is then sent twice: at least once, exactly once
+/// only for an idempotent destination. Without it, the barrier waits until
+/// everything buffered was written and the destination flushed.
 pub struct AsyncSinkWriter<T> {
     destination: Arc<dyn BatchDestination<T>>,
     options: Arc<AsyncSinkOptions>,
@@ -70,9 +91,15 @@ pub struct AsyncSinkWriter<T> {
     completed: Vec<RequestOutcome<T>>,
     give_up: GiveUp<T>,
     metrics: SinkMetrics,
+    /// How the entries are stored in a snapshot; `None`: written on the barrier.
+    codec: Option<StateCodec<Vec<T>>>,
+    /// With a codec: the entries of every request not yet complete, by request.
+    in_flight_entries: BTreeMap<u64, SharedBatch<T>>,
+    subtask_index: usize,
+    parallelism: usize,
 }
 
-impl<T: Send + 'static> AsyncSinkWriter<T> {
+impl<T: Clone + Send + 'static> AsyncSinkWriter<T> {
     /// An instance sending to `destination` with `options`.
     pub fn new(
         destination: Arc<dyn BatchDestination<T>>,
@@ -102,8 +129,24 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
                 requests: m.custom("requests"),
                 retries: m.custom("retries"),
                 timeouts: m.custom("timeouts"),
+                snapshotted: m.custom("snapshotted"),
             },
+            codec: None,
+            in_flight_entries: BTreeMap::new(),
+            subtask_index: ctx.subtask_index,
+            parallelism: ctx.parallelism,
         }
+    }
+
+    /// Stores the buffered entries and those of requests not yet complete in each
+    /// snapshot instead of writing them on the barrier, and sends a restored
+    /// instance's entries again.
+    pub fn storing_buffer_in_snapshots(mut self) -> Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        self.codec = Some(StateCodec::new());
+        self
     }
 
     /// Whether the oldest buffered record has waited long enough to go out in a
@@ -135,10 +178,16 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
     fn start_request(&mut self, batch: Vec<T>) {
         self.records_in_flight += batch.len();
         self.metrics.requests.fetch_add(1, Ordering::Relaxed);
-        let jitter = Jitter::new(self.jitter_seed.wrapping_add(self.next_request));
+        let id = self.next_request;
+        let jitter = Jitter::new(self.jitter_seed.wrapping_add(id));
         self.next_request += 1;
+        let batch = Arc::new(Mutex::new(batch));
+        if self.codec.is_some() {
+            self.in_flight_entries.insert(id, batch.clone());
+        }
         let request = deliver(
             self.destination.clone(),
+            id,
             batch,
             self.options.clone(),
             self.services.clone(),
@@ -189,7 +238,14 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
 
     fn finish(&mut self, outcome: RequestOutcome<T>) {
         let (delivered, failed) = match outcome {
-            RequestOutcome::Done { delivered, failed } => (delivered, failed),
+            RequestOutcome::Done {
+                request,
+                delivered,
+                failed,
+            } => {
+                self.in_flight_entries.remove(&request);
+                (delivered, failed)
+            }
             RequestOutcome::Fatal(message) => {
                 fail_operator(&self.name, format!("async sink request failed: {message}"))
             }
@@ -206,25 +262,34 @@ impl<T: Send + 'static> AsyncSinkWriter<T> {
 }
 
 /// One request: attempts with a timeout each; entries that failed retryably are sent
-/// again (alone) while the strategy allows.
-async fn deliver<T: Send + 'static>(
+/// again (alone) while the strategy allows. The batch is shared with the writer
+/// (which stores it in snapshots until the request completes); entries are copied
+/// only when some fail.
+async fn deliver<T: Clone + Send + 'static>(
     destination: Arc<dyn BatchDestination<T>>,
-    mut pending: Vec<T>,
+    request: u64,
+    batch: SharedBatch<T>,
     options: Arc<AsyncSinkOptions>,
     services: RuntimeServices,
     mut jitter: Jitter,
     (retries, timeouts): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) -> RequestOutcome<T> {
-    let total = pending.len();
+    let total = entries(&batch).len();
+    // The entries of a retry, once some failed.
+    let mut retrying: Option<Vec<T>> = None;
     let mut failed: Vec<Failed<T>> = Vec::new();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let answer = select(
-            destination.submit(&pending),
-            services.clock.sleep(options.request_timeout),
-        )
-        .await;
+        // The destination takes the entries by reference only to start the request.
+        let (submitted, sent) = match retrying.as_deref() {
+            Some(retry) => (destination.submit(retry), retry.len()),
+            None => {
+                let all = entries(&batch);
+                (destination.submit(&all), all.len())
+            }
+        };
+        let answer = select(submitted, services.clock.sleep(options.request_timeout)).await;
         let errors = match answer {
             Either::Left((Ok(errors), _)) => errors,
             Either::Left((Err(fatal), _)) => return RequestOutcome::Fatal(fatal.to_string()),
@@ -234,9 +299,13 @@ async fn deliver<T: Send + 'static>(
                     "request timed out after {:?}",
                     options.request_timeout
                 ));
-                (0..pending.len()).map(|i| (i, timed_out.clone())).collect()
+                (0..sent).map(|i| (i, timed_out.clone())).collect()
             }
         };
+        if errors.is_empty() {
+            break;
+        }
+        let pending = retrying.take().unwrap_or_else(|| entries(&batch).clone());
         let retry = split_failures(pending, errors, attempt, &mut failed);
         if retry.is_empty() {
             break;
@@ -245,7 +314,7 @@ async fn deliver<T: Send + 'static>(
             Some(delay) => {
                 retries.fetch_add(retry.len() as u64, Ordering::Relaxed);
                 services.clock.sleep(delay).await;
-                pending = retry.into_iter().map(|(record, _)| record).collect();
+                retrying = Some(retry.into_iter().map(|(record, _)| record).collect());
             }
             None => {
                 failed.extend(retry.into_iter().map(|(r, e)| (r, attempt, e)));
@@ -254,6 +323,7 @@ async fn deliver<T: Send + 'static>(
         }
     }
     RequestOutcome::Done {
+        request,
         delivered: total - failed.len(),
         failed,
     }
@@ -287,7 +357,7 @@ fn split_failures<T>(
     retry
 }
 
-impl<T: Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
+impl<T: Clone + Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
     fn process<C: Collector<()> + ?Sized>(&mut self, record: T, _out: &mut C) {
         if self.buffer.is_empty() {
             self.oldest_at = Some(self.services.clock.now());
@@ -311,10 +381,54 @@ impl<T: Send + 'static> Operator<T, ()> for AsyncSinkWriter<T> {
         !self.buffer.is_empty() || self.requests.len() > 0
     }
 
-    /// Sends and completes everything buffered and flushes the destination, as
-    /// Flink's async sink does on a checkpoint: what precedes the barrier is written.
+    /// Without a codec, sends and completes everything buffered and flushes the
+    /// destination: what precedes the barrier is written. With one, nothing: the
+    /// entries not yet written go into the snapshot and the barrier does not wait.
     fn prepare_snapshot_pre_barrier<C: Collector<()> + ?Sized>(&mut self, _: u64, out: &mut C) {
-        self.end_input(out);
+        if self.codec.is_none() {
+            self.end_input(out);
+        }
+    }
+
+    /// The entries of the requests not yet complete (oldest first), then the
+    /// buffered ones.
+    fn snapshot_state(&mut self, _: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(codec) = &self.codec else {
+            return Ok(None);
+        };
+        let mut all: Vec<T> = Vec::with_capacity(self.records_in_flight + self.buffer.len());
+        for batch in self.in_flight_entries.values() {
+            all.extend(entries(batch).iter().cloned());
+        }
+        all.extend(self.buffer.iter().cloned());
+        self.metrics
+            .snapshotted
+            .store(all.len() as u64, Ordering::Relaxed);
+        if all.is_empty() {
+            return Ok(None);
+        }
+        codec.encode(&all).map(Some)
+    }
+
+    /// Takes the entries saved by subtasks `j` with `j % parallelism == own index`,
+    /// to send them again before any new input.
+    fn restore_state(&mut self, _: StateScope, restored: &RestoredState) -> Result<(), StateError> {
+        let Some(codec) = &self.codec else {
+            return Ok(());
+        };
+        for (j, bytes) in restored.by_subtask.iter().enumerate() {
+            if j % self.parallelism != self.subtask_index {
+                continue;
+            }
+            if let Some(bytes) = bytes {
+                self.buffer.extend(codec.decode(bytes)?);
+            }
+        }
+        if !self.buffer.is_empty() {
+            self.oldest_at = Some(self.services.clock.now());
+        }
+        self.publish_gauges();
+        Ok(())
     }
 
     fn end_input<C: Collector<()> + ?Sized>(&mut self, _out: &mut C) {

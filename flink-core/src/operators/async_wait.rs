@@ -13,7 +13,7 @@ use crate::failure::{fail_operator, panic_message};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::services::RuntimeServices;
-use crate::watermark::Watermark;
+use crate::watermark::{NO_TIMESTAMP, Watermark};
 
 use super::async_queue_state::{PendingInputs, QueueCodec, QueuedElement};
 use super::give_up::{GiveUp, GiveUpObserver};
@@ -120,6 +120,16 @@ pub struct AsyncWaitOperator<I, O, F> {
     held_watermarks: VecDeque<(u64, Watermark)>,
     /// Restored elements not issued again yet (they go first, before any input).
     to_reissue: VecDeque<QueuedElement<I>>,
+    /// On a stream with timestamps ([`keeping_timestamps`](Self::keeping_timestamps)):
+    /// the event timestamp of every call whose result has not left, by sequence
+    /// number; each result is emitted with its input's (Flink's
+    /// `AsyncWaitOperator`). `None` on a stream without: nothing is kept.
+    timestamps: Option<PendingInputs<i64>>,
+    /// The timestamp of the record being processed (with `timestamps`).
+    current_timestamp: i64,
+    /// The timestamp the side outputs stamp dead letters with: set to a call's
+    /// when its failure becomes one (with `timestamps` and wired side outputs).
+    side_timestamp: Option<crate::side_output::RecordTimestamp>,
     subtask_index: usize,
     parallelism: usize,
     /// The calls in flight, polled on the task's own thread: a completion wakes the
@@ -157,6 +167,9 @@ where
             inputs: PendingInputs::new(),
             held_watermarks: VecDeque::new(),
             to_reissue: VecDeque::new(),
+            timestamps: None,
+            current_timestamp: NO_TIMESTAMP,
+            side_timestamp: ctx.side_outputs.record_timestamp(),
             subtask_index: ctx.subtask_index,
             parallelism: ctx.parallelism,
             calls: InFlight::new(ctx.services.clone()),
@@ -187,7 +200,7 @@ where
     pub(crate) fn change_restored(&mut self, mut f: impl FnMut(&mut I)) -> u64 {
         let mut n = 0;
         for element in &mut self.to_reissue {
-            if let QueuedElement::Record(input) = element {
+            if let QueuedElement::Record(input) | QueuedElement::TimedRecord(input, _) = element {
                 f(input);
                 n += 1;
             }
@@ -195,21 +208,32 @@ where
         n
     }
 
+    /// Emits each result with its input record's event timestamp (for a stream
+    /// whose records carry them; the operator then runs wrapped in
+    /// [`Stamped`](super::Stamped)), also for calls stored in a snapshot.
+    pub fn keeping_timestamps(mut self) -> Self {
+        self.timestamps = Some(PendingInputs::new());
+        self
+    }
+
     /// Issues the calls of a restored queue again, in their order, before anything
     /// else; waits for free slots as any input does.
     fn reissue_restored<C: Collector<O> + ?Sized>(&mut self, out: &mut C) {
         while let Some(element) = self.to_reissue.pop_front() {
             match element {
-                QueuedElement::Record(input) => {
-                    if self.occupied >= self.options.capacity {
-                        self.wait_for_a_slot(out);
-                    }
-                    self.start_call(input);
-                    self.drain_ready(out);
-                }
+                QueuedElement::Record(input) => self.reissue(input, NO_TIMESTAMP, out),
+                QueuedElement::TimedRecord(input, timestamp) => self.reissue(input, timestamp, out),
                 QueuedElement::Watermark(w) => self.enqueue_watermark(Watermark(w), out),
             }
         }
+    }
+
+    fn reissue<C: Collector<O> + ?Sized>(&mut self, input: I, timestamp: i64, out: &mut C) {
+        if self.occupied >= self.options.capacity {
+            self.wait_for_a_slot(out);
+        }
+        self.start_call(input, timestamp);
+        self.drain_ready(out);
     }
 
     /// The queue as it stands, oldest first: restored elements not issued again,
@@ -221,7 +245,11 @@ where
             while let Some((_, w)) = watermarks.next_if(|(before, _)| *before <= seq) {
                 elements.push(QueuedElement::Watermark(w.0));
             }
-            elements.push(QueuedElement::Record(input.clone()));
+            let timestamp = self.timestamps.as_ref().and_then(|t| t.get(seq));
+            elements.push(match timestamp {
+                Some(&timestamp) => QueuedElement::TimedRecord(input.clone(), timestamp),
+                None => QueuedElement::Record(input.clone()),
+            });
         }
         elements.extend(watermarks.map(|(_, w)| QueuedElement::Watermark(w.0)));
         elements
@@ -238,10 +266,13 @@ where
         self.released = released;
     }
 
-    fn start_call(&mut self, input: I) {
+    fn start_call(&mut self, input: I, timestamp: i64) {
         let seq = self.next_seq;
         if self.codec.is_some() {
             self.inputs.push(seq, input.clone());
+        }
+        if let Some(timestamps) = &mut self.timestamps {
+            timestamps.push(seq, timestamp);
         }
         self.next_seq += 1;
         self.in_flight += 1;
@@ -312,6 +343,14 @@ where
                     self.occupied -= 1;
                     self.inputs.remove(seq);
                     self.publish_queued();
+                    if let Some(timestamps) = &mut self.timestamps {
+                        let timestamp = timestamps.get(seq).copied().unwrap_or(NO_TIMESTAMP);
+                        out.set_timestamp(timestamp);
+                        if let Some(side) = &self.side_timestamp {
+                            side.set(timestamp);
+                        }
+                        timestamps.remove(seq);
+                    }
                     self.emit(completion, out);
                 }
                 Released::Watermark(w) => {
@@ -448,8 +487,18 @@ where
         if self.occupied >= self.options.capacity {
             self.wait_for_a_slot(out);
         }
-        self.start_call(record);
+        self.start_call(record, self.current_timestamp);
         self.drain_ready(out);
+    }
+
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        self.current_timestamp = timestamp;
+        self.process(record, out);
     }
 
     fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {

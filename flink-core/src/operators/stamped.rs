@@ -1,7 +1,8 @@
 //! [`Stamped`]: runs an operator on a stream whose records carry timestamps.
 
 use crate::functions::Collector;
-use crate::operator::{Emitter, Operator};
+use crate::operator::{Emitter, Operator, RuntimeContext};
+use crate::side_output::RecordTimestamp;
 use crate::timestamped::Timestamped;
 use crate::watermark::{NO_TIMESTAMP, Watermark, WatermarkStatus};
 
@@ -53,12 +54,18 @@ impl<T, C: Collector<Timestamped<T>> + ?Sized> Collector<T> for StampingCollecto
 /// for it is stamped with that timestamp, unless the operator sets another.
 /// What it emits outside a record (on a watermark, at the end of input, after a
 /// batch or while idle) has [`NO_TIMESTAMP`] unless it sets one: window firings
-/// and event-time timers do.
+/// (event or processing time), event-time timers and async results do.
 pub struct Stamped<Op, O> {
     inner: Op,
     /// Where the inner operator's after-batch and idle output is collected; it
-    /// is stamped [`NO_TIMESTAMP`] (processing-time timers, as Flink erases theirs).
+    /// is stamped [`NO_TIMESTAMP`] (processing-time timers of process functions,
+    /// as Flink erases theirs) unless the operator set a timestamp ...
     pending: Vec<O>,
+    /// ... noted here: (index in `pending` from which it holds, the timestamp).
+    stamps: Vec<(usize, i64)>,
+    /// With wired side outputs: the current record's timestamp, which they stamp
+    /// what the operator emits there with (set per record; none outside one).
+    record_timestamp: Option<RecordTimestamp>,
 }
 
 impl<Op, O> Stamped<Op, O> {
@@ -67,16 +74,37 @@ impl<Op, O> Stamped<Op, O> {
         Self {
             inner,
             pending: Vec::new(),
+            stamps: Vec::new(),
+            record_timestamp: None,
         }
     }
 
-    /// Hands on what the inner operator emitted into its own batch.
+    /// Gives the side outputs of the instance `ctx` describes the timestamp of
+    /// the record being processed (Flink keeps a record's timestamp in a side
+    /// output: late data, a process function's side outputs, dead letters).
+    pub fn stamping_side_outputs(mut self, ctx: &RuntimeContext) -> Self {
+        self.record_timestamp = ctx.side_outputs.record_timestamp();
+        self
+    }
+
+    /// Side outputs emitted from now on get `timestamp`.
+    #[inline]
+    fn side_timestamp(&self, timestamp: i64) {
+        if let Some(current) = &self.record_timestamp {
+            current.set(timestamp);
+        }
+    }
+
+    /// Hands on what the inner operator emitted into its own batch, each with the
+    /// timestamp it set last before emitting it.
     fn hand_on_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) {
-        for value in self.pending.drain(..) {
-            out.collect(Timestamped {
-                timestamp: NO_TIMESTAMP,
-                value,
-            });
+        let mut stamps = self.stamps.drain(..).peekable();
+        let mut timestamp = NO_TIMESTAMP;
+        for (index, value) in self.pending.drain(..).enumerate() {
+            while let Some((_, set)) = stamps.next_if(|&(from, _)| from <= index) {
+                timestamp = set;
+            }
+            out.collect(Timestamped { timestamp, value });
         }
     }
 }
@@ -94,6 +122,7 @@ where
         out: &mut C,
     ) {
         let timestamp = record.timestamp;
+        self.side_timestamp(timestamp);
         let mut out = StampingCollector::new(timestamp, out);
         self.inner
             .process_timestamped(record.value, timestamp, &mut out);
@@ -108,20 +137,22 @@ where
             self.process(record, out);
         }
         // The inner operator's work after a batch (processing-time timers).
-        self.inner
-            .process_batch(&mut Vec::new(), &mut Emitter::collecting(&mut self.pending));
+        self.side_timestamp(NO_TIMESTAMP);
+        let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        self.inner.process_batch(&mut Vec::new(), &mut pending);
         self.hand_on_pending(out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) -> bool {
-        let pending = self
-            .inner
-            .poll_pending(&mut Emitter::collecting(&mut self.pending));
+        self.side_timestamp(NO_TIMESTAMP);
+        let mut emitter = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        let pending = self.inner.poll_pending(&mut emitter);
         self.hand_on_pending(out);
         pending
     }
 
     fn end_input<C: Collector<Timestamped<O>> + ?Sized>(&mut self, out: &mut C) {
+        self.side_timestamp(NO_TIMESTAMP);
         self.inner
             .end_input(&mut StampingCollector::new(NO_TIMESTAMP, out));
     }
@@ -131,6 +162,7 @@ where
         watermark: Watermark,
         out: &mut C,
     ) {
+        self.side_timestamp(NO_TIMESTAMP);
         self.inner
             .process_watermark(watermark, &mut StampingCollector::new(NO_TIMESTAMP, out));
     }
@@ -313,6 +345,39 @@ mod tests {
         op.process_batch(&mut batch, &mut Emitter::collecting(&mut Vec::new()));
         assert!(batch.is_empty());
         assert_eq!(op.inner.0, [3]);
+    }
+
+    #[test]
+    fn what_an_operator_emits_outside_a_record_keeps_the_timestamps_it_set() {
+        /// Emits 1 and 2 after each batch and 3 when polled: 1 unstamped, 2 at 50,
+        /// 3 at 70 (as a processing-time window firing or an async result does).
+        struct Later;
+        impl Operator<u64, u64> for Later {
+            fn process<C: Collector<u64> + ?Sized>(&mut self, _: u64, _: &mut C) {}
+            fn process_batch(&mut self, batch: &mut Vec<u64>, out: &mut Emitter<'_, u64>) {
+                batch.clear();
+                out.collect(1);
+                out.set_timestamp(50);
+                out.collect(2);
+            }
+            fn poll_pending(&mut self, out: &mut Emitter<'_, u64>) -> bool {
+                out.set_timestamp(70);
+                out.collect(3);
+                false
+            }
+        }
+        let mut op = Stamped::new(Later);
+        let mut out = Vec::new();
+        op.process_batch(&mut vec![stamped(9, 0)], &mut Emitter::collecting(&mut out));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        assert_eq!(
+            out,
+            [stamped(NO_TIMESTAMP, 1), stamped(50, 2), stamped(70, 3)]
+        );
+        // Nothing carries over to the next batch.
+        let mut out = Vec::new();
+        op.process_batch(&mut Vec::new(), &mut Emitter::collecting(&mut out));
+        assert_eq!(out, [stamped(NO_TIMESTAMP, 1), stamped(50, 2)]);
     }
 
     #[test]

@@ -5,11 +5,11 @@
 //! back on restore before any new input or output. See docs/checkpoints.md.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use flink_core::checkpoint::{
-    StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state, state_version,
+    CheckpointLocation, StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state,
+    state_version,
 };
 use flink_core::graph::StreamGraph;
 use parking_lot::Mutex;
@@ -194,7 +194,7 @@ impl OutputChannelState {
 pub(crate) fn restored_channel_states(
     checkpoint: &LoadedCheckpoint,
     graph: &StreamGraph,
-    path: &Path,
+    path: &CheckpointLocation,
 ) -> Result<HashMap<(usize, usize), Arc<ChannelState>>, RestoreError> {
     let mut out = HashMap::new();
     for (vertex, subtask, states) in &checkpoint.tasks {
@@ -203,14 +203,14 @@ pub(crate) fn restored_channel_states(
             let state = ChannelState::decode(bytes).map_err(|e| match e {
                 StateError::UnsupportedVersion { found, supported } => {
                     RestoreError::UnsupportedVersion {
-                        path: path.to_path_buf(),
+                        path: path.clone(),
                         file: file.clone(),
                         found,
                         supported,
                     }
                 }
                 e => RestoreError::Corrupt {
-                    path: path.to_path_buf(),
+                    path: path.clone(),
                     file: file.clone(),
                     reason: format!("channel state: {e}"),
                 },
@@ -230,10 +230,10 @@ pub(crate) fn restored_channel_states(
 fn check_same_graph(
     checkpoint: &LoadedCheckpoint,
     graph: &StreamGraph,
-    path: &Path,
+    path: &CheckpointLocation,
 ) -> Result<(), RestoreError> {
     let changed = |name: &str, saved: usize, now: usize| RestoreError::UnalignedRescale {
-        path: path.to_path_buf(),
+        path: path.clone(),
         operator: name.to_string(),
         saved,
         now,
@@ -317,7 +317,8 @@ mod tests {
         let env = flink_core::environment::StreamExecutionEnvironment::new();
         env.from_sequence(1, 2).collect_vec();
         let graph = env.stream_graph().unwrap();
-        let err = restored_channel_states(&checkpoint, &graph, Path::new("chk-3")).unwrap_err();
+        let err = restored_channel_states(&checkpoint, &graph, &CheckpointLocation::from("chk-3"))
+            .unwrap_err();
         assert!(
             matches!(&err, RestoreError::Corrupt { file, reason, .. }
                 if file == "task-1-0" && reason.starts_with("channel state")),
@@ -349,9 +350,12 @@ mod tests {
             tasks: vec![(1, 0, vec![(CHANNEL_STATE_NODE, state().encode().unwrap())])],
             operators,
         };
-        let same = restored_channel_states(&checkpoint, &saved, Path::new("chk-3")).unwrap();
+        let same = restored_channel_states(&checkpoint, &saved, &CheckpointLocation::from("chk-3"))
+            .unwrap();
         assert_eq!(same[&(1, 0)].input(1).count(), 2);
-        let err = restored_channel_states(&checkpoint, &graph(3), Path::new("chk-3")).unwrap_err();
+        let err =
+            restored_channel_states(&checkpoint, &graph(3), &CheckpointLocation::from("chk-3"))
+                .unwrap_err();
         assert!(
             matches!(
                 err,

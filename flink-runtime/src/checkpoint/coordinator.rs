@@ -7,10 +7,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 
-use flink_core::checkpoint::{ChainSnapshot, CheckpointBarrier, CheckpointConfig};
+use flink_core::checkpoint::{
+    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointLocation,
+};
 use flink_core::clock::Clock;
 
 use super::savepoint::{SavepointError, SavepointRequest};
@@ -59,10 +60,10 @@ struct Pending {
 /// Where a savepoint in progress goes and who waits for it.
 struct SavepointTarget {
     store: CheckpointStore,
-    path: PathBuf,
+    path: CheckpointLocation,
     /// Whether the job stops after it (its sources stopped after the barrier).
     stop: bool,
-    reply: SyncSender<Result<PathBuf, SavepointError>>,
+    reply: SyncSender<Result<CheckpointLocation, SavepointError>>,
 }
 
 /// What checkpointing did over the life of a job.
@@ -115,7 +116,7 @@ pub(crate) struct CheckpointCoordinator {
     /// Savepoints asked for, taken when no checkpoint is in progress.
     savepoints: VecDeque<SavepointRequest>,
     /// The savepoint the job stopped with, once complete.
-    stopped_with: Option<PathBuf>,
+    stopped_with: Option<CheckpointLocation>,
     /// What the REST API shows of each checkpoint.
     stats: Arc<CheckpointStats>,
     /// `Some` when the job runs across several processes.
@@ -246,8 +247,8 @@ impl CheckpointCoordinator {
     }
 
     /// The savepoint the job stopped with (`stop_with_savepoint`), once complete.
-    pub(crate) fn stopped_with(&self) -> Option<&std::path::Path> {
-        self.stopped_with.as_deref()
+    pub(crate) fn stopped_with(&self) -> Option<&CheckpointLocation> {
+        self.stopped_with.as_ref()
     }
 
     /// The configuration.
@@ -322,7 +323,7 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         let path = request
             .directory
-            .join(format!("savepoint-{}-{id}", sanitize(&self.job_name)));
+            .join(&format!("savepoint-{}-{id}", sanitize(&self.job_name)));
         let store = match CheckpointStore::open_single(&path, true) {
             Ok(store) => store,
             Err(e) => {
@@ -704,8 +705,8 @@ impl CheckpointCoordinator {
     fn complete_savepoint(&mut self, id: u64, target: SavepointTarget) {
         self.failures_in_a_row = 0;
         self.last_completion = Some(self.clock.now());
-        self.stats.completed(id, target.path.display().to_string());
-        tracing::info!(checkpoint = id, path = %target.path.display(), "savepoint completed");
+        self.stats.completed(id, target.path.to_string());
+        tracing::info!(checkpoint = id, path = %target.path, "savepoint completed");
         if target.stop {
             self.stopped_with = Some(target.path.clone());
             self.signals.complete(id);
@@ -721,8 +722,13 @@ impl CheckpointCoordinator {
             let _ = target
                 .reply
                 .send(Err(SavepointError::Failed(reason.to_string())));
-            if let Err(e) = std::fs::remove_dir_all(&target.path) {
-                tracing::warn!(path = %target.path.display(), error = %e, "cannot delete a failed savepoint");
+            // Nothing of a failed savepoint stays behind, locally or in a bucket.
+            let deleted = match target.path.as_directory() {
+                Some(dir) => std::fs::remove_dir_all(dir).map_err(|e| e.to_string()),
+                None => target.store.delete(p.barrier.id).map_err(|e| e.to_string()),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(path = %target.path, error = %e, "cannot delete a failed savepoint");
             }
         }
         self.abort(p.barrier.id, reason);

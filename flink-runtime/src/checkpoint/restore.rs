@@ -6,35 +6,38 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flink_core::checkpoint::{RestoreSettings, RestoredState};
+use flink_core::checkpoint::{
+    CheckpointLocation, CheckpointStorage, RestoreSettings, RestoredState,
+};
 use flink_core::graph::StreamGraph;
 use thiserror::Error;
 
-use super::storage::{CheckpointStore, LoadedCheckpoint, METADATA_FILE, StorageError};
+use super::storage::{CheckpointStore, LoadedCheckpoint, METADATA_FILE, StorageError, local_dir};
 
 /// Why a job cannot start from the savepoint or checkpoint it was given. Nothing of
 /// it is restored and no task starts.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum RestoreError {
-    /// The directory does not exist.
+    /// The local directory does not exist.
     #[error("cannot restore from {path}: no such directory")]
     MissingDirectory {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
     },
-    /// The directory has no `_metadata`: not a savepoint or completed checkpoint.
+    /// The location has no `_metadata` (in an object store: nothing is stored
+    /// there): not a savepoint or completed checkpoint.
     #[error(
         "cannot restore from {path}: no {METADATA_FILE} file, so it is not a savepoint or a completed checkpoint"
     )]
     NotACheckpoint {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
     },
     /// A file is damaged: cut short, changed, or not decodable.
     #[error("cannot restore from {path}: {file} is corrupt: {reason}")]
     Corrupt {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// The damaged file.
         file: String,
         /// What is wrong.
@@ -45,8 +48,8 @@ pub enum RestoreError {
         "cannot restore from {path}: {file} has format version {found}; this release reads up to {supported}"
     )]
     UnsupportedVersion {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// The file.
         file: String,
         /// Its version.
@@ -62,8 +65,8 @@ pub enum RestoreError {
         "cannot restore from {path}: it has state of operator '{name}' (uid '{uid}') but no operator of this job has that uid; set the uid on the operator it belongs to, or allow_non_restored_state(true) to skip it"
     )]
     UnknownOperator {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// The uid the state is stored under.
         uid: String,
         /// The operator's name in the job that wrote it.
@@ -76,8 +79,8 @@ pub enum RestoreError {
         "cannot restore from {path}: source '{operator}' was saved at parallelism {saved} and runs at {now}, but its positions cannot be redistributed; run it at parallelism {saved}"
     )]
     SourceRescale {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// The source.
         operator: String,
         /// Its parallelism in the savepoint.
@@ -92,8 +95,8 @@ pub enum RestoreError {
         "cannot restore from {path}: it is an unaligned checkpoint with records in flight, which restores only into the same job at the same parallelism, but operator '{operator}' ran at parallelism {saved} and now {now} (0: missing); restore from an aligned checkpoint or savepoint instead"
     )]
     UnalignedRescale {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// The operator that differs.
         operator: String,
         /// Its parallelism in the checkpoint.
@@ -104,18 +107,18 @@ pub enum RestoreError {
     /// The storage could not be read.
     #[error("cannot restore from {path}: {reason}")]
     Storage {
-        /// The directory given.
-        path: PathBuf,
+        /// The location given.
+        path: CheckpointLocation,
         /// What failed.
         reason: String,
     },
 }
 
-/// The newest completed checkpoint of job `job_name` in the checkpoint directory
-/// `dir` (the job's `set_storage_dir`), for
-/// `env.restore_from(latest_checkpoint(dir, name)?...)` after the whole process
-/// died: the `chk-<n>` directory with the highest `n` that has its `_metadata`.
-/// `None` when there is none.
+/// The newest completed checkpoint of job `job_name` in the checkpoint storage
+/// `dir` (the job's `set_storage_dir` or `set_storage_url`: a local path or an
+/// object-store URL), for `env.restore_from(latest_checkpoint(dir, name)?...)`
+/// after the whole process died: the `chk-<n>` directory with the highest `n` that
+/// has its `_metadata`. `None` when there is none.
 ///
 /// ```
 /// use flink_runtime::checkpoint::latest_checkpoint;
@@ -124,15 +127,51 @@ pub enum RestoreError {
 /// std::fs::create_dir_all(dir.path().join("job/chk-3")).unwrap();
 /// std::fs::write(dir.path().join("job/chk-3/_metadata"), "{}").unwrap();
 /// std::fs::create_dir_all(dir.path().join("job/chk-4")).unwrap(); // incomplete
-/// assert_eq!(
-///     latest_checkpoint(dir.path(), "job").unwrap(),
-///     Some(dir.path().join("job/chk-3"))
-/// );
+/// let latest = latest_checkpoint(dir.path(), "job").unwrap().unwrap();
+/// assert_eq!(latest.as_directory(), Some(dir.path().join("job/chk-3").as_path()));
 /// ```
 ///
 /// # Errors
-/// When the job's directory exists but cannot be listed.
-pub fn latest_checkpoint(dir: &Path, job_name: &str) -> std::io::Result<Option<PathBuf>> {
+/// [`RestoreError::Storage`] when the job's checkpoints exist but cannot be listed,
+/// or the URL names no store this build can open.
+pub fn latest_checkpoint(
+    dir: impl Into<CheckpointLocation>,
+    job_name: &str,
+) -> Result<Option<CheckpointLocation>, RestoreError> {
+    let dir = dir.into();
+    let storage_error = |reason: String| RestoreError::Storage {
+        path: dir.clone(),
+        reason,
+    };
+    if let CheckpointLocation::Directory(local) = &dir {
+        let latest =
+            latest_local_checkpoint(local, job_name).map_err(|e| storage_error(e.to_string()))?;
+        return Ok(latest.map(CheckpointLocation::Directory));
+    }
+    let storage = CheckpointStorage::Url(dir.to_string());
+    let store =
+        CheckpointStore::open(&storage, job_name).map_err(|e| storage_error(e.to_string()))?;
+    for id in store
+        .checkpoint_ids()
+        .map_err(|e| storage_error(e.to_string()))?
+        .into_iter()
+        .rev()
+    {
+        if store
+            .is_complete(id)
+            .map_err(|e| storage_error(e.to_string()))?
+        {
+            return Ok(Some(dir.join(job_name).join(&format!("chk-{id}"))));
+        }
+    }
+    Ok(None)
+}
+
+/// [`latest_checkpoint`] in a local directory.
+pub(crate) fn latest_local_checkpoint(
+    dir: &Path,
+    job_name: &str,
+) -> std::io::Result<Option<PathBuf>> {
     let root = dir.join(job_name);
     let entries = match std::fs::read_dir(&root) {
         Ok(entries) => entries,
@@ -160,19 +199,24 @@ pub fn latest_checkpoint(dir: &Path, job_name: &str) -> std::io::Result<Option<P
 /// Reads the checkpoint `settings` names, whole and checked.
 pub(crate) fn load(settings: &RestoreSettings) -> Result<LoadedCheckpoint, RestoreError> {
     let path = settings.path.clone();
-    if !path.is_dir() {
-        return Err(RestoreError::MissingDirectory { path });
-    }
-    if !path.join(METADATA_FILE).is_file() {
-        return Err(RestoreError::NotACheckpoint { path });
+    if let Some(dir) = local_dir(&path).map_err(|e| error(&path, e))? {
+        if !dir.is_dir() {
+            return Err(RestoreError::MissingDirectory { path });
+        }
+        if !dir.join(METADATA_FILE).is_file() {
+            return Err(RestoreError::NotACheckpoint { path });
+        }
     }
     let store = CheckpointStore::open_single(&path, false).map_err(|e| error(&path, e))?;
+    if !store.is_complete(0).map_err(|e| error(&path, e))? {
+        return Err(RestoreError::NotACheckpoint { path });
+    }
     let id = store.single_id().map_err(|e| error(&path, e))?;
     store.load(id).map_err(|e| error(&path, e))
 }
 
-fn error(path: &Path, e: StorageError) -> RestoreError {
-    let path = path.to_path_buf();
+fn error(path: &CheckpointLocation, e: StorageError) -> RestoreError {
+    let path = path.clone();
     match e {
         StorageError::Corrupt { file, reason, .. } => RestoreError::Corrupt { path, file, reason },
         StorageError::UnsupportedVersion {
@@ -201,7 +245,7 @@ fn error(path: &Path, e: StorageError) -> RestoreError {
 pub(crate) fn restored_states(
     checkpoint: &LoadedCheckpoint,
     graph: &StreamGraph,
-    path: &Path,
+    path: &CheckpointLocation,
     allow_non_restored_state: bool,
 ) -> Result<HashMap<usize, RestoredState>, RestoreError> {
     let new_node: HashMap<String, usize> = graph
@@ -230,7 +274,7 @@ pub(crate) fn restored_states(
                     continue;
                 }
                 return Err(RestoreError::UnknownOperator {
-                    path: path.to_path_buf(),
+                    path: path.clone(),
                     uid,
                     name,
                 });
@@ -251,7 +295,7 @@ pub(crate) fn restored_states(
             && !source.can_restore_rescaled()
         {
             return Err(RestoreError::SourceRescale {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 operator: n.name.clone(),
                 saved: slots.len(),
                 now: n.parallelism,
@@ -300,8 +344,13 @@ mod tests {
 
     #[test]
     fn phase_one_checkpoints_map_node_ids_as_generated_ids() {
-        let restored =
-            restored_states(&checkpoint(Vec::new()), &graph(None), Path::new("x"), false).unwrap();
+        let restored = restored_states(
+            &checkpoint(Vec::new()),
+            &graph(None),
+            &CheckpointLocation::from("x"),
+            false,
+        )
+        .unwrap();
         assert_eq!(restored[&1].own(0), Some(&[1u8][..]));
         assert_eq!(restored[&0].own(0), Some(&[2u8][..]));
     }
@@ -325,7 +374,7 @@ mod tests {
         let restored = restored_states(
             &checkpoint(saved.clone()),
             &graph(Some("doubler")),
-            Path::new("x"),
+            &CheckpointLocation::from("x"),
             false,
         )
         .unwrap();
@@ -333,13 +382,18 @@ mod tests {
         let err = restored_states(
             &checkpoint(saved.clone()),
             &graph(None),
-            Path::new("x"),
+            &CheckpointLocation::from("x"),
             false,
         )
         .unwrap_err();
         assert!(matches!(err, RestoreError::UnknownOperator { ref uid, .. } if uid == "doubler"));
-        let skipped =
-            restored_states(&checkpoint(saved), &graph(None), Path::new("x"), true).unwrap();
+        let skipped = restored_states(
+            &checkpoint(saved),
+            &graph(None),
+            &CheckpointLocation::from("x"),
+            true,
+        )
+        .unwrap();
         assert!(!skipped.contains_key(&1));
     }
 }

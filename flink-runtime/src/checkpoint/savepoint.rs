@@ -2,9 +2,9 @@
 //! `JobClient::stop_with_savepoint`): the request the coordinator takes and the
 //! error a caller gets.
 
-use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
 
+use flink_core::checkpoint::CheckpointLocation;
 use thiserror::Error;
 
 /// Why a savepoint was not taken.
@@ -25,6 +25,15 @@ pub enum SavepointError {
         "savepoints of a job spread over several processes are not supported yet; restore from a retained checkpoint instead"
     )]
     AcrossProcesses,
+    /// The target is no usable location (a URL of an unknown scheme); nothing was
+    /// asked of the job.
+    #[error("savepoint target {location}: {reason}")]
+    InvalidLocation {
+        /// The target as given.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The savepoint failed: timed out, could not be stored, or the job restarted.
     #[error("savepoint failed: {0}")]
     Failed(String),
@@ -32,12 +41,13 @@ pub enum SavepointError {
 
 /// A savepoint to take.
 pub(crate) struct SavepointRequest {
-    /// The directory the savepoint's own directory is created in.
-    pub(crate) directory: PathBuf,
+    /// The directory (local or in an object store) the savepoint's own directory
+    /// is created in.
+    pub(crate) directory: CheckpointLocation,
     /// Whether the job stops after it.
     pub(crate) stop: bool,
     /// Where the outcome goes.
-    pub(crate) reply: SyncSender<Result<PathBuf, SavepointError>>,
+    pub(crate) reply: SyncSender<Result<CheckpointLocation, SavepointError>>,
 }
 
 /// Savepoint requests a job's coordinator has not yet seen (a bound, so a caller

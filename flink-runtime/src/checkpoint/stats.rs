@@ -4,7 +4,6 @@
 //! history with each task's acknowledgement.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -158,7 +157,7 @@ pub(crate) struct RestoredRecord {
     pub(crate) restore_timestamp: u64,
     /// The savepoint or checkpoint directory (`restore_from`), or `None` for a
     /// checkpoint of this run restored after a failure.
-    pub(crate) external_path: Option<PathBuf>,
+    pub(crate) external_path: Option<String>,
 }
 
 /// Everything recorded; read under the lock by the REST API.
@@ -315,7 +314,7 @@ impl CheckpointStats {
     }
 
     /// The run restored checkpoint `id` (from `path` if given by the user).
-    pub(crate) fn restored(&self, id: u64, path: Option<PathBuf>) {
+    pub(crate) fn restored(&self, id: u64, path: Option<String>) {
         let mut s = self.inner.lock();
         s.restored += 1;
         s.latest_restored = Some(RestoredRecord {

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use flink_core::checkpoint::{CheckpointStorage, StateError, decode_state, encode_state};
+use flink_core::checkpoint::{
+    CheckpointLocation, CheckpointStorage, StateError, decode_state, encode_state,
+};
 use flink_core::key_group::murmur3_32;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
@@ -131,6 +133,77 @@ fn cloud_env() -> impl Iterator<Item = (String, String)> {
         .map(|(key, value)| (key.to_ascii_lowercase(), value))
 }
 
+/// The local directory `location` names: a path, or a `file://` URL.
+///
+/// # Errors
+/// A URL that does not parse, or a `file` URL that is no local path.
+pub(crate) fn local_dir(
+    location: &CheckpointLocation,
+) -> Result<Option<std::path::PathBuf>, StorageError> {
+    match location {
+        CheckpointLocation::Directory(dir) => Ok(Some(dir.clone())),
+        CheckpointLocation::Url(url) => {
+            let parsed =
+                url::Url::parse(url).map_err(|e| location_error(location, e.to_string()))?;
+            if parsed.scheme() != "file" {
+                return Ok(None);
+            }
+            let dir = parsed
+                .to_file_path()
+                .map_err(|()| location_error(location, "not a local path".into()))?;
+            Ok(Some(dir))
+        }
+    }
+}
+
+/// The store `location` lives in and its path there: a local directory (created if
+/// `create`, else it must exist) or the object store its URL names.
+fn object_store_at(
+    location: &CheckpointLocation,
+    create: bool,
+) -> Result<(Arc<dyn ObjectStore>, Path), StorageError> {
+    if let Some(dir) = local_dir(location)? {
+        return local_store(location, &dir, create);
+    }
+    let url = location.to_string();
+    let parsed = url::Url::parse(&url).map_err(|e| location_error(location, e.to_string()))?;
+    let (store, path) = object_store::parse_url_opts(&parsed, cloud_env())
+        .map_err(|e| location_error(location, e.to_string()))?;
+    Ok((Arc::from(store), path))
+}
+
+/// The local directory `dir` as a store (created if `create`, else it must exist).
+fn local_store(
+    location: &CheckpointLocation,
+    dir: &std::path::Path,
+    create: bool,
+) -> Result<(Arc<dyn ObjectStore>, Path), StorageError> {
+    if create {
+        std::fs::create_dir_all(dir).map_err(|e| location_error(location, e.to_string()))?;
+    } else if !dir.is_dir() {
+        return Err(location_error(location, "no such directory".into()));
+    }
+    // Deleting a checkpoint's last file removes its directory too.
+    let fs =
+        object_store::local::LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
+    Ok((Arc::new(fs), Path::default()))
+}
+
+fn location_error(location: &CheckpointLocation, reason: String) -> StorageError {
+    StorageError::Location {
+        location: location.to_string(),
+        reason,
+    }
+}
+
+/// The runtime a store's calls are driven on (one thread: the caller's).
+fn runtime(location: &CheckpointLocation) -> Result<tokio::runtime::Runtime, StorageError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| location_error(location, format!("no runtime for its I/O: {e}")))
+}
+
 /// The checkpoints of one job in one store.
 pub(crate) struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
@@ -147,76 +220,34 @@ pub(crate) struct CheckpointStore {
 impl CheckpointStore {
     /// Opens `storage` for the job `job_name` (creating a local directory if needed).
     pub(crate) fn open(storage: &CheckpointStorage, job_name: &str) -> Result<Self, StorageError> {
-        let location_error =
-            |location: String, reason: String| StorageError::Location { location, reason };
-        let local = |dir: &std::path::Path,
-                     location: String|
-         -> Result<Arc<dyn ObjectStore>, StorageError> {
-            std::fs::create_dir_all(dir).map_err(|e| location_error(location, e.to_string()))?;
-            // Deleting a checkpoint's last file removes its directory too.
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
-                .with_automatic_cleanup(true);
-            Ok(Arc::new(fs))
-        };
-        let (store, base): (Arc<dyn ObjectStore>, Path) = match storage {
-            CheckpointStorage::Directory(dir) => {
-                (local(dir, dir.display().to_string())?, Path::default())
-            }
-            CheckpointStorage::Url(url) => {
-                let parsed =
-                    url::Url::parse(url).map_err(|e| location_error(url.clone(), e.to_string()))?;
-                if parsed.scheme() == "file" {
-                    let dir = parsed
-                        .to_file_path()
-                        .map_err(|()| location_error(url.clone(), "not a local path".into()))?;
-                    (local(&dir, url.clone())?, Path::default())
-                } else {
-                    let (store, path) = object_store::parse_url_opts(&parsed, cloud_env())
-                        .map_err(|e| location_error(url.clone(), e.to_string()))?;
-                    (Arc::from(store), path)
-                }
-            }
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| location_error("runtime".into(), e.to_string()))?;
         let location = match storage {
-            CheckpointStorage::Directory(dir) => dir.display().to_string(),
-            CheckpointStorage::Url(url) => url.clone(),
+            CheckpointStorage::Directory(dir) => CheckpointLocation::Directory(dir.clone()),
+            CheckpointStorage::Url(url) => CheckpointLocation::Url(url.clone()),
         };
+        let (store, base) = object_store_at(&location, true)?;
         Ok(Self {
             store,
             root: base.child(job_name),
             single: false,
-            location: location.trim_end_matches('/').to_string(),
-            runtime,
+            location: location.to_string().trim_end_matches('/').to_string(),
+            runtime: runtime(&location)?,
         })
     }
 
-    /// Opens the local directory `dir` as the home of one checkpoint (a savepoint,
-    /// or a retained checkpoint to restore from), creating it if `create`.
-    pub(crate) fn open_single(dir: &std::path::Path, create: bool) -> Result<Self, StorageError> {
-        let location_error = |reason: String| StorageError::Location {
-            location: dir.display().to_string(),
-            reason,
-        };
-        if create {
-            std::fs::create_dir_all(dir).map_err(|e| location_error(e.to_string()))?;
-        } else if !dir.is_dir() {
-            return Err(location_error("no such directory".into()));
-        }
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| location_error(e.to_string()))?;
+    /// Opens `location` (a local directory or an object-store URL) as the home of
+    /// one checkpoint (a savepoint, or a retained checkpoint to restore from),
+    /// creating a local directory if `create`.
+    pub(crate) fn open_single(
+        location: &CheckpointLocation,
+        create: bool,
+    ) -> Result<Self, StorageError> {
+        let (store, root) = object_store_at(location, create)?;
         Ok(Self {
-            store: Arc::new(store),
-            root: Path::default(),
+            store,
+            root,
             single: true,
-            location: dir.display().to_string(),
-            runtime,
+            location: location.to_string(),
+            runtime: runtime(location)?,
         })
     }
 

@@ -73,7 +73,7 @@ impl RestartPlan {
     /// The newest completed checkpoint to restart from, if any.
     pub fn latest_checkpoint(&self) -> std::io::Result<Option<PathBuf>> {
         match &self.checkpoint_dir {
-            Some(dir) => crate::checkpoint::latest_checkpoint(dir, &self.job_name),
+            Some(dir) => crate::checkpoint::restore::latest_local_checkpoint(dir, &self.job_name),
             None => Ok(None),
         }
     }

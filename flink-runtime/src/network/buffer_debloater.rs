@@ -19,6 +19,15 @@ use flink_core::buffer_debloat::BufferDebloatConfig;
 /// flight then never stays above the target by up to the threshold (measured: 1.25 s
 /// of data instead of 1 s with the symmetric threshold), while growth, which only
 /// matters for throughput, is not announced for every small step.
+///
+/// Until its first measurement it announces a small size, a sixteenth of the full
+/// one (at least `min_buffer_size`), so that the buffers filled while a job starts
+/// hold little data: full-size ones, filled before anything was measured, held a
+/// back-pressured job's first aligned checkpoint back by their whole content (~2.3 s
+/// in `throughput backpressure-ckpt`). The first measurement (after one period)
+/// then sets the size outright, full at once where nothing is back-pressured.
+/// (Measuring earlier, after a quarter period, cost up to 15 % more instructions
+/// under callgrind: the start-up's rates are no rates yet.)
 #[derive(Debug, Clone)]
 pub struct BufferDebloater {
     target: Duration,
@@ -28,23 +37,29 @@ pub struct BufferDebloater {
     alpha: f64,
     average: f64,
     announced: usize,
+    /// Whether a period measured anything yet.
+    measured: bool,
 }
 
 impl BufferDebloater {
-    /// A debloater for buffers of at most `max_buffer_size` bytes; it starts at that size.
+    /// A debloater for buffers of at most `max_buffer_size` bytes; it starts at a
+    /// sixteenth of that (at least the configured minimum) until it measured.
     pub fn new(config: &BufferDebloatConfig, max_buffer_size: usize) -> Self {
+        let min = config.min_buffer_size.min(max_buffer_size);
+        let initial = (max_buffer_size / 16).clamp(min, max_buffer_size);
         Self {
             target: config.target,
-            min: config.min_buffer_size.min(max_buffer_size),
+            min,
             max: max_buffer_size,
             threshold_percent: config.threshold_percent,
             alpha: 2.0 / (f64::from(config.samples) + 1.0),
-            average: max_buffer_size as f64,
-            announced: max_buffer_size,
+            average: initial as f64,
+            announced: initial,
+            measured: false,
         }
     }
 
-    /// The size announced last (the full size until the first announcement).
+    /// The size announced last (the initial size until the first measurement).
     pub fn buffer_size(&self) -> usize {
         self.announced
     }
@@ -60,6 +75,17 @@ impl BufferDebloater {
         let buffers = buffers.max(1);
         let desired = (throughput * self.target.as_secs_f64() / buffers as f64)
             .clamp(self.min as f64, self.max as f64);
+        if !self.measured {
+            // The initial size was a guess: the first measurement replaces it.
+            self.measured = true;
+            self.average = desired;
+            let size = (desired.round() as usize).clamp(self.min, self.max);
+            if size == self.announced {
+                return None;
+            }
+            self.announced = size;
+            return Some(size);
+        }
         let alpha = if desired < self.average {
             (self.alpha * buffers as f64).min(1.0)
         } else {
@@ -135,6 +161,29 @@ mod tests {
             "{in_flight} bytes in flight exceed 1 s (+ threshold) of {rate} B/s"
         );
         assert!(in_flight as u64 >= rate * 75 / 100);
+    }
+
+    #[test]
+    fn starts_small_and_the_first_measurement_sets_the_size_outright() {
+        let mut d = debloater(20, 25);
+        assert_eq!(d.buffer_size(), 2 * KB, "a sixteenth until measured");
+        // Nothing back-pressured: full size at once, not over 20 samples.
+        assert_eq!(
+            d.on_period(100_000_000, Duration::from_millis(50), 20),
+            Some(32 * KB)
+        );
+        // A slow consumer: its size at once.
+        let mut d = debloater(20, 25);
+        assert_eq!(
+            d.on_period(44_000, Duration::from_millis(200), 20),
+            Some(11_000)
+        );
+        // The initial guess is never below the minimum.
+        let tiny = BufferDebloatConfig {
+            min_buffer_size: 1_024,
+            ..BufferDebloatConfig::default()
+        };
+        assert_eq!(BufferDebloater::new(&tiny, 4 * KB).buffer_size(), 1_024);
     }
 
     #[test]

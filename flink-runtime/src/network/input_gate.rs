@@ -299,6 +299,20 @@ impl InputGate {
         }));
     }
 
+    /// Announces the debloater's initial size on every connected channel, before
+    /// any data flows (called once the gate's channels are wired): the buffers
+    /// filled while the job starts are then small, not full-size ones the first
+    /// checkpoint of a back-pressured job would wait behind.
+    pub fn announce_initial_buffer_size(&self) {
+        let Some(d) = &self.debloat else { return };
+        let size = d.debloater.buffer_size();
+        if size < self.shared.segment_size {
+            for channel in &self.shared.channels {
+                channel.announce_buffer_size(size);
+            }
+        }
+    }
+
     /// The buffer size announced last, `None` without debloating.
     pub fn debloated_buffer_size(&self) -> Option<usize> {
         self.debloat.as_ref().map(|d| d.debloater.buffer_size())

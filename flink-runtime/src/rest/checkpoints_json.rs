@@ -24,7 +24,7 @@ pub(crate) fn checkpoints(view: &JobView) -> Option<Value> {
                 "id": r.id,
                 "restore_timestamp": r.restore_timestamp,
                 "is_savepoint": r.external_path.is_some(),
-                "external_path": r.external_path.as_ref().map(|p| p.display().to_string()),
+                "external_path": r.external_path,
             })),
         },
         "history": stats.history.iter().map(|r| record(view, r)).collect::<Vec<_>>(),

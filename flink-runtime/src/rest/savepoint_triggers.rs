@@ -5,8 +5,8 @@
 //! the savepoint's location or the failure.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 
+use flink_core::checkpoint::CheckpointLocation;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -16,7 +16,7 @@ use crate::job_client::JobControl;
 const REMEMBERED: usize = 64;
 
 /// The outcome of a trigger, once known.
-type Outcome = Option<Result<PathBuf, String>>;
+type Outcome = Option<Result<CheckpointLocation, String>>;
 
 /// The savepoint triggers of one job.
 #[derive(Default)]
@@ -30,7 +30,7 @@ impl SavepointTriggers {
     pub(crate) fn trigger(
         self: &std::sync::Arc<Self>,
         control: &JobControl,
-        directory: PathBuf,
+        directory: CheckpointLocation,
         stop: bool,
     ) -> std::io::Result<String> {
         let id = format!("{:032x}", rand_id());
@@ -63,7 +63,7 @@ impl SavepointTriggers {
             None => json!({ "status": { "id": "IN_PROGRESS" }, "operation": null }),
             Some(Ok(path)) => json!({
                 "status": { "id": "COMPLETED" },
-                "operation": { "location": path.display().to_string() },
+                "operation": { "location": path.to_string() },
             }),
             Some(Err(e)) => json!({
                 "status": { "id": "COMPLETED" },
