@@ -21,6 +21,12 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
 /// The boxed stream a connection runs on.
 pub(super) type BoxStream = Box<dyn ByteStream>;
 
+/// Bytes the reader asks the socket for at once (two full network buffers).
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Bytes the writer gathers before a write (four full network buffers).
+const WRITE_BUFFER: usize = 128 * 1024;
+
 /// The connection's I/O: reader and writer until either ends or shutdown is asked.
 pub(super) async fn run(
     stream: BoxStream,
@@ -31,7 +37,13 @@ pub(super) async fn run(
     heartbeat_timeout: Option<Duration>,
 ) {
     let (rd, wr) = tokio::io::split(stream);
+    // Buffered: a frame's length and body (and the next frames, when they are
+    // there already) come in one read instead of two or more.
+    let rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
     let reader = Box::pin(read_loop(rd, Arc::clone(&shared), max_body));
+    // Buffered too: frames queued together (a burst of buffers, credit frames)
+    // leave in one write; the writer flushes whenever its queue is empty.
+    let wr = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, wr);
     let writer = Box::pin(write_loop(wr, Arc::clone(&shared), rx));
     let io = futures::future::select(reader, writer);
     let heartbeat = Box::pin(heartbeat_loop(Arc::clone(&shared), heartbeat_timeout));
@@ -79,7 +91,8 @@ async fn write_loop(
 ) {
     while let Some(frame) = rx.recv().await {
         let mut written = wr.write_all(&frame).await;
-        // Flush (TLS buffers records) once the queue is drained, not per frame.
+        // Flush (the buffer, and TLS's records) once the queue is drained, not per
+        // frame.
         if written.is_ok() && rx.is_empty() {
             written = wr.flush().await;
         }
