@@ -552,7 +552,13 @@ where
             &mut self.requests,
         );
         self.trigger.clear(&window, &mut ctx);
-        self.apply_requests(&key, window);
+        // With the removed slot's knowledge of its timers: no second lookup of a
+        // window that is gone (one per fired window, in a table of thousands).
+        let timers = Timers {
+            event: &mut self.event_timers,
+            processing: &mut self.processing_timers,
+        };
+        timers.apply(&mut self.requests, Some(&mut slot.queued), &key, window);
         if self.merging
             && let Some(sessions) = self.sessions.get_mut(&key)
         {
