@@ -9,6 +9,8 @@
 
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -35,24 +37,6 @@ fn expected() -> Vec<String> {
         .collect();
     lines.sort_unstable();
     lines
-}
-
-/// The lines of every committed part file, sorted; and the other files' names.
-fn committed(dir: &Path) -> (Vec<String>, Vec<String>) {
-    let mut lines = Vec::new();
-    let mut others = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.starts_with("part-") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        } else {
-            others.push(name);
-        }
-    }
-    lines.sort_unstable();
-    (lines, others)
 }
 
 /// The completed checkpoints (`chk-<n>` with `_metadata`), as their `_metadata`.
@@ -189,7 +173,7 @@ fn kill_mid_job_with(processes: usize, victim: usize, extra: &[&str]) -> tempfil
         from.join("_metadata").is_file() || !from.exists(),
         "{from:?}"
     );
-    let (lines, leftovers) = committed(&output);
+    let (lines, leftovers) = common::committed(&output);
     assert!(
         leftovers.is_empty(),
         "uncommitted files left: {leftovers:?}"
@@ -251,7 +235,7 @@ fn a_task_failing_in_one_process_restarts_every_process_exactly_once() {
     .expect("the launcher ends within the guard");
     assert!(outcome.success(), "{outcome:?}");
     assert_eq!(outcome.restarts.len(), 1, "{:?}", outcome.restarts);
-    let (lines, leftovers) = committed(&output);
+    let (lines, leftovers) = common::committed(&output);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(
         lines,
@@ -274,7 +258,7 @@ fn a_checkpoint_spans_two_processes_and_the_job_restores_from_it() {
         .expect("the launcher ends within the guard");
     assert!(outcome.success(), "{outcome:?}");
     assert!(outcome.restarts.is_empty());
-    let (lines, leftovers) = committed(&output);
+    let (lines, leftovers) = common::committed(&output);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(lines, expected(), "a failure-free run across processes");
 
@@ -306,7 +290,7 @@ fn a_checkpoint_spans_two_processes_and_the_job_restores_from_it() {
         restore_latest(&checkpoints, &output),
         "the restored run succeeds"
     );
-    let (again, leftovers) = committed(&output);
+    let (again, leftovers) = common::committed(&output);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(again, expected(), "nothing duplicated by the restore");
 }
@@ -409,7 +393,7 @@ fn a_checkpoint_of_two_processes_restores_on_three_at_another_parallelism_exactl
         .recv_timeout(GUARD)
         .expect("the launcher ends within the guard");
     assert!(outcome.success(), "{outcome:?}");
-    let (lines, leftovers) = committed(&output);
+    let (lines, leftovers) = common::committed(&output);
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(
         lines,

@@ -4,6 +4,8 @@
 //! hold exactly what a run without the kill commits. No timing assertions: timing
 //! only decides where the kill falls; a guard timeout prevents a hang.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,25 +22,6 @@ fn job(checkpoints: &Path, output: &Path, rate: &str) -> Command {
         .arg(output)
         .stdout(Stdio::null());
     cmd
-}
-
-/// The lines of every committed part (`part-*`), sorted; and the names of the
-/// other files (uncommitted parts).
-fn committed(dir: &Path) -> (Vec<String>, Vec<String>) {
-    let mut lines = Vec::new();
-    let mut others = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name.starts_with("part-") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            lines.extend(text.lines().map(str::to_string));
-        } else {
-            others.push(name);
-        }
-    }
-    lines.sort_unstable();
-    (lines, others)
 }
 
 /// Whether a completed checkpoint (one with `_metadata`) exists.
@@ -70,7 +53,7 @@ fn a_process_killed_mid_run_resumes_from_its_latest_checkpoint_with_exact_output
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed, not finished");
-    let (before, _) = committed(&output);
+    let (before, _) = common::committed(&output);
     assert!(
         before.len() < 60_000,
         "the kill fell mid-run: {} committed",
@@ -85,7 +68,7 @@ fn a_process_killed_mid_run_resumes_from_its_latest_checkpoint_with_exact_output
     assert!(restored.status.success());
     let said = String::from_utf8_lossy(&restored.stdout);
     assert!(said.contains("restoring from"), "{said}");
-    let (resumed, leftovers) = committed(&output);
+    let (resumed, leftovers) = common::committed(&output);
     assert!(
         leftovers.is_empty(),
         "uncommitted files left: {leftovers:?}"
@@ -101,7 +84,7 @@ fn a_process_killed_mid_run_resumes_from_its_latest_checkpoint_with_exact_output
     .status()
     .unwrap();
     assert!(status.success());
-    let (expected, _) = committed(&clean.path().join("out"));
+    let (expected, _) = common::committed(&clean.path().join("out"));
     assert_eq!(expected.len(), 60_000);
     assert_eq!(
         resumed, expected,

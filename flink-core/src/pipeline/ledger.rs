@@ -13,17 +13,14 @@
 //! limit), so the whole pipeline stays under the limit, never over it, in one process
 //! or many.
 
+use super::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The origin of records re-issued from a snapshot on restore: they count as
 /// admitted once, in the process that re-issued them (which is also where they end:
 /// the stages that store records are chained to the sink).
 pub const RESTORED_ORIGIN: u32 = u32::MAX;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// One gateway subtask of this process.
 struct Gateway {
@@ -131,17 +128,27 @@ impl Ledger {
     /// here now.
     pub(crate) fn finished_of_own(&self) -> u64 {
         let gateways = lock(&self.gateways);
-        let finished = self.finished.read().unwrap_or_else(|p| p.into_inner());
-        let remote = lock(&self.remote);
-        let of = |g: usize| {
-            finished.get(g).map_or(0, |c| c.load(Ordering::Relaxed))
-                + remote
-                    .iter()
-                    .map(|r| r.get(g).copied().unwrap_or(0))
-                    .sum::<u64>()
-        };
-        gateways.iter().map(|g| of(g.subtask)).sum::<u64>()
+        gateways
+            .iter()
+            .map(|g| self.ended_of(g.subtask))
+            .sum::<u64>()
             + self.restored_finished.load(Ordering::Relaxed)
+    }
+
+    /// Records admitted by gateway subtask `subtask` known to have ended: here, and
+    /// in the other processes as they last reported.
+    fn ended_of(&self, subtask: usize) -> u64 {
+        let here = self
+            .finished
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(subtask)
+            .map_or(0, |c| c.load(Ordering::Relaxed));
+        let there: u64 = lock(&self.remote)
+            .iter()
+            .map(|r| r.get(subtask).copied().unwrap_or(0))
+            .sum();
+        here + there
     }
 
     /// Records that entered through this process's gateways in this attempt or were
@@ -171,16 +178,7 @@ impl Ledger {
         let Some(gateway) = gateways.iter().find(|g| g.subtask == subtask) else {
             return 0;
         };
-        let finished = self
-            .finished
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(subtask)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-            + lock(&self.remote)
-                .iter()
-                .map(|r| r.get(subtask).copied().unwrap_or(0))
-                .sum::<u64>();
+        let finished = self.ended_of(subtask);
         let restored_inside = self
             .restored
             .load(Ordering::Relaxed)

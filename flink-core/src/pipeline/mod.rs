@@ -30,3 +30,9 @@ pub use latency::LatencyHistogram;
 pub use ledger::RESTORED_ORIGIN;
 pub use signals::{Shares, StageMeters, WindowSignals};
 pub use state::{PipelineState, STAGES, Stage};
+
+/// Locks `m`, going on past a panic of another holder (the counts stay usable; the
+/// panic fails the job on its own).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

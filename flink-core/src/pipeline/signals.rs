@@ -5,8 +5,9 @@
 //! A stage running at its configured concurrency is not under pressure; a stage
 //! waiting for a slot, failing, or answering slowly is.
 
+use super::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -88,10 +89,6 @@ pub struct StageSignals {
     clock: OnceLock<Arc<dyn Clock>>,
     meters: Mutex<Vec<(usize, StageMeters)>>,
     window: Mutex<Window>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn nanos(d: Duration) -> u64 {

@@ -1,5 +1,6 @@
+use super::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use super::latency::LatencyHistogram;
 use super::ledger::Ledger;
@@ -47,10 +48,6 @@ fn fill(gauge: &QueueGauge) -> f64 {
     } else {
         (used as f64 / capacity as f64).min(1.0)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What the stages of one pipeline share while it runs: how many records are inside
