@@ -51,6 +51,7 @@ pub mod partitioner;
 pub mod pipeline;
 pub mod process_context;
 pub mod process_function;
+pub mod record_router;
 pub mod runtime_mode;
 pub mod services;
 pub mod side_output;

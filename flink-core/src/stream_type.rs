@@ -133,6 +133,19 @@ pub trait StreamType: Send + Sync {
     fn side_slot(&self, out: AnyOutput) -> crate::side_output::SideSlot;
     /// A decoder feeding `head`, an output of this type.
     fn decoder(&self, head: AnyOutput, operator: Arc<str>) -> Box<dyn RecordDecoder>;
+    /// Where serialized records of this type go among `subtasks` consumers under
+    /// `partitioner` (a `Partitioner<T>` of this type, erased): how a restore
+    /// re-partitions records stored in flight ([`crate::record_router`]).
+    ///
+    /// # Errors
+    /// [`RouteError`](crate::record_router::RouteError) when `partitioner` is of
+    /// another type or `subtasks` is 0.
+    fn record_router(
+        &self,
+        partitioner: &(dyn Any + Send + Sync),
+        subtasks: usize,
+        max_parallelism: usize,
+    ) -> Result<Box<dyn crate::record_router::RecordRouter>, crate::record_router::RouteError>;
 }
 
 /// Numbers a network output needs besides its partitioner.
@@ -210,6 +223,15 @@ impl<T: Record> StreamType for TypeOf<T> {
             batch: Vec::new(),
             operator,
         })
+    }
+
+    fn record_router(
+        &self,
+        partitioner: &(dyn Any + Send + Sync),
+        subtasks: usize,
+        max_parallelism: usize,
+    ) -> Result<Box<dyn crate::record_router::RecordRouter>, crate::record_router::RouteError> {
+        crate::record_router::erased_router_for::<T>(partitioner, subtasks, max_parallelism)
     }
 }
 

@@ -127,7 +127,7 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
                 &settings.path,
                 settings.allow_non_restored_state,
             )?;
-            let channels = restored_channel_states(&loaded, &jg.stream_graph, &settings.path)?;
+            let channels = restored_channel_states(&loaded, &jg, &settings.path)?;
             tracing::info!(job = %name, path = %settings.path, checkpoint = loaded.id, "restoring");
             Some(Arc::new(Restored {
                 id: loaded.id,
@@ -1050,7 +1050,7 @@ impl Coordinator {
         let path = &flink_core::checkpoint::CheckpointLocation::from("the latest checkpoint");
         let graph = &self.setup.jg.stream_graph;
         let by_node = restored_states(loaded, graph, path, false)?;
-        let channels = restored_channel_states(loaded, graph, path)?;
+        let channels = restored_channel_states(loaded, &self.setup.jg, path)?;
         Ok(Arc::new(Restored {
             id: loaded.id,
             by_node,

@@ -11,10 +11,11 @@ use flink_core::checkpoint::{
     CheckpointLocation, StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state,
     state_version,
 };
-use flink_core::graph::StreamGraph;
+use flink_core::graph::JobGraph;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use super::channel_rescale::{GraphChange, compare, rescale};
 use super::restore::RestoreError;
 use super::storage::LoadedCheckpoint;
 use crate::network::{BufferKind, ResultPartition};
@@ -185,20 +186,21 @@ impl OutputChannelState {
     }
 }
 
-/// The channel state of every task in `checkpoint`, by (vertex, subtask), checked
-/// against the job about to run: channel state names input channels and
-/// subpartitions, which only mean the same thing in the same job graph at the same
-/// parallelism, so an unaligned checkpoint with records in flight cannot be
-/// restored into a changed or rescaled job (Flink can re-partition them; this
-/// release refuses with [`RestoreError::UnalignedRescale`]).
+/// The channel state of every task in `checkpoint`, by (vertex, subtask) of `jg`,
+/// the job about to run. Channel state names input channels and subpartitions of
+/// the job that wrote it: into the same job at the same parallelism it restores as
+/// stored; at another parallelism it is re-partitioned
+/// ([`channel_rescale`](super::channel_rescale)); into a job with other operators
+/// it cannot be placed ([`RestoreError::UnalignedRescale`]). Everything is decoded
+/// and placed here, before any task starts.
 pub(crate) fn restored_channel_states(
     checkpoint: &LoadedCheckpoint,
-    graph: &StreamGraph,
+    jg: &JobGraph,
     path: &CheckpointLocation,
 ) -> Result<HashMap<(usize, usize), Arc<ChannelState>>, RestoreError> {
-    let mut out = HashMap::new();
-    for (vertex, subtask, states) in &checkpoint.tasks {
-        for (_, bytes) in states.iter().filter(|(n, _)| *n == CHANNEL_STATE_NODE) {
+    let mut states = HashMap::new();
+    for (vertex, subtask, stored) in &checkpoint.tasks {
+        for (_, bytes) in stored.iter().filter(|(n, _)| *n == CHANNEL_STATE_NODE) {
             let file = format!("task-{vertex}-{subtask}");
             let state = ChannelState::decode(bytes).map_err(|e| match e {
                 StateError::UnsupportedVersion { found, supported } => {
@@ -216,45 +218,22 @@ pub(crate) fn restored_channel_states(
                 },
             })?;
             if !state.is_empty() {
-                out.insert((*vertex, *subtask), Arc::new(state));
+                states.insert((*vertex, *subtask), state);
             }
         }
     }
-    if !out.is_empty() {
-        check_same_graph(checkpoint, graph, path)?;
+    if states.is_empty() {
+        return Ok(HashMap::new());
     }
-    Ok(out)
-}
-
-/// Every saved operator is the node of the same id at the same parallelism.
-fn check_same_graph(
-    checkpoint: &LoadedCheckpoint,
-    graph: &StreamGraph,
-    path: &CheckpointLocation,
-) -> Result<(), RestoreError> {
-    let changed = |name: &str, saved: usize, now: usize| RestoreError::UnalignedRescale {
-        path: path.clone(),
-        operator: name.to_string(),
-        saved,
-        now,
-    };
-    if checkpoint.operators.len() != graph.nodes.len() {
-        return Err(changed(
-            "(the job's operators)",
-            checkpoint.operators.len(),
-            graph.nodes.len(),
-        ));
+    match compare(checkpoint, &jg.stream_graph) {
+        GraphChange::Same => Ok(states.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()),
+        GraphChange::Rescaled => rescale(&states, checkpoint, jg, path),
+        GraphChange::Changed { operator, reason } => Err(RestoreError::UnalignedRescale {
+            path: path.clone(),
+            operator,
+            reason,
+        }),
     }
-    for saved in &checkpoint.operators {
-        match graph.nodes.get(saved.node) {
-            Some(n) if n.operator_id() == saved.uid && n.parallelism == saved.parallelism => {}
-            Some(n) if n.operator_id() == saved.uid => {
-                return Err(changed(&saved.name, saved.parallelism, n.parallelism));
-            }
-            _ => return Err(changed(&saved.name, saved.parallelism, 0)),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -316,7 +295,7 @@ mod tests {
         };
         let env = flink_core::environment::StreamExecutionEnvironment::new();
         env.from_sequence(1, 2).collect_vec();
-        let graph = env.stream_graph().unwrap();
+        let graph = JobGraph::from_stream_graph(&env.stream_graph().unwrap());
         let err = restored_channel_states(&checkpoint, &graph, &CheckpointLocation::from("chk-3"))
             .unwrap_err();
         assert!(
@@ -327,15 +306,21 @@ mod tests {
     }
 
     #[test]
-    fn records_in_flight_restore_only_into_the_same_graph_and_parallelism() {
-        let graph = |p: usize| {
+    fn records_in_flight_restore_as_stored_into_the_same_job_and_never_into_another() {
+        let graph = |p: usize, rebalance: bool| {
             let env = flink_core::environment::StreamExecutionEnvironment::new();
             env.set_parallelism(p);
-            env.from_sequence(1, 2).rebalance().collect_vec();
-            env.stream_graph().unwrap()
+            let numbers = env.from_sequence(1, 2);
+            if rebalance {
+                numbers.rebalance().collect_vec();
+            } else {
+                numbers.map(|x: u64| x).rebalance().collect_vec();
+            }
+            JobGraph::from_stream_graph(&env.stream_graph().unwrap())
         };
-        let saved = graph(2);
+        let saved = graph(2, true);
         let operators = saved
+            .stream_graph
             .nodes
             .iter()
             .map(|n| super::super::storage::OperatorEntry {
@@ -350,21 +335,14 @@ mod tests {
             tasks: vec![(1, 0, vec![(CHANNEL_STATE_NODE, state().encode().unwrap())])],
             operators,
         };
-        let same = restored_channel_states(&checkpoint, &saved, &CheckpointLocation::from("chk-3"))
-            .unwrap();
+        let path = CheckpointLocation::from("chk-3");
+        let same = restored_channel_states(&checkpoint, &saved, &path).unwrap();
         assert_eq!(same[&(1, 0)].input(1).count(), 2);
-        let err =
-            restored_channel_states(&checkpoint, &graph(3), &CheckpointLocation::from("chk-3"))
-                .unwrap_err();
+        // Other operators: nothing says where its records in flight belong.
+        let err = restored_channel_states(&checkpoint, &graph(2, false), &path).unwrap_err();
         assert!(
-            matches!(
-                err,
-                RestoreError::UnalignedRescale {
-                    saved: 2,
-                    now: 3,
-                    ..
-                }
-            ),
+            matches!(&err, RestoreError::UnalignedRescale { reason, .. }
+                if reason.contains("lists 2 operators and the job has 3")),
             "{err}"
         );
     }

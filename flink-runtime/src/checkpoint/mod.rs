@@ -4,6 +4,7 @@
 //! [`barrier_aligner`]. See docs/checkpoints.md.
 
 pub(crate) mod barrier_aligner;
+pub(crate) mod channel_rescale;
 pub(crate) mod channel_state;
 pub(crate) mod coordinator;
 pub(crate) mod restore;

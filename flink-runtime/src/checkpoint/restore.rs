@@ -88,21 +88,21 @@ pub enum RestoreError {
         /// Its parallelism now.
         now: usize,
     },
-    /// An unaligned checkpoint holding records in flight was restored into a job
-    /// whose operators or parallelism differ: its channel state names input channels
-    /// and subpartitions of the job that wrote it.
+    /// An unaligned checkpoint holding records in flight cannot be restored into
+    /// this job: its operators differ from the saved ones, or records in flight
+    /// cannot be placed at the new parallelism (re-partitioning them is done for
+    /// every exchange; see docs/checkpoints.md).
     #[error(
-        "cannot restore from {path}: it is an unaligned checkpoint with records in flight, which restores only into the same job at the same parallelism, but operator '{operator}' ran at parallelism {saved} and now {now} (0: missing); restore from an aligned checkpoint or savepoint instead"
+        "cannot restore from {path}: it is an unaligned checkpoint with records in flight, which cannot be placed at operator '{operator}': {reason}; restore from an aligned checkpoint or savepoint instead"
     )]
     UnalignedRescale {
         /// The location given.
         path: CheckpointLocation,
-        /// The operator that differs.
+        /// The operator whose records in flight (or whose place in the job) stand
+        /// in the way.
         operator: String,
-        /// Its parallelism in the checkpoint.
-        saved: usize,
-        /// Its parallelism now (0 when the job has no such operator).
-        now: usize,
+        /// Why.
+        reason: String,
     },
     /// The storage could not be read.
     #[error("cannot restore from {path}: {reason}")]
