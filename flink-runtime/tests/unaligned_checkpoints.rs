@@ -5,8 +5,8 @@
 //! its barrier cannot reach the sink before those records are written; unaligned,
 //! it overtakes them and the checkpoint completes after a few hundred permits.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use flink_core::checkpoint::CheckpointSettings;
@@ -14,6 +14,10 @@ use flink_core::clock::ManualClock;
 use flink_core::operator::RuntimeContext;
 use flink_core::sink::{Sink, SinkError, SinkWriter};
 use flink_runtime::prelude::*;
+
+mod common;
+
+use common::permits::Permits;
 
 /// Records of the job: far more than the queues hold.
 const RECORDS: u64 = 200_000;
@@ -28,53 +32,6 @@ const STEP: u64 = 25;
 const PERMITS: u64 = 300;
 /// Guard against a hang (not a timing assertion).
 const GUARD: Duration = Duration::from_secs(60);
-
-/// Permits for the sink: it writes a record only with one.
-#[derive(Default)]
-struct Permits {
-    /// (granted, used); `u64::MAX` granted: open.
-    counts: Mutex<(u64, u64)>,
-    changed: Condvar,
-}
-
-impl Permits {
-    fn acquire(&self) {
-        let mut c = self.counts.lock().unwrap();
-        while c.1 >= c.0 {
-            c = self.changed.wait(c).unwrap();
-        }
-        c.1 += 1;
-        self.changed.notify_all();
-    }
-
-    fn grant(&self, n: u64) {
-        let mut c = self.counts.lock().unwrap();
-        c.0 = c.0.saturating_add(n);
-        self.changed.notify_all();
-    }
-
-    fn open(&self) {
-        self.grant(u64::MAX);
-    }
-
-    /// Waits until `n` permits were used.
-    fn wait_used(&self, n: u64) {
-        let deadline = Instant::now() + GUARD;
-        let mut c = self.counts.lock().unwrap();
-        while c.1 < n {
-            assert!(
-                Instant::now() < deadline,
-                "the sink stopped at {} of {n}",
-                c.1
-            );
-            c = self
-                .changed
-                .wait_timeout(c, Duration::from_millis(100))
-                .unwrap()
-                .0;
-        }
-    }
-}
 
 /// Writes one record per permit; counts and sums what it wrote.
 #[derive(Clone)]

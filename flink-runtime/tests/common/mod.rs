@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod paced;
+pub mod permits;
 pub mod pipeline_job;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,283 @@
+//! An unaligned checkpoint with records in flight, restored at another
+//! parallelism: the records in flight are re-partitioned to the new subtasks (by
+//! key group for a keyed exchange, spread for a rebalance) and replayed before any
+//! new input, so the output equals a failure-free run's exactly.
+//!
+//! Driven by counts and the manual clock, never by timing: the stage behind the
+//! exchange handles a record only with a permit the test grants, so the queues in
+//! front of it fill up; checkpoint 1 is triggered on the manual clock and its
+//! barrier overtakes those records, which it stores (asserted from the
+//! checkpoint's stats). The job is then cancelled and restored from that
+//! checkpoint at 1, 3 and 4 (and 2, the unchanged path) into a fresh sink.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flink_core::clock::ManualClock;
+use flink_runtime::checkpoint::latest_checkpoint;
+use flink_runtime::prelude::*;
+
+mod common;
+
+use common::permits::Permits;
+
+/// Records of the job; a multiple of 2 × [`BLOCK`], so that at parallelism 2 each
+/// block of [`BLOCK`] consecutive numbers (one key) is read by one source subtask,
+/// in order, and each key's running sums are the same in every run (a restore
+/// deals the saved splits out whole).
+const RECORDS: u64 = 48_000;
+/// Numbers per key.
+const BLOCK: u64 = 100;
+/// Records the map emitted, none handled by the gated stage, before the
+/// checkpoint is triggered.
+const IN_FLIGHT: u64 = 5_000;
+/// Permits granted at a time until every task acknowledged the checkpoint.
+const STEP: u64 = 25;
+/// Guard against a hang (not a timing assertion).
+const GUARD: Duration = Duration::from_secs(300);
+/// The job's name: its checkpoints go to `<dir>/<JOB>/chk-<n>`.
+const JOB: &str = "rescale";
+
+/// (key, record, running sum of the key) as the keyed job commits it.
+type Sum = (u64, u64, u64);
+
+/// Each key's running sum over its records, as a failure-free run emits it.
+fn expected_sums() -> Vec<Sum> {
+    let mut out = Vec::new();
+    let mut sum = 0;
+    for x in 0..RECORDS {
+        if x % BLOCK == 0 {
+            sum = 0;
+        }
+        sum += x;
+        out.push((x / BLOCK, x, sum));
+    }
+    out
+}
+
+/// What a test controls of a job it built.
+struct Controls {
+    clock: ManualClock,
+    permits: Arc<Permits>,
+    /// Records the stage before the exchange emitted.
+    emitted: Arc<AtomicU64>,
+}
+
+/// An environment at `parallelism` with small buffers (thousands of records in
+/// flight), unaligned checkpoints on the manual clock into `dir`, no restarts.
+fn environment(parallelism: usize, dir: &Path) -> (StreamExecutionEnvironment, Controls) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env.configure(|c| {
+        c.buffer_size = 1024;
+        c.exclusive_buffers_per_channel = 16;
+        c.floating_buffers_per_gate = 16;
+        c.max_buffers_per_channel = 32;
+        // Full queues are the point: debloating would shrink them.
+        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
+    });
+    let clock = ManualClock::new();
+    env.set_clock(Arc::new(clock.clone()));
+    env.enable_checkpointing(Duration::from_secs(1))
+        .set_storage_dir(dir)
+        .enable_unaligned_checkpoints(true);
+    env.set_restart_strategy(RestartStrategy::None);
+    let controls = Controls {
+        clock,
+        permits: Arc::new(Permits::default()),
+        emitted: Arc::new(AtomicU64::new(0)),
+    };
+    (env, controls)
+}
+
+/// sequence -> map to (key, x) -> key_by -> running sum per key, taking a permit
+/// per record -> transactional sink; uids on every operator.
+fn keyed_job(
+    parallelism: usize,
+    dir: &Path,
+    out: &TransactionalCollectingSink<Sum>,
+) -> (StreamExecutionEnvironment, Controls) {
+    let (env, controls) = environment(parallelism, dir);
+    let (emitted, permits) = (controls.emitted.clone(), controls.permits.clone());
+    env.from_sequence(0, RECORDS - 1)
+        .uid("numbers")
+        .map(move |x: u64| {
+            emitted.fetch_add(1, Ordering::SeqCst);
+            (x / BLOCK, x)
+        })
+        .uid("tag")
+        .key_by(|r: &(u64, u64)| r.0)
+        .process(
+            move |key: &u64,
+                  (_, x): (u64, u64),
+                  sum: &mut ValueState<u64>,
+                  out: &mut dyn Collector<Sum>| {
+                permits.acquire();
+                let next = sum.value().copied().unwrap_or(0) + x;
+                sum.update(next);
+                out.collect((*key, x, next));
+            },
+        )
+        .uid("sums")
+        .sink_to(out.clone())
+        .uid("sink");
+    (env, controls)
+}
+
+/// sequence -> map (counts) -> rebalance -> map taking a permit per record ->
+/// transactional sink; uids on every operator.
+fn rebalance_job(
+    parallelism: usize,
+    dir: &Path,
+    out: &TransactionalCollectingSink<u64>,
+) -> (StreamExecutionEnvironment, Controls) {
+    let (env, controls) = environment(parallelism, dir);
+    let (emitted, permits) = (controls.emitted.clone(), controls.permits.clone());
+    env.from_sequence(0, RECORDS - 1)
+        .uid("numbers")
+        .map(move |x: u64| {
+            emitted.fetch_add(1, Ordering::SeqCst);
+            x
+        })
+        .uid("count")
+        .rebalance()
+        .map(move |x: u64| {
+            permits.acquire();
+            x
+        })
+        .uid("gated")
+        .sink_to(out.clone())
+        .uid("sink");
+    (env, controls)
+}
+
+/// Runs the job until its first checkpoint completed (metadata written) with the
+/// records in the queues in front of the gated stage stored in it, then cancels
+/// it. Returns the checkpoint and the bytes in flight it stored.
+fn checkpoint_records_in_flight(
+    env: &StreamExecutionEnvironment,
+    controls: &Controls,
+    dir: &Path,
+) -> (CheckpointLocation, u64) {
+    let client = env.execute_async(JOB).unwrap();
+    common::poll_until("records queued in front of the gated stage", || {
+        controls.emitted.load(Ordering::SeqCst) >= IN_FLIGHT
+    });
+    assert!(client.completed_checkpoints().is_empty());
+    controls.clock.advance(Duration::from_secs(1));
+    // The gated stage sees the barrier (a priority event) once it finished the
+    // buffer it is in: grant it a few records at a time until every task
+    // acknowledged, then wait for the coordinator to write the checkpoint.
+    let started = Instant::now();
+    let persisted = loop {
+        if let Some(c) = client.completed_checkpoints().first() {
+            break c.persisted_data;
+        }
+        let all_acknowledged = client
+            .pending_checkpoint()
+            .is_some_and(|p| p.acknowledged == p.num_subtasks);
+        if !all_acknowledged {
+            let used = controls.permits.used();
+            controls.permits.grant(STEP);
+            controls.permits.wait_used(used + STEP);
+        }
+        assert!(
+            started.elapsed() < GUARD,
+            "checkpoint 1 did not complete: {:?}",
+            client.pending_checkpoint()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // Cancel first, so that nothing the job does afterwards is committed.
+    client.cancel();
+    controls.permits.open();
+    assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
+    let checkpoint = latest_checkpoint(dir, JOB).unwrap().expect("checkpoint 1");
+    assert!(checkpoint.to_string().ends_with("chk-1"), "{checkpoint}");
+    (checkpoint, persisted)
+}
+
+/// Runs the job to its end, driving the clock (checkpoints, and the final one,
+/// need triggers).
+fn run_to_end(env: &StreamExecutionEnvironment, controls: &Controls) -> JobExecutionResult {
+    controls.permits.open();
+    let client = env.execute_async(JOB).expect("the restore is accepted");
+    let waiter = std::thread::spawn(move || client.wait());
+    let started = Instant::now();
+    while !waiter.is_finished() {
+        assert!(started.elapsed() < GUARD, "the restored job did not finish");
+        controls.clock.advance(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    waiter.join().unwrap().expect("the restored job finishes")
+}
+
+/// The sum of the persisted bytes must be a sizable share of the queues: the
+/// checkpoint stores far more than one buffer of records in flight.
+fn assert_records_in_flight(persisted: u64) {
+    assert!(
+        persisted > 4 * 1024,
+        "the checkpoint stored records in flight: {persisted} bytes"
+    );
+}
+
+#[test]
+fn a_keyed_unaligned_checkpoint_at_two_restores_at_one_two_three_and_four() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TransactionalCollectingSink::new();
+    let (env, controls) = keyed_job(2, &dir.path().join("run"), &first);
+    let (checkpoint, persisted) =
+        checkpoint_records_in_flight(&env, &controls, &dir.path().join("run"));
+    assert_records_in_flight(persisted);
+    let mut expected = expected_sums();
+    expected.sort_unstable();
+    for parallelism in [1, 3, 4, 2] {
+        let out = TransactionalCollectingSink::new();
+        let (env, controls) = keyed_job(
+            parallelism,
+            &dir.path().join(format!("restored-{parallelism}")),
+            &out,
+        );
+        env.restore_from(&checkpoint);
+        let result = run_to_end(&env, &controls);
+        assert!(result.restarts.is_empty());
+        // The restored sink commits the checkpoint's transactions again, then
+        // the rest: every record exactly once, and each key's running sums those
+        // of a failure-free run (a record replayed at the wrong subtask would
+        // miss its key's restored sum, or overtake its key's earlier records).
+        let mut committed = out.committed();
+        committed.sort_unstable();
+        assert_eq!(committed.len(), expected.len(), "parallelism {parallelism}");
+        assert!(committed == expected, "parallelism {parallelism}");
+    }
+}
+
+#[test]
+fn a_rebalanced_unaligned_checkpoint_at_two_restores_at_one_and_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = TransactionalCollectingSink::new();
+    let (env, controls) = rebalance_job(2, &dir.path().join("run"), &first);
+    let (checkpoint, persisted) =
+        checkpoint_records_in_flight(&env, &controls, &dir.path().join("run"));
+    assert_records_in_flight(persisted);
+    for parallelism in [1, 3] {
+        let out = TransactionalCollectingSink::new();
+        let (env, controls) = rebalance_job(
+            parallelism,
+            &dir.path().join(format!("restored-{parallelism}")),
+            &out,
+        );
+        env.restore_from(&checkpoint);
+        let result = run_to_end(&env, &controls);
+        assert!(result.restarts.is_empty());
+        let mut committed = out.committed();
+        committed.sort_unstable();
+        assert_eq!(committed.len() as u64, RECORDS, "parallelism {parallelism}");
+        assert!(
+            committed == (0..RECORDS).collect::<Vec<_>>(),
+            "parallelism {parallelism}"
+        );
+    }
+}
