@@ -303,7 +303,7 @@ impl Replay {
     }
 
     /// An old channel whose records may come here (whether any did or not).
-    fn from_channel(&mut self, watermark: Option<i64>) {
+    fn add_source(&mut self, watermark: Option<i64>) {
         self.watermark = Some(match (self.watermark, watermark) {
             (None, w) => w,
             (Some(Some(a)), Some(b)) => Some(a.min(b)),
@@ -327,6 +327,9 @@ impl Replay {
     }
 }
 
+/// Input state for one new (vertex, subtask): (input channel, buffers).
+type Placed = ((usize, usize), (usize, Vec<ChannelBuffer>));
+
 /// Routes the records of stream edge `stream_edge`, stored on `channels` (each with
 /// its old consumer subtask, in channel order), to the consumer subtasks of `jg`:
 /// for each, the input channel (of this edge) they are replayed on and the buffers.
@@ -337,7 +340,7 @@ fn repartition_edge(
     channels: &[(usize, &ChannelFlow)],
     saved_consumers: usize,
     path: &CheckpointLocation,
-) -> Result<Vec<((usize, usize), (usize, Vec<ChannelBuffer>))>, RestoreError> {
+) -> Result<Vec<Placed>, RestoreError> {
     let sg = &jg.stream_graph;
     let edge = &sg.edges[stream_edge];
     let consumer = &sg.nodes[edge.target];
@@ -368,7 +371,7 @@ fn repartition_edge(
         // `BroadcastProcess::restore_state`): it takes what was in flight to that one.
         for (c, replay) in replays.iter_mut().enumerate() {
             for (_, flow) in channels.iter().filter(|(d, _)| *d == c % saved_consumers) {
-                replay.from_channel(flow.watermark);
+                replay.add_source(flow.watermark);
                 flow.records.iter().for_each(|r| replay.push(r));
             }
         }
@@ -376,7 +379,7 @@ fn repartition_edge(
         for replay in &mut replays {
             channels
                 .iter()
-                .for_each(|(_, f)| replay.from_channel(f.watermark));
+                .for_each(|(_, f)| replay.add_source(f.watermark));
         }
         for record in channels.iter().flat_map(|(_, f)| &f.records) {
             match router.route(record).map_err(|e| refuse(e.to_string()))? {
