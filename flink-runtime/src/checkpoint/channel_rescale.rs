@@ -593,6 +593,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_broadcast_consumer_takes_what_was_in_flight_to_the_old_one_it_restores_from() {
+        let broadcast = |p: usize| {
+            let env = StreamExecutionEnvironment::new();
+            env.set_parallelism(p);
+            env.from_sequence(1, 2).broadcast().collect_vec();
+            JobGraph::from_stream_graph(&env.stream_graph().unwrap())
+        };
+        let checkpoint = checkpoint_of(&broadcast(2));
+        // Old consumer d held, from each producer u, the records 100 d + 10 u ..+3.
+        let mut states = HashMap::new();
+        for d in 0..2u64 {
+            states.insert(
+                (1, d as usize),
+                ChannelState {
+                    inputs: (0..2u64)
+                        .map(|u| {
+                            let base = 100 * d + 10 * u;
+                            (u as usize, vec![data(base..base + 3)])
+                        })
+                        .collect(),
+                    outputs: Vec::new(),
+                },
+            );
+        }
+        let path = CheckpointLocation::from("c");
+        let out = rescale(&states, &checkpoint, &broadcast(3), &path).unwrap();
+        let replayed = replayed(&out);
+        let of = |d: u64| -> Vec<u64> { [0, 1, 2, 10, 11, 12].map(|r| 100 * d + r).to_vec() };
+        let got: Vec<Vec<u64>> = replayed.values().map(|(r, _)| r.clone()).collect();
+        assert_eq!(got, vec![of(0), of(1), of(0)]);
+    }
+
+    #[test]
     fn what_cannot_be_placed_refuses_the_restore_naming_the_operator() {
         let saved = job(2, true);
         let checkpoint = checkpoint_of(&saved);
