@@ -398,7 +398,11 @@ fn repartition_edge(
             .iter()
             .find(|ch| ch.job_edge == job_edge && ch.consumer == (target, c))
             .map(|ch| ch.gate_channel)
-            .expect("every consumer subtask of a job edge has a channel of it");
+            .ok_or_else(|| {
+                refuse(format!(
+                    "its subtask {c} has no input channel of the exchange"
+                ))
+            })?;
         tracing::info!(
             operator = %consumer.name,
             subtask = c,
