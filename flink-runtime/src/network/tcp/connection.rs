@@ -11,14 +11,13 @@
 //! itself: its sender simply sends nothing.
 
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use super::channels::{ReceiverRoute, RemoteReceiver, RemoteSender, Routes, SenderRoute, Shared};
+use super::channels::{ReceiverRoute, RemoteReceiver, RemoteSender, SenderRoute, Shared};
 use super::error::TcpError;
 use super::frame::{BUFFER_HEADER_LEN, CRC_LEN};
 use super::handshake::{Role, TcpConfig, handshake};
@@ -121,24 +120,7 @@ impl TcpConnection {
         let (stream, peer_process) = runtime.block_on(establish(stream, config, role, &name))?;
         let (out, rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = oneshot::channel();
-        let shared = Arc::new(Shared {
-            name: name.clone(),
-            out,
-            routes: Mutex::new(Routes::default()),
-            failure: Mutex::new(None),
-            on_failure: Mutex::new(Vec::new()),
-            frames_sent: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-            frames_received: AtomicU64::new(0),
-            bytes_received: AtomicU64::new(0),
-            peer_closed: AtomicBool::new(false),
-            close_sent: AtomicBool::new(false),
-            peer_counts: Mutex::new(Vec::new()),
-            control: Mutex::new(std::collections::VecDeque::new()),
-            pipeline_counts: Mutex::new(None),
-            started: std::time::Instant::now(),
-            last_received_ms: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(name.clone(), out));
         let max_body = BUFFER_HEADER_LEN + config.max_buffer_size + CRC_LEN;
         let io_shared = Arc::clone(&shared);
         let heartbeat = config.heartbeat_timeout;
@@ -350,6 +332,7 @@ impl TcpConnection {
         let transport = Arc::new(RemoteReceiver {
             id,
             shared: Arc::downgrade(&self.shared),
+            unannounced: Arc::default(),
         });
         gate.connect_channel(channel, transport)
             .map_err(channel_err)

@@ -122,9 +122,13 @@ pub struct OperatorCounts {
 }
 
 impl Frame<'_> {
-    /// The whole frame (length prefix, body, checksum) as bytes.
+    /// The whole frame (length prefix, body, checksum) as bytes, built in one
+    /// allocation: the body goes straight after the length, and the checksum is
+    /// computed over it in place (no body copied into a second vector).
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.body_len());
+        let body_len = self.body_len();
+        let mut out = Vec::with_capacity(LENGTH_LEN + body_len + CRC_LEN);
+        out.extend_from_slice(&((body_len + CRC_LEN) as u32).to_be_bytes());
         match *self {
             Frame::Buffer {
                 channel,
@@ -132,56 +136,55 @@ impl Frame<'_> {
                 kind,
                 bytes,
             } => {
-                body.push(TYPE_BUFFER);
-                body.extend_from_slice(&channel.to_be_bytes());
-                body.extend_from_slice(&backlog.to_be_bytes());
-                body.push(match kind {
+                out.push(TYPE_BUFFER);
+                out.extend_from_slice(&channel.to_be_bytes());
+                out.extend_from_slice(&backlog.to_be_bytes());
+                out.push(match kind {
                     BufferKind::Data => 0,
                     BufferKind::Event => 1,
                 });
-                body.extend_from_slice(bytes);
+                out.extend_from_slice(bytes);
             }
             Frame::Credit { channel, credit } => {
-                body.push(TYPE_CREDIT);
-                body.extend_from_slice(&channel.to_be_bytes());
-                body.extend_from_slice(&credit.to_be_bytes());
+                out.push(TYPE_CREDIT);
+                out.extend_from_slice(&channel.to_be_bytes());
+                out.extend_from_slice(&credit.to_be_bytes());
             }
             Frame::BufferSize { channel, size } => {
-                body.push(TYPE_BUFFER_SIZE);
-                body.extend_from_slice(&channel.to_be_bytes());
-                body.extend_from_slice(&size.to_be_bytes());
+                out.push(TYPE_BUFFER_SIZE);
+                out.extend_from_slice(&channel.to_be_bytes());
+                out.extend_from_slice(&size.to_be_bytes());
             }
             Frame::Cancel { channel } => {
-                body.push(TYPE_CANCEL);
-                body.extend_from_slice(&channel.to_be_bytes());
+                out.push(TYPE_CANCEL);
+                out.extend_from_slice(&channel.to_be_bytes());
             }
-            Frame::Close => body.push(TYPE_CLOSE),
-            Frame::Heartbeat => body.push(TYPE_HEARTBEAT),
+            Frame::Close => out.push(TYPE_CLOSE),
+            Frame::Heartbeat => out.push(TYPE_HEARTBEAT),
             Frame::Control(bytes) => {
-                body.push(TYPE_CONTROL);
-                body.extend_from_slice(bytes);
+                out.push(TYPE_CONTROL);
+                out.extend_from_slice(bytes);
             }
             Frame::PipelineCounts(bytes) => {
-                body.push(TYPE_PIPELINE_COUNTS);
-                body.extend_from_slice(bytes);
+                out.push(TYPE_PIPELINE_COUNTS);
+                out.extend_from_slice(bytes);
             }
             Frame::Counts(c) => {
-                body.push(TYPE_COUNTS);
-                body.extend_from_slice(&c.node.to_be_bytes());
+                out.push(TYPE_COUNTS);
+                out.extend_from_slice(&c.node.to_be_bytes());
                 for v in [
                     c.records_in,
                     c.records_out,
                     c.side_output_unconsumed,
                     c.dead_letters_discarded,
                 ] {
-                    body.extend_from_slice(&v.to_be_bytes());
+                    out.extend_from_slice(&v.to_be_bytes());
                 }
             }
         }
-        let mut out = Vec::with_capacity(LENGTH_LEN + body.len() + CRC_LEN);
-        out.extend_from_slice(&((body.len() + CRC_LEN) as u32).to_be_bytes());
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        debug_assert_eq!(out.len(), LENGTH_LEN + body_len, "body_len() is exact");
+        let crc = crc32fast::hash(&out[LENGTH_LEN..]);
+        out.extend_from_slice(&crc.to_be_bytes());
         out
     }
 

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::io::IoSlice;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use super::channels::{Pending, Shared};
+use super::channels::{Outgoing, Pending, Shared};
 use super::error::TcpError;
-use super::frame::{CRC_LEN, Frame, LENGTH_LEN};
+use super::frame::{Frame, LENGTH_LEN};
+use super::frame_reader::FrameReader;
 use crate::network::NetworkError;
 use crate::network::subpartition::Subpartition;
 use crate::network::transport::BufferResponse;
@@ -21,29 +24,20 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
 /// The boxed stream a connection runs on.
 pub(super) type BoxStream = Box<dyn ByteStream>;
 
-/// Bytes the reader asks the socket for at once (two full network buffers).
-const READ_BUFFER: usize = 64 * 1024;
-
-/// Bytes the writer gathers before a write (four full network buffers).
-const WRITE_BUFFER: usize = 128 * 1024;
+/// Most frames the writer hands the socket in one vectored write.
+const MAX_FRAMES_PER_WRITE: usize = 64;
 
 /// The connection's I/O: reader and writer until either ends or shutdown is asked.
 pub(super) async fn run(
     stream: BoxStream,
     shared: Arc<Shared>,
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
     shutdown: oneshot::Receiver<()>,
     max_body: usize,
     heartbeat_timeout: Option<Duration>,
 ) {
     let (rd, wr) = tokio::io::split(stream);
-    // Buffered: a frame's length and body (and the next frames, when they are
-    // there already) come in one read instead of two or more.
-    let rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
     let reader = Box::pin(read_loop(rd, Arc::clone(&shared), max_body));
-    // Buffered too: frames queued together (a burst of buffers, credit frames)
-    // leave in one write; the writer flushes whenever its queue is empty.
-    let wr = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, wr);
     let writer = Box::pin(write_loop(wr, Arc::clone(&shared), rx));
     let io = futures::future::select(reader, writer);
     let heartbeat = Box::pin(heartbeat_loop(Arc::clone(&shared), heartbeat_timeout));
@@ -84,15 +78,21 @@ async fn heartbeat_loop(shared: Arc<Shared>, timeout: Option<Duration>) {
     }
 }
 
+/// Sends what the tasks queued: every frame waiting (up to [`MAX_FRAMES_PER_WRITE`])
+/// leaves in one vectored write, straight from the vectors the frames were encoded
+/// in (no copy into a write buffer), and a receiver's credit is announced once for
+/// all it granted since its last announcement.
 async fn write_loop(
     mut wr: impl AsyncWrite + Unpin,
     shared: Arc<Shared>,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    while let Some(frame) = rx.recv().await {
-        let mut written = wr.write_all(&frame).await;
-        // Flush (the buffer, and TLS's records) once the queue is drained, not per
-        // frame.
+    let mut queued = Vec::with_capacity(MAX_FRAMES_PER_WRITE);
+    let mut frames = Vec::with_capacity(MAX_FRAMES_PER_WRITE);
+    while rx.recv_many(&mut queued, MAX_FRAMES_PER_WRITE).await > 0 {
+        frames.extend(queued.drain(..).filter_map(Outgoing::into_frame));
+        let mut written = write_all_vectored(&mut wr, &frames).await;
+        // Flush (TLS's records) once the queue is drained, not per write.
         if written.is_ok() && rx.is_empty() {
             written = wr.flush().await;
         }
@@ -103,38 +103,49 @@ async fn write_loop(
             }
             return;
         }
-        shared.frames_sent.fetch_add(1, Ordering::Relaxed);
+        let bytes: usize = frames.iter().map(Vec::len).sum();
         shared
-            .bytes_sent
-            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+            .frames_sent
+            .fetch_add(frames.len() as u64, Ordering::Relaxed);
+        shared.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        frames.clear();
     }
 }
 
-/// Reads until `buf` is full or EOF; returns how many bytes were read.
-async fn read_full(rd: &mut (impl AsyncRead + Unpin), buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        let got = rd.read(&mut buf[n..]).await?;
-        if got == 0 {
-            break;
+/// Writes every byte of `frames`, in order, with as few system calls as the stream
+/// allows (a stream without vectored writes takes one frame per call).
+async fn write_all_vectored(
+    wr: &mut (impl AsyncWrite + Unpin),
+    frames: &[Vec<u8>],
+) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
-        n += got;
+        IoSlice::advance_slices(&mut rest, n);
     }
-    Ok(n)
+    Ok(())
 }
 
 async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body: usize) {
-    let mut body = vec![0u8; max_body];
+    let mut frames = FrameReader::new(max_body);
     loop {
-        match read_frame(&mut rd, &shared, &mut body, max_body).await {
-            Ok(Some(len)) => {
+        let next = frames
+            .next(&mut rd)
+            .await
+            .map_err(|e| e.into_tcp(&shared.name));
+        match next {
+            Ok(Some(body_and_crc)) => {
                 let now = shared.started.elapsed().as_millis() as u64;
                 shared.last_received_ms.store(now, Ordering::Release);
                 shared.frames_received.fetch_add(1, Ordering::Relaxed);
                 shared
                     .bytes_received
-                    .fetch_add((LENGTH_LEN + len) as u64, Ordering::Relaxed);
-                if let Err(e) = dispatch(&shared, &body[..len]) {
+                    .fetch_add((LENGTH_LEN + body_and_crc.len()) as u64, Ordering::Relaxed);
+                if let Err(e) = dispatch(&shared, body_and_crc) {
                     shared.fail(e);
                     return;
                 }
@@ -152,44 +163,6 @@ async fn read_loop(mut rd: impl AsyncRead + Unpin, shared: Arc<Shared>, max_body
             }
         }
     }
-}
-
-/// Read one frame's body (after its length) into `body`; `None` on EOF between frames.
-async fn read_frame(
-    rd: &mut (impl AsyncRead + Unpin),
-    shared: &Shared,
-    body: &mut [u8],
-    max_body: usize,
-) -> Result<Option<usize>, TcpError> {
-    let io = |source| TcpError::from_io(shared.name.clone(), source);
-    let truncated = |reason| TcpError::TruncatedFrame {
-        connection: shared.name.clone(),
-        reason,
-    };
-    let mut len = [0u8; LENGTH_LEN];
-    let got = read_full(rd, &mut len).await.map_err(io)?;
-    if got == 0 {
-        return Ok(None);
-    }
-    if got < LENGTH_LEN {
-        return Err(truncated(format!(
-            "connection closed after {got} of {LENGTH_LEN} length bytes"
-        )));
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if !(1 + CRC_LEN..=max_body).contains(&len) {
-        return Err(TcpError::CorruptFrame {
-            connection: shared.name.clone(),
-            reason: format!("frame length {len} outside 5..={max_body}"),
-        });
-    }
-    let got = read_full(rd, &mut body[..len]).await.map_err(io)?;
-    if got < len {
-        return Err(truncated(format!(
-            "connection closed after {got} of {len} frame bytes"
-        )));
-    }
-    Ok(Some(len))
 }
 
 /// Act on one checked frame.

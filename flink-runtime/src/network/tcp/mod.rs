@@ -57,6 +57,7 @@ mod channels;
 mod connection;
 mod error;
 mod frame;
+mod frame_reader;
 mod handshake;
 mod io;
 mod tls;
