@@ -20,7 +20,7 @@
 //!   completed: they are aborted the same way (found with `ListTransactions`).
 //!   Both happen when the writer is created, before it takes records.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -40,6 +40,9 @@ use super::txn_recovery::{Recovered, abort_lingering, commit_recovered, subtask_
 
 /// How long transaction requests (init, commit) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many producers are made ahead of need: initializing one takes ~100 ms to
+/// ~300 ms (more on a busy machine), longer than a short checkpoint interval.
+const SPARES: usize = 2;
 
 /// A Kafka transaction, as stored in a checkpoint while pre-committed (the same
 /// shape as the pool-based sink of earlier versions stored, so their checkpoints
@@ -73,7 +76,7 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ExactlyOnceKafka<T> {
             id_base: format!("{prefix}-{}-{restored}-", ctx.subtask_index),
             prefix,
             next: 0,
-            spare: None,
+            spares: VecDeque::new(),
             open: Vec::new(),
             coordinators: TxnCoordinators::new(&self.config.bootstrap),
             recovered: HashSet::new(),
@@ -101,8 +104,8 @@ pub struct KafkaTransactionWriter<T> {
     id_base: String,
     /// The number of the next id.
     next: u64,
-    /// The producer of the next transaction, being made.
-    spare: Option<Spare>,
+    /// The producers of the next transactions, oldest first, being made.
+    spares: VecDeque<Spare>,
     /// The producers of this writer's transactions not committed yet, by id.
     open: Vec<(String, KafkaWriter<T>)>,
     coordinators: TxnCoordinators,
@@ -127,7 +130,9 @@ impl<T: 'static> KafkaTransactionWriter<T> {
                 abort_lingering(&mut self.coordinators, &id)?;
             }
         }
-        self.make_spare();
+        while self.spares.len() < SPARES {
+            self.make_spare();
+        }
         Ok(())
     }
 
@@ -175,7 +180,7 @@ impl<T: 'static> KafkaTransactionWriter<T> {
         let id = format!("{}{}", self.id_base, self.next);
         self.next += 1;
         let properties = self.config.properties.clone();
-        self.spare = Some(std::thread::spawn(move || {
+        self.spares.push_back(std::thread::spawn(move || {
             let producer = create_producer(&properties, Some(&id))?;
             producer
                 .init_transactions(TXN_TIMEOUT)
@@ -188,10 +193,15 @@ impl<T: 'static> KafkaTransactionWriter<T> {
 
     /// The next producer, its id initialized; starts making the one after.
     fn take_spare(&mut self) -> Result<(String, BaseProducer<Reports>), KafkaConnectorError> {
-        if self.spare.is_none() {
+        if self.spares.is_empty() {
             self.make_spare();
         }
-        let spare = self.spare.take().expect("made above");
+        let spare = self.spares.pop_front().expect("made above");
+        // A cancelled job does not wait for a broker that does not answer.
+        while !spare.is_finished() {
+            self.ctx.services.cancelled.stop_task_if_cancelled();
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let made = spare.join().unwrap_or_else(|_| {
             Err(KafkaConnectorError::Invalid(
                 "the thread making a producer panicked".into(),
