@@ -459,3 +459,50 @@ fn a_restored_transaction_the_broker_aborted_fails_the_restore() {
     );
     assert_eq!(read_committed(&bootstrap, &topic), vec![]);
 }
+
+/// A checkpoint of the pool-based sink of earlier versions (ids
+/// `<prefix>-<subtask>-<k>`, the same stored shape) restores: its pre-committed
+/// transaction is committed through the coordinator, and another open one on a
+/// pool id of the same subtask is aborted as lingering.
+#[test]
+fn a_checkpoint_of_the_pool_based_sink_restores() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let bootstrap = require_service!(KAFKA);
+    let (topic, prefix) = (unique("eos-pool"), unique("eos-pool-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    // What the old writer 0 left: pool id 1 pre-committed for checkpoint 1 (its
+    // records flushed), pool id 2 open with a record written after the barrier.
+    let open_transaction = |id: &str, record: (u64, u64, u64)| {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("transactional.id", id)
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(30)).unwrap();
+        producer.begin_transaction().unwrap();
+        let value = serde_json::to_vec(&record).unwrap();
+        producer
+            .send(BaseRecord::<(), _>::to(&topic).payload(&value))
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+        producer
+    };
+    let precommitted = format!("{prefix}-0-1");
+    // The open one first: until it is aborted it holds a `read_committed` reader
+    // back before the committed record.
+    let old = [
+        open_transaction(&format!("{prefix}-0-2"), (0, 2, 3)),
+        open_transaction(&precommitted, (0, 1, 1)),
+    ];
+    // The old writer's state: [(checkpoint, {transactional_id, checkpoint_id})].
+    let state =
+        flink_core::checkpoint::encode_state(&vec![(1u64, (precommitted, Some(1u64)))]).unwrap();
+    std::mem::forget(old); // the old process died
+    let ctx = restored_context(&state);
+    let mut restored = Sink::create_writer(&eos_sink(&bootstrap, &topic, &prefix), &ctx);
+    restored.restore_state(&state).unwrap();
+    restored.finish().unwrap();
+    restored.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(restored);
+    assert_eq!(read_committed(&bootstrap, &topic), vec![(0, 1, 1)]);
+}
