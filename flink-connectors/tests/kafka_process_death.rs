@@ -48,7 +48,8 @@ fn expected() -> Vec<(u64, u64, u64)> {
     out
 }
 
-/// What a child run needs: `bootstrap|input|output|prefix|checkpoint dir|restore`.
+/// What a child run needs:
+/// `bootstrap|input|output|prefix|checkpoint dir|restore|parallelism`.
 struct Settings {
     bootstrap: String,
     input: String,
@@ -56,18 +57,20 @@ struct Settings {
     prefix: String,
     checkpoints: PathBuf,
     restore: bool,
+    parallelism: usize,
 }
 
 impl Settings {
     fn encode(&self) -> String {
         format!(
-            "{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}",
             self.bootstrap,
             self.input,
             self.output,
             self.prefix,
             self.checkpoints.display(),
-            self.restore
+            self.restore,
+            self.parallelism
         )
     }
 
@@ -80,18 +83,26 @@ impl Settings {
             prefix: p[3].into(),
             checkpoints: p[4].into(),
             restore: p[5] == "true",
+            parallelism: p[6].parse().unwrap(),
         }
     }
 }
 
 /// The job of a child process: Kafka -> keyed running sum -> exactly-once Kafka at
-/// parallelism 2, checkpoints every 20 ms; with `restore`, from the latest one.
+/// the settings' parallelism, checkpoints every 20 ms; with `restore`, from the
+/// latest one.
 #[test]
 #[ignore = "the child process of a_process_killed_before_its_commit_loses_nothing_on_restore"]
 fn child_job() {
     let settings = Settings::decode(&std::env::var(CHILD).expect("run by the parent test"));
+    // The sink's recovery (commits, aborts) goes to the run's log file.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2);
+    env.set_parallelism(settings.parallelism);
     env.set_buffer_timeout(Some(Duration::from_millis(1)));
     env.set_max_buffers_per_channel(1).set_buffer_size(256);
     env.enable_checkpointing(Duration::from_millis(20))
@@ -145,7 +156,7 @@ fn child(settings: &Settings, log: &Path) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["child_job", "--exact", "--ignored", "--nocapture"])
         .env(CHILD, settings.encode())
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "flink_connectors=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
     cmd
@@ -171,11 +182,16 @@ fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
     records
 }
 
-/// Runs the job killed in the commit path at each of `halts` (the commit a run
-/// halts at, counted in that run), each run after the first restoring the latest
-/// checkpoint, then a last restored run to the end; returns what a
-/// `read_committed` reader sees and the ids of the halted transactions.
-fn run_killed_at(bootstrap: &str, halts: &[usize]) -> (Vec<(u64, u64, u64)>, Vec<String>) {
+/// Runs the job at parallelism 2 killed in the commit path at each of `halts` (the
+/// commit a run halts at, counted in that run), each run after the first
+/// restoring the latest checkpoint, then a last restored run to the end at
+/// parallelism `last_parallelism`; returns what a `read_committed` reader sees and
+/// the ids of the halted transactions.
+fn run_killed_at(
+    bootstrap: &str,
+    halts: &[usize],
+    last_parallelism: usize,
+) -> (Vec<(u64, u64, u64)>, Vec<String>) {
     let (input, output) = (unique("death-in"), unique("death-out"));
     create_topic(bootstrap, &input, 2);
     create_topic(bootstrap, &output, 2);
@@ -197,6 +213,7 @@ fn run_killed_at(bootstrap: &str, halts: &[usize]) -> (Vec<(u64, u64, u64)>, Vec
         prefix: unique("death-txn"),
         checkpoints: dir.path().join("checkpoints"),
         restore: false,
+        parallelism: 2,
     };
     let mut halted = Vec::new();
     for (run, halt) in halts.iter().enumerate() {
@@ -220,6 +237,10 @@ fn run_killed_at(bootstrap: &str, halts: &[usize]) -> (Vec<(u64, u64, u64)>, Vec
         }
         child.kill().unwrap(); // SIGKILL
         assert!(!child.wait().unwrap().success(), "killed, not finished");
+        eprintln!(
+            "run {run}'s log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         let id = std::fs::read_to_string(&marker).unwrap();
         assert!(id.starts_with(&format!("{}-", settings.prefix)), "{id}");
         halted.push(id);
@@ -227,6 +248,7 @@ fn run_killed_at(bootstrap: &str, halts: &[usize]) -> (Vec<(u64, u64, u64)>, Vec
         // happened, or a later one).
         settings.restore = true;
     }
+    settings.parallelism = last_parallelism;
     let log = dir.path().join("last.log");
     let mut last = child(&settings, &log).spawn().unwrap();
     let start = Instant::now();
@@ -242,13 +264,15 @@ fn run_killed_at(bootstrap: &str, halts: &[usize]) -> (Vec<(u64, u64, u64)>, Vec
     };
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "the restored run failed:\n{log}");
+    // Shown when the test fails.
+    eprintln!("the last run's log:\n{log}");
     (read_committed(bootstrap, &output), halted)
 }
 
 #[test]
 fn a_process_killed_before_its_commit_loses_nothing_on_restore() {
     let bootstrap = require_service!(KAFKA);
-    let (committed, halted) = run_killed_at(&bootstrap, &[HALT_AT_COMMIT]);
+    let (committed, halted) = run_killed_at(&bootstrap, &[HALT_AT_COMMIT], 2);
     // Exactly the failure-free output, each record once (a multiset).
     assert_eq!(
         committed.len(),
@@ -264,10 +288,27 @@ fn a_process_killed_before_its_commit_loses_nothing_on_restore() {
 #[test]
 fn a_process_killed_twice_in_a_row_loses_nothing() {
     let bootstrap = require_service!(KAFKA);
-    let (committed, halted) = run_killed_at(&bootstrap, &[HALT_AT_COMMIT, 2]);
+    let (committed, halted) = run_killed_at(&bootstrap, &[HALT_AT_COMMIT, 2], 2);
     // `<prefix>-<subtask>-<restored checkpoint>-<n>`: the second run's own.
     let restored = halted[1].rsplit('-').nth(1).unwrap();
     assert_ne!(restored, "0", "{halted:?}");
     assert_eq!(committed.len(), RECORDS as usize, "halted: {halted:?}");
     assert_eq!(committed, expected());
+}
+
+/// Restored at another parallelism: at 1, the one writer commits both saved
+/// subtasks' transactions and aborts both subtasks' lingering ones; at 3, writers 0
+/// and 1 settle their own and writer 2 finds nothing to settle.
+#[test]
+fn a_process_killed_before_its_commit_restores_at_another_parallelism() {
+    let bootstrap = require_service!(KAFKA);
+    for parallelism in [1, 3] {
+        let (committed, halted) = run_killed_at(&bootstrap, &[HALT_AT_COMMIT], parallelism);
+        assert_eq!(
+            committed.len(),
+            RECORDS as usize,
+            "restored at {parallelism}, halted: {halted:?}"
+        );
+        assert_eq!(committed, expected(), "restored at {parallelism}");
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! With `FLINK_RS_TEST_KAFKA_HALT_BEFORE_COMMIT=<n>:<path>` in the environment, the
 //! `n`-th commit of a transaction by this process (over all writers) creates the
-//! file `path` and blocks its thread forever instead of committing, so a test can
+//! file `path` holding the transaction's id and blocks its thread forever instead of committing, so a test can
 //! `kill -9` the process at that point deterministically (no timing decides it).
 //! Without the variable nothing happens.
 
@@ -38,7 +38,11 @@ pub(super) fn before_commit(transactional_id: &str) {
         transactional_id,
         "kafka sink: test hook: halting before the commit"
     );
-    if let Err(e) = std::fs::write(path, transactional_id) {
+    // Written aside and renamed, so the marker appears with its content.
+    let aside = path.with_extension("writing");
+    let written =
+        std::fs::write(&aside, transactional_id).and_then(|()| std::fs::rename(&aside, path));
+    if let Err(e) = written {
         tracing::error!(error = %e, "kafka sink: test hook: cannot write the marker");
     }
     loop {
