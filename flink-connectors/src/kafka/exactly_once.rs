@@ -17,7 +17,9 @@
 //!   stored id (`DescribeTransactions`, `EndTxn`; see `txn_recovery`), so also after
 //!   the process that opened them died. Transactions with this writer's ids that are
 //!   still open and not in the restored checkpoint belong to checkpoints that never
-//!   completed: they are aborted the same way (found with `ListTransactions`).
+//!   completed: they are found with `ListTransactions` and aborted by fencing
+//!   their ids (`InitProducerId`, which also refuses the dead producer's late
+//!   requests).
 //!   Both happen when the writer is created, before it takes records.
 
 use std::collections::{HashSet, VecDeque};

@@ -18,7 +18,8 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use kafka_protocol::messages::{
     ApiVersionsRequest, DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, MetadataRequest, RequestHeader, ResponseHeader, TransactionalId,
+    InitProducerIdRequest, ListTransactionsRequest, MetadataRequest, RequestHeader, ResponseHeader,
+    TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 
@@ -174,6 +175,8 @@ pub(super) struct TxnDescription {
     /// `Empty`, `Ongoing`, `PrepareCommit`, `CompleteCommit`, `PrepareAbort`,
     /// `CompleteAbort`, `Dead`, ...
     pub(super) state: String,
+    /// Its transaction timeout.
+    pub(super) transaction_timeout_ms: i32,
 }
 
 /// Speaks to the transaction coordinators of a cluster, connecting on demand.
@@ -305,6 +308,7 @@ impl TxnCoordinators {
                     return Ok(Some(TxnDescription {
                         producer_id: state.producer_id.0,
                         producer_epoch: state.producer_epoch,
+                        transaction_timeout_ms: state.transaction_timeout_ms,
                         state: state.transaction_state.to_string(),
                     }));
                 }
@@ -353,6 +357,38 @@ impl TxnCoordinators {
             std::thread::sleep(Duration::from_millis(100));
         }
         Ok(error)
+    }
+
+    /// Fences `transactional_id` (`InitProducerId`, what a new producer with that id
+    /// does): the coordinator aborts its open transaction and bumps its epoch, so
+    /// requests of the old producer that arrive later are refused.
+    pub(super) fn fence(
+        &mut self,
+        transactional_id: &str,
+        transaction_timeout_ms: i32,
+    ) -> Result<(), KafkaConnectorError> {
+        let request = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(
+                transactional_id.to_string(),
+            ))))
+            .with_transaction_timeout_ms(transaction_timeout_ms);
+        let mut error = 0;
+        for _ in 0..RETRIES {
+            let coordinator = self.coordinator(transactional_id)?;
+            error = self.call_at(&coordinator, &request)?.error_code;
+            if error == 0 {
+                return Ok(());
+            }
+            if !RETRIABLE.contains(&error) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(KafkaConnectorError::Coordinator {
+            transactional_id: transactional_id.to_string(),
+            request: "InitProducerId",
+            error_code: error,
+        })
     }
 
     /// The ongoing transactions whose ids start with `prefix`, on every broker of

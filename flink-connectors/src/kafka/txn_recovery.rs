@@ -3,10 +3,14 @@
 //! committing a restored checkpoint's pre-committed transactions and aborting the
 //! lingering ones of checkpoints that never completed.
 //!
-//! A transaction is ended with `EndTxn` and the producer id and epoch the
-//! coordinator reports for its transactional id (`DescribeTransactions`). Fencing
-//! (`InitProducerId`, librdkafka's `init_transactions`) would abort it instead, so it
-//! is never used for a commit.
+//! A restored transaction is committed with `EndTxn` and the producer id and epoch
+//! the coordinator reports for its transactional id (`DescribeTransactions`).
+//! Fencing (`InitProducerId`, librdkafka's `init_transactions`) would abort it
+//! instead, so it is never used for a commit; it is how a lingering transaction is
+//! aborted, as it also bumps the epoch: a request of the dead producer that reaches
+//! the broker late cannot open a new transaction on the id (after a plain
+//! `EndTxn(abort)` at the same epoch it could, and would hold `read_committed`
+//! readers back until it timed out).
 
 use super::error::KafkaConnectorError;
 use super::txn_coordinator::{TxnCoordinators, TxnDescription};
@@ -41,7 +45,7 @@ pub(super) fn commit_recovered(
     };
     match txn.state.as_str() {
         "Ongoing" => {
-            let error = end(coordinators, transactional_id, &txn, true)?;
+            let error = commit(coordinators, transactional_id, &txn)?;
             if error == 0 {
                 return Ok(Recovered::Committed);
             }
@@ -64,10 +68,11 @@ pub(super) fn commit_recovered(
     }
 }
 
-/// Aborts the open transaction of `transactional_id`, if it is still open.
+/// Aborts the open transaction of `transactional_id`, if it is still open, by
+/// fencing the id.
 ///
 /// # Errors
-/// Protocol and coordinator errors.
+/// Protocol and coordinator errors; the transaction still open after the fencing.
 pub(super) fn abort_lingering(
     coordinators: &mut TxnCoordinators,
     transactional_id: &str,
@@ -84,33 +89,30 @@ pub(super) fn abort_lingering(
         epoch = txn.producer_epoch,
         "kafka sink: aborting a transaction of a checkpoint that did not complete"
     );
-    let error = end(coordinators, transactional_id, &txn, false)?;
-    if error == 0 {
-        return Ok(());
-    }
+    // The id's own timeout (librdkafka's default where the broker reports none).
+    let timeout = if txn.transaction_timeout_ms > 0 {
+        txn.transaction_timeout_ms
+    } else {
+        60_000
+    };
+    coordinators.fence(transactional_id, timeout)?;
     match coordinators.describe(transactional_id)? {
         Some(t) if t.state == "Ongoing" => Err(KafkaConnectorError::Coordinator {
             transactional_id: transactional_id.to_string(),
-            request: "EndTxn(abort)",
-            error_code: error,
+            request: "InitProducerId (the transaction is still open)",
+            error_code: 0,
         }),
         _ => Ok(()),
     }
 }
 
-/// `EndTxn` with the producer id and epoch of `txn`; Kafka's error code.
-fn end(
+/// `EndTxn(commit)` with the producer id and epoch of `txn`; Kafka's error code.
+fn commit(
     coordinators: &mut TxnCoordinators,
     transactional_id: &str,
     txn: &TxnDescription,
-    commit: bool,
 ) -> Result<i16, KafkaConnectorError> {
-    coordinators.end_txn(
-        transactional_id,
-        txn.producer_id,
-        txn.producer_epoch,
-        commit,
-    )
+    coordinators.end_txn(transactional_id, txn.producer_id, txn.producer_epoch, true)
 }
 
 /// Whether a coordinator state means the transaction committed.
