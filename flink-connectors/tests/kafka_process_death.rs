@@ -6,9 +6,9 @@
 //! kill point is deterministic) and is killed with SIGKILL; a second child restores
 //! `latest_checkpoint(dir)` and runs to the end. A `read_committed` reader then sees
 //! every expected record exactly once: the restored writer committed the dead
-//! process's transaction through its coordinator (without that: 18,800 of 20,000
-//! records) and aborted the lingering ones (without that, they hold the reader back:
-//! 4,000).
+//! process's transaction through its coordinator (without that: 18,000 to 18,800
+//! of 20,000 records) and aborted the lingering ones (without that, they hold the
+//! reader back: 4,000).
 //! No timing assertions; a guard timeout prevents a hang.
 
 #[macro_use]
