@@ -274,7 +274,7 @@ fn kafka_to_kafka_exactly_once_across_six_injected_failures() {
 }
 
 #[test]
-fn exactly_once_needs_a_transactional_id_prefix_and_a_pool_of_two() {
+fn exactly_once_needs_a_transactional_id_prefix_and_plaintext() {
     let builder = || {
         KafkaSink::<String>::builder()
             .bootstrap_servers("127.0.0.1:1")
@@ -286,16 +286,13 @@ fn exactly_once_needs_a_transactional_id_prefix_and_a_pool_of_two() {
     assert!(missing.contains("transactional_id_prefix"), "{missing}");
     let empty = builder().transactional_id_prefix("").build().err();
     assert!(empty.expect("empty prefix").to_string().contains("empty"));
-    let small = builder()
+    let tls = builder()
         .transactional_id_prefix("job")
-        .transaction_pool_size(1)
+        .property("security.protocol", "SSL")
         .build()
         .err()
-        .expect("pool of one");
-    assert!(
-        small.to_string().contains("transaction_pool_size 1"),
-        "{small}"
-    );
+        .expect("TLS");
+    assert!(tls.to_string().contains("plaintext"), "{tls}");
     assert!(builder().transactional_id_prefix("job").build().is_ok());
 }
 
@@ -366,30 +363,42 @@ fn offsets_are_committed_when_checkpoints_complete() {
     );
 }
 
-/// What a restore can do with a transaction that was pre-committed but not
-/// committed (the checkpoint completed, the commit had not happened): in the same
-/// process (a task failure) the new writer commits it on the producer that opened
-/// it; after the whole process died librdkafka cannot resume it, fencing aborts it
-/// and its records are lost, as `docs/connectors.md` says.
-#[test]
-fn a_restored_transaction_is_committed_in_the_same_process_and_lost_after_a_process_death() {
-    let bootstrap = require_service!(KAFKA);
-    let ctx = common::sink_context(0);
-    let sink = |topic: &str, prefix: &str| {
-        KafkaSink::<(u64, u64, u64)>::builder()
-            .bootstrap_servers(&bootstrap)
-            .topic(topic)
-            .json_values()
-            .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
-            .transactional_id_prefix(prefix)
-            .build()
-            .unwrap()
+/// The sink context of subtask 0 (of 1) restoring `state` as checkpoint 1's, as
+/// the runtime hands it to a restored sink.
+fn restored_context(state: &[u8]) -> flink_core::operator::RuntimeContext {
+    let mut ctx = common::sink_context(0);
+    ctx.restored = flink_core::checkpoint::RestoredState {
+        checkpoint_id: Some(1),
+        by_subtask: Arc::from(vec![Some(Arc::from(state))]),
     };
-    // Same process: one sink instance, a second writer after the first one died.
-    let (topic, prefix) = (unique("eos-same"), unique("eos-same-txn"));
+    ctx
+}
+
+fn eos_sink(bootstrap: &str, topic: &str, prefix: &str) -> KafkaSink<(u64, u64, u64)> {
+    KafkaSink::<(u64, u64, u64)>::builder()
+        .bootstrap_servers(bootstrap)
+        .topic(topic)
+        .json_values()
+        .delivery_guarantee(DeliveryGuarantee::ExactlyOnce)
+        .transactional_id_prefix(prefix)
+        .build()
+        .unwrap()
+}
+
+/// A transaction pre-committed by a writer whose producers are gone (its process
+/// died after the checkpoint completed, before the commit) is committed by a new
+/// sink instance restoring it, through the transaction coordinator; the records
+/// written after the checkpoint are aborted; restoring the same checkpoint again
+/// commits nothing twice.
+#[test]
+fn a_restored_transaction_is_committed_after_its_producer_died_once() {
+    let bootstrap = require_service!(KAFKA);
+    let (topic, prefix) = (unique("eos-dead"), unique("eos-dead-txn"));
     create_topic(&bootstrap, &topic, 1);
-    let same = sink(&topic, &prefix);
-    let mut first = Sink::create_writer(&same, &ctx);
+    let mut first = Sink::create_writer(
+        &eos_sink(&bootstrap, &topic, &prefix),
+        &common::sink_context(0),
+    );
     for x in 0..3 {
         first.write((0, x, x)).unwrap();
     }
@@ -398,31 +407,102 @@ fn a_restored_transaction_is_committed_in_the_same_process_and_lost_after_a_proc
         .unwrap()
         .expect("the pending transaction");
     first.write((0, 9, 9)).unwrap(); // after the checkpoint: aborted
-    drop(first);
-    let mut second = Sink::create_writer(&same, &ctx);
-    second.restore_state(&state).unwrap();
-    second.finish().unwrap();
-    second.notify_checkpoint_complete(u64::MAX).unwrap();
-    drop(second);
-    assert_eq!(
-        read_committed(&bootstrap, &topic),
-        vec![(0, 0, 0), (0, 1, 1), (0, 2, 2)]
-    );
-    // Another process: a new sink instance with the same ids cannot resume it.
-    let (topic, prefix) = (unique("eos-dead"), unique("eos-dead-txn"));
+    // The process dies: its producers are gone, nothing committed.
+    std::mem::forget(first);
+    for _ in 0..2 {
+        let ctx = restored_context(&state);
+        let mut again = Sink::create_writer(&eos_sink(&bootstrap, &topic, &prefix), &ctx);
+        again.restore_state(&state).unwrap();
+        again.finish().unwrap();
+        again.notify_checkpoint_complete(u64::MAX).unwrap();
+        drop(again);
+        assert_eq!(
+            read_committed(&bootstrap, &topic),
+            vec![(0, 0, 0), (0, 1, 1), (0, 2, 2)]
+        );
+    }
+}
+
+/// A restored transaction the broker aborted (here: a writer that did not know
+/// the restored checkpoint took it for a lingering one) cannot be committed: the
+/// restore fails naming it instead of losing its records silently.
+#[test]
+fn a_restored_transaction_the_broker_aborted_fails_the_restore() {
+    let bootstrap = require_service!(KAFKA);
+    let (topic, prefix) = (unique("eos-lost"), unique("eos-lost-txn"));
     create_topic(&bootstrap, &topic, 1);
-    let mut first = Sink::create_writer(&sink(&topic, &prefix), &ctx);
-    first.write((0, 0, 0)).unwrap();
+    let mut first = Sink::create_writer(
+        &eos_sink(&bootstrap, &topic, &prefix),
+        &common::sink_context(0),
+    );
+    first.write((0, 1, 1)).unwrap();
     let state = first
         .snapshot_state(1)
         .unwrap()
         .expect("the pending transaction");
-    // The process dies (its producers with it) before the commit.
-    let mut second = Sink::create_writer(&sink(&topic, &prefix), &ctx);
-    drop(first);
-    second.restore_state(&state).unwrap();
-    second.finish().unwrap();
-    second.notify_checkpoint_complete(u64::MAX).unwrap();
-    drop(second);
+    std::mem::forget(first);
+    // Without the restored state in its context, a new writer aborts the open
+    // transaction as lingering.
+    let mut unaware = Sink::create_writer(
+        &eos_sink(&bootstrap, &topic, &prefix),
+        &common::sink_context(0),
+    );
+    let err = unaware.restore_state(&state).unwrap_err().to_string();
+    assert!(err.contains("cannot be committed"), "{err}");
+    assert!(err.contains(&format!("{prefix}-0-0-0")), "{err}");
+    // Aborted, or (once the new writer's first producer took the id over) Empty.
+    assert!(
+        ["CompleteAbort", "PrepareAbort", "Empty"]
+            .iter()
+            .any(|s| err.contains(s)),
+        "{err}"
+    );
     assert_eq!(read_committed(&bootstrap, &topic), vec![]);
+}
+
+/// A checkpoint of the pool-based sink of earlier versions (ids
+/// `<prefix>-<subtask>-<k>`, the same stored shape) restores: its pre-committed
+/// transaction is committed through the coordinator, and another open one on a
+/// pool id of the same subtask is aborted as lingering.
+#[test]
+fn a_checkpoint_of_the_pool_based_sink_restores() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let bootstrap = require_service!(KAFKA);
+    let (topic, prefix) = (unique("eos-pool"), unique("eos-pool-txn"));
+    create_topic(&bootstrap, &topic, 1);
+    // What the old writer 0 left: pool id 1 pre-committed for checkpoint 1 (its
+    // records flushed), pool id 2 open with a record written after the barrier.
+    let open_transaction = |id: &str, record: (u64, u64, u64)| {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("transactional.id", id)
+            .create()
+            .unwrap();
+        producer.init_transactions(Duration::from_secs(30)).unwrap();
+        producer.begin_transaction().unwrap();
+        let value = serde_json::to_vec(&record).unwrap();
+        producer
+            .send(BaseRecord::<(), _>::to(&topic).payload(&value))
+            .unwrap();
+        producer.flush(Duration::from_secs(30)).unwrap();
+        producer
+    };
+    let precommitted = format!("{prefix}-0-1");
+    // The open one first: until it is aborted it holds a `read_committed` reader
+    // back before the committed record.
+    let old = [
+        open_transaction(&format!("{prefix}-0-2"), (0, 2, 3)),
+        open_transaction(&precommitted, (0, 1, 1)),
+    ];
+    // The old writer's state: [(checkpoint, {transactional_id, checkpoint_id})].
+    let state =
+        flink_core::checkpoint::encode_state(&vec![(1u64, (precommitted, Some(1u64)))]).unwrap();
+    std::mem::forget(old); // the old process died
+    let ctx = restored_context(&state);
+    let mut restored = Sink::create_writer(&eos_sink(&bootstrap, &topic, &prefix), &ctx);
+    restored.restore_state(&state).unwrap();
+    restored.finish().unwrap();
+    restored.notify_checkpoint_complete(u64::MAX).unwrap();
+    drop(restored);
+    assert_eq!(read_committed(&bootstrap, &topic), vec![(0, 1, 1)]);
 }

@@ -1,62 +1,54 @@
-//! The exactly-once Kafka sink: a [`TwoPhaseCommitWriter`] over a small pool of
-//! transactional producers per writer, as Flink's `KafkaSink` with
+//! The exactly-once Kafka sink: a [`TwoPhaseCommitWriter`] with one transactional
+//! producer per transaction, as Flink's `KafkaSink` with
 //! `DeliveryGuarantee.EXACTLY_ONCE`.
 //!
-//! - Writer `s` owns the transactional ids `<prefix>-<s>-<k>`, `k < pool size`. A
+//! - **Ids.** Writer `s` of an attempt that restored checkpoint `r` (0 for a fresh
+//!   start) names its transactions `<prefix>-<s>-<r>-<n>`, `n = 0, 1, ..`: a
 //!   transaction stays open from the barrier that pre-commits it until its
-//!   checkpoint completes, while the next one takes records, and a librdkafka
-//!   producer has one transaction at a time: hence a pool (Flink's ids are
-//!   `<prefix>-<subtask>-<checkpoint offset>` for the same reason).
-//! - Pre-commit (on the barrier) flushes the transaction: every record is acknowledged
-//!   by the broker. Commit (on completion) is `commit_transaction`.
-//! - Starting a writer fences its ids: `init_transactions` on each aborts whatever a
-//!   previous process left open on them; producers of an earlier attempt of the
-//!   same job in this process are taken over instead (see below).
-//! - **Restore.** A restored checkpoint's pre-committed transactions must be
-//!   committed. Flink's `KafkaSink` resumes them from any process with the producer
-//!   id and epoch stored in the checkpoint; librdkafka cannot resume a transaction
-//!   of another producer instance. So the sink keeps the producers of an ended
-//!   attempt (a task failure restarts the job in the same process) and the new
-//!   writer commits the restored transaction on the very producer that opened it, if
-//!   that producer has not committed it yet: exactly once across task failures and
-//!   restarts. After the whole process died, the producer is gone: if the process
-//!   had committed the transaction before it died (the usual case: commits follow
-//!   completion at once), nothing is lost; if it died between the checkpoint's
-//!   completion and the commit, `init_transactions` aborts the transaction and its
-//!   records are lost, which the writer reports as a warning naming the id.
+//!   checkpoint completes while the next one takes records, and a librdkafka
+//!   producer has one transaction at a time. Each producer is made (and its id
+//!   initialized with `init_transactions`, ~100 ms) on a helper thread ahead of
+//!   need, while the previous transaction takes records.
+//! - Pre-commit (on the barrier) flushes the transaction: every record is
+//!   acknowledged by the broker. Commit (on completion) is `commit_transaction`; the
+//!   producer is then dropped.
+//! - **Restore.** A restored checkpoint's pre-committed transactions are committed
+//!   through their coordinator with the producer id and epoch it reports for the
+//!   stored id (`DescribeTransactions`, `EndTxn`; see `txn_recovery`), so also after
+//!   the process that opened them died. Transactions with this writer's ids that are
+//!   still open and not in the restored checkpoint belong to checkpoints that never
+//!   completed: they are found with `ListTransactions` and aborted by fencing
+//!   their ids (`InitProducerId`, which also refuses the dead producer's late
+//!   requests).
+//!   Both happen when the writer is created, before it takes records.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
+use flink_core::checkpoint::decode_state;
 use flink_core::operator::RuntimeContext;
 use flink_core::sink::SinkError;
 use flink_core::transactional::{TwoPhaseCommitSink, TwoPhaseCommitWriter};
-use rdkafka::producer::Producer;
+use rdkafka::producer::{BaseProducer, Producer};
 use serde::{Deserialize, Serialize};
 
 use super::error::KafkaConnectorError;
-use super::sink::{KafkaWriter, SinkConfig, create_producer};
+use super::sink::{KafkaWriter, Reports, SinkConfig, create_producer};
+use super::test_hooks;
+use super::txn_coordinator::TxnCoordinators;
+use super::txn_recovery::{Recovered, abort_lingering, commit_recovered, subtask_of};
 
-/// How long transaction requests (init, commit, abort) may take.
+/// How long transaction requests (init, commit) may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many producers are made ahead of need: initializing one takes ~100 ms to
+/// ~300 ms (more on a busy machine), longer than a short checkpoint interval.
+const SPARES: usize = 2;
 
-/// Producers of ended attempts by transactional id, shared by a sink's writers.
-pub(super) type Parked<T> = Arc<Mutex<HashMap<String, TxnProducer<T>>>>;
-
-/// One transactional producer and what it is doing.
-pub(super) struct TxnProducer<T> {
-    writer: KafkaWriter<T>,
-    /// Whether a transaction is open on it.
-    open: bool,
-    /// The checkpoint its open transaction was pre-committed for.
-    precommitted: Option<u64>,
-    /// Whether this process created it when the writer started (fencing the id),
-    /// rather than taking it over from an earlier attempt.
-    fenced: bool,
-}
-
-/// A Kafka transaction, as stored in a checkpoint while pre-committed.
+/// A Kafka transaction, as stored in a checkpoint while pre-committed (the same
+/// shape as the pool-based sink of earlier versions stored, so their checkpoints
+/// restore too).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KafkaTransaction {
     /// The producer's transactional id.
@@ -68,7 +60,6 @@ pub struct KafkaTransaction {
 /// The two-phase-commit sink behind `KafkaSink` with exactly once.
 pub(super) struct ExactlyOnceKafka<T> {
     pub(super) config: Arc<SinkConfig<T>>,
-    pub(super) parked: Parked<T>,
 }
 
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for ExactlyOnceKafka<T> {
@@ -80,168 +71,169 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for ExactlyOnceKafka<T> {
             .transactional_id_prefix
             .clone()
             .expect("checked by the builder");
+        let restored = ctx.restored.checkpoint_id.unwrap_or(0);
         let mut writer = KafkaTransactionWriter {
             config: self.config.clone(),
-            parked: self.parked.clone(),
-            producers: HashMap::new(),
-            free: Vec::new(),
-            ids: (0..self.config.transaction_pool_size)
-                .map(|k| format!("{prefix}-{}-{k}", ctx.subtask_index))
-                .collect(),
-            settled: false,
+            ctx: ctx.clone(),
+            id_base: format!("{prefix}-{}-{restored}-", ctx.subtask_index),
+            prefix,
+            next: 0,
+            spares: VecDeque::new(),
+            open: Vec::new(),
+            coordinators: TxnCoordinators::new(&self.config.bootstrap),
+            recovered: HashSet::new(),
         };
-        if let Err(e) = writer.start(ctx) {
+        if let Err(e) = writer.start() {
+            tracing::error!(error = %e, "kafka sink: the exactly-once writer cannot start");
             flink_core::failure::fail_operator(&ctx.operator_name, e.to_string());
         }
         writer
     }
 }
 
-/// The writer of one exactly-once Kafka sink instance: its pool of transactional
-/// producers.
+/// A transactional producer made ahead of need: its id and the producer, or why it
+/// could not be made.
+type Spare = JoinHandle<Result<(String, BaseProducer<Reports>), KafkaConnectorError>>;
+
+/// The writer of one exactly-once Kafka sink instance.
 pub struct KafkaTransactionWriter<T> {
     config: Arc<SinkConfig<T>>,
-    parked: Parked<T>,
-    /// This writer's producers by transactional id.
-    producers: HashMap<String, TxnProducer<T>>,
-    /// Ids of producers without a transaction.
-    free: Vec<String>,
-    /// This writer's transactional ids.
-    ids: Vec<String>,
-    /// Whether the transactions left pre-committed by an earlier attempt and not
-    /// recovered were aborted.
-    settled: bool,
+    ctx: RuntimeContext,
+    /// The transactional id prefix.
+    prefix: String,
+    /// `<prefix>-<subtask>-<restored checkpoint>-`: this attempt's ids are it and a
+    /// number.
+    id_base: String,
+    /// The number of the next id.
+    next: u64,
+    /// The producers of the next transactions, oldest first, being made.
+    spares: VecDeque<Spare>,
+    /// The producers of this writer's transactions not committed yet, by id.
+    open: Vec<(String, KafkaWriter<T>)>,
+    coordinators: TxnCoordinators,
+    /// Ids of restored transactions committed (or found committed) already.
+    recovered: HashSet<String>,
 }
 
 impl<T: 'static> KafkaTransactionWriter<T> {
-    /// Takes over the producers of an earlier attempt (aborting their transactions
-    /// that were not pre-committed) and fences the other ids.
-    fn start(&mut self, ctx: &RuntimeContext) -> Result<(), KafkaConnectorError> {
-        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        for id in &self.ids {
-            let producer = match parked.remove(id) {
-                Some(mut p) => {
-                    p.writer = p.writer.rebind(ctx);
-                    p.fenced = false;
-                    if p.open && p.precommitted.is_none() {
-                        abort(&self.config, &mut p, id)?;
-                    }
-                    p
-                }
-                None => fenced_producer(&self.config, id, ctx)?,
-            };
-            if !producer.open {
-                self.free.push(id.clone());
-            }
-            self.producers.insert(id.clone(), producer);
+    /// Commits the restored checkpoint's transactions that this instance recovers,
+    /// aborts its lingering ones and starts making the first producer.
+    fn start(&mut self) -> Result<(), KafkaConnectorError> {
+        for (checkpoint, txn) in self.restored_transactions()? {
+            tracing::debug!(checkpoint, id = %txn.transactional_id, "kafka sink: restored");
+            self.recover(&txn)?;
         }
-        // The lowest id first, so a job that needs one transaction at a time
-        // alternates between two producers.
-        self.free.sort_by(|a, b| b.cmp(a));
+        let (s, p) = (self.ctx.subtask_index, self.ctx.parallelism.max(1));
+        let prefix = format!("{}-", self.prefix);
+        for (id, _) in self.coordinators.ongoing(&prefix)? {
+            // The instance that restores subtask j's state (j % p) settles j's ids.
+            let mine = subtask_of(&self.prefix, &id).is_some_and(|j| j % p == s);
+            if mine && !self.recovered.contains(&id) {
+                abort_lingering(&mut self.coordinators, &id)?;
+            }
+        }
+        while self.spares.len() < SPARES {
+            self.make_spare();
+        }
         Ok(())
     }
 
-    /// Aborts the transactions an earlier attempt pre-committed for checkpoints that
-    /// never completed (those of the restored checkpoint were committed by now).
-    fn settle(&mut self) -> Result<(), KafkaConnectorError> {
-        if self.settled {
+    /// The pre-committed transactions in the restored checkpoint that this instance
+    /// recovers: saved subtask `j`'s go to instance `j % p`, as the sink operator
+    /// hands them to `restore_state` (which then finds them committed).
+    fn restored_transactions(&self) -> Result<Vec<(u64, KafkaTransaction)>, KafkaConnectorError> {
+        let restored = &self.ctx.restored;
+        let (s, p) = (self.ctx.subtask_index, self.ctx.parallelism.max(1));
+        let mut all = Vec::new();
+        for (j, state) in restored.by_subtask.iter().enumerate() {
+            let Some(state) = state.as_deref().filter(|_| j % p == s) else {
+                continue;
+            };
+            let pending: Vec<(u64, KafkaTransaction)> = decode_state(state)
+                .map_err(|e| KafkaConnectorError::Invalid(format!("restored state: {e}")))?;
+            all.extend(pending);
+        }
+        Ok(all)
+    }
+
+    /// Commits a restored transaction through its coordinator, once.
+    fn recover(&mut self, txn: &KafkaTransaction) -> Result<(), KafkaConnectorError> {
+        if self.recovered.contains(&txn.transactional_id) {
             return Ok(());
         }
-        self.settled = true;
-        for id in self.ids.clone() {
-            let p = self
-                .producers
-                .get_mut(&id)
-                .expect("every id has a producer");
-            if p.open {
-                tracing::info!(
-                    transactional_id = %id,
-                    checkpoint = ?p.precommitted,
-                    "kafka sink: aborting a transaction of a checkpoint that did not complete"
-                );
-                abort(&self.config, p, &id)?;
-                self.free.push(id);
-            }
+        let outcome = commit_recovered(
+            &mut self.coordinators,
+            &txn.transactional_id,
+            txn.checkpoint_id,
+        )?;
+        if outcome == Recovered::Committed {
+            tracing::info!(
+                transactional_id = %txn.transactional_id,
+                checkpoint = ?txn.checkpoint_id,
+                "kafka sink: committed a restored transaction"
+            );
         }
+        self.recovered.insert(txn.transactional_id.clone());
         Ok(())
     }
 
-    fn producer(&mut self, txn: &KafkaTransaction) -> Result<&mut TxnProducer<T>, SinkError> {
-        self.producers
-            .get_mut(&txn.transactional_id)
+    /// Starts making the producer of the next transaction on a helper thread.
+    fn make_spare(&mut self) {
+        let id = format!("{}{}", self.id_base, self.next);
+        self.next += 1;
+        let properties = self.config.properties.clone();
+        self.spares.push_back(std::thread::spawn(move || {
+            let producer = create_producer(&properties, Some(&id))?;
+            producer
+                .init_transactions(TXN_TIMEOUT)
+                .map_err(KafkaConnectorError::client(format!(
+                    "init_transactions of {id}"
+                )))?;
+            Ok((id, producer))
+        }));
+    }
+
+    /// The next producer, its id initialized; starts making the one after.
+    fn take_spare(&mut self) -> Result<(String, BaseProducer<Reports>), KafkaConnectorError> {
+        if self.spares.is_empty() {
+            self.make_spare();
+        }
+        let spare = self.spares.pop_front().expect("made above");
+        // A cancelled job does not wait for a broker that does not answer.
+        while !spare.is_finished() {
+            self.ctx.services.cancelled.stop_task_if_cancelled();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let made = spare.join().unwrap_or_else(|_| {
+            Err(KafkaConnectorError::Invalid(
+                "the thread making a producer panicked".into(),
+            ))
+        });
+        self.make_spare();
+        made
+    }
+
+    fn producer(&mut self, txn: &KafkaTransaction) -> Result<&mut KafkaWriter<T>, SinkError> {
+        self.open
+            .iter_mut()
+            .find(|(id, _)| *id == txn.transactional_id)
+            .map(|(_, w)| w)
             .ok_or_else(|| format!("no producer for {}", txn.transactional_id).into())
     }
-}
-
-/// A new producer with transactional id `id`, its earlier incarnations fenced.
-fn fenced_producer<T: 'static>(
-    config: &Arc<SinkConfig<T>>,
-    id: &str,
-    ctx: &RuntimeContext,
-) -> Result<TxnProducer<T>, KafkaConnectorError> {
-    let producer = create_producer(&config.properties, Some(id))?;
-    producer
-        .init_transactions(TXN_TIMEOUT)
-        .map_err(KafkaConnectorError::client(format!(
-            "init_transactions of {id}"
-        )))?;
-    Ok(TxnProducer {
-        writer: KafkaWriter::new(config.clone(), producer, ctx),
-        open: false,
-        precommitted: None,
-        fenced: true,
-    })
-}
-
-/// Aborts the open transaction of `p` by fencing its id: the producer is dropped
-/// (its unacknowledged records purged) and a new one with the same id calls
-/// `init_transactions`, which makes the broker abort the transaction. Reusing the
-/// producer after `abort_transaction` is what librdkafka offers, but a producer whose
-/// in-flight records were purged may refuse records afterwards (`Erroneous state`).
-fn abort<T: 'static>(
-    config: &SinkConfig<T>,
-    p: &mut TxnProducer<T>,
-    id: &str,
-) -> Result<(), KafkaConnectorError> {
-    let placeholder = create_producer(&config.properties, None)?;
-    drop(std::mem::replace(&mut p.writer.producer, placeholder));
-    let producer = create_producer(&config.properties, Some(id))?;
-    producer
-        .init_transactions(TXN_TIMEOUT)
-        .map_err(KafkaConnectorError::client(format!(
-            "init_transactions of {id} (aborting its open transaction)"
-        )))?;
-    p.writer.producer = producer;
-    p.open = false;
-    p.precommitted = None;
-    Ok(())
 }
 
 impl<T: Send + 'static> TwoPhaseCommitWriter<T> for KafkaTransactionWriter<T> {
     type Transaction = KafkaTransaction;
 
     fn begin_transaction(&mut self) -> Result<KafkaTransaction, SinkError> {
-        self.settle()?;
-        let Some(id) = self.free.pop() else {
-            return Err(format!(
-                "kafka sink: all {} transactional producers hold transactions awaiting \
-                 their checkpoints (checkpoints failed in a row?): raise \
-                 transaction_pool_size",
-                self.ids.len()
-            )
-            .into());
-        };
-        let p = self
-            .producers
-            .get_mut(&id)
-            .expect("every id has a producer");
-        p.writer
-            .producer
+        let (id, producer) = self.take_spare()?;
+        producer
             .begin_transaction()
             .map_err(KafkaConnectorError::client(format!(
                 "begin a transaction on {id}"
             )))?;
-        p.open = true;
+        let writer = KafkaWriter::new(self.config.clone(), producer, &self.ctx);
+        self.open.push((id.clone(), writer));
         Ok(KafkaTransaction {
             transactional_id: id,
             checkpoint_id: None,
@@ -250,9 +242,9 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for KafkaTransactionWriter<T> {
 
     fn write(&mut self, txn: &mut KafkaTransaction, record: T) -> Result<(), SinkError> {
         let p = self.producer(txn)?;
-        p.writer.send(&record)?;
-        p.writer.producer.poll(Duration::ZERO);
-        p.writer.check_failures()?;
+        p.send(&record)?;
+        p.producer.poll(Duration::ZERO);
+        p.check_failures()?;
         Ok(())
     }
 
@@ -264,77 +256,41 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for KafkaTransactionWriter<T> {
     ) -> Result<(), SinkError> {
         let timeout = self.config.flush_timeout;
         let p = self.producer(txn)?;
-        p.writer.flush(timeout)?;
-        p.writer.check_failures()?;
-        p.precommitted = Some(checkpoint_id);
+        p.flush(timeout)?;
+        p.check_failures()?;
         txn.checkpoint_id = Some(checkpoint_id);
         Ok(())
     }
 
-    /// Commits, unless the producer committed this transaction already (it then
-    /// holds no transaction, or a later one).
+    /// Commits on the producer that opened the transaction; a transaction of an
+    /// earlier attempt (restored) through its coordinator. Committing again is a
+    /// no-op.
     fn commit(&mut self, txn: KafkaTransaction) -> Result<(), SinkError> {
-        let id = txn.transactional_id.clone();
-        let p = self.producer(&txn)?;
-        if !(p.open && p.precommitted.is_some() && p.precommitted == txn.checkpoint_id) {
-            tracing::debug!(transactional_id = %id, "kafka sink: transaction committed already");
-            return Ok(());
-        }
-        if p.writer.cancelled() {
+        let Some(i) = self
+            .open
+            .iter()
+            .position(|(id, _)| *id == txn.transactional_id)
+        else {
+            return Ok(self.recover(&txn)?);
+        };
+        if self.open[i].1.cancelled() {
             // The job is being cancelled: leave it to the next attempt to commit.
             return Err("the job was cancelled before the commit".into());
         }
-        p.writer
+        test_hooks::before_commit(&txn.transactional_id);
+        let (id, writer) = self.open.remove(i);
+        writer
             .producer
             .commit_transaction(TXN_TIMEOUT)
             .map_err(KafkaConnectorError::client(format!(
                 "commit the transaction of {id}"
             )))?;
-        p.open = false;
-        p.precommitted = None;
-        self.free.push(id);
         Ok(())
     }
 
-    /// A restored checkpoint's transaction: committed on the producer that opened it
-    /// when this process still has it; otherwise (the process was restarted) its
-    /// fate was sealed before: committed by the previous process, or aborted when
-    /// this writer fenced the id.
+    /// A restored checkpoint's transaction: committed when the writer started, or
+    /// now (through its coordinator) if it was not among those.
     fn recover_and_commit(&mut self, txn: KafkaTransaction) -> Result<(), SinkError> {
-        let p = self.producer(&txn)?;
-        let resumable = p.open && p.precommitted == txn.checkpoint_id;
-        if resumable {
-            tracing::info!(
-                transactional_id = %txn.transactional_id,
-                checkpoint = ?txn.checkpoint_id,
-                "kafka sink: committing a restored transaction"
-            );
-            return self.commit(txn);
-        }
-        if p.fenced {
-            tracing::warn!(
-                transactional_id = %txn.transactional_id,
-                checkpoint = ?txn.checkpoint_id,
-                "kafka sink: a restored transaction of an earlier process cannot be \
-                 resumed (librdkafka): if that process died before committing it, \
-                 fencing the id aborted it and its records are lost"
-            );
-        } else {
-            tracing::debug!(
-                transactional_id = %txn.transactional_id,
-                checkpoint = ?txn.checkpoint_id,
-                "kafka sink: a restored transaction was committed already"
-            );
-        }
-        Ok(())
-    }
-}
-
-impl<T> Drop for KafkaTransactionWriter<T> {
-    /// The producers go back to the sink for the next attempt, with their
-    /// transactions (a pre-committed one may have to be committed after the restore).
-    fn drop(&mut self) {
-        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
-        parked.extend(self.producers.drain());
+        Ok(self.recover(&txn)?)
     }
 }

@@ -11,6 +11,9 @@ mod partition_watermarks;
 pub mod serializer;
 pub mod sink;
 pub mod source;
+mod test_hooks;
+mod txn_coordinator;
+mod txn_recovery;
 
 pub use deserializer::{
     BytesDeserializer, JsonDeserializer, KafkaRecordDeserializer, KeyValue, StringDeserializer,

@@ -20,7 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
 
 use super::error::KafkaConnectorError;
-use super::exactly_once::{ExactlyOnceKafka, Parked};
+use super::exactly_once::ExactlyOnceKafka;
 use super::serializer::{BytesSerializer, JsonSerializer, StringSerializer, ValueSerializer};
 use flink_core::transactional::TransactionalSink;
 
@@ -58,10 +58,11 @@ pub(super) struct SinkConfig<T> {
     max_in_flight: usize,
     dead_letters: bool,
     pub(super) flush_timeout: Duration,
-    /// Exactly once: the transactional ids' prefix and how many producers (so
-    /// transactions) a writer has at most.
+    /// The brokers to bootstrap from (exactly once speaks to their transaction
+    /// coordinators directly on a restore).
+    pub(super) bootstrap: String,
+    /// Exactly once: the transactional ids' prefix.
     pub(super) transactional_id_prefix: Option<String>,
-    pub(super) transaction_pool_size: usize,
 }
 
 /// Writes records to Kafka topics.
@@ -98,8 +99,6 @@ pub(super) struct SinkConfig<T> {
 /// ```
 pub struct KafkaSink<T> {
     config: Arc<SinkConfig<T>>,
-    /// Exactly once: transactional producers of ended attempts, kept for the next.
-    parked: Parked<T>,
 }
 
 impl<T> KafkaSink<T> {
@@ -116,7 +115,6 @@ impl<T> KafkaSink<T> {
             flush_timeout: Duration::from_secs(60),
             properties: Vec::new(),
             transactional_id_prefix: None,
-            transaction_pool_size: 3,
         }
     }
 }
@@ -133,7 +131,6 @@ pub struct KafkaSinkBuilder<T> {
     flush_timeout: Duration,
     properties: Vec<(String, String)>,
     transactional_id_prefix: Option<String>,
-    transaction_pool_size: usize,
 }
 
 impl<T> KafkaSinkBuilder<T> {
@@ -219,23 +216,14 @@ impl<T> KafkaSinkBuilder<T> {
 
     /// The prefix of the transactional ids, required for
     /// [`DeliveryGuarantee::ExactlyOnce`] (as Flink's `setTransactionalIdPrefix`). It
-    /// must be unique per job among every job writing to the cluster, and stay the
-    /// same across restarts of the job: writer `s` uses the ids `<prefix>-<s>-<k>`
-    /// for `k` below the [pool size](Self::transaction_pool_size), and starting a
-    /// writer aborts (fences) whatever transaction a previous run left open on them.
+    /// must be unique per job among every job writing to the cluster (and not
+    /// another job's prefix followed by `-<number>`), and stay the same across
+    /// restarts of the job: writer `s` of an attempt that restored checkpoint `r`
+    /// names its transactions `<prefix>-<s>-<r>-<n>`, and a starting writer commits
+    /// the restored checkpoint's transactions and aborts the other open ones of its
+    /// subtask (see `docs/connectors.md`).
     pub fn transactional_id_prefix(mut self, prefix: &str) -> Self {
         self.transactional_id_prefix = Some(prefix.to_string());
-        self
-    }
-
-    /// How many transactional producers each writer has (exactly once; default 3,
-    /// at least 2): one takes records while the previous checkpoints' transactions
-    /// await completion (a librdkafka producer has one transaction at a time, so
-    /// Flink's `KafkaSink` also keeps a pool). A writer that needs more (checkpoints
-    /// failed in a row while `tolerable failed checkpoints` allowed it) fails the
-    /// job, naming this setting.
-    pub fn transaction_pool_size(mut self, n: usize) -> Self {
-        self.transaction_pool_size = n;
         self
     }
 
@@ -249,14 +237,15 @@ impl<T> KafkaSinkBuilder<T> {
     ///
     /// # Errors
     /// When the bootstrap servers, the topic or the serializer are missing; with
-    /// exactly-once, when the transactional id prefix is missing or empty or the pool
-    /// has fewer than 2 producers.
+    /// exactly-once, when the transactional id prefix is missing or empty, or the
+    /// connection is not plaintext (`security.protocol`: the restore's transaction
+    /// requests speak neither SASL nor TLS).
     pub fn build(self) -> Result<KafkaSink<T>, KafkaConnectorError> {
         let bootstrap = self
             .bootstrap
             .ok_or(KafkaConnectorError::Missing("bootstrap_servers"))?;
         let mut properties = vec![
-            ("bootstrap.servers".to_string(), bootstrap),
+            ("bootstrap.servers".to_string(), bootstrap.clone()),
             ("linger.ms".into(), "5".into()),
         ];
         properties.extend(self.properties);
@@ -270,12 +259,17 @@ impl<T> KafkaSinkBuilder<T> {
                 }
                 Some(_) => {}
             }
-            if self.transaction_pool_size < 2 {
-                return Err(KafkaConnectorError::Invalid(format!(
-                    "transaction_pool_size {} (at least 2: one transaction takes records \
-                     while the previous one awaits its checkpoint)",
-                    self.transaction_pool_size
-                )));
+            let security = properties
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "security.protocol")
+                .map(|(_, v)| v.to_ascii_lowercase());
+            if security.is_some_and(|s| s != "plaintext") {
+                return Err(KafkaConnectorError::Invalid(
+                    "exactly-once needs security.protocol=plaintext: committing a \
+                     restored transaction speaks the Kafka protocol without SASL or TLS"
+                        .into(),
+                ));
             }
         }
         Ok(KafkaSink {
@@ -290,10 +284,9 @@ impl<T> KafkaSinkBuilder<T> {
                 max_in_flight: self.max_in_flight,
                 dead_letters: self.dead_letters,
                 flush_timeout: self.flush_timeout,
+                bootstrap,
                 transactional_id_prefix: self.transactional_id_prefix,
-                transaction_pool_size: self.transaction_pool_size,
             }),
-            parked: Arc::default(),
         })
     }
 }
@@ -334,7 +327,6 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
         if self.config.guarantee == DeliveryGuarantee::ExactlyOnce {
             let sink = ExactlyOnceKafka {
                 config: self.config.clone(),
-                parked: self.parked.clone(),
             };
             return TransactionalSink(sink).create_writer(ctx);
         }
@@ -385,11 +377,6 @@ impl<T: 'static> KafkaWriter<T> {
             dead_letters: ctx.side_output(&dead_letter_tag::<Vec<u8>>()),
             cancelled: ctx.services.cancelled.clone(),
         }
-    }
-
-    /// The same producer, now serving the sink instance `ctx` (after a restart).
-    pub(super) fn rebind(self, ctx: &RuntimeContext) -> Self {
-        Self::new(self.config, self.producer, ctx)
     }
 
     /// Whether the job was cancelled.
