@@ -169,7 +169,7 @@ impl JobControl {
         let request = crate::checkpoint::savepoint::SavepointRequest {
             directory,
             stop,
-            reply,
+            reply: crate::checkpoint::savepoint::SavepointReply::Local(reply),
         };
         match self.savepoints.try_send(request) {
             Ok(()) => {}
