@@ -45,7 +45,7 @@ enum ClusterPart {
         /// Whether process 0 aborted `current`: nothing more is stored for it.
         aborted: bool,
         /// Set when `current` is a savepoint.
-        savepoint: Option<FollowedSavepoint>,
+        savepoint: Option<Box<FollowedSavepoint>>,
         /// Acknowledgements of a checkpoint whose trigger has not arrived yet (its
         /// barrier came through another process): where to store them is known
         /// only then (a savepoint's directory). At most one per task.
@@ -713,12 +713,14 @@ impl CheckpointCoordinator {
         *current = id;
         acked.clear();
         *aborted = false;
-        *savepoint = order.map(|order| FollowedSavepoint {
-            id,
-            store: CheckpointStore::open_single(&order.path, true).map_err(|e| e.to_string()),
-            path: order.path,
-            stop: order.stop,
-            completed: false,
+        *savepoint = order.map(|order| {
+            Box::new(FollowedSavepoint {
+                id,
+                store: CheckpointStore::open_single(&order.path, true).map_err(|e| e.to_string()),
+                path: order.path,
+                stop: order.stop,
+                completed: false,
+            })
         });
         let (is_savepoint, stop) = savepoint
             .as_ref()
