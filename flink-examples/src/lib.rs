@@ -4,6 +4,7 @@
 
 pub mod compare;
 pub mod report;
+pub mod savepoint_inbox;
 pub mod variants;
 pub mod workload;
 

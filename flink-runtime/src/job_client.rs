@@ -169,7 +169,7 @@ impl JobControl {
         let request = crate::checkpoint::savepoint::SavepointRequest {
             directory,
             stop,
-            reply,
+            reply: crate::checkpoint::savepoint::SavepointReply::Local(reply),
         };
         match self.savepoints.try_send(request) {
             Ok(()) => {}
@@ -257,7 +257,9 @@ impl JobClient {
     /// [`CheckpointLocation`]); the job goes on. Checkpoint retention never
     /// deletes it. It commits no two-phase-commit transactions (as Flink since 1.15);
     /// the next checkpoint does. Restore it with `env.restore_from(path)`. Blocks
-    /// until the savepoint completed or failed. Needs checkpointing enabled.
+    /// until the savepoint completed or failed. Needs checkpointing enabled. In a
+    /// job spread over processes it may be called in any process: process 0 takes
+    /// the savepoint of the whole job, every process writing its tasks' states.
     ///
     /// ```
     /// use std::time::Duration;

@@ -984,15 +984,11 @@ impl Coordinator {
     fn take_savepoint_requests(&mut self) {
         while let Ok(request) = self.savepoint_requests.try_recv() {
             match &mut self.checkpoints {
-                Some(_) if self.setup.links.is_some() => {
-                    let _ = request.reply.send(Err(SavepointError::AcrossProcesses));
-                }
+                // Across processes, process 0's coordinator takes every process's.
                 Some(c) => c.request_savepoint(request),
-                None => {
-                    let _ = request
-                        .reply
-                        .send(Err(SavepointError::CheckpointingDisabled));
-                }
+                None => request
+                    .reply
+                    .send(Err(SavepointError::CheckpointingDisabled)),
             }
         }
     }

@@ -111,8 +111,8 @@ fn the_launchers_earlier_restarts_are_in_the_job_result() {
 }
 
 #[test]
-fn savepoints_across_processes_are_refused_with_a_typed_error() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_cluster_job_takes_savepoints_and_stops_with_one() {
+    let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let env = StreamExecutionEnvironment::new();
     env.set_cluster(alone());
     env.enable_checkpointing(Duration::from_millis(50))
@@ -121,18 +121,14 @@ fn savepoints_across_processes_are_refused_with_a_typed_error() {
         .rate_limited(flink_core::sources::RateLimiterStrategy::per_second(1000.0).unwrap());
     env.from_source(source, "Sequence").collect_vec();
     let client = env.execute_async("savepointed").unwrap();
-    let err = client.trigger_savepoint(dir.path()).unwrap_err();
-    assert_eq!(
-        err,
-        flink_runtime::checkpoint::SavepointError::AcrossProcesses
-    );
-    let err = client.stop_with_savepoint(dir.path()).unwrap_err();
-    assert_eq!(
-        err,
-        flink_runtime::checkpoint::SavepointError::AcrossProcesses
-    );
-    client.cancel();
-    let _ = client.wait();
+    let taken = client.trigger_savepoint(savepoints.path()).unwrap();
+    let taken = taken.as_directory().expect("a local savepoint");
+    assert!(taken.starts_with(savepoints.path()), "{taken:?}");
+    assert!(taken.join("_metadata").is_file());
+    let stopped = client.stop_with_savepoint(savepoints.path()).unwrap();
+    let result = client.wait().unwrap();
+    assert!(result.stopped);
+    assert_eq!(result.savepoint, Some(stopped));
 }
 
 #[test]

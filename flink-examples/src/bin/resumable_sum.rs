@@ -7,12 +7,15 @@
 //! proves it.
 //!
 //! `cargo run -p flink-examples --bin resumable_sum -- --checkpoint-dir DIR
-//! --output-dir DIR [--restore] [--records N] [--parallelism P] [--rate R]
-//! [--fail-once-at X]`
+//! --output-dir DIR [--restore | --restore-from PATH] [--records N] [--parallelism P]
+//! [--new-sink] [--rate R] [--fail-once-at X] [--savepoint-inbox DIR]`
 //!
 //! Across processes: `flink-rs run --processes 3 -- resumable_sum ...` (the launcher
 //! restarts every process from the latest checkpoint after a kill;
-//! flink-examples/tests/cluster_failover.rs proves it).
+//! flink-examples/tests/cluster_failover.rs proves it). With `--savepoint-inbox DIR`
+//! each process takes savepoint requests from files (see
+//! `flink_examples::savepoint_inbox`), so any process, not only process 0, can be
+//! asked for one (flink-examples/tests/cluster_savepoints.rs).
 //!
 //! See docs/checkpoints.md and docs/deployment.md.
 
@@ -22,6 +25,7 @@ use std::time::Duration;
 use clap::Parser;
 use flink_connectors::file::FileSink;
 use flink_core::sources::{RateLimiterStrategy, SequenceSource};
+use flink_examples::savepoint_inbox::{SavepointInbox, write_atomically};
 use flink_runtime::checkpoint::latest_checkpoint;
 use flink_runtime::prelude::*;
 
@@ -44,6 +48,18 @@ struct Args {
     /// Start from the latest completed checkpoint in the checkpoint directory.
     #[arg(long)]
     restore: bool,
+    /// Start from this savepoint or checkpoint.
+    #[arg(long, conflicts_with = "restore")]
+    restore_from: Option<PathBuf>,
+    /// With --restore-from: the sink is a new one (its own uid), writing to an
+    /// output directory of its own; the saved sink's state (its pending parts in
+    /// the old directory) is left out.
+    #[arg(long, requires = "restore_from")]
+    new_sink: bool,
+    /// Take savepoint requests from files in this directory, and write the job's
+    /// outcome there (`result-<process>`: `stopped <bool> savepoint <path or none>`).
+    #[arg(long)]
+    savepoint_inbox: Option<PathBuf>,
     /// Records to read.
     #[arg(long, default_value_t = 100_000)]
     records: u64,
@@ -96,6 +112,10 @@ fn main() -> anyhow::Result<()> {
             None => println!("no completed checkpoint: starting from the beginning"),
         }
     }
+    if let Some(path) = &args.restore_from {
+        env.restore_from(path);
+        env.allow_non_restored_state(args.new_sink);
+    }
     let source = SequenceSource::range(0, args.records.saturating_sub(1))
         .rate_limited(RateLimiterStrategy::per_second(args.rate)?);
     let (fail_once_at, slow_us) = (args.fail_once_at, args.slow_us);
@@ -128,8 +148,17 @@ fn main() -> anyhow::Result<()> {
                 .max_part_size(64 * 1024)
                 .exactly_once(),
         )
-        .uid("files");
+        .uid(if args.new_sink { "new-files" } else { "files" });
     let client = env.execute_async(JOB)?;
+    // This process's index in a job spread over processes (0 alone).
+    let process: usize = std::env::var(flink_core::cluster::ENV_PROCESS_INDEX)
+        .ok()
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(0);
+    let inbox = args
+        .savepoint_inbox
+        .as_deref()
+        .map(|dir| SavepointInbox::new(dir, process));
     // The most in-flight data a completed checkpoint stored (process 0 sees every
     // process's): shows unaligned checkpoints cut records in flight.
     let mut persisted = 0;
@@ -140,6 +169,9 @@ fn main() -> anyhow::Result<()> {
         if client.state().is_terminal() {
             break client.wait()?;
         }
+        if let Some(inbox) = &inbox {
+            inbox.serve(&client.control())?;
+        }
         std::thread::sleep(Duration::from_millis(10));
     };
     println!("max persisted in-flight data: {persisted}");
@@ -148,6 +180,16 @@ fn main() -> anyhow::Result<()> {
             args.checkpoint_dir
                 .join(format!("persisted-{}", std::process::id())),
             persisted.to_string(),
+        )?;
+    }
+    if let Some(dir) = &args.savepoint_inbox {
+        let savepoint = result
+            .savepoint
+            .as_ref()
+            .map_or_else(|| "none".to_string(), ToString::to_string);
+        write_atomically(
+            &dir.join(format!("result-{process}")),
+            &format!("stopped {} savepoint {savepoint}", result.stopped),
         )?;
     }
     println!(

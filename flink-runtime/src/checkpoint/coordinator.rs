@@ -7,21 +7,21 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::mpsc::SyncSender;
-
 use flink_core::checkpoint::{
     ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointLocation,
 };
 use flink_core::clock::Clock;
 
-use super::savepoint::{SavepointError, SavepointRequest};
+use super::savepoint::{
+    MAX_FORWARDED_SAVEPOINTS, SavepointError, SavepointReply, SavepointRequest,
+};
 use super::stats::{BarrierArrival, CheckpointStats};
 use super::storage::{
     CheckpointMetadata, CheckpointStore, LoadedCheckpoint, METADATA_VERSION, OperatorEntry,
     StorageError, TaskEntry,
 };
 use super::task_side::CheckpointSignals;
-use crate::cluster::{CheckpointControl, ClusterLinks};
+use crate::cluster::{CheckpointControl, ClusterLinks, SavepointOrder};
 
 /// This process's part in the checkpoints of a job spread over several processes.
 enum ClusterPart {
@@ -34,14 +34,46 @@ enum ClusterPart {
         remote_finished: HashSet<(usize, usize)>,
     },
     /// Any other process: passes process 0's triggers and completions to its tasks,
-    /// stores its own tasks' states and acknowledges them to process 0.
+    /// stores its own tasks' states and acknowledges them to process 0, forwards
+    /// savepoint requests to process 0.
     Follower {
         links: Arc<ClusterLinks>,
-        /// The newest checkpoint process 0 triggered.
+        /// The newest checkpoint process 0's trigger announced.
         current: u64,
         /// This process's tasks that acknowledged `current`.
         acked: HashSet<(usize, usize)>,
+        /// Whether process 0 aborted `current`: nothing more is stored for it.
+        aborted: bool,
+        /// Set when `current` is a savepoint.
+        savepoint: Option<Box<FollowedSavepoint>>,
+        /// Acknowledgements of a checkpoint whose trigger has not arrived yet (its
+        /// barrier came through another process): where to store them is known
+        /// only then (a savepoint's directory). At most one per task.
+        early: Vec<EarlyAck>,
+        /// Savepoint requests forwarded to process 0, by number, and their callers.
+        forwarded: HashMap<u64, SavepointReply>,
+        /// The number of the last forwarded request.
+        last_request: u64,
     },
+}
+
+/// A savepoint process 0 triggered, as another process follows it.
+struct FollowedSavepoint {
+    id: u64,
+    path: CheckpointLocation,
+    stop: bool,
+    /// The savepoint's directory, or why it cannot be opened here (its
+    /// acknowledgements then decline).
+    store: Result<CheckpointStore, String>,
+    completed: bool,
+}
+
+/// A task's acknowledgement that came before its checkpoint's trigger.
+struct EarlyAck {
+    checkpoint: u64,
+    task: (usize, usize),
+    snapshot: ChainSnapshot,
+    timing: BarrierArrival,
 }
 
 /// How often a follower looks for process 0's messages (at the latest).
@@ -63,7 +95,30 @@ struct SavepointTarget {
     path: CheckpointLocation,
     /// Whether the job stops after it (its sources stopped after the barrier).
     stop: bool,
-    reply: SyncSender<Result<CheckpointLocation, SavepointError>>,
+    reply: SavepointReply,
+}
+
+impl SavepointTarget {
+    /// Deletes what was stored of savepoint `id` (nothing of a failed savepoint
+    /// stays behind, locally or in a bucket), then tells the caller `error`.
+    fn discard(self, id: u64, error: SavepointError) {
+        delete_savepoint(id, &self.path, &self.store);
+        self.reply.send(Err(error));
+    }
+}
+
+/// Deletes savepoint `id`'s directory at `path` (stored through `store`).
+fn delete_savepoint(id: u64, path: &CheckpointLocation, store: &CheckpointStore) {
+    let deleted = match path.as_directory() {
+        Some(dir) => match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+            _ => Ok(()),
+        },
+        None => store.delete(id).map_err(|e| e.to_string()),
+    };
+    if let Err(e) = deleted {
+        tracing::warn!(%path, error = %e, "cannot delete a failed savepoint");
+    }
 }
 
 /// What checkpointing did over the life of a job.
@@ -155,6 +210,11 @@ impl CheckpointCoordinator {
                     links,
                     current: 0,
                     acked: HashSet::new(),
+                    aborted: false,
+                    savepoint: None,
+                    early: Vec::new(),
+                    forwarded: HashMap::new(),
+                    last_request: 0,
                 }
             }
         });
@@ -205,9 +265,66 @@ impl CheckpointCoordinator {
         self.next_id = self.next_id.max(id + 1);
     }
 
-    /// Queues a savepoint; it is taken as soon as no checkpoint is in progress.
+    /// Queues a savepoint; it is taken as soon as no checkpoint is in progress. In
+    /// a process other than 0 of a job spread over several, the request goes to
+    /// process 0, whose answer [`tick`](Self::tick) hands to the caller.
     pub(crate) fn request_savepoint(&mut self, request: SavepointRequest) {
-        self.savepoints.push_back(request);
+        let Some(ClusterPart::Follower {
+            links,
+            forwarded,
+            last_request,
+            ..
+        }) = &mut self.cluster
+        else {
+            self.savepoints.push_back(request);
+            return;
+        };
+        if forwarded.len() >= MAX_FORWARDED_SAVEPOINTS {
+            request.reply.send(Err(SavepointError::TooManyRequests));
+            return;
+        }
+        *last_request += 1;
+        links.send_checkpoint(
+            0,
+            &CheckpointControl::SavepointRequest {
+                request: *last_request,
+                directory: request.directory,
+                stop: request.stop,
+            },
+        );
+        forwarded.insert(*last_request, request.reply);
+    }
+
+    /// Process 0: queues savepoint request `request` of process `peer`, unless too
+    /// many forwarded ones wait already.
+    fn queue_forwarded(
+        &mut self,
+        links: &Arc<ClusterLinks>,
+        peer: usize,
+        request: u64,
+        directory: CheckpointLocation,
+        stop: bool,
+    ) {
+        let reply = SavepointReply::Remote {
+            links: links.clone(),
+            peer,
+            request,
+        };
+        let waiting = self
+            .savepoints
+            .iter()
+            .filter(|r| matches!(r.reply, SavepointReply::Remote { .. }))
+            .count();
+        if waiting >= MAX_FORWARDED_SAVEPOINTS {
+            reply.send(Err(SavepointError::TooManyRequests));
+        } else {
+            tracing::info!(process = peer, %directory, stop, "savepoint asked for by another process");
+            self.savepoints.push_back(SavepointRequest {
+                directory,
+                stop,
+                reply,
+            });
+        }
     }
 
     /// The checkpoint mode and signals for a new attempt running `tasks`
@@ -216,9 +333,12 @@ impl CheckpointCoordinator {
         if let Some(p) = self.pending.take() {
             self.abort(p.barrier.id, "the job restarted");
             if let Some(target) = p.savepoint {
-                let _ = target.reply.send(Err(SavepointError::Failed(
-                    "the job restarted while the savepoint was taken".into(),
-                )));
+                target.discard(
+                    p.barrier.id,
+                    SavepointError::Failed(
+                        "the job restarted while the savepoint was taken".into(),
+                    ),
+                );
             }
         }
         self.tasks = tasks;
@@ -310,7 +430,7 @@ impl CheckpointCoordinator {
         let final_due = all_finished && !self.final_triggered;
         if final_due || (!all_finished && interval_due && pause_done) {
             self.final_triggered = all_finished;
-            self.trigger(now, false);
+            self.trigger(now, None);
             // Tasks that already finished are covered at once.
             return self.complete_if_acknowledged();
         }
@@ -327,16 +447,23 @@ impl CheckpointCoordinator {
         let store = match CheckpointStore::open_single(&path, true) {
             Ok(store) => store,
             Err(e) => {
-                let _ = request
+                request
                     .reply
                     .send(Err(SavepointError::Failed(e.to_string())));
                 return;
             }
         };
-        self.trigger(now, true);
+        // Before the trigger, so no source takes the barrier without stopping.
         if request.stop {
             self.signals.stop_after(id);
         }
+        self.trigger(
+            now,
+            Some(SavepointOrder {
+                path: path.clone(),
+                stop: request.stop,
+            }),
+        );
         if let Some(p) = &mut self.pending {
             p.savepoint = Some(SavepointTarget {
                 store,
@@ -347,7 +474,10 @@ impl CheckpointCoordinator {
         }
     }
 
-    fn trigger(&mut self, now: Duration, is_savepoint: bool) {
+    /// Triggers checkpoint `next_id` (a savepoint if `savepoint` says where), here
+    /// and, from process 0, in every process.
+    fn trigger(&mut self, now: Duration, savepoint: Option<SavepointOrder>) {
+        let is_savepoint = savepoint.is_some();
         let barrier = CheckpointBarrier {
             id: self.next_id,
             timestamp: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
@@ -363,13 +493,14 @@ impl CheckpointCoordinator {
         tracing::debug!(checkpoint = barrier.id, "triggering checkpoint");
         self.stats
             .triggered(barrier.id, is_savepoint, self.tasks.len());
-        self.signals.trigger(barrier, is_savepoint);
         if let Some(ClusterPart::Leader { links, .. }) = &self.cluster {
             links.broadcast_checkpoint(&CheckpointControl::Trigger {
                 id: barrier.id,
                 timestamp: barrier.timestamp,
+                savepoint,
             });
         }
+        self.signals.trigger(barrier, is_savepoint);
     }
 
     /// A task acknowledged `checkpoint`.
@@ -460,11 +591,17 @@ impl CheckpointCoordinator {
         let Some(ClusterPart::Leader { links, .. }) = &self.cluster else {
             return Ok(());
         };
+        let links = links.clone();
         let messages = links
             .take_checkpoint_messages()
             .map_err(|e| e.to_string())?;
         for (peer, message) in messages {
             match message {
+                CheckpointControl::SavepointRequest {
+                    request,
+                    directory,
+                    stop,
+                } => self.queue_forwarded(&links, peer, request, directory, stop),
                 CheckpointControl::Ack { id, entry, timing } => {
                     self.on_remote_ack(id, entry, timing)?;
                 }
@@ -482,7 +619,10 @@ impl CheckpointCoordinator {
                     }
                     self.complete_if_acknowledged()?;
                 }
-                CheckpointControl::Trigger { .. } | CheckpointControl::Complete { .. } => {
+                CheckpointControl::Trigger { .. }
+                | CheckpointControl::Complete { .. }
+                | CheckpointControl::Abort { .. }
+                | CheckpointControl::SavepointAnswer { .. } => {
                     return Err(format!(
                         "process {peer} sent a checkpoint message only process 0 sends"
                     ));
@@ -511,8 +651,10 @@ impl CheckpointCoordinator {
         self.complete_if_acknowledged()
     }
 
-    /// Any process but 0: passes process 0's triggers and completions on to this
-    /// process's tasks; a trigger is acknowledged at once for finished tasks.
+    /// Any process but 0: passes process 0's triggers, completions and aborts on
+    /// to this process's tasks (a trigger is acknowledged at once for finished
+    /// tasks), and process 0's answers to forwarded savepoint requests to their
+    /// callers.
     fn follow(&mut self) -> Result<(), String> {
         let Some(ClusterPart::Follower { links, .. }) = &self.cluster else {
             return Ok(());
@@ -522,25 +664,24 @@ impl CheckpointCoordinator {
             .map_err(|e| e.to_string())?;
         for (peer, message) in messages {
             match message {
-                CheckpointControl::Trigger { id, timestamp } => {
-                    self.follow_checkpoint(id);
-                    self.stats.triggered(id, false, self.tasks.len());
-                    self.signals
-                        .trigger(CheckpointBarrier { id, timestamp }, false);
-                    let finished: Vec<(usize, usize)> = self.finished.keys().copied().collect();
-                    for key in finished {
-                        self.acknowledge_final(id, key);
+                CheckpointControl::Trigger {
+                    id,
+                    timestamp,
+                    savepoint,
+                } => self.hear_trigger(CheckpointBarrier { id, timestamp }, savepoint),
+                CheckpointControl::Complete { id } => self.hear_complete(id),
+                CheckpointControl::Abort { id } => self.hear_abort(id),
+                CheckpointControl::SavepointAnswer { request, outcome } => {
+                    if let Some(ClusterPart::Follower { forwarded, .. }) = &mut self.cluster
+                        && let Some(reply) = forwarded.remove(&request)
+                    {
+                        reply.send(outcome);
                     }
-                }
-                CheckpointControl::Complete { id } => {
-                    self.stats.completed(id, self.store.describe(id));
-                    self.counts.completed += 1;
-                    self.counts.last_completed = Some(id);
-                    self.signals.complete(id);
                 }
                 CheckpointControl::Ack { .. }
                 | CheckpointControl::Decline { .. }
-                | CheckpointControl::Finished { .. } => {
+                | CheckpointControl::Finished { .. }
+                | CheckpointControl::SavepointRequest { .. } => {
                     return Err(format!(
                         "process {peer} sent a checkpoint message only process 0 receives"
                     ));
@@ -550,15 +691,114 @@ impl CheckpointCoordinator {
         Ok(())
     }
 
-    /// A follower: checkpoint `id` is in progress. Its barrier may reach a task of
-    /// this process from another process's source before process 0's trigger
-    /// arrives here, so a task's acknowledgement can announce it too.
-    fn follow_checkpoint(&mut self, id: u64) {
-        if let Some(ClusterPart::Follower { current, acked, .. }) = &mut self.cluster
-            && id > *current
+    /// A follower: process 0 triggered checkpoint `barrier` (a savepoint into
+    /// `order`'s directory if set). The acknowledgements that came before the
+    /// trigger are stored now; finished tasks acknowledge with their final state.
+    fn hear_trigger(&mut self, barrier: CheckpointBarrier, order: Option<SavepointOrder>) {
+        let id = barrier.id;
+        let Some(ClusterPart::Follower {
+            current,
+            acked,
+            aborted,
+            savepoint,
+            early,
+            ..
+        }) = &mut self.cluster
+        else {
+            return;
+        };
+        if id <= *current {
+            return;
+        }
+        *current = id;
+        acked.clear();
+        *aborted = false;
+        *savepoint = order.map(|order| {
+            Box::new(FollowedSavepoint {
+                id,
+                store: CheckpointStore::open_single(&order.path, true).map_err(|e| e.to_string()),
+                path: order.path,
+                stop: order.stop,
+                completed: false,
+            })
+        });
+        let (is_savepoint, stop) = savepoint
+            .as_ref()
+            .map_or((false, false), |s| (true, s.stop));
+        let (now, later): (Vec<EarlyAck>, Vec<EarlyAck>) = std::mem::take(early)
+            .into_iter()
+            .filter(|a| a.checkpoint >= id)
+            .partition(|a| a.checkpoint == id);
+        *early = later;
+        self.stats.triggered(id, is_savepoint, self.tasks.len());
+        // Before the trigger, so no source takes the barrier without stopping.
+        if stop {
+            self.signals.stop_after(id);
+        }
+        self.signals.trigger(barrier, is_savepoint);
+        for a in now {
+            self.store_and_acknowledge(a.checkpoint, a.task, a.snapshot, a.timing);
+        }
+        let finished: Vec<(usize, usize)> = self.finished.keys().copied().collect();
+        for key in finished {
+            self.acknowledge_final(id, key);
+        }
+    }
+
+    /// A follower: checkpoint `id` (and every older one) completed; the tasks
+    /// commit, unless it is an intermediate savepoint (no side effects).
+    fn hear_complete(&mut self, id: u64) {
+        if let Some(ClusterPart::Follower {
+            savepoint: Some(savepoint),
+            ..
+        }) = &mut self.cluster
+            && savepoint.id == id
         {
-            *current = id;
-            acked.clear();
+            savepoint.completed = true;
+            self.stats.completed(id, savepoint.path.to_string());
+            if savepoint.stop {
+                self.stopped_with = Some(savepoint.path.clone());
+                self.signals.complete(id);
+            }
+            return;
+        }
+        self.stats.completed(id, self.store.describe(id));
+        self.counts.completed += 1;
+        self.counts.last_completed = Some(id);
+        self.signals.complete(id);
+    }
+
+    /// A follower: process 0 aborted checkpoint `id`. Nothing more is stored for
+    /// it, and what this process stored is deleted (process 0 deleted the rest; a
+    /// write of this process may have come after that).
+    fn hear_abort(&mut self, id: u64) {
+        let Some(ClusterPart::Follower {
+            current,
+            aborted,
+            savepoint,
+            early,
+            ..
+        }) = &mut self.cluster
+        else {
+            return;
+        };
+        early.retain(|a| a.checkpoint != id);
+        if id != *current || *aborted {
+            return;
+        }
+        *aborted = true;
+        self.stats.failed(id, "aborted by process 0");
+        match savepoint {
+            Some(s) if s.id == id => {
+                if let Ok(store) = &s.store {
+                    delete_savepoint(id, &s.path, store);
+                }
+            }
+            _ => {
+                if let Err(e) = self.store.delete(id) {
+                    tracing::warn!(checkpoint = id, error = %e, "cannot delete a failed checkpoint");
+                }
+            }
         }
     }
 
@@ -575,9 +815,10 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// A follower: stores task `key`'s state for `checkpoint` (the one in progress)
-    /// and acknowledges it to process 0, or declines the checkpoint when storing
-    /// failed.
+    /// A follower: stores task `key`'s state for `checkpoint` (the one in progress,
+    /// into its savepoint's directory if it is one) and acknowledges it to process
+    /// 0, or declines the checkpoint when storing failed. An acknowledgement of a
+    /// checkpoint whose trigger has not arrived waits for it.
     fn store_and_acknowledge(
         &mut self,
         checkpoint: u64,
@@ -585,27 +826,43 @@ impl CheckpointCoordinator {
         mut snapshot: ChainSnapshot,
         timing: BarrierArrival,
     ) {
-        self.follow_checkpoint(checkpoint);
         let Some(ClusterPart::Follower {
             links,
             current,
             acked,
+            aborted,
+            savepoint,
+            early,
+            ..
         }) = &mut self.cluster
         else {
             return;
         };
-        if checkpoint != *current || !acked.insert((vertex, subtask)) {
+        if checkpoint > *current {
+            early.push(EarlyAck {
+                checkpoint,
+                task: (vertex, subtask),
+                snapshot,
+                timing,
+            });
             return;
         }
+        if checkpoint != *current || *aborted || !acked.insert((vertex, subtask)) {
+            return;
+        }
+        let store = match savepoint {
+            Some(s) if s.id == checkpoint => s.store.as_ref().map_err(Clone::clone),
+            _ => Ok(&self.store),
+        };
         // The snapshot's asynchronous phase, then the store.
-        let stored = snapshot
-            .materialize()
-            .map_err(|(node, e)| format!("the state of node {node} did not encode: {e}"))
-            .and_then(|()| {
-                self.store
-                    .write_task(checkpoint, vertex, subtask, &snapshot.states)
-                    .map_err(|e| e.to_string())
-            });
+        let stored = store.and_then(|store| {
+            snapshot
+                .materialize()
+                .map_err(|(node, e)| format!("the state of node {node} did not encode: {e}"))?;
+            store
+                .write_task(checkpoint, vertex, subtask, &snapshot.states)
+                .map_err(|e| e.to_string())
+        });
         let message = match stored {
             Ok(entry) => {
                 self.stats
@@ -711,33 +968,32 @@ impl CheckpointCoordinator {
             self.stopped_with = Some(target.path.clone());
             self.signals.complete(id);
         }
-        let _ = target.reply.send(Ok(target.path));
+        // The other processes' tasks commit on a stopping one; every process's
+        // statistics show it completed.
+        if let Some(ClusterPart::Leader { links, .. }) = &self.cluster {
+            links.broadcast_checkpoint(&CheckpointControl::Complete { id });
+        }
+        target.reply.send(Ok(target.path));
     }
 
     fn fail_pending(&mut self, reason: &str) -> Result<(), String> {
         let Some(p) = self.pending.take() else {
             return Ok(());
         };
-        if let Some(target) = p.savepoint {
-            let _ = target
-                .reply
-                .send(Err(SavepointError::Failed(reason.to_string())));
-            // Nothing of a failed savepoint stays behind, locally or in a bucket.
-            let deleted = match target.path.as_directory() {
-                Some(dir) => std::fs::remove_dir_all(dir).map_err(|e| e.to_string()),
-                None => target.store.delete(p.barrier.id).map_err(|e| e.to_string()),
-            };
-            if let Err(e) = deleted {
-                tracing::warn!(path = %target.path, error = %e, "cannot delete a failed savepoint");
-            }
-        }
         self.abort(p.barrier.id, reason);
+        if let Some(target) = p.savepoint {
+            target.discard(p.barrier.id, SavepointError::Failed(reason.to_string()));
+        }
         self.count_failure(p.barrier.id, reason)
     }
 
-    /// Deletes the files of checkpoint `id`, which will never complete.
+    /// Deletes the files of checkpoint `id`, which will never complete (from
+    /// process 0, after telling every other process to store nothing more for it).
     fn abort(&mut self, id: u64, reason: &str) {
         tracing::warn!(checkpoint = id, %reason, "checkpoint failed");
+        if let Some(ClusterPart::Leader { links, .. }) = &self.cluster {
+            links.broadcast_checkpoint(&CheckpointControl::Abort { id });
+        }
         self.stats.failed(id, reason);
         self.counts.failed += 1;
         // The finished tasks still wait for a completed checkpoint: trigger another.
@@ -756,6 +1012,33 @@ impl CheckpointCoordinator {
             ))
         } else {
             Ok(())
+        }
+    }
+}
+
+impl Drop for CheckpointCoordinator {
+    /// The job ended (failed or cancelled) with a savepoint half taken: its files
+    /// are deleted and its caller told. Another process deletes what it stored of
+    /// one only when process 0 is gone without having completed it (process 0
+    /// deletes the whole savepoint otherwise).
+    fn drop(&mut self) {
+        if let Some(p) = self.pending.take()
+            && let Some(target) = p.savepoint
+        {
+            tracing::warn!(checkpoint = p.barrier.id, path = %target.path, "the job ended during a savepoint");
+            target.discard(p.barrier.id, SavepointError::JobEnded);
+        }
+        if let Some(ClusterPart::Follower {
+            links,
+            savepoint: Some(s),
+            ..
+        }) = &self.cluster
+            && !s.completed
+            && links.to(0).is_some_and(|c| c.failure().is_some())
+            && let Ok(store) = &s.store
+            && store.is_complete(s.id).is_ok_and(|complete| !complete)
+        {
+            delete_savepoint(s.id, &s.path, store);
         }
     }
 }
@@ -970,7 +1253,8 @@ mod tests {
         clock.advance(SECOND);
         leader.tick().unwrap(); // triggers checkpoint 1 everywhere
         // Process 1's task acknowledges below before process 1 read the trigger (its
-        // barrier came from process 0's source): that counts all the same.
+        // barrier came from process 0's source): its state is stored once process 1
+        // read the trigger (which may name a savepoint's directory), and counts.
         leader
             .on_ack(1, 0, 0, state(b"zero"), BarrierArrival::default())
             .unwrap();
@@ -980,9 +1264,14 @@ mod tests {
             .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
             .unwrap();
         assert!(
-            dir.path().join("job/chk-1/task-0-1").is_file(),
-            "process 1 stored its task's state itself"
+            !dir.path().join("job/chk-1/task-0-1").exists(),
+            "not stored before the trigger was read"
         );
+        // Process 1 stores its task's state itself.
+        until(&mut follower, |_| {
+            dir.path().join("job/chk-1/task-0-1").is_file()
+        })
+        .unwrap();
         until(&mut leader, |l| l.counts().completed == 1).unwrap();
         let loaded = leader.load_latest().unwrap().unwrap();
         assert_eq!(loaded.tasks.len(), 2);
@@ -1053,13 +1342,176 @@ mod tests {
         follower
             .on_ack(1, 0, 1, state(b"one"), BarrierArrival::default())
             .unwrap();
-        let err = until(&mut leader, |_| false).unwrap_err();
+        // Process 1 reads the trigger, fails to store and declines.
+        let guard = std::time::Instant::now();
+        let err = loop {
+            assert!(guard.elapsed() < Duration::from_secs(20), "no decline came");
+            follower.tick().unwrap();
+            if let Err(e) = leader.tick() {
+                break e;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
         assert!(
             err.contains("checkpoint 1 failed (process 1: task 0/1:"),
             "{err}"
         );
         assert_eq!(leader.counts().failed, 1);
         assert_eq!(leader.counts().completed, 0);
+    }
+
+    /// Process 0's and process 1's coordinators of a two-process job storing into
+    /// `dir`, process 0's on `clock`.
+    fn two_coordinators(
+        dir: &std::path::Path,
+        clock: &Arc<ManualClock>,
+    ) -> (CheckpointCoordinator, CheckpointCoordinator) {
+        let (leader_links, follower_links) = two_process_links();
+        let mut config = CheckpointConfig::new(SECOND);
+        config.timeout = 5 * SECOND;
+        config.tolerable_failed_checkpoints = 1;
+        let store =
+            || CheckpointStore::open(&CheckpointStorage::Directory(dir.into()), "job").unwrap();
+        let leader = CheckpointCoordinator::for_process(
+            config.clone(),
+            store(),
+            clock.clone(),
+            Some(leader_links),
+        )
+        .unwrap()
+        .with_job("job", Vec::new());
+        let follower = CheckpointCoordinator::for_process(
+            config,
+            store(),
+            Arc::new(ManualClock::new()),
+            Some(follower_links),
+        )
+        .unwrap()
+        .with_job("job", Vec::new());
+        (leader, follower)
+    }
+
+    /// A savepoint request into `directory`, and where its outcome arrives.
+    fn savepoint_request(
+        directory: &std::path::Path,
+        stop: bool,
+    ) -> (
+        SavepointRequest,
+        std::sync::mpsc::Receiver<super::super::savepoint::SavepointOutcome>,
+    ) {
+        let (reply, outcome) = std::sync::mpsc::sync_channel(1);
+        let request = SavepointRequest {
+            directory: directory.into(),
+            stop,
+            reply: SavepointReply::Local(reply),
+        };
+        (request, outcome)
+    }
+
+    /// The savepoint process 0 has in progress, once it started one.
+    fn savepoint_in_progress(leader: &mut CheckpointCoordinator) -> u64 {
+        until(leader, |l| {
+            l.pending.as_ref().is_some_and(|p| p.savepoint.is_some())
+        })
+        .unwrap();
+        leader.pending.as_ref().unwrap().barrier.id
+    }
+
+    #[test]
+    fn across_processes_a_savepoint_asked_for_in_process_1_is_taken_by_process_0_everywhere() {
+        let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let (mut leader, mut follower) = two_coordinators(dir.path(), &clock);
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        let (request, outcome) = savepoint_request(savepoints.path(), true);
+        follower.request_savepoint(request);
+        let id = savepoint_in_progress(&mut leader);
+        let path = savepoints.path().join(format!("savepoint-job-{id}"));
+        // Process 1's task acknowledges before process 1 heard the trigger (the
+        // barrier came through process 0): its state waits to learn where it goes.
+        follower
+            .on_ack(id, 0, 1, state(b"one"), BarrierArrival::default())
+            .unwrap();
+        until(&mut follower, |_| path.join("task-0-1").is_file()).unwrap();
+        assert!(
+            !dir.path().join(format!("job/chk-{id}")).exists(),
+            "nothing of the savepoint among the checkpoints"
+        );
+        leader
+            .on_ack(id, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        until(&mut leader, |l| l.stopped_with().is_some()).unwrap();
+        let mut answer = None;
+        until(&mut follower, |_| {
+            answer = outcome.try_recv().ok();
+            answer.is_some()
+        })
+        .unwrap();
+        assert_eq!(answer, Some(Ok(CheckpointLocation::from(path.clone()))));
+        assert_eq!(follower.stopped_with(), Some(&path.clone().into()));
+        assert_eq!(leader.stopped_with(), Some(&path.clone().into()));
+        let loaded = CheckpointStore::open_single(&path.into(), false)
+            .unwrap()
+            .load(id)
+            .unwrap();
+        assert_eq!(loaded.tasks.len(), 2, "both processes' tasks");
+    }
+
+    #[test]
+    fn across_processes_a_savepoint_that_times_out_is_aborted_everywhere_and_its_caller_told() {
+        let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let (mut leader, mut follower) = two_coordinators(dir.path(), &clock);
+        leader.start_attempt(vec![(0, 0), (0, 1)]);
+        follower.start_attempt(vec![(0, 1)]);
+        let (request, outcome) = savepoint_request(savepoints.path(), false);
+        follower.request_savepoint(request);
+        let id = savepoint_in_progress(&mut leader);
+        let path = savepoints.path().join(format!("savepoint-job-{id}"));
+        leader
+            .on_ack(id, 0, 0, state(b"zero"), BarrierArrival::default())
+            .unwrap();
+        assert!(path.join("task-0-0").is_file());
+        // Process 1's task never acknowledges in time.
+        clock.advance(5 * SECOND);
+        leader.tick().expect("one failure is tolerated");
+        assert!(!path.exists(), "process 0 deleted the savepoint");
+        let mut answer = None;
+        until(&mut follower, |_| {
+            answer = outcome.try_recv().ok();
+            answer.is_some()
+        })
+        .unwrap();
+        assert_eq!(
+            answer,
+            Some(Err(SavepointError::Failed("timed out".into())))
+        );
+        // Process 1 heard the abort: a late acknowledgement stores nothing.
+        follower
+            .on_ack(id, 0, 1, state(b"late"), BarrierArrival::default())
+            .unwrap();
+        follower.tick().unwrap();
+        assert!(!path.exists(), "no half-written savepoint left");
+        assert_eq!(leader.counts().failed, 1);
+    }
+
+    #[test]
+    fn a_process_other_than_0_forwards_a_bounded_number_of_savepoint_requests() {
+        let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let (_leader, mut follower) = two_coordinators(dir.path(), &clock);
+        follower.start_attempt(vec![(0, 1)]);
+        let mut waiting = Vec::new();
+        for _ in 0..MAX_FORWARDED_SAVEPOINTS {
+            let (request, outcome) = savepoint_request(savepoints.path(), false);
+            follower.request_savepoint(request);
+            waiting.push(outcome);
+        }
+        assert!(waiting.iter().all(|o| o.try_recv().is_err()), "all wait");
+        let (request, outcome) = savepoint_request(savepoints.path(), false);
+        follower.request_savepoint(request);
+        assert_eq!(outcome.try_recv(), Ok(Err(SavepointError::TooManyRequests)));
     }
 
     #[test]

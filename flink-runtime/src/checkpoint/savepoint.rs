@@ -1,14 +1,20 @@
 //! Savepoints asked for through the job client (`JobClient::trigger_savepoint`,
 //! `JobClient::stop_with_savepoint`): the request the coordinator takes and the
-//! error a caller gets.
+//! error a caller gets, and where the outcome goes (a caller in this process, or one
+//! in another process of a job spread over several, whose request process 0 runs).
 
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
 use flink_core::checkpoint::CheckpointLocation;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Why a savepoint was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+use crate::cluster::{CheckpointControl, ClusterLinks};
+
+/// Why a savepoint was not taken. Serializable: across processes, process 0 sends
+/// it back to the process where the savepoint was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum SavepointError {
     /// The job takes no checkpoints: its tasks have no barriers to take one with.
     #[error("the job has checkpointing disabled; enable_checkpointing to take savepoints")]
@@ -16,15 +22,10 @@ pub enum SavepointError {
     /// The job ended (or its coordinator is gone) before the savepoint completed.
     #[error("the job ended before the savepoint completed")]
     JobEnded,
-    /// Too many savepoints are waiting already.
+    /// Too many savepoints are waiting already (in this process, or, for a job
+    /// spread over several, forwarded to process 0).
     #[error("too many savepoints are waiting to be taken")]
     TooManyRequests,
-    /// The job runs across several processes: savepoints are taken in one process
-    /// only (checkpoints work across processes; restore from a retained one).
-    #[error(
-        "savepoints of a job spread over several processes are not supported yet; restore from a retained checkpoint instead"
-    )]
-    AcrossProcesses,
     /// The target is no usable location (a URL of an unknown scheme); nothing was
     /// asked of the job.
     #[error("savepoint target {location}: {reason}")]
@@ -47,9 +48,52 @@ pub(crate) struct SavepointRequest {
     /// Whether the job stops after it.
     pub(crate) stop: bool,
     /// Where the outcome goes.
-    pub(crate) reply: SyncSender<Result<CheckpointLocation, SavepointError>>,
+    pub(crate) reply: SavepointReply,
+}
+
+/// The outcome of a savepoint request.
+pub(crate) type SavepointOutcome = Result<CheckpointLocation, SavepointError>;
+
+/// Where a savepoint's outcome goes.
+pub(crate) enum SavepointReply {
+    /// A caller in this process waits on the channel.
+    Local(SyncSender<SavepointOutcome>),
+    /// A caller in process `peer` waits for the answer to its request `request`
+    /// (process 0 runs the savepoints of a job spread over processes).
+    Remote {
+        /// The links to the other processes.
+        links: Arc<ClusterLinks>,
+        /// The asking process.
+        peer: usize,
+        /// The request's number in that process.
+        request: u64,
+    },
+}
+
+impl SavepointReply {
+    /// Hands `outcome` to the caller; a caller gone (its process or its thread)
+    /// is no error here.
+    pub(crate) fn send(self, outcome: SavepointOutcome) {
+        match self {
+            Self::Local(reply) => {
+                let _ = reply.send(outcome);
+            }
+            Self::Remote {
+                links,
+                peer,
+                request,
+            } => links.send_checkpoint(
+                peer,
+                &CheckpointControl::SavepointAnswer { request, outcome },
+            ),
+        }
+    }
 }
 
 /// Savepoint requests a job's coordinator has not yet seen (a bound, so a caller
 /// gets [`SavepointError::TooManyRequests`] instead of queueing without end).
 pub(crate) const MAX_WAITING_SAVEPOINTS: usize = 4;
+
+/// Savepoint requests a process other than 0 forwarded and waits for answers to, and
+/// forwarded requests process 0 queues (beyond it: [`SavepointError::TooManyRequests`]).
+pub(crate) const MAX_FORWARDED_SAVEPOINTS: usize = 4;

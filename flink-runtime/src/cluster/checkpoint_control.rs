@@ -2,11 +2,24 @@
 //! on their connections: process 0 (the job manager, which runs the checkpoint
 //! coordinator) triggers and completes checkpoints; every other process stores its own
 //! tasks' states in the shared checkpoint storage and acknowledges with what it wrote.
+//! A savepoint asked for in another process is forwarded to process 0, which runs it
+//! as a checkpoint whose trigger names the savepoint's directory, and answers.
 
+use flink_core::checkpoint::CheckpointLocation;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::SavepointError;
 use crate::checkpoint::stats::BarrierArrival;
 use crate::checkpoint::storage::TaskEntry;
+
+/// What makes a triggered checkpoint a savepoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SavepointOrder {
+    /// The savepoint's own directory, which every process writes its tasks' states to.
+    pub(crate) path: CheckpointLocation,
+    /// Whether every source stops right after its barrier (`stop_with_savepoint`).
+    pub(crate) stop: bool,
+}
 
 /// One checkpoint message between process 0 and another process.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,6 +31,9 @@ pub(crate) enum CheckpointControl {
         id: u64,
         /// Its barrier's timestamp.
         timestamp: i64,
+        /// Set when the checkpoint is a savepoint.
+        #[serde(default)]
+        savepoint: Option<SavepointOrder>,
     },
     /// Others → process 0: a task's state for checkpoint `id` is stored as `entry`.
     Ack {
@@ -45,10 +61,33 @@ pub(crate) enum CheckpointControl {
         subtask: usize,
     },
     /// Process 0 → others: checkpoint `id` (and every older one) completed: its
-    /// `_metadata` is written; sinks commit.
+    /// `_metadata` is written; sinks commit (not for an intermediate savepoint).
     Complete {
         /// The checkpoint.
         id: u64,
+    },
+    /// Process 0 → others: checkpoint `id` failed: store nothing more for it and
+    /// delete what was stored (a late write would leave a half-written savepoint).
+    Abort {
+        /// The checkpoint.
+        id: u64,
+    },
+    /// Others → process 0: take a savepoint (asked for in the sending process),
+    /// answer with [`SavepointAnswer`](Self::SavepointAnswer).
+    SavepointRequest {
+        /// The request's number in the sending process.
+        request: u64,
+        /// The directory the savepoint's own directory is created in.
+        directory: CheckpointLocation,
+        /// Whether the job stops with it.
+        stop: bool,
+    },
+    /// Process 0 → the process that asked: the outcome of its savepoint request.
+    SavepointAnswer {
+        /// The request's number in the asking process.
+        request: u64,
+        /// The savepoint's location, or why there is none.
+        outcome: Result<CheckpointLocation, SavepointError>,
     },
 }
 
@@ -92,5 +131,27 @@ mod tests {
                 if entry.subtask == 3 && entry.len == 42 && timing.alignment_ms == 2
         ));
         assert!(CheckpointControl::decode(b"{\"Nope\":1}").is_err());
+        let answer = CheckpointControl::SavepointAnswer {
+            request: 3,
+            outcome: Err(SavepointError::Failed("timed out".into())),
+        };
+        assert!(matches!(
+            CheckpointControl::decode(&answer.encode()).unwrap(),
+            CheckpointControl::SavepointAnswer { request: 3, outcome: Err(SavepointError::Failed(r)) }
+                if r == "timed out"
+        ));
+        let trigger = CheckpointControl::Trigger {
+            id: 4,
+            timestamp: 1,
+            savepoint: Some(SavepointOrder {
+                path: CheckpointLocation::from("s3://bucket/sp/savepoint-job-4"),
+                stop: true,
+            }),
+        };
+        assert!(matches!(
+            CheckpointControl::decode(&trigger.encode()).unwrap(),
+            CheckpointControl::Trigger { id: 4, savepoint: Some(order), .. }
+                if order.stop && order.path.to_string() == "s3://bucket/sp/savepoint-job-4"
+        ));
     }
 }

@@ -61,7 +61,7 @@ pub use links::ClusterLinks;
 pub use share::ClusterShare;
 pub use supervision::RestartPlan;
 
-pub(crate) use checkpoint_control::CheckpointControl;
+pub(crate) use checkpoint_control::{CheckpointControl, SavepointOrder};
 pub(crate) use job_counts::{final_counts, whole_job_operators};
 pub(crate) use join::join;
 pub(crate) use pipeline_sync::PipelineSync;
