@@ -221,21 +221,21 @@ mod tests {
     }
 
     #[test]
-    fn the_watermark_follows_the_slowest_partition() {
+    fn the_watermark_follows_the_slowest_split() {
         // Kafka timestamps (no assigner), monotonous: watermark = newest - 1.
         let (mut w, clock) = tracker(WatermarkStrategy::for_monotonous_timestamps(), 2);
         w.on_record(0, &0, Some(1_000));
-        // Partition 1 has no record yet: nothing.
+        // Split 1 has no record yet: nothing.
         assert_eq!(tick(&mut w, &clock), (None, None));
         w.on_record(1, &0, Some(300));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(299)), None));
         w.on_record(0, &0, Some(5_000));
         w.on_record(1, &0, Some(700));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(699)), None));
-        // The lagging partition catches up past the other one.
+        // The lagging split catches up past the other one.
         w.on_record(1, &0, Some(9_000));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(4_999)), None));
-        // A finished partition no longer counts.
+        // A finished split no longer counts.
         w.finish(0);
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(8_999)), None));
     }
@@ -248,14 +248,14 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_partition_stops_holding_the_watermark_back() {
+    fn an_idle_split_stops_holding_the_watermark_back() {
         let strategy = WatermarkStrategy::for_monotonous_timestamps()
             .with_idleness(Duration::from_millis(500));
         let (mut w, clock) = tracker(strategy, 2);
         w.on_record(0, &0, Some(100));
         w.on_record(1, &0, Some(50));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(49)), None));
-        // Partition 1 gets nothing more; partition 0 goes on.
+        // Split 1 gets nothing more; split 0 goes on.
         let mut got = Vec::new();
         for ts in [200, 300, 400] {
             w.on_record(0, &0, Some(ts));
@@ -266,7 +266,7 @@ mod tests {
             got,
             [(None, None), (None, None), (Some(Watermark(399)), None)]
         );
-        // Partition 1's next record brings it back; the watermark does not go back.
+        // Split 1's next record brings it back; the watermark does not go back.
         w.on_record(1, &0, Some(60));
         assert_eq!(tick(&mut w, &clock), (None, None));
         w.on_record(1, &0, Some(1_000));
@@ -301,14 +301,14 @@ mod tests {
         clock.advance(Duration::from_millis(200));
         w.emit(true, &mut out);
         assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Idle));
-        // The idle partition finishes: the reader's output is active for its end.
+        // The idle split finishes: the reader's output is active for its end.
         w.finish(1);
         w.emit(true, &mut out);
         assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Active));
     }
 
     #[test]
-    fn a_reader_without_partitions_is_idle_unless_bounded() {
+    fn a_reader_without_splits_is_idle_unless_bounded() {
         let (mut w, _clock) = tracker(WatermarkStrategy::for_monotonous_timestamps(), 0);
         let mut out = SourceOutput::new();
         w.emit(true, &mut out);
