@@ -11,12 +11,14 @@
 //! timestamp assigner and a [`WatermarkGenerator`].
 
 mod generator;
+mod split_watermarks;
 mod strategy;
 
 pub use generator::{
     AscendingTimestampsWatermarks, BoundedOutOfOrdernessWatermarks, NoWatermarks,
     WatermarkGenerator, WatermarkOutput,
 };
+pub use split_watermarks::SplitWatermarks;
 pub use strategy::{DEFAULT_AUTO_WATERMARK_INTERVAL, NO_TIMESTAMP, TimestampFn, WatermarkStrategy};
 
 /// Event-time progress, in milliseconds like Flink's.

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use flink_core::clock::ManualClock;
+use flink_core::sources::SequenceSource;
 use flink_core::watermark::WatermarkStrategy;
 use flink_core::windows::TumblingEventTimeWindows;
 use flink_runtime::checkpoint::latest_checkpoint;
@@ -155,9 +156,10 @@ fn rebalance_job(
     (env, controls)
 }
 
-/// Event time: sequence with timestamps (x ms, monotonous watermarks) -> key_by
-/// block -> tumbling windows of half a block summing, taking a permit per record
-/// after each window's first -> transactional sink.
+/// Event time: sequence with timestamps (x ms, monotonous watermarks per split,
+/// made in the source after every batch) -> key_by block -> tumbling windows of
+/// half a block summing, taking a permit per record after each window's first ->
+/// transactional sink.
 fn window_job(
     parallelism: usize,
     dir: &Path,
@@ -165,14 +167,16 @@ fn window_job(
 ) -> (StreamExecutionEnvironment, Controls) {
     let (env, controls) = environment(parallelism, dir);
     let (emitted, permits) = (controls.emitted.clone(), controls.permits.clone());
-    env.from_sequence(0, RECORDS - 1)
+    let numbers = SequenceSource::range(0, RECORDS - 1)
+        .with_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+        .watermark_interval(Duration::ZERO);
+    env.from_source(numbers, "numbers")
         .uid("numbers")
         .map(move |x: u64| {
             emitted.fetch_add(1, Ordering::SeqCst);
             x
         })
         .uid("count")
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
         .key_by(|x: &u64| x / BLOCK)
         .window(TumblingEventTimeWindows::of(Duration::from_millis(
             BLOCK / 2,
@@ -317,7 +321,7 @@ fn a_rebalanced_unaligned_checkpoint_at_two_restores_at_one_and_three() {
 }
 
 #[test]
-fn an_event_time_window_checkpoint_at_two_restores_at_three_and_four_with_every_window_exact() {
+fn an_event_time_window_checkpoint_at_two_restores_at_one_three_and_four_with_every_window_exact() {
     let dir = tempfile::tempdir().unwrap();
     let first = TransactionalCollectingSink::new();
     let (env, controls) = window_job(2, &dir.path().join("run"), &first);
@@ -330,11 +334,10 @@ fn an_event_time_window_checkpoint_at_two_restores_at_three_and_four_with_every_
         .map(|w| (w * BLOCK / 2..(w + 1) * BLOCK / 2).sum())
         .collect();
     expected.sort_unstable();
-    // Not at 1: one reader would then read both saved splits in turn, and its one
-    // monotonous watermark generator would see time jump between them and drop
-    // records as late (with an aligned checkpoint too: the source's watermarks
-    // are per reader, not per split as Flink's).
-    for parallelism in [3, 4] {
+    // At 1 one reader reads both saved splits in turn (a batch each): with one
+    // watermark generator it would see time jump between them and drop the
+    // records of the split behind as late; its watermarks are per split.
+    for parallelism in [1, 3, 4] {
         let out = TransactionalCollectingSink::new();
         let (env, controls) = window_job(
             parallelism,

@@ -7,7 +7,6 @@ pub mod destination;
 pub mod error;
 mod exactly_once;
 pub mod offsets;
-mod partition_watermarks;
 pub mod serializer;
 pub mod sink;
 pub mod source;

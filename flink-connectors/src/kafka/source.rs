@@ -27,7 +27,7 @@ use super::deserializer::{
 };
 use super::error::KafkaConnectorError;
 use super::offsets::KafkaOffsets;
-use super::partition_watermarks::PartitionWatermarks;
+use flink_core::watermark::SplitWatermarks;
 
 /// Records emitted per poll at most.
 const BATCH: usize = 1_000;
@@ -425,7 +425,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             }),
             to_commit: Vec::new(),
             watermarks: self.watermarks.as_ref().map(|w| {
-                PartitionWatermarks::new(w.strategy.clone(), ctx.services.clock.clone(), w.interval)
+                SplitWatermarks::new(w.strategy.clone(), ctx.services.clock.clone(), w.interval)
             }),
         })
     }
@@ -549,7 +549,7 @@ struct KafkaReader<T> {
     to_commit: Vec<(u64, Vec<PartitionPosition>)>,
     /// The per-partition watermarks, if the source makes them; partition `i` of
     /// `ReaderState::partitions` is tracked as `i`.
-    watermarks: Option<PartitionWatermarks<T>>,
+    watermarks: Option<SplitWatermarks<T>>,
 }
 
 impl<T> KafkaReader<T> {

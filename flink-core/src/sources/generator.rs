@@ -1,11 +1,16 @@
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::checkpoint::{StateError, decode_state, encode_state};
 use crate::functions::Collector;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use crate::sources::BATCH;
+use crate::watermark::{
+    DEFAULT_AUTO_WATERMARK_INTERVAL, SplitWatermarks, TimestampFn, WatermarkStrategy,
+};
 
 /// Emits `f(i)` for each index `i` of a range (or of `0..` when unbounded). The range
 /// is split into contiguous, equal shares among the parallel readers, so every index
@@ -30,6 +35,128 @@ impl<F> GeneratorSource<F> {
             range: None,
             f: Arc::new(f),
         }
+    }
+
+    /// Makes watermarks in the source, per split, as Flink's
+    /// `env.fromSource(source, watermarkStrategy, ..)`: each split a reader reads
+    /// (its own share; after a restore at a lower parallelism, the shares of the
+    /// readers it took over) has its own generator, and the reader emits the
+    /// minimum over its unfinished splits, so a split that is behind in event time
+    /// holds the watermark back instead of having its records dropped as late. The
+    /// strategy's timestamp assigner (required) stamps the records, as after
+    /// `assign_timestamps_and_watermarks`.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// use flink_core::sources::SequenceSource;
+    /// use flink_core::watermark::WatermarkStrategy;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let numbers = env.from_source(
+    ///     SequenceSource::range(0, 999)
+    ///         .with_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64)),
+    ///     "numbers",
+    /// );
+    /// # let _ = numbers;
+    /// ```
+    pub fn with_watermarks<T>(
+        self,
+        strategy: WatermarkStrategy<T>,
+    ) -> WatermarkedGeneratorSource<F, T>
+    where
+        F: Fn(u64) -> T,
+    {
+        WatermarkedGeneratorSource {
+            inner: self,
+            strategy,
+            interval: DEFAULT_AUTO_WATERMARK_INTERVAL,
+        }
+    }
+
+    /// A reader of this source's share for subtask `ctx.subtask_index`.
+    fn reader<T: 'static>(
+        &self,
+        ctx: &RuntimeContext,
+        watermarks: Option<SplitWatermarks<T>>,
+    ) -> GeneratorReader<F, T> {
+        let (next, end, step) = match &self.range {
+            Some(r) => {
+                let s = share(r, ctx.subtask_index, ctx.parallelism);
+                (s.start, s.end, 1)
+            }
+            None => (ctx.subtask_index as u64, u64::MAX, ctx.parallelism as u64),
+        };
+        let mut reader = GeneratorReader {
+            next,
+            end,
+            step,
+            index: 0,
+            more: VecDeque::new(),
+            f: self.f.clone(),
+            bounded: self.range.is_some(),
+            watermarks,
+        };
+        reader.index = reader.track();
+        reader
+    }
+}
+
+/// A [`GeneratorSource`] making its watermarks per split
+/// ([`GeneratorSource::with_watermarks`]).
+pub struct WatermarkedGeneratorSource<F, T> {
+    inner: GeneratorSource<F>,
+    strategy: WatermarkStrategy<T>,
+    interval: Duration,
+}
+
+impl<F, T> WatermarkedGeneratorSource<F, T> {
+    /// How often the periodic watermark generators run, on the job's clock
+    /// (default 200 ms; zero: after every batch). It is the source's setting, not
+    /// `env.set_auto_watermark_interval`, as for the Kafka source.
+    pub fn watermark_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+}
+
+impl<T, F> Source<T> for WatermarkedGeneratorSource<F, T>
+where
+    T: Send + 'static,
+    F: Fn(u64) -> T + Send + Sync + 'static,
+{
+    fn boundedness(&self) -> Boundedness {
+        Source::<T>::boundedness(&self.inner)
+    }
+
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
+    fn timestamps(&self) -> Option<TimestampFn<T>> {
+        self.strategy.timestamp_assigner().cloned()
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.strategy.timestamp_assigner().is_none() {
+            return Err(
+                "the watermark strategy of a generator source needs a timestamp \
+                        assigner (its records have no timestamps of their own)"
+                    .into(),
+            );
+        }
+        if self.strategy.idleness().is_some_and(|d| d.is_zero()) {
+            return Err("the watermark idleness timeout must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        let watermarks = SplitWatermarks::new(
+            self.strategy.clone(),
+            ctx.services.clock.clone(),
+            self.interval,
+        );
+        Box::new(self.inner.reader(ctx, Some(watermarks)))
     }
 }
 
@@ -87,20 +214,7 @@ where
     }
 
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
-        let (next, end, step) = match &self.range {
-            Some(r) => {
-                let s = share(r, ctx.subtask_index, ctx.parallelism);
-                (s.start, s.end, 1)
-            }
-            None => (ctx.subtask_index as u64, u64::MAX, ctx.parallelism as u64),
-        };
-        Box::new(GeneratorReader {
-            next,
-            end,
-            step,
-            more: std::collections::VecDeque::new(),
-            f: self.f.clone(),
-        })
+        Box::new(self.reader(ctx, None))
     }
 }
 
@@ -120,17 +234,22 @@ struct GeneratorPosition {
     splits: Vec<Split>,
 }
 
-struct GeneratorReader<F> {
+struct GeneratorReader<F, T> {
     next: u64,
     end: u64,
     step: u64,
-    /// Further splits, read in turn with the current one (a batch each), so that
-    /// unbounded splits all advance.
-    more: std::collections::VecDeque<Split>,
+    /// The current split's index in `watermarks`.
+    index: usize,
+    /// Further splits (with their indices in `watermarks`), read in turn with the
+    /// current one (a batch each), so that unbounded splits all advance.
+    more: VecDeque<(Split, usize)>,
     f: Arc<F>,
+    bounded: bool,
+    /// The per-split watermarks, if the source makes them.
+    watermarks: Option<SplitWatermarks<T>>,
 }
 
-impl<F> GeneratorReader<F> {
+impl<F, T: 'static> GeneratorReader<F, T> {
     fn current(&self) -> Split {
         Split {
             next: self.next,
@@ -143,20 +262,51 @@ impl<F> GeneratorReader<F> {
         (self.next, self.end, self.step) = (split.next, split.end, split.step);
     }
 
-    /// Takes `splits` as this reader's work (an empty list: nothing left).
+    /// A watermark generator for the next split; its index (0 without watermarks).
+    fn track(&mut self) -> usize {
+        self.watermarks.as_mut().map_or(0, SplitWatermarks::track)
+    }
+
+    /// Takes `splits` as this reader's work (an empty list: nothing left), each
+    /// with a fresh watermark generator.
     fn take_splits(&mut self, splits: Vec<Split>) {
-        self.more = splits.into_iter().filter(|s| s.next < s.end).collect();
-        let current = self.more.pop_front().unwrap_or(Split {
-            next: 0,
-            end: 0,
-            step: 1,
-        });
+        if let Some(w) = &mut self.watermarks {
+            w.clear();
+        }
+        self.more = splits
+            .into_iter()
+            .filter(|s| s.next < s.end)
+            .map(|s| (s, self.track()))
+            .collect();
+        let (current, index) = self.more.pop_front().unwrap_or((
+            Split {
+                next: 0,
+                end: 0,
+                step: 1,
+            },
+            usize::MAX,
+        ));
         self.set_current(current);
+        self.index = index;
+    }
+
+    /// Shows the records this poll emitted (from `start` on) to the current
+    /// split's generator; a split read to its end stops holding the watermark.
+    fn observe(&mut self, out: &SourceOutput<T>, start: usize) {
+        if let Some(w) = &mut self.watermarks {
+            for record in &out.batch[start..] {
+                w.on_record(self.index, record, None);
+            }
+            if self.next >= self.end {
+                w.finish(self.index);
+            }
+        }
     }
 }
 
-impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
+impl<T: Send + 'static, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F, T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        let start = out.batch.len();
         let batch_end = self.end.min(self.next.saturating_add(BATCH * self.step));
         if self.step == 1 {
             // An exact-size range: the batch is filled without per-record checks.
@@ -168,14 +318,19 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
             out.collect((self.f)(self.next));
             self.next += self.step;
         }
+        self.observe(out, start);
         if !self.more.is_empty() {
             // Several splits (after a rescaled restore): the next one's turn.
             let current = self.current();
             if current.next < current.end {
-                self.more.push_back(current);
+                self.more.push_back((current, self.index));
             }
-            let next = self.more.pop_front().expect("non-empty");
+            let (next, index) = self.more.pop_front().expect("non-empty");
             self.set_current(next);
+            self.index = index;
+        }
+        if let Some(w) = &mut self.watermarks {
+            w.emit(self.bounded, out);
         }
         if self.next >= self.end {
             SourcePoll::Finished
@@ -186,7 +341,7 @@ impl<T, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F> {
 
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
         let mut splits = vec![self.current()];
-        splits.extend(self.more.iter().copied());
+        splits.extend(self.more.iter().map(|(split, _)| *split));
         encode_state(&GeneratorPosition { splits }).map(Some)
     }
 
@@ -305,6 +460,60 @@ mod tests {
             all.sort_unstable();
             assert_eq!(all, (1..=20_000).collect::<Vec<_>>(), "parallelism {p}");
         }
+    }
+
+    #[test]
+    fn splits_taken_over_by_one_reader_each_hold_its_watermark_back_until_they_finish() {
+        use crate::watermark::Watermark;
+        let source = SequenceSource::range(0, 9_999)
+            .with_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+            .watermark_interval(Duration::ZERO);
+        // Saved at 2 before any record: shares 0..5000 and 5000..10000.
+        let saved: Vec<Vec<u8>> = (0..2)
+            .map(|i| {
+                let mut r = source.create_reader(&context(i, 2));
+                r.snapshot_position().unwrap().unwrap()
+            })
+            .collect();
+        let mut r = source.create_reader(&context(0, 1));
+        let all: Vec<&[u8]> = saved.iter().map(Vec::as_slice).collect();
+        r.restore_rescaled(&all).unwrap();
+        let (mut watermark, mut records, mut watermarks) = (Watermark::MIN, 0, Vec::new());
+        let mut out = SourceOutput::new();
+        loop {
+            let poll = r.poll_next(&mut out);
+            for x in out.take() {
+                // Not late: above every watermark emitted before it.
+                assert!(x as i64 > watermark.0, "{x} late behind {watermark:?}");
+                records += 1;
+            }
+            if let Some(w) = out.take_watermark() {
+                assert!(w > watermark);
+                watermark = w;
+                watermarks.push(w.0);
+            }
+            if poll == SourcePoll::Finished {
+                break;
+            }
+        }
+        assert_eq!(records, 10_000);
+        // Batches alternate between the splits: the first one's records set the
+        // watermark while both run; once it finished, the second one's do.
+        let (first, second): (Vec<i64>, Vec<i64>) = watermarks.iter().partition(|w| **w < 5_000);
+        assert_eq!(first, [1_022, 2_046, 3_070, 4_094]);
+        // The last batch finishes the second split: the end of input (not a
+        // watermark) then advances event time to the end.
+        assert_eq!(second.last(), Some(&9_094), "{second:?}");
+    }
+
+    #[test]
+    fn a_generator_strategy_without_a_timestamp_assigner_is_refused() {
+        let source = SequenceSource::range(0, 9)
+            .with_watermarks(WatermarkStrategy::<u64>::for_monotonous_timestamps());
+        assert!(Source::<u64>::validate(&source).is_err());
+        let ok = SequenceSource::range(0, 9)
+            .with_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64));
+        assert!(Source::<u64>::validate(&ok).is_ok());
     }
 
     #[test]

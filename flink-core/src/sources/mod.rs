@@ -6,7 +6,7 @@ mod rate_limited;
 mod stamped;
 
 pub use collection::{CollectionSource, IteratorSource};
-pub use generator::{GeneratorSource, SequenceSource};
+pub use generator::{GeneratorSource, SequenceSource, WatermarkedGeneratorSource};
 pub use rate_limited::{InvalidRate, RateLimitedSource, RateLimiterStrategy};
 pub(crate) use stamped::StampedSource;
 

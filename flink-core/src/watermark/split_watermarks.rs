@@ -1,40 +1,43 @@
-//! [`PartitionWatermarks`]: a watermark generator per Kafka partition; a reader's
-//! watermark is the minimum over its partitions, as Flink's `KafkaSource` with a
-//! `WatermarkStrategy` (per-split watermarks).
+//! [`SplitWatermarks`]: a watermark generator per source split; a reader's
+//! watermark is the minimum over its splits, as Flink's FLIP-27 sources with a
+//! `WatermarkStrategy` (per-split watermarks, `SourceOutput` per split). Used by
+//! the Kafka source (a split is a partition) and by the generator and sequence
+//! sources (a split is a saved reader's share, several after a restore at a lower
+//! parallelism).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use flink_core::clock::Clock;
-use flink_core::functions::Collector;
-use flink_core::watermark::{
+use crate::clock::Clock;
+use crate::functions::Collector;
+use crate::watermark::{
     NO_TIMESTAMP, Watermark, WatermarkGenerator, WatermarkOutput, WatermarkStatus,
     WatermarkStrategy,
 };
 
-/// The watermarks of one reader's partitions. Records are shown to their
-/// partition's generator with the strategy's timestamp, or the Kafka record's
-/// timestamp where the strategy has no assigner. After each poll
-/// [`emit`](Self::emit) forwards the minimum over the partitions that are neither
-/// finished nor idle, if it advanced: a partition that lags holds the reader's
-/// watermark back, so none of its records is late downstream. Periodic generators
-/// are asked every `interval` of the job's clock (zero: after every poll). With the
-/// strategy's idleness timeout, a partition without records for that long stops
-/// counting until its next record; when every partition left is idle the reader's
-/// output is marked idle.
-pub(crate) struct PartitionWatermarks<T> {
+/// The watermarks of one reader's splits. Records are shown to their split's
+/// generator with the strategy's timestamp, or the timestamp the reader gives
+/// (a Kafka record's) where the strategy has no assigner. After each poll
+/// [`emit`](Self::emit) forwards the minimum over the splits that are neither
+/// finished nor idle, if it advanced: a split that lags holds the reader's
+/// watermark back, so none of its records is late downstream, however the reader
+/// interleaves its splits. Periodic generators are asked every `interval` of the
+/// job's clock (zero: after every poll). With the strategy's idleness timeout, a
+/// split without records for that long stops counting until its next record; when
+/// every split left is idle the reader's output is marked idle.
+pub struct SplitWatermarks<T> {
     strategy: WatermarkStrategy<T>,
     clock: Arc<dyn Clock>,
     interval: Duration,
     next_periodic: Duration,
-    partitions: Vec<Tracked<T>>,
+    splits: Vec<Tracked<T>>,
     /// The last watermark forwarded: the reader's event time never goes back.
     emitted: Watermark,
     /// Whether the reader's output is marked idle.
     idle: bool,
 }
 
-/// One partition's generator and idleness timer.
+/// One split's generator and idleness timer.
 struct Tracked<T> {
     generator: Box<dyn WatermarkGenerator<T>>,
     output: WatermarkOutput,
@@ -47,29 +50,24 @@ struct Tracked<T> {
     finished: bool,
 }
 
-impl<T: 'static> PartitionWatermarks<T> {
-    /// No partitions yet; see [`track`](Self::track).
-    pub(crate) fn new(
-        strategy: WatermarkStrategy<T>,
-        clock: Arc<dyn Clock>,
-        interval: Duration,
-    ) -> Self {
+impl<T: 'static> SplitWatermarks<T> {
+    /// No splits yet; see [`track`](Self::track).
+    pub fn new(strategy: WatermarkStrategy<T>, clock: Arc<dyn Clock>, interval: Duration) -> Self {
         let next_periodic = clock.now() + interval;
         Self {
             strategy,
             clock,
             interval,
             next_periodic,
-            partitions: Vec::new(),
+            splits: Vec::new(),
             emitted: Watermark::MIN,
             idle: false,
         }
     }
 
-    /// Tracks the next partition (the reader's partitions in order); returns its
-    /// index.
-    pub(crate) fn track(&mut self) -> usize {
-        self.partitions.push(Tracked {
+    /// Tracks the next split (the reader's splits in order); returns its index.
+    pub fn track(&mut self) -> usize {
+        self.splits.push(Tracked {
             generator: self.strategy.create_generator(),
             output: WatermarkOutput::default(),
             watermark: Watermark::MIN,
@@ -78,18 +76,35 @@ impl<T: 'static> PartitionWatermarks<T> {
             idle: false,
             finished: false,
         });
-        self.partitions.len() - 1
+        self.splits.len() - 1
     }
 
-    /// A record of partition `partition`, whose Kafka timestamp (ms) is
-    /// `kafka_timestamp`.
+    /// Forgets every split (a reader restored to other splits before its first
+    /// poll tracks those instead).
+    pub fn clear(&mut self) {
+        self.splits.clear();
+    }
+
+    /// The number of splits tracked.
+    pub fn len(&self) -> usize {
+        self.splits.len()
+    }
+
+    /// Whether no split is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.splits.is_empty()
+    }
+
+    /// A record of split `split` (an index [`track`](Self::track) returned);
+    /// `fallback_timestamp` (ms, a Kafka record's) is its timestamp where the
+    /// strategy has no assigner.
     #[inline]
-    pub(crate) fn on_record(&mut self, partition: usize, record: &T, kafka_timestamp: Option<i64>) {
+    pub fn on_record(&mut self, split: usize, record: &T, fallback_timestamp: Option<i64>) {
         let timestamp = match self.strategy.timestamp_assigner() {
             Some(assign) => assign(record),
-            None => kafka_timestamp.unwrap_or(NO_TIMESTAMP),
+            None => fallback_timestamp.unwrap_or(NO_TIMESTAMP),
         };
-        let part = &mut self.partitions[partition];
+        let part = &mut self.splits[split];
         part.seen_since_check = true;
         part.idle = false;
         part.generator.on_event(record, timestamp, &mut part.output);
@@ -98,19 +113,21 @@ impl<T: 'static> PartitionWatermarks<T> {
         }
     }
 
-    /// Partition `partition` has ended (a bounded partition read to its stop): it
-    /// no longer holds the watermark back.
-    pub(crate) fn finish(&mut self, partition: usize) {
-        self.partitions[partition].finished = true;
+    /// Split `split` has ended (a bounded split read to its end): it no longer
+    /// holds the watermark back.
+    pub fn finish(&mut self, split: usize) {
+        if let Some(split) = self.splits.get_mut(split) {
+            split.finished = true;
+        }
     }
 
     /// After a poll: runs the periodic generators if due, then forwards the
     /// reader's watermark or idleness. `bounded`: the reader finishes once every
-    /// partition did (its end of input then advances event time to the end).
-    pub(crate) fn emit<C: Collector<T> + ?Sized>(&mut self, bounded: bool, out: &mut C) {
+    /// split did (its end of input then advances event time to the end).
+    pub fn emit<C: Collector<T> + ?Sized>(&mut self, bounded: bool, out: &mut C) {
         self.periodic_if_due();
         let active = self
-            .partitions
+            .splits
             .iter()
             .filter(|p| !p.finished && !p.idle)
             .map(|p| p.watermark)
@@ -127,12 +144,12 @@ impl<T: 'static> PartitionWatermarks<T> {
                 }
             }
             None => {
-                // Idle partitions left, or (unbounded) nothing assigned at all; a
-                // bounded reader whose partitions all finished ends instead, active:
+                // Idle splits left, or (unbounded) nothing assigned at all; a
+                // bounded reader whose splits all finished ends instead, active:
                 // downstream ignores an idle input's watermarks, and its end of
                 // input advances event time to the end.
-                let any_idle = self.partitions.iter().any(|p| !p.finished && p.idle);
-                let nothing_assigned = !bounded && self.partitions.is_empty();
+                let any_idle = self.splits.iter().any(|p| !p.finished && p.idle);
+                let nothing_assigned = !bounded && self.splits.is_empty();
                 if (any_idle || nothing_assigned) && !self.idle {
                     self.idle = true;
                     out.emit_watermark_status(WatermarkStatus::Idle);
@@ -144,7 +161,7 @@ impl<T: 'static> PartitionWatermarks<T> {
         }
     }
 
-    /// Asks every running partition's generator for its periodic watermark, and
+    /// Asks every running split's generator for its periodic watermark, and
     /// runs the idleness timers, once per interval.
     fn periodic_if_due(&mut self) {
         let now = self.clock.now();
@@ -155,7 +172,7 @@ impl<T: 'static> PartitionWatermarks<T> {
             self.next_periodic = now + self.interval;
         }
         let timeout = self.strategy.idleness();
-        for part in self.partitions.iter_mut().filter(|p| !p.finished) {
+        for part in self.splits.iter_mut().filter(|p| !p.finished) {
             if std::mem::take(&mut part.seen_since_check) {
                 part.active_since = now;
             } else if timeout.is_some_and(|t| now.saturating_sub(part.active_since) >= t) {
@@ -175,18 +192,18 @@ impl<T: 'static> PartitionWatermarks<T> {
 mod tests {
     use std::time::Duration;
 
-    use flink_core::clock::ManualClock;
-    use flink_core::source::SourceOutput;
+    use crate::clock::ManualClock;
+    use crate::source::SourceOutput;
 
     use super::*;
 
     fn tracker(
         strategy: WatermarkStrategy<i64>,
-        partitions: usize,
-    ) -> (PartitionWatermarks<i64>, Arc<ManualClock>) {
+        splits: usize,
+    ) -> (SplitWatermarks<i64>, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new());
-        let mut w = PartitionWatermarks::new(strategy, clock.clone(), Duration::from_millis(200));
-        for _ in 0..partitions {
+        let mut w = SplitWatermarks::new(strategy, clock.clone(), Duration::from_millis(200));
+        for _ in 0..splits {
             w.track();
         }
         (w, clock)
@@ -194,7 +211,7 @@ mod tests {
 
     /// Advances the clock one interval and emits; returns (watermark, status).
     fn tick(
-        w: &mut PartitionWatermarks<i64>,
+        w: &mut SplitWatermarks<i64>,
         clock: &ManualClock,
     ) -> (Option<Watermark>, Option<WatermarkStatus>) {
         clock.advance(Duration::from_millis(200));
@@ -204,21 +221,21 @@ mod tests {
     }
 
     #[test]
-    fn the_watermark_follows_the_slowest_partition() {
+    fn the_watermark_follows_the_slowest_split() {
         // Kafka timestamps (no assigner), monotonous: watermark = newest - 1.
         let (mut w, clock) = tracker(WatermarkStrategy::for_monotonous_timestamps(), 2);
         w.on_record(0, &0, Some(1_000));
-        // Partition 1 has no record yet: nothing.
+        // Split 1 has no record yet: nothing.
         assert_eq!(tick(&mut w, &clock), (None, None));
         w.on_record(1, &0, Some(300));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(299)), None));
         w.on_record(0, &0, Some(5_000));
         w.on_record(1, &0, Some(700));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(699)), None));
-        // The lagging partition catches up past the other one.
+        // The lagging split catches up past the other one.
         w.on_record(1, &0, Some(9_000));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(4_999)), None));
-        // A finished partition no longer counts.
+        // A finished split no longer counts.
         w.finish(0);
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(8_999)), None));
     }
@@ -231,14 +248,14 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_partition_stops_holding_the_watermark_back() {
+    fn an_idle_split_stops_holding_the_watermark_back() {
         let strategy = WatermarkStrategy::for_monotonous_timestamps()
             .with_idleness(Duration::from_millis(500));
         let (mut w, clock) = tracker(strategy, 2);
         w.on_record(0, &0, Some(100));
         w.on_record(1, &0, Some(50));
         assert_eq!(tick(&mut w, &clock), (Some(Watermark(49)), None));
-        // Partition 1 gets nothing more; partition 0 goes on.
+        // Split 1 gets nothing more; split 0 goes on.
         let mut got = Vec::new();
         for ts in [200, 300, 400] {
             w.on_record(0, &0, Some(ts));
@@ -249,7 +266,7 @@ mod tests {
             got,
             [(None, None), (None, None), (Some(Watermark(399)), None)]
         );
-        // Partition 1's next record brings it back; the watermark does not go back.
+        // Split 1's next record brings it back; the watermark does not go back.
         w.on_record(1, &0, Some(60));
         assert_eq!(tick(&mut w, &clock), (None, None));
         w.on_record(1, &0, Some(1_000));
@@ -284,14 +301,14 @@ mod tests {
         clock.advance(Duration::from_millis(200));
         w.emit(true, &mut out);
         assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Idle));
-        // The idle partition finishes: the reader's output is active for its end.
+        // The idle split finishes: the reader's output is active for its end.
         w.finish(1);
         w.emit(true, &mut out);
         assert_eq!(out.take_watermark_status(), Some(WatermarkStatus::Active));
     }
 
     #[test]
-    fn a_reader_without_partitions_is_idle_unless_bounded() {
+    fn a_reader_without_splits_is_idle_unless_bounded() {
         let (mut w, _clock) = tracker(WatermarkStrategy::for_monotonous_timestamps(), 0);
         let mut out = SourceOutput::new();
         w.emit(true, &mut out);
