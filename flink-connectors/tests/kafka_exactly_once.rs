@@ -11,7 +11,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::kafka::{Msg, create_topic, produce, watermarks};
+use common::kafka::{Msg, create_topic, produce, read_committed, watermarks};
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, StartingOffsets};
 use flink_core::operator::Operator;
@@ -95,26 +95,6 @@ impl Operator<(u64, u64, u64), (u64, u64, u64)> for FailAfterCheckpoint {
     fn notify_checkpoint_complete(&mut self, _checkpoint_id: u64) {
         self.since_checkpoint.get_or_insert(0);
     }
-}
-
-/// Every committed record of `topic`, read by a bounded `read_committed` source.
-fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
-    let env = StreamExecutionEnvironment::new();
-    let source = KafkaSource::<(u64, u64, u64)>::builder()
-        .bootstrap_servers(bootstrap)
-        .topics([topic])
-        .group_id(&unique("verify"))
-        .starting_offsets(StartingOffsets::Earliest)
-        .property("isolation.level", "read_committed")
-        .bounded()
-        .json_values()
-        .build()
-        .unwrap();
-    let out = env.from_source(source, "Verify").collect_vec();
-    env.execute("verify").expect("the verifying job runs");
-    let mut records = out.take();
-    records.sort_unstable();
-    records
 }
 
 /// The offsets `group` committed for partitions `0..partitions` of `topic`.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{Msg, create_topic, produce};
+use common::kafka::{Msg, create_topic, produce, read_committed};
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, StartingOffsets};
 use flink_runtime::checkpoint::latest_checkpoint;
@@ -160,26 +160,6 @@ fn child(settings: &Settings, log: &Path) -> Command {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap());
     cmd
-}
-
-/// Every committed record of `topic`, read by a bounded `read_committed` source.
-fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
-    let env = StreamExecutionEnvironment::new();
-    let source = KafkaSource::<(u64, u64, u64)>::builder()
-        .bootstrap_servers(bootstrap)
-        .topics([topic])
-        .group_id(&unique("verify"))
-        .starting_offsets(StartingOffsets::Earliest)
-        .property("isolation.level", "read_committed")
-        .bounded()
-        .json_values()
-        .build()
-        .unwrap();
-    let out = env.from_source(source, "Verify").collect_vec();
-    env.execute("verify").expect("the verifying job runs");
-    let mut records = out.take();
-    records.sort_unstable();
-    records
 }
 
 /// Runs the job at parallelism 2 killed in the commit path at each of `halts` (the

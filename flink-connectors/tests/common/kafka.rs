@@ -10,6 +10,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use flink_connectors::kafka::{KafkaSource, StartingOffsets};
+use flink_runtime::prelude::*;
+
 /// Creates `topic` with `partitions` partitions and waits until its metadata shows them.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -189,4 +192,24 @@ pub fn read_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) 
         }
     }
     out
+}
+
+/// Every committed record of `topic`, read by a bounded `read_committed` source.
+pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
+    let env = StreamExecutionEnvironment::new();
+    let source = KafkaSource::<(u64, u64, u64)>::builder()
+        .bootstrap_servers(bootstrap)
+        .topics([topic])
+        .group_id(&super::unique("verify"))
+        .starting_offsets(StartingOffsets::Earliest)
+        .property("isolation.level", "read_committed")
+        .bounded()
+        .json_values()
+        .build()
+        .unwrap();
+    let out = env.from_source(source, "Verify").collect_vec();
+    env.execute("verify").expect("the verifying job runs");
+    let mut records = out.take();
+    records.sort_unstable();
+    records
 }

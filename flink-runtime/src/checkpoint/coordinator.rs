@@ -1417,17 +1417,55 @@ mod tests {
         leader.pending.as_ref().unwrap().barrier.id
     }
 
-    #[test]
-    fn across_processes_a_savepoint_asked_for_in_process_1_is_taken_by_process_0_everywhere() {
+    /// Two processes' coordinators with a savepoint asked for in process 1 (`stop`ping
+    /// or not) and started by process 0.
+    struct ForwardedSavepoint {
+        dir: tempfile::TempDir,
+        /// Holds the savepoints' directory for the test's length.
+        _savepoints: tempfile::TempDir,
+        clock: Arc<ManualClock>,
+        leader: CheckpointCoordinator,
+        follower: CheckpointCoordinator,
+        outcome: std::sync::mpsc::Receiver<super::super::savepoint::SavepointOutcome>,
+        id: u64,
+        /// Where the savepoint goes.
+        path: std::path::PathBuf,
+    }
+
+    fn forwarded_savepoint(stop: bool) -> ForwardedSavepoint {
         let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let clock = Arc::new(ManualClock::new());
         let (mut leader, mut follower) = two_coordinators(dir.path(), &clock);
         leader.start_attempt(vec![(0, 0), (0, 1)]);
         follower.start_attempt(vec![(0, 1)]);
-        let (request, outcome) = savepoint_request(savepoints.path(), true);
+        let (request, outcome) = savepoint_request(savepoints.path(), stop);
         follower.request_savepoint(request);
         let id = savepoint_in_progress(&mut leader);
         let path = savepoints.path().join(format!("savepoint-job-{id}"));
+        ForwardedSavepoint {
+            dir,
+            _savepoints: savepoints,
+            clock,
+            leader,
+            follower,
+            outcome,
+            id,
+            path,
+        }
+    }
+
+    #[test]
+    fn across_processes_a_savepoint_asked_for_in_process_1_is_taken_by_process_0_everywhere() {
+        let ForwardedSavepoint {
+            dir,
+            _savepoints,
+            clock: _clock,
+            mut leader,
+            mut follower,
+            outcome,
+            id,
+            path,
+        } = forwarded_savepoint(true);
         // Process 1's task acknowledges before process 1 heard the trigger (the
         // barrier came through process 0): its state waits to learn where it goes.
         follower
@@ -1460,15 +1498,16 @@ mod tests {
 
     #[test]
     fn across_processes_a_savepoint_that_times_out_is_aborted_everywhere_and_its_caller_told() {
-        let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let clock = Arc::new(ManualClock::new());
-        let (mut leader, mut follower) = two_coordinators(dir.path(), &clock);
-        leader.start_attempt(vec![(0, 0), (0, 1)]);
-        follower.start_attempt(vec![(0, 1)]);
-        let (request, outcome) = savepoint_request(savepoints.path(), false);
-        follower.request_savepoint(request);
-        let id = savepoint_in_progress(&mut leader);
-        let path = savepoints.path().join(format!("savepoint-job-{id}"));
+        let ForwardedSavepoint {
+            dir: _dir,
+            _savepoints,
+            clock,
+            mut leader,
+            mut follower,
+            outcome,
+            id,
+            path,
+        } = forwarded_savepoint(false);
         leader
             .on_ack(id, 0, 0, state(b"zero"), BarrierArrival::default())
             .unwrap();
