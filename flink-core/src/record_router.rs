@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 
 use thiserror::Error;
 
-use crate::codec::decode;
+use crate::codec::decode_off_hot_path;
 use crate::key_group::{key_group_of, subtask_of_key_group};
 use crate::partitioner::{Partitioner, Target};
 use crate::stream_type::Record;
@@ -118,7 +118,7 @@ struct HashRouter<T> {
 
 impl<T: Record> RecordRouter for HashRouter<T> {
     fn route(&mut self, record: &[u8]) -> Result<Target, RouteError> {
-        let value = decode::<T>(record).map_err(|e| RouteError::Undecodable {
+        let value = decode_off_hot_path::<T>(record).map_err(|e| RouteError::Undecodable {
             type_name: std::any::type_name::<T>(),
             reason: e.to_string(),
         })?;
