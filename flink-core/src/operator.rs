@@ -14,7 +14,7 @@ use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
 use crate::output::Output;
 use crate::services::RuntimeServices;
-use crate::side_output::{OutputTag, SideOutput, SideOutputControl, SideOutputs};
+use crate::side_output::{OutputTag, RecordTimestamp, SideOutput, SideOutputControl, SideOutputs};
 use crate::watermark::{Watermark, WatermarkStatus};
 
 /// What a parallel operator instance knows about where it runs.
@@ -283,6 +283,9 @@ pub struct Emitter<'a, O> {
     /// [`Collector::set_timestamp`] as (index in `batch` from which it holds, the
     /// timestamp), so a wrapper can stamp what an operator emitted outside a record.
     stamps: Option<&'a mut Vec<(usize, i64)>>,
+    /// Side outputs whose timestamp follows [`Collector::set_timestamp`] (see
+    /// [`stamping_side_outputs`](Self::stamping_side_outputs)).
+    side: Option<&'a RecordTimestamp>,
 }
 
 impl<'a, O> Emitter<'a, O> {
@@ -292,6 +295,7 @@ impl<'a, O> Emitter<'a, O> {
             batch,
             next: None,
             stamps: None,
+            side: None,
         }
     }
 
@@ -302,7 +306,15 @@ impl<'a, O> Emitter<'a, O> {
             batch,
             next: None,
             stamps: Some(stamps),
+            side: None,
         }
+    }
+
+    /// What the operator emits into side outputs sharing `side` gets the timestamps
+    /// it sets (a timer's, a window's), as its main output does.
+    pub fn stamping_side_outputs(mut self, side: Option<&'a RecordTimestamp>) -> Self {
+        self.side = side;
+        self
     }
 
     /// The records emitted so far in this batch, for bulk operations.
@@ -342,6 +354,9 @@ impl<O> Collector<O> for Emitter<'_, O> {
     fn set_timestamp(&mut self, timestamp: i64) {
         if let Some(stamps) = self.stamps.as_deref_mut() {
             stamps.push((self.batch.len(), timestamp));
+        }
+        if let Some(side) = self.side {
+            side.set(timestamp);
         }
     }
 }
@@ -476,6 +491,7 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             batch: &mut self.batch,
             next: Some(&mut self.out),
             stamps: None,
+            side: None,
         };
         let op = &mut self.operator;
         attribute_panics(&self.name, || op.process_batch(batch, &mut out));
@@ -492,6 +508,7 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
             batch: &mut self.batch,
             next: Some(&mut self.out),
             stamps: None,
+            side: None,
         };
         let op = &mut self.operator;
         let pending = attribute_panics(&self.name, || op.poll_pending(&mut out));

@@ -1,7 +1,7 @@
 //! Per-record event timestamps end to end (Flink's semantics), against references
 //! computed here by plain loops: map, flat_map, filter and process keep the input
 //! record's timestamp across chains and the network; a window's results carry its
-//! last millisecond, an event-time timer's output its time, an interval join's
+//! last millisecond, an event-time timer's output (main and side) its time, an interval join's
 //! pairs the later of both times; a second event-time window after a map and after
 //! a window needs no timestamps assigned again; a union with a stream without
 //! timestamps gives its records none; async results (ordered and unordered) carry
@@ -416,6 +416,50 @@ impl flink_core::watermark::WatermarkGenerator<Rec> for EveryRecord {
     }
 
     fn on_periodic_emit(&mut self, _: &mut flink_core::watermark::WatermarkOutput) {}
+}
+
+/// Emits each key's count 1 s after its first record, as [`CountForASecond`], and
+/// the timer's time into a side output.
+#[derive(Clone)]
+struct CountForASecondNoting(OutputTag<(u64, i64)>);
+
+impl KeyedProcessFunction<u64, Rec, (u64, u64)> for CountForASecondNoting {
+    type State = u64;
+
+    fn process_element(&mut self, r: Rec, ctx: &mut KeyedContext<'_, u64, u64, (u64, u64)>) {
+        CountForASecond.process_element(r, ctx);
+    }
+
+    fn on_timer(&mut self, ts: i64, ctx: &mut KeyedContext<'_, u64, u64, (u64, u64)>) {
+        let key = *ctx.key();
+        ctx.output(&self.0, (key, ts));
+        CountForASecond.on_timer(ts, ctx);
+    }
+}
+
+#[test]
+fn side_outputs_of_an_event_time_timer_carry_its_time() {
+    let input = records(2_000);
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let tag = OutputTag::<(u64, i64)>::new("timers");
+        let counts = timed(&env, &input)
+            .key_by(|r: &Rec| r.0)
+            .process_function(CountForASecondNoting(tag.clone()));
+        let noted = with_timestamps(&counts.side_output(&tag)).collect_vec();
+        let counts = counts.collect_vec();
+        env.execute("timer side output timestamps").unwrap();
+        let noted = noted.take();
+        assert_eq!(
+            noted.len(),
+            counts.take().len(),
+            "p={p}: one note per timer"
+        );
+        for ((key, at), ts) in &noted {
+            assert_eq!(*ts, Some(*at), "p={p}: key {key}'s timer at {at}");
+        }
+    }
 }
 
 #[test]

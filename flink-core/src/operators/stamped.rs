@@ -12,13 +12,35 @@ use crate::watermark::{NO_TIMESTAMP, Watermark, WatermarkStatus};
 pub struct StampingCollector<'a, C: ?Sized> {
     timestamp: i64,
     out: &'a mut C,
+    /// Side outputs that follow the timestamps the operator sets (outside a record:
+    /// a timer's or a window's time), as Flink's timer context stamps its side
+    /// outputs with the timer's time.
+    side: Option<&'a RecordTimestamp>,
 }
 
 impl<'a, C: ?Sized> StampingCollector<'a, C> {
     /// Stamps with `timestamp` until told otherwise.
     #[inline]
     pub fn new(timestamp: i64, out: &'a mut C) -> Self {
-        Self { timestamp, out }
+        Self {
+            timestamp,
+            out,
+            side: None,
+        }
+    }
+
+    /// Stamps with `timestamp` until told otherwise, and so do the side outputs
+    /// sharing `side` (none: only the main output).
+    pub fn with_side_outputs(
+        timestamp: i64,
+        out: &'a mut C,
+        side: Option<&'a RecordTimestamp>,
+    ) -> Self {
+        Self {
+            timestamp,
+            out,
+            side,
+        }
     }
 }
 
@@ -46,6 +68,9 @@ impl<T, C: Collector<Timestamped<T>> + ?Sized> Collector<T> for StampingCollecto
     #[inline]
     fn set_timestamp(&mut self, timestamp: i64) {
         self.timestamp = timestamp;
+        if let Some(side) = self.side {
+            side.set(timestamp);
+        }
     }
 }
 
@@ -138,14 +163,16 @@ where
         }
         // The inner operator's work after a batch (processing-time timers).
         self.side_timestamp(NO_TIMESTAMP);
-        let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps)
+            .stamping_side_outputs(self.record_timestamp.as_ref());
         self.inner.process_batch(&mut Vec::new(), &mut pending);
         self.hand_on_pending(out);
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, Timestamped<O>>) -> bool {
         self.side_timestamp(NO_TIMESTAMP);
-        let mut emitter = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps);
+        let mut emitter = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps)
+            .stamping_side_outputs(self.record_timestamp.as_ref());
         let pending = self.inner.poll_pending(&mut emitter);
         self.hand_on_pending(out);
         pending
@@ -153,8 +180,13 @@ where
 
     fn end_input<C: Collector<Timestamped<O>> + ?Sized>(&mut self, out: &mut C) {
         self.side_timestamp(NO_TIMESTAMP);
+        let side = self.record_timestamp.as_ref();
         self.inner
-            .end_input(&mut StampingCollector::new(NO_TIMESTAMP, out));
+            .end_input(&mut StampingCollector::with_side_outputs(
+                NO_TIMESTAMP,
+                out,
+                side,
+            ));
     }
 
     fn process_watermark<C: Collector<Timestamped<O>> + ?Sized>(
@@ -163,8 +195,11 @@ where
         out: &mut C,
     ) {
         self.side_timestamp(NO_TIMESTAMP);
-        self.inner
-            .process_watermark(watermark, &mut StampingCollector::new(NO_TIMESTAMP, out));
+        let side = self.record_timestamp.as_ref();
+        self.inner.process_watermark(
+            watermark,
+            &mut StampingCollector::with_side_outputs(NO_TIMESTAMP, out, side),
+        );
     }
 
     fn process_watermark_status<C: Collector<Timestamped<O>> + ?Sized>(
