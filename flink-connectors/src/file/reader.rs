@@ -434,9 +434,20 @@ mod tests {
         r.restore_rescaled(&all).unwrap();
         let merged = ReaderPosition::merge(all.iter().map(|b| decode(b)).collect()).unwrap();
         assert_eq!(decode(&r.snapshot_position().unwrap().unwrap()), merged);
-        // The first split's rest first: in-2 from line 500, then in-4.
-        let lines = poll(&mut *r, 2);
+        // The first split's rest first: in-2 from line 500 (its line numbers and
+        // offsets going on from the saved ones), then in-4.
+        let lines = poll(&mut *r, 1);
         assert_eq!(lines.first().map(String::as_str), Some("2-500"));
+        let in_2 = std::fs::metadata(dir.path().join("in-2.txt"))
+            .unwrap()
+            .len();
+        let position = decode(&r.snapshot_position().unwrap().unwrap());
+        let first = &position.splits[0];
+        assert_eq!(
+            (first.files_done, first.offset, first.lines),
+            (1, in_2, 1_500)
+        );
+        poll(&mut *r, 1);
         let position = decode(&r.snapshot_position().unwrap().unwrap());
         assert_eq!(position.splits.len(), 2);
         assert_eq!(
