@@ -1198,6 +1198,41 @@ mod tests {
     }
 
     #[test]
+    fn a_savepoint_with_a_drain_waits_for_every_task_and_holds_their_final_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        let (request, outcome) = savepoint_request(&dir.path().join("sp"), Some(StopMode::Drain));
+        c.request_savepoint(request);
+        c.tick().unwrap();
+        // No barrier: the job drains first.
+        assert!(c.wants_drain());
+        assert!(c.pending.is_none());
+        c.on_finished(0, 0, state(b"final 0")).unwrap();
+        c.tick().unwrap();
+        assert!(
+            outcome.try_recv().is_err(),
+            "not before every task finished"
+        );
+        c.on_finished(1, 0, state(b"final 1")).unwrap();
+        c.tick().unwrap();
+        let path = outcome.try_recv().unwrap().unwrap();
+        assert!(!c.wants_drain());
+        assert_eq!(c.stopped_with(), Some(&path));
+        let local = path.as_directory().unwrap();
+        assert!(local.join("_metadata").is_file());
+        // It was the final checkpoint: nothing else is triggered, every task's
+        // final state is in it.
+        assert!(c.all_done());
+        assert_eq!(c.counts().completed, 0);
+        let loaded = CheckpointStore::open_single(&path, false)
+            .unwrap()
+            .load(1)
+            .unwrap();
+        assert_eq!(loaded.tasks.len(), 2);
+    }
+
+    #[test]
     fn timed_out_checkpoints_count_against_the_tolerable_failures() {
         let dir = tempfile::tempdir().unwrap();
         let (mut c, clock) = coordinator(dir.path(), 1);
