@@ -377,7 +377,7 @@ impl CheckpointCoordinator {
     }
 
     /// Whether a savepoint with a drain waits for the job to drain: the sources
-    /// must end their input (as [`JobControl::stop`](crate::JobControl::stop)).
+    /// must end their input (as [`JobControl::stop`](crate::job_client::JobControl::stop)).
     pub(crate) fn wants_drain(&self) -> bool {
         self.drain_savepoint.is_some()
     }
