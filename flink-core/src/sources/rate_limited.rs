@@ -7,10 +7,16 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::checkpoint::{StateError, decode_state, encode_state};
+use crate::checkpoint::StateError;
 use crate::clock::Clock;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+
+mod position;
+mod reread;
+
+use position::RatePosition;
+use reread::RereadBatch;
 
 /// How fast a source may emit: no limit, or at most a number of records per second
 /// over all parallel readers (each reader gets an equal share), with bursts of at
@@ -57,6 +63,15 @@ impl RateLimiterStrategy {
 /// (a token bucket on the job's clock). Each reader holds back at most one batch of
 /// its inner reader while it waits for tokens.
 ///
+/// It restores at another parallelism when its inner source does
+/// ([`Source::can_restore_rescaled`]): a saved reader that held part of a batch
+/// back is re-read from the position before that batch by a fresh inner reader,
+/// which then hands the position after the batch to the new reader, so every
+/// record not emitted before the savepoint is emitted exactly once after it. This
+/// needs an inner source that reads the same first batch again from a position (a
+/// sequence, generator or file source does; a Kafka source's batches depend on
+/// timing).
+///
 /// ```
 /// use flink_core::prelude::*;
 /// use flink_core::sources::{GeneratorSource, RateLimiterStrategy};
@@ -69,14 +84,19 @@ impl RateLimiterStrategy {
 /// # let _ = paced;
 /// ```
 pub struct RateLimitedSource<S> {
-    inner: S,
+    /// Shared with the readers, which create fresh inner readers to re-read
+    /// batches on a rescaled restore.
+    inner: Arc<S>,
     strategy: RateLimiterStrategy,
 }
 
 impl<S> RateLimitedSource<S> {
     /// `inner`, limited by `strategy`.
     pub fn new(inner: S, strategy: RateLimiterStrategy) -> Self {
-        Self { inner, strategy }
+        Self {
+            inner: Arc::new(inner),
+            strategy,
+        }
     }
 }
 
@@ -89,6 +109,12 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
         self.inner.is_parallel()
     }
 
+    /// The inner source's: see the type's documentation for how held batches are
+    /// dealt out.
+    fn can_restore_rescaled(&self) -> bool {
+        self.inner.can_restore_rescaled()
+    }
+
     fn timestamps(&self) -> Option<crate::watermark::TimestampFn<T>> {
         self.inner.timestamps()
     }
@@ -99,28 +125,29 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
             None => reader,
             Some(rate) => {
                 let rate = rate / ctx.parallelism as f64;
-                let burst = (rate / 10.0).max(1.0);
-                let clock = ctx.services.clock.clone();
-                Box::new(RateLimitedReader {
-                    inner: reader,
-                    held: VecDeque::new(),
-                    held_from: None,
-                    held_len: 0,
-                    scratch: SourceOutput::new(),
-                    inner_finished: false,
+                let (source, context) = (self.inner.clone(), ctx.clone());
+                let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
+                Box::new(RateLimitedReader::new(
+                    reader,
+                    fresh,
                     rate,
-                    burst,
-                    tokens: burst,
-                    last_refill: clock.now(),
-                    clock,
-                })
+                    ctx.services.clock.clone(),
+                ))
             }
         }
     }
 }
 
+/// Creates a fresh inner reader of the same subtask.
+type FreshReader<T> = Box<dyn Fn() -> Box<dyn SourceReader<T>> + Send>;
+
 struct RateLimitedReader<T> {
     inner: Box<dyn SourceReader<T>>,
+    /// Fresh inner readers, for re-reading held batches on a restore.
+    fresh: FreshReader<T>,
+    /// What is left of batches re-read at the restore; emitted before the inner
+    /// reader is polled.
+    reread: VecDeque<RereadBatch<T>>,
     /// Records read from the inner reader, not yet emitted.
     held: VecDeque<T>,
     /// The inner reader's position before it read the held records (taken only
@@ -138,6 +165,32 @@ struct RateLimitedReader<T> {
 }
 
 impl<T> RateLimitedReader<T> {
+    /// Reads `inner` at `rate` records per second, with bursts of a tenth of a
+    /// second's worth.
+    fn new(
+        inner: Box<dyn SourceReader<T>>,
+        fresh: FreshReader<T>,
+        rate: f64,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let burst = (rate / 10.0).max(1.0);
+        Self {
+            inner,
+            fresh,
+            reread: VecDeque::new(),
+            held: VecDeque::new(),
+            held_from: None,
+            held_len: 0,
+            scratch: SourceOutput::new(),
+            inner_finished: false,
+            rate,
+            burst,
+            tokens: burst,
+            last_refill: clock.now(),
+            clock,
+        }
+    }
+
     fn refill(&mut self) {
         let now = self.clock.now();
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
@@ -150,33 +203,60 @@ impl<T> RateLimitedReader<T> {
         Duration::from_secs_f64(((1.0 - self.tokens) / self.rate).max(0.0))
     }
 
+    /// Whether nothing read is waiting to go out.
+    fn nothing_held(&self) -> bool {
+        self.reread.is_empty() && self.held.is_empty()
+    }
+
     /// The position now; `checkpoint_id` is handed to the inner reader when its
     /// own position is taken.
     fn position(&mut self, checkpoint_id: Option<u64>) -> Result<Option<Vec<u8>>, StateError> {
-        let position = if self.held.is_empty() {
-            RatePosition {
-                inner: match checkpoint_id {
-                    Some(id) => self.inner.snapshot_position_for_checkpoint(id)?,
-                    None => self.inner.snapshot_position()?,
-                },
-                skip: 0,
-            }
+        let (inner, skip) = if self.held.is_empty() {
+            let inner = match checkpoint_id {
+                Some(id) => self.inner.snapshot_position_for_checkpoint(id)?,
+                None => self.inner.snapshot_position()?,
+            };
+            (inner, 0)
         } else {
-            RatePosition {
-                inner: self.held_from.clone(),
-                skip: self.held_len - self.held.len(),
-            }
+            (self.held_from.clone(), self.held_len - self.held.len())
         };
-        match position.inner {
-            Some(_) => encode_state(&position).map(Some),
+        let reread = self
+            .reread
+            .iter()
+            .map(|b| (b.from.clone(), b.emitted))
+            .collect();
+        match inner {
+            Some(inner) => RatePosition {
+                inner: Some(inner),
+                skip,
+                reread,
+            }
+            .encode()
+            .map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// Re-reads the batches a position names with their continuation elsewhere.
+    fn reread_batches(&mut self, position: &RatePosition) -> Result<(), StateError> {
+        for (from, skip) in &position.reread {
+            let (batch, _) = reread::reread((self.fresh)(), from, *skip)?;
+            self.keep(batch);
+        }
+        Ok(())
+    }
+
+    /// Keeps a re-read batch to emit first, unless nothing of it is left.
+    fn keep(&mut self, batch: RereadBatch<T>) {
+        if !batch.records.is_empty() {
+            self.reread.push_back(batch);
         }
     }
 }
 
 impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
-        if self.held.is_empty() && !self.inner_finished {
+        if self.nothing_held() && !self.inner_finished {
             self.held_from = self.inner.snapshot_position().ok().flatten();
             match self.inner.poll_next(&mut self.scratch) {
                 SourcePoll::Finished => self.inner_finished = true,
@@ -190,10 +270,12 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
             self.held.extend(self.scratch.batch.drain(..));
         }
         self.refill();
-        let n = (self.tokens.floor() as usize).min(self.held.len());
-        self.tokens -= n as f64;
+        let tokens = self.tokens.floor() as usize;
+        let sent = reread::emit(&mut self.reread, tokens, out);
+        let n = (tokens - sent).min(self.held.len());
+        self.tokens -= (sent + n) as f64;
         out.batch.extend(self.held.drain(..n));
-        if self.held.is_empty() && self.inner_finished {
+        if self.nothing_held() && self.inner_finished {
             SourcePoll::Finished
         } else if self.tokens < 1.0 {
             SourcePoll::Pending(self.wait_for_token())
@@ -202,7 +284,8 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
         }
     }
 
-    /// The inner position before the held records, and how many of them went out.
+    /// The inner position before the held records, how many of them went out, and
+    /// the batches re-read at a restore that are still held.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
         self.position(None)
     }
@@ -223,10 +306,11 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
         self.inner.notify_checkpoint_complete(checkpoint_id);
     }
 
-    /// Restores the inner reader, then re-reads and drops what had gone out of its
-    /// next batch.
+    /// Re-reads the batches still held at the restore before, restores the inner
+    /// reader, then re-reads and drops what had gone out of its next batch.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
-        let position: RatePosition = decode_state(position)?;
+        let position = RatePosition::decode(position)?;
+        self.reread_batches(&position)?;
         let Some(inner) = position.inner else {
             return Err(StateError::Corrupt("no inner position".into()));
         };
@@ -248,15 +332,32 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
         }
         Ok(())
     }
-}
 
-/// A rate-limited reader's position.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RatePosition {
-    /// The inner reader's position before its current batch.
-    inner: Option<Vec<u8>>,
-    /// Records of that batch already emitted.
-    skip: usize,
+    /// Takes over the positions of readers of a run at another parallelism: each
+    /// half-emitted batch is re-read by a fresh inner reader (its rest is emitted
+    /// first), and the inner reader takes over the positions after those batches
+    /// with the positions of readers that held nothing.
+    fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        let mut continued = Vec::with_capacity(positions.len());
+        for bytes in positions {
+            let position = RatePosition::decode(bytes)?;
+            self.reread_batches(&position)?;
+            let Some(inner) = position.inner else {
+                return Err(StateError::Corrupt("no inner position".into()));
+            };
+            if position.skip == 0 {
+                continued.push(inner);
+                continue;
+            }
+            let (batch, after) = reread::reread((self.fresh)(), &inner, position.skip)?;
+            self.keep(batch);
+            continued.push(after.ok_or_else(|| {
+                StateError::Corrupt("the re-read inner reader has no position".into())
+            })?);
+        }
+        let continued: Vec<&[u8]> = continued.iter().map(Vec::as_slice).collect();
+        self.inner.restore_rescaled(&continued)
+    }
 }
 
 #[cfg(test)]
@@ -302,19 +403,9 @@ mod tests {
     fn the_inner_reader_learns_checkpoint_ids_and_completions() {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let clock = Arc::new(ManualClock::new());
-        let mut reader = RateLimitedReader {
-            inner: Box::new(Recording(calls.clone())),
-            held: VecDeque::new(),
-            held_from: None,
-            held_len: 0,
-            scratch: SourceOutput::new(),
-            inner_finished: false,
-            rate: 10.0,
-            burst: 1.0,
-            tokens: 1.0,
-            last_refill: Duration::ZERO,
-            clock,
-        };
+        let fresh: FreshReader<u64> = Box::new(|| unreachable!("no restore"));
+        let mut reader =
+            RateLimitedReader::new(Box::new(Recording(calls.clone())), fresh, 10.0, clock);
         assert!(
             reader
                 .snapshot_position_for_checkpoint(7)
@@ -323,5 +414,157 @@ mod tests {
         );
         reader.notify_checkpoint_complete(7);
         assert_eq!(*calls.lock().unwrap(), ["snapshot 7", "complete 7"]);
+    }
+
+    /// Records of the paced sequences below; 10,000 per second over all readers,
+    /// so each reader's burst is smaller than a batch of the sequence.
+    const N: u64 = 20_000;
+
+    type Paced = RateLimitedSource<crate::sources::GeneratorSource<fn(u64) -> u64>>;
+
+    fn paced() -> Paced {
+        let identity: fn(u64) -> u64 = |i| i;
+        crate::sources::GeneratorSource::bounded(0..N, identity)
+            .rate_limited(RateLimiterStrategy::per_second(10_000.0).unwrap())
+    }
+
+    fn reader(
+        source: &Paced,
+        clock: &Arc<ManualClock>,
+        i: usize,
+        p: usize,
+    ) -> Box<dyn SourceReader<u64>> {
+        source.create_reader(&RuntimeContext::standalone("paced", i, p, clock.clone()))
+    }
+
+    /// Polls `polls` times, a second apart (a full burst each time).
+    fn poll(r: &mut dyn SourceReader<u64>, clock: &ManualClock, polls: usize) -> Vec<u64> {
+        let mut out = SourceOutput::new();
+        for _ in 0..polls {
+            r.poll_next(&mut out);
+            clock.advance(Duration::from_secs(1));
+        }
+        out.take()
+    }
+
+    fn drain(r: &mut dyn SourceReader<u64>, clock: &ManualClock) -> Vec<u64> {
+        let mut out = SourceOutput::new();
+        while r.poll_next(&mut out) != SourcePoll::Finished {
+            clock.advance(Duration::from_secs(1));
+        }
+        out.take()
+    }
+
+    /// Readers of `p` restored from `saved` (saved subtask `j` to reader `j % p`).
+    fn restored(
+        source: &Paced,
+        clock: &Arc<ManualClock>,
+        saved: &[Vec<u8>],
+        p: usize,
+    ) -> Vec<Box<dyn SourceReader<u64>>> {
+        (0..p)
+            .map(|i| {
+                let mut r = reader(source, clock, i, p);
+                let mine: Vec<&[u8]> = saved
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| j % p == i)
+                    .map(|(_, s)| s.as_slice())
+                    .collect();
+                r.restore_rescaled(&mine).unwrap();
+                r
+            })
+            .collect()
+    }
+
+    /// Two readers polled `polls[i]` times each, then saved: what they emitted and
+    /// their positions.
+    fn saved_at_two(
+        source: &Paced,
+        clock: &Arc<ManualClock>,
+        polls: [usize; 2],
+    ) -> (Vec<u64>, Vec<Vec<u8>>) {
+        let (mut emitted, mut saved) = (Vec::new(), Vec::new());
+        for (i, polls) in polls.into_iter().enumerate() {
+            let mut r = reader(source, clock, i, 2);
+            emitted.extend(poll(&mut *r, clock, polls));
+            saved.push(r.snapshot_position().unwrap().unwrap());
+        }
+        (emitted, saved)
+    }
+
+    fn assert_exactly_once(mut all: Vec<u64>, what: &str) {
+        all.sort_unstable();
+        assert_eq!(all, (0..N).collect::<Vec<_>>(), "{what}");
+    }
+
+    #[test]
+    fn can_restore_rescaled_is_the_inner_sources() {
+        assert!(Source::<u64>::can_restore_rescaled(&paced()));
+        let items = crate::sources::CollectionSource::new(vec![1u64])
+            .rate_limited(RateLimiterStrategy::per_second(1.0).unwrap());
+        assert!(!Source::<u64>::can_restore_rescaled(&items));
+    }
+
+    #[test]
+    fn positions_saved_mid_batch_at_two_restore_at_any_parallelism_exactly_once() {
+        let source = paced();
+        let clock = Arc::new(ManualClock::new());
+        // Bursts of 500 of batches of 1,024: 4 polls end 500 records into the
+        // second batch, 3 polls at the end of the first, 1 poll 500 into it.
+        for polls in [[4, 1], [4, 3], [1, 1]] {
+            let (emitted, saved) = saved_at_two(&source, &clock, polls);
+            let skips: Vec<usize> = saved
+                .iter()
+                .map(|s| RatePosition::decode(s).unwrap().skip)
+                .collect();
+            let expected = polls.map(|n| [0, 500, 500, 0, 500][n]);
+            assert_eq!(skips, expected, "{polls:?}");
+            for p in [1, 3, 4] {
+                let mut all = emitted.clone();
+                for mut r in restored(&source, &clock, &saved, p) {
+                    all.extend(drain(&mut *r, &clock));
+                }
+                assert_exactly_once(all, &format!("{polls:?} restored at {p}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_position_taken_while_reread_batches_are_held_restores_exactly_once() {
+        let source = paced();
+        let clock = Arc::new(ManualClock::new());
+        let (mut emitted, saved) = saved_at_two(&source, &clock, [4, 1]);
+        // At 3, bursts of 333: each taken-over reader emits part of its re-read
+        // batch, then is saved again.
+        let mut again = Vec::new();
+        for mut r in restored(&source, &clock, &saved, 3) {
+            emitted.extend(poll(&mut *r, &clock, 1));
+            again.push(r.snapshot_position().unwrap().unwrap());
+        }
+        let reread: Vec<Vec<usize>> = again
+            .iter()
+            .map(|s| {
+                let position = RatePosition::decode(s).unwrap();
+                assert_eq!(position.skip, 0);
+                position.reread.iter().map(|(_, skip)| *skip).collect()
+            })
+            .collect();
+        assert_eq!(reread, [vec![500 + 333], vec![500 + 333], vec![]]);
+        for p in [1, 2, 4] {
+            let mut all = emitted.clone();
+            for mut r in restored(&source, &clock, &again, p) {
+                all.extend(drain(&mut *r, &clock));
+            }
+            assert_exactly_once(all, &format!("restored at {p}"));
+        }
+        // At the same parallelism, each reader restores its own position.
+        let mut all = emitted.clone();
+        for (i, position) in again.iter().enumerate() {
+            let mut r = reader(&source, &clock, i, 3);
+            r.restore_position(position).unwrap();
+            all.extend(drain(&mut *r, &clock));
+        }
+        assert_exactly_once(all, "restored at 3");
     }
 }
