@@ -2,13 +2,15 @@
 //! 4: the saved splits are dealt to the new readers, each resumes its current file
 //! at its byte offset, and the lines committed by both runs through an exactly-once
 //! sink are every line of the input exactly once. A file added after the savepoint
-//! fails the restore with a clear error. No timing assertions: timing only decides
+//! fails the restore with a clear error. The same, paced by `.rate_limited(..)` so
+//! that the savepoint falls while readers hold part of a batch. No timing assertions: timing only decides
 //! where the savepoint falls.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flink_connectors::file::FileSource;
+use flink_core::sources::RateLimiterStrategy;
 use flink_runtime::prelude::*;
 
 const FILES: u64 = 8;
@@ -32,21 +34,31 @@ fn every_line() -> Vec<String> {
     all
 }
 
-/// Files (uid "files") -> map, sleeping now and then if `slow` (uid "slow") ->
-/// transactional collecting sink (uid "sink").
+/// Files (uid "files"), read at most at `rate` lines per second if given -> map,
+/// sleeping now and then if `slow` (uid "slow") -> transactional collecting sink
+/// (uid "sink").
 fn job(
     input: &Path,
     parallelism: usize,
     dir: &Path,
     out: &TransactionalCollectingSink<String>,
     slow: bool,
+    rate: Option<f64>,
 ) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     env.enable_checkpointing(Duration::from_millis(20))
         .set_storage_dir(dir);
     env.set_restart_strategy(RestartStrategy::None);
-    env.from_source(FileSource::text_lines(input), "Files")
+    let files = FileSource::text_lines(input);
+    let lines = match rate {
+        Some(rate) => env.from_source(
+            files.rate_limited(RateLimiterStrategy::per_second(rate).unwrap()),
+            "Files",
+        ),
+        None => env.from_source(files, "Files"),
+    };
+    lines
         .uid("files")
         .map(move |line: String| {
             if slow && line.ends_with("00") {
@@ -72,14 +84,17 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-/// Runs the slow job at parallelism 2 over `input` and stops it with a savepoint
-/// once it committed something; returns the savepoint.
+/// Runs the slow job (or, if `paced`, the job paced at 10,000 lines per second: 500
+/// a burst per reader, half a batch) at parallelism 2 over `input` and stops it
+/// with a savepoint once it committed something; returns the savepoint.
 fn savepoint_at_two(
     input: &Path,
     dir: &Path,
     out: &TransactionalCollectingSink<String>,
+    paced: bool,
 ) -> CheckpointLocation {
-    let env = job(input, 2, &dir.join("checkpoints"), out, true);
+    let rate = paced.then_some(10_000.0);
+    let env = job(input, 2, &dir.join("checkpoints"), out, !paced, rate);
     let client = env.execute_async("files at 2").unwrap();
     wait_until("a first commit", || out.committed_transactions() > 0);
     let savepoint = client
@@ -99,12 +114,13 @@ fn savepoint_at_two(
     savepoint
 }
 
-fn restore_at(parallelism: usize) {
+/// Saves at 2 and restores at `parallelism` (paced much faster if `paced`).
+fn restore_at(parallelism: usize, paced: bool) {
     let dir = tempfile::tempdir().unwrap();
     let files = dir.path().join("input");
     input(&files);
     let out = TransactionalCollectingSink::new();
-    let savepoint = savepoint_at_two(&files, dir.path(), &out);
+    let savepoint = savepoint_at_two(&files, dir.path(), &out, paced);
     let before = out.committed().len() as u64;
     let env = job(
         &files,
@@ -112,6 +128,7 @@ fn restore_at(parallelism: usize) {
         &dir.path().join("checkpoints"),
         &out,
         false,
+        paced.then_some(1_000_000.0),
     );
     env.restore_from(&savepoint);
     let result = env
@@ -132,17 +149,24 @@ fn restore_at(parallelism: usize) {
 
 #[test]
 fn a_file_source_saved_at_two_restores_at_one() {
-    restore_at(1);
+    restore_at(1, false);
 }
 
 #[test]
 fn a_file_source_saved_at_two_restores_at_three() {
-    restore_at(3);
+    restore_at(3, false);
 }
 
 #[test]
 fn a_file_source_saved_at_two_restores_at_four() {
-    restore_at(4);
+    restore_at(4, false);
+}
+
+#[test]
+fn a_paced_file_source_saved_at_two_restores_at_one_three_and_four() {
+    for parallelism in [1, 3, 4] {
+        restore_at(parallelism, true);
+    }
 }
 
 #[test]
@@ -151,10 +175,17 @@ fn a_file_added_after_the_savepoint_fails_the_restore_clearly() {
     let files = dir.path().join("input");
     input(&files);
     let out = TransactionalCollectingSink::new();
-    let savepoint = savepoint_at_two(&files, dir.path(), &out);
+    let savepoint = savepoint_at_two(&files, dir.path(), &out, false);
     let before = out.committed().len();
     std::fs::write(files.join("in-9.txt"), "9-0\n").unwrap();
-    let env = job(&files, 3, &dir.path().join("checkpoints"), &out, false);
+    let env = job(
+        &files,
+        3,
+        &dir.path().join("checkpoints"),
+        &out,
+        false,
+        None,
+    );
     env.restore_from(&savepoint);
     let err = env.execute("files restored").unwrap_err().to_string();
     assert!(
