@@ -125,7 +125,10 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
             None => reader,
             Some(rate) => {
                 let rate = rate / ctx.parallelism as f64;
-                let (source, context) = (self.inner.clone(), ctx.clone());
+                let (source, mut context) = (self.inner.clone(), ctx.clone());
+                // Readers restore from what they are given, not from the context:
+                // the saved positions need not live as long as the reader.
+                context.restored = crate::checkpoint::RestoredState::none();
                 let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
                 Box::new(RateLimitedReader::new(
                     reader,
