@@ -352,8 +352,9 @@ fn a_checkpoint_of_two_processes_restores_on_three_at_another_parallelism_exactl
         if restore {
             a.push("--restore".into());
         }
-        // The rate-limited sequence restores only at the parallelism it was saved
-        // with; the keyed sum and the sink rescale.
+        // The source stays at the parallelism it was saved with (a rate-limited
+        // sequence rescales too, tested in one process in flink-runtime's
+        // savepoints.rs); the keyed sum and the sink rescale.
         a.extend(["--source-parallelism".into(), "2".into()]);
         a
     };

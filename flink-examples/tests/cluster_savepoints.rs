@@ -80,8 +80,9 @@ fn args(
         RECORDS.to_string().into(),
         "--parallelism".into(),
         parallelism.to_string().into(),
-        // A rate-limited sequence restores only at the parallelism it was saved
-        // with; the keyed sum and the sink rescale.
+        // The source stays at the parallelism it was saved with (a rate-limited
+        // sequence rescales too, tested in one process in flink-runtime's
+        // savepoints.rs); the keyed sum and the sink rescale.
         "--source-parallelism".into(),
         "2".into(),
         "--rate".into(),

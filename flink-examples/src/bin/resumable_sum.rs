@@ -89,9 +89,9 @@ struct Args {
     /// are in flight when a checkpoint is taken).
     #[arg(long, default_value_t = 0)]
     slow_us: u64,
-    /// Parallelism of the source and the map chained to it (default: --parallelism):
-    /// a rate-limited sequence restores only at the parallelism it was saved with,
-    /// the keyed sum and the sink at any.
+    /// Parallelism of the source and the map chained to it (default: --parallelism),
+    /// to restore the source at the parallelism it was saved with while the keyed
+    /// sum and the sink rescale (the rate-limited sequence can rescale too).
     #[arg(long)]
     source_parallelism: Option<usize>,
     /// Count each key's records in 100 ms event-time tumbling windows instead of
