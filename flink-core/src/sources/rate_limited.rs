@@ -70,7 +70,8 @@ impl RateLimiterStrategy {
 /// record not emitted before the savepoint is emitted exactly once after it. This
 /// needs an inner source that reads the same first batch again from a position (a
 /// sequence, generator or file source does; a Kafka source's batches depend on
-/// timing).
+/// what the broker returned, so a restore of a half-emitted Kafka batch, at any
+/// parallelism, may fail or be inexact).
 ///
 /// ```
 /// use flink_core::prelude::*;
