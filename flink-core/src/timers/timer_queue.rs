@@ -7,6 +7,8 @@ use std::hash::Hash;
 
 use hashbrown::HashSet;
 
+use super::TimerSet;
+
 /// A timer in the heap: ordered by timestamp, then by registration, so equal
 /// timestamps fire in the order they were registered.
 struct Entry<K> {
@@ -163,6 +165,13 @@ impl<K: Hash + Eq + Clone> TimerQueue<K> {
         self.live.iter()
     }
 
+    /// A copy of every registered timer, in [`iter`](Self::iter)'s order: what a
+    /// snapshot encodes after the task went on (the queue's order and deleted
+    /// entries are not copied).
+    pub fn copy_live(&self) -> TimerSet<K> {
+        TimerSet::new(self.live.iter().cloned().collect())
+    }
+
     /// Removes every timer.
     pub fn clear(&mut self) {
         self.in_order.clear();
@@ -278,6 +287,26 @@ mod tests {
         let expected: Vec<_> = std::iter::from_fn(|| model.pop_due(i64::MAX)).collect();
         assert_eq!(rest, expected);
         assert_eq!((fired, rest.len(), q.len()), (5_997, 4_733, 0));
+    }
+
+    #[test]
+    fn a_copy_of_the_live_timers_keeps_the_timers_of_its_moment() {
+        let mut q = TimerQueue::default();
+        q.register(1u32, 5);
+        q.register(2, 3);
+        q.register(3, 9);
+        q.delete(&3, 9);
+        let copy = q.copy_live();
+        assert_eq!(
+            copy.iter().collect::<Vec<_>>(),
+            q.iter().collect::<Vec<_>>()
+        );
+        q.register(4, 1);
+        assert_eq!(q.pop_due(5), Some((4, 1)));
+        let mut copied: Vec<_> = copy.iter().copied().collect();
+        copied.sort_unstable();
+        assert_eq!(copied, [(1, 5), (2, 3)]);
+        assert_eq!(copy.len(), 2);
     }
 
     #[test]
