@@ -131,3 +131,83 @@ fn the_file_source_resumes_at_its_checkpointed_offset() {
     committed.sort_unstable();
     assert_eq!(committed, (0..files * per_file).collect::<Vec<_>>());
 }
+
+/// Sequence (parallelism 1, uid "numbers") -> rebalance -> exactly-once files at
+/// `sink_parallelism` (uid "files"), the source paced at `per_second`.
+fn numbers_to_files(
+    out: &std::path::Path,
+    state: &std::path::Path,
+    sink_parallelism: usize,
+    per_second: f64,
+) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(sink_parallelism);
+    // Only savepoints: no periodic checkpoint within the test.
+    env.enable_checkpointing(Duration::from_secs(3600))
+        .set_storage_dir(state);
+    let numbers = SequenceSource::range(0, RECORDS - 1)
+        .rate_limited(RateLimiterStrategy::per_second(per_second).unwrap());
+    env.from_source(numbers, "Sequence")
+        .set_parallelism(1)
+        .uid("numbers")
+        .rebalance()
+        .sink_to(
+            FileSink::<u64>::text(out)
+                .max_part_size(8 * 1024)
+                .exactly_once(),
+        )
+        .uid("files");
+    env
+}
+
+/// Whether every one of `subtasks` has a hidden in-progress part in `dir`.
+fn each_has_an_in_progress_part(dir: &std::path::Path, subtasks: usize) -> bool {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    (0..subtasks).all(|s| {
+        let prefix = format!(".part-{s}-");
+        names
+            .iter()
+            .any(|n| n.starts_with(&prefix) && n.ends_with(".inprogress"))
+    })
+}
+
+#[test]
+fn a_restore_at_a_lower_parallelism_cleans_up_after_the_vanished_subtasks() {
+    let out = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let env = numbers_to_files(out.path(), state.path(), 3, 20_000.0);
+    let client = env.execute_async("files at 3").unwrap();
+    let savepoint = client
+        .trigger_savepoint(state.path().join("savepoints"))
+        .expect("the savepoint completes");
+    // Records after the savepoint, in every subtask's in-progress part: the restored
+    // job replays them, so these parts must go, also those of subtasks 1 and 2, which
+    // do not exist at parallelism 1.
+    let start = std::time::Instant::now();
+    while !each_has_an_in_progress_part(out.path(), 3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no in-progress parts"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.cancel();
+    let _ = client.wait();
+
+    // Rate limited as before (the savepoint holds a rate-limited source's position),
+    // but not slowed.
+    let env = numbers_to_files(out.path(), state.path(), 1, 10_000_000.0);
+    env.restore_from(&savepoint);
+    env.execute("files at 1")
+        .expect("the restored job runs to its end");
+    let (lines, hidden) = read_parts(out.path());
+    assert_eq!(
+        hidden,
+        Vec::<String>::new(),
+        "uncommitted parts left behind"
+    );
+    assert_eq!(lines, (0..RECORDS).collect::<Vec<_>>());
+}

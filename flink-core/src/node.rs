@@ -33,6 +33,9 @@ pub trait SourceDriver: Send {
     fn poll(&mut self) -> SourcePoll;
     /// The reader finished: propagate end of input down the chain.
     fn end_input(&mut self);
+    /// The job stops without drain after a savepoint's barrier: ends the chain
+    /// without end-of-input work ([`Output::stop_without_drain`]).
+    fn stop_without_drain(&mut self);
     /// Flush partial network buffers down the chain.
     fn flush(&mut self);
     /// Lets the chain emit results ready without input; true if work is pending.
@@ -200,6 +203,13 @@ impl<T: Record> SourceDriver for TypedSourceDriver<T> {
         self.out.end_input();
         for side in &self.side_outputs {
             side.end_input();
+        }
+    }
+
+    fn stop_without_drain(&mut self) {
+        self.out.stop_without_drain();
+        for side in &self.side_outputs {
+            side.stop_without_drain();
         }
     }
 

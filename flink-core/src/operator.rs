@@ -148,6 +148,13 @@ pub trait Operator<I, O>: Send + 'static {
     /// Called once after the last record; may emit final results.
     fn end_input<C: Collector<O> + ?Sized>(&mut self, _out: &mut C) {}
 
+    /// Called instead of [`end_input`](Self::end_input) when the job stops without
+    /// drain right after a savepoint's barrier (Flink's default `stop`): the
+    /// operator must emit nothing (what it holds is in the savepoint's state and
+    /// is output by the job restored from it), only release what it must (a sink
+    /// hands over what belongs to the savepoint). The default does nothing.
+    fn stop_without_drain(&mut self) {}
+
     /// Event time advanced to `watermark`. The default passes it on at once; an
     /// operator that holds records back (such as the async operator) passes it on
     /// once the records that preceded it are out.
@@ -228,7 +235,7 @@ pub trait Operator<I, O>: Send + 'static {
 }
 
 /// Implements [`Operator`]'s checkpoint methods (snapshot, deferred snapshot, restore,
-/// completion) by forwarding them to the operator in `self.inner`: for operators that
+/// completion, stop without drain) by forwarding them to the operator in `self.inner`: for operators that
 /// wrap another and keep no state of their own.
 macro_rules! forward_state_to_inner {
     () => {
@@ -258,6 +265,10 @@ macro_rules! forward_state_to_inner {
 
         fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
             self.inner.notify_checkpoint_complete(checkpoint_id);
+        }
+
+        fn stop_without_drain(&mut self) {
+            self.inner.stop_without_drain();
         }
     };
 }
@@ -528,6 +539,15 @@ impl<Op: Operator<I, O>, I: 'static, O: Send + 'static> Output<I> for Chained<Op
         self.out.inner.end_input();
         for side in &self.out.side_outputs {
             side.end_input();
+        }
+    }
+
+    fn stop_without_drain(&mut self) {
+        let op = &mut self.operator;
+        attribute_panics(&self.name, || op.stop_without_drain());
+        self.out.inner.stop_without_drain();
+        for side in &self.out.side_outputs {
+            side.stop_without_drain();
         }
     }
 

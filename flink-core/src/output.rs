@@ -27,6 +27,14 @@ pub trait Output<T>: Collector<T> + Send {
     /// No more records will come; flush and propagate.
     fn end_input(&mut self);
 
+    /// The job stops without drain right after a savepoint's barrier (see
+    /// [`StopMode::NoDrain`](crate::checkpoint::StopMode::NoDrain)): no end-of-input
+    /// work (no final results, no watermark), only what ends the task cleanly (a
+    /// sink's [`SinkWriter::stop_without_drain`](crate::sink::SinkWriter::stop_without_drain),
+    /// the end of partition on network channels). The default (an output without
+    /// operators or channels) does nothing.
+    fn stop_without_drain(&mut self) {}
+
     /// Ship partially filled network buffers now (the buffer timeout fired).
     fn flush(&mut self);
 
@@ -116,6 +124,12 @@ impl<T: Clone + Send> Output<T> for FanOut<T> {
     fn end_input(&mut self) {
         for out in &mut self.outputs {
             out.end_input();
+        }
+    }
+
+    fn stop_without_drain(&mut self) {
+        for out in &mut self.outputs {
+            out.stop_without_drain();
         }
     }
 

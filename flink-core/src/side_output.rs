@@ -165,6 +165,8 @@ impl<T> SideOutput<T> {
 pub trait SideOutputControl: Send + Sync {
     /// Propagates end of input.
     fn end_input(&self);
+    /// Propagates a stop without drain ([`Output::stop_without_drain`]).
+    fn stop_without_drain(&self);
     /// Propagates a flush.
     fn flush(&self);
     /// Propagates event-time progress.
@@ -180,6 +182,10 @@ pub trait SideOutputControl: Send + Sync {
 impl<T: 'static> SideOutputControl for Shared<T> {
     fn end_input(&self) {
         lock(self).end_input();
+    }
+
+    fn stop_without_drain(&self) {
+        lock(self).stop_without_drain();
     }
 
     fn flush(&self) {

@@ -31,6 +31,18 @@ pub trait SinkWriter<T>: Send {
         Ok(())
     }
 
+    /// Called instead of [`finish`](Self::finish) when the job stops without drain
+    /// right after a savepoint's barrier: every record written belongs to the
+    /// savepoint, and none follows. The default calls `finish`, so a
+    /// two-phase-commit writer pre-commits what it holds (nothing past the
+    /// savepoint) and commits it when the savepoint completes.
+    ///
+    /// # Errors
+    /// Fails the job.
+    fn stop_without_drain(&mut self) -> Result<(), SinkError> {
+        self.finish()
+    }
+
     /// Snapshots what this writer must remember across a restart (a two-phase-commit
     /// writer: its pre-committed transactions); `None` (the default) for nothing.
     /// Called on the checkpoint barrier, after every record before it was written.

@@ -94,6 +94,9 @@ pub trait RecordDecoder: Send {
     fn deliver(&mut self);
     /// All inputs ended.
     fn end_input(&mut self);
+    /// The job stops without drain after a savepoint's barrier: ends the chain
+    /// without end-of-input work ([`Output::stop_without_drain`]).
+    fn stop_without_drain(&mut self);
     /// Event time of the whole input advanced: deliver the pending batch, then pass
     /// the watermark into the chain.
     fn watermark(&mut self, watermark: Watermark);
@@ -453,6 +456,11 @@ impl<T: Record> Output<T> for NetworkOutput<T> {
         self.writer.finish();
     }
 
+    /// Only the end of partition: the consumers end too, without a drain.
+    fn stop_without_drain(&mut self) {
+        self.writer.finish();
+    }
+
     fn flush(&mut self) {
         self.writer.flush();
     }
@@ -504,6 +512,11 @@ impl<T: Record> RecordDecoder for TypedDecoder<T> {
     fn end_input(&mut self) {
         self.deliver();
         self.head.end_input();
+    }
+
+    fn stop_without_drain(&mut self) {
+        self.deliver();
+        self.head.stop_without_drain();
     }
 
     fn watermark(&mut self, watermark: Watermark) {

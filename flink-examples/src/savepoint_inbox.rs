@@ -1,8 +1,9 @@
 //! Savepoints asked for through files, so a test (or an operator without the REST
 //! API) can ask one particular process of a job for a savepoint: the process polls
-//! its inbox directory for `request-<process>-<n>` files holding `trigger <target>`
-//! or `stop <target>`, calls `JobControl::trigger_savepoint` /
-//! `stop_with_savepoint` with the target, and writes the outcome to
+//! its inbox directory for `request-<process>-<n>` files holding `trigger <target>`,
+//! `stop <target>` or `stop-drain <target>`, calls `JobControl::trigger_savepoint` /
+//! `stop_with_savepoint` (without drain) / `stop_with_savepoint_and_drain` with the
+//! target, and writes the outcome to
 //! `answer-<process>-<n>` (`ok <savepoint path>` or `error <message>`; written to
 //! a temporary name, then renamed, so a reader never sees half of it).
 
@@ -47,6 +48,7 @@ impl SavepointInbox {
                 let outcome = match text.trim().split_once(' ') {
                     Some(("trigger", target)) => control.trigger_savepoint(target),
                     Some(("stop", target)) => control.stop_with_savepoint(target),
+                    Some(("stop-drain", target)) => control.stop_with_savepoint_and_drain(target),
                     _ => {
                         let _ = write_atomically(&answer, &format!("error bad request {text:?}"));
                         return;

@@ -5,6 +5,8 @@
 //! is a clear error there and the job goes on; a savepoint mid-run and a stop with a
 //! savepoint complete, and restore in 1 process and across 2 at another
 //! parallelism with every key's running sum exactly that of a run without stops.
+//! With `--windows`, a stop without drain across the 2 processes fires no window at
+//! the stop, and the run restored from its savepoint writes every window once.
 //! No timing assertions: the test waits for events (a completed checkpoint, an
 //! answer file, the launcher's end); guard timeouts only prevent a hang.
 
@@ -319,4 +321,77 @@ fn savepoints_asked_for_in_process_1_span_both_processes_and_restore_exactly() {
         expected_between(&from, &[RECORDS / 2, RECORDS]),
         "exact from the savepoint on"
     );
+}
+
+/// Every window of `--windows` (key `k`: the records `100k..100k+100`, one 100 ms
+/// window ending at `100(k+1)`) whole, once, sorted as the committed lines are.
+fn expected_windows() -> Vec<String> {
+    let mut lines: Vec<String> = (0..RECORDS / 100)
+        .map(|k| format!("{k},{},100", (k + 1) * 100))
+        .collect();
+    lines.sort_unstable();
+    lines
+}
+
+#[test]
+fn windows_stopped_without_drain_across_processes_fire_once_after_the_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let (checkpoints, output, inbox) = (path("checkpoints"), path("out"), path("inbox"));
+    std::fs::create_dir_all(&inbox).unwrap();
+    let inbox_arg: OsString = inbox.clone().into();
+    let job = start(
+        2,
+        args(
+            2,
+            "20000",
+            &checkpoints,
+            &output,
+            &[&"--savepoint-inbox".into(), &inbox_arg, &"--windows".into()],
+        ),
+    );
+    // Some windows fired and were committed: the stop falls mid-run.
+    let started = Instant::now();
+    while !output.is_dir() || common::committed(&output).0.is_empty() {
+        assert!(started.elapsed() < GUARD, "no window committed");
+        assert!(job.try_recv().is_err(), "the job ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A stop without drain asked for in process 1: every task of both processes
+    // ends right after the savepoint's barrier, which crossed between them.
+    let target = path("savepoints").display().to_string();
+    let stopped = savepoint_of(&ask(&inbox, 1, 1, &format!("stop {target}"), &job));
+    assert_complete(&stopped);
+    let outcome = job
+        .recv_timeout(GUARD)
+        .expect("the job ends after its stop");
+    assert!(outcome.success(), "{outcome:?}");
+    let expected = expected_windows();
+    let (before, leftovers) = common::committed(&output);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(before.len() < expected.len(), "stopped before the end");
+    for line in &before {
+        assert!(
+            expected.binary_search(line).is_ok(),
+            "a partial window was committed at the stop: {line}"
+        );
+    }
+    // Restored in one process: every window exactly once over both runs.
+    let stopped_arg: OsString = stopped.into();
+    let restored = start(
+        1,
+        args(
+            1,
+            "1000000",
+            &path("checkpoints-1"),
+            &output,
+            &[&"--restore-from".into(), &stopped_arg, &"--windows".into()],
+        ),
+    )
+    .recv_timeout(GUARD)
+    .expect("the restored run ends");
+    assert!(restored.success(), "{restored:?}");
+    let (all, leftovers) = common::committed(&output);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(all, expected, "every window once, whole");
 }

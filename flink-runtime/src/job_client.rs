@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
-use flink_core::checkpoint::CheckpointLocation;
+use flink_core::checkpoint::{CheckpointLocation, StopMode};
 use flink_core::metrics::OperatorMetrics;
 
 use crate::bottleneck::BottleneckVerdict;
@@ -133,10 +133,11 @@ impl JobControl {
         &self,
         directory: impl Into<CheckpointLocation>,
     ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
-        self.savepoint(directory.into(), false)
+        self.savepoint(directory.into(), None)
     }
 
-    /// Stops the job with a savepoint; see [`JobClient::stop_with_savepoint`].
+    /// Stops the job with a savepoint, without drain; see
+    /// [`JobClient::stop_with_savepoint`].
     ///
     /// # Errors
     /// As [`JobClient::trigger_savepoint`].
@@ -144,14 +145,27 @@ impl JobControl {
         &self,
         directory: impl Into<CheckpointLocation>,
     ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
-        self.savepoint(directory.into(), true)
+        self.savepoint(directory.into(), Some(StopMode::NoDrain))
     }
 
-    /// Asks the coordinator for a savepoint and waits for its outcome.
+    /// Stops the job with a drain and a savepoint; see
+    /// [`JobClient::stop_with_savepoint_and_drain`].
+    ///
+    /// # Errors
+    /// As [`JobClient::trigger_savepoint`].
+    pub fn stop_with_savepoint_and_drain(
+        &self,
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
+        self.savepoint(directory.into(), Some(StopMode::Drain))
+    }
+
+    /// Asks the coordinator for a savepoint (stopping the job after it as `stop`
+    /// says) and waits for its outcome.
     pub(crate) fn savepoint(
         &self,
         directory: CheckpointLocation,
-        stop: bool,
+        stop: Option<StopMode>,
     ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
         use crate::checkpoint::SavepointError;
         use std::sync::mpsc::TrySendError;
@@ -283,16 +297,21 @@ impl JobClient {
         &self,
         directory: impl Into<CheckpointLocation>,
     ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
-        self.control.savepoint(directory.into(), false)
+        self.control.savepoint(directory.into(), None)
     }
 
-    /// Stops the job with a savepoint (Flink's `flink stop`, without `--drain`):
-    /// every source stops right after the savepoint's barrier, so the savepoint
-    /// holds everything the job read; the two-phase-commit sinks commit it when it
-    /// completes; the tasks then end their input and the job finishes, its result's
+    /// Stops the job with a savepoint (Flink's `flink stop`, without `--drain`,
+    /// `StopMode.NO_DRAIN`): every source stops right after the savepoint's
+    /// barrier, and every task ends right after that barrier reached it, without
+    /// end-of-input work: no event-time window or timer fires, no final reduction
+    /// is emitted, nothing reaches a sink after the savepoint. What the job took
+    /// in but did not output is in the savepoint's state, and the job restored
+    /// from it outputs it, once. The two-phase-commit sinks commit what they
+    /// pre-committed with the savepoint. The job finishes, its result's
     /// `savepoint` naming the savepoint (also returned here). If the savepoint
-    /// fails after the sources stopped, the job still finishes, committing what it
-    /// read with its final checkpoint, and this returns the error.
+    /// fails after the sources stopped, the job still finishes, committing the
+    /// same output with its final checkpoint (which holds the same state), and
+    /// this returns the error.
     ///
     /// # Errors
     /// As [`trigger_savepoint`](Self::trigger_savepoint).
@@ -300,7 +319,26 @@ impl JobClient {
         &self,
         directory: impl Into<CheckpointLocation>,
     ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
-        self.control.savepoint(directory.into(), true)
+        self.control
+            .savepoint(directory.into(), Some(StopMode::NoDrain))
+    }
+
+    /// Stops the job with a savepoint and a drain (Flink's `flink stop --drain`):
+    /// every source stops right after the savepoint's barrier, then ends its input,
+    /// so event time advances to the end: windows and timers fire, final
+    /// reductions are emitted, and the sinks get them after the savepoint (the
+    /// job's final checkpoint commits them). For a job that is not resumed: one
+    /// restored from this savepoint would output those results again. Otherwise as
+    /// [`stop_with_savepoint`](Self::stop_with_savepoint).
+    ///
+    /// # Errors
+    /// As [`trigger_savepoint`](Self::trigger_savepoint).
+    pub fn stop_with_savepoint_and_drain(
+        &self,
+        directory: impl Into<CheckpointLocation>,
+    ) -> Result<CheckpointLocation, crate::checkpoint::SavepointError> {
+        self.control
+            .savepoint(directory.into(), Some(StopMode::Drain))
     }
 
     /// A handle to stop or cancel the job from other threads.

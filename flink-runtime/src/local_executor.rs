@@ -877,6 +877,10 @@ impl Coordinator {
                 first_failure = Some(lost.into());
                 self.attempt.cancel.cancel();
             }
+            if self.checkpoints.as_ref().is_some_and(|c| c.wants_drain()) {
+                // A savepoint with a drain: the job drains first, as on `stop()`.
+                self.control.stop_requested.store(true, Ordering::SeqCst);
+            }
             self.spread_stop();
             if first_failure.is_none()
                 && let Err(e) = self.sync_pipelines(false)

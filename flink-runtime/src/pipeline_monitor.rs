@@ -24,6 +24,7 @@ pub fn stage_counts(operators: &[OperatorSummary]) -> [StageCounts; 5] {
                 emitted: o.records_out,
                 dead_lettered: o.custom("dead_letters").unwrap_or(0),
                 errors: o.custom("errors").unwrap_or(0),
+                held: o.custom(flink_core::pipeline::HELD).unwrap_or(0),
             })
             .unwrap_or_default()
     })
@@ -64,15 +65,21 @@ impl PipelineReport {
         self.stages.iter().map(|s| s.errors).sum()
     }
 
+    /// Records held in the savepoint of a stop without drain, over every stage
+    /// (output by the job restored from it).
+    pub fn held(&self) -> u64 {
+        self.stages.iter().map(|s| s.held).sum()
+    }
+
     /// Every stage balances and every record that entered ended as a delivery, a dead
-    /// letter or a counted error, exactly; each stage received what the previous one
-    /// emitted.
+    /// letter or a counted error, or is held in the savepoint of a stop without
+    /// drain, exactly; each stage received what the previous one emitted.
     pub fn accounted(&self) -> bool {
         let chained = self
             .stages
             .windows(2)
             .all(|w| w[0].emitted == w[1].received);
-        let ends = self.delivered() + self.dead_lettered() + self.errors();
+        let ends = self.delivered() + self.dead_lettered() + self.errors() + self.held();
         chained && self.stages.iter().all(StageCounts::balanced) && ends == self.received()
     }
 }
@@ -92,11 +99,12 @@ impl fmt::Display for PipelineReport {
         }
         write!(
             f,
-            "  in {} = delivered {} + dead letters {} + errors {}: {}",
+            "  in {} = delivered {} + dead letters {} + errors {} + held {}: {}",
             self.received(),
             self.delivered(),
             self.dead_lettered(),
             self.errors(),
+            self.held(),
             if self.accounted() {
                 "exact"
             } else {

@@ -164,10 +164,18 @@ impl RecordBytesWriter for RecordWriter {
             }
             return;
         }
-        let r = self.writer.broadcast_event(&Event::CheckpointBarrier {
-            id: barrier.id,
-            timestamp: barrier.timestamp,
-        });
+        let event = match barrier.stop {
+            Some(mode) => Event::StopBarrier {
+                id: barrier.id,
+                timestamp: barrier.timestamp,
+                mode,
+            },
+            None => Event::CheckpointBarrier {
+                id: barrier.id,
+                timestamp: barrier.timestamp,
+            },
+        };
+        let r = self.writer.broadcast_event(&event);
         self.check(r);
     }
 

@@ -1,6 +1,8 @@
 //! A task: one parallel instance of a job vertex, running its operator chain on its
 //! own thread until its input ends, it fails, or the job is cancelled. A stopped job
-//! ends its source tasks' input early; the end then flows downstream as usual.
+//! ends its source tasks' input early; the end then flows downstream as usual. A job
+//! stopped with a savepoint without drain ends every task right after the
+//! savepoint's barrier instead, without end-of-input work.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
@@ -96,9 +98,10 @@ impl Task {
 
     fn run(mut self) {
         let ck = &mut self.checkpointing;
+        let stopped: Option<FinalStates>;
         let chain: &mut dyn Chain = match &mut self.input {
             TaskInput::Source(driver) => {
-                run_source(
+                stopped = run_source(
                     driver,
                     &mut self.flush,
                     &self.cancel,
@@ -109,7 +112,7 @@ impl Task {
                 driver
             }
             TaskInput::Network { gate, decoder } => {
-                run_network(
+                stopped = run_network(
                     gate,
                     decoder,
                     &mut self.flush,
@@ -120,9 +123,13 @@ impl Task {
                 decoder
             }
         };
-        finish(chain, ck.as_ref(), &self.cancel);
+        finish(chain, ck.as_ref(), &self.cancel, stopped);
     }
 }
+
+/// The states a task stopped without drain took for the savepoint (encoded): its
+/// final state, as nothing changed after it.
+type FinalStates = Vec<(usize, Vec<u8>)>;
 
 /// The checkpoint operations of a chain, whatever its input.
 trait Chain {
@@ -226,6 +233,27 @@ fn take_checkpoint(
     acknowledge(ck, taken, timing);
 }
 
+/// Snapshots the chain for a savepoint that stops the job without drain, sends its
+/// barrier downstream and acknowledges; returns the encoded states, which stay the
+/// task's final state (nothing is processed after the barrier).
+fn take_stopping_checkpoint(
+    chain: &mut dyn Chain,
+    ck: &TaskCheckpointing,
+    barrier: CheckpointBarrier,
+    timing: BarrierArrival,
+) -> FinalStates {
+    let mut taken = snapshot_and_forward(chain, ck, barrier, false);
+    // Encoded here, not by the coordinator: the final state needs the bytes too.
+    if let Err((node, e)) = taken.snapshot.materialize() {
+        resume_unwind(Box::new(format!(
+            "the state of node {node} did not encode: {e}"
+        )));
+    }
+    let states = taken.snapshot.states.clone();
+    acknowledge(ck, taken, timing);
+    states
+}
+
 /// Tells the chain of a checkpoint completed since it last looked.
 fn notify_completed(chain: &mut dyn Chain, ck: &mut Option<TaskCheckpointing>) {
     if let Some(id) = ck.as_mut().and_then(TaskCheckpointing::newly_completed) {
@@ -236,11 +264,28 @@ fn notify_completed(chain: &mut dyn Chain, ck: &mut Option<TaskCheckpointing>) {
 /// After the input ended: with checkpoints, reports the final state and waits for a
 /// checkpoint that holds it (so that what a two-phase-commit sink wrote last is
 /// committed consistently with every other task's state); then tells the chain the
-/// final snapshot is complete, which commits what is pending.
-fn finish(chain: &mut dyn Chain, ck: Option<&TaskCheckpointing>, cancel: &CancelToken) {
+/// final snapshot is complete, which commits what is pending. A task stopped
+/// without drain reports the states it took for the savepoint (`stopped`): a new
+/// snapshot would let operators emit before it (`prepare_snapshot_pre_barrier`),
+/// past the savepoint and after the end of partition.
+fn finish(
+    chain: &mut dyn Chain,
+    ck: Option<&TaskCheckpointing>,
+    cancel: &CancelToken,
+    stopped: Option<FinalStates>,
+) {
     if let Some(ck) = ck {
-        let mut snapshot = ChainSnapshot::default();
-        chain.snapshot_state(FINAL_SNAPSHOT_ID, &mut snapshot);
+        let snapshot = match stopped {
+            Some(states) => ChainSnapshot {
+                states,
+                ..ChainSnapshot::default()
+            },
+            None => {
+                let mut snapshot = ChainSnapshot::default();
+                chain.snapshot_state(FINAL_SNAPSHOT_ID, &mut snapshot);
+                snapshot
+            }
+        };
         if !ck.finish_and_wait(snapshot, cancel) {
             resume_unwind(Box::new(TaskCancelled));
         }
@@ -261,16 +306,24 @@ fn run_source(
     stop: &AtomicBool,
     metrics: &TaskMetrics,
     ck: &mut Option<TaskCheckpointing>,
-) {
+) -> Option<FinalStates> {
     loop {
         stop_if_cancelled(cancel);
         if let Some(ck) = ck.as_mut()
             && let Some(barrier) = ck.new_trigger()
         {
+            if barrier.stops_without_drain() {
+                // Stopped with a savepoint, without drain: the task ends here.
+                let states =
+                    take_stopping_checkpoint(driver, ck, barrier, BarrierArrival::default());
+                driver.stop_without_drain();
+                return Some(states);
+            }
             let unaligned = ck.unaligned_now(barrier);
             take_checkpoint(driver, ck, barrier, unaligned, BarrierArrival::default());
-            if ck.stops_after(barrier.id) {
-                // Stopped with a savepoint: nothing is read after its barrier.
+            if barrier.stop.is_some() {
+                // Stopped with a savepoint and a drain: nothing is read after its
+                // barrier; the end of input follows.
                 break;
             }
         }
@@ -315,19 +368,21 @@ fn run_source(
         }
     }
     driver.end_input();
+    None
 }
 
 /// Applies an alignment step: blocks a channel that delivered the barrier (aligned),
 /// or snapshots at once and records channel state (unaligned); acknowledges once
 /// every channel delivered the barrier, and lets blocked channels flow again.
+/// Returns the states taken when the barrier stops the job without drain.
 fn align(
     gate: &mut InputGate,
     decoder: &mut Box<dyn RecordDecoder>,
     ck: Option<&TaskCheckpointing>,
     pending: &mut Option<Snapshotted>,
     alignment: Alignment,
-) {
-    let Some(ck) = ck else { return };
+) -> Option<FinalStates> {
+    let ck = ck?;
     if alignment.discard {
         gate.discard_channel_state();
         *pending = None;
@@ -348,10 +403,19 @@ fn align(
     if let Some(channel) = alignment.block {
         gate.block_channel(channel).unwrap_or_else(gate_failed);
     }
+    let mut stopped = None;
     if let Some(barrier) = alignment.aligned {
         match pending.take() {
             Some(taken) if taken.barrier.id == barrier.id => {
                 acknowledge(ck, taken, alignment.timing);
+            }
+            _ if barrier.stops_without_drain() => {
+                stopped = Some(take_stopping_checkpoint(
+                    decoder,
+                    ck,
+                    barrier,
+                    alignment.timing,
+                ));
             }
             _ => take_checkpoint(decoder, ck, barrier, false, alignment.timing),
         }
@@ -359,6 +423,7 @@ fn align(
     for channel in alignment.resume {
         gate.resume_channel(channel).unwrap_or_else(gate_failed);
     }
+    stopped
 }
 
 /// Fails the task on an error of its input gate.
@@ -405,14 +470,32 @@ fn on_gate_item(
             channel,
             event: Event::CheckpointBarrier { id, timestamp },
         } => {
-            *alignment_input = Some((channel, Some((CheckpointBarrier { id, timestamp }, false))));
+            let barrier = CheckpointBarrier::new(id, timestamp);
+            *alignment_input = Some((channel, Some((barrier, false))));
+            ValveOutput::default()
+        }
+        GateItem::Event {
+            channel,
+            event:
+                Event::StopBarrier {
+                    id,
+                    timestamp,
+                    mode,
+                },
+        } => {
+            let barrier = CheckpointBarrier {
+                stop: Some(mode),
+                ..CheckpointBarrier::new(id, timestamp)
+            };
+            *alignment_input = Some((channel, Some((barrier, false))));
             ValveOutput::default()
         }
         GateItem::Event {
             channel,
             event: Event::UnalignedBarrier { id, timestamp },
         } => {
-            *alignment_input = Some((channel, Some((CheckpointBarrier { id, timestamp }, true))));
+            let barrier = CheckpointBarrier::new(id, timestamp);
+            *alignment_input = Some((channel, Some((barrier, true))));
             ValveOutput::default()
         }
         GateItem::Event { .. } => ValveOutput::default(),
@@ -452,7 +535,7 @@ fn run_network(
     cancel: &CancelToken,
     metrics: &TaskMetrics,
     ck: &mut Option<TaskCheckpointing>,
-) {
+) -> Option<FinalStates> {
     let mut pending = false;
     let mut valve = WatermarkValve::new(gate.num_channels());
     let mut aligner = ck
@@ -491,8 +574,13 @@ fn run_network(
                     .filter(|&b| ck.unaligned_now(b))
                     .map(|_| aligner.time_out()),
             };
-            if let Some(alignment) = alignment {
-                align(gate, decoder, Some(ck), &mut snapshotted, alignment);
+            if let Some(alignment) = alignment
+                && let Some(states) = align(gate, decoder, Some(ck), &mut snapshotted, alignment)
+            {
+                // Stopped with a savepoint, without drain: the task ends here.
+                decoder.stop_without_drain();
+                read_to_end_after_stop(gate, cancel);
+                return Some(states);
             }
         }
         notify_completed(decoder, ck);
@@ -511,4 +599,34 @@ fn run_network(
         }
     }
     decoder.end_input();
+    None
+}
+
+/// After a stop without drain: reads the input until every channel ended. Only the
+/// ends of partition come after the savepoint's barrier (the producers stopped);
+/// nothing read here reaches the chain, so no watermark advances.
+fn read_to_end_after_stop(gate: &mut InputGate, cancel: &CancelToken) {
+    let mut ignored = 0_u64;
+    loop {
+        stop_if_cancelled(cancel);
+        let polled = gate.poll(POLL_INTERVAL, &mut |item| {
+            if !matches!(item, GateItem::Event { .. }) {
+                ignored += 1;
+            }
+        });
+        match polled {
+            Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
+            Ok(GatePoll::Finished) => break,
+            Ok(GatePoll::Cancelled) | Err(NetworkError::Cancelled) => {
+                resume_unwind(Box::new(TaskCancelled))
+            }
+            Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
+        }
+    }
+    if ignored > 0 {
+        tracing::warn!(
+            records = ignored,
+            "records arrived after a stop without drain and were dropped"
+        );
+    }
 }

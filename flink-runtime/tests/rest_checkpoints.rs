@@ -249,3 +249,27 @@ fn savepoints_are_taken_and_a_job_stopped_with_one_through_the_api() {
     assert_eq!(result.savepoint.unwrap().display().to_string(), second);
     assert_ne!(first, second);
 }
+
+#[test]
+fn a_stop_with_a_drain_and_a_savepoint_through_the_api_drains_then_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = job(dir.path(), true).execute_async("drained").unwrap();
+    let (address, jid) = (
+        client.web_ui_address().unwrap(),
+        client.job_id().unwrap().to_string(),
+    );
+    let target = dir.path().join("sp").display().to_string();
+    let (status, request) = post(
+        address,
+        &format!("/jobs/{jid}/stop"),
+        &format!(r#"{{"drain": true, "targetDirectory": "{target}"}}"#),
+    );
+    assert_eq!(status, 202, "{request}");
+    let location = savepoint_location(address, &jid, &request);
+    assert!(Path::new(&location).join("_metadata").is_file());
+    let result = client
+        .wait()
+        .expect("stopped with a drain and a savepoint, the job finishes");
+    assert!(result.stopped);
+    assert_eq!(result.savepoint.unwrap().display().to_string(), location);
+}

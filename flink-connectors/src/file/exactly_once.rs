@@ -52,6 +52,7 @@ impl<T: Send + 'static> TwoPhaseCommitSink<T> for FileSink<T> {
         TransactionalPartWriter {
             dir: self.dir.clone(),
             subtask: ctx.subtask_index,
+            parallelism: ctx.parallelism,
             max_part_size: self.max_part_size,
             encoder: self.encoder.clone(),
             next_part: None,
@@ -74,6 +75,7 @@ struct InProgress {
 pub struct TransactionalPartWriter<T> {
     dir: PathBuf,
     subtask: usize,
+    parallelism: usize,
     max_part_size: u64,
     encoder: Arc<Encoder<T>>,
     /// The next part number; found in the directory on first use.
@@ -93,15 +95,32 @@ fn pending_name(part: &str) -> String {
 }
 
 impl<T> TransactionalPartWriter<T> {
-    /// This subtask's part number in a file name of any state, if it is one.
-    fn part_number(&self, file: &str) -> Option<u64> {
+    /// The subtask and part number of a part file's name in any state, if it is one.
+    fn part_of(file: &str) -> Option<(usize, u64)> {
         let name = file.trim_start_matches('.');
         let name = name
             .strip_suffix(".inprogress")
             .or_else(|| name.strip_suffix(".pending"))
             .unwrap_or(name);
-        let rest = name.strip_prefix(&format!("part-{}-", self.subtask))?;
-        rest.parse().ok()
+        let (subtask, number) = name.strip_prefix("part-")?.split_once('-')?;
+        Some((subtask.parse().ok()?, number.parse().ok()?))
+    }
+
+    /// This subtask's part number in a file name of any state, if it is one.
+    fn part_number(&self, file: &str) -> Option<u64> {
+        Self::part_of(file)
+            .filter(|(subtask, _)| *subtask == self.subtask)
+            .map(|(_, number)| number)
+    }
+
+    /// Whether this instance removes the uncommitted parts of `subtask`: its own, and
+    /// those of subtasks that no longer exist after a restore at a lower parallelism,
+    /// whose saved transactions go to instance `subtask % parallelism` (this one
+    /// commits them first, so what is left of them holds records after the restored
+    /// checkpoint, which the sources replay).
+    fn cleans_up_after(&self, subtask: usize) -> bool {
+        subtask == self.subtask
+            || (subtask >= self.parallelism && subtask % self.parallelism == self.subtask)
     }
 
     fn files(&self) -> Result<Vec<String>, FileSinkError> {
@@ -112,16 +131,18 @@ impl<T> TransactionalPartWriter<T> {
             .collect())
     }
 
-    /// Deletes this subtask's uncommitted parts (in progress or pending) left by an
-    /// earlier attempt: they hold records after the checkpoint restored from, which
-    /// the sources replay. Runs once, after any restored parts were committed.
+    /// Deletes the uncommitted parts (in progress or pending) an earlier attempt left
+    /// of this subtask and of the vanished subtasks it stands in for: they hold
+    /// records after the checkpoint restored from, which the sources replay. Runs
+    /// once, after any restored parts were committed.
     fn remove_leftovers(&mut self) -> Result<(), FileSinkError> {
         if self.leftovers_removed {
             return Ok(());
         }
         for file in self.files()? {
             let uncommitted = file.ends_with(".inprogress") || file.ends_with(".pending");
-            if uncommitted && self.part_number(&file).is_some() {
+            let mine = Self::part_of(&file).is_some_and(|(s, _)| self.cleans_up_after(s));
+            if uncommitted && mine {
                 let path = self.dir.join(&file);
                 std::fs::remove_file(&path).map_err(io("delete", &path))?;
                 tracing::debug!(path = %path.display(), "file sink: aborted an uncommitted part");

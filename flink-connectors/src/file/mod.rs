@@ -4,6 +4,8 @@
 pub mod exactly_once;
 pub mod format;
 mod line_reader;
+mod position;
+mod reader;
 pub mod sink;
 pub mod source;
 

@@ -12,6 +12,7 @@ mod restart;
 mod restore;
 mod settings;
 mod snapshot;
+mod stop_mode;
 
 pub use config::{CheckpointConfig, CheckpointStorage, CheckpointingMode, MIN_CHECKPOINT_INTERVAL};
 pub use deferred::{DeferredState, encode_now};
@@ -24,3 +25,4 @@ pub use snapshot::{
     ChainSnapshot, CheckpointBarrier, FINAL_SNAPSHOT_ID, RestoredState, STATE_FORMAT_VERSION,
     StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state, state_version,
 };
+pub use stop_mode::StopMode;

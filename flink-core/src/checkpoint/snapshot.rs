@@ -30,7 +30,7 @@ pub const TIMESTAMPED_CHANNELS_VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"FRS1";
 
 /// A checkpoint barrier: checkpoint `id`, triggered at `timestamp` (ms on the job's
-/// clock).
+/// clock); the barrier of a savepoint that stops the job says how it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointBarrier {
     /// The checkpoint's id, increasing over the life of the job (also across
@@ -38,6 +38,25 @@ pub struct CheckpointBarrier {
     pub id: u64,
     /// When the coordinator triggered it.
     pub timestamp: i64,
+    /// Set on the barrier of a savepoint that stops the job: the tasks end after it.
+    pub stop: Option<super::StopMode>,
+}
+
+impl CheckpointBarrier {
+    /// The barrier of checkpoint `id` triggered at `timestamp`, which stops nothing.
+    pub fn new(id: u64, timestamp: i64) -> Self {
+        Self {
+            id,
+            timestamp,
+            stop: None,
+        }
+    }
+
+    /// Whether the tasks end right after this barrier without end-of-input work
+    /// ([`StopMode::NoDrain`](super::StopMode::NoDrain)).
+    pub fn stops_without_drain(&self) -> bool {
+        self.stop == Some(super::StopMode::NoDrain)
+    }
 }
 
 /// The id a task uses for the snapshot it takes when its input ended: it stands for

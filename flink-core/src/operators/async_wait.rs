@@ -195,6 +195,19 @@ where
         self
     }
 
+    /// The records this operator holds and has emitted no result for: restored ones
+    /// not issued again, and the inputs of calls whose results have not left. At a
+    /// stop without drain they are what its snapshot stores (with
+    /// [`storing_queue_in_snapshots`](Self::storing_queue_in_snapshots)).
+    pub(crate) fn held_records(&self) -> u64 {
+        let restored = self
+            .to_reissue
+            .iter()
+            .filter(|e| matches!(e, QueuedElement::Record(_) | QueuedElement::TimedRecord(..)))
+            .count();
+        (restored + self.inputs.iter().count()) as u64
+    }
+
     /// Changes every restored record not issued again yet with `f`; how many there
     /// are.
     pub(crate) fn change_restored(&mut self, mut f: impl FnMut(&mut I)) -> u64 {

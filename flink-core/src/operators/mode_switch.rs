@@ -94,4 +94,8 @@ where
     fn notify_checkpoint_complete(&mut self, checkpoint_id: u64) {
         delegate!(self, op => op.notify_checkpoint_complete(checkpoint_id))
     }
+
+    fn stop_without_drain(&mut self) {
+        delegate!(self, op => op.stop_without_drain())
+    }
 }

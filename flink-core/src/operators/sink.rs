@@ -37,6 +37,12 @@ impl<T: 'static> Operator<T, ()> for SinkOperator<T> {
         }
     }
 
+    fn stop_without_drain(&mut self) {
+        if let Err(e) = self.writer.stop_without_drain() {
+            fail_operator(&self.name, format!("sink stop failed: {e}"));
+        }
+    }
+
     fn snapshot_state(
         &mut self,
         _scope: StateScope,

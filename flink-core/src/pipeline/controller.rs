@@ -18,12 +18,20 @@ pub struct StageCounts {
     pub dead_lettered: u64,
     /// Records it counted as errors (neither passed on nor dead-lettered).
     pub errors: u64,
+    /// Records it held when the job stopped with a savepoint without drain (its
+    /// queue, its calls in flight): in the savepoint's state, output by the job
+    /// restored from it. 0 for a job that ran to its end or drained.
+    pub held: u64,
 }
+
+/// The operator metric a stage stopped without drain reports its
+/// [`StageCounts::held`] records in.
+pub const HELD: &str = "held";
 
 impl StageCounts {
     /// Whether every record that entered is accounted for.
     pub fn balanced(&self) -> bool {
-        self.received == self.emitted + self.dead_lettered + self.errors
+        self.received == self.emitted + self.dead_lettered + self.errors + self.held
     }
 }
 

@@ -7,6 +7,7 @@ use crate::async_io::{AsyncFailure, AsyncFunction, AsyncOptions, FailurePolicy, 
 use crate::checkpoint::{RestoredState, StateError};
 use crate::destination::AckDestination;
 use crate::functions::Collector;
+use crate::metrics::OperatorMetrics;
 use crate::operator::{Emitter, Operator, RuntimeContext, StateScope};
 use crate::operators::give_up::GiveUpObserver;
 use crate::operators::{AsyncWaitOperator, SLOT_WAIT_NS, WAITING_SINCE_NS};
@@ -14,6 +15,7 @@ use crate::services::RuntimeServices;
 use crate::watermark::Watermark;
 
 use super::config::{AsyncEgressConfig, FinalSinkConfig, GatewayConfig};
+use super::controller::HELD;
 use super::envelope::Envelope;
 use super::ledger::RESTORED_ORIGIN;
 use super::signals::StageMeters;
@@ -105,6 +107,8 @@ impl AsyncOptions {
 pub struct EgressOperator<T, O> {
     inner: AsyncWaitOperator<Envelope<T>, Envelope<O>, OnPayload<T, O>>,
     state: Arc<PipelineState>,
+    /// Where a stop without drain reports what this stage holds.
+    metrics: Arc<OperatorMetrics>,
 }
 
 impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
@@ -131,8 +135,17 @@ impl<T: Clone + Send + 'static, O: Send + 'static> EgressOperator<T, O> {
         Self {
             inner,
             state: state.clone(),
+            metrics: ctx.metrics.clone(),
         }
     }
+}
+
+/// Reports the `held` records of a stage stopped without drain (see
+/// [`StageCounts::held`](super::StageCounts::held)).
+pub(crate) fn report_held(metrics: &OperatorMetrics, held: u64) {
+    metrics
+        .custom(HELD)
+        .store(held, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Counts a record given up on out of the pipeline, for its origin.
@@ -194,6 +207,11 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
         self.inner.end_input(out);
     }
 
+    /// The calls whose results have not left stay in the savepoint: held.
+    fn stop_without_drain(&mut self) {
+        report_held(&self.metrics, self.inner.held_records());
+    }
+
     /// Completes the calls in flight before the barrier, unless they go into the
     /// snapshot ([`storing_queue_in_snapshots`](EgressOperator::storing_queue_in_snapshots)).
     fn prepare_snapshot_pre_barrier<C: Collector<Envelope<O>> + ?Sized>(
@@ -236,6 +254,8 @@ impl<T: Clone + Send + 'static, O: Send + 'static> Operator<Envelope<T>, Envelop
 pub struct FinalSinkOperator<O> {
     inner: AsyncWaitOperator<Envelope<O>, Envelope<O>, SendTo<O>>,
     state: Arc<PipelineState>,
+    /// Where a stop without drain reports what this stage holds.
+    metrics: Arc<OperatorMetrics>,
     services: RuntimeServices,
     slow_threshold: Duration,
 }
@@ -271,6 +291,7 @@ impl<O: Clone + Send + 'static> FinalSinkOperator<O> {
         Self {
             inner,
             state,
+            metrics: ctx.metrics.clone(),
             services: ctx.services.clone(),
             slow_threshold: gateway.slow_processing_threshold,
         }
@@ -334,6 +355,11 @@ impl<O: Clone + Send + 'static> Operator<Envelope<O>, Envelope<O>> for FinalSink
     fn end_input<C: Collector<Envelope<O>> + ?Sized>(&mut self, out: &mut C) {
         let mut acked = Acknowledged::new(out, &self.state, &self.services, self.slow_threshold);
         self.inner.end_input(&mut acked);
+    }
+
+    /// The sends not acknowledged stay in the savepoint: held.
+    fn stop_without_drain(&mut self) {
+        report_held(&self.metrics, self.inner.held_records());
     }
 
     /// Waits for every acknowledgement before the barrier, unless the sends go into

@@ -45,6 +45,8 @@ pub struct GatewayOperator<T> {
     last_refill: Duration,
     admitted: Arc<AtomicU64>,
     throttled: Arc<AtomicU64>,
+    /// Where a stop without drain reports what the queue holds.
+    metrics: Arc<crate::metrics::OperatorMetrics>,
     signals: Signals,
     /// How the queue is stored in a snapshot; `None`: admitted before the barrier.
     codec: Option<StateCodec<VecDeque<T>>>,
@@ -106,6 +108,7 @@ impl<T> GatewayOperator<T> {
             tokens: burst,
             admitted,
             throttled: ctx.metrics.custom("throttled_waits"),
+            metrics: ctx.metrics.clone(),
             signals: Signals::default(),
             codec: None,
             subtask_index: ctx.subtask_index,
@@ -247,6 +250,11 @@ impl<T: Send + 'static> Operator<T, Envelope<T>> for GatewayOperator<T> {
         while !self.queue.is_empty() {
             self.admit_waiting(out);
         }
+    }
+
+    /// The queue stays in the savepoint: held.
+    fn stop_without_drain(&mut self) {
+        super::egress::report_held(&self.metrics, self.queue.len() as u64);
     }
 
     /// Without a codec, admits the queue before the barrier; with one, nothing: the

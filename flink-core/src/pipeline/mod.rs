@@ -22,7 +22,8 @@ pub use config::{
     PipelineConfigError, PressureThresholds,
 };
 pub use controller::{
-    Health, PipelineBackPressureController, PipelineStatus, PressureLevel, StageCounts, StageStatus,
+    HELD, Health, PipelineBackPressureController, PipelineStatus, PressureLevel, StageCounts,
+    StageStatus,
 };
 pub use envelope::Envelope;
 pub use key_gen::partition_of;

@@ -212,7 +212,7 @@ mod tests {
     use super::*;
 
     fn b(id: u64) -> CheckpointBarrier {
-        CheckpointBarrier { id, timestamp: 0 }
+        CheckpointBarrier::new(id, 0)
     }
 
     #[test]

@@ -267,6 +267,7 @@ fn parse<'a>(buffers: impl Iterator<Item = &'a ChannelBuffer>) -> Result<Channel
             // See the module's doc: dropped, or never stored.
             Event::WatermarkStatus(_)
             | Event::CheckpointBarrier { .. }
+            | Event::StopBarrier { .. }
             | Event::UnalignedBarrier { .. }
             | Event::EndOfPartition => {}
             Event::Custom(_) => {

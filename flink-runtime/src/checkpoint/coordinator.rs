@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flink_core::checkpoint::{
-    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointLocation,
+    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointLocation, StopMode,
 };
 use flink_core::clock::Clock;
 
@@ -61,7 +61,7 @@ enum ClusterPart {
 struct FollowedSavepoint {
     id: u64,
     path: CheckpointLocation,
-    stop: bool,
+    stop: Option<StopMode>,
     /// The savepoint's directory, or why it cannot be opened here (its
     /// acknowledgements then decline).
     store: Result<CheckpointStore, String>,
@@ -93,8 +93,9 @@ struct Pending {
 struct SavepointTarget {
     store: CheckpointStore,
     path: CheckpointLocation,
-    /// Whether the job stops after it (its sources stopped after the barrier).
-    stop: bool,
+    /// Whether and how the job stops after it (its sources stopped after the
+    /// barrier).
+    stop: Option<StopMode>,
     reply: SavepointReply,
 }
 
@@ -170,6 +171,9 @@ pub(crate) struct CheckpointCoordinator {
     job_name: String,
     /// Savepoints asked for, taken when no checkpoint is in progress.
     savepoints: VecDeque<SavepointRequest>,
+    /// A savepoint with a drain: the job drains first (its sources end their
+    /// input), then this savepoint is the checkpoint of every task's final state.
+    drain_savepoint: Option<SavepointRequest>,
     /// The savepoint the job stopped with, once complete.
     stopped_with: Option<CheckpointLocation>,
     /// What the REST API shows of each checkpoint.
@@ -246,6 +250,7 @@ impl CheckpointCoordinator {
             operators: Vec::new(),
             job_name: String::new(),
             savepoints: VecDeque::new(),
+            drain_savepoint: None,
             stopped_with: None,
             stats: Arc::default(),
             cluster,
@@ -303,7 +308,7 @@ impl CheckpointCoordinator {
         peer: usize,
         request: u64,
         directory: CheckpointLocation,
-        stop: bool,
+        stop: Option<StopMode>,
     ) {
         let reply = SavepointReply::Remote {
             links: links.clone(),
@@ -318,7 +323,7 @@ impl CheckpointCoordinator {
         if waiting >= MAX_FORWARDED_SAVEPOINTS {
             reply.send(Err(SavepointError::TooManyRequests));
         } else {
-            tracing::info!(process = peer, %directory, stop, "savepoint asked for by another process");
+            tracing::info!(process = peer, %directory, ?stop, "savepoint asked for by another process");
             self.savepoints.push_back(SavepointRequest {
                 directory,
                 stop,
@@ -369,6 +374,12 @@ impl CheckpointCoordinator {
     /// The savepoint the job stopped with (`stop_with_savepoint`), once complete.
     pub(crate) fn stopped_with(&self) -> Option<&CheckpointLocation> {
         self.stopped_with.as_ref()
+    }
+
+    /// Whether a savepoint with a drain waits for the job to drain: the sources
+    /// must end their input (as [`JobControl::stop`](crate::job_client::JobControl::stop)).
+    pub(crate) fn wants_drain(&self) -> bool {
+        self.drain_savepoint.is_some()
     }
 
     /// The configuration.
@@ -422,12 +433,25 @@ impl CheckpointCoordinator {
             .last_completion
             .is_none_or(|t| now.saturating_sub(t) >= self.config.min_pause_between_checkpoints);
         if !all_finished && let Some(request) = self.savepoints.pop_front() {
+            if request.stop == Some(StopMode::Drain) {
+                self.wait_for_drain(request);
+                return Ok(());
+            }
             self.trigger_savepoint(now, request);
             return self.complete_if_acknowledged();
         }
         // Once every task finished, one more checkpoint covers their final states
-        // (what they wait for to commit); after it, none is needed.
+        // (what they wait for to commit); after it, none is needed. A savepoint
+        // with a drain is that checkpoint.
         let final_due = all_finished && !self.final_triggered;
+        if final_due && let Some(request) = self.drain_savepoint.take() {
+            self.trigger_savepoint(now, request);
+            // Unless its directory could not be made: a plain final checkpoint then.
+            if self.pending.is_some() {
+                self.final_triggered = true;
+                return self.complete_if_acknowledged();
+            }
+        }
         if final_due || (!all_finished && interval_due && pause_done) {
             self.final_triggered = all_finished;
             self.trigger(now, None);
@@ -437,8 +461,23 @@ impl CheckpointCoordinator {
         Ok(())
     }
 
+    /// Keeps a savepoint with a drain until every task finished (the executor
+    /// stops the sources meanwhile, [`wants_drain`](Self::wants_drain)); a second
+    /// one while the job drains fails at once.
+    fn wait_for_drain(&mut self, request: SavepointRequest) {
+        if self.drain_savepoint.is_some() {
+            request.reply.send(Err(SavepointError::Failed(
+                "the job is already stopping with a drain and a savepoint".into(),
+            )));
+            return;
+        }
+        tracing::info!(directory = %request.directory, "stop with a drain, then a savepoint");
+        self.drain_savepoint = Some(request);
+    }
+
     /// Triggers a savepoint into a new directory under the requested one; a
-    /// stopping savepoint tells the sources to end after its barrier.
+    /// savepoint that stops without drain tells the sources to end after its
+    /// barrier.
     fn trigger_savepoint(&mut self, now: Duration, request: SavepointRequest) {
         let id = self.next_id;
         let path = request
@@ -454,8 +493,8 @@ impl CheckpointCoordinator {
             }
         };
         // Before the trigger, so no source takes the barrier without stopping.
-        if request.stop {
-            self.signals.stop_after(id);
+        if let Some(mode) = request.stop {
+            self.signals.stop_after(id, mode);
         }
         self.trigger(
             now,
@@ -479,8 +518,11 @@ impl CheckpointCoordinator {
     fn trigger(&mut self, now: Duration, savepoint: Option<SavepointOrder>) {
         let is_savepoint = savepoint.is_some();
         let barrier = CheckpointBarrier {
-            id: self.next_id,
-            timestamp: i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+            stop: savepoint.as_ref().and_then(|s| s.stop),
+            ..CheckpointBarrier::new(
+                self.next_id,
+                i64::try_from(now.as_millis()).unwrap_or(i64::MAX),
+            )
         };
         self.next_id += 1;
         self.last_trigger = Some(now);
@@ -668,7 +710,7 @@ impl CheckpointCoordinator {
                     id,
                     timestamp,
                     savepoint,
-                } => self.hear_trigger(CheckpointBarrier { id, timestamp }, savepoint),
+                } => self.hear_trigger(CheckpointBarrier::new(id, timestamp), savepoint),
                 CheckpointControl::Complete { id } => self.hear_complete(id),
                 CheckpointControl::Abort { id } => self.hear_abort(id),
                 CheckpointControl::SavepointAnswer { request, outcome } => {
@@ -722,9 +764,7 @@ impl CheckpointCoordinator {
                 completed: false,
             })
         });
-        let (is_savepoint, stop) = savepoint
-            .as_ref()
-            .map_or((false, false), |s| (true, s.stop));
+        let (is_savepoint, stop) = savepoint.as_ref().map_or((false, None), |s| (true, s.stop));
         let (now, later): (Vec<EarlyAck>, Vec<EarlyAck>) = std::mem::take(early)
             .into_iter()
             .filter(|a| a.checkpoint >= id)
@@ -732,8 +772,8 @@ impl CheckpointCoordinator {
         *early = later;
         self.stats.triggered(id, is_savepoint, self.tasks.len());
         // Before the trigger, so no source takes the barrier without stopping.
-        if stop {
-            self.signals.stop_after(id);
+        if let Some(mode) = stop {
+            self.signals.stop_after(id, mode);
         }
         self.signals.trigger(barrier, is_savepoint);
         for a in now {
@@ -756,7 +796,7 @@ impl CheckpointCoordinator {
         {
             savepoint.completed = true;
             self.stats.completed(id, savepoint.path.to_string());
-            if savepoint.stop {
+            if savepoint.stop.is_some() {
                 self.stopped_with = Some(savepoint.path.clone());
                 self.signals.complete(id);
             }
@@ -964,7 +1004,7 @@ impl CheckpointCoordinator {
         self.last_completion = Some(self.clock.now());
         self.stats.completed(id, target.path.to_string());
         tracing::info!(checkpoint = id, path = %target.path, "savepoint completed");
-        if target.stop {
+        if target.stop.is_some() {
             self.stopped_with = Some(target.path.clone());
             self.signals.complete(id);
         }
@@ -1022,6 +1062,9 @@ impl Drop for CheckpointCoordinator {
     /// one only when process 0 is gone without having completed it (process 0
     /// deletes the whole savepoint otherwise).
     fn drop(&mut self) {
+        if let Some(request) = self.drain_savepoint.take() {
+            request.reply.send(Err(SavepointError::JobEnded));
+        }
         if let Some(p) = self.pending.take()
             && let Some(target) = p.savepoint
         {
@@ -1152,6 +1195,41 @@ mod tests {
             c.tick().unwrap();
         }
         assert_eq!(c.counts().completed, 2);
+    }
+
+    #[test]
+    fn a_savepoint_with_a_drain_waits_for_every_task_and_holds_their_final_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut c, _clock) = coordinator(dir.path(), 0);
+        c.start_attempt(vec![(0, 0), (1, 0)]);
+        let (request, outcome) = savepoint_request(&dir.path().join("sp"), Some(StopMode::Drain));
+        c.request_savepoint(request);
+        c.tick().unwrap();
+        // No barrier: the job drains first.
+        assert!(c.wants_drain());
+        assert!(c.pending.is_none());
+        c.on_finished(0, 0, state(b"final 0")).unwrap();
+        c.tick().unwrap();
+        assert!(
+            outcome.try_recv().is_err(),
+            "not before every task finished"
+        );
+        c.on_finished(1, 0, state(b"final 1")).unwrap();
+        c.tick().unwrap();
+        let path = outcome.try_recv().unwrap().unwrap();
+        assert!(!c.wants_drain());
+        assert_eq!(c.stopped_with(), Some(&path));
+        let local = path.as_directory().unwrap();
+        assert!(local.join("_metadata").is_file());
+        // It was the final checkpoint: nothing else is triggered, every task's
+        // final state is in it.
+        assert!(c.all_done());
+        assert_eq!(c.counts().completed, 0);
+        let loaded = CheckpointStore::open_single(&path, false)
+            .unwrap()
+            .load(1)
+            .unwrap();
+        assert_eq!(loaded.tasks.len(), 2);
     }
 
     #[test]
@@ -1394,7 +1472,7 @@ mod tests {
     /// A savepoint request into `directory`, and where its outcome arrives.
     fn savepoint_request(
         directory: &std::path::Path,
-        stop: bool,
+        stop: Option<StopMode>,
     ) -> (
         SavepointRequest,
         std::sync::mpsc::Receiver<super::super::savepoint::SavepointOutcome>,
@@ -1432,7 +1510,7 @@ mod tests {
         path: std::path::PathBuf,
     }
 
-    fn forwarded_savepoint(stop: bool) -> ForwardedSavepoint {
+    fn forwarded_savepoint(stop: Option<StopMode>) -> ForwardedSavepoint {
         let (dir, savepoints) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let clock = Arc::new(ManualClock::new());
         let (mut leader, mut follower) = two_coordinators(dir.path(), &clock);
@@ -1465,7 +1543,7 @@ mod tests {
             outcome,
             id,
             path,
-        } = forwarded_savepoint(true);
+        } = forwarded_savepoint(Some(StopMode::NoDrain));
         // Process 1's task acknowledges before process 1 heard the trigger (the
         // barrier came through process 0): its state waits to learn where it goes.
         follower
@@ -1507,7 +1585,7 @@ mod tests {
             outcome,
             id,
             path,
-        } = forwarded_savepoint(false);
+        } = forwarded_savepoint(None);
         leader
             .on_ack(id, 0, 0, state(b"zero"), BarrierArrival::default())
             .unwrap();
@@ -1543,12 +1621,12 @@ mod tests {
         follower.start_attempt(vec![(0, 1)]);
         let mut waiting = Vec::new();
         for _ in 0..MAX_FORWARDED_SAVEPOINTS {
-            let (request, outcome) = savepoint_request(savepoints.path(), false);
+            let (request, outcome) = savepoint_request(savepoints.path(), None);
             follower.request_savepoint(request);
             waiting.push(outcome);
         }
         assert!(waiting.iter().all(|o| o.try_recv().is_err()), "all wait");
-        let (request, outcome) = savepoint_request(savepoints.path(), false);
+        let (request, outcome) = savepoint_request(savepoints.path(), None);
         follower.request_savepoint(request);
         assert_eq!(outcome.try_recv(), Ok(Err(SavepointError::TooManyRequests)));
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 
-use flink_core::checkpoint::CheckpointLocation;
+use flink_core::checkpoint::{CheckpointLocation, StopMode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -45,8 +45,8 @@ pub(crate) struct SavepointRequest {
     /// The directory (local or in an object store) the savepoint's own directory
     /// is created in.
     pub(crate) directory: CheckpointLocation,
-    /// Whether the job stops after it.
-    pub(crate) stop: bool,
+    /// Whether and how the job stops after it.
+    pub(crate) stop: Option<StopMode>,
     /// Where the outcome goes.
     pub(crate) reply: SavepointReply,
 }

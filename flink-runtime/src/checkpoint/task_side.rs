@@ -3,12 +3,12 @@
 //! a checkpoint that holds its final state before it commits and exits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
 use flink_core::checkpoint::{
-    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointingMode,
+    ChainSnapshot, CheckpointBarrier, CheckpointConfig, CheckpointingMode, StopMode,
 };
 use flink_core::clock::Clock;
 
@@ -49,8 +49,10 @@ pub(crate) struct CheckpointSignals {
     completed: AtomicU64,
     /// The newest savepoint's id: savepoints are always aligned.
     savepoint: AtomicU64,
-    /// A stopping savepoint's id: sources end their input right after its barrier.
+    /// A stopping savepoint's id: its barrier stops the job.
     stop_after: AtomicU64,
+    /// Whether that stop drains ([`StopMode::Drain`]).
+    stop_drains: AtomicBool,
 }
 
 impl CheckpointSignals {
@@ -63,9 +65,11 @@ impl CheckpointSignals {
         self.triggered.store(barrier.id, Ordering::SeqCst);
     }
 
-    /// Sources end their input right after the barrier of checkpoint `id` (a
-    /// savepoint that stops the job).
-    pub(crate) fn stop_after(&self, id: u64) {
+    /// The barrier of checkpoint `id` (a savepoint) stops the job as `mode` says:
+    /// the sources send it as a stopping barrier and read nothing after it.
+    pub(crate) fn stop_after(&self, id: u64, mode: StopMode) {
+        self.stop_drains
+            .store(mode == StopMode::Drain, Ordering::SeqCst);
         self.stop_after.store(id, Ordering::SeqCst);
     }
 
@@ -111,23 +115,29 @@ impl TaskCheckpointing {
             return None;
         }
         self.seen_trigger = id;
+        let stops = self.signals.stop_after.load(Ordering::SeqCst) == id;
+        let stop = stops.then(|| {
+            if self.signals.stop_drains.load(Ordering::SeqCst) {
+                StopMode::Drain
+            } else {
+                StopMode::NoDrain
+            }
+        });
         Some(CheckpointBarrier {
             id,
             timestamp: self.signals.triggered_at.load(Ordering::SeqCst),
+            stop,
         })
     }
 
     /// Whether `barrier`, seen now, is taken unaligned: with unaligned checkpoints
-    /// enabled, not a savepoint, and past the aligned-checkpoint timeout if any.
+    /// enabled, not a savepoint (a stopping barrier is one, whatever this process's
+    /// coordinator heard yet), and past the aligned-checkpoint timeout if any.
     pub(crate) fn unaligned_now(&self, barrier: CheckpointBarrier) -> bool {
         let now = i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX);
         self.config.unaligned_at(barrier.timestamp, now)
+            && barrier.stop.is_none()
             && self.signals.savepoint.load(Ordering::SeqCst) != barrier.id
-    }
-
-    /// Whether the source must end its input after the barrier of `checkpoint`.
-    pub(crate) fn stops_after(&self, checkpoint: u64) -> bool {
-        self.signals.stop_after.load(Ordering::SeqCst) == checkpoint
     }
 
     /// The newest checkpoint completed since the last call.

@@ -5,7 +5,7 @@
 //! A savepoint asked for in another process is forwarded to process 0, which runs it
 //! as a checkpoint whose trigger names the savepoint's directory, and answers.
 
-use flink_core::checkpoint::CheckpointLocation;
+use flink_core::checkpoint::{CheckpointLocation, StopMode};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::SavepointError;
@@ -17,8 +17,9 @@ use crate::checkpoint::storage::TaskEntry;
 pub(crate) struct SavepointOrder {
     /// The savepoint's own directory, which every process writes its tasks' states to.
     pub(crate) path: CheckpointLocation,
-    /// Whether every source stops right after its barrier (`stop_with_savepoint`).
-    pub(crate) stop: bool,
+    /// Whether and how the job stops with it (`stop_with_savepoint`, with or
+    /// without drain): every source stops right after its barrier.
+    pub(crate) stop: Option<StopMode>,
 }
 
 /// One checkpoint message between process 0 and another process.
@@ -79,8 +80,8 @@ pub(crate) enum CheckpointControl {
         request: u64,
         /// The directory the savepoint's own directory is created in.
         directory: CheckpointLocation,
-        /// Whether the job stops with it.
-        stop: bool,
+        /// Whether and how the job stops with it.
+        stop: Option<StopMode>,
     },
     /// Process 0 → the process that asked: the outcome of its savepoint request.
     SavepointAnswer {
@@ -145,13 +146,13 @@ mod tests {
             timestamp: 1,
             savepoint: Some(SavepointOrder {
                 path: CheckpointLocation::from("s3://bucket/sp/savepoint-job-4"),
-                stop: true,
+                stop: Some(StopMode::NoDrain),
             }),
         };
         assert!(matches!(
             CheckpointControl::decode(&trigger.encode()).unwrap(),
             CheckpointControl::Trigger { id: 4, savepoint: Some(order), .. }
-                if order.stop && order.path.to_string() == "s3://bucket/sp/savepoint-job-4"
+                if order.stop == Some(StopMode::NoDrain) && order.path.to_string() == "s3://bucket/sp/savepoint-job-4"
         ));
     }
 }

@@ -1,5 +1,6 @@
 //! In-band events that travel in order with the data, one per event buffer.
 
+use flink_core::checkpoint::StopMode;
 use flink_core::watermark::WatermarkStatus;
 
 use super::error::NetworkError;
@@ -10,6 +11,11 @@ const TAG_CHECKPOINT_BARRIER: u8 = 2;
 const TAG_CUSTOM: u8 = 3;
 const TAG_WATERMARK_STATUS: u8 = 4;
 const TAG_UNALIGNED_BARRIER: u8 = 5;
+const TAG_STOP_BARRIER: u8 = 6;
+
+/// The byte of a [`StopMode`] in a stopping barrier.
+const STOP_NO_DRAIN: u8 = 0;
+const STOP_DRAIN: u8 = 1;
 
 /// An event sent in-band through a subpartition. Events consume credit like data buffers
 /// and are delivered in order with the records around them.
@@ -36,6 +42,16 @@ pub enum Event {
         /// Checkpoint trigger timestamp (ms).
         timestamp: i64,
     },
+    /// The (aligned) barrier of a savepoint that stops the job: the tasks end after
+    /// it as `mode` says. Its own tag, so ordinary barriers stay 16 bytes.
+    StopBarrier {
+        /// Checkpoint id.
+        id: u64,
+        /// Checkpoint trigger timestamp (ms).
+        timestamp: i64,
+        /// Whether the tasks end with or without a drain.
+        mode: StopMode,
+    },
     /// Opaque user-defined event payload.
     Custom(Vec<u8>),
     /// The producer went idle (its watermark holds nothing back) or active again.
@@ -49,6 +65,7 @@ impl Event {
             Event::EndOfPartition => 0,
             Event::Watermark(_) => 8,
             Event::CheckpointBarrier { .. } | Event::UnalignedBarrier { .. } => 16,
+            Event::StopBarrier { .. } => 17,
             Event::Custom(bytes) => bytes.len(),
             Event::WatermarkStatus(_) => 1,
         }
@@ -75,6 +92,19 @@ impl Event {
                 out[0] = TAG_UNALIGNED_BARRIER;
                 out[1..9].copy_from_slice(&id.to_le_bytes());
                 out[9..17].copy_from_slice(&timestamp.to_le_bytes());
+            }
+            Event::StopBarrier {
+                id,
+                timestamp,
+                mode,
+            } => {
+                out[0] = TAG_STOP_BARRIER;
+                out[1..9].copy_from_slice(&id.to_le_bytes());
+                out[9..17].copy_from_slice(&timestamp.to_le_bytes());
+                out[17] = match mode {
+                    StopMode::NoDrain => STOP_NO_DRAIN,
+                    StopMode::Drain => STOP_DRAIN,
+                };
             }
             Event::Custom(bytes) => {
                 out[0] = TAG_CUSTOM;
@@ -139,6 +169,18 @@ impl Event {
                     timestamp: i64::from_le_bytes(le8(&body[8..])),
                 })
             }
+            TAG_STOP_BARRIER => {
+                fixed(17)?;
+                Ok(Event::StopBarrier {
+                    id: u64::from_le_bytes(le8(&body[..8])),
+                    timestamp: i64::from_le_bytes(le8(&body[8..16])),
+                    mode: match body[16] {
+                        STOP_NO_DRAIN => StopMode::NoDrain,
+                        STOP_DRAIN => StopMode::Drain,
+                        _ => return Err(corrupt("stop mode is neither 0 nor 1")),
+                    },
+                })
+            }
             TAG_CUSTOM => Ok(Event::Custom(body.to_vec())),
             TAG_WATERMARK_STATUS => match body {
                 [0] => Ok(Event::WatermarkStatus(WatermarkStatus::Active)),
@@ -167,12 +209,23 @@ mod tests {
                 id: 8,
                 timestamp: -5,
             },
+            Event::StopBarrier {
+                id: 9,
+                timestamp: 77,
+                mode: StopMode::NoDrain,
+            },
+            Event::StopBarrier {
+                id: 10,
+                timestamp: 78,
+                mode: StopMode::Drain,
+            },
             Event::Custom(vec![1, 2, 3]),
             Event::Custom(vec![]),
             Event::WatermarkStatus(WatermarkStatus::Idle),
             Event::WatermarkStatus(WatermarkStatus::Active),
         ] {
             assert_eq!(Event::decode(&e.encode(), 0).unwrap(), e);
+            assert_eq!(e.encode().len(), e.encoded_len());
         }
     }
 
@@ -183,5 +236,14 @@ mod tests {
         assert!(Event::decode(&[TAG_WATERMARK, 1, 2], 0).is_err());
         assert!(Event::decode(&[TAG_WATERMARK_STATUS, 2], 0).is_err());
         assert!(Event::decode(&[TAG_WATERMARK_STATUS], 0).is_err());
+        let mut stop = Event::StopBarrier {
+            id: 1,
+            timestamp: 2,
+            mode: StopMode::Drain,
+        }
+        .encode();
+        stop[17] = 2;
+        assert!(Event::decode(&stop, 0).is_err());
+        assert!(Event::decode(&stop[..17], 0).is_err());
     }
 }

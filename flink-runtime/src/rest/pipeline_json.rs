@@ -44,6 +44,7 @@ fn pipeline(
             "delivered": report.delivered(),
             "dead-lettered": report.dead_lettered(),
             "errors": report.errors(),
+            "held": report.held(),
             "in-pipeline": status.in_pipeline,
             // Exact once the job ended: every record received was delivered,
             // dead-lettered or counted as an error, and the stages chain up.

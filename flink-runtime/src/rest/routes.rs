@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use flink_core::checkpoint::StopMode;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -186,8 +187,10 @@ async fn cancel(
 }
 
 /// `POST /jobs/{id}/stop`: the body, optional, is `{"drain": true}` (a stop with a
-/// drain, the default here) or `{"drain": false, "targetDirectory": "..."}` (a stop
-/// with a savepoint, as Flink's `flink stop`; answered with a `request-id`).
+/// drain, the default here), `{"drain": false, "targetDirectory": "..."}` (a stop
+/// with a savepoint, without drain, as Flink's `flink stop`; answered with a
+/// `request-id`) or `{"drain": true, "targetDirectory": "..."}` (a stop with a
+/// savepoint and a drain, as `flink stop --drain`; answered with a `request-id`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StopRequest {
@@ -221,19 +224,19 @@ async fn stop(
     };
     match (request.drain, request.target_directory) {
         (true, None) => {}
-        (false, Some(directory)) => {
+        (drain, Some(directory)) => {
             running(&s, "stop")?;
-            tracing::info!(job = %s.view.id, %directory, "stop with a savepoint requested through the REST API");
-            return start_savepoint(&s, directory, true);
+            let mode = if drain {
+                StopMode::Drain
+            } else {
+                StopMode::NoDrain
+            };
+            tracing::info!(job = %s.view.id, %directory, ?mode, "stop with a savepoint requested through the REST API");
+            return start_savepoint(&s, directory, Some(mode));
         }
         (false, None) => {
             return Err(ApiError::bad_request(
                 "a stop without drain takes a savepoint: give its targetDirectory, or use {\"drain\": true}",
-            ));
-        }
-        (true, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "flink-rs stops either with a drain or with a savepoint (drain false), not both",
             ));
         }
     }
@@ -273,7 +276,9 @@ async fn trigger_savepoint(
         .map_err(|e| ApiError::bad_request(format!("malformed savepoint request: {e}")))?;
     running(&s, "take a savepoint of")?;
     tracing::info!(job = %s.view.id, directory = %request.target_directory, "savepoint requested through the REST API");
-    start_savepoint(&s, request.target_directory, request.cancel_job)
+    // Flink's `cancel-job` ends the job right after the savepoint: no drain.
+    let stop = request.cancel_job.then_some(StopMode::NoDrain);
+    start_savepoint(&s, request.target_directory, stop)
 }
 
 async fn savepoint_status(
@@ -304,7 +309,7 @@ fn running(s: &AppState, verb: &str) -> Result<(), ApiError> {
 fn start_savepoint(
     s: &AppState,
     directory: String,
-    stop: bool,
+    stop: Option<StopMode>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if directory.trim().is_empty() {
         return Err(ApiError::bad_request("the target directory is empty"));

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use flink_core::checkpoint::CheckpointLocation;
+use flink_core::checkpoint::{CheckpointLocation, StopMode};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
@@ -25,13 +25,13 @@ pub(crate) struct SavepointTriggers {
 }
 
 impl SavepointTriggers {
-    /// Starts a savepoint into `directory` (stopping the job after it if `stop`) on
-    /// a thread of its own, and returns its request id.
+    /// Starts a savepoint into `directory` (stopping the job after it as `stop`
+    /// says) on a thread of its own, and returns its request id.
     pub(crate) fn trigger(
         self: &std::sync::Arc<Self>,
         control: &JobControl,
         directory: CheckpointLocation,
-        stop: bool,
+        stop: Option<StopMode>,
     ) -> std::io::Result<String> {
         let id = format!("{:032x}", rand_id());
         {
