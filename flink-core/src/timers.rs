@@ -3,6 +3,8 @@
 
 mod timer_queue;
 mod timer_service;
+mod timer_set;
 
 pub use timer_queue::TimerQueue;
 pub use timer_service::{TimerService, processing_time_of};
+pub use timer_set::TimerSet;

@@ -3,8 +3,10 @@
 //! over `keys` keys, in CPU time of the snapshotting thread: the synchronous
 //! snapshot, the task's stop for the deferred (copy-on-write) one and its encoding,
 //! and what the copies cost the records right after the barrier; what a keyed `sum`
-//! stops for with its deferred snapshot; and the per-record cost of the
-//! copy-on-write map against a plain hash map (docs/checkpoints.md quotes the
+//! stops for with its deferred snapshot; what event-time windows (reduce windows,
+//! `keys` keys x 3 windows, and process windows, `keys` / 4 keys x 8 records) stop
+//! for with theirs against their synchronous snapshot; and the per-record cost of
+//! the copy-on-write map against a plain hash map (docs/checkpoints.md quotes the
 //! output).
 //!
 //! `cargo run --release -p benches --bin state_snapshot -- [keys]`
@@ -14,9 +16,15 @@ use std::sync::Arc;
 use flink_core::checkpoint::RestoredState;
 use flink_core::clock::ManualClock;
 use flink_core::operator::{Emitter, Operator, RuntimeContext, StateScope};
-use flink_core::operators::{KeyedProcessFunctionOperator, KeyedReduceOperator};
+use flink_core::operators::{
+    KeyedProcessFunctionOperator, KeyedReduceOperator, WindowOperator, WindowSettings,
+};
 use flink_core::prelude::*;
 use flink_core::state::CowMap;
+use flink_core::windows::{
+    ProcessWindow, ReduceWindow, TimeWindow, TumblingEventTimeWindows, WindowAggregation,
+    WindowAssigner,
+};
 
 fn context() -> RuntimeContext {
     RuntimeContext::standalone("state", 0, 1, Arc::new(ManualClock::new()))
@@ -211,6 +219,92 @@ fn measure_reduce(keys: u64) {
     );
 }
 
+/// (key, event timestamp, value) for the window cases.
+type Timed = (u64, i64, u64);
+
+/// The window operator's snapshot costs: the task's stop for the deferred
+/// snapshot (the copy of windows and timers, CPU time), the encoding it defers,
+/// and the synchronous snapshot; `records` go into 10 ms tumbling event-time
+/// windows (no watermark: every window stays open).
+fn measure_window<A, O>(label: &str, agg: A, records: &[Timed])
+where
+    A: WindowAggregation<u64, Timed, O>,
+    O: 'static,
+{
+    let scope = StateScope {
+        subtask_index: 0,
+        parallelism: 1,
+        max_parallelism: 128,
+    };
+    let tumbling = TumblingEventTimeWindows::of(std::time::Duration::from_millis(10));
+    let settings = WindowSettings {
+        allowed_lateness_ms: 0,
+        late_output: None,
+        timestamps: Some(Arc::new(|r: &Timed| r.1)),
+    };
+    let trigger = tumbling.default_trigger();
+    let key = (|r: &Timed| r.0) as fn(&Timed) -> u64;
+    let mut op = WindowOperator::new(key, tumbling, agg, trigger, settings, &context());
+    let mut out: Vec<O> = Vec::new();
+    for r in records {
+        op.process(*r, &mut out);
+    }
+    let (mut stop, mut deferred, mut sync) = (f64::MAX, f64::MAX, f64::MAX);
+    let mut bytes = Vec::new();
+    for _ in 0..3 {
+        let start = cpu_time();
+        let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        let copied = cpu_time();
+        bytes = state.into_bytes().unwrap();
+        let encoded = cpu_time();
+        let now = op.snapshot_state(scope, 1).unwrap().unwrap();
+        assert_eq!(
+            now, bytes,
+            "the deferred encoding gives the synchronous bytes"
+        );
+        stop = stop.min(copied - start);
+        deferred = deferred.min(encoded - copied);
+        sync = sync.min(cpu_time() - encoded);
+    }
+    let mb = bytes.len() as f64 / 1e6;
+    println!(
+        "{label}: records={} bytes={} ({mb:.1} MB) task stops {:.1} ms (copy, {:.1} ms/MB), \
+         deferred encoding {:.1} ms; synchronous snapshot {:.1} ms ({:.1} ms/MB)",
+        records.len(),
+        bytes.len(),
+        stop * 1e3,
+        stop * 1e3 / mb,
+        deferred * 1e3,
+        sync * 1e3,
+        sync * 1e3 / mb
+    );
+}
+
+/// Reduce windows (`keys` keys x 3 windows, one running sum each) and process
+/// windows (`keys` / 4 keys x 8 records in one window each).
+fn measure_windows(keys: u64) {
+    let sum = |a: Timed, b: Timed| (a.0, a.1.max(b.1), a.2 + b.2);
+    let reduced: Vec<Timed> = (0..3)
+        .flat_map(|w| (0..keys).map(move |k| (k, w * 10, k)))
+        .collect();
+    measure_window(
+        "reduce windows (u64, i64, u64) x 3 per key",
+        ReduceWindow::new(sum),
+        &reduced,
+    );
+    let each = |_: &u64, _: &TimeWindow, records: &[Timed], out: &mut dyn Collector<usize>| {
+        out.collect(records.len());
+    };
+    let kept: Vec<Timed> = (0..8)
+        .flat_map(|i| (0..keys / 4).map(move |k| (k, i, k + i as u64)))
+        .collect();
+    measure_window(
+        "process windows, 8 records (u64, i64, u64) per key",
+        ProcessWindow::new(each),
+        &kept,
+    );
+}
+
 fn main() {
     let keys: u64 = std::env::args()
         .nth(1)
@@ -219,5 +313,6 @@ fn main() {
     measure("value state only", keys, false);
     measure("value + list(4) + map(4)", keys, true);
     measure_reduce(keys);
+    measure_windows(keys);
     measure_map_path(keys);
 }

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{RestoredState, StateError, restore_keyed, snapshot_keyed};
+use super::window_snapshot::{KeySnapshot, WindowCopy, encode_windows};
+use crate::checkpoint::{DeferredState, RestoredState, StateError, restore_keyed};
 use crate::clock::Clock;
 use crate::functions::{Collector, KeySelector};
 use crate::metrics::Counter;
@@ -126,23 +127,6 @@ impl<K: Hash + Eq + Clone> Timers<'_, K> {
             }
         }
     }
-}
-
-/// A key's entry in a checkpoint: its windows' contents and trigger states, and
-/// their timers.
-#[derive(Serialize)]
-struct KeySnapshotRef<'a, A, S> {
-    windows: Vec<(TimeWindow, Option<&'a A>, &'a S)>,
-    event_timers: Vec<(TimeWindow, i64)>,
-    processing_timers: Vec<(TimeWindow, i64)>,
-}
-
-/// [`KeySnapshotRef`] read back.
-#[derive(Deserialize)]
-struct KeySnapshot<A, S> {
-    windows: Vec<(TimeWindow, Option<A>, S)>,
-    event_timers: Vec<(TimeWindow, i64)>,
-    processing_timers: Vec<(TimeWindow, i64)>,
 }
 
 /// How the window operator is set up, besides its key, assigner, function and
@@ -653,41 +637,45 @@ where
         self.fire_processing_timers(i64::MAX, out);
     }
 
+    /// Every window's contents and trigger state and every timer, by key group,
+    /// encoded on the task's thread.
     fn snapshot_state(&mut self, scope: StateScope, _: u64) -> Result<Option<Vec<u8>>, StateError> {
-        let mut by_key: HashMap<&K, KeySnapshotRef<'_, A::Acc, Tr::State>> = HashMap::new();
-        let empty = || KeySnapshotRef {
-            windows: Vec::new(),
-            event_timers: Vec::new(),
-            processing_timers: Vec::new(),
+        let windows = self
+            .windows
+            .iter()
+            .map(|((key, window), slot)| (key, *window, slot.acc.as_ref(), &slot.trigger));
+        encode_windows(
+            windows,
+            self.event_timers.iter(),
+            self.processing_timers.iter(),
+            scope.max_parallelism,
+        )
+        .map(Some)
+    }
+
+    /// A copy of the windows (contents and trigger states, in the table's order)
+    /// and of the live timers, encoded later on the checkpoint's thread into the
+    /// bytes [`snapshot_state`](Self::snapshot_state) gives now: the task stops for
+    /// the copy only.
+    fn snapshot_state_deferred(
+        &mut self,
+        scope: StateScope,
+        _: u64,
+    ) -> Result<Option<DeferredState>, StateError> {
+        let copy = WindowCopy {
+            windows: self
+                .windows
+                .iter()
+                .map(|((key, window), slot)| {
+                    (key.clone(), *window, slot.acc.clone(), slot.trigger.clone())
+                })
+                .collect(),
+            event_timers: self.event_timers.copy_live(),
+            processing_timers: self.processing_timers.copy_live(),
         };
-        for ((key, window), slot) in &self.windows {
-            by_key.entry(key).or_insert_with(empty).windows.push((
-                *window,
-                slot.acc.as_ref(),
-                &slot.trigger,
-            ));
-        }
-        for ((key, window), ts) in self.event_timers.iter() {
-            by_key
-                .entry(key)
-                .or_insert_with(empty)
-                .event_timers
-                .push((*window, *ts));
-        }
-        for ((key, window), ts) in self.processing_timers.iter() {
-            by_key
-                .entry(key)
-                .or_insert_with(empty)
-                .processing_timers
-                .push((*window, *ts));
-        }
-        for entry in by_key.values_mut() {
-            // Deterministic snapshots: windows and timers in time order.
-            entry.windows.sort_unstable_by_key(|(w, _, _)| *w);
-            entry.event_timers.sort_unstable();
-            entry.processing_timers.sort_unstable();
-        }
-        snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), scope.max_parallelism).map(Some)
+        Ok(Some(DeferredState::later(move || {
+            copy.encode(scope.max_parallelism)
+        })))
     }
 
     fn restore_state(
@@ -1172,5 +1160,116 @@ mod tests {
         clock.advance(Duration::from_millis(500));
         op.poll_pending(&mut Emitter::collecting(&mut out));
         assert_eq!(out.len(), 2);
+    }
+
+    /// A key's entry as the window operator encoded it before deferred snapshots.
+    #[derive(Serialize)]
+    struct KeySnapshotBefore<'a, A, S> {
+        windows: Vec<(TimeWindow, Option<&'a A>, &'a S)>,
+        event_timers: Vec<(TimeWindow, i64)>,
+        processing_timers: Vec<(TimeWindow, i64)>,
+    }
+
+    /// The synchronous `snapshot_state` as it was before deferred snapshots (kept
+    /// as it was): checkpoints and savepoints it wrote must restore, so the
+    /// encodings now must give its bytes.
+    fn encoding_before_deferred_snapshots<W: WindowAssigner, Tr: Trigger<Rec>>(
+        op: &Op<W, Tr>,
+        max_parallelism: usize,
+    ) -> Vec<u8> {
+        let mut by_key: HashMap<&u8, KeySnapshotBefore<'_, Rec, Tr::State>> = HashMap::new();
+        let empty = || KeySnapshotBefore {
+            windows: Vec::new(),
+            event_timers: Vec::new(),
+            processing_timers: Vec::new(),
+        };
+        for ((key, window), slot) in &op.windows {
+            by_key.entry(key).or_insert_with(empty).windows.push((
+                *window,
+                slot.acc.as_ref(),
+                &slot.trigger,
+            ));
+        }
+        for ((key, window), ts) in op.event_timers.iter() {
+            let entry = by_key.entry(key).or_insert_with(empty);
+            entry.event_timers.push((*window, *ts));
+        }
+        for ((key, window), ts) in op.processing_timers.iter() {
+            let entry = by_key.entry(key).or_insert_with(empty);
+            entry.processing_timers.push((*window, *ts));
+        }
+        for entry in by_key.values_mut() {
+            entry.windows.sort_unstable_by_key(|(w, _, _)| *w);
+            entry.event_timers.sort_unstable();
+            entry.processing_timers.sort_unstable();
+        }
+        crate::checkpoint::snapshot_keyed(by_key.iter().map(|(k, v)| (*k, v)), max_parallelism)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_deferred_snapshot_gives_the_synchronous_bytes_of_its_moment_in_the_format_before() {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let scope = StateScope {
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+        };
+        // Keys in distinct key groups: the order of keys in a group, which the
+        // encoding before left to a hash map, cannot change the bytes.
+        let mut groups = std::collections::HashSet::new();
+        let keys: Vec<u8> = (0..=255u8)
+            .filter(|k| {
+                let hash = crate::key_group::stable_key_hash(k);
+                groups.insert(crate::key_group::key_group_of(hash, 128))
+            })
+            .take(6)
+            .collect();
+        let sliding =
+            SlidingEventTimeWindows::of(Duration::from_millis(10), Duration::from_millis(5));
+        let make = || operator_with(sliding, EarlyEvery(100), 3, &ctx);
+        let (mut op, mut reference) = (make(), make());
+        let before: Vec<Rec> = keys
+            .iter()
+            .flat_map(|&k| [(k, 1, 1), (k, 7, 2), (k, 12, 4)])
+            .collect();
+        let mut out = Vec::new();
+        for op in [&mut op, &mut reference] {
+            feed(op, &before, &mut out);
+            // Fires [-5, 5) and [0, 10) and cleans up [-5, 5) (lateness 3).
+            op.process_watermark(Watermark(9), &mut out);
+        }
+        let sync = op.snapshot_state(scope, 1).unwrap().unwrap();
+        assert_eq!(sync, encoding_before_deferred_snapshots(&op, 128));
+        let deferred = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        assert_eq!(
+            format!("{deferred:?}"),
+            "DeferredState::Later",
+            "encoded later"
+        );
+        // The task goes on: new windows, timers fired, windows cleaned up.
+        let after: Vec<Rec> = keys.iter().map(|&k| (k, 21, 8)).collect();
+        feed(&mut op, &after, &mut out);
+        clock.advance(Duration::from_millis(100));
+        op.poll_pending(&mut Emitter::collecting(&mut out));
+        op.process_watermark(Watermark(30), &mut out);
+        assert_ne!(op.snapshot_state(scope, 1).unwrap().unwrap(), sync);
+        let bytes = deferred.into_bytes().unwrap();
+        assert_eq!(bytes, sync, "the bytes of the barrier's moment");
+        // And it restores to that moment: the rest fires as it would have.
+        let mut restored = make();
+        let state = RestoredState {
+            checkpoint_id: Some(1),
+            by_subtask: vec![Some(Arc::from(bytes))].into(),
+        };
+        restored.restore_state(scope, &state).unwrap();
+        let (mut expected, mut got) = (Vec::new(), Vec::new());
+        reference.end_input(&mut expected);
+        restored.end_input(&mut got);
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected);
+        assert_eq!(got.len(), 12, "[5, 15) and [10, 20) of each key");
     }
 }

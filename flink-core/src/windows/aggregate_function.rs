@@ -34,8 +34,9 @@ use serde::de::DeserializeOwned;
 /// assert_eq!(Average.get_result(&acc), 1.5);
 /// ```
 pub trait AggregateFunction<I, O>: Clone + Send + Sync + 'static {
-    /// The running state of one aggregate.
-    type Acc: Serialize + DeserializeOwned + Send + 'static;
+    /// The running state of one aggregate (`Clone`: a checkpoint copies it at the
+    /// barrier and encodes the copy later).
+    type Acc: Clone + Serialize + DeserializeOwned + Send + 'static;
 
     /// A new, empty accumulator.
     fn create_accumulator(&self) -> Self::Acc;

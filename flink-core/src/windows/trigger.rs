@@ -166,8 +166,9 @@ impl<'a, S> TriggerContext<'a, S> {
 /// }
 /// ```
 pub trait Trigger<T>: Clone + Send + Sync + 'static {
-    /// What the trigger keeps per key and window (`()` for nothing).
-    type State: Serialize + DeserializeOwned + Default + Send + 'static;
+    /// What the trigger keeps per key and window (`()` for nothing; `Clone`: a
+    /// checkpoint copies it at the barrier and encodes the copy later).
+    type State: Clone + Serialize + DeserializeOwned + Default + Send + 'static;
 
     /// A record at `timestamp` was added to `window`.
     fn on_element(

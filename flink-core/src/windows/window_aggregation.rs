@@ -13,8 +13,9 @@ use crate::functions::Collector;
 /// Built by [`WindowedStream`](super::WindowedStream)'s `reduce`, `aggregate` and
 /// `process`.
 pub trait WindowAggregation<K, I, O>: Clone + Send + Sync + 'static {
-    /// What is kept per key and window.
-    type Acc: Serialize + DeserializeOwned + Send + 'static;
+    /// What is kept per key and window (`Clone`: a checkpoint copies it at the
+    /// barrier and encodes the copy later).
+    type Acc: Clone + Serialize + DeserializeOwned + Send + 'static;
 
     /// Adds `record` at `timestamp` to the window's state (`None` for a window's
     /// first record).
@@ -40,6 +41,14 @@ pub trait WindowAggregation<K, I, O>: Clone + Send + Sync + 'static {
 
 /// Keeps one reduced value per window and emits it (Flink's `reduce`).
 pub struct ReduceWindow<F>(pub(crate) F);
+
+impl<F> ReduceWindow<F> {
+    /// Windows reduced by `f` (what `WindowedStream::reduce` builds; for operators
+    /// made by hand, as in tests).
+    pub fn new(f: F) -> Self {
+        Self(f)
+    }
+}
 
 impl<F: Clone> Clone for ReduceWindow<F> {
     fn clone(&self) -> Self {
@@ -148,6 +157,14 @@ where
 /// to a function (Flink's `process(ProcessWindowFunction)`).
 pub struct ProcessWindow<F>(pub(crate) F);
 
+impl<F> ProcessWindow<F> {
+    /// Windows whose records are all handed to `f` (what `WindowedStream::process`
+    /// builds; for operators made by hand, as in tests).
+    pub fn new(f: F) -> Self {
+        Self(f)
+    }
+}
+
 impl<F: Clone> Clone for ProcessWindow<F> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
@@ -156,7 +173,7 @@ impl<F: Clone> Clone for ProcessWindow<F> {
 
 impl<K, I, O, F> WindowAggregation<K, I, O> for ProcessWindow<F>
 where
-    I: Serialize + DeserializeOwned + Send + 'static,
+    I: Clone + Serialize + DeserializeOwned + Send + 'static,
     F: FnMut(&K, &TimeWindow, &[I], &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
 {
     type Acc = Vec<I>;
@@ -188,7 +205,7 @@ impl<F: Clone, E: Clone> Clone for EvictingProcessWindow<F, E> {
 
 impl<K, I, O, F, E> WindowAggregation<K, I, O> for EvictingProcessWindow<F, E>
 where
-    I: Serialize + DeserializeOwned + Send + 'static,
+    I: Clone + Serialize + DeserializeOwned + Send + 'static,
     F: FnMut(&K, &TimeWindow, &[I], &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
     E: Evictor<I>,
 {
