@@ -475,7 +475,7 @@ impl<T: Record> DataStream<T> {
     ///
     /// Records keep their timestamps; if some of the streams have timestamps and
     /// others not, the records of the others have none
-    /// ([`NO_TIMESTAMP`](crate::watermark::NO_TIMESTAMP): `ctx.timestamp()` is
+    /// ([`NO_TIMESTAMP`]: `ctx.timestamp()` is
     /// `None`, and an event-time window on the union is a build error).
     pub fn union(&self, others: &[DataStream<T>]) -> DataStream<T> {
         let timestamps = others

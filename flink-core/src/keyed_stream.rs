@@ -364,7 +364,7 @@ where
         })
     }
 
-    /// Runs a [`KeyedProcessFunction`] (Flink's `process(KeyedProcessFunction)`):
+    /// Runs a [`KeyedProcessFunction`](crate::keyed_process_function::KeyedProcessFunction) (Flink's `process(KeyedProcessFunction)`):
     /// per-key state and timers, fired in timestamp order once the watermark (event
     /// time) or the job's clock (processing time) passes them.
     ///

@@ -15,7 +15,7 @@ use crate::source::Boundedness;
 /// `max_by` and `count` emit one final result per key when their input ends,
 /// instead of a running result per record; every other operator behaves as in
 /// streaming. A batch job needs every source bounded: an unbounded one is a
-/// [`GraphError::UnboundedSourceInBatchMode`](crate::error::GraphError::UnboundedSourceInBatchMode)
+/// [`GraphError::UnboundedSourceInBatchMode`]
 /// when the job is built.
 ///
 /// ```

@@ -456,7 +456,7 @@ fn compare_variant(job: &str, variant: Variant, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// unbounded sequence -> counting map -> [network] -> sink paced to `rate` records/s,
+/// unbounded sequence -> counting map -> \[network\] -> sink paced to `rate` records/s,
 /// with an exactly-once checkpoint every `checkpoint` if given (unaligned if
 /// `unaligned`).
 fn backpressure(

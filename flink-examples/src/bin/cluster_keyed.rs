@@ -58,7 +58,7 @@ struct Args {
     /// Network buffer size in bytes (default: the engine's).
     #[arg(long)]
     buffer_size: Option<usize>,
-    /// Write each sink subtask's per-key sums to DIR/part-<subtask>.
+    /// Write each sink subtask's per-key sums to `DIR/part-<subtask>`.
     #[arg(long)]
     output: Option<PathBuf>,
     /// Microseconds each record takes at the sinks of --paced-process.

@@ -1,7 +1,7 @@
-//! Checkpointing in the runtime: the job's [`coordinator`] triggers checkpoints and
-//! stores what the tasks acknowledge ([`storage`]); each task's [`task_side`] sees
-//! triggers and completions; a task with several inputs aligns barriers with a
-//! [`barrier_aligner`]. See docs/checkpoints.md.
+//! Checkpointing in the runtime: the job's coordinator (`coordinator`) triggers
+//! checkpoints and stores what the tasks acknowledge (`storage`); each task's side
+//! (`task_side`) sees triggers and completions; a task with several inputs aligns
+//! barriers (`barrier_aligner`). See docs/checkpoints.md.
 
 pub(crate) mod barrier_aligner;
 pub(crate) mod channel_rescale;
