@@ -51,7 +51,7 @@ impl RecordWriter {
                 self.check(r);
             }
         }
-        collector.register(self.writer.partition().clone());
+        collector.register(edge, self.writer.partition().clone());
         self.channel_state = Some((collector, edge));
         self
     }

@@ -233,6 +233,71 @@ fn take_checkpoint(
     acknowledge(ck, taken, timing);
 }
 
+/// An aligned checkpoint whose barrier may still wait in an output queue behind
+/// back-pressured buffers: acknowledged once every barrier left, or at its
+/// aligned-checkpoint timeout after the queued barriers went unaligned (what they
+/// overtook is then its output channel state, as for a barrier sent unaligned).
+struct Held {
+    taken: Snapshotted,
+    timing: BarrierArrival,
+}
+
+/// Snapshots the chain and forwards an aligned barrier; acknowledges at once, or
+/// holds the acknowledgement while the barrier may still go unaligned in an output
+/// queue. A checkpoint held before is acknowledged first, as it is.
+fn take_aligned(
+    chain: &mut dyn Chain,
+    ck: &TaskCheckpointing,
+    barrier: CheckpointBarrier,
+    timing: BarrierArrival,
+    held: &mut Option<Held>,
+) {
+    release_held(ck, held);
+    let taken = snapshot_and_forward(chain, ck, barrier, false);
+    if ck.timeoutable(barrier) {
+        *held = Some(Held { taken, timing });
+        resolve_held(ck, held);
+    } else {
+        acknowledge(ck, taken, timing);
+    }
+}
+
+/// Acknowledges the held checkpoint once its barriers left the output queues; past
+/// its timeout (on the job's clock) first turns the ones still queued into
+/// unaligned barriers and stores what they overtook.
+fn resolve_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
+    let Some(h) = held.as_ref() else {
+        return;
+    };
+    let barrier = h.taken.barrier;
+    let converted = if ck.output_state.holds_barrier(barrier.id) {
+        if !ck.unaligned_now(barrier) {
+            return;
+        }
+        ck.output_state.convert_barrier(barrier.id)
+    } else {
+        Vec::new()
+    };
+    let mut h = held.take().expect("checked above");
+    if !converted.is_empty() {
+        tracing::debug!(
+            checkpoint = barrier.id,
+            channels = converted.len(),
+            "aligned barrier timed out in an output queue: sent unaligned"
+        );
+    }
+    h.taken.outputs.extend(converted);
+    acknowledge(ck, h.taken, h.timing);
+}
+
+/// Acknowledges the held checkpoint as it is (aligned): a newer checkpoint or the
+/// end of the task came first, and its barriers are never converted afterwards.
+fn release_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
+    if let Some(h) = held.take() {
+        acknowledge(ck, h.taken, h.timing);
+    }
+}
+
 /// Snapshots the chain for a savepoint that stops the job without drain, sends its
 /// barrier downstream and acknowledges; returns the encoded states, which stay the
 /// task's final state (nothing is processed after the barrier).
@@ -307,6 +372,7 @@ fn run_source(
     metrics: &TaskMetrics,
     ck: &mut Option<TaskCheckpointing>,
 ) -> Option<FinalStates> {
+    let mut held = None;
     loop {
         stop_if_cancelled(cancel);
         if let Some(ck) = ck.as_mut()
@@ -314,18 +380,26 @@ fn run_source(
         {
             if barrier.stops_without_drain() {
                 // Stopped with a savepoint, without drain: the task ends here.
+                release_held(ck, &mut held);
                 let states =
                     take_stopping_checkpoint(driver, ck, barrier, BarrierArrival::default());
                 driver.stop_without_drain();
                 return Some(states);
             }
-            let unaligned = ck.unaligned_now(barrier);
-            take_checkpoint(driver, ck, barrier, unaligned, BarrierArrival::default());
+            if ck.unaligned_now(barrier) {
+                release_held(ck, &mut held);
+                take_checkpoint(driver, ck, barrier, true, BarrierArrival::default());
+            } else {
+                take_aligned(driver, ck, barrier, BarrierArrival::default(), &mut held);
+            }
             if barrier.stop.is_some() {
                 // Stopped with a savepoint and a drain: nothing is read after its
                 // barrier; the end of input follows.
                 break;
             }
+        }
+        if let Some(ck) = ck.as_ref() {
+            resolve_held(ck, &mut held);
         }
         notify_completed(driver, ck);
         if let Some(ck) = ck.as_ref()
@@ -367,6 +441,9 @@ fn run_source(
             driver.flush();
         }
     }
+    if let Some(ck) = ck.as_ref() {
+        release_held(ck, &mut held);
+    }
     driver.end_input();
     None
 }
@@ -380,6 +457,7 @@ fn align(
     decoder: &mut Box<dyn RecordDecoder>,
     ck: Option<&TaskCheckpointing>,
     pending: &mut Option<Snapshotted>,
+    held: &mut Option<Held>,
     alignment: Alignment,
 ) -> Option<FinalStates> {
     let ck = ck?;
@@ -388,6 +466,7 @@ fn align(
         *pending = None;
     }
     if let Some(barrier) = alignment.unaligned_snapshot {
+        release_held(ck, held);
         *pending = Some(snapshot_and_forward(decoder, ck, barrier, true));
     }
     for channel in alignment.record {
@@ -410,6 +489,7 @@ fn align(
                 acknowledge(ck, taken, alignment.timing);
             }
             _ if barrier.stops_without_drain() => {
+                release_held(ck, held);
                 stopped = Some(take_stopping_checkpoint(
                     decoder,
                     ck,
@@ -417,7 +497,7 @@ fn align(
                     alignment.timing,
                 ));
             }
-            _ => take_checkpoint(decoder, ck, barrier, false, alignment.timing),
+            _ => take_aligned(decoder, ck, barrier, alignment.timing, held),
         }
     }
     for channel in alignment.resume {
@@ -545,6 +625,7 @@ fn run_network(
         replay_channel_state(gate, decoder, &mut valve, &state);
     }
     let mut snapshotted: Option<Snapshotted> = None;
+    let mut held = None;
     let mut alignment_input: Option<(usize, Option<(CheckpointBarrier, bool)>)> = None;
     loop {
         stop_if_cancelled(cancel);
@@ -575,13 +656,21 @@ fn run_network(
                     .map(|_| aligner.time_out()),
             };
             if let Some(alignment) = alignment
-                && let Some(states) = align(gate, decoder, Some(ck), &mut snapshotted, alignment)
+                && let Some(states) = align(
+                    gate,
+                    decoder,
+                    Some(ck),
+                    &mut snapshotted,
+                    &mut held,
+                    alignment,
+                )
             {
                 // Stopped with a savepoint, without drain: the task ends here.
                 decoder.stop_without_drain();
                 read_to_end_after_stop(gate, cancel);
                 return Some(states);
             }
+            resolve_held(ck, &mut held);
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();
@@ -597,6 +686,9 @@ fn run_network(
             flushed(flush, metrics);
             decoder.flush();
         }
+    }
+    if let Some(ck) = ck.as_ref() {
+        release_held(ck, &mut held);
     }
     decoder.end_input();
     None

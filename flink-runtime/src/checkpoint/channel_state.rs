@@ -129,8 +129,9 @@ impl ChannelState {
 #[derive(Debug, Default)]
 pub(crate) struct OutputChannelState {
     inner: Mutex<OutputInner>,
-    /// The task's result partitions, to see whether its output has room.
-    partitions: Mutex<Vec<Arc<ResultPartition>>>,
+    /// The task's result partitions by job edge, to see whether its output has
+    /// room and to find its queued barriers.
+    partitions: Mutex<Vec<(usize, Arc<ResultPartition>)>>,
 }
 
 #[derive(Debug, Default)]
@@ -161,9 +162,33 @@ impl OutputChannelState {
             .push((edge, subpartition, buffers));
     }
 
-    /// The task writes to `partition`.
-    pub(crate) fn register(&self, partition: Arc<ResultPartition>) {
-        self.partitions.lock().push(partition);
+    /// The task writes to `partition`, of job edge `edge`.
+    pub(crate) fn register(&self, edge: usize, partition: Arc<ResultPartition>) {
+        self.partitions.lock().push((edge, partition));
+    }
+
+    /// Whether the aligned barrier of `checkpoint` still waits in an output queue.
+    pub(crate) fn holds_barrier(&self, checkpoint: u64) -> bool {
+        self.partitions
+            .lock()
+            .iter()
+            .any(|(_, p)| p.holds_barrier(checkpoint))
+    }
+
+    /// The aligned-checkpoint timeout of `checkpoint` passed: its aligned barriers
+    /// still queued become unaligned ones ahead of the buffers before them; returns
+    /// those buffers by (job edge, subpartition), the output channel state.
+    pub(crate) fn convert_barrier(
+        &self,
+        checkpoint: u64,
+    ) -> Vec<(usize, usize, Vec<ChannelBuffer>)> {
+        let mut converted = Vec::new();
+        for (edge, partition) in self.partitions.lock().iter() {
+            for (subpartition, buffers) in partition.convert_barrier(checkpoint) {
+                converted.push((*edge, subpartition, buffers));
+            }
+        }
+        converted
     }
 
     /// Whether a record written now could block: some output partition has no
@@ -172,10 +197,9 @@ impl OutputChannelState {
     /// batch it could not finish writing, so that its barrier is not held back
     /// behind a blocked write (Flink's sources wait for output availability too).
     pub(crate) fn output_blocked(&self) -> bool {
-        self.partitions
-            .lock()
-            .iter()
-            .any(|p| !p.pool().has_free() || (0..p.num_subpartitions()).any(|i| p.would_block(i)))
+        self.partitions.lock().iter().any(|(_, p)| {
+            !p.pool().has_free() || (0..p.num_subpartitions()).any(|i| p.would_block(i))
+        })
     }
 
     /// Everything added since [`arm`](Self::arm); disarms.

@@ -140,6 +140,16 @@ impl TaskCheckpointing {
             && self.signals.savepoint.load(Ordering::SeqCst) != barrier.id
     }
 
+    /// Whether an aligned `barrier` sent now may still go unaligned in the task's
+    /// output queues when its timeout passes there: unaligned checkpoints with an
+    /// aligned-checkpoint timeout, and not a savepoint.
+    pub(crate) fn timeoutable(&self, barrier: CheckpointBarrier) -> bool {
+        self.config.unaligned
+            && self.config.aligned_checkpoint_timeout.is_some()
+            && barrier.stop.is_none()
+            && self.signals.savepoint.load(Ordering::SeqCst) != barrier.id
+    }
+
     /// The newest checkpoint completed since the last call.
     pub(crate) fn newly_completed(&mut self) -> Option<u64> {
         let id = self.signals.completed.load(Ordering::SeqCst);

@@ -127,3 +127,81 @@ fn a_recording_channel_keeps_a_cut_record_and_what_it_delivers() {
         .unwrap();
     assert_eq!(replayed, vec![100]);
 }
+
+#[test]
+fn a_queued_aligned_barrier_converts_into_a_priority_barrier_with_what_it_overtook() {
+    let (mut writer, mut gate) = wired();
+    for i in 0..5 {
+        writer.emit(0, &record(i)).unwrap();
+        writer.flush(0).unwrap();
+    }
+    let aligned = Event::CheckpointBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    writer.broadcast_event(&aligned).unwrap();
+    for i in 5..7 {
+        writer.emit(0, &record(i)).unwrap();
+        writer.flush(0).unwrap();
+    }
+    let partition = writer.partition().clone();
+    // 2 buffers shipped on the initial credit; 3, the barrier and 2 queued.
+    assert_eq!(partition.subpartition_stats(0).unwrap().queued, 6);
+    assert!(partition.holds_barrier(7));
+    assert!(!partition.holds_barrier(8));
+    assert!(partition.convert_barrier(8).is_empty(), "no such barrier");
+
+    let converted = partition.convert_barrier(7);
+    assert_eq!(converted.len(), 1);
+    assert_eq!(converted[0].0, 0);
+    let overtaken: Vec<u8> = converted[0].1.iter().map(|b| b.bytes[4]).collect();
+    assert_eq!(overtaken, vec![2, 3, 4], "only what was queued before it");
+    assert!(!partition.holds_barrier(7));
+    assert_eq!(partition.subpartition_stats(0).unwrap().queued, 5);
+    assert!(partition.convert_barrier(7).is_empty(), "converted once");
+
+    let mut items = Vec::new();
+    let wait = Duration::from_secs(5);
+    for _ in 0..8 {
+        assert_eq!(
+            gate.poll(wait, &mut |item| items.push(describe(item)))
+                .unwrap(),
+            GatePoll::Processed
+        );
+    }
+    let unaligned = Event::UnalignedBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    let mut expected = vec![format!("{unaligned:?}")];
+    expected.extend((0..7).map(|i| format!("record {i}")));
+    assert_eq!(
+        items, expected,
+        "the barrier first, once, then every record"
+    );
+    assert_eq!(gate.stats().credit_violations, 0);
+
+    // A barrier that already shipped stays aligned.
+    writer
+        .broadcast_event(&Event::CheckpointBarrier {
+            id: 8,
+            timestamp: 2,
+        })
+        .unwrap();
+    assert!(!partition.holds_barrier(8));
+    assert!(partition.convert_barrier(8).is_empty());
+}
+
+/// One gate item as text (records of [`record`]: their first byte).
+fn describe(item: GateItem<'_>) -> String {
+    match item {
+        GateItem::Event { event, .. } => format!("{event:?}"),
+        GateItem::Record { bytes, .. } => format!("record {}", bytes[0]),
+        GateItem::Records {
+            framed, decoded, ..
+        } => {
+            decoded.set(framed.len().min(64));
+            format!("record {}", framed[4])
+        }
+    }
+}

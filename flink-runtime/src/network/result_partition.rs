@@ -242,6 +242,27 @@ impl ResultPartition {
         self.sub(subpartition)?.add_priority_event(event)
     }
 
+    /// Whether some subpartition still queues the aligned barrier of `checkpoint`.
+    pub(crate) fn holds_barrier(&self, checkpoint: u64) -> bool {
+        self.subpartitions
+            .iter()
+            .any(|s| s.holds_barrier(checkpoint))
+    }
+
+    /// Turns the aligned barrier of `checkpoint` into an unaligned one wherever it
+    /// is still queued (see `Subpartition::convert_barrier`); returns, per
+    /// subpartition converted, the buffers it overtook.
+    pub(crate) fn convert_barrier(
+        &self,
+        checkpoint: u64,
+    ) -> Vec<(usize, Vec<crate::checkpoint::channel_state::ChannelBuffer>)> {
+        self.subpartitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.convert_barrier(checkpoint).map(|b| (i, b)))
+            .collect()
+    }
+
     /// Whether a buffer added to `subpartition` now would ship at once.
     pub(crate) fn can_ship_now(&self, subpartition: usize) -> bool {
         self.sub(subpartition).is_ok_and(|s| s.can_ship_now())

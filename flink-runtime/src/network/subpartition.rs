@@ -8,6 +8,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use super::buffer::{Buffer, BufferKind};
 use super::error::NetworkError;
+use super::event::Event;
 use super::io_metrics::IoMetrics;
 use super::transport::{BufferResponse, ChannelTransport};
 use crate::checkpoint::channel_state::ChannelBuffer;
@@ -167,6 +168,46 @@ impl Subpartition {
         Ok(overtaken)
     }
 
+    /// Whether the aligned barrier of checkpoint `checkpoint` is still queued here
+    /// (not shipped yet).
+    pub(crate) fn holds_barrier(&self, checkpoint: u64) -> bool {
+        let st = self.state.lock();
+        !st.released && barrier_position(&st.queue, checkpoint).is_some()
+    }
+
+    /// The aligned-checkpoint timeout passed while the aligned barrier of
+    /// `checkpoint` waits in this queue: it becomes an unaligned barrier (a priority
+    /// event) that ships at once, ahead of the buffers queued before it, as if it had
+    /// been sent unaligned (Flink converts a timed-out barrier in its subpartition
+    /// the same way). Returns copies of the buffers it overtook (they still ship,
+    /// after it), or `None` if the barrier already left (it stays aligned).
+    pub(crate) fn convert_barrier(&self, checkpoint: u64) -> Option<Vec<ChannelBuffer>> {
+        let mut st = self.state.lock();
+        if st.released {
+            return None;
+        }
+        let (at, timestamp) = barrier_position(&st.queue, checkpoint)?;
+        let overtaken = st
+            .queue
+            .iter()
+            .take(at)
+            .map(|b| ChannelBuffer::new(b.kind(), b.as_slice()))
+            .collect();
+        let barrier = st.queue.remove(at);
+        self.publish_queued(&st);
+        st.priority = Some(
+            Event::UnalignedBarrier {
+                id: checkpoint,
+                timestamp,
+            }
+            .encode(),
+        );
+        self.ship(st);
+        // Returned to the pool outside the lock (it may wake a waiting writer).
+        drop(barrier);
+        Some(overtaken)
+    }
+
     /// Whether one more buffer would ship at once: credit beyond what is queued.
     pub(crate) fn can_ship_now(&self) -> bool {
         let st = self.state.lock();
@@ -291,4 +332,19 @@ impl Subpartition {
         }
         st
     }
+}
+
+/// Where the aligned barrier of `checkpoint` sits in `queue`, with its timestamp.
+fn barrier_position(queue: &VecDeque<Buffer>, checkpoint: u64) -> Option<(usize, i64)> {
+    queue.iter().enumerate().find_map(|(i, b)| {
+        if b.kind() != BufferKind::Event {
+            return None;
+        }
+        match Event::decode(b.as_slice(), 0) {
+            Ok(Event::CheckpointBarrier { id, timestamp }) if id == checkpoint => {
+                Some((i, timestamp))
+            }
+            _ => None,
+        }
+    })
 }

@@ -1,0 +1,271 @@
+//! The aligned-checkpoint timeout in an output queue (issue 10), driven by counts
+//! and the manual clock, never by timing: a sink that writes one record per permit
+//! keeps the queue between a source and it full, so the source's aligned barrier
+//! waits behind thousands of records in the source's output queue. Once the
+//! job's clock passed the timeout, the source turns the queued barrier into an
+//! unaligned one that overtakes those records (stored with the checkpoint as
+//! channel state), and the checkpoint completes after far fewer permits than the
+//! records ahead of the aligned barrier. A restore from it writes exactly the
+//! records the sink had not written at its snapshot.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flink_core::checkpoint::StateError;
+use flink_core::clock::ManualClock;
+use flink_core::operator::RuntimeContext;
+use flink_core::sink::{Sink, SinkError, SinkWriter};
+use flink_core::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
+use flink_runtime::checkpoint::latest_checkpoint;
+use flink_runtime::prelude::*;
+use parking_lot::Mutex;
+
+mod common;
+
+use common::permits::Permits;
+
+const JOB: &str = "output-timeout";
+/// Records of the job: far more than the queues hold.
+const RECORDS: u64 = 50_000;
+/// Records emitted before the checkpoint is triggered: the aligned barrier is
+/// behind about this many, none of which the sink wrote.
+const IN_FLIGHT: u64 = 5_000;
+/// Permits granted at a time while waiting for the checkpoint.
+const STEP: u64 = 25;
+/// Guard against a hang (not a timing assertion).
+const GUARD: Duration = Duration::from_secs(60);
+
+/// Emits `0..RECORDS` in small batches; its position is the next number. Tells
+/// `snapshotted` the newest checkpoint it took.
+#[derive(Clone)]
+struct Numbers {
+    emitted: Arc<AtomicU64>,
+    snapshotted: Arc<AtomicU64>,
+}
+
+struct NumbersReader {
+    numbers: Numbers,
+    next: u64,
+}
+
+impl Source<u64> for Numbers {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    fn create_reader(&self, _: &RuntimeContext) -> Box<dyn SourceReader<u64>> {
+        Box::new(NumbersReader {
+            numbers: self.clone(),
+            next: 0,
+        })
+    }
+
+    fn is_parallel(&self) -> bool {
+        false
+    }
+}
+
+impl SourceReader<u64> for NumbersReader {
+    fn poll_next(&mut self, out: &mut SourceOutput<u64>) -> SourcePoll {
+        let end = (self.next + 8).min(RECORDS);
+        for x in self.next..end {
+            out.collect(x);
+        }
+        self.numbers
+            .emitted
+            .fetch_add(end - self.next, Ordering::SeqCst);
+        self.next = end;
+        if end == RECORDS {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::MoreAvailable
+        }
+    }
+
+    fn snapshot_position_for_checkpoint(&mut self, id: u64) -> Result<Option<Vec<u8>>, StateError> {
+        self.numbers.snapshotted.store(id, Ordering::SeqCst);
+        Ok(Some(self.next.to_le_bytes().to_vec()))
+    }
+
+    fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        let bytes = position
+            .try_into()
+            .map_err(|_| StateError::Corrupt("not a position".into()))?;
+        self.next = u64::from_le_bytes(bytes);
+        Ok(())
+    }
+}
+
+/// Writes one record per permit; keeps what it wrote, and what it had written at
+/// each snapshot.
+#[derive(Clone)]
+struct GatedSink {
+    permits: Arc<Permits>,
+    written: Arc<Mutex<Vec<u64>>>,
+    at_snapshot: Arc<Mutex<Vec<(u64, Vec<u64>)>>>,
+}
+
+impl Sink<u64> for GatedSink {
+    fn create_writer(&self, _ctx: &RuntimeContext) -> Box<dyn SinkWriter<u64>> {
+        Box::new(self.clone())
+    }
+}
+
+impl SinkWriter<u64> for GatedSink {
+    fn write(&mut self, record: u64) -> Result<(), SinkError> {
+        self.permits.acquire();
+        self.written.lock().push(record);
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, id: u64) -> Result<Option<Vec<u8>>, SinkError> {
+        let written = self.written.lock().clone();
+        self.at_snapshot.lock().push((id, written));
+        Ok(None)
+    }
+}
+
+/// A job's controls.
+struct Controls {
+    clock: ManualClock,
+    numbers: Numbers,
+    sink: GatedSink,
+}
+
+/// numbers -> [network] -> gated sink, p=1, checkpoints every second on the
+/// manual clock, unaligned after an aligned-checkpoint timeout of 100 ms.
+fn job(dir: &Path) -> (StreamExecutionEnvironment, Controls) {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1);
+    // Small buffers, many of them: thousands of records in flight.
+    env.configure(|c| {
+        c.buffer_size = 1024;
+        c.exclusive_buffers_per_channel = 16;
+        c.floating_buffers_per_gate = 16;
+        c.max_buffers_per_channel = 32;
+        // Full queues are the point: debloating (which starts small) would shrink them.
+        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
+    });
+    let clock = ManualClock::new();
+    env.set_clock(Arc::new(clock.clone()));
+    env.enable_checkpointing(Duration::from_secs(1))
+        .set_storage_dir(dir)
+        .enable_unaligned_checkpoints(true)
+        .aligned_checkpoint_timeout(Duration::from_millis(100));
+    let numbers = Numbers {
+        emitted: Arc::default(),
+        snapshotted: Arc::default(),
+    };
+    let sink = GatedSink {
+        permits: Arc::new(Permits::default()),
+        written: Arc::default(),
+        at_snapshot: Arc::default(),
+    };
+    env.from_source(numbers.clone(), "Numbers")
+        .sink_to(sink.clone())
+        .disable_chaining();
+    let controls = Controls {
+        clock,
+        numbers,
+        sink,
+    };
+    (env, controls)
+}
+
+/// Waits for `done`, failing with `what` after [`GUARD`].
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + GUARD;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (env, controls) = job(&run);
+    let client = env.execute_async(JOB).unwrap();
+    let emitted = &controls.numbers.emitted;
+    wait_for("the queues hold too few", || {
+        emitted.load(Ordering::SeqCst) >= IN_FLIGHT
+    });
+    assert_eq!(controls.sink.permits.used(), 0);
+
+    // Trigger checkpoint 1; the clock stays before its timeout, so the source
+    // sends its barrier aligned, behind >= IN_FLIGHT records in its output queue,
+    // and holds its acknowledgement while the barrier may still go unaligned.
+    controls.clock.advance(Duration::from_secs(1));
+    let snapshotted = &controls.numbers.snapshotted;
+    wait_for("the source took no checkpoint", || {
+        snapshotted.load(Ordering::SeqCst) == 1
+    });
+    let pending = client
+        .pending_checkpoint()
+        .expect("checkpoint 1 is pending");
+    assert_eq!((pending.id, pending.acknowledged), (1, 0));
+
+    // Past the timeout (not yet the next trigger): the barrier overtakes the
+    // queue, and the sink needs only to finish the records it already received.
+    controls.clock.advance(Duration::from_millis(200));
+    let mut granted = 0;
+    let completed = loop {
+        if let Some(c) = client.completed_checkpoints().into_iter().next() {
+            break c;
+        }
+        assert!(
+            granted < IN_FLIGHT / 2,
+            "checkpoint 1 did not overtake the queue: {:?}",
+            client.pending_checkpoint()
+        );
+        controls.sink.permits.grant(STEP);
+        granted += STEP;
+        controls.sink.permits.wait_used(granted);
+    };
+    assert_eq!(completed.id, 1);
+    assert!(
+        completed.persisted_data > 4 * 1024,
+        "the records in flight are stored: {} bytes",
+        completed.persisted_data
+    );
+    client.cancel();
+    controls.sink.permits.open();
+    assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
+    let at_snapshot = controls
+        .sink
+        .at_snapshot
+        .lock()
+        .iter()
+        .find(|(id, _)| *id == 1)
+        .map(|(_, w)| w.clone())
+        .expect("the sink's snapshot of checkpoint 1");
+    assert!(
+        (at_snapshot.len() as u64) < IN_FLIGHT / 2,
+        "the sink snapshotted early"
+    );
+
+    // Restored: the source from its position, the sink's records in flight from
+    // the channel state; with what the sink had written at its snapshot, every
+    // number exactly once.
+    let checkpoint = latest_checkpoint(&run, JOB).unwrap().expect("checkpoint 1");
+    assert!(checkpoint.to_string().ends_with("chk-1"), "{checkpoint}");
+    let (env, restored) = job(&dir.path().join("restored"));
+    env.restore_from(&checkpoint);
+    restored.sink.permits.open();
+    let client = env.execute_async(JOB).expect("the restore is accepted");
+    let waiter = std::thread::spawn(move || client.wait());
+    let deadline = Instant::now() + GUARD;
+    while !waiter.is_finished() {
+        assert!(Instant::now() < deadline, "the restored job did not finish");
+        restored.clock.advance(Duration::from_secs(1));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    waiter.join().unwrap().expect("the restored job finishes");
+    let mut all = at_snapshot;
+    all.extend(restored.sink.written.lock().iter().copied());
+    all.sort_unstable();
+    assert_eq!(all, (0..RECORDS).collect::<Vec<_>>());
+}
