@@ -30,8 +30,11 @@ const JOB: &str = "output-timeout";
 /// Records of the job: far more than the queues hold.
 const RECORDS: u64 = 50_000;
 /// Records emitted before the checkpoint is triggered: the aligned barrier is
-/// behind about this many, none of which the sink wrote.
-const IN_FLIGHT: u64 = 5_000;
+/// behind at least this many, none of which the sink wrote. More than the sink's
+/// input channel holds (32 buffers of 1 KiB, about 2,050 of these records), so the
+/// barrier waits in the source's output queue; fewer than both queues hold (about
+/// 4,100), so the source gets there.
+const IN_FLIGHT: u64 = 3_000;
 /// Permits granted at a time while waiting for the checkpoint.
 const STEP: u64 = 25;
 /// Guard against a hang (not a timing assertion).
@@ -98,13 +101,16 @@ impl SourceReader<u64> for NumbersReader {
     }
 }
 
+/// What the sink had written at the snapshot of a checkpoint: (id, records).
+type Snapshot = (u64, Vec<u64>);
+
 /// Writes one record per permit; keeps what it wrote, and what it had written at
 /// each snapshot.
 #[derive(Clone)]
 struct GatedSink {
     permits: Arc<Permits>,
     written: Arc<Mutex<Vec<u64>>>,
-    at_snapshot: Arc<Mutex<Vec<(u64, Vec<u64>)>>>,
+    at_snapshot: Arc<Mutex<Vec<Snapshot>>>,
 }
 
 impl Sink<u64> for GatedSink {
@@ -190,9 +196,15 @@ fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_
     let (env, controls) = job(&run);
     let client = env.execute_async(JOB).unwrap();
     let emitted = &controls.numbers.emitted;
-    wait_for("the queues hold too few", || {
-        emitted.load(Ordering::SeqCst) >= IN_FLIGHT
-    });
+    let deadline = Instant::now() + GUARD;
+    while emitted.load(Ordering::SeqCst) < IN_FLIGHT {
+        assert!(
+            Instant::now() < deadline,
+            "the queues hold {} < {IN_FLIGHT}",
+            emitted.load(Ordering::SeqCst)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(controls.sink.permits.used(), 0);
 
     // Trigger checkpoint 1; the clock stays before its timeout, so the source
@@ -217,7 +229,7 @@ fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_
             break c;
         }
         assert!(
-            granted < IN_FLIGHT / 2,
+            granted < IN_FLIGHT,
             "checkpoint 1 did not overtake the queue: {:?}",
             client.pending_checkpoint()
         );
@@ -243,7 +255,7 @@ fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_
         .map(|(_, w)| w.clone())
         .expect("the sink's snapshot of checkpoint 1");
     assert!(
-        (at_snapshot.len() as u64) < IN_FLIGHT / 2,
+        (at_snapshot.len() as u64) < IN_FLIGHT,
         "the sink snapshotted early"
     );
 
