@@ -37,6 +37,9 @@ const RECORDS: u64 = 50_000;
 const IN_FLIGHT: u64 = 3_000;
 /// Permits granted at a time while waiting for the checkpoint.
 const STEP: u64 = 25;
+/// Permits that make the sink return at least one buffer's credit (a buffer holds
+/// about 64 records).
+const UNBLOCK: u64 = 100;
 /// Guard against a hang (not a timing assertion).
 const GUARD: Duration = Duration::from_secs(60);
 
@@ -220,23 +223,41 @@ fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_
         .expect("checkpoint 1 is pending");
     assert_eq!((pending.id, pending.acknowledged), (1, 0));
 
-    // Past the timeout (not yet the next trigger): the barrier overtakes the
-    // queue, and the sink needs only to finish the records it already received.
+    // Past the timeout (not yet the next trigger): the source converts its queued
+    // barrier and acknowledges. It may be waiting for a buffer to write the
+    // barrier into: UNBLOCK permits free one (the sink returns a buffer's credit).
     controls.clock.advance(Duration::from_millis(200));
-    let mut granted = 0;
-    let completed = loop {
-        if let Some(c) = client.completed_checkpoints().into_iter().next() {
-            break c;
-        }
+    let permits = &controls.sink.permits;
+    permits.grant(UNBLOCK);
+    permits.wait_used(UNBLOCK);
+    wait_for("the source did not acknowledge", || {
+        client
+            .pending_checkpoint()
+            .is_none_or(|p| p.acknowledged >= 1)
+    });
+    // The sink finishes the records it already received and meets the barrier
+    // (its snapshot), far before the records ahead of the aligned barrier.
+    let mut granted = UNBLOCK;
+    while !controls
+        .sink
+        .at_snapshot
+        .lock()
+        .iter()
+        .any(|(id, _)| *id == 1)
+    {
         assert!(
             granted < IN_FLIGHT,
             "checkpoint 1 did not overtake the queue: {:?}",
             client.pending_checkpoint()
         );
-        controls.sink.permits.grant(STEP);
+        permits.grant(STEP);
         granted += STEP;
-        controls.sink.permits.wait_used(granted);
-    };
+        permits.wait_used(granted);
+    }
+    wait_for("checkpoint 1 did not complete", || {
+        !client.completed_checkpoints().is_empty()
+    });
+    let completed = client.completed_checkpoints()[0];
     assert_eq!(completed.id, 1);
     assert!(
         completed.persisted_data > 4 * 1024,
