@@ -198,7 +198,18 @@ fn snapshot_and_forward(
 
 /// Acknowledges a snapshot with its channel state (if any), stored under
 /// [`CHANNEL_STATE_NODE`].
-fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, mut timing: BarrierArrival) {
+fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, timing: BarrierArrival) {
+    send_ack(taken, timing, |checkpoint, snapshot, timing| {
+        ck.ack(checkpoint, snapshot, timing)
+    });
+}
+
+/// Adds the channel state (if any) to the snapshot and sends it with `ack`.
+fn send_ack(
+    taken: Snapshotted,
+    mut timing: BarrierArrival,
+    ack: impl FnOnce(u64, ChainSnapshot, BarrierArrival),
+) {
     let Snapshotted {
         barrier,
         mut snapshot,
@@ -218,7 +229,7 @@ fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, mut timing: BarrierAr
         snapshot.add(CHANNEL_STATE_NODE, bytes);
         timing.persisted_data = channels.bytes() as u64;
     }
-    ck.ack(barrier.id, snapshot, timing);
+    ack(barrier.id, snapshot, timing);
 }
 
 /// Snapshots the chain, sends the barrier downstream, acknowledges.
@@ -233,30 +244,40 @@ fn take_checkpoint(
     acknowledge(ck, taken, timing);
 }
 
-/// An aligned checkpoint whose barrier may still wait in an output queue behind
-/// back-pressured buffers: acknowledged once every barrier left, or at its
-/// aligned-checkpoint timeout after the queued barriers went unaligned (what they
-/// overtook is then its output channel state, as for a barrier sent unaligned).
-struct Held {
-    taken: Snapshotted,
-    timing: BarrierArrival,
-}
-
 /// Snapshots the chain and forwards an aligned barrier; acknowledges at once, or
-/// holds the acknowledgement while the barrier may still go unaligned in an output
-/// queue. A checkpoint held before is acknowledged first, as it is.
+/// holds the acknowledgement (in the task's `OutputChannelState`) while the barrier
+/// may still go unaligned in an output queue: it is sent once every barrier left,
+/// at the aligned-checkpoint timeout with what the converted barriers overtook as
+/// output channel state, or as it is before the task could block in a write. A
+/// checkpoint held before is acknowledged first, as it is.
 fn take_aligned(
     chain: &mut dyn Chain,
     ck: &TaskCheckpointing,
     barrier: CheckpointBarrier,
     timing: BarrierArrival,
-    held: &mut Option<Held>,
 ) {
-    release_held(ck, held);
+    release_held(ck);
     let taken = snapshot_and_forward(chain, ck, barrier, false);
     if ck.timeoutable(barrier) {
-        *held = Some(Held { taken, timing });
-        resolve_held(ck, held);
+        let (messages, vertex, subtask) = (ck.messages.clone(), ck.vertex, ck.subtask);
+        ck.output_state.hold(
+            barrier,
+            Box::new(move |outputs| {
+                let mut taken = taken;
+                taken.outputs.extend(outputs);
+                let ack = |checkpoint, snapshot, timing| {
+                    let _ = messages.send(crate::checkpoint::task_side::TaskMessage::Ack {
+                        checkpoint,
+                        vertex,
+                        subtask,
+                        snapshot,
+                        timing,
+                    });
+                };
+                send_ack(taken, timing, ack);
+            }),
+        );
+        resolve_held(ck);
     } else {
         acknowledge(ck, taken, timing);
     }
@@ -265,11 +286,10 @@ fn take_aligned(
 /// Acknowledges the held checkpoint once its barriers left the output queues; past
 /// its timeout (on the job's clock) first turns the ones still queued into
 /// unaligned barriers and stores what they overtook.
-fn resolve_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
-    let Some(h) = held.as_ref() else {
+fn resolve_held(ck: &TaskCheckpointing) {
+    let Some(barrier) = ck.output_state.held() else {
         return;
     };
-    let barrier = h.taken.barrier;
     let converted = if ck.output_state.holds_barrier(barrier.id) {
         if !ck.unaligned_now(barrier) {
             return;
@@ -278,7 +298,6 @@ fn resolve_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
     } else {
         Vec::new()
     };
-    let mut h = held.take().expect("checked above");
     if !converted.is_empty() {
         tracing::debug!(
             checkpoint = barrier.id,
@@ -286,16 +305,13 @@ fn resolve_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
             "aligned barrier timed out in an output queue: sent unaligned"
         );
     }
-    h.taken.outputs.extend(converted);
-    acknowledge(ck, h.taken, h.timing);
+    ck.output_state.release_held(converted);
 }
 
 /// Acknowledges the held checkpoint as it is (aligned): a newer checkpoint or the
 /// end of the task came first, and its barriers are never converted afterwards.
-fn release_held(ck: &TaskCheckpointing, held: &mut Option<Held>) {
-    if let Some(h) = held.take() {
-        acknowledge(ck, h.taken, h.timing);
-    }
+fn release_held(ck: &TaskCheckpointing) {
+    ck.output_state.release_held(Vec::new());
 }
 
 /// Snapshots the chain for a savepoint that stops the job without drain, sends its
@@ -372,7 +388,6 @@ fn run_source(
     metrics: &TaskMetrics,
     ck: &mut Option<TaskCheckpointing>,
 ) -> Option<FinalStates> {
-    let mut held = None;
     loop {
         stop_if_cancelled(cancel);
         if let Some(ck) = ck.as_mut()
@@ -380,17 +395,17 @@ fn run_source(
         {
             if barrier.stops_without_drain() {
                 // Stopped with a savepoint, without drain: the task ends here.
-                release_held(ck, &mut held);
+                release_held(ck);
                 let states =
                     take_stopping_checkpoint(driver, ck, barrier, BarrierArrival::default());
                 driver.stop_without_drain();
                 return Some(states);
             }
             if ck.unaligned_now(barrier) {
-                release_held(ck, &mut held);
+                release_held(ck);
                 take_checkpoint(driver, ck, barrier, true, BarrierArrival::default());
             } else {
-                take_aligned(driver, ck, barrier, BarrierArrival::default(), &mut held);
+                take_aligned(driver, ck, barrier, BarrierArrival::default());
             }
             if barrier.stop.is_some() {
                 // Stopped with a savepoint and a drain: nothing is read after its
@@ -399,7 +414,7 @@ fn run_source(
             }
         }
         if let Some(ck) = ck.as_ref() {
-            resolve_held(ck, &mut held);
+            resolve_held(ck);
         }
         notify_completed(driver, ck);
         if let Some(ck) = ck.as_ref()
@@ -442,7 +457,7 @@ fn run_source(
         }
     }
     if let Some(ck) = ck.as_ref() {
-        release_held(ck, &mut held);
+        release_held(ck);
     }
     driver.end_input();
     None
@@ -457,7 +472,6 @@ fn align(
     decoder: &mut Box<dyn RecordDecoder>,
     ck: Option<&TaskCheckpointing>,
     pending: &mut Option<Snapshotted>,
-    held: &mut Option<Held>,
     alignment: Alignment,
 ) -> Option<FinalStates> {
     let ck = ck?;
@@ -466,7 +480,7 @@ fn align(
         *pending = None;
     }
     if let Some(barrier) = alignment.unaligned_snapshot {
-        release_held(ck, held);
+        release_held(ck);
         *pending = Some(snapshot_and_forward(decoder, ck, barrier, true));
     }
     for channel in alignment.record {
@@ -489,7 +503,7 @@ fn align(
                 acknowledge(ck, taken, alignment.timing);
             }
             _ if barrier.stops_without_drain() => {
-                release_held(ck, held);
+                release_held(ck);
                 stopped = Some(take_stopping_checkpoint(
                     decoder,
                     ck,
@@ -497,7 +511,7 @@ fn align(
                     alignment.timing,
                 ));
             }
-            _ => take_aligned(decoder, ck, barrier, alignment.timing, held),
+            _ => take_aligned(decoder, ck, barrier, alignment.timing),
         }
     }
     for channel in alignment.resume {
@@ -625,7 +639,6 @@ fn run_network(
         replay_channel_state(gate, decoder, &mut valve, &state);
     }
     let mut snapshotted: Option<Snapshotted> = None;
-    let mut held = None;
     let mut alignment_input: Option<(usize, Option<(CheckpointBarrier, bool)>)> = None;
     loop {
         stop_if_cancelled(cancel);
@@ -656,21 +669,14 @@ fn run_network(
                     .map(|_| aligner.time_out()),
             };
             if let Some(alignment) = alignment
-                && let Some(states) = align(
-                    gate,
-                    decoder,
-                    Some(ck),
-                    &mut snapshotted,
-                    &mut held,
-                    alignment,
-                )
+                && let Some(states) = align(gate, decoder, Some(ck), &mut snapshotted, alignment)
             {
                 // Stopped with a savepoint, without drain: the task ends here.
                 decoder.stop_without_drain();
                 read_to_end_after_stop(gate, cancel);
                 return Some(states);
             }
-            resolve_held(ck, &mut held);
+            resolve_held(ck);
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();
@@ -688,7 +694,7 @@ fn run_network(
         }
     }
     if let Some(ck) = ck.as_ref() {
-        release_held(ck, &mut held);
+        release_held(ck);
     }
     decoder.end_input();
     None

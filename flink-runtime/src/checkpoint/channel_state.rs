@@ -6,10 +6,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flink_core::checkpoint::{
-    CheckpointLocation, StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state,
-    state_version,
+    CheckpointBarrier, CheckpointLocation, StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state,
+    encode_state, state_version,
 };
 use flink_core::graph::JobGraph;
 use parking_lot::Mutex;
@@ -126,13 +127,31 @@ impl ChannelState {
 /// task arms it with the checkpoint's id before it sends the barrier, each
 /// `RecordWriter` of the task adds what its subpartitions' barriers overtook, and
 /// the task takes it into its snapshot.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct OutputChannelState {
     inner: Mutex<OutputInner>,
+    /// An aligned checkpoint's acknowledgement held while its barrier may still go
+    /// unaligned in an output queue (`task::take_aligned`).
+    held: Mutex<Option<(CheckpointBarrier, HeldAck)>>,
+    /// Whether `held` is set, readable without the lock on the write path.
+    holding: AtomicBool,
     /// The task's result partitions by job edge, to see whether its output has
     /// room and to find its queued barriers.
     partitions: Mutex<Vec<(usize, Arc<ResultPartition>)>>,
 }
+
+impl std::fmt::Debug for OutputChannelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputChannelState")
+            .field("inner", &self.inner)
+            .field("holding", &self.holding)
+            .finish()
+    }
+}
+
+/// Sends a held acknowledgement, given the output channel state its barriers'
+/// conversion produced (empty if none was converted).
+pub(crate) type HeldAck = Box<dyn FnOnce(Vec<(usize, usize, Vec<ChannelBuffer>)>) + Send>;
 
 #[derive(Debug, Default)]
 struct OutputInner {
@@ -160,6 +179,39 @@ impl OutputChannelState {
             .lock()
             .outputs
             .push((edge, subpartition, buffers));
+    }
+
+    /// Holds the acknowledgement `ack` of the aligned checkpoint of `barrier`.
+    pub(crate) fn hold(&self, barrier: CheckpointBarrier, ack: HeldAck) {
+        *self.held.lock() = Some((barrier, ack));
+        self.holding.store(true, Ordering::Release);
+    }
+
+    /// The checkpoint whose acknowledgement is held, if any.
+    pub(crate) fn held(&self) -> Option<CheckpointBarrier> {
+        if !self.holding.load(Ordering::Acquire) {
+            return None;
+        }
+        self.held.lock().as_ref().map(|(b, _)| *b)
+    }
+
+    /// Sends the held acknowledgement with `outputs` as its output channel state;
+    /// its barriers are never converted afterwards.
+    pub(crate) fn release_held(&self, outputs: Vec<(usize, usize, Vec<ChannelBuffer>)>) {
+        let held = self.held.lock().take();
+        self.holding.store(false, Ordering::Release);
+        if let Some((_, ack)) = held {
+            ack(outputs);
+        }
+    }
+
+    /// The task is about to write while an acknowledgement is held and its output
+    /// has no room: it could block there, where it cannot send the
+    /// acknowledgement, so it is sent now as it is (aligned).
+    pub(crate) fn release_before_blocking(&self) {
+        if self.holding.load(Ordering::Acquire) && self.output_blocked() {
+            self.release_held(Vec::new());
+        }
     }
 
     /// The task writes to `partition`, of job edge `edge`.
