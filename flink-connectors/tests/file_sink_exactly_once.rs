@@ -2,10 +2,15 @@
 //! hold every record exactly once, nothing uncommitted is left behind, and the file
 //! source resumes from its checkpointed offset.
 
+// Only `wait_until` is used here, not the service macros.
+#[allow(unused_macros)]
+mod common;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::wait_until;
 use flink_connectors::file::{FileSink, FileSource};
 use flink_core::sources::{RateLimiterStrategy, SequenceSource};
 use flink_runtime::prelude::*;
@@ -186,14 +191,9 @@ fn a_restore_at_a_lower_parallelism_cleans_up_after_the_vanished_subtasks() {
     // Records after the savepoint, in every subtask's in-progress part: the restored
     // job replays them, so these parts must go, also those of subtasks 1 and 2, which
     // do not exist at parallelism 1.
-    let start = std::time::Instant::now();
-    while !each_has_an_in_progress_part(out.path(), 3) {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no in-progress parts"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("an in-progress part in each subtask", || {
+        each_has_an_in_progress_part(out.path(), 3)
+    });
     client.cancel();
     let _ = client.wait();
 

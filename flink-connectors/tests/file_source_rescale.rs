@@ -6,9 +6,14 @@
 //! that the savepoint falls while readers hold part of a batch. No timing assertions: timing only decides
 //! where the savepoint falls.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+// Only `wait_until` is used here, not the service macros.
+#[allow(unused_macros)]
+mod common;
 
+use std::path::Path;
+use std::time::Duration;
+
+use common::wait_until;
 use flink_connectors::file::FileSource;
 use flink_core::sources::RateLimiterStrategy;
 use flink_runtime::prelude::*;
@@ -70,18 +75,6 @@ fn job(
         .sink_to(out.clone())
         .uid("sink");
     env
-}
-
-/// Waits (up to a guard of 60 s, against a hang only) until `done`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Runs the slow job (or, if `paced`, the job paced at 10,000 lines per second: 500

@@ -9,9 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::kafka::{Msg, create_topic, produce};
+use common::wait_until;
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{KafkaSource, StartingOffsets};
 use flink_runtime::prelude::*;
@@ -73,18 +74,6 @@ fn job(
         .sink_to(out.clone())
         .uid("sink");
     env
-}
-
-/// Waits (up to a guard of 60 s, against a hang only) until `done`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{what} never happened"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// Runs the slow job at parallelism 2 and stops it with a savepoint once it

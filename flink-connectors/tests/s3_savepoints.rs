@@ -10,8 +10,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::wait_until;
 use flink_runtime::checkpoint::{RestoreError, latest_checkpoint};
 use flink_runtime::prelude::*;
 use object_store::ObjectStore;
@@ -60,15 +61,6 @@ fn job(
         .sink_to(out.clone())
         .uid("sink");
     env
-}
-
-/// Waits (at most a minute, a guard against a hang) until `done`.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Runs the slow job at parallelism 2, checkpointing to `base/checkpoints`, and

@@ -680,13 +680,8 @@ fn run_network(
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();
-        match polled {
-            Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
-            Ok(GatePoll::Finished) => break,
-            Ok(GatePoll::Cancelled) | Err(NetworkError::Cancelled) => {
-                resume_unwind(Box::new(TaskCancelled))
-            }
-            Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
+        if input_ended(polled) {
+            break;
         }
         if flush.due_after_wait() {
             flushed(flush, metrics);
@@ -698,6 +693,18 @@ fn run_network(
     }
     decoder.end_input();
     None
+}
+
+/// Whether a poll found the input ended; a cancelled or failed gate ends the task.
+fn input_ended(polled: Result<GatePoll, NetworkError>) -> bool {
+    match polled {
+        Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => false,
+        Ok(GatePoll::Finished) => true,
+        Ok(GatePoll::Cancelled) | Err(NetworkError::Cancelled) => {
+            resume_unwind(Box::new(TaskCancelled))
+        }
+        Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
+    }
 }
 
 /// After a stop without drain: reads the input until every channel ended. Only the
@@ -712,13 +719,8 @@ fn read_to_end_after_stop(gate: &mut InputGate, cancel: &CancelToken) {
                 ignored += 1;
             }
         });
-        match polled {
-            Ok(GatePoll::Processed) | Ok(GatePoll::Timeout) => {}
-            Ok(GatePoll::Finished) => break,
-            Ok(GatePoll::Cancelled) | Err(NetworkError::Cancelled) => {
-                resume_unwind(Box::new(TaskCancelled))
-            }
-            Err(e) => resume_unwind(Box::new(format!("input gate failed: {e}"))),
+        if input_ended(polled) {
+            break;
         }
     }
     if ignored > 0 {

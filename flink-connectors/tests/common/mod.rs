@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The Kafka-protocol broker the main suite runs against (noida-db).
 pub const KAFKA: &str = "FLINK_RS_KAFKA_BOOTSTRAP";
@@ -124,4 +125,16 @@ pub fn sink_context(subtask: usize) -> flink_core::operator::RuntimeContext {
         subtask + 1,
         std::sync::Arc::new(flink_core::clock::ManualClock::new()),
     )
+}
+
+/// Waits (up to a guard of 60 s, against a hang only) until `done`.
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
