@@ -407,11 +407,6 @@ fn run_source(
             } else {
                 take_aligned(driver, ck, barrier, BarrierArrival::default());
             }
-            if barrier.stop.is_some() {
-                // Stopped with a savepoint and a drain: nothing is read after its
-                // barrier; the end of input follows.
-                break;
-            }
         }
         if let Some(ck) = ck.as_ref() {
             resolve_held(ck);

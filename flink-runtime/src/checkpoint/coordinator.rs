@@ -493,8 +493,8 @@ impl CheckpointCoordinator {
             }
         };
         // Before the trigger, so no source takes the barrier without stopping.
-        if let Some(mode) = request.stop {
-            self.signals.stop_after(id, mode);
+        if request.stop == Some(StopMode::NoDrain) {
+            self.signals.stop_without_drain_after(id);
         }
         self.trigger(
             now,
@@ -772,8 +772,8 @@ impl CheckpointCoordinator {
         *early = later;
         self.stats.triggered(id, is_savepoint, self.tasks.len());
         // Before the trigger, so no source takes the barrier without stopping.
-        if let Some(mode) = stop {
-            self.signals.stop_after(id, mode);
+        if stop == Some(StopMode::NoDrain) {
+            self.signals.stop_without_drain_after(id);
         }
         self.signals.trigger(barrier, is_savepoint);
         for a in now {

@@ -3,7 +3,7 @@
 //! a checkpoint that holds its final state before it commits and exits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::Duration;
 
@@ -49,10 +49,10 @@ pub(crate) struct CheckpointSignals {
     completed: AtomicU64,
     /// The newest savepoint's id: savepoints are always aligned.
     savepoint: AtomicU64,
-    /// A stopping savepoint's id: its barrier stops the job.
+    /// The id of a savepoint that stops the job without drain: its barrier ends
+    /// every task. (A savepoint with a drain is taken once every task finished, so
+    /// no task sees a stopping barrier for it.)
     stop_after: AtomicU64,
-    /// Whether that stop drains ([`StopMode::Drain`]).
-    stop_drains: AtomicBool,
 }
 
 impl CheckpointSignals {
@@ -65,11 +65,9 @@ impl CheckpointSignals {
         self.triggered.store(barrier.id, Ordering::SeqCst);
     }
 
-    /// The barrier of checkpoint `id` (a savepoint) stops the job as `mode` says:
+    /// The barrier of checkpoint `id` (a savepoint) stops the job without drain:
     /// the sources send it as a stopping barrier and read nothing after it.
-    pub(crate) fn stop_after(&self, id: u64, mode: StopMode) {
-        self.stop_drains
-            .store(mode == StopMode::Drain, Ordering::SeqCst);
+    pub(crate) fn stop_without_drain_after(&self, id: u64) {
         self.stop_after.store(id, Ordering::SeqCst);
     }
 
@@ -116,13 +114,7 @@ impl TaskCheckpointing {
         }
         self.seen_trigger = id;
         let stops = self.signals.stop_after.load(Ordering::SeqCst) == id;
-        let stop = stops.then(|| {
-            if self.signals.stop_drains.load(Ordering::SeqCst) {
-                StopMode::Drain
-            } else {
-                StopMode::NoDrain
-            }
-        });
+        let stop = stops.then_some(StopMode::NoDrain);
         Some(CheckpointBarrier {
             id,
             timestamp: self.signals.triggered_at.load(Ordering::SeqCst),
