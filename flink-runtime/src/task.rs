@@ -515,6 +515,30 @@ fn align(
     stopped
 }
 
+/// Pulls ahead the aligned barriers received but still queued behind buffers the
+/// task has not processed, once their checkpoint is past its aligned-checkpoint
+/// timeout (on the job's clock), as Flink does with an announced barrier: each
+/// comes next from its channel as a priority barrier, and the buffers it overtook
+/// become input channel state. Only with unaligned checkpoints and a timeout (the
+/// gate announces barriers then); the check is an atomic load until a barrier
+/// is queued.
+fn pull_timed_out_barriers(gate: &mut InputGate, ck: &TaskCheckpointing) {
+    if !ck.config.unaligned || ck.config.aligned_checkpoint_timeout.is_none() {
+        return;
+    }
+    while let Some((id, timestamp)) = gate.oldest_announced() {
+        if !ck.unaligned_now(CheckpointBarrier::new(id, timestamp)) {
+            return;
+        }
+        let channels = gate.convert_announced(id);
+        tracing::debug!(
+            checkpoint = id,
+            channels,
+            "aligned barrier timed out in an input queue: pulled ahead unaligned"
+        );
+    }
+}
+
 /// Fails the task on an error of its input gate.
 fn gate_failed<T>(e: NetworkError) -> T {
     resume_unwind(Box::new(format!("input gate failed: {e}")))
@@ -672,6 +696,7 @@ fn run_network(
                 return Some(states);
             }
             resolve_held(ck);
+            pull_timed_out_barriers(gate, ck);
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();
