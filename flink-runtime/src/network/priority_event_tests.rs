@@ -365,3 +365,66 @@ fn a_barrier_taken_in_order_or_unannounced_is_not_pulled() {
         vec!["record 0".to_string(), format!("{aligned:?}")]
     );
 }
+
+#[test]
+fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
+    use super::tcp::{TcpConfig, TcpConnection};
+    let config = TcpConfig {
+        job_id: "announce".into(),
+        process: 0,
+        secret: b"s3cret".to_vec(),
+        handshake_timeout: Duration::from_secs(10),
+        max_buffer_size: 1024,
+        heartbeat_timeout: None,
+        tls: None,
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept_config = config.clone();
+    let acceptor = std::thread::spawn(move || TcpConnection::accept(&listener, &accept_config));
+    let sender_side = TcpConnection::connect(addr, &config).unwrap();
+    let receiver_side = acceptor.join().unwrap().unwrap();
+    let cancel = CancelToken::new();
+    let net = NetworkConfig {
+        buffer_size: 64,
+        exclusive_buffers_per_channel: 8,
+        floating_buffers_per_gate: 0,
+    };
+    let partition = ResultPartition::new(1, 16, 64, cancel.clone(), IoMetrics::new()).unwrap();
+    let mut gate = InputGate::new(1, &net, cancel, IoMetrics::new()).unwrap();
+    gate.announce_aligned_barriers();
+    sender_side.register_sender(3, &partition, 0).unwrap();
+    receiver_side.register_receiver(3, &gate, 0).unwrap();
+    let mut writer = PartitionWriter::new(partition).unwrap();
+    emit_records(&mut writer, 0, 3);
+    writer
+        .broadcast_event(&Event::CheckpointBarrier {
+            id: 7,
+            timestamp: 1,
+        })
+        .unwrap();
+    emit_records(&mut writer, 3, 5);
+    // Wait (bounded) until the receiver holds all 6 buffers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gate.stats().buffers_received < 6 {
+        assert!(std::time::Instant::now() < deadline, "not received");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gate.oldest_announced(), Some((7, 1)));
+    assert_eq!(gate.convert_announced(7), 1);
+    let unaligned = Event::UnalignedBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
+    let overtaken: Vec<u8> = gate
+        .end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect();
+    assert_eq!(overtaken, vec![0, 1, 2]);
+    let expected: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
+    assert_eq!(poll_n(&mut gate, 5), expected);
+    assert_eq!(gate.stats().credit_violations, 0);
+}
