@@ -212,8 +212,9 @@ pub struct InputGate {
     overtaken: Vec<Vec<ChannelBuffer>>,
     /// Buffer debloating, when enabled.
     debloat: Option<Box<GateDebloat>>,
-    /// The oldest announced barrier as of an announcement epoch.
-    announced: (u64, Option<(u64, i64)>),
+    /// The oldest announced barrier as of an announcement epoch (boxed to keep
+    /// the gate, which moves into its task by value, small).
+    announced: Box<(u64, Option<(u64, i64)>)>,
     cancel: CancelToken,
 }
 
@@ -292,7 +293,7 @@ impl InputGate {
             recording: vec![None; num_channels],
             overtaken: vec![Vec::new(); num_channels],
             debloat: None,
-            announced: (0, None),
+            announced: Box::new((0, None)),
             cancel,
         })
     }
@@ -499,7 +500,7 @@ impl InputGate {
                 .iter()
                 .filter_map(InputChannel::oldest_announced)
                 .min_by_key(|&(id, _)| id);
-            self.announced = (epoch, oldest);
+            *self.announced = (epoch, oldest);
         }
         self.announced.1
     }
