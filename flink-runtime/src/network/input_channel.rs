@@ -189,7 +189,7 @@ impl InputChannel {
             });
         }
         fill(&mut segment);
-        // A branch per event, nothing per data buffer.
+        // Per data buffer one comparison of its kind; the rest per event.
         if kind == BufferKind::Event
             && gate.announces()
             && let Some(barrier) = Event::aligned_barrier(&segment.data[..len])
