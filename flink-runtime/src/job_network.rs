@@ -82,6 +82,15 @@ impl JobNetwork {
             // Debloating measures real throughput (its idle time is wall time), so it
             // runs on the system clock even when the job's clock is a manual one.
             gate.enable_debloating(&config.buffer_debloat, Arc::new(SystemClock::new()));
+            // An aligned barrier may go unaligned while it waits in the gate's
+            // queues: the channels announce it (before any channel connects).
+            if config
+                .checkpointing
+                .as_ref()
+                .is_some_and(|c| c.unaligned && c.aligned_checkpoint_timeout.is_some())
+            {
+                gate.announce_aligned_barriers();
+            }
             gates.insert(consumer, gate);
         }
         for (id, c) in eg.channels.iter().enumerate() {

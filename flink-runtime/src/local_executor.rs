@@ -392,7 +392,10 @@ fn start_attempt(
                         notified: 0,
                         config: config.clone(),
                         clock: setup.clock.clone(),
-                        output_state: Arc::new(OutputChannelState::default()),
+                        output_state: Arc::new(OutputChannelState::new(
+                            config.clone(),
+                            setup.clock.clone(),
+                        )),
                         restored_channels: restored
                             .as_ref()
                             .and_then(|r| r.channels.get(&(v.id, s)).cloned()),

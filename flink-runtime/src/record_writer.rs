@@ -56,14 +56,6 @@ impl RecordWriter {
         self
     }
 
-    /// Sends a held checkpoint acknowledgement before a write that could block
-    /// (see `OutputChannelState::release_before_blocking`).
-    fn release_before_blocking(&self) {
-        if let Some((collector, _)) = &self.channel_state {
-            collector.release_before_blocking();
-        }
-    }
-
     /// Turns a network error into the task's stop. Cancellation, and a consumer that
     /// went away (which only happens while the job is going down because some other
     /// task failed), unwind quietly so the failure that caused it is the one reported;
@@ -84,7 +76,6 @@ impl RecordWriter {
 impl RecordBytesWriter for RecordWriter {
     #[inline]
     fn write(&mut self, channel: usize, record: &[u8]) {
-        self.release_before_blocking();
         let mut r = self.writer.emit(channel, record);
         if self.flush_every_record && r.is_ok() {
             r = self.writer.flush(channel);
@@ -126,7 +117,6 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     fn broadcast(&mut self, record: &[u8]) {
-        self.release_before_blocking();
         let mut r = self.writer.broadcast_record(record);
         if self.flush_every_record && r.is_ok() {
             r = self.writer.flush_all();
@@ -145,7 +135,6 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     fn watermark(&mut self, watermark: Watermark) {
-        self.release_before_blocking();
         let r = self
             .writer
             .broadcast_event(&Event::Watermark(watermark.timestamp()));
@@ -153,7 +142,6 @@ impl RecordBytesWriter for RecordWriter {
     }
 
     fn watermark_status(&mut self, status: WatermarkStatus) {
-        self.release_before_blocking();
         let r = self.writer.broadcast_event(&Event::WatermarkStatus(status));
         self.check(r);
     }

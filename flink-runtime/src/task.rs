@@ -248,8 +248,8 @@ fn take_checkpoint(
 /// holds the acknowledgement (in the task's `OutputChannelState`) while the barrier
 /// may still go unaligned in an output queue: it is sent once every barrier left,
 /// at the aligned-checkpoint timeout with what the converted barriers overtook as
-/// output channel state, or as it is before the task could block in a write. A
-/// checkpoint held before is acknowledged first, as it is.
+/// output channel state (also by a write blocked on a full output, between its
+/// waits). A checkpoint held before is acknowledged first, as it is.
 fn take_aligned(
     chain: &mut dyn Chain,
     ck: &TaskCheckpointing,
@@ -284,28 +284,10 @@ fn take_aligned(
 }
 
 /// Acknowledges the held checkpoint once its barriers left the output queues; past
-/// its timeout (on the job's clock) first turns the ones still queued into
-/// unaligned barriers and stores what they overtook.
+/// its timeout first converts the ones still queued
+/// (`OutputChannelState::resolve_held`).
 fn resolve_held(ck: &TaskCheckpointing) {
-    let Some(barrier) = ck.output_state.held() else {
-        return;
-    };
-    let converted = if ck.output_state.holds_barrier(barrier.id) {
-        if !ck.unaligned_now(barrier) {
-            return;
-        }
-        ck.output_state.convert_barrier(barrier.id)
-    } else {
-        Vec::new()
-    };
-    if !converted.is_empty() {
-        tracing::debug!(
-            checkpoint = barrier.id,
-            channels = converted.len(),
-            "aligned barrier timed out in an output queue: sent unaligned"
-        );
-    }
-    ck.output_state.release_held(converted);
+    ck.output_state.resolve_held();
 }
 
 /// Acknowledges the held checkpoint as it is (aligned): a newer checkpoint or the
@@ -515,6 +497,30 @@ fn align(
     stopped
 }
 
+/// Pulls ahead the aligned barriers received but still queued behind buffers the
+/// task has not processed, once their checkpoint is past its aligned-checkpoint
+/// timeout (on the job's clock), as Flink does with an announced barrier: each
+/// comes next from its channel as a priority barrier, and the buffers it overtook
+/// become input channel state. Only with unaligned checkpoints and a timeout (the
+/// gate announces barriers then); the check is an atomic load until a barrier
+/// is queued.
+fn pull_timed_out_barriers(gate: &mut InputGate, ck: &TaskCheckpointing) {
+    if !ck.config.unaligned || ck.config.aligned_checkpoint_timeout.is_none() {
+        return;
+    }
+    while let Some((id, timestamp)) = gate.oldest_announced() {
+        if !ck.unaligned_now(CheckpointBarrier::new(id, timestamp)) {
+            return;
+        }
+        let channels = gate.convert_announced(id);
+        tracing::debug!(
+            checkpoint = id,
+            channels,
+            "aligned barrier timed out in an input queue: pulled ahead unaligned"
+        );
+    }
+}
+
 /// Fails the task on an error of its input gate.
 fn gate_failed<T>(e: NetworkError) -> T {
     resume_unwind(Box::new(format!("input gate failed: {e}")))
@@ -672,6 +678,7 @@ fn run_network(
                 return Some(states);
             }
             resolve_held(ck);
+            pull_timed_out_barriers(gate, ck);
         }
         notify_completed(decoder, ck);
         pending = decoder.poll_pending();

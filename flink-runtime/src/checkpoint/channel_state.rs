@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flink_core::checkpoint::{
-    CheckpointBarrier, CheckpointLocation, StateError, TIMESTAMPED_CHANNELS_VERSION, decode_state,
-    encode_state, state_version,
+    CheckpointBarrier, CheckpointConfig, CheckpointLocation, StateError,
+    TIMESTAMPED_CHANNELS_VERSION, decode_state, encode_state, state_version,
 };
+use flink_core::clock::Clock;
 use flink_core::graph::JobGraph;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -138,6 +139,9 @@ pub(crate) struct OutputChannelState {
     /// The task's result partitions by job edge, to see whether its output has
     /// room and to find its queued barriers.
     partitions: Mutex<Vec<(usize, Arc<ResultPartition>)>>,
+    /// The job's checkpoint settings and clock, with unaligned checkpoints and an
+    /// aligned-checkpoint timeout only: a held acknowledgement may then time out.
+    timeout: Option<(Arc<CheckpointConfig>, Arc<dyn Clock>)>,
 }
 
 impl std::fmt::Debug for OutputChannelState {
@@ -161,6 +165,17 @@ struct OutputInner {
 }
 
 impl OutputChannelState {
+    /// The output channel state of a task of a job with checkpoint settings
+    /// `config`, whose aligned-checkpoint timeout is measured on `clock`.
+    pub(crate) fn new(config: Arc<CheckpointConfig>, clock: Arc<dyn Clock>) -> Self {
+        let timeout = (config.unaligned && config.aligned_checkpoint_timeout.is_some())
+            .then_some((config, clock));
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+
     /// The barrier of `checkpoint` goes out unaligned.
     pub(crate) fn arm(&self, checkpoint: u64) {
         let mut inner = self.inner.lock();
@@ -205,17 +220,53 @@ impl OutputChannelState {
         }
     }
 
-    /// The task is about to write while an acknowledgement is held and its output
-    /// has no room: it could block there, where it cannot send the
-    /// acknowledgement, so it is sent now as it is (aligned).
-    pub(crate) fn release_before_blocking(&self) {
-        if self.holding.load(Ordering::Acquire) && self.output_blocked() {
-            self.release_held(Vec::new());
+    /// Acknowledges the held checkpoint once its barriers left the output queues;
+    /// past its aligned-checkpoint timeout (on the job's clock) first turns the
+    /// ones still queued into unaligned barriers and stores what they overtook.
+    /// Called on the task's loop and by a write blocked on a full output between
+    /// its waits, so that a blocked task converts and acknowledges too.
+    pub(crate) fn resolve_held(&self) {
+        let Some(barrier) = self.held() else {
+            return;
+        };
+        let converted = if self.holds_barrier(barrier.id) {
+            if !self.timed_out(barrier) {
+                return;
+            }
+            self.convert_barrier(barrier.id)
+        } else {
+            Vec::new()
+        };
+        if !converted.is_empty() {
+            tracing::debug!(
+                checkpoint = barrier.id,
+                channels = converted.len(),
+                "aligned barrier timed out in an output queue: sent unaligned"
+            );
         }
+        self.release_held(converted);
     }
 
-    /// The task writes to `partition`, of job edge `edge`.
-    pub(crate) fn register(&self, edge: usize, partition: Arc<ResultPartition>) {
+    /// Whether `barrier` (held, so neither a savepoint's nor a stopping one) is
+    /// past its aligned-checkpoint timeout.
+    fn timed_out(&self, barrier: CheckpointBarrier) -> bool {
+        self.timeout.as_ref().is_some_and(|(config, clock)| {
+            let now = i64::try_from(clock.now().as_millis()).unwrap_or(i64::MAX);
+            config.unaligned_at(barrier.timestamp, now)
+        })
+    }
+
+    /// The task writes to `partition`, of job edge `edge`. With a timeout, a
+    /// write blocked on it resolves the held acknowledgement between its waits.
+    pub(crate) fn register(self: &Arc<Self>, edge: usize, partition: Arc<ResultPartition>) {
+        if self.timeout.is_some() {
+            let state = Arc::downgrade(self);
+            partition.pool().set_wait_hook(Box::new(move || {
+                if let Some(state) = state.upgrade() {
+                    state.resolve_held();
+                }
+            }));
+        }
         self.partitions.lock().push((edge, partition));
     }
 

@@ -1,9 +1,9 @@
 //! A bounded pool of equally sized memory segments handed out as [`Buffer`]s.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::buffer::Buffer;
 use super::cancel::{CancelToken, CancelWaker};
@@ -12,6 +12,11 @@ use super::io_metrics::{IoMetrics, Waiting};
 
 /// Longest single condition-variable wait; a safety net on top of explicit cancel wake-ups.
 pub(crate) const MAX_WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// Work a writer blocked on the pool does between its waits (the pool's lock is
+/// not held meanwhile): its task's checkpoint acknowledgement, held while a
+/// barrier is queued, is resolved there (`OutputChannelState::resolve_held`).
+pub(crate) type WaitHook = Box<dyn Fn() + Send + Sync>;
 
 struct PoolState {
     free: Vec<Box<[u8]>>,
@@ -27,6 +32,8 @@ pub(crate) struct PoolInner {
     capacity: usize,
     segment_size: usize,
     metrics: Option<Arc<IoMetrics>>,
+    /// Run by a blocked request before each wait.
+    wait_hook: OnceLock<WaitHook>,
 }
 
 impl PoolInner {
@@ -126,6 +133,7 @@ impl BufferPool {
             capacity,
             segment_size,
             metrics,
+            wait_hook: OnceLock::new(),
         });
         let weak = Arc::downgrade(&inner);
         cancel.register(weak);
@@ -155,6 +163,12 @@ impl BufferPool {
     /// Segments allocated so far (never exceeds [`capacity`](Self::capacity)).
     pub fn allocated(&self) -> usize {
         self.inner.state.lock().allocated
+    }
+
+    /// Sets the work a blocked request does before each wait (once; a second
+    /// hook is ignored).
+    pub(crate) fn set_wait_hook(&self, hook: WaitHook) {
+        let _ = self.inner.wait_hook.set(hook);
     }
 
     /// Take a buffer if one is free, without blocking.
@@ -190,6 +204,7 @@ impl BufferPool {
         if let Some(m) = &self.inner.metrics {
             m.set_waiting(Waiting::Output);
         }
+        let mut hooked = false;
         let result = loop {
             if self.cancel.is_cancelled() {
                 break Err(NetworkError::Cancelled);
@@ -199,6 +214,14 @@ impl BufferPool {
             {
                 break Ok(b);
             }
+            if !hooked && let Some(hook) = self.inner.wait_hook.get() {
+                // Unlocked: a buffer freed meanwhile finds no waiter to wake, so
+                // look again before waiting.
+                MutexGuard::unlocked(&mut st, hook);
+                hooked = true;
+                continue;
+            }
+            hooked = false;
             // Credit each slice as it ends, so a live reading of a writer that is
             // blocked right now already shows the time (at most one slice late).
             let slice = Instant::now();
@@ -219,6 +242,34 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blocked_request_runs_the_wait_hook_and_takes_what_it_freed() {
+        let pool = BufferPool::new(1, 16, CancelToken::new(), None).unwrap();
+        let held = Arc::new(Mutex::new(Some(pool.request().unwrap())));
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (h, r) = (Arc::clone(&held), Arc::clone(&runs));
+        pool.set_wait_hook(Box::new(move || {
+            r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            h.lock().take(); // frees the only buffer
+        }));
+        assert!(pool.try_request().is_none());
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "not blocked"
+        );
+        let b = pool.request().unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(held.lock().is_none());
+        drop(b);
+        let _ = pool.request().unwrap();
+        assert_eq!(
+            runs.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a request that does not block runs no hook"
+        );
+    }
 
     #[test]
     fn pool_is_bounded_and_recycles() {

@@ -131,6 +131,22 @@ impl Event {
         bytes.first() == Some(&TAG_UNALIGNED_BARRIER)
     }
 
+    /// The checkpoint id and trigger timestamp of an encoded aligned checkpoint
+    /// barrier (not a stopping one, which is never taken unaligned), else `None`.
+    /// Reads the tag first, so other events cost one comparison.
+    pub(crate) fn aligned_barrier(bytes: &[u8]) -> Option<(u64, i64)> {
+        match bytes {
+            [TAG_CHECKPOINT_BARRIER, body @ ..] if body.len() == 16 => {
+                let le8 = |b: &[u8]| -> [u8; 8] { b.try_into().expect("8 bytes") };
+                Some((
+                    u64::from_le_bytes(le8(&body[..8])),
+                    i64::from_le_bytes(le8(&body[8..])),
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Decode an event received on `channel` (the channel is only used for error reports).
     pub fn decode(bytes: &[u8], channel: usize) -> Result<Event, NetworkError> {
         let corrupt = |reason: &str| NetworkError::CorruptStream {
@@ -227,6 +243,31 @@ mod tests {
             assert_eq!(Event::decode(&e.encode(), 0).unwrap(), e);
             assert_eq!(e.encode().len(), e.encoded_len());
         }
+    }
+
+    #[test]
+    fn only_an_aligned_barrier_reads_as_one() {
+        let barrier = Event::CheckpointBarrier {
+            id: 7,
+            timestamp: -3,
+        };
+        assert_eq!(Event::aligned_barrier(&barrier.encode()), Some((7, -3)));
+        for other in [
+            Event::UnalignedBarrier {
+                id: 7,
+                timestamp: -3,
+            },
+            Event::StopBarrier {
+                id: 7,
+                timestamp: -3,
+                mode: StopMode::NoDrain,
+            },
+            Event::Watermark(7),
+            Event::EndOfPartition,
+        ] {
+            assert_eq!(Event::aligned_barrier(&other.encode()), None, "{other:?}");
+        }
+        assert_eq!(Event::aligned_barrier(&barrier.encode()[..16]), None);
     }
 
     #[test]

@@ -54,6 +54,10 @@ struct ChannelState {
     /// Priority events (encoded), each with how many buffers of `received` arrived
     /// before it; they hold no segment and took no credit.
     priority: VecDeque<(Vec<u8>, usize)>,
+    /// Aligned barriers (id, trigger timestamp) queued in `received`, oldest first:
+    /// announced to the gate, which may pull them ahead at the aligned-checkpoint
+    /// timeout. Kept only when the gate announces barriers.
+    announced: VecDeque<(u64, i64)>,
     /// Last backlog announced by the sender.
     backlog: usize,
     queued_in_gate: bool,
@@ -91,6 +95,7 @@ impl InputChannel {
                 free,
                 received: VecDeque::with_capacity(exclusive + floating),
                 priority: VecDeque::new(),
+                announced: VecDeque::new(),
                 backlog: 0,
                 queued_in_gate: false,
                 waiting_floating: false,
@@ -184,6 +189,14 @@ impl InputChannel {
             });
         }
         fill(&mut segment);
+        // Per data buffer one comparison of its kind; the rest per event.
+        if kind == BufferKind::Event
+            && gate.announces()
+            && let Some(barrier) = Event::aligned_barrier(&segment.data[..len])
+        {
+            st.announced.push_back(barrier);
+            gate.announcements_changed();
+        }
         st.received.push_back(Received { segment, len, kind });
         self.buffers_received.fetch_add(1, Ordering::Relaxed);
         gate.segment_taken(len);
@@ -216,7 +229,7 @@ impl InputChannel {
 
     /// Pop the oldest priority event, else the oldest received buffer; the flag tells
     /// whether more remain queued (the channel then stays registered as available).
-    pub(crate) fn take_received(&self) -> Option<(Taken, bool)> {
+    pub(crate) fn take_received(&self, gate: &GateShared) -> Option<(Taken, bool)> {
         let mut st = self.state.lock();
         let taken = match st.priority.pop_front() {
             // No buffer was consumed since it arrived (it comes first), so the
@@ -230,13 +243,61 @@ impl InputChannel {
                     .map(|r| ChannelBuffer::new(r.kind, &r.segment.data[..r.len]))
                     .collect(),
             },
-            None => Taken::Buffer(st.received.pop_front()?),
+            None => {
+                let received = st.received.pop_front()?;
+                if !st.announced.is_empty() && received.kind == BufferKind::Event {
+                    Self::unannounce_taken(&mut st, &received, gate);
+                }
+                Taken::Buffer(received)
+            }
         };
         let more = !st.received.is_empty() || !st.priority.is_empty();
         if !more {
             st.queued_in_gate = false;
         }
         Some((taken, more))
+    }
+
+    /// An event buffer left the queue in order: if it is the oldest announced
+    /// barrier, that barrier is no longer announced.
+    fn unannounce_taken(st: &mut ChannelState, received: &Received, gate: &GateShared) {
+        let bytes = &received.segment.data[..received.len];
+        if Event::aligned_barrier(bytes).is_some_and(|b| st.announced.front() == Some(&b)) {
+            st.announced.pop_front();
+            gate.announcements_changed();
+        }
+    }
+
+    /// The oldest aligned barrier (id, trigger timestamp) queued in this channel.
+    pub(crate) fn oldest_announced(&self) -> Option<(u64, i64)> {
+        self.state.lock().announced.front().copied()
+    }
+
+    /// Pulls the queued aligned barrier of checkpoint `id` ahead of the buffers
+    /// received before it, as the unaligned barrier a sender would have sent: it
+    /// becomes a priority event that overtakes them (they stay queued; copies of
+    /// them go with it, see [`take_received`](Self::take_received)). Returns the
+    /// barrier's segment, which the caller recycles (it held no data), or `None`
+    /// when no such barrier is queued.
+    pub(crate) fn convert_announced(&self, id: u64, gate: &GateShared) -> Option<Segment> {
+        let mut st = self.state.lock();
+        let at = st.announced.iter().position(|&(b, _)| b == id)?;
+        let (_, timestamp) = st.announced.remove(at).expect("found");
+        gate.announcements_changed();
+        let pos = st.received.iter().position(|r| {
+            r.kind == BufferKind::Event
+                && Event::aligned_barrier(&r.segment.data[..r.len]).is_some_and(|(b, _)| b == id)
+        })?;
+        let barrier = st.received.remove(pos).expect("found");
+        // Priority events that arrived after the barrier go after it, and counted
+        // it among the buffers before them.
+        let slot = st.priority.partition_point(|&(_, before)| before <= pos);
+        for (_, before) in st.priority.iter_mut().skip(slot) {
+            *before -= 1;
+        }
+        let event = Event::UnalignedBarrier { id, timestamp }.encode();
+        st.priority.insert(slot, (event, pos));
+        Some(barrier.segment)
     }
 
     /// The consumer is done with an exclusive segment: it becomes credit again, unless the
@@ -308,6 +369,7 @@ impl InputChannel {
         let discarded = st.received.len();
         st.received.clear();
         st.priority.clear();
+        st.announced.clear();
         st.free.clear();
         let transport = st.transport.take();
         drop(st);

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -106,6 +106,12 @@ pub(crate) struct GateShared {
     exclusive_segments: usize,
     in_use: AtomicUsize,
     max_in_use: AtomicUsize,
+    /// Whether channels announce the aligned barriers they queue (unaligned
+    /// checkpoints with an aligned-checkpoint timeout).
+    announce: AtomicBool,
+    /// Bumped whenever a channel's announced barriers change, so the consumer
+    /// looks at the channels only then.
+    announce_epoch: AtomicU64,
 }
 
 impl GateShared {
@@ -119,6 +125,16 @@ impl GateShared {
         if wake {
             self.avail_cv.notify_one();
         }
+    }
+
+    /// Whether channels announce the aligned barriers they queue.
+    pub(crate) fn announces(&self) -> bool {
+        self.announce.load(Ordering::Relaxed)
+    }
+
+    /// A channel's announced barriers changed (called under its lock).
+    pub(crate) fn announcements_changed(&self) {
+        self.announce_epoch.fetch_add(1, Ordering::Release);
     }
 
     /// A segment now holds `bytes` of received data.
@@ -196,6 +212,9 @@ pub struct InputGate {
     overtaken: Vec<Vec<ChannelBuffer>>,
     /// Buffer debloating, when enabled.
     debloat: Option<Box<GateDebloat>>,
+    /// The oldest announced barrier as of an announcement epoch (boxed to keep
+    /// the gate, which moves into its task by value, small).
+    announced: Box<(u64, Option<(u64, i64)>)>,
     cancel: CancelToken,
 }
 
@@ -257,6 +276,8 @@ impl InputGate {
             exclusive_segments: num_channels * exclusive,
             in_use: AtomicUsize::new(0),
             max_in_use: AtomicUsize::new(0),
+            announce: AtomicBool::new(false),
+            announce_epoch: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&shared);
         cancel.register(weak);
@@ -272,6 +293,7 @@ impl InputGate {
             recording: vec![None; num_channels],
             overtaken: vec![Vec::new(); num_channels],
             debloat: None,
+            announced: Box::new((0, None)),
             cancel,
         })
     }
@@ -456,6 +478,51 @@ impl InputGate {
         Ok(state)
     }
 
+    /// From now on every channel announces the aligned checkpoint barriers it
+    /// receives (as Flink's input channels announce a received barrier with a
+    /// priority `EventAnnouncement`), so that one still queued behind unprocessed
+    /// buffers can be pulled ahead at the aligned-checkpoint timeout
+    /// ([`convert_announced`](Self::convert_announced)). Called before the
+    /// channels connect; without it a received event costs nothing more.
+    pub(crate) fn announce_aligned_barriers(&self) {
+        self.shared.announce.store(true, Ordering::Relaxed);
+    }
+
+    /// The oldest aligned barrier (checkpoint id, trigger timestamp) received and
+    /// still queued behind buffers not processed yet, in any channel. Costs one
+    /// atomic load unless a channel's announcements changed since the last call.
+    pub(crate) fn oldest_announced(&mut self) -> Option<(u64, i64)> {
+        let epoch = self.shared.announce_epoch.load(Ordering::Acquire);
+        if epoch != self.announced.0 {
+            let oldest = self
+                .shared
+                .channels
+                .iter()
+                .filter_map(InputChannel::oldest_announced)
+                .min_by_key(|&(id, _)| id);
+            *self.announced = (epoch, oldest);
+        }
+        self.announced.1
+    }
+
+    /// Pulls the queued aligned barriers of checkpoint `id` ahead of the buffers
+    /// queued before them, in every channel: each is then handed out first as an
+    /// [`Event::UnalignedBarrier`] with copies of those buffers, exactly as a
+    /// priority barrier that overtook them (the buffers are still delivered after
+    /// it, in order). Returns how many channels held one.
+    pub(crate) fn convert_announced(&mut self, id: u64) -> usize {
+        let shared = Arc::clone(&self.shared);
+        let mut converted = 0;
+        for (ch, channel) in shared.channels.iter().enumerate() {
+            if let Some(segment) = channel.convert_announced(id, &shared) {
+                // The barrier's segment held no data: its credit goes back.
+                shared.recycle(ch, segment);
+                converted += 1;
+            }
+        }
+        converted
+    }
+
     /// Forgets every recording and overtaken copy (the checkpoint was given up).
     pub(crate) fn discard_channel_state(&mut self) {
         self.recording.iter_mut().for_each(|r| *r = None);
@@ -531,7 +598,7 @@ impl InputGate {
             Err(outcome) => return Ok(outcome),
         };
         let shared = Arc::clone(&self.shared);
-        let Some((taken, more)) = shared.channels[ch].take_received() else {
+        let Some((taken, more)) = shared.channels[ch].take_received(&shared) else {
             return Ok(GatePoll::Processed);
         };
         if more {

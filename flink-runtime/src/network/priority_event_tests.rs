@@ -12,14 +12,23 @@ use super::{
 /// One producer (one subpartition) feeding a gate of one channel with 2 exclusive
 /// segments and no floating ones; each record fills a buffer of 64 bytes.
 fn wired() -> (PartitionWriter, InputGate) {
+    wired_with(2, false)
+}
+
+/// [`wired`] with `exclusive` segments; `announce`: the gate announces the aligned
+/// barriers its channel queues.
+fn wired_with(exclusive: usize, announce: bool) -> (PartitionWriter, InputGate) {
     let cancel = CancelToken::new();
     let config = NetworkConfig {
         buffer_size: 64,
-        exclusive_buffers_per_channel: 2,
+        exclusive_buffers_per_channel: exclusive,
         floating_buffers_per_gate: 0,
     };
     let partition = ResultPartition::new(1, 16, 64, cancel.clone(), IoMetrics::new()).unwrap();
     let gate = InputGate::new(1, &config, cancel, IoMetrics::new()).unwrap();
+    if announce {
+        gate.announce_aligned_barriers();
+    }
     local_connect(&partition, 0, &gate, 0).unwrap();
     (PartitionWriter::new(partition).unwrap(), gate)
 }
@@ -204,4 +213,218 @@ fn describe(item: GateItem<'_>) -> String {
             format!("record {}", framed[4])
         }
     }
+}
+
+/// Emits records `from..to`, one buffer each, shipped at once (credit permitting).
+fn emit_records(writer: &mut PartitionWriter, from: u8, to: u8) {
+    for i in from..to {
+        writer.emit(0, &record(i)).unwrap();
+        writer.flush(0).unwrap();
+    }
+}
+
+/// Polls `n` buffers, describing what each handed out.
+fn poll_n(gate: &mut InputGate, n: usize) -> Vec<String> {
+    let mut items = Vec::new();
+    for _ in 0..n {
+        assert_eq!(
+            gate.poll(Duration::from_secs(5), &mut |item| items
+                .push(describe(item)))
+                .unwrap(),
+            GatePoll::Processed
+        );
+    }
+    items
+}
+
+#[test]
+fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
+    let (mut writer, mut gate) = wired_with(8, true);
+    emit_records(&mut writer, 0, 3);
+    let aligned = Event::CheckpointBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    writer.broadcast_event(&aligned).unwrap();
+    emit_records(&mut writer, 3, 5);
+    // Everything shipped: the barrier waits at the receiver, behind 3 buffers.
+    assert_eq!(writer.partition().subpartition_stats(0).unwrap().queued, 0);
+    assert_eq!(gate.oldest_announced(), Some((7, 1)));
+    assert_eq!(gate.convert_announced(8), 0, "no such barrier");
+
+    assert_eq!(gate.convert_announced(7), 1);
+    assert_eq!(
+        gate.oldest_announced(),
+        None,
+        "converted: no longer announced"
+    );
+    assert_eq!(gate.convert_announced(7), 0, "converted once");
+    let unaligned = Event::UnalignedBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
+    let overtaken: Vec<u8> = gate
+        .end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect();
+    assert_eq!(
+        overtaken,
+        vec![0, 1, 2],
+        "copies of exactly the 3 before it"
+    );
+    let expected: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
+    assert_eq!(
+        poll_n(&mut gate, 5),
+        expected,
+        "every buffer still delivered once, in order, and no aligned barrier"
+    );
+    let stats = gate.stats();
+    assert_eq!(stats.credit_violations, 0);
+    assert_eq!(stats.buffers_received, 6, "5 records and the barrier");
+}
+
+#[test]
+fn a_pulled_barrier_goes_before_a_priority_event_that_came_after_it() {
+    let (mut writer, mut gate) = wired_with(8, true);
+    emit_records(&mut writer, 0, 2);
+    writer
+        .broadcast_event(&Event::CheckpointBarrier {
+            id: 7,
+            timestamp: 1,
+        })
+        .unwrap();
+    emit_records(&mut writer, 2, 3);
+    // A newer checkpoint's unaligned barrier arrives after it.
+    writer
+        .broadcast_priority_event(&Event::UnalignedBarrier {
+            id: 8,
+            timestamp: 2,
+        })
+        .unwrap();
+    assert_eq!(gate.convert_announced(7), 1);
+    let items = poll_n(&mut gate, 2);
+    assert_eq!(
+        items,
+        vec![
+            format!(
+                "{:?}",
+                Event::UnalignedBarrier {
+                    id: 7,
+                    timestamp: 1
+                }
+            ),
+            format!(
+                "{:?}",
+                Event::UnalignedBarrier {
+                    id: 8,
+                    timestamp: 2
+                }
+            ),
+        ]
+    );
+    // The newer barrier overtook the 3 records (not the converted barrier).
+    let overtaken: Vec<u8> = gate
+        .end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect();
+    assert_eq!(overtaken, vec![0, 1, 2]);
+    let expected: Vec<String> = (0..3).map(|i| format!("record {i}")).collect();
+    assert_eq!(poll_n(&mut gate, 3), expected);
+}
+
+#[test]
+fn a_barrier_taken_in_order_or_unannounced_is_not_pulled() {
+    let aligned = Event::CheckpointBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    let (mut writer, mut gate) = wired_with(8, true);
+    emit_records(&mut writer, 0, 1);
+    writer.broadcast_event(&aligned).unwrap();
+    assert_eq!(gate.oldest_announced(), Some((7, 1)));
+    assert_eq!(
+        poll_n(&mut gate, 2),
+        vec!["record 0".to_string(), format!("{aligned:?}")]
+    );
+    assert_eq!(gate.oldest_announced(), None, "delivered in order");
+    assert_eq!(gate.convert_announced(7), 0);
+
+    // A gate that does not announce keeps the barrier in order.
+    let (mut writer, mut gate) = wired_with(8, false);
+    emit_records(&mut writer, 0, 1);
+    writer.broadcast_event(&aligned).unwrap();
+    assert_eq!(gate.oldest_announced(), None);
+    assert_eq!(gate.convert_announced(7), 0);
+    assert_eq!(
+        poll_n(&mut gate, 2),
+        vec!["record 0".to_string(), format!("{aligned:?}")]
+    );
+}
+
+#[test]
+fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
+    use super::tcp::{TcpConfig, TcpConnection};
+    let config = TcpConfig {
+        job_id: "announce".into(),
+        process: 0,
+        secret: b"s3cret".to_vec(),
+        handshake_timeout: Duration::from_secs(10),
+        max_buffer_size: 1024,
+        heartbeat_timeout: None,
+        tls: None,
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accept_config = config.clone();
+    let acceptor = std::thread::spawn(move || TcpConnection::accept(&listener, &accept_config));
+    let sender_side = TcpConnection::connect(addr, &config).unwrap();
+    let receiver_side = acceptor.join().unwrap().unwrap();
+    let cancel = CancelToken::new();
+    let net = NetworkConfig {
+        buffer_size: 64,
+        exclusive_buffers_per_channel: 8,
+        floating_buffers_per_gate: 0,
+    };
+    let partition = ResultPartition::new(1, 16, 64, cancel.clone(), IoMetrics::new()).unwrap();
+    let mut gate = InputGate::new(1, &net, cancel, IoMetrics::new()).unwrap();
+    gate.announce_aligned_barriers();
+    sender_side.register_sender(3, &partition, 0).unwrap();
+    receiver_side.register_receiver(3, &gate, 0).unwrap();
+    let mut writer = PartitionWriter::new(partition).unwrap();
+    emit_records(&mut writer, 0, 3);
+    writer
+        .broadcast_event(&Event::CheckpointBarrier {
+            id: 7,
+            timestamp: 1,
+        })
+        .unwrap();
+    emit_records(&mut writer, 3, 5);
+    // Wait (bounded) until the receiver holds all 6 buffers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gate.stats().buffers_received < 6 {
+        assert!(std::time::Instant::now() < deadline, "not received");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(gate.oldest_announced(), Some((7, 1)));
+    assert_eq!(gate.convert_announced(7), 1);
+    let unaligned = Event::UnalignedBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
+    let overtaken: Vec<u8> = gate
+        .end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect();
+    assert_eq!(overtaken, vec![0, 1, 2]);
+    let expected: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
+    assert_eq!(poll_n(&mut gate, 5), expected);
+    assert_eq!(gate.stats().credit_violations, 0);
 }
