@@ -121,9 +121,20 @@ pub fn decode_off_hot_path<T: DeserializeOwned>(
     Ok(value)
 }
 
-/// Decodes one value from exactly `bytes`.
+/// Decodes one value from exactly `bytes`: our own reader of the wire encoding
+/// first ([`crate::bincode_deserializer`], inlined), bincode's when that one gives
+/// up (malformed bytes get bincode's error).
 #[inline]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    match crate::bincode_deserializer::decode_exact(bytes) {
+        Some(value) => Ok(value),
+        None => decode_by_bincode(bytes),
+    }
+}
+
+/// [`decode`] by bincode itself.
+#[inline(never)]
+fn decode_by_bincode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, WIRE)?;
     if read != bytes.len() {
         return Err(bincode::error::DecodeError::OtherString(format!(

@@ -13,6 +13,7 @@
 pub mod async_io;
 pub mod async_sink;
 pub mod batch_keys;
+mod bincode_deserializer;
 mod bincode_serializer;
 pub mod blocking;
 pub mod broadcast_process_function;
