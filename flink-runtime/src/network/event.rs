@@ -131,6 +131,17 @@ impl Event {
         bytes.first() == Some(&TAG_UNALIGNED_BARRIER)
     }
 
+    /// The checkpoint id of the encoded event `bytes` if it is an aligned checkpoint
+    /// barrier (not an unaligned or a stopping one), without decoding anything else.
+    pub(crate) fn aligned_barrier_id(bytes: &[u8]) -> Option<u64> {
+        match bytes {
+            [TAG_CHECKPOINT_BARRIER, body @ ..] if body.len() == 16 => {
+                Some(u64::from_le_bytes(body[..8].try_into().expect("8 bytes")))
+            }
+            _ => None,
+        }
+    }
+
     /// Decode an event received on `channel` (the channel is only used for error reports).
     pub fn decode(bytes: &[u8], channel: usize) -> Result<Event, NetworkError> {
         let corrupt = |reason: &str| NetworkError::CorruptStream {
