@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod common;
 
+use common::rescale;
 use flink_core::operator::RuntimeContext;
 use flink_runtime::checkpoint::{RestoreError, SavepointError};
 use flink_runtime::prelude::*;
@@ -30,11 +31,7 @@ fn job(
     slow: bool,
     sink_uid: &str,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = rescale::environment(parallelism, dir);
     env.from_sequence(0, RECORDS - 1)
         .uid("numbers")
         .map(move |x: u64| {
@@ -70,24 +67,8 @@ fn local(savepoint: &CheckpointLocation) -> &Path {
 /// committed something; returns the savepoint.
 fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> CheckpointLocation {
     let env = job(2, &dir.join("checkpoints"), out, true, "sink");
-    let client = env.execute_async("sums").unwrap();
-    common::poll_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client
-        .wait()
-        .expect("a job stopped with a savepoint finishes");
-    assert_eq!(result.savepoint.as_ref(), Some(&savepoint));
-    assert!(result.stopped);
+    let savepoint = rescale::savepoint_at_two(&env, "sums", &dir.join("savepoints"), out, RECORDS);
     assert!(local(&savepoint).join("_metadata").is_file());
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < RECORDS,
-        "the savepoint fell mid-run: {read} read"
-    );
-    // Everything read before the savepoint is committed, nothing after it was read.
-    assert_eq!(out.committed().len() as u64, read);
     savepoint
 }
 
@@ -337,10 +318,7 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for FixedParallelism<S> {
 /// records per second it runs until cancelled.
 fn rate_limited_job(parallelism: usize, dir: &Path) -> StreamExecutionEnvironment {
     use flink_core::sources::{CollectionSource, RateLimiterStrategy};
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
+    let env = rescale::environment(parallelism, dir);
     let source = FixedParallelism(CollectionSource::new((0..1_000_000u64).collect()))
         .rate_limited(RateLimiterStrategy::per_second(1_000.0).unwrap());
     env.from_source(source, "Paced")
@@ -371,11 +349,7 @@ fn paced_job(
     rate: f64,
 ) -> StreamExecutionEnvironment {
     use flink_core::sources::{CollectionSource, RateLimiterStrategy, SequenceSource};
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = rescale::environment(parallelism, dir);
     let strategy = RateLimiterStrategy::per_second(rate).unwrap();
     let numbers = match input {
         PacedInput::Sequence => env.from_source(
@@ -397,18 +371,8 @@ fn paced_restore_at(input: PacedInput, parallelism: usize) {
     let dir = tempfile::tempdir().unwrap();
     let out = TransactionalCollectingSink::new();
     let env = paced_job(input, 2, dir.path(), &out, 20_000.0);
-    let client = env.execute_async("paced").unwrap();
-    common::poll_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.path().join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client.wait().expect("a stopped job finishes");
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < PACED,
-        "the savepoint fell mid-run: {read} read"
-    );
-    assert_eq!(out.committed().len() as u64, read);
+    let savepoint =
+        rescale::savepoint_at_two(&env, "paced", &dir.path().join("savepoints"), &out, PACED);
     let env = paced_job(input, parallelism, dir.path(), &out, 1_000_000.0);
     env.restore_from(&savepoint);
     let result = env
