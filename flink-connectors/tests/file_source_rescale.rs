@@ -6,14 +6,13 @@
 //! that the savepoint falls while readers hold part of a batch. No timing assertions: timing only decides
 //! where the savepoint falls.
 
-// Only `wait_until` is used here, not the service macros.
+// Only the rescale flow is used here, not the service macros.
 #[allow(unused_macros)]
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
-use common::wait_until;
+use common::rescale;
 use flink_connectors::file::FileSource;
 use flink_core::sources::RateLimiterStrategy;
 use flink_runtime::prelude::*;
@@ -50,11 +49,7 @@ fn job(
     slow: bool,
     rate: Option<f64>,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = rescale::environment(parallelism, dir);
     let files = FileSource::text_lines(input);
     let lines = match rate {
         Some(rate) => env.from_source(
@@ -63,17 +58,11 @@ fn job(
         ),
         None => env.from_source(files, "Files"),
     };
-    lines
-        .uid("files")
-        .map(move |line: String| {
-            if slow && line.ends_with("00") {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            line
-        })
-        .uid("slow")
-        .sink_to(out.clone())
-        .uid("sink");
+    rescale::slowed_into(
+        lines.uid("files"),
+        move |line: &String| slow && line.ends_with("00"),
+        out,
+    );
     env
 }
 
@@ -88,23 +77,7 @@ fn savepoint_at_two(
 ) -> CheckpointLocation {
     let rate = paced.then_some(10_000.0);
     let env = job(input, 2, &dir.join("checkpoints"), out, !paced, rate);
-    let client = env.execute_async("files at 2").unwrap();
-    wait_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client
-        .wait()
-        .expect("a job stopped with a savepoint finishes");
-    assert!(result.stopped);
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < RECORDS,
-        "the savepoint fell mid-run: {read} read"
-    );
-    // Everything read before the savepoint is committed, nothing after it was read.
-    assert_eq!(out.committed().len() as u64, read);
-    savepoint
+    rescale::savepoint_at_two(&env, "files at 2", &dir.join("savepoints"), out, RECORDS)
 }
 
 /// Saves at 2 and restores at `parallelism` (paced much faster if `paced`).
@@ -124,20 +97,14 @@ fn restore_at(parallelism: usize, paced: bool) {
         paced.then_some(1_000_000.0),
     );
     env.restore_from(&savepoint);
-    let result = env
-        .execute("files restored")
-        .expect("the restored job runs to its end");
-    assert!(result.restarts.is_empty());
-    // The restored run read exactly what the first one had not ...
-    assert_eq!(
-        result.records_read_by_sources(),
-        RECORDS - before,
-        "parallelism {parallelism}"
+    rescale::restored_run(
+        &env,
+        "files restored",
+        &out,
+        before,
+        &every_line(),
+        &format!("parallelism {parallelism}"),
     );
-    // ... and both together committed every line exactly once.
-    let mut lines = out.committed();
-    lines.sort_unstable();
-    assert_eq!(lines, every_line(), "parallelism {parallelism}");
 }
 
 #[test]

@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::kafka::{Msg, create_topic, produce};
-use common::wait_until;
+use common::rescale;
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{KafkaSource, StartingOffsets};
 use flink_runtime::prelude::*;
@@ -48,11 +47,7 @@ fn job(
     out: &TransactionalCollectingSink<u64>,
     slow: bool,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = rescale::environment(parallelism, dir);
     let source = KafkaSource::<u64>::builder()
         .bootstrap_servers(bootstrap)
         .topics([topic])
@@ -62,17 +57,11 @@ fn job(
         .json_values()
         .build()
         .unwrap();
-    env.from_source(source, "Kafka")
-        .uid("kafka")
-        .map(move |x: u64| {
-            if slow && x.is_multiple_of(100) {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            x
-        })
-        .uid("slow")
-        .sink_to(out.clone())
-        .uid("sink");
+    rescale::slowed_into(
+        env.from_source(source, "Kafka").uid("kafka"),
+        move |x: &u64| slow && x.is_multiple_of(100),
+        out,
+    );
     env
 }
 
@@ -85,23 +74,7 @@ fn savepoint_at_two(
     out: &TransactionalCollectingSink<u64>,
 ) -> CheckpointLocation {
     let env = job(bootstrap, topic, 2, &dir.join("checkpoints"), out, true);
-    let client = env.execute_async("kafka at 2").unwrap();
-    wait_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client
-        .wait()
-        .expect("a job stopped with a savepoint finishes");
-    assert!(result.stopped);
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < RECORDS,
-        "the savepoint fell mid-run: {read} read"
-    );
-    // Everything read before the savepoint is committed, nothing after it was read.
-    assert_eq!(out.committed().len() as u64, read);
-    savepoint
+    rescale::savepoint_at_two(&env, "kafka at 2", &dir.join("savepoints"), out, RECORDS)
 }
 
 fn restore_at(parallelism: usize) {
@@ -120,23 +93,13 @@ fn restore_at(parallelism: usize) {
         false,
     );
     env.restore_from(&savepoint);
-    let result = env
-        .execute("kafka restored")
-        .expect("the restored job runs to its end");
-    assert!(result.restarts.is_empty());
-    // The restored run read exactly what the first one had not ...
-    assert_eq!(
-        result.records_read_by_sources(),
-        RECORDS - before,
-        "parallelism {parallelism}"
-    );
-    // ... and both together committed every record exactly once.
-    let mut records = out.committed();
-    records.sort_unstable();
-    assert_eq!(
-        records,
-        (0..RECORDS).collect::<Vec<_>>(),
-        "parallelism {parallelism}"
+    rescale::restored_run(
+        &env,
+        "kafka restored",
+        &out,
+        before,
+        &(0..RECORDS).collect::<Vec<_>>(),
+        &format!("parallelism {parallelism}"),
     );
 }
 

@@ -57,11 +57,7 @@ fn job(
     slow: bool,
     sink_uid: &str,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = common::rescale::environment(parallelism, dir);
     let rules = MapStateDescriptor::<u64, u64>::new("rules");
     let rule_stream = env
         .from_collection((0..RULES).map(|r| (r, r + 10)).collect())

@@ -48,11 +48,7 @@ fn job(
     out: &TransactionalCollectingSink<Seen>,
     slow: bool,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = common::rescale::environment(parallelism, dir);
     env.from_sequence(0, RECORDS - 1)
         .uid("numbers")
         .map(move |x: u64| {
@@ -75,20 +71,7 @@ fn job(
 
 fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Seen>) -> CheckpointLocation {
     let env = job(2, &dir.join("checkpoints"), out, true);
-    let client = env.execute_async("lists").unwrap();
-    common::poll_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client
-        .wait()
-        .expect("a job stopped with a savepoint finishes");
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < RECORDS,
-        "the savepoint fell mid-run: {read} read"
-    );
-    savepoint
+    common::rescale::savepoint_at_two(&env, "lists", &dir.join("savepoints"), out, RECORDS)
 }
 
 fn restore_at(parallelism: usize) {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 mod common;
 
+use common::rescale;
+use flink_core::operator::RuntimeContext;
 use flink_runtime::checkpoint::{RestoreError, SavepointError};
 use flink_runtime::prelude::*;
 
@@ -29,11 +31,7 @@ fn job(
     slow: bool,
     sink_uid: &str,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = rescale::environment(parallelism, dir);
     env.from_sequence(0, RECORDS - 1)
         .uid("numbers")
         .map(move |x: u64| {
@@ -69,24 +67,8 @@ fn local(savepoint: &CheckpointLocation) -> &Path {
 /// committed something; returns the savepoint.
 fn savepoint_at_two(dir: &Path, out: &TransactionalCollectingSink<Sum>) -> CheckpointLocation {
     let env = job(2, &dir.join("checkpoints"), out, true, "sink");
-    let client = env.execute_async("sums").unwrap();
-    common::poll_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client
-        .wait()
-        .expect("a job stopped with a savepoint finishes");
-    assert_eq!(result.savepoint.as_ref(), Some(&savepoint));
-    assert!(result.stopped);
+    let savepoint = rescale::savepoint_at_two(&env, "sums", &dir.join("savepoints"), out, RECORDS);
     assert!(local(&savepoint).join("_metadata").is_file());
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < RECORDS,
-        "the savepoint fell mid-run: {read} read"
-    );
-    // Everything read before the savepoint is committed, nothing after it was read.
-    assert_eq!(out.committed().len() as u64, read);
     savepoint
 }
 
@@ -316,16 +298,28 @@ fn duplicate_uids_are_refused_when_the_job_is_built() {
     assert!(err.to_string().contains("same uid 'same'"), "{err}");
 }
 
-/// A rate-limited collection (a collection source's positions cannot be
-/// redistributed, so neither can the wrapper's) at `parallelism`, saving into
-/// `dir`; at 1,000 records per second it runs until cancelled.
+/// A source whose readers do not take over other readers' positions (the default
+/// of [`Source::can_restore_rescaled`]): it restores only at the parallelism it was
+/// saved with.
+struct FixedParallelism<S>(S);
+
+impl<T: Send + 'static, S: Source<T>> Source<T> for FixedParallelism<S> {
+    fn boundedness(&self) -> Boundedness {
+        self.0.boundedness()
+    }
+
+    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
+        self.0.create_reader(ctx)
+    }
+}
+
+/// A rate-limited collection of fixed parallelism (so neither can the wrapper's
+/// positions be redistributed) at `parallelism`, saving into `dir`; at 1,000
+/// records per second it runs until cancelled.
 fn rate_limited_job(parallelism: usize, dir: &Path) -> StreamExecutionEnvironment {
     use flink_core::sources::{CollectionSource, RateLimiterStrategy};
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    let source = CollectionSource::new((0..1_000_000u64).collect())
+    let env = rescale::environment(parallelism, dir);
+    let source = FixedParallelism(CollectionSource::new((0..1_000_000u64).collect()))
         .rate_limited(RateLimiterStrategy::per_second(1_000.0).unwrap());
     env.from_source(source, "Paced")
         .uid("paced")
@@ -336,49 +330,50 @@ fn rate_limited_job(parallelism: usize, dir: &Path) -> StreamExecutionEnvironmen
 
 const PACED: u64 = 50_000;
 
-/// A bounded sequence of `PACED` numbers read at `rate` per second (bursts of a
-/// tenth of that, per reader: below a batch at 2 readers and 20,000 per second, so
-/// a savepoint falls while part of a batch is held) -> sink (uid "sink").
+/// What a paced job reads: the numbers `0..PACED`.
+#[derive(Clone, Copy, Debug)]
+enum PacedInput {
+    Sequence,
+    Collection,
+}
+
+/// `PACED` numbers (of a sequence or a collection) read at `rate` per second
+/// (bursts of a tenth of that, per reader: below a batch at 2 readers and 20,000
+/// per second, so a savepoint falls while part of a batch is held) -> sink (uid
+/// "sink").
 fn paced_job(
+    input: PacedInput,
     parallelism: usize,
     dir: &Path,
     out: &TransactionalCollectingSink<u64>,
     rate: f64,
 ) -> StreamExecutionEnvironment {
-    use flink_core::sources::{RateLimiterStrategy, SequenceSource};
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
-    let source = SequenceSource::range(0, PACED - 1)
-        .rate_limited(RateLimiterStrategy::per_second(rate).unwrap());
-    env.from_source(source, "Paced")
-        .uid("paced")
-        .sink_to(out.clone())
-        .uid("sink");
+    use flink_core::sources::{CollectionSource, RateLimiterStrategy, SequenceSource};
+    let env = rescale::environment(parallelism, dir);
+    let strategy = RateLimiterStrategy::per_second(rate).unwrap();
+    let numbers = match input {
+        PacedInput::Sequence => env.from_source(
+            SequenceSource::range(0, PACED - 1).rate_limited(strategy),
+            "Paced",
+        ),
+        PacedInput::Collection => env.from_source(
+            CollectionSource::new((0..PACED).collect()).rate_limited(strategy),
+            "Paced",
+        ),
+    };
+    numbers.uid("paced").sink_to(out.clone()).uid("sink");
     env
 }
 
-/// A paced sequence stopped with a savepoint at 2 restores at `parallelism` (at a
+/// A paced `input` stopped with a savepoint at 2 restores at `parallelism` (at a
 /// higher rate, to end soon): every number committed exactly once over both runs.
-fn paced_restore_at(parallelism: usize) {
+fn paced_restore_at(input: PacedInput, parallelism: usize) {
     let dir = tempfile::tempdir().unwrap();
     let out = TransactionalCollectingSink::new();
-    let env = paced_job(2, dir.path(), &out, 20_000.0);
-    let client = env.execute_async("paced").unwrap();
-    common::poll_until("a first commit", || out.committed_transactions() > 0);
-    let savepoint = client
-        .stop_with_savepoint(dir.path().join("savepoints"))
-        .expect("the savepoint completes");
-    let result = client.wait().expect("a stopped job finishes");
-    let read = result.records_read_by_sources();
-    assert!(
-        0 < read && read < PACED,
-        "the savepoint fell mid-run: {read} read"
-    );
-    assert_eq!(out.committed().len() as u64, read);
-    let env = paced_job(parallelism, dir.path(), &out, 1_000_000.0);
+    let env = paced_job(input, 2, dir.path(), &out, 20_000.0);
+    let savepoint =
+        rescale::savepoint_at_two(&env, "paced", &dir.path().join("savepoints"), &out, PACED);
+    let env = paced_job(input, parallelism, dir.path(), &out, 1_000_000.0);
     env.restore_from(&savepoint);
     let result = env
         .execute("paced")
@@ -389,14 +384,21 @@ fn paced_restore_at(parallelism: usize) {
     assert_eq!(
         committed,
         (0..PACED).collect::<Vec<_>>(),
-        "parallelism {parallelism}"
+        "{input:?} at parallelism {parallelism}"
     );
 }
 
 #[test]
 fn a_paced_sequence_saved_at_two_restores_at_one_three_and_four() {
     for parallelism in [1, 3, 4] {
-        paced_restore_at(parallelism);
+        paced_restore_at(PacedInput::Sequence, parallelism);
+    }
+}
+
+#[test]
+fn a_paced_collection_saved_at_two_restores_at_one_three_and_four() {
+    for parallelism in [1, 3, 4] {
+        paced_restore_at(PacedInput::Collection, parallelism);
     }
 }
 

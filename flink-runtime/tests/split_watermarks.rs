@@ -36,11 +36,7 @@ fn job(
     out: &TransactionalCollectingSink<u64>,
     slow: bool,
 ) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
-    env.enable_checkpointing(Duration::from_millis(20))
-        .set_storage_dir(dir);
-    env.set_restart_strategy(RestartStrategy::None);
+    let env = common::rescale::environment(parallelism, dir);
     let numbers = SequenceSource::range(0, RECORDS - 1)
         .with_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
         .watermark_interval(Duration::ZERO);

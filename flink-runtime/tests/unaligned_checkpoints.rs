@@ -17,6 +17,7 @@ use flink_runtime::prelude::*;
 
 mod common;
 
+use common::full_queues;
 use common::permits::Permits;
 
 /// Records of the job: far more than the queues hold.
@@ -71,22 +72,9 @@ fn stuck_job(configure: impl FnOnce(CheckpointSettings)) -> Stuck {
     let dir = tempfile::tempdir().unwrap();
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
-    // Small buffers, many of them: thousands of records in flight, a few hundred
-    // per batch the sink writes.
-    env.configure(|c| {
-        c.buffer_size = 1024;
-        c.exclusive_buffers_per_channel = 16;
-        c.floating_buffers_per_gate = 16;
-        c.max_buffers_per_channel = 32;
-        // Full queues are the point: debloating (which starts small) would shrink them.
-        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
-    });
-    let clock = ManualClock::new();
-    env.set_clock(Arc::new(clock.clone()));
-    configure(
-        env.enable_checkpointing(Duration::from_secs(1))
-            .set_storage_dir(dir.path()),
-    );
+    full_queues::small_buffers(&env);
+    let (clock, settings) = full_queues::checkpoints_on_manual_clock(&env, dir.path());
+    configure(settings);
     let permits = Arc::new(Permits::default());
     let written = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let emitted = Arc::new(AtomicU64::new(0));
@@ -165,15 +153,8 @@ impl Stuck {
     /// written exactly once.
     fn finish(self) {
         self.permits.open();
-        let client = self.client;
-        let waiter = std::thread::spawn(move || client.wait());
-        let deadline = Instant::now() + GUARD;
-        while !waiter.is_finished() {
-            assert!(Instant::now() < deadline, "the job did not finish");
-            self.clock.advance(Duration::from_secs(1));
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        waiter.join().unwrap().expect("the job finishes");
+        full_queues::run_on_clock(self.client, &self.clock, GUARD, "the job did not finish")
+            .expect("the job finishes");
         assert_eq!(self.written.0.load(Ordering::SeqCst), RECORDS);
         assert_eq!(
             self.written.1.load(Ordering::SeqCst),
@@ -240,12 +221,8 @@ fn two_channel_job(configure: impl FnOnce(CheckpointSettings)) -> (Stuck, Held) 
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);
     env.configure(|c| c.buffer_size = 1024);
-    let clock = ManualClock::new();
-    env.set_clock(Arc::new(clock.clone()));
-    configure(
-        env.enable_checkpointing(Duration::from_secs(1))
-            .set_storage_dir(dir.path()),
-    );
+    let (clock, settings) = full_queues::checkpoints_on_manual_clock(&env, dir.path());
+    configure(settings);
     let permits = Arc::new(Permits::default());
     permits.open();
     let held = Held {

@@ -24,6 +24,7 @@ use parking_lot::Mutex;
 
 mod common;
 
+use common::full_queues;
 use common::permits::Permits;
 
 const JOB: &str = "output-timeout";
@@ -148,19 +149,9 @@ struct Controls {
 fn job(dir: &Path) -> (StreamExecutionEnvironment, Controls) {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(1);
-    // Small buffers, many of them: thousands of records in flight.
-    env.configure(|c| {
-        c.buffer_size = 1024;
-        c.exclusive_buffers_per_channel = 16;
-        c.floating_buffers_per_gate = 16;
-        c.max_buffers_per_channel = 32;
-        // Full queues are the point: debloating (which starts small) would shrink them.
-        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
-    });
-    let clock = ManualClock::new();
-    env.set_clock(Arc::new(clock.clone()));
-    env.enable_checkpointing(Duration::from_secs(1))
-        .set_storage_dir(dir)
+    full_queues::small_buffers(&env);
+    let (clock, settings) = full_queues::checkpoints_on_manual_clock(&env, dir);
+    settings
         .enable_unaligned_checkpoints(true)
         .aligned_checkpoint_timeout(Duration::from_millis(100));
     let numbers = Numbers {
@@ -289,14 +280,13 @@ fn an_aligned_barrier_queued_past_its_timeout_overtakes_the_output_and_restores_
     env.restore_from(&checkpoint);
     restored.sink.permits.open();
     let client = env.execute_async(JOB).expect("the restore is accepted");
-    let waiter = std::thread::spawn(move || client.wait());
-    let deadline = Instant::now() + GUARD;
-    while !waiter.is_finished() {
-        assert!(Instant::now() < deadline, "the restored job did not finish");
-        restored.clock.advance(Duration::from_secs(1));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    waiter.join().unwrap().expect("the restored job finishes");
+    full_queues::run_on_clock(
+        client,
+        &restored.clock,
+        GUARD,
+        "the restored job did not finish",
+    )
+    .expect("the restored job finishes");
     let mut all = at_snapshot;
     all.extend(restored.sink.written.lock().iter().copied());
     all.sort_unstable();

@@ -24,6 +24,7 @@ use flink_runtime::prelude::*;
 
 mod common;
 
+use common::full_queues;
 use common::permits::Permits;
 
 /// Records of the job; a multiple of 2 × [`BLOCK`], so that at parallelism 2 each
@@ -73,19 +74,9 @@ struct Controls {
 fn environment(parallelism: usize, dir: &Path) -> (StreamExecutionEnvironment, Controls) {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
-    env.configure(|c| {
-        c.buffer_size = 1024;
-        c.exclusive_buffers_per_channel = 16;
-        c.floating_buffers_per_gate = 16;
-        c.max_buffers_per_channel = 32;
-        // Full queues are the point: debloating would shrink them.
-        c.buffer_debloat = flink_core::buffer_debloat::BufferDebloatConfig::disabled();
-    });
-    let clock = ManualClock::new();
-    env.set_clock(Arc::new(clock.clone()));
-    env.enable_checkpointing(Duration::from_secs(1))
-        .set_storage_dir(dir)
-        .enable_unaligned_checkpoints(true);
+    full_queues::small_buffers(&env);
+    let (clock, settings) = full_queues::checkpoints_on_manual_clock(&env, dir);
+    settings.enable_unaligned_checkpoints(true);
     env.set_restart_strategy(RestartStrategy::None);
     let controls = Controls {
         clock,
@@ -242,14 +233,13 @@ fn checkpoint_records_in_flight(
 fn run_to_end(env: &StreamExecutionEnvironment, controls: &Controls) -> JobExecutionResult {
     controls.permits.open();
     let client = env.execute_async(JOB).expect("the restore is accepted");
-    let waiter = std::thread::spawn(move || client.wait());
-    let started = Instant::now();
-    while !waiter.is_finished() {
-        assert!(started.elapsed() < GUARD, "the restored job did not finish");
-        controls.clock.advance(Duration::from_secs(1));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    waiter.join().unwrap().expect("the restored job finishes")
+    full_queues::run_on_clock(
+        client,
+        &controls.clock,
+        GUARD,
+        "the restored job did not finish",
+    )
+    .expect("the restored job finishes")
 }
 
 /// The sum of the persisted bytes must be a sizable share of the queues: the

@@ -95,6 +95,7 @@ pub mod http;
 pub mod kafka;
 pub mod orders;
 pub mod pg;
+pub mod rescale;
 
 /// A sink appending every record to a shared vector at once (readable while the job
 /// runs and after it was cancelled, unlike `collect_vec`).

@@ -1,20 +1,30 @@
-use std::sync::Mutex;
+//! A source over the elements of a `Vec`, split among its readers by index ranges.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
 
 use crate::checkpoint::{StateError, decode_state, encode_state};
-use crate::functions::Collector;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 use crate::sources::BATCH;
 
 /// Emits the elements of a `Vec`, split into contiguous shares among the readers.
+///
+/// A reader's position names the index ranges of the `Vec` it has left, so the
+/// positions of a run at one parallelism can be dealt to the readers of a run at
+/// another ([`Source::can_restore_rescaled`]): every element not emitted before the
+/// savepoint is emitted exactly once after it.
 pub struct CollectionSource<T> {
-    items: Vec<T>,
+    items: Arc<Vec<T>>,
 }
 
 impl<T> CollectionSource<T> {
     /// A source over `items`.
     pub fn new(items: Vec<T>) -> Self {
-        Self { items }
+        Self {
+            items: Arc::new(items),
+        }
     }
 }
 
@@ -23,124 +33,293 @@ impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
         Boundedness::Bounded
     }
 
+    fn can_restore_rescaled(&self) -> bool {
+        true
+    }
+
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
-        let n = self.items.len();
-        let (i, p) = (ctx.subtask_index, ctx.parallelism);
-        let share = self.items[n * i / p..n * (i + 1) / p].to_vec();
-        Box::new(IterReader::new(share.into_iter()))
+        let share = share(self.items.len(), ctx.subtask_index, ctx.parallelism);
+        let mut reader = CollectionReader {
+            items: self.items.clone(),
+            share: share.clone(),
+            ranges: VecDeque::new(),
+        };
+        reader.take_ranges(std::iter::once(share));
+        Box::new(reader)
     }
 }
 
-/// Emits the items of one iterator; runs with parallelism one, like Flink's
-/// `fromCollection` over an iterator.
-pub struct IteratorSource<I> {
-    iter: Mutex<Option<I>>,
+/// The share of reader `index` of `parallelism` in a `Vec` of `len` elements.
+fn share(len: usize, index: usize, parallelism: usize) -> Range<usize> {
+    len * index / parallelism..len * (index + 1) / parallelism
 }
 
-impl<I> IteratorSource<I> {
-    /// A source that drains `iter`.
-    pub fn new(iter: I) -> Self {
-        Self {
-            iter: Mutex::new(Some(iter)),
+/// Starts every position in the range-list encoding. The encoding written before it
+/// (one varint: the count of records the reader emitted from its share) never starts
+/// with these four bytes: a varint starting with `C` ends after one byte.
+const MARKER: [u8; 4] = *b"CLr2";
+
+/// A reader's position: the index ranges `[next, end)` of the `Vec` it has left, the
+/// one being read first.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CollectionPosition {
+    marker: [u8; 4],
+    /// The length of the `Vec` the position was taken over; a restore over a `Vec`
+    /// of another length is refused.
+    len: u64,
+    ranges: Vec<(u64, u64)>,
+}
+
+/// Reads its index ranges of the shared `Vec` in turn, cloning each element.
+struct CollectionReader<T> {
+    items: Arc<Vec<T>>,
+    /// This reader's own share: what a position of the earlier encoding counts in.
+    share: Range<usize>,
+    /// The ranges left, the one being read first; none empty.
+    ranges: VecDeque<Range<usize>>,
+}
+
+impl<T> CollectionReader<T> {
+    /// Takes the ranges of the range-list `position`, or `None` if it is of the
+    /// earlier encoding.
+    fn decode(&self, position: &[u8]) -> Result<Option<Vec<Range<usize>>>, StateError> {
+        let Ok(decoded) = decode_state::<CollectionPosition>(position) else {
+            return Ok(None);
+        };
+        if decoded.marker != MARKER {
+            return Ok(None);
         }
-    }
-}
-
-impl<I> Source<I::Item> for IteratorSource<I>
-where
-    I: Iterator + Send + 'static,
-    I::Item: Send + 'static,
-{
-    fn boundedness(&self) -> Boundedness {
-        Boundedness::Bounded
-    }
-
-    fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<I::Item>> {
-        let iter = self
-            .iter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        match iter {
-            Some(iter) => Box::new(IterReader::new(iter)),
-            // A second run of the same graph, or a restart: the iterator was consumed
-            // by the first run. Emitting nothing would lose its records unnoticed.
-            None => Box::new(ConsumedIterator {
-                operator: ctx.operator_name.to_string(),
-            }),
+        let len = self.items.len();
+        if decoded.len != len as u64 {
+            return Err(StateError::Corrupt(format!(
+                "the collection source position was taken over {} elements, this \
+                 collection has {len}",
+                decoded.len
+            )));
         }
+        decoded
+            .ranges
+            .into_iter()
+            .map(
+                |(next, end)| match (usize::try_from(next), usize::try_from(end)) {
+                    (Ok(next), Ok(end)) if next <= end && end <= len => Ok(next..end),
+                    _ => Err(StateError::Corrupt(format!(
+                        "the collection source range {next}..{end} is not within its {len} elements"
+                    ))),
+                },
+            )
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
-    fn is_parallel(&self) -> bool {
-        false
-    }
-}
-
-/// The reader of an iterator source whose iterator an earlier run consumed: it fails
-/// the job, naming the source.
-struct ConsumedIterator {
-    operator: String,
-}
-
-impl<T> SourceReader<T> for ConsumedIterator {
-    fn poll_next(&mut self, _out: &mut SourceOutput<T>) -> SourcePoll {
-        crate::failure::fail_operator(
-            &self.operator,
-            "its iterator was consumed by an earlier run of the job (a restart or a second \
-             execute): an iterator source cannot be read again; use from_collection for a \
-             job that can restart"
-                .to_string(),
-        )
-    }
-
-    /// Restoring changes nothing: the first poll fails.
-    fn restore_position(&mut self, _position: &[u8]) -> Result<(), StateError> {
-        Ok(())
+    fn take_ranges(&mut self, ranges: impl IntoIterator<Item = Range<usize>>) {
+        self.ranges = ranges.into_iter().filter(|r| !r.is_empty()).collect();
     }
 }
 
-/// Reads an iterator, counting what it emitted: the count is its position (the
-/// iterator yields the same items again when the reader is created anew).
-struct IterReader<I> {
-    iter: I,
-    emitted: u64,
-}
-
-impl<I> IterReader<I> {
-    fn new(iter: I) -> Self {
-        Self { iter, emitted: 0 }
-    }
-}
-
-impl<I: Iterator + Send> SourceReader<I::Item> for IterReader<I> {
-    fn poll_next(&mut self, out: &mut SourceOutput<I::Item>) -> SourcePoll {
-        for _ in 0..BATCH {
-            match self.iter.next() {
-                Some(item) => {
-                    self.emitted += 1;
-                    out.collect(item);
-                }
-                None => return SourcePoll::Finished,
+impl<T: Clone + Send + Sync> SourceReader<T> for CollectionReader<T> {
+    fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        let mut room = BATCH as usize;
+        while room > 0
+            && let Some(range) = self.ranges.front_mut()
+        {
+            let end = range.end.min(range.start + room);
+            out.batch.extend_from_slice(&self.items[range.start..end]);
+            room -= end - range.start;
+            range.start = end;
+            if range.start == range.end {
+                self.ranges.pop_front();
             }
         }
-        SourcePoll::MoreAvailable
+        if self.ranges.is_empty() {
+            SourcePoll::Finished
+        } else {
+            SourcePoll::MoreAvailable
+        }
     }
 
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        encode_state(&self.emitted).map(Some)
+        encode_state(&CollectionPosition {
+            marker: MARKER,
+            len: self.items.len() as u64,
+            ranges: self
+                .ranges
+                .iter()
+                .map(|r| (r.start as u64, r.end as u64))
+                .collect(),
+        })
+        .map(Some)
     }
 
-    /// Skips the items emitted before the checkpoint.
+    /// Takes the ranges of the position; a position of the earlier encoding (the
+    /// count of records emitted from this reader's share) skips that many.
     fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+        if let Some(ranges) = self.decode(position)? {
+            self.take_ranges(ranges);
+            return Ok(());
+        }
         let emitted: u64 = decode_state(position)?;
-        for i in 0..emitted {
-            if self.iter.next().is_none() {
-                return Err(StateError::Corrupt(format!(
-                    "position {emitted} is past the end of this reader's {i} items"
-                )));
+        let next = usize::try_from(emitted)
+            .ok()
+            .and_then(|emitted| self.share.start.checked_add(emitted))
+            .filter(|next| *next <= self.share.end)
+            .ok_or_else(|| {
+                StateError::Corrupt(format!(
+                    "position {emitted} is past the end of this reader's {} items",
+                    self.share.len()
+                ))
+            })?;
+        self.take_ranges(std::iter::once(next..self.share.end));
+        Ok(())
+    }
+
+    /// Takes the ranges of every position given, in turn. Positions of the earlier
+    /// encoding are refused: they count in a share of a parallelism they do not name.
+    fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+        let mut ranges = Vec::new();
+        for position in positions {
+            match self.decode(position)? {
+                Some(taken) => ranges.extend(taken),
+                None => {
+                    return Err(StateError::Corrupt(
+                        "a collection source position of the earlier encoding (a count in \
+                         its reader's share) restores only at the parallelism it was saved \
+                         with"
+                            .into(),
+                    ));
+                }
             }
         }
-        self.emitted = emitted;
+        self.take_ranges(ranges);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// Elements of the collections below: a few batches per reader at 2.
+    const N: u64 = 5_000;
+
+    fn source() -> CollectionSource<u64> {
+        CollectionSource::new((0..N).collect())
+    }
+
+    fn reader(source: &CollectionSource<u64>, i: usize, p: usize) -> Box<dyn SourceReader<u64>> {
+        let ctx = RuntimeContext::standalone("items", i, p, Arc::new(ManualClock::new()));
+        source.create_reader(&ctx)
+    }
+
+    fn drain(reader: &mut dyn SourceReader<u64>) -> Vec<u64> {
+        let mut out = SourceOutput::new();
+        while reader.poll_next(&mut out) != SourcePoll::Finished {}
+        out.take()
+    }
+
+    /// Two readers polled `polls[i]` times each, then saved: what they emitted and
+    /// their positions.
+    fn saved_at_two(source: &CollectionSource<u64>, polls: [usize; 2]) -> (Vec<u64>, Vec<Vec<u8>>) {
+        let (mut emitted, mut saved) = (Vec::new(), Vec::new());
+        for (i, polls) in polls.into_iter().enumerate() {
+            let mut r = reader(source, i, 2);
+            let mut out = SourceOutput::new();
+            for _ in 0..polls {
+                r.poll_next(&mut out);
+            }
+            emitted.extend(out.take());
+            saved.push(r.snapshot_position().unwrap().unwrap());
+        }
+        (emitted, saved)
+    }
+
+    /// Saved subtask `j`'s position, of `saved`, for reader `i` of `p` (`j % p == i`).
+    fn dealt(saved: &[Vec<u8>], i: usize, p: usize) -> Vec<&[u8]> {
+        saved
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| j % p == i)
+            .map(|(_, s)| s.as_slice())
+            .collect()
+    }
+
+    #[test]
+    fn readers_emit_their_shares_in_order_exactly_once() {
+        let source = source();
+        for p in 1..6 {
+            let all: Vec<u64> = (0..p)
+                .flat_map(|i| drain(&mut *reader(&source, i, p)))
+                .collect();
+            assert_eq!(all, (0..N).collect::<Vec<_>>(), "parallelism {p}");
+        }
+    }
+
+    #[test]
+    fn positions_saved_at_two_restore_at_one_three_and_four_exactly_once() {
+        let source = source();
+        // One batch into the first share, two into the second.
+        let (emitted, saved) = saved_at_two(&source, [1, 2]);
+        assert_eq!(emitted.len(), 3 * BATCH as usize);
+        for p in [1, 3, 4] {
+            let mut all = emitted.clone();
+            for i in 0..p {
+                let mut r = reader(&source, i, p);
+                r.restore_rescaled(&dealt(&saved, i, p)).unwrap();
+                all.extend(drain(&mut *r));
+            }
+            all.sort_unstable();
+            assert_eq!(all, (0..N).collect::<Vec<_>>(), "parallelism {p}");
+        }
+    }
+
+    #[test]
+    fn a_reader_restored_from_its_own_position_emits_the_rest_of_its_share() {
+        let source = source();
+        let mut r = reader(&source, 1, 2);
+        r.poll_next(&mut SourceOutput::new());
+        let saved = r.snapshot_position().unwrap().unwrap();
+        let mut restored = reader(&source, 1, 2);
+        restored.restore_position(&saved).unwrap();
+        assert_eq!(
+            drain(&mut *restored),
+            (2_500 + BATCH..N).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn an_earlier_count_position_restores_at_its_parallelism_only() {
+        let source = source();
+        let count = encode_state(&100u64).unwrap();
+        let mut r = reader(&source, 1, 2);
+        r.restore_position(&count).unwrap();
+        assert_eq!(drain(&mut *r), (2_600..N).collect::<Vec<_>>());
+        let past = encode_state(&2_501u64).unwrap();
+        assert!(reader(&source, 1, 2).restore_position(&past).is_err());
+        let err = reader(&source, 0, 3)
+            .restore_rescaled(&[&count])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("restores only at the parallelism"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_position_over_a_collection_of_another_length_is_refused() {
+        let (_, saved) = saved_at_two(&source(), [1, 1]);
+        let shorter = CollectionSource::new((0..N - 1).collect());
+        let err = reader(&shorter, 0, 2)
+            .restore_position(&saved[0])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("taken over 5000 elements"),
+            "{err}"
+        );
+        assert!(
+            reader(&shorter, 0, 1)
+                .restore_rescaled(&[&saved[0], &saved[1]])
+                .is_err()
+        );
     }
 }

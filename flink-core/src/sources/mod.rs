@@ -2,11 +2,13 @@
 
 mod collection;
 mod generator;
+mod iterator;
 mod rate_limited;
 mod stamped;
 
-pub use collection::{CollectionSource, IteratorSource};
+pub use collection::CollectionSource;
 pub use generator::{GeneratorSource, SequenceSource, WatermarkedGeneratorSource};
+pub use iterator::IteratorSource;
 pub use rate_limited::{InvalidRate, RateLimitedSource, RateLimiterStrategy};
 pub(crate) use stamped::StampedSource;
 

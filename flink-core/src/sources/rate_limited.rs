@@ -69,7 +69,7 @@ impl RateLimiterStrategy {
 /// which then hands the position after the batch to the new reader, so every
 /// record not emitted before the savepoint is emitted exactly once after it. This
 /// needs an inner source that reads the same first batch again from a position (a
-/// sequence, generator or file source does; a Kafka source's batches depend on
+/// sequence, generator, collection or file source does; a Kafka source's batches depend on
 /// what the broker returned, so a restore of a half-emitted Kafka batch, at any
 /// parallelism, may fail or be inexact).
 ///
@@ -505,7 +505,7 @@ mod tests {
     #[test]
     fn can_restore_rescaled_is_the_inner_sources() {
         assert!(Source::<u64>::can_restore_rescaled(&paced()));
-        let items = crate::sources::CollectionSource::new(vec![1u64])
+        let items = crate::sources::IteratorSource::new(vec![1u64].into_iter())
             .rate_limited(RateLimiterStrategy::per_second(1.0).unwrap());
         assert!(!Source::<u64>::can_restore_rescaled(&items));
     }

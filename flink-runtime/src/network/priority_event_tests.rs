@@ -428,3 +428,59 @@ fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
     assert_eq!(poll_n(&mut gate, 5), expected);
     assert_eq!(gate.stats().credit_violations, 0);
 }
+
+#[test]
+fn queued_aligned_barriers_are_counted_as_they_are_queued_shipped_converted_and_dropped() {
+    let (mut writer, mut gate) = wired();
+    let partition = writer.partition().clone();
+    let barriers = || partition.subpartition_stats(0).unwrap().queued_barriers;
+    let barrier = |id| Event::CheckpointBarrier { id, timestamp: 1 };
+    // Two records ship on the initial credit; the rest waits for credit.
+    for i in 0..3 {
+        writer.emit(0, &record(i)).unwrap();
+        writer.flush(0).unwrap();
+    }
+    writer.broadcast_event(&barrier(7)).unwrap();
+    assert_eq!(barriers(), 1);
+    assert!(partition.holds_barrier(7));
+    // Neither another event nor a priority barrier counts.
+    writer.broadcast_event(&Event::Watermark(5)).unwrap();
+    writer
+        .broadcast_priority_event(&Event::UnalignedBarrier {
+            id: 8,
+            timestamp: 1,
+        })
+        .unwrap();
+    assert_eq!(barriers(), 1);
+    writer.broadcast_event(&barrier(9)).unwrap();
+    assert_eq!(barriers(), 2);
+    assert!(partition.holds_barrier(9));
+
+    // The receiver hands out the priority barrier and two records: the credit
+    // ships record 2 and barrier 7.
+    let wait = Duration::from_secs(5);
+    let mut items = Vec::new();
+    for _ in 0..3 {
+        gate.poll(wait, &mut |item| items.push(describe(item)))
+            .unwrap();
+    }
+    assert_eq!(
+        partition.subpartition_stats(0).unwrap().queued,
+        2,
+        "{items:?}"
+    );
+    assert_eq!(barriers(), 1);
+    assert!(partition.holds_barrier(9));
+
+    // Converted, barrier 9 is no longer queued as an aligned barrier.
+    assert_eq!(partition.convert_barrier(9).len(), 1);
+    assert_eq!(barriers(), 0);
+    assert!(!partition.holds_barrier(9));
+
+    // A released subpartition drops its queue, barriers too.
+    writer.broadcast_event(&barrier(10)).unwrap();
+    assert_eq!(barriers(), 1);
+    partition.release_subpartition(0).unwrap();
+    assert_eq!(barriers(), 0);
+    assert!(!partition.holds_barrier(10));
+}

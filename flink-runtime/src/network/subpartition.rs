@@ -36,6 +36,8 @@ pub struct SubpartitionStats {
     pub credit_violations: u64,
     /// Buffers currently queued (backlog).
     pub queued: usize,
+    /// Aligned checkpoint barriers among them.
+    pub queued_barriers: usize,
     /// Credit currently held.
     pub credit: usize,
 }
@@ -58,6 +60,12 @@ pub(crate) struct Subpartition {
     /// The buffer size the receiver announced (buffer debloating); 0 until it does,
     /// which means the pool's full size.
     announced_size: AtomicUsize,
+    /// Aligned checkpoint barriers queued (changed under the lock), so that a task
+    /// holding a checkpoint's acknowledgement checks its queues with a load per
+    /// loop turn instead of locking and scanning them ([`Self::holds_barrier`]).
+    aligned_barriers: AtomicUsize,
+    /// The id of the newest aligned barrier queued (written under the lock).
+    newest_barrier: AtomicU64,
 }
 
 impl Subpartition {
@@ -79,6 +87,8 @@ impl Subpartition {
             violations: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             announced_size: AtomicUsize::new(0),
+            aligned_barriers: AtomicUsize::new(0),
+            newest_barrier: AtomicU64::new(0),
         }
     }
 
@@ -102,6 +112,34 @@ impl Subpartition {
     /// Publishes the queue's length; called under the lock after every change.
     fn publish_queued(&self, st: &SubState) {
         self.queued.store(st.queue.len(), Ordering::Release);
+    }
+
+    /// Aligned checkpoint barriers queued right now, without taking the lock.
+    pub(crate) fn queued_barriers(&self) -> usize {
+        self.aligned_barriers.load(Ordering::Acquire)
+    }
+
+    /// Counts `buffer`, about to be queued under the lock, if it is an aligned
+    /// barrier.
+    fn count_queued(&self, buffer: &Buffer) {
+        if let Some(id) = aligned_barrier_id(buffer) {
+            self.newest_barrier.store(id, Ordering::Release);
+            self.aligned_barriers.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Uncounts `buffer`, taken off the queue under the lock, if it is an aligned
+    /// barrier (only looked at while some barrier is queued).
+    fn count_dequeued(&self, buffer: &Buffer) {
+        if self.aligned_barriers.load(Ordering::Relaxed) > 0 && aligned_barrier_id(buffer).is_some()
+        {
+            self.aligned_barriers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The queue was emptied under the lock.
+    fn uncount_all(&self) {
+        self.aligned_barriers.store(0, Ordering::Release);
     }
 
     pub(crate) fn connect(
@@ -131,6 +169,7 @@ impl Subpartition {
                 subpartition: self.index,
             });
         }
+        self.count_queued(&buffer);
         st.queue.push_back(buffer);
         self.publish_queued(&st);
         self.ship(st);
@@ -169,10 +208,14 @@ impl Subpartition {
     }
 
     /// Whether the aligned barrier of checkpoint `checkpoint` is still queued here
-    /// (not shipped yet).
+    /// (not shipped yet): two loads, no lock. Barriers are queued in the order of
+    /// their ids and leave in queue order, so while any is queued the newest one
+    /// queued is too; the one exception, a barrier converted out of the middle of
+    /// the queue, is of the checkpoint whose acknowledgement the conversion
+    /// released, which is not asked about again.
     pub(crate) fn holds_barrier(&self, checkpoint: u64) -> bool {
-        let st = self.state.lock();
-        !st.released && barrier_position(&st.queue, checkpoint).is_some()
+        self.aligned_barriers.load(Ordering::Acquire) > 0
+            && self.newest_barrier.load(Ordering::Acquire) == checkpoint
     }
 
     /// The aligned-checkpoint timeout passed while the aligned barrier of
@@ -194,6 +237,9 @@ impl Subpartition {
             .map(|b| ChannelBuffer::new(b.kind(), b.as_slice()))
             .collect();
         let barrier = st.queue.remove(at);
+        if let Some(barrier) = &barrier {
+            self.count_dequeued(barrier);
+        }
         self.publish_queued(&st);
         st.priority = Some(
             Event::UnalignedBarrier {
@@ -237,6 +283,7 @@ impl Subpartition {
         st.transport = None;
         st.priority = None;
         let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+        self.uncount_all();
         self.publish_queued(&st);
         drop(st);
         drop(dropped);
@@ -249,6 +296,7 @@ impl Subpartition {
             buffers_shipped: self.shipped.load(Ordering::Relaxed),
             credit_violations: self.violations.load(Ordering::Relaxed),
             queued: st.queue.len(),
+            queued_barriers: self.queued_barriers(),
             credit: st.credit,
         }
     }
@@ -270,6 +318,7 @@ impl Subpartition {
                 if st.transport.is_some() {
                     st.released = true;
                     st.queue.clear();
+                    self.uncount_all();
                     self.publish_queued(&st);
                 }
                 break;
@@ -291,6 +340,7 @@ impl Subpartition {
                 continue;
             }
             let mut buffer = st.queue.pop_front().expect("non-empty");
+            self.count_dequeued(&buffer);
             self.publish_queued(&st);
             if st.credit == 0 {
                 self.violations.fetch_add(1, Ordering::Relaxed);
@@ -325,6 +375,7 @@ impl Subpartition {
             st.transport = None;
             st.priority = None;
             let dropped: Vec<Buffer> = st.queue.drain(..).collect();
+            self.uncount_all();
             self.publish_queued(&st);
             drop(st);
             drop(dropped);
@@ -332,6 +383,14 @@ impl Subpartition {
         }
         st
     }
+}
+
+/// The checkpoint id of `buffer` if it is an aligned barrier.
+fn aligned_barrier_id(buffer: &Buffer) -> Option<u64> {
+    if buffer.kind() != BufferKind::Event {
+        return None;
+    }
+    Event::aligned_barrier_id(buffer.as_slice())
 }
 
 /// Where the aligned barrier of `checkpoint` sits in `queue`, with its timestamp.

@@ -2,9 +2,11 @@
 // Each test file uses only some of them.
 #![allow(dead_code)]
 
+pub mod full_queues;
 pub mod paced;
 pub mod permits;
 pub mod pipeline_job;
+pub mod rescale;
 
 use std::time::{Duration, Instant};
 
