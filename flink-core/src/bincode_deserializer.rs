@@ -12,26 +12,19 @@
 
 use std::fmt;
 
+use crate::bincode_serializer::Unencodable;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess,
     SeqAccess, VariantAccess, Visitor,
 };
 
-/// Why the fast path gave up; the caller asks bincode instead.
-#[derive(Debug)]
-pub(crate) struct Undecodable;
+/// Why the fast path gave up; the caller asks bincode instead (the serializer's
+/// give-up, which is a deserialization error too).
+use crate::bincode_serializer::Unencodable as Undecodable;
 
-impl fmt::Display for Undecodable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("value not read by the fast path")
-    }
-}
-
-impl std::error::Error for Undecodable {}
-
-impl de::Error for Undecodable {
+impl de::Error for Unencodable {
     fn custom<T: fmt::Display>(_msg: T) -> Self {
-        Undecodable
+        Unencodable
     }
 }
 

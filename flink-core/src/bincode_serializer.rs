@@ -47,7 +47,7 @@ pub(crate) struct Unencodable;
 
 impl fmt::Display for Unencodable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("value not written by the fast path")
+        f.write_str("value not handled by the fast path")
     }
 }
 
