@@ -12,11 +12,13 @@ use crate::clock::Clock;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 
+mod inner_context;
 mod position;
 #[cfg(test)]
 mod position_after_tests;
 mod reread;
 
+use inner_context::inner_context;
 use position::RatePosition;
 use reread::RereadBatch;
 
@@ -126,24 +128,22 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
     }
 
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
-        let reader = self.inner.create_reader(ctx);
-        match self.strategy.records_per_second {
-            None => reader,
-            Some(rate) => {
-                let rate = rate / ctx.parallelism as f64;
-                let (source, mut context) = (self.inner.clone(), ctx.clone());
-                // Readers restore from what they are given, not from the context:
-                // the saved positions need not live as long as the reader.
-                context.restored = crate::checkpoint::RestoredState::none();
-                let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
-                Box::new(RateLimitedReader::new(
-                    reader,
-                    fresh,
-                    rate,
-                    ctx.services.clock.clone(),
-                ))
-            }
-        }
+        let Some(rate) = self.strategy.records_per_second else {
+            return self.inner.create_reader(ctx);
+        };
+        let reader = self.inner.create_reader(&inner_context(ctx));
+        let rate = rate / ctx.parallelism as f64;
+        let (source, mut context) = (self.inner.clone(), ctx.clone());
+        // Readers restore from what they are given, not from the context:
+        // the saved positions need not live as long as the reader.
+        context.restored = crate::checkpoint::RestoredState::none();
+        let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
+        Box::new(RateLimitedReader::new(
+            reader,
+            fresh,
+            rate,
+            ctx.services.clock.clone(),
+        ))
     }
 }
 
