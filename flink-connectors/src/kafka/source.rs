@@ -1140,8 +1140,8 @@ mod tests {
     fn a_rescaled_reader_holds_every_saved_partition_until_it_starts() {
         // Saved at 2: subtask 0 had partitions 0 and 2, subtask 1 had 1 and 3.
         let saved = [
-            encode_positions(&vec![pos(0, 7), pos(2, 9)]).unwrap(),
-            encode_positions(&vec![pos(1, 4), pos(3, 5)]).unwrap(),
+            encode_positions(&[pos(0, 7), pos(2, 9)]).unwrap(),
+            encode_positions(&[pos(1, 4), pos(3, 5)]).unwrap(),
         ];
         let source = source();
         assert!(source.can_restore_rescaled());
@@ -1155,7 +1155,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_position_fails_the_restore() {
-        let good = encode_positions(&vec![pos(0, 7)]).unwrap();
+        let good = encode_positions(&[pos(0, 7)]).unwrap();
         let saved = [good.clone(), b"not a position".to_vec()];
         let source = source();
         let mut reader = source.create_reader(&context(0, 1, &saved));

@@ -35,8 +35,11 @@ mod tests {
     use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
     use crate::sources::RateLimiterStrategy;
 
+    /// Each saved subtask's bytes, as a reader was created with them.
+    type Created = Vec<Option<Vec<u8>>>;
+
     /// A source that keeps the restored state its readers are created with.
-    struct Capturing(Arc<Mutex<Vec<Vec<Option<Vec<u8>>>>>>);
+    struct Capturing(Arc<Mutex<Vec<Created>>>);
 
     struct Done;
 
