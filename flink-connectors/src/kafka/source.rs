@@ -92,7 +92,10 @@ struct Config {
 ///   A restore may change the parallelism (`Source::can_restore_rescaled`): every
 ///   reader holds the positions of all old readers and takes those of the
 ///   partitions it is now assigned, so each partition resumes from its saved offset
-///   in exactly one reader, as in Flink's `KafkaSource`.
+///   in exactly one reader, as in Flink's `KafkaSource`. Behind a rate limiter
+///   (`.rate_limited(..)`) that holds part of a batch back, the position is the one
+///   after the records that went out (`SourceReader::snapshot_position_after`),
+///   with the batch's dead letters already out, so none is emitted twice.
 /// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
 ///   are committed when a checkpoint completes (the offsets of that checkpoint) and
 ///   once the job finished successfully (input ended, or stopped with a drain),
