@@ -14,7 +14,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::kafka::{Msg, create_topic, produce};
+use common::kafka::{Msg, create_topic, group_offsets, produce};
 use common::wait_until;
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{KafkaOffsets, KafkaSource, StartingOffsets};
@@ -63,12 +63,13 @@ struct Out {
     dead: TransactionalCollectingSink<String>,
 }
 
-/// Kafka (bounded, at `rate` records a second, uid "kafka") -> transactional
-/// collecting sink (uid "sink"); its dead letters' values -> another (uid
-/// "dead-sink"). With the source's offsets handle.
+/// Kafka (bounded, at `rate` records a second, committing its offsets to `group`
+/// on checkpoints, uid "kafka") -> transactional collecting sink (uid "sink"); its
+/// dead letters' values -> another (uid "dead-sink"). With the source's offsets
+/// handle.
 fn job(
     bootstrap: &str,
-    topic: &str,
+    (topic, group): (&str, &str),
     parallelism: usize,
     dir: &Path,
     out: &Out,
@@ -82,7 +83,8 @@ fn job(
     let source = KafkaSource::<u64>::builder()
         .bootstrap_servers(bootstrap)
         .topics([topic])
-        .group_id(&unique("paced-group"))
+        .group_id(group)
+        .commit_offsets(true)
         .starting_offsets(StartingOffsets::Earliest)
         .bounded()
         .json_values()
@@ -107,7 +109,15 @@ fn job(
 /// committed records of every partition; returns the savepoint. Asserts that the savepoint fell
 /// while a reader held records it had read from Kafka.
 fn savepoint_at_two(bootstrap: &str, topic: &str, dir: &Path, out: &Out) -> CheckpointLocation {
-    let (env, offsets) = job(bootstrap, topic, 2, &dir.join("checkpoints"), out, PACED);
+    let group = unique("paced-group");
+    let (env, offsets) = job(
+        bootstrap,
+        (topic, &group),
+        2,
+        &dir.join("checkpoints"),
+        out,
+        PACED,
+    );
     let client = env.execute_async("paced kafka at 2").unwrap();
     // Until records of every partition went out (a reader restored at 3 then owns
     // a partition that no saved reader dealt to it had, and must resume it at its
@@ -140,7 +150,32 @@ fn savepoint_at_two(bootstrap: &str, topic: &str, dir: &Path, out: &Out) -> Chec
         consumed as u64 > went_out,
         "the savepoint fell between batches: {consumed} consumed, {went_out} out"
     );
+    // The savepoint's completion committed its offsets: in each partition, the
+    // first message that had not gone out; nothing held back.
+    assert_eq!(
+        group_offsets(bootstrap, &group, topic, PARTITIONS),
+        first_not_out(out)
+    );
     savepoint
+}
+
+/// Each partition's offset of its first message that went out neither as a
+/// committed record nor as a committed dead letter.
+fn first_not_out(out: &Out) -> Vec<i64> {
+    let mut went_out: Vec<u64> = out.records.committed();
+    let dead = out.dead.committed();
+    went_out.extend(
+        dead.iter()
+            .map(|d| d["bad-".len()..].parse::<u64>().unwrap()),
+    );
+    let went_out: std::collections::HashSet<u64> = went_out.into_iter().collect();
+    let p = PARTITIONS as u64;
+    (0..p)
+        .map(|partition| {
+            let first = (0..MESSAGES / p).find(|o| !went_out.contains(&(o * p + partition)));
+            first.map_or(MESSAGES / p, |o| o) as i64
+        })
+        .collect()
 }
 
 fn restore_at(parallelism: usize) {
@@ -155,7 +190,7 @@ fn restore_at(parallelism: usize) {
     let before = out.records.committed().len() as u64;
     let (env, _) = job(
         &bootstrap,
-        &topic,
+        (&topic, &unique("paced-group")),
         parallelism,
         &dir.path().join("checkpoints"),
         &out,

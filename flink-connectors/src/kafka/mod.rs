@@ -6,6 +6,7 @@ pub mod deserializer;
 pub mod destination;
 pub mod error;
 mod exactly_once;
+mod finished_commit;
 mod last_batch;
 pub mod offsets;
 pub mod serializer;

@@ -1,7 +1,7 @@
 //! A source reading Kafka partitions assigned deterministically to parallel readers.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flink_core::checkpoint::StateError;
@@ -24,6 +24,7 @@ use super::deserializer::{
     ValueDeserializer, ValueOnly,
 };
 use super::error::KafkaConnectorError;
+use super::finished_commit::{CommitSlot, commit_when_finished};
 use super::last_batch::LastBatch;
 use super::offsets::KafkaOffsets;
 use super::source_position::{
@@ -437,44 +438,6 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
     }
 }
 
-/// A reader's consumer, kept past the reader's end for the commit after the job
-/// finished (the reader ends with its task, before the downstream tasks do).
-type CommitSlot = Arc<Mutex<Option<Arc<BaseConsumer>>>>;
-
-/// The end-of-job action of reader `subtask`: commits the next offset of each of its
-/// partitions, that is, every record it handed on, which the finished job wrote.
-fn commit_when_finished(
-    slot: CommitSlot,
-    offsets: KafkaOffsets,
-    subtask: usize,
-) -> flink_core::job_hooks::JobFinishedHook {
-    Box::new(move || {
-        let consumer = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(consumer) = consumer else {
-            return; // never started: nothing read, nothing to commit
-        };
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), p) in offsets.snapshot() {
-            if p.subtask == subtask {
-                let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(p.next_offset));
-            }
-        }
-        if tpl.count() == 0 {
-            return;
-        }
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => tracing::info!(
-                subtask,
-                partitions = tpl.count(),
-                "kafka source: committed the offsets of the finished job"
-            ),
-            Err(e) => {
-                tracing::warn!(subtask, error = %e, "kafka source: committing offsets failed")
-            }
-        }
-    })
-}
-
 /// One assigned partition.
 struct Assigned {
     topic: String,
@@ -653,7 +616,7 @@ impl<T> KafkaReader<T> {
         }
         let consumer = Arc::new(consumer);
         if let Some(slot) = &self.commit_slot {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(consumer.clone());
+            slot.lock().unwrap_or_else(|p| p.into_inner()).consumer = Some(consumer.clone());
         }
         Ok(ReaderState {
             consumer,
@@ -711,13 +674,18 @@ impl<T> KafkaReader<T> {
     }
 
     /// The bytes of `position`, taken for checkpoint `checkpoint_id`: its offsets
-    /// are committed when the checkpoint completes, if committing is on.
+    /// are committed when the checkpoint completes, if committing is on, and when
+    /// the job finished if it is the newest.
     fn checkpoint_position(
         &mut self,
         checkpoint_id: u64,
         position: Vec<PartitionPosition>,
     ) -> Result<Option<Vec<u8>>, StateError> {
         let bytes = encode_positions(&position)?;
+        if let Some(slot) = &self.commit_slot {
+            // The newest: a later checkpoint's position is never behind.
+            slot.lock().unwrap_or_else(|p| p.into_inner()).checkpointed = Some(position.clone());
+        }
         if self.config.commit_offsets {
             self.to_commit.push((checkpoint_id, position));
         }
