@@ -881,6 +881,7 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     }
 
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        self.last_batch.clear();
         if self.state.is_none() {
             let state = self
                 .start()
@@ -906,7 +907,6 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             }
             return SourcePoll::Pending(POLL_WAIT);
         }
-        self.last_batch.clear();
         let mut wait = POLL_WAIT;
         let mut emitted = 0;
         // Whether librdkafka's queue ran empty: every message fetched so far was seen.
