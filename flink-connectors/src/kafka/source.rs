@@ -938,7 +938,8 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             }
             part.next_offset = offset + 1;
             emitted += 1;
-            // A dead letter that went out before the restore emits nothing now.
+            // Some(true): a record; Some(false): a new dead letter; None: a dead
+            // letter that went out before the restore, which emits nothing now.
             let good = if part.passes_dead_letter_out(offset) {
                 self.last_batch.dead_letter(i, offset);
                 None
