@@ -12,15 +12,14 @@
 
 use std::fmt;
 
-use crate::bincode_serializer::Unencodable;
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess,
     SeqAccess, VariantAccess, Visitor,
 };
 
-/// Why the fast path gave up; the caller asks bincode instead (the serializer's
-/// give-up, which is a deserialization error too).
-use crate::bincode_serializer::Unencodable as Undecodable;
+// Why the fast path gave up (the caller asks bincode instead): the serializer's
+// give-up, a deserialization error too.
+use crate::bincode_serializer::{Unencodable, Unencodable as Undecodable};
 
 impl de::Error for Unencodable {
     fn custom<T: fmt::Display>(_msg: T) -> Self {

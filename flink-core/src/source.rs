@@ -110,6 +110,38 @@ pub trait SourceReader<T>: Send {
         self.snapshot_position()
     }
 
+    /// The position this reader would have had if only the first `emitted` records
+    /// of its last [`poll_next`](Self::poll_next) batch had gone out, for a wrapper
+    /// that holds part of a batch back when a checkpoint is taken (a rate-limited
+    /// source): restoring it must make the reader emit exactly the rest of that batch
+    /// and what follows, and nothing it emitted besides records (dead letters) again.
+    /// Called between two polls, with `emitted` at most the batch's length; the
+    /// reader itself moves on from where it is. `None` (the default) means the reader
+    /// cannot say: the wrapper then saves the position before the batch and re-reads
+    /// it on restore, which is exact only for a reader whose batches after a
+    /// position are always the same.
+    ///
+    /// # Errors
+    /// When the position cannot be serialized, or `emitted` exceeds the batch.
+    fn snapshot_position_after(&mut self, _emitted: usize) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(None)
+    }
+
+    /// As [`snapshot_position_after`](Self::snapshot_position_after), for checkpoint
+    /// `checkpoint_id` (see
+    /// [`snapshot_position_for_checkpoint`](Self::snapshot_position_for_checkpoint)):
+    /// a reader that acts on completion acts with this position.
+    ///
+    /// # Errors
+    /// As [`snapshot_position_after`](Self::snapshot_position_after).
+    fn snapshot_position_after_for_checkpoint(
+        &mut self,
+        _checkpoint_id: u64,
+        emitted: usize,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        self.snapshot_position_after(emitted)
+    }
+
     /// Checkpoint `checkpoint_id` completed (and every one before it: completions are
     /// cumulative and a notification may be missed). Called between two polls. Flink's
     /// `KafkaSource` commits the offsets of that checkpoint to the consumer group here.

@@ -1,11 +1,10 @@
 //! A source reading Kafka partitions assigned deterministically to parallel readers.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flink_core::checkpoint::StateError;
-use flink_core::checkpoint::{decode_state, encode_state};
 use flink_core::dead_letter::{DeadLetter, dead_letter_tag};
 use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
@@ -19,14 +18,18 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use regex::Regex;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use super::deserializer::{
     BytesDeserializer, JsonDeserializer, KafkaRecordDeserializer, StringDeserializer,
     ValueDeserializer, ValueOnly,
 };
 use super::error::KafkaConnectorError;
+use super::finished_commit::{CommitSlot, commit_when_finished};
+use super::last_batch::LastBatch;
 use super::offsets::KafkaOffsets;
+use super::source_position::{
+    PartitionPosition, decode_positions, encode_positions, merge_positions,
+};
 use flink_core::watermark::SplitWatermarks;
 
 /// Records emitted per poll at most.
@@ -90,7 +93,10 @@ struct Config {
 ///   A restore may change the parallelism (`Source::can_restore_rescaled`): every
 ///   reader holds the positions of all old readers and takes those of the
 ///   partitions it is now assigned, so each partition resumes from its saved offset
-///   in exactly one reader, as in Flink's `KafkaSource`.
+///   in exactly one reader, as in Flink's `KafkaSource`. Behind a rate limiter
+///   (`.rate_limited(..)`) that holds part of a batch back, the position is the one
+///   after the records that went out (`SourceReader::snapshot_position_after`),
+///   with the batch's dead letters already out, so none is emitted twice.
 /// - With [`commit_offsets`](KafkaSourceBuilder::commit_offsets) the group's offsets
 ///   are committed when a checkpoint completes (the offsets of that checkpoint) and
 ///   once the job finished successfully (input ended, or stopped with a drain),
@@ -420,88 +426,16 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
                 merge_positions(
                     ctx.restored
                         .all()
-                        .filter_map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes).ok()),
+                        .filter_map(|bytes| decode_positions(bytes).ok()),
                 )
             }),
             to_commit: Vec::new(),
             watermarks: self.watermarks.as_ref().map(|w| {
                 SplitWatermarks::new(w.strategy.clone(), ctx.services.clock.clone(), w.interval)
             }),
+            last_batch: LastBatch::default(),
         })
     }
-}
-
-/// A reader's consumer, kept past the reader's end for the commit after the job
-/// finished (the reader ends with its task, before the downstream tasks do).
-type CommitSlot = Arc<Mutex<Option<Arc<BaseConsumer>>>>;
-
-/// The end-of-job action of reader `subtask`: commits the next offset of each of its
-/// partitions, that is, every record it handed on, which the finished job wrote.
-fn commit_when_finished(
-    slot: CommitSlot,
-    offsets: KafkaOffsets,
-    subtask: usize,
-) -> flink_core::job_hooks::JobFinishedHook {
-    Box::new(move || {
-        let consumer = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(consumer) = consumer else {
-            return; // never started: nothing read, nothing to commit
-        };
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), p) in offsets.snapshot() {
-            if p.subtask == subtask {
-                let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(p.next_offset));
-            }
-        }
-        if tpl.count() == 0 {
-            return;
-        }
-        match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => tracing::info!(
-                subtask,
-                partitions = tpl.count(),
-                "kafka source: committed the offsets of the finished job"
-            ),
-            Err(e) => {
-                tracing::warn!(subtask, error = %e, "kafka source: committing offsets failed")
-            }
-        }
-    })
-}
-
-/// Where a reader is in one of its partitions: its checkpointed position is a list
-/// of these.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct PartitionPosition {
-    topic: String,
-    partition: i32,
-    /// The offset of the next record to emit.
-    next_offset: i64,
-    /// Where a bounded partition stops (the end offset seen when the job started).
-    stop: Option<i64>,
-}
-
-/// The positions of several instances by partition. A partition found in more than
-/// one (an instance snapshotted before it started repeats the position it was
-/// restored with, which another instance may have passed since) takes the furthest
-/// offset: a partition's position only moves forward.
-fn merge_positions(
-    lists: impl IntoIterator<Item = Vec<PartitionPosition>>,
-) -> HashMap<(String, i32), PartitionPosition> {
-    let mut merged: HashMap<(String, i32), PartitionPosition> = HashMap::new();
-    for p in lists.into_iter().flatten() {
-        match merged.entry((p.topic.clone(), p.partition)) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                if p.next_offset > e.get().next_offset {
-                    e.insert(p);
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(p);
-            }
-        }
-    }
-    merged
 }
 
 /// One assigned partition.
@@ -518,6 +452,9 @@ struct Assigned {
     new_dead_letters: u64,
     /// Whether this poll touched the partition.
     touched: bool,
+    /// Offsets ahead whose messages went out as dead letters before the restore
+    /// (see `PartitionPosition::dead_letters_out`), ascending.
+    dead_letters_out: VecDeque<i64>,
 }
 
 struct ReaderState {
@@ -550,6 +487,8 @@ struct KafkaReader<T> {
     /// The per-partition watermarks, if the source makes them; partition `i` of
     /// `ReaderState::partitions` is tracked as `i`.
     watermarks: Option<SplitWatermarks<T>>,
+    /// What the last poll emitted, for the position after part of it.
+    last_batch: LastBatch,
 }
 
 impl<T> KafkaReader<T> {
@@ -647,6 +586,11 @@ impl<T> KafkaReader<T> {
                     .add_partition_offset(&topic, partition, Offset::Offset(start))
                     .map_err(KafkaConnectorError::client("assign"))?;
             }
+            let dead_letters_out = restored
+                .map(|r| r.dead_letters_out.iter().copied().filter(|&d| d >= start))
+                .into_iter()
+                .flatten()
+                .collect();
             partitions.push(Assigned {
                 topic,
                 partition,
@@ -657,6 +601,7 @@ impl<T> KafkaReader<T> {
                 new_records: 0,
                 new_dead_letters: 0,
                 touched: false,
+                dead_letters_out,
             });
         }
         consumer
@@ -671,7 +616,7 @@ impl<T> KafkaReader<T> {
         }
         let consumer = Arc::new(consumer);
         if let Some(slot) = &self.commit_slot {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(consumer.clone());
+            slot.lock().unwrap_or_else(|p| p.into_inner()).consumer = Some(consumer.clone());
         }
         Ok(ReaderState {
             consumer,
@@ -688,7 +633,7 @@ impl<T> KafkaReader<T> {
     fn add_restored(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
         let mut all: Vec<Vec<PartitionPosition>> = positions
             .iter()
-            .map(|bytes| decode_state::<Vec<PartitionPosition>>(bytes))
+            .map(|bytes| decode_positions(bytes))
             .collect::<Result<_, _>>()?;
         if let Some(restored) = self.restored.take() {
             all.push(restored.into_values().collect());
@@ -708,6 +653,12 @@ impl<T> KafkaReader<T> {
                     partition: p.partition,
                     next_offset: p.next_offset,
                     stop: p.stop,
+                    dead_letters_out: p
+                        .dead_letters_out
+                        .iter()
+                        .copied()
+                        .filter(|&d| d >= p.next_offset)
+                        .collect(),
                 })
                 .collect(),
             None => {
@@ -720,6 +671,25 @@ impl<T> KafkaReader<T> {
                 list
             }
         }
+    }
+
+    /// The bytes of `position`, taken for checkpoint `checkpoint_id`: its offsets
+    /// are committed when the checkpoint completes, if committing is on, and when
+    /// the job finished if it is the newest.
+    fn checkpoint_position(
+        &mut self,
+        checkpoint_id: u64,
+        position: Vec<PartitionPosition>,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let bytes = encode_positions(&position)?;
+        if let Some(slot) = &self.commit_slot {
+            // The newest: a later checkpoint's position is never behind.
+            slot.lock().unwrap_or_else(|p| p.into_inner()).checkpointed = Some(position.clone());
+        }
+        if self.config.commit_offsets {
+            self.to_commit.push((checkpoint_id, position));
+        }
+        Ok(Some(bytes))
     }
 
     /// Commits `positions` to the group, synchronously: a checkpoint's offsets are
@@ -762,6 +732,18 @@ impl<T> KafkaReader<T> {
 }
 
 impl Assigned {
+    /// Whether the message at `offset` (the next one read) went out as a dead
+    /// letter before the restore; forgets the dead letters out up to it.
+    fn passes_dead_letter_out(&mut self, offset: i64) -> bool {
+        while self.dead_letters_out.front().is_some_and(|&d| d < offset) {
+            self.dead_letters_out.pop_front();
+        }
+        self.dead_letters_out.front() == Some(&offset) && {
+            self.dead_letters_out.pop_front();
+            true
+        }
+    }
+
     /// Finishes a bounded partition the consumer is known to be at or past its stop
     /// offset in, although no message brought it there: the offsets left below the stop
     /// hold nothing the consumer delivers (transaction markers, aborted or compacted
@@ -839,7 +821,7 @@ fn list_partitions(
 
 impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        encode_state(&self.position()).map(Some)
+        encode_positions(&self.position()).map(Some)
     }
 
     fn snapshot_position_for_checkpoint(
@@ -847,11 +829,25 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
         checkpoint_id: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
         let position = self.position();
-        let bytes = encode_state(&position)?;
-        if self.config.commit_offsets {
-            self.to_commit.push((checkpoint_id, position));
-        }
-        Ok(Some(bytes))
+        self.checkpoint_position(checkpoint_id, position)
+    }
+
+    /// Each partition back to its first record of the last batch that did not go
+    /// out (see `LastBatch::position_after`).
+    fn snapshot_position_after(&mut self, emitted: usize) -> Result<Option<Vec<u8>>, StateError> {
+        let position = self.last_batch.position_after(emitted, self.position())?;
+        encode_positions(&position).map(Some)
+    }
+
+    /// As `snapshot_position_after`; the checkpoint's completion commits these
+    /// offsets, so never one past a record that did not go out.
+    fn snapshot_position_after_for_checkpoint(
+        &mut self,
+        checkpoint_id: u64,
+        emitted: usize,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let position = self.last_batch.position_after(emitted, self.position())?;
+        self.checkpoint_position(checkpoint_id, position)
     }
 
     /// Commits the offsets of the newest checkpoint up to `checkpoint_id` (older
@@ -885,6 +881,7 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     }
 
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        self.last_batch.clear();
         if self.state.is_none() {
             let state = self
                 .start()
@@ -941,25 +938,34 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             }
             part.next_offset = offset + 1;
             emitted += 1;
-            let good = match self.deserializer.deserialize(msg.key(), msg.payload()) {
-                Ok(record) => {
-                    if let Some(w) = &mut self.watermarks {
-                        w.on_record(i, &record, msg.timestamp().to_millis());
+            // Some(true): a record; Some(false): a new dead letter; None: a dead
+            // letter that went out before the restore, which emits nothing now.
+            let good = if part.passes_dead_letter_out(offset) {
+                self.last_batch.dead_letter(i, offset);
+                None
+            } else {
+                match self.deserializer.deserialize(msg.key(), msg.payload()) {
+                    Ok(record) => {
+                        if let Some(w) = &mut self.watermarks {
+                            w.on_record(i, &record, msg.timestamp().to_millis());
+                        }
+                        out.collect(record);
+                        self.last_batch.record(i, offset);
+                        Some(true)
                     }
-                    out.collect(record);
-                    true
-                }
-                Err(err) => {
-                    let reason = format!(
-                        "{err} (topic {}, partition {}, offset {offset})",
-                        part.topic, part.partition
-                    );
-                    self.dead_letters.collect(DeadLetter::new(
-                        msg.payload().unwrap_or_default().to_vec(),
-                        &self.operator,
-                        reason,
-                    ));
-                    false
+                    Err(err) => {
+                        let reason = format!(
+                            "{err} (topic {}, partition {}, offset {offset})",
+                            part.topic, part.partition
+                        );
+                        self.dead_letters.collect(DeadLetter::new(
+                            msg.payload().unwrap_or_default().to_vec(),
+                            &self.operator,
+                            reason,
+                        ));
+                        self.last_batch.dead_letter(i, offset);
+                        Some(false)
+                    }
                 }
             };
             let next = part.next_offset;
@@ -968,10 +974,10 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                 pause(&state.consumer, part);
             }
             part.touched = true;
-            if good {
-                part.new_records += 1;
-            } else {
-                part.new_dead_letters += 1;
+            match good {
+                Some(true) => part.new_records += 1,
+                Some(false) => part.new_dead_letters += 1,
+                None => {}
             }
         }
         if drained && state.partitions.iter().any(|p| !p.done) {
@@ -1062,14 +1068,14 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
 mod tests {
     use std::sync::Arc;
 
-    use flink_core::checkpoint::{RestoredState, encode_state};
+    use flink_core::checkpoint::RestoredState;
     use flink_core::clock::ManualClock;
 
     use flink_core::operator::RuntimeContext;
 
     use flink_core::source::Source;
 
-    use super::{Assigned, KafkaSource, PartitionPosition, merge_positions};
+    use super::{Assigned, KafkaSource, PartitionPosition, decode_positions, encode_positions};
 
     /// The context of reader `subtask` of `parallelism`, restoring `saved` (one
     /// position per old subtask).
@@ -1106,8 +1112,8 @@ mod tests {
     fn a_rescaled_reader_holds_every_saved_partition_until_it_starts() {
         // Saved at 2: subtask 0 had partitions 0 and 2, subtask 1 had 1 and 3.
         let saved = [
-            encode_state(&vec![pos(0, 7), pos(2, 9)]).unwrap(),
-            encode_state(&vec![pos(1, 4), pos(3, 5)]).unwrap(),
+            encode_positions(&[pos(0, 7), pos(2, 9)]).unwrap(),
+            encode_positions(&[pos(1, 4), pos(3, 5)]).unwrap(),
         ];
         let source = source();
         assert!(source.can_restore_rescaled());
@@ -1115,14 +1121,13 @@ mod tests {
         let mut reader = source.create_reader(&context(2, 3, &saved));
         reader.restore_rescaled(&[]).unwrap();
         let position: Vec<PartitionPosition> =
-            flink_core::checkpoint::decode_state(&reader.snapshot_position().unwrap().unwrap())
-                .unwrap();
+            decode_positions(&reader.snapshot_position().unwrap().unwrap()).unwrap();
         assert_eq!(position, [pos(0, 7), pos(1, 4), pos(2, 9), pos(3, 5)]);
     }
 
     #[test]
     fn a_corrupt_position_fails_the_restore() {
-        let good = encode_state(&vec![pos(0, 7)]).unwrap();
+        let good = encode_positions(&[pos(0, 7)]).unwrap();
         let saved = [good.clone(), b"not a position".to_vec()];
         let source = source();
         let mut reader = source.create_reader(&context(0, 1, &saved));
@@ -1144,20 +1149,8 @@ mod tests {
             partition,
             next_offset,
             stop: Some(100),
+            dead_letters_out: Vec::new(),
         }
-    }
-
-    #[test]
-    fn merged_positions_keep_each_partition_at_its_furthest_offset() {
-        // Instance 0 had partitions 0 and 2; instance 1 snapshotted before it started
-        // and repeats partition 2 at the offset both were restored with.
-        let merged = merge_positions([vec![pos(0, 7), pos(2, 40)], vec![pos(2, 31), pos(1, 5)]]);
-        let mut got: Vec<_> = merged
-            .values()
-            .map(|p| (p.partition, p.next_offset))
-            .collect();
-        got.sort_unstable();
-        assert_eq!(got, [(0, 7), (1, 5), (2, 40)]);
     }
 
     fn part(next_offset: i64, stop: Option<i64>) -> Assigned {
@@ -1171,6 +1164,7 @@ mod tests {
             new_records: 0,
             new_dead_letters: 0,
             touched: false,
+            dead_letters_out: Default::default(),
         }
     }
 
@@ -1190,6 +1184,18 @@ mod tests {
         let mut p = part(3, Some(17));
         assert!(p.finish_at(40));
         assert_eq!((p.done, p.next_offset), (true, 17));
+    }
+
+    #[test]
+    fn a_dead_letter_out_before_the_restore_is_passed_over_once() {
+        let mut p = part(10, None);
+        p.dead_letters_out = [12, 15].into();
+        assert!(!p.passes_dead_letter_out(10));
+        assert!(p.passes_dead_letter_out(12));
+        assert!(!p.passes_dead_letter_out(12));
+        // 15 was deleted before it was read: forgotten once the reader is past it.
+        assert!(!p.passes_dead_letter_out(16));
+        assert!(p.dead_letters_out.is_empty());
     }
 
     #[test]

@@ -213,3 +213,28 @@ pub fn read_committed(bootstrap: &str, topic: &str) -> Vec<(u64, u64, u64)> {
     records.sort_unstable();
     records
 }
+
+/// The offsets `group` committed for partitions `0..partitions` of `topic` (-1:
+/// none).
+pub fn group_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    (0..partitions)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            },
+        )
+        .collect()
+}

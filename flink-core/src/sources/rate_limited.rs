@@ -12,9 +12,13 @@ use crate::clock::Clock;
 use crate::operator::RuntimeContext;
 use crate::source::{Boundedness, Source, SourceOutput, SourcePoll, SourceReader};
 
+mod inner_context;
 mod position;
+#[cfg(test)]
+mod position_after_tests;
 mod reread;
 
+use inner_context::inner_context;
 use position::RatePosition;
 use reread::RereadBatch;
 
@@ -63,15 +67,18 @@ impl RateLimiterStrategy {
 /// (a token bucket on the job's clock). Each reader holds back at most one batch of
 /// its inner reader while it waits for tokens.
 ///
-/// It restores at another parallelism when its inner source does
-/// ([`Source::can_restore_rescaled`]): a saved reader that held part of a batch
-/// back is re-read from the position before that batch by a fresh inner reader,
-/// which then hands the position after the batch to the new reader, so every
-/// record not emitted before the savepoint is emitted exactly once after it. This
-/// needs an inner source that reads the same first batch again from a position (a
-/// sequence, generator, collection or file source does; a Kafka source's batches depend on
-/// what the broker returned, so a restore of a half-emitted Kafka batch, at any
-/// parallelism, may fail or be inexact).
+/// A checkpoint taken while part of a batch is held saves the inner reader's
+/// position after the records that went out, when the inner reader can give it
+/// ([`SourceReader::snapshot_position_after`]; a Kafka reader does): the restored
+/// reader goes on from there, at any parallelism its inner source restores at.
+/// Otherwise it saves the position before the batch and how many of its records
+/// went out. It restores at another parallelism when its inner source does
+/// ([`Source::can_restore_rescaled`]): such a half-emitted batch is re-read from
+/// the position before it by a fresh inner reader, which then hands the position
+/// after the batch to the new reader, so every record not emitted before the
+/// savepoint is emitted exactly once after it. Re-reading needs an inner source
+/// that reads the same first batch again from a position (a sequence, generator,
+/// collection or file source does), and emits the batch's dead letters again.
 ///
 /// ```
 /// use flink_core::prelude::*;
@@ -121,24 +128,22 @@ impl<T: Send + 'static, S: Source<T>> Source<T> for RateLimitedSource<S> {
     }
 
     fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<T>> {
-        let reader = self.inner.create_reader(ctx);
-        match self.strategy.records_per_second {
-            None => reader,
-            Some(rate) => {
-                let rate = rate / ctx.parallelism as f64;
-                let (source, mut context) = (self.inner.clone(), ctx.clone());
-                // Readers restore from what they are given, not from the context:
-                // the saved positions need not live as long as the reader.
-                context.restored = crate::checkpoint::RestoredState::none();
-                let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
-                Box::new(RateLimitedReader::new(
-                    reader,
-                    fresh,
-                    rate,
-                    ctx.services.clock.clone(),
-                ))
-            }
-        }
+        let Some(rate) = self.strategy.records_per_second else {
+            return self.inner.create_reader(ctx);
+        };
+        let reader = self.inner.create_reader(&inner_context(ctx));
+        let rate = rate / ctx.parallelism as f64;
+        let (source, mut context) = (self.inner.clone(), ctx.clone());
+        // Readers restore from what they are given, not from the context:
+        // the saved positions need not live as long as the reader.
+        context.restored = crate::checkpoint::RestoredState::none();
+        let fresh: FreshReader<T> = Box::new(move || source.create_reader(&context));
+        Box::new(RateLimitedReader::new(
+            reader,
+            fresh,
+            rate,
+            ctx.services.clock.clone(),
+        ))
     }
 }
 
@@ -222,7 +227,7 @@ impl<T> RateLimitedReader<T> {
             };
             (inner, 0)
         } else {
-            (self.held_from.clone(), self.held_len - self.held.len())
+            self.held_position(checkpoint_id)?
         };
         let reread = self
             .reread
@@ -239,6 +244,25 @@ impl<T> RateLimitedReader<T> {
             .map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The position while records of the inner reader's last batch are held: the
+    /// inner reader's position after the records that went out, if it can say
+    /// (nothing to re-read then); else the position before the batch with the
+    /// number of its records out, to re-read it on restore.
+    fn held_position(
+        &mut self,
+        checkpoint_id: Option<u64>,
+    ) -> Result<(Option<Vec<u8>>, usize), StateError> {
+        let out = self.held_len - self.held.len();
+        let after = match checkpoint_id {
+            Some(id) => self.inner.snapshot_position_after_for_checkpoint(id, out)?,
+            None => self.inner.snapshot_position_after(out)?,
+        };
+        Ok(match after {
+            Some(after) => (Some(after), 0),
+            None => (self.held_from.clone(), out),
+        })
     }
 
     /// Re-reads the batches a position names with their continuation elsewhere.
@@ -288,16 +312,18 @@ impl<T: Send> SourceReader<T> for RateLimitedReader<T> {
         }
     }
 
-    /// The inner position before the held records, how many of them went out, and
-    /// the batches re-read at a restore that are still held.
+    /// The inner position after the held records that went out (or before them,
+    /// with how many went out, for an inner reader that cannot say), and the
+    /// batches re-read at a restore that are still held.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
         self.position(None)
     }
 
     /// As [`snapshot_position`](Self::snapshot_position); the inner reader learns
-    /// the checkpoint id when nothing is held (a Kafka reader then commits this
-    /// checkpoint's offsets on completion; a later checkpoint's commit covers one
-    /// taken while records were held).
+    /// the checkpoint id with the position taken (a Kafka reader then commits this
+    /// checkpoint's offsets on completion, those after the records that went out;
+    /// an inner reader that cannot give a position after part of its batch learns
+    /// nothing while records are held, and a later checkpoint's commit covers it).
     fn snapshot_position_for_checkpoint(
         &mut self,
         checkpoint_id: u64,

@@ -6,7 +6,9 @@ use crate::checkpoint::{StateError, decode_state, encode_state};
 /// holds already went out.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct RatePosition {
-    /// The inner reader's position: before its held batch if `skip > 0`.
+    /// The inner reader's position: before its held batch if `skip > 0`; after the
+    /// records of it that went out, with `skip` 0, if the inner reader could say
+    /// where that is (`SourceReader::snapshot_position_after`).
     pub(super) inner: Option<Vec<u8>>,
     /// Records of that held batch already emitted.
     pub(super) skip: usize,
