@@ -60,7 +60,7 @@ fn job(
     };
     rescale::slowed_into(
         lines.uid("files"),
-        move |line: &String| slow && line.ends_with("00"),
+        move |line: &String| slow && line.ends_with('0'),
         out,
     );
     env

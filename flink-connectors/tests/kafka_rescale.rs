@@ -59,7 +59,7 @@ fn job(
         .unwrap();
     rescale::slowed_into(
         env.from_source(source, "Kafka").uid("kafka"),
-        move |x: &u64| slow && x.is_multiple_of(100),
+        move |x: &u64| slow && x.is_multiple_of(10),
         out,
     );
     env
