@@ -237,6 +237,22 @@ fn poll_n(gate: &mut InputGate, n: usize) -> Vec<String> {
     items
 }
 
+/// Polls checkpoint 7's pulled barrier, which must come first and unaligned;
+/// returns the records it overtook (their numbers), as channel 0's state.
+#[track_caller]
+fn poll_pulled_barrier(gate: &mut InputGate) -> Vec<u8> {
+    let unaligned = Event::UnalignedBarrier {
+        id: 7,
+        timestamp: 1,
+    };
+    assert_eq!(poll_n(gate, 1), vec![format!("{unaligned:?}")]);
+    gate.end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect()
+}
+
 #[test]
 fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
     let (mut writer, mut gate) = wired_with(8, true);
@@ -259,17 +275,7 @@ fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
         "converted: no longer announced"
     );
     assert_eq!(gate.convert_announced(7), 0, "converted once");
-    let unaligned = Event::UnalignedBarrier {
-        id: 7,
-        timestamp: 1,
-    };
-    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
-    let overtaken: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let overtaken = poll_pulled_barrier(&mut gate);
     assert_eq!(
         overtaken,
         vec![0, 1, 2],
@@ -412,17 +418,7 @@ fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
     }
     assert_eq!(gate.oldest_announced(), Some((7, 1)));
     assert_eq!(gate.convert_announced(7), 1);
-    let unaligned = Event::UnalignedBarrier {
-        id: 7,
-        timestamp: 1,
-    };
-    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
-    let overtaken: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let overtaken = poll_pulled_barrier(&mut gate);
     assert_eq!(overtaken, vec![0, 1, 2]);
     let expected: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
     assert_eq!(poll_n(&mut gate, 5), expected);

@@ -173,6 +173,7 @@ impl GatedSink {
     /// Grants [`STEP`] permits at a time, from `granted` granted so far, until the
     /// sink took checkpoint 1's snapshot; fails with `what` (and the pending
     /// checkpoint) once `within` were granted without it. Returns the permits granted.
+    #[track_caller]
     pub fn grant_until_snapshot(
         &self,
         client: &JobClient,
@@ -239,6 +240,7 @@ pub fn job(
 }
 
 /// Waits for `done`, failing with `what` after [`GUARD`].
+#[track_caller]
 pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + GUARD;
     while !done() {
@@ -248,6 +250,7 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Waits until checkpoint 1 completed, as the job's first; returns it.
+#[track_caller]
 pub fn wait_first_completed(client: &JobClient) -> CompletedCheckpoint {
     wait_for("checkpoint 1 did not complete", || {
         !client.completed_checkpoints().is_empty()
@@ -259,6 +262,7 @@ pub fn wait_first_completed(client: &JobClient) -> CompletedCheckpoint {
 
 /// Cancels `client`'s job, letting `sink` write freely so it can end; checks that
 /// it ended cancelled.
+#[track_caller]
 pub fn cancel(client: JobClient, sink: &GatedSink) {
     client.cancel();
     sink.permits.open();
