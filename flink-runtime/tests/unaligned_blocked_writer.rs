@@ -18,13 +18,13 @@ use flink_runtime::prelude::*;
 
 mod common;
 
-use common::gated_job::{self, Controls, Numbers, PER_BUFFER, RECORD_BYTES, wait_for};
+use common::gated_job::{self, Controls, Numbers, wait_for};
 
 const JOB: &str = "blocked-writer";
 /// Records of the job.
 const RECORDS: u64 = 20_000;
 /// Records emitted before the checkpoint: more than the sink's input channel
-/// holds (32 buffers of [`PER_BUFFER`]), fewer than it and the map's output queue
+/// holds (32 buffers of [`gated_job::PER_BUFFER`]), fewer than it and the map's output queue
 /// (32 more) hold, so the map forwards its barrier without blocking and the barrier waits in
 /// the map's output queue.
 const BEFORE: u64 = 4_000;
@@ -111,20 +111,15 @@ fn a_task_blocked_in_a_write_converts_its_queued_barrier_at_the_timeout_and_rest
     );
     let completed = gated_job::wait_first_completed(&client);
     gated_job::cancel(client, &controls.sink);
-    let at_snapshot = controls.sink.at_snapshot(1).expect("snapshotted");
-    let written = at_snapshot.len() as u64;
-    assert_eq!(at_snapshot, (0..written).collect::<Vec<_>>());
-    assert!(
-        written <= PER_BUFFER,
-        "the sink snapshotted within the buffer it was writing: {written}"
-    );
-    // The map's output state (before its barrier) and the sink's input state
-    // (what the priority barrier overtook there) are every record before the
-    // checkpoint the sink had not written, exactly.
-    assert_eq!(
-        completed.persisted_data,
-        (BEFORE - written) * RECORD_BYTES,
-        "the records in flight are stored"
+    // The sink wrote less than a buffer; the map's output state (before its
+    // barrier) and the sink's input state (what the priority barrier overtook
+    // there) are every record before the checkpoint the sink had not written,
+    // exactly.
+    let at_snapshot = gated_job::snapshot_within_a_buffer(
+        &controls.sink,
+        &completed,
+        BEFORE,
+        "the records in flight are stored",
     );
 
     // Restored: the source from its position (BEFORE), the map's and the sink's

@@ -17,7 +17,7 @@ use flink_runtime::prelude::*;
 
 mod common;
 
-use common::gated_job::{self, Controls, Numbers, PER_BUFFER, RECORD_BYTES, wait_for};
+use common::gated_job::{self, Controls, Numbers, wait_for};
 
 const JOB: &str = "input-timeout";
 /// Records of the job.
@@ -84,21 +84,11 @@ fn an_aligned_barrier_received_past_its_timeout_overtakes_the_input_queue_and_re
     assert_eq!(controls.sink.written(), granted);
     assert!(granted < IN_FLIGHT);
     gated_job::cancel(client, &controls.sink);
-    let at_snapshot = controls.sink.at_snapshot(1).expect("snapshotted");
-    let written = at_snapshot.len() as u64;
-    assert_eq!(
-        at_snapshot,
-        (0..written).collect::<Vec<_>>(),
-        "the sink wrote a prefix"
-    );
-    assert!(
-        written <= PER_BUFFER,
-        "the sink snapshotted within the buffer it was writing: {written}"
-    );
-    assert_eq!(
-        completed.persisted_data,
-        (IN_FLIGHT - written) * RECORD_BYTES,
-        "exactly the records the sink had not written are stored"
+    let at_snapshot = gated_job::snapshot_within_a_buffer(
+        &controls.sink,
+        &completed,
+        IN_FLIGHT,
+        "exactly the records the sink had not written are stored",
     );
 
     // Restored: the sink's records in flight from its channel state, the source

@@ -269,6 +269,35 @@ pub fn cancel(client: JobClient, sink: &GatedSink) {
     assert!(matches!(client.wait(), Err(JobError::Cancelled { .. })));
 }
 
+/// The sink's snapshot of checkpoint 1, checked: the first numbers, within the
+/// buffer the sink was writing, and `completed` stored exactly the rest of the
+/// first `before` numbers as channel state (`stored` names them on failure).
+#[track_caller]
+pub fn snapshot_within_a_buffer(
+    sink: &GatedSink,
+    completed: &CompletedCheckpoint,
+    before: u64,
+    stored: &str,
+) -> Vec<u64> {
+    let at_snapshot = sink.at_snapshot(1).expect("snapshotted");
+    let written = at_snapshot.len() as u64;
+    assert_eq!(
+        at_snapshot,
+        (0..written).collect::<Vec<_>>(),
+        "the sink wrote a prefix"
+    );
+    assert!(
+        written <= PER_BUFFER,
+        "the sink snapshotted within the buffer it was writing: {written}"
+    );
+    assert_eq!(
+        completed.persisted_data,
+        (before - written) * RECORD_BYTES,
+        "{stored}"
+    );
+    at_snapshot
+}
+
 /// Restores the job named `name` from its checkpoint 1 in `run`, built by `job`
 /// with its checkpoints in `dir`, and runs it to its end with its sink ungated and
 /// its clock driven; returns its controls.
