@@ -75,12 +75,7 @@ fn a_priority_barrier_overtakes_queued_and_received_buffers_without_credit() {
     let wait = Duration::from_secs(5);
     assert_eq!(gate.poll(wait, &mut on_item).unwrap(), GatePoll::Processed);
     // What it overtook at the receiver (the 2 received buffers), as channel state.
-    let input_state: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let input_state = overtaken_records(&mut gate);
     assert_eq!(input_state, vec![0, 1]);
     for _ in 0..5 {
         assert_eq!(gate.poll(wait, &mut on_item).unwrap(), GatePoll::Processed);
@@ -223,6 +218,19 @@ fn emit_records(writer: &mut PartitionWriter, from: u8, to: u8) {
     }
 }
 
+/// Emits records `0..before`, checkpoint 7's aligned barrier, then records
+/// `before..to`, each shipped at once (credit permitting).
+fn emit_around_barrier(writer: &mut PartitionWriter, before: u8, to: u8) {
+    emit_records(writer, 0, before);
+    writer
+        .broadcast_event(&Event::CheckpointBarrier {
+            id: 7,
+            timestamp: 1,
+        })
+        .unwrap();
+    emit_records(writer, before, to);
+}
+
 /// Polls `n` buffers, describing what each handed out.
 fn poll_n(gate: &mut InputGate, n: usize) -> Vec<String> {
     let mut items = Vec::new();
@@ -237,16 +245,32 @@ fn poll_n(gate: &mut InputGate, n: usize) -> Vec<String> {
     items
 }
 
-#[test]
-fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
-    let (mut writer, mut gate) = wired_with(8, true);
-    emit_records(&mut writer, 0, 3);
-    let aligned = Event::CheckpointBarrier {
+/// Polls checkpoint 7's pulled barrier, which must come first and unaligned;
+/// returns the records it overtook (their numbers), as channel 0's state.
+#[track_caller]
+fn poll_pulled_barrier(gate: &mut InputGate) -> Vec<u8> {
+    let unaligned = Event::UnalignedBarrier {
         id: 7,
         timestamp: 1,
     };
-    writer.broadcast_event(&aligned).unwrap();
-    emit_records(&mut writer, 3, 5);
+    assert_eq!(poll_n(gate, 1), vec![format!("{unaligned:?}")]);
+    overtaken_records(gate)
+}
+
+/// Ends channel 0's recording; returns the records (their numbers, see [`record`])
+/// it recorded: what a barrier overtook there, as channel state.
+fn overtaken_records(gate: &mut InputGate) -> Vec<u8> {
+    gate.end_channel_state(0)
+        .unwrap()
+        .iter()
+        .map(|b| b.bytes[4])
+        .collect()
+}
+
+#[test]
+fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
+    let (mut writer, mut gate) = wired_with(8, true);
+    emit_around_barrier(&mut writer, 3, 5);
     // Everything shipped: the barrier waits at the receiver, behind 3 buffers.
     assert_eq!(writer.partition().subpartition_stats(0).unwrap().queued, 0);
     assert_eq!(gate.oldest_announced(), Some((7, 1)));
@@ -259,17 +283,7 @@ fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
         "converted: no longer announced"
     );
     assert_eq!(gate.convert_announced(7), 0, "converted once");
-    let unaligned = Event::UnalignedBarrier {
-        id: 7,
-        timestamp: 1,
-    };
-    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
-    let overtaken: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let overtaken = poll_pulled_barrier(&mut gate);
     assert_eq!(
         overtaken,
         vec![0, 1, 2],
@@ -289,14 +303,7 @@ fn a_received_aligned_barrier_is_pulled_ahead_of_the_buffers_before_it() {
 #[test]
 fn a_pulled_barrier_goes_before_a_priority_event_that_came_after_it() {
     let (mut writer, mut gate) = wired_with(8, true);
-    emit_records(&mut writer, 0, 2);
-    writer
-        .broadcast_event(&Event::CheckpointBarrier {
-            id: 7,
-            timestamp: 1,
-        })
-        .unwrap();
-    emit_records(&mut writer, 2, 3);
+    emit_around_barrier(&mut writer, 2, 3);
     // A newer checkpoint's unaligned barrier arrives after it.
     writer
         .broadcast_priority_event(&Event::UnalignedBarrier {
@@ -326,12 +333,7 @@ fn a_pulled_barrier_goes_before_a_priority_event_that_came_after_it() {
         ]
     );
     // The newer barrier overtook the 3 records (not the converted barrier).
-    let overtaken: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let overtaken = overtaken_records(&mut gate);
     assert_eq!(overtaken, vec![0, 1, 2]);
     let expected: Vec<String> = (0..3).map(|i| format!("record {i}")).collect();
     assert_eq!(poll_n(&mut gate, 3), expected);
@@ -396,14 +398,7 @@ fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
     sender_side.register_sender(3, &partition, 0).unwrap();
     receiver_side.register_receiver(3, &gate, 0).unwrap();
     let mut writer = PartitionWriter::new(partition).unwrap();
-    emit_records(&mut writer, 0, 3);
-    writer
-        .broadcast_event(&Event::CheckpointBarrier {
-            id: 7,
-            timestamp: 1,
-        })
-        .unwrap();
-    emit_records(&mut writer, 3, 5);
+    emit_around_barrier(&mut writer, 3, 5);
     // Wait (bounded) until the receiver holds all 6 buffers.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while gate.stats().buffers_received < 6 {
@@ -412,17 +407,7 @@ fn a_barrier_received_over_tcp_is_pulled_ahead_alike() {
     }
     assert_eq!(gate.oldest_announced(), Some((7, 1)));
     assert_eq!(gate.convert_announced(7), 1);
-    let unaligned = Event::UnalignedBarrier {
-        id: 7,
-        timestamp: 1,
-    };
-    assert_eq!(poll_n(&mut gate, 1), vec![format!("{unaligned:?}")]);
-    let overtaken: Vec<u8> = gate
-        .end_channel_state(0)
-        .unwrap()
-        .iter()
-        .map(|b| b.bytes[4])
-        .collect();
+    let overtaken = poll_pulled_barrier(&mut gate);
     assert_eq!(overtaken, vec![0, 1, 2]);
     let expected: Vec<String> = (0..5).map(|i| format!("record {i}")).collect();
     assert_eq!(poll_n(&mut gate, 5), expected);

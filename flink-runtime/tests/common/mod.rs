@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod full_queues;
+pub mod gated_job;
 pub mod paced;
 pub mod permits;
 pub mod pipeline_job;
