@@ -8,7 +8,9 @@
 //! [`TransactionalCollectingSink`] is such a sink in memory, for tests and small jobs.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -176,8 +178,25 @@ impl<T: Send, W: TwoPhaseCommitWriter<T>> SinkWriter<T> for TransactionalWriter<
 }
 
 /// What the in-memory transactional sink committed: each transaction's records, by
-/// (subtask, checkpoint id).
-type Committed<T> = BTreeMap<(usize, u64), Vec<T>>;
+/// (subtask, checkpoint id, transaction id).
+type Committed<T> = BTreeMap<(usize, u64, TransactionId), Vec<T>>;
+
+/// Names one transaction of the in-memory sink: the order it began in this process,
+/// then a number drawn once per process (a transaction replayed from a savepoint of
+/// another process keeps its name and meets no other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct TransactionId(u64, u64);
+
+impl TransactionId {
+    fn next() -> Self {
+        static PROCESS: OnceLock<u64> = OnceLock::new();
+        static BEGUN: AtomicU64 = AtomicU64::new(0);
+        let process = *PROCESS.get_or_init(|| {
+            std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+        });
+        Self(BEGUN.fetch_add(1, Ordering::Relaxed), process)
+    }
+}
 
 /// A two-phase-commit sink that commits into memory: the committed records are
 /// readable after (and while) the job runs, each committed transaction exactly once
@@ -239,6 +258,8 @@ pub struct CollectingTransaction<T> {
     /// The subtask that wrote it (after a rescaled restore another subtask may
     /// commit it; it stays under its writer's name).
     subtask: usize,
+    /// Its own name: what makes a second commit of it change nothing.
+    id: TransactionId,
     /// The checkpoint it was pre-committed for.
     checkpoint_id: Option<u64>,
     records: Vec<T>,
@@ -259,6 +280,7 @@ where
     fn begin_transaction(&mut self) -> Result<Self::Transaction, SinkError> {
         Ok(CollectingTransaction {
             subtask: self.subtask,
+            id: TransactionId::next(),
             checkpoint_id: None,
             records: Vec::new(),
         })
@@ -278,14 +300,20 @@ where
         Ok(())
     }
 
-    /// Checkpoint ids never repeat within a job, so (subtask, checkpoint id) names a
-    /// transaction; committing it again changes nothing.
+    /// Committing a transaction again (a restore replays the commits of its
+    /// checkpoint) changes nothing. Transactions are named by their own id, not by
+    /// (subtask, checkpoint id): the final transaction of a subtask that finished is
+    /// pre-committed for `FINAL_SNAPSHOT_ID` in every run, so a run restored from a
+    /// savepoint taken after that subtask finished commits another transaction under
+    /// the same subtask and checkpoint id.
     fn commit(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
-        let id = txn
+        let checkpoint = txn
             .checkpoint_id
             .ok_or("a transaction was committed without being pre-committed")?;
         let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        committed.entry((txn.subtask, id)).or_insert(txn.records);
+        committed
+            .entry((txn.subtask, checkpoint, txn.id))
+            .or_insert(txn.records);
         Ok(())
     }
 }
@@ -350,6 +378,28 @@ mod tests {
         again.finish().unwrap();
         again.notify_checkpoint_complete(FINAL_SNAPSHOT_ID).unwrap();
         assert_eq!(sink.committed(), vec![1, 2, 3]);
+        assert_eq!(sink.committed_transactions(), 2);
+    }
+
+    #[test]
+    fn final_transactions_of_two_runs_of_one_subtask_both_commit() {
+        let sink = TransactionalCollectingSink::new();
+        // The first run's subtask 0 reaches its end before a savepoint.
+        let mut first = writer(&sink, 0);
+        first.write(1).unwrap();
+        first.finish().unwrap();
+        let savepoint = first.snapshot_state(3).unwrap().unwrap();
+        first.notify_checkpoint_complete(FINAL_SNAPSHOT_ID).unwrap();
+        // The run restored from the savepoint replays its commit (a no-op) and its
+        // subtask 0 ends too, with a final transaction of its own.
+        let mut restored = writer(&sink, 0);
+        restored.restore_state(&savepoint).unwrap();
+        restored.write(2).unwrap();
+        restored.finish().unwrap();
+        restored
+            .notify_checkpoint_complete(FINAL_SNAPSHOT_ID)
+            .unwrap();
+        assert_eq!(sink.committed(), vec![1, 2]);
         assert_eq!(sink.committed_transactions(), 2);
     }
 
