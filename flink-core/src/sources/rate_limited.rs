@@ -78,7 +78,7 @@ impl RateLimiterStrategy {
 /// after the batch to the new reader, so every record not emitted before the
 /// savepoint is emitted exactly once after it. Re-reading needs an inner source
 /// that reads the same first batch again from a position (a sequence, generator,
-/// collection or file source does), and emits the batch's dead letters again.
+/// collection, file or Nexmark source does), and emits the batch's dead letters again.
 ///
 /// ```
 /// use flink_core::prelude::*;
