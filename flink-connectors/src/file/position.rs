@@ -254,7 +254,10 @@ impl ReaderPosition {
                 if e.marker != MARKER {
                     return None;
                 }
-                (e.files, e.splits.into_iter().map(SplitPosition::from).collect())
+                (
+                    e.files,
+                    e.splits.into_iter().map(SplitPosition::from).collect(),
+                )
             }
         };
         let valid = splits.iter().all(|s| s.of > 0 && s.index < s.of);
@@ -335,10 +338,7 @@ mod tests {
         assert_eq!(bytes, encode_state(&v2).unwrap());
         assert_eq!(ReaderPosition::decode_rescaled(&bytes).unwrap(), plain);
         let mut ahead = split(1, 2, 0);
-        ahead.dead_letters_out_before = Some(SplitOffset {
-            file: 1,
-            offset: 3,
-        });
+        ahead.dead_letters_out_before = Some(SplitOffset { file: 1, offset: 3 });
         let position = ReaderPosition {
             files: Some(5),
             splits: vec![split(0, 2, 1), ahead],

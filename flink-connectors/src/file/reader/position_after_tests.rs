@@ -75,8 +75,14 @@ impl Output<DeadLetter<String>> for Dead {
 
 /// Reader `subtask` of `parallelism` over `dir` (JSON lines of `u64`), its dead
 /// letters into `dead`.
-fn reader(dir: &Path, subtask: usize, parallelism: usize, dead: &Dead) -> Box<dyn SourceReader<u64>> {
-    let ctx = RuntimeContext::standalone("Files", subtask, parallelism, Arc::new(ManualClock::new()));
+fn reader(
+    dir: &Path,
+    subtask: usize,
+    parallelism: usize,
+    dead: &Dead,
+) -> Box<dyn SourceReader<u64>> {
+    let ctx =
+        RuntimeContext::standalone("Files", subtask, parallelism, Arc::new(ManualClock::new()));
     let output: Box<dyn Output<DeadLetter<String>>> = Box::new(dead.clone());
     ctx.side_outputs.insert(
         dead_letter_tag::<String>().id(),
@@ -146,7 +152,11 @@ fn positions_after_part_of_a_batch_restore_every_line_and_dead_letter_once() {
             assert_eq!(last.len(), [858, 857][subtask]);
             records.extend(before);
             records.extend_from_slice(&last[..emitted[subtask]]);
-            saved.push(r.snapshot_position_after(emitted[subtask]).unwrap().unwrap());
+            saved.push(
+                r.snapshot_position_after(emitted[subtask])
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         for p in [1, 2, 3] {
             let dead = Dead(Arc::new(Mutex::new(dead.0.lock().unwrap().clone())));
@@ -187,7 +197,10 @@ fn the_position_after_goes_back_to_the_first_held_record_with_the_dead_letters_b
     let position =
         ReaderPosition::decode_rescaled(&r.snapshot_position_after(2).unwrap().unwrap()).unwrap();
     let split = &position.splits[0];
-    assert_eq!((split.files_done, split.offset, split.lines), (0, offset_of(2), 2));
+    assert_eq!(
+        (split.files_done, split.offset, split.lines),
+        (0, offset_of(2), 2)
+    );
     assert_eq!(
         split.dead_letters_out_before,
         Some(SplitOffset {
@@ -213,7 +226,12 @@ fn a_batch_across_two_splits_goes_back_in_both() {
     let dir = input(2);
     let first = Dead::default();
     let fresh: Vec<Vec<u8>> = (0..2)
-        .map(|i| reader(dir.path(), i, 2, &first).snapshot_position().unwrap().unwrap())
+        .map(|i| {
+            reader(dir.path(), i, 2, &first)
+                .snapshot_position()
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     for emitted in [0, 100, 428, 429, 600] {
         let dead = Dead::default();
