@@ -69,7 +69,8 @@ impl RateLimiterStrategy {
 ///
 /// A checkpoint taken while part of a batch is held saves the inner reader's
 /// position after the records that went out, when the inner reader can give it
-/// ([`SourceReader::snapshot_position_after`]; a Kafka reader does): the restored
+/// ([`SourceReader::snapshot_position_after`]; Kafka, file, sequence, generator
+/// and collection readers do): the restored
 /// reader goes on from there, at any parallelism its inner source restores at.
 /// Otherwise it saves the position before the batch and how many of its records
 /// went out. It restores at another parallelism when its inner source does
@@ -77,8 +78,8 @@ impl RateLimiterStrategy {
 /// the position before it by a fresh inner reader, which then hands the position
 /// after the batch to the new reader, so every record not emitted before the
 /// savepoint is emitted exactly once after it. Re-reading needs an inner source
-/// that reads the same first batch again from a position (a sequence, generator,
-/// collection or file source does), and emits the batch's dead letters again.
+/// that reads the same first batch again from a position, and emits the batch's
+/// dead letters again.
 ///
 /// ```
 /// use flink_core::prelude::*;
