@@ -4,10 +4,27 @@
 
 use flink_core::checkpoint::{StateError, decode_state, encode_state};
 
-/// Starts every position in the split-list encoding. The single-split encoding written
-/// before it (three varints, [`LegacyPosition`]) never starts with these four bytes:
-/// its three varints starting `F`, `S`, `p` end after three bytes.
+/// Starts every position in the split-list encoding whose splits have no dead
+/// letters out ahead ([`SplitV2`]; still written when no split has, so that a
+/// reader of that encoding reads it). The single-split encoding written before it
+/// (three varints, [`LegacyPosition`]) never starts with these four bytes: its
+/// three varints starting `F`, `S`, `p` end after three bytes.
 const MARKER: [u8; 4] = *b"FSp2";
+
+/// Starts every position in the split-list encoding with dead letters out ahead
+/// ([`SplitPosition::dead_letters_out_before`]).
+const MARKER_V3: [u8; 4] = *b"FSp3";
+
+/// A place in a split: a line's byte offset in one of its files.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub(crate) struct SplitOffset {
+    /// The file, counted from the split's first (its files done before it).
+    pub(crate) file: u64,
+    /// The byte offset in that file.
+    pub(crate) offset: u64,
+}
 
 /// What is left of one split: the files `index, index + of, index + 2 * of, ..` of
 /// the sorted listing (the share of subtask `index` of a run at parallelism `of`).
@@ -26,6 +43,23 @@ pub(crate) struct SplitPosition {
     /// The name of the split's next file, checked on restore; `None` when unknown
     /// (taken before the files were listed, or decoded from the legacy encoding).
     pub(crate) next_file: Option<String>,
+    /// The lines of the split from its position up to here went out as far as
+    /// they were dead letters: a position taken after part of a batch (a
+    /// rate-limited reader's) stops at the batch's first record that did not go
+    /// out, while the batch's dead letters behind that record were emitted when the
+    /// batch was read. Read again, such lines emit no dead letter.
+    pub(crate) dead_letters_out_before: Option<SplitOffset>,
+}
+
+/// A split as encoded with [`MARKER`]: no dead letters out ahead.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SplitV2 {
+    index: u64,
+    of: u64,
+    files_done: u64,
+    offset: u64,
+    lines: u64,
+    next_file: Option<String>,
 }
 
 impl SplitPosition {
@@ -38,7 +72,26 @@ impl SplitPosition {
             offset: 0,
             lines: 0,
             next_file: None,
+            dead_letters_out_before: None,
         }
+    }
+
+    /// Where the split's next line is.
+    pub(crate) fn at(&self) -> SplitOffset {
+        SplitOffset {
+            file: self.files_done,
+            offset: self.offset,
+        }
+    }
+
+    /// Whether the line at byte `offset` of the split's next file went out already
+    /// as a dead letter, if it is one.
+    pub(crate) fn dead_letter_out(&self, offset: u64) -> bool {
+        let line = SplitOffset {
+            file: self.files_done,
+            offset,
+        };
+        self.dead_letters_out_before.is_some_and(|end| line < end)
     }
 
     /// The listing index of the split's next file (may be past the listing's end).
@@ -68,6 +121,14 @@ struct Encoded {
     splits: Vec<SplitPosition>,
 }
 
+/// The split-list encoding without dead letters out ahead.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EncodedV2 {
+    marker: [u8; 4],
+    files: Option<u64>,
+    splits: Vec<SplitV2>,
+}
+
 /// The encoding before rescaling: one split, that of the reader's own subtask at the
 /// parallelism it was saved with.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -83,10 +144,22 @@ impl ReaderPosition {
     /// # Errors
     /// When it cannot be serialized.
     pub(crate) fn encode(&self) -> Result<Vec<u8>, StateError> {
-        encode_state(&Encoded {
+        if self
+            .splits
+            .iter()
+            .any(|s| s.dead_letters_out_before.is_some())
+        {
+            return encode_state(&Encoded {
+                marker: MARKER_V3,
+                files: self.files,
+                splits: self.splits.clone(),
+            });
+        }
+        let splits = self.splits.iter().map(SplitV2::from).collect();
+        encode_state(&EncodedV2 {
             marker: MARKER,
             files: self.files,
-            splits: self.splits.clone(),
+            splits,
         })
     }
 
@@ -171,15 +244,51 @@ impl ReaderPosition {
         Ok(merged)
     }
 
-    /// The split-list encoding, if `bytes` are one whose splits are well formed.
+    /// The split-list encoding (with dead letters out ahead or not), if `bytes` are
+    /// one whose splits are well formed.
     fn decode_split_list(bytes: &[u8]) -> Option<Self> {
-        let encoded: Encoded = decode_state(bytes).ok()?;
-        let valid =
-            encoded.marker == MARKER && encoded.splits.iter().all(|s| s.of > 0 && s.index < s.of);
-        valid.then_some(Self {
-            files: encoded.files,
-            splits: encoded.splits,
-        })
+        let (files, splits) = match decode_state::<Encoded>(bytes) {
+            Ok(e) if e.marker == MARKER_V3 => (e.files, e.splits),
+            _ => {
+                let e: EncodedV2 = decode_state(bytes).ok()?;
+                if e.marker != MARKER {
+                    return None;
+                }
+                (
+                    e.files,
+                    e.splits.into_iter().map(SplitPosition::from).collect(),
+                )
+            }
+        };
+        let valid = splits.iter().all(|s| s.of > 0 && s.index < s.of);
+        valid.then_some(Self { files, splits })
+    }
+}
+
+impl From<&SplitPosition> for SplitV2 {
+    fn from(s: &SplitPosition) -> Self {
+        Self {
+            index: s.index,
+            of: s.of,
+            files_done: s.files_done,
+            offset: s.offset,
+            lines: s.lines,
+            next_file: s.next_file.clone(),
+        }
+    }
+}
+
+impl From<SplitV2> for SplitPosition {
+    fn from(s: SplitV2) -> Self {
+        Self {
+            index: s.index,
+            of: s.of,
+            files_done: s.files_done,
+            offset: s.offset,
+            lines: s.lines,
+            next_file: s.next_file,
+            dead_letters_out_before: None,
+        }
     }
 }
 
@@ -210,6 +319,50 @@ mod tests {
         let bytes = position.encode().unwrap();
         assert_eq!(ReaderPosition::decode(&bytes, 3, 4).unwrap(), position);
         assert_eq!(ReaderPosition::decode_rescaled(&bytes).unwrap(), position);
+    }
+
+    #[test]
+    fn dead_letters_out_ahead_take_the_newer_encoding_only_when_there_are_some() {
+        let plain = ReaderPosition {
+            files: Some(5),
+            splits: vec![split(0, 2, 1)],
+        };
+        let bytes = plain.encode().unwrap();
+        // Without dead letters out ahead, the encoding before them: the bytes of
+        // the struct without the field.
+        let v2 = EncodedV2 {
+            marker: MARKER,
+            files: Some(5),
+            splits: vec![SplitV2::from(&split(0, 2, 1))],
+        };
+        assert_eq!(bytes, encode_state(&v2).unwrap());
+        assert_eq!(ReaderPosition::decode_rescaled(&bytes).unwrap(), plain);
+        let mut ahead = split(1, 2, 0);
+        ahead.dead_letters_out_before = Some(SplitOffset { file: 1, offset: 3 });
+        let position = ReaderPosition {
+            files: Some(5),
+            splits: vec![split(0, 2, 1), ahead],
+        };
+        let bytes = position.encode().unwrap();
+        assert_eq!(bytes[8..12], MARKER_V3);
+        assert_eq!(ReaderPosition::decode(&bytes, 0, 1).unwrap(), position);
+        assert_eq!(ReaderPosition::decode_rescaled(&bytes).unwrap(), position);
+    }
+
+    #[test]
+    fn a_line_before_the_end_of_the_dead_letters_out_is_out() {
+        let mut s = split(0, 1, 2);
+        assert!(!s.dead_letter_out(0));
+        s.dead_letters_out_before = Some(SplitOffset {
+            file: 2,
+            offset: 100,
+        });
+        assert!(s.dead_letter_out(99));
+        assert!(!s.dead_letter_out(100));
+        s.files_done = 1;
+        assert!(s.dead_letter_out(5_000));
+        s.files_done = 3;
+        assert!(!s.dead_letter_out(0));
     }
 
     /// Bytes a file source wrote before positions named their split,

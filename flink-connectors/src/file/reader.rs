@@ -17,8 +17,11 @@ use flink_core::source::{SourceOutput, SourcePoll, SourceReader};
 
 use super::format::LineFormat;
 use super::line_reader::{Line, LineReader};
-use super::position::{ReaderPosition, SplitPosition};
+use super::position::{ReaderPosition, SplitOffset, SplitPosition};
 use super::source::list_files;
+
+#[cfg(test)]
+mod position_after_tests;
 
 /// Lines read per poll.
 const BATCH: usize = 1_000;
@@ -26,6 +29,16 @@ const BATCH: usize = 1_000;
 struct OpenFile {
     path: PathBuf,
     lines: LineReader<BufReader<File>>,
+}
+
+/// Where a record of the last poll was read: its split (index and parallelism cut
+/// for), and the split's position before its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RecordAt {
+    split: (u64, u64),
+    files_done: u64,
+    offset: u64,
+    lines: u64,
 }
 
 pub(crate) struct FileReader<T> {
@@ -47,6 +60,9 @@ pub(crate) struct FileReader<T> {
     current: Option<OpenFile>,
     /// The line being read, its buffer reused.
     line: Line,
+    /// Where each record of the last poll was read, in emission order (at most a
+    /// batch; cleared at each poll), for the position after part of that batch.
+    last_batch: Vec<RecordAt>,
 }
 
 impl<T> FileReader<T> {
@@ -72,6 +88,7 @@ impl<T> FileReader<T> {
             splits: VecDeque::from([own]),
             current: None,
             line: Line::default(),
+            last_batch: Vec::new(),
         }
     }
 
@@ -207,6 +224,8 @@ impl<T> FileReader<T> {
             {
                 (split.offset, split.lines) = open.lines.position();
             }
+            let at = split.at();
+            split.dead_letters_out_before = split.dead_letters_out_before.filter(|end| *end > at);
             splits.push(split);
         }
         ReaderPosition {
@@ -215,7 +234,70 @@ impl<T> FileReader<T> {
         }
     }
 
+    /// The position had only the first `emitted` records of the last poll gone
+    /// out. Each split with a record that did not go out goes back to its first
+    /// such record (a split read to its end in that poll comes back); the lines
+    /// behind it up to where the poll left the split went out as far as they were
+    /// dead letters, so they are marked so and emit none again. The other splits
+    /// keep their position now: all they had in the poll went out.
+    ///
+    /// # Errors
+    /// When `emitted` exceeds the records of the last poll.
+    fn position_after(&self, emitted: usize) -> Result<ReaderPosition, StateError> {
+        let Some(held) = self.last_batch.get(emitted..) else {
+            return Err(StateError::Encode(format!(
+                "the position after {emitted} records of a batch of {}",
+                self.last_batch.len()
+            )));
+        };
+        let mut now = self.position();
+        let mut back: Vec<SplitPosition> = Vec::new();
+        for record in held {
+            // A split's records come in order: its first held is its earliest.
+            if back.iter().any(|s| (s.index, s.of) == record.split) {
+                continue;
+            }
+            back.push(self.back_to(record, &mut now.splits));
+        }
+        back.append(&mut now.splits);
+        now.splits = back;
+        Ok(now)
+    }
+
+    /// Split `record.split` back at `record`, taken out of `now` (the splits'
+    /// positions now; a split not there was read to its end).
+    fn back_to(&self, record: &RecordAt, now: &mut Vec<SplitPosition>) -> SplitPosition {
+        let (index, of) = record.split;
+        let files = self.files.as_deref().unwrap_or_default();
+        let mut split = SplitPosition::fresh(index as usize, of as usize);
+        let out_before = match now.iter().position(|s| (s.index, s.of) == record.split) {
+            Some(i) => {
+                let left = now.remove(i);
+                let at = left.at();
+                left.dead_letters_out_before.map_or(at, |end| end.max(at))
+            }
+            None => SplitOffset {
+                file: split.file_count(files.len() as u64),
+                offset: 0,
+            },
+        };
+        split.files_done = record.files_done;
+        (split.offset, split.lines) = (record.offset, record.lines);
+        split.next_file = files.get(split.next_index() as usize).map(|p| file_name(p));
+        split.dead_letters_out_before = Some(out_before);
+        split
+    }
+
+    /// Makes the line just read a dead letter, unless it went out as one before
+    /// (see [`SplitPosition::dead_letters_out_before`]).
     fn dead_letter(&mut self, path: &Path, record: String, why: String) {
+        if self
+            .splits
+            .front()
+            .is_some_and(|s| s.dead_letter_out(self.line.offset))
+        {
+            return;
+        }
         let line = &self.line;
         let reason = format!(
             "{}: line {} at byte offset {}: {why}",
@@ -236,12 +318,14 @@ fn file_name(path: &Path) -> String {
 
 impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        self.last_batch.clear();
         let mut read = 0;
         while read < BATCH {
             // Taken out while its line is handled, so the line can borrow the reader.
             let Some(mut file) = self.current.take().or_else(|| self.next_file()) else {
                 return SourcePoll::Finished;
             };
+            let (offset, lines) = file.lines.position();
             let more = file.lines.next_line(&mut self.line).unwrap_or_else(|e| {
                 fail_operator(
                     &self.operator,
@@ -253,7 +337,11 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
                 continue;
             }
             read += 1;
+            let before = out.len();
             self.emit_line(&file.path, out);
+            if out.len() > before {
+                self.remember(offset, lines);
+            }
             self.current = Some(file);
         }
         SourcePoll::MoreAvailable
@@ -263,6 +351,12 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
     /// offset and line number in its next file.
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
         self.position().encode().map(Some)
+    }
+
+    /// Each split back to its first record of the last poll that did not go out,
+    /// with the dead letters behind it marked as out (see `position_after`).
+    fn snapshot_position_after(&mut self, emitted: usize) -> Result<Option<Vec<u8>>, StateError> {
+        self.position_after(emitted)?.encode().map(Some)
     }
 
     /// Resumes each saved split after its files done, at the byte offset of its next
@@ -287,6 +381,19 @@ impl<T: Send + 'static> SourceReader<T> for FileReader<T> {
 }
 
 impl<T: 'static> FileReader<T> {
+    /// A record of the line read at `offset`, after `lines` lines, of the first
+    /// split's next file went out in this poll.
+    fn remember(&mut self, offset: u64, lines: u64) {
+        if let Some(split) = self.splits.front() {
+            self.last_batch.push(RecordAt {
+                split: (split.index, split.of),
+                files_done: split.files_done,
+                offset,
+                lines,
+            });
+        }
+    }
+
     /// Parses the line just read into `out`, or makes it a dead letter.
     fn emit_line(&mut self, path: &Path, out: &mut SourceOutput<T>) {
         if self.line.is_cut() {

@@ -30,7 +30,11 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 1024 * 1024;
 /// listing no longer has the number of files the position was taken over or a split's
 /// next file has another name (files added or removed after the checkpoint cannot be
 /// matched to the saved positions). Positions saved before they named their split
-/// restore at the parallelism they were saved with only.
+/// restore at the parallelism they were saved with only. Behind
+/// [`rate_limited`](flink_core::source::Source::rate_limited), a checkpoint taken
+/// while part of a batch is held saves the position after the lines that went out,
+/// marking the batch's lines behind them that went out as dead letters, so that
+/// none is emitted twice.
 ///
 /// A line that is not valid UTF-8, is longer than
 /// [`max_line_length`](FileSource::max_line_length) bytes, or that the format rejects

@@ -43,6 +43,8 @@ impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
             items: self.items.clone(),
             share: share.clone(),
             ranges: VecDeque::new(),
+            before_last: VecDeque::new(),
+            last_records: 0,
         };
         reader.take_ranges(std::iter::once(share));
         Box::new(reader)
@@ -77,6 +79,10 @@ struct CollectionReader<T> {
     share: Range<usize>,
     /// The ranges left, the one being read first; none empty.
     ranges: VecDeque<Range<usize>>,
+    /// The ranges left before the last poll (its allocation reused), and how many
+    /// elements that poll emitted: for the position after part of its batch.
+    before_last: VecDeque<Range<usize>>,
+    last_records: usize,
 }
 
 impl<T> CollectionReader<T> {
@@ -114,11 +120,51 @@ impl<T> CollectionReader<T> {
 
     fn take_ranges(&mut self, ranges: impl IntoIterator<Item = Range<usize>>) {
         self.ranges = ranges.into_iter().filter(|r| !r.is_empty()).collect();
+        self.before_last.clear();
+        self.last_records = 0;
+    }
+
+    /// The ranges left had only the first `emitted` elements of the last poll gone
+    /// out: those before it, `emitted` further (the poll read them in turn).
+    ///
+    /// # Errors
+    /// When `emitted` exceeds the elements of the last poll.
+    fn ranges_after(&self, emitted: usize) -> Result<Vec<Range<usize>>, StateError> {
+        if emitted > self.last_records {
+            return Err(StateError::Encode(format!(
+                "the position after {emitted} records of a batch of {}",
+                self.last_records
+            )));
+        }
+        if emitted == self.last_records {
+            return Ok(self.ranges.iter().cloned().collect());
+        }
+        let mut skip = emitted;
+        let mut ranges = Vec::with_capacity(self.before_last.len());
+        for range in &self.before_last {
+            let taken = skip.min(range.len());
+            skip -= taken;
+            if taken < range.len() {
+                ranges.push(range.start + taken..range.end);
+            }
+        }
+        Ok(ranges)
+    }
+
+    /// The bytes of a position with `ranges` left.
+    fn encode(&self, ranges: impl Iterator<Item = Range<usize>>) -> Result<Vec<u8>, StateError> {
+        encode_state(&CollectionPosition {
+            marker: MARKER,
+            len: self.items.len() as u64,
+            ranges: ranges.map(|r| (r.start as u64, r.end as u64)).collect(),
+        })
     }
 }
 
 impl<T: Clone + Send + Sync> SourceReader<T> for CollectionReader<T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
+        self.before_last.clone_from(&self.ranges);
+        let start = out.batch.len();
         let mut room = BATCH as usize;
         while room > 0
             && let Some(range) = self.ranges.front_mut()
@@ -131,6 +177,7 @@ impl<T: Clone + Send + Sync> SourceReader<T> for CollectionReader<T> {
                 self.ranges.pop_front();
             }
         }
+        self.last_records = out.batch.len() - start;
         if self.ranges.is_empty() {
             SourcePoll::Finished
         } else {
@@ -139,16 +186,14 @@ impl<T: Clone + Send + Sync> SourceReader<T> for CollectionReader<T> {
     }
 
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        encode_state(&CollectionPosition {
-            marker: MARKER,
-            len: self.items.len() as u64,
-            ranges: self
-                .ranges
-                .iter()
-                .map(|r| (r.start as u64, r.end as u64))
-                .collect(),
-        })
-        .map(Some)
+        self.encode(self.ranges.iter().cloned()).map(Some)
+    }
+
+    /// The ranges before the last poll, `emitted` elements further: a collection
+    /// has no dead letters, so its position is just that much further.
+    fn snapshot_position_after(&mut self, emitted: usize) -> Result<Option<Vec<u8>>, StateError> {
+        let ranges = self.ranges_after(emitted)?;
+        self.encode(ranges.into_iter()).map(Some)
     }
 
     /// Takes the ranges of the position; a position of the earlier encoding (the
@@ -271,6 +316,44 @@ mod tests {
             all.sort_unstable();
             assert_eq!(all, (0..N).collect::<Vec<_>>(), "parallelism {p}");
         }
+    }
+
+    #[test]
+    fn positions_after_part_of_a_batch_restore_the_rest_exactly_once() {
+        let source = source();
+        // Saved at 4 with nothing read (ranges of 1,250), dealt to one reader: its
+        // second batch ends 798 into the second range.
+        let fresh: Vec<Vec<u8>> = (0..4)
+            .map(|i| reader(&source, i, 4).snapshot_position().unwrap().unwrap())
+            .collect();
+        let mut r = reader(&source, 0, 1);
+        r.restore_rescaled(&dealt(&fresh, 0, 1)).unwrap();
+        let mut out = SourceOutput::new();
+        r.poll_next(&mut out);
+        let emitted = out.take();
+        r.poll_next(&mut out);
+        let last = out.take();
+        assert_eq!(last.len(), BATCH as usize);
+        assert!(r.snapshot_position_after(last.len() + 1).is_err());
+        // Cuts in the first range, at its end, in the second, at the batch's end.
+        for cut in [0, 100, 226, 500, BATCH as usize] {
+            let saved = vec![r.snapshot_position_after(cut).unwrap().unwrap()];
+            for p in [1, 2, 3] {
+                let mut all = [&emitted[..], &last[..cut]].concat();
+                for i in 0..p {
+                    let mut restored = reader(&source, i, p);
+                    restored.restore_rescaled(&dealt(&saved, i, p)).unwrap();
+                    all.extend(drain(&mut *restored));
+                }
+                all.sort_unstable();
+                assert_eq!(all, (0..N).collect::<Vec<_>>(), "{cut} restored at {p}");
+            }
+        }
+        // The whole batch out: the position now.
+        assert_eq!(
+            r.snapshot_position_after(last.len()).unwrap(),
+            r.snapshot_position().unwrap()
+        );
     }
 
     #[test]

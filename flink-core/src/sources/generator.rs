@@ -87,6 +87,7 @@ impl<F> GeneratorSource<F> {
             None => (ctx.subtask_index as u64, u64::MAX, ctx.parallelism as u64),
         };
         let mut reader = GeneratorReader {
+            last: None,
             next,
             end,
             step,
@@ -234,7 +235,28 @@ struct GeneratorPosition {
     splits: Vec<Split>,
 }
 
+/// Where the split of the last batch went when the batch was done: whether it is
+/// the current split, the last of the further ones, or was read to its end and
+/// dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Current,
+    Last,
+    Gone,
+}
+
+/// The last batch: its split as it was before it, how many records it had, and
+/// where its split went.
+#[derive(Debug, Clone, Copy)]
+struct LastBatch {
+    from: Split,
+    records: usize,
+    slot: Slot,
+}
+
 struct GeneratorReader<F, T> {
+    /// The last poll's batch, for the position after part of it.
+    last: Option<LastBatch>,
     next: u64,
     end: u64,
     step: u64,
@@ -260,6 +282,42 @@ impl<F, T: 'static> GeneratorReader<F, T> {
 
     fn set_current(&mut self, split: Split) {
         (self.next, self.end, self.step) = (split.next, split.end, split.step);
+    }
+
+    /// The splits left, the current one first.
+    fn splits(&self) -> Vec<Split> {
+        let mut splits = vec![self.current()];
+        splits.extend(self.more.iter().map(|(split, _)| *split));
+        splits
+    }
+
+    /// The splits had only the first `emitted` records of the last batch gone out:
+    /// the batch's split goes back to its first record that did not (a split the
+    /// batch read to its end comes back, first).
+    ///
+    /// # Errors
+    /// When `emitted` exceeds the records of the last batch.
+    fn splits_after(&self, emitted: usize) -> Result<Vec<Split>, StateError> {
+        let mut splits = self.splits();
+        let records = self.last.map_or(0, |l| l.records);
+        if emitted > records {
+            return Err(StateError::Encode(format!(
+                "the position after {emitted} records of a batch of {records}"
+            )));
+        }
+        let Some(last) = self.last.filter(|_| emitted < records) else {
+            return Ok(splits);
+        };
+        let back = Split {
+            next: last.from.next + emitted as u64 * last.from.step,
+            ..last.from
+        };
+        match last.slot {
+            Slot::Current => splits[0] = back,
+            Slot::Last => *splits.last_mut().expect("the current split") = back,
+            Slot::Gone => splits.insert(0, back),
+        }
+        Ok(splits)
     }
 
     /// A watermark generator for the next split; its index (0 without watermarks).
@@ -307,6 +365,7 @@ impl<F, T: 'static> GeneratorReader<F, T> {
 impl<T: Send + 'static, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for GeneratorReader<F, T> {
     fn poll_next(&mut self, out: &mut SourceOutput<T>) -> SourcePoll {
         let start = out.batch.len();
+        let from = self.current();
         let batch_end = self.end.min(self.next.saturating_add(BATCH * self.step));
         if self.step == 1 {
             // An exact-size range: the batch is filled without per-record checks.
@@ -319,16 +378,24 @@ impl<T: Send + 'static, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for Gener
             self.next += self.step;
         }
         self.observe(out, start);
+        let mut slot = Slot::Current;
         if !self.more.is_empty() {
             // Several splits (after a rescaled restore): the next one's turn.
             let current = self.current();
+            slot = Slot::Gone;
             if current.next < current.end {
                 self.more.push_back((current, self.index));
+                slot = Slot::Last;
             }
             let (next, index) = self.more.pop_front().expect("non-empty");
             self.set_current(next);
             self.index = index;
         }
+        self.last = Some(LastBatch {
+            from,
+            records: out.batch.len() - start,
+            slot,
+        });
         if let Some(w) = &mut self.watermarks {
             w.emit(self.bounded, out);
         }
@@ -340,8 +407,14 @@ impl<T: Send + 'static, F: Fn(u64) -> T + Send + Sync> SourceReader<T> for Gener
     }
 
     fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
-        let mut splits = vec![self.current()];
-        splits.extend(self.more.iter().map(|(split, _)| *split));
+        let splits = self.splits();
+        encode_state(&GeneratorPosition { splits }).map(Some)
+    }
+
+    /// The split of the last batch back at its first record that did not go out:
+    /// a generator has no dead letters, so its position is just that much further.
+    fn snapshot_position_after(&mut self, emitted: usize) -> Result<Option<Vec<u8>>, StateError> {
+        let splits = self.splits_after(emitted)?;
         encode_state(&GeneratorPosition { splits }).map(Some)
     }
 
@@ -402,6 +475,77 @@ mod tests {
         p: usize,
     ) -> Box<dyn SourceReader<u64>> {
         source.create_reader(&context(i, p))
+    }
+
+    /// Readers of `p` restored from `saved` (saved subtask `j` to reader `j % p`),
+    /// drained.
+    fn restored_and_drained(
+        source: &GeneratorSource<impl Fn(u64) -> u64 + Send + Sync + 'static>,
+        saved: &[Vec<u8>],
+        p: usize,
+    ) -> Vec<u64> {
+        let mut all = Vec::new();
+        for i in 0..p {
+            let mut r = reader(source, i, p);
+            let mine: Vec<&[u8]> = saved.iter().skip(i).step_by(p).map(Vec::as_slice).collect();
+            r.restore_rescaled(&mine).unwrap();
+            all.extend(drain(&mut *r));
+        }
+        all
+    }
+
+    #[test]
+    fn positions_after_part_of_a_batch_restore_the_rest_exactly_once() {
+        // 0..3000 at 2: shares 0..1500 and 1500..3000. A reader of the first share
+        // alone keeps its split current. One reader restored with both reads 1,024
+        // of the first (it goes last), 1,024 of the second (it goes last), then
+        // the first's other 476 (it is read to its end and gone).
+        let source = SequenceSource::range(0, 2_999);
+        let fresh: Vec<Vec<u8>> = (0..2)
+            .map(|i| reader(&source, i, 2).snapshot_position().unwrap().unwrap())
+            .collect();
+        let both = || {
+            let mut r = reader(&source, 0, 1);
+            r.restore_rescaled(&[&fresh[0], &fresh[1]]).unwrap();
+            r
+        };
+        let cases: [(Box<dyn SourceReader<u64>>, usize, usize); 4] = [
+            (reader(&source, 0, 2), 1, 1_024),
+            (both(), 1, 1_024),
+            (both(), 2, 1_024),
+            (both(), 3, 476),
+        ];
+        for (case, (mut r, polls, len)) in cases.into_iter().enumerate() {
+            let mut out = SourceOutput::new();
+            let mut emitted = Vec::new();
+            for _ in 0..polls {
+                emitted.extend(out.take());
+                r.poll_next(&mut out);
+            }
+            let last = out.take();
+            assert_eq!(last.len(), len, "case {case}");
+            assert!(r.snapshot_position_after(len + 1).is_err());
+            // Of the first reader, the second share was never read.
+            let others = if case == 0 {
+                vec![fresh[1].clone()]
+            } else {
+                vec![]
+            };
+            for cut in [0, 1, 300, len] {
+                let mut saved = vec![r.snapshot_position_after(cut).unwrap().unwrap()];
+                saved.extend(others.iter().cloned());
+                for p in [1, 2, 3] {
+                    let mut all = [&emitted[..], &last[..cut]].concat();
+                    all.extend(restored_and_drained(&source, &saved, p));
+                    all.sort_unstable();
+                    assert_eq!(
+                        all,
+                        (0..3_000).collect::<Vec<_>>(),
+                        "case {case}, {cut} at {p}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -69,7 +69,8 @@ impl RateLimiterStrategy {
 ///
 /// A checkpoint taken while part of a batch is held saves the inner reader's
 /// position after the records that went out, when the inner reader can give it
-/// ([`SourceReader::snapshot_position_after`]; a Kafka reader does): the restored
+/// ([`SourceReader::snapshot_position_after`]; Kafka, file, sequence, generator
+/// and collection readers do): the restored
 /// reader goes on from there, at any parallelism its inner source restores at.
 /// Otherwise it saves the position before the batch and how many of its records
 /// went out. It restores at another parallelism when its inner source does
@@ -77,8 +78,8 @@ impl RateLimiterStrategy {
 /// the position before it by a fresh inner reader, which then hands the position
 /// after the batch to the new reader, so every record not emitted before the
 /// savepoint is emitted exactly once after it. Re-reading needs an inner source
-/// that reads the same first batch again from a position (a sequence, generator,
-/// collection, file or Nexmark source does), and emits the batch's dead letters again.
+/// that reads the same first batch again from a position (the Nexmark source does),
+/// and emits the batch's dead letters again.
 ///
 /// ```
 /// use flink_core::prelude::*;
@@ -450,16 +451,63 @@ mod tests {
     /// so each reader's burst is smaller than a batch of the sequence.
     const N: u64 = 20_000;
 
-    type Paced = RateLimitedSource<crate::sources::GeneratorSource<fn(u64) -> u64>>;
+    type Sequence = crate::sources::GeneratorSource<fn(u64) -> u64>;
 
-    fn paced() -> Paced {
+    fn sequence() -> Sequence {
         let identity: fn(u64) -> u64 = |i| i;
         crate::sources::GeneratorSource::bounded(0..N, identity)
-            .rate_limited(RateLimiterStrategy::per_second(10_000.0).unwrap())
+    }
+
+    /// A sequence whose readers cannot say where they are after part of a batch
+    /// (the default of `snapshot_position_after`): the wrapper re-reads held batches.
+    struct Rereading(Sequence);
+
+    impl Source<u64> for Rereading {
+        fn boundedness(&self) -> Boundedness {
+            Source::<u64>::boundedness(&self.0)
+        }
+
+        fn can_restore_rescaled(&self) -> bool {
+            true
+        }
+
+        fn create_reader(&self, ctx: &RuntimeContext) -> Box<dyn SourceReader<u64>> {
+            Box::new(NoPositionAfter(self.0.create_reader(ctx)))
+        }
+    }
+
+    struct NoPositionAfter(Box<dyn SourceReader<u64>>);
+
+    impl SourceReader<u64> for NoPositionAfter {
+        fn poll_next(&mut self, out: &mut SourceOutput<u64>) -> SourcePoll {
+            self.0.poll_next(out)
+        }
+
+        fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>, StateError> {
+            self.0.snapshot_position()
+        }
+
+        fn restore_position(&mut self, position: &[u8]) -> Result<(), StateError> {
+            self.0.restore_position(position)
+        }
+
+        fn restore_rescaled(&mut self, positions: &[&[u8]]) -> Result<(), StateError> {
+            self.0.restore_rescaled(positions)
+        }
+    }
+
+    type Paced = RateLimitedSource<Rereading>;
+
+    fn strategy() -> RateLimiterStrategy {
+        RateLimiterStrategy::per_second(10_000.0).unwrap()
+    }
+
+    fn paced() -> Paced {
+        Rereading(sequence()).rate_limited(strategy())
     }
 
     fn reader(
-        source: &Paced,
+        source: &impl Source<u64>,
         clock: &Arc<ManualClock>,
         i: usize,
         p: usize,
@@ -487,7 +535,7 @@ mod tests {
 
     /// Readers of `p` restored from `saved` (saved subtask `j` to reader `j % p`).
     fn restored(
-        source: &Paced,
+        source: &impl Source<u64>,
         clock: &Arc<ManualClock>,
         saved: &[Vec<u8>],
         p: usize,
@@ -510,7 +558,7 @@ mod tests {
     /// Two readers polled `polls[i]` times each, then saved: what they emitted and
     /// their positions.
     fn saved_at_two(
-        source: &Paced,
+        source: &impl Source<u64>,
         clock: &Arc<ManualClock>,
         polls: [usize; 2],
     ) -> (Vec<u64>, Vec<Vec<u8>>) {
@@ -551,6 +599,28 @@ mod tests {
             let expected = polls.map(|n| [0, 500, 500, 0, 500][n]);
             assert_eq!(skips, expected, "{polls:?}");
             for p in [1, 3, 4] {
+                let mut all = emitted.clone();
+                for mut r in restored(&source, &clock, &saved, p) {
+                    all.extend(drain(&mut *r, &clock));
+                }
+                assert_exactly_once(all, &format!("{polls:?} restored at {p}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_sequence_saved_mid_batch_saves_its_position_after_and_restores_exactly_once() {
+        // The sequence's own readers say where they are after part of a batch:
+        // nothing to re-read.
+        let source = sequence().rate_limited(strategy());
+        let clock = Arc::new(ManualClock::new());
+        for polls in [[4, 1], [4, 3], [1, 1]] {
+            let (emitted, saved) = saved_at_two(&source, &clock, polls);
+            for s in &saved {
+                let position = RatePosition::decode(s).unwrap();
+                assert_eq!((position.skip, position.reread.len()), (0, 0), "{polls:?}");
+            }
+            for p in [1, 2, 3] {
                 let mut all = emitted.clone();
                 for mut r in restored(&source, &clock, &saved, p) {
                     all.extend(drain(&mut *r, &clock));
