@@ -11,15 +11,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::kafka::{Msg, create_topic, produce, read_committed, watermarks};
+use common::kafka::{Msg, create_topic, group_offsets, produce, read_committed, watermarks};
 use common::{KAFKA, unique};
 use flink_connectors::kafka::{DeliveryGuarantee, KafkaSink, KafkaSource, StartingOffsets};
 use flink_core::operator::Operator;
 use flink_core::sink::Sink;
 use flink_runtime::prelude::*;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 /// Input records; keys `x % KEYS`, each key in partition `key % 2`, so each key's
 /// records are read in order by one source instance and its running sums are the
@@ -97,28 +95,15 @@ impl Operator<(u64, u64, u64), (u64, u64, u64)> for FailAfterCheckpoint {
     }
 }
 
-/// The offsets `group` committed for partitions `0..partitions` of `topic`.
+/// The offsets `group` committed for partitions `0..partitions` of `topic`; every
+/// partition has one.
 fn committed_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let committed = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets");
-    (0..partitions)
-        .map(
-            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
-                Some(Offset::Offset(o)) => o,
-                other => panic!("partition {p}: no committed offset ({other:?})"),
-            },
-        )
-        .collect()
+    let offsets = group_offsets(bootstrap, group, topic, partitions);
+    assert!(
+        offsets.iter().all(|&o| o >= 0),
+        "a partition has no committed offset: {offsets:?}"
+    );
+    offsets
 }
 
 fn exactly_once_across_failures(failures: usize, seed: u64) {
