@@ -122,7 +122,7 @@ pub fn decode_off_hot_path<T: DeserializeOwned>(
 }
 
 /// Decodes one value from exactly `bytes`: our own reader of the wire encoding
-/// first ([`crate::bincode_deserializer`], inlined), bincode's when that one gives
+/// first (`bincode_deserializer`, inlined), bincode's when that one gives
 /// up (malformed bytes get bincode's error).
 #[inline]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
