@@ -356,11 +356,8 @@ mod tests {
             let mut all = emitted.clone();
             for i in 0..p {
                 let mut reader = source.create_reader(&context(i, p));
-                let mine: Vec<&[u8]> = saved
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| j % p == i)
-                    .map(|(_, s)| s.as_slice())
+                let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+                    .map(Vec::as_slice)
                     .collect();
                 reader.restore_rescaled(&mine).unwrap();
                 let mut out = SourceOutput::new();

@@ -138,14 +138,13 @@ impl<T: Record> SourceFactory for SourceNode<T> {
                 .transpose()
         } else {
             // Saved at another parallelism: saved subtask j goes to reader j % p.
-            let positions: Vec<&[u8]> = ctx
-                .restored
-                .by_subtask
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| j % ctx.parallelism == ctx.subtask_index)
-                .filter_map(|(_, s)| s.as_deref())
-                .collect();
+            let positions: Vec<&[u8]> = crate::source::dealt_to(
+                ctx.restored.by_subtask.iter(),
+                ctx.subtask_index,
+                ctx.parallelism,
+            )
+            .filter_map(|s| s.as_deref())
+            .collect();
             attribute_panics(&ctx.operator_name, || reader.restore_rescaled(&positions)).map(Some)
         };
         if let Err(e) = restored {

@@ -176,6 +176,29 @@ pub trait SourceReader<T>: Send {
     }
 }
 
+/// The saved positions reader `subtask` of `parallelism` takes over when a source
+/// saved at another parallelism is restored ([`SourceReader::restore_rescaled`]):
+/// saved subtask `j` goes to reader `j % parallelism`, as Flink redistributes a
+/// source's splits.
+///
+/// ```
+/// use flink_core::source::dealt_to;
+///
+/// let saved = ["a", "b", "c"];
+/// assert_eq!(dealt_to(&saved, 0, 2).collect::<Vec<_>>(), [&"a", &"c"]);
+/// ```
+pub fn dealt_to<T>(
+    saved: impl IntoIterator<Item = T>,
+    subtask: usize,
+    parallelism: usize,
+) -> impl Iterator<Item = T> {
+    saved
+        .into_iter()
+        .enumerate()
+        .filter(move |(j, _)| j % parallelism == subtask)
+        .map(|(_, position)| position)
+}
+
 /// Collects the records of one [`SourceReader::poll_next`] call; the batch then
 /// enters the chain in one hand-off. A concrete type (not a trait object) so that a
 /// reader's per-record `collect` compiles to a push.

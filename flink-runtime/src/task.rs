@@ -199,9 +199,7 @@ fn snapshot_and_forward(
 /// Acknowledges a snapshot with its channel state (if any), stored under
 /// [`CHANNEL_STATE_NODE`].
 fn acknowledge(ck: &TaskCheckpointing, taken: Snapshotted, timing: BarrierArrival) {
-    send_ack(taken, timing, |checkpoint, snapshot, timing| {
-        ck.ack(checkpoint, snapshot, timing)
-    });
+    send_ack(taken, timing, ck.acker());
 }
 
 /// Adds the channel state (if any) to the snapshot and sends it with `ack`.
@@ -259,35 +257,19 @@ fn take_aligned(
     release_held(ck);
     let taken = snapshot_and_forward(chain, ck, barrier, false);
     if ck.timeoutable(barrier) {
-        let (messages, vertex, subtask) = (ck.messages.clone(), ck.vertex, ck.subtask);
+        let ack = ck.acker();
         ck.output_state.hold(
             barrier,
             Box::new(move |outputs| {
                 let mut taken = taken;
                 taken.outputs.extend(outputs);
-                let ack = |checkpoint, snapshot, timing| {
-                    let _ = messages.send(crate::checkpoint::task_side::TaskMessage::Ack {
-                        checkpoint,
-                        vertex,
-                        subtask,
-                        snapshot,
-                        timing,
-                    });
-                };
                 send_ack(taken, timing, ack);
             }),
         );
-        resolve_held(ck);
+        ck.output_state.resolve_held();
     } else {
         acknowledge(ck, taken, timing);
     }
-}
-
-/// Acknowledges the held checkpoint once its barriers left the output queues; past
-/// its timeout first converts the ones still queued
-/// (`OutputChannelState::resolve_held`).
-fn resolve_held(ck: &TaskCheckpointing) {
-    ck.output_state.resolve_held();
 }
 
 /// Acknowledges the held checkpoint as it is (aligned): a newer checkpoint or the
@@ -391,7 +373,7 @@ fn run_source(
             }
         }
         if let Some(ck) = ck.as_ref() {
-            resolve_held(ck);
+            ck.output_state.resolve_held();
         }
         notify_completed(driver, ck);
         if let Some(ck) = ck.as_ref()
@@ -677,7 +659,7 @@ fn run_network(
                 read_to_end_after_stop(gate, cancel);
                 return Some(states);
             }
-            resolve_held(ck);
+            ck.output_state.resolve_held();
             pull_timed_out_barriers(gate, ck);
         }
         notify_completed(decoder, ck);

@@ -183,6 +183,36 @@ fn measure_map_path(keys: u64) {
     );
 }
 
+/// The best of three of an operator's snapshot costs, in seconds of CPU: the task's
+/// stop for a deferred snapshot (the copy), the encoding it defers, and a
+/// synchronous snapshot; with the deferred bytes (checked equal to the synchronous
+/// ones if `same_bytes`: a hash table's copy may list its entries in another order).
+fn snapshot_costs<I, O, Op: Operator<I, O>>(
+    op: &mut Op,
+    scope: StateScope,
+    same_bytes: bool,
+) -> (Vec<u8>, [f64; 3]) {
+    let mut best = [f64::MAX; 3];
+    let mut bytes = Vec::new();
+    for _ in 0..3 {
+        let start = cpu_time();
+        let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
+        let copied = cpu_time();
+        bytes = state.into_bytes().unwrap();
+        let encoded = cpu_time();
+        let now = op.snapshot_state(scope, 1).unwrap().unwrap();
+        let took = [copied - start, encoded - copied, cpu_time() - encoded];
+        assert_eq!(
+            now, bytes,
+            "the deferred encoding gives the synchronous bytes"
+        );
+        for (b, t) in best.iter_mut().zip(took) {
+            *b = b.min(t);
+        }
+    }
+    (bytes, best)
+}
+
 /// A keyed `sum`'s accumulators ((u64, u64) per key): what the task stops for with
 /// the deferred snapshot (a copy of the table) against the encoding it defers and
 /// the synchronous snapshot.
@@ -197,19 +227,7 @@ fn measure_reduce(keys: u64) {
     let mut out = Vec::new();
     let mut batch: Vec<(u64, u64)> = (0..keys).map(|k| (k, 1)).collect();
     op.process_batch(&mut batch, &mut Emitter::collecting(&mut out));
-    let (mut stop, mut deferred, mut sync) = (f64::MAX, f64::MAX, f64::MAX);
-    let mut bytes = Vec::new();
-    for _ in 0..3 {
-        let start = cpu_time();
-        let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
-        let copied = cpu_time();
-        bytes = state.into_bytes().unwrap();
-        let encoded = cpu_time();
-        op.snapshot_state(scope, 1).unwrap();
-        stop = stop.min(copied - start);
-        deferred = deferred.min(encoded - copied);
-        sync = sync.min(cpu_time() - encoded);
-    }
+    let (bytes, [stop, deferred, sync]) = snapshot_costs(&mut op, scope, false);
     println!(
         "keyed sum (u64, u64): keys={keys} bytes={} task stops {:.1} ms (copy), deferred encoding {:.1} ms; synchronous snapshot {:.1} ms",
         bytes.len(),
@@ -249,23 +267,7 @@ where
     for r in records {
         op.process(*r, &mut out);
     }
-    let (mut stop, mut deferred, mut sync) = (f64::MAX, f64::MAX, f64::MAX);
-    let mut bytes = Vec::new();
-    for _ in 0..3 {
-        let start = cpu_time();
-        let state = op.snapshot_state_deferred(scope, 1).unwrap().unwrap();
-        let copied = cpu_time();
-        bytes = state.into_bytes().unwrap();
-        let encoded = cpu_time();
-        let now = op.snapshot_state(scope, 1).unwrap().unwrap();
-        assert_eq!(
-            now, bytes,
-            "the deferred encoding gives the synchronous bytes"
-        );
-        stop = stop.min(copied - start);
-        deferred = deferred.min(encoded - copied);
-        sync = sync.min(cpu_time() - encoded);
-    }
+    let (bytes, [stop, deferred, sync]) = snapshot_costs(&mut op, scope, true);
     let mb = bytes.len() as f64 / 1e6;
     println!(
         "{label}: records={} bytes={} ({mb:.1} MB) task stops {:.1} ms (copy, {:.1} ms/MB), \

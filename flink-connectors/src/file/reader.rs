@@ -518,11 +518,8 @@ mod tests {
             let mut all = emitted.clone();
             for i in 0..p {
                 let mut r = reader(dir.path(), i, p);
-                let mine: Vec<&[u8]> = saved
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| j % p == i)
-                    .map(|(_, s)| s.as_slice())
+                let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+                    .map(Vec::as_slice)
                     .collect();
                 r.restore_rescaled(&mine).unwrap();
                 all.extend(drain(&mut *r));

@@ -281,11 +281,8 @@ mod tests {
 
     /// Saved subtask `j`'s position, of `saved`, for reader `i` of `p` (`j % p == i`).
     fn dealt(saved: &[Vec<u8>], i: usize, p: usize) -> Vec<&[u8]> {
-        saved
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| j % p == i)
-            .map(|(_, s)| s.as_slice())
+        crate::source::dealt_to(saved, i, p)
+            .map(Vec::as_slice)
             .collect()
     }
 

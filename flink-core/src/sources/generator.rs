@@ -592,11 +592,8 @@ mod tests {
             let mut all = emitted.clone();
             for i in 0..p {
                 let mut r = reader(&source, i, p);
-                let mine: Vec<&[u8]> = saved
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| j % p == i)
-                    .map(|(_, s)| s.as_slice())
+                let mine: Vec<&[u8]> = crate::source::dealt_to(&saved, i, p)
+                    .map(Vec::as_slice)
                     .collect();
                 r.restore_rescaled(&mine).unwrap();
                 all.extend(drain(&mut *r));

@@ -543,11 +543,8 @@ mod tests {
         (0..p)
             .map(|i| {
                 let mut r = reader(source, clock, i, p);
-                let mine: Vec<&[u8]> = saved
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| j % p == i)
-                    .map(|(_, s)| s.as_slice())
+                let mine: Vec<&[u8]> = crate::source::dealt_to(&saved, i, p)
+                    .map(Vec::as_slice)
                     .collect();
                 r.restore_rescaled(&mine).unwrap();
                 r

@@ -151,16 +151,21 @@ impl TaskCheckpointing {
         })
     }
 
-    /// Acknowledges checkpoint `checkpoint` with the chain's state.
-    pub(crate) fn ack(&self, checkpoint: u64, snapshot: ChainSnapshot, timing: BarrierArrival) {
-        // A closed channel means the coordinator is gone: the job is ending anyway.
-        let _ = self.messages.send(TaskMessage::Ack {
-            checkpoint,
-            vertex: self.vertex,
-            subtask: self.subtask,
-            snapshot,
-            timing,
-        });
+    /// The acknowledgement of a checkpoint with the chain's state, as a function
+    /// that outlives this borrow (an acknowledgement may be held until the barrier
+    /// left the output queues).
+    pub(crate) fn acker(&self) -> impl FnOnce(u64, ChainSnapshot, BarrierArrival) + Send + 'static {
+        let (messages, vertex, subtask) = (self.messages.clone(), self.vertex, self.subtask);
+        move |checkpoint, snapshot, timing| {
+            // A closed channel means the coordinator is gone: the job is ending anyway.
+            let _ = messages.send(TaskMessage::Ack {
+                checkpoint,
+                vertex,
+                subtask,
+                snapshot,
+                timing,
+            });
+        }
     }
 
     /// The input ended: reports the final state and waits until a checkpoint

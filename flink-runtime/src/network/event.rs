@@ -147,12 +147,6 @@ impl Event {
         }
     }
 
-    /// The checkpoint id of an encoded aligned checkpoint barrier (see
-    /// [`aligned_barrier`](Self::aligned_barrier)).
-    pub(crate) fn aligned_barrier_id(bytes: &[u8]) -> Option<u64> {
-        Self::aligned_barrier(bytes).map(|(id, _)| id)
-    }
-
     /// Decode an event received on `channel` (the channel is only used for error reports).
     pub fn decode(bytes: &[u8], channel: usize) -> Result<Event, NetworkError> {
         let corrupt = |reason: &str| NetworkError::CorruptStream {

@@ -122,7 +122,7 @@ impl Subpartition {
     /// Counts `buffer`, about to be queued under the lock, if it is an aligned
     /// barrier.
     fn count_queued(&self, buffer: &Buffer) {
-        if let Some(id) = aligned_barrier_id(buffer) {
+        if let Some((id, _)) = aligned_barrier(buffer) {
             self.newest_barrier.store(id, Ordering::Release);
             self.aligned_barriers.fetch_add(1, Ordering::AcqRel);
         }
@@ -131,8 +131,7 @@ impl Subpartition {
     /// Uncounts `buffer`, taken off the queue under the lock, if it is an aligned
     /// barrier (only looked at while some barrier is queued).
     fn count_dequeued(&self, buffer: &Buffer) {
-        if self.aligned_barriers.load(Ordering::Relaxed) > 0 && aligned_barrier_id(buffer).is_some()
-        {
+        if self.aligned_barriers.load(Ordering::Relaxed) > 0 && aligned_barrier(buffer).is_some() {
             self.aligned_barriers.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -385,25 +384,21 @@ impl Subpartition {
     }
 }
 
-/// The checkpoint id of `buffer` if it is an aligned barrier.
-fn aligned_barrier_id(buffer: &Buffer) -> Option<u64> {
+/// The checkpoint id and trigger timestamp of `buffer` if it is an aligned barrier.
+fn aligned_barrier(buffer: &Buffer) -> Option<(u64, i64)> {
     if buffer.kind() != BufferKind::Event {
         return None;
     }
-    Event::aligned_barrier_id(buffer.as_slice())
+    Event::aligned_barrier(buffer.as_slice())
 }
 
 /// Where the aligned barrier of `checkpoint` sits in `queue`, with its timestamp.
 fn barrier_position(queue: &VecDeque<Buffer>, checkpoint: u64) -> Option<(usize, i64)> {
-    queue.iter().enumerate().find_map(|(i, b)| {
-        if b.kind() != BufferKind::Event {
-            return None;
-        }
-        match Event::decode(b.as_slice(), 0) {
-            Ok(Event::CheckpointBarrier { id, timestamp }) if id == checkpoint => {
-                Some((i, timestamp))
-            }
+    queue
+        .iter()
+        .enumerate()
+        .find_map(|(i, b)| match aligned_barrier(b) {
+            Some((id, timestamp)) if id == checkpoint => Some((i, timestamp)),
             _ => None,
-        }
-    })
+        })
 }

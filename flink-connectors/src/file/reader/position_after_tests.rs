@@ -113,11 +113,8 @@ fn restored(dir: &Path, saved: &[Vec<u8>], p: usize, dead: &Dead) -> Vec<u64> {
     let mut records = Vec::new();
     for i in 0..p {
         let mut r = reader(dir, i, p, dead);
-        let mine: Vec<&[u8]> = saved
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| j % p == i)
-            .map(|(_, s)| s.as_slice())
+        let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+            .map(Vec::as_slice)
             .collect();
         r.restore_rescaled(&mine).unwrap();
         records.extend(drain(&mut *r));
