@@ -356,7 +356,7 @@ mod tests {
             let mut all = emitted.clone();
             for i in 0..p {
                 let mut reader = source.create_reader(&context(i, p));
-                let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+                let mine: Vec<&[u8]> = flink_core::source::dealt_to(saved.iter(), i, p)
                     .map(Vec::as_slice)
                     .collect();
                 reader.restore_rescaled(&mine).unwrap();

@@ -202,10 +202,12 @@ fn snapshot_costs<I, O, Op: Operator<I, O>>(
         let encoded = cpu_time();
         let now = op.snapshot_state(scope, 1).unwrap().unwrap();
         let took = [copied - start, encoded - copied, cpu_time() - encoded];
-        assert_eq!(
-            now, bytes,
-            "the deferred encoding gives the synchronous bytes"
-        );
+        if same_bytes {
+            assert_eq!(
+                now, bytes,
+                "the deferred encoding gives the synchronous bytes"
+            );
+        }
         for (b, t) in best.iter_mut().zip(took) {
             *b = b.min(t);
         }

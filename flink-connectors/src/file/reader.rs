@@ -518,7 +518,7 @@ mod tests {
             let mut all = emitted.clone();
             for i in 0..p {
                 let mut r = reader(dir.path(), i, p);
-                let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+                let mine: Vec<&[u8]> = flink_core::source::dealt_to(saved.iter(), i, p)
                     .map(Vec::as_slice)
                     .collect();
                 r.restore_rescaled(&mine).unwrap();

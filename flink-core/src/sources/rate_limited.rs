@@ -543,7 +543,7 @@ mod tests {
         (0..p)
             .map(|i| {
                 let mut r = reader(source, clock, i, p);
-                let mine: Vec<&[u8]> = crate::source::dealt_to(&saved, i, p)
+                let mine: Vec<&[u8]> = crate::source::dealt_to(saved.iter(), i, p)
                     .map(Vec::as_slice)
                     .collect();
                 r.restore_rescaled(&mine).unwrap();

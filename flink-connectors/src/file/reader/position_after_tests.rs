@@ -113,7 +113,7 @@ fn restored(dir: &Path, saved: &[Vec<u8>], p: usize, dead: &Dead) -> Vec<u64> {
     let mut records = Vec::new();
     for i in 0..p {
         let mut r = reader(dir, i, p, dead);
-        let mine: Vec<&[u8]> = flink_core::source::dealt_to(&saved, i, p)
+        let mine: Vec<&[u8]> = flink_core::source::dealt_to(saved.iter(), i, p)
             .map(Vec::as_slice)
             .collect();
         r.restore_rescaled(&mine).unwrap();
