@@ -10,7 +10,6 @@ use std::time::Duration;
 use flink_connectors::nexmark::{Event, EventGenerator, NexmarkConfig, NexmarkSource};
 use flink_core::datastream::DataStream;
 use flink_core::environment::StreamExecutionEnvironment;
-use flink_core::functions::Collector;
 use flink_core::operator::RuntimeContext;
 use flink_core::sink::{Sink, SinkError, SinkWriter};
 use flink_core::watermark::WatermarkStrategy;
@@ -81,13 +80,13 @@ pub fn window_job(env: &StreamExecutionEnvironment, n: u64) -> SummingSink {
     let sink = SummingSink::default();
     env.from_sequence(1, n)
         .set_parallelism(1)
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| (x / 10) as i64))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::<u64>::monotonous(|x| (x / 10) as i64))
         .set_parallelism(1)
-        .map(|x: u64| (x % 100, 1u64))
+        .map(|x| (x % 100, 1u64))
         .set_parallelism(1)
-        .key_by(|r: &WindowRecord| r.0)
+        .key_by(|r| r.0)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-        .reduce(|a: WindowRecord, b: WindowRecord| (a.0, a.1 + b.1))
+        .reduce(|a, b| (a.0, a.1 + b.1))
         .sink_to(sink.clone());
     sink
 }
@@ -126,12 +125,8 @@ fn bid_of(event: &Event) -> Option<Bid> {
 /// monotonous watermarks per reader.
 fn bids(env: &StreamExecutionEnvironment, events: u64) -> DataStream<Bid> {
     env.from_source(NexmarkSource::new(nexmark_config(), events), "Nexmark")
-        .flat_map(|e: Event, out: &mut dyn Collector<Bid>| {
-            if let Some(b) = bid_of(&e) {
-                out.collect(b)
-            }
-        })
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|b: &Bid| b.2))
+        .flat_map_iter(|e| bid_of(&e))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::<Bid>::monotonous(|b| b.2))
 }
 
 /// Counts records.
@@ -167,31 +162,23 @@ impl AggregateFunction<Bid, u64> for Count {
 /// most bids; the results go to `out`.
 pub fn nexmark_q5(env: &StreamExecutionEnvironment, events: u64, out: impl Sink<(i64, u64, u64)>) {
     bids(env, events)
-        .key_by(|b: &Bid| b.0)
+        .key_by(|b| b.0)
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),
             Duration::from_secs(2),
         ))
-        .aggregate_process(
-            Count,
-            |auction: &u64, w: &TimeWindow, n: u64, out: &mut dyn Collector<(u64, i64, u64)>| {
-                out.collect((*auction, w.end, n))
-            },
-        )
+        .aggregate_process(Count, |auction, w, n, out| {
+            out.collect((*auction, w.end, n))
+        })
         // A window's counts carry its last millisecond as their time.
-        .key_by(|r: &(u64, i64, u64)| r.1)
+        .key_by(|r| r.1)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(2)))
-        .process(
-            |end: &i64,
-             _: &TimeWindow,
-             counts: &[(u64, i64, u64)],
-             out: &mut dyn Collector<(i64, u64, u64)>| {
-                let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
-                for c in counts.iter().filter(|c| c.2 == max) {
-                    out.collect((*end, c.0, c.2));
-                }
-            },
-        )
+        .process(|end, _, counts, out| {
+            let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
+            for c in counts.iter().filter(|c| c.2 == max) {
+                out.collect((*end, c.0, c.2));
+            }
+        })
         .sink_to(out);
 }
 
@@ -203,19 +190,14 @@ pub fn nexmark_q7(
     out: impl Sink<(i64, u64, u64, i64)>,
 ) {
     bids(env, events)
-        .key_by(|b: &Bid| b.2.div_euclid(10_000))
+        .key_by(|b| b.2.div_euclid(10_000))
         .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
-        .process(
-            |_: &i64,
-             w: &TimeWindow,
-             bids: &[Bid],
-             out: &mut dyn Collector<(i64, u64, u64, i64)>| {
-                let max = bids.iter().map(|b| b.1).max().unwrap_or(0);
-                for b in bids.iter().filter(|b| b.1 == max) {
-                    out.collect((w.end, b.0, b.1, b.2));
-                }
-            },
-        )
+        .process(|_, w, bids, out| {
+            let max = bids.iter().map(|b| b.1).max().unwrap_or(0);
+            for b in bids.iter().filter(|b| b.1 == max) {
+                out.collect((w.end, b.0, b.1, b.2));
+            }
+        })
         .sink_to(out);
 }
 

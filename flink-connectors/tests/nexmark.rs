@@ -84,32 +84,20 @@ fn source(p: usize) -> (StreamExecutionEnvironment, DataStream<Event>) {
 
 fn bids(events: &DataStream<Event>) -> DataStream<Bid> {
     events
-        .flat_map(|e: Event, out: &mut dyn Collector<Bid>| {
-            if let Some(b) = bid_of(&e) {
-                out.collect(b)
-            }
-        })
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|b: &Bid| b.3))
+        .flat_map_iter(|e| bid_of(&e))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::<Bid>::monotonous(|b| b.3))
 }
 
 fn auctions(events: &DataStream<Event>) -> DataStream<Auction> {
     events
-        .flat_map(|e: Event, out: &mut dyn Collector<Auction>| {
-            if let Some(a) = auction_of(&e) {
-                out.collect(a)
-            }
-        })
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|a: &Auction| a.2))
+        .flat_map_iter(|e| auction_of(&e))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::<Auction>::monotonous(|a| a.2))
 }
 
 fn persons(events: &DataStream<Event>) -> DataStream<Person> {
     events
-        .flat_map(|e: Event, out: &mut dyn Collector<Person>| {
-            if let Some(p) = person_of(&e) {
-                out.collect(p)
-            }
-        })
-        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|p: &Person| p.2))
+        .flat_map_iter(|e| person_of(&e))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::<Person>::monotonous(|p| p.2))
 }
 
 /// Counts records.
@@ -160,32 +148,24 @@ fn q5_reference() -> Vec<(i64, u64, u64)> {
 fn q5(p: usize) -> Vec<(i64, u64, u64)> {
     let (env, events) = source(p);
     let hot = bids(&events)
-        .key_by(|b: &Bid| b.0)
+        .key_by(|b| b.0)
         .window(SlidingEventTimeWindows::of(
             Duration::from_secs(10),
             Duration::from_secs(2),
         ))
-        .aggregate_process(
-            Count,
-            |auction: &u64, w: &TimeWindow, n: u64, out: &mut dyn Collector<(u64, i64, u64)>| {
-                out.collect((*auction, w.end, n))
-            },
-        )
+        .aggregate_process(Count, |auction, w, n, out| {
+            out.collect((*auction, w.end, n))
+        })
         // A window's counts carry its last millisecond as their time: the second
         // window needs no timestamps assigned again.
-        .key_by(|r: &(u64, i64, u64)| r.1)
+        .key_by(|r| r.1)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(2)))
-        .process(
-            |end: &i64,
-             _: &TimeWindow,
-             counts: &[(u64, i64, u64)],
-             out: &mut dyn Collector<(i64, u64, u64)>| {
-                let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
-                for c in counts.iter().filter(|c| c.2 == max) {
-                    out.collect((*end, c.0, c.2));
-                }
-            },
-        )
+        .process(|end, _, counts, out| {
+            let max = counts.iter().map(|c| c.2).max().unwrap_or(0);
+            for c in counts.iter().filter(|c| c.2 == max) {
+                out.collect((*end, c.0, c.2));
+            }
+        })
         .collect_vec();
     env.execute("nexmark q5").unwrap();
     sorted(hot.take())
@@ -228,19 +208,14 @@ fn q7(p: usize) -> Vec<(i64, u64, u64, u64, i64)> {
     let (env, events) = source(p);
     let highest = bids(&events)
         // The window is the key: windows are spread over the instances.
-        .key_by(|b: &Bid| b.3.div_euclid(10 * SECOND))
+        .key_by(|b| b.3.div_euclid(10 * SECOND))
         .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
-        .process(
-            |_: &i64,
-             w: &TimeWindow,
-             bids: &[Bid],
-             out: &mut dyn Collector<(i64, u64, u64, u64, i64)>| {
-                let max = bids.iter().map(|b| b.2).max().unwrap_or(0);
-                for b in bids.iter().filter(|b| b.2 == max) {
-                    out.collect((w.end, b.0, b.1, b.2, b.3));
-                }
-            },
-        )
+        .process(|_, w, bids, out| {
+            let max = bids.iter().map(|b| b.2).max().unwrap_or(0);
+            for b in bids.iter().filter(|b| b.2 == max) {
+                out.collect((w.end, b.0, b.1, b.2, b.3));
+            }
+        })
         .collect_vec();
     env.execute("nexmark q7").unwrap();
     sorted(highest.take())
@@ -283,22 +258,16 @@ fn q8(p: usize) -> Vec<(u64, String, i64)> {
     let (env, events) = source(p);
     let new_users = persons(&events)
         .co_group(&auctions(&events))
-        .where_(|p: &Person| p.0)
-        .equal_to(|a: &Auction| a.1)
+        .where_(|p| p.0)
+        .equal_to(|a| a.1)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(10)))
-        .process(
-            |_: &u64,
-             w: &TimeWindow,
-             people: &[Person],
-             auctions: &[Auction],
-             out: &mut dyn Collector<(u64, String, i64)>| {
-                if !auctions.is_empty() {
-                    for p in people {
-                        out.collect((p.0, p.1.clone(), w.start));
-                    }
+        .process(|_, w, people, auctions, out| {
+            if !auctions.is_empty() {
+                for p in people {
+                    out.collect((p.0, p.1.clone(), w.start));
                 }
-            },
-        )
+            }
+        })
         .collect_vec();
     env.execute("nexmark q8").unwrap();
     sorted(new_users.take())
@@ -339,12 +308,10 @@ fn early_bids_reference() -> Vec<(u64, u64, u64, i64)> {
 fn early_bids(p: usize) -> Vec<(u64, u64, u64, i64)> {
     let (env, events) = source(p);
     let early = auctions(&events)
-        .key_by(|a: &Auction| a.0)
-        .interval_join(&bids(&events).key_by(|b: &Bid| b.0))
+        .key_by(|a| a.0)
+        .interval_join(&bids(&events).key_by(|b| b.0))
         .between(0, 10 * SECOND)
-        .process(
-            |_: &Auction, b: &Bid, out: &mut dyn Collector<(u64, u64, u64, i64)>| out.collect(*b),
-        )
+        .process(|_, b, out| out.collect(*b))
         .collect_vec();
     env.execute("nexmark early bids").unwrap();
     sorted(early.take())

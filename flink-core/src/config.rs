@@ -195,6 +195,22 @@ mod tests {
             (2, 8)
         );
         assert_eq!(c.max_buffers_per_channel, 10);
+        assert_eq!(
+            c.auto_watermark_interval,
+            Duration::from_millis(200),
+            "Flink's pipeline.auto-watermark-interval"
+        );
+    }
+
+    #[test]
+    fn a_config_without_the_watermark_interval_gets_the_200_ms_default() {
+        let mut json = serde_json::to_value(ExecutionConfig::default()).unwrap();
+        json.as_object_mut()
+            .unwrap()
+            .remove("auto_watermark_interval")
+            .expect("the field is serialized");
+        let read: ExecutionConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(read.auto_watermark_interval, Duration::from_millis(200));
     }
 
     #[test]

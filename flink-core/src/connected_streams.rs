@@ -1,6 +1,8 @@
 //! [`ConnectedStreams`]: two streams of possibly different types read by one
-//! operator (Flink's `connect`), with `map` (CoMap), `flat_map` (CoFlatMap) and, keyed,
-//! `process` with a [`KeyedCoProcessFunction`] whose per-key state both inputs share.
+//! operator (Flink's `connect`), with `map` (CoMap), `flat_map` (CoFlatMap),
+//! `process` with a [`CoProcessFunction`](crate::co_process_function::CoProcessFunction)
+//! and, keyed, the same `map` and `flat_map` plus `process` with a
+//! [`KeyedCoProcessFunction`] whose per-key state both inputs share.
 //!
 //! How: each input's records are tagged [`CoInput::First`] or [`CoInput::Second`]
 //! in its own chain, and the two tagged streams are unioned into the operator, so
@@ -150,6 +152,57 @@ where
     A: Record,
     B: Record,
 {
+    /// Keyed CoMap: `first` maps the first input's records, `second` the second's,
+    /// after both were partitioned by key (records of equal keys from either input
+    /// meet in one instance, in the order each input sent them).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    ///
+    /// let env = StreamExecutionEnvironment::new();
+    /// let orders = env.from_collection(vec![(1u32, 2u64)]);
+    /// let refunds = env.from_collection(vec![(1u32, 5i64)]);
+    /// let changes = orders
+    ///     .connect(&refunds)
+    ///     .key_by(|o| o.0, |r| r.0)
+    ///     .map(|o| (o.0, o.1 as i64), |r| (r.0, -r.1))
+    ///     .collect_vec();
+    /// # let _ = changes;
+    /// ```
+    pub fn map<O, F1, F2>(&self, first: F1, second: F2) -> DataStream<O>
+    where
+        O: Record,
+        F1: FnMut(A) -> O + Clone + Send + Sync + 'static,
+        F2: FnMut(B) -> O + Clone + Send + Sync + 'static,
+    {
+        let (mut f1, mut f2) = (first, second);
+        self.keyed
+            .map(move |r: CoInput<A, B>| match r {
+                CoInput::First(a) => f1(a),
+                CoInput::Second(b) => f2(b),
+            })
+            .name("Keyed CoMap")
+    }
+
+    /// Keyed CoFlatMap: any number of records per record of either input, after
+    /// both were partitioned by key.
+    pub fn flat_map<O, F1, F2>(&self, first: F1, second: F2) -> DataStream<O>
+    where
+        O: Record,
+        F1: FnMut(A, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
+        F2: FnMut(B, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
+    {
+        let (mut f1, mut f2) = (first, second);
+        self.keyed
+            .flat_map(
+                move |r: CoInput<A, B>, out: &mut dyn Collector<O>| match r {
+                    CoInput::First(a) => f1(a, out),
+                    CoInput::Second(b) => f2(b, out),
+                },
+            )
+            .name("Keyed CoFlatMap")
+    }
+
     /// Runs `f` on both inputs with per-key state and timers shared by both (Flink's
     /// `KeyedCoProcessFunction`).
     ///

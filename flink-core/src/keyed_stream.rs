@@ -15,6 +15,7 @@ use crate::process_context::ProcessContext;
 use crate::sink::Sink;
 use crate::state::ValueState;
 use crate::stream_type::Record;
+use crate::tuple_field::TupleField;
 
 /// The key extractor of a keyed stream.
 pub type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
@@ -230,6 +231,116 @@ where
     {
         self.reduce(move |acc: T, value: T| {
             if field(&value) > field(&acc) {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// [`sum`](Self::sum) of the tuple field at position `I` (Flink's `sum(1)`): no
+    /// accessor closure for tuples.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let counts = env
+    ///     .from_collection(vec![("x".to_string(), 1u64), ("x".into(), 1)])
+    ///     .key_by(|r| r.0.clone())
+    ///     .sum_at::<1>()
+    ///     .collect_vec();
+    /// # let _ = counts;
+    /// ```
+    pub fn sum_at<const I: usize>(&self) -> DataStream<T>
+    where
+        T: TupleField<I>,
+        <T as TupleField<I>>::Value: AddAssign + Copy,
+    {
+        self.sum(<T as TupleField<I>>::field_mut)
+    }
+
+    /// [`min`](Self::min) of the tuple field at position `I` (Flink's `min(1)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let lowest = env
+    ///     .from_collection(vec![(1u32, 5i64), (1, -2)])
+    ///     .key_by(|r| r.0)
+    ///     .min_at::<1>();
+    /// # let _ = lowest;
+    /// ```
+    pub fn min_at<const I: usize>(&self) -> DataStream<T>
+    where
+        T: TupleField<I>,
+        <T as TupleField<I>>::Value: PartialOrd + Copy + 'static,
+    {
+        self.min(<T as TupleField<I>>::field_mut)
+    }
+
+    /// [`max`](Self::max) of the tuple field at position `I` (Flink's `max(1)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let highest = env
+    ///     .from_collection(vec![(1u32, 5u64), (1, 9)])
+    ///     .key_by(|r| r.0)
+    ///     .max_at::<1>();
+    /// # let _ = highest;
+    /// ```
+    pub fn max_at<const I: usize>(&self) -> DataStream<T>
+    where
+        T: TupleField<I>,
+        <T as TupleField<I>>::Value: PartialOrd + Copy + 'static,
+    {
+        self.max(<T as TupleField<I>>::field_mut)
+    }
+
+    /// [`min_by`](Self::min_by) the tuple field at position `I` (Flink's `minBy(1)`):
+    /// the whole record holding the smallest value.
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let cheapest = env
+    ///     .from_collection(vec![("apple".to_string(), 3u64, 'a'), ("apple".into(), 2, 'b')])
+    ///     .key_by(|r| r.0.clone())
+    ///     .min_by_at::<1>();
+    /// # let _ = cheapest;
+    /// ```
+    pub fn min_by_at<const I: usize>(&self) -> DataStream<T>
+    where
+        T: TupleField<I>,
+        <T as TupleField<I>>::Value: PartialOrd,
+    {
+        self.reduce(|acc: T, value: T| {
+            if TupleField::<I>::field(&value) < TupleField::<I>::field(&acc) {
+                value
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// [`max_by`](Self::max_by) the tuple field at position `I` (Flink's `maxBy(1)`).
+    ///
+    /// ```
+    /// use flink_core::prelude::*;
+    /// let env = StreamExecutionEnvironment::new();
+    /// let best = env
+    ///     .from_collection(vec![(7u64, 10u64), (7, 12)])
+    ///     .key_by(|bid| bid.0)
+    ///     .max_by_at::<1>();
+    /// # let _ = best;
+    /// ```
+    pub fn max_by_at<const I: usize>(&self) -> DataStream<T>
+    where
+        T: TupleField<I>,
+        <T as TupleField<I>>::Value: PartialOrd,
+    {
+        self.reduce(|acc: T, value: T| {
+            if TupleField::<I>::field(&value) > TupleField::<I>::field(&acc) {
                 value
             } else {
                 acc

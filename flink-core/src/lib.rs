@@ -22,6 +22,7 @@ pub mod buffer_debloat;
 pub mod checkpoint;
 pub mod clock;
 pub mod cluster;
+pub mod co_process_function;
 pub mod codec;
 pub mod collect;
 pub mod config;
@@ -64,6 +65,7 @@ pub mod stream_type;
 pub mod timers;
 pub mod timestamped;
 pub mod transactional;
+pub mod tuple_field;
 pub mod watermark;
 pub mod web_ui;
 pub mod windows;
@@ -104,6 +106,7 @@ pub mod prelude {
     pub use crate::transactional::{
         TransactionalCollectingSink, TwoPhaseCommitSink, TwoPhaseCommitWriter,
     };
+    pub use crate::tuple_field::TupleField;
     pub use crate::watermark::Watermark;
     pub use crate::web_ui::WebUiConfig;
 }

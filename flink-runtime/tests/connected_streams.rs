@@ -3,9 +3,12 @@
 //! exact at parallelism 1 and 2 against a plain loop, and the operator's watermark
 //! being the minimum of its two inputs' watermarks.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use flink_core::co_process_function::CoProcessFunction;
 use flink_core::connected_streams::KeyedCoProcessFunction;
 use flink_core::operator::{Operator, RuntimeContext};
 use flink_core::source::SourceOutput;
@@ -275,5 +278,130 @@ fn keyed_co_process_sees_both_inputs_timestamps_and_shares_state_and_timers_per_
             .collect();
         expected.sort();
         assert_eq!(out.take_sorted(), expected, "p={p}");
+    }
+}
+
+/// Passes orders on as (order id, quantity), sends prices to a side output and
+/// stamps each record with its input's timestamp.
+#[derive(Clone)]
+struct SplitByInput(OutputTag<Price>);
+
+impl CoProcessFunction<Order, Price, (u64, u64, i64)> for SplitByInput {
+    fn process_element1(
+        &mut self,
+        order: Order,
+        ctx: &mut ProcessFunctionContext<'_, (u64, u64, i64)>,
+    ) {
+        let ts = ctx.timestamp().expect("orders carry timestamps");
+        ctx.collect((order.0, order.2, ts));
+    }
+
+    fn process_element2(
+        &mut self,
+        price: Price,
+        ctx: &mut ProcessFunctionContext<'_, (u64, u64, i64)>,
+    ) {
+        let ts = ctx.timestamp().expect("prices carry timestamps");
+        ctx.collect((u64::from(price.0), price.1, ts));
+        ctx.output(&self.0, price);
+    }
+}
+
+#[test]
+fn non_keyed_co_process_sees_each_inputs_records_timestamps_and_side_outputs() {
+    for p in [1, 2] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let orders = env
+            .from_sequence(1, ORDERS)
+            .map(|i| (i, (i % PRODUCTS) as u32, i % 7 + 1))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|o: &Order| {
+                o.0 as i64
+            }));
+        let prices = env
+            .from_sequence(0, PRODUCTS - 1)
+            .map(|p| (p as u32, price_of(p)))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|p: &Price| {
+                -(i64::from(p.0))
+            }));
+        let tag = OutputTag::<Price>::new("prices");
+        let both = orders.connect(&prices).process(SplitByInput(tag.clone()));
+        let main = both.collect_vec();
+        let side = both.side_output(&tag).collect_vec();
+        env.execute("co process").unwrap();
+        let mut expected: Vec<(u64, u64, i64)> = (1..=ORDERS)
+            .map(|i| (i, i % 7 + 1, i as i64))
+            .chain((0..PRODUCTS).map(|p| (p, price_of(p), -(p as i64))))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(main.take_sorted(), expected, "main output at p={p}");
+        let expected: Vec<Price> = (0..PRODUCTS).map(|p| (p as u32, price_of(p))).collect();
+        assert_eq!(side.take_sorted(), expected, "side output at p={p}");
+    }
+}
+
+#[test]
+fn keyed_co_map_and_co_flat_map_meet_equal_keys_of_both_inputs_in_one_instance() {
+    for p in [1, 2, 4] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(p);
+        let orders = env
+            .from_sequence(1, ORDERS)
+            .map(|i| (i, (i % PRODUCTS) as u32, 1));
+        let prices = env
+            .from_sequence(0, PRODUCTS - 1)
+            .map(|p| (p as u32, price_of(p)));
+        let connected = orders.connect(&prices).key_by(|o| o.1, |p| p.0);
+        // Which task threads saw each product, from either input: one per product
+        // if equal keys of both inputs meet in one instance.
+        let threads: Arc<Mutex<HashMap<u32, HashSet<ThreadId>>>> = Default::default();
+        let (by_order, by_price) = (threads.clone(), threads.clone());
+        let seen = move |seen: &Arc<Mutex<HashMap<u32, HashSet<ThreadId>>>>, product: u32| {
+            let mut seen = seen.lock().unwrap();
+            seen.entry(product)
+                .or_default()
+                .insert(std::thread::current().id());
+        };
+        let mapped = connected
+            .map(
+                move |o| {
+                    seen(&by_order, o.1);
+                    (o.1, o.2)
+                },
+                move |p| {
+                    seen(&by_price, p.0);
+                    (p.0, 0)
+                },
+            )
+            .collect_vec();
+        let flat = connected
+            .flat_map(
+                |o, out| {
+                    if o.0.is_multiple_of(1_000) {
+                        out.collect(o.0)
+                    }
+                },
+                |p, out| {
+                    out.collect(u64::from(p.0));
+                    out.collect(p.1)
+                },
+            )
+            .collect_vec();
+        env.execute("keyed co map").unwrap();
+        let threads = threads.lock().unwrap();
+        assert_eq!(threads.len() as u64, PRODUCTS, "p={p}");
+        assert!(threads.values().all(|t| t.len() == 1), "p={p}: {threads:?}");
+        let mut expected: Vec<(u32, u64)> = (1..=ORDERS)
+            .map(|i| ((i % PRODUCTS) as u32, 1))
+            .chain((0..PRODUCTS).map(|p| (p as u32, 0)))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(mapped.take_sorted(), expected, "keyed CoMap at p={p}");
+        let mut expected: Vec<u64> = (1..=ORDERS / 1_000)
+            .map(|k| k * 1_000)
+            .chain((0..PRODUCTS).flat_map(|p| [p, price_of(p)]))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(flat.take_sorted(), expected, "keyed CoFlatMap at p={p}");
     }
 }

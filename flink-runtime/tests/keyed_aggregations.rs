@@ -101,3 +101,52 @@ fn count_emits_each_keys_running_count() {
     let total: usize = counts.values().map(Vec::len).sum();
     assert_eq!(total, input().len());
 }
+
+#[test]
+fn positional_aggregations_of_tuples_equal_the_accessor_ones() {
+    let key = |r: &Rec| r.0;
+    let sum_at = per_key(|k| k.sum_at::<1>(), key);
+    let want = expected(|last: Option<&Rec>, r| match last {
+        Some(&(k, v, tag)) => (k, v + r.1, tag),
+        None => *r,
+    });
+    assert_eq!(sum_at, want, "sum_at::<1>()");
+    let accessor = |k: KeyedStream<u64, Rec>| k.sum(|r: &mut Rec| &mut r.1);
+    assert_eq!(sum_at, per_key(accessor, key), "as sum(|r| &mut r.1)");
+    assert_eq!(
+        per_key(|k| k.min_at::<1>(), key),
+        per_key(|k| k.min(|r: &mut Rec| &mut r.1), key)
+    );
+    assert_eq!(
+        per_key(|k| k.max_at::<2>(), key),
+        per_key(|k| k.max(|r: &mut Rec| &mut r.2), key)
+    );
+    assert_eq!(
+        per_key(|k| k.min_by_at::<1>(), key),
+        per_key(|k| k.min_by(|r: &Rec| r.1), key)
+    );
+    assert_eq!(
+        per_key(|k| k.max_by_at::<1>(), key),
+        per_key(|k| k.max_by(|r: &Rec| r.1), key)
+    );
+}
+
+#[test]
+fn positional_sum_in_batch_mode_emits_one_final_record_per_key() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_runtime_mode(RuntimeMode::Batch);
+    env.set_parallelism(2);
+    let sums = env
+        .from_collection(input())
+        .key_by(|r| r.0)
+        .sum_at::<1>()
+        .collect_vec();
+    env.execute("positional sum, batch").unwrap();
+    let mut got: Vec<(u64, i64)> = sums.take().iter().map(|r| (r.0, r.1)).collect();
+    got.sort_unstable();
+    let mut want: BTreeMap<u64, i64> = BTreeMap::new();
+    for r in input() {
+        *want.entry(r.0).or_default() += r.1;
+    }
+    assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+}

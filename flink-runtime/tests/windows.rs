@@ -214,6 +214,25 @@ fn invalid_windows_are_typed_errors_when_the_job_is_built() {
         error.contains(&WindowError::NoTimestamps.to_string()),
         "{error}"
     );
+
+    // A slide above the size would leave records in no window. (A negative
+    // lateness cannot be written: `allowed_lateness` takes a `Duration`.)
+    let env = StreamExecutionEnvironment::new();
+    env.from_sequence(1, 10)
+        .assign_timestamps_and_watermarks(WatermarkStrategy::monotonous(|x: &u64| *x as i64))
+        .key_by(|x: &u64| x % 2)
+        .window(SlidingEventTimeWindows::of(
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        ))
+        .reduce(|a: u64, b: u64| a + b)
+        .collect_vec();
+    let error = env.execute("slide above size").unwrap_err().to_string();
+    let slide_above_size = WindowError::SlideLargerThanSize {
+        size_ms: 5_000,
+        slide_ms: 10_000,
+    };
+    assert!(error.contains(&slide_above_size.to_string()), "{error}");
 }
 
 /// Emits each key's count once the watermark passes 1 s after its first record,

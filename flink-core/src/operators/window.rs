@@ -1273,3 +1273,7 @@ mod tests {
         assert_eq!(got.len(), 12, "[5, 15) and [10, 20) of each key");
     }
 }
+
+#[cfg(test)]
+#[path = "window_function_tests.rs"]
+mod function_tests;
