@@ -102,23 +102,31 @@ fn run_launched(
     merged(output)
 }
 
+/// The keyed job's shapes: `(source parallelism, parallelism)`, the source at the
+/// job's parallelism (p = 1, 2, 4) and one source subtask feeding 4 keyed ones.
+const KEYED_SHAPES: [(Option<usize>, usize); 4] = [(None, 1), (None, 2), (None, 4), (Some(1), 4)];
+
 #[test]
 fn a_keyed_job_over_two_and_three_processes_gives_exactly_the_one_process_results() {
     let dir = tempfile::tempdir().unwrap();
     let expected = expected();
-    for parallelism in [2, 4] {
+    for (source, parallelism) in KEYED_SHAPES {
+        let source_arg = source.map(|s| s.to_string());
+        let extra: Vec<&str> = match &source_arg {
+            Some(s) => vec!["--source-parallelism", s],
+            None => vec![],
+        };
+        let shape = format!("{}-{parallelism}", source.unwrap_or(parallelism));
         let alone = run_alone(
             parallelism,
-            &dir.path().join(format!("alone-{parallelism}")),
-            &[],
+            &dir.path().join(format!("alone-{shape}")),
+            &extra,
         );
-        assert_eq!(alone, expected, "one process, p={parallelism}");
+        assert_eq!(alone, expected, "one process, source/p={shape}");
         for processes in [2, 3] {
-            let out = dir
-                .path()
-                .join(format!("cluster-{processes}-{parallelism}"));
-            let spread = run_launched(processes, parallelism, &out, &[]);
-            assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
+            let out = dir.path().join(format!("cluster-{processes}-{shape}"));
+            let spread = run_launched(processes, parallelism, &out, &extra);
+            assert_eq!(spread, alone, "{processes} processes, source/p={shape}");
         }
     }
 }
@@ -128,14 +136,20 @@ fn an_event_time_window_job_over_two_and_three_processes_fires_every_window_once
     let dir = tempfile::tempdir().unwrap();
     let expected = expected_windows();
     let window = ["--window-ms", "1000"];
-    let alone = run_alone(2, &dir.path().join("alone"), &window);
-    assert_eq!(alone, expected, "one process");
-    for (processes, parallelism) in [(2, 2), (3, 4)] {
-        let out = dir
-            .path()
-            .join(format!("cluster-{processes}-{parallelism}"));
-        let spread = run_launched(processes, parallelism, &out, &window);
-        assert_eq!(spread, expected, "{processes} processes, p={parallelism}");
+    for parallelism in [1, 2, 4] {
+        let alone = run_alone(
+            parallelism,
+            &dir.path().join(format!("alone-{parallelism}")),
+            &window,
+        );
+        assert_eq!(alone, expected, "one process, p={parallelism}");
+        for processes in [2, 3] {
+            let out = dir
+                .path()
+                .join(format!("cluster-{processes}-{parallelism}"));
+            let spread = run_launched(processes, parallelism, &out, &window);
+            assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
+        }
     }
 }
 
