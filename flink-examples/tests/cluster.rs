@@ -102,23 +102,31 @@ fn run_launched(
     merged(output)
 }
 
+/// The keyed job's shapes: `(source parallelism, parallelism)`, the source at the
+/// job's parallelism (p = 1, 2, 4) and one source subtask feeding 4 keyed ones.
+const KEYED_SHAPES: [(Option<usize>, usize); 4] = [(None, 1), (None, 2), (None, 4), (Some(1), 4)];
+
 #[test]
 fn a_keyed_job_over_two_and_three_processes_gives_exactly_the_one_process_results() {
     let dir = tempfile::tempdir().unwrap();
     let expected = expected();
-    for parallelism in [2, 4] {
+    for (source, parallelism) in KEYED_SHAPES {
+        let source_arg = source.map(|s| s.to_string());
+        let extra: Vec<&str> = match &source_arg {
+            Some(s) => vec!["--source-parallelism", s],
+            None => vec![],
+        };
+        let shape = format!("{}-{parallelism}", source.unwrap_or(parallelism));
         let alone = run_alone(
             parallelism,
-            &dir.path().join(format!("alone-{parallelism}")),
-            &[],
+            &dir.path().join(format!("alone-{shape}")),
+            &extra,
         );
-        assert_eq!(alone, expected, "one process, p={parallelism}");
+        assert_eq!(alone, expected, "one process, source/p={shape}");
         for processes in [2, 3] {
-            let out = dir
-                .path()
-                .join(format!("cluster-{processes}-{parallelism}"));
-            let spread = run_launched(processes, parallelism, &out, &[]);
-            assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
+            let out = dir.path().join(format!("cluster-{processes}-{shape}"));
+            let spread = run_launched(processes, parallelism, &out, &extra);
+            assert_eq!(spread, alone, "{processes} processes, source/p={shape}");
         }
     }
 }
@@ -128,14 +136,20 @@ fn an_event_time_window_job_over_two_and_three_processes_fires_every_window_once
     let dir = tempfile::tempdir().unwrap();
     let expected = expected_windows();
     let window = ["--window-ms", "1000"];
-    let alone = run_alone(2, &dir.path().join("alone"), &window);
-    assert_eq!(alone, expected, "one process");
-    for (processes, parallelism) in [(2, 2), (3, 4)] {
-        let out = dir
-            .path()
-            .join(format!("cluster-{processes}-{parallelism}"));
-        let spread = run_launched(processes, parallelism, &out, &window);
-        assert_eq!(spread, expected, "{processes} processes, p={parallelism}");
+    for parallelism in [1, 2, 4] {
+        let alone = run_alone(
+            parallelism,
+            &dir.path().join(format!("alone-{parallelism}")),
+            &window,
+        );
+        assert_eq!(alone, expected, "one process, p={parallelism}");
+        for processes in [2, 3] {
+            let out = dir
+                .path()
+                .join(format!("cluster-{processes}-{parallelism}"));
+            let spread = run_launched(processes, parallelism, &out, &window);
+            assert_eq!(spread, alone, "{processes} processes, p={parallelism}");
+        }
     }
 }
 
@@ -226,13 +240,94 @@ fn a_paced_sink_in_one_process_holds_the_source_in_the_other() {
     }
     let sunk: u64 = results.iter().map(|(_, out, _)| field(out, "sunk=")).sum();
     assert_eq!(sunk, 40_000, "every record reached a sink exactly once");
-    // In flight (emitted by the source, not yet written by a sink) at most: two
-    // channels of about 21 buffers (10 queued at the sender, 2 exclusive and 8
-    // floating at the receiver, 1 being filled) of 1 KiB, about 50 records each,
-    // plus the sinks' publishing lag (64 each) and the sampling step (256). Without
-    // back pressure the source would be ~17,000 ahead of the paced sink.
+    // Without back pressure the source would be ~17,000 ahead of the paced sink.
+    let bound = in_flight_bound(2, 1024);
     let in_flight = field(&results[0].1, "max_in_flight=");
-    assert!(in_flight <= 4_000, "{in_flight} records in flight");
+    println!("{in_flight} records in flight at most, bound {bound}");
+    assert!(
+        in_flight <= bound,
+        "{in_flight} records in flight, the buffers allow {bound}"
+    );
+}
+
+/// The most records in flight (emitted by the one source subtask, in process 0, and
+/// not yet at a sink) that the buffers allow in the keyed job at `parallelism` with
+/// `buffer_size`-byte buffers, one source feeding every keyed subtask; counted as
+/// process 0's map measures it (its sinks in memory, the others' published every
+/// 64 records). Without back pressure the source runs ahead of a paced sink by
+/// thousands.
+fn in_flight_bound(parallelism: usize, buffer_size: usize) -> u64 {
+    let config = flink_core::config::ExecutionConfig::default();
+    let net = flink_runtime::network::NetworkConfig {
+        buffer_size,
+        exclusive_buffers_per_channel: config.exclusive_buffers_per_channel,
+        floating_buffers_per_gate: config.floating_buffers_per_gate,
+    };
+    // The source's partition: its whole pool (queued and being filled). Each keyed
+    // subtask's gate (one channel): every segment (received, or credited and on the
+    // wire), plus the buffer its task is delivering.
+    let buffers = net.default_partition_pool_size(parallelism)
+        + parallelism * (net.gate_segment_capacity(1) + 1);
+    // A `(u64, u64)` record: 16 bytes (fixed-width integers) after its length.
+    let record = (flink_core::codec::LENGTH_PREFIX + 16) as u64;
+    let in_buffers = (buffers * buffer_size) as u64 / record + 1
+        // one record spanning into a buffer already consumed, per channel
+        + parallelism as u64;
+    // The source's batch: mapped (counted) before it is written.
+    let hand_off = flink_core::sources::SOURCE_BATCH;
+    // Sinks outside process 0 publish their count every 64 records.
+    let unpublished = (parallelism as u64 - 1) * 63;
+    in_buffers + hand_off + unpublished
+}
+
+#[test]
+fn a_paced_sink_in_process_2_holds_the_source_in_process_0_with_records_in_flight_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().to_str().unwrap();
+    let configs = cluster(3, Duration::from_secs(30));
+    // One source (in process 0) feeding 3 keyed subtasks, one per process; the sink
+    // of process 2 takes 50 µs a record.
+    let (records, parallelism, buffer_size) = (40_000, 3, 1024);
+    let args = [
+        "--records".to_string(),
+        records.to_string(),
+        "--parallelism".into(),
+        parallelism.to_string(),
+        "--source-parallelism".into(),
+        "1".into(),
+        "--buffer-size".into(),
+        buffer_size.to_string(),
+        "--pace-us".into(),
+        "50".into(),
+        "--paced-process".into(),
+        "2".into(),
+        "--progress-dir".into(),
+        progress.into(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let children: Vec<Child> = configs.iter().map(|c| spawn(c, &args)).collect();
+    let results: Vec<_> = children.into_iter().map(finish).collect();
+    for (status, _, err) in &results {
+        assert!(status.success(), "{err}");
+    }
+    let sunk: Vec<u64> = results
+        .iter()
+        .map(|(_, out, _)| field(out, "local_sunk="))
+        .collect();
+    assert_eq!(
+        sunk.iter().sum::<u64>(),
+        records,
+        "every record at a sink once"
+    );
+    assert!(sunk.iter().all(|&n| n > 0), "every process sank: {sunk:?}");
+    assert_eq!(field(&results[0].1, "job_sunk="), records);
+    let bound = in_flight_bound(parallelism, buffer_size);
+    let in_flight = field(&results[0].1, "max_in_flight=");
+    println!("{in_flight} records in flight at most, bound {bound}");
+    assert!(
+        in_flight <= bound,
+        "{in_flight} records in flight, the buffers allow {bound}"
+    );
 }
 
 /// The number after `name` in `text`.

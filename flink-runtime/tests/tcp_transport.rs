@@ -319,6 +319,149 @@ fn a_channel_without_credit_does_not_stall_another_on_the_same_connection() {
     assert!(a.failure().is_none() && b.failure().is_none());
 }
 
+/// Waits (within the guard) until `done` holds; `what` names it in the failure.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + GUARD;
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_cancelled_channel_drops_its_queued_data_and_releases_its_writer_while_another_flows() {
+    let (a, b) = connected();
+    // No floating segments: each channel's credit is exactly its 2 exclusive ones.
+    let nc = net_config(128, 2, 0);
+    // Two producers with their own pools, so only the connection is shared.
+    let p0 = partition(1, 4, 128);
+    let p1 = partition(1, 4, 128);
+    // One gate per channel: dropping a gate is how a receiver releases its
+    // channels, and it must release channel 0 only.
+    let gate0 = InputGate::new(1, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+    let mut gate1 = InputGate::new(1, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+    a.register_sender(0, &p0, 0).unwrap();
+    a.register_sender(1, &p1, 0).unwrap();
+    b.register_receiver(0, &gate0, 0).unwrap();
+    b.register_receiver(1, &gate1, 0).unwrap();
+    // Channel 0's writer writes until it is told the receiver went away; nobody
+    // reads gate 0, so it ships its 2 credits' worth and then queues and blocks.
+    let writer0 = {
+        let p0 = Arc::clone(&p0);
+        thread::spawn(move || {
+            let mut w = PartitionWriter::new(p0).unwrap();
+            for k in 0..100_000 {
+                if let Err(e) = w.emit(0, &record(0, k)) {
+                    return (k, e);
+                }
+            }
+            panic!("the writer of the cancelled channel was never released");
+        })
+    };
+    // Channel 1 carries half its records before the cancel and half after it.
+    let n = 600;
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let writer1 = {
+        let p1 = Arc::clone(&p1);
+        thread::spawn(move || {
+            let mut w = PartitionWriter::new(p1).unwrap();
+            for k in 0..n {
+                if k == n / 2 {
+                    w.flush_all().unwrap();
+                    resume_rx.recv().unwrap();
+                }
+                w.emit(0, &record(1, k)).unwrap();
+                if k % 100 == 99 {
+                    w.emit_event(0, &Event::Watermark(k as i64)).unwrap();
+                }
+            }
+            w.finish().unwrap();
+        })
+    };
+    let reader1 = thread::spawn(move || {
+        let got = consume(&mut gate1, |_| {});
+        (got, gate1.stats())
+    });
+    wait_until("channel 0 stalled on credit with data queued", || {
+        let s = p0.subpartition_stats(0).unwrap();
+        s.buffers_shipped == 2 && s.credit == 0 && s.queued > 0
+    });
+
+    drop(gate0); // The receiver releases channel 0: a Cancel frame to A.
+    wait_until("channel 0's writer released", || writer0.is_finished());
+    let (written, err) = writer0.join().unwrap();
+    assert!(
+        matches!(err, NetworkError::ReceiverReleased { subpartition: 0 }),
+        "{err:?}"
+    );
+    assert!(written > 0);
+    // The queued data was dropped, not shipped: nothing queued, still 2 shipped.
+    let s0 = p0.subpartition_stats(0).unwrap();
+    assert_eq!((s0.queued, s0.buffers_shipped), (0, 2), "{s0:?}");
+    assert_eq!(p0.stats().queued, 0);
+
+    // Channel 1, on the same connection, goes on and delivers everything, exactly.
+    resume_tx.send(()).unwrap();
+    writer1.join().unwrap();
+    let ((records, events), stats1) = reader1.join().unwrap();
+    let want: Vec<Vec<u8>> = (0..n).map(|k| record(1, k)).collect();
+    assert_eq!(records[0], want);
+    assert_eq!(events[0], expected_events(n, false));
+    assert_eq!(stats1.credit_violations, 0);
+    let s1 = p1.stats();
+    assert_eq!(s1.buffers_shipped, stats1.buffers_received);
+    assert_eq!(s1.queued, 0);
+    // On the wire A -> B: channel 0's 2 buffers and channel 1's, nothing else (no
+    // heartbeats here): the dropped data never left A.
+    assert_eq!(
+        b.stats().frames_received,
+        2 + s1.buffers_shipped,
+        "{:?}",
+        b.stats()
+    );
+    assert_eq!(p0.subpartition_stats(0).unwrap().buffers_shipped, 2);
+    assert!(a.failure().is_none() && b.failure().is_none());
+}
+
+#[test]
+fn a_cancel_that_arrives_before_its_sender_registers_releases_it_at_registration() {
+    let (a, b) = connected();
+    let nc = net_config(128, 2, 0);
+    let gate = InputGate::new(1, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+    // Receiver first: its credit, then its cancel, wait at A for a sender.
+    b.register_receiver(5, &gate, 0).unwrap();
+    drop(gate);
+    // A third frame after them on the same ordered stream: once A read it, A has
+    // dispatched the credit and the cancel.
+    let other = InputGate::new(1, &nc, CancelToken::new(), IoMetrics::new()).unwrap();
+    b.register_receiver(6, &other, 0).unwrap();
+    wait_until("A read credit, cancel and credit", || {
+        a.stats().frames_received == 3
+    });
+    let p = partition(1, 4, 128);
+    a.register_sender(5, &p, 0).unwrap();
+    let mut w = PartitionWriter::new(Arc::clone(&p)).unwrap();
+    let mut first_error = None;
+    for k in 0..10 {
+        if let Err(e) = w.emit(0, &record(0, k)) {
+            first_error = Some(e);
+            break;
+        }
+    }
+    let err = match first_error {
+        Some(e) => e,
+        None => w.finish().unwrap_err(),
+    };
+    assert!(
+        matches!(err, NetworkError::ReceiverReleased { subpartition: 0 }),
+        "{err:?}"
+    );
+    let s = p.stats();
+    assert_eq!((s.buffers_shipped, s.queued), (0, 0), "{s:?}");
+    assert_eq!(b.stats().frames_received, 0);
+    assert!(a.failure().is_none() && b.failure().is_none());
+}
+
 fn refusal(a: TcpConfig, b: TcpConfig) -> (String, String) {
     let (ra, rb) = pair(a, b);
     let msg = |r: Result<TcpConnection, TcpError>| match r {

@@ -19,9 +19,9 @@
 //! (`--pace-rate R`: write R records per second each); with `--rebalance` the
 //! records go round-robin to the sinks (no key_by); process 0 prints the source's
 //! rate between its 10 % and 90 % marks (`source_rate=`, one source subtask);
-//! with `--progress-dir DIR` they publish their count there and process 0's map
-//! measures the records in flight towards them (emitted minus sunk), to show back
-//! pressure holds the source in another process.
+//! with `--progress-dir DIR` the sinks outside process 0 (paced or not) publish their
+//! count there and process 0's map measures the records in flight towards every sink
+//! (emitted minus sunk), to show back pressure holds the source in another process.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -67,7 +67,8 @@ struct Args {
     /// The process whose sinks are paced.
     #[arg(long, default_value_t = 1)]
     paced_process: usize,
-    /// Where paced sinks publish their counts (and process 0 measures in-flight).
+    /// Where the sinks outside process 0 publish their counts (and process 0
+    /// measures in-flight).
     #[arg(long)]
     progress_dir: Option<PathBuf>,
     /// Sum per key in tumbling event-time windows of this many ms (the record's
@@ -237,7 +238,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Process 0's map, every 256 records: how many of the records it emitted have not
-/// reached a sink yet (its own sinks count in memory, the paced ones in a file).
+/// reached a sink yet (its own sinks count in memory, the other processes' in files).
 fn observe_in_flight(dir: &Path, emitted: u64) {
     if process_index() != 0 {
         return;
@@ -263,7 +264,9 @@ fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
             Some(rate) => Pace::Rate(rate),
             None => Pace::PerRecord(Duration::from_micros(args.pace_us)),
         }),
-        progress: if paced {
+        // Process 0's own sinks count in memory (`LOCAL_SUNK`); every other
+        // process's, paced or not, through a file process 0 reads.
+        progress: if process_index() != 0 {
             args.progress_dir.clone()
         } else {
             None
