@@ -79,7 +79,10 @@ impl JobView {
         let mut task_ranges = Vec::with_capacity(graph.vertices.len());
         let mut next = 0;
         for v in &graph.vertices {
-            let shown = slots[next..].iter().take_while(|s| s.vertex == v.id).count();
+            let shown = slots[next..]
+                .iter()
+                .take_while(|s| s.vertex == v.id)
+                .count();
             task_ranges.push(next..next + shown);
             next += shown;
         }
@@ -100,10 +103,7 @@ impl JobView {
                     })
                     .map(|(i, _)| i)
                     .collect();
-                let source = matches!(
-                    graph.stream_graph.nodes[v.head()].kind,
-                    NodeKind::Source(_)
-                );
+                let source = matches!(graph.stream_graph.nodes[v.head()].kind, NodeKind::Source(_));
                 (source, exits)
             })
             .collect();
@@ -243,9 +243,10 @@ impl JobView {
     fn chain_counts(&self, slot: &Slot) -> Vec<ChainedCounts> {
         let nodes = &self.graph.vertices[slot.vertex].nodes;
         if slot.local.is_none() {
-            return self
-                .report(slot)
-                .map_or_else(|| vec![ChainedCounts::default(); nodes.len()], |r| r.operators);
+            return self.report(slot).map_or_else(
+                || vec![ChainedCounts::default(); nodes.len()],
+                |r| r.operators,
+            );
         }
         nodes
             .iter()

@@ -251,9 +251,9 @@ impl Frame<'_> {
         let need = |n: usize, what: &str| {
             if body.len() == n
                 || (matches!(
-                        what,
-                        "buffer" | "control" | "pipeline counts" | "subtask state"
-                    ) && body.len() >= n)
+                    what,
+                    "buffer" | "control" | "pipeline counts" | "subtask state"
+                ) && body.len() >= n)
             {
                 Ok(())
             } else {
