@@ -188,6 +188,16 @@ fn process_0_shows_every_subtask_of(processes: usize, parallelism: usize) {
     let own = get_text(&p1, "/metrics");
     assert!(!own.contains("process=\"0\""), "{own}");
 
+    // The bottleneck verdict is per process; every process's watch closes windows
+    // over its own subtasks (it does not stay "measuring").
+    for (address, job) in [(&p0, &job0), (&p1, &job1)] {
+        let deadline = Instant::now() + GUARD;
+        while get(address, &format!("/jobs/{job}/bottleneck"))["verdict"] == "measuring" {
+            assert!(Instant::now() < deadline, "no verdict on {address}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     // Released, the job ends; process 0's final view counts every record exactly.
     std::fs::write(&go, "").unwrap();
     wait_for(&web.join("ended-0"));

@@ -22,8 +22,8 @@
 //! with `--progress-dir DIR` they publish their count there and process 0's map
 //! measures the records in flight towards them (emitted minus sunk), to show back
 //! pressure holds the source in another process. `--hold-until FILE` makes the sinks
-//! of --paced-process write nothing until FILE exists (back pressure then holds the
-//! whole job, every subtask running).
+//! of --paced-process write nothing until FILE exists, at most two minutes (back
+//! pressure then holds the whole job, every subtask running).
 //!
 //! `--web-ui-dir DIR` serves each process's REST API on a free loopback port and
 //! writes `<address> <job id>` to `DIR/web-ui-<process>`; once the job ended the
@@ -97,7 +97,8 @@ struct Args {
     /// stopped`: the whole job's records read by its sources and at its sinks).
     #[arg(long)]
     stop_after_ms: Option<u64>,
-    /// The sinks of --paced-process write nothing until this file exists.
+    /// The sinks of --paced-process write nothing until this file exists (at most
+    /// two minutes).
     #[arg(long)]
     hold_until: Option<PathBuf>,
     /// Serve the REST API on a free loopback port, announced in this directory.
@@ -105,7 +106,8 @@ struct Args {
     web_ui_dir: Option<PathBuf>,
 }
 
-/// How long a process serves its final state waiting for `release`.
+/// How long a process serves its final state waiting for `release`, and the
+/// longest a held sink waits.
 const LINGER: Duration = Duration::from_secs(120);
 
 /// When process 0's map emitted its 10 % and 90 % marks (`--records`, one source).
@@ -382,7 +384,9 @@ struct LatestSumsWriter<K> {
 impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
     fn write(&mut self, (key, sum): (K, u64)) -> Result<(), SinkError> {
         if let Some(file) = self.hold.take() {
-            while !file.exists() {
+            // Bounded, so a process whose test gave up does not hang forever.
+            let deadline = Instant::now() + LINGER;
+            while !file.exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
