@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use flink_core::cluster::ClusterConfig;
 use flink_core::graph::JobGraph;
 use parking_lot::Mutex;
 
@@ -178,47 +179,102 @@ impl SubtaskSync {
         for (peer, connection) in self.links.iter() {
             for ((vertex, subtask), bytes) in connection.take_subtask_states() {
                 let (vertex, subtask) = (vertex as usize, subtask as usize);
-                let report = self
-                    .check(peer, vertex, subtask, &bytes)
-                    .map_err(|reason| ClusterRunError::ConnectionLost {
-                        process: peer,
-                        address: self.links.cluster().peers[peer].clone(),
-                        reason: format!("unreadable subtask state: {reason}"),
-                    })?;
+                let report = check(
+                    &self.jg,
+                    self.links.cluster(),
+                    peer,
+                    vertex,
+                    subtask,
+                    &bytes,
+                )
+                .map_err(|reason| ClusterRunError::ConnectionLost {
+                    process: peer,
+                    address: self.links.cluster().peers[peer].clone(),
+                    reason: format!("unreadable subtask state: {reason}"),
+                })?;
                 remote.set(vertex, subtask, report);
             }
         }
         Ok(())
     }
+}
 
-    /// The report in `bytes` of subtask `subtask` of vertex `vertex`, sent by
-    /// process `peer`, if the job has that subtask, `peer` runs it and its chain
-    /// matches.
-    fn check(
-        &self,
-        peer: usize,
-        vertex: usize,
-        subtask: usize,
-        bytes: &[u8],
-    ) -> Result<SubtaskReport, String> {
-        let v = self
-            .jg
-            .vertices
-            .get(vertex)
-            .ok_or_else(|| format!("the job has no vertex {vertex}"))?;
-        if subtask >= v.parallelism || self.links.cluster().process_of(subtask) != peer {
-            return Err(format!(
-                "subtask {subtask} of vertex {vertex} does not run in process {peer}"
-            ));
+/// The report in `bytes` of subtask `subtask` of vertex `vertex` of `jg`, sent by
+/// process `peer` of `cluster`, if the job has that subtask, `peer` runs it and the
+/// report has its chain's operators.
+fn check(
+    jg: &JobGraph,
+    cluster: &ClusterConfig,
+    peer: usize,
+    vertex: usize,
+    subtask: usize,
+    bytes: &[u8],
+) -> Result<SubtaskReport, String> {
+    let v = jg
+        .vertices
+        .get(vertex)
+        .ok_or_else(|| format!("the job has no vertex {vertex}"))?;
+    if subtask >= v.parallelism || cluster.process_of(subtask) != peer {
+        return Err(format!(
+            "subtask {subtask} of vertex {vertex} does not run in process {peer}"
+        ));
+    }
+    let report = SubtaskReport::decode(bytes)?;
+    if report.operators.len() != v.nodes.len() {
+        return Err(format!(
+            "{} operators for a chain of {}",
+            report.operators.len(),
+            v.nodes.len()
+        ));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use flink_core::prelude::*;
+
+    use super::*;
+
+    fn report(operators: usize) -> Vec<u8> {
+        SubtaskReport {
+            state: SubtaskState::Running,
+            elapsed: Duration::from_secs(1),
+            back_pressured: Duration::ZERO,
+            idle: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            out_pool_usage: 0.0,
+            in_pool_usage: 0.0,
+            operators: vec![ChainedCounts::default(); operators],
         }
-        let report = SubtaskReport::decode(bytes)?;
-        if report.operators.len() != v.nodes.len() {
-            return Err(format!(
-                "{} operators for a chain of {}",
-                report.operators.len(),
-                v.nodes.len()
-            ));
+        .encode()
+    }
+
+    #[test]
+    fn only_a_report_of_a_subtask_the_sender_runs_with_its_chain_is_taken() {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(4);
+        let _out = env.from_sequence(1, 10).map(|x: u64| x + 1).collect_vec();
+        let jg = env.job_graph().unwrap();
+        let peers = (0..2).map(|i| format!("127.0.0.1:{}", 7000 + i)).collect();
+        let cluster = ClusterConfig::new(2, 0, peers, b"s".to_vec());
+        let chain = jg.vertices[0].nodes.len();
+        // Subtask 3 runs in process 1 (3 % 2).
+        assert!(check(&jg, &cluster, 1, 0, 3, &report(chain)).is_ok());
+        let refused = [
+            (0, 3, report(chain)),             // not the sender's subtask
+            (1, 2, report(chain)),             // process 0's subtask
+            (1, 5, report(chain)),             // beyond the parallelism
+            (1, 3, report(chain + 1)),         // another chain
+            (1, 3, report(chain)[1..].into()), // truncated
+        ];
+        for (peer, subtask, bytes) in refused {
+            assert!(check(&jg, &cluster, peer, 0, subtask, &bytes).is_err());
         }
-        Ok(report)
+        let vertex = jg.vertices.len();
+        assert!(check(&jg, &cluster, 1, vertex, 1, &report(chain)).is_err());
     }
 }
