@@ -3,7 +3,8 @@
 //! thread of its own until the job ends, looks every [`TICK`] at which operator each
 //! task thread is in (the flags `Chained` sets once per batch) and at what it waits
 //! for, and every [`WINDOW`] turns the samples, the tasks' time accounting and the
-//! record counters into a [`BottleneckVerdict`].
+//! record counters into a [`BottleneckVerdict`]. A process of a job spread over
+//! processes watches its own subtasks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,9 @@ pub(crate) struct BottleneckWatch {
 
 struct Shared {
     graph: Arc<JobGraph>,
+    /// Per vertex, the subtasks this process runs (every one, unless the job is
+    /// spread over processes): `tasks` holds theirs in this order.
+    local: Vec<Vec<usize>>,
     tasks: Vec<Arc<TaskMetrics>>,
     operators: Vec<OperatorCounters>,
     status: Arc<JobStatusCell>,
@@ -38,15 +42,27 @@ struct Shared {
 }
 
 impl BottleneckWatch {
-    /// A watch over a job's tasks (in job order) and operators; not sampling yet.
+    /// A watch over this process's tasks (in job order) and the job's operators;
+    /// not sampling yet.
     pub(crate) fn new(
         graph: Arc<JobGraph>,
         tasks: Vec<Arc<TaskMetrics>>,
         operators: Vec<OperatorCounters>,
         status: Arc<JobStatusCell>,
     ) -> Self {
+        let cluster = graph.stream_graph.config.cluster.as_ref();
+        let local = graph
+            .vertices
+            .iter()
+            .map(|v| {
+                (0..v.parallelism)
+                    .filter(|&s| cluster.is_none_or(|c| c.is_local(s)))
+                    .collect()
+            })
+            .collect();
         Self {
             shared: Arc::new(Shared {
+                local,
                 graph,
                 tasks,
                 operators,
@@ -115,7 +131,7 @@ fn open_window(shared: &Shared) -> Window {
         samples: g
             .vertices
             .iter()
-            .flat_map(|v| (0..v.parallelism).map(|_| vec![0; v.nodes.len()]))
+            .flat_map(|v| shared.local[v.id].iter().map(|_| vec![0; v.nodes.len()]))
             .collect(),
     }
 }
@@ -126,7 +142,7 @@ fn open_window(shared: &Shared) -> Window {
 fn tick(shared: &Shared, samples: &mut [Vec<u32>]) {
     let mut t = 0;
     for v in &shared.graph.vertices {
-        for s in 0..v.parallelism {
+        for &s in &shared.local[v.id] {
             if shared.tasks[t].io.waiting() == Waiting::Nothing {
                 let inner = v
                     .nodes
@@ -161,7 +177,7 @@ fn records(shared: &Shared) -> Vec<(u64, u64)> {
                 leaves_vertex || edges.next().is_none()
             })
             .collect();
-        for s in 0..v.parallelism {
+        for &s in &shared.local[v.id] {
             let m = |n: usize| shared.operators[n].instances[s].snapshot();
             let records_in = match g.stream_graph.nodes[head].kind {
                 NodeKind::Source(_) => m(head).1,
@@ -184,8 +200,9 @@ fn vertex_windows(shared: &Shared, before: &Window, now: &Window) -> Vec<VertexW
     let mut t = 0;
     let mut out = Vec::with_capacity(g.vertices.len());
     for v in &g.vertices {
-        let range = t..t + v.parallelism;
-        t += v.parallelism;
+        let local = &shared.local[v.id];
+        let range = t..t + local.len();
+        t += local.len();
         let shares: Vec<_> = range
             .clone()
             .map(|i| now.tasks[i].shares_since(&before.tasks[i]))
@@ -230,7 +247,7 @@ fn vertex_windows(shared: &Shared, before: &Window, now: &Window) -> Vec<VertexW
                 .filter(|e| e.target_vertex == v.id)
                 .map(|e| e.source_vertex)
                 .collect(),
-            busiest_subtask: busiest,
+            busiest_subtask: local.get(busiest).copied().unwrap_or(0),
             busy_ms_per_s: busy,
             back_pressured_ms_per_s: shares
                 .iter()

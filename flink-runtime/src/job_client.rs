@@ -68,6 +68,9 @@ pub(crate) struct JobObservables {
     pub(crate) bottleneck: Arc<crate::bottleneck_watch::BottleneckWatch>,
     /// The checkpoint statistics, when checkpointing is enabled.
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
+    /// On process 0 of a job spread over processes: the latest view of every other
+    /// process's subtasks.
+    pub(crate) remote_subtasks: Option<Arc<crate::cluster::RemoteSubtasks>>,
 }
 
 impl JobObservables {

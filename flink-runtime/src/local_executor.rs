@@ -248,12 +248,19 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         operators.clone(),
         status.clone(),
     ));
+    // Process 0 of a job spread over processes shows every process's subtasks.
+    let remote_subtasks = setup
+        .links
+        .as_ref()
+        .filter(|l| l.cluster().index == 0)
+        .map(|_| Arc::new(crate::cluster::RemoteSubtasks::default()));
     let observables = JobObservables {
         tasks,
-        operators,
+        operators: operators.clone(),
         status,
         bottleneck,
         checkpoints: checkpoint_stats.clone(),
+        remote_subtasks: remote_subtasks.clone(),
     };
     let (savepoints, savepoint_requests) = sync_channel(MAX_WAITING_SAVEPOINTS);
     let control = JobControl {
@@ -283,8 +290,18 @@ pub fn submit(mut jg: JobGraph, name: &str) -> Result<JobClient, JobError> {
         .links
         .as_ref()
         .and_then(|l| crate::cluster::PipelineSync::new(&jg.stream_graph.pipelines, l));
+    let subtask_sync = setup.links.as_ref().map(|l| {
+        crate::cluster::SubtaskSync::new(
+            jg.clone(),
+            l.clone(),
+            &setup.task_metrics,
+            operators,
+            remote_subtasks,
+        )
+    });
     let coordinator = Coordinator {
         pipeline_sync,
+        subtask_sync,
         job_name: name.to_string(),
         control: control.clone(),
         flows,
@@ -699,6 +716,8 @@ struct Coordinator {
     /// Across processes, with five-stage pipelines: their counts to and from the
     /// other processes.
     pipeline_sync: Option<crate::cluster::PipelineSync>,
+    /// Across processes: every process's subtask views to process 0.
+    subtask_sync: Option<crate::cluster::SubtaskSync>,
     job_name: String,
     control: JobControl,
     flows: Vec<RecordFlow>,
@@ -886,7 +905,9 @@ impl Coordinator {
             }
             self.spread_stop();
             if first_failure.is_none()
-                && let Err(e) = self.sync_pipelines(false)
+                && let Err(e) = self
+                    .sync_pipelines(false)
+                    .and_then(|()| self.sync_subtasks(false))
             {
                 tracing::error!(job = %self.job_name, %e, "cancelling the job's tasks");
                 first_failure = Some(e);
@@ -901,10 +922,13 @@ impl Coordinator {
             && !self.control.cancelled_by_user.load(Ordering::SeqCst)
             && let Err(e) = self
                 .sync_pipelines(true)
+                // The final views of this process's subtasks, before its Close.
+                .and_then(|()| self.sync_subtasks(true))
                 .and_then(|()| self.close_links())
                 // The peers' last counts, sent before their Close: every record
                 // ended is known to its gateway's process (its count ends at 0).
                 .and_then(|()| self.sync_pipelines(false))
+                .and_then(|()| self.sync_subtasks(false))
         {
             first_failure = Some(e);
         }
@@ -955,6 +979,8 @@ impl Coordinator {
             // tasks may wait for one more checkpoint.
             self.with_checkpoints(CheckpointCoordinator::tick)
                 .map_err(JobError::Runtime)?;
+            // Process 0 goes on showing the subtasks of processes still running.
+            self.sync_subtasks(false)?;
             if links.close_when_drained(&counts)
                 || self.control.cancelled_by_user.load(Ordering::SeqCst)
             {
@@ -983,6 +1009,16 @@ impl Coordinator {
     fn sync_pipelines(&mut self, force: bool) -> Result<(), JobError> {
         match &mut self.pipeline_sync {
             Some(sync) => sync.tick(force).map_err(JobError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Exchanges the subtask views for process 0's REST API (at most every period,
+    /// unless `force`d: the final views before this side closes).
+    fn sync_subtasks(&mut self, force: bool) -> Result<(), JobError> {
+        let job = self.observables.status.state();
+        match &mut self.subtask_sync {
+            Some(sync) => sync.tick(force, job).map_err(JobError::from),
             None => Ok(()),
         }
     }

@@ -22,6 +22,14 @@
 //! with `--progress-dir DIR` the sinks outside process 0 (paced or not) publish their
 //! count there and process 0's map measures the records in flight towards every sink
 //! (emitted minus sunk), to show back pressure holds the source in another process.
+//! `--hold-until FILE` makes the sinks of --paced-process write nothing until FILE
+//! exists, at most two minutes (back pressure then holds the whole job, every subtask
+//! running).
+//!
+//! `--web-ui-dir DIR` serves each process's REST API on a free loopback port and
+//! writes `<address> <job id>` to `DIR/web-ui-<process>`; once the job ended the
+//! process writes `DIR/ended-<process>` and serves its final state until
+//! `DIR/release` exists (at most two minutes), so a reader sees the end too.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -91,7 +99,18 @@ struct Args {
     /// stopped`: the whole job's records read by its sources and at its sinks).
     #[arg(long)]
     stop_after_ms: Option<u64>,
+    /// The sinks of --paced-process write nothing until this file exists (at most
+    /// two minutes).
+    #[arg(long)]
+    hold_until: Option<PathBuf>,
+    /// Serve the REST API on a free loopback port, announced in this directory.
+    #[arg(long)]
+    web_ui_dir: Option<PathBuf>,
 }
+
+/// How long a process serves its final state waiting for `release`, and the
+/// longest a held sink waits.
+const LINGER: Duration = Duration::from_secs(120);
 
 /// When process 0's map emitted its 10 % and 90 % marks (`--records`, one source).
 static SOURCE_MARKS: [OnceLock<Instant>; 2] = [OnceLock::new(), OnceLock::new()];
@@ -145,8 +164,11 @@ fn main() -> anyhow::Result<()> {
         })
         .name("Key")
         .set_parallelism(source_parallelism);
-    let paced =
-        (args.pace_us > 0 || args.pace_rate.is_some()) && process_index() == args.paced_process;
+    let paced = (args.pace_us > 0 || args.pace_rate.is_some() || args.hold_until.is_some())
+        && process_index() == args.paced_process;
+    if args.web_ui_dir.is_some() {
+        env.enable_web_ui("127.0.0.1:0".parse()?);
+    }
     match args.window_ms {
         None if args.rebalance => {
             keyed
@@ -195,7 +217,10 @@ fn main() -> anyhow::Result<()> {
             control.stop();
         });
     }
-    let result = client.wait()?;
+    if let Some(dir) = &args.web_ui_dir {
+        announce_web_ui(dir, &client)?;
+    }
+    let result = wait(client, args.web_ui_dir.as_deref())?;
     let seconds = started.elapsed().as_secs_f64();
     // On process 0 (or alone) the result's counts cover the whole job; elsewhere only
     // the process's own subtasks.
@@ -237,6 +262,36 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `<address> <job id>` of this process's REST API to `dir/web-ui-<process>`
+/// (whole: written aside, then renamed).
+fn announce_web_ui(dir: &Path, client: &JobClient) -> anyhow::Result<()> {
+    let address = client
+        .web_ui_address()
+        .context("the job serves its REST API")?;
+    let job = client.job_id().context("the job has an id")?;
+    let tmp = dir.join(format!("web-ui-{}.tmp", process_index()));
+    std::fs::write(&tmp, format!("{address} {job}"))?;
+    std::fs::rename(tmp, dir.join(format!("web-ui-{}", process_index())))?;
+    Ok(())
+}
+
+/// The job's result; with a web UI directory, once the job ended it says so there
+/// and serves the final state until `release` appears (or [`LINGER`] passed).
+fn wait(client: JobClient, web_ui_dir: Option<&Path>) -> anyhow::Result<JobExecutionResult> {
+    if let Some(dir) = web_ui_dir {
+        let observer = client.observer();
+        while !observer.state().is_terminal() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::fs::write(dir.join(format!("ended-{}", process_index())), "")?;
+        let deadline = Instant::now() + LINGER;
+        while !dir.join("release").exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Ok(client.wait()?)
+}
+
 /// Process 0's map, every 256 records: how many of the records it emitted have not
 /// reached a sink yet (its own sinks count in memory, the other processes' in files).
 fn observe_in_flight(dir: &Path, emitted: u64) {
@@ -260,10 +315,13 @@ fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
     LatestSums {
         key: std::marker::PhantomData,
         output: args.output.clone(),
-        pace: paced.then(|| match args.pace_rate {
-            Some(rate) => Pace::Rate(rate),
-            None => Pace::PerRecord(Duration::from_micros(args.pace_us)),
-        }),
+        pace: match (paced, args.pace_rate) {
+            (false, _) => None,
+            (true, Some(rate)) => Some(Pace::Rate(rate)),
+            (true, None) => {
+                (args.pace_us > 0).then(|| Pace::PerRecord(Duration::from_micros(args.pace_us)))
+            }
+        },
         // Process 0's own sinks count in memory (`LOCAL_SUNK`); every other
         // process's, paced or not, through a file process 0 reads.
         progress: if process_index() != 0 {
@@ -271,6 +329,7 @@ fn latest_sums<K>(args: &Args, paced: bool) -> LatestSums<K> {
         } else {
             None
         },
+        hold: if paced { args.hold_until.clone() } else { None },
     }
 }
 
@@ -279,6 +338,8 @@ struct LatestSums<K> {
     output: Option<PathBuf>,
     pace: Option<Pace>,
     progress: Option<PathBuf>,
+    /// Write nothing until this file exists.
+    hold: Option<PathBuf>,
     key: std::marker::PhantomData<fn(K)>,
 }
 
@@ -305,6 +366,7 @@ impl<K: Ord + Display + Send + 'static> Sink<(K, u64)> for LatestSums<K> {
             pace: self.pace,
             paced_since: None,
             progress: self.progress.clone(),
+            hold: self.hold.clone(),
             sunk: Arc::new(AtomicU64::new(0)),
             sums: BTreeMap::new(),
         })
@@ -318,12 +380,20 @@ struct LatestSumsWriter<K> {
     /// When a rate-paced sink wrote its first and its 1,000th record.
     paced_since: Option<(Instant, Option<Instant>)>,
     progress: Option<PathBuf>,
+    hold: Option<PathBuf>,
     sunk: Arc<AtomicU64>,
     sums: BTreeMap<K, (u64, u64)>,
 }
 
 impl<K: Ord + Display + Send> SinkWriter<(K, u64)> for LatestSumsWriter<K> {
     fn write(&mut self, (key, sum): (K, u64)) -> Result<(), SinkError> {
+        if let Some(file) = self.hold.take() {
+            // Bounded, so a process whose test gave up does not hang forever.
+            let deadline = Instant::now() + LINGER;
+            while !file.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         match self.pace {
             Some(Pace::PerRecord(pause)) => std::thread::sleep(pause),
             Some(Pace::Rate(rate)) => self.wait_for_schedule(rate),

@@ -53,6 +53,8 @@ pub mod launcher;
 mod links;
 mod pipeline_sync;
 mod share;
+mod subtask_report;
+mod subtask_sync;
 mod supervision;
 
 pub use error::ClusterRunError;
@@ -65,3 +67,5 @@ pub(crate) use checkpoint_control::{CheckpointControl, SavepointOrder};
 pub(crate) use job_counts::{final_counts, whole_job_operators};
 pub(crate) use join::join;
 pub(crate) use pipeline_sync::PipelineSync;
+pub(crate) use subtask_report::{ChainedCounts, SubtaskReport, SubtaskState};
+pub(crate) use subtask_sync::{RemoteSubtasks, SubtaskSync};

@@ -1,5 +1,6 @@
 //! [`JobView`]: what the REST API and `/metrics` read of one job: its graph, its live
-//! metrics, its state, and the window its rates are computed over.
+//! metrics (on process 0 of a job spread over processes, also the other processes'
+//! reports), its state, and the window its rates are computed over.
 
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
@@ -14,10 +15,25 @@ use flink_core::pipeline::PipelineBackPressureController;
 use parking_lot::Mutex;
 
 use super::rate_window::{RateWindow, Rates, Reading};
+use crate::cluster::{ChainedCounts, SubtaskReport, SubtaskState};
 use crate::job_client::{JobControl, JobObservables, OperatorCounters};
 use crate::job_status::{JobState, JobStatusCell};
+use crate::task_metrics::{TaskMetrics, TaskMetricsSnapshot};
 
-/// One job as its server sees it.
+/// One subtask the view shows: where it runs and where its metrics come from.
+struct Slot {
+    vertex: usize,
+    subtask: usize,
+    /// The process that runs it (0 for a job in one process).
+    process: usize,
+    /// Its live metrics when it runs in this process; otherwise process 0 reads the
+    /// latest report its process sent.
+    local: Option<Arc<TaskMetrics>>,
+}
+
+/// One job as its server sees it. Alone, and on process 0 of a job spread over
+/// processes, it shows every subtask of the job (process 0 those of the others from
+/// their reports, see `cluster::subtask_sync`); the other processes show their own.
 pub(crate) struct JobView {
     /// 32 hex digits, as Flink's `JobID`.
     pub(crate) id: String,
@@ -25,10 +41,13 @@ pub(crate) struct JobView {
     pub(crate) graph: Arc<JobGraph>,
     pub(crate) control: JobControl,
     observables: JobObservables,
-    /// Where each vertex's subtasks are in the job's task list.
+    /// The subtasks shown, by vertex and then subtask: a [`Reading`]'s order.
+    slots: Vec<Slot>,
+    /// Where each vertex's subtasks are among the slots.
     task_ranges: Vec<Range<usize>>,
-    /// Per vertex: its head node, and the nodes whose records leave the vertex.
-    vertex_io: Vec<(usize, Vec<usize>)>,
+    /// Per vertex: whether its head is a source, and the chain positions whose
+    /// records leave the vertex.
+    vertex_io: Vec<(bool, Vec<usize>)>,
     window: Mutex<RateWindow>,
     /// One controller per five-stage pipeline of the job, for its status endpoint.
     pipelines: Vec<PipelineBackPressureController>,
@@ -36,6 +55,15 @@ pub(crate) struct JobView {
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
     /// Savepoints triggered through the API.
     pub(crate) savepoints: Arc<super::savepoint_triggers::SavepointTriggers>,
+}
+
+/// One operator of a subtask's chain, as the vertex view and `/metrics` list it.
+pub(crate) struct ChainOperator {
+    /// Its stream node id.
+    pub(crate) node: usize,
+    pub(crate) counts: ChainedCounts,
+    /// Its own metrics (only for subtasks of this process).
+    pub(crate) custom: Vec<(String, u64)>,
 }
 
 impl JobView {
@@ -47,30 +75,38 @@ impl JobView {
         control: JobControl,
         checkpoints: Option<Arc<crate::checkpoint::stats::CheckpointStats>>,
     ) -> Arc<Self> {
+        let slots = slots(&graph, &observables);
         let mut task_ranges = Vec::with_capacity(graph.vertices.len());
         let mut next = 0;
         for v in &graph.vertices {
-            task_ranges.push(next..next + v.parallelism);
-            next += v.parallelism;
-        }
-        let vertex_io =
-            graph
-                .vertices
+            let shown = slots[next..]
                 .iter()
-                .map(|v| {
-                    let exits =
-                        v.nodes
+                .take_while(|s| s.vertex == v.id)
+                .count();
+            task_ranges.push(next..next + shown);
+            next += shown;
+        }
+        let vertex_io = graph
+            .vertices
+            .iter()
+            .map(|v| {
+                let exits = v
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &n)| {
+                        graph
+                            .stream_graph
+                            .edges
                             .iter()
-                            .copied()
-                            .filter(|&n| {
-                                graph.stream_graph.edges.iter().any(|e| {
-                                    e.source == n && graph.vertex_of_node[e.target] != v.id
-                                })
-                            })
-                            .collect();
-                    (v.head(), exits)
-                })
-                .collect();
+                            .any(|e| e.source == n && graph.vertex_of_node[e.target] != v.id)
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                let source = matches!(graph.stream_graph.nodes[v.head()].kind, NodeKind::Source(_));
+                (source, exits)
+            })
+            .collect();
         let pipelines = graph
             .stream_graph
             .pipelines
@@ -83,6 +119,7 @@ impl JobView {
             graph,
             control,
             observables,
+            slots,
             task_ranges,
             vertex_io,
             pipelines,
@@ -91,6 +128,7 @@ impl JobView {
             window: Mutex::new(RateWindow::new(Reading {
                 at: Instant::now(),
                 tasks: Vec::new(),
+                states: Vec::new(),
                 records: Vec::new(),
                 bytes_out: Vec::new(),
                 bytes_in: Vec::new(),
@@ -115,9 +153,19 @@ impl JobView {
         &self.observables.operators
     }
 
-    /// The counters of operator `node` in subtask `subtask`.
-    pub(crate) fn operator_instance(&self, node: usize, subtask: usize) -> &OperatorMetrics {
-        &self.observables.operators[node].instances[subtask]
+    /// The processes the job runs in (1 alone).
+    pub(crate) fn processes(&self) -> usize {
+        self.graph
+            .stream_graph
+            .config
+            .cluster
+            .as_ref()
+            .map_or(1, |c| c.processes)
+    }
+
+    /// Whether the job is spread over processes.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.graph.stream_graph.config.cluster.is_some()
     }
 
     /// The controllers of the job's five-stage pipelines, in the order applied.
@@ -147,6 +195,30 @@ impl JobView {
         self.task_ranges[v].clone()
     }
 
+    /// The subtask index and process of entry `t` of a [`Reading`].
+    pub(crate) fn subtask_of(&self, t: usize) -> (usize, usize) {
+        (self.slots[t].subtask, self.slots[t].process)
+    }
+
+    /// The operators of entry `t`'s chain with their counts now.
+    pub(crate) fn chain_operators(&self, t: usize) -> Vec<ChainOperator> {
+        let slot = &self.slots[t];
+        let nodes = &self.graph.vertices[slot.vertex].nodes;
+        let custom = |n: usize| match slot.local {
+            Some(_) => self.operator_instance(n, slot.subtask).custom_snapshot(),
+            None => Vec::new(),
+        };
+        self.chain_counts(slot)
+            .into_iter()
+            .zip(nodes)
+            .map(|(counts, &node)| ChainOperator {
+                node,
+                counts,
+                custom: custom(node),
+            })
+            .collect()
+    }
+
     /// Reads every subtask now, and the rates over the current window.
     pub(crate) fn read(&self) -> (Reading, Rates) {
         let now = self.reading();
@@ -154,57 +226,143 @@ impl JobView {
         (now, rates)
     }
 
-    fn reading(&self) -> Reading {
-        let mut records = Vec::with_capacity(self.observables.tasks.len());
-        for (v, (head, exits)) in self.vertex_io.iter().enumerate() {
-            for s in 0..self.graph.vertices[v].parallelism {
-                records.push((
-                    self.vertex_records_in(*head, s),
-                    self.vertex_records_out(exits, s),
-                ));
-            }
-        }
-        Reading {
-            at: Instant::now(),
-            tasks: self.observables.task_snapshots(),
-            records,
-            bytes_out: self
-                .observables
-                .tasks
-                .iter()
-                .map(|t| t.io.bytes_shipped())
-                .collect(),
-            bytes_in: self
-                .observables
-                .tasks
-                .iter()
-                .map(|t| t.io.bytes_received())
-                .collect(),
-        }
+    fn operator_instance(&self, node: usize, subtask: usize) -> &OperatorMetrics {
+        &self.observables.operators[node].instances[subtask]
     }
 
-    /// Records a subtask received from the network (none for a source, as in Flink).
-    fn vertex_records_in(&self, head: usize, subtask: usize) -> u64 {
-        match self.graph.stream_graph.nodes[head].kind {
-            NodeKind::Source(_) => 0,
-            NodeKind::Operator(_) => self
-                .operator_instance(head, subtask)
-                .records_in
-                .load(Ordering::Relaxed),
-        }
+    /// The latest report of a subtask of another process (on process 0).
+    fn report(&self, slot: &Slot) -> Option<SubtaskReport> {
+        self.observables
+            .remote_subtasks
+            .as_ref()
+            .and_then(|r| r.get(slot.vertex, slot.subtask))
     }
 
-    /// Records a subtask's chain emitted towards other vertices.
-    fn vertex_records_out(&self, exits: &[usize], subtask: usize) -> u64 {
-        exits
+    /// The counts of `slot`'s chain, in order: live here, reported from elsewhere
+    /// (zeros before the first report).
+    fn chain_counts(&self, slot: &Slot) -> Vec<ChainedCounts> {
+        let nodes = &self.graph.vertices[slot.vertex].nodes;
+        if slot.local.is_none() {
+            return self.report(slot).map_or_else(
+                || vec![ChainedCounts::default(); nodes.len()],
+                |r| r.operators,
+            );
+        }
+        nodes
             .iter()
             .map(|&n| {
-                self.operator_instance(n, subtask)
-                    .records_out
-                    .load(Ordering::Relaxed)
+                let m = self.operator_instance(n, slot.subtask);
+                ChainedCounts {
+                    records_in: m.records_in.load(Ordering::Relaxed),
+                    records_out: m.records_out.load(Ordering::Relaxed),
+                    side_output_unconsumed: m.side_output_unconsumed.load(Ordering::Relaxed),
+                    dead_letters_discarded: m.dead_letters_discarded.load(Ordering::Relaxed),
+                }
             })
-            .sum()
+            .collect()
     }
+
+    fn reading(&self) -> Reading {
+        let n = self.slots.len();
+        let mut reading = Reading {
+            at: Instant::now(),
+            tasks: Vec::with_capacity(n),
+            states: Vec::with_capacity(n),
+            records: Vec::with_capacity(n),
+            bytes_out: Vec::with_capacity(n),
+            bytes_in: Vec::with_capacity(n),
+        };
+        let job = self.state();
+        for slot in &self.slots {
+            let (task, state, bytes_in, bytes_out) = match &slot.local {
+                Some(metrics) => {
+                    let task = metrics.snapshot();
+                    let state = SubtaskState::of(job, task.ended);
+                    let io = &metrics.io;
+                    (task, state, io.bytes_received(), io.bytes_shipped())
+                }
+                None => self.remote_task(slot),
+            };
+            reading.tasks.push(task);
+            reading.states.push(state);
+            reading
+                .records
+                .push(self.vertex_records(slot.vertex, &self.chain_counts(slot)));
+            reading.bytes_in.push(bytes_in);
+            reading.bytes_out.push(bytes_out);
+        }
+        reading
+    }
+
+    /// A subtask of another process as its latest report has it (before one: not
+    /// started, `CREATED`): its snapshot, state, bytes in and out.
+    fn remote_task(&self, slot: &Slot) -> (TaskMetricsSnapshot, SubtaskState, u64, u64) {
+        let v = &self.graph.vertices[slot.vertex];
+        let report = self.report(slot);
+        let task = TaskMetricsSnapshot {
+            task: v.name.clone(),
+            subtask: slot.subtask,
+            parallelism: v.parallelism,
+            elapsed: report.as_ref().map_or_else(Default::default, |r| r.elapsed),
+            ended: report.as_ref().is_some_and(|r| r.state.ended()),
+            back_pressured: report
+                .as_ref()
+                .map_or_else(Default::default, |r| r.back_pressured),
+            idle: report.as_ref().map_or_else(Default::default, |r| r.idle),
+            out_pool_usage: report.as_ref().map_or(0.0, |r| r.out_pool_usage),
+            in_pool_usage: report.as_ref().map_or(0.0, |r| r.in_pool_usage),
+            debloated_buffer_size: None,
+            flush_ticks: 0,
+        };
+        match report {
+            Some(r) => (task, r.state, r.bytes_in, r.bytes_out),
+            None => (task, SubtaskState::Created, 0, 0),
+        }
+    }
+
+    /// (records in, records out) of a subtask of vertex `v` whose chain counts are
+    /// `counts`: in, what its head received from the network (none for a source, as
+    /// in Flink); out, what its chain emitted towards other vertices.
+    fn vertex_records(&self, v: usize, counts: &[ChainedCounts]) -> (u64, u64) {
+        let (source, exits) = &self.vertex_io[v];
+        let records_in = match (source, counts.first()) {
+            (false, Some(head)) => head.records_in,
+            _ => 0,
+        };
+        let records_out = exits
+            .iter()
+            .filter_map(|&i| counts.get(i))
+            .map(|c| c.records_out)
+            .sum();
+        (records_in, records_out)
+    }
+}
+
+/// The subtasks a view shows, by vertex and subtask: every one alone and on process
+/// 0 of a job spread over processes, this process's own elsewhere.
+fn slots(graph: &JobGraph, observables: &JobObservables) -> Vec<Slot> {
+    let cluster = graph.stream_graph.config.cluster.as_ref();
+    let whole_job = cluster.is_none_or(|c| c.index == 0);
+    // This process's tasks are in the same order: by vertex, then subtask.
+    let mut local = observables.tasks.iter();
+    let mut slots = Vec::new();
+    for v in &graph.vertices {
+        for s in 0..v.parallelism {
+            let here = cluster.is_none_or(|c| c.is_local(s));
+            if !(here || whole_job) {
+                continue;
+            }
+            let metrics = here.then(|| local.next()).flatten().cloned();
+            debug_assert!(metrics.as_ref().is_none_or(|m| m.subtask == s));
+            slots.push(Slot {
+                vertex: v.id,
+                subtask: s,
+                process: cluster.map_or(0, |c| c.process_of(s)),
+                local: metrics,
+            });
+        }
+    }
+    slots
 }
 
 /// A fresh random job id: 128 bits from the standard library's randomly keyed

@@ -2,7 +2,6 @@
 //! names and state names where Flink has them; extra fields flink-rs adds are named
 //! in docs/rest-api.md).
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -10,17 +9,18 @@ use serde_json::{Value, json};
 use super::job_view::JobView;
 use super::rate_window::{Rates, Reading};
 use crate::bottleneck::BottleneckVerdict;
+use crate::cluster::SubtaskState;
 use crate::job_result::JobError;
 use crate::job_status::JobState;
-use crate::task_metrics::{BackPressureLevel, TaskMetricsSnapshot};
+use crate::task_metrics::BackPressureLevel;
 
-/// `GET /overview`: the cluster, which here is this process running one job.
+/// `GET /overview`: the cluster: the processes running the one job.
 pub(crate) fn overview(view: &JobView) -> Value {
     let state = view.state();
     let count = |s: JobState| u8::from(state == s);
     let slots: usize = view.graph.vertices.iter().map(|v| v.parallelism).sum();
     json!({
-        "taskmanagers": 1,
+        "taskmanagers": view.processes(),
         "slots-total": slots,
         "slots-available": if state.is_terminal() { slots } else { 0 },
         "jobs-running": u8::from(!state.is_terminal()),
@@ -42,7 +42,7 @@ pub(crate) fn jobs_overview(view: &JobView, reading: &Reading) -> Value {
     job["jid"] = json!(view.id);
     job["name"] = json!(view.name);
     job["state"] = json!(view.state().as_str());
-    job["tasks"] = task_counts(view, &reading.tasks);
+    job["tasks"] = task_counts(&reading.states);
     json!({ "jobs": [job] })
 }
 
@@ -61,7 +61,7 @@ pub(crate) fn job(view: &JobView, reading: &Reading, rates: &Rates) -> Value {
     job["now"] = json!(epoch_ms(SystemTime::now()));
     job["maxParallelism"] = json!(view.graph.stream_graph.config.max_parallelism);
     job["vertices"] = json!(vertices);
-    job["status-counts"] = task_counts(view, &reading.tasks);
+    job["status-counts"] = task_counts(&reading.states);
     job["plan"] = plan_body(view);
     job["bottleneck"] = bottleneck(view);
     job
@@ -115,8 +115,7 @@ pub(crate) fn vertex(view: &JobView, v: usize, reading: &Reading, rates: &Rates)
     let vertex = &view.graph.vertices[v];
     let subtasks: Vec<Value> = view
         .task_range(v)
-        .enumerate()
-        .map(|(s, t)| subtask(view, v, s, t, reading, rates))
+        .map(|t| subtask(view, t, reading, rates))
         .collect();
     json!({
         "id": v.to_string(),
@@ -132,12 +131,14 @@ pub(crate) fn vertex(view: &JobView, v: usize, reading: &Reading, rates: &Rates)
 /// per second of every subtask over the last window, and Flink's OK / LOW / HIGH.
 pub(crate) fn backpressure(view: &JobView, v: usize, rates: &Rates) -> Value {
     let range = view.task_range(v);
-    let subtasks: Vec<Value> = rates.shares[range.clone()]
-        .iter()
-        .enumerate()
-        .map(|(s, shares)| {
+    let subtasks: Vec<Value> = range
+        .clone()
+        .map(|t| {
+            let shares = rates.shares[t];
+            let (subtask, process) = view.subtask_of(t);
             json!({
-                "subtask": s,
+                "subtask": subtask,
+                "process": process,
                 "attempt-number": 0,
                 "backpressure-level": level_name(shares.level()),
                 "ratio": shares.back_pressured_ms_per_s / 1000.0,
@@ -268,11 +269,11 @@ fn vertex_summary(view: &JobView, v: usize, reading: &Reading, rates: &Rates) ->
         "name": vertex.name,
         "maxParallelism": view.graph.stream_graph.config.max_parallelism,
         "parallelism": vertex.parallelism,
-        "status": vertex_status(view.state(), tasks),
+        "status": vertex_status(view.state(), &reading.states[range.clone()]).as_str(),
         "start-time": epoch_ms(job.started_at),
         "end-time": end.map_or(-1, |e| e as i64),
         "duration": millis(tasks.iter().map(|t| t.elapsed).max().unwrap_or_default()),
-        "tasks": task_counts_of(view.state(), tasks),
+        "tasks": task_counts(&reading.states[range.clone()]),
         "metrics": io_metrics(range.clone(), reading),
         "backpressure-level": level_name(vertex_level(rates, range.clone())),
         "max-busy-ms-per-second": max_busy,
@@ -281,34 +282,27 @@ fn vertex_summary(view: &JobView, v: usize, reading: &Reading, rates: &Rates) ->
     })
 }
 
-fn subtask(
-    view: &JobView,
-    v: usize,
-    s: usize,
-    t: usize,
-    reading: &Reading,
-    rates: &Rates,
-) -> Value {
+/// Entry `t` of the reading: one subtask, with the process running it.
+fn subtask(view: &JobView, t: usize, reading: &Reading, rates: &Rates) -> Value {
     let task = &reading.tasks[t];
     let shares = rates.shares[t];
-    let operators: Vec<Value> = view.graph.vertices[v]
-        .nodes
-        .iter()
-        .map(|&n| {
-            let m = view.operator_instance(n, s);
-            let (records_in, records_out) = m.snapshot();
-            let custom: serde_json::Map<String, Value> = m
-                .custom_snapshot()
+    let (s, process) = view.subtask_of(t);
+    let operators: Vec<Value> = view
+        .chain_operators(t)
+        .into_iter()
+        .map(|o| {
+            let custom: serde_json::Map<String, Value> = o
+                .custom
                 .into_iter()
                 .map(|(name, value)| (name, json!(value)))
                 .collect();
             json!({
-                "id": n.to_string(),
-                "name": view.operators()[n].name,
-                "records-in": records_in,
-                "records-out": records_out,
-                "side-output-unconsumed": m.side_output_unconsumed.load(Ordering::Relaxed),
-                "dead-letters-discarded": m.dead_letters_discarded.load(Ordering::Relaxed),
+                "id": o.node.to_string(),
+                "name": view.operators()[o.node].name,
+                "records-in": o.counts.records_in,
+                "records-out": o.counts.records_out,
+                "side-output-unconsumed": o.counts.side_output_unconsumed,
+                "dead-letters-discarded": o.counts.dead_letters_discarded,
                 "metrics": custom,
             })
         })
@@ -316,7 +310,8 @@ fn subtask(
     let job = view.status();
     json!({
         "subtask": s,
-        "status": subtask_status(view.state(), task.ended),
+        "process": process,
+        "status": reading.states[t].as_str(),
         "attempt": 0,
         "host": "localhost",
         "start-time": epoch_ms(job.started_at),
@@ -375,41 +370,31 @@ fn job_times(view: &JobView) -> Value {
     })
 }
 
-/// Subtasks per state, with Flink's task state names.
-fn task_counts(view: &JobView, tasks: &[TaskMetricsSnapshot]) -> Value {
-    task_counts_of(view.state(), tasks)
-}
-
-fn task_counts_of(job: JobState, tasks: &[TaskMetricsSnapshot]) -> Value {
+/// Subtasks per state, with Flink's task state names (`CREATED` only when some
+/// subtask of another process has not been heard of yet).
+fn task_counts(states: &[SubtaskState]) -> Value {
     let mut counts = serde_json::Map::new();
     for name in ["RUNNING", "CANCELING", "FINISHED", "CANCELED", "FAILED"] {
         counts.insert(name.into(), json!(0));
     }
-    for t in tasks {
-        let name = subtask_status(job, t.ended);
-        counts[name] = json!(counts[name].as_u64().unwrap_or(0) + 1);
+    for state in states {
+        let name = state.as_str();
+        let now = counts.get(name).and_then(Value::as_u64).unwrap_or(0);
+        counts.insert(name.into(), json!(now + 1));
     }
     Value::Object(counts)
 }
 
-/// A subtask's state from whether it ended and how the job is doing. A job that
-/// failed reports its ended subtasks FAILED (the failing one is named in
-/// `/exceptions`).
-fn subtask_status(job: JobState, ended: bool) -> &'static str {
-    match (ended, job) {
-        (false, JobState::Cancelling) => "CANCELING",
-        (false, _) => "RUNNING",
-        (true, JobState::Cancelling | JobState::Canceled) => "CANCELED",
-        (true, JobState::Failed) => "FAILED",
-        (true, _) => "FINISHED",
-    }
-}
-
-fn vertex_status(job: JobState, tasks: &[TaskMetricsSnapshot]) -> &'static str {
-    match tasks.iter().find(|t| !t.ended) {
-        Some(running) => subtask_status(job, running.ended),
-        None => subtask_status(job, true),
-    }
+/// A vertex's state: that of a subtask still running (or cancelling), else of one
+/// not started, else the ended state the job gives its subtasks.
+fn vertex_status(job: JobState, states: &[SubtaskState]) -> SubtaskState {
+    let live = |s: &&SubtaskState| matches!(s, SubtaskState::Running | SubtaskState::Canceling);
+    states
+        .iter()
+        .find(live)
+        .or_else(|| states.iter().find(|s| **s == SubtaskState::Created))
+        .copied()
+        .unwrap_or_else(|| SubtaskState::of(job, true))
 }
 
 /// The highest level among the subtasks `range`, as Flink colours a vertex.

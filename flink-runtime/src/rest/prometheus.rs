@@ -2,10 +2,11 @@
 //! `prometheus-client` crate on each scrape (nothing is collected between scrapes).
 //! Names follow Flink's Prometheus reporter (`flink_taskmanager_job_task_...`, with
 //! Flink's metric names and labels); counters of time follow Prometheus conventions.
+//! For a job spread over processes, every subtask's series has a `process` label, and
+//! process 0's cover every process's subtasks (from their reports).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -87,16 +88,26 @@ impl JobCollector {
         ]
     }
 
+    /// `subtask_index` of entry `t` of a reading and, for a job spread over
+    /// processes, the `process` running it.
+    fn subtask_labels(&self, labels: &mut Labels, t: usize) {
+        let (subtask, process) = self.view.subtask_of(t);
+        labels.push(("subtask_index", subtask.to_string()));
+        if self.view.is_cluster() {
+            labels.push(("process", process.to_string()));
+        }
+    }
+
     /// Per subtask: records, bytes, time shares over the last window, time counters
     /// and buffer pool usage.
     fn task_families(&self, families: &mut BTreeMap<String, Family>) {
         let (reading, rates) = self.view.read();
         for (v, vertex) in self.view.graph.vertices.iter().enumerate() {
-            for (s, t) in self.view.task_range(v).enumerate() {
+            for t in self.view.task_range(v) {
                 let mut labels = self.job_labels();
                 labels.push(("task_id", v.to_string()));
                 labels.push(("task_name", vertex.name.clone()));
-                labels.push(("subtask_index", s.to_string()));
+                self.subtask_labels(&mut labels, t);
                 let task = &reading.tasks[t];
                 let shares = rates.shares[t];
                 let busy = task.elapsed.saturating_sub(task.back_pressured + task.idle);
@@ -244,32 +255,35 @@ impl JobCollector {
     fn operator_families(&self, families: &mut BTreeMap<String, Family>) {
         let graph = &self.view.graph;
         for (v, vertex) in graph.vertices.iter().enumerate() {
-            for &n in &vertex.nodes {
-                for s in 0..vertex.parallelism {
+            for t in self.view.task_range(v) {
+                for o in self.view.chain_operators(t) {
+                    let n = o.node;
                     let mut labels = self.job_labels();
                     labels.push(("task_id", v.to_string()));
                     labels.push(("task_name", vertex.name.clone()));
                     labels.push(("operator_id", n.to_string()));
                     labels.push(("operator_name", graph.stream_graph.nodes[n].name.clone()));
-                    labels.push(("subtask_index", s.to_string()));
-                    let m = self.view.operator_instance(n, s);
-                    let (records_in, records_out) = m.snapshot();
+                    self.subtask_labels(&mut labels, t);
                     let fixed = [
-                        ("numRecordsIn", "Records the operator received.", records_in),
+                        (
+                            "numRecordsIn",
+                            "Records the operator received.",
+                            o.counts.records_in,
+                        ),
                         (
                             "numRecordsOut",
                             "Records the operator emitted.",
-                            records_out,
+                            o.counts.records_out,
                         ),
                         (
                             "deadLettersDiscarded",
                             "Dead letters nothing reads, dropped on purpose.",
-                            m.dead_letters_discarded.load(Ordering::Relaxed),
+                            o.counts.dead_letters_discarded,
                         ),
                         (
                             "sideOutputUnconsumed",
                             "Side-output records nothing reads.",
-                            m.side_output_unconsumed.load(Ordering::Relaxed),
+                            o.counts.side_output_unconsumed,
                         ),
                     ];
                     for (name, help, value) in fixed {
@@ -283,7 +297,7 @@ impl JobCollector {
                             value as f64,
                         );
                     }
-                    for (name, value) in m.custom_snapshot() {
+                    for (name, value) in o.custom {
                         let help = "An operator-specific metric (see docs/rest-api.md).";
                         push(
                             families,

@@ -10,11 +10,13 @@ use crate::task_metrics::{TaskMetricsSnapshot, TimeShares};
 /// and a scraper) neither shrink the window to noise nor cost more.
 pub(crate) const MIN_WINDOW: Duration = Duration::from_secs(1);
 
-/// Every subtask's metrics at one moment, in the job's task order.
+/// Every shown subtask's metrics at one moment, by vertex and then subtask.
 #[derive(Debug, Clone)]
 pub(crate) struct Reading {
     pub(crate) at: Instant,
     pub(crate) tasks: Vec<TaskMetricsSnapshot>,
+    /// The state of each subtask.
+    pub(crate) states: Vec<crate::cluster::SubtaskState>,
     /// (records in, records out) of each subtask, as its vertex counts them.
     pub(crate) records: Vec<(u64, u64)>,
     /// Bytes each subtask shipped to the network.
@@ -114,6 +116,7 @@ mod tests {
                 debloated_buffer_size: None,
                 flush_ticks: 0,
             }],
+            states: vec![crate::cluster::SubtaskState::Running],
             records: vec![records],
             bytes_out: vec![0],
             bytes_in: vec![0],

@@ -102,6 +102,10 @@ pub(super) struct Shared {
     pub(super) control: Mutex<std::collections::VecDeque<Vec<u8>>>,
     /// The latest pipeline counts received and not taken yet.
     pub(super) pipeline_counts: Mutex<Option<Vec<u8>>>,
+    /// The latest view of each of the peer's subtasks (by vertex and subtask) not
+    /// taken yet: each replaces the last of its subtask, so it holds at most one per
+    /// subtask of the job.
+    pub(super) subtask_states: Mutex<std::collections::HashMap<(u32, u32), Vec<u8>>>,
 }
 
 impl Shared {
@@ -122,6 +126,7 @@ impl Shared {
             peer_counts: Mutex::new(Vec::new()),
             control: Mutex::new(std::collections::VecDeque::new()),
             pipeline_counts: Mutex::new(None),
+            subtask_states: Mutex::new(std::collections::HashMap::new()),
             started: std::time::Instant::now(),
             last_received_ms: AtomicU64::new(0),
         }

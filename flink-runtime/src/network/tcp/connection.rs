@@ -207,6 +207,26 @@ impl TcpConnection {
         self.shared.pipeline_counts.lock().take()
     }
 
+    /// Sends the live view of subtask `subtask` of vertex `vertex` (see
+    /// [`Frame::SubtaskState`](super::Frame::SubtaskState)) after everything already
+    /// queued; false when the connection is gone or this side closed. At most the
+    /// buffer size.
+    pub fn send_subtask_state(&self, vertex: u32, subtask: u32, state: &[u8]) -> bool {
+        // Nothing may follow this side's Close.
+        !self.shared.close_sent.load(Ordering::Acquire)
+            && self.shared.send(super::frame::Frame::SubtaskState {
+                vertex,
+                subtask,
+                bytes: state,
+            })
+    }
+
+    /// The latest subtask views received since the last call, one per subtask:
+    /// `((vertex, subtask), view)`.
+    pub fn take_subtask_states(&self) -> Vec<((u32, u32), Vec<u8>)> {
+        self.shared.subtask_states.lock().drain().collect()
+    }
+
     /// Whether the peer said it is done ([`close`](Self::close) on its side).
     pub fn closed_by_peer(&self) -> bool {
         self.shared.peer_closed.load(Ordering::Acquire)

@@ -16,6 +16,9 @@
 //! | 8    | BufferSize | channel u32, size u32: buffer debloating's announced size |
 //! | 9    | PipelineCounts | bytes: the five-stage pipelines' records ended in the |
 //! |      |         | sender, by origin, and its stages' pressure (latest wins)  |
+//! | 10   | SubtaskState | vertex u32, subtask u32, bytes: one subtask's live view |
+//! |      |         | (state, times, bytes, its chain's counts) for process 0's  |
+//! |      |         | REST API and metrics; per subtask, the latest wins         |
 //!
 //! Events (end of partition, watermarks, barriers) travel as event buffers, exactly as
 //! in-process. A frame is checked whole before anything in it is used, so a corrupt or
@@ -27,7 +30,9 @@ use crate::network::BufferKind;
 /// 3: records of streams with event timestamps carry them (the timestamp, then the
 /// record), so a version-2 peer would misread such an edge; `Control` frames carry
 /// checkpoints across processes and `BufferSize` frames buffer debloating's sizes;
-/// `PipelineCounts` frames (added within version 3) the five-stage pipeline's counts.
+/// `PipelineCounts` frames (added within version 3) the five-stage pipeline's counts;
+/// `SubtaskState` frames (added within version 3: only process 0 of a job of this
+/// binary receives them) the other processes' subtasks for process 0's REST API.
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of a counts frame's body: type, node and four counters. It fits in the
@@ -40,6 +45,8 @@ pub const LENGTH_LEN: usize = 4;
 pub const CRC_LEN: usize = 4;
 /// Bytes of a buffer frame's body before its payload (type, channel, backlog, kind).
 pub const BUFFER_HEADER_LEN: usize = 1 + 4 + 4 + 1;
+/// Bytes of a subtask state frame's body before its payload (type, vertex, subtask).
+const SUBTASK_STATE_HEADER_LEN: usize = 1 + 4 + 4;
 
 const TYPE_BUFFER: u8 = 1;
 const TYPE_CREDIT: u8 = 2;
@@ -50,6 +57,7 @@ const TYPE_HEARTBEAT: u8 = 6;
 const TYPE_CONTROL: u8 = 7;
 const TYPE_BUFFER_SIZE: u8 = 8;
 const TYPE_PIPELINE_COUNTS: u8 = 9;
+const TYPE_SUBTASK_STATE: u8 = 10;
 
 /// One message on a connection, for one logical channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +112,18 @@ pub enum Frame<'a> {
     /// stages); each replaces the last, so only the latest is kept. At most the
     /// connection's buffer size.
     PipelineCounts(&'a [u8]),
+    /// Another process → process 0: the live view of one of the sender's subtasks
+    /// (its state, times, bytes and its chain's counts, encoded by the cluster
+    /// module), so process 0's REST API shows the whole job. Per subtask, each
+    /// replaces the last. At most the connection's buffer size.
+    SubtaskState {
+        /// The subtask's job vertex.
+        vertex: u32,
+        /// The subtask's index in its vertex.
+        subtask: u32,
+        /// The view, opaque to the transport.
+        bytes: &'a [u8],
+    },
 }
 
 /// The final record counts of one operator's subtasks in one process.
@@ -169,6 +189,16 @@ impl Frame<'_> {
                 out.push(TYPE_PIPELINE_COUNTS);
                 out.extend_from_slice(bytes);
             }
+            Frame::SubtaskState {
+                vertex,
+                subtask,
+                bytes,
+            } => {
+                out.push(TYPE_SUBTASK_STATE);
+                out.extend_from_slice(&vertex.to_be_bytes());
+                out.extend_from_slice(&subtask.to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
             Frame::Counts(c) => {
                 out.push(TYPE_COUNTS);
                 out.extend_from_slice(&c.node.to_be_bytes());
@@ -196,6 +226,7 @@ impl Frame<'_> {
             Frame::Close | Frame::Heartbeat => 1,
             Frame::Counts(_) => COUNTS_BODY_LEN,
             Frame::Control(bytes) | Frame::PipelineCounts(bytes) => 1 + bytes.len(),
+            Frame::SubtaskState { bytes, .. } => SUBTASK_STATE_HEADER_LEN + bytes.len(),
         }
     }
 
@@ -219,7 +250,10 @@ impl Frame<'_> {
         let u32_at = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("4 bytes"));
         let need = |n: usize, what: &str| {
             if body.len() == n
-                || (matches!(what, "buffer" | "control" | "pipeline counts") && body.len() >= n)
+                || (matches!(
+                    what,
+                    "buffer" | "control" | "pipeline counts" | "subtask state"
+                ) && body.len() >= n)
             {
                 Ok(())
             } else {
@@ -275,6 +309,14 @@ impl Frame<'_> {
                 need(1, "pipeline counts")?;
                 Ok(Frame::PipelineCounts(&body[1..]))
             }
+            TYPE_SUBTASK_STATE => {
+                need(SUBTASK_STATE_HEADER_LEN, "subtask state")?;
+                Ok(Frame::SubtaskState {
+                    vertex: u32_at(1),
+                    subtask: u32_at(5),
+                    bytes: &body[SUBTASK_STATE_HEADER_LEN..],
+                })
+            }
             TYPE_COUNTS => {
                 need(COUNTS_BODY_LEN, "counts")?;
                 let u64_at =
@@ -318,6 +360,16 @@ mod tests {
             Frame::Heartbeat,
             Frame::Control(b"{\"Complete\":{\"id\":3}}"),
             Frame::PipelineCounts(&[1, 2, 3]),
+            Frame::SubtaskState {
+                vertex: 2,
+                subtask: 5,
+                bytes: &[9, 8, 7, 6],
+            },
+            Frame::SubtaskState {
+                vertex: 0,
+                subtask: 0,
+                bytes: &[],
+            },
             Frame::Counts(OperatorCounts {
                 node: 3,
                 records_in: 1,

@@ -267,6 +267,23 @@ fn dispatch(shared: &Shared, body_and_crc: &[u8]) -> Result<(), TcpError> {
             *shared.pipeline_counts.lock() = Some(bytes.to_vec());
             Ok(())
         }
+        Frame::SubtaskState {
+            vertex,
+            subtask,
+            bytes,
+        } => {
+            let mut states = shared.subtask_states.lock();
+            // One per subtask of the job: more means the peer is broken.
+            if states.len() >= MAX_SUBTASK_STATES && !states.contains_key(&(vertex, subtask)) {
+                return Err(TcpError::CorruptFrame {
+                    connection: shared.name.clone(),
+                    reason: format!("states of more than {MAX_SUBTASK_STATES} subtasks waiting"),
+                });
+            }
+            // Running totals: the latest replaces any not taken yet (bounded).
+            states.insert((vertex, subtask), bytes.to_vec());
+            Ok(())
+        }
         Frame::Close => {
             tracing::debug!(connection = %shared.name, "peer closed its side");
             shared.peer_closed.store(true, Ordering::Release);
@@ -280,6 +297,9 @@ const MAX_PEER_COUNTS: usize = 65_536;
 
 /// Most control messages waiting to be taken before the connection fails.
 const MAX_QUEUED_CONTROL: usize = 65_536;
+
+/// Most subtasks whose states may wait to be taken (a job has far fewer subtasks).
+const MAX_SUBTASK_STATES: usize = 65_536;
 
 /// Most logical channels that may hold credit or a cancel before their sender is
 /// registered; beyond it the peer is not following the protocol.

@@ -489,8 +489,12 @@ function sparkline(points) {
 
 function showSubtasks(panel, vertex) {
   const table = h("table", { id: "subtasks" });
+  // A job spread over processes (process 0 lists every process's subtasks): which
+  // process runs each.
+  const spread = vertex.subtasks.some((t) => (t.process || 0) > 0);
   table.innerHTML =
-    "<thead><tr><th>Subtask</th><th>Status</th><th>Back pressure</th>" +
+    "<thead><tr><th>Subtask</th>" + (spread ? "<th class=num>Process</th>" : "") +
+    "<th>Status</th><th>Back pressure</th>" +
     "<th class=num>Busy ms/s</th><th class=num>Back-pressured ms/s</th><th class=num>Idle ms/s</th>" +
     "<th class=num>Records in/s</th><th class=num>Records out/s</th>" +
     "<th class=num>Records received</th><th class=num>Records sent</th>" +
@@ -501,7 +505,9 @@ function showSubtasks(panel, vertex) {
     const level = t["backpressure-level"] || "ok";
     const tr = h("tr", { "data-subtask": String(t.subtask) });
     tr.innerHTML =
-      `<td>${t.subtask + 1}/${vertex.parallelism}</td><td class="state state-${esc(t.status)}">${esc(t.status)}</td>` +
+      `<td>${t.subtask + 1}/${vertex.parallelism}</td>` +
+      (spread ? `<td class=num>${count(t.process)}</td>` : "") +
+      `<td class="state state-${esc(t.status)}">${esc(t.status)}</td>` +
       `<td class="level level-${level}-text">${levelText(level)}</td>` +
       `<td class=num>${rate(t.busyTimeMsPerSecond)}</td><td class=num>${rate(t.backPressuredTimeMsPerSecond)}</td>` +
       `<td class=num>${rate(t.idleTimeMsPerSecond)}</td>` +
