@@ -270,6 +270,20 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for PostgresTransactionWriter<T>
         }
         Ok(())
     }
+
+    /// Nothing of `txn` is in the database: its rows wait in memory until its
+    /// checkpoint completes, and a database transaction is open only within
+    /// [`commit`](Self::commit), which rolls it back on any error (tokio-postgres
+    /// rolls back a transaction dropped uncommitted). The rows are dropped.
+    fn abort(&mut self, txn: PostgresTransaction) -> Result<(), SinkError> {
+        tracing::debug!(transaction = %txn.id, rows = txn.rows.len(), "postgres sink: aborted");
+        Ok(())
+    }
+
+    /// As [`abort`](Self::abort): no row and no marker of it was ever written.
+    fn recover_and_abort(&mut self, _txn: PostgresTransaction) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for PostgresExactlyOnceSink<T> {

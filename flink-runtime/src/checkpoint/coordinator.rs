@@ -409,9 +409,9 @@ impl CheckpointCoordinator {
                 // Both must have passed (see `tick`); waking at the interval alone
                 // would spin through the rest of a longer pause.
                 let interval_end = last + self.config.interval;
-                let pause_end = self
-                    .last_completion
-                    .map_or(Duration::ZERO, |t| t + self.config.min_pause_between_checkpoints);
+                let pause_end = self.last_completion.map_or(Duration::ZERO, |t| {
+                    t + self.config.min_pause_between_checkpoints
+                });
                 interval_end.max(pause_end).saturating_sub(now)
             }
             (None, None) => Duration::ZERO,

@@ -39,8 +39,7 @@ fn paced(min_pause: Duration, timeout: Duration, tolerable: usize) -> Paced {
     let store =
         CheckpointStore::open(&CheckpointStorage::Directory(dir.path().into()), "job").unwrap();
     let clock = Arc::new(ManualClock::new());
-    let mut coordinator =
-        CheckpointCoordinator::new(config.clone(), store, clock.clone()).unwrap();
+    let mut coordinator = CheckpointCoordinator::new(config.clone(), store, clock.clone()).unwrap();
     let signals = coordinator.start_attempt(vec![(0, 0), (1, 0)]);
     let config = Arc::new(config);
     let (messages, _) = std::sync::mpsc::sync_channel(1);
@@ -100,7 +99,11 @@ impl Paced {
 #[test]
 fn after_a_completion_no_checkpoint_starts_before_the_minimum_pause_and_one_starts_at_it() {
     let mut p = paced(5 * SECOND, 60 * SECOND, 0);
-    assert_eq!(p.advance_and_tick(SECOND), Some(1), "due after the interval");
+    assert_eq!(
+        p.advance_and_tick(SECOND),
+        Some(1),
+        "due after the interval"
+    );
     p.clock.advance(SECOND / 2);
     p.complete(1);
     let completed_at = p.clock.now();
@@ -148,7 +151,11 @@ fn while_a_checkpoint_is_pending_no_other_starts_until_it_completes() {
     for _ in 0..20 {
         triggered.extend(p.advance_and_tick(SECOND));
     }
-    assert_eq!(triggered, Vec::<u64>::new(), "20 intervals passed, one pending");
+    assert_eq!(
+        triggered,
+        Vec::<u64>::new(),
+        "20 intervals passed, one pending"
+    );
     assert_eq!(
         p.coordinator.next_wakeup(),
         60 * SECOND - 20 * SECOND,
