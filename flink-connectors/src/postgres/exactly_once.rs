@@ -263,7 +263,12 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for PostgresTransactionWriter<T>
     }
 
     /// Writes the rows and the marker in one transaction, unless the marker exists.
+    /// An empty transaction writes nothing (a writer begins one on every barrier:
+    /// an idle one would otherwise add a marker row per checkpoint).
     fn commit(&mut self, txn: PostgresTransaction) -> Result<(), SinkError> {
+        if txn.rows.is_empty() {
+            return Ok(());
+        }
         let wrote = self.commit_rows(&txn)?;
         if !wrote {
             tracing::debug!(transaction = %txn.id, "postgres sink: transaction committed already");
