@@ -5,9 +5,15 @@
 //! restored checkpoint are committed again (commits are idempotent) and whatever was
 //! written after it is never committed.
 //!
+//! As in Flink, the next transaction is begun right after the barrier's pre-commit
+//! and its handle stored in the checkpoint too, so that a restore can abort it
+//! ([`TwoPhaseCommitWriter::recover_and_abort`]) even after the process that
+//! opened it died; a writer dropped with a transaction open (the task failed or
+//! was cancelled) aborts it ([`TwoPhaseCommitWriter::abort`]).
+//!
 //! [`TransactionalCollectingSink`] is such a sink in memory, for tests and small jobs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -15,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{FINAL_SNAPSHOT_ID, decode_state, encode_state};
+use crate::checkpoint::{FINAL_SNAPSHOT_ID, StateError, decode_state, encode_state};
 use crate::operator::RuntimeContext;
 use crate::sink::{Sink, SinkError, SinkWriter};
 
@@ -64,6 +70,35 @@ pub trait TwoPhaseCommitWriter<T>: Send {
     fn recover_and_commit(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
         self.commit(txn)
     }
+
+    /// `txn` will never be committed: it was open (begun, not pre-committed) when
+    /// the writer was dropped before the end of its input, because the task failed
+    /// or the job was cancelled. Undo what it wrote; the records are written again
+    /// after the restore. By default nothing is done (what was never committed is
+    /// invisible to readers anyway). Called from the writer's drop, which cannot
+    /// raise an error: log it in the connector.
+    ///
+    /// # Errors
+    /// Ignored by the caller (see above).
+    fn abort(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
+        let _ = txn;
+        Ok(())
+    }
+
+    /// A transaction from a restored checkpoint that was open there (begun right
+    /// after its barrier, not pre-committed): it belongs to no completed
+    /// checkpoint and is never committed. Called after the restored checkpoint's
+    /// pre-committed transactions were recovered, also after the process that
+    /// opened it died. It may have been aborted already ([`abort`](Self::abort)),
+    /// or, when an older savepoint is restored, committed by the run that went on
+    /// after it: an abort must then change nothing. By default nothing is done.
+    ///
+    /// # Errors
+    /// Fails the job.
+    fn recover_and_abort(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
+        let _ = txn;
+        Ok(())
+    }
 }
 
 /// A two-phase-commit sink: makes one [`TwoPhaseCommitWriter`] per parallel instance.
@@ -110,8 +145,53 @@ fn transactional_writer<T: Send + 'static, W: TwoPhaseCommitWriter<T> + 'static>
         writer,
         current: None,
         pending: Vec::new(),
+        finished: false,
         _records: std::marker::PhantomData,
     })
+}
+
+/// The first byte of a [`TransactionalState`] of format 2. Format 1 (before the
+/// open transaction was stored) is the bare list of pre-committed transactions,
+/// whose first byte is its length as a bincode varint: never 255 (a varint's
+/// first byte is at most 254), so neither format reads as the other.
+const TRANSACTIONAL_STATE_V2: u8 = 255;
+
+/// What a [`TransactionalSink`]'s writer stores in a checkpoint: its pre-committed
+/// transactions by checkpoint id, oldest first, and the transaction that was open
+/// (begun after the barrier), if any. Connectors that recover transactions before
+/// `restore_state` (the Kafka sink does, when its writer is created) read it with
+/// [`TransactionalState::decode`].
+#[derive(Debug)]
+pub struct TransactionalState<Txn> {
+    /// Pre-committed transactions by checkpoint id, oldest first.
+    pub pending: Vec<(u64, Txn)>,
+    /// The transaction open at the checkpoint: never committed.
+    pub open: Option<Txn>,
+}
+
+impl<Txn: DeserializeOwned> TransactionalState<Txn> {
+    /// Reads a writer's state of either format (format 1 has no open transaction).
+    ///
+    /// # Errors
+    /// Bytes of another kind, cut short, or of a newer version.
+    pub fn decode(bytes: &[u8]) -> Result<Self, StateError> {
+        type V2<Txn> = (u8, Vec<(u64, Txn)>, Option<Txn>);
+        match decode_state::<V2<Txn>>(bytes) {
+            Ok((TRANSACTIONAL_STATE_V2, pending, open)) => Ok(Self { pending, open }),
+            _ => Ok(Self {
+                pending: decode_state(bytes)?,
+                open: None,
+            }),
+        }
+    }
+}
+
+/// Encodes a writer's state in format 2 (see [`TransactionalState`]).
+fn encode_transactional_state<Txn: Serialize>(
+    pending: &[(u64, Txn)],
+    open: Option<&Txn>,
+) -> Result<Vec<u8>, StateError> {
+    encode_state(&(TRANSACTIONAL_STATE_V2, pending, open))
 }
 
 /// Runs a [`TwoPhaseCommitWriter`]'s transactions through checkpoints.
@@ -121,6 +201,8 @@ struct TransactionalWriter<T, W: TwoPhaseCommitWriter<T>> {
     current: Option<W::Transaction>,
     /// Pre-committed transactions by checkpoint id, oldest first.
     pending: Vec<(u64, W::Transaction)>,
+    /// Whether the input ended (or the job stopped): no transaction is begun after.
+    finished: bool,
     _records: std::marker::PhantomData<fn(T)>,
 }
 
@@ -146,18 +228,44 @@ impl<T: Send, W: TwoPhaseCommitWriter<T>> SinkWriter<T> for TransactionalWriter<
     /// The input ended: the last transaction is pre-committed, to be committed with
     /// the checkpoint that follows the end (or at once without checkpoints).
     fn finish(&mut self) -> Result<(), SinkError> {
+        self.finished = true;
         self.pre_commit_current(FINAL_SNAPSHOT_ID)
     }
 
-    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, SinkError> {
-        self.pre_commit_current(checkpoint_id)?;
-        Ok(Some(encode_state(&self.pending)?))
+    /// The job stops right after a savepoint's barrier: the transaction begun after
+    /// it holds nothing and never will, so it is aborted rather than committed (a
+    /// restore of the savepoint aborts it again, which changes nothing).
+    fn stop_without_drain(&mut self) -> Result<(), SinkError> {
+        self.finished = true;
+        match self.current.take() {
+            Some(txn) => self.writer.abort(txn),
+            None => Ok(()),
+        }
     }
 
+    /// Pre-commits the open transaction, then (unless the input ended) begins the
+    /// next one at once, as Flink does, so that the checkpoint can name it: a
+    /// restore aborts it.
+    fn snapshot_state(&mut self, checkpoint_id: u64) -> Result<Option<Vec<u8>>, SinkError> {
+        self.pre_commit_current(checkpoint_id)?;
+        if !self.finished && self.current.is_none() {
+            self.current = Some(self.writer.begin_transaction()?);
+        }
+        Ok(Some(encode_transactional_state(
+            &self.pending,
+            self.current.as_ref(),
+        )?))
+    }
+
+    /// Commits the restored checkpoint's pre-committed transactions, then aborts
+    /// the one that was open there.
     fn restore_state(&mut self, state: &[u8]) -> Result<(), SinkError> {
-        let pending: Vec<(u64, W::Transaction)> = decode_state(state)?;
-        for (_, txn) in pending {
+        let restored = TransactionalState::<W::Transaction>::decode(state)?;
+        for (_, txn) in restored.pending {
             self.writer.recover_and_commit(txn)?;
+        }
+        if let Some(txn) = restored.open {
+            self.writer.recover_and_abort(txn)?;
         }
         Ok(())
     }
@@ -177,9 +285,56 @@ impl<T: Send, W: TwoPhaseCommitWriter<T>> SinkWriter<T> for TransactionalWriter<
     }
 }
 
+impl<T, W: TwoPhaseCommitWriter<T>> Drop for TransactionalWriter<T, W> {
+    /// Dropped with a transaction open: the task failed or was cancelled before
+    /// its input ended, so that transaction is never committed. (Pre-committed
+    /// ones are left alone: their checkpoint may still complete, and a restore
+    /// commits them.) Best effort: an error is the connector's to log (core has
+    /// no logging), and what stays behind is aborted again on restore or cleaned
+    /// up by the connector; a panic in `abort` is caught, since this may run while
+    /// a panic unwinds, where a second one would abort the process.
+    fn drop(&mut self) {
+        if let Some(txn) = self.current.take() {
+            let writer = &mut self.writer;
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.abort(txn)));
+        }
+    }
+}
+
 /// What the in-memory transactional sink committed: each transaction's records, by
 /// (subtask, checkpoint id, transaction id).
 type Committed<T> = BTreeMap<(usize, u64, TransactionId), Vec<T>>;
+
+/// The in-memory sink's ledger: what it committed, and how many transactions it
+/// began and aborted, so a test can check that each one begun ended one way.
+struct Ledger<T> {
+    committed: Committed<T>,
+    begun: usize,
+    aborted: BTreeSet<TransactionId>,
+}
+
+impl<T> Default for Ledger<T> {
+    fn default() -> Self {
+        Self {
+            committed: BTreeMap::new(),
+            begun: 0,
+            aborted: BTreeSet::new(),
+        }
+    }
+}
+
+impl<T> Ledger<T> {
+    fn is_committed(&self, id: TransactionId) -> bool {
+        self.committed.keys().any(|k| k.2 == id)
+    }
+}
+
+/// A ledger shared by a sink's clones and writers.
+type SharedLedger<T> = Arc<Mutex<Ledger<T>>>;
+
+fn lock<T>(ledger: &SharedLedger<T>) -> MutexGuard<'_, Ledger<T>> {
+    ledger.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Names one transaction of the in-memory sink: the order it began in this process,
 /// then a number drawn once per process (a transaction replayed from a savepoint of
@@ -200,7 +355,8 @@ impl TransactionId {
 
 /// A two-phase-commit sink that commits into memory: the committed records are
 /// readable after (and while) the job runs, each committed transaction exactly once
-/// however often it is committed. Clones share the committed records.
+/// however often it is committed. It also keeps a ledger of the transactions it
+/// began and aborted. Clones share the committed records and the ledger.
 ///
 /// ```
 /// use flink_core::prelude::*;
@@ -210,15 +366,16 @@ impl TransactionId {
 /// let out = TransactionalCollectingSink::<u64>::new();
 /// env.from_sequence(1, 3).sink_to(out.clone());
 /// // After `flink_runtime::execute(&env, "job")`, `out.committed()` holds 1, 2, 3.
+/// assert_eq!((out.begun_transactions(), out.aborted_transactions()), (0, 0));
 /// ```
 pub struct TransactionalCollectingSink<T> {
-    committed: Arc<Mutex<Committed<T>>>,
+    ledger: SharedLedger<T>,
 }
 
 impl<T> Clone for TransactionalCollectingSink<T> {
     fn clone(&self) -> Self {
         Self {
-            committed: self.committed.clone(),
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -226,7 +383,7 @@ impl<T> Clone for TransactionalCollectingSink<T> {
 impl<T> Default for TransactionalCollectingSink<T> {
     fn default() -> Self {
         Self {
-            committed: Arc::default(),
+            ledger: Arc::default(),
         }
     }
 }
@@ -239,16 +396,30 @@ impl<T: Clone> TransactionalCollectingSink<T> {
 
     /// Every committed record, by subtask, then transaction, then order written.
     pub fn committed(&self) -> Vec<T> {
-        self.lock().values().flatten().cloned().collect()
+        lock(&self.ledger)
+            .committed
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
-    /// How many transactions were committed.
+    /// How many transactions were committed (empty ones too: a writer begins its
+    /// next transaction on every barrier).
     pub fn committed_transactions(&self) -> usize {
-        self.lock().len()
+        lock(&self.ledger).committed.len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Committed<T>> {
-        self.committed.lock().unwrap_or_else(|p| p.into_inner())
+    /// How many transactions the writers began.
+    pub fn begun_transactions(&self) -> usize {
+        lock(&self.ledger).begun
+    }
+
+    /// How many transactions were aborted (each counted once, however often it
+    /// was aborted). One never both commits and aborts: a commit of an aborted
+    /// transaction is an error, an abort of a committed one changes nothing.
+    pub fn aborted_transactions(&self) -> usize {
+        lock(&self.ledger).aborted.len()
     }
 }
 
@@ -268,7 +439,18 @@ pub struct CollectingTransaction<T> {
 /// The writer of one instance of [`TransactionalCollectingSink`].
 pub struct CollectingTransactionWriter<T> {
     subtask: usize,
-    committed: Arc<Mutex<Committed<T>>>,
+    ledger: SharedLedger<T>,
+}
+
+impl<T> CollectingTransactionWriter<T> {
+    /// Records `id` as aborted, unless it was committed (which cannot be undone;
+    /// a restore of an older savepoint aborts what the run after it committed).
+    fn record_abort(&self, id: TransactionId) {
+        let mut ledger = lock(&self.ledger);
+        if !ledger.is_committed(id) {
+            ledger.aborted.insert(id);
+        }
+    }
 }
 
 impl<T> TwoPhaseCommitWriter<T> for CollectingTransactionWriter<T>
@@ -278,6 +460,7 @@ where
     type Transaction = CollectingTransaction<T>;
 
     fn begin_transaction(&mut self) -> Result<Self::Transaction, SinkError> {
+        lock(&self.ledger).begun += 1;
         Ok(CollectingTransaction {
             subtask: self.subtask,
             id: TransactionId::next(),
@@ -310,10 +493,26 @@ where
         let checkpoint = txn
             .checkpoint_id
             .ok_or("a transaction was committed without being pre-committed")?;
-        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
-        committed
+        let mut ledger = lock(&self.ledger);
+        if ledger.aborted.contains(&txn.id) {
+            return Err("a transaction was committed after it was aborted".into());
+        }
+        ledger
+            .committed
             .entry((txn.subtask, checkpoint, txn.id))
             .or_insert(txn.records);
+        Ok(())
+    }
+
+    /// Its records are dropped; the ledger counts it.
+    fn abort(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
+        self.record_abort(txn.id);
+        Ok(())
+    }
+
+    /// As [`abort`](Self::abort): the restored handle names the transaction.
+    fn recover_and_abort(&mut self, txn: Self::Transaction) -> Result<(), SinkError> {
+        self.record_abort(txn.id);
         Ok(())
     }
 }
@@ -327,7 +526,7 @@ where
     fn create_writer(&self, ctx: &RuntimeContext) -> Self::Writer {
         CollectingTransactionWriter {
             subtask: ctx.subtask_index,
-            committed: self.committed.clone(),
+            ledger: self.ledger.clone(),
         }
     }
 }
@@ -349,7 +548,7 @@ mod tests {
     fn writer(sink: &TransactionalCollectingSink<u32>, subtask: usize) -> Box<dyn SinkWriter<u32>> {
         transactional_writer(CollectingTransactionWriter {
             subtask,
-            committed: sink.committed.clone(),
+            ledger: sink.ledger.clone(),
         })
     }
 
@@ -401,6 +600,140 @@ mod tests {
             .unwrap();
         assert_eq!(sink.committed(), vec![1, 2]);
         assert_eq!(sink.committed_transactions(), 2);
+    }
+
+    #[test]
+    fn the_transaction_open_at_a_checkpoint_is_aborted_on_its_restore_and_each_ends_once() {
+        let sink = TransactionalCollectingSink::new();
+        let mut w = writer(&sink, 0);
+        w.write(1).unwrap(); // begins A
+        let chk1 = w.snapshot_state(1).unwrap().unwrap(); // pre-commits A, begins B
+        assert_eq!(
+            sink.begun_transactions(),
+            2,
+            "the next one begins at the barrier"
+        );
+        w.write(2).unwrap(); // into B
+        w.notify_checkpoint_complete(1).unwrap(); // commits A
+        // The task fails: its writer is dropped with B open.
+        drop(w);
+        assert_eq!(sink.aborted_transactions(), 1);
+        // The restore of checkpoint 1 commits A again (no-op) and aborts B again
+        // (no-op): the checkpoint named B as open.
+        let mut again = writer(&sink, 0);
+        again.restore_state(&chk1).unwrap();
+        assert_eq!(sink.aborted_transactions(), 1, "B is counted once");
+        again.write(2).unwrap(); // begins C
+        again.finish().unwrap();
+        again.notify_checkpoint_complete(FINAL_SNAPSHOT_ID).unwrap();
+        drop(again);
+        assert_eq!(sink.committed(), vec![1, 2]);
+        assert_eq!(
+            (
+                sink.begun_transactions(),
+                sink.committed_transactions(),
+                sink.aborted_transactions()
+            ),
+            (3, 2, 1),
+            "A and C committed, B aborted"
+        );
+    }
+
+    #[test]
+    fn a_restore_after_a_crash_aborts_the_open_transaction_it_never_saw_end() {
+        let sink = TransactionalCollectingSink::new();
+        let mut w = writer(&sink, 0);
+        w.write(1).unwrap();
+        let chk1 = w.snapshot_state(1).unwrap().unwrap();
+        w.write(2).unwrap();
+        // The process dies: no drop, no abort.
+        std::mem::forget(w);
+        assert_eq!(sink.aborted_transactions(), 0);
+        let mut again = writer(&sink, 0);
+        again.restore_state(&chk1).unwrap();
+        assert_eq!(sink.committed(), vec![1], "checkpoint 1's transaction");
+        assert_eq!(
+            sink.aborted_transactions(),
+            1,
+            "the one open at checkpoint 1"
+        );
+    }
+
+    #[test]
+    fn a_stop_without_drain_aborts_the_empty_transaction_begun_after_the_savepoint() {
+        let sink = TransactionalCollectingSink::new();
+        let mut w = writer(&sink, 0);
+        w.write(1).unwrap();
+        let savepoint = w.snapshot_state(4).unwrap().unwrap();
+        w.stop_without_drain().unwrap();
+        w.notify_checkpoint_complete(4).unwrap();
+        drop(w);
+        assert_eq!(sink.committed(), vec![1]);
+        assert_eq!(
+            (sink.begun_transactions(), sink.aborted_transactions()),
+            (2, 1)
+        );
+        // Restoring the savepoint aborts it again: nothing changes.
+        writer(&sink, 0).restore_state(&savepoint).unwrap();
+        assert_eq!(
+            (sink.committed_transactions(), sink.aborted_transactions()),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_state_of_the_format_without_the_open_transaction_still_restores() {
+        let sink = TransactionalCollectingSink::<u32>::new();
+        let old = vec![(
+            3u64,
+            CollectingTransaction {
+                subtask: 0,
+                id: TransactionId::next(),
+                checkpoint_id: Some(3),
+                records: vec![5u32, 6],
+            },
+        )];
+        let bytes = encode_state(&old).unwrap();
+        writer(&sink, 0).restore_state(&bytes).unwrap();
+        assert_eq!(sink.committed(), vec![5, 6]);
+        assert_eq!(sink.aborted_transactions(), 0);
+        let decoded = TransactionalState::<CollectingTransaction<u32>>::decode(&bytes).unwrap();
+        assert_eq!((decoded.pending.len(), decoded.open.is_some()), (1, false));
+    }
+
+    #[test]
+    fn committing_an_aborted_transaction_is_an_error_and_aborting_a_committed_one_is_not() {
+        let sink = TransactionalCollectingSink::<u32>::new();
+        let mut w = CollectingTransactionWriter {
+            subtask: 0,
+            ledger: sink.ledger.clone(),
+        };
+        let mut a = w.begin_transaction().unwrap();
+        w.pre_commit(&mut a, 1).unwrap();
+        let id = a.id;
+        w.abort(a).unwrap();
+        let replayed = CollectingTransaction {
+            subtask: 0,
+            id,
+            checkpoint_id: Some(1),
+            records: vec![1],
+        };
+        assert!(w.commit(replayed).is_err());
+        let mut b = w.begin_transaction().unwrap();
+        w.pre_commit(&mut b, 2).unwrap();
+        let b_id = b.id;
+        w.commit(b).unwrap();
+        w.recover_and_abort(CollectingTransaction {
+            subtask: 0,
+            id: b_id,
+            checkpoint_id: None,
+            records: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(
+            (sink.committed_transactions(), sink.aborted_transactions()),
+            (1, 1)
+        );
     }
 
     #[test]

@@ -81,6 +81,27 @@ fn keyed_job_full(
     with_async: bool,
     unaligned: bool,
 ) -> KeyedJob {
+    let fired = Arc::new(Mutex::new(HashSet::new()));
+    let seen = fired.clone();
+    let out = TransactionalCollectingSink::new();
+    let fails = move |x: u64| points.contains(&x) && seen.lock().unwrap().insert(x);
+    let env = keyed_job_failing(parallelism, dir, (mode, with_async, unaligned), &out, fails);
+    (env, out, fired)
+}
+
+/// The keyed job of [`keyed_job_full`] (`mode`, with an async call, unaligned)
+/// into `out`, whose map panics at each record `fails` (a copy per map instance
+/// and attempt) says.
+fn keyed_job_failing<F>(
+    parallelism: usize,
+    dir: &std::path::Path,
+    (mode, with_async, unaligned): (CheckpointingMode, bool, bool),
+    out: &TransactionalCollectingSink<(u64, u64, u64)>,
+    mut fails: F,
+) -> StreamExecutionEnvironment
+where
+    F: FnMut(u64) -> bool + Clone + Send + Sync + 'static,
+{
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism);
     env.enable_checkpointing(Duration::from_millis(5))
@@ -94,11 +115,8 @@ fn keyed_job_full(
     // Slow enough that checkpoints complete while the job runs.
     let source = SequenceSource::range(0, RECORDS - 1)
         .rate_limited(RateLimiterStrategy::per_second(400_000.0).unwrap());
-    let fired = Arc::new(Mutex::new(HashSet::new()));
-    let seen = fired.clone();
-    let out = TransactionalCollectingSink::new();
     let mut mapped = env.from_source(source, "Sequence").map(move |x: u64| {
-        if points.contains(&x) && seen.lock().unwrap().insert(x) {
+        if fails(x) {
             panic!("injected failure at record {x}");
         }
         (x / BLOCK, x)
@@ -123,7 +141,7 @@ fn keyed_job_full(
             },
         )
         .sink_to(out.clone());
-    (env, out, fired)
+    env
 }
 
 fn sorted(mut v: Vec<(u64, u64, u64)>) -> Vec<(u64, u64, u64)> {
@@ -227,6 +245,110 @@ fn twenty_failures_unaligned_at_parallelism_2() {
 #[test]
 fn twenty_failures_unaligned_at_parallelism_4() {
     twenty_failures_commit_exactly_the_failure_free_output(4, 31, true);
+}
+
+/// The id of the newest completed checkpoint under `dir` (0 for none).
+fn newest_completed_checkpoint(dir: &std::path::Path) -> u64 {
+    let jobs = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    jobs.flat_map(|job| {
+        std::fs::read_dir(job.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+    })
+    .filter(|chk| chk.path().join("_metadata").exists())
+    .filter_map(|chk| chk.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+    .max()
+    .unwrap_or(0)
+}
+
+/// Fails the map at the first record at or past the next failure point once a
+/// checkpoint completed after this map instance started (so in its attempt): the
+/// transaction a sink writer begins first in an attempt (not after a barrier) is
+/// in no checkpoint before it is pre-committed, so a failure before any
+/// checkpoint of the attempt completed would leave it neither committed nor
+/// aborted (as in Flink, where the sink's own cleanup catches it: the file sink's
+/// leftovers, Kafka's fencing).
+#[derive(Clone)]
+struct AfterACheckpoint {
+    dir: std::path::PathBuf,
+    /// The failure points still to fire, ascending; shared by every copy.
+    points: Arc<Mutex<Vec<u64>>>,
+    /// The newest completed checkpoint when this copy first ran.
+    started_after: Option<u64>,
+}
+
+impl AfterACheckpoint {
+    fn fails(&mut self, x: u64) -> bool {
+        let dir = self.dir.clone();
+        let started_after = *self
+            .started_after
+            .get_or_insert_with(|| newest_completed_checkpoint(&dir));
+        let mut points = self.points.lock().unwrap();
+        if points.first().is_none_or(|&next| x < next)
+            || newest_completed_checkpoint(&self.dir) <= started_after
+        {
+            return false;
+        }
+        points.remove(0);
+        true
+    }
+}
+
+/// The keyed job at `parallelism` with 20 failures, each after a checkpoint of its
+/// attempt completed: the sink's ledger adds up exactly (every transaction begun
+/// was committed or aborted) and the committed output is exact.
+fn every_transaction_begun_is_committed_or_aborted(parallelism: usize, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut points: Vec<u64> = common::failure_points(seed, 20, 0..RECORDS / 2)
+        .into_iter()
+        .collect();
+    points.sort_unstable();
+    let points = Arc::new(Mutex::new(points));
+    let mut injector = AfterACheckpoint {
+        dir: dir.path().into(),
+        points: points.clone(),
+        started_after: None,
+    };
+    let out = TransactionalCollectingSink::new();
+    let env = keyed_job_failing(
+        parallelism,
+        dir.path(),
+        (CheckpointingMode::ExactlyOnce, false, false),
+        &out,
+        move |x| injector.fails(x),
+    );
+    let result = env.execute("ledger").expect("the job recovers");
+    assert!(points.lock().unwrap().is_empty(), "all 20 failures fired");
+    let restarts = result.restarts.len();
+    assert!((1..=20).contains(&restarts), "{restarts}");
+    assert_eq!(sorted(out.committed()), expected(), "p={parallelism}");
+    let (begun, committed, aborted) = (
+        out.begun_transactions(),
+        out.committed_transactions(),
+        out.aborted_transactions(),
+    );
+    assert_eq!(
+        begun,
+        committed + aborted,
+        "p={parallelism}: {begun} begun, {committed} committed, {aborted} aborted"
+    );
+    // Each failed attempt's writers were dropped with the transaction they began
+    // on the last barrier open.
+    assert!(
+        aborted >= restarts * parallelism,
+        "{aborted} aborted, {restarts} restarts"
+    );
+}
+
+#[test]
+fn every_transaction_begun_is_committed_or_aborted_at_parallelism_1() {
+    every_transaction_begun_is_committed_or_aborted(1, 37);
+}
+
+#[test]
+fn every_transaction_begun_is_committed_or_aborted_at_parallelism_2() {
+    every_transaction_begun_is_committed_or_aborted(2, 41);
 }
 
 #[test]

@@ -203,7 +203,13 @@ impl<T> TransactionalPartWriter<T> {
 impl<T: Send> TwoPhaseCommitWriter<T> for TransactionalPartWriter<T> {
     type Transaction = PendingParts;
 
+    /// A transaction starts empty; the first one of the writer first deletes what
+    /// an earlier attempt left uncommitted (after every restored part was
+    /// committed: `restore_state` runs before any transaction begins). A writer
+    /// begins one on every barrier, so this happens by the first checkpoint even
+    /// if no record comes.
     fn begin_transaction(&mut self) -> Result<PendingParts, SinkError> {
+        self.remove_leftovers()?;
         Ok(PendingParts { parts: Vec::new() })
     }
 
@@ -253,4 +259,57 @@ impl<T: Send> TwoPhaseCommitWriter<T> for TransactionalPartWriter<T> {
         }
         Ok(())
     }
+
+    /// The task failed or was cancelled with `txn` open: its pending parts and the
+    /// part in progress (which belongs to the open transaction) are deleted now,
+    /// rather than by the next attempt.
+    fn abort(&mut self, txn: PendingParts) -> Result<(), SinkError> {
+        let mut doomed: Vec<PathBuf> = txn
+            .parts
+            .iter()
+            .map(|part| self.dir.join(pending_name(part)))
+            .collect();
+        if let Some(part) = self.current.take() {
+            drop(part.out);
+            doomed.push(part.path);
+        }
+        delete_uncommitted(&doomed)
+    }
+
+    /// The transaction open at the restored checkpoint: its handle names only the
+    /// parts it had rolled by then (none: it began at the barrier), deleted if
+    /// still pending. The parts it wrote after the checkpoint are not in the
+    /// handle; they go with every uncommitted part of this subtask when its first
+    /// transaction begins (`remove_leftovers`).
+    fn recover_and_abort(&mut self, txn: PendingParts) -> Result<(), SinkError> {
+        let doomed: Vec<PathBuf> = txn
+            .parts
+            .iter()
+            .map(|part| self.dir.join(pending_name(part)))
+            .collect();
+        delete_uncommitted(&doomed)
+    }
+}
+
+/// Deletes uncommitted part files (in progress or pending); a missing one was
+/// deleted or committed already. A failure is logged (an abort in a writer's drop
+/// cannot raise it) and returned.
+fn delete_uncommitted(paths: &[PathBuf]) -> Result<(), SinkError> {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), "file sink: aborted an uncommitted part")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "file sink: cannot delete an aborted part");
+                return Err(Box::new(FileSinkError::Io {
+                    action: "delete",
+                    path: path.clone(),
+                    source: e,
+                }));
+            }
+        }
+    }
+    Ok(())
 }

@@ -27,10 +27,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use flink_core::checkpoint::decode_state;
 use flink_core::operator::RuntimeContext;
 use flink_core::sink::SinkError;
-use flink_core::transactional::{TwoPhaseCommitSink, TwoPhaseCommitWriter};
+use flink_core::transactional::{TransactionalState, TwoPhaseCommitSink, TwoPhaseCommitWriter};
 use rdkafka::producer::{BaseProducer, Producer};
 use serde::{Deserialize, Serialize};
 
@@ -149,9 +148,11 @@ impl<T: 'static> KafkaTransactionWriter<T> {
             let Some(state) = state.as_deref().filter(|_| j % p == s) else {
                 continue;
             };
-            let pending: Vec<(u64, KafkaTransaction)> = decode_state(state)
+            // The transaction open at the checkpoint is not recovered: it is one of
+            // this writer's ids still open, aborted by fencing below.
+            let restored = TransactionalState::<KafkaTransaction>::decode(state)
                 .map_err(|e| KafkaConnectorError::Invalid(format!("restored state: {e}")))?;
-            all.extend(pending);
+            all.extend(restored.pending);
         }
         Ok(all)
     }
@@ -292,5 +293,20 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for KafkaTransactionWriter<T> {
     /// now (through its coordinator) if it was not among those.
     fn recover_and_commit(&mut self, txn: KafkaTransaction) -> Result<(), SinkError> {
         Ok(self.recover(&txn)?)
+    }
+
+    /// Nothing to do here: the open transaction's producer goes with the writer,
+    /// and the broker never shows its records to `read_committed` readers. The
+    /// next attempt's writer fences its transactional id (`InitProducerId` on each
+    /// of its ids still open, when it starts), which aborts it at the broker.
+    fn abort(&mut self, _txn: KafkaTransaction) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Aborted already: the transactional id was fenced when this writer started
+    /// (`start`: every id of this subtask's prefix still open and not recovered),
+    /// also after the process that opened it died.
+    fn recover_and_abort(&mut self, _txn: KafkaTransaction) -> Result<(), SinkError> {
+        Ok(())
     }
 }

@@ -263,11 +263,30 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for PostgresTransactionWriter<T>
     }
 
     /// Writes the rows and the marker in one transaction, unless the marker exists.
+    /// An empty transaction writes nothing (a writer begins one on every barrier:
+    /// an idle one would otherwise add a marker row per checkpoint).
     fn commit(&mut self, txn: PostgresTransaction) -> Result<(), SinkError> {
+        if txn.rows.is_empty() {
+            return Ok(());
+        }
         let wrote = self.commit_rows(&txn)?;
         if !wrote {
             tracing::debug!(transaction = %txn.id, "postgres sink: transaction committed already");
         }
+        Ok(())
+    }
+
+    /// Nothing of `txn` is in the database: its rows wait in memory until its
+    /// checkpoint completes, and a database transaction is open only within
+    /// [`commit`](Self::commit), which rolls it back on any error (tokio-postgres
+    /// rolls back a transaction dropped uncommitted). The rows are dropped.
+    fn abort(&mut self, txn: PostgresTransaction) -> Result<(), SinkError> {
+        tracing::debug!(transaction = %txn.id, rows = txn.rows.len(), "postgres sink: aborted");
+        Ok(())
+    }
+
+    /// As [`abort`](Self::abort): no row and no marker of it was ever written.
+    fn recover_and_abort(&mut self, _txn: PostgresTransaction) -> Result<(), SinkError> {
         Ok(())
     }
 }

@@ -405,7 +405,15 @@ impl CheckpointCoordinator {
         match (&self.pending, self.last_trigger) {
             (Some(p), _) => (p.started + self.config.timeout).saturating_sub(now),
             (None, _) if !self.savepoints.is_empty() => Duration::ZERO,
-            (None, Some(last)) => (last + self.config.interval).saturating_sub(now),
+            (None, Some(last)) => {
+                // Both must have passed (see `tick`); waking at the interval alone
+                // would spin through the rest of a longer pause.
+                let interval_end = last + self.config.interval;
+                let pause_end = self.last_completion.map_or(Duration::ZERO, |t| {
+                    t + self.config.min_pause_between_checkpoints
+                });
+                interval_end.max(pause_end).saturating_sub(now)
+            }
             (None, None) => Duration::ZERO,
         }
     }
@@ -1085,6 +1093,10 @@ impl Drop for CheckpointCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "coordinator_pacing_tests.rs"]
+mod pacing_tests;
 
 #[cfg(test)]
 mod tests {
