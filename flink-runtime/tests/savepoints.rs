@@ -347,6 +347,7 @@ fn paced_job(
     dir: &Path,
     out: &TransactionalCollectingSink<u64>,
     rate: f64,
+    with_map: bool,
 ) -> StreamExecutionEnvironment {
     use flink_core::sources::{CollectionSource, RateLimiterStrategy, SequenceSource};
     let env = rescale::environment(parallelism, dir);
@@ -361,19 +362,30 @@ fn paced_job(
             "Paced",
         ),
     };
-    numbers.uid("paced").sink_to(out.clone()).uid("sink");
+    let numbers = numbers.uid("paced");
+    if with_map {
+        // An exchange and an operator between the source and the sink.
+        numbers
+            .rebalance()
+            .process(|x, ctx| ctx.collect(x))
+            .uid("identity")
+            .sink_to(out.clone())
+            .uid("sink");
+    } else {
+        numbers.sink_to(out.clone()).uid("sink");
+    }
     env
 }
 
 /// A paced `input` stopped with a savepoint at 2 restores at `parallelism` (at a
 /// higher rate, to end soon): every number committed exactly once over both runs.
-fn paced_restore_at(input: PacedInput, parallelism: usize) {
+fn paced_restore_at(input: PacedInput, parallelism: usize, with_map: bool) {
     let dir = tempfile::tempdir().unwrap();
     let out = TransactionalCollectingSink::new();
-    let env = paced_job(input, 2, dir.path(), &out, 20_000.0);
+    let env = paced_job(input, 2, dir.path(), &out, 20_000.0, with_map);
     let savepoint =
         rescale::savepoint_at_two(&env, "paced", &dir.path().join("savepoints"), &out, PACED);
-    let env = paced_job(input, parallelism, dir.path(), &out, 1_000_000.0);
+    let env = paced_job(input, parallelism, dir.path(), &out, 1_000_000.0, with_map);
     env.restore_from(&savepoint);
     let result = env
         .execute("paced")
@@ -384,21 +396,28 @@ fn paced_restore_at(input: PacedInput, parallelism: usize) {
     assert_eq!(
         committed,
         (0..PACED).collect::<Vec<_>>(),
-        "{input:?} at parallelism {parallelism}"
+        "{input:?} at parallelism {parallelism}, with a map: {with_map}"
     );
 }
 
 #[test]
 fn a_paced_sequence_saved_at_two_restores_at_one_three_and_four() {
     for parallelism in [1, 3, 4] {
-        paced_restore_at(PacedInput::Sequence, parallelism);
+        paced_restore_at(PacedInput::Sequence, parallelism, false);
+    }
+}
+
+#[test]
+fn a_paced_sequence_through_a_map_saved_at_two_restores_at_one_three_and_four() {
+    for parallelism in [1, 3, 4] {
+        paced_restore_at(PacedInput::Sequence, parallelism, true);
     }
 }
 
 #[test]
 fn a_paced_collection_saved_at_two_restores_at_one_three_and_four() {
     for parallelism in [1, 3, 4] {
-        paced_restore_at(PacedInput::Collection, parallelism);
+        paced_restore_at(PacedInput::Collection, parallelism, false);
     }
 }
 
