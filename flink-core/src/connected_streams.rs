@@ -79,13 +79,7 @@ impl<A: Record, B: Record> ConnectedStreams<A, B> {
         F1: FnMut(A) -> O + Clone + Send + Sync + 'static,
         F2: FnMut(B) -> O + Clone + Send + Sync + 'static,
     {
-        let (mut f1, mut f2) = (first, second);
-        self.tagged()
-            .map(move |r: CoInput<A, B>| match r {
-                CoInput::First(a) => f1(a),
-                CoInput::Second(b) => f2(b),
-            })
-            .name("CoMap")
+        self.tagged().map(co_map(first, second)).name("CoMap")
     }
 
     /// CoFlatMap: any number of records per input record, from either input.
@@ -113,14 +107,8 @@ impl<A: Record, B: Record> ConnectedStreams<A, B> {
         F1: FnMut(A, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
         F2: FnMut(B, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
     {
-        let (mut f1, mut f2) = (first, second);
         self.tagged()
-            .flat_map(
-                move |r: CoInput<A, B>, out: &mut dyn Collector<O>| match r {
-                    CoInput::First(a) => f1(a, out),
-                    CoInput::Second(b) => f2(b, out),
-                },
-            )
+            .flat_map(co_flat_map(first, second))
             .name("CoFlatMap")
     }
 
@@ -175,13 +163,7 @@ where
         F1: FnMut(A) -> O + Clone + Send + Sync + 'static,
         F2: FnMut(B) -> O + Clone + Send + Sync + 'static,
     {
-        let (mut f1, mut f2) = (first, second);
-        self.keyed
-            .map(move |r: CoInput<A, B>| match r {
-                CoInput::First(a) => f1(a),
-                CoInput::Second(b) => f2(b),
-            })
-            .name("Keyed CoMap")
+        self.keyed.map(co_map(first, second)).name("Keyed CoMap")
     }
 
     /// Keyed CoFlatMap: any number of records per record of either input, after
@@ -192,14 +174,8 @@ where
         F1: FnMut(A, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
         F2: FnMut(B, &mut dyn Collector<O>) + Clone + Send + Sync + 'static,
     {
-        let (mut f1, mut f2) = (first, second);
         self.keyed
-            .flat_map(
-                move |r: CoInput<A, B>, out: &mut dyn Collector<O>| match r {
-                    CoInput::First(a) => f1(a, out),
-                    CoInput::Second(b) => f2(b, out),
-                },
-            )
+            .flat_map(co_flat_map(first, second))
             .name("Keyed CoFlatMap")
     }
 
@@ -317,5 +293,28 @@ where
 
     fn on_timer(&mut self, timestamp: i64, ctx: &mut KeyedContext<'_, K, Self::State, O>) {
         self.f.on_timer(timestamp, ctx);
+    }
+}
+
+/// One function of a tagged record: `first` for the first input's, `second` for the
+/// second's (CoMap, keyed or not).
+fn co_map<A, B, O>(
+    mut first: impl FnMut(A) -> O + Clone,
+    mut second: impl FnMut(B) -> O + Clone,
+) -> impl FnMut(CoInput<A, B>) -> O + Clone {
+    move |r| match r {
+        CoInput::First(a) => first(a),
+        CoInput::Second(b) => second(b),
+    }
+}
+
+/// [`co_map`] for functions with any number of results (CoFlatMap).
+fn co_flat_map<A, B, O>(
+    mut first: impl FnMut(A, &mut dyn Collector<O>) + Clone,
+    mut second: impl FnMut(B, &mut dyn Collector<O>) + Clone,
+) -> impl FnMut(CoInput<A, B>, &mut dyn Collector<O>) + Clone {
+    move |r, out| match r {
+        CoInput::First(a) => first(a, out),
+        CoInput::Second(b) => second(b, out),
     }
 }
