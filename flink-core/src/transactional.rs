@@ -358,6 +358,11 @@ impl TransactionId {
 /// however often it is committed. It also keeps a ledger of the transactions it
 /// began and aborted. Clones share the committed records and the ledger.
 ///
+/// A restored job commits its checkpoint's transactions again, a savepoint's too
+/// (even after the run stopped with it committed them): restore it into a clone of
+/// the same sink, as a real job writes into the same destination; a new sink takes
+/// those records as new ones.
+///
 /// ```
 /// use flink_core::prelude::*;
 /// use flink_core::transactional::TransactionalSink;
@@ -734,6 +739,30 @@ mod tests {
             (sink.committed_transactions(), sink.aborted_transactions()),
             (1, 1)
         );
+    }
+
+    /// Why a job restored from a savepoint must write into the same destination
+    /// (the same sink's clones) to be exactly once: the restore commits the
+    /// savepoint's transactions again, and only the ledger that committed them
+    /// knows them; another one takes their records as new.
+    #[test]
+    fn a_restore_into_another_sink_commits_the_restored_transactions_there_too() {
+        let first = TransactionalCollectingSink::new();
+        let mut w = writer(&first, 0);
+        w.write(1).unwrap();
+        let savepoint = w.snapshot_state(2).unwrap().unwrap();
+        w.notify_checkpoint_complete(2).unwrap();
+        assert_eq!(first.committed(), vec![1]);
+        // Into the same sink: changes nothing.
+        writer(&first, 0).restore_state(&savepoint).unwrap();
+        assert_eq!(
+            (first.committed(), first.committed_transactions()),
+            (vec![1], 1)
+        );
+        // Into a fresh sink: the savepoint's transaction is committed there too.
+        let second = TransactionalCollectingSink::new();
+        writer(&second, 0).restore_state(&savepoint).unwrap();
+        assert_eq!(second.committed(), vec![1]);
     }
 
     #[test]
