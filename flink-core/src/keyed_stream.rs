@@ -203,13 +203,7 @@ where
         N: PartialOrd,
         F: Fn(&T) -> N + Clone + Send + Sync + 'static,
     {
-        self.reduce(move |acc: T, value: T| {
-            if field(&value) < field(&acc) {
-                value
-            } else {
-                acc
-            }
-        })
+        self.keep_record(move |value, acc| field(value) < field(acc))
     }
 
     /// Like [`min_by`](Self::min_by), with the largest `field` (Flink's
@@ -229,13 +223,7 @@ where
         N: PartialOrd,
         F: Fn(&T) -> N + Clone + Send + Sync + 'static,
     {
-        self.reduce(move |acc: T, value: T| {
-            if field(&value) > field(&acc) {
-                value
-            } else {
-                acc
-            }
-        })
+        self.keep_record(move |value, acc| field(value) > field(acc))
     }
 
     /// [`sum`](Self::sum) of the tuple field at position `I` (Flink's `sum(1)`): no
@@ -314,13 +302,7 @@ where
         T: TupleField<I>,
         <T as TupleField<I>>::Value: PartialOrd,
     {
-        self.reduce(|acc: T, value: T| {
-            if TupleField::<I>::field(&value) < TupleField::<I>::field(&acc) {
-                value
-            } else {
-                acc
-            }
-        })
+        self.keep_record(|value, acc| TupleField::<I>::field(value) < TupleField::<I>::field(acc))
     }
 
     /// [`max_by`](Self::max_by) the tuple field at position `I` (Flink's `maxBy(1)`).
@@ -339,13 +321,7 @@ where
         T: TupleField<I>,
         <T as TupleField<I>>::Value: PartialOrd,
     {
-        self.reduce(|acc: T, value: T| {
-            if TupleField::<I>::field(&value) > TupleField::<I>::field(&acc) {
-                value
-            } else {
-                acc
-            }
-        })
+        self.keep_record(|value, acc| TupleField::<I>::field(value) > TupleField::<I>::field(acc))
     }
 
     /// Emits, per record, its key and how many records of that key have been seen so
@@ -386,6 +362,19 @@ where
 
     /// A running reduce that keeps the accumulated record and overwrites its `field`
     /// with a new record's value when `replaces(new, current)`.
+    /// Emits, per record, the record of its key kept so far: a new one replaces it
+    /// when `replaces(new, kept)` (the `min_by`/`max_by` family).
+    fn keep_record<F>(&self, replaces: F) -> DataStream<T>
+    where
+        F: Fn(&T, &T) -> bool + Clone + Send + Sync + 'static,
+    {
+        self.reduce(
+            move |kept: T, value: T| {
+                if replaces(&value, &kept) { value } else { kept }
+            },
+        )
+    }
+
     fn keep_field<N, F>(&self, field: F, replaces: fn(&N, &N) -> bool) -> DataStream<T>
     where
         N: Copy + 'static,

@@ -25,6 +25,7 @@ pub(crate) mod map_state;
 mod operator_list_state;
 mod reducing_state;
 mod ttl;
+mod value_codec;
 mod value_state;
 
 pub use aggregating_state::AggregatingState;

@@ -95,6 +95,14 @@ fn pending_name(part: &str) -> String {
 }
 
 impl<T> TransactionalPartWriter<T> {
+    /// Where the parts `txn` rolled wait for their commit.
+    fn pending_paths(&self, txn: &PendingParts) -> Vec<PathBuf> {
+        txn.parts
+            .iter()
+            .map(|part| self.dir.join(pending_name(part)))
+            .collect()
+    }
+
     /// The subtask and part number of a part file's name in any state, if it is one.
     fn part_of(file: &str) -> Option<(usize, u64)> {
         let name = file.trim_start_matches('.');
@@ -264,11 +272,7 @@ impl<T: Send> TwoPhaseCommitWriter<T> for TransactionalPartWriter<T> {
     /// part in progress (which belongs to the open transaction) are deleted now,
     /// rather than by the next attempt.
     fn abort(&mut self, txn: PendingParts) -> Result<(), SinkError> {
-        let mut doomed: Vec<PathBuf> = txn
-            .parts
-            .iter()
-            .map(|part| self.dir.join(pending_name(part)))
-            .collect();
+        let mut doomed = self.pending_paths(&txn);
         if let Some(part) = self.current.take() {
             drop(part.out);
             doomed.push(part.path);
@@ -282,12 +286,7 @@ impl<T: Send> TwoPhaseCommitWriter<T> for TransactionalPartWriter<T> {
     /// handle; they go with every uncommitted part of this subtask when its first
     /// transaction begins (`remove_leftovers`).
     fn recover_and_abort(&mut self, txn: PendingParts) -> Result<(), SinkError> {
-        let doomed: Vec<PathBuf> = txn
-            .parts
-            .iter()
-            .map(|part| self.dir.join(pending_name(part)))
-            .collect();
-        delete_uncommitted(&doomed)
+        delete_uncommitted(&self.pending_paths(&txn))
     }
 }
 

@@ -295,18 +295,10 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for KafkaTransactionWriter<T> {
         Ok(self.recover(&txn)?)
     }
 
-    /// Nothing to do here: the open transaction's producer goes with the writer,
-    /// and the broker never shows its records to `read_committed` readers. The
-    /// next attempt's writer fences its transactional id (`InitProducerId` on each
-    /// of its ids still open, when it starts), which aborts it at the broker.
-    fn abort(&mut self, _txn: KafkaTransaction) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    /// Aborted already: the transactional id was fenced when this writer started
-    /// (`start`: every id of this subtask's prefix still open and not recovered),
-    /// also after the process that opened it died.
-    fn recover_and_abort(&mut self, _txn: KafkaTransaction) -> Result<(), SinkError> {
-        Ok(())
-    }
+    // `abort` and `recover_and_abort` keep their defaults (nothing): the open
+    // transaction's producer goes with the writer and the broker never shows its
+    // records to `read_committed` readers; the next attempt's writer fences each id
+    // of its subtask's prefix still open and not recovered when it starts
+    // (`InitProducerId`), which aborts it at the broker, also after the process that
+    // opened it died.
 }

@@ -285,10 +285,8 @@ impl<T: Send + 'static> TwoPhaseCommitWriter<T> for PostgresTransactionWriter<T>
         Ok(())
     }
 
-    /// As [`abort`](Self::abort): no row and no marker of it was ever written.
-    fn recover_and_abort(&mut self, _txn: PostgresTransaction) -> Result<(), SinkError> {
-        Ok(())
-    }
+    // `recover_and_abort` keeps its default (nothing): as for `abort`, no row and
+    // no marker of the transaction was ever written.
 }
 
 impl<T: Send + 'static> TwoPhaseCommitSink<T> for PostgresExactlyOnceSink<T> {

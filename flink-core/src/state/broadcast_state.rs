@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::StateValue;
 use super::descriptors::MapStateDescriptor;
+use super::value_codec::{decode_value, encode_value};
 use crate::checkpoint::StateError;
 
 /// A broadcast map of any types.
@@ -27,8 +28,7 @@ where
     }
 
     fn encode(&self) -> Result<Vec<u8>, StateError> {
-        bincode::serde::encode_to_vec(self, bincode::config::standard())
-            .map_err(|e| StateError::Encode(e.to_string()))
+        encode_value(self)
     }
 }
 
@@ -104,7 +104,7 @@ impl BroadcastStates {
         let mut map: HashMap<UK, UV> = HashMap::new();
         if let Some(at) = self.restored.iter().position(|(n, _)| **n == **name) {
             let (_, bytes) = self.restored.swap_remove(at);
-            map = decode(&bytes).unwrap_or_else(|e| {
+            map = decode_value(&bytes).unwrap_or_else(|e| {
                 panic!(
                     "broadcast state '{name}' cannot be restored as {}: {e}",
                     std::any::type_name::<HashMap<UK, UV>>()
@@ -133,15 +133,6 @@ impl BroadcastStates {
         self.maps.clear();
         self.restored = maps;
     }
-}
-
-fn decode<V: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<V, String> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| e.to_string())?;
-    if used != bytes.len() {
-        return Err(format!("{} bytes left over", bytes.len() - used));
-    }
-    Ok(value)
 }
 
 /// A broadcast map as the broadcast side sees it: read and write (Flink's

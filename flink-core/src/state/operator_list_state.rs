@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StateValue;
 use super::descriptors::ListStateDescriptor;
+use super::value_codec::{decode_value, encode_value};
 use crate::checkpoint::{RestoredState, StateError, decode_state, encode_state};
 
 /// How a list is dealt out when a job restores at another parallelism.
@@ -39,12 +40,7 @@ impl<T: StateValue> AnyList for Vec<T> {
     }
 
     fn encode(&self) -> Result<Vec<Vec<u8>>, StateError> {
-        self.iter()
-            .map(|e| {
-                bincode::serde::encode_to_vec(e, bincode::config::standard())
-                    .map_err(|err| StateError::Encode(err.to_string()))
-            })
-            .collect()
+        self.iter().map(encode_value).collect()
     }
 }
 
@@ -104,7 +100,7 @@ impl OperatorListStates {
             );
             list = elements
                 .iter()
-                .map(|bytes| decode_element(bytes))
+                .map(|bytes| decode_value(bytes))
                 .collect::<Result<_, _>>()
                 .unwrap_or_else(|e| {
                     panic!(
@@ -172,15 +168,6 @@ impl OperatorListStates {
         self.restored = all;
         Ok(())
     }
-}
-
-fn decode_element<T: StateValue>(bytes: &[u8]) -> Result<T, String> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .map_err(|e| e.to_string())?;
-    if used != bytes.len() {
-        return Err(format!("{} bytes left over", bytes.len() - used));
-    }
-    Ok(value)
 }
 
 /// An operator instance's list (Flink's operator `ListState`): what it holds is

@@ -7,7 +7,10 @@
 //! the chain's operator count u16, then per operator in chain order its records in,
 //! records out, side-output records unconsumed and dead letters discarded (u64 each).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+use flink_core::metrics::OperatorMetrics;
 
 use crate::job_status::JobState;
 
@@ -97,6 +100,18 @@ pub(crate) struct ChainedCounts {
     pub(crate) dead_letters_discarded: u64,
 }
 
+impl ChainedCounts {
+    /// The counters of `operator` in one subtask, now.
+    pub(crate) fn of(operator: &OperatorMetrics) -> Self {
+        Self {
+            records_in: operator.records_in.load(Ordering::Relaxed),
+            records_out: operator.records_out.load(Ordering::Relaxed),
+            side_output_unconsumed: operator.side_output_unconsumed.load(Ordering::Relaxed),
+            dead_letters_discarded: operator.dead_letters_discarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// What process 0 knows of a subtask running in another process.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SubtaskReport {
@@ -130,6 +145,22 @@ pub(crate) fn encoded_len(operators: usize) -> usize {
 }
 
 impl SubtaskReport {
+    /// What process 0 shows of a subtask of a chain of `operators` operators before
+    /// its first report: not started (`CREATED`), nothing counted.
+    pub(crate) fn not_started(operators: usize) -> Self {
+        Self {
+            state: SubtaskState::Created,
+            elapsed: Duration::ZERO,
+            back_pressured: Duration::ZERO,
+            idle: Duration::ZERO,
+            bytes_in: 0,
+            bytes_out: 0,
+            out_pool_usage: 0.0,
+            in_pool_usage: 0.0,
+            operators: vec![ChainedCounts::default(); operators],
+        }
+    }
+
     /// The report as sent.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(encoded_len(self.operators.len()));

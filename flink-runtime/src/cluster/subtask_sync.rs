@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use flink_core::cluster::ClusterConfig;
@@ -149,15 +148,7 @@ impl SubtaskSync {
         let operators = self.jg.vertices[l.vertex]
             .nodes
             .iter()
-            .map(|&n| {
-                let m = &self.operators[n].instances[l.subtask];
-                ChainedCounts {
-                    records_in: m.records_in.load(Ordering::Relaxed),
-                    records_out: m.records_out.load(Ordering::Relaxed),
-                    side_output_unconsumed: m.side_output_unconsumed.load(Ordering::Relaxed),
-                    dead_letters_discarded: m.dead_letters_discarded.load(Ordering::Relaxed),
-                }
-            })
+            .map(|&n| ChainedCounts::of(&self.operators[n].instances[l.subtask]))
             .collect();
         SubtaskReport {
             state: SubtaskState::of(job, snapshot.ended),

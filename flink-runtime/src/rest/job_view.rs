@@ -5,7 +5,6 @@
 use std::hash::{BuildHasher, Hasher};
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use flink_core::graph::JobGraph;
@@ -230,35 +229,27 @@ impl JobView {
         &self.observables.operators[node].instances[subtask]
     }
 
-    /// The latest report of a subtask of another process (on process 0).
-    fn report(&self, slot: &Slot) -> Option<SubtaskReport> {
+    /// The latest report of a subtask of another process (on process 0), or
+    /// [`SubtaskReport::not_started`] before the first one.
+    fn report(&self, slot: &Slot) -> SubtaskReport {
         self.observables
             .remote_subtasks
             .as_ref()
             .and_then(|r| r.get(slot.vertex, slot.subtask))
+            .unwrap_or_else(|| {
+                SubtaskReport::not_started(self.graph.vertices[slot.vertex].nodes.len())
+            })
     }
 
-    /// The counts of `slot`'s chain, in order: live here, reported from elsewhere
-    /// (zeros before the first report).
+    /// The counts of `slot`'s chain, in order: live here, reported from elsewhere.
     fn chain_counts(&self, slot: &Slot) -> Vec<ChainedCounts> {
-        let nodes = &self.graph.vertices[slot.vertex].nodes;
         if slot.local.is_none() {
-            return self.report(slot).map_or_else(
-                || vec![ChainedCounts::default(); nodes.len()],
-                |r| r.operators,
-            );
+            return self.report(slot).operators;
         }
-        nodes
+        self.graph.vertices[slot.vertex]
+            .nodes
             .iter()
-            .map(|&n| {
-                let m = self.operator_instance(n, slot.subtask);
-                ChainedCounts {
-                    records_in: m.records_in.load(Ordering::Relaxed),
-                    records_out: m.records_out.load(Ordering::Relaxed),
-                    side_output_unconsumed: m.side_output_unconsumed.load(Ordering::Relaxed),
-                    dead_letters_discarded: m.dead_letters_discarded.load(Ordering::Relaxed),
-                }
-            })
+            .map(|&n| ChainedCounts::of(self.operator_instance(n, slot.subtask)))
             .collect()
     }
 
@@ -274,49 +265,47 @@ impl JobView {
         };
         let job = self.state();
         for slot in &self.slots {
-            let (task, state, bytes_in, bytes_out) = match &slot.local {
+            let (task, state, bytes_in, bytes_out, counts) = match &slot.local {
                 Some(metrics) => {
                     let task = metrics.snapshot();
                     let state = SubtaskState::of(job, task.ended);
                     let io = &metrics.io;
-                    (task, state, io.bytes_received(), io.bytes_shipped())
+                    let counts = self.chain_counts(slot);
+                    (task, state, io.bytes_received(), io.bytes_shipped(), counts)
                 }
-                None => self.remote_task(slot),
+                None => {
+                    // One look at the report for everything shown of the subtask.
+                    let r = self.report(slot);
+                    let task = self.remote_snapshot(slot, &r);
+                    (task, r.state, r.bytes_in, r.bytes_out, r.operators)
+                }
             };
             reading.tasks.push(task);
             reading.states.push(state);
             reading
                 .records
-                .push(self.vertex_records(slot.vertex, &self.chain_counts(slot)));
+                .push(self.vertex_records(slot.vertex, &counts));
             reading.bytes_in.push(bytes_in);
             reading.bytes_out.push(bytes_out);
         }
         reading
     }
 
-    /// A subtask of another process as its latest report has it (before one: not
-    /// started, `CREATED`): its snapshot, state, bytes in and out.
-    fn remote_task(&self, slot: &Slot) -> (TaskMetricsSnapshot, SubtaskState, u64, u64) {
+    /// The snapshot of a subtask of another process as its report `r` has it.
+    fn remote_snapshot(&self, slot: &Slot, r: &SubtaskReport) -> TaskMetricsSnapshot {
         let v = &self.graph.vertices[slot.vertex];
-        let report = self.report(slot);
-        let task = TaskMetricsSnapshot {
+        TaskMetricsSnapshot {
             task: v.name.clone(),
             subtask: slot.subtask,
             parallelism: v.parallelism,
-            elapsed: report.as_ref().map_or_else(Default::default, |r| r.elapsed),
-            ended: report.as_ref().is_some_and(|r| r.state.ended()),
-            back_pressured: report
-                .as_ref()
-                .map_or_else(Default::default, |r| r.back_pressured),
-            idle: report.as_ref().map_or_else(Default::default, |r| r.idle),
-            out_pool_usage: report.as_ref().map_or(0.0, |r| r.out_pool_usage),
-            in_pool_usage: report.as_ref().map_or(0.0, |r| r.in_pool_usage),
+            elapsed: r.elapsed,
+            ended: r.state.ended(),
+            back_pressured: r.back_pressured,
+            idle: r.idle,
+            out_pool_usage: r.out_pool_usage,
+            in_pool_usage: r.in_pool_usage,
             debloated_buffer_size: None,
             flush_ticks: 0,
-        };
-        match report {
-            Some(r) => (task, r.state, r.bytes_in, r.bytes_out),
-            None => (task, SubtaskState::Created, 0, 0),
         }
     }
 
