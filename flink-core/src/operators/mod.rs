@@ -22,6 +22,7 @@ mod stamped;
 pub(crate) mod state_codec;
 mod watermark_assigner;
 mod window;
+mod window_slots;
 mod window_snapshot;
 
 pub use async_sink_writer::AsyncSinkWriter;

@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
-use hashbrown::hash_map::Entry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::window_slots::{WindowHash, WindowSlots};
 use super::window_snapshot::{KeySnapshot, WindowCopy, encode_windows};
 use crate::checkpoint::{DeferredState, RestoredState, StateError, restore_keyed};
 use crate::clock::Clock;
@@ -34,8 +34,8 @@ struct Assignment {
     from: i64,
     to: i64,
     windows: Vec<TimeWindow>,
-    /// The one window of a non-merging assigner, with its cleanup time.
-    single: Option<(TimeWindow, i64)>,
+    /// The one window of a non-merging assigner, with its cleanup time and hash.
+    single: Option<(TimeWindow, i64, WindowHash)>,
 }
 
 struct Slot<A, S> {
@@ -161,10 +161,13 @@ where
     assigner: W,
     agg: A,
     trigger: Tr,
+    /// The trigger only registers the window's end timer per record
+    /// ([`Trigger::registers_only_the_end_timer`]).
+    end_timer_only: bool,
     event_time: bool,
     merging: bool,
     settings: WindowSettings<I>,
-    windows: HashMap<(K, TimeWindow), Slot<A::Acc, Tr::State>>,
+    windows: WindowSlots<K, Slot<A::Acc, Tr::State>>,
     /// Merging assigners: each key's windows (disjoint, not touching).
     sessions: HashMap<K, Vec<TimeWindow>>,
     event_timers: TimerQueue<(K, TimeWindow)>,
@@ -201,13 +204,14 @@ where
     ) -> Self {
         Self {
             key,
+            end_timer_only: trigger.registers_only_the_end_timer(),
             event_time: assigner.is_event_time(),
             merging: assigner.is_merging(),
             assigner,
             agg,
             trigger,
             settings,
-            windows: HashMap::new(),
+            windows: WindowSlots::new(),
             sessions: HashMap::new(),
             event_timers: TimerQueue::default(),
             processing_timers: TimerQueue::default(),
@@ -249,7 +253,7 @@ where
         });
         let queued = if deletes {
             self.windows
-                .get_mut(&(key.clone(), window))
+                .get_mut(key, &window)
                 .map(|slot| &mut slot.queued)
         } else {
             None
@@ -287,7 +291,8 @@ where
             [window] if !self.merging => Some(*window),
             _ => None,
         };
-        self.last_assignment.single = single.map(|w| (w, self.cleanup_time(&w)));
+        self.last_assignment.single =
+            single.map(|w| (w, self.cleanup_time(&w), WindowHash::of(&w)));
     }
 
     /// Adds `record` of `key` at `timestamp` to its windows; a record for no
@@ -298,12 +303,12 @@ where
         if !(last.from <= timestamp && timestamp < last.to) {
             self.reassign(timestamp);
         }
-        if let Some((window, cleanup)) = self.last_assignment.single {
+        if let Some((window, cleanup, hash)) = self.last_assignment.single {
             // One window (tumbling): no list to build.
             if self.event_time && cleanup <= self.watermark.timestamp() {
                 self.late(record);
             } else {
-                self.add_to(key, window, record, timestamp, out);
+                self.add_to(key, window, hash, record, timestamp, out);
             }
             return;
         }
@@ -321,9 +326,10 @@ where
             None => self.late(record),
             Some((last, rest)) => {
                 for window in rest {
-                    self.add_to(key.clone(), *window, record.clone(), timestamp, out);
+                    let hash = WindowHash::of(window);
+                    self.add_to(key.clone(), *window, hash, record.clone(), timestamp, out);
                 }
-                self.add_to(key, *last, record, timestamp, out);
+                self.add_to(key, *last, WindowHash::of(last), record, timestamp, out);
             }
         }
         self.assigned = assigned;
@@ -335,14 +341,22 @@ where
         &mut self,
         key: K,
         window: TimeWindow,
+        hash: WindowHash,
         record: I,
         timestamp: i64,
         out: &mut C,
     ) {
-        let slot = match self.windows.entry((key.clone(), window)) {
-            Entry::Occupied(slot) => slot.into_mut(),
-            Entry::Vacant(vacant) => vacant.insert(Slot::default()),
-        };
+        let slot = self
+            .windows
+            .get_or_insert_with(&key, window, hash, Slot::default);
+        if self.end_timer_only
+            && slot.queued.event == Some(window.max_timestamp())
+            && window.max_timestamp() > self.watermark.timestamp()
+        {
+            // The trigger would register the timer that is queued and continue.
+            self.agg.add(&mut slot.acc, record, timestamp);
+            return;
+        }
         let new = !slot.cleanup_registered;
         slot.cleanup_registered = true;
         let mut ctx = TriggerContext::new(
@@ -425,7 +439,7 @@ where
         let mut slot: Slot<A::Acc, Tr::State> = Slot::default();
         let mut states = Vec::with_capacity(overlapping.len());
         for old in overlapping {
-            let Some(old_slot) = self.windows.remove(&(key.clone(), old)) else {
+            let Some(old_slot) = self.windows.remove(key, &old) else {
                 continue;
             };
             if let Some(acc) = old_slot.acc {
@@ -460,7 +474,7 @@ where
         self.apply_requests(key, merged);
         slot.cleanup_registered = true;
         self.register_cleanup(key, merged);
-        self.windows.insert((key.clone(), merged), slot);
+        self.windows.insert(key.clone(), merged, slot);
         merged
     }
 
@@ -482,8 +496,7 @@ where
         event: bool,
         out: &mut C,
     ) {
-        let entry = (key, window);
-        let Some(slot) = self.windows.get_mut(&entry) else {
+        let Some(slot) = self.windows.get_mut(&key, &window) else {
             return;
         };
         // The timer left the queue.
@@ -511,21 +524,21 @@ where
         {
             // A window's results have its last time (Flink's).
             out.set_timestamp(window.max_timestamp());
-            self.agg.emit(&entry.0, &window, acc, &mut ForwardTo(out));
+            self.agg.emit(&key, &window, acc, &mut ForwardTo(out));
         }
         if result.is_purge() {
             slot.acc = None;
         }
-        self.apply_requests(&entry.0, window);
+        self.apply_requests(&key, window);
         if event == self.event_time && time == self.cleanup_time(&window) && window.end != i64::MAX
         {
-            self.clear_window(entry);
+            self.clear_window((key, window));
         }
     }
 
     /// Drops a window: its contents, its trigger's state and timers.
     fn clear_window(&mut self, entry: (K, TimeWindow)) {
-        let Some(mut slot) = self.windows.remove(&entry) else {
+        let Some(mut slot) = self.windows.remove(&entry.0, &entry.1) else {
             return;
         };
         let (key, window) = entry;
@@ -643,7 +656,7 @@ where
         let windows = self
             .windows
             .iter()
-            .map(|((key, window), slot)| (key, *window, slot.acc.as_ref(), &slot.trigger));
+            .map(|(key, window, slot)| (key, *window, slot.acc.as_ref(), &slot.trigger));
         encode_windows(
             windows,
             self.event_timers.iter(),
@@ -666,7 +679,7 @@ where
             windows: self
                 .windows
                 .iter()
-                .map(|((key, window), slot)| {
+                .map(|(key, window, slot)| {
                     (key.clone(), *window, slot.acc.clone(), slot.trigger.clone())
                 })
                 .collect(),
@@ -702,7 +715,7 @@ where
                     cleanup_registered: true,
                     queued: QueuedTimers::default(),
                 };
-                self.windows.insert((key.clone(), window), slot);
+                self.windows.insert(key.clone(), window, slot);
             }
         }
         Ok(())
@@ -718,9 +731,9 @@ mod tests {
     use crate::clock::ManualClock;
 
     use crate::windows::{
-        CountEvictor, CountTrigger, DefaultTrigger, EventTimeSessionWindows, EvictingProcessWindow,
-        GlobalWindows, ProcessingTimeSessionWindows, PurgingTrigger, ReduceWindow,
-        SlidingEventTimeWindows, TimeEvictor, TumblingEventTimeWindows,
+        CountEvictor, CountTrigger, DefaultTrigger, EventTimeSessionWindows, EventTimeTrigger,
+        EvictingProcessWindow, GlobalWindows, ProcessingTimeSessionWindows, PurgingTrigger,
+        ReduceWindow, SlidingEventTimeWindows, TimeEvictor, TumblingEventTimeWindows,
         TumblingProcessingTimeWindows,
     };
 
@@ -810,6 +823,93 @@ mod tests {
         op.process_watermark(Watermark(i64::MAX), &mut out);
         assert_eq!(out[2..], [(2, 12, 1), (1, 15, 1)]);
         assert!(op.windows.is_empty() && op.event_timers.is_empty());
+    }
+
+    /// The event-time trigger behind a wrapper that does not say it only
+    /// registers the end timer: the window operator calls it for every record.
+    #[derive(Clone, Copy)]
+    struct CalledPerRecord(EventTimeTrigger);
+
+    impl Trigger<Rec> for CalledPerRecord {
+        type State = ();
+
+        fn on_element(
+            &mut self,
+            r: &Rec,
+            ts: i64,
+            w: &TimeWindow,
+            ctx: &mut TriggerContext<'_, ()>,
+        ) -> crate::windows::TriggerResult {
+            self.0.on_element(r, ts, w, ctx)
+        }
+
+        fn on_event_time(
+            &mut self,
+            t: i64,
+            w: &TimeWindow,
+            ctx: &mut TriggerContext<'_, ()>,
+        ) -> crate::windows::TriggerResult {
+            Trigger::<Rec>::on_event_time(&mut self.0, t, w, ctx)
+        }
+
+        fn on_processing_time(
+            &mut self,
+            t: i64,
+            w: &TimeWindow,
+            ctx: &mut TriggerContext<'_, ()>,
+        ) -> crate::windows::TriggerResult {
+            Trigger::<Rec>::on_processing_time(&mut self.0, t, w, ctx)
+        }
+
+        fn clear(&mut self, w: &TimeWindow, ctx: &mut TriggerContext<'_, ()>) {
+            Trigger::<Rec>::clear(&mut self.0, w, ctx);
+        }
+    }
+
+    #[test]
+    fn skipping_the_event_time_trigger_per_record_changes_no_result() {
+        // Out of order, late within and past the lateness, over several windows
+        // and keys, with watermarks in between: the operator that skips the
+        // trigger for windows whose end timer is queued emits what the one that
+        // calls it per record does, in the same order, and drops the same records.
+        let records: Vec<Rec> = (0..400u32)
+            .map(|i| ((i % 7) as u8, i64::from((i * 37) % 120), 1 + i % 3))
+            .collect();
+        let run = |skipping: bool| {
+            let clock = ManualClock::new();
+            let ctx = context(&clock);
+            let tumbling = TumblingEventTimeWindows::of(Duration::from_millis(20));
+            let mut out = Vec::new();
+            let mut feed_all = |op: &mut dyn FnMut(&[Rec], i64, &mut Vec<Rec>)| {
+                for (i, chunk) in records.chunks(25).enumerate() {
+                    op(chunk, i as i64 * 9, &mut out);
+                }
+                op(&[], i64::MAX, &mut out);
+            };
+            if skipping {
+                let mut op = operator_with(tumbling, EventTimeTrigger, 15, &ctx);
+                assert!(op.end_timer_only);
+                feed_all(&mut |rs, wm, out| {
+                    feed(&mut op, rs, out);
+                    op.process_watermark(Watermark(wm), out);
+                });
+            } else {
+                let mut op = operator_with(tumbling, CalledPerRecord(EventTimeTrigger), 15, &ctx);
+                assert!(!op.end_timer_only);
+                feed_all(&mut |rs, wm, out| {
+                    feed(&mut op, rs, out);
+                    op.process_watermark(Watermark(wm), out);
+                });
+            }
+            let dropped = ctx
+                .metrics
+                .custom(LATE_RECORDS_DROPPED)
+                .load(Ordering::Relaxed);
+            (out, dropped)
+        };
+        let (skipping, called) = (run(true), run(false));
+        assert!(skipping.0.len() > 20 && skipping.1 > 0, "{skipping:?}");
+        assert_eq!(skipping, called);
     }
 
     #[test]
@@ -1183,7 +1283,7 @@ mod tests {
             event_timers: Vec::new(),
             processing_timers: Vec::new(),
         };
-        for ((key, window), slot) in &op.windows {
+        for (key, window, slot) in op.windows.iter() {
             by_key.entry(key).or_insert_with(empty).windows.push((
                 *window,
                 slot.acc.as_ref(),

@@ -58,6 +58,10 @@ impl<T> Trigger<T> for EventTimeTrigger {
         true
     }
 
+    fn registers_only_the_end_timer(&self) -> bool {
+        true
+    }
+
     fn on_merge(&mut self, window: &TimeWindow, _: Vec<()>, ctx: &mut TriggerContext<'_, ()>) {
         // A merged window already due fires with its next record or at cleanup.
         if window.max_timestamp() > ctx.current_watermark() {
@@ -233,6 +237,10 @@ impl<T> Trigger<T> for DefaultTrigger {
 
     fn can_merge(&self) -> bool {
         true
+    }
+
+    fn registers_only_the_end_timer(&self) -> bool {
+        *self == Self::EventTime
     }
 
     fn on_merge(&mut self, window: &TimeWindow, merged: Vec<()>, ctx: &mut TriggerContext<'_, ()>) {

@@ -220,6 +220,15 @@ pub trait Trigger<T>: Clone + Send + Sync + 'static {
     fn validate(&self) -> Result<(), WindowError> {
         Ok(())
     }
+
+    /// Whether [`on_element`](Self::on_element) only registers an event-time timer
+    /// at the window's last timestamp while the watermark is before it, keeps no
+    /// state and returns [`TriggerResult::Continue`] (Flink's `EventTimeTrigger`).
+    /// The window operator then skips the call for a window whose timer is
+    /// known to be queued. The default, `false`, always calls it.
+    fn registers_only_the_end_timer(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
