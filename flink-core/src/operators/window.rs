@@ -866,6 +866,23 @@ mod tests {
         }
     }
 
+    /// Tumbling 20 ms windows with 15 ms lateness under `trigger`, fed `records`
+    /// in chunks of 25 with a watermark after each: the output, the records
+    /// dropped, and whether the operator skipped the trigger per record.
+    fn run_with<Tr: Trigger<Rec>>(trigger: Tr, records: &[Rec]) -> (Vec<Rec>, u64, bool) {
+        let clock = ManualClock::new();
+        let ctx = context(&clock);
+        let tumbling = TumblingEventTimeWindows::of(Duration::from_millis(20));
+        let mut op = operator_with(tumbling, trigger, 15, &ctx);
+        let mut out = Vec::new();
+        for (i, chunk) in records.chunks(25).enumerate() {
+            feed(&mut op, chunk, &mut out);
+            op.process_watermark(Watermark(i as i64 * 9), &mut out);
+        }
+        op.process_watermark(Watermark(i64::MAX), &mut out);
+        (out, dropped(&ctx), op.end_timer_only)
+    }
+
     #[test]
     fn skipping_the_event_time_trigger_per_record_changes_no_result() {
         // Out of order, late within and past the lateness, over several windows
@@ -875,41 +892,11 @@ mod tests {
         let records: Vec<Rec> = (0..400u32)
             .map(|i| ((i % 7) as u8, i64::from((i * 37) % 120), 1 + i % 3))
             .collect();
-        let run = |skipping: bool| {
-            let clock = ManualClock::new();
-            let ctx = context(&clock);
-            let tumbling = TumblingEventTimeWindows::of(Duration::from_millis(20));
-            let mut out = Vec::new();
-            let mut feed_all = |op: &mut dyn FnMut(&[Rec], i64, &mut Vec<Rec>)| {
-                for (i, chunk) in records.chunks(25).enumerate() {
-                    op(chunk, i as i64 * 9, &mut out);
-                }
-                op(&[], i64::MAX, &mut out);
-            };
-            if skipping {
-                let mut op = operator_with(tumbling, EventTimeTrigger, 15, &ctx);
-                assert!(op.end_timer_only);
-                feed_all(&mut |rs, wm, out| {
-                    feed(&mut op, rs, out);
-                    op.process_watermark(Watermark(wm), out);
-                });
-            } else {
-                let mut op = operator_with(tumbling, CalledPerRecord(EventTimeTrigger), 15, &ctx);
-                assert!(!op.end_timer_only);
-                feed_all(&mut |rs, wm, out| {
-                    feed(&mut op, rs, out);
-                    op.process_watermark(Watermark(wm), out);
-                });
-            }
-            let dropped = ctx
-                .metrics
-                .custom(LATE_RECORDS_DROPPED)
-                .load(Ordering::Relaxed);
-            (out, dropped)
-        };
-        let (skipping, called) = (run(true), run(false));
-        assert!(skipping.0.len() > 20 && skipping.1 > 0, "{skipping:?}");
-        assert_eq!(skipping, called);
+        let (out, dropped, skipped) = run_with(EventTimeTrigger, &records);
+        let called = run_with(CalledPerRecord(EventTimeTrigger), &records);
+        assert!(skipped && !called.2);
+        assert!(out.len() > 20 && dropped > 0, "{out:?} {dropped}");
+        assert_eq!((out, dropped), (called.0, called.1));
     }
 
     #[test]
