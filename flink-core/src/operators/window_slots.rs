@@ -46,6 +46,11 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
         self.keys.hash_one(key) ^ window.0
     }
 
+    /// The hash of an entry, when the table grows.
+    fn hash_entry(keys: &DefaultHashBuilder, (key, window, _): &(K, TimeWindow, V)) -> u64 {
+        keys.hash_one(key) ^ WindowHash::of(window).0
+    }
+
     /// The slot of `key` and `window` (whose hash is `hash`), created with `make`
     /// when there is none.
     #[inline(always)]
@@ -82,8 +87,10 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
         h: u64,
         entry: (K, TimeWindow, V),
     ) -> &'a mut V {
-        let rehash = |(k, w, _): &(K, TimeWindow, V)| keys.hash_one(k) ^ WindowHash::of(w).0;
-        &mut table.insert_unique(h, entry, rehash).into_mut().2
+        &mut table
+            .insert_unique(h, entry, |e| Self::hash_entry(keys, e))
+            .into_mut()
+            .2
     }
 
     /// The slot of `key` and `window`, if any.
@@ -110,7 +117,7 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
         match self.table.entry(
             h,
             |(k, w, _)| w == &window && k == &key,
-            |(k, w, _)| keys.hash_one(k) ^ WindowHash::of(w).0,
+            |e| Self::hash_entry(keys, e),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut slot) => slot.get_mut().2 = value,
             hashbrown::hash_table::Entry::Vacant(slot) => {
