@@ -532,16 +532,15 @@ where
         self.apply_requests(&key, window);
         if event == self.event_time && time == self.cleanup_time(&window) && window.end != i64::MAX
         {
-            self.clear_window((key, window));
+            self.clear_window(key, window);
         }
     }
 
     /// Drops a window: its contents, its trigger's state and timers.
-    fn clear_window(&mut self, entry: (K, TimeWindow)) {
-        let Some(mut slot) = self.windows.remove(&entry.0, &entry.1) else {
+    fn clear_window(&mut self, key: K, window: TimeWindow) {
+        let Some(mut slot) = self.windows.remove(&key, &window) else {
             return;
         };
-        let (key, window) = entry;
         let mut ctx = TriggerContext::new(
             &mut slot.trigger,
             self.watermark.timestamp(),
@@ -737,14 +736,16 @@ mod tests {
         TumblingProcessingTimeWindows,
     };
 
-    fn context(clock: &ManualClock) -> RuntimeContext {
+    pub(super) fn context(clock: &ManualClock) -> RuntimeContext {
         RuntimeContext::standalone("window", 0, 1, Arc::new(clock.clone()))
     }
 
     /// (key, timestamp, count): counts add up per key and window.
-    type Rec = (u8, i64, u32);
+    pub(super) type Rec = (u8, i64, u32);
     type Sum = ReduceWindow<fn(Rec, Rec) -> Rec>;
-    type Op<W, Tr = DefaultTrigger> = WindowOperator<u8, Rec, Rec, fn(&Rec) -> u8, W, Sum, Tr>;
+    /// A window operator over [`Rec`]s keyed by their first field.
+    pub(super) type ByKey<O, W, A, Tr> = WindowOperator<u8, Rec, O, fn(&Rec) -> u8, W, A, Tr>;
+    type Op<W, Tr = DefaultTrigger> = ByKey<Rec, W, Sum, Tr>;
 
     fn sum(a: Rec, b: Rec) -> Rec {
         (a.0, a.1.max(b.1), a.2 + b.2)
@@ -755,20 +756,20 @@ mod tests {
         operator_with(assigner, trigger, lateness_ms, ctx)
     }
 
-    fn settings(lateness_ms: i64) -> WindowSettings<Rec> {
-        WindowSettings {
-            allowed_lateness_ms: lateness_ms,
-            late_output: None,
-            timestamps: Some(Arc::new(|r: &Rec| r.1)),
-        }
-    }
-
-    fn operator_with<W: WindowAssigner, Tr: Trigger<Rec>>(
+    /// A window operator over [`Rec`]s keyed by their first field, with event
+    /// timestamps from the second.
+    pub(super) fn operator_of<W, A, O, Tr>(
         assigner: W,
+        agg: A,
         trigger: Tr,
         lateness_ms: i64,
         ctx: &RuntimeContext,
-    ) -> Op<W, Tr> {
+    ) -> ByKey<O, W, A, Tr>
+    where
+        W: WindowAssigner,
+        A: WindowAggregation<u8, Rec, O>,
+        Tr: Trigger<Rec>,
+    {
         let settings = WindowSettings {
             allowed_lateness_ms: lateness_ms,
             late_output: None,
@@ -777,11 +778,21 @@ mod tests {
         WindowOperator::new(
             (|r: &Rec| r.0) as fn(&Rec) -> u8,
             assigner,
-            ReduceWindow(sum as fn(Rec, Rec) -> Rec),
+            agg,
             trigger,
             settings,
             ctx,
         )
+    }
+
+    fn operator_with<W: WindowAssigner, Tr: Trigger<Rec>>(
+        assigner: W,
+        trigger: Tr,
+        lateness_ms: i64,
+        ctx: &RuntimeContext,
+    ) -> Op<W, Tr> {
+        let sum = ReduceWindow(sum as fn(Rec, Rec) -> Rec);
+        operator_of(assigner, sum, trigger, lateness_ms, ctx)
     }
 
     fn feed<W: WindowAssigner, Tr: Trigger<Rec>>(
@@ -1118,15 +1129,12 @@ mod tests {
         every: u64,
         ctx: &RuntimeContext,
     ) -> Evicting<E> {
-        WindowOperator::new(
-            (|r: &Rec| r.0) as fn(&Rec) -> u8,
+        let sum_all = sum_all as fn(&u8, &TimeWindow, &[Rec], &mut dyn Collector<Rec>);
+        operator_of(
             GlobalWindows::create(),
-            EvictingProcessWindow(
-                sum_all as fn(&u8, &TimeWindow, &[Rec], &mut dyn Collector<Rec>),
-                evictor,
-            ),
+            EvictingProcessWindow(sum_all, evictor),
             CountTrigger::of(every),
-            settings(0),
+            0,
             ctx,
         )
     }

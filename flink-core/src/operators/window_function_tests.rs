@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::tests::{ByKey, Rec, context, operator_of};
 use super::*;
 use crate::clock::ManualClock;
 use crate::windows::{
@@ -14,37 +15,17 @@ use crate::windows::{
     TumblingEventTimeWindows,
 };
 
-/// (key, timestamp, value).
-type Rec = (u8, i64, u32);
+type Op<W, A, O> = ByKey<O, W, A, DefaultTrigger>;
 
-fn context(clock: &ManualClock) -> RuntimeContext {
-    RuntimeContext::standalone("window functions", 0, 1, Arc::new(clock.clone()))
-}
-
-/// The window operator under test: [`Rec`]s keyed by their first field.
-type Op<W, A, O> = WindowOperator<u8, Rec, O, fn(&Rec) -> u8, W, A, DefaultTrigger>;
-
-/// A window operator over [`Rec`]s keyed by their first field, with event
-/// timestamps from the second, no lateness, and the assigner's default trigger.
+/// The window operator under test, with no lateness and the assigner's default
+/// trigger.
 fn window_operator<W, A, O>(assigner: W, agg: A, ctx: &RuntimeContext) -> Op<W, A, O>
 where
     W: WindowAssigner,
     A: WindowAggregation<u8, Rec, O>,
 {
-    let settings = WindowSettings {
-        allowed_lateness_ms: 0,
-        late_output: None,
-        timestamps: Some(Arc::new(|r: &Rec| r.1)),
-    };
     let trigger = assigner.default_trigger();
-    WindowOperator::new(
-        (|r: &Rec| r.0) as fn(&Rec) -> u8,
-        assigner,
-        agg,
-        trigger,
-        settings,
-        ctx,
-    )
+    operator_of(assigner, agg, trigger, 0, ctx)
 }
 
 /// The average of the values, with its count: the accumulator is (sum, count), so

@@ -17,7 +17,7 @@ pub(super) struct WindowSlots<K, V> {
 }
 
 /// The hash of a window, mixed into its keys' hashes (see [`WindowSlots`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct WindowHash(u64);
 
 impl WindowHash {
@@ -51,6 +51,12 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
         keys.hash_one(key) ^ WindowHash::of(window).0
     }
 
+    /// Whether an entry is the one of `key` and `window`.
+    #[inline(always)]
+    fn is<'a>(key: &'a K, window: &'a TimeWindow) -> impl Fn(&(K, TimeWindow, V)) -> bool + 'a {
+        move |(k, w, _)| w == window && k == key
+    }
+
     /// The slot of `key` and `window` (whose hash is `hash`), created with `make`
     /// when there is none.
     #[inline(always)]
@@ -65,10 +71,7 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
         K: Clone,
     {
         let h = self.hash(key, hash);
-        match self
-            .table
-            .find_entry(h, |(k, w, _)| w == &window && k == key)
-        {
+        match self.table.find_entry(h, Self::is(key, &window)) {
             Ok(found) => &mut found.into_mut().2,
             Err(absent) => Self::insert_new(
                 absent.into_table(),
@@ -97,7 +100,7 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
     pub(super) fn get_mut(&mut self, key: &K, window: &TimeWindow) -> Option<&mut V> {
         let h = self.hash(key, WindowHash::of(window));
         self.table
-            .find_mut(h, |(k, w, _)| w == window && k == key)
+            .find_mut(h, Self::is(key, window))
             .map(|(_, _, v)| v)
     }
 
@@ -105,7 +108,7 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
     pub(super) fn remove(&mut self, key: &K, window: &TimeWindow) -> Option<V> {
         let h = self.hash(key, WindowHash::of(window));
         self.table
-            .find_entry(h, |(k, w, _)| w == window && k == key)
+            .find_entry(h, Self::is(key, window))
             .ok()
             .map(|entry| entry.remove().0.2)
     }
@@ -113,15 +116,10 @@ impl<K: Hash + Eq, V> WindowSlots<K, V> {
     /// Sets the slot of `key` and `window` (replacing any).
     pub(super) fn insert(&mut self, key: K, window: TimeWindow, value: V) {
         let h = self.hash(&key, WindowHash::of(&window));
-        let keys = &self.keys;
-        match self.table.entry(
-            h,
-            |(k, w, _)| w == &window && k == &key,
-            |e| Self::hash_entry(keys, e),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(mut slot) => slot.get_mut().2 = value,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((key, window, value));
+        match self.table.find_entry(h, Self::is(&key, &window)) {
+            Ok(found) => found.into_mut().2 = value,
+            Err(absent) => {
+                Self::insert_new(absent.into_table(), &self.keys, h, (key, window, value));
             }
         }
     }

@@ -233,13 +233,7 @@ mod tests {
         SubtaskReport {
             state: SubtaskState::Running,
             elapsed: Duration::from_secs(1),
-            back_pressured: Duration::ZERO,
-            idle: Duration::ZERO,
-            bytes_in: 0,
-            bytes_out: 0,
-            out_pool_usage: 0.0,
-            in_pool_usage: 0.0,
-            operators: vec![ChainedCounts::default(); operators],
+            ..SubtaskReport::not_started(operators)
         }
         .encode()
     }
