@@ -4,18 +4,21 @@ use std::sync::Arc;
 
 use crate::functions::KeySelector;
 use crate::keyed_stream::KeyFn;
+use crate::timestamped::Timestamped;
 
 /// Appends the key of each record of a batch to a vector, in order.
 pub type BatchKeyFn<T, K> = Arc<dyn Fn(&[T], &mut Vec<K>) + Send + Sync>;
 
-/// The key selector of a keyed stream behind two dynamic entry points: one key, or
-/// the keys of a whole batch in one call with the user's selector inlined in its
-/// loop. Keyed operators that work per batch take the second, so that extracting a
+/// The key selector of a keyed stream behind dynamic entry points: one key, or
+/// the keys of a whole batch (of bare or of timestamped records) in one call with
+/// the user's selector inlined in its loop. Keyed operators that work per batch take the second, so that extracting a
 /// key costs no dynamic call per record; the user's selector keeps its own type only
 /// where [`KeyedStream`](crate::keyed_stream::KeyedStream) was built.
 pub struct Keys<T, K> {
     one: KeyFn<T, K>,
     batch: BatchKeyFn<T, K>,
+    /// The batch entry point for records with their timestamps.
+    stamped: BatchKeyFn<Timestamped<T>, K>,
 }
 
 impl<T, K> Keys<T, K> {
@@ -33,11 +36,14 @@ impl<T, K> Keys<T, K> {
     where
         F: Fn(&T) -> K + Send + Sync + 'static,
     {
-        let each = selector.clone();
+        let (each, each_stamped) = (selector.clone(), selector.clone());
         Self {
             one: selector,
             batch: Arc::new(move |records: &[T], keys: &mut Vec<K>| {
                 keys.extend(records.iter().map(|r| each(r)));
+            }),
+            stamped: Arc::new(move |records: &[Timestamped<T>], keys: &mut Vec<K>| {
+                keys.extend(records.iter().map(|r| each_stamped(&r.value)));
             }),
         }
     }
@@ -53,6 +59,7 @@ impl<T, K> Clone for Keys<T, K> {
         Self {
             one: self.one.clone(),
             batch: self.batch.clone(),
+            stamped: self.stamped.clone(),
         }
     }
 }
@@ -66,6 +73,11 @@ impl<T: 'static, K: 'static> KeySelector<T, K> for Keys<T, K> {
     #[inline]
     fn keys(&self, records: &[T], keys: &mut Vec<K>) {
         (self.batch)(records, keys);
+    }
+
+    #[inline]
+    fn keys_of_stamped(&self, records: &[Timestamped<T>], keys: &mut Vec<K>) {
+        (self.stamped)(records, keys);
     }
 }
 
@@ -82,5 +94,13 @@ mod tests {
         assert_eq!(batch, vec![7, 1, 2, 0], "appended in order");
         let one: Vec<u32> = records.iter().map(|r| keys.key(r)).collect();
         assert_eq!(one, batch[1..]);
+        let stamped: Vec<_> = records
+            .iter()
+            .zip(1..)
+            .map(|(&value, timestamp)| Timestamped { timestamp, value })
+            .collect();
+        let mut of_stamped = Vec::new();
+        keys.keys_of_stamped(&stamped, &mut of_stamped);
+        assert_eq!(of_stamped, one);
     }
 }

@@ -1,6 +1,8 @@
 //! The user function traits. Each has a blanket implementation for closures, so
 //! `stream.map(|x| x * 2)` and `stream.map(MyMapper)` both work.
 
+use crate::timestamped::Timestamped;
+
 /// Receives the records a function emits.
 pub trait Collector<T> {
     /// Emits one record downstream.
@@ -89,6 +91,13 @@ pub trait KeySelector<T, K>: Send + Sync + 'static {
     #[inline]
     fn keys(&self, records: &[T], keys: &mut Vec<K>) {
         keys.extend(records.iter().map(|r| self.key(r)));
+    }
+
+    /// Appends the key of each record of `records`, records with their timestamps,
+    /// to `keys`, in order (as [`keys`](Self::keys)).
+    #[inline]
+    fn keys_of_stamped(&self, records: &[Timestamped<T>], keys: &mut Vec<K>) {
+        keys.extend(records.iter().map(|r| self.key(&r.value)));
     }
 }
 

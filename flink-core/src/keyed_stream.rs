@@ -69,6 +69,11 @@ where
         self.keys.one()
     }
 
+    /// The key extractor with its per-batch entry points.
+    pub(crate) fn keys(&self) -> &Keys<T, K> {
+        &self.keys
+    }
+
     /// The stream, hash-partitioned by key, for operators that are not keyed themselves.
     pub fn partitioned(&self) -> &DataStream<T> {
         &self.partitioned

@@ -12,9 +12,11 @@ use crate::checkpoint::{
 use crate::failure::{attribute_panics, fail_operator};
 use crate::functions::Collector;
 use crate::metrics::{Counter, OperatorMetrics};
+use crate::operators::PerRecordStamps;
 use crate::output::Output;
 use crate::services::RuntimeServices;
 use crate::side_output::{OutputTag, RecordTimestamp, SideOutput, SideOutputControl, SideOutputs};
+use crate::timestamped::Timestamped;
 use crate::watermark::{Watermark, WatermarkStatus};
 
 /// What a parallel operator instance knows about where it runs.
@@ -124,6 +126,25 @@ pub trait Operator<I, O>: Send + 'static {
         out: &mut C,
     ) {
         self.process(record, out);
+    }
+
+    /// Processes a batch of records that carry timestamps, leaving `batch` empty:
+    /// how [`Stamped`](crate::operators::Stamped) runs the operator on a batch. The
+    /// default passes each record to [`process_timestamped`](Self::process_timestamped)
+    /// into `out.record(timestamp)`; a keyed operator overrides it to take the
+    /// batch's keys in one call ([`KeySelector::keys_of_stamped`]).
+    ///
+    /// [`KeySelector::keys_of_stamped`]: crate::functions::KeySelector::keys_of_stamped
+    #[inline]
+    fn process_timestamped_batch<C: Collector<Timestamped<O>> + ?Sized>(
+        &mut self,
+        batch: &mut Vec<Timestamped<I>>,
+        out: &mut PerRecordStamps<'_, C>,
+    ) {
+        for record in batch.drain(..) {
+            let out = out.record(record.timestamp);
+            self.process_timestamped(record.value, record.timestamp, out);
+        }
     }
 
     /// Processes a batch, leaving `batch` empty. The default calls [`process`] per

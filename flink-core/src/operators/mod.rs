@@ -38,6 +38,6 @@ pub use keyed_reduce::KeyedReduceOperator;
 pub use map::MapOperator;
 pub use mode_switch::ModeSwitch;
 pub use sink::SinkOperator;
-pub use stamped::{StampWith, Stamped, StampingCollector, Unstamp, Unstamped};
+pub use stamped::{PerRecordStamps, StampWith, Stamped, StampingCollector, Unstamp, Unstamped};
 pub use watermark_assigner::{StampingAssigner, WatermarkAssigner};
 pub use window::{LATE_RECORDS_DROPPED, WindowOperator, WindowSettings};

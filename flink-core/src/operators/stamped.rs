@@ -74,6 +74,38 @@ impl<T, C: Collector<Timestamped<T>> + ?Sized> Collector<T> for StampingCollecto
     }
 }
 
+/// The output of a batch of timestamped records
+/// ([`Operator::process_timestamped_batch`]): one [`StampingCollector`] set to each
+/// record's timestamp in turn (as a new one per record would be), and the side
+/// outputs told it too.
+pub struct PerRecordStamps<'a, C: ?Sized> {
+    out: StampingCollector<'a, C>,
+    /// Side outputs stamped with the current record's timestamp.
+    side: Option<&'a RecordTimestamp>,
+}
+
+impl<'a, C: ?Sized> PerRecordStamps<'a, C> {
+    /// Records go to `out`; `side` (if any) follows each record's timestamp.
+    #[inline]
+    pub fn new(out: &'a mut C, side: Option<&'a RecordTimestamp>) -> Self {
+        Self {
+            out: StampingCollector::new(NO_TIMESTAMP, out),
+            side,
+        }
+    }
+
+    /// The record at `timestamp` is next: what it emits is stamped with it (unless
+    /// the operator sets another), and so is what it emits to side outputs.
+    #[inline]
+    pub fn record(&mut self, timestamp: i64) -> &mut StampingCollector<'a, C> {
+        if let Some(side) = self.side {
+            side.set(timestamp);
+        }
+        self.out.timestamp = timestamp;
+        &mut self.out
+    }
+}
+
 /// An operator of bare records run on [`Timestamped`] ones: each record goes in
 /// bare with its timestamp ([`Operator::process_timestamped`]) and what it emits
 /// for it is stamped with that timestamp, unless the operator sets another.
@@ -158,9 +190,10 @@ where
         batch: &mut Vec<Timestamped<I>>,
         out: &mut Emitter<'_, Timestamped<O>>,
     ) {
-        for record in batch.drain(..) {
-            self.process(record, out);
-        }
+        self.inner.process_timestamped_batch(
+            batch,
+            &mut PerRecordStamps::new(out, self.record_timestamp.as_ref()),
+        );
         // The inner operator's work after a batch (processing-time timers).
         self.side_timestamp(NO_TIMESTAMP);
         let mut pending = Emitter::collecting_stamped(&mut self.pending, &mut self.stamps)
@@ -425,18 +458,23 @@ mod tests {
                 out.collect(x + 1);
             }
         }
+        let expected = [
+            stamped(1, 1),
+            stamped(100, 2),
+            stamped(2, 5),
+            stamped(100, 6),
+        ];
         let mut op = Stamped::new(Shift);
         let mut out = Vec::new();
         op.process(stamped(1, 1), &mut out);
         op.process(stamped(2, 5), &mut out);
-        assert_eq!(
-            out,
-            [
-                stamped(1, 1),
-                stamped(100, 2),
-                stamped(2, 5),
-                stamped(100, 6)
-            ]
+        assert_eq!(out, expected);
+        // In a batch, the timestamp set for one record does not carry over to the next.
+        let mut out = Vec::new();
+        op.process_batch(
+            &mut vec![stamped(1, 1), stamped(2, 5)],
+            &mut Emitter::collecting(&mut out),
         );
+        assert_eq!(out, expected);
     }
 }

@@ -328,21 +328,20 @@ where
                 error,
             });
         }
-        let key = self.keyed.key_selector();
+        let keys = self.keyed.keys().clone();
         let assigner = self.assigner.clone();
         let trigger = self.trigger.clone();
         let lateness = millis(self.allowed_lateness);
         let late_tag = self.late_tag.clone();
         let all = self.all;
         let windowed = partitioned.transform(name, move |ctx| {
-            let key = key.clone();
             let settings = WindowSettings {
                 allowed_lateness_ms: lateness,
                 late_output: late_tag.as_ref().map(|tag| ctx.side_output(tag)),
                 timestamps: None,
             };
             WindowOperator::new(
-                move |r: &T| key(r),
+                keys.clone(),
                 assigner.clone(),
                 agg.clone(),
                 trigger.clone(),
