@@ -129,6 +129,24 @@ pub fn keyed_job(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
     keyed_job_over::<1_000>(env, n)
 }
 
+/// [`keyed_job`] over a stream with event timestamps (`x / 10` ms, monotonous
+/// watermarks, as the `window` job's): what carrying timestamps costs a keyed
+/// running sum.
+pub fn keyed_timestamps_job(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {
+    env.set_parallelism(2);
+    let sink = CountingSink::new();
+    let count = sink.count();
+    env.from_sequence(1, n)
+        .assign_timestamps_and_watermarks(
+            flink_core::watermark::WatermarkStrategy::<u64>::monotonous(|x| (x / 10) as i64),
+        )
+        .map(|x: u64| (x % 1_000, 1u64))
+        .key_by(|r: &(u64, u64)| r.0)
+        .sum(|r: &mut (u64, u64)| &mut r.1)
+        .sink_to(sink);
+    count
+}
+
 /// [`keyed_job`] over `KEYS` keys: the map emits `(x % KEYS, 1)` (a constant, so the
 /// remainder compiles to a multiplication as with a literal).
 pub fn keyed_job_over<const KEYS: u64>(env: &StreamExecutionEnvironment, n: u64) -> Arc<AtomicU64> {

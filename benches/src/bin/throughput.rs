@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use benches::progress::{JobProgress, bar};
-use benches::{CountingSink, keyed_job, keyed_job_over, rss_kib, window_jobs};
+use benches::{
+    CountingSink, keyed_job, keyed_job_over, keyed_timestamps_job, rss_kib, window_jobs,
+};
 use clap::{Parser, ValueEnum};
 use flink_core::async_io::AsyncOptions;
 use flink_core::sources::SequenceSource;
@@ -97,6 +99,9 @@ enum Job {
     Nochain,
     /// Hash exchange and a running sum per key, p=2 (50 M records).
     Keyed,
+    /// The keyed job on records with event timestamps (x / 10 ms, as `window`'s),
+    /// 50 M records.
+    KeyedTimestamps,
     /// The keyed job at parallelism 4 (50 M records); started by `flink-rs run
     /// --processes N` it is spread over N processes (each prints its bytes on the
     /// wire, process 0 the job's rate).
@@ -142,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Job::Chain => chain(n.unwrap_or(200_000_000), true),
         Job::Nochain => chain(n.unwrap_or(50_000_000), false),
         Job::Keyed => keyed(n.unwrap_or(50_000_000)),
+        Job::KeyedTimestamps => keyed_timestamps(n.unwrap_or(50_000_000)),
         Job::KeyedP4 => keyed_p4(n.unwrap_or(50_000_000)),
         Job::Keyed100k => keyed_over("keyed-100k", n.unwrap_or(50_000_000), None),
         Job::KeyedCkpt => keyed_over(
@@ -303,6 +309,17 @@ fn keyed(n: u64) -> anyhow::Result<()> {
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
     report("keyed", n, result.duration.as_secs_f64());
+    Ok(())
+}
+
+/// The keyed job on records with event timestamps; checks the sink got every record.
+fn keyed_timestamps(n: u64) -> anyhow::Result<()> {
+    let env = StreamExecutionEnvironment::new();
+    let count = keyed_timestamps_job(&env, n);
+    let result = run(&env, "keyed-timestamps", n)?;
+    let got = count.load(Ordering::Relaxed);
+    ensure!(got == n, "sink counted {got}, expected {n}");
+    report("keyed-timestamps", n, result.duration.as_secs_f64());
     Ok(())
 }
 

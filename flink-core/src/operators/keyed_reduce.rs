@@ -11,6 +11,8 @@ use crate::checkpoint::keyed::{restore_slots, snapshot_slots};
 use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::{Collector, KeySelector, ReduceFunction};
 use crate::operator::{Emitter, Operator, StateScope};
+use crate::operators::PerRecordStamps;
+use crate::timestamped::Timestamped;
 
 /// Keeps a running reduction per key and emits the new value for every record, as
 /// Flink's keyed `reduce` does.
@@ -89,6 +91,21 @@ where
         }
         self.keys = keys;
     }
+
+    /// As [`process_batch`](Self::process_batch), for records with timestamps.
+    #[inline]
+    fn process_timestamped_batch<C: Collector<Timestamped<T>> + ?Sized>(
+        &mut self,
+        batch: &mut Vec<Timestamped<T>>,
+        out: &mut PerRecordStamps<'_, C>,
+    ) {
+        let mut keys = std::mem::take(&mut self.keys);
+        self.key.keys_of_stamped(batch, &mut keys);
+        for (key, record) in keys.drain(..).zip(batch.drain(..)) {
+            self.reduce_keyed(key, record.value, out.record(record.timestamp));
+        }
+        self.keys = keys;
+    }
 }
 
 impl<K, T, KS, F> KeyedReduceOperator<K, T, KS, F>
@@ -124,6 +141,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operators::ModeSwitch;
 
     type Pair = (u8, u64);
 
@@ -166,6 +184,32 @@ mod tests {
         let out = fed(&mut op, &[(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)]);
         assert_eq!(out, vec![(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)]);
         assert_eq!(op.state.len(), 2);
+    }
+
+    #[test]
+    fn a_batch_with_timestamps_is_keyed_in_one_call_and_each_result_keeps_its_records_time() {
+        let stamped = |timestamp, value| Timestamped { timestamp, value };
+        let batch = [(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)];
+        let mut op = crate::operators::Stamped::new(ModeSwitch::<_, Summing>::Streaming(
+            KeyedReduceOperator::new(
+                crate::batch_keys::Keys::new(|r: &Pair| r.0),
+                |a: Pair, b: Pair| (a.0, a.1 + b.1),
+            ),
+        ));
+        let mut out = Vec::new();
+        let mut records = batch
+            .iter()
+            .zip(100..)
+            .map(|(&r, t)| stamped(t, r))
+            .collect();
+        op.process_batch(&mut records, &mut Emitter::collecting(&mut out));
+        let expected = [(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)];
+        let expected: Vec<_> = expected
+            .iter()
+            .zip(100..)
+            .map(|(&r, t)| stamped(t, r))
+            .collect();
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use crate::checkpoint::{DeferredState, RestoredState, StateError};
 use crate::functions::Collector;
 use crate::operator::{Emitter, Operator, StateScope};
+use crate::operators::PerRecordStamps;
+use crate::timestamped::Timestamped;
 use crate::watermark::{Watermark, WatermarkStatus};
 
 /// Runs `Streaming` or `Batch`, delegating every call. The choice is checked once
@@ -35,8 +37,27 @@ where
     }
 
     #[inline]
+    fn process_timestamped<C: Collector<O> + ?Sized>(
+        &mut self,
+        record: I,
+        timestamp: i64,
+        out: &mut C,
+    ) {
+        delegate!(self, op => op.process_timestamped(record, timestamp, out))
+    }
+
+    #[inline]
     fn process_batch(&mut self, batch: &mut Vec<I>, out: &mut Emitter<'_, O>) {
         delegate!(self, op => op.process_batch(batch, out))
+    }
+
+    #[inline]
+    fn process_timestamped_batch<C: Collector<Timestamped<O>> + ?Sized>(
+        &mut self,
+        batch: &mut Vec<Timestamped<I>>,
+        out: &mut PerRecordStamps<'_, C>,
+    ) {
+        delegate!(self, op => op.process_timestamped_batch(batch, out))
     }
 
     fn poll_pending(&mut self, out: &mut Emitter<'_, O>) -> bool {
