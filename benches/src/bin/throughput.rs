@@ -303,23 +303,27 @@ fn raw_chain(n: u64) -> anyhow::Result<()> {
 
 /// sequence -> map to (x % 1000, 1) -> key_by -> running sum -> counting sink, p=2.
 fn keyed(n: u64) -> anyhow::Result<()> {
-    let env = StreamExecutionEnvironment::new();
-    let count = keyed_job(&env, n);
-    let result = run(&env, "keyed", n)?;
-    let got = count.load(Ordering::Relaxed);
-    ensure!(got == n, "sink counted {got}, expected {n}");
-    report("keyed", n, result.duration.as_secs_f64());
-    Ok(())
+    counted("keyed", n, keyed_job)
 }
 
-/// The keyed job on records with event timestamps; checks the sink got every record.
+/// The keyed job on records with event timestamps.
 fn keyed_timestamps(n: u64) -> anyhow::Result<()> {
+    counted("keyed-timestamps", n, keyed_timestamps_job)
+}
+
+/// Runs the job `build` makes for `n` records and checks that its sink counted
+/// every one.
+fn counted(
+    name: &str,
+    n: u64,
+    build: fn(&StreamExecutionEnvironment, u64) -> Arc<AtomicU64>,
+) -> anyhow::Result<()> {
     let env = StreamExecutionEnvironment::new();
-    let count = keyed_timestamps_job(&env, n);
-    let result = run(&env, "keyed-timestamps", n)?;
+    let count = build(&env, n);
+    let result = run(&env, name, n)?;
     let got = count.load(Ordering::Relaxed);
     ensure!(got == n, "sink counted {got}, expected {n}");
-    report("keyed-timestamps", n, result.duration.as_secs_f64());
+    report(name, n, result.duration.as_secs_f64());
     Ok(())
 }
 
