@@ -11,9 +11,10 @@ pub type BatchKeyFn<T, K> = Arc<dyn Fn(&[T], &mut Vec<K>) + Send + Sync>;
 
 /// The key selector of a keyed stream behind dynamic entry points: one key, or
 /// the keys of a whole batch (of bare or of timestamped records) in one call with
-/// the user's selector inlined in its loop. Keyed operators that work per batch take the second, so that extracting a
-/// key costs no dynamic call per record; the user's selector keeps its own type only
-/// where [`KeyedStream`](crate::keyed_stream::KeyedStream) was built.
+/// the user's selector inlined in its loop. Keyed operators that work per batch
+/// take a batch entry point, so that extracting a key costs no dynamic call per
+/// record; the user's selector keeps its own type only where
+/// [`KeyedStream`](crate::keyed_stream::KeyedStream) was built.
 pub struct Keys<T, K> {
     one: KeyFn<T, K>,
     batch: BatchKeyFn<T, K>,

@@ -188,8 +188,12 @@ mod tests {
 
     #[test]
     fn a_batch_with_timestamps_is_keyed_in_one_call_and_each_result_keeps_its_records_time() {
-        let stamped = |timestamp, value| Timestamped { timestamp, value };
-        let batch = [(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)];
+        // Record i at time 100 + i.
+        let from_100 = |records: &[Pair]| -> Vec<_> {
+            (records.iter().zip(100..))
+                .map(|(&value, timestamp)| Timestamped { timestamp, value })
+                .collect()
+        };
         let mut op = crate::operators::Stamped::new(ModeSwitch::<_, Summing>::Streaming(
             KeyedReduceOperator::new(
                 crate::batch_keys::Keys::new(|r: &Pair| r.0),
@@ -197,19 +201,9 @@ mod tests {
             ),
         ));
         let mut out = Vec::new();
-        let mut records = batch
-            .iter()
-            .zip(100..)
-            .map(|(&r, t)| stamped(t, r))
-            .collect();
-        op.process_batch(&mut records, &mut Emitter::collecting(&mut out));
-        let expected = [(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)];
-        let expected: Vec<_> = expected
-            .iter()
-            .zip(100..)
-            .map(|(&r, t)| stamped(t, r))
-            .collect();
-        assert_eq!(out, expected);
+        let mut batch = from_100(&[(1, 1), (2, 10), (1, 2), (1, 3), (2, 20)]);
+        op.process_batch(&mut batch, &mut Emitter::collecting(&mut out));
+        assert_eq!(out, from_100(&[(1, 1), (2, 10), (1, 3), (1, 6), (2, 30)]));
     }
 
     #[test]

@@ -178,11 +178,10 @@ where
         record: Timestamped<I>,
         out: &mut C,
     ) {
-        let timestamp = record.timestamp;
-        self.side_timestamp(timestamp);
-        let mut out = StampingCollector::new(timestamp, out);
+        let mut stamps = PerRecordStamps::new(out, self.record_timestamp.as_ref());
+        let out = stamps.record(record.timestamp);
         self.inner
-            .process_timestamped(record.value, timestamp, &mut out);
+            .process_timestamped(record.value, record.timestamp, out);
     }
 
     fn process_batch(

@@ -649,8 +649,11 @@ where
     ) {
         let mut keys = std::mem::take(&mut self.batch_keys);
         let mut records = batch.drain(..);
-        while !records.as_slice().is_empty() {
+        loop {
             let run = records.as_slice();
+            if run.is_empty() {
+                break;
+            }
             self.key
                 .keys_of_stamped(&run[..run.len().min(KEY_RUN)], &mut keys);
             // Keys first: the zip ends when they do, without taking another record.
@@ -933,10 +936,11 @@ mod tests {
     }
 
     /// Runs `records` (out of order, many keys) through a window operator keyed by
-    /// [`Keys`] and wrapped in [`Stamped`](crate::operators::Stamped), 150 records
-    /// a batch (more than a [`KEY_RUN`], not a multiple) with a watermark after each; `batched`: each batch in one call
-    /// (its keys taken in one call), else record by record. Returns the output
-    /// and the late records dropped.
+    /// [`Keys`](crate::batch_keys::Keys) and wrapped in
+    /// [`Stamped`](crate::operators::Stamped), 150 records a batch (more than a
+    /// [`KEY_RUN`], not a multiple) with a watermark after each; `batched`: each
+    /// batch in one call (its keys taken a run at a time), else record by record.
+    /// Returns the output and the late records dropped.
     fn run_stamped(records: &[Rec], batched: bool) -> (Vec<Timestamped<Rec>>, u64) {
         let clock = ManualClock::new();
         let ctx = context(&clock);
